@@ -1,0 +1,60 @@
+// Ferry's error root. Every error Ferry throws carries a stable `code` (declared once in CODES and
+// never reused) and an optional `cause`. The Symbol.for brand keeps `isFerryError` working across
+// duplicate module instances, as undici does.
+const kFerryError = Symbol.for('ferry.error');
+
+export const CODES = {
+  // k8s
+  K8S_API: 'FERRY_ERR_K8S_API',
+  K8S_TRANSPORT: 'FERRY_ERR_K8S_TRANSPORT',
+  K8S_WATCH: 'FERRY_ERR_K8S_WATCH',
+  KUBECONFIG: 'FERRY_ERR_KUBECONFIG',
+  // vault
+  VAULT_API: 'FERRY_ERR_VAULT_API',
+  VAULT_TRANSPORT: 'FERRY_ERR_VAULT_TRANSPORT',
+  VAULT_CONFIG: 'FERRY_ERR_VAULT_CONFIG',
+  VAULT_AUTH: 'FERRY_ERR_VAULT_AUTH',
+  // resources
+  INVALID_REF: 'FERRY_ERR_INVALID_REF',
+  NAMESPACE_NOT_ALLOWED: 'FERRY_ERR_NAMESPACE_NOT_ALLOWED',
+  INVALID_CONFIG: 'FERRY_ERR_INVALID_CONFIG',
+  NOT_OWNER: 'FERRY_ERR_NOT_OWNER',
+  DESTINATION_MISSING: 'FERRY_ERR_DESTINATION_MISSING',
+  SECRET_DATA: 'FERRY_ERR_SECRET_DATA',
+  TEMPLATE: 'FERRY_ERR_TEMPLATE',
+  // runtime
+  TERMINAL: 'FERRY_ERR_TERMINAL',
+  LEADER_ELECTION: 'FERRY_ERR_LEADER_ELECTION',
+} as const;
+
+export type ErrorCode = (typeof CODES)[keyof typeof CODES];
+
+export class FerryError extends Error {
+  readonly code: ErrorCode;
+  constructor(code: ErrorCode, message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.code = code;
+    this.name = new.target.name;
+  }
+  get [kFerryError](): true {
+    return true;
+  }
+}
+
+export function isFerryError(err: unknown): err is FerryError {
+  return (
+    typeof err === 'object' && err !== null && (err as { [kFerryError]?: boolean })[kFerryError] === true
+  );
+}
+
+/** A failure retrying cannot fix (bad spec, missing reference that needs user action). The controller
+ * loop logs it, reports it in status and does not requeue with backoff. */
+export class TerminalError extends FerryError {
+  constructor(message: string, options?: { cause?: unknown; code?: ErrorCode }) {
+    super(options?.code ?? CODES.TERMINAL, message, options);
+  }
+}
+
+export function errorMessage(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}

@@ -1,0 +1,23 @@
+// Time and randomness are injected everywhere timing decisions are made, so that the queue,
+// backoff and renewal horizons can be tested deterministically.
+export interface Clock {
+  now(): number; // epoch milliseconds
+  setTimeout(fn: () => void, ms: number): Timer;
+}
+
+export interface Timer {
+  cancel(): void;
+}
+
+export type Random = () => number; // uniform in [0, 1)
+
+export const systemClock: Clock = {
+  now: () => Date.now(),
+  setTimeout(fn, ms) {
+    const t = setTimeout(fn, Math.max(0, ms));
+    t.unref?.();
+    return { cancel: () => clearTimeout(t) };
+  },
+};
+
+export const systemRandom: Random = Math.random;

