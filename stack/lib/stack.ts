@@ -1,0 +1,582 @@
+// Starts and stops the real stack. Every process runs detached in its own process group with its
+// log in the stack's temporary directory; .stack/env.json records what `down` must stop.
+import { execFileSync, spawn } from 'node:child_process';
+import { generateKeyPairSync, randomBytes } from 'node:crypto';
+import {
+  chmodSync,
+  chownSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  openSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { Agent, request } from 'undici';
+import { parseAllDocuments } from 'yaml';
+
+export const repoRoot = resolve(import.meta.dirname, '../..');
+const envFile = (): string => process.env.FERRY_STACK_ENV ?? join(repoRoot, '.stack', 'env.json');
+
+export type Flavor = 'openbao' | 'vault';
+
+export interface StackEnv {
+  dir: string;
+  flavor: Flavor;
+  apiServer: string;
+  caFile: string;
+  adminToken: string;
+  kubeconfig: string; // admin identity (system:masters)
+  operatorKubeconfig: string; // the operator's ServiceAccount, bound to deploy/rbac.yaml
+  operatorNamespace: string;
+  operatorServiceAccount: string;
+  etcd: string;
+  vaultAddr: string;
+  vaultToken: string;
+  vaultKubernetesMount: string;
+  postgres: { port: number; user: string; password: string; database: string; socketDir: string };
+  binDirs: string[];
+  processes: { name: string; pid: number; signal: NodeJS.Signals }[];
+}
+
+type Log = (msg: string) => void;
+
+export function loadStackEnv(): StackEnv {
+  const file = envFile();
+  if (!existsSync(file)) {
+    throw new Error(`no running stack (${file} is missing): start one with \`npm run stack -- up\``);
+  }
+  return JSON.parse(readFileSync(file, 'utf8')) as StackEnv;
+}
+
+function freePort(): Promise<number> {
+  return new Promise((res, rej) => {
+    const srv = createServer();
+    srv.once('error', rej);
+    srv.listen(0, '127.0.0.1', () => {
+      const addr = srv.address();
+      const port = typeof addr === 'object' && addr ? addr.port : 0;
+      srv.close(() => res(port));
+    });
+  });
+}
+
+function peerDir(peer: string, log: Log): string {
+  const script = join(repoRoot, 'stack', 'peers.sh');
+  log(`ensuring ${peer} (a cold build takes minutes; progress follows)`);
+  execFileSync('bash', [script, 'ensure', peer], { stdio: ['ignore', 'inherit', 'inherit'] });
+  return execFileSync('bash', [script, 'path', peer], { encoding: 'utf8' }).trim();
+}
+
+function postgresBinDir(log: Log): string {
+  const find = (): string | undefined => {
+    const base = '/usr/lib/postgresql';
+    if (!existsSync(base)) return undefined;
+    const versions = readdirSync(base)
+      .filter((v) => existsSync(join(base, v, 'bin', 'postgres')))
+      .sort((a, b) => Number(b) - Number(a));
+    return versions[0] ? join(base, versions[0], 'bin') : undefined;
+  };
+  let dir = find();
+  if (!dir && process.getuid?.() === 0) {
+    log('installing PostgreSQL from Debian packages (apt-get)');
+    execFileSync('apt-get', ['update', '-qq'], { stdio: 'inherit' });
+    execFileSync('apt-get', ['install', '-y', '-qq', 'postgresql'], {
+      stdio: 'inherit',
+      env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive' },
+    });
+    dir = find();
+  }
+  if (!dir)
+    throw new Error('PostgreSQL server not found: install it with `sudo apt-get install -y postgresql`');
+  return dir;
+}
+
+interface Started {
+  name: string;
+  pid: number;
+  signal: NodeJS.Signals;
+}
+
+function start(
+  dir: string,
+  name: string,
+  cmd: string,
+  args: string[],
+  opts: { env?: NodeJS.ProcessEnv; uid?: number; gid?: number; signal?: NodeJS.Signals } = {},
+): Started {
+  const logFile = join(dir, `${name}.log`);
+  const fd = openSync(logFile, 'a');
+  const child = spawn(cmd, args, {
+    detached: true,
+    stdio: ['ignore', fd, fd],
+    env: opts.env ?? process.env,
+    ...(opts.uid !== undefined ? { uid: opts.uid } : {}),
+    ...(opts.gid !== undefined ? { gid: opts.gid } : {}),
+  });
+  if (child.pid === undefined) throw new Error(`${name} did not start (see ${logFile})`);
+  child.unref();
+  return { name, pid: child.pid, signal: opts.signal ?? 'SIGTERM' };
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+async function waitFor(
+  what: string,
+  logFile: string,
+  pid: number,
+  check: () => Promise<boolean>,
+  timeoutMs = 120_000,
+): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    if (!alive(pid)) throw new Error(`${what} exited during start-up:\n${tail(logFile)}`);
+    try {
+      if (await check()) return;
+    } catch {
+      // not up yet
+    }
+    await new Promise((r) => setTimeout(r, 250));
+  }
+  throw new Error(`${what} not ready after ${timeoutMs / 1000}s:\n${tail(logFile)}`);
+}
+
+function tail(file: string, lines = 25): string {
+  try {
+    return readFileSync(file, 'utf8').trimEnd().split('\n').slice(-lines).join('\n');
+  } catch {
+    return '(no log)';
+  }
+}
+
+async function httpOk(
+  url: string,
+  dispatcher?: Agent,
+  headers: Record<string, string> = {},
+): Promise<boolean> {
+  const res = await request(url, { ...(dispatcher ? { dispatcher } : {}), headers });
+  await res.body.dump();
+  return res.statusCode === 200;
+}
+
+/** A minimal admin client for bootstrapping; Ferry itself uses src/k8s. */
+class Bootstrap {
+  readonly agent: Agent;
+  readonly server: string;
+  readonly token: string;
+  constructor(server: string, ca: string, token: string) {
+    this.server = server;
+    this.token = token;
+    this.agent = new Agent({ connect: { ca } });
+  }
+  async call(
+    method: 'GET' | 'POST' | 'PATCH',
+    path: string,
+    body?: unknown,
+    contentType = 'application/json',
+  ): Promise<{ status: number; json: unknown }> {
+    const res = await request(`${this.server}${path}`, {
+      method,
+      dispatcher: this.agent,
+      headers: {
+        authorization: `Bearer ${this.token}`,
+        'content-type': contentType,
+        accept: 'application/json',
+      },
+      ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
+    });
+    const text = await res.body.text();
+    return { status: res.statusCode, json: text ? JSON.parse(text) : undefined };
+  }
+  async must(
+    method: 'GET' | 'POST' | 'PATCH',
+    path: string,
+    body?: unknown,
+    contentType?: string,
+  ): Promise<unknown> {
+    const r = await this.call(method, path, body, contentType);
+    if (r.status >= 300) throw new Error(`${method} ${path}: HTTP ${r.status} ${JSON.stringify(r.json)}`);
+    return r.json;
+  }
+  /** Server-side apply of a manifest; only the kinds the stack bootstraps are mapped. */
+  async apply(obj: Manifest): Promise<void> {
+    const paths: Record<string, [string, string, boolean]> = {
+      Namespace: ['/api/v1', 'namespaces', false],
+      ServiceAccount: ['/api/v1', 'serviceaccounts', true],
+      ClusterRole: ['/apis/rbac.authorization.k8s.io/v1', 'clusterroles', false],
+      ClusterRoleBinding: ['/apis/rbac.authorization.k8s.io/v1', 'clusterrolebindings', false],
+      Role: ['/apis/rbac.authorization.k8s.io/v1', 'roles', true],
+      RoleBinding: ['/apis/rbac.authorization.k8s.io/v1', 'rolebindings', true],
+      CustomResourceDefinition: ['/apis/apiextensions.k8s.io/v1', 'customresourcedefinitions', false],
+    };
+    const p = paths[obj.kind];
+    if (!p) throw new Error(`stack bootstrap cannot apply kind ${obj.kind}`);
+    const [prefix, plural, namespaced] = p;
+    const ns = namespaced ? `/namespaces/${obj.metadata.namespace ?? 'default'}` : '';
+    await this.must(
+      'PATCH',
+      `${prefix}${ns}/${plural}/${obj.metadata.name}?fieldManager=ferry-stack&force=true`,
+      obj,
+      'application/apply-patch+yaml',
+    );
+  }
+}
+
+function kubeconfigYaml(server: string, caFile: string, token: string, namespace: string): string {
+  return JSON.stringify({
+    apiVersion: 'v1',
+    kind: 'Config',
+    clusters: [{ name: 'ferry', cluster: { server, 'certificate-authority': caFile } }],
+    users: [{ name: 'ferry', user: { token } }],
+    contexts: [{ name: 'ferry', context: { cluster: 'ferry', user: 'ferry', namespace } }],
+    'current-context': 'ferry',
+  });
+}
+
+export type Manifest = {
+  apiVersion: string;
+  kind: string;
+  metadata: { name: string; namespace?: string };
+} & Record<string, unknown>;
+
+export function manifests(file: string): Manifest[] {
+  return parseAllDocuments(readFileSync(file, 'utf8'))
+    .map((d) => d.toJS())
+    .filter((d) => d && typeof d === 'object');
+}
+
+export async function stackUp(opts: { flavor: Flavor; log: Log }): Promise<StackEnv> {
+  const { flavor, log } = opts;
+  if (existsSync(envFile())) {
+    log('a previous stack is recorded; stopping it first');
+    await stackDown(log);
+  }
+  const etcdDir = peerDir('etcd', log);
+  const kubeDir = peerDir('kube', log);
+  const vaultDir = peerDir(flavor, log);
+  const pgBin = postgresBinDir(log);
+
+  const dir = mkdtempSync(join(tmpdir(), 'ferry-stack-'));
+  chmodSync(dir, 0o755);
+  const started: Started[] = [];
+  const env: StackEnv = {
+    dir,
+    flavor,
+    apiServer: '',
+    caFile: join(dir, 'pki', 'ca.crt'),
+    adminToken: randomBytes(24).toString('hex'),
+    kubeconfig: join(dir, 'admin.kubeconfig'),
+    operatorKubeconfig: join(dir, 'operator.kubeconfig'),
+    operatorNamespace: 'ferry-system',
+    operatorServiceAccount: 'ferry-operator',
+    etcd: '',
+    vaultAddr: '',
+    vaultToken: randomBytes(16).toString('hex'),
+    vaultKubernetesMount: 'kubernetes',
+    postgres: {
+      port: 0,
+      user: 'postgres',
+      password: randomBytes(12).toString('hex'),
+      database: 'postgres',
+      socketDir: join(dir, 'pg-run'),
+    },
+    binDirs: [kubeDir, etcdDir, vaultDir, pgBin],
+    processes: [],
+  };
+  const record = (): void => {
+    env.processes = started;
+    mkdirSync(resolve(envFile(), '..'), { recursive: true });
+    writeFileSync(envFile(), JSON.stringify(env, null, 2));
+  };
+  try {
+    // etcd
+    const ports = await Promise.all(Array.from({ length: 6 }, freePort));
+    const [etcdPort, etcdPeer, apiPort, kcmPort, vaultPort, pgPort] = ports as [
+      number,
+      number,
+      number,
+      number,
+      number,
+      number,
+    ];
+    env.etcd = `http://127.0.0.1:${etcdPort}`;
+    log('starting etcd');
+    const etcd = start(dir, 'etcd', join(etcdDir, 'etcd'), [
+      `--data-dir=${join(dir, 'etcd')}`,
+      `--listen-client-urls=${env.etcd}`,
+      `--advertise-client-urls=${env.etcd}`,
+      `--listen-peer-urls=http://127.0.0.1:${etcdPeer}`,
+      `--initial-advertise-peer-urls=http://127.0.0.1:${etcdPeer}`,
+      `--initial-cluster=default=http://127.0.0.1:${etcdPeer}`,
+      '--unsafe-no-fsync=true',
+      '--log-level=warn',
+    ]);
+    started.push(etcd);
+    record();
+    await waitFor('etcd', join(dir, 'etcd.log'), etcd.pid, () => httpOk(`${env.etcd}/health`));
+
+    // kube-apiserver: service-account keys from node:crypto, identities from a token file, serving
+    // certificate self-generated by the apiserver into --cert-dir.
+    const pki = join(dir, 'pki');
+    mkdirSync(pki);
+    const { privateKey, publicKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
+    writeFileSync(join(pki, 'sa.key'), privateKey.export({ type: 'pkcs8', format: 'pem' }), { mode: 0o600 });
+    writeFileSync(join(pki, 'sa.pub'), publicKey.export({ type: 'spki', format: 'pem' }));
+    const reviewerToken = randomBytes(24).toString('hex');
+    writeFileSync(
+      join(pki, 'tokens.csv'),
+      `${env.adminToken},admin,admin-uid,"system:masters"\n${reviewerToken},vault-reviewer,vault-reviewer-uid\n`,
+      { mode: 0o600 },
+    );
+    env.apiServer = `https://127.0.0.1:${apiPort}`;
+    log('starting kube-apiserver');
+    const apiserver = start(dir, 'kube-apiserver', join(kubeDir, 'kube-apiserver'), [
+      `--etcd-servers=${env.etcd}`,
+      '--bind-address=127.0.0.1',
+      '--advertise-address=127.0.0.1',
+      `--secure-port=${apiPort}`,
+      `--cert-dir=${pki}`,
+      '--service-cluster-ip-range=10.0.0.0/24',
+      '--allow-privileged=true',
+      '--disable-admission-plugins=ServiceAccount',
+      '--authorization-mode=RBAC',
+      `--token-auth-file=${join(pki, 'tokens.csv')}`,
+      `--service-account-issuer=${env.apiServer}`,
+      `--service-account-signing-key-file=${join(pki, 'sa.key')}`,
+      `--service-account-key-file=${join(pki, 'sa.pub')}`,
+      `--api-audiences=${env.apiServer},vault`,
+      '--enable-priority-and-fairness=false',
+      '--profiling=false',
+      '--endpoint-reconciler-type=none',
+      '--v=0',
+    ]);
+    started.push(apiserver);
+    record();
+    const insecure = new Agent({ connect: { rejectUnauthorized: false } });
+    await waitFor('kube-apiserver', join(dir, 'kube-apiserver.log'), apiserver.pid, () =>
+      httpOk(`${env.apiServer}/readyz`, insecure, { authorization: `Bearer ${env.adminToken}` }),
+    );
+    await insecure.close();
+    // The generated apiserver.crt holds the leaf then its CA; trust the CA.
+    const blocks =
+      readFileSync(join(pki, 'apiserver.crt'), 'utf8').match(
+        /-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g,
+      ) ?? [];
+    const caPem = `${blocks[blocks.length - 1]}\n`;
+    writeFileSync(env.caFile, caPem);
+    writeFileSync(env.kubeconfig, kubeconfigYaml(env.apiServer, env.caFile, env.adminToken, 'default'), {
+      mode: 0o600,
+    });
+    const kube = new Bootstrap(env.apiServer, caPem, env.adminToken);
+
+    // kube-controller-manager: garbage collection, namespaces, service accounts and the workload
+    // controllers, so owner-reference cleanup and rollout restarts happen for real.
+    log('starting kube-controller-manager');
+    const kcm = start(dir, 'kube-controller-manager', join(kubeDir, 'kube-controller-manager'), [
+      `--kubeconfig=${env.kubeconfig}`,
+      '--leader-elect=false',
+      '--controllers=garbage-collector-controller,namespace-controller,serviceaccount-controller,serviceaccount-token-controller,deployment-controller,replicaset-controller,statefulset-controller,daemonset-controller,root-ca-certificate-publisher-controller',
+      `--root-ca-file=${env.caFile}`,
+      `--service-account-private-key-file=${join(pki, 'sa.key')}`,
+      '--bind-address=127.0.0.1',
+      `--secure-port=${kcmPort}`,
+      `--cert-dir=${join(dir, 'kcm-pki')}`,
+      '--authentication-skip-lookup=true',
+      '--v=0',
+    ]);
+    started.push(kcm);
+    record();
+    await waitFor('kube-controller-manager', join(dir, 'kube-controller-manager.log'), kcm.pid, async () => {
+      const r = await kube.call('GET', '/api/v1/namespaces/default/serviceaccounts/default');
+      return r.status === 200;
+    });
+
+    // Identities: Vault's TokenReview caller and the operator's own ServiceAccount bound to the
+    // ClusterRole the project ships, so RBAC gaps surface in the end-to-end suite.
+    await kube.apply({
+      apiVersion: 'rbac.authorization.k8s.io/v1',
+      kind: 'ClusterRoleBinding',
+      metadata: { name: 'ferry-stack-vault-reviewer' },
+      roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: 'system:auth-delegator' },
+      subjects: [{ kind: 'User', name: 'vault-reviewer', apiGroup: 'rbac.authorization.k8s.io' }],
+    });
+    for (const file of readdirSync(join(repoRoot, 'deploy', 'crds')).filter((f) => f.endsWith('.yaml'))) {
+      for (const m of manifests(join(repoRoot, 'deploy', 'crds', file))) await kube.apply(m);
+    }
+    await kube.apply({ apiVersion: 'v1', kind: 'Namespace', metadata: { name: env.operatorNamespace } });
+    for (const m of manifests(join(repoRoot, 'deploy', 'rbac.yaml'))) await kube.apply(m);
+    const tr = (await kube.must(
+      'POST',
+      `/api/v1/namespaces/${env.operatorNamespace}/serviceaccounts/${env.operatorServiceAccount}/token`,
+      {
+        apiVersion: 'authentication.k8s.io/v1',
+        kind: 'TokenRequest',
+        spec: { expirationSeconds: 48 * 3600 },
+      },
+    )) as { status: { token: string } };
+    writeFileSync(
+      env.operatorKubeconfig,
+      kubeconfigYaml(env.apiServer, env.caFile, tr.status.token, env.operatorNamespace),
+      {
+        mode: 0o600,
+      },
+    );
+
+    // Vault or OpenBao dev server (in-memory storage, no mlock, no root needed).
+    env.vaultAddr = `http://127.0.0.1:${vaultPort}`;
+    log(`starting ${flavor} dev server`);
+    const bin = flavor === 'openbao' ? join(vaultDir, 'bao') : join(vaultDir, 'vault');
+    const vaultArgs = [
+      'server',
+      '-dev',
+      `-dev-root-token-id=${env.vaultToken}`,
+      `-dev-listen-address=127.0.0.1:${vaultPort}`,
+    ];
+    if (flavor === 'vault') vaultArgs.push('-dev-no-store-token');
+    const vault = start(dir, flavor, bin, vaultArgs, { env: { ...process.env, HOME: dir } });
+    started.push(vault);
+    record();
+    await waitFor(flavor, join(dir, `${flavor}.log`), vault.pid, () =>
+      httpOk(`${env.vaultAddr}/v1/sys/health`),
+    );
+    await configureVault(env, caPem, reviewerToken);
+
+    // PostgreSQL, run as a non-root user, for the dynamic-secrets engine.
+    env.postgres.port = pgPort;
+    await startPostgres(env, pgBin, started, log);
+    record();
+    await kube.agent.close();
+    log('stack is up');
+    return env;
+  } catch (err) {
+    record();
+    await stackDown(log);
+    throw err;
+  }
+}
+
+async function vaultCall(env: StackEnv, method: string, path: string, body?: unknown): Promise<void> {
+  const res = await request(`${env.vaultAddr}/v1/${path}`, {
+    method: method as 'POST',
+    headers: { 'x-vault-token': env.vaultToken, 'content-type': 'application/json' },
+    ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
+  });
+  const text = await res.body.text();
+  if (res.statusCode >= 300)
+    throw new Error(`${env.flavor} ${method} ${path}: HTTP ${res.statusCode} ${text}`);
+}
+
+async function configureVault(env: StackEnv, caPem: string, reviewerToken: string): Promise<void> {
+  await vaultCall(env, 'POST', `sys/auth/${env.vaultKubernetesMount}`, { type: 'kubernetes' });
+  await vaultCall(env, 'POST', `auth/${env.vaultKubernetesMount}/config`, {
+    kubernetes_host: env.apiServer,
+    kubernetes_ca_cert: caPem,
+    token_reviewer_jwt: reviewerToken,
+    disable_local_ca_jwt: true,
+  });
+  await vaultCall(env, 'POST', 'sys/mounts/kvv1', { type: 'kv', options: { version: '1' } });
+  await vaultCall(env, 'POST', 'sys/mounts/kvv2', { type: 'kv', options: { version: '2' } });
+}
+
+async function startPostgres(env: StackEnv, pgBin: string, started: Started[], log: Log): Promise<void> {
+  const data = join(env.dir, 'pg-data');
+  mkdirSync(data, { mode: 0o700 });
+  mkdirSync(env.postgres.socketDir);
+  const pwfile = join(env.dir, 'pg-pw');
+  writeFileSync(pwfile, env.postgres.password);
+  // PostgreSQL refuses to run as root: drop to the `postgres` account the Debian package creates.
+  let ids: { uid?: number; gid?: number } = {};
+  if (process.getuid?.() === 0) {
+    const uid = Number(execFileSync('id', ['-u', 'postgres'], { encoding: 'utf8' }).trim());
+    const gid = Number(execFileSync('id', ['-g', 'postgres'], { encoding: 'utf8' }).trim());
+    for (const p of [data, env.postgres.socketDir, pwfile]) chownSync(p, uid, gid);
+    ids = { uid, gid };
+  }
+  log('initialising PostgreSQL');
+  execFileSync(
+    join(pgBin, 'initdb'),
+    [
+      '-D',
+      data,
+      '-U',
+      env.postgres.user,
+      `--pwfile=${pwfile}`,
+      '--auth-local=trust',
+      '--auth-host=scram-sha-256',
+      '-E',
+      'UTF8',
+      '--no-sync',
+    ],
+    { stdio: 'ignore', ...ids },
+  );
+  rmSync(pwfile);
+  const pg = start(
+    env.dir,
+    'postgres',
+    join(pgBin, 'postgres'),
+    [
+      '-D',
+      data,
+      '-k',
+      env.postgres.socketDir,
+      '-h',
+      '127.0.0.1',
+      '-p',
+      String(env.postgres.port),
+      '-c',
+      'fsync=off',
+    ],
+    { ...ids, signal: 'SIGINT' },
+  );
+  started.push(pg);
+  await waitFor('postgres', join(env.dir, 'postgres.log'), pg.pid, async () => {
+    execFileSync(join(pgBin, 'pg_isready'), ['-h', '127.0.0.1', '-p', String(env.postgres.port)], {
+      stdio: 'ignore',
+    });
+    return true;
+  });
+}
+
+export async function stackDown(log: Log): Promise<void> {
+  const file = envFile();
+  if (!existsSync(file)) {
+    log('no stack recorded; nothing to stop');
+    return;
+  }
+  const env = JSON.parse(readFileSync(file, 'utf8')) as StackEnv;
+  for (const p of [...env.processes].reverse()) {
+    try {
+      process.kill(-p.pid, p.signal);
+    } catch {
+      // already gone
+    }
+  }
+  const deadline = Date.now() + 15_000;
+  while (env.processes.some((p) => alive(p.pid)) && Date.now() < deadline)
+    await new Promise((r) => setTimeout(r, 100));
+  for (const p of env.processes) {
+    if (alive(p.pid)) {
+      log(`${p.name} did not stop in time; killing it`);
+      try {
+        process.kill(-p.pid, 'SIGKILL');
+      } catch {
+        // gone
+      }
+    }
+  }
+  rmSync(env.dir, { recursive: true, force: true });
+  rmSync(file, { force: true });
+  log('stack is down');
+}
