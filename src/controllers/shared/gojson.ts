@@ -1,0 +1,30 @@
+// JSON exactly as Go's encoding/json.Marshal writes it, so `_raw`, non-string values and the HMAC
+// input are byte-identical to VSO's (a migrated Secret keeps its MAC): map keys sorted byte-wise,
+// <, >, & and U+2028/U+2029 escaped, no trailing newline.
+const goEscapes: Record<string, string> = {
+  '<': '\\u003c',
+  '>': '\\u003e',
+  '&': '\\u0026',
+  '\u2028': '\\u2028',
+  '\u2029': '\\u2029',
+};
+
+function byteOrder(a: string, b: string): number {
+  return Buffer.compare(Buffer.from(a), Buffer.from(b));
+}
+
+function sortKeys(value: unknown): unknown {
+  if (Array.isArray(value)) return value.map(sortKeys);
+  if (value !== null && typeof value === 'object') {
+    const out: Record<string, unknown> = {};
+    for (const k of Object.keys(value).sort(byteOrder))
+      out[k] = sortKeys((value as Record<string, unknown>)[k]);
+    return out;
+  }
+  return value;
+}
+
+export function goJson(value: unknown): string {
+  // The escaped characters can only occur inside JSON strings, so replacing them in the output is safe.
+  return (JSON.stringify(sortKeys(value)) ?? 'null').replace(/[<>&\u2028\u2029]/g, (c) => goEscapes[c] ?? c);
+}

@@ -1,0 +1,26 @@
+// Rollout restarts as VSO performs them: a pod-template annotation for apps/v1 workloads
+// (strategic merge) and `spec.restartAt` for Argo Rollouts (JSON merge).
+import type { ResourceType } from '../../k8s/resources.ts';
+import { ArgoRollouts, DaemonSets, Deployments, StatefulSets } from '../../k8s/resources.ts';
+
+export type RolloutKind = 'Deployment' | 'DaemonSet' | 'StatefulSet' | 'argo.Rollout';
+
+export const RESTARTED_AT_ANNOTATION = 'vso.secrets.hashicorp.com/restartedAt';
+
+export interface RestartPatch {
+  resource: ResourceType;
+  type: 'strategic' | 'merge';
+  body: unknown;
+}
+
+export function restartPatch(kind: RolloutKind, now: Date): RestartPatch {
+  const at = now.toISOString().replace(/\.\d{3}Z$/, 'Z');
+  if (kind === 'argo.Rollout')
+    return { resource: ArgoRollouts, type: 'merge', body: { spec: { restartAt: at } } };
+  const resource = { Deployment: Deployments, DaemonSet: DaemonSets, StatefulSet: StatefulSets }[kind];
+  return {
+    resource,
+    type: 'strategic',
+    body: { spec: { template: { metadata: { annotations: { [RESTARTED_AT_ANNOTATION]: at } } } } },
+  };
+}
