@@ -1,0 +1,137 @@
+import { hostname } from 'node:os';
+import { type Clock, systemClock } from '../runtime/clock.ts';
+import type { KubeClient } from './client.ts';
+import { isK8sApiError } from './errors.ts';
+import { Events } from './resources.ts';
+import type { CoreEvent, KubeObject } from './types.ts';
+
+export interface EventRecorderOptions {
+  /** source.component and reportingComponent, e.g. "ferry". */
+  component: string;
+  /** reportingInstance and source.host; defaults to the host name. */
+  instance?: string;
+  /** Identical events within this window are folded into one Event with a count. Default 10 min. */
+  aggregateWindowMs?: number;
+  /** Upper bound on remembered events, oldest evicted first. */
+  maxCached?: number;
+  clock?: Clock;
+  /** Failures are reported here; recording never throws. */
+  onError?: (err: unknown) => void;
+}
+
+type Involved = KubeObject & { apiVersion: string; kind: string };
+
+interface Seen {
+  name: string;
+  namespace: string;
+  count: number;
+  lastAt: number;
+}
+
+// core/v1 Event messages are capped by the events.k8s.io conversion at 1 KiB.
+const MAX_MESSAGE = 1024;
+
+/**
+ * Records core/v1 Events about objects. Repeats of the same (object, type, reason, message) within
+ * the window patch count/lastTimestamp of the existing Event instead of creating a new one, as
+ * client-go's EventCorrelator does. Messages come from callers and are written as given.
+ */
+export class EventRecorder {
+  readonly #client: KubeClient;
+  readonly #component: string;
+  readonly #instance: string;
+  readonly #windowMs: number;
+  readonly #maxCached: number;
+  readonly #clock: Clock;
+  readonly #onError: ((err: unknown) => void) | undefined;
+  readonly #seen = new Map<string, Seen>();
+  // Distinguishes Events about one object created within the same millisecond.
+  #seq = 0;
+
+  constructor(client: KubeClient, opts: EventRecorderOptions) {
+    this.#client = client;
+    this.#component = opts.component;
+    this.#instance = opts.instance ?? hostname();
+    this.#windowMs = opts.aggregateWindowMs ?? 10 * 60_000;
+    this.#maxCached = opts.maxCached ?? 4096;
+    this.#clock = opts.clock ?? systemClock;
+    this.#onError = opts.onError;
+  }
+
+  normal(obj: Involved, reason: string, message: string): Promise<void> {
+    return this.#record(obj, 'Normal', reason, message);
+  }
+
+  warning(obj: Involved, reason: string, message: string): Promise<void> {
+    return this.#record(obj, 'Warning', reason, message);
+  }
+
+  async #record(obj: Involved, type: 'Normal' | 'Warning', reason: string, message: string): Promise<void> {
+    try {
+      const msg = message.length > MAX_MESSAGE ? `${message.slice(0, MAX_MESSAGE - 1)}…` : message;
+      const m = obj.metadata;
+      // Events about cluster-scoped objects live in "default", as client-go puts them.
+      const namespace = m.namespace ?? 'default';
+      const key = JSON.stringify([obj.apiVersion, obj.kind, m.namespace, m.name, m.uid, type, reason, msg]);
+      const now = this.#clock.now();
+      const ts = new Date(now).toISOString().replace(/\.\d+Z$/, 'Z');
+      const prev = this.#seen.get(key);
+      if (prev !== undefined && now - prev.lastAt < this.#windowMs) {
+        const count = prev.count + 1;
+        try {
+          await this.#client.patch(Events, prev.name, prev.namespace, { count, lastTimestamp: ts }, 'merge');
+          this.#remember(key, { ...prev, count, lastAt: now });
+          return;
+        } catch (err) {
+          // The Event expired or was deleted: fall through and create a fresh one.
+          if (!isK8sApiError(err) || !err.isNotFound()) throw err;
+        }
+      }
+      const event: CoreEvent = {
+        apiVersion: 'v1',
+        kind: 'Event',
+        metadata: { name: `${m.name ?? 'unknown'}.${this.#eventSuffix(now)}`, namespace },
+        involvedObject: {
+          apiVersion: obj.apiVersion,
+          kind: obj.kind,
+          ...(m.name !== undefined && { name: m.name }),
+          ...(m.namespace !== undefined && { namespace: m.namespace }),
+          ...(m.uid !== undefined && { uid: m.uid }),
+          ...(m.resourceVersion !== undefined && { resourceVersion: m.resourceVersion }),
+        },
+        reason,
+        message: msg,
+        type,
+        count: 1,
+        firstTimestamp: ts,
+        lastTimestamp: ts,
+        source: { component: this.#component, host: this.#instance },
+        reportingComponent: this.#component,
+        reportingInstance: this.#instance,
+      };
+      const created = await this.#client.create(Events, event);
+      this.#remember(key, { name: created.metadata.name ?? '', namespace, count: 1, lastAt: now });
+    } catch (err) {
+      try {
+        this.#onError?.(err);
+      } catch {
+        // A faulty error callback must not turn event recording into a failure either.
+      }
+    }
+  }
+
+  #eventSuffix(now: number): string {
+    this.#seq = (this.#seq + 1) % 1_000_000;
+    return (BigInt(now) * 1_000_000n + BigInt(this.#seq)).toString(16);
+  }
+
+  #remember(key: string, seen: Seen): void {
+    // Re-inserting keeps Map order = recency, so the first key is the least recently used.
+    this.#seen.delete(key);
+    this.#seen.set(key, seen);
+    if (this.#seen.size > this.#maxCached) {
+      const oldest = this.#seen.keys().next();
+      if (!oldest.done) this.#seen.delete(oldest.value);
+    }
+  }
+}
