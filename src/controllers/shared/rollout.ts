@@ -1,11 +1,10 @@
 // Rollout restarts as VSO performs them: a pod-template annotation for apps/v1 workloads
 // (strategic merge) and `spec.restartAt` for Argo Rollouts (JSON merge).
+import { ANNOTATION_RESTARTED_AT } from '../../consts/labels.ts';
 import type { ResourceType } from '../../k8s/resources.ts';
 import { ArgoRollouts, DaemonSets, Deployments, StatefulSets } from '../../k8s/resources.ts';
 
 export type RolloutKind = 'Deployment' | 'DaemonSet' | 'StatefulSet' | 'argo.Rollout';
-
-export const RESTARTED_AT_ANNOTATION = 'vso.secrets.hashicorp.com/restartedAt';
 
 export interface RestartPatch {
   resource: ResourceType;
@@ -21,6 +20,6 @@ export function restartPatch(kind: RolloutKind, now: Date): RestartPatch {
   return {
     resource,
     type: 'strategic',
-    body: { spec: { template: { metadata: { annotations: { [RESTARTED_AT_ANNOTATION]: at } } } } },
+    body: { spec: { template: { metadata: { annotations: { [ANNOTATION_RESTARTED_AT]: at } } } } },
   };
 }

@@ -1,0 +1,158 @@
+// Writes a destination Secret with VSO's ownership rules (vso-api.md §4), and never writes when
+// nothing would change — including for `create: false`, where VSO rewrites on every poll.
+import { isDeepStrictEqual } from 'node:util';
+import { LABEL_OWNER_REF_UID, ownerLabels } from '../../consts/labels.ts';
+import { CODES, FerryError } from '../../errors.ts';
+import type { KubeClient } from '../../k8s/client.ts';
+import { isK8sApiError } from '../../k8s/errors.ts';
+import { Secrets } from '../../k8s/resources.ts';
+import type { OwnerReference, Secret } from '../../k8s/types.ts';
+
+export interface DestinationSpec {
+  name: string;
+  create?: boolean | undefined;
+  overwrite?: boolean | undefined;
+  labels?: Record<string, string> | undefined;
+  annotations?: Record<string, string> | undefined;
+  type?: string | undefined;
+}
+
+export interface Owner {
+  apiVersion: string;
+  kind: string;
+  metadata: { name: string; namespace: string; uid: string };
+}
+
+export type SyncOutcome = 'created' | 'updated' | 'recreated' | 'unchanged';
+
+export function ownerReference(owner: Owner): OwnerReference {
+  return {
+    apiVersion: owner.apiVersion,
+    kind: owner.kind,
+    name: owner.metadata.name,
+    uid: owner.metadata.uid,
+  };
+}
+
+export async function readDestination(
+  client: KubeClient,
+  namespace: string,
+  name: string,
+): Promise<Secret | undefined> {
+  try {
+    return await client.get<Secret>(Secrets, name, namespace);
+  } catch (err) {
+    if (isK8sApiError(err) && err.isNotFound()) return undefined;
+    throw err;
+  }
+}
+
+function ownedBy(secret: Secret, owner: Owner): boolean {
+  const labels = secret.metadata.labels ?? {};
+  const want = ownerLabels(owner.metadata.uid);
+  return (
+    Object.entries(want).every(([k, v]) => labels[k] === v) &&
+    isDeepStrictEqual(secret.metadata.ownerReferences ?? [], [ownerReference(owner)])
+  );
+}
+
+const sameData = (a: Record<string, string> | undefined, b: Record<string, string>): boolean =>
+  isDeepStrictEqual(a ?? {}, b);
+
+/**
+ * Converges the destination to `data`. `existing` is the Secret as just read (undefined when absent),
+ * so callers that already read it for drift detection do not read it twice.
+ */
+export async function syncDestination(
+  client: KubeClient,
+  owner: Owner,
+  dest: DestinationSpec,
+  data: Record<string, string>,
+  existing: Secret | undefined,
+): Promise<SyncOutcome> {
+  const namespace = owner.metadata.namespace;
+  if (!dest.create) {
+    if (!existing) {
+      throw new FerryError(
+        CODES.DESTINATION_MISSING,
+        `destination Secret ${namespace}/${dest.name} does not exist and create is false`,
+      );
+    }
+    if (sameData(existing.data, data)) return 'unchanged';
+    await client.replace<Secret>(Secrets, { ...existing, data });
+    return 'updated';
+  }
+
+  const desired: Secret = {
+    apiVersion: 'v1',
+    kind: 'Secret',
+    metadata: {
+      name: dest.name,
+      namespace,
+      labels: { ...(dest.labels ?? {}), ...ownerLabels(owner.metadata.uid) },
+      annotations: { ...(dest.annotations ?? {}) },
+      ownerReferences: [ownerReference(owner)],
+    },
+    type: dest.type || 'Opaque',
+    data,
+  };
+  if (!existing) {
+    await client.create<Secret>(Secrets, desired);
+    await pruneRenamed(client, owner, dest.name);
+    return 'created';
+  }
+  if (!ownedBy(existing, owner)) {
+    const hasOwnerLabel = existing.metadata.labels?.[LABEL_OWNER_REF_UID] !== undefined;
+    if (!dest.overwrite || hasOwnerLabel) {
+      throw new FerryError(
+        CODES.NOT_OWNER,
+        `destination Secret ${namespace}/${dest.name} exists and is not owned by this resource; set destination.overwrite to take it over`,
+      );
+    }
+  }
+  if ((existing.type ?? 'Opaque') !== desired.type) {
+    // Secret type is immutable: replace the object, guarded by its UID so a concurrent recreate is not lost.
+    await client.delete(Secrets, dest.name, namespace, {
+      preconditions: { uid: existing.metadata.uid ?? '' },
+    });
+    await client.create<Secret>(Secrets, desired);
+    return 'recreated';
+  }
+  const unchanged =
+    sameData(existing.data, data) &&
+    isDeepStrictEqual(existing.metadata.labels ?? {}, desired.metadata.labels) &&
+    isDeepStrictEqual(existing.metadata.annotations ?? {}, desired.metadata.annotations) &&
+    isDeepStrictEqual(existing.metadata.ownerReferences ?? [], desired.metadata.ownerReferences);
+  if (unchanged) return 'unchanged';
+  await client.replace<Secret>(Secrets, {
+    ...existing,
+    metadata: {
+      ...existing.metadata,
+      ...desired.metadata,
+      resourceVersion: existing.metadata.resourceVersion,
+    },
+    data,
+  } as Secret);
+  return 'updated';
+}
+
+/** After a destination rename, delete the Secrets this owner created under other names. */
+async function pruneRenamed(client: KubeClient, owner: Owner, keep: string): Promise<void> {
+  const list = await client.list<Secret>(Secrets, {
+    namespace: owner.metadata.namespace,
+    labelSelector: `${LABEL_OWNER_REF_UID}=${owner.metadata.uid}`,
+    metadataOnly: true,
+  });
+  for (const s of list.items) {
+    const name = s.metadata.name;
+    if (!name || name === keep) continue;
+    if (!(s.metadata.ownerReferences ?? []).some((r) => r.uid === owner.metadata.uid)) continue;
+    try {
+      await client.delete(Secrets, name, owner.metadata.namespace, {
+        preconditions: { uid: s.metadata.uid ?? '' },
+      });
+    } catch (err) {
+      if (!(isK8sApiError(err) && err.isNotFound())) throw err;
+    }
+  }
+}
