@@ -1,0 +1,172 @@
+// The client cache: one VaultSession per (VaultAuth generation × VaultConnection generation ×
+// consumer identity), keyed exactly as VSO keys it (vso-api §11.1) so keys are recognisable across
+// the two operators. Concurrent lookups of one key share a single login; hits are validated before
+// they are handed out (session.validate); the LRU bound caps memory and open sessions.
+import { createHash } from 'node:crypto';
+import type { AuthMethodName } from './auth/index.ts';
+import type { VaultSession } from './session.ts';
+
+export interface CacheKeyInput {
+  method: AuthMethodName;
+  authUID: string;
+  authGeneration: number;
+  connectionUID: string;
+  connectionGeneration: number;
+  /** ServiceAccount UID (kubernetes, jwt with a SA), credential Secret UID (appRole, jwt secretRef). */
+  providerUID: string;
+}
+
+/** `<method>-` + hex(sha256(input)[0:7] ‖ sha256(input)[28:32]): 22 hex digits, ≤ 63 chars. */
+export function computeCacheKey(k: CacheKeyInput): string {
+  const input = `${k.authUID}-${k.authGeneration}.${k.connectionUID}-${k.connectionGeneration}.${k.providerUID}`;
+  const sum = createHash('sha256').update(input).digest();
+  return `${k.method}-${Buffer.concat([sum.subarray(0, 7), sum.subarray(sum.length - 4)]).toString('hex')}`;
+}
+
+/** Optional metric hooks, so the cache does not depend on a metrics registry. */
+export interface CacheMetrics {
+  hit?(): void;
+  miss?(): void;
+  eviction?(): void;
+  size?(n: number): void;
+}
+
+export interface VaultClientCacheOptions {
+  /** LRU bound; VSO's `--client-cache-size` default. */
+  maxSize?: number;
+  metrics?: CacheMetrics;
+}
+
+export const DEFAULT_CACHE_SIZE = 10_000;
+
+interface Entry {
+  input: CacheKeyInput;
+  session: VaultSession;
+}
+
+export class VaultClientCache {
+  readonly #maxSize: number;
+  readonly #metrics: CacheMetrics;
+  // Map iteration order is insertion order; a hit re-inserts, so the first key is least recently used.
+  readonly #entries = new Map<string, Entry>();
+  readonly #inflight = new Map<string, Promise<VaultSession>>();
+
+  constructor(opts: VaultClientCacheOptions = {}) {
+    this.#maxSize = opts.maxSize ?? DEFAULT_CACHE_SIZE;
+    if (!(this.#maxSize >= 1)) throw new RangeError('cache maxSize must be at least 1');
+    this.#metrics = opts.metrics ?? {};
+  }
+
+  get size(): number {
+    return this.#entries.size;
+  }
+
+  keys(): string[] {
+    return [...this.#entries.keys()];
+  }
+
+  /**
+   * Returns the session for `input`, creating it with `create` (which logs in) on a miss. Concurrent
+   * calls for the same key share one lookup and one login. A cached session is validated first; if
+   * validation fails the session is dropped and the error thrown, so the next call starts afresh.
+   */
+  get(
+    input: CacheKeyInput,
+    create: () => Promise<VaultSession>,
+    signal?: AbortSignal,
+  ): Promise<VaultSession> {
+    const key = computeCacheKey(input);
+    const pending = this.#inflight.get(key);
+    if (pending !== undefined) return pending;
+    const p = this.#resolve(key, input, create, signal).finally(() => this.#inflight.delete(key));
+    this.#inflight.set(key, p);
+    return p;
+  }
+
+  async #resolve(
+    key: string,
+    input: CacheKeyInput,
+    create: () => Promise<VaultSession>,
+    signal: AbortSignal | undefined,
+  ): Promise<VaultSession> {
+    const entry = this.#entries.get(key);
+    if (entry && !entry.session.closed) {
+      try {
+        await entry.session.validate(signal);
+      } catch (err) {
+        this.#remove(key);
+        throw err;
+      }
+      this.#metrics.hit?.();
+      this.#entries.delete(key);
+      this.#entries.set(key, entry);
+      return entry.session;
+    }
+    if (entry) this.#remove(key);
+    this.#metrics.miss?.();
+    const session = await create();
+    this.#entries.set(key, { input, session });
+    while (this.#entries.size > this.#maxSize) {
+      const oldest = this.#entries.keys().next().value;
+      if (oldest === undefined) break;
+      this.#remove(oldest);
+      this.#metrics.eviction?.();
+    }
+    this.#metrics.size?.(this.#entries.size);
+    return session;
+  }
+
+  /** Removes sessions of a VaultAuth: all of them (deletion, spec hash change), or only those of
+   * generations below `belowGeneration`. Returns the removed keys. */
+  pruneAuth(authUID: string, opts: { belowGeneration?: number; revoke?: boolean } = {}): Promise<string[]> {
+    return this.#prune(
+      (e) =>
+        e.authUID === authUID &&
+        (opts.belowGeneration === undefined || e.authGeneration < opts.belowGeneration),
+      opts.revoke ?? false,
+    );
+  }
+
+  /** Same as pruneAuth, for a VaultConnection. */
+  pruneConnection(
+    connectionUID: string,
+    opts: { belowGeneration?: number; revoke?: boolean } = {},
+  ): Promise<string[]> {
+    return this.#prune(
+      (e) =>
+        e.connectionUID === connectionUID &&
+        (opts.belowGeneration === undefined || e.connectionGeneration < opts.belowGeneration),
+      opts.revoke ?? false,
+    );
+  }
+
+  /** Stops every session (shutdown). With `revoke`, their tokens are revoked too (VSO's dead
+   * uninstall path, §21.11). */
+  async clear(opts: { revoke?: boolean } = {}): Promise<void> {
+    await this.#prune(() => true, opts.revoke ?? false);
+  }
+
+  async #prune(match: (input: CacheKeyInput) => boolean, revoke: boolean): Promise<string[]> {
+    const removed: VaultSession[] = [];
+    const keys: string[] = [];
+    for (const [key, entry] of this.#entries) {
+      if (!match(entry.input)) continue;
+      keys.push(key);
+      removed.push(entry.session);
+      this.#remove(key);
+    }
+    if (revoke) {
+      // Best effort: a token that is already invalid cannot be revoked and needs nothing more.
+      await Promise.allSettled(removed.map((s) => s.revoke()));
+    }
+    this.#metrics.size?.(this.#entries.size);
+    return keys;
+  }
+
+  #remove(key: string): void {
+    const entry = this.#entries.get(key);
+    if (!entry) return;
+    this.#entries.delete(key);
+    entry.session.close();
+  }
+}
