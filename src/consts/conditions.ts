@@ -1,0 +1,30 @@
+// Status condition types and reasons (vso-api.md §16). Strings are part of the VSO-compatible API.
+export const CONDITION_TYPES = {
+  SecretSynced: 'SecretSynced',
+  Healthy: 'Healthy',
+  Ready: 'Ready',
+  RolloutRestart: 'RolloutRestart',
+  LeaseRenewal: 'LeaseRenewal',
+  ResourceValidation: 'ResourceValidation',
+  VaultClient: 'VaultClient',
+  VaultPing: 'VaultPing',
+  Available: 'Available',
+} as const;
+
+export type ConditionType = (typeof CONDITION_TYPES)[keyof typeof CONDITION_TYPES];
+
+export const CONDITION_REASONS = {
+  /** SecretSynced always carries this reason; the status says whether the sync worked. */
+  Synced: 'Synced',
+  Healthy: 'Healthy',
+  Unhealthy: 'Unhealthy',
+  Ready: 'Ready',
+  RolloutRestartTriggered: 'RolloutRestartTriggered',
+  RolloutRestartTriggeredFailed: 'RolloutRestartTriggeredFailed',
+  VaultAuthGlobalRef: 'VaultAuthGlobalRef',
+} as const;
+
+/** The Healthy condition's message is `<Kind>Healthy`, e.g. `VaultStaticSecretHealthy`. */
+export function healthyMessage(kind: string): string {
+  return `${kind}Healthy`;
+}
