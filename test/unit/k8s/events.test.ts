@@ -1,0 +1,113 @@
+import assert from 'node:assert/strict';
+import { after, describe, it } from 'node:test';
+import { KubeClient } from '../../../src/k8s/client.ts';
+import { EventRecorder } from '../../../src/k8s/events.ts';
+import type { CoreEvent } from '../../../src/k8s/types.ts';
+import { json, loopback } from './loopback.ts';
+
+const cleanups: (() => Promise<void>)[] = [];
+after(async () => {
+  for (const c of cleanups) await c();
+});
+
+const obj = {
+  apiVersion: 'secrets.hashicorp.com/v1beta1',
+  kind: 'VaultStaticSecret',
+  metadata: { name: 'vss', namespace: 'app', uid: 'u-1', resourceVersion: '7' },
+};
+
+async function setup(handler: Parameters<typeof loopback>[0]) {
+  const srv = await loopback(handler);
+  const client = new KubeClient({ server: srv.url, namespace: 'default' });
+  cleanups.push(() => client.close(), srv.close);
+  let now = Date.parse('2025-03-01T10:00:00Z');
+  const errors: unknown[] = [];
+  const recorder = new EventRecorder(client, {
+    component: 'ferry',
+    instance: 'pod-1',
+    clock: { now: () => now, setTimeout: () => ({ cancel() {} }) },
+    onError: (e) => errors.push(e),
+  });
+  return { srv, recorder, errors, advance: (ms: number) => (now += ms) };
+}
+
+describe('EventRecorder', () => {
+  it('creates a core/v1 Event about the object', async () => {
+    const { srv, recorder } = await setup((r, res) => json(res, 201, JSON.parse(r.body)));
+    await recorder.normal(obj, 'SecretSynced', 'Secret synced');
+    const r = srv.received[0];
+    assert.equal(r?.method, 'POST');
+    assert.equal(r?.url.pathname, '/api/v1/namespaces/app/events');
+    const ev = JSON.parse(r?.body ?? '') as CoreEvent;
+    assert.match(ev.metadata.name ?? '', /^vss\.[0-9a-f]+$/);
+    assert.deepEqual(ev.involvedObject, {
+      apiVersion: 'secrets.hashicorp.com/v1beta1',
+      kind: 'VaultStaticSecret',
+      name: 'vss',
+      namespace: 'app',
+      uid: 'u-1',
+      resourceVersion: '7',
+    });
+    assert.equal(ev.type, 'Normal');
+    assert.equal(ev.reason, 'SecretSynced');
+    assert.equal(ev.message, 'Secret synced');
+    assert.equal(ev.count, 1);
+    assert.equal(ev.firstTimestamp, '2025-03-01T10:00:00Z');
+    assert.deepEqual(ev.source, { component: 'ferry', host: 'pod-1' });
+    assert.equal(ev.reportingComponent, 'ferry');
+    assert.equal(ev.reportingInstance, 'pod-1');
+  });
+
+  it('aggregates repeats within the window by patching count and lastTimestamp', async () => {
+    const { srv, recorder, advance } = await setup((r, res) =>
+      json(res, r.method === 'POST' ? 201 : 200, r.method === 'POST' ? JSON.parse(r.body) : {}),
+    );
+    await recorder.warning(obj, 'VaultClientError', 'permission denied');
+    advance(1000);
+    await recorder.warning(obj, 'VaultClientError', 'permission denied');
+    advance(1000);
+    await recorder.warning(obj, 'VaultClientError', 'permission denied');
+    await recorder.warning(obj, 'VaultClientError', 'another message');
+    advance(11 * 60_000);
+    await recorder.warning(obj, 'VaultClientError', 'permission denied');
+    assert.deepEqual(
+      srv.received.map((r) => r.method),
+      ['POST', 'PATCH', 'PATCH', 'POST', 'POST'],
+    );
+    const name = (JSON.parse(srv.received[0]?.body ?? '') as CoreEvent).metadata.name;
+    assert.equal(srv.received[2]?.url.pathname, `/api/v1/namespaces/app/events/${name}`);
+    assert.equal(srv.received[2]?.headers['content-type'], 'application/merge-patch+json');
+    assert.deepEqual(JSON.parse(srv.received[2]?.body ?? ''), {
+      count: 3,
+      lastTimestamp: '2025-03-01T10:00:02Z',
+    });
+  });
+
+  it('creates a fresh Event when the aggregated one is gone', async () => {
+    const { srv, recorder } = await setup((r, res) =>
+      r.method === 'PATCH'
+        ? json(res, 404, { kind: 'Status', code: 404, reason: 'NotFound' })
+        : json(res, 201, JSON.parse(r.body)),
+    );
+    await recorder.normal(obj, 'R', 'm');
+    await recorder.normal(obj, 'R', 'm');
+    assert.deepEqual(
+      srv.received.map((r) => r.method),
+      ['POST', 'PATCH', 'POST'],
+    );
+  });
+
+  it('never throws; failures go to onError', async () => {
+    const { recorder, errors } = await setup((_r, res) =>
+      json(res, 403, { kind: 'Status', code: 403, reason: 'Forbidden' }),
+    );
+    await recorder.warning(obj, 'R', 'm');
+    assert.equal(errors.length, 1);
+  });
+
+  it('puts Events about cluster-scoped objects in default', async () => {
+    const { srv, recorder } = await setup((r, res) => json(res, 201, JSON.parse(r.body)));
+    await recorder.normal({ apiVersion: 'v1', kind: 'Namespace', metadata: { name: 'app' } }, 'R', 'm');
+    assert.equal(srv.received[0]?.url.pathname, '/api/v1/namespaces/default/events');
+  });
+});
