@@ -2,7 +2,7 @@ import { CODES, FerryError } from '../errors.ts';
 import type { KubeClient } from '../k8s/client.ts';
 import { watchErrorToException } from '../k8s/client.ts';
 import { isK8sApiError } from '../k8s/errors.ts';
-import type { ResourceType } from '../k8s/resources.ts';
+import { apiVersionOf, type ResourceType } from '../k8s/resources.ts';
 import type { KubeList, KubeObject, WatchEvent } from '../k8s/types.ts';
 import { type Clock, type Random, systemClock, systemRandom } from './clock.ts';
 
@@ -65,6 +65,7 @@ export async function* watcher<T extends KubeObject>(
     opts.random ?? systemRandom,
   );
   const timeoutSeconds = opts.timeoutSeconds ?? 290;
+  const metadataOnly = opts.metadataOnly === true;
   const selectors = {
     ...(opts.namespace !== undefined && { namespace: opts.namespace }),
     ...(opts.labelSelector !== undefined && { labelSelector: opts.labelSelector }),
@@ -87,7 +88,8 @@ export async function* watcher<T extends KubeObject>(
             ...(state.continueToken !== undefined && { continue: state.continueToken }),
             signal,
           });
-          for (const item of page.items) yield { type: 'initApply', object: withTypeMeta(item, rt) };
+          for (const item of page.items)
+            yield { type: 'initApply', object: withTypeMeta(item, rt, metadataOnly) };
           const next: string | undefined = page.metadata.continue;
           if (next) {
             state = { kind: 'InitPage', continueToken: next };
@@ -123,9 +125,9 @@ export async function* watcher<T extends KubeObject>(
             const rv: string | undefined = ev.object.metadata?.resourceVersion;
             if (rv) state = { kind: 'Watching', resourceVersion: rv };
             if (ev.type === 'ADDED' || ev.type === 'MODIFIED') {
-              yield { type: 'apply', object: withTypeMeta(ev.object, rt) };
+              yield { type: 'apply', object: withTypeMeta(ev.object, rt, metadataOnly) };
             } else if (ev.type === 'DELETED') {
-              yield { type: 'delete', object: withTypeMeta(ev.object, rt) };
+              yield { type: 'delete', object: withTypeMeta(ev.object, rt, metadataOnly) };
             }
           }
           // A clean close (server timeout) resumes from the last resourceVersion seen.
@@ -153,10 +155,11 @@ type WatcherState =
   | { kind: 'InitListed'; resourceVersion: string }
   | { kind: 'Watching'; resourceVersion: string };
 
-// Lists return items without apiVersion/kind; fill them so consumers (Events, owner refs) have them.
-function withTypeMeta<T extends KubeObject>(obj: T, rt: ResourceType): T {
-  if (obj.apiVersion !== undefined && obj.kind !== undefined) return obj;
-  return { ...obj, apiVersion: rt.group === '' ? rt.version : `${rt.group}/${rt.version}`, kind: rt.kind };
+// List items come without apiVersion/kind, and metadata-only objects say PartialObjectMetadata;
+// consumers (Events, owner mapping) need the real type, which the resource determines.
+function withTypeMeta<T extends KubeObject>(obj: T, rt: ResourceType, metadataOnly: boolean): T {
+  if (!metadataOnly && obj.apiVersion !== undefined && obj.kind !== undefined) return obj;
+  return { ...obj, apiVersion: apiVersionOf(rt), kind: rt.kind };
 }
 
 /** Exponential backoff with full-range jitter that restarts after a quiet period. */
