@@ -1,0 +1,492 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import pino from 'pino';
+import { TerminalError } from '../../../src/errors.ts';
+import type { ResourceType } from '../../../src/k8s/resources.ts';
+import type { KubeObject } from '../../../src/k8s/types.ts';
+import { MetricsRegistry } from '../../../src/metrics/registry.ts';
+import {
+  type Action,
+  Controller,
+  type ControllerOptions,
+  formatKey,
+  parseKey,
+} from '../../../src/runtime/controller.ts';
+import { Informer } from '../../../src/runtime/informer.ts';
+import { and, generationChanged, labelsChanged, not, or } from '../../../src/runtime/predicates.ts';
+import { createStore } from '../../../src/runtime/store.ts';
+import type { WatcherEvent } from '../../../src/runtime/watcher.ts';
+import { FakeClock, flush } from './fake-clock.ts';
+
+const log = pino({ level: 'silent' });
+const VSS: ResourceType = {
+  group: 'secrets.hashicorp.com',
+  version: 'v1beta1',
+  kind: 'VaultStaticSecret',
+  plural: 'vaultstaticsecrets',
+  namespaced: true,
+};
+const SECRETS: ResourceType = {
+  group: '',
+  version: 'v1',
+  kind: 'Secret',
+  plural: 'secrets',
+  namespaced: true,
+};
+
+/** A watcher stream the test pushes events into. */
+function channel<T>() {
+  const buf: WatcherEvent<T>[] = [];
+  let wake: (() => void) | undefined;
+  return {
+    push(...evs: WatcherEvent<T>[]) {
+      buf.push(...evs);
+      wake?.();
+    },
+    source: async function* (signal: AbortSignal): AsyncIterable<WatcherEvent<T>> {
+      while (!signal.aborted) {
+        const ev = buf.shift();
+        if (ev) {
+          yield ev;
+          continue;
+        }
+        await new Promise<void>((r) => {
+          wake = r;
+          signal.addEventListener('abort', () => r(), { once: true });
+        });
+        wake = undefined;
+      }
+    },
+  };
+}
+
+function obj(name: string, extra: Partial<KubeObject['metadata']> = {}): KubeObject {
+  return { metadata: { name, namespace: 'ns', generation: 1, resourceVersion: '1', ...extra } };
+}
+
+function setup(opts: Partial<ControllerOptions> = {}, clock = new FakeClock()) {
+  const ch = channel<KubeObject>();
+  const { store, writer } = createStore<KubeObject>();
+  const informer = new Informer<KubeObject>({
+    rt: VSS,
+    store,
+    writer,
+    source: (signal) => ch.source(signal),
+    clock,
+    stallAfterMs: 1000,
+  });
+  const metrics = new MetricsRegistry();
+  const calls: string[] = [];
+  const c = new Controller({
+    name: 'vss',
+    logger: log,
+    metrics,
+    clock,
+    random: () => 0,
+    reconcile: async (ctx) => {
+      calls.push(formatKey(ctx.key));
+      return { awaitChange: true };
+    },
+    ...opts,
+  });
+  c.for(informer);
+  return { ch, informer, c, metrics, calls, clock };
+}
+
+async function runFor(c: Controller, informer: Informer<KubeObject>, body: () => Promise<void>) {
+  const stop = new AbortController();
+  const runs = [informer.run(stop.signal), c.run(stop.signal)];
+  await body();
+  stop.abort();
+  await Promise.all(runs);
+}
+
+describe('keys', () => {
+  it('formatKey/parseKey round-trip', () => {
+    assert.deepEqual(parseKey(formatKey({ namespace: 'a', name: 'b' })), { namespace: 'a', name: 'b' });
+    assert.deepEqual(parseKey('cluster-wide'), { name: 'cluster-wide' });
+  });
+});
+
+describe('Controller result handling', () => {
+  it('reconciles every listed object once caches sync, with context', async () => {
+    const seen: { id: string; aborted: boolean }[] = [];
+    const { ch, informer, c, calls } = setup({
+      reconcile: async (ctx) => {
+        calls.push(formatKey(ctx.key));
+        seen.push({ id: ctx.reconcileId, aborted: ctx.signal.aborted });
+        return { awaitChange: true };
+      },
+    });
+    const calls2 = calls;
+    ch.push(
+      { type: 'init' },
+      { type: 'initApply', object: obj('a') },
+      { type: 'initApply', object: obj('b') },
+      {
+        type: 'initDone',
+      },
+    );
+    await runFor(c, informer, async () => {
+      await flush();
+      assert.deepEqual(calls2.sort(), ['ns/a', 'ns/b']);
+    });
+    assert.equal(new Set(seen.map((s) => s.id)).size, 2);
+    assert.ok(seen.every((s) => !s.aborted));
+  });
+
+  it('success forgets backoff and requeueAfter schedules a timed requeue', async () => {
+    const clock = new FakeClock();
+    const { ch, informer, c, calls, metrics } = setup(
+      {
+        reconcile: async (ctx) => {
+          calls.push(formatKey(ctx.key));
+          return { requeueAfterMs: 60_000 };
+        },
+      },
+      clock,
+    );
+    ch.push({ type: 'init' }, { type: 'initApply', object: obj('a') }, { type: 'initDone' });
+    await runFor(c, informer, async () => {
+      await flush();
+      assert.equal(calls.length, 1);
+      assert.equal(c.queue.readyAt('ns/a'), clock.now() + 60_000);
+      await clock.advanceAsync(60_000);
+      assert.equal(calls.length, 2);
+    });
+    const text = await metrics.metrics();
+    assert.match(text, /controller_runtime_reconcile_total\{controller="vss",result="requeue_after"\} 2/);
+    assert.match(text, /controller_runtime_max_concurrent_reconciles\{controller="vss"\} 1/);
+  });
+
+  it('errors requeue with per-key backoff; success resets it', async () => {
+    const clock = new FakeClock();
+    let failures = 2;
+    const { ch, informer, c, metrics } = setup(
+      {
+        reconcile: async () => {
+          if (failures-- > 0) throw new Error('vault unavailable');
+          return { awaitChange: true } satisfies Action;
+        },
+      },
+      clock,
+    );
+    ch.push({ type: 'init' }, { type: 'initApply', object: obj('a') }, { type: 'initDone' });
+    await runFor(c, informer, async () => {
+      await flush();
+      assert.equal(c.queue.numRequeues('ns/a'), 1);
+      assert.equal(c.queue.readyAt('ns/a'), clock.now() + 5);
+      await clock.advanceAsync(5);
+      assert.equal(c.queue.numRequeues('ns/a'), 2);
+      assert.equal(c.queue.readyAt('ns/a'), clock.now() + 10);
+      await clock.advanceAsync(10);
+      assert.equal(c.queue.numRequeues('ns/a'), 0, 'forgotten after success');
+      assert.equal(c.queue.readyAt('ns/a'), undefined);
+    });
+    const text = await metrics.metrics();
+    assert.match(text, /controller_runtime_reconcile_errors_total\{controller="vss"\} 2/);
+    assert.match(text, /controller_runtime_reconcile_total\{controller="vss",result="error"\} 2/);
+    assert.match(text, /controller_runtime_reconcile_total\{controller="vss",result="success"\} 1/);
+  });
+
+  it('TerminalError is counted and never retried', async () => {
+    const clock = new FakeClock();
+    const { ch, informer, c, calls, metrics } = setup(
+      {
+        reconcile: async (ctx) => {
+          calls.push(formatKey(ctx.key));
+          throw new TerminalError('spec.mount is empty');
+        },
+      },
+      clock,
+    );
+    ch.push({ type: 'init' }, { type: 'initApply', object: obj('a') }, { type: 'initDone' });
+    await runFor(c, informer, async () => {
+      await flush();
+      await clock.advanceAsync(2_000_000);
+      assert.equal(calls.length, 1);
+      // A change to the object brings it back.
+      ch.push({ type: 'apply', object: obj('a', { generation: 2, resourceVersion: '2' }) });
+      await flush();
+      assert.equal(calls.length, 2);
+    });
+    assert.match(
+      await metrics.metrics(),
+      /controller_runtime_terminal_reconcile_errors_total\{controller="vss"\} 2/,
+    );
+  });
+
+  it('errorPolicy decides the timing of non-terminal errors', async () => {
+    const clock = new FakeClock();
+    const { ch, informer, c } = setup(
+      {
+        reconcile: async () => {
+          throw new Error('boom');
+        },
+        errorPolicy: (err) => (String(err).includes('boom') ? { requeueAfterMs: 7000 } : undefined),
+      },
+      clock,
+    );
+    ch.push({ type: 'init' }, { type: 'initApply', object: obj('a') }, { type: 'initDone' });
+    await runFor(c, informer, async () => {
+      await flush();
+      assert.equal(c.queue.readyAt('ns/a'), clock.now() + 7000);
+      assert.equal(c.queue.numRequeues('ns/a'), 0);
+    });
+  });
+
+  it('a synchronous throw, a non-Action result or a throwing errorPolicy never kill the workers', async () => {
+    let n = 0;
+    const { ch, informer, c, calls } = setup({
+      reconcile: ((ctx: { key: { name: string } }) => {
+        calls.push(ctx.key.name);
+        n++;
+        if (n === 1) throw new Error('sync throw');
+        if (n === 2) return Promise.resolve(undefined);
+        return Promise.resolve({ awaitChange: true });
+      }) as unknown as ControllerOptions['reconcile'],
+      errorPolicy: () => {
+        throw new Error('policy bug');
+      },
+    });
+    ch.push(
+      { type: 'init' },
+      ...['a', 'b', 'c'].map((x) => ({ type: 'initApply' as const, object: obj(x) })),
+      {
+        type: 'initDone',
+      },
+    );
+    await runFor(c, informer, async () => {
+      await flush();
+      assert.deepEqual(calls.sort(), ['a', 'b', 'c']);
+      assert.equal(c.queue.numRequeues('ns/a') + c.queue.numRequeues('ns/b'), 2);
+    });
+  });
+
+  it('aborts ctx.signal at the reconcile timeout and counts it', async () => {
+    const clock = new FakeClock();
+    const { ch, informer, c, metrics } = setup(
+      {
+        reconcileTimeoutMs: 1000,
+        reconcile: (ctx) =>
+          new Promise((_, reject) => ctx.signal.addEventListener('abort', () => reject(ctx.signal.reason))),
+      },
+      clock,
+    );
+    ch.push({ type: 'init' }, { type: 'initApply', object: obj('a') }, { type: 'initDone' });
+    await runFor(c, informer, async () => {
+      await flush();
+      await clock.advanceAsync(1000);
+      assert.equal(c.queue.numRequeues('ns/a'), 1);
+    });
+    assert.match(
+      await metrics.metrics(),
+      /controller_runtime_reconcile_timeouts_total\{controller="vss"\} 1/,
+    );
+  });
+
+  it('graceful shutdown waits for in-flight reconciles, then aborts stragglers at the deadline', async () => {
+    const clock = new FakeClock();
+    let finished = false;
+    let abortedBy: unknown;
+    const { ch, informer, c } = setup(
+      {
+        shutdownTimeoutMs: 5000,
+        reconcileTimeoutMs: 0,
+        reconcile: (ctx) =>
+          new Promise((resolve) => {
+            ctx.signal.addEventListener('abort', () => {
+              abortedBy = ctx.signal.reason;
+              finished = true;
+              resolve({ awaitChange: true });
+            });
+          }),
+      },
+      clock,
+    );
+    ch.push({ type: 'init' }, { type: 'initApply', object: obj('a') }, { type: 'initDone' });
+    const stop = new AbortController();
+    const runs = [informer.run(stop.signal), c.run(stop.signal)];
+    await flush();
+    stop.abort();
+    await flush();
+    assert.equal(finished, false, 'in-flight reconcile is given time');
+    await clock.advanceAsync(5000);
+    await Promise.all(runs);
+    assert.ok(finished);
+    assert.ok(abortedBy instanceof Error);
+  });
+
+  it('the same key is never reconciled concurrently even with many workers', async () => {
+    let active = 0;
+    let maxActive = 0;
+    const { ch, informer, c } = setup({
+      concurrency: 8,
+      reconcile: async () => {
+        active++;
+        maxActive = Math.max(maxActive, active);
+        await flush(2);
+        active--;
+        return { awaitChange: true };
+      },
+    });
+    ch.push({ type: 'init' }, { type: 'initApply', object: obj('a') }, { type: 'initDone' });
+    await runFor(c, informer, async () => {
+      for (let i = 2; i < 20; i++) {
+        ch.push({ type: 'apply', object: obj('a', { resourceVersion: String(i) }) });
+        await flush(1);
+      }
+      await flush();
+    });
+    assert.equal(maxActive, 1);
+  });
+});
+
+describe('event mapping and predicates', () => {
+  it('owns() maps child events to owners of the For kind and group only', async () => {
+    const { informer, c, calls } = setup();
+    const secrets = channel<KubeObject>();
+    const { store, writer } = createStore<KubeObject>();
+    const secretInformer = new Informer<KubeObject>({
+      rt: SECRETS,
+      store,
+      writer,
+      source: (s) => secrets.source(s),
+      stallAfterMs: 1000,
+    });
+    c.owns(secretInformer);
+    const owned = obj('dest', {
+      ownerReferences: [
+        { apiVersion: 'secrets.hashicorp.com/v1beta1', kind: 'VaultStaticSecret', name: 'owner', uid: 'u1' },
+        { apiVersion: 'other.io/v1', kind: 'VaultStaticSecret', name: 'not-ours', uid: 'u2' },
+        { apiVersion: 'apps/v1', kind: 'Deployment', name: 'dep', uid: 'u3' },
+      ],
+    });
+    secrets.push(
+      { type: 'init' },
+      { type: 'initDone' },
+      { type: 'apply', object: owned },
+      { type: 'delete', object: owned },
+    );
+    const stop = new AbortController();
+    const runs = [informer.run(stop.signal), secretInformer.run(stop.signal), c.run(stop.signal)];
+    await flush();
+    stop.abort();
+    await Promise.all(runs);
+    assert.deepEqual([...new Set(calls)], ['ns/owner']);
+  });
+
+  it('watches() uses the mapper; predicates see old and new objects', async () => {
+    const ch = channel<KubeObject>();
+    const { store, writer } = createStore<KubeObject>();
+    const informer = new Informer<KubeObject>({
+      rt: VSS,
+      store,
+      writer,
+      source: (s) => ch.source(s),
+      stallAfterMs: 1,
+    });
+    const calls: string[] = [];
+    const c = new Controller({
+      name: 't',
+      logger: log,
+      reconcile: async (ctx) => {
+        calls.push(formatKey(ctx.key));
+        return { awaitChange: true };
+      },
+    });
+    c.watches(informer, (o) => [{ namespace: 'x', name: `for-${o.metadata.name}` }], {
+      predicate: or(generationChanged, labelsChanged),
+    });
+    ch.push(
+      { type: 'init' },
+      { type: 'initApply', object: obj('a') },
+      { type: 'initDone' },
+      // status-only write: same generation and labels → filtered
+      { type: 'apply', object: obj('a', { resourceVersion: '2' }) },
+    );
+    const stop = new AbortController();
+    const runs = [informer.run(stop.signal), c.run(stop.signal)];
+    await flush();
+    assert.deepEqual(calls, ['x/for-a'], 'create passes; status-only update filtered');
+    ch.push({ type: 'apply', object: obj('a', { resourceVersion: '3', labels: { l: '1' } }) });
+    await flush();
+    assert.deepEqual(calls, ['x/for-a', 'x/for-a']);
+    stop.abort();
+    await Promise.all(runs);
+  });
+
+  it('predicate combinators', () => {
+    const old = obj('a');
+    const upd = (m: Partial<KubeObject['metadata']>) => ({ type: 'update' as const, old, obj: obj('a', m) });
+    assert.equal(generationChanged(upd({ generation: 2 })), true);
+    assert.equal(generationChanged(upd({})), false);
+    assert.equal(generationChanged({ type: 'create', obj: old }), true);
+    assert.equal(and(generationChanged, labelsChanged)(upd({ generation: 2 })), false);
+    assert.equal(not(generationChanged)(upd({})), true);
+  });
+
+  it('a relist diffs against the store: deletes vanished objects and updates survivors', async () => {
+    const ch = channel<KubeObject>();
+    const { store, writer } = createStore<KubeObject>();
+    const informer = new Informer<KubeObject>({
+      rt: VSS,
+      store,
+      writer,
+      source: (s) => ch.source(s),
+      stallAfterMs: 1,
+    });
+    const events: string[] = [];
+    informer.addHandler((ev) => events.push(`${ev.type}:${ev.obj.metadata.name}`));
+    ch.push(
+      { type: 'init' },
+      { type: 'initApply', object: obj('a') },
+      { type: 'initApply', object: obj('b') },
+      { type: 'initDone' },
+      { type: 'init' },
+      { type: 'initApply', object: obj('b', { resourceVersion: '9' }) },
+      { type: 'initApply', object: obj('c') },
+      { type: 'initDone' },
+    );
+    const stop = new AbortController();
+    const run = informer.run(stop.signal);
+    await flush();
+    stop.abort();
+    await run;
+    assert.deepEqual(events, ['create:a', 'create:b', 'update:b', 'create:c', 'delete:a']);
+    assert.equal(informer.hasSynced(), true);
+  });
+
+  it('informer health: stalled when errors persist past the threshold without events', async () => {
+    const clock = new FakeClock();
+    const { store, writer } = createStore<KubeObject>();
+    let report: ((e: unknown) => void) | undefined;
+    const informer = new Informer<KubeObject>({
+      rt: VSS,
+      store,
+      writer,
+      clock,
+      stallAfterMs: 10_000,
+      source: (signal, onError) => {
+        report = onError;
+        return (async function* () {
+          await new Promise((r) => signal.addEventListener('abort', r));
+        })() as AsyncIterable<WatcherEvent<KubeObject>>;
+      },
+    });
+    const stop = new AbortController();
+    const run = informer.run(stop.signal);
+    await flush();
+    report?.(new Error('429'));
+    clock.advance(9_000);
+    report?.(new Error('429'));
+    assert.equal(informer.health().stalled, false);
+    clock.advance(2_000);
+    report?.(new Error('429'));
+    assert.equal(informer.health().stalled, true);
+    clock.advance(20_000); // errors stopped: the watch resumed quietly
+    assert.equal(informer.health().stalled, false);
+    stop.abort();
+    await run;
+  });
+});
