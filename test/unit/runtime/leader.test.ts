@@ -1,0 +1,145 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { K8sApiError } from '../../../src/k8s/errors.ts';
+import type { KubeObject } from '../../../src/k8s/types.ts';
+import { LeaderElector, type Lease, type LeaseClient } from '../../../src/runtime/leader.ts';
+import { FakeClock, flush } from './fake-clock.ts';
+
+/** An in-memory Lease API with apiserver optimistic concurrency: PUT must carry the current
+ * resourceVersion. `down` makes every call fail (an unreachable apiserver). */
+class FakeLeases {
+  lease: Lease | undefined;
+  rv = 0;
+  down = false;
+  client(): LeaseClient {
+    const check = () => {
+      if (this.down) throw new K8sApiError(503, 'ServiceUnavailable', 'down');
+    };
+    return {
+      get: async <T extends KubeObject>() => {
+        check();
+        if (!this.lease) throw new K8sApiError(404, 'NotFound', 'not found');
+        return structuredClone(this.lease) as unknown as T;
+      },
+      create: async <T extends KubeObject>(_rt: unknown, obj: T) => {
+        check();
+        if (this.lease) throw new K8sApiError(409, 'AlreadyExists', 'exists');
+        this.lease = { ...(obj as Lease), metadata: { ...obj.metadata, resourceVersion: String(++this.rv) } };
+        return structuredClone(this.lease) as unknown as T;
+      },
+      replace: async <T extends KubeObject>(_rt: unknown, obj: T) => {
+        check();
+        if (obj.metadata.resourceVersion !== this.lease?.metadata.resourceVersion) {
+          throw new K8sApiError(409, 'Conflict', 'conflict');
+        }
+        this.lease = { ...(obj as Lease), metadata: { ...obj.metadata, resourceVersion: String(++this.rv) } };
+        return structuredClone(this.lease) as unknown as T;
+      },
+    } as LeaseClient;
+  }
+}
+
+function candidate(
+  api: FakeLeases,
+  clock: FakeClock,
+  identity: string,
+  leaders: Set<string>,
+  release = true,
+) {
+  const events: string[] = [];
+  const stop = new AbortController();
+  const el = new LeaderElector({
+    client: api.client(),
+    namespace: 'ferry',
+    name: 'ferry-lock',
+    identity,
+    clock,
+    random: () => 0,
+    releaseOnCancel: release,
+    onStartedLeading: () => {
+      assert.equal(leaders.size, 0, `${identity} started leading while ${[...leaders]} leads`);
+      leaders.add(identity);
+      events.push('start');
+    },
+    onStoppedLeading: () => {
+      leaders.delete(identity);
+      events.push('stop');
+    },
+  });
+  return { el, stop, events, done: el.run(stop.signal) };
+}
+
+describe('LeaderElector', () => {
+  it('one leads; on release the other takes over at its next retry', async () => {
+    const api = new FakeLeases();
+    const clock = new FakeClock();
+    const leaders = new Set<string>();
+    const a = candidate(api, clock, 'a', leaders);
+    await flush();
+    const b = candidate(api, clock, 'b', leaders);
+    await clock.advanceAsync(10_000);
+    assert.ok(a.el.isLeader());
+    assert.ok(!b.el.isLeader());
+    assert.equal(b.el.leader(), 'a');
+    assert.equal(api.lease?.spec?.holderIdentity, 'a');
+    a.stop.abort();
+    assert.equal(await a.done, false);
+    assert.equal(api.lease?.spec?.holderIdentity, '');
+    await clock.advanceAsync(2_400 * 1.2);
+    assert.ok(b.el.isLeader());
+    assert.equal(api.lease?.spec?.leaseTransitions, 1);
+    b.stop.abort();
+    await b.done;
+    assert.deepEqual(a.events, ['start', 'stop']);
+  });
+
+  it('without release, takeover waits out leaseDuration from the last observed change', async () => {
+    const api = new FakeLeases();
+    const clock = new FakeClock();
+    const leaders = new Set<string>();
+    const a = candidate(api, clock, 'a', leaders, false);
+    await flush();
+    const b = candidate(api, clock, 'b', leaders);
+    await clock.advanceAsync(5_000);
+    // a stops without releasing (as a crashed process would).
+    a.stop.abort();
+    await a.done;
+    assert.equal(api.lease?.spec?.holderIdentity, 'a');
+    await clock.advanceAsync(12_000);
+    assert.ok(!b.el.isLeader(), 'lease not yet expired');
+    await clock.advanceAsync(6_000);
+    assert.ok(b.el.isLeader(), 'took over within leaseDuration + one retry period');
+    b.stop.abort();
+    await b.done;
+  });
+
+  it('gives up leadership once renewals fail past renewDeadline, before the lease could expire', async () => {
+    const api = new FakeLeases();
+    const clock = new FakeClock();
+    const leaders = new Set<string>();
+    const a = candidate(api, clock, 'a', leaders);
+    await clock.advanceAsync(1);
+    assert.ok(a.el.isLeader());
+    const lastRenew = clock.now();
+    api.down = true;
+    await clock.advanceAsync(2_000 + 10_000 + 1);
+    assert.ok(!a.el.isLeader());
+    assert.equal(await a.done, true, 'reports leadership lost');
+    assert.ok(clock.now() - lastRenew < 15_000);
+    assert.deepEqual(a.events, ['start', 'stop']);
+  });
+
+  it('validates timing parameters', () => {
+    const api = new FakeLeases();
+    const base = {
+      client: api.client(),
+      namespace: 'n',
+      name: 'l',
+      identity: 'i',
+      onStartedLeading: () => {},
+    };
+    assert.throws(() => new LeaderElector({ ...base, leaseDurationMs: 10_000, renewDeadlineMs: 10_000 }));
+    assert.throws(() => new LeaderElector({ ...base, retryPeriodMs: 9_000 }));
+    assert.throws(() => new LeaderElector({ ...base, identity: '' }));
+  });
+});
