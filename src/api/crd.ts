@@ -3,6 +3,7 @@
 // anything that cannot be expressed makes generation fail rather than produce a CRD the server rejects.
 import type { TSchema } from 'typebox';
 import { stringify } from 'yaml';
+import { CODES, FerryError } from '../errors.ts';
 import type { KindDefinition, PrinterColumn } from './resources.ts';
 
 export type JsonSchema = { [key: string]: unknown };
@@ -43,7 +44,12 @@ export const FORBIDDEN_KEYWORDS = [
   'else',
 ] as const;
 
-export class StructuralSchemaError extends Error {}
+/** A schema the apiserver would refuse; raised at generation time, never at runtime. */
+export class StructuralSchemaError extends FerryError {
+  constructor(message: string) {
+    super(CODES.INVALID_CONFIG, message);
+  }
+}
 
 const isObject = (v: unknown): v is JsonSchema => typeof v === 'object' && v !== null && !Array.isArray(v);
 
