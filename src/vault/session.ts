@@ -291,6 +291,11 @@ export class VaultSession implements VaultApi {
         });
       }
       if (this.#closed) return;
+      if (auth.lease_duration <= 0) {
+        // The token had a TTL, so 0 here means "no time left" (max TTL reached), not "never expires".
+        await this.#relogin('max-ttl').catch(() => {});
+        return;
+      }
       this.#renewable = auth.renewable;
       this.#expiresAt = this.#expiry(auth.lease_duration);
       this.#onEvent({ type: 'renew', clientId: this.#clientId, ttlSeconds: auth.lease_duration });

@@ -1,0 +1,14 @@
+// A throwaway self-signed CA (P-256, valid until 2126) that signed nothing: a well-formed CA that is
+// the wrong one for any server. Not a secret; its key was discarded.
+export const UNRELATED_CA_PEM = `-----BEGIN CERTIFICATE-----
+MIIBijCCAS+gAwIBAgIUNWMFWdoFA+m0p0IfDfhGCGpXZKkwCgYIKoZIzj0EAwIw
+GTEXMBUGA1UEAwwOZmVycnktd3JvbmctY2EwIBcNMjYxMTI2MTMwNTE0WhgPMjEy
+NjExMDIxMzA1MTRaMBkxFzAVBgNVBAMMDmZlcnJ5LXdyb25nLWNhMFkwEwYHKoZI
+zj0CAQYIKoZIzj0DAQcDQgAEpIIBiIn1YWAFZ7+S/R0pGDDNB9OqK36CFx4QsJFw
+U46G90pok8JJtxGpXEaEYps+b6h1V2Xlb58UWpcmR4Aiv6NTMFEwHQYDVR0OBBYE
+FD0Ybyl6J9yMPmLZ1xzmLZDJ1XfwMB8GA1UdIwQYMBaAFD0Ybyl6J9yMPmLZ1xzm
+LZDJ1XfwMA8GA1UdEwEB/wQFMAMBAf8wCgYIKoZIzj0EAwIDSQAwRgIhANdaBPaR
+Y1+XJ9N5C8QvmrDAXgW75dqmLS+PXs3UfxgnAiEA7cjFbePRyoLq7VwDZsWML8Zc
+MBWn230D9z2oxTPxlxs=
+-----END CERTIFICATE-----
+`;
