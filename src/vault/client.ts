@@ -230,7 +230,7 @@ export class VaultClient implements VaultApi {
         if (RESERVED_HEADERS.has(k.toLowerCase())) {
           throw new FerryError(CODES.VAULT_CONFIG, `header ${k} cannot be set through request headers`);
         }
-        headers[k] = v;
+        headers[k.toLowerCase()] = v;
       }
     }
     if (this.#token !== undefined) headers['x-vault-token'] = this.#token;
@@ -393,7 +393,7 @@ function hasContent(res: VaultResponse): boolean {
 
 /** Keeps only the documented response fields, each with its expected type, so callers can trust
  * the static type without re-checking. */
-export function parseVaultResponse(body: Record<string, unknown>): VaultResponse {
+function parseVaultResponse(body: Record<string, unknown>): VaultResponse {
   const out: VaultResponse = {};
   if (typeof body.request_id === 'string') out.request_id = body.request_id;
   if (typeof body.lease_id === 'string') out.lease_id = body.lease_id;

@@ -33,6 +33,9 @@ export interface VaultSessionOptions {
   onEvent?: (event: SessionEvent) => void;
   /** Backoff between background re-login attempts after a failure. */
   retry?: { initialMs: number; maxMs: number };
+  /** The session owns `client`'s connection pool and closes it on close(); for a client created
+   * just for this session, so that cache eviction releases its sockets. */
+  ownsClient?: boolean;
 }
 
 export type NextStep =
@@ -92,6 +95,8 @@ export class VaultSession implements VaultApi {
   readonly #random: Random;
   readonly #onEvent: (event: SessionEvent) => void;
   readonly #retry: { initialMs: number; maxMs: number };
+  readonly #ownsClient: boolean;
+  #poolReleased = false;
   #client: VaultClient;
   #accessor: string;
   #policies: readonly string[];
@@ -113,6 +118,7 @@ export class VaultSession implements VaultApi {
     this.#random = opts.random ?? systemRandom;
     this.#onEvent = opts.onEvent ?? (() => {});
     this.#retry = opts.retry ?? DEFAULT_RETRY;
+    this.#ownsClient = opts.ownsClient ?? false;
     this.#client = opts.client;
     this.#accessor = '';
     this.#policies = [];
@@ -218,13 +224,25 @@ export class VaultSession implements VaultApi {
   /** Revokes the token (`auth/token/revoke-self`) and closes the session. Leases created with the
    * token are revoked by Vault with it. */
   async revoke(signal?: AbortSignal): Promise<void> {
-    this.close();
-    await this.#client.write('auth/token/revoke-self', undefined, signal ? { signal } : undefined);
+    this.#stop();
+    try {
+      await this.#client.write('auth/token/revoke-self', undefined, signal ? { signal } : undefined);
+    } finally {
+      this.close();
+    }
   }
 
-  /** Stops renewal. The token stays valid until it expires; the connection pool is not closed
-   * because it belongs to the VaultClient the session was created with. */
+  /** Stops renewal and, with `ownsClient`, closes the connection pool once in-flight requests end.
+   * The token stays valid until it expires. */
   close(): void {
+    this.#stop();
+    if (this.#ownsClient && !this.#poolReleased) {
+      this.#poolReleased = true;
+      void this.#base.close().catch(() => {});
+    }
+  }
+
+  #stop(): void {
     this.#closed = true;
     this.#timer?.cancel();
     this.#timer = undefined;

@@ -4,7 +4,7 @@ import { describe, it } from 'node:test';
 import fc from 'fast-check';
 import type { Random } from '../../../src/runtime/clock.ts';
 import { appRoleAuth } from '../../../src/vault/auth/approle.ts';
-import type { RequestOptions, VaultClient, VaultResponse } from '../../../src/vault/client.ts';
+import { type RequestOptions, VaultClient, type VaultResponse } from '../../../src/vault/client.ts';
 import { VaultError } from '../../../src/vault/errors.ts';
 import {
   clientIdOf,
@@ -16,7 +16,7 @@ import {
   type SessionEvent,
   VaultSession,
 } from '../../../src/vault/session.ts';
-import { authBody, ManualClock, microFlush } from './helpers.ts';
+import { authBody, FakeVault, ManualClock, microFlush } from './helpers.ts';
 
 const fixed =
   (v: number): Random =>
@@ -349,5 +349,30 @@ describe('VaultSession lifecycle', () => {
       }),
       TypeError,
     );
+  });
+});
+
+describe('VaultSession with a real client', () => {
+  it('closes an owned connection pool after revoking', async () => {
+    const vault = await FakeVault.start();
+    vault.handler = (r) =>
+      r.path.endsWith('/login') ? { body: authBody('tok', { ttl: 0 }) } : { status: 204 };
+    const client = new VaultClient({ address: vault.address });
+    try {
+      const session = await VaultSession.login({
+        client,
+        auth: appRoleAuth({ mount: 'approle', roleId: 'r', getSecretId: async () => 's' }),
+        ownsClient: true,
+      });
+      await session.revoke();
+      assert.deepEqual(
+        vault.requests.map((r) => `${r.method} ${r.path} ${r.headers['x-vault-token'] ?? '-'}`),
+        ['PUT /v1/auth/approle/login -', 'PUT /v1/auth/token/revoke-self tok'],
+      );
+      await new Promise((r) => setTimeout(r, 10));
+      await assert.rejects(client.read('x'), /destroyed|closed/i);
+    } finally {
+      await vault.close();
+    }
   });
 });
