@@ -90,14 +90,29 @@ function stopDevServer(s: DevServer | undefined): void {
   rmSync(s.dir, { recursive: true, force: true });
 }
 
-function sharedServerFromEnv(): { addr: string; token: string } | undefined {
+async function sharedServerFromEnv(): Promise<{ addr: string; token: string } | undefined> {
   const addr = process.env.FERRY_VAULT_ADDR;
   if (addr) return { addr, token: process.env.FERRY_VAULT_TOKEN ?? 'root' };
+  let stack: { addr: string; token: string };
   try {
     const env = loadStackEnv();
-    return { addr: env.vaultAddr, token: env.vaultToken };
+    stack = { addr: env.vaultAddr, token: env.vaultToken };
   } catch {
     return undefined;
+  }
+  // A stack description can outlive its stack; use it only if its Vault answers.
+  const probe = new VaultClient({
+    address: stack.addr,
+    timeoutMs: 2000,
+    retry: { ...FAST_RETRY, maxRetries: 0 },
+  });
+  try {
+    await probe.sealStatus();
+    return stack;
+  } catch {
+    return undefined;
+  } finally {
+    await probe.close();
   }
 }
 
@@ -123,7 +138,7 @@ describe('Vault client against a real server', () => {
   const kv2 = `ferry-kv2-${suffix}`;
 
   before(async () => {
-    let shared = sharedServerFromEnv();
+    let shared = await sharedServerFromEnv();
     if (!shared) {
       assert.ok(
         bin,
