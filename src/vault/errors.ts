@@ -79,7 +79,7 @@ export function vaultErrorFromBody(method: string, path: string, status: number,
   return new VaultError({ method, path, status, errors: errorStrings(body) });
 }
 
-export function errorStrings(body: unknown): string[] {
+function errorStrings(body: unknown): string[] {
   if (typeof body !== 'object' || body === null) return [];
   const errors = (body as { errors?: unknown }).errors;
   if (!Array.isArray(errors)) return [];
