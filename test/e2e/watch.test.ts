@@ -1,6 +1,6 @@
 // The watcher against the real kube-apiserver: connections are killed mid-stream by a TCP proxy,
 // the server ends watches every 2 s (timeoutSeconds), writes happen during every reconnect gap,
-// and a resume from a too-old resourceVersion forces a real 410. After each phase the store must
+// and a resume from a too-old resourceVersion forces a real 410 from the apiserver. After each phase the store must
 // equal a fresh list (names and resourceVersions), i.e. no event was missed.
 import assert from 'node:assert/strict';
 import { connect, createServer, type Server, type Socket } from 'node:net';
@@ -10,8 +10,8 @@ import { KubeClient, type WatchOptions } from '../../src/k8s/client.ts';
 import { loadKubeConnection } from '../../src/k8s/config.ts';
 import { isK8sApiError } from '../../src/k8s/errors.ts';
 import type { ResourceType } from '../../src/k8s/resources.ts';
-import { ConfigMaps, Namespaces, Secrets } from '../../src/k8s/resources.ts';
-import type { ConfigMap, KubeObject, Secret, WatchEvent } from '../../src/k8s/types.ts';
+import { ConfigMaps, CustomResourceDefinitions, Namespaces, Secrets } from '../../src/k8s/resources.ts';
+import type { ConfigMap, KubeObject, Secret } from '../../src/k8s/types.ts';
 import { createStore, type Store } from '../../src/runtime/store.ts';
 import { type WatcherEvent, watcher } from '../../src/runtime/watcher.ts';
 import { uniqueName, useStack } from './harness.ts';
@@ -90,32 +90,59 @@ describe('watcher against the real apiserver', { timeout: 180_000 }, () => {
     await admin.close();
   });
 
-  /** Differences between the store and a fresh list, or undefined if they agree. */
-  async function diff<T extends KubeObject>(store: Store<T>, rt: ResourceType): Promise<string | undefined> {
-    const fresh = await admin.list<T>(rt, { namespace: ns });
-    const want = fresh.items.map((o) => `${o.metadata.name}@${o.metadata.resourceVersion}`).sort();
-    const got = store
-      .list()
-      .map((o) => `${o.metadata.name}@${o.metadata.resourceVersion}`)
-      .sort();
-    return JSON.stringify(want) === JSON.stringify(got)
-      ? undefined
-      : `store ${JSON.stringify(got)} != list ${JSON.stringify(want)}`;
+  /** Compares a store with a fresh list (names and resourceVersions); undefined if they agree. */
+  function diff(rt: ResourceType, opts: { labelSelector?: string } = {}) {
+    return async (store: Store<KubeObject>): Promise<string | undefined> => {
+      const fresh = await admin.list<KubeObject>(rt, { namespace: ns, ...opts });
+      const key = (o: KubeObject) => `${o.metadata.name}@${o.metadata.resourceVersion}`;
+      const want = JSON.stringify(fresh.items.map(key).sort());
+      const got = JSON.stringify(store.list().map(key).sort());
+      return want === got ? undefined : `store ${got} != list ${want}`;
+    };
   }
 
-  it('misses no event across server timeouts, killed connections and a 410 relist', async () => {
+  /** Runs a watcher through a severable proxy into a store. */
+  async function startWatcher<T extends KubeObject>(rt: ResourceType, labelSelector?: string) {
     const env = await useStack();
     const conn = loadKubeConnection({ kubeconfig: env.kubeconfig });
     const proxy = await tcpProxy(new URL(conn.server));
     const client = new StaleResumeClient({ ...conn, server: proxy.url }, { userAgent: 'ferry-e2e-watcher' });
     const ac = new AbortController();
     const errors: unknown[] = [];
-    const events: WatcherEvent<ConfigMap>[] = [];
-    const { store, writer } = createStore<ConfigMap>();
+    const events: WatcherEvent<T>[] = [];
+    const { store, writer } = createStore<T>();
+    const run = (async () => {
+      for await (const ev of watcher<T>(client, rt, {
+        namespace: ns,
+        ...(labelSelector !== undefined && { labelSelector }),
+        pageSize: 2,
+        timeoutSeconds: 2,
+        signal: ac.signal,
+        onError: (e) => errors.push(e),
+        backoff: { initialMs: 50, maxMs: 500 },
+      })) {
+        events.push(ev);
+        writer.apply(ev);
+      }
+    })();
+    const inits = () => events.filter((e) => e.type === 'init').length;
+    const stop = async () => {
+      ac.abort();
+      await run;
+      await client.close();
+      await proxy.close();
+    };
+    return { proxy, client, errors, events, store, inits, stop };
+  }
 
+  it('misses no event across server timeouts and killed connections, without relisting', async () => {
+    const selector = 'ferry-e2e=watch';
     let seq = 0;
     const put = async (name: string) => {
-      const body: ConfigMap = { metadata: { name, namespace: ns }, data: { seq: String(++seq) } };
+      const body: ConfigMap = {
+        metadata: { name, namespace: ns, labels: { 'ferry-e2e': 'watch' } },
+        data: { seq: String(++seq) },
+      };
       try {
         await admin.replace(ConfigMaps, body);
       } catch (err) {
@@ -127,7 +154,7 @@ describe('watcher against the real apiserver', { timeout: 180_000 }, () => {
       admin.delete(ConfigMaps, name, ns).catch((err: unknown) => {
         if (!isK8sApiError(err) || !err.isNotFound()) throw err;
       });
-    // Churn: creates, updates and deletes over a small name space, so the same names recur.
+    // Churn: creates, updates and deletes over a small set of names, so the same names recur.
     const churn = async (ms: number) => {
       const end = Date.now() + ms;
       let i = 0;
@@ -139,93 +166,101 @@ describe('watcher against the real apiserver', { timeout: 180_000 }, () => {
         await sleep(25);
       }
     };
+    const same = () => diff(ConfigMaps, { labelSelector: selector });
 
     for (let i = 0; i < 5; i++) await put(`pre-${i}`);
-    const run = (async () => {
-      for await (const ev of watcher<ConfigMap>(client, ConfigMaps, {
-        namespace: ns,
-        pageSize: 2,
-        timeoutSeconds: 2,
-        signal: ac.signal,
-        onError: (e) => errors.push(e),
-        backoff: { initialMs: 50, maxMs: 500 },
-      })) {
-        events.push(ev);
-        writer.apply(ev);
-      }
-    })();
+    const w = await startWatcher<ConfigMap>(ConfigMaps, selector);
     try {
-      await store.waitUntilReady(AbortSignal.timeout(20_000));
-      assert.equal(events.filter((e) => e.type === 'initApply').length, 5, 'paginated initial list');
+      await w.store.waitUntilReady(AbortSignal.timeout(20_000));
+      assert.equal(w.events.filter((e) => e.type === 'initApply').length, 5, 'paginated initial list');
 
       // Phase 1: the server ends each watch after 2 s; writes continue through every gap.
       await churn(5_000);
-      await eventually('after server timeouts', () => diff(store, ConfigMaps));
+      await eventually('after server timeouts', () => same()(w.store));
 
       // Phase 2: sever the TCP connections mid-stream, repeatedly, while writing.
       for (let k = 0; k < 3; k++) {
         const churning = churn(1_000);
         await sleep(300);
-        proxy.killAll();
+        w.proxy.killAll();
         await churning;
       }
-      await eventually('after killed connections', () => diff(store, ConfigMaps));
-      assert.equal(events.filter((e) => e.type === 'init').length, 1, 'resumed without relisting');
+      await eventually('after killed connections', () => same()(w.store));
+      assert.equal(w.inits(), 1, 'every reconnect resumed from a resourceVersion; no relist');
       assert.ok(
-        errors.some((e) => isFerryError(e) && e.code === CODES.K8S_TRANSPORT),
+        w.errors.some((e) => isFerryError(e) && e.code === CODES.K8S_TRANSPORT),
         'the severed streams were noticed',
       );
-
-      // Phase 3: while disconnected, objects are deleted and created; the resume uses a
-      // resourceVersion the apiserver no longer has, so it answers 410 and the watcher relists.
-      client.staleNext = true;
-      proxy.killAll();
-      await del('pre-0');
-      await del('pre-1');
-      await put('after-gone');
-      await eventually('after 410', async () =>
-        events.filter((e) => e.type === 'init').length < 2 ? 'no relist yet' : diff(store, ConfigMaps),
-      );
-      assert.ok(
-        errors.some((e) => isK8sApiError(e) && e.isGone()),
-        'the apiserver answered 410 for the stale resourceVersion',
-      );
-      assert.equal(store.get(ns, 'pre-0'), undefined, 'objects deleted while disconnected are gone');
-
-      // The watch keeps working after the relist.
-      await put('last');
-      await eventually('after relist', () => diff(store, ConfigMaps));
-      assert.equal(store.list()[0]?.metadata.managedFields, undefined);
+      assert.equal(w.store.list()[0]?.metadata.managedFields, undefined);
     } finally {
-      ac.abort();
-      await run;
-      await client.close();
-      await proxy.close();
+      await w.stop();
     }
   });
 
-  it('answers a watch from a too-old resourceVersion with 410 (raw client)', async () => {
-    const ac = new AbortController();
-    const seen: WatchEvent<ConfigMap>[] = [];
+  it('relists after a real 410 and drops objects deleted while disconnected', async () => {
+    // A fresh CRD gets a fresh watch cache, so resourceVersion "1" is older than anything the
+    // apiserver can replay and it must answer 410 Expired (configmaps' cache reaches back to
+    // apiserver start, where "1" would still replay).
+    const group = `${uniqueName('g')}.e2e.ferry.dev`;
+    const rt: ResourceType = { group, version: 'v1', kind: 'Probe', plural: 'probes', namespaced: true };
+    await admin.create(CustomResourceDefinitions, {
+      apiVersion: 'apiextensions.k8s.io/v1',
+      kind: 'CustomResourceDefinition',
+      metadata: { name: `probes.${group}` },
+      spec: {
+        group,
+        scope: 'Namespaced',
+        names: { plural: 'probes', singular: 'probe', kind: 'Probe', listKind: 'ProbeList' },
+        versions: [
+          {
+            name: 'v1',
+            served: true,
+            storage: true,
+            schema: { openAPIV3Schema: { type: 'object', 'x-kubernetes-preserve-unknown-fields': true } },
+          },
+        ],
+      },
+    } as KubeObject);
+    const probe = (name: string): KubeObject => ({
+      apiVersion: `${group}/v1`,
+      kind: 'Probe',
+      metadata: { name, namespace: ns },
+    });
+    const w = await startWatcher<KubeObject>(rt);
     try {
-      for await (const ev of admin.watch<ConfigMap>(
-        ConfigMaps,
-        { namespace: ns, resourceVersion: '1', timeoutSeconds: 5 },
-        ac.signal,
-      )) {
-        seen.push(ev);
-        break;
+      // Creating right after the CRD can race its establishment; retry briefly.
+      for (const name of ['a', 'b', 'c']) {
+        await eventually(`create ${name}`, () =>
+          admin.create(rt, probe(name)).then(
+            () => undefined,
+            (e: unknown) => String(e),
+          ),
+        );
       }
-    } catch (err) {
-      // Some versions reject with HTTP 410 instead of an in-stream ERROR: both mean "relist".
-      assert.ok(isK8sApiError(err) && err.isGone(), String(err));
-      return;
+      await eventually('initial sync', () => diff(rt)(w.store));
+      const initsBefore = w.inits();
+
+      w.client.staleNext = true;
+      w.proxy.killAll();
+      await admin.delete(rt, 'a', ns);
+      await admin.create(rt, probe('d'));
+      await eventually('after 410', async () =>
+        w.inits() === initsBefore ? 'no relist yet' : diff(rt)(w.store),
+      );
+      assert.ok(
+        w.errors.some((e) => isK8sApiError(e) && e.isGone()),
+        'the apiserver answered 410 for the stale resourceVersion',
+      );
+      assert.equal(w.store.get(ns, 'a'), undefined, 'an object deleted while disconnected is gone');
+      assert.ok(w.store.get(ns, 'd'));
+
+      // The watch keeps working after the relist.
+      await admin.delete(rt, 'b', ns);
+      await eventually('after relist', () => diff(rt)(w.store));
     } finally {
-      ac.abort();
+      await w.stop();
+      await admin.delete(CustomResourceDefinitions, `probes.${group}`).catch(() => {});
     }
-    const first = seen[0];
-    assert.ok(first?.type === 'ERROR', `expected ERROR, got ${first?.type}`);
-    assert.equal(first.object.code, 410);
   });
 
   it('watches Secrets metadata-only: no data reaches the store', async () => {
