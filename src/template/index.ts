@@ -1,0 +1,97 @@
+// Ferry's Go text/template + Sprig engine: the public API. Compile a set of named sources once,
+// render any of them many times. Errors carry template name, line and column, and never echo
+// values from the data.
+import { randomInt } from 'node:crypto';
+import { CODES, FerryError } from '../errors.ts';
+import { ALLOWED_FUNCTIONS } from './allowed.ts';
+import { BUILTINS } from './builtins.ts';
+import { type Env, ExecFailure, execute } from './exec.ts';
+import type { GoFunc } from './func.ts';
+import { ParseFailure, parseInto, type Tree } from './parse.ts';
+import { SPRIG } from './sprig.ts';
+import { fromJS } from './values.ts';
+
+export { ALLOWED_FUNCTIONS } from './allowed.ts';
+export { decodeVaultJson, GoInt, JsonNumber } from './values.ts';
+
+export interface TemplateSource {
+  name: string;
+  text: string;
+}
+
+export interface TemplateLimits {
+  maxSteps?: number;
+  maxOutputBytes?: number;
+}
+
+export interface CompileOptions {
+  limits?: TemplateLimits;
+  /** Clock and randomness for date and random functions; defaults to the real ones. */
+  now?: () => number;
+  random?: () => number;
+}
+
+export interface CompiledTemplates {
+  /** Renders a template; `data` is JSON-shaped (JsonNumber marks json.Number values). */
+  render(name: string, data: unknown): string;
+}
+
+export class TemplateError extends FerryError {
+  readonly templateName: string;
+  readonly line: number | undefined;
+  readonly col: number | undefined;
+  constructor(
+    message: string,
+    where: { templateName: string; line?: number | undefined; col?: number | undefined },
+  ) {
+    super(CODES.TEMPLATE, message);
+    this.templateName = where.templateName;
+    this.line = where.line;
+    this.col = where.col;
+  }
+}
+
+export const DEFAULT_LIMITS = { maxSteps: 1_000_000, maxOutputBytes: 1 << 20 } as const;
+
+function funcMap(): Map<string, GoFunc> {
+  const m = new Map<string, GoFunc>(Object.entries(BUILTINS));
+  // Added functions shadow builtins, as in Go (Sprig's slice replaces the builtin slice).
+  for (const k of ALLOWED_FUNCTIONS) m.set(k, SPRIG[k]!);
+  return m;
+}
+
+export function compileTemplates(sources: TemplateSource[], opts: CompileOptions = {}): CompiledTemplates {
+  const trees = new Map<string, Tree>();
+  const funcs = funcMap();
+  for (const s of sources) {
+    try {
+      parseInto(s.name, s.text, trees, (name) => funcs.has(name));
+    } catch (e) {
+      if (e instanceof ParseFailure)
+        throw new TemplateError(e.message, { templateName: e.templateName, line: e.line });
+      throw e;
+    }
+  }
+  const env: Env = {
+    trees,
+    funcs,
+    builtins: new Set(Object.keys(BUILTINS)),
+    limits: { ...DEFAULT_LIMITS, ...opts.limits },
+    ctx: { now: opts.now ?? Date.now, random: opts.random ?? (() => randomInt(2 ** 48) / 2 ** 48) },
+  };
+  return {
+    render(name, data) {
+      try {
+        return execute(env, name, fromJS(data));
+      } catch (e) {
+        if (e instanceof ExecFailure) {
+          throw new TemplateError(e.message, { templateName: e.templateName, line: e.line, col: e.col });
+        }
+        if (e instanceof RangeError) {
+          throw new TemplateError(`template: ${name}: execution too deeply nested`, { templateName: name });
+        }
+        throw e;
+      }
+    },
+  };
+}

@@ -1,0 +1,1184 @@
+// The Sprig v3.3.0 functions VSO allows, with Sprig's Go signatures and conversion rules
+// (spf13/cast for numbers, strval for strings, panics surfacing as "error calling NAME: ...").
+import { createHash } from 'node:crypto';
+import { RE2JS } from 're2js';
+import { formatFloat, sprint, sprintf } from './fmt.ts';
+import { FuncError, fn, type GoFunc } from './func.ts';
+import { encodeJson, prettyJson } from './json.ts';
+import {
+  compareGoStrings,
+  fromJS,
+  GoInt,
+  type GoMap,
+  GoSemver,
+  GoTime,
+  type GoValue,
+  intValue,
+  isMap,
+  JsonNumber,
+  kindOf,
+  sortedKeys,
+  stringValue,
+  typed,
+  typeName,
+} from './values.ts';
+
+const i64 = (v: bigint): GoInt => new GoInt('int64', BigInt.asIntN(64, v));
+
+/** spf13/cast ToInt64 (errors become 0). */
+export function toInt64(v: GoValue): bigint {
+  if (v === undefined || v === null) return 0n;
+  if (typeof v === 'bigint' || v instanceof GoInt) return intValue(v);
+  if (typeof v === 'number') return Number.isFinite(v) ? BigInt(Math.trunc(v)) : 0n;
+  if (typeof v === 'boolean') return v ? 1n : 0n;
+  const s = stringValue(v);
+  if (s !== undefined) return parseCastInt(s);
+  return 0n;
+}
+
+function parseCastInt(str: string): bigint {
+  // cast trims a zero decimal part ("1.0" → "1") then parses with base 0.
+  const s = /^[+-]?\d+\.0*$/.test(str) ? str.replace(/\.0*$/, '') : str;
+  const m = /^([+-]?)(0[xX][0-9a-fA-F_]+|0[bB][01_]+|0[oO]?[0-7_]*|[1-9][0-9_]*)$/.exec(s);
+  if (!m) return 0n;
+  let body = m[2]!.replaceAll('_', '');
+  if (/^0[0-7]/.test(body)) body = `0o${body.slice(1)}`;
+  else if (/^0[oO]/.test(body)) body = `0o${body.slice(2)}`;
+  try {
+    const v = BigInt(body) * (m[1] === '-' ? -1n : 1n);
+    return v >= -(2n ** 63n) && v < 2n ** 63n ? v : 0n;
+  } catch {
+    return 0n;
+  }
+}
+
+/** spf13/cast ToFloat64 (errors become 0). */
+export function toFloat64(v: GoValue): number {
+  if (v === undefined || v === null) return 0;
+  if (typeof v === 'number') return v;
+  if (typeof v === 'bigint' || v instanceof GoInt) return Number(intValue(v));
+  if (typeof v === 'boolean') return v ? 1 : 0;
+  const s = stringValue(v);
+  if (s !== undefined && /^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$/.test(s.trim()) && s.trim() === s)
+    return Number(s);
+  if (s !== undefined && /^[+-]?(inf|infinity|nan)$/i.test(s))
+    return Number(s.replace(/inf(inity)?/i, 'Infinity'));
+  return 0;
+}
+
+/** Sprig's strval. */
+export function strval(v: GoValue): string {
+  const s = stringValue(v);
+  if (typeof v === 'string') return v;
+  if (s !== undefined) return s;
+  if (v instanceof GoSemver) return v.toString();
+  return sprint([v ?? null]);
+}
+
+/** Sprig's strslice. */
+function strslice(v: GoValue): string[] {
+  if (Array.isArray(v)) return v.filter((x) => x !== null && x !== undefined).map(strval);
+  if (v === undefined || v === null) return [];
+  return [strval(v)];
+}
+
+const strs = (a: string[]): GoValue[] => typed(a, 'string');
+const ints = (a: bigint[]): GoValue[] => typed(a, 'int');
+
+/** Sprig's empty(). */
+export function empty(v: GoValue): boolean {
+  if (v === undefined || v === null) return true;
+  switch (kindOf(v)) {
+    case 'string':
+      return (stringValue(v) ?? '').length === 0;
+    case 'slice':
+      return (v as GoValue[]).length === 0;
+    case 'map':
+      return Object.keys(v as GoMap).length === 0;
+    case 'bool':
+      return !v;
+    case 'float64':
+      return v === 0;
+    case 'struct':
+    case 'ptr':
+      return false;
+    default:
+      return intValue(v) === 0n;
+  }
+}
+
+function asList(v: GoValue, what: string): GoValue[] {
+  if (Array.isArray(v)) return v;
+  throw new FuncError(`Cannot ${what} on type ${v === null || v === undefined ? 'invalid' : kindOf(v)}`);
+}
+
+/** Go's reflect.DeepEqual over the value model. */
+export function deepEqual(a: GoValue, b: GoValue): boolean {
+  if (a === b) return true;
+  if (a === null || b === null || a === undefined || b === undefined) return false;
+  if (typeName(a) !== typeName(b)) return false;
+  if (a instanceof GoInt && b instanceof GoInt) return a.value === b.value;
+  if (a instanceof JsonNumber && b instanceof JsonNumber) return a.text === b.text;
+  if (Array.isArray(a) && Array.isArray(b))
+    return a.length === b.length && a.every((x, i) => deepEqual(x, b[i]));
+  if (isMap(a) && isMap(b)) {
+    const ka = Object.keys(a);
+    return (
+      ka.length === Object.keys(b).length && ka.every((k) => Object.hasOwn(b, k) && deepEqual(a[k], b[k]))
+    );
+  }
+  return false;
+}
+
+export function deepCopy(v: GoValue): GoValue {
+  if (Array.isArray(v)) return typed(v.map(deepCopy), typeName(v).slice(2));
+  if (isMap(v)) {
+    const out: GoMap = {};
+    for (const k of Object.keys(v)) out[k] = deepCopy(v[k]);
+    return typed(out, typeName(v).slice('map[string]'.length));
+  }
+  return v;
+}
+
+function regex(pattern: string): RE2JS {
+  try {
+    return RE2JS.compile(pattern);
+  } catch (e) {
+    throw new FuncError(`error parsing regexp: ${(e as Error).message}`);
+  }
+}
+
+function regexFindAll(pattern: string, s: string, n: bigint): string[] {
+  const re = regex(pattern);
+  const out: string[] = [];
+  const m = re.matcher(s);
+  const limit = n < 0n ? Number.POSITIVE_INFINITY : Number(n);
+  while (out.length < limit && m.find()) out.push(m.group() ?? '');
+  return out;
+}
+
+/** Go's regexp ReplaceAllString ($1, ${1}, $name expansion) or ReplaceAllLiteralString. */
+function regexReplace(pattern: string, s: string, repl: string, literal: boolean): string {
+  const re = regex(pattern);
+  const m = re.matcher(s);
+  const names = re.namedGroups();
+  let out = '';
+  let last = 0;
+  while (m.find()) {
+    out += s.slice(last, m.start());
+    out += literal
+      ? repl
+      : repl.replace(/\$(\{([^}]*)\}|([A-Za-z0-9_]+)|\$)?/g, (_all, _g, braced?: string, bare?: string) => {
+          if (_g === '$') return '$';
+          const id = braced ?? bare;
+          if (id === undefined) return _g === undefined ? '' : '$';
+          if (/^\d+$/.test(id)) return Number(id) <= re.groupCount() ? (m.group(Number(id)) ?? '') : '';
+          return names[id] !== undefined ? (m.group(id) ?? '') : '';
+        });
+    last = m.end();
+    if (m.end() === m.start()) {
+      if (last < s.length) out += s[last];
+      last++;
+    }
+  }
+  return out + s.slice(last);
+}
+
+function regexSplit(pattern: string, s: string, n: bigint): string[] {
+  if (n === 0n) return [];
+  const re = regex(pattern);
+  if (pattern.length > 0 && s.length === 0) return [''];
+  const matches: [number, number][] = [];
+  const m = re.matcher(s);
+  while (m.find()) matches.push([m.start(), m.end()]);
+  const out: string[] = [];
+  let beg = 0;
+  for (const [start, end] of matches) {
+    if (n > 0n && out.length === Number(n) - 1) break;
+    if (end === 0) continue;
+    out.push(s.slice(beg, start));
+    beg = end;
+  }
+  out.push(s.slice(beg));
+  return out;
+}
+
+function byteSlice(s: string, start: number, end: number): string {
+  const b = Buffer.from(s, 'utf8');
+  if (start < 0 || end > b.length || start > end) {
+    throw new FuncError(`runtime error: slice bounds out of range [${start}:${end}]`);
+  }
+  return b.subarray(start, end).toString('utf8');
+}
+
+function untilStep(start: bigint, stop: bigint, step: bigint, ctx: { charge(n: number): void }): bigint[] {
+  const v: bigint[] = [];
+  if (stop < start) {
+    if (step >= 0n) return v;
+    for (let i = start; i > stop; i += step) {
+      ctx.charge(1);
+      v.push(i);
+    }
+    return v;
+  }
+  if (step <= 0n) return v;
+  for (let i = start; i < stop; i += step) {
+    ctx.charge(1);
+    v.push(i);
+  }
+  return v;
+}
+
+function merge(dst: GoMap, src: GoMap, overwrite: boolean): void {
+  for (const k of Object.keys(src)) {
+    const sv = src[k];
+    const dv = dst[k];
+    if (isMap(dv) && isMap(sv)) merge(dv, sv, overwrite);
+    else if (!Object.hasOwn(dst, k) || empty(dv) || (overwrite && !empty(sv))) {
+      if (!Object.hasOwn(dst, k) || empty(dv) || overwrite) dst[k] = sv;
+    }
+  }
+}
+
+function toJsonOrThrow(v: GoValue, mode: 'json' | 'pretty' | 'raw'): string {
+  const r = mode === 'pretty' ? prettyJson(v) : encodeJson(v, mode === 'json');
+  if (r.error) throw new FuncError(r.error);
+  return r.text;
+}
+
+function fromJson(s: string): GoValue {
+  try {
+    return fromJS(JSON.parse(s));
+  } catch (e) {
+    throw new FuncError((e as Error).message, 'invalid JSON');
+  }
+}
+
+const SEMVER_RE =
+  /^v?([0-9]+)(\.[0-9]+)?(\.[0-9]+)?(-([0-9A-Za-z-]+(\.[0-9A-Za-z-]+)*))?(\+([0-9A-Za-z-]+(\.[0-9A-Za-z-]+)*))?$/;
+
+function parseSemver(v: string): GoSemver {
+  const m = SEMVER_RE.exec(v);
+  if (!m) throw new FuncError('Invalid Semantic Version');
+  const num = (s: string | undefined): bigint => (s ? BigInt(s.replace('.', '')) : 0n);
+  return new GoSemver(num(m[1]), num(m[2]), num(m[3]), m[5] ?? '', m[8] ?? '', v);
+}
+
+function cmpSemver(a: GoSemver, b: GoSemver): number {
+  for (const k of ['major', 'minor', 'patch'] as const) if (a[k] !== b[k]) return a[k] < b[k] ? -1 : 1;
+  if (a.pre === b.pre) return 0;
+  if (!a.pre) return 1;
+  if (!b.pre) return -1;
+  const pa = a.pre.split('.');
+  const pb = b.pre.split('.');
+  for (let i = 0; i < Math.max(pa.length, pb.length); i++) {
+    const x = pa[i];
+    const y = pb[i];
+    if (x === undefined) return -1;
+    if (y === undefined) return 1;
+    if (x === y) continue;
+    const nx = /^\d+$/.test(x);
+    const ny = /^\d+$/.test(y);
+    if (nx && ny) return BigInt(x) < BigInt(y) ? -1 : 1;
+    if (nx) return -1;
+    if (ny) return 1;
+    return x < y ? -1 : 1;
+  }
+  return 0;
+}
+
+/** Masterminds/semver constraint check for the common operators (=, !=, >, <, >=, <=, ~, ^, x-ranges, ||, ","). */
+function semverCompare(constraint: string, version: string): boolean {
+  const v = parseSemver(version);
+  return constraint.split('||').some((group) =>
+    group
+      .trim()
+      .split(/\s*,\s*|\s+/)
+      .filter(Boolean)
+      .every((c) => checkConstraint(c, v)),
+  );
+}
+
+function checkConstraint(c: string, v: GoSemver): boolean {
+  const m = /^(=|!=|>=|<=|>|<|~>?|\^)?\s*v?(.*)$/.exec(c);
+  if (!m) throw new FuncError(`improper constraint: ${c}`);
+  const op = m[1] ?? '';
+  const parts = m[2]!.split(/(?=[-+])/)[0]!.split('.');
+  const wild = (s: string | undefined): boolean => s === undefined || s === 'x' || s === 'X' || s === '*';
+  const base = parseSemver(
+    parts.map((p) => (wild(p) ? '0' : p)).join('.') + (m[2]!.match(/[-+].*$/)?.[0] ?? ''),
+  );
+  if (v.pre && !base.pre && op !== '!=') return false;
+  const cmp = cmpSemver(v, base);
+  const wMinor = wild(parts[1]);
+  const wPatch = wild(parts[2]);
+  const upper = (bumpMinor: boolean): GoSemver =>
+    bumpMinor
+      ? new GoSemver(base.major + 1n, 0n, 0n, '', '', '')
+      : new GoSemver(base.major, base.minor + 1n, 0n, '', '', '');
+  switch (op) {
+    case '':
+    case '=':
+      if (wild(parts[0])) return true;
+      if (wMinor) return v.major === base.major;
+      if (wPatch) return v.major === base.major && v.minor === base.minor;
+      return cmp === 0;
+    case '!=':
+      return cmp !== 0;
+    case '>':
+      return cmp > 0;
+    case '<':
+      return cmp < 0;
+    case '>=':
+      return cmp >= 0;
+    case '<=':
+      return cmp <= 0;
+    case '~':
+    case '~>':
+      return cmp >= 0 && cmpSemver(v, upper(wMinor)) < 0;
+    case '^': {
+      if (base.major > 0n || wMinor) return cmp >= 0 && v.major === base.major;
+      if (base.minor > 0n || wPatch) return cmp >= 0 && v.major === 0n && v.minor === base.minor;
+      return cmp === 0;
+    }
+  }
+  return false;
+}
+
+/** Go's time.Duration.String for whole seconds. */
+function durationString(sec: bigint): string {
+  if (sec === 0n) return '0s';
+  const neg = sec < 0n;
+  let s = neg ? -sec : sec;
+  const h = s / 3600n;
+  s %= 3600n;
+  const m = s / 60n;
+  s %= 60n;
+  let out = '';
+  if (h > 0n) out += `${h}h`;
+  if (h > 0n || m > 0n) out += `${m}m`;
+  out += `${s}s`;
+  return (neg ? '-' : '') + out;
+}
+
+function wrap(s: string, width: number, sep: string, wrapLong: boolean): string {
+  if (width < 1) width = 1;
+  const lines = s.split('\n');
+  return lines
+    .map((line) => {
+      const out: string[] = [];
+      let rest = line;
+      while ([...rest].length > width) {
+        if (rest[0] === ' ') {
+          rest = rest.slice(1);
+          continue;
+        }
+        const chars = [...rest];
+        let spaceAt = chars.slice(0, width + 1).lastIndexOf(' ');
+        if (spaceAt <= 0) {
+          if (wrapLong) {
+            out.push(chars.slice(0, width).join(''));
+            rest = chars.slice(width).join('');
+            continue;
+          }
+          spaceAt = chars.indexOf(' ', width);
+          if (spaceAt < 0) break;
+        }
+        out.push(chars.slice(0, spaceAt).join(''));
+        rest = chars.slice(spaceAt + 1).join('');
+      }
+      out.push(rest);
+      return out.join(sep);
+    })
+    .join('\n');
+}
+
+function splitWords(s: string): string[] {
+  return s
+    .replace(/([a-z0-9])([A-Z])/g, '$1 $2')
+    .split(/[^A-Za-z0-9]+/)
+    .filter(Boolean);
+}
+
+const notPortable = (name: string): GoFunc =>
+  fn(
+    [],
+    () => {
+      throw new FuncError(`${name} is not supported by Ferry's template engine`);
+    },
+    'any',
+  );
+
+function pathClean(p: string): string {
+  if (p === '') return '.';
+  const rooted = p.startsWith('/');
+  const out: string[] = [];
+  for (const seg of p.split('/')) {
+    if (seg === '' || seg === '.') continue;
+    if (seg === '..') {
+      if (out.length > 0 && out.at(-1) !== '..') out.pop();
+      else if (!rooted) out.push('..');
+    } else out.push(seg);
+  }
+  const s = (rooted ? '/' : '') + out.join('/');
+  return s === '' ? '.' : s;
+}
+
+function pathBase(p: string): string {
+  if (p === '') return '.';
+  const t = p.replace(/\/+$/, '');
+  if (t === '') return '/';
+  return t.slice(t.lastIndexOf('/') + 1);
+}
+
+function pathDir(p: string): string {
+  const i = p.lastIndexOf('/');
+  return pathClean(p.slice(0, i + 1));
+}
+
+function pathExt(p: string): string {
+  for (let i = p.length - 1; i >= 0 && p[i] !== '/'; i--) if (p[i] === '.') return p.slice(i);
+  return '';
+}
+
+function list(v: GoValue, what: string, f: (l: GoValue[]) => GoValue): GoValue {
+  if (v === null || v === undefined) throw new FuncError(`Cannot ${what} on type invalid`);
+  if (!Array.isArray(v)) throw new FuncError(`Cannot ${what} on type ${kindOf(v)}`);
+  return f(v);
+}
+
+const listFn = (what: string, f: (l: GoValue[]) => GoValue): GoFunc => fn(['any'], ([l]) => list(l, what, f));
+
+function uniq(l: GoValue[]): GoValue[] {
+  const out: GoValue[] = [];
+  for (const x of l) if (!out.some((y) => deepEqual(x, y))) out.push(x);
+  return out;
+}
+
+function dict(args: GoValue[]): GoMap {
+  const out: GoMap = {};
+  for (let i = 0; i < args.length; i += 2) {
+    const k = strval(args[i]);
+    out[k] = i + 1 >= args.length ? '' : args[i + 1];
+  }
+  return out;
+}
+
+function dig(args: GoValue[]): GoValue {
+  if (args.length < 3) throw new FuncError('dig needs at least three arguments');
+  let d = args.at(-1);
+  const def = args.at(-2);
+  const keys = args.slice(0, -2);
+  if (!isMap(d) || typeName(d) !== 'map[string]interface {}') {
+    throw new FuncError(`interface conversion: interface {} is ${typeName(d)}, not map[string]interface {}`);
+  }
+  for (let i = 0; i < keys.length; i++) {
+    const k = keys[i];
+    if (typeof k !== 'string')
+      throw new FuncError(`interface conversion: interface {} is ${typeName(k)}, not string`);
+    if (!Object.hasOwn(d as GoMap, k)) return def;
+    const v: GoValue = (d as GoMap)[k];
+    if (i === keys.length - 1) return v;
+    if (!isMap(v))
+      throw new FuncError(
+        `interface conversion: interface {} is ${typeName(v)}, not map[string]interface {}`,
+      );
+    d = v;
+  }
+  return def;
+}
+
+function slice(l: GoValue, idx: GoValue[]): GoValue {
+  if (l === null || l === undefined)
+    throw new FuncError('runtime error: invalid memory address or nil pointer dereference');
+  if (!Array.isArray(l)) throw new FuncError(`list should be type of slice or array but ${kindOf(l)}`);
+  if (l.length === 0) return null;
+  const start = idx.length > 0 ? Number(toInt64(idx[0])) : 0;
+  const end = idx.length > 1 ? Number(toInt64(idx[1])) : l.length;
+  if (start < 0 || end > l.length || start > end) {
+    throw new FuncError(`reflect: slice index out of range`);
+  }
+  return typed(l.slice(start, end), typeName(l).slice(2));
+}
+
+function toDate(layout: string, value: string): GoValue {
+  // Only Go's RFC 3339 and date-only layouts are supported; other layouts report an error.
+  const layouts: Record<string, RegExp> = {
+    '2006-01-02': /^(\d{4})-(\d{2})-(\d{2})$/,
+    '2006-01-02T15:04:05Z07:00': /^(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2}):(\d{2})(Z|[+-]\d{2}:\d{2})$/,
+  };
+  const re = layouts[layout];
+  const m = re?.exec(value);
+  if (!m)
+    throw new FuncError(
+      `parsing time ${JSON.stringify(value)} as ${JSON.stringify(layout)}: cannot parse`,
+      'cannot parse time',
+    );
+  const [, y, mo, d, h = '0', mi = '0', s = '0', z = 'Z'] = m;
+  const off = z === 'Z' ? 0 : (z[0] === '-' ? -1 : 1) * (Number(z.slice(1, 3)) * 60 + Number(z.slice(4)));
+  const ms = Date.UTC(Number(y), Number(mo) - 1, Number(d), Number(h), Number(mi), Number(s)) - off * 60000;
+  return new GoTime(ms, 0, off, z === 'Z' ? 'UTC' : '');
+}
+
+export const SPRIG: Record<string, GoFunc> = {
+  // strings
+  abbrev: fn(['int', 'string'], ([w, s]) => {
+    const width = Number(w);
+    const str = s as string;
+    if (width < 4 || Buffer.byteLength(str) <= width) return str;
+    return `${byteSlice(str, 0, width - 3)}...`;
+  }),
+  abbrevboth: fn(['int', 'int', 'string'], ([l, r, s]) => {
+    let offset = Number(l);
+    const maxWidth = Number(r);
+    const str = s as string;
+    if (maxWidth < 4 || (offset > 0 && maxWidth < 7)) return str;
+    const n = Buffer.byteLength(str);
+    if (str === '' || n <= maxWidth) return str;
+    if (offset > n) offset = n;
+    if (n - offset < maxWidth - 3) offset = n - (maxWidth - 3);
+    if (offset <= 4) return `${byteSlice(str, 0, maxWidth - 3)}...`;
+    if (offset + maxWidth - 3 < n) {
+      const rest = byteSlice(str, offset, n);
+      const w = maxWidth - 3;
+      return `...${Buffer.byteLength(rest) <= w ? rest : `${byteSlice(rest, 0, w - 3)}...`}`;
+    }
+    return `...${byteSlice(str, n - (maxWidth - 3), n)}`;
+  }),
+  upper: fn(['string'], ([s]) => (s as string).toUpperCase()),
+  lower: fn(['string'], ([s]) => (s as string).toLowerCase()),
+  title: fn(['string'], ([s]) =>
+    (s as string).replace(/(^|[^\p{L}\p{N}_'])(\p{L})/gu, (_m, a: string, b: string) => a + b.toUpperCase()),
+  ),
+  untitle: fn(['string'], ([s]) =>
+    (s as string).replace(/(^|\s)(\S)/gu, (_m, a: string, b: string) => a + b.toLowerCase()),
+  ),
+  substr: fn(['int', 'int', 'string'], ([a, b, s]) => {
+    const str = s as string;
+    const n = Buffer.byteLength(str);
+    const start = Number(a);
+    const end = Number(b);
+    if (start < 0) return byteSlice(str, 0, end);
+    if (end < 0 || end > n) return byteSlice(str, start, n);
+    return byteSlice(str, start, end);
+  }),
+  repeat: fn(['int', 'string'], ([c, s], ctx) => {
+    const n = Number(c);
+    if (n < 0) throw new FuncError('strings: negative Repeat count');
+    ctx.charge(n);
+    return (s as string).repeat(n);
+  }),
+  trim: fn(['string'], ([s]) => (s as string).replace(/^[\s\u0085]+|[\s\u0085]+$/gu, '')),
+  trimAll: fn(['string', 'string'], ([cut, s]) => trimChars(s as string, cut as string)),
+  trimall: fn(['string', 'string'], ([cut, s]) => trimChars(s as string, cut as string)),
+  trimPrefix: fn(['string', 'string'], ([p, s]) =>
+    (s as string).startsWith(p as string) ? (s as string).slice((p as string).length) : s,
+  ),
+  trimSuffix: fn(['string', 'string'], ([p, s]) =>
+    (p as string) !== '' && (s as string).endsWith(p as string)
+      ? (s as string).slice(0, -(p as string).length)
+      : s,
+  ),
+  nospace: fn(['string'], ([s]) => (s as string).replace(/[\s\u0085]/gu, '')),
+  initials: fn(['string'], ([s]) =>
+    (s as string)
+      .split(/\s+/)
+      .filter(Boolean)
+      .map((w) => [...w][0])
+      .join(''),
+  ),
+  swapcase: fn(['string'], ([s]) =>
+    [...(s as string)].map((c) => (c === c.toUpperCase() ? c.toLowerCase() : c.toUpperCase())).join(''),
+  ),
+  shuffle: fn(['string'], ([s], ctx) => {
+    const a = [...(s as string)];
+    for (let i = a.length - 1; i > 0; i--) {
+      const j = Math.floor(ctx.random() * (i + 1));
+      [a[i], a[j]] = [a[j]!, a[i]!];
+    }
+    return a.join('');
+  }),
+  snakecase: fn(['string'], ([s]) =>
+    splitWords(s as string)
+      .map((w) => w.toLowerCase())
+      .join('_'),
+  ),
+  camelcase: fn(['string'], ([s]) =>
+    splitWords(s as string)
+      .map((w) => w[0]!.toUpperCase() + w.slice(1))
+      .join(''),
+  ),
+  kebabcase: fn(['string'], ([s]) =>
+    splitWords(s as string)
+      .map((w) => w.toLowerCase())
+      .join('-'),
+  ),
+  wrap: fn(['int', 'string'], ([l, s]) => wrap(s as string, Number(l), '\n', false)),
+  wrapWith: fn(['int', 'string', 'string'], ([l, sep, s]) =>
+    wrap(s as string, Number(l), sep as string, true),
+  ),
+  contains: fn(['string', 'string'], ([sub, s]) => (s as string).includes(sub as string)),
+  hasPrefix: fn(['string', 'string'], ([p, s]) => (s as string).startsWith(p as string)),
+  hasSuffix: fn(['string', 'string'], ([p, s]) => (s as string).endsWith(p as string)),
+  quote: fn(
+    [],
+    (a) =>
+      a
+        .filter((x) => x !== null)
+        .map((x) => sprintf('%q', [strval(x)]))
+        .join(' '),
+    'any',
+  ),
+  squote: fn(
+    [],
+    (a) =>
+      a
+        .filter((x) => x !== null)
+        .map((x) => `'${strval(x)}'`)
+        .join(' '),
+    'any',
+  ),
+  cat: fn(
+    [],
+    (a) =>
+      sprint(a.filter((x) => x !== null).flatMap((x, i) => (i > 0 ? [' ', x] : [x]))).replaceAll(
+        /^\s+|\s+$/g,
+        '',
+      ),
+    'any',
+  ),
+  indent: fn(['int', 'string'], ([n, s]) => {
+    const pad = ' '.repeat(Math.max(0, Number(n)));
+    return pad + (s as string).replaceAll('\n', `\n${pad}`);
+  }),
+  nindent: fn(['int', 'string'], ([n, s]) => {
+    const pad = ' '.repeat(Math.max(0, Number(n)));
+    return `\n${pad}${(s as string).replaceAll('\n', `\n${pad}`)}`;
+  }),
+  replace: fn(['string', 'string', 'string'], ([o, n, s]) =>
+    replaceAllGo(s as string, o as string, n as string),
+  ),
+  plural: fn(['string', 'string', 'int'], ([one, many, c]) => (c === 1n ? one : many)),
+  trunc: fn(['int', 'string'], ([c, s]) => {
+    const n = Number(c);
+    const str = s as string;
+    const len = Buffer.byteLength(str);
+    if (n < 0 && len + n > 0) return byteSlice(str, len + n, len);
+    if (n >= 0 && len > n) return byteSlice(str, 0, n);
+    return str;
+  }),
+  join: fn(['string', 'any'], ([sep, v]) => strslice(v).join(sep as string)),
+  split: fn(['string', 'string'], ([sep, s]) => {
+    const out: GoMap = {};
+    splitGo(s as string, sep as string, -1).forEach((p, i) => {
+      out[`_${i}`] = p;
+    });
+    return typed(out, 'string');
+  }),
+  splitList: fn(['string', 'string'], ([sep, s]) => strs(splitGo(s as string, sep as string, -1))),
+  splitn: fn(['string', 'int', 'string'], ([sep, n, s]) => {
+    const out: GoMap = {};
+    splitGo(s as string, sep as string, Number(n)).forEach((p, i) => {
+      out[`_${i}`] = p;
+    });
+    return typed(out, 'string');
+  }),
+  toString: fn(['any'], ([v]) => strval(v)),
+  toStrings: fn(['any'], ([v]) => strs(strslice(v))),
+  sortAlpha: fn(['any'], ([v]) =>
+    strs((Array.isArray(v) ? strslice(v) : [strval(v)]).sort(compareGoStrings)),
+  ),
+  seq: fn(
+    [],
+    (a, ctx) => {
+      const p = a.map((x) => intValue(x));
+      let r: bigint[] = [];
+      if (p.length === 1) r = untilStep(1n, p[0]! + (p[0]! < 1n ? -1n : 1n), p[0]! < 1n ? -1n : 1n, ctx);
+      else if (p.length === 2) {
+        const [s, e] = p as [bigint, bigint];
+        r = untilStep(s, e + (e < s ? -1n : 1n), e < s ? -1n : 1n, ctx);
+      } else if (p.length === 3) {
+        const [s, st, e] = p as [bigint, bigint, bigint];
+        if (e < s ? st >= 0n : st <= 0n) return '';
+        r = untilStep(s, e + (e < s ? -1n : 1n), st, ctx);
+      }
+      return r.join(' ');
+    },
+    'int',
+  ),
+  // encoding and hashing
+  b64enc: fn(['string'], ([s]) => Buffer.from(s as string).toString('base64')),
+  b64dec: fn(['string'], ([s]) => {
+    const str = s as string;
+    if (!/^([A-Za-z0-9+/]{4})*([A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/.test(str)) {
+      const bad = str.search(/[^A-Za-z0-9+/=]/);
+      return `illegal base64 data at input byte ${bad >= 0 ? bad : str.length - (str.length % 4 || 4)}`;
+    }
+    return Buffer.from(str, 'base64').toString('utf8');
+  }),
+  b32enc: fn(['string'], ([s]) => base32(Buffer.from(s as string))),
+  b32dec: fn(['string'], ([s]) => base32dec(s as string)),
+  sha1sum: fn(['string'], ([s]) =>
+    createHash('sha1')
+      .update(s as string)
+      .digest('hex'),
+  ),
+  sha256sum: fn(['string'], ([s]) =>
+    createHash('sha256')
+      .update(s as string)
+      .digest('hex'),
+  ),
+  sha512sum: fn(['string'], ([s]) =>
+    createHash('sha512')
+      .update(s as string)
+      .digest('hex'),
+  ),
+  adler32sum: fn(['string'], ([s]) => String(adler32(Buffer.from(s as string)))),
+  bcrypt: notPortable('bcrypt'),
+  htpasswd: notPortable('htpasswd'),
+  buildCustomCert: notPortable('buildCustomCert'),
+  // numbers
+  add: fn([], (a) => i64(a.reduce<bigint>((s, x) => s + toInt64(x), 0n)), 'any'),
+  add1: fn(['any'], ([a]) => i64(toInt64(a) + 1n)),
+  sub: fn(['any', 'any'], ([a, b]) => i64(toInt64(a) - toInt64(b))),
+  mul: fn(['any'], ([a, ...r]) => i64(r.reduce<bigint>((s, x) => s * toInt64(x), toInt64(a))), 'any'),
+  div: fn(['any', 'any'], ([a, b]) => {
+    const d = toInt64(b);
+    if (d === 0n) throw new FuncError('runtime error: integer divide by zero');
+    return i64(toInt64(a) / d);
+  }),
+  mod: fn(['any', 'any'], ([a, b]) => {
+    const d = toInt64(b);
+    if (d === 0n) throw new FuncError('runtime error: integer divide by zero');
+    return i64(toInt64(a) % d);
+  }),
+  max: fn(
+    ['any'],
+    ([a, ...r]) => i64(r.reduce<bigint>((m, x) => (toInt64(x) > m ? toInt64(x) : m), toInt64(a))),
+    'any',
+  ),
+  biggest: fn(
+    ['any'],
+    ([a, ...r]) => i64(r.reduce<bigint>((m, x) => (toInt64(x) > m ? toInt64(x) : m), toInt64(a))),
+    'any',
+  ),
+  min: fn(
+    ['any'],
+    ([a, ...r]) => i64(r.reduce<bigint>((m, x) => (toInt64(x) < m ? toInt64(x) : m), toInt64(a))),
+    'any',
+  ),
+  addf: fn([], (a) => decimalSum(a.map(toFloat64)), 'any'),
+  add1f: fn(['any'], ([a]) => decimalSum([toFloat64(a), 1])),
+  subf: fn(['any'], ([a, ...r]) => decimalSum([toFloat64(a), ...r.map((x) => -toFloat64(x))]), 'any'),
+  mulf: fn(
+    ['any'],
+    ([a, ...r]) => r.reduce<number>((p, x) => decimalMul(p, toFloat64(x)), toFloat64(a)),
+    'any',
+  ),
+  divf: fn(
+    ['any'],
+    ([a, ...r]) =>
+      r.reduce<number>((p, x) => {
+        const d = toFloat64(x);
+        if (d === 0) throw new FuncError('decimal division by 0');
+        return Number(formatFloat(p / d, 'g', 16));
+      }, toFloat64(a)),
+    'any',
+  ),
+  maxf: fn(
+    ['any'],
+    ([a, ...r]) => r.reduce<number>((m, x) => Math.max(m, toFloat64(x)), toFloat64(a)),
+    'any',
+  ),
+  minf: fn(
+    ['any'],
+    ([a, ...r]) => r.reduce<number>((m, x) => Math.min(m, toFloat64(x)), toFloat64(a)),
+    'any',
+  ),
+  floor: fn(['any'], ([a]) => Math.floor(toFloat64(a))),
+  ceil: fn(['any'], ([a]) => Math.ceil(toFloat64(a))),
+  round: fn(
+    ['any', 'int'],
+    ([a, p, r]) => {
+      const roundOn = r === undefined ? 0.5 : (r as number);
+      const pow = 10 ** Number(p);
+      const digit = pow * toFloat64(a);
+      const [, div] = [Math.trunc(digit), digit - Math.trunc(digit)];
+      return (div >= roundOn ? Math.ceil(digit) : Math.floor(digit)) / pow;
+    },
+    'float64',
+  ),
+  int: fn(['any'], ([a]) => toInt64(a)),
+  int64: fn(['any'], ([a]) => i64(toInt64(a))),
+  float64: fn(['any'], ([a]) => toFloat64(a)),
+  atoi: fn(['string'], ([s]) =>
+    /^[+-]?\d+$/.test(s as string) ? BigInt.asIntN(64, BigInt(s as string)) : 0n,
+  ),
+  toDecimal: fn(['any'], ([v]) => {
+    const s = sprint([v ?? null]);
+    return i64(
+      /^[+-]?[0-7]+$/.test(s) ? BigInt(`${s.startsWith('-') ? '-' : ''}0o${s.replace(/^[+-]/, '')}`) : 0n,
+    );
+  }),
+  until: fn(['int'], ([c], ctx) => ints(untilStep(0n, c as bigint, (c as bigint) < 0n ? -1n : 1n, ctx))),
+  untilStep: fn(['int', 'int', 'int'], ([a, b, c], ctx) =>
+    ints(untilStep(a as bigint, b as bigint, c as bigint, ctx)),
+  ),
+  randInt: fn(['int', 'int'], ([lo, hi], ctx) => {
+    const span = (hi as bigint) - (lo as bigint);
+    if (span <= 0n) throw new FuncError('invalid argument to Intn');
+    return (lo as bigint) + BigInt(Math.floor(ctx.random() * Number(span)));
+  }),
+  // defaults and flow
+  default: fn(['any'], ([d, ...g]) => (g.length === 0 || empty(g[0]) ? d : g[0]), 'any'),
+  empty: fn(['any'], ([v]) => empty(v)),
+  coalesce: fn([], (a) => a.find((x) => !empty(x)) ?? null, 'any'),
+  all: fn([], (a) => a.every((x) => !empty(x)), 'any'),
+  any: fn([], (a) => a.some((x) => !empty(x)), 'any'),
+  ternary: fn(['any', 'any', 'bool'], ([t, f, c]) => (c ? t : f)),
+  fail: fn(['string'], ([m]) => {
+    throw new FuncError(m as string, 'fail called');
+  }),
+  // JSON
+  toJson: fn(['any'], ([v]) => {
+    const r = encodeJson(v, true);
+    return r.error ? '' : r.text;
+  }),
+  toPrettyJson: fn(['any'], ([v]) => {
+    const r = prettyJson(v);
+    return r.error ? '' : r.text;
+  }),
+  toRawJson: fn(['any'], ([v]) => {
+    const r = encodeJson(v, false);
+    if (r.error) throw new FuncError(r.error);
+    return r.text;
+  }),
+  mustToJson: fn(['any'], ([v]) => toJsonOrThrow(v, 'json')),
+  mustToPrettyJson: fn(['any'], ([v]) => toJsonOrThrow(v, 'pretty')),
+  mustToRawJson: fn(['any'], ([v]) => toJsonOrThrow(v, 'raw')),
+  fromJson: fn(['string'], ([s]) => {
+    try {
+      return fromJson(s as string);
+    } catch {
+      return null;
+    }
+  }),
+  mustFromJson: fn(['string'], ([s]) => fromJson(s as string)),
+  // lists
+  list: fn([], (a) => [...a], 'any'),
+  tuple: fn([], (a) => [...a], 'any'),
+  first: listFn('find first', (l) => l[0] ?? null),
+  mustFirst: listFn('find first', (l) => l[0] ?? null),
+  last: listFn('find last', (l) => l.at(-1) ?? null),
+  mustLast: listFn('find last', (l) => l.at(-1) ?? null),
+  rest: listFn('find rest', (l) => (l.length === 0 ? null : l.slice(1))),
+  mustRest: listFn('find rest', (l) => (l.length === 0 ? null : l.slice(1))),
+  initial: listFn('find initial', (l) => (l.length === 0 ? null : l.slice(0, -1))),
+  mustInitial: listFn('find initial', (l) => (l.length === 0 ? null : l.slice(0, -1))),
+  reverse: listFn('find reverse', (l) => (l.length === 0 ? null : [...l].reverse())),
+  mustReverse: listFn('find reverse', (l) => (l.length === 0 ? null : [...l].reverse())),
+  uniq: listFn('find uniq', uniq),
+  mustUniq: listFn('find uniq', uniq),
+  compact: listFn('compact', (l) => l.filter((x) => !empty(x))),
+  mustCompact: listFn('compact', (l) => l.filter((x) => !empty(x))),
+  append: fn(['any', 'any'], ([l, v]) => [...asList(l, 'push'), v]),
+  push: fn(['any', 'any'], ([l, v]) => [...asList(l, 'push'), v]),
+  mustAppend: fn(['any', 'any'], ([l, v]) => [...asList(l, 'push'), v]),
+  mustPush: fn(['any', 'any'], ([l, v]) => [...asList(l, 'push'), v]),
+  prepend: fn(['any', 'any'], ([l, v]) => [v, ...asList(l, 'prepend')]),
+  mustPrepend: fn(['any', 'any'], ([l, v]) => [v, ...asList(l, 'prepend')]),
+  without: fn(
+    ['any'],
+    ([l, ...o]) => asList(l, 'find without').filter((x) => !o.some((y) => deepEqual(x, y))),
+    'any',
+  ),
+  mustWithout: fn(
+    ['any'],
+    ([l, ...o]) => asList(l, 'find without').filter((x) => !o.some((y) => deepEqual(x, y))),
+    'any',
+  ),
+  has: fn(['any', 'any'], ([n, h]) =>
+    h === null ? false : asList(h, 'find has').some((x) => deepEqual(n, x)),
+  ),
+  mustHas: fn(['any', 'any'], ([n, h]) =>
+    h === null ? false : asList(h, 'find has').some((x) => deepEqual(n, x)),
+  ),
+  slice: fn(['any'], ([l, ...i]) => slice(l, i), 'any'),
+  mustSlice: fn(['any'], ([l, ...i]) => slice(l, i), 'any'),
+  concat: fn([], (ls) => ls.flatMap((l) => (Array.isArray(l) ? l : asList(l, 'concat'))), 'any'),
+  chunk: fn(['int', 'any'], ([n, l]) => chunk(Number(n), asList(l, 'chunk'))),
+  mustChunk: fn(['int', 'any'], ([n, l]) => chunk(Number(n), asList(l, 'chunk'))),
+  // dicts
+  dict: fn([], dict, 'any'),
+  get: fn(['map', 'string'], ([d, k]) =>
+    Object.hasOwn(d as GoMap, k as string) ? (d as GoMap)[k as string] : '',
+  ),
+  set: fn(['map', 'string', 'any'], ([d, k, v]) => {
+    (d as GoMap)[k as string] = v;
+    return d;
+  }),
+  unset: fn(['map', 'string'], ([d, k]) => {
+    delete (d as GoMap)[k as string];
+    return d;
+  }),
+  hasKey: fn(['map', 'string'], ([d, k]) => Object.hasOwn(d as GoMap, k as string)),
+  keys: fn([], (ds) => strs(ds.flatMap((d) => sortedKeys(d as GoMap))), 'map'),
+  values: fn(['map'], ([d]) => sortedKeys(d as GoMap).map((k) => (d as GoMap)[k])),
+  pluck: fn(
+    ['string'],
+    ([k, ...ds]) =>
+      ds.filter((d) => Object.hasOwn(d as GoMap, k as string)).map((d) => (d as GoMap)[k as string]),
+    'map',
+  ),
+  pick: fn(
+    ['map'],
+    ([d, ...ks]) => {
+      const out: GoMap = {};
+      for (const k of ks as string[]) if (Object.hasOwn(d as GoMap, k)) out[k] = (d as GoMap)[k];
+      return out;
+    },
+    'string',
+  ),
+  omit: fn(
+    ['map'],
+    ([d, ...ks]) => {
+      const out: GoMap = {};
+      for (const k of Object.keys(d as GoMap)) if (!(ks as string[]).includes(k)) out[k] = (d as GoMap)[k];
+      return out;
+    },
+    'string',
+  ),
+  merge: fn(
+    ['map'],
+    ([d, ...s]) => {
+      for (const m of s) merge(d as GoMap, m as GoMap, false);
+      return d;
+    },
+    'map',
+  ),
+  mustMerge: fn(
+    ['map'],
+    ([d, ...s]) => {
+      for (const m of s) merge(d as GoMap, m as GoMap, false);
+      return d;
+    },
+    'map',
+  ),
+  mergeOverwrite: fn(
+    ['map'],
+    ([d, ...s]) => {
+      for (const m of s) merge(d as GoMap, m as GoMap, true);
+      return d;
+    },
+    'map',
+  ),
+  mustMergeOverwrite: fn(
+    ['map'],
+    ([d, ...s]) => {
+      for (const m of s) merge(d as GoMap, m as GoMap, true);
+      return d;
+    },
+    'map',
+  ),
+  dig: fn([], dig, 'any'),
+  deepCopy: fn(['any'], ([v]) => {
+    if (v === null) throw new FuncError('reflect: call of reflect.Value.Type on zero Value');
+    return deepCopy(v);
+  }),
+  mustDeepCopy: fn(['any'], ([v]) => {
+    if (v === null) throw new FuncError('copy: Copy called with nil');
+    return deepCopy(v);
+  }),
+  deepEqual: fn(['any', 'any'], ([a, b]) => deepEqual(a, b)),
+  // reflection
+  typeOf: fn(['any'], ([v]) => typeName(v)),
+  typeIs: fn(['string', 'any'], ([t, v]) => t === typeName(v)),
+  typeIsLike: fn(['string', 'any'], ([t, v]) => t === typeName(v) || `*${t}` === typeName(v)),
+  kindOf: fn(['any'], ([v]) => goKind(v)),
+  kindIs: fn(['string', 'any'], ([t, v]) => t === goKind(v)),
+  // regex
+  regexMatch: fn(['string', 'string'], ([r, s]) =>
+    regex(r as string)
+      .matcher(s as string)
+      .find(),
+  ),
+  mustRegexMatch: fn(['string', 'string'], ([r, s]) =>
+    regex(r as string)
+      .matcher(s as string)
+      .find(),
+  ),
+  regexFind: fn(['string', 'string'], ([r, s]) => regexFindAll(r as string, s as string, 1n)[0] ?? ''),
+  mustRegexFind: fn(['string', 'string'], ([r, s]) => regexFindAll(r as string, s as string, 1n)[0] ?? ''),
+  regexFindAll: fn(['string', 'string', 'int'], ([r, s, n]) =>
+    strs(regexFindAll(r as string, s as string, n as bigint)),
+  ),
+  mustRegexFindAll: fn(['string', 'string', 'int'], ([r, s, n]) =>
+    strs(regexFindAll(r as string, s as string, n as bigint)),
+  ),
+  regexReplaceAll: fn(['string', 'string', 'string'], ([r, s, p]) =>
+    regexReplace(r as string, s as string, p as string, false),
+  ),
+  mustRegexReplaceAll: fn(['string', 'string', 'string'], ([r, s, p]) =>
+    regexReplace(r as string, s as string, p as string, false),
+  ),
+  regexReplaceAllLiteral: fn(['string', 'string', 'string'], ([r, s, p]) =>
+    regexReplace(r as string, s as string, p as string, true),
+  ),
+  mustRegexReplaceAllLiteral: fn(['string', 'string', 'string'], ([r, s, p]) =>
+    regexReplace(r as string, s as string, p as string, true),
+  ),
+  regexSplit: fn(['string', 'string', 'int'], ([r, s, n]) =>
+    strs(regexSplit(r as string, s as string, n as bigint)),
+  ),
+  mustRegexSplit: fn(['string', 'string', 'int'], ([r, s, n]) =>
+    strs(regexSplit(r as string, s as string, n as bigint)),
+  ),
+  regexQuoteMeta: fn(['string'], ([s]) => (s as string).replace(/[\\.+*?()|[\]{}^$]/g, '\\$&')),
+  // semver
+  semver: fn(['string'], ([v]) => parseSemver(v as string)),
+  semverCompare: fn(['string', 'string'], ([c, v]) => semverCompare(c as string, v as string)),
+  // paths
+  base: fn(['string'], ([p]) => pathBase(p as string)),
+  dir: fn(['string'], ([p]) => pathDir(p as string)),
+  clean: fn(['string'], ([p]) => pathClean(p as string)),
+  ext: fn(['string'], ([p]) => pathExt(p as string)),
+  isAbs: fn(['string'], ([p]) => (p as string).startsWith('/')),
+  osBase: fn(['string'], ([p]) => pathBase(p as string)),
+  osDir: fn(['string'], ([p]) => pathDir(p as string)),
+  osClean: fn(['string'], ([p]) => pathClean(p as string)),
+  osExt: fn(['string'], ([p]) => pathExt(p as string)),
+  osIsAbs: fn(['string'], ([p]) => (p as string).startsWith('/')),
+  // urls
+  urlParse: notPortable('urlParse'),
+  urlJoin: notPortable('urlJoin'),
+  // dates
+  ago: notPortable('ago'),
+  duration: fn(['any'], ([v]) => {
+    // Sprig accepts only a string or an int64; anything else is 0s.
+    if (v instanceof GoInt && v.type === 'int64') return durationString(v.value);
+    if (typeof v === 'string' && /^[+-]?\d+$/.test(v)) return durationString(BigInt.asIntN(64, BigInt(v)));
+    return '0s';
+  }),
+  durationRound: notPortable('durationRound'),
+  mustToDate: fn(['string', 'string'], ([l, v]) => toDate(l as string, v as string)),
+};
+
+function chunk(size: number, l: GoValue[]): GoValue[] {
+  if (size <= 0) throw new FuncError('runtime error: integer divide by zero');
+  const out: GoValue[] = [];
+  for (let i = 0; i < l.length; i += size) out.push(l.slice(i, i + size));
+  return typed(out, '[]interface {}');
+}
+
+function goKind(v: GoValue): string {
+  if (v === undefined || v === null) return 'invalid';
+  const k = kindOf(v);
+  return k === 'float64' ? 'float64' : k;
+}
+
+function trimChars(s: string, cut: string): string {
+  const set = new Set(cut);
+  const a = [...s];
+  let i = 0;
+  let j = a.length;
+  while (i < j && set.has(a[i]!)) i++;
+  while (j > i && set.has(a[j - 1]!)) j--;
+  return a.slice(i, j).join('');
+}
+
+function replaceAllGo(s: string, old: string, rep: string): string {
+  if (old === '') return [...s].map((c) => rep + c).join('') + rep;
+  return s.split(old).join(rep);
+}
+
+function splitGo(s: string, sep: string, n: number): string[] {
+  if (n === 0) return [];
+  if (sep === '') {
+    const a = [...s];
+    if (n > 0 && a.length > n) return [...a.slice(0, n - 1), a.slice(n - 1).join('')];
+    return a;
+  }
+  const parts = s.split(sep);
+  if (n > 0 && parts.length > n) return [...parts.slice(0, n - 1), parts.slice(n - 1).join(sep)];
+  return parts;
+}
+
+function base32(b: Buffer): string {
+  const alphabet = 'ABCDEFGHIJKLMNOPQRSTUVWXYZ234567';
+  let bits = 0;
+  let value = 0;
+  let out = '';
+  for (const byte of b) {
+    value = (value << 8) | byte;
+    bits += 8;
+    while (bits >= 5) {
+      out += alphabet[(value >>> (bits - 5)) & 31];
+      bits -= 5;
+    }
+  }
+  if (bits > 0) out += alphabet[(value << (5 - bits)) & 31];
+  while (out.length % 8 !== 0) out += '=';
+  return out;
+}
+
+function base32dec(s: string): string {
+  const alphabet = 'ABCDEFGHIJKLMNOPQRSTUVWXYZ234567';
+  if (s.length % 8 !== 0 || !/^[A-Z2-7]*=*$/.test(s)) return 'illegal base32 data at input byte';
+  let bits = 0;
+  let value = 0;
+  const out: number[] = [];
+  for (const c of s.replace(/=+$/, '')) {
+    value = (value << 5) | alphabet.indexOf(c);
+    bits += 5;
+    if (bits >= 8) {
+      out.push((value >>> (bits - 8)) & 255);
+      bits -= 8;
+    }
+  }
+  return Buffer.from(out).toString('utf8');
+}
+
+function adler32(b: Buffer): number {
+  let a = 1;
+  let s = 0;
+  for (const x of b) {
+    a = (a + x) % 65521;
+    s = (s + a) % 65521;
+  }
+  return ((s << 16) | a) >>> 0;
+}
+
+/** shopspring/decimal sums converted back with InexactFloat64: exact decimal arithmetic on the shortest forms. */
+function decimalSum(xs: number[]): number {
+  let scale = 0;
+  for (const x of xs) {
+    const s = formatFloat(x, 'f', -1);
+    const dot = s.indexOf('.');
+    if (dot >= 0) scale = Math.max(scale, s.length - dot - 1);
+  }
+  let total = 0n;
+  for (const x of xs) total += toScaled(x, scale);
+  return Number(fromScaled(total, scale));
+}
+
+function decimalMul(a: number, b: number): number {
+  const sa = formatFloat(a, 'f', -1);
+  const sb = formatFloat(b, 'f', -1);
+  const fa = sa.includes('.') ? sa.length - sa.indexOf('.') - 1 : 0;
+  const fb = sb.includes('.') ? sb.length - sb.indexOf('.') - 1 : 0;
+  return Number(fromScaled(toScaled(a, fa) * toScaled(b, fb), fa + fb));
+}
+
+function toScaled(x: number, scale: number): bigint {
+  const s = formatFloat(x, 'f', -1);
+  const [int, frac = ''] = s.replace('-', '').split('.');
+  const v = BigInt(int! + frac.padEnd(scale, '0'));
+  return s.startsWith('-') ? -v : v;
+}
+
+function fromScaled(v: bigint, scale: number): string {
+  const neg = v < 0n;
+  const s = (neg ? -v : v).toString().padStart(scale + 1, '0');
+  const out = scale > 0 ? `${s.slice(0, -scale)}.${s.slice(-scale)}` : s;
+  return (neg ? '-' : '') + out;
+}
