@@ -25,6 +25,13 @@ export interface Owner {
 
 export type SyncOutcome = 'created' | 'updated' | 'recreated' | 'unchanged';
 
+export interface SyncResult {
+  outcome: SyncOutcome;
+  /** resourceVersion of the Secret Ferry wrote, so the watch event it causes can be told apart from
+   * someone else's edit. */
+  resourceVersion?: string;
+}
+
 export function ownerReference(owner: Owner): OwnerReference {
   return {
     apiVersion: owner.apiVersion,
@@ -69,7 +76,7 @@ export async function syncDestination(
   dest: DestinationSpec,
   data: Record<string, string>,
   existing: Secret | undefined,
-): Promise<SyncOutcome> {
+): Promise<SyncResult> {
   const namespace = owner.metadata.namespace;
   if (!dest.create) {
     if (!existing) {
@@ -78,9 +85,8 @@ export async function syncDestination(
         `destination Secret ${namespace}/${dest.name} does not exist and create is false`,
       );
     }
-    if (sameData(existing.data, data)) return 'unchanged';
-    await client.replace<Secret>(Secrets, { ...existing, data });
-    return 'updated';
+    if (sameData(existing.data, data)) return { outcome: 'unchanged' };
+    return written('updated', await client.replace<Secret>(Secrets, { ...existing, data }));
   }
 
   const desired: Secret = {
@@ -97,9 +103,9 @@ export async function syncDestination(
     data,
   };
   if (!existing) {
-    await client.create<Secret>(Secrets, desired);
+    const created = await client.create<Secret>(Secrets, desired);
     await pruneRenamed(client, owner, dest.name);
-    return 'created';
+    return written('created', created);
   }
   if (!ownedBy(existing, owner)) {
     const hasOwnerLabel = existing.metadata.labels?.[LABEL_OWNER_REF_UID] !== undefined;
@@ -115,25 +121,26 @@ export async function syncDestination(
     await client.delete(Secrets, dest.name, namespace, {
       preconditions: { uid: existing.metadata.uid ?? '' },
     });
-    await client.create<Secret>(Secrets, desired);
-    return 'recreated';
+    return written('recreated', await client.create<Secret>(Secrets, desired));
   }
   const unchanged =
     sameData(existing.data, data) &&
     isDeepStrictEqual(existing.metadata.labels ?? {}, desired.metadata.labels) &&
     isDeepStrictEqual(existing.metadata.annotations ?? {}, desired.metadata.annotations) &&
     isDeepStrictEqual(existing.metadata.ownerReferences ?? [], desired.metadata.ownerReferences);
-  if (unchanged) return 'unchanged';
-  await client.replace<Secret>(Secrets, {
+  if (unchanged) return { outcome: 'unchanged' };
+  const updated = await client.replace<Secret>(Secrets, {
     ...existing,
-    metadata: {
-      ...existing.metadata,
-      ...desired.metadata,
-      resourceVersion: existing.metadata.resourceVersion,
-    },
+    // desired.metadata carries no resourceVersion, so the existing one guards the update.
+    metadata: { ...existing.metadata, ...desired.metadata },
     data,
-  } as Secret);
-  return 'updated';
+  });
+  return written('updated', updated);
+}
+
+function written(outcome: SyncOutcome, secret: Secret): SyncResult {
+  const rv = secret.metadata.resourceVersion;
+  return rv ? { outcome, resourceVersion: rv } : { outcome };
 }
 
 /** After a destination rename, delete the Secrets this owner created under other names. */

@@ -1,0 +1,43 @@
+// What every controller gets: the client, informers' stores, the event recorder, the Vault session
+// resolver, injected time and randomness, and the operator options.
+import type { Logger } from 'pino';
+import type { SecretTransformation } from '../api/v1beta1/secrettransformation.ts';
+import type { VaultAuth } from '../api/v1beta1/vaultauth.ts';
+import type { VaultAuthGlobal } from '../api/v1beta1/vaultauthglobal.ts';
+import type { VaultConnection } from '../api/v1beta1/vaultconnection.ts';
+import type { KubeClient } from '../k8s/client.ts';
+import type { EventRecorder } from '../k8s/events.ts';
+import type { Clock, Random } from '../runtime/clock.ts';
+import type { Informer } from '../runtime/informer.ts';
+import type { VaultClientCache } from '../vault/cache.ts';
+import type { VaultAccessResolver } from './shared/vault-access.ts';
+
+export interface OperatorOptions {
+  operatorNamespace: string;
+  /** `--global-transformation-options=exclude-raw`. */
+  globalExcludeRaw: boolean;
+  /** `--global-vault-auth-options=allow-default-globals`. */
+  allowDefaultGlobals: boolean;
+  /** Workers of the secret controllers (VSO: --max-concurrent-reconciles, default 100). */
+  maxConcurrentReconciles: number;
+  /** Health re-check period of VaultConnections (VSO never re-checks: #840). */
+  connectionHealthPeriodMs: number;
+}
+
+export interface ControllerContext {
+  client: KubeClient;
+  log: Logger;
+  events: EventRecorder;
+  clock: Clock;
+  random: Random;
+  options: OperatorOptions;
+  vault: VaultAccessResolver;
+  vaultClients: VaultClientCache;
+  hmacKey: () => Promise<Buffer>;
+  informers: {
+    connections: Informer<VaultConnection>;
+    auths: Informer<VaultAuth>;
+    authGlobals: Informer<VaultAuthGlobal>;
+    transformations: Informer<SecretTransformation>;
+  };
+}

@@ -1,0 +1,105 @@
+// VaultAuth and VaultAuthGlobal: validate the merged login configuration, report it in status, and
+// drop cached Vault clients built from an older spec. Logging in happens per consumer identity.
+import { createHash } from 'node:crypto';
+import { VaultAuthGlobals, VaultAuths } from '../api/resources.ts';
+import type { VaultAuth, VaultAuthStatus } from '../api/v1beta1/vaultauth.ts';
+import type { VaultAuthGlobal } from '../api/v1beta1/vaultauthglobal.ts';
+import { CONDITION_REASONS, CONDITION_TYPES, healthyMessage } from '../consts/conditions.ts';
+import { FINALIZERS } from '../consts/finalizers.ts';
+import { REASONS } from '../consts/reasons.ts';
+import { errorMessage } from '../errors.ts';
+import { type Condition, setCondition } from '../runtime/conditions.ts';
+import { type Action, awaitChange, type ReconcileContext } from '../runtime/controller.ts';
+import type { ControllerContext } from './context.ts';
+import { goJson } from './shared/gojson.ts';
+import { releaseFinalizer, writeStatus } from './shared/status.ts';
+import { connectionRefOf, resolveAuthConfig } from './shared/vault-access.ts';
+
+function specHash(auth: VaultAuth): string {
+  return createHash('sha256')
+    .update(goJson(auth.spec ?? {}))
+    .digest('hex');
+}
+
+function validate(ctx: ControllerContext, auth: VaultAuth): string | undefined {
+  try {
+    const deps = {
+      authGlobals: ctx.informers.authGlobals.store,
+      operatorNamespace: ctx.options.operatorNamespace,
+      allowDefaultGlobals: ctx.options.allowDefaultGlobals,
+    };
+    const eff = resolveAuthConfig(auth, deps);
+    const ref = connectionRefOf(auth, eff, ctx.options.operatorNamespace);
+    if (!ctx.informers.connections.store.get(ref.namespace, ref.name)) {
+      return `VaultConnection ${ref.namespace}/${ref.name} not found`;
+    }
+    return undefined;
+  } catch (err) {
+    return errorMessage(err);
+  }
+}
+
+export function vaultAuthReconciler(ctx: ControllerContext) {
+  const store = ctx.informers.auths.store;
+  return async ({ key }: ReconcileContext): Promise<Action> => {
+    const auth = store.get(key.namespace, key.name);
+    if (!auth) return awaitChange();
+    if (auth.metadata.deletionTimestamp) {
+      await releaseFinalizer(ctx.client, VaultAuths, auth, FINALIZERS.VaultAuth);
+      return awaitChange();
+    }
+    const uid = auth.metadata.uid ?? '';
+    const hash = specHash(auth);
+    // A spec change invalidates every client of this VaultAuth; a generation bump alone (e.g. a
+    // no-op edit) only the older generations.
+    if (auth.status?.specHash && auth.status.specHash !== hash)
+      await ctx.vaultClients.pruneAuth(uid, { revoke: true });
+    else
+      await ctx.vaultClients.pruneAuth(uid, { belowGeneration: auth.metadata.generation ?? 0, revoke: true });
+
+    const problem = validate(ctx, auth);
+    const ok = problem === undefined;
+    const now = ctx.clock.now();
+    const generation = auth.metadata.generation;
+    let conditions: Condition[] = auth.status?.conditions ?? [];
+    const set = (type: string, reason: string, message: string): void => {
+      conditions = setCondition(
+        conditions,
+        { type, status: ok ? 'True' : 'False', reason, message },
+        { now, generation },
+      );
+    };
+    if (auth.spec?.vaultAuthGlobalRef)
+      set(
+        CONDITION_TYPES.Available,
+        CONDITION_REASONS.VaultAuthGlobalRef,
+        problem ?? 'VaultAuthGlobal resolved',
+      );
+    set(
+      CONDITION_TYPES.Healthy,
+      ok ? CONDITION_REASONS.Healthy : CONDITION_REASONS.Unhealthy,
+      problem ?? healthyMessage('VaultAuth'),
+    );
+    set(CONDITION_TYPES.Ready, CONDITION_REASONS.Ready, problem ?? 'ready');
+    const status: VaultAuthStatus = { valid: ok, error: problem ?? '', specHash: hash, conditions };
+    const was = auth.status?.valid;
+    await writeStatus(ctx.client, VaultAuths, auth, status);
+    const involved = auth as Required<VaultAuth>;
+    if (!ok && (was !== false || auth.status?.error !== problem))
+      await ctx.events.warning(involved, REASONS.Accepted, problem);
+    else if (ok && was !== true) await ctx.events.normal(involved, REASONS.Accepted, 'VaultAuth accepted');
+    // References that appear later re-enqueue this object through the controller's watches.
+    return awaitChange();
+  };
+}
+
+/** VSO never writes VaultAuthGlobal status (§21.4); Ferry reports that the object was read. */
+export function vaultAuthGlobalReconciler(ctx: ControllerContext) {
+  const store = ctx.informers.authGlobals.store;
+  return async ({ key }: ReconcileContext): Promise<Action> => {
+    const g: VaultAuthGlobal | undefined = store.get(key.namespace, key.name);
+    if (!g || g.metadata.deletionTimestamp) return awaitChange();
+    await writeStatus(ctx.client, VaultAuthGlobals, g, { valid: true, error: '' });
+    return awaitChange();
+  };
+}

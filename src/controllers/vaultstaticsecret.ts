@@ -1,0 +1,203 @@
+// VaultStaticSecret: read a KV secret, shape it, converge the destination Secret, restart workloads
+// when the data changed, and come back after refreshAfter. Level-triggered: every run reads Vault
+// and the destination afresh; nothing is written when both already agree.
+
+import { API_VERSION, VaultStaticSecrets } from '../api/resources.ts';
+import type { VaultStaticSecret, VaultStaticSecretStatus } from '../api/v1beta1/vaultstaticsecret.ts';
+import { parseDuration } from '../api/validate.ts';
+import { CONDITION_REASONS, CONDITION_TYPES, healthyMessage } from '../consts/conditions.ts';
+import { FINALIZERS } from '../consts/finalizers.ts';
+import { REASONS } from '../consts/reasons.ts';
+import { CODES, errorMessage, isFerryError, TerminalError } from '../errors.ts';
+import { jitterDown } from '../runtime/backoff.ts';
+import { type Condition, setCondition } from '../runtime/conditions.ts';
+import { type Action, awaitChange, type ReconcileContext, requeueAfter } from '../runtime/controller.ts';
+import { readKV } from '../vault/kv.ts';
+import type { ControllerContext } from './context.ts';
+import { readDestination, syncDestination } from './shared/destination.ts';
+import { macEqual, secretMAC } from './shared/hmac.ts';
+import type { OwnWrites } from './shared/own-writes.ts';
+import { restartTargets } from './shared/restart.ts';
+import { makeSecretData } from './shared/secret-data.ts';
+import { releaseFinalizer, writeStatus } from './shared/status.ts';
+
+const DEFAULT_REFRESH_MS = 60_000; // VSO's poll when hmacSecretData is on and refreshAfter unset
+
+type Involved = VaultStaticSecret & { apiVersion: string; kind: string };
+
+export function vaultStaticSecretReconciler(
+  ctx: ControllerContext,
+  store: { get(ns: string | undefined, name: string): VaultStaticSecret | undefined },
+  ownWrites: OwnWrites,
+) {
+  const conditionsFor = (obj: VaultStaticSecret, ok: boolean, message: string): Condition[] => {
+    const now = ctx.clock.now();
+    const generation = obj.metadata.generation;
+    const status = ok ? 'True' : 'False';
+    let c = obj.status?.conditions ?? [];
+    c = setCondition(
+      c,
+      { type: CONDITION_TYPES.SecretSynced, status, reason: CONDITION_REASONS.Synced, message },
+      { now, generation },
+    );
+    c = setCondition(
+      c,
+      {
+        type: CONDITION_TYPES.Healthy,
+        status,
+        reason: ok ? CONDITION_REASONS.Healthy : CONDITION_REASONS.Unhealthy,
+        message: ok ? healthyMessage('VaultStaticSecret') : message,
+      },
+      { now, generation },
+    );
+    return setCondition(
+      c,
+      {
+        type: CONDITION_TYPES.Ready,
+        status,
+        reason: CONDITION_REASONS.Ready,
+        message: ok ? 'ready' : message,
+      },
+      { now, generation },
+    );
+  };
+
+  /** Reports a failure in status and as a Warning Event; the destination is left untouched. */
+  const fail = async (obj: VaultStaticSecret, reason: string, err: unknown): Promise<void> => {
+    const message = errorMessage(err);
+    const status: VaultStaticSecretStatus = {
+      ...obj.status,
+      lastGeneration: obj.status?.lastGeneration ?? 0,
+      conditions: conditionsFor(obj, false, message),
+    };
+    await writeStatus(ctx.client, VaultStaticSecrets, obj, status);
+    await ctx.events.warning(involved(obj), reason, message);
+  };
+
+  return async ({ key, signal }: ReconcileContext): Promise<Action> => {
+    const obj = store.get(key.namespace, key.name);
+    if (!obj) return awaitChange();
+    if (obj.metadata.deletionTimestamp) {
+      // Garbage collection removes the destination through its ownerReference.
+      await releaseFinalizer(ctx.client, VaultStaticSecrets, obj, FINALIZERS.VaultStaticSecret);
+      return awaitChange();
+    }
+    const spec = obj.spec;
+    const namespace = obj.metadata.namespace ?? '';
+    if (!spec) {
+      const err = new TerminalError('spec is missing');
+      await fail(obj, REASONS.InvalidConfiguration, err);
+      throw err;
+    }
+
+    let access: Awaited<ReturnType<typeof ctx.vault.get>>;
+    let source: Awaited<ReturnType<typeof readKV>>;
+    try {
+      access = await ctx.vault.get(
+        { namespace, vaultAuthRef: spec.vaultAuthRef, vaultNamespace: spec.namespace },
+        signal,
+      );
+    } catch (err) {
+      await fail(obj, REASONS.VaultClientConfigError, err);
+      throw err;
+    }
+    try {
+      source = await readKV(access.api, {
+        mount: spec.mount,
+        path: spec.path,
+        type: spec.type,
+        ...(spec.version ? { version: spec.version } : {}),
+        signal,
+      });
+    } catch (err) {
+      await fail(obj, REASONS.VaultClientError, err);
+      throw err;
+    }
+
+    const dest = spec.destination;
+    let data: Record<string, string>;
+    try {
+      const t = dest.transformation;
+      data = makeSecretData(source.data, source.raw, {
+        excludeRaw: ctx.options.globalExcludeRaw || t?.excludeRaw === true,
+        ...(t?.includes ? { includes: t.includes } : {}),
+        ...(t?.excludes ? { excludes: t.excludes } : {}),
+      });
+    } catch (err) {
+      // Retried with backoff: a change in Vault can fix it as well as a spec change.
+      await fail(obj, REASONS.SecretDataBuilderError, err);
+      throw err;
+    }
+
+    const hmac = spec.hmacSecretData ?? true;
+    const owner = {
+      apiVersion: API_VERSION,
+      kind: 'VaultStaticSecret',
+      metadata: { name: obj.metadata.name ?? '', namespace, uid: obj.metadata.uid ?? '' },
+    };
+    let dataChanged: boolean;
+    let existed: boolean;
+    try {
+      const existing = await readDestination(ctx.client, namespace, dest.name);
+      existed = existing !== undefined;
+      const key = await ctx.hmacKey();
+      dataChanged = !existing || !macEqual(secretMAC(key, existing.data ?? {}), secretMAC(key, data));
+      const result = await syncDestination(ctx.client, owner, dest, data, existing);
+      if (result.resourceVersion) ownWrites.record(namespace, dest.name, result.resourceVersion);
+    } catch (err) {
+      await fail(obj, existedReason(err), err);
+      throw err;
+    }
+    const newMAC = secretMAC(await ctx.hmacKey(), data);
+    const prevMAC = obj.status?.secretMAC;
+
+    let conditions = conditionsFor(obj, true, 'Secret synced');
+    if (dataChanged) {
+      if (!existed || !prevMAC) await ctx.events.normal(involved(obj), REASONS.SecretSynced, 'Secret synced');
+      else if (macEqual(prevMAC, newMAC))
+        await ctx.events.normal(
+          involved(obj),
+          REASONS.SecretDataDrift,
+          'destination Secret drifted from Vault; restored',
+        );
+      else
+        await ctx.events.normal(
+          involved(obj),
+          REASONS.SecretRotated,
+          'Secret data changed in Vault; destination updated',
+        );
+    }
+    // Workloads restart when the data they read changed, never on the first sync (no previous MAC).
+    const targets = spec.rolloutRestartTargets ?? [];
+    if (dataChanged && prevMAC && targets.length > 0) {
+      if (!hmac)
+        ctx.log.warn(
+          { namespace, name: obj.metadata.name },
+          'rolloutRestartTargets ignored: hmacSecretData is false',
+        );
+      else conditions = await restartTargets(ctx, involved(obj), namespace, targets, conditions);
+    }
+
+    const status: VaultStaticSecretStatus = {
+      lastGeneration: obj.metadata.generation ?? 0,
+      ...(hmac ? { secretMAC: newMAC } : {}),
+      vaultClientMeta: { cacheKey: access.cacheKey, id: access.clientId },
+      conditions,
+    };
+    await writeStatus(ctx.client, VaultStaticSecrets, obj, status);
+
+    if (!hmac && !spec.refreshAfter) return awaitChange();
+    const period = spec.refreshAfter ? parseDuration(spec.refreshAfter) : DEFAULT_REFRESH_MS;
+    return requeueAfter(jitterDown(period, ctx.random));
+  };
+}
+
+function involved(obj: VaultStaticSecret): Involved {
+  return { ...obj, apiVersion: API_VERSION, kind: 'VaultStaticSecret' };
+}
+
+function existedReason(err: unknown): string {
+  return isFerryError(err) && err.code === CODES.DESTINATION_MISSING
+    ? REASONS.InexistentDestination
+    : REASONS.SecretSyncError;
+}
