@@ -5,6 +5,7 @@ import { FuncError, fn, type GoFunc } from './func.ts';
 import { isPrintRune } from './lex.ts';
 import {
   GoInt,
+  GoStruct,
   type GoValue,
   goLen,
   intValue,
@@ -76,7 +77,7 @@ function eq(arg1: GoValue, rest: GoValue[]): boolean {
           `non-comparable type ${sprint([b])}: ${typeName(b)}`,
           `non-comparable type ${typeName(b)}`,
         );
-      } else t = a === b;
+      } else t = a instanceof GoStruct && b instanceof GoStruct ? a.equals(b) : a === b;
     }
     if (t) return true;
   }

@@ -21,6 +21,7 @@ import {
 import {
   GoInt,
   GoSemver,
+  GoStruct,
   type GoValue,
   intValue,
   isIntKind,
@@ -412,6 +413,13 @@ class State {
     if (isMap(receiver)) {
       if (hasArgs) this.errorf(same(`${fieldName} is not a method but has arguments`));
       return Object.hasOwn(receiver, fieldName) ? receiver[fieldName] : undefined;
+    }
+    if (receiver instanceof GoStruct) {
+      const f = receiver.field(fieldName);
+      if (f) {
+        if (hasArgs) this.errorf(same(`${fieldName} has arguments but cannot be invoked as function`));
+        return f.value;
+      }
     }
     this.errorf(same(`can't evaluate field ${fieldName} in type ${typeName(receiver)}`));
   }

@@ -5,6 +5,7 @@ import {
   GoInt,
   type GoMap,
   GoSemver,
+  GoStruct,
   GoTime,
   type GoValue,
   intValue,
@@ -147,11 +148,74 @@ function fmtF(neg: boolean, x: Digits, prec: number): string {
   return s;
 }
 
-/** strconv.FormatFloat(x, fmt, prec, 64) for fmt in e, E, f, g, G. */
-export function formatFloat(x: number, fmt: 'e' | 'E' | 'f' | 'g' | 'G', prec: number): string {
+/** The binary mantissa (with the implicit bit) and unbiased exponent of a finite float64. */
+function floatBits(x: number): { mant: bigint; exp: number } {
+  const buf = new DataView(new ArrayBuffer(8));
+  buf.setFloat64(0, x);
+  const bits = buf.getBigUint64(0);
+  const e = Number((bits >> 52n) & 0x7ffn);
+  const mant = bits & 0xfffffffffffffn;
+  return e === 0 ? { mant, exp: -1022 } : { mant: mant | (1n << 52n), exp: e - 1023 };
+}
+
+/** strconv's %b: decimal mantissa, 'p', binary exponent. */
+function fmtB(neg: boolean, x: number): string {
+  const { mant, exp } = floatBits(x);
+  const e = exp - 52;
+  return `${neg ? '-' : ''}${mant}p${e >= 0 ? '+' : ''}${e}`;
+}
+
+/** strconv's %x / %X: -0x1.yyyyp±dd. */
+function fmtX(neg: boolean, x: number, prec: number, fmt: 'x' | 'X'): string {
+  let { mant, exp } = floatBits(x);
+  const u64 = (v: bigint): bigint => BigInt.asUintN(64, v);
+  if (mant === 0n) exp = 0;
+  mant = u64(mant << 8n);
+  while (mant !== 0n && (mant & (1n << 60n)) === 0n) {
+    mant = u64(mant << 1n);
+    exp--;
+  }
+  if (prec >= 0 && prec < 15) {
+    const shift = BigInt(prec * 4);
+    const extra = u64(mant << shift) & ((1n << 60n) - 1n);
+    mant >>= 60n - shift;
+    if ((extra | (mant & 1n)) > 1n << 59n) mant++;
+    mant = u64(mant << (60n - shift));
+    if ((mant & (1n << 61n)) !== 0n) {
+      mant >>= 1n;
+      exp++;
+    }
+  }
+  const hex = fmt === 'X' ? '0123456789ABCDEF' : '0123456789abcdef';
+  let s = `${neg ? '-' : ''}0${fmt}${(mant >> 60n) & 1n}`;
+  mant = u64(mant << 4n);
+  const digit = (): string => {
+    const d = hex[Number((mant >> 60n) & 15n)]!;
+    mant = u64(mant << 4n);
+    return d;
+  };
+  if (prec < 0 && mant !== 0n) {
+    s += '.';
+    while (mant !== 0n) s += digit();
+  } else if (prec > 0) {
+    s += '.';
+    for (let i = 0; i < prec; i++) s += digit();
+  }
+  const ae = Math.abs(exp);
+  return `${s}${fmt === 'X' ? 'P' : 'p'}${exp < 0 ? '-' : '+'}${ae < 10 ? `0${ae}` : ae}`;
+}
+
+/** strconv.FormatFloat(x, fmt, prec, 64) for fmt in b, e, E, f, g, G, x, X. */
+export function formatFloat(
+  x: number,
+  fmt: 'b' | 'e' | 'E' | 'f' | 'g' | 'G' | 'x' | 'X',
+  prec: number,
+): string {
   if (Number.isNaN(x)) return 'NaN';
   if (!Number.isFinite(x)) return x > 0 ? '+Inf' : '-Inf';
   const neg = x < 0 || Object.is(x, -0);
+  if (fmt === 'b') return fmtB(neg, x);
+  if (fmt === 'x' || fmt === 'X') return fmtX(neg, x, prec, fmt);
   const ax = Math.abs(x);
   const shortest = prec < 0;
   let digs: Digits;
@@ -277,15 +341,18 @@ class Printer {
   }
 
   fmtFloat(x: number, verb: string): void {
-    let fmt: 'e' | 'E' | 'f' | 'g' | 'G';
+    let fmt: 'b' | 'e' | 'E' | 'f' | 'g' | 'G' | 'x' | 'X';
     let prec: number;
     switch (verb) {
       case 'v':
         fmt = 'g';
         prec = -1;
         break;
+      case 'b':
       case 'g':
       case 'G':
+      case 'x':
+      case 'X':
         fmt = verb;
         prec = -1;
         break;
@@ -313,21 +380,28 @@ class Printer {
       this.buf += pad(num, { ...f, zero: false });
       return;
     }
-    if (f.sharp) {
-      let digits = fmt === 'g' || fmt === 'G' ? (prec === -1 ? 6 : prec) : 0;
+    if (f.sharp && fmt !== 'b') {
+      // Go's fmt: force a decimal point and restore trailing zeros.
+      let digits =
+        verb === 'v' || verb === 'g' || verb === 'G' || verb === 'x' ? (prec === -1 ? 6 : prec) : 0;
       let tail = '';
-      const m = /[eE][+-]\d+$/.exec(num);
-      if (m) {
-        tail = m[0];
-        num = num.slice(0, m.index);
-      }
+      let hasPoint = false;
       let sawNonzero = false;
-      for (const c of num.slice(1)) {
-        if (c === '.') continue;
-        if (c !== '0') sawNonzero = true;
-        if (sawNonzero) digits--;
+      let body = num[0]!;
+      for (let i = 1; i < num.length; i++) {
+        const c = num[i]!;
+        if (c === '.') hasPoint = true;
+        else if (c === 'p' || c === 'P' || ((c === 'e' || c === 'E') && fmt !== 'x' && fmt !== 'X')) {
+          tail = num.slice(i);
+          break;
+        } else {
+          if (c !== '0') sawNonzero = true;
+          if (sawNonzero) digits--;
+        }
+        body += c;
       }
-      if (!num.includes('.')) {
+      num = body;
+      if (!hasPoint) {
         if (num.length === 2 && num[1] === '0') digits--;
         num += '.';
       }
@@ -349,7 +423,7 @@ class Printer {
     const f = this.f;
     switch (verb) {
       case 'v':
-        if (f.sharpV) this.buf += pad(goQuote(s), f);
+        if (f.sharpV) this.buf += pad(goQuote(truncate(s, f.prec)), f);
         else this.buf += pad(truncate(s, f.prec), f);
         return;
       case 's':
@@ -386,7 +460,8 @@ class Printer {
       return;
     }
     if (verb === 'T') {
-      this.buf += pad(typeName(v), this.f);
+      // fmtS: precision truncates, width pads (with zeros under the 0 flag).
+      this.buf += pad(truncate(typeName(v), this.f.prec), this.f);
       return;
     }
     this.printValue(v, verb, 0);
@@ -395,8 +470,7 @@ class Printer {
   printValue(v: GoValue, verb: string, depth: number): void {
     if (v === undefined || v === null) {
       if (depth === 0) this.buf += '<invalid reflect.Value>';
-      else if (verb === 'v') this.buf += this.f.sharpV ? 'interface {}(nil)' : '<nil>';
-      else this.badVerb(verb, v);
+      else this.buf += this.f.sharpV ? 'interface {}(nil)' : '<nil>';
       return;
     }
     switch (typeof v) {
@@ -429,6 +503,17 @@ class Printer {
         return;
       }
       this.badVerb(verb, v);
+      return;
+    }
+    if (v instanceof GoStruct) {
+      if (this.f.sharpV) this.buf += v.type;
+      this.buf += '{';
+      v.fields.forEach(([name, x], i) => {
+        if (i > 0) this.buf += this.f.sharpV ? ', ' : ' ';
+        if (this.f.plusV || this.f.sharpV) this.buf += `${name}:`;
+        this.printValue(x, verb, depth + 1);
+      });
+      this.buf += '}';
       return;
     }
     if (Array.isArray(v)) {

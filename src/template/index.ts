@@ -1,7 +1,7 @@
 // Ferry's Go text/template + Sprig engine: the public API. Compile a set of named sources once,
 // render any of them many times. Errors carry template name, line and column, and never echo
 // values from the data.
-import { randomInt } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import { CODES, FerryError } from '../errors.ts';
 import { ALLOWED_FUNCTIONS } from './allowed.ts';
 import { BUILTINS } from './builtins.ts';
@@ -77,7 +77,10 @@ export function compileTemplates(sources: TemplateSource[], opts: CompileOptions
     funcs,
     builtins: new Set(Object.keys(BUILTINS)),
     limits: { ...DEFAULT_LIMITS, ...opts.limits },
-    ctx: { now: opts.now ?? Date.now, random: opts.random ?? (() => randomInt(2 ** 48) / 2 ** 48) },
+    ctx: {
+      now: opts.now ?? Date.now,
+      random: opts.random ?? (() => randomBytes(6).readUIntBE(0, 6) / 2 ** 48),
+    },
   };
   return {
     render(name, data) {
@@ -87,7 +90,7 @@ export function compileTemplates(sources: TemplateSource[], opts: CompileOptions
         if (e instanceof ExecFailure) {
           throw new TemplateError(e.message, { templateName: e.templateName, line: e.line, col: e.col });
         }
-        if (e instanceof RangeError) {
+        if (e instanceof RangeError && /call stack/i.test(e.message)) {
           throw new TemplateError(`template: ${name}: execution too deeply nested`, { templateName: name });
         }
         throw e;

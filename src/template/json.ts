@@ -1,7 +1,7 @@
 // Go encoding/json output for the value model: sorted keys, HTML-safe escaping (<, >, & and
 // U+2028/U+2029) unless disabled, float64 formatted as encoding/json does.
 import { formatFloat, timeString } from './fmt.ts';
-import { GoInt, GoSemver, GoTime, type GoValue, isMap, JsonNumber, sortedKeys } from './values.ts';
+import { GoInt, GoSemver, GoStruct, GoTime, type GoValue, isMap, JsonNumber, sortedKeys } from './values.ts';
 
 export interface JsonResult {
   text: string;
@@ -52,6 +52,12 @@ function encode(v: GoValue, html: boolean, indent: string | undefined, depth: nu
   if (v instanceof GoSemver) return quote(v.toString(), html);
   const nl = indent === undefined ? '' : `\n${indent.repeat(depth + 1)}`;
   const end = indent === undefined ? '' : `\n${indent.repeat(depth)}`;
+  if (v instanceof GoStruct) {
+    if (v.fields.length === 0) return '{}';
+    const sep = indent === undefined ? ':' : ': ';
+    const fields = v.fields.map(([k, x]) => nl + quote(k, html) + sep + encode(x, html, indent, depth + 1));
+    return `{${fields.join(',')}${end}}`;
+  }
   if (Array.isArray(v)) {
     if (v.length === 0) return '[]';
     return `[${v.map((x) => nl + encode(x, html, indent, depth + 1)).join(',')}${end}]`;

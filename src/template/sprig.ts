@@ -2,15 +2,19 @@
 // (spf13/cast for numbers, strval for strings, panics surfacing as "error calling NAME: ...").
 import { createHash } from 'node:crypto';
 import { RE2JS } from 're2js';
+import { sprigBcrypt, sprigBuildCustomCert, sprigHtpasswd } from './crypto.ts';
+import { durationString, sprigAgo, sprigDurationRound } from './duration.ts';
 import { formatFloat, sprint, sprintf } from './fmt.ts';
 import { FuncError, fn, type GoFunc } from './func.ts';
 import { encodeJson, prettyJson } from './json.ts';
+import { sprigUrlJoin, sprigUrlParse, UrlError } from './url.ts';
 import {
   compareGoStrings,
   fromJS,
   GoInt,
   type GoMap,
   GoSemver,
+  GoStruct,
   GoTime,
   type GoValue,
   intValue,
@@ -22,6 +26,9 @@ import {
   typed,
   typeName,
 } from './values.ts';
+
+/** Step-limit charge for one bcrypt hash (cost 10, tens of milliseconds). */
+const BCRYPT_STEPS = 10_000;
 
 const i64 = (v: bigint): GoInt => new GoInt('int64', BigInt.asIntN(64, v));
 
@@ -119,6 +126,7 @@ export function deepEqual(a: GoValue, b: GoValue): boolean {
   if (typeName(a) !== typeName(b)) return false;
   if (a instanceof GoInt && b instanceof GoInt) return a.value === b.value;
   if (a instanceof JsonNumber && b instanceof JsonNumber) return a.text === b.text;
+  if (a instanceof GoStruct && b instanceof GoStruct) return a.equals(b);
   if (Array.isArray(a) && Array.isArray(b))
     return a.length === b.length && a.every((x, i) => deepEqual(x, b[i]));
   if (isMap(a) && isMap(b)) {
@@ -345,22 +353,6 @@ function checkConstraint(c: string, v: GoSemver): boolean {
   return false;
 }
 
-/** Go's time.Duration.String for whole seconds. */
-function durationString(sec: bigint): string {
-  if (sec === 0n) return '0s';
-  const neg = sec < 0n;
-  let s = neg ? -sec : sec;
-  const h = s / 3600n;
-  s %= 3600n;
-  const m = s / 60n;
-  s %= 60n;
-  let out = '';
-  if (h > 0n) out += `${h}h`;
-  if (h > 0n || m > 0n) out += `${m}m`;
-  out += `${s}s`;
-  return (neg ? '-' : '') + out;
-}
-
 function wrap(s: string, width: number, sep: string, wrapLong: boolean): string {
   if (width < 1) width = 1;
   const lines = s.split('\n');
@@ -399,15 +391,6 @@ function splitWords(s: string): string[] {
     .split(/[^A-Za-z0-9]+/)
     .filter(Boolean);
 }
-
-const notPortable = (name: string): GoFunc =>
-  fn(
-    [],
-    () => {
-      throw new FuncError(`${name} is not supported by Ferry's template engine`);
-    },
-    'any',
-  );
 
 function pathClean(p: string): string {
   if (p === '') return '.';
@@ -734,9 +717,15 @@ export const SPRIG: Record<string, GoFunc> = {
       .digest('hex'),
   ),
   adler32sum: fn(['string'], ([s]) => String(adler32(Buffer.from(s as string)))),
-  bcrypt: notPortable('bcrypt'),
-  htpasswd: notPortable('htpasswd'),
-  buildCustomCert: notPortable('buildCustomCert'),
+  bcrypt: fn(['string'], ([s], ctx) => {
+    ctx.charge(BCRYPT_STEPS);
+    return sprigBcrypt(s as string);
+  }),
+  htpasswd: fn(['string', 'string'], ([u, p], ctx) => {
+    ctx.charge(BCRYPT_STEPS);
+    return sprigHtpasswd(u as string, p as string);
+  }),
+  buildCustomCert: fn(['string', 'string'], ([c, k]) => sprigBuildCustomCert(c as string, k as string)),
   // numbers
   add: fn([], (a) => i64(a.reduce<bigint>((s, x) => s + toInt64(x), 0n)), 'any'),
   add1: fn(['any'], ([a]) => i64(toInt64(a) + 1n)),
@@ -1049,17 +1038,63 @@ export const SPRIG: Record<string, GoFunc> = {
   osExt: fn(['string'], ([p]) => pathExt(p as string)),
   osIsAbs: fn(['string'], ([p]) => (p as string).startsWith('/')),
   // urls
-  urlParse: notPortable('urlParse'),
-  urlJoin: notPortable('urlJoin'),
+  urlParse: fn(['string'], ([v]) => {
+    try {
+      return sprigUrlParse(v as string);
+    } catch (e) {
+      if (!(e instanceof UrlError)) throw e;
+      // Go's message quotes the URL: `unable to parse url: parse "URL": reason`.
+      throw new FuncError(
+        `unable to parse url: parse ${JSON.stringify(v)}: ${e.message}`,
+        `unable to parse url: ${e.message}`,
+      );
+    }
+  }),
+  urlJoin: fn(['map'], ([d]) => {
+    const m = d as GoMap;
+    const get = (key: string): string => {
+      if (!Object.hasOwn(m, key)) return '';
+      const x = m[key];
+      if (x === null || x === undefined)
+        throw new FuncError('runtime error: invalid memory address or nil pointer dereference');
+      const str = stringValue(x);
+      if (str === undefined)
+        throw new FuncError(`unable to parse ${key} key, must be of type string, but ${kindOf(x)} found`);
+      return str;
+    };
+    const parts = {
+      scheme: get('scheme'),
+      host: get('host'),
+      path: get('path'),
+      query: get('query'),
+      opaque: get('opaque'),
+      fragment: get('fragment'),
+      userinfo: get('userinfo'),
+    };
+    try {
+      return sprigUrlJoin(parts);
+    } catch (e) {
+      if (!(e instanceof UrlError)) throw e;
+      throw new FuncError(
+        `unable to parse userinfo in dict: parse ${JSON.stringify(`proto://${parts.userinfo}@host`)}: ${e.message}`,
+        `unable to parse userinfo in dict: ${e.message}`,
+      );
+    }
+  }),
   // dates
-  ago: notPortable('ago'),
+  ago: fn(['any'], ([v], ctx) => sprigAgo(v, ctx.now())),
   duration: fn(['any'], ([v]) => {
     // Sprig accepts only a string or an int64; anything else is 0s.
-    if (v instanceof GoInt && v.type === 'int64') return durationString(v.value);
-    if (typeof v === 'string' && /^[+-]?\d+$/.test(v)) return durationString(BigInt.asIntN(64, BigInt(v)));
+    // time.Duration(n) * time.Second wraps on overflow; ParseInt clamps out-of-range input.
+    const secs = (n: bigint): string => durationString(BigInt.asIntN(64, n * 1_000_000_000n));
+    if (v instanceof GoInt && v.type === 'int64') return secs(v.value);
+    if (typeof v === 'string' && /^[+-]?\d+$/.test(v)) {
+      const n = BigInt(v);
+      return secs(n > 2n ** 63n - 1n ? 2n ** 63n - 1n : n < -(2n ** 63n) ? -(2n ** 63n) : n);
+    }
     return '0s';
   }),
-  durationRound: notPortable('durationRound'),
+  durationRound: fn(['any'], ([v], ctx) => sprigDurationRound(v, ctx.now())),
   mustToDate: fn(['string', 'string'], ([l, v]) => toDate(l as string, v as string)),
 };
 

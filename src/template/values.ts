@@ -8,6 +8,7 @@
 //   JsonNumber      json.Number (how the Vault API client decodes numbers, so what VSO sees)
 //   GoTime          time.Time (toDate)
 //   GoSemver        *semver.Version (semver)
+//   GoStruct        a plain Go struct value (sprig.certificate from buildCustomCert)
 //   arrays/objects  []interface{} / map[string]interface{}, or the typed variants recorded below
 
 export type GoValue =
@@ -21,6 +22,7 @@ export type GoValue =
   | JsonNumber
   | GoTime
   | GoSemver
+  | GoStruct
   | GoValue[]
   | GoMap;
 export interface GoMap {
@@ -84,6 +86,27 @@ export class GoSemver {
   }
 }
 
+/** A struct value with exported fields in declaration order. */
+export class GoStruct {
+  readonly type: string;
+  readonly fields: ReadonlyArray<readonly [string, GoValue]>;
+  constructor(type: string, fields: ReadonlyArray<readonly [string, GoValue]>) {
+    this.type = type;
+    this.fields = fields;
+  }
+  /** Go's == on struct values whose fields are strings. */
+  equals(o: GoStruct): boolean {
+    return (
+      this.type === o.type &&
+      this.fields.every(([k, v], i) => o.fields[i]?.[0] === k && o.fields[i]?.[1] === v)
+    );
+  }
+  field(name: string): { value: GoValue } | undefined {
+    const f = this.fields.find(([k]) => k === name);
+    return f ? { value: f[1] } : undefined;
+  }
+}
+
 // Element/value types of slices and maps that are not interface{} (e.g. []string from splitList).
 const compositeTypes = new WeakMap<object, string>();
 
@@ -103,7 +126,8 @@ export const isMap = (v: unknown): v is GoMap =>
   !(v instanceof GoInt) &&
   !(v instanceof JsonNumber) &&
   !(v instanceof GoTime) &&
-  !(v instanceof GoSemver);
+  !(v instanceof GoSemver) &&
+  !(v instanceof GoStruct);
 
 export type Kind =
   | 'invalid'
@@ -137,7 +161,7 @@ export function kindOf(v: GoValue): Kind {
   }
   if (v instanceof GoInt) return v.type;
   if (v instanceof JsonNumber) return 'string';
-  if (v instanceof GoTime) return 'struct';
+  if (v instanceof GoTime || v instanceof GoStruct) return 'struct';
   if (v instanceof GoSemver) return 'ptr';
   return Array.isArray(v) ? 'slice' : 'map';
 }
@@ -147,6 +171,7 @@ export function typeName(v: GoValue): string {
   if (v instanceof JsonNumber) return 'json.Number';
   if (v instanceof GoTime) return 'time.Time';
   if (v instanceof GoSemver) return '*semver.Version';
+  if (v instanceof GoStruct) return v.type;
   if (Array.isArray(v)) return `[]${elemType(v)}`;
   if (isMap(v)) return `map[string]${elemType(v)}`;
   return kindOf(v);
@@ -186,7 +211,7 @@ export function truth(v: GoValue): boolean {
   }
   if (v instanceof GoInt) return v.value !== 0n;
   if (v instanceof JsonNumber) return v.text.length > 0;
-  if (v instanceof GoTime || v instanceof GoSemver) return true;
+  if (v instanceof GoTime || v instanceof GoSemver || v instanceof GoStruct) return true;
   return (goLen(v) ?? 0) > 0;
 }
 
@@ -211,7 +236,14 @@ export function compareGoStrings(a: string, b: string): number {
 export function fromJS(v: unknown): GoValue {
   if (v === undefined || v === null) return v;
   if (Array.isArray(v)) return v.map(fromJS);
-  if (v instanceof GoInt || v instanceof JsonNumber || v instanceof GoTime || v instanceof GoSemver) return v;
+  if (
+    v instanceof GoInt ||
+    v instanceof JsonNumber ||
+    v instanceof GoTime ||
+    v instanceof GoSemver ||
+    v instanceof GoStruct
+  )
+    return v;
   switch (typeof v) {
     case 'string':
     case 'boolean':

@@ -40,8 +40,21 @@ export function oracleBinary(env: NodeJS.ProcessEnv = process.env): string {
   return bin;
 }
 
-export function runOracle(cases: OracleCase[], allowed: readonly string[]): OracleResult[] {
-  const out = execFileSync(oracleBinary(), [], {
+/**
+ * The oracle binary, or why it cannot exist here: no cached build and no Go toolchain on PATH.
+ * Any other build failure (network, compile error) throws.
+ */
+export function findOracle(env: NodeJS.ProcessEnv = process.env): { bin: string } | { skip: string } {
+  try {
+    return { bin: oracleBinary(env) };
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return { skip: 'Go toolchain not found on PATH' };
+    throw e;
+  }
+}
+
+export function runOracle(bin: string, cases: OracleCase[], allowed: readonly string[]): OracleResult[] {
+  const out = execFileSync(bin, [], {
     input: JSON.stringify({ allowed, cases }),
     maxBuffer: 256 * 1024 * 1024,
   });

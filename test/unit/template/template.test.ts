@@ -8,8 +8,11 @@ import {
   TemplateError,
 } from '../../../src/template/index.ts';
 
-const render = (text: string, data: unknown, limits?: { maxSteps?: number; maxOutputBytes?: number }): string =>
-  compileTemplates([{ name: 'tpl', text }], limits ? { limits } : {}).render('tpl', data);
+const render = (
+  text: string,
+  data: unknown,
+  limits?: { maxSteps?: number; maxOutputBytes?: number },
+): string => compileTemplates([{ name: 'tpl', text }], limits ? { limits } : {}).render('tpl', data);
 
 function renderError(text: string, data: unknown): TemplateError {
   try {
@@ -71,35 +74,55 @@ test('errors never echo secret values', () => {
     assert.ok(!e.message.includes(secret), `${text}: ${e.message}`);
     assert.ok(!e.message.includes('3.25'), `${text}: ${e.message}`);
   }
-  assert.match(renderError('{{ range .s }}{{ end }}', data).message, /range can't iterate over <string value>/);
+  assert.match(
+    renderError('{{ range .s }}{{ end }}', data).message,
+    /range can't iterate over <string value>/,
+  );
 });
 
 test('step limit stops runaway templates', () => {
   assert.throws(
-    () => render('{{ range until 1000000 }}{{ range until 1000000 }}{{ end }}{{ end }}', {}, { maxSteps: 10_000 }),
+    () =>
+      render(
+        '{{ range until 1000000 }}{{ range until 1000000 }}{{ end }}{{ end }}',
+        {},
+        { maxSteps: 10_000 },
+      ),
     /step limit/,
   );
-  assert.throws(() => render('{{ define "r" }}{{ template "r" }}{{ end }}{{ template "r" }}', {}), (e: unknown) => {
-    return e instanceof TemplateError && /depth|nested/.test(e.message);
-  });
+  assert.throws(
+    () => render('{{ define "r" }}{{ template "r" }}{{ end }}{{ template "r" }}', {}),
+    (e: unknown) => {
+      return e instanceof TemplateError && /depth|nested/.test(e.message);
+    },
+  );
 });
 
 test('output limit stops output bombs', () => {
-  assert.throws(() => render('{{ range until 1000 }}{{ repeat 1000 "x" }}{{ end }}', {}, { maxOutputBytes: 10_000 }), /size limit/);
+  assert.throws(
+    () => render('{{ range until 1000 }}{{ repeat 1000 "x" }}{{ end }}', {}, { maxOutputBytes: 10_000 }),
+    /size limit/,
+  );
 });
 
 test('renders Go formatting of numbers, maps, slices and missing keys', () => {
-  assert.equal(render('{{ .n }} {{ .big }} {{ 3.0 }} {{ .m }} {{ .l }} {{ .missing }}', {
-    n: 8080,
-    big: 1234567,
-    m: { b: 2, a: 1 },
-    l: [1, 'x', null],
-  }), '8080 1.234567e+06 3 map[a:1 b:2] [1 x <nil>] <no value>');
+  assert.equal(
+    render('{{ .n }} {{ .big }} {{ 3.0 }} {{ .m }} {{ .l }} {{ .missing }}', {
+      n: 8080,
+      big: 1234567,
+      m: { b: 2, a: 1 },
+      l: [1, 'x', null],
+    }),
+    '8080 1.234567e+06 3 map[a:1 b:2] [1 x <nil>] <no value>',
+  );
 });
 
 test('Vault data decoded as json.Number keeps the exact text', () => {
   const data = decodeVaultJson('{"port": 8080, "big": 1234567, "ratio": 1.50}');
-  assert.equal(render('{{ .port }} {{ .big }} {{ .ratio }} {{ typeOf .port }} {{ add .port 1 }}', data), '8080 1234567 1.50 json.Number 8081');
+  assert.equal(
+    render('{{ .port }} {{ .big }} {{ .ratio }} {{ typeOf .port }} {{ add .port 1 }}', data),
+    '8080 1234567 1.50 json.Number 8081',
+  );
 });
 
 test('toJson escapes HTML like encoding/json', () => {
