@@ -1046,7 +1046,7 @@ export const SPRIG: Record<string, GoFunc> = {
       // Go's message quotes the URL: `unable to parse url: parse "URL": reason`.
       throw new FuncError(
         `unable to parse url: parse ${JSON.stringify(v)}: ${e.message}`,
-        `unable to parse url: ${e.message}`,
+        `unable to parse url: ${e.safe}`,
       );
     }
   }),
@@ -1077,7 +1077,7 @@ export const SPRIG: Record<string, GoFunc> = {
       if (!(e instanceof UrlError)) throw e;
       throw new FuncError(
         `unable to parse userinfo in dict: parse ${JSON.stringify(`proto://${parts.userinfo}@host`)}: ${e.message}`,
-        `unable to parse userinfo in dict: ${e.message}`,
+        `unable to parse userinfo in dict: ${e.safe}`,
       );
     }
   }),

@@ -5,8 +5,14 @@ import { isIPv6 } from 'node:net';
 
 type Mode = 'path' | 'pathSegment' | 'host' | 'zone' | 'userPassword' | 'query' | 'fragment';
 
-/** Parse failure. `message` is Go's text where it cannot echo input; `safe` never does. */
-export class UrlError extends Error {}
+/** Parse failure: `message` is Go's text (it may quote part of the URL); `safe` never does. */
+export class UrlError extends Error {
+  readonly safe: string;
+  constructor(message: string, safe: string = message) {
+    super(message);
+    this.safe = safe;
+  }
+}
 
 const toBytes = (s: string): string => Buffer.from(s, 'utf8').toString('latin1');
 const fromBytes = (b: string): string => Buffer.from(b, 'latin1').toString('utf8');
@@ -48,15 +54,15 @@ function urlUnescape(s: string, mode: Mode): string {
     if (c === 0x25) {
       n++;
       if (i + 2 >= s.length || !isHex(s.charCodeAt(i + 1)) || !isHex(s.charCodeAt(i + 2))) {
-        throw new UrlError(`invalid URL escape ${goQuote(s.slice(i, i + 3))}`);
+        throw new UrlError(`invalid URL escape ${goQuote(s.slice(i, i + 3))}`, 'invalid URL escape');
       }
       if (mode === 'host' && unhex(s.charCodeAt(i + 1)) < 8 && s.slice(i, i + 3) !== '%25') {
-        throw new UrlError(`invalid URL escape ${goQuote(s.slice(i, i + 3))}`);
+        throw new UrlError(`invalid URL escape ${goQuote(s.slice(i, i + 3))}`, 'invalid URL escape');
       }
       if (mode === 'zone') {
         const v = (unhex(s.charCodeAt(i + 1)) << 4) | unhex(s.charCodeAt(i + 2));
         if (s.slice(i, i + 3) !== '%25' && v !== 0x20 && shouldEscape(v, 'host')) {
-          throw new UrlError(`invalid URL escape ${goQuote(s.slice(i, i + 3))}`);
+          throw new UrlError(`invalid URL escape ${goQuote(s.slice(i, i + 3))}`, 'invalid URL escape');
         }
       }
       i += 3;
@@ -65,7 +71,10 @@ function urlUnescape(s: string, mode: Mode): string {
       i++;
     } else {
       if ((mode === 'host' || mode === 'zone') && c < 0x80 && shouldEscape(c, mode)) {
-        throw new UrlError(`invalid character ${goQuote(s[i]!)} in host name`);
+        throw new UrlError(
+          `invalid character ${goQuote(s[i]!)} in host name`,
+          'invalid character in host name',
+        );
       }
       i++;
     }
@@ -175,7 +184,8 @@ function parseHost(host: string): string {
     const close = host.lastIndexOf(']');
     if (close < 0) throw new UrlError("missing ']' in host");
     const colonPort = host.slice(close + 1);
-    if (!validOptionalPort(colonPort)) throw new UrlError(`invalid port ${goQuote(colonPort)} after host`);
+    if (!validOptionalPort(colonPort))
+      throw new UrlError(`invalid port ${goQuote(colonPort)} after host`, 'invalid port after host');
     const port = urlUnescape(colonPort, 'host');
     const hostname = host.slice(1, close);
     const zone = hostname.indexOf('%25');
@@ -192,7 +202,8 @@ function parseHost(host: string): string {
   const i = host.lastIndexOf(':');
   if (i !== -1) {
     const colonPort = host.slice(i);
-    if (!validOptionalPort(colonPort)) throw new UrlError(`invalid port ${goQuote(colonPort)} after host`);
+    if (!validOptionalPort(colonPort))
+      throw new UrlError(`invalid port ${goQuote(colonPort)} after host`, 'invalid port after host');
   }
   return urlUnescape(host, 'host');
 }
