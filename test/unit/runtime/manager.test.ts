@@ -1,0 +1,72 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import pino from 'pino';
+import type { KubeClient } from '../../../src/k8s/client.ts';
+import type { ResourceType } from '../../../src/k8s/resources.ts';
+import type { KubeObject } from '../../../src/k8s/types.ts';
+import { Manager, type WatchFactory } from '../../../src/runtime/manager.ts';
+import type { WatcherEvent } from '../../../src/runtime/watcher.ts';
+import { flush } from './fake-clock.ts';
+
+const VSS: ResourceType = {
+  group: 'secrets.hashicorp.com',
+  version: 'v1beta1',
+  kind: 'VaultStaticSecret',
+  plural: 'vaultstaticsecrets',
+  namespaced: true,
+};
+
+describe('Manager', () => {
+  it('serves probes and metrics, starts controllers only after caches sync, and shuts down', async (t) => {
+    let releaseInitDone: () => void = () => {};
+    const gate = new Promise<void>((r) => {
+      releaseInitDone = r;
+    });
+    const watch: WatchFactory = <T extends KubeObject>(_rt: ResourceType, spec: { signal: AbortSignal }) =>
+      (async function* (): AsyncGenerator<WatcherEvent<T>> {
+        yield { type: 'init' };
+        yield { type: 'initApply', object: { metadata: { name: 'a', namespace: 'ns' } } as T };
+        await gate;
+        yield { type: 'initDone' };
+        await new Promise((r) => spec.signal.addEventListener('abort', r));
+      })();
+    const mgr = new Manager({
+      client: {} as unknown as KubeClient, // unused: watch is injected and leader election is off
+      logger: pino({ level: 'silent' }),
+      healthProbeAddress: '127.0.0.1:0',
+      metricsAddress: '127.0.0.1:0',
+      watch,
+    });
+    const reconciled: string[] = [];
+    mgr
+      .controller({
+        name: 'vss',
+        reconcile: async (ctx) => {
+          reconciled.push(ctx.key.name);
+          return { awaitChange: true };
+        },
+      })
+      .for(mgr.informer(VSS));
+    const stop = new AbortController();
+    t.after(() => stop.abort());
+    const started = mgr.start(stop.signal);
+    await flush();
+    const get = async (addr: string | undefined, path: string) => {
+      const res = await fetch(`http://${addr}${path}`, { signal: AbortSignal.timeout(5000) });
+      return { status: res.status, body: await res.text() };
+    };
+    assert.equal((await get(mgr.addresses.health, '/healthz')).status, 200);
+    assert.equal((await get(mgr.addresses.health, '/readyz')).status, 503, 'not ready before sync');
+    assert.deepEqual(reconciled, [], 'controllers wait for the caches');
+    releaseInitDone();
+    await flush();
+    assert.equal((await get(mgr.addresses.health, '/readyz')).status, 200);
+    assert.deepEqual(reconciled, ['a']);
+    const metrics = await get(mgr.addresses.metrics, '/metrics');
+    assert.match(metrics.body, /controller_runtime_reconcile_total\{controller="vss",result="success"\} 1/);
+    assert.equal(mgr.addresses.metrics, mgr.addresses.health, 'equal addresses share one server');
+    assert.equal((await get(mgr.addresses.health, '/nope')).status, 404);
+    stop.abort();
+    await started;
+  });
+});
