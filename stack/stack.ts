@@ -8,7 +8,7 @@ import { loadStackEnv, stackDown, stackUp } from './lib/stack.ts';
 
 const { positionals, values } = parseArgs({
   allowPositionals: true,
-  options: { flavor: { type: 'string' }, quiet: { type: 'boolean', default: false } },
+  options: { flavor: { type: 'string' }, 'no-operator': { type: 'boolean', default: false } },
 });
 const cmd = positionals[0] ?? 'up';
 
@@ -18,7 +18,11 @@ try {
     if (flavor !== 'openbao' && flavor !== 'vault') {
       throw new Error(`unknown flavor '${flavor}': use --flavor openbao or --flavor vault`);
     }
-    const env = await stackUp({ flavor, log: (m) => process.stderr.write(`[stack] ${m}\n`) });
+    const env = await stackUp({
+      flavor,
+      operator: !values['no-operator'],
+      log: (m) => process.stderr.write(`[stack] ${m}\n`),
+    });
     process.stderr.write(`[stack] up: apiserver ${env.apiServer}, ${env.flavor} ${env.vaultAddr}\n`);
     process.stderr.write(
       '[stack] run `eval "$(npm run -s stack -- env)"` to point kubectl and the Vault CLI at it\n',

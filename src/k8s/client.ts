@@ -116,7 +116,10 @@ export class KubeClient {
     setIf(query, 'resourceVersion', opts.resourceVersion);
     const ro: RequestOptions = { query, accept: opts.metadataOnly ? ACCEPT_META_LIST : ACCEPT_JSON };
     if (opts.signal !== undefined) ro.signal = opts.signal;
-    return this.request<KubeList<T>>('GET', resourcePath(rt, { namespace: opts.namespace }), ro);
+    const list = await this.request<KubeList<T>>('GET', resourcePath(rt, { namespace: opts.namespace }), ro);
+    // An empty PartialObjectMetadataList comes back with `items: null`.
+    list.items ??= [];
+    return list;
   }
 
   async create<T extends KubeObject>(rt: ResourceType, obj: T, opts: WriteOptions = {}): Promise<T> {

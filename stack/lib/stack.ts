@@ -39,9 +39,13 @@ export interface StackEnv {
   vaultAddr: string;
   vaultToken: string;
   vaultKubernetesMount: string;
+  /** Bearer token Vault's Kubernetes auth uses for TokenReview (bound to system:auth-delegator). */
+  reviewerToken: string;
   postgres: { port: number; user: string; password: string; database: string; socketDir: string };
   binDirs: string[];
   processes: { name: string; pid: number; signal: NodeJS.Signals }[];
+  /** The operator under test, run as its own ServiceAccount; absent with `up --no-operator`. */
+  operator?: { pid: number; health: string; metrics: string; log: string };
 }
 
 type Log = (msg: string) => void;
@@ -257,7 +261,7 @@ export function manifests(file: string): Manifest[] {
     .filter((d) => d && typeof d === 'object');
 }
 
-export async function stackUp(opts: { flavor: Flavor; log: Log }): Promise<StackEnv> {
+export async function stackUp(opts: { flavor: Flavor; log: Log; operator?: boolean }): Promise<StackEnv> {
   const { flavor, log } = opts;
   if (existsSync(envFile())) {
     log('a previous stack is recorded; stopping it first');
@@ -285,6 +289,7 @@ export async function stackUp(opts: { flavor: Flavor; log: Log }): Promise<Stack
     vaultAddr: '',
     vaultToken: randomBytes(16).toString('hex'),
     vaultKubernetesMount: 'kubernetes',
+    reviewerToken: '',
     postgres: {
       port: 0,
       user: 'postgres',
@@ -335,6 +340,7 @@ export async function stackUp(opts: { flavor: Flavor; log: Log }): Promise<Stack
     writeFileSync(join(pki, 'sa.key'), privateKey.export({ type: 'pkcs8', format: 'pem' }), { mode: 0o600 });
     writeFileSync(join(pki, 'sa.pub'), publicKey.export({ type: 'spki', format: 'pem' }));
     const reviewerToken = randomBytes(24).toString('hex');
+    env.reviewerToken = reviewerToken;
     writeFileSync(
       join(pki, 'tokens.csv'),
       `${env.adminToken},admin,admin-uid,"system:masters"\n${reviewerToken},vault-reviewer,vault-reviewer-uid\n`,
@@ -451,13 +457,17 @@ export async function stackUp(opts: { flavor: Flavor; log: Log }): Promise<Stack
     await waitFor(flavor, join(dir, `${flavor}.log`), vault.pid, () =>
       httpOk(`${env.vaultAddr}/v1/sys/health`),
     );
-    await configureVault(env, caPem, reviewerToken);
+    await configureVault(env);
 
     // PostgreSQL, run as a non-root user, for the dynamic-secrets engine.
     env.postgres.port = pgPort;
     await startPostgres(env, pgBin, started, log);
     record();
     await kube.agent.close();
+    if (opts.operator !== false) {
+      await startOperator(env, started, log);
+      record();
+    }
     log('stack is up');
     return env;
   } catch (err) {
@@ -478,14 +488,24 @@ async function vaultCall(env: StackEnv, method: string, path: string, body?: unk
     throw new Error(`${env.flavor} ${method} ${path}: HTTP ${res.statusCode} ${text}`);
 }
 
-async function configureVault(env: StackEnv, caPem: string, reviewerToken: string): Promise<void> {
-  await vaultCall(env, 'POST', `sys/auth/${env.vaultKubernetesMount}`, { type: 'kubernetes' });
-  await vaultCall(env, 'POST', `auth/${env.vaultKubernetesMount}/config`, {
+/** Kubernetes auth pointed at the stack's API server; exported for tests that run a second Vault. */
+export async function configureKubernetesAuth(
+  env: StackEnv,
+  vault: { addr: string; token: string },
+): Promise<void> {
+  const call = (path: string, body: unknown) =>
+    vaultCall({ ...env, vaultAddr: vault.addr, vaultToken: vault.token }, 'POST', path, body);
+  await call(`sys/auth/${env.vaultKubernetesMount}`, { type: 'kubernetes' });
+  await call(`auth/${env.vaultKubernetesMount}/config`, {
     kubernetes_host: env.apiServer,
-    kubernetes_ca_cert: caPem,
-    token_reviewer_jwt: reviewerToken,
+    kubernetes_ca_cert: readFileSync(env.caFile, 'utf8'),
+    token_reviewer_jwt: env.reviewerToken,
     disable_local_ca_jwt: true,
   });
+}
+
+async function configureVault(env: StackEnv): Promise<void> {
+  await configureKubernetesAuth(env, { addr: env.vaultAddr, token: env.vaultToken });
   await vaultCall(env, 'POST', 'sys/mounts/kvv1', { type: 'kv', options: { version: '1' } });
   await vaultCall(env, 'POST', 'sys/mounts/kvv2', { type: 'kv', options: { version: '2' } });
 }
@@ -547,6 +567,28 @@ async function startPostgres(env: StackEnv, pgBin: string, started: Started[], l
     });
     return true;
   });
+}
+
+/** Starts the operator from this checkout (Node 24 runs the TypeScript directly). */
+async function startOperator(env: StackEnv, started: Started[], log: Log): Promise<void> {
+  const [health, metrics] = (await Promise.all([freePort(), freePort()])) as [number, number];
+  log('starting the Ferry operator');
+  const p = start(env.dir, 'operator', process.execPath, [
+    join(repoRoot, 'src', 'cli', 'operator.ts'),
+    `--kubeconfig=${env.operatorKubeconfig}`,
+    `--operator-namespace=${env.operatorNamespace}`,
+    `--health-probe-bind-address=127.0.0.1:${health}`,
+    `--metrics-bind-address=127.0.0.1:${metrics}`,
+    '--log-level=debug',
+  ]);
+  started.push(p);
+  env.operator = {
+    pid: p.pid,
+    health: `http://127.0.0.1:${health}`,
+    metrics: `http://127.0.0.1:${metrics}`,
+    log: join(env.dir, 'operator.log'),
+  };
+  await waitFor('operator', env.operator.log, p.pid, () => httpOk(`${env.operator?.health}/readyz`));
 }
 
 export async function stackDown(log: Log): Promise<void> {

@@ -1,0 +1,183 @@
+// What end-to-end tests and the demo do to the real stack: administer Vault with the root token,
+// apply manifests with the admin identity, and wait for conditions. Never a stand-in for either.
+import { readFileSync } from 'node:fs';
+import { request } from 'undici';
+import { parseAllDocuments } from 'yaml';
+import { ALL_KINDS } from '../../src/api/resources.ts';
+import { KubeClient } from '../../src/k8s/client.ts';
+import { loadKubeConnection } from '../../src/k8s/config.ts';
+import { isK8sApiError } from '../../src/k8s/errors.ts';
+import type { ResourceType } from '../../src/k8s/resources.ts';
+import * as builtin from '../../src/k8s/resources.ts';
+import { apiVersionOf } from '../../src/k8s/resources.ts';
+import type { KubeObject } from '../../src/k8s/types.ts';
+import type { StackEnv } from './stack.ts';
+
+export class VaultAdmin {
+  readonly #env: StackEnv;
+  constructor(env: StackEnv) {
+    this.#env = env;
+  }
+
+  async call(
+    method: 'GET' | 'PUT' | 'POST' | 'DELETE',
+    path: string,
+    body?: unknown,
+  ): Promise<Record<string, unknown> | undefined> {
+    const res = await request(`${this.#env.vaultAddr}/v1/${path}`, {
+      method,
+      headers: { 'x-vault-token': this.#env.vaultToken, 'content-type': 'application/json' },
+      ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
+    });
+    const text = await res.body.text();
+    if (res.statusCode >= 300 && !(method === 'GET' && res.statusCode === 404)) {
+      throw new Error(`${this.#env.flavor} ${method} ${path}: HTTP ${res.statusCode}`);
+    }
+    return text ? (JSON.parse(text) as Record<string, unknown>) : undefined;
+  }
+
+  policy(name: string, hcl: string): Promise<unknown> {
+    return this.call('PUT', `sys/policies/acl/${name}`, { policy: hcl });
+  }
+
+  /** A Kubernetes auth role bound to one ServiceAccount, with a periodic token (VSO #285 advice). */
+  kubernetesRole(
+    name: string,
+    o: { serviceAccount: string; namespace: string; policies: string[]; audience?: string; period?: string },
+  ): Promise<unknown> {
+    return this.call('POST', `auth/${this.#env.vaultKubernetesMount}/role/${name}`, {
+      bound_service_account_names: [o.serviceAccount],
+      bound_service_account_namespaces: [o.namespace],
+      token_policies: o.policies,
+      token_period: o.period ?? '1h',
+      ...(o.audience ? { audience: o.audience } : {}),
+    });
+  }
+
+  kvPut(mount: string, path: string, data: Record<string, unknown>, version: 1 | 2 = 2): Promise<unknown> {
+    return version === 2
+      ? this.call('POST', `${mount}/data/${path}`, { data })
+      : this.call('POST', `${mount}/${path}`, data);
+  }
+}
+
+const KINDS = new Map<string, ResourceType>();
+for (const r of [...Object.values(builtin).filter(isResourceType), ...ALL_KINDS.map((k) => k.resource)]) {
+  KINDS.set(`${apiVersionOf(r)}/${r.kind}`, r);
+}
+function isResourceType(v: unknown): v is ResourceType {
+  return typeof v === 'object' && v !== null && 'plural' in v && 'kind' in v;
+}
+
+export function resourceOf(obj: { apiVersion?: string; kind?: string }): ResourceType {
+  const r = KINDS.get(`${obj.apiVersion}/${obj.kind}`);
+  if (!r) throw new Error(`no resource mapping for ${obj.apiVersion} ${obj.kind}`);
+  return r;
+}
+
+export function adminClient(env: StackEnv, kubeconfig = env.kubeconfig): KubeClient {
+  return new KubeClient(loadKubeConnection({ kubeconfig, env: {} }));
+}
+
+export type Manifest = KubeObject & { apiVersion: string; kind: string };
+
+export function readManifests(file: string): Manifest[] {
+  return parseAllDocuments(readFileSync(file, 'utf8'))
+    .map((d) => d.toJS() as Manifest | null)
+    .filter((d): d is Manifest => d !== null && typeof d === 'object');
+}
+
+/** Server-side apply, as `kubectl apply --server-side --force-conflicts` would. */
+export async function apply(client: KubeClient, obj: Manifest): Promise<KubeObject> {
+  return client.patch(resourceOf(obj), obj.metadata.name ?? '', obj.metadata.namespace, obj, 'apply', {
+    fieldManager: 'ferry-e2e',
+    force: true,
+  });
+}
+
+export async function ensureNamespace(
+  client: KubeClient,
+  name: string,
+  serviceAccounts: string[] = [],
+): Promise<void> {
+  await apply(client, { apiVersion: 'v1', kind: 'Namespace', metadata: { name } });
+  for (const sa of serviceAccounts)
+    await apply(client, {
+      apiVersion: 'v1',
+      kind: 'ServiceAccount',
+      metadata: { name: sa, namespace: name },
+    });
+}
+
+export async function getOrUndefined<T extends KubeObject>(
+  client: KubeClient,
+  rt: ResourceType,
+  name: string,
+  namespace?: string,
+): Promise<T | undefined> {
+  try {
+    return await client.get<T>(rt, name, namespace);
+  } catch (err) {
+    if (isK8sApiError(err) && err.isNotFound()) return undefined;
+    throw err;
+  }
+}
+
+/** Polls until `probe` returns a value; fails with `what` and the last value seen. */
+export async function eventually<T>(
+  what: string,
+  probe: () => Promise<T | undefined | false>,
+  timeoutMs = 30_000,
+  intervalMs = 200,
+): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  let last: unknown;
+  for (;;) {
+    try {
+      const v = await probe();
+      if (v !== undefined && v !== false) return v;
+      last = v;
+    } catch (err) {
+      last = err;
+    }
+    if (Date.now() > deadline)
+      throw new Error(`timed out after ${timeoutMs} ms waiting for ${what} (last: ${String(last)})`);
+    await new Promise((r) => setTimeout(r, intervalMs));
+  }
+}
+
+export function decodeData(data: Record<string, string> | undefined): Record<string, string> {
+  return Object.fromEntries(
+    Object.entries(data ?? {}).map(([k, v]) => [k, Buffer.from(v, 'base64').toString('utf8')]),
+  );
+}
+
+/**
+ * A tenant namespace as real users would set one up: a ServiceAccount `app`, a Vault policy and
+ * Kubernetes-auth role for it, the operator-wide default VaultConnection, and a VaultAuth `auth`.
+ */
+export async function tenant(env: StackEnv, kube: KubeClient, vault: VaultAdmin, ns: string): Promise<void> {
+  await ensureNamespace(kube, ns, ['app']);
+  await vault.policy(
+    `t-${ns}`,
+    `path "kvv2/data/${ns}/*" { capabilities = ["read"] }\npath "kvv1/${ns}/*" { capabilities = ["read"] }\n`,
+  );
+  await vault.kubernetesRole(`t-${ns}`, { serviceAccount: 'app', namespace: ns, policies: [`t-${ns}`] });
+  await apply(kube, {
+    apiVersion: 'secrets.hashicorp.com/v1beta1',
+    kind: 'VaultConnection',
+    metadata: { name: 'default', namespace: env.operatorNamespace },
+    spec: { address: env.vaultAddr, skipTLSVerify: false },
+  } as Manifest);
+  await apply(kube, {
+    apiVersion: 'secrets.hashicorp.com/v1beta1',
+    kind: 'VaultAuth',
+    metadata: { name: 'auth', namespace: ns },
+    spec: {
+      vaultConnectionRef: `${env.operatorNamespace}/default`,
+      method: 'kubernetes',
+      mount: env.vaultKubernetesMount,
+      kubernetes: { role: `t-${ns}`, serviceAccount: 'app', audiences: ['vault'] },
+    },
+  } as Manifest);
+}

@@ -1,0 +1,384 @@
+// VaultStaticSecret end to end: the operator (running as its own ServiceAccount) logs in to the real
+// Vault/OpenBao with the Kubernetes auth method and syncs KV secrets into real Secrets.
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { after, before, describe, it } from 'node:test';
+import { VaultStaticSecrets } from '../../src/api/resources.ts';
+import type { VaultStaticSecret } from '../../src/api/v1beta1/vaultstaticsecret.ts';
+import type { KubeClient } from '../../src/k8s/client.ts';
+import { Deployments, Events, ReplicaSets, Secrets } from '../../src/k8s/resources.ts';
+import type { CoreEvent, KubeList, KubeObject, Secret } from '../../src/k8s/types.ts';
+import {
+  adminClient,
+  apply,
+  decodeData,
+  eventually,
+  getOrUndefined,
+  type Manifest,
+  tenant,
+  VaultAdmin,
+} from '../../stack/lib/fixtures.ts';
+import { type StackEnv, uniqueName, useStack } from './harness.ts';
+
+const canary = (label: string): string => `canary-${label}-${randomBytes(8).toString('hex')}`;
+
+function vss(ns: string, name: string, spec: Record<string, unknown>): Manifest {
+  return {
+    apiVersion: 'secrets.hashicorp.com/v1beta1',
+    kind: 'VaultStaticSecret',
+    metadata: { name, namespace: ns },
+    spec: { vaultAuthRef: 'auth', ...spec },
+  } as Manifest;
+}
+
+const synced = (o: VaultStaticSecret | undefined): boolean =>
+  o?.status?.conditions?.some(
+    (c) => c.type === 'SecretSynced' && c.status === 'True' && c.observedGeneration === o.metadata.generation,
+  ) ?? false;
+
+describe('VaultStaticSecret', () => {
+  let env: StackEnv;
+  let kube: KubeClient;
+  let vault: VaultAdmin;
+  let ns: string;
+  const canaries: string[] = [];
+
+  before(async () => {
+    env = await useStack();
+    kube = adminClient(env);
+    vault = new VaultAdmin(env);
+    ns = uniqueName('vss');
+    await tenant(env, kube, vault, ns);
+  });
+  after(async () => {
+    // No canary value may reach the operator's log, Events or status of any object in the namespace.
+    if (env.operator) {
+      const log = readFileSync(env.operator.log, 'utf8');
+      for (const c of canaries) assert.ok(!log.includes(c), 'a secret value reached the operator log');
+    }
+    const events = await kube.list<CoreEvent>(Events, { namespace: ns });
+    const statuses = await kube.list<VaultStaticSecret>(VaultStaticSecrets, { namespace: ns });
+    const visible = JSON.stringify(events.items) + JSON.stringify(statuses.items.map((o) => o.status));
+    for (const c of canaries) assert.ok(!visible.includes(c), 'a secret value reached an Event or status');
+    await kube.close();
+  });
+
+  it('syncs kv-v2 into an owned Secret with VSO labels, ownerReference, _raw and status', async () => {
+    const password = canary('v2');
+    canaries.push(password);
+    await vault.kvPut('kvv2', `${ns}/db`, { username: 'app', password, port: 5432 });
+    await apply(
+      kube,
+      vss(ns, 'db', {
+        mount: 'kvv2',
+        type: 'kv-v2',
+        path: `${ns}/db`,
+        destination: { name: 'db-creds', create: true, labels: { team: 'a' }, annotations: { note: 'x' } },
+      }),
+    );
+    const secret = await eventually('destination Secret', () =>
+      getOrUndefined<Secret>(kube, Secrets, 'db-creds', ns),
+    );
+    const data = decodeData(secret.data);
+    assert.equal(data.username, 'app');
+    assert.equal(data.password, password);
+    assert.equal(data.port, '5432');
+    const raw = JSON.parse(data._raw ?? '{}') as {
+      data: Record<string, unknown>;
+      metadata: { version: number };
+    };
+    assert.deepEqual(raw.data, { password, port: 5432, username: 'app' });
+    assert.equal(raw.metadata.version, 1);
+    assert.equal(secret.type, 'Opaque');
+    assert.equal(secret.metadata.labels?.team, 'a');
+    assert.equal(secret.metadata.labels?.['app.kubernetes.io/managed-by'], 'hashicorp-vso');
+    assert.equal(secret.metadata.annotations?.note, 'x');
+    const owner = await kube.get<VaultStaticSecret>(VaultStaticSecrets, 'db', ns);
+    assert.deepEqual(secret.metadata.ownerReferences, [
+      {
+        apiVersion: 'secrets.hashicorp.com/v1beta1',
+        kind: 'VaultStaticSecret',
+        name: 'db',
+        uid: owner.metadata.uid,
+      },
+    ]);
+    assert.equal(secret.metadata.labels?.['secrets.hashicorp.com/vso-ownerRefUID'], owner.metadata.uid);
+    const done = await eventually('status', async () => {
+      const o = await kube.get<VaultStaticSecret>(VaultStaticSecrets, 'db', ns);
+      return synced(o) ? o : undefined;
+    });
+    assert.match(done.status?.secretMAC ?? '', /^[A-Za-z0-9+/]{43}=$/);
+    assert.equal(done.status?.lastGeneration, done.metadata.generation);
+    assert.match(done.status?.vaultClientMeta?.cacheKey ?? '', /^kubernetes-[0-9a-f]{22}$/);
+  });
+
+  it('syncs kv-v1 and pins a kv-v2 version', async () => {
+    const v1 = canary('v1');
+    canaries.push(v1);
+    await vault.kvPut('kvv1', `${ns}/legacy`, { token: v1 }, 1);
+    await vault.kvPut('kvv2', `${ns}/pinned`, { value: 'one' });
+    await vault.kvPut('kvv2', `${ns}/pinned`, { value: 'two' });
+    await apply(
+      kube,
+      vss(ns, 'legacy', {
+        mount: 'kvv1',
+        type: 'kv-v1',
+        path: `${ns}/legacy`,
+        destination: { name: 'legacy', create: true },
+      }),
+    );
+    await apply(
+      kube,
+      vss(ns, 'pinned', {
+        mount: 'kvv2',
+        type: 'kv-v2',
+        path: `${ns}/pinned`,
+        version: 1,
+        destination: { name: 'pinned', create: true },
+      }),
+    );
+    const legacy = await eventually('kv-v1 Secret', () =>
+      getOrUndefined<Secret>(kube, Secrets, 'legacy', ns),
+    );
+    assert.equal(decodeData(legacy.data).token, v1);
+    assert.deepEqual(JSON.parse(decodeData(legacy.data)._raw ?? ''), { token: v1 });
+    const pinned = await eventually('pinned Secret', () =>
+      getOrUndefined<Secret>(kube, Secrets, 'pinned', ns),
+    );
+    assert.equal(decodeData(pinned.data).value, 'one');
+  });
+
+  it('propagates rotation, restarts the Deployment (never on first sync), and heals drift', async () => {
+    await apply(kube, {
+      apiVersion: 'apps/v1',
+      kind: 'Deployment',
+      metadata: { name: 'web', namespace: ns },
+      spec: {
+        replicas: 1,
+        selector: { matchLabels: { app: 'web' } },
+        template: {
+          metadata: { labels: { app: 'web' } },
+          spec: { containers: [{ name: 'c', image: 'example.invalid/app:1' }] },
+        },
+      },
+    } as Manifest);
+    const replicaSets = async (): Promise<KubeObject[]> =>
+      (await kube.list<KubeObject>(ReplicaSets, { namespace: ns, labelSelector: 'app=web' })).items;
+    await eventually('first ReplicaSet', async () => (await replicaSets()).length === 1);
+
+    const first = canary('rot1');
+    const second = canary('rot2');
+    canaries.push(first, second);
+    await vault.kvPut('kvv2', `${ns}/rotating`, { key: first });
+    await apply(
+      kube,
+      vss(ns, 'rotating', {
+        mount: 'kvv2',
+        type: 'kv-v2',
+        path: `${ns}/rotating`,
+        refreshAfter: '2s',
+        destination: { name: 'rotating', create: true },
+        rolloutRestartTargets: [{ kind: 'Deployment', name: 'web' }],
+      }),
+    );
+    await eventually(
+      'initial sync',
+      async () =>
+        decodeData((await getOrUndefined<Secret>(kube, Secrets, 'rotating', ns))?.data).key === first,
+    );
+    await eventually('status after first sync', async () =>
+      synced(await kube.get<VaultStaticSecret>(VaultStaticSecrets, 'rotating', ns)),
+    );
+    // A few refresh periods: no restart and no write while nothing changes.
+    const rv = (await kube.get<Secret>(Secrets, 'rotating', ns)).metadata.resourceVersion;
+    const statusRv = (await kube.get<VaultStaticSecret>(VaultStaticSecrets, 'rotating', ns)).metadata
+      .resourceVersion;
+    await new Promise((r) => setTimeout(r, 6_000));
+    assert.equal(
+      (await kube.get<Secret>(Secrets, 'rotating', ns)).metadata.resourceVersion,
+      rv,
+      'no Secret write without change',
+    );
+    assert.equal(
+      (await kube.get<VaultStaticSecret>(VaultStaticSecrets, 'rotating', ns)).metadata.resourceVersion,
+      statusRv,
+      'no status write without change',
+    );
+    const dep = await kube.get<
+      { spec: { template: { metadata: { annotations?: Record<string, string> } } } } & KubeObject
+    >(Deployments, 'web', ns);
+    assert.equal(
+      dep.spec.template.metadata.annotations?.['vso.secrets.hashicorp.com/restartedAt'],
+      undefined,
+      'no restart on first sync',
+    );
+
+    await vault.kvPut('kvv2', `${ns}/rotating`, { key: second });
+    await eventually(
+      'rotated value',
+      async () =>
+        decodeData((await getOrUndefined<Secret>(kube, Secrets, 'rotating', ns))?.data).key === second,
+      20_000,
+    );
+    await eventually(
+      'a new ReplicaSet from the rollout restart',
+      async () => (await replicaSets()).length === 2,
+      30_000,
+    );
+
+    // Someone edits the destination: the watch sees it and the operator restores it at once.
+    const s = await kube.get<Secret>(Secrets, 'rotating', ns);
+    await kube.replace<Secret>(Secrets, {
+      ...s,
+      data: { ...s.data, key: Buffer.from('tampered').toString('base64') },
+    });
+    await eventually(
+      'drift healed',
+      async () => decodeData((await kube.get<Secret>(Secrets, 'rotating', ns)).data).key === second,
+      10_000,
+    );
+    // Someone deletes it: recreated.
+    await kube.delete(Secrets, 'rotating', ns);
+    await eventually(
+      'destination recreated',
+      async () =>
+        decodeData((await getOrUndefined<Secret>(kube, Secrets, 'rotating', ns))?.data).key === second,
+      10_000,
+    );
+  });
+
+  it('with create: false replaces only the data of an existing Secret and never writes when unchanged', async () => {
+    const value = canary('existing');
+    canaries.push(value);
+    await vault.kvPut('kvv2', `${ns}/existing`, { value });
+    await apply(kube, {
+      apiVersion: 'v1',
+      kind: 'Secret',
+      metadata: { name: 'preexisting', namespace: ns, labels: { keep: 'me' } },
+      type: 'Opaque',
+      data: { old: Buffer.from('x').toString('base64') },
+    } as Manifest);
+    await apply(
+      kube,
+      vss(ns, 'existing', {
+        mount: 'kvv2',
+        type: 'kv-v2',
+        path: `${ns}/existing`,
+        refreshAfter: '1s',
+        destination: { name: 'preexisting', create: false },
+      }),
+    );
+    const s = await eventually('data replaced', async () => {
+      const x = await kube.get<Secret>(Secrets, 'preexisting', ns);
+      return decodeData(x.data).value === value ? x : undefined;
+    });
+    assert.equal(s.metadata.labels?.keep, 'me');
+    assert.equal(s.metadata.ownerReferences, undefined);
+    assert.equal(decodeData(s.data).old, undefined);
+    await new Promise((r) => setTimeout(r, 4_000));
+    assert.equal(
+      (await kube.get<Secret>(Secrets, 'preexisting', ns)).metadata.resourceVersion,
+      s.metadata.resourceVersion,
+    );
+  });
+
+  it('reports a missing VaultAuth and a missing destination in status and Warning Events', async () => {
+    await apply(
+      kube,
+      vss(ns, 'no-auth', {
+        vaultAuthRef: 'missing',
+        mount: 'kvv2',
+        type: 'kv-v2',
+        path: `${ns}/db`,
+        destination: { name: 'no-auth', create: true },
+      }),
+    );
+    await apply(
+      kube,
+      vss(ns, 'no-dest', {
+        mount: 'kvv2',
+        type: 'kv-v2',
+        path: `${ns}/db`,
+        destination: { name: 'does-not-exist', create: false },
+      }),
+    );
+    for (const [name, pattern, reason] of [
+      ['no-auth', /VaultAuth .*\/missing not found/, 'VaultClientConfigError'],
+      ['no-dest', /does not exist and create is false/, 'InexistentDestination'],
+    ] as const) {
+      const o = await eventually(`failure status of ${name}`, async () => {
+        const x = await kube.get<VaultStaticSecret>(VaultStaticSecrets, name, ns);
+        return x.status?.conditions?.find((c) => c.type === 'SecretSynced' && c.status === 'False')
+          ? x
+          : undefined;
+      });
+      assert.match(o.status?.conditions?.find((c) => c.type === 'SecretSynced')?.message ?? '', pattern);
+      await eventually(`Warning Event for ${name}`, async () => {
+        const ev: KubeList<CoreEvent> = await kube.list<CoreEvent>(Events, {
+          namespace: ns,
+          fieldSelector: `involvedObject.name=${name}`,
+        });
+        return ev.items.some((e) => e.type === 'Warning' && e.reason === reason);
+      });
+    }
+    assert.equal(await getOrUndefined(kube, Secrets, 'no-auth', ns), undefined);
+  });
+
+  it('refuses a VaultAuth in another namespace unless allowedNamespaces lets the consumer in', async () => {
+    const other = uniqueName('vss-shared');
+    await tenant(env, kube, vault, other);
+    await vault.kvPut('kvv2', `${ns}/db2`, { a: 'b' });
+    // The role of `other` binds its own ServiceAccount; the VaultAuth refers to `app` in the consumer's namespace.
+    await vault.kubernetesRole(`t-${other}`, { serviceAccount: 'app', namespace: ns, policies: [`t-${ns}`] });
+    await apply(
+      kube,
+      vss(ns, 'cross', {
+        vaultAuthRef: `${other}/auth`,
+        mount: 'kvv2',
+        type: 'kv-v2',
+        path: `${ns}/db2`,
+        destination: { name: 'cross', create: true },
+      }),
+    );
+    await eventually('denied', async () => {
+      const x = await kube.get<VaultStaticSecret>(VaultStaticSecrets, 'cross', ns);
+      return /does not allow namespace/.test(
+        x.status?.conditions?.find((c) => c.type === 'SecretSynced')?.message ?? '',
+      );
+    });
+    await kube.patch(VaultStaticSecrets, 'cross', ns, {}, 'merge'); // no-op: nothing changes
+    const auth = await kube.get<KubeObject & { spec: Record<string, unknown> }>(
+      {
+        group: 'secrets.hashicorp.com',
+        version: 'v1beta1',
+        kind: 'VaultAuth',
+        plural: 'vaultauths',
+        namespaced: true,
+      },
+      'auth',
+      other,
+    );
+    await apply(kube, {
+      apiVersion: 'secrets.hashicorp.com/v1beta1',
+      kind: 'VaultAuth',
+      metadata: { name: 'auth', namespace: other },
+      spec: { ...auth.spec, allowedNamespaces: [ns] },
+    } as Manifest);
+    const secret = await eventually(
+      'allowed after allowedNamespaces',
+      () => getOrUndefined<Secret>(kube, Secrets, 'cross', ns),
+      30_000,
+    );
+    assert.equal(decodeData(secret.data).a, 'b');
+  });
+
+  it('garbage-collects the destination when the VaultStaticSecret is deleted', async () => {
+    await kube.delete(VaultStaticSecrets, 'legacy', ns);
+    await eventually(
+      'destination gone',
+      async () => (await getOrUndefined(kube, Secrets, 'legacy', ns)) === undefined,
+      30_000,
+    );
+  });
+});
