@@ -176,8 +176,11 @@ describe('WorkQueue (property)', () => {
                 if (o.op === 'addAfter') q.addAfter(o.key, o.ms);
                 else q.addRateLimited(o.key);
                 const at = q.readyAt(o.key);
-                if (at === undefined) owed.add(o.key);
-                else delayed.set(o.key, at);
+                // Pending keys are either due now (owed) or on one timer (delayed), never both.
+                if (at === undefined) {
+                  owed.add(o.key);
+                  delayed.delete(o.key);
+                } else delayed.set(o.key, at);
                 break;
               }
               case 'forget':
