@@ -17,8 +17,10 @@ import type { VaultStaticSecret } from './api/v1beta1/vaultstaticsecret.ts';
 import { parseRef } from './api/validate.ts';
 import { MANAGED_SECRET_SELECTOR } from './consts/labels.ts';
 import type { ControllerContext, OperatorOptions } from './controllers/context.ts';
+import { secretTransformationReconciler } from './controllers/secrettransformation.ts';
 import { hmacKeyProvider } from './controllers/shared/hmac-key.ts';
 import { OwnWrites } from './controllers/shared/own-writes.ts';
+import { transformationRefKeys } from './controllers/shared/transformation.ts';
 import { VaultAccessResolver } from './controllers/shared/vault-access.ts';
 import { vaultAuthGlobalReconciler, vaultAuthReconciler } from './controllers/vaultauth.ts';
 import { vaultConnectionReconciler } from './controllers/vaultconnection.ts';
@@ -195,6 +197,8 @@ export function buildOperator(cfg: OperatorConfig): Manager {
           return [];
         }
       },
+      transformation: (o) =>
+        transformationRefKeys(o.metadata.namespace ?? '', o.spec?.destination.transformation),
     },
   });
   const ownWrites = new OwnWrites();
@@ -223,7 +227,14 @@ export function buildOperator(cfg: OperatorConfig): Manager {
     .watches(auths, consumersOfAuth, { predicate: specOrMetaChanged })
     .watches(connections, (c) => authsOfConnection(c).flatMap((k) => consumersOfAuth({ metadata: k })), {
       predicate: specOrMetaChanged,
-    });
+    })
+    // A SecretTransformation's status flips when it is validated; its referrers re-render then.
+    .watches(transformations, (t) =>
+      vss.store.byIndex('transformation', `${t.metadata.namespace}/${t.metadata.name}`).map(objKey),
+    );
+  manager
+    .controller({ name: 'secrettransformation', reconcile: secretTransformationReconciler(ctx) })
+    .for(transformations, { predicate: specOrMetaChanged });
   return manager;
 }
 

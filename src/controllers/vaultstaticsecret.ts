@@ -20,6 +20,7 @@ import type { OwnWrites } from './shared/own-writes.ts';
 import { restartTargets } from './shared/restart.ts';
 import { makeSecretData } from './shared/secret-data.ts';
 import { releaseFinalizer, writeStatus } from './shared/status.ts';
+import { shapeData } from './shared/transformation.ts';
 
 const DEFAULT_REFRESH_MS = 60_000; // VSO's poll when hmacSecretData is on and refreshAfter unset
 
@@ -117,14 +118,23 @@ export function vaultStaticSecretReconciler(
     const dest = spec.destination;
     let data: Record<string, string>;
     try {
-      const t = dest.transformation;
-      data = makeSecretData(source.data, source.raw, {
-        excludeRaw: ctx.options.globalExcludeRaw || t?.excludeRaw === true,
-        ...(t?.includes ? { includes: t.includes } : {}),
-        ...(t?.excludes ? { excludes: t.excludes } : {}),
-      });
+      const shaping = shapeData(
+        {
+          transformations: ctx.informers.transformations.store,
+          globalExcludeRaw: ctx.options.globalExcludeRaw,
+        },
+        namespace,
+        dest.transformation,
+        {
+          secrets: source.data,
+          metadata: source.metadata ?? {},
+          annotations: obj.metadata.annotations ?? {},
+          labels: obj.metadata.labels ?? {},
+        },
+      );
+      data = makeSecretData(source.data, source.raw, shaping);
     } catch (err) {
-      // Retried with backoff: a change in Vault can fix it as well as a spec change.
+      // Retried with backoff: a change in Vault or in a SecretTransformation can fix it too.
       await fail(obj, REASONS.SecretDataBuilderError, err);
       throw err;
     }

@@ -33,7 +33,17 @@ const BCRYPT_STEPS = 10_000;
 const i64 = (v: bigint): GoInt => new GoInt('int64', BigInt.asIntN(64, v));
 
 /** spf13/cast ToInt64 (errors become 0). */
-export function toInt64(v: GoValue): bigint {
+export /** Sprig's max/min over int64 conversions; Math.max does not take bigints. */
+function extremeInt64([first, ...rest]: GoValue[], sign: 1 | -1): bigint {
+  let best = toInt64(first);
+  for (const x of rest) {
+    const v = toInt64(x);
+    if ((sign > 0 && v > best) || (sign < 0 && v < best)) best = v;
+  }
+  return best;
+}
+
+function toInt64(v: GoValue): bigint {
   if (v === undefined || v === null) return 0n;
   if (typeof v === 'bigint' || v instanceof GoInt) return intValue(v);
   if (typeof v === 'number') return Number.isFinite(v) ? BigInt(Math.trunc(v)) : 0n;
@@ -741,21 +751,9 @@ export const SPRIG: Record<string, GoFunc> = {
     if (d === 0n) throw new FuncError('runtime error: integer divide by zero');
     return i64(toInt64(a) % d);
   }),
-  max: fn(
-    ['any'],
-    ([a, ...r]) => i64(r.reduce<bigint>((m, x) => (toInt64(x) > m ? toInt64(x) : m), toInt64(a))),
-    'any',
-  ),
-  biggest: fn(
-    ['any'],
-    ([a, ...r]) => i64(r.reduce<bigint>((m, x) => (toInt64(x) > m ? toInt64(x) : m), toInt64(a))),
-    'any',
-  ),
-  min: fn(
-    ['any'],
-    ([a, ...r]) => i64(r.reduce<bigint>((m, x) => (toInt64(x) < m ? toInt64(x) : m), toInt64(a))),
-    'any',
-  ),
+  max: fn(['any'], (args) => i64(extremeInt64(args, 1)), 'any'),
+  biggest: fn(['any'], (args) => i64(extremeInt64(args, 1)), 'any'),
+  min: fn(['any'], (args) => i64(extremeInt64(args, -1)), 'any'),
   addf: fn([], (a) => decimalSum(a.map(toFloat64)), 'any'),
   add1f: fn(['any'], ([a]) => decimalSum([toFloat64(a), 1])),
   subf: fn(['any'], ([a, ...r]) => decimalSum([toFloat64(a), ...r.map((x) => -toFloat64(x))]), 'any'),
