@@ -3,11 +3,8 @@
 // TLS and sealing always use a private `bao server -dev -dev-tls` started here, because sealing a
 // shared server would break every other test.
 import assert from 'node:assert/strict';
-import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { createServer as createHttpsServer } from 'node:https';
-import { createServer } from 'node:net';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { CODES, isFerryError } from '../../src/errors.ts';
@@ -16,79 +13,11 @@ import { VaultClient } from '../../src/vault/client.ts';
 import { isVaultError, type VaultError } from '../../src/vault/errors.ts';
 import { readKV } from '../../src/vault/kv.ts';
 import { type SessionEvent, VaultSession } from '../../src/vault/session.ts';
-import { loadStackEnv } from '../../stack/lib/stack.ts';
+import { type DevVault, devVaultBinary, startDevVault } from '../../stack/lib/devvault.ts';
+import { type Flavor, loadStackEnv } from '../../stack/lib/stack.ts';
 import { UNRELATED_CA_PEM } from '../unit/vault/fixtures.ts';
 
-const repoRoot = join(import.meta.dirname, '../..');
 const FAST_RETRY = { maxRetries: 2, minDelayMs: 20, maxDelayMs: 50 };
-
-interface DevServer {
-  addr: string;
-  token: string;
-  dir: string;
-  unsealKey: string;
-  proc: ChildProcess;
-}
-
-function baoBinary(): string | undefined {
-  try {
-    const dir = execFileSync('bash', [join(repoRoot, 'stack/peers.sh'), 'path', 'openbao'], {
-      encoding: 'utf8',
-    }).trim();
-    return join(dir, 'bao');
-  } catch {
-    return undefined;
-  }
-}
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = createServer();
-    srv.once('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const addr = srv.address();
-      srv.close(() => resolve(typeof addr === 'object' && addr ? addr.port : 0));
-    });
-  });
-}
-
-async function startDevServer(bin: string, tls: boolean): Promise<DevServer> {
-  const port = await freePort();
-  const dir = mkdtempSync(join(tmpdir(), 'ferry-bao-'));
-  const args = [
-    'server',
-    '-dev',
-    '-dev-root-token-id=root',
-    '-dev-no-store-token',
-    `-dev-listen-address=127.0.0.1:${port}`,
-  ];
-  if (tls) args.push('-dev-tls', `-dev-tls-cert-dir=${dir}`);
-  const proc = spawn(bin, args, { env: { ...process.env, HOME: dir }, stdio: ['ignore', 'pipe', 'pipe'] });
-  let output = '';
-  proc.stdout?.on('data', (b: Buffer) => {
-    output += b.toString();
-  });
-  proc.stderr?.on('data', (b: Buffer) => {
-    output += b.toString();
-  });
-  const addr = `${tls ? 'https' : 'http'}://127.0.0.1:${port}`;
-  const deadline = Date.now() + 30_000;
-  for (;;) {
-    const key = /Unseal Key: (\S+)/.exec(output)?.[1];
-    if (key && /Root Token/.test(output)) return { addr, token: 'root', dir, unsealKey: key, proc };
-    if (proc.exitCode !== null || Date.now() > deadline) {
-      proc.kill('SIGKILL');
-      throw new Error(`bao dev server did not start:\n${output.slice(-2000)}`);
-    }
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
-
-function stopDevServer(s: DevServer | undefined): void {
-  if (!s) return;
-  s.proc.kill('SIGTERM');
-  rmSync(s.dir, { recursive: true, force: true });
-}
 
 async function sharedServerFromEnv(): Promise<{ addr: string; token: string } | undefined> {
   const addr = process.env.FERRY_VAULT_ADDR;
@@ -128,10 +57,11 @@ async function rejectsWith(p: Promise<unknown>, check: (err: unknown) => boolean
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const suffix = `${Date.now().toString(36)}${Math.floor(Math.random() * 1e6).toString(36)}`;
-const bin = baoBinary();
+const flavor: Flavor = process.env.FERRY_VAULT_FLAVOR === 'vault' ? 'vault' : 'openbao';
+const bin = devVaultBinary(flavor);
 
 describe('Vault client against a real server', () => {
-  let own: DevServer | undefined;
+  let own: DevVault | undefined;
   let root: VaultClient;
   let base: VaultClient;
   const kv1 = `ferry-kv1-${suffix}`;
@@ -144,7 +74,7 @@ describe('Vault client against a real server', () => {
         bin,
         'no FERRY_VAULT_ADDR, no running stack, and no OpenBao binary (stack/peers.sh ensure openbao)',
       );
-      own = await startDevServer(bin, false);
+      own = await startDevVault(bin);
       shared = { addr: own.addr, token: own.token };
     }
     base = new VaultClient({ address: shared.addr, retry: FAST_RETRY });
@@ -158,7 +88,7 @@ describe('Vault client against a real server', () => {
     await root?.delete(`sys/mounts/${kv2}`).catch(() => {});
     await root?.delete(`sys/auth/approle-${suffix}`).catch(() => {});
     await base?.close();
-    stopDevServer(own);
+    own?.stop();
   });
 
   it('reads seal status without a token', async () => {
@@ -328,18 +258,18 @@ describe('Vault client against a real server', () => {
   });
 });
 
-describe('Vault client over TLS and sealing (private OpenBao dev-tls server)', {
-  skip: !bin && 'no OpenBao binary',
+describe('Vault client over TLS and sealing (private dev-tls server)', {
+  skip: !bin && `no ${flavor} binary`,
 }, () => {
-  let srv: DevServer;
+  let srv: DevVault;
   let ca: string;
 
   before(async () => {
-    srv = await startDevServer(bin!, true);
+    srv = await startDevVault(bin!, { tls: true });
     ca = readFileSync(join(srv.dir, 'vault-ca.pem'), 'utf8');
   });
 
-  after(() => stopDevServer(srv));
+  after(() => srv.stop());
 
   it('verifies the server with the given CA', async () => {
     const c = new VaultClient({ address: srv.addr, caCertPem: ca });
