@@ -1,7 +1,7 @@
 // What end-to-end tests and the demo do to the real stack: administer Vault with the root token,
 // apply manifests with the admin identity, and wait for conditions. Never a stand-in for either.
 import { readFileSync } from 'node:fs';
-import { request } from 'undici';
+import { Agent, request } from 'undici';
 import { parseAllDocuments } from 'yaml';
 import { ALL_KINDS } from '../../src/api/resources.ts';
 import { KubeClient } from '../../src/k8s/client.ts';
@@ -13,10 +13,21 @@ import { apiVersionOf } from '../../src/k8s/resources.ts';
 import type { KubeObject } from '../../src/k8s/types.ts';
 import type { StackEnv } from './stack.ts';
 
+/** Where a VaultAdmin points: the stack's server by default, or a private dev server. */
+export interface VaultTarget {
+  addr: string;
+  token: string;
+  caPem?: string;
+}
+
 export class VaultAdmin {
   readonly #env: StackEnv;
-  constructor(env: StackEnv) {
+  readonly #target: VaultTarget;
+  readonly #agent: Agent | undefined;
+  constructor(env: StackEnv, target?: VaultTarget) {
     this.#env = env;
+    this.#target = target ?? { addr: env.vaultAddr, token: env.vaultToken };
+    this.#agent = this.#target.caPem ? new Agent({ connect: { ca: this.#target.caPem } }) : undefined;
   }
 
   async call(
@@ -24,16 +35,36 @@ export class VaultAdmin {
     path: string,
     body?: unknown,
   ): Promise<Record<string, unknown> | undefined> {
-    const res = await request(`${this.#env.vaultAddr}/v1/${path}`, {
+    const res = await request(`${this.#target.addr}/v1/${path}`, {
       method,
-      headers: { 'x-vault-token': this.#env.vaultToken, 'content-type': 'application/json' },
+      headers: { 'x-vault-token': this.#target.token, 'content-type': 'application/json' },
+      ...(this.#agent ? { dispatcher: this.#agent } : {}),
       ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
     });
     const text = await res.body.text();
     if (res.statusCode >= 300 && !(method === 'GET' && res.statusCode === 404)) {
-      throw new Error(`${this.#env.flavor} ${method} ${path}: HTTP ${res.statusCode}`);
+      throw new Error(`${this.#env.flavor} ${method} ${path}: HTTP ${res.statusCode} ${text.slice(0, 300)}`);
     }
     return text ? (JSON.parse(text) as Record<string, unknown>) : undefined;
+  }
+
+  /** Kubernetes auth pointed at the stack's API server (TokenReview as the reviewer identity), and
+   * the KV mounts the tests use. */
+  async setup(): Promise<void> {
+    const mount = this.#env.vaultKubernetesMount;
+    await this.call('POST', `sys/auth/${mount}`, { type: 'kubernetes' });
+    await this.call('POST', `auth/${mount}/config`, {
+      kubernetes_host: this.#env.apiServer,
+      kubernetes_ca_cert: readFileSync(this.#env.caFile, 'utf8'),
+      token_reviewer_jwt: this.#env.reviewerToken,
+      disable_local_ca_jwt: true,
+    });
+    await this.call('POST', 'sys/mounts/kvv1', { type: 'kv', options: { version: '1' } });
+    await this.call('POST', 'sys/mounts/kvv2', { type: 'kv', options: { version: '2' } });
+  }
+
+  async close(): Promise<void> {
+    await this.#agent?.close();
   }
 
   policy(name: string, hcl: string): Promise<unknown> {

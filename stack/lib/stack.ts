@@ -19,6 +19,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { Agent, request } from 'undici';
 import { parseAllDocuments } from 'yaml';
+import { VaultAdmin } from './fixtures.ts';
 
 export const repoRoot = resolve(import.meta.dirname, '../..');
 const envFile = (): string => process.env.FERRY_STACK_ENV ?? join(repoRoot, '.stack', 'env.json');
@@ -457,7 +458,7 @@ export async function stackUp(opts: { flavor: Flavor; log: Log; operator?: boole
     await waitFor(flavor, join(dir, `${flavor}.log`), vault.pid, () =>
       httpOk(`${env.vaultAddr}/v1/sys/health`),
     );
-    await configureVault(env);
+    await new VaultAdmin(env).setup();
 
     // PostgreSQL, run as a non-root user, for the dynamic-secrets engine.
     env.postgres.port = pgPort;
@@ -475,39 +476,6 @@ export async function stackUp(opts: { flavor: Flavor; log: Log; operator?: boole
     await stackDown(log);
     throw err;
   }
-}
-
-async function vaultCall(env: StackEnv, method: string, path: string, body?: unknown): Promise<void> {
-  const res = await request(`${env.vaultAddr}/v1/${path}`, {
-    method: method as 'POST',
-    headers: { 'x-vault-token': env.vaultToken, 'content-type': 'application/json' },
-    ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
-  });
-  const text = await res.body.text();
-  if (res.statusCode >= 300)
-    throw new Error(`${env.flavor} ${method} ${path}: HTTP ${res.statusCode} ${text}`);
-}
-
-/** Kubernetes auth pointed at the stack's API server; exported for tests that run a second Vault. */
-export async function configureKubernetesAuth(
-  env: StackEnv,
-  vault: { addr: string; token: string },
-): Promise<void> {
-  const call = (path: string, body: unknown) =>
-    vaultCall({ ...env, vaultAddr: vault.addr, vaultToken: vault.token }, 'POST', path, body);
-  await call(`sys/auth/${env.vaultKubernetesMount}`, { type: 'kubernetes' });
-  await call(`auth/${env.vaultKubernetesMount}/config`, {
-    kubernetes_host: env.apiServer,
-    kubernetes_ca_cert: readFileSync(env.caFile, 'utf8'),
-    token_reviewer_jwt: env.reviewerToken,
-    disable_local_ca_jwt: true,
-  });
-}
-
-async function configureVault(env: StackEnv): Promise<void> {
-  await configureKubernetesAuth(env, { addr: env.vaultAddr, token: env.vaultToken });
-  await vaultCall(env, 'POST', 'sys/mounts/kvv1', { type: 'kv', options: { version: '1' } });
-  await vaultCall(env, 'POST', 'sys/mounts/kvv2', { type: 'kv', options: { version: '2' } });
 }
 
 async function startPostgres(env: StackEnv, pgBin: string, started: Started[], log: Log): Promise<void> {
@@ -580,6 +548,7 @@ async function startOperator(env: StackEnv, started: Started[], log: Log): Promi
     `--health-probe-bind-address=127.0.0.1:${health}`,
     `--metrics-bind-address=127.0.0.1:${metrics}`,
     '--log-level=debug',
+    '--connection-health-period=10',
   ]);
   started.push(p);
   env.operator = {
