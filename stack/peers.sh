@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Obtains the real test peers (etcd, kube-apiserver, kube-controller-manager, OpenBao, Vault,
-# csi-sanity) and caches them outside the repository, keyed by version:
+# csi-sanity, helm) and caches them outside the repository, keyed by version:
 #   $FERRY_CACHE/peers/<name>-<version>/<binary>
-# Usage: stack/peers.sh ensure <peer>...   (peers: etcd kube openbao vault csi-sanity)
+# Usage: stack/peers.sh ensure <peer>...   (peers: etcd kube openbao vault csi-sanity helm)
 #        stack/peers.sh path <peer>         (prints the cached binary directory)
 # Go builds use GOTOOLCHAIN=local, CGO_ENABLED=0 and the default GOMODCACHE/GOCACHE, which live
 # outside the repository and survive between runs.
@@ -13,6 +13,7 @@ ETCD_VERSION=${FERRY_ETCD_VERSION:-v3.6.16}
 OPENBAO_VERSION=${FERRY_OPENBAO_VERSION:-2.7.2}
 VAULT_VERSION=${FERRY_VAULT_VERSION:-v1.21.4}
 CSI_SANITY_VERSION=${FERRY_CSI_SANITY_VERSION:-v5.4.0}
+HELM_VERSION=${FERRY_HELM_VERSION:-v3.21.4}
 
 CACHE=${FERRY_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/ferry}
 export GOTOOLCHAIN=local CGO_ENABLED=0 GOFLAGS=-mod=mod
@@ -32,7 +33,8 @@ version_of() {
     openbao) echo "$OPENBAO_VERSION" ;;
     vault) echo "$VAULT_VERSION" ;;
     csi-sanity) echo "$CSI_SANITY_VERSION" ;;
-    *) fail "unknown peer '$1'" "use one of: etcd kube openbao vault csi-sanity" ;;
+    helm) echo "$HELM_VERSION" ;;
+    *) fail "unknown peer '$1'" "use one of: etcd kube openbao vault csi-sanity helm" ;;
   esac
 }
 
@@ -169,6 +171,19 @@ build_csi-sanity() {
   local out=$1
   GOBIN="$out" go install -trimpath -ldflags "-s -w -X main.VERSION=$CSI_SANITY_VERSION" \
     "github.com/kubernetes-csi/csi-test/v5/cmd/csi-sanity@$CSI_SANITY_VERSION"
+}
+
+# helm's go.mod has no replace, so it installs directly. Without the chartutil/lint k8sVersion
+# flags its default .Capabilities.KubeVersion is v1.20 and `helm template`/`helm lint` of a chart
+# with kubeVersion >=1.25 fail offline; they are set to the stack's Kubernetes minor.
+build_helm() {
+  local out=$1 minor=${K8S_VERSION#v1.}
+  minor=${minor%%.*}
+  local ld="-s -w -X helm.sh/helm/v3/internal/version.version=$HELM_VERSION" p
+  for p in helm.sh/helm/v3/pkg/chartutil helm.sh/helm/v3/pkg/lint/rules; do
+    ld="$ld -X $p.k8sVersionMajor=1 -X $p.k8sVersionMinor=$minor"
+  done
+  GOBIN="$out" go install -trimpath -ldflags "$ld" "helm.sh/helm/v3/cmd/helm@$HELM_VERSION"
 }
 
 ensure() {

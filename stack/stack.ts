@@ -2,9 +2,10 @@
 // Vault dev server, and PostgreSQL. Used by the end-to-end tests and the demo.
 //   npm run stack -- up [--flavor openbao|vault]   start everything, write .stack/env.json
 //   npm run stack -- env                           print shell exports for kubectl / bao / vault
+//   npm run stack -- restart-operator              run the operator from the current checkout again
 //   npm run stack -- down                          stop everything, remove the temporary directory
 import { parseArgs } from 'node:util';
-import { loadStackEnv, stackDown, stackUp } from './lib/stack.ts';
+import { loadStackEnv, restartOperator, stackDown, stackUp } from './lib/stack.ts';
 
 const { positionals, values } = parseArgs({
   allowPositionals: true,
@@ -27,6 +28,9 @@ try {
     process.stderr.write(
       '[stack] run `eval "$(npm run -s stack -- env)"` to point kubectl and the Vault CLI at it\n',
     );
+  } else if (cmd === 'restart-operator') {
+    const env = await restartOperator((m) => process.stderr.write(`[stack] ${m}\n`));
+    process.stderr.write(`[stack] operator restarted (pid ${env.operator?.pid}, log ${env.operator?.log})\n`);
   } else if (cmd === 'down') {
     await stackDown((m) => process.stderr.write(`[stack] ${m}\n`));
   } else if (cmd === 'env') {

@@ -560,6 +560,29 @@ async function startOperator(env: StackEnv, started: Started[], log: Log): Promi
   await waitFor('operator', env.operator.log, p.pid, () => httpOk(`${env.operator?.health}/readyz`));
 }
 
+/**
+ * Replaces the running operator with a fresh process from the current checkout (after a code change,
+ * or to test a restart). `signal` decides how the old one stops: SIGTERM drains, SIGKILL crashes.
+ */
+export async function restartOperator(log: Log, signal: NodeJS.Signals = 'SIGTERM'): Promise<StackEnv> {
+  const env = loadStackEnv();
+  const old = env.processes.find((p) => p.name === 'operator');
+  if (old) {
+    try {
+      process.kill(-old.pid, signal);
+    } catch {
+      // already gone
+    }
+    const deadline = Date.now() + 35_000;
+    while (alive(old.pid) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+  }
+  const rest = env.processes.filter((p) => p.name !== 'operator');
+  await startOperator(env, rest, log);
+  env.processes = rest;
+  writeFileSync(envFile(), JSON.stringify(env, null, 2));
+  return env;
+}
+
 export async function stackDown(log: Log): Promise<void> {
   const file = envFile();
   if (!existsSync(file)) {
