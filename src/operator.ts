@@ -9,6 +9,7 @@ import {
   VaultConnections,
   VaultStaticSecrets,
 } from './api/resources.ts';
+import type { Transformation } from './api/v1beta1/common.ts';
 import type { SecretTransformation } from './api/v1beta1/secrettransformation.ts';
 import type { VaultAuth } from './api/v1beta1/vaultauth.ts';
 import type { VaultAuthGlobal } from './api/v1beta1/vaultauthglobal.ts';
@@ -27,11 +28,13 @@ import { vaultConnectionReconciler } from './controllers/vaultconnection.ts';
 import { vaultStaticSecretReconciler } from './controllers/vaultstaticsecret.ts';
 import type { KubeClient } from './k8s/client.ts';
 import { EventRecorder } from './k8s/events.ts';
+import type { ResourceType } from './k8s/resources.ts';
 import { Secrets } from './k8s/resources.ts';
 import type { KubeObject } from './k8s/types.ts';
 import { VSO_SOURCE_BACKOFF } from './runtime/backoff.ts';
 import { type Clock, type Random, systemClock, systemRandom } from './runtime/clock.ts';
-import type { ObjectKey } from './runtime/controller.ts';
+import type { ObjectKey, Reconciler } from './runtime/controller.ts';
+import type { Informer } from './runtime/informer.ts';
 import { Manager } from './runtime/manager.ts';
 import {
   and,
@@ -41,6 +44,7 @@ import {
   or,
   type Predicate,
 } from './runtime/predicates.ts';
+import type { Store } from './runtime/store.ts';
 import { VaultClientCache } from './vault/cache.ts';
 
 export interface OperatorConfig extends OperatorOptions {
@@ -184,58 +188,105 @@ export function buildOperator(cfg: OperatorConfig): Manager {
     .controller({ name: 'vaultauthglobal', reconcile: vaultAuthGlobalReconciler(ctx) })
     .for(authGlobals, { predicate: specOrMetaChanged });
 
-  // VaultStaticSecret: its own changes, the destination Secrets it owns (deleted or edited by someone
-  // else), and the VaultAuth/VaultConnection it depends on appearing or changing.
-  const vss = manager.informer<VaultStaticSecret>(VaultStaticSecrets, {
-    indexes: {
-      auth: (o) => {
-        try {
-          return [
-            vault.authRefOf({ namespace: o.metadata.namespace ?? '', vaultAuthRef: o.spec?.vaultAuthRef }),
-          ];
-        } catch {
-          return [];
-        }
-      },
-      transformation: (o) =>
-        transformationRefKeys(o.metadata.namespace ?? '', o.spec?.destination.transformation),
-    },
+  const secretKinds: SecretKindWiring = {
+    ownWrites: new OwnWrites(),
+    managedSecrets: manager.informer<KubeObject>(Secrets, {
+      labelSelector: MANAGED_SECRET_SELECTOR,
+      metadataOnly: true,
+    }),
+    auths,
+    connections,
+    transformations,
+    authsOfConnection,
+    authRefOf: (namespace, vaultAuthRef) => vault.authRefOf({ namespace, vaultAuthRef }),
+  };
+  registerSecretKind<VaultStaticSecret>(manager, secretKinds, {
+    name: 'vaultstaticsecret',
+    resource: VaultStaticSecrets,
+    concurrency: cfg.maxConcurrentReconciles,
+    vaultAuthRef: (o) => o.spec?.vaultAuthRef,
+    transformation: (o) => o.spec?.destination.transformation,
+    reconciler: (store, ownWrites) => vaultStaticSecretReconciler(ctx, store, ownWrites),
   });
-  const ownWrites = new OwnWrites();
-  const managedSecrets = manager.informer<KubeObject>(Secrets, {
-    labelSelector: MANAGED_SECRET_SELECTOR,
-    metadataOnly: true,
-  });
-  const consumersOfAuth = (a: KubeObject): ObjectKey[] =>
-    vss.store.byIndex('auth', `${a.metadata.namespace}/${a.metadata.name}`).map(objKey);
-  manager
-    .controller({
-      name: 'vaultstaticsecret',
-      reconcile: vaultStaticSecretReconciler(ctx, vss.store, ownWrites),
-      concurrency: cfg.maxConcurrentReconciles,
-      backoff: VSO_SOURCE_BACKOFF,
-    })
-    .for(vss, { predicate: specOrMetaChanged })
-    .owns(managedSecrets, {
-      predicate: and(
-        (ev) => ev.type !== 'create',
-        (ev) =>
-          ev.type === 'delete' ||
-          !ownWrites.isOwn(ev.obj.metadata.namespace, ev.obj.metadata.name, ev.obj.metadata.resourceVersion),
-      ),
-    })
-    .watches(auths, consumersOfAuth, { predicate: specOrMetaChanged })
-    .watches(connections, (c) => authsOfConnection(c).flatMap((k) => consumersOfAuth({ metadata: k })), {
-      predicate: specOrMetaChanged,
-    })
-    // A SecretTransformation's status flips when it is validated; its referrers re-render then.
-    .watches(transformations, (t) =>
-      vss.store.byIndex('transformation', `${t.metadata.namespace}/${t.metadata.name}`).map(objKey),
-    );
   manager
     .controller({ name: 'secrettransformation', reconcile: secretTransformationReconciler(ctx) })
     .for(transformations, { predicate: specOrMetaChanged });
   return manager;
+}
+
+interface SecretKindWiring {
+  ownWrites: OwnWrites;
+  /** Metadata of the Secrets Ferry created, shared by every secret kind. */
+  managedSecrets: Informer<KubeObject>;
+  auths: Informer<VaultAuth>;
+  connections: Informer<VaultConnection>;
+  transformations: Informer<SecretTransformation>;
+  authsOfConnection: (c: KubeObject) => ObjectKey[];
+  authRefOf: (namespace: string, vaultAuthRef: string | undefined) => string;
+}
+
+export interface SecretKindSpec<T extends KubeObject> {
+  name: string;
+  resource: ResourceType;
+  concurrency: number;
+  vaultAuthRef: (o: T) => string | undefined;
+  transformation: (o: T) => Transformation | undefined;
+  reconciler: (store: Store<T>, ownWrites: OwnWrites) => Reconciler;
+}
+
+/**
+ * A kind that syncs Vault data into a destination Secret (VaultStaticSecret, VaultDynamicSecret,
+ * VaultPKISecret) reconciles on: its own spec/label/annotation changes; its destination Secret being
+ * deleted or edited by someone else; its VaultAuth or VaultConnection appearing or changing; and a
+ * referenced SecretTransformation changing.
+ */
+function registerSecretKind<T extends KubeObject>(
+  manager: Manager,
+  w: SecretKindWiring,
+  spec: SecretKindSpec<T>,
+): void {
+  const informer = manager.informer<T>(spec.resource, {
+    indexes: {
+      auth: (o) => {
+        try {
+          return [w.authRefOf(o.metadata.namespace ?? '', spec.vaultAuthRef(o))];
+        } catch {
+          return [];
+        }
+      },
+      transformation: (o) => transformationRefKeys(o.metadata.namespace ?? '', spec.transformation(o)),
+    },
+  });
+  const consumersOfAuth = (a: KubeObject): ObjectKey[] =>
+    informer.store.byIndex('auth', `${a.metadata.namespace}/${a.metadata.name}`).map(objKey);
+  manager
+    .controller({
+      name: spec.name,
+      reconcile: spec.reconciler(informer.store, w.ownWrites),
+      concurrency: spec.concurrency,
+      backoff: VSO_SOURCE_BACKOFF,
+    })
+    .for(informer, { predicate: specOrMetaChanged })
+    .owns(w.managedSecrets, {
+      predicate: and(
+        (ev) => ev.type !== 'create',
+        (ev) =>
+          ev.type === 'delete' ||
+          !w.ownWrites.isOwn(
+            ev.obj.metadata.namespace,
+            ev.obj.metadata.name,
+            ev.obj.metadata.resourceVersion,
+          ),
+      ),
+    })
+    .watches(w.auths, consumersOfAuth, { predicate: specOrMetaChanged })
+    .watches(w.connections, (c) => w.authsOfConnection(c).flatMap((k) => consumersOfAuth({ metadata: k })), {
+      predicate: specOrMetaChanged,
+    })
+    // A SecretTransformation's status flips when it is validated; its referrers re-render then.
+    .watches(w.transformations, (t) =>
+      informer.store.byIndex('transformation', `${t.metadata.namespace}/${t.metadata.name}`).map(objKey),
+    );
 }
 
 function objKey(o: KubeObject): ObjectKey {
