@@ -1,0 +1,505 @@
+// The Helm chart (deploy/chart), rendered and linted by the real helm binary (stack/peers.sh builds
+// it from its Go module on first use and caches it). Guards: the chart's crds/ never drift from
+// deploy/crds, its RBAC never drifts from deploy/rbac.yaml (which the e2e suite runs the operator
+// under), and every flag it passes is one the operator parses.
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, describe, it } from 'node:test';
+import { Ajv } from 'ajv';
+import { parse, parseAllDocuments, stringify } from 'yaml';
+import type { VaultAuthSpec } from '../../../src/api/v1beta1/vaultauth.ts';
+import type { VaultConnectionSpec } from '../../../src/api/v1beta1/vaultconnection.ts';
+import { validateVaultAuth, validateVaultConnection } from '../../../src/api/validate.ts';
+
+const ROOT = join(import.meta.dirname, '..', '..', '..');
+const CHART = join(ROOT, 'deploy', 'chart');
+const RELEASE = 'ferry';
+const NAMESPACE = 'ferry-system';
+
+type Obj = {
+  apiVersion: string;
+  kind: string;
+  metadata: { name: string; namespace?: string; labels?: Record<string, string> };
+  [k: string]: unknown;
+};
+// Loose views of the rendered Deployment, enough for the assertions below.
+type Container = {
+  name: string;
+  image: string;
+  args: string[];
+  env: { name: string; valueFrom?: { fieldRef?: { fieldPath: string } } }[];
+  ports: { name: string; containerPort: number }[];
+  livenessProbe: { httpGet: { path: string; port: string } };
+  readinessProbe: { httpGet: { path: string; port: string } };
+  securityContext: Record<string, unknown>;
+  resources: unknown;
+  volumeMounts: { name: string; mountPath: string; readOnly?: boolean }[];
+};
+type PodSpec = {
+  serviceAccountName: string;
+  terminationGracePeriodSeconds: number;
+  securityContext: Record<string, unknown>;
+  containers: Container[];
+  volumes: {
+    name: string;
+    downwardAPI?: { items: { path: string; fieldRef: { fieldPath: string } }[] };
+  }[];
+  nodeSelector?: unknown;
+  tolerations?: unknown;
+  affinity?: unknown;
+};
+type Deployment = Obj & {
+  spec: { replicas: number; template: { metadata: { labels: Record<string, string> }; spec: PodSpec } };
+};
+
+const docs = (text: string): Obj[] =>
+  parseAllDocuments(text)
+    .map((d) => d.toJS() as Obj | null)
+    .filter((o): o is Obj => o !== null);
+
+// ---------------------------------------------------------------------------------------------
+// crds/: a byte-for-byte copy of deploy/crds (the generator's output), never a second source.
+
+describe('chart crds/', () => {
+  it('is identical to deploy/crds, byte for byte', () => {
+    const want = readdirSync(join(ROOT, 'deploy', 'crds')).sort();
+    const got = readdirSync(join(CHART, 'crds')).sort();
+    const fix = 'run: node src/cli/crdgen.ts --out deploy/chart/crds';
+    assert.deepEqual(got, want, `deploy/chart/crds file set differs from deploy/crds; ${fix}`);
+    for (const f of want) {
+      const a = readFileSync(join(ROOT, 'deploy', 'crds', f));
+      const b = readFileSync(join(CHART, 'crds', f));
+      assert.ok(a.equals(b), `deploy/chart/crds/${f} differs from deploy/crds/${f}; ${fix}`);
+    }
+  });
+});
+
+// ---------------------------------------------------------------------------------------------
+// The helm peer. Built once (a few minutes cold); skipped only when it cannot be built here.
+
+function helmBinary(): { bin: string } | { skip: string } {
+  const peers = join(ROOT, 'stack', 'peers.sh');
+  const path = spawnSync('bash', [peers, 'path', 'helm'], { encoding: 'utf8' });
+  assert.equal(path.status, 0, path.stderr);
+  const bin = join(path.stdout.trim(), 'helm');
+  if (!existsSync(join(path.stdout.trim(), '.complete'))) {
+    const go = spawnSync('go', ['version'], { encoding: 'utf8' });
+    if (go.error || go.status !== 0) {
+      return { skip: 'helm peer not cached and no Go toolchain to build it (stack/peers.sh ensure helm)' };
+    }
+    // Progress goes to stderr; a build failure with Go present is a real failure, not a skip.
+    const built = spawnSync('bash', [peers, 'ensure', 'helm'], { stdio: ['ignore', 'inherit', 'inherit'] });
+    assert.equal(built.status, 0, 'stack/peers.sh ensure helm failed');
+  }
+  return { bin };
+}
+
+const helm = helmBinary();
+const skip = 'skip' in helm ? helm.skip : false;
+const work = mkdtempSync(join(tmpdir(), 'ferry-chart-'));
+after(() => rmSync(work, { recursive: true, force: true }));
+
+let valuesFiles = 0;
+function helmRun(
+  args: string[],
+  values?: unknown,
+): { status: number | null; stdout: string; stderr: string } {
+  assert.ok('bin' in helm);
+  const extra: string[] = [];
+  if (values !== undefined) {
+    const file = join(work, `values-${valuesFiles++}.yaml`);
+    writeFileSync(file, stringify(values));
+    extra.push('--values', file);
+  }
+  const r = spawnSync(helm.bin, [...args, ...extra], {
+    encoding: 'utf8',
+    // Keep helm's own config/cache/data out of $HOME and the repository.
+    env: {
+      ...process.env,
+      HELM_CONFIG_HOME: join(work, 'config'),
+      HELM_CACHE_HOME: join(work, 'cache'),
+      HELM_DATA_HOME: join(work, 'data'),
+    },
+  });
+  return { status: r.status, stdout: r.stdout, stderr: r.stderr };
+}
+
+/** `helm template` with the default kube version (the helm peer is built with the stack's). */
+function render(values?: unknown, opts: { release?: string; namespace?: string } = {}): Obj[] {
+  const r = helmRun(
+    ['template', opts.release ?? RELEASE, CHART, '--namespace', opts.namespace ?? NAMESPACE],
+    values,
+  );
+  assert.equal(r.status, 0, `helm template failed:\n${r.stderr}`);
+  return docs(r.stdout);
+}
+
+function renderFails(values: unknown): string {
+  const r = helmRun(['template', RELEASE, CHART, '--namespace', NAMESPACE], values);
+  assert.notEqual(r.status, 0, 'helm template should have failed');
+  return r.stderr;
+}
+
+const one = <T extends Obj = Obj>(objs: Obj[], kind: string): T => {
+  const found = objs.filter((o) => o.kind === kind);
+  assert.equal(found.length, 1, `expected exactly one ${kind}, got ${found.length}`);
+  return found[0] as T;
+};
+const manager = (objs: Obj[]): { pod: PodSpec; c: Container; d: Deployment } => {
+  const d = one<Deployment>(objs, 'Deployment');
+  const pod = d.spec.template.spec;
+  assert.equal(pod.containers.length, 1);
+  return { d, pod, c: pod.containers[0]! };
+};
+
+const podLabelsOf = (objs: Obj[]): Record<string, string> =>
+  one<Deployment>(objs, 'Deployment').spec.template.metadata.labels;
+
+// The operator's long options, read from its parseArgs table: the chart must not pass a flag the
+// operator does not know (parseArgs is strict and would refuse to start).
+const OPERATOR_FLAGS = new Set(
+  [
+    ...readFileSync(join(ROOT, 'src', 'cli', 'operator.ts'), 'utf8').matchAll(
+      /'?([a-z][a-z-]*)'?: \{ type:/g,
+    ),
+  ].map((m) => m[1]),
+);
+const flagsOf = (args: string[]): Map<string, string> =>
+  new Map(
+    args.map((a) => {
+      const m = /^--([a-z-]+)=(.*)$/.exec(a);
+      assert.ok(m, `argument ${a} is not --flag=value`);
+      return [m[1]!, m[2]!];
+    }),
+  );
+
+describe('helm chart', { skip }, () => {
+  it('reads the operator flags table', () => {
+    for (const f of ['leader-elect', 'metrics-bind-address', 'log-level', 'client-cache-size']) {
+      assert.ok(OPERATOR_FLAGS.has(f), f);
+    }
+  });
+
+  describe('default values', () => {
+    const objs = skip ? [] : render();
+
+    it('renders only the operator, its RBAC and the metrics Service', () => {
+      assert.deepEqual(objs.map((o) => o.kind).sort(), [
+        'ClusterRole',
+        'ClusterRoleBinding',
+        'Deployment',
+        'Role',
+        'RoleBinding',
+        'Service',
+        'ServiceAccount',
+      ]);
+      for (const o of objs) {
+        if (o.kind !== 'ClusterRole' && o.kind !== 'ClusterRoleBinding') {
+          assert.equal(o.metadata.namespace, NAMESPACE, `${o.kind} namespace`);
+        }
+      }
+    });
+
+    it('RBAC is exactly deploy/rbac.yaml (labels aside)', () => {
+      const want = docs(readFileSync(join(ROOT, 'deploy', 'rbac.yaml'), 'utf8'));
+      const rbacKinds = ['ServiceAccount', 'ClusterRole', 'ClusterRoleBinding', 'Role', 'RoleBinding'];
+      assert.deepEqual(want.map((o) => o.kind).sort(), [...rbacKinds].sort());
+      for (const kind of rbacKinds) {
+        const got = structuredClone(one(objs, kind));
+        delete got.metadata.labels;
+        assert.deepEqual(got, one(want, kind), kind);
+      }
+    });
+
+    it('Deployment: one replica, leader election on, hardened security context', () => {
+      const { d, pod, c } = manager(objs);
+      assert.equal(d.spec.replicas, 1);
+      assert.equal(pod.serviceAccountName, one(objs, 'ServiceAccount').metadata.name);
+      assert.equal(pod.terminationGracePeriodSeconds, 120);
+      assert.equal(pod.securityContext.runAsNonRoot, true);
+      assert.equal(pod.securityContext.runAsUser, 65532);
+      assert.deepEqual(pod.securityContext.seccompProfile, { type: 'RuntimeDefault' });
+      assert.deepEqual(c.securityContext, {
+        allowPrivilegeEscalation: false,
+        readOnlyRootFilesystem: true,
+        runAsNonRoot: true,
+        capabilities: { drop: ['ALL'] },
+        seccompProfile: { type: 'RuntimeDefault' },
+      });
+      assert.deepEqual(c.resources, {
+        requests: { cpu: '10m', memory: '64Mi' },
+        limits: { cpu: '500m', memory: '128Mi' },
+      });
+      assert.equal(c.image, 'ferry:0.1.0');
+    });
+
+    it('probes hit /healthz and /readyz on the health-probe port, metrics on the metrics port', () => {
+      const { c } = manager(objs);
+      const flags = flagsOf(c.args);
+      const port = (name: string) => c.ports.find((p) => p.name === name)?.containerPort;
+      assert.deepEqual(c.livenessProbe.httpGet, { path: '/healthz', port: 'health' });
+      assert.deepEqual(c.readinessProbe.httpGet, { path: '/readyz', port: 'health' });
+      assert.equal(flags.get('health-probe-bind-address'), `:${port('health')}`);
+      assert.equal(flags.get('metrics-bind-address'), `:${port('metrics')}`);
+      assert.equal(port('health'), 8081);
+      assert.equal(port('metrics'), 8080);
+      const svc = one(objs, 'Service') as Obj & {
+        spec: { selector: Record<string, string>; ports: { targetPort: string }[] };
+      };
+      assert.deepEqual(
+        svc.spec.ports.map((p) => p.targetPort),
+        ['metrics'],
+      );
+      const podLabels = podLabelsOf(objs);
+      for (const [k, v] of Object.entries(svc.spec.selector)) assert.equal(podLabels[k], v, k);
+    });
+
+    it('passes the default flags, each one the operator knows', () => {
+      const { c } = manager(objs);
+      assert.deepEqual(c.args, [
+        '--leader-elect=true',
+        '--metrics-bind-address=:8080',
+        '--health-probe-bind-address=:8081',
+        '--log-level=info',
+        '--global-transformation-options=',
+        '--global-vault-auth-options=allow-default-globals',
+        '--connection-health-period=60',
+      ]);
+      for (const f of flagsOf(c.args).keys())
+        assert.ok(OPERATOR_FLAGS.has(f), `unknown operator flag --${f}`);
+    });
+
+    it('OPERATOR_NAMESPACE from the downward API; podinfo (uid) at /var/run/podinfo', () => {
+      const { pod, c } = manager(objs);
+      const env = c.env.find((e) => e.name === 'OPERATOR_NAMESPACE');
+      assert.deepEqual(env?.valueFrom, { fieldRef: { fieldPath: 'metadata.namespace' } });
+      const podinfo = pod.volumes.find((v) => v.name === 'podinfo');
+      assert.ok(podinfo?.downwardAPI);
+      assert.ok(
+        podinfo.downwardAPI.items.some((i) => i.path === 'uid' && i.fieldRef.fieldPath === 'metadata.uid'),
+      );
+      assert.deepEqual(
+        c.volumeMounts.find((m) => m.name === 'podinfo'),
+        { name: 'podinfo', mountPath: '/var/run/podinfo', readOnly: true },
+      );
+      // A read-only root filesystem still gets a writable /tmp.
+      assert.ok(c.volumeMounts.some((m) => m.mountPath === '/tmp'));
+    });
+  });
+
+  it('maps values to operator flags and scheduling fields', () => {
+    const objs = render({
+      controller: {
+        replicas: 2,
+        nodeSelector: { 'kubernetes.io/os': 'linux' },
+        tolerations: [{ key: 'dedicated', operator: 'Exists', effect: 'NoSchedule' }],
+        affinity: { podAntiAffinity: { preferredDuringSchedulingIgnoredDuringExecution: [] } },
+        manager: {
+          image: { repository: 'registry.example/ferry', tag: 'v9', pullPolicy: 'Always' },
+          maxConcurrentReconciles: 7,
+          clientCache: { cacheSize: 123 },
+          globalTransformationOptions: { excludeRaw: true },
+          globalVaultAuthOptions: { allowDefaultGlobals: false },
+          logging: { level: 'debug-extended' },
+          connectionHealthPeriod: 30,
+          extraArgs: ['--kubeconfig=/etc/kube/config'],
+        },
+      },
+    });
+    const { d, pod, c } = manager(objs);
+    assert.equal(d.spec.replicas, 2);
+    assert.equal(c.image, 'registry.example/ferry:v9');
+    const flags = flagsOf(c.args);
+    assert.deepEqual(Object.fromEntries(flags), {
+      'leader-elect': 'true',
+      'metrics-bind-address': ':8080',
+      'health-probe-bind-address': ':8081',
+      'log-level': 'trace',
+      'global-transformation-options': 'exclude-raw',
+      'global-vault-auth-options': '',
+      'max-concurrent-reconciles': '7',
+      'client-cache-size': '123',
+      'connection-health-period': '30',
+      kubeconfig: '/etc/kube/config',
+    });
+    for (const f of flags.keys()) assert.ok(OPERATOR_FLAGS.has(f), `unknown operator flag --${f}`);
+    assert.deepEqual(pod.nodeSelector, { 'kubernetes.io/os': 'linux' });
+    assert.deepEqual(pod.tolerations, [{ key: 'dedicated', operator: 'Exists', effect: 'NoSchedule' }]);
+    assert.deepEqual(pod.affinity, {
+      podAntiAffinity: { preferredDuringSchedulingIgnoredDuringExecution: [] },
+    });
+  });
+
+  it('names follow the release; bindings point at the rendered ServiceAccount and roles', () => {
+    const objs = render(undefined, { release: 'sec', namespace: 'ops' });
+    const sa = one(objs, 'ServiceAccount');
+    assert.equal(sa.metadata.name, 'sec-ferry-operator');
+    for (const [binding, role] of [
+      ['ClusterRoleBinding', 'ClusterRole'],
+      ['RoleBinding', 'Role'],
+    ] as const) {
+      const b = one(objs, binding) as Obj & {
+        roleRef: { kind: string; name: string };
+        subjects: { kind: string; name: string; namespace: string }[];
+      };
+      assert.deepEqual(b.roleRef, {
+        apiGroup: 'rbac.authorization.k8s.io',
+        kind: role,
+        name: one(objs, role).metadata.name,
+      });
+      assert.deepEqual(b.subjects, [{ kind: 'ServiceAccount', name: sa.metadata.name, namespace: 'ops' }]);
+    }
+    assert.equal(one(objs, 'Role').metadata.namespace, 'ops');
+  });
+
+  describe('defaultVaultConnection and defaultAuthMethod', () => {
+    const values = {
+      defaultVaultConnection: {
+        enabled: true,
+        address: 'https://vault.vault.svc:8200',
+        caCertSecret: 'vault-ca',
+        tlsServerName: 'vault.vault.svc',
+        headers: { 'X-Team': 'platform' },
+      },
+      defaultAuthMethod: {
+        enabled: true,
+        namespace: 'team-a',
+        allowedNamespaces: ['*'],
+        mount: 'k8s',
+        kubernetes: { role: 'ferry', serviceAccount: 'vault-auth', tokenAudiences: ['vault'] },
+        params: { p: 'v' },
+      },
+    };
+    const objs = skip ? [] : render(values);
+    const crdSchema = (plural: string) => {
+      const crd = parse(
+        readFileSync(join(CHART, 'crds', `secrets.hashicorp.com_${plural}.yaml`), 'utf8'),
+      ) as {
+        spec: { versions: { schema: { openAPIV3Schema: object } }[] };
+      };
+      // The schema the apiserver enforces for the kind, as the chart installs it.
+      return new Ajv({ strict: false, allErrors: true, formats: { int64: true, 'date-time': true } }).compile(
+        crd.spec.versions[0]!.schema.openAPIV3Schema,
+      );
+    };
+
+    it('renders VaultConnection "default" in the release namespace, valid against its CRD', () => {
+      const vc = one(objs, 'VaultConnection') as Obj & { spec: VaultConnectionSpec };
+      assert.equal(vc.apiVersion, 'secrets.hashicorp.com/v1beta1');
+      assert.deepEqual([vc.metadata.name, vc.metadata.namespace], ['default', NAMESPACE]);
+      assert.deepEqual(vc.spec, {
+        address: 'https://vault.vault.svc:8200',
+        skipTLSVerify: false,
+        caCertSecretRef: 'vault-ca',
+        tlsServerName: 'vault.vault.svc',
+        headers: { 'X-Team': 'platform' },
+      });
+      const v = crdSchema('vaultconnections');
+      assert.ok(v(vc), JSON.stringify(v.errors));
+      assert.deepEqual(validateVaultConnection(vc.spec), []);
+    });
+
+    it('renders VaultAuth "default" in the release namespace, valid against its CRD', () => {
+      const va = one(objs, 'VaultAuth') as Obj & { spec: VaultAuthSpec };
+      assert.deepEqual([va.metadata.name, va.metadata.namespace], ['default', NAMESPACE]);
+      assert.deepEqual(va.spec, {
+        namespace: 'team-a',
+        allowedNamespaces: ['*'],
+        method: 'kubernetes',
+        mount: 'k8s',
+        kubernetes: { role: 'ferry', serviceAccount: 'vault-auth', audiences: ['vault'] },
+        params: { p: 'v' },
+      });
+      const v = crdSchema('vaultauths');
+      assert.ok(v(va), JSON.stringify(v.errors));
+      assert.deepEqual(validateVaultAuth(va.spec), []);
+    });
+
+    it('renders other methods and a VaultAuthGlobal reference', () => {
+      const objs = render({
+        defaultAuthMethod: {
+          enabled: true,
+          method: 'appRole',
+          mount: 'approle',
+          appRole: { roleId: 'r-1', secretRef: 'approle-secret' },
+          vaultAuthGlobalRef: { enabled: true, name: 'global', allowDefault: true },
+        },
+      });
+      const va = one(objs, 'VaultAuth') as Obj & { spec: VaultAuthSpec };
+      assert.deepEqual(va.spec, {
+        method: 'appRole',
+        mount: 'approle',
+        appRole: { roleId: 'r-1', secretRef: 'approle-secret' },
+        vaultAuthGlobalRef: {
+          name: 'global',
+          allowDefault: true,
+          mergeStrategy: { headers: 'none', params: 'none' },
+        },
+      });
+      const v = crdSchema('vaultauths');
+      assert.ok(v(va), JSON.stringify(v.errors));
+    });
+
+    it('helm lint passes with them enabled', () => {
+      const r = helmRun(['lint', '--strict', CHART], values);
+      assert.equal(r.status, 0, r.stdout + r.stderr);
+    });
+  });
+
+  it('optional ServiceMonitor and PodDisruptionBudget select the operator pods', () => {
+    const objs = render({
+      telemetry: { serviceMonitor: { enabled: true, selectors: { release: 'prometheus' } } },
+      controller: { podDisruptionBudget: { enabled: true, minAvailable: 1 } },
+    });
+    const podLabels = podLabelsOf(objs);
+    const sm = one(objs, 'ServiceMonitor') as Obj & {
+      spec: {
+        selector: { matchLabels: Record<string, string> };
+        endpoints: { port: string; path: string }[];
+      };
+    };
+    assert.equal(sm.metadata.labels?.release, 'prometheus');
+    assert.deepEqual(
+      sm.spec.endpoints.map((e) => [e.port, e.path]),
+      [['metrics', '/metrics']],
+    );
+    const svc = one(objs, 'Service') as Obj & { metadata: { labels: Record<string, string> } };
+    for (const [k, v] of Object.entries(sm.spec.selector.matchLabels))
+      assert.equal(svc.metadata.labels[k], v, k);
+    const pdb = one(objs, 'PodDisruptionBudget') as Obj & {
+      spec: {
+        minAvailable?: number;
+        maxUnavailable?: number;
+        selector: { matchLabels: Record<string, string> };
+      };
+    };
+    assert.equal(pdb.spec.minAvailable, 1);
+    assert.equal(pdb.spec.maxUnavailable, undefined);
+    for (const [k, v] of Object.entries(pdb.spec.selector.matchLabels)) assert.equal(podLabels[k], v, k);
+  });
+
+  it('refuses inconsistent values', () => {
+    assert.match(
+      renderFails({ controller: { replicas: 2, manager: { leaderElect: false } } }),
+      /leaderElect/,
+    );
+    assert.match(renderFails({ controller: { manager: { logging: { level: 'loud' } } } }), /logging\.level/);
+    assert.match(
+      renderFails({ controller: { manager: { maxConcurrentReconciles: 0 } } }),
+      /positive integer/,
+    );
+    assert.match(renderFails({ defaultVaultConnection: { enabled: true } }), /address is required/);
+    assert.match(
+      renderFails({ defaultAuthMethod: { enabled: true, method: 'ldap' } }),
+      /defaultAuthMethod\.method/,
+    );
+  });
+
+  it('helm lint --strict passes with default values', () => {
+    const r = helmRun(['lint', '--strict', CHART]);
+    assert.equal(r.status, 0, r.stdout + r.stderr);
+  });
+});
