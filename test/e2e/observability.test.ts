@@ -1,0 +1,297 @@
+// Observability end to end: the operator's probes, Prometheus metrics and leader Lease on the real
+// stack; secret values never leaking to metrics, Events, status or the log; and VSO's destination
+// ownership rules (a foreign Secret is refused unless `overwrite: true`) reported where users look.
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { after, before, describe, it } from 'node:test';
+import { ALL_KINDS, VaultStaticSecrets } from '../../src/api/resources.ts';
+import type { VaultStaticSecret } from '../../src/api/v1beta1/vaultstaticsecret.ts';
+import type { KubeClient } from '../../src/k8s/client.ts';
+import { Events, Leases, Secrets } from '../../src/k8s/resources.ts';
+import type { CoreEvent, KubeObject, Secret } from '../../src/k8s/types.ts';
+import type { Lease } from '../../src/runtime/leader.ts';
+import {
+  adminClient,
+  apply,
+  decodeData,
+  eventually,
+  getOrUndefined,
+  type Manifest,
+  tenant,
+  VaultAdmin,
+} from '../../stack/lib/fixtures.ts';
+import { type StackEnv, uniqueName, useStack } from './harness.ts';
+
+const canary = (label: string): string => `canary-${label}-${randomBytes(8).toString('hex')}`;
+
+function vss(ns: string, name: string, spec: Record<string, unknown>): Manifest {
+  return {
+    apiVersion: 'secrets.hashicorp.com/v1beta1',
+    kind: 'VaultStaticSecret',
+    metadata: { name, namespace: ns },
+    spec: { vaultAuthRef: 'auth', ...spec },
+  } as Manifest;
+}
+
+const condition = (o: VaultStaticSecret | undefined, type: string) =>
+  o?.status?.conditions?.find((c) => c.type === type);
+
+const synced = (o: VaultStaticSecret | undefined): boolean => {
+  const c = condition(o, 'SecretSynced');
+  return c?.status === 'True' && c.observedGeneration === o?.metadata.generation;
+};
+
+async function get(url: string): Promise<{ status: number; body: string }> {
+  const res = await fetch(url, { signal: AbortSignal.timeout(5_000) });
+  return { status: res.status, body: await res.text() };
+}
+
+describe('operator observability', () => {
+  let env: StackEnv;
+  let kube: KubeClient;
+  let vault: VaultAdmin;
+  let ns: string;
+  let operator: NonNullable<StackEnv['operator']>;
+
+  const metrics = async (): Promise<string> => {
+    const r = await get(`${operator.metrics}/metrics`);
+    assert.equal(r.status, 200);
+    return r.body;
+  };
+  const events = async (name?: string): Promise<CoreEvent[]> =>
+    (
+      await kube.list<CoreEvent>(Events, {
+        namespace: ns,
+        ...(name ? { fieldSelector: `involvedObject.name=${name}` } : {}),
+      })
+    ).items;
+
+  before(async () => {
+    env = await useStack();
+    assert.ok(env.operator, 'the stack runs the operator (not `up --no-operator`)');
+    operator = env.operator;
+    kube = adminClient(env);
+    vault = new VaultAdmin(env);
+    ns = uniqueName('obs');
+    await tenant(env, kube, vault, ns);
+  });
+  after(async () => {
+    await kube.close();
+  });
+
+  it('answers /healthz and /readyz with 200', async () => {
+    for (const path of ['/healthz', '/readyz']) {
+      const r = await get(`${operator.health}${path}`);
+      assert.equal(r.status, 200, `${path}: ${r.body}`);
+    }
+  });
+
+  it('exposes controller-runtime reconcile and workqueue metrics', async () => {
+    // At least one VaultStaticSecret reconcile, so the counter has a series for that controller.
+    await vault.kvPut('kvv2', `${ns}/plain`, { hello: 'world' });
+    await apply(
+      kube,
+      vss(ns, 'plain', {
+        mount: 'kvv2',
+        type: 'kv-v2',
+        path: `${ns}/plain`,
+        destination: { name: 'plain', create: true },
+      }),
+    );
+    await eventually('plain synced', async () =>
+      synced(await kube.get<VaultStaticSecret>(VaultStaticSecrets, 'plain', ns)),
+    );
+    const body = await eventually('reconcile_total for vaultstaticsecret', async () => {
+      const b = await metrics();
+      return /^controller_runtime_reconcile_total\{[^}]*controller="vaultstaticsecret"[^}]*\} \d+/m.test(b)
+        ? b
+        : undefined;
+    });
+    assert.match(body, /^# TYPE controller_runtime_reconcile_total counter$/m);
+    assert.match(
+      body,
+      /^controller_runtime_reconcile_total\{controller="vaultstaticsecret",result="(success|requeue_after)"\} [1-9]\d*$/m,
+    );
+    assert.match(body, /^# TYPE workqueue_depth gauge$/m);
+    assert.match(body, /^workqueue_depth\{name="vaultstaticsecret"\} \d+$/m);
+  });
+
+  it('exposes ferry_build_info', {
+    todo: 'product bug: registerBuildInfo (src/metrics/registry.ts) is never called',
+  }, async () => {
+    const body = await metrics();
+    assert.ok(/^ferry_build_info\{[^}]*version="[^"]+"[^}]*\} 1$/m.test(body), 'no ferry_build_info series');
+  });
+
+  /** Fails if any of `canaries` appears in metrics, an Event in the namespace, the status of any Ferry
+   * object in the cluster, or the operator log. */
+  const assertNoLeak = async (canaries: string[]): Promise<void> => {
+    // Let the operator flush its log.
+    await new Promise((r) => setTimeout(r, 300));
+    const leaks = (where: string, text: string): void => {
+      for (const c of canaries) assert.ok(!text.includes(c), `a secret value reached ${where}`);
+    };
+    leaks('/metrics', await metrics());
+    leaks('an Event in the namespace', JSON.stringify(await events()));
+    for (const kind of ALL_KINDS) {
+      const list = await kube.list<KubeObject & { status?: unknown }>(kind.resource, {});
+      leaks(`the status of a ${kind.resource.kind}`, JSON.stringify(list.items.map((o) => o.status)));
+    }
+    leaks('the operator log', readFileSync(operator.log, 'utf8'));
+  };
+
+  it('never lets a secret value reach metrics, Events, status or the operator log', async () => {
+    const first = canary('obs1');
+    const second = canary('obs2');
+    await vault.kvPut('kvv2', `${ns}/canary`, { password: first });
+    await apply(
+      kube,
+      vss(ns, 'canary', {
+        mount: 'kvv2',
+        type: 'kv-v2',
+        path: `${ns}/canary`,
+        refreshAfter: '1s',
+        destination: { name: 'canary', create: true },
+      }),
+    );
+    await eventually(
+      'canary synced',
+      async () =>
+        decodeData((await getOrUndefined<Secret>(kube, Secrets, 'canary', ns))?.data).password === first,
+    );
+    // Rotation, drift and its healing: more Events and status writes that could carry the value.
+    await vault.kvPut('kvv2', `${ns}/canary`, { password: second });
+    await eventually(
+      'rotated',
+      async () => decodeData((await kube.get<Secret>(Secrets, 'canary', ns)).data).password === second,
+      15_000,
+    );
+    const s = await kube.get<Secret>(Secrets, 'canary', ns);
+    await kube.replace<Secret>(Secrets, {
+      ...s,
+      data: { ...s.data, password: Buffer.from('tampered').toString('base64') },
+    });
+    await eventually(
+      'drift healed',
+      async () => decodeData((await kube.get<Secret>(Secrets, 'canary', ns)).data).password === second,
+      10_000,
+    );
+    await eventually('SecretRotated and SecretDataDrift Events', async () => {
+      const reasons = new Set((await events('canary')).map((e) => e.reason));
+      return reasons.has('SecretRotated') && reasons.has('SecretDataDrift');
+    });
+    await eventually('synced status', async () =>
+      synced(await kube.get<VaultStaticSecret>(VaultStaticSecrets, 'canary', ns)),
+    );
+    await assertNoLeak([first, second]);
+  });
+
+  it('never lets a secret value reach an error message of a failing template', {
+    todo: 'product bug: src/template/sprig.ts regex() puts the pattern (here the secret) into the redacted message',
+  }, async () => {
+    // Not a valid regular expression: Go's regexp error quotes the pattern.
+    const value = canary('obs3');
+    await vault.kvPut('kvv2', `${ns}/leaky`, { pattern: `${value}(` });
+    await apply(
+      kube,
+      vss(ns, 'leaky', {
+        mount: 'kvv2',
+        type: 'kv-v2',
+        path: `${ns}/leaky`,
+        destination: {
+          name: 'leaky',
+          create: true,
+          transformation: { templates: { m: { text: '{{ mustRegexMatch .Secrets.pattern "x" }}' } } },
+        },
+      }),
+    );
+    await eventually('template failure reported', async () => {
+      const o = await kube.get<VaultStaticSecret>(VaultStaticSecrets, 'leaky', ns);
+      return (
+        condition(o, 'SecretSynced')?.status === 'False' &&
+        (await events('leaky')).some((e) => e.type === 'Warning' && e.reason === 'SecretDataBuilderError')
+      );
+    });
+    await assertNoLeak([value]);
+  });
+
+  it('holds the leader-election Lease', async () => {
+    const lease = await kube.get<Lease>(Leases, 'ferry.secrets.hashicorp.com', env.operatorNamespace);
+    assert.ok(lease.spec?.holderIdentity, 'the Lease names a holder');
+    assert.ok((lease.spec?.leaseDurationSeconds ?? 0) > 0);
+    // The holder keeps renewing.
+    const renewed = await eventually(
+      'Lease renewed',
+      async () => {
+        const l = await kube.get<Lease>(Leases, 'ferry.secrets.hashicorp.com', env.operatorNamespace);
+        return l.metadata.resourceVersion !== lease.metadata.resourceVersion ? l : undefined;
+      },
+      20_000,
+      500,
+    );
+    assert.equal(renewed.spec?.holderIdentity, lease.spec?.holderIdentity);
+  });
+
+  it('refuses a foreign destination Secret without overwrite and takes it over with overwrite: true', async () => {
+    const value = canary('owner');
+    await vault.kvPut('kvv2', `${ns}/owner`, { value });
+    const foreign = (await apply(kube, {
+      apiVersion: 'v1',
+      kind: 'Secret',
+      metadata: { name: 'foreign', namespace: ns, labels: { mine: 'yes' } },
+      type: 'Opaque',
+      data: { old: Buffer.from('keep').toString('base64') },
+    } as Manifest)) as Secret;
+    const spec = (overwrite: boolean) => ({
+      mount: 'kvv2',
+      type: 'kv-v2',
+      path: `${ns}/owner`,
+      destination: { name: 'foreign', create: true, overwrite },
+    });
+    await apply(kube, vss(ns, 'taker', spec(false)));
+    const refused = await eventually('not-owner error in status', async () => {
+      const o = await kube.get<VaultStaticSecret>(VaultStaticSecrets, 'taker', ns);
+      return condition(o, 'SecretSynced')?.status === 'False' ? o : undefined;
+    });
+    assert.match(condition(refused, 'SecretSynced')?.message ?? '', /is not owned by this resource/);
+    const warning = await eventually('Warning Event for the refusal', async () =>
+      (await events('taker')).find((e) => e.type === 'Warning' && /not owned/.test(e.message)),
+    );
+    assert.equal(warning.reason, 'SecretSyncError');
+    const untouched = await kube.get<Secret>(Secrets, 'foreign', ns);
+    assert.equal(
+      untouched.metadata.resourceVersion,
+      foreign.metadata.resourceVersion,
+      'Secret left untouched',
+    );
+    assert.deepEqual(decodeData(untouched.data), { old: 'keep' });
+    assert.equal(untouched.metadata.ownerReferences, undefined);
+
+    await apply(kube, vss(ns, 'taker', spec(true)));
+    const owner = await kube.get<VaultStaticSecret>(VaultStaticSecrets, 'taker', ns);
+    const taken = await eventually(
+      'taken over',
+      async () => {
+        const x = await kube.get<Secret>(Secrets, 'foreign', ns);
+        return x.metadata.ownerReferences?.length ? x : undefined;
+      },
+      20_000,
+    );
+    assert.deepEqual(taken.metadata.ownerReferences, [
+      {
+        apiVersion: 'secrets.hashicorp.com/v1beta1',
+        kind: 'VaultStaticSecret',
+        name: 'taker',
+        uid: owner.metadata.uid,
+      },
+    ]);
+    assert.equal(taken.metadata.labels?.['app.kubernetes.io/managed-by'], 'hashicorp-vso');
+    assert.equal(taken.metadata.labels?.['app.kubernetes.io/name'], 'vault-secrets-operator');
+    assert.equal(taken.metadata.labels?.['secrets.hashicorp.com/vso-ownerRefUID'], owner.metadata.uid);
+    assert.equal(decodeData(taken.data).value, value);
+    await eventually('synced after take-over', async () =>
+      synced(await kube.get<VaultStaticSecret>(VaultStaticSecrets, 'taker', ns)),
+    );
+  });
+});
