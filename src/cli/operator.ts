@@ -3,9 +3,11 @@
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import pino from 'pino';
+import pkg from '../../package.json' with { type: 'json' };
 import { errorMessage } from '../errors.ts';
 import { KubeClient } from '../k8s/client.ts';
 import { loadKubeConnection } from '../k8s/config.ts';
+import { registerBuildInfo } from '../metrics/registry.ts';
 import { buildOperator } from '../operator.ts';
 
 const { values } = parseArgs({
@@ -83,6 +85,12 @@ try {
     globalExcludeRaw: transformOpts.includes('exclude-raw'),
     allowDefaultGlobals: authOpts.includes('allow-default-globals'),
     connectionHealthPeriodMs: int(values['connection-health-period'], 60) * 1000,
+  });
+  registerBuildInfo(manager.metrics, {
+    version: pkg.version,
+    gitCommit: env.FERRY_GIT_COMMIT ?? 'unknown',
+    nodeVersion: process.version,
+    platform: `${process.platform}/${process.arch}`,
   });
   const stop = new AbortController();
   for (const sig of ['SIGTERM', 'SIGINT'] as const) {

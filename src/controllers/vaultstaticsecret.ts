@@ -8,7 +8,7 @@ import { parseDuration } from '../api/validate.ts';
 import { CONDITION_REASONS, CONDITION_TYPES, healthyMessage } from '../consts/conditions.ts';
 import { FINALIZERS } from '../consts/finalizers.ts';
 import { REASONS } from '../consts/reasons.ts';
-import { CODES, errorMessage, isFerryError, TerminalError } from '../errors.ts';
+import { CODES, errorMessage, FerryError, isFerryError, TerminalError } from '../errors.ts';
 import { jitterDown } from '../runtime/backoff.ts';
 import { type Condition, setCondition } from '../runtime/conditions.ts';
 import { type Action, awaitChange, type ReconcileContext, requeueAfter } from '../runtime/controller.ts';
@@ -17,9 +17,10 @@ import type { ControllerContext } from './context.ts';
 import { readDestination, syncDestination } from './shared/destination.ts';
 import { macEqual, secretMAC } from './shared/hmac.ts';
 import type { OwnWrites } from './shared/own-writes.ts';
+import { redactSecretValues } from './shared/redact.ts';
 import { restartTargets } from './shared/restart.ts';
 import { makeSecretData } from './shared/secret-data.ts';
-import { releaseFinalizer, writeStatus } from './shared/status.ts';
+import { releaseFinalizer, StatusMemo, writeStatus } from './shared/status.ts';
 import { shapeData } from './shared/transformation.ts';
 
 const DEFAULT_REFRESH_MS = 60_000; // VSO's poll when hmacSecretData is on and refreshAfter unset
@@ -31,11 +32,12 @@ export function vaultStaticSecretReconciler(
   store: { get(ns: string | undefined, name: string): VaultStaticSecret | undefined },
   ownWrites: OwnWrites,
 ) {
+  const memo = new StatusMemo<VaultStaticSecretStatus>();
   const conditionsFor = (obj: VaultStaticSecret, ok: boolean, message: string): Condition[] => {
     const now = ctx.clock.now();
     const generation = obj.metadata.generation;
     const status = ok ? 'True' : 'False';
-    let c = obj.status?.conditions ?? [];
+    let c = memo.current(obj)?.conditions ?? [];
     c = setCondition(
       c,
       { type: CONDITION_TYPES.SecretSynced, status, reason: CONDITION_REASONS.Synced, message },
@@ -63,16 +65,28 @@ export function vaultStaticSecretReconciler(
     );
   };
 
-  /** Reports a failure in status and as a Warning Event; the destination is left untouched. */
-  const fail = async (obj: VaultStaticSecret, reason: string, err: unknown): Promise<void> => {
-    const message = errorMessage(err);
+  /**
+   * Reports a failure in status and as a Warning Event (the destination is left untouched) and
+   * returns the error to throw. Errors raised after the secret data was read are scrubbed of it.
+   */
+  const fail = async (
+    obj: VaultStaticSecret,
+    reason: string,
+    err: unknown,
+    secretData?: unknown,
+  ): Promise<unknown> => {
+    const message =
+      secretData === undefined ? errorMessage(err) : redactSecretValues(errorMessage(err), secretData);
+    const previous = memo.current(obj);
     const status: VaultStaticSecretStatus = {
-      ...obj.status,
-      lastGeneration: obj.status?.lastGeneration ?? 0,
+      ...previous,
+      lastGeneration: previous?.lastGeneration ?? 0,
       conditions: conditionsFor(obj, false, message),
     };
-    await writeStatus(ctx.client, VaultStaticSecrets, obj, status);
+    await writeStatus(ctx.client, VaultStaticSecrets, obj, status, memo);
     await ctx.events.warning(involved(obj), reason, message);
+    if (secretData === undefined) return err;
+    return new FerryError(isFerryError(err) ? err.code : CODES.SECRET_DATA, message);
   };
 
   return async ({ key, signal }: ReconcileContext): Promise<Action> => {
@@ -87,8 +101,7 @@ export function vaultStaticSecretReconciler(
     const namespace = obj.metadata.namespace ?? '';
     if (!spec) {
       const err = new TerminalError('spec is missing');
-      await fail(obj, REASONS.InvalidConfiguration, err);
-      throw err;
+      throw await fail(obj, REASONS.InvalidConfiguration, err);
     }
 
     let access: Awaited<ReturnType<typeof ctx.vault.get>>;
@@ -99,8 +112,7 @@ export function vaultStaticSecretReconciler(
         signal,
       );
     } catch (err) {
-      await fail(obj, REASONS.VaultClientConfigError, err);
-      throw err;
+      throw await fail(obj, REASONS.VaultClientConfigError, err);
     }
     try {
       source = await readKV(access.api, {
@@ -111,8 +123,7 @@ export function vaultStaticSecretReconciler(
         signal,
       });
     } catch (err) {
-      await fail(obj, REASONS.VaultClientError, err);
-      throw err;
+      throw await fail(obj, REASONS.VaultClientError, err);
     }
 
     const dest = spec.destination;
@@ -135,8 +146,7 @@ export function vaultStaticSecretReconciler(
       data = makeSecretData(source.data, source.raw, shaping);
     } catch (err) {
       // Retried with backoff: a change in Vault or in a SecretTransformation can fix it too.
-      await fail(obj, REASONS.SecretDataBuilderError, err);
-      throw err;
+      throw await fail(obj, REASONS.SecretDataBuilderError, err, source.data);
     }
 
     const hmac = spec.hmacSecretData ?? true;
@@ -155,11 +165,10 @@ export function vaultStaticSecretReconciler(
       const result = await syncDestination(ctx.client, owner, dest, data, existing);
       if (result.resourceVersion) ownWrites.record(namespace, dest.name, result.resourceVersion);
     } catch (err) {
-      await fail(obj, existedReason(err), err);
-      throw err;
+      throw await fail(obj, existedReason(err), err, source.data);
     }
     const newMAC = secretMAC(await ctx.hmacKey(), data);
-    const prevMAC = obj.status?.secretMAC;
+    const prevMAC = memo.current(obj)?.secretMAC;
 
     let conditions = conditionsFor(obj, true, 'Secret synced');
     if (dataChanged) {
@@ -194,7 +203,7 @@ export function vaultStaticSecretReconciler(
       vaultClientMeta: { cacheKey: access.cacheKey, id: access.clientId },
       conditions,
     };
-    await writeStatus(ctx.client, VaultStaticSecrets, obj, status);
+    await writeStatus(ctx.client, VaultStaticSecrets, obj, status, memo);
 
     if (!hmac && !spec.refreshAfter) return awaitChange();
     const period = spec.refreshAfter ? parseDuration(spec.refreshAfter) : DEFAULT_REFRESH_MS;

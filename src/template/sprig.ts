@@ -162,7 +162,8 @@ function regex(pattern: string): RE2JS {
   try {
     return RE2JS.compile(pattern);
   } catch (e) {
-    throw new FuncError(`error parsing regexp: ${(e as Error).message}`);
+    // The parser's message quotes the pattern, which may come from secret data.
+    throw new FuncError((e as Error).message, 'error parsing regexp: <redacted pattern>');
   }
 }
 
@@ -319,7 +320,7 @@ function semverCompare(constraint: string, version: string): boolean {
 
 function checkConstraint(c: string, v: GoSemver): boolean {
   const m = /^(=|!=|>=|<=|>|<|~>?|\^)?\s*v?(.*)$/.exec(c);
-  if (!m) throw new FuncError(`improper constraint: ${c}`);
+  if (!m) throw new FuncError(`improper constraint: ${c}`, 'improper constraint: <redacted>');
   const op = m[1] ?? '';
   const parts = m[2]!.split(/(?=[-+])/)[0]!.split('.');
   const wild = (s: string | undefined): boolean => s === undefined || s === 'x' || s === 'X' || s === '*';
