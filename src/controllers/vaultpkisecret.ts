@@ -1,0 +1,491 @@
+// VaultPKISecret: issue a certificate from a PKI engine into a destination Secret and issue a new one
+// before it expires (vso-api.md §3.6, §6, §8). Level-triggered: every run decides from the object,
+// its status and the destination as they are now whether a certificate must be issued:
+//   InitialSync (no serial) → ForceSync (a referenced SecretTransformation, or the labels/annotations
+//   that templates read, changed) → ResourceUpdated (any spec change, incl. altNames: VSO #465) →
+//   InexistentDestination → SecretDataDrift (HMAC of the destination ≠ status.secretMAC) →
+//   InRenewalWindow; otherwise it comes back at the horizon. Every sync issues a new certificate.
+// On deletion (finalizer): revoke the current certificate (`revoke`), clear a Secret Ferry did not
+// create (`clear`), and never hold the object for more than CLEANUP_GIVE_UP_MS.
+// The private key never reaches logs, Events, status or error messages.
+import { createHash } from 'node:crypto';
+import { API_VERSION, VaultPKISecrets } from '../api/resources.ts';
+import type { VaultPKISecret, VaultPKISecretStatus } from '../api/v1beta1/vaultpkisecret.ts';
+import { parseDuration } from '../api/validate.ts';
+import { CONDITION_REASONS, CONDITION_TYPES, healthyMessage } from '../consts/conditions.ts';
+import { FINALIZERS } from '../consts/finalizers.ts';
+import { REASONS } from '../consts/reasons.ts';
+import { CODES, errorMessage, FerryError, isFerryError, TerminalError } from '../errors.ts';
+import { isK8sApiError } from '../k8s/errors.ts';
+import type { Secret } from '../k8s/types.ts';
+import { type Condition, setCondition } from '../runtime/conditions.ts';
+import { type Action, awaitChange, type ReconcileContext, requeueAfter } from '../runtime/controller.ts';
+import { reconcileWithFinalizer } from '../runtime/finalizer.ts';
+import {
+  issueCertificate,
+  type PKICertificate,
+  renewalWindow,
+  revokeCertificate,
+  tlsSecretData,
+} from '../vault/pki.ts';
+import type { ControllerContext } from './context.ts';
+import { type Owner, readDestination, syncDestination } from './shared/destination.ts';
+import { goJson } from './shared/gojson.ts';
+import { macEqual, secretMAC } from './shared/hmac.ts';
+import type { OwnWrites } from './shared/own-writes.ts';
+import { restartTargets } from './shared/restart.ts';
+import { makeSecretData } from './shared/secret-data.ts';
+import { writeStatus } from './shared/status.ts';
+import { shapeData, transformationRefKeys } from './shared/transformation.ts';
+
+const KIND = 'VaultPKISecret';
+const TLS_TYPE = 'kubernetes.io/tls';
+/** A deleted VaultPKISecret whose cleanup keeps failing is released this long after its
+ * deletionTimestamp, with a Warning Event, so that it never wedges its namespace. */
+export const CLEANUP_GIVE_UP_MS = 5 * 60_000;
+
+type Involved = VaultPKISecret & { apiVersion: string; kind: string };
+
+export type SyncReason =
+  | 'InitialSync'
+  | 'ForceSync'
+  | 'ResourceUpdated'
+  | 'InexistentDestination'
+  | 'SecretDataDrift'
+  | 'InRenewalWindow';
+
+export interface VaultPKISecretReconcilerOptions {
+  /** Overrides CLEANUP_GIVE_UP_MS (tests). */
+  cleanupGiveUpMs?: number;
+}
+
+const b64 = (s: string): string => Buffer.from(s, 'utf8').toString('base64');
+
+/** spec.expiryOffset in ms; VSO tolerates an unparseable value as 0. */
+export function expiryOffsetMs(value: string | undefined): number {
+  if (!value) return 0;
+  try {
+    return parseDuration(value, { allowDays: true });
+  } catch {
+    return 0;
+  }
+}
+
+/**
+ * The destination `.data` (wire form) for an issued certificate: VSO's makeK8sData over the response
+ * keys (templates, `_raw`, filters), `ca_chain` newline-joined, and for a `kubernetes.io/tls`
+ * destination without templates the TLS keys of tlsSecretData on top.
+ */
+export function pkiSecretData(
+  cert: PKICertificate,
+  shaping: Parameters<typeof makeSecretData>[2],
+  destinationType: string | undefined,
+): Record<string, string> {
+  const data = makeSecretData(cert.data, cert.data, shaping);
+  if (data.ca_chain !== undefined && cert.caChain.length > 0) data.ca_chain = b64(cert.caChain.join('\n'));
+  const templated = Object.keys(shaping?.rendered ?? {}).length > 0;
+  if (destinationType === TLS_TYPE && !templated) {
+    for (const [k, v] of Object.entries(tlsSecretData(cert))) data[k] = b64(v);
+  }
+  return data;
+}
+
+export function vaultPKISecretReconciler(
+  ctx: ControllerContext,
+  store: { get(ns: string | undefined, name: string): VaultPKISecret | undefined },
+  ownWrites: OwnWrites,
+  opts: VaultPKISecretReconcilerOptions = {},
+) {
+  const giveUpMs = opts.cleanupGiveUpMs ?? CLEANUP_GIVE_UP_MS;
+  /** Status this process wrote after its last issue, by uid: the informer may not have delivered it
+   * yet when the next reconcile runs (e.g. triggered by the destination write), and a stale status
+   * would look like drift and issue a second certificate. */
+  const written = new Map<string, VaultPKISecretStatus>();
+  /** Fingerprint of the template inputs that are not part of the spec, at the last issue (by uid). */
+  const fingerprints = new Map<string, string>();
+
+  const conditionsFor = (obj: VaultPKISecret, ok: boolean, message: string): Condition[] => {
+    const now = ctx.clock.now();
+    const generation = obj.metadata.generation;
+    const status = ok ? 'True' : 'False';
+    let c = obj.status?.conditions ?? [];
+    c = setCondition(
+      c,
+      { type: CONDITION_TYPES.SecretSynced, status, reason: CONDITION_REASONS.Synced, message },
+      { now, generation },
+    );
+    c = setCondition(
+      c,
+      {
+        type: CONDITION_TYPES.Healthy,
+        status,
+        reason: ok ? CONDITION_REASONS.Healthy : CONDITION_REASONS.Unhealthy,
+        message: ok ? healthyMessage(KIND) : message,
+      },
+      { now, generation },
+    );
+    return setCondition(
+      c,
+      {
+        type: CONDITION_TYPES.Ready,
+        status,
+        reason: CONDITION_REASONS.Ready,
+        message: ok ? 'ready' : message,
+      },
+      { now, generation },
+    );
+  };
+
+  const baseStatus = (obj: VaultPKISecret): VaultPKISecretStatus => ({
+    ...obj.status,
+    lastGeneration: obj.status?.lastGeneration ?? 0,
+    lastRotation: obj.status?.lastRotation ?? 0,
+    valid: obj.status?.valid ?? false,
+    error: obj.status?.error ?? '',
+  });
+
+  /** Reports a failure in status and as a Warning Event. lastGeneration, serial and MAC stay as they
+   * were, so the next run still sees why it must sync; the destination is left untouched. */
+  const fail = async (obj: VaultPKISecret, reason: string, err: unknown): Promise<void> => {
+    const message = errorMessage(err);
+    const status: VaultPKISecretStatus = {
+      ...baseStatus(obj),
+      valid: false,
+      error: message,
+      conditions: conditionsFor(obj, false, message),
+    };
+    await writeStatus(ctx.client, VaultPKISecrets, obj, status);
+    await ctx.events.warning(involved(obj), reason, message);
+  };
+
+  /** The object with the freshest status this process knows of. */
+  const withOwnStatus = (obj: VaultPKISecret): VaultPKISecret => {
+    const mine = written.get(obj.metadata.uid ?? '');
+    const seen = obj.status;
+    if (!mine) return obj;
+    const stale =
+      mine.serialNumber !== seen?.serialNumber && (mine.lastRotation ?? 0) >= (seen?.lastRotation ?? 0);
+    return stale ? { ...obj, status: { ...seen, ...mine } } : obj;
+  };
+
+  /** Inputs of the destination data that are not in the spec: the referenced SecretTransformations
+   * and, when templates are configured, the labels and annotations they can read. */
+  const fingerprint = (obj: VaultPKISecret): string => {
+    const ns = obj.metadata.namespace ?? '';
+    const t = obj.spec?.destination.transformation;
+    const refs = transformationRefKeys(ns, t).map((k) => {
+      const i = k.indexOf('/');
+      const st = ctx.informers.transformations.store.get(k.slice(0, i), k.slice(i + 1));
+      return [k, st?.metadata.uid ?? '', st?.metadata.generation ?? 0, st?.status?.valid ?? null];
+    });
+    const templated = refs.length > 0 || Object.keys(t?.templates ?? {}).length > 0;
+    const input = templated
+      ? { refs, labels: obj.metadata.labels ?? {}, annotations: obj.metadata.annotations ?? {} }
+      : { refs };
+    return createHash('sha256').update(goJson(input)).digest('base64');
+  };
+
+  const ownerOf = (obj: VaultPKISecret): Owner => ({
+    apiVersion: API_VERSION,
+    kind: KIND,
+    metadata: {
+      name: obj.metadata.name ?? '',
+      namespace: obj.metadata.namespace ?? '',
+      uid: obj.metadata.uid ?? '',
+    },
+  });
+
+  const apply = async (obj: VaultPKISecret, rc: ReconcileContext): Promise<Action> => {
+    const spec = obj.spec;
+    if (!spec) {
+      const err = new TerminalError('spec is missing');
+      await fail(obj, REASONS.InvalidConfiguration, err);
+      throw err;
+    }
+    const namespace = obj.metadata.namespace ?? '';
+    const uid = obj.metadata.uid ?? '';
+    const dest = spec.destination;
+    const status = obj.status;
+    const offsetMs = expiryOffsetMs(spec.expiryOffset);
+
+    let existing: Secret | undefined;
+    try {
+      existing = await readDestination(ctx.client, namespace, dest.name);
+    } catch (err) {
+      await fail(obj, REASONS.K8sClientError, err);
+      throw err;
+    }
+    if (!existing && !dest.create) {
+      const err = new FerryError(
+        CODES.DESTINATION_MISSING,
+        `destination Secret ${namespace}/${dest.name} does not exist and create is false`,
+      );
+      await fail(obj, REASONS.InexistentDestination, err);
+      throw err;
+    }
+
+    const fp = fingerprint(obj);
+    // After an operator restart there is no record: take the current inputs as the synced ones
+    // rather than issuing a certificate for every object.
+    if (!fingerprints.has(uid) && status?.serialNumber) fingerprints.set(uid, fp);
+    let reason: SyncReason | undefined;
+    let window: ReturnType<typeof renewalWindow> | undefined;
+    if (!status?.serialNumber) reason = 'InitialSync';
+    else if (fingerprints.get(uid) !== fp) reason = 'ForceSync';
+    else if ((obj.metadata.generation ?? 0) !== status.lastGeneration) reason = 'ResourceUpdated';
+    else if (!existing) reason = 'InexistentDestination';
+    else {
+      const key = await ctx.hmacKey();
+      if (!macEqual(secretMAC(key, existing.data ?? {}), status.secretMAC)) reason = 'SecretDataDrift';
+      else {
+        window = renewalWindow(
+          {
+            nowMs: ctx.clock.now(),
+            expiration: status.expiration ?? 0,
+            expiryOffsetMs: offsetMs,
+            lastRotation: status.lastRotation,
+          },
+          ctx.random,
+        );
+        if (window.inWindow) reason = 'InRenewalWindow';
+      }
+    }
+
+    if (reason === undefined) {
+      // Nothing to issue; make sure an earlier failure is no longer reported.
+      const next: VaultPKISecretStatus = {
+        ...baseStatus(obj),
+        valid: true,
+        error: '',
+        conditions: conditionsFor(obj, true, 'Secret synced'),
+      };
+      await writeStatus(ctx.client, VaultPKISecrets, obj, next);
+      return requeueAfter(window?.horizonMs ?? 1_000);
+    }
+
+    rc.log.info({ reason }, 'issuing a certificate');
+    let access: Awaited<ReturnType<typeof ctx.vault.get>>;
+    try {
+      access = await ctx.vault.get(
+        { namespace, vaultAuthRef: spec.vaultAuthRef, vaultNamespace: spec.namespace },
+        rc.signal,
+      );
+    } catch (err) {
+      await fail(obj, REASONS.VaultClientConfigError, err);
+      throw err;
+    }
+    // Shape before issuing, so a broken transformation does not cost a certificate.
+    const templateInput = (secrets: Record<string, unknown>) => ({
+      secrets,
+      metadata: {},
+      annotations: obj.metadata.annotations ?? {},
+      labels: obj.metadata.labels ?? {},
+    });
+    const shapingOpts = {
+      transformations: ctx.informers.transformations.store,
+      globalExcludeRaw: ctx.options.globalExcludeRaw,
+    };
+    try {
+      shapeData(shapingOpts, namespace, dest.transformation, templateInput({}));
+    } catch (err) {
+      if (isFerryError(err) && (err.code === CODES.INVALID_REF || err.code === CODES.SECRET_DATA)) {
+        await fail(obj, REASONS.TransformationError, err);
+        throw err;
+      }
+      // Template execution errors against empty data are expected; the real render below decides.
+    }
+
+    let cert: PKICertificate;
+    try {
+      cert = await issueCertificate(access.api, spec, rc.signal);
+    } catch (err) {
+      await fail(obj, REASONS.VaultClientError, err);
+      throw err;
+    }
+    const prevSerial = status?.serialNumber;
+    let data: Record<string, string>;
+    try {
+      const shaping = shapeData(shapingOpts, namespace, dest.transformation, templateInput(cert.data));
+      data = pkiSecretData(cert, shaping, dest.type);
+    } catch (err) {
+      await revokeQuietly(access.api, spec.mount, cert.serialNumber, rc.signal);
+      await fail(obj, REASONS.SecretDataBuilderError, err);
+      throw err;
+    }
+
+    try {
+      const result = await syncDestination(ctx.client, ownerOf(obj), dest, data, existing);
+      if (result.resourceVersion) ownWrites.record(namespace, dest.name, result.resourceVersion);
+    } catch (err) {
+      // The new certificate never reached anyone: revoke it rather than leave it valid and unknown.
+      await revokeQuietly(access.api, spec.mount, cert.serialNumber, rc.signal);
+      await fail(
+        obj,
+        isFerryError(err) && err.code === CODES.DESTINATION_MISSING
+          ? REASONS.InexistentDestination
+          : REASONS.SecretSyncError,
+        err,
+      );
+      throw err;
+    }
+    fingerprints.set(uid, fp);
+
+    let conditions = conditionsFor(obj, true, 'Secret synced');
+    const targets = spec.rolloutRestartTargets ?? [];
+    // Workloads restart when their certificate was replaced, never on the first issue.
+    if (prevSerial && targets.length > 0)
+      conditions = await restartTargets(ctx, involved(obj), namespace, targets, conditions);
+
+    if (spec.revoke && prevSerial && prevSerial !== cert.serialNumber) {
+      try {
+        await revokeCertificate(access.api, spec.mount, prevSerial, rc.signal);
+      } catch (err) {
+        await ctx.events.warning(
+          involved(obj),
+          REASONS.CertificateRevocationError,
+          `could not revoke the previous certificate ${prevSerial}: ${errorMessage(err)}`,
+        );
+      }
+    }
+
+    const nowMs = ctx.clock.now();
+    const next: VaultPKISecretStatus = {
+      serialNumber: cert.serialNumber,
+      expiration: cert.expiration,
+      lastGeneration: obj.metadata.generation ?? 0,
+      lastRotation: Math.floor(nowMs / 1000),
+      secretMAC: secretMAC(await ctx.hmacKey(), data),
+      valid: true,
+      error: '',
+      conditions,
+    };
+    written.set(uid, next);
+    await writeStatus(ctx.client, VaultPKISecrets, obj, next);
+
+    const w = renewalWindow(
+      { nowMs, expiration: next.expiration ?? 0, expiryOffsetMs: offsetMs, lastRotation: next.lastRotation },
+      ctx.random,
+    );
+    const horizon = `horizon=${(w.horizonMs / 1000).toFixed(1)}s`;
+    await ctx.events.normal(
+      involved(obj),
+      prevSerial ? REASONS.SecretRotated : REASONS.SecretSynced,
+      `Secret synced with certificate ${cert.serialNumber} (reason ${reason}), ${horizon}`,
+    );
+    if (w.offsetClamped) {
+      await ctx.events.warning(
+        involved(obj),
+        REASONS.InvalidConfiguration,
+        `expiryOffset ${spec.expiryOffset} is not shorter than the certificate lifetime; renewing at two thirds of the lifetime instead`,
+      );
+    }
+    return requeueAfter(w.horizonMs);
+  };
+
+  /** Best effort: a certificate that could not be delivered is revoked; failure is only logged. */
+  const revokeQuietly = async (
+    api: Parameters<typeof revokeCertificate>[0],
+    mount: string,
+    serial: string,
+    signal: AbortSignal,
+  ): Promise<void> => {
+    try {
+      await revokeCertificate(api, mount, serial, signal);
+    } catch (err) {
+      ctx.log.warn(
+        { serialNumber: serial, err: errorMessage(err) },
+        'could not revoke an undelivered certificate',
+      );
+    }
+  };
+
+  const cleanup = async (obj: VaultPKISecret, rc: ReconcileContext): Promise<Action> => {
+    const spec = obj.spec;
+    const uid = obj.metadata.uid ?? '';
+    written.delete(uid);
+    fingerprints.delete(uid);
+    if (!spec) return awaitChange();
+    const namespace = obj.metadata.namespace ?? '';
+    const problems: string[] = [];
+    let retryable = false;
+    const serial = obj.status?.serialNumber;
+    if (spec.revoke && serial) {
+      try {
+        const access = await ctx.vault.get(
+          { namespace, vaultAuthRef: spec.vaultAuthRef, vaultNamespace: spec.namespace },
+          rc.signal,
+        );
+        await revokeCertificate(access.api, spec.mount, serial, rc.signal);
+        await ctx.events.normal(involved(obj), REASONS.SecretLeaseRevoke, `certificate ${serial} revoked`);
+      } catch (err) {
+        problems.push(`could not revoke certificate ${serial}: ${errorMessage(err)}`);
+        // Without a VaultAuth or VaultConnection (e.g. the namespace is being deleted with them) no
+        // retry can succeed.
+        retryable ||= !(
+          isFerryError(err) &&
+          (err.code === CODES.INVALID_REF ||
+            err.code === CODES.INVALID_CONFIG ||
+            err.code === CODES.NAMESPACE_NOT_ALLOWED)
+        );
+      }
+    }
+    if (spec.clear && !spec.destination.create) {
+      try {
+        const existing = await readDestination(ctx.client, namespace, spec.destination.name);
+        if (existing && Object.keys(existing.data ?? {}).length > 0)
+          await syncDestination(ctx.client, ownerOf(obj), spec.destination, {}, existing);
+      } catch (err) {
+        problems.push(`could not clear Secret ${namespace}/${spec.destination.name}: ${errorMessage(err)}`);
+        retryable ||= !(isK8sApiError(err) && err.isNotFound());
+      }
+    }
+    if (problems.length === 0) return awaitChange();
+    const deletedAt = Date.parse(obj.metadata.deletionTimestamp ?? '');
+    const expired = Number.isFinite(deletedAt) && ctx.clock.now() - deletedAt >= giveUpMs;
+    if (!retryable || expired) {
+      await ctx.events.warning(
+        involved(obj),
+        REASONS.CertificateRevocationError,
+        `giving up cleanup and releasing the finalizer: ${problems.join('; ')}`,
+      );
+      return awaitChange();
+    }
+    const err = new FerryError(CODES.VAULT_API, problems.join('; '));
+    await ctx.events.warning(involved(obj), REASONS.CertificateRevocationError, `${err.message}; retrying`);
+    throw err;
+  };
+
+  return async (rc: ReconcileContext): Promise<Action> => {
+    const found = store.get(rc.key.namespace, rc.key.name);
+    if (!found) return awaitChange();
+    const obj = withOwnStatus(found);
+    return reconcileWithFinalizer(
+      obj,
+      FINALIZERS.VaultPKISecret,
+      async (ops) => {
+        try {
+          return await ctx.client.patch<VaultPKISecret>(
+            VaultPKISecrets,
+            obj.metadata.name ?? '',
+            obj.metadata.namespace,
+            ops,
+            'json',
+          );
+        } catch (err) {
+          // Gone while we worked: there is nothing left to hold.
+          if (isK8sApiError(err) && err.isNotFound()) return obj;
+          throw err;
+        }
+      },
+      {
+        // The patch returns the object as stored; keep the freshest status we know of.
+        apply: (o) => apply(o === obj || !obj.status ? o : { ...o, status: obj.status }, rc),
+        cleanup: (o) => cleanup(o, rc),
+      },
+    );
+  };
+}
+
+function involved(obj: VaultPKISecret): Involved {
+  return { ...obj, apiVersion: API_VERSION, kind: KIND };
+}
