@@ -1,0 +1,187 @@
+// Assembles the CSI node driver: shared informers for CSISecrets and what they reference, the
+// Vault session cache, the publisher, the Node service and the gRPC endpoint, plus /healthz and
+// /readyz for the DaemonSet's probes. No controller runs here: the driver only answers kubelet.
+import { createServer, type Server as HttpServer } from 'node:http';
+import type { Logger } from 'pino';
+import {
+  CSISecretsResource,
+  SecretTransformations,
+  VaultAuthGlobals,
+  VaultAuths,
+  VaultConnections,
+} from '../api/resources.ts';
+import type { CSISecrets } from '../api/v1beta1/csisecrets.ts';
+import type { SecretTransformation } from '../api/v1beta1/secrettransformation.ts';
+import type { VaultAuth } from '../api/v1beta1/vaultauth.ts';
+import type { VaultAuthGlobal } from '../api/v1beta1/vaultauthglobal.ts';
+import type { VaultConnection } from '../api/v1beta1/vaultconnection.ts';
+import { VaultAccessResolver } from '../controllers/shared/vault-access.ts';
+import type { KubeClient } from '../k8s/client.ts';
+import { EventRecorder } from '../k8s/events.ts';
+import type { KubeObject } from '../k8s/types.ts';
+import { type Clock, systemClock } from '../runtime/clock.ts';
+import type { Informer } from '../runtime/informer.ts';
+import { Manager } from '../runtime/manager.ts';
+import { VaultClientCache } from '../vault/cache.ts';
+import type { TokenReviewStatus } from './access.ts';
+import type { Mounter } from './mounter.ts';
+import { DRIVER_VERSION } from './names.ts';
+import { NodeService } from './node.ts';
+import { type EventSink, Publisher } from './publisher.ts';
+import { CsiServer } from './server.ts';
+
+export interface CsiDriverConfig {
+  client: KubeClient;
+  logger: Logger;
+  driverName: string;
+  /** Audience of the pod token kubelet passes (CSIDriver tokenRequests); defaults to driverName. */
+  audience?: string;
+  nodeId: string;
+  operatorNamespace: string;
+  mounter: Mounter;
+  targetRoot?: string;
+  refreshIntervalMs: number;
+  globalExcludeRaw: boolean;
+  allowDefaultGlobals: boolean;
+  clientCacheSize: number;
+  /** host:port for /healthz and /readyz; null disables. */
+  healthAddress?: string | null;
+  clock?: Clock;
+  /** Overrides for tests. */
+  events?: EventSink;
+  reviewToken?: (token: string, audience: string, signal?: AbortSignal) => Promise<TokenReviewStatus>;
+}
+
+export class CsiDriver {
+  readonly node: NodeService;
+  readonly vaultClients: VaultClientCache;
+  readonly #cfg: CsiDriverConfig;
+  readonly #informers: Informer<KubeObject>[];
+  readonly #server: CsiServer;
+  readonly #stop = new AbortController();
+  #runs: Promise<void>[] = [];
+  #health: HttpServer | undefined;
+
+  constructor(cfg: CsiDriverConfig) {
+    this.#cfg = cfg;
+    const clock = cfg.clock ?? systemClock;
+    const log = cfg.logger;
+    const audience = cfg.audience ?? cfg.driverName;
+    // The Manager only builds informers here (its watch factory and store wiring); they are run
+    // directly because the driver has no controllers and no leader election.
+    const m = new Manager({ client: cfg.client, logger: log, clock });
+    const csiSecrets = m.informer<CSISecrets>(CSISecretsResource);
+    const auths = m.informer<VaultAuth>(VaultAuths);
+    const authGlobals = m.informer<VaultAuthGlobal>(VaultAuthGlobals);
+    const connections = m.informer<VaultConnection>(VaultConnections);
+    const transformations = m.informer<SecretTransformation>(SecretTransformations);
+    this.#informers = [
+      csiSecrets,
+      auths,
+      authGlobals,
+      connections,
+      transformations,
+    ] as unknown as Informer<KubeObject>[];
+
+    this.vaultClients = new VaultClientCache({ maxSize: cfg.clientCacheSize });
+    auths.addHandler((ev) => {
+      if (ev.type === 'delete' && ev.obj.metadata.uid)
+        void this.vaultClients.pruneAuth(ev.obj.metadata.uid, { revoke: true });
+    });
+    connections.addHandler((ev) => {
+      if (ev.type === 'delete' && ev.obj.metadata.uid)
+        void this.vaultClients.pruneConnection(ev.obj.metadata.uid, { revoke: true });
+    });
+    const vault = new VaultAccessResolver({
+      client: cfg.client,
+      operatorNamespace: cfg.operatorNamespace,
+      auths: auths.store,
+      authGlobals: authGlobals.store,
+      connections: connections.store,
+      cache: this.vaultClients,
+      clock,
+      allowDefaultGlobals: cfg.allowDefaultGlobals,
+      onSessionEvent: (ev) => {
+        if (ev.type === 'loginFailed' || ev.type === 'renewFailed')
+          log.warn({ vaultSession: ev.type, err: ev.error }, 'vault session problem');
+      },
+    });
+    const events =
+      cfg.events ??
+      new EventRecorder(cfg.client, {
+        component: 'ferry-csi',
+        instance: cfg.nodeId,
+        onError: (err) => log.warn({ err }, 'could not record event'),
+      });
+    const publisher = new Publisher({
+      client: cfg.client,
+      csiSecrets: csiSecrets.store,
+      transformations: transformations.store,
+      vault,
+      events,
+      audience,
+      globalExcludeRaw: cfg.globalExcludeRaw,
+      log,
+      ...(cfg.reviewToken ? { reviewToken: cfg.reviewToken } : {}),
+    });
+    this.node = new NodeService({
+      nodeId: cfg.nodeId,
+      audience,
+      mounter: cfg.mounter,
+      publisher,
+      ...(cfg.targetRoot ? { targetRoot: cfg.targetRoot } : {}),
+      refreshIntervalMs: cfg.refreshIntervalMs,
+      log,
+      clock,
+    });
+    this.#server = new CsiServer({
+      driverName: cfg.driverName,
+      version: DRIVER_VERSION,
+      node: this.node,
+      ready: () => this.ready(),
+      log,
+    });
+  }
+
+  ready(): boolean {
+    return this.#informers.every((i) => i.hasSynced());
+  }
+
+  /** Starts the informers and the endpoint; resolves once the socket listens (Probe reports cache
+   * readiness; a publish before sync falls back to reading the CSISecrets from the API). */
+  async start(endpoint: string): Promise<string> {
+    const signal = this.#stop.signal;
+    this.#runs = this.#informers.map((i) => i.run(signal));
+    if (this.#cfg.healthAddress) await this.#listenHealth(this.#cfg.healthAddress);
+    return this.#server.listen(endpoint);
+  }
+
+  async waitForSync(signal?: AbortSignal): Promise<void> {
+    const s = signal ? AbortSignal.any([signal, this.#stop.signal]) : this.#stop.signal;
+    await Promise.all(this.#informers.map((i) => i.store.waitUntilReady(s)));
+  }
+
+  async stop(): Promise<void> {
+    await this.#server.close();
+    this.#stop.abort();
+    await Promise.all(this.#runs);
+    await new Promise<void>((r) => (this.#health ? this.#health.close(() => r()) : r()));
+    await this.vaultClients.clear({ revoke: false });
+  }
+
+  async #listenHealth(addr: string): Promise<void> {
+    const i = addr.lastIndexOf(':');
+    const host = i > 0 ? addr.slice(0, i) : undefined;
+    const port = Number(addr.slice(i + 1));
+    const srv = createServer((req, res) => {
+      const ok = req.url === '/healthz' ? true : req.url === '/readyz' ? this.ready() : undefined;
+      res.statusCode = ok === undefined ? 404 : ok ? 200 : 503;
+      res.end(ok === undefined ? 'not found' : ok ? 'ok' : 'caches not synced');
+    });
+    await new Promise<void>((resolve, reject) => {
+      srv.once('error', reject);
+      srv.listen(port, host, () => resolve());
+    });
+    this.#health = srv;
+  }
+}
