@@ -1,0 +1,795 @@
+// VaultDynamicSecret: request leased credentials from a secrets engine, write them to the destination
+// Secret, keep the lease renewed, and replace the credentials only when they must change.
+//
+// Level-triggered: every run reads the object's status (the lease) and the destination afresh and
+// decides (decideSync, a pure function) between new credentials, a renewal, a poll (static or
+// lease-less credentials) or waiting for the renewal horizon. Unlike VSO:
+// - a new Vault token (operator restart, re-login) is not a reason for new credentials: the lease is
+//   renewed with whatever token the client has now, and only a renewal that Vault refuses (403, lease
+//   gone) leads to new credentials (§21.9);
+// - the lease of replaced credentials is revoked once the new Secret is written (§21.2), and on
+//   deletion only when there is a lease and `spec.revoke` is not explicitly false (§21.1);
+// - the renewal horizon never reaches the lease's expiry (§21.14);
+// - workloads restart only when credentials changed after a previous sync, never on the first sync
+//   (§21.13), debounced per workload (§21.8).
+
+import { isDeepStrictEqual } from 'node:util';
+import { API_VERSION, VaultDynamicSecrets } from '../api/resources.ts';
+import type {
+  VaultDynamicSecret,
+  VaultDynamicSecretStatus,
+  VaultStaticCredsMetaData,
+} from '../api/v1beta1/vaultdynamicsecret.ts';
+import { parseDuration } from '../api/validate.ts';
+import { CONDITION_REASONS, CONDITION_TYPES, healthyMessage } from '../consts/conditions.ts';
+import { FINALIZERS } from '../consts/finalizers.ts';
+import { REASONS } from '../consts/reasons.ts';
+import { CODES, errorMessage, FerryError, isFerryError, TerminalError } from '../errors.ts';
+import { isK8sApiError } from '../k8s/errors.ts';
+import type { Secret } from '../k8s/types.ts';
+import { jitterDown } from '../runtime/backoff.ts';
+import type { Random } from '../runtime/clock.ts';
+import { type Condition, setCondition } from '../runtime/conditions.ts';
+import { type Action, awaitChange, type ReconcileContext, requeueAfter } from '../runtime/controller.ts';
+import { type JsonPatchOp, reconcileWithFinalizer } from '../runtime/finalizer.ts';
+import type { VaultApi, VaultResponse } from '../vault/client.ts';
+import { VaultError } from '../vault/errors.ts';
+import {
+  isTruncated,
+  type RenewedLease,
+  refreshHorizonMs,
+  renewalHorizonMs,
+  renewalNeedsNewCredentials,
+  renewLease,
+  revokeLease,
+  type StaticCredsMeta,
+  seededRandom,
+  staticCredsMeta,
+  staticCredsPollMs,
+} from '../vault/leases.ts';
+import type { ControllerContext } from './context.ts';
+import { readDestination, syncDestination } from './shared/destination.ts';
+import { macEqual, secretMAC } from './shared/hmac.ts';
+import type { OwnWrites } from './shared/own-writes.ts';
+import { restartTargets } from './shared/restart.ts';
+import { makeSecretData } from './shared/secret-data.ts';
+import { shapeData } from './shared/transformation.ts';
+import type { VaultAccess } from './shared/vault-access.ts';
+
+const KIND = 'VaultDynamicSecret';
+/** VSO requeues after about 5 s on configuration errors and a missing `create: false` destination. */
+const CONFIG_RETRY_MS = 5_000;
+/** Data keys of static credentials that change on every read and so are left out of the MAC. */
+const STATIC_META_KEYS = ['ttl', 'rotation_schedule', 'rotation_period', 'last_vault_rotation', '_raw'];
+/** An in-memory status is trusted over the informer's copy for this long after it was written. */
+const STATUS_MEMORY_MS = 120_000;
+
+export interface VaultDynamicSecretOptions {
+  /** Delay between writing new credentials and revoking the replaced lease. 0 (the default) revokes
+   * right after the new Secret is written. A revocation still pending when the operator stops is not
+   * lost for long: nobody renews that lease any more, so Vault expires it at its TTL. */
+  revokeGraceMs?: number;
+  /** How long after deletionTimestamp the finalizer keeps retrying a revocation that fails before it
+   * gives up with a Warning Event, so that a namespace never hangs on an unreachable Vault. */
+  finalizerGiveUpMs?: number;
+  /** The same, when the VaultAuth or VaultConnection is gone (typical of namespace deletion): its
+   * cached token was revoked with it, and the leases that token created with it. */
+  finalizerGiveUpNoAuthMs?: number;
+}
+
+export const DEFAULT_FINALIZER_GIVE_UP_MS = 5 * 60_000;
+export const DEFAULT_FINALIZER_GIVE_UP_NO_AUTH_MS = 30_000;
+
+export type SyncReason =
+  | 'InitialSync'
+  | 'ResourceUpdated'
+  | 'InexistentDestination'
+  | 'SecretDataDrift'
+  | 'LeaseNotRenewable'
+  | 'LeaseExpired'
+  | 'LeaseTruncated'
+  | 'LeaseRenewalRefused';
+
+export type SyncDecision =
+  /** Request new credentials (static credentials: read and write them whatever changed). */
+  | { action: 'sync'; reason: SyncReason }
+  /** Renew the current lease; `plannedAt` is the horizon it was due at (epoch ms). */
+  | { action: 'renew'; plannedAt: number }
+  /** Read static or lease-less credentials again; write only when they changed. */
+  | { action: 'poll'; reason: 'Refresh' | 'SecretDataDrift' }
+  /** Nothing due before `dueAt` (epoch ms). */
+  | { action: 'wait'; dueAt: number }
+  /** Lease-less credentials without refreshAfter: nothing to do until something changes. */
+  | { action: 'idle' };
+
+export interface SyncInput {
+  generation: number;
+  status: VaultDynamicSecretStatus | undefined;
+  destinationExists: boolean;
+  /** The destination's data no longer matches status.secretMAC (false when there is no MAC). */
+  destinationDrifted: boolean;
+  allowStaticCreds: boolean;
+  renewalPercent?: number | undefined;
+  refreshAfterMs?: number | undefined;
+  nowMs: number;
+  /** Precise start of the current lease (ms) when this process knows it; else lastRenewalTime. */
+  leaseStartMs?: number | undefined;
+}
+
+/** Where the current lease period started: the precise time if known, else the status seconds. */
+export function leaseStart(status: VaultDynamicSecretStatus, preciseMs?: number): number {
+  const fromStatus = status.lastRenewalTime * 1000;
+  return preciseMs !== undefined && Math.floor(preciseMs / 1000) === status.lastRenewalTime
+    ? preciseMs
+    : fromStatus;
+}
+
+/** The horizon of the current lease (epoch ms). Seeded by lease and renewal time, so it is the same
+ * when recomputed by another reconcile or another operator process. */
+export function renewalDueAt(
+  status: VaultDynamicSecretStatus,
+  renewalPercent: number | undefined,
+  preciseStartMs?: number,
+): number {
+  const lease = status.secretLease;
+  const random: Random = seededRandom(`${lease.id}@${status.lastRenewalTime}`);
+  return leaseStart(status, preciseStartMs) + renewalHorizonMs(lease.duration, renewalPercent, random);
+}
+
+/** When static credentials are due to be read again (epoch ms). */
+export function staticPollDueAt(status: VaultDynamicSecretStatus): number {
+  const m = status.staticCredsMetaData;
+  const meta: StaticCredsMeta = {
+    lastVaultRotation: m?.lastVaultRotation ?? 0,
+    rotationPeriod: m?.rotationPeriod ?? 0,
+    ttl: m?.ttl ?? 0,
+    ...(m?.rotationSchedule ? { rotationSchedule: m.rotationSchedule } : {}),
+  };
+  const random = seededRandom(`static@${status.lastRenewalTime}@${meta.lastVaultRotation}`);
+  return status.lastRenewalTime * 1000 + staticCredsPollMs(meta, false, random);
+}
+
+/**
+ * The sync-vs-renew decision (vso-api.md §6 "VDS sync reasons", minus the token-rotation and
+ * client-config reasons: a renewal Vault refuses covers both).
+ */
+export function decideSync(i: SyncInput): SyncDecision {
+  const s = i.status;
+  if (!s?.lastGeneration || !s.secretLease) return { action: 'sync', reason: 'InitialSync' };
+  if (s.lastGeneration !== i.generation) return { action: 'sync', reason: 'ResourceUpdated' };
+  if (!i.destinationExists) return { action: 'sync', reason: 'InexistentDestination' };
+  const leased = s.secretLease.id !== '' && s.secretLease.duration > 0;
+  if (!leased) {
+    // Static credentials and lease-less responses can be read again as they are: no new credentials.
+    if (i.destinationDrifted) return { action: 'poll', reason: 'SecretDataDrift' };
+    let dueAt: number | undefined;
+    if (i.allowStaticCreds && s.staticCredsMetaData) dueAt = staticPollDueAt(s);
+    else if (i.refreshAfterMs && i.refreshAfterMs > 0)
+      dueAt =
+        s.lastRenewalTime * 1000 +
+        refreshHorizonMs(i.refreshAfterMs, seededRandom(`refresh@${s.lastRenewalTime}`));
+    if (dueAt === undefined) return { action: 'idle' };
+    return i.nowMs >= dueAt ? { action: 'poll', reason: 'Refresh' } : { action: 'wait', dueAt };
+  }
+  if (i.destinationDrifted) return { action: 'sync', reason: 'SecretDataDrift' };
+  const start = leaseStart(s, i.leaseStartMs);
+  if (i.nowMs >= start + s.secretLease.duration * 1000) return { action: 'sync', reason: 'LeaseExpired' };
+  const dueAt = renewalDueAt(s, i.renewalPercent, i.leaseStartMs);
+  if (i.nowMs < dueAt) return { action: 'wait', dueAt };
+  if (!s.secretLease.renewable) return { action: 'sync', reason: 'LeaseNotRenewable' };
+  return { action: 'renew', plannedAt: dueAt };
+}
+
+/** VSO's request method rule: params force PUT; POST is sent as PUT; GET otherwise. */
+export function requestMethod(spec: {
+  requestHTTPMethod?: string | undefined;
+  params?: Record<string, string> | undefined;
+}): 'GET' | 'PUT' {
+  if (spec.params && Object.keys(spec.params).length > 0) return 'PUT';
+  return spec.requestHTTPMethod === 'PUT' || spec.requestHTTPMethod === 'POST' ? 'PUT' : 'GET';
+}
+
+export function requestPath(mount: string, path: string): string {
+  const m = mount.replace(/^\/+|\/+$/g, '');
+  const p = path.replace(/^\/+/, '');
+  if (m === '' || p === '')
+    throw new TerminalError('mount and path must not be empty', { code: CODES.INVALID_CONFIG });
+  return `${m}/${p}`;
+}
+
+/** The data that the MAC covers: everything for leased credentials; for static credentials, all but
+ * the rotation metadata that changes on every read (VSO #1191). */
+export function macData(data: Record<string, string>, isStatic: boolean): Record<string, string> {
+  if (!isStatic) return data;
+  return Object.fromEntries(Object.entries(data).filter(([k]) => !STATIC_META_KEYS.includes(k)));
+}
+
+type Involved = VaultDynamicSecret & { apiVersion: string; kind: string };
+
+function involved(obj: VaultDynamicSecret): Involved {
+  return { ...obj, apiVersion: API_VERSION, kind: KIND };
+}
+
+const nowSeconds = (ms: number): number => Math.floor(ms / 1000);
+
+interface Fetched {
+  res: VaultResponse;
+  data: Record<string, string>;
+  isStatic: boolean;
+  meta?: StaticCredsMeta;
+}
+
+export function vaultDynamicSecretReconciler(
+  ctx: ControllerContext,
+  store: { get(ns: string | undefined, name: string): VaultDynamicSecret | undefined },
+  ownWrites: OwnWrites,
+  options: VaultDynamicSecretOptions = {},
+) {
+  const revokeGraceMs = options.revokeGraceMs ?? 0;
+  const giveUpMs = options.finalizerGiveUpMs ?? DEFAULT_FINALIZER_GIVE_UP_MS;
+  const giveUpNoAuthMs = options.finalizerGiveUpNoAuthMs ?? DEFAULT_FINALIZER_GIVE_UP_NO_AUTH_MS;
+  /** Last status written per object UID: the informer may lag our own status write, and acting on the
+   * stale copy would issue credentials twice. */
+  const written = new Map<string, { status: VaultDynamicSecretStatus; at: number }>();
+  /** Precise start (ms) of each lease period this process began, keyed by lease id. */
+  const leaseStarts = new Map<string, number>();
+
+  const effectiveStatus = (obj: VaultDynamicSecret): VaultDynamicSecretStatus | undefined => {
+    const uid = obj.metadata.uid ?? '';
+    const mem = written.get(uid);
+    if (!mem) return obj.status;
+    if (isDeepStrictEqual(mem.status, obj.status) || ctx.clock.now() - mem.at > STATUS_MEMORY_MS) {
+      written.delete(uid);
+      return obj.status;
+    }
+    return mem.status;
+  };
+
+  const conditionsFor = (
+    obj: VaultDynamicSecret,
+    base: Condition[] | undefined,
+    ok: boolean,
+    message: string,
+    lease?: { ok: boolean; reason: string; message: string },
+  ): Condition[] => {
+    const now = ctx.clock.now();
+    const generation = obj.metadata.generation;
+    const status = ok ? 'True' : 'False';
+    let c = base ?? [];
+    c = setCondition(
+      c,
+      { type: CONDITION_TYPES.SecretSynced, status, reason: CONDITION_REASONS.Synced, message },
+      { now, generation },
+    );
+    if (lease)
+      c = setCondition(
+        c,
+        {
+          type: CONDITION_TYPES.LeaseRenewal,
+          status: lease.ok ? 'True' : 'False',
+          reason: lease.reason,
+          message: lease.message,
+        },
+        { now, generation },
+      );
+    c = setCondition(
+      c,
+      {
+        type: CONDITION_TYPES.Healthy,
+        status,
+        reason: ok ? CONDITION_REASONS.Healthy : CONDITION_REASONS.Unhealthy,
+        message: ok ? healthyMessage(KIND) : message,
+      },
+      { now, generation },
+    );
+    return setCondition(
+      c,
+      {
+        type: CONDITION_TYPES.Ready,
+        status,
+        reason: CONDITION_REASONS.Ready,
+        message: ok ? 'ready' : message,
+      },
+      { now, generation },
+    );
+  };
+
+  /** Merge-patches `.status` (absent optional fields are cleared) and remembers what was written. */
+  const patchStatus = async (obj: VaultDynamicSecret, status: VaultDynamicSecretStatus): Promise<void> => {
+    const uid = obj.metadata.uid ?? '';
+    written.set(uid, { status, at: ctx.clock.now() });
+    if (isDeepStrictEqual(obj.status, status)) return;
+    const body: Record<string, unknown> = {
+      staticCredsMetaData: null,
+      secretMAC: null,
+      ...status,
+    };
+    try {
+      await ctx.client.patch(
+        VaultDynamicSecrets,
+        obj.metadata.name ?? '',
+        obj.metadata.namespace,
+        { status: body },
+        'merge',
+        { subresource: 'status' },
+      );
+    } catch (err) {
+      if (isK8sApiError(err) && err.isNotFound()) return;
+      throw err;
+    }
+  };
+
+  /** Reports a failure in status and as a Warning Event. The destination is left untouched. */
+  const fail = async (
+    obj: VaultDynamicSecret,
+    current: VaultDynamicSecretStatus | undefined,
+    reason: string,
+    err: unknown,
+    lease?: { reason: string },
+  ): Promise<void> => {
+    const message = errorMessage(err);
+    const status: VaultDynamicSecretStatus = {
+      ...(current ?? {
+        lastRenewalTime: 0,
+        lastGeneration: 0,
+        secretLease: { id: '', duration: 0, renewable: false, requestID: '' },
+      }),
+      conditions: conditionsFor(
+        obj,
+        current?.conditions,
+        false,
+        message,
+        lease ? { ok: false, reason: lease.reason, message } : undefined,
+      ),
+    };
+    try {
+      await patchStatus(obj, status);
+    } catch (e) {
+      ctx.log.warn(
+        { err: e, namespace: obj.metadata.namespace, name: obj.metadata.name },
+        'status write failed',
+      );
+    }
+    await ctx.events.warning(involved(obj), reason, message);
+  };
+
+  const getAccess = async (obj: VaultDynamicSecret, signal: AbortSignal): Promise<VaultAccess> => {
+    const spec = obj.spec;
+    return ctx.vault.get(
+      {
+        namespace: obj.metadata.namespace ?? '',
+        vaultAuthRef: spec?.vaultAuthRef,
+        vaultNamespace: spec?.namespace,
+      },
+      signal,
+    );
+  };
+
+  const revokeLater = (obj: VaultDynamicSecret, api: VaultApi, leaseId: string): void => {
+    const run = async (): Promise<void> => {
+      try {
+        await revokeLease(api, leaseId);
+        leaseStarts.delete(leaseId);
+        ctx.log.info(
+          { namespace: obj.metadata.namespace, name: obj.metadata.name, leaseId },
+          'revoked replaced lease',
+        );
+      } catch (err) {
+        // Not renewed any more, the lease runs out at its TTL.
+        await ctx.events.warning(
+          involved(obj),
+          REASONS.SecretLeaseRevoke,
+          `could not revoke the replaced lease ${leaseId}: ${errorMessage(err)}`,
+        );
+      }
+    };
+    if (revokeGraceMs > 0) ctx.clock.setTimeout(() => void run(), revokeGraceMs);
+    else return void run();
+  };
+
+  /** Requests credentials (or reads static ones) and shapes them into Secret data. */
+  const fetch = async (obj: VaultDynamicSecret, api: VaultApi, signal: AbortSignal): Promise<Fetched> => {
+    const spec = obj.spec;
+    if (!spec) throw new TerminalError('spec is missing');
+    const path = requestPath(spec.mount, spec.path);
+    const res =
+      requestMethod(spec) === 'GET'
+        ? await api.read(path, { signal })
+        : await api.write(path, spec.params, { signal });
+    if (!res?.data)
+      throw new VaultError({ method: requestMethod(spec), path, status: 404, message: `no data at ${path}` });
+    const isStatic = spec.allowStaticCreds === true && !res.lease_id;
+    const source: Record<string, unknown> = { ...res.data };
+    let meta: StaticCredsMeta | undefined;
+    if (isStatic) {
+      meta = staticCredsMeta(res.data);
+      for (const k of ['last_vault_rotation', 'rotation_period', 'rotation_schedule', 'ttl'])
+        if (!Object.hasOwn(source, k)) source[k] = k === 'rotation_schedule' ? '' : 0;
+    }
+    const namespace = obj.metadata.namespace ?? '';
+    const shaping = shapeData(
+      {
+        transformations: ctx.informers.transformations.store,
+        globalExcludeRaw: ctx.options.globalExcludeRaw,
+      },
+      namespace,
+      spec.destination.transformation,
+      {
+        secrets: source,
+        metadata: {},
+        annotations: obj.metadata.annotations ?? {},
+        labels: obj.metadata.labels ?? {},
+      },
+    );
+    const data = makeSecretData(source, res.data, shaping);
+    return meta ? { res, data, isStatic, meta } : { res, data, isStatic };
+  };
+
+  const writeDestination = async (
+    obj: VaultDynamicSecret,
+    data: Record<string, string>,
+    existing: Secret | undefined,
+  ): Promise<boolean> => {
+    const spec = obj.spec;
+    if (!spec) return false;
+    const namespace = obj.metadata.namespace ?? '';
+    const owner = {
+      apiVersion: API_VERSION,
+      kind: KIND,
+      metadata: { name: obj.metadata.name ?? '', namespace, uid: obj.metadata.uid ?? '' },
+    };
+    const result = await syncDestination(ctx.client, owner, spec.destination, data, existing);
+    if (result.resourceVersion) ownWrites.record(namespace, spec.destination.name, result.resourceVersion);
+    return result.outcome !== 'unchanged';
+  };
+
+  const horizonAction = (
+    obj: VaultDynamicSecret,
+    status: VaultDynamicSecretStatus,
+    isStatic: boolean,
+  ): Action => {
+    const spec = obj.spec;
+    const now = ctx.clock.now();
+    const leased = status.secretLease.id !== '' && status.secretLease.duration > 0;
+    if (leased) {
+      const dueAt = renewalDueAt(status, spec?.renewalPercent, leaseStarts.get(status.secretLease.id));
+      return requeueAfter(Math.max(0, dueAt - now));
+    }
+    if (isStatic) return requeueAfter(Math.max(0, staticPollDueAt(status) - now));
+    if (spec?.refreshAfter) {
+      const ms = parseDuration(spec.refreshAfter);
+      const dueAt =
+        status.lastRenewalTime * 1000 +
+        refreshHorizonMs(ms, seededRandom(`refresh@${status.lastRenewalTime}`));
+      return requeueAfter(Math.max(0, dueAt - now));
+    }
+    return awaitChange();
+  };
+
+  /** New credentials (or, for static credentials, a forced read): write, revoke the old lease,
+   * restart workloads when credentials replaced earlier ones, record the lease. */
+  const sync = async (
+    obj: VaultDynamicSecret,
+    current: VaultDynamicSecretStatus | undefined,
+    access: VaultAccess,
+    existing: Secret | undefined,
+    reason: SyncReason | 'Refresh',
+    force: boolean,
+    signal: AbortSignal,
+  ): Promise<Action> => {
+    const spec = obj.spec;
+    if (!spec) throw new TerminalError('spec is missing');
+    let fetched: Fetched;
+    try {
+      fetched = await fetch(obj, access.api, signal);
+    } catch (err) {
+      await fail(
+        obj,
+        current,
+        isFerryError(err) && err.code === CODES.SECRET_DATA
+          ? REASONS.SecretDataBuilderError
+          : REASONS.VaultClientError,
+        err,
+      );
+      throw err;
+    }
+    const { res, data, isStatic, meta } = fetched;
+    const key = await ctx.hmacKey();
+    const newMAC = secretMAC(key, macData(data, isStatic));
+    const prevMAC = current?.secretMAC;
+    const oldLeaseId = current?.secretLease?.id ?? '';
+    const newLeaseId = res.lease_id ?? '';
+    const credentialsReplaced = oldLeaseId !== '' && oldLeaseId !== newLeaseId;
+    const destMatches =
+      existing !== undefined && macEqual(secretMAC(key, macData(existing.data ?? {}, isStatic)), newMAC);
+    // Static and lease-less data is written only when it changed, unless a sync is forced (spec change).
+    let wrote = false;
+    try {
+      if (force || !isStatic || !destMatches || reason === 'ResourceUpdated')
+        wrote = await writeDestination(obj, data, existing);
+    } catch (err) {
+      // The credentials just issued are not in use anywhere: revoke them rather than leave them live.
+      if (newLeaseId && newLeaseId !== oldLeaseId) void revokeLease(access.api, newLeaseId).catch(() => {});
+      await fail(
+        obj,
+        current,
+        isFerryError(err) && err.code === CODES.DESTINATION_MISSING
+          ? REASONS.InexistentDestination
+          : REASONS.SecretSyncError,
+        err,
+      );
+      throw err;
+    }
+    const now = ctx.clock.now();
+    if (newLeaseId) leaseStarts.set(newLeaseId, now);
+    const dataChanged = !macEqual(prevMAC, newMAC);
+    // "Credentials changed" for workloads: a different lease, or (static/lease-less) different data.
+    const rotated = isStatic || !newLeaseId ? prevMAC !== undefined && dataChanged : credentialsReplaced;
+
+    let conditions = conditionsFor(obj, current?.conditions, true, 'Secret synced', {
+      ok: true,
+      reason: REASONS.SecretLeaseRenewal,
+      message: newLeaseId ? `new credentials issued (${reason})` : `credentials read (${reason})`,
+    });
+    const status: VaultDynamicSecretStatus = {
+      lastRenewalTime: nowSeconds(now),
+      lastGeneration: obj.metadata.generation ?? 0,
+      secretLease: {
+        id: newLeaseId,
+        duration: res.lease_duration ?? 0,
+        renewable: res.renewable ?? false,
+        requestID: res.request_id ?? '',
+      },
+      secretMAC: newMAC,
+      vaultClientMeta: { cacheKey: access.cacheKey, id: access.clientId },
+      conditions,
+    };
+    if (current?.lastRuntimePodUID) status.lastRuntimePodUID = current.lastRuntimePodUID;
+    if (meta) {
+      const m: VaultStaticCredsMetaData = {
+        lastVaultRotation: meta.lastVaultRotation,
+        rotationPeriod: meta.rotationPeriod,
+        ttl: meta.ttl,
+      };
+      if (meta.rotationSchedule) m.rotationSchedule = meta.rotationSchedule;
+      status.staticCredsMetaData = m;
+    }
+    // Remember the new lease before anything else can fail, so a retry does not issue again.
+    written.set(obj.metadata.uid ?? '', { status, at: now });
+
+    if (credentialsReplaced && spec.revoke !== false) revokeLater(obj, access.api, oldLeaseId);
+
+    if (wrote || credentialsReplaced) {
+      const message =
+        reason === 'InitialSync' ? 'Secret synced' : `credentials replaced (${reason}); destination updated`;
+      await ctx.events.normal(
+        involved(obj),
+        reason === 'InitialSync' ? REASONS.SecretSynced : REASONS.SecretRotated,
+        message,
+      );
+    }
+    const targets = spec.rolloutRestartTargets ?? [];
+    if (rotated && reason !== 'InitialSync' && targets.length > 0) {
+      conditions = await restartTargets(
+        ctx,
+        involved(obj),
+        obj.metadata.namespace ?? '',
+        targets,
+        conditions,
+      );
+      status.conditions = conditions;
+    }
+    await patchStatus(obj, status);
+    if (!newLeaseId && !isStatic && !spec.refreshAfter && (res.lease_duration ?? 0) === 0)
+      ctx.log.debug(
+        { namespace: obj.metadata.namespace, name: obj.metadata.name },
+        'no lease and no refreshAfter: no periodic renewal',
+      );
+    return horizonAction(obj, status, isStatic);
+  };
+
+  const renew = async (
+    obj: VaultDynamicSecret,
+    current: VaultDynamicSecretStatus,
+    access: VaultAccess,
+    existing: Secret | undefined,
+    plannedAt: number,
+    signal: AbortSignal,
+  ): Promise<Action> => {
+    const lease = current.secretLease;
+    let renewed: RenewedLease;
+    try {
+      renewed = await renewLease(access.api, lease.id, lease.duration, signal);
+    } catch (err) {
+      if (renewalNeedsNewCredentials(err)) {
+        await ctx.events.normal(
+          involved(obj),
+          REASONS.SecretLeaseRenewal,
+          `lease can no longer be renewed (${errorMessage(err)}); requesting new credentials`,
+        );
+        return sync(obj, current, access, existing, 'LeaseRenewalRefused', true, signal);
+      }
+      await fail(obj, current, REASONS.SecretLeaseRenewalError, err, {
+        reason: REASONS.SecretLeaseRenewalError,
+      });
+      throw err;
+    }
+    const now = ctx.clock.now();
+    ctx.log.info(
+      {
+        namespace: obj.metadata.namespace,
+        name: obj.metadata.name,
+        leaseId: lease.id,
+        plannedAt: new Date(plannedAt).toISOString(),
+        lateMs: now - plannedAt,
+        ttl: renewed.durationS,
+      },
+      'lease renewed',
+    );
+    if (isTruncated(renewed)) {
+      await ctx.events.normal(
+        involved(obj),
+        REASONS.SecretLeaseRenewal,
+        `lease renewal truncated by the max TTL (${renewed.durationS}s < ${renewed.requestedS}s); requesting new credentials`,
+      );
+      return sync(obj, current, access, existing, 'LeaseTruncated', true, signal);
+    }
+    leaseStarts.set(lease.id, now);
+    const status: VaultDynamicSecretStatus = {
+      ...current,
+      lastRenewalTime: nowSeconds(now),
+      secretLease: {
+        id: lease.id,
+        duration: renewed.durationS,
+        renewable: renewed.renewable,
+        requestID: renewed.requestId || lease.requestID,
+      },
+      vaultClientMeta: { cacheKey: access.cacheKey, id: access.clientId },
+      conditions: conditionsFor(obj, current.conditions, true, 'Secret synced', {
+        ok: true,
+        reason: REASONS.SecretLeaseRenewal,
+        message: `lease renewed for ${renewed.durationS}s`,
+      }),
+    };
+    await patchStatus(obj, status);
+    return horizonAction(obj, status, false);
+  };
+
+  const apply = async (obj: VaultDynamicSecret, signal: AbortSignal): Promise<Action> => {
+    const spec = obj.spec;
+    const current = effectiveStatus(obj);
+    if (!spec) {
+      const err = new TerminalError('spec is missing');
+      await fail(obj, current, REASONS.InvalidConfiguration, err);
+      throw err;
+    }
+    const namespace = obj.metadata.namespace ?? '';
+    let existing: Secret | undefined;
+    let refreshAfterMs: number | undefined;
+    try {
+      refreshAfterMs = spec.refreshAfter ? parseDuration(spec.refreshAfter) : undefined;
+      existing = await readDestination(ctx.client, namespace, spec.destination.name);
+    } catch (err) {
+      await fail(
+        obj,
+        current,
+        isFerryError(err) && err.code === CODES.INVALID_CONFIG
+          ? REASONS.InvalidConfiguration
+          : REASONS.SecretSyncError,
+        err,
+      );
+      if (isFerryError(err) && err.code === CODES.INVALID_CONFIG)
+        throw new TerminalError(errorMessage(err), { cause: err });
+      throw err;
+    }
+    if (!existing && !spec.destination.create) {
+      // Do not issue credentials that could not be written anywhere.
+      const err = new FerryError(
+        CODES.DESTINATION_MISSING,
+        `destination Secret ${namespace}/${spec.destination.name} does not exist and create is false`,
+      );
+      await fail(obj, current, REASONS.InexistentDestination, err);
+      return requeueAfter(jitterDown(CONFIG_RETRY_MS, ctx.random));
+    }
+    const isStatic = spec.allowStaticCreds === true && current?.staticCredsMetaData !== undefined;
+    let drifted = false;
+    if (existing && current?.secretMAC) {
+      const key = await ctx.hmacKey();
+      drifted = !macEqual(secretMAC(key, macData(existing.data ?? {}, isStatic)), current.secretMAC);
+    }
+    const decision = decideSync({
+      generation: obj.metadata.generation ?? 0,
+      status: current,
+      destinationExists: existing !== undefined,
+      destinationDrifted: drifted,
+      allowStaticCreds: spec.allowStaticCreds === true,
+      renewalPercent: spec.renewalPercent,
+      refreshAfterMs,
+      nowMs: ctx.clock.now(),
+      leaseStartMs: current?.secretLease?.id ? leaseStarts.get(current.secretLease.id) : undefined,
+    });
+    if (decision.action === 'wait') return requeueAfter(Math.max(0, decision.dueAt - ctx.clock.now()));
+    if (decision.action === 'idle') return awaitChange();
+
+    let access: VaultAccess;
+    try {
+      access = await getAccess(obj, signal);
+    } catch (err) {
+      await fail(obj, current, REASONS.VaultClientConfigError, err);
+      throw err;
+    }
+    if (decision.action === 'renew' && current)
+      return renew(obj, current, access, existing, decision.plannedAt, signal);
+    if (decision.action === 'poll')
+      return sync(
+        obj,
+        current,
+        access,
+        existing,
+        decision.reason === 'SecretDataDrift' ? 'SecretDataDrift' : 'Refresh',
+        decision.reason === 'SecretDataDrift',
+        signal,
+      );
+    if (decision.action === 'sync') {
+      ctx.log.info({ namespace, name: obj.metadata.name, reason: decision.reason }, 'syncing dynamic secret');
+      return sync(obj, current, access, existing, decision.reason, true, signal);
+    }
+    return awaitChange();
+  };
+
+  const cleanup = async (obj: VaultDynamicSecret, signal: AbortSignal): Promise<Action> => {
+    const current = effectiveStatus(obj);
+    written.delete(obj.metadata.uid ?? '');
+    const leaseId = current?.secretLease?.id ?? '';
+    if (!leaseId || obj.spec?.revoke === false) return awaitChange();
+    const since = ctx.clock.now() - Date.parse(obj.metadata.deletionTimestamp ?? '');
+    try {
+      const access = await getAccess(obj, signal);
+      await revokeLease(access.api, leaseId, signal);
+      leaseStarts.delete(leaseId);
+      ctx.log.info(
+        { namespace: obj.metadata.namespace, name: obj.metadata.name, leaseId },
+        'revoked lease on deletion',
+      );
+      return awaitChange();
+    } catch (err) {
+      const noAuth =
+        isFerryError(err) &&
+        (err.code === CODES.INVALID_REF ||
+          err.code === CODES.NAMESPACE_NOT_ALLOWED ||
+          err.code === CODES.INVALID_CONFIG);
+      const limit = noAuth ? giveUpNoAuthMs : giveUpMs;
+      if (Number.isFinite(since) && since >= limit) {
+        await ctx.events.warning(
+          involved(obj),
+          REASONS.SecretLeaseRevoke,
+          `gave up revoking lease ${leaseId} ${Math.round(since / 1000)}s after deletion: ${errorMessage(err)}; it expires at its TTL`,
+        );
+        return awaitChange();
+      }
+      await ctx.events.warning(
+        involved(obj),
+        REASONS.SecretLeaseRevoke,
+        `could not revoke lease ${leaseId} (will retry): ${errorMessage(err)}`,
+      );
+      throw err;
+    }
+  };
+
+  return async ({ key, signal }: ReconcileContext): Promise<Action> => {
+    const obj = store.get(key.namespace, key.name);
+    if (!obj) return awaitChange();
+    const patcher = (ops: JsonPatchOp[]): Promise<VaultDynamicSecret> =>
+      ctx.client.patch<VaultDynamicSecret>(
+        VaultDynamicSecrets,
+        obj.metadata.name ?? '',
+        obj.metadata.namespace,
+        ops,
+        'json',
+      );
+    return reconcileWithFinalizer(obj, FINALIZERS.VaultDynamicSecret, patcher, {
+      apply: (o) => apply(o, signal),
+      cleanup: (o) => cleanup(o, signal),
+    });
+  };
+}
