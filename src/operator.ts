@@ -7,6 +7,7 @@ import {
   VaultAuthGlobals,
   VaultAuths,
   VaultConnections,
+  VaultPKISecrets,
   VaultStaticSecrets,
 } from './api/resources.ts';
 import type { Transformation } from './api/v1beta1/common.ts';
@@ -14,6 +15,7 @@ import type { SecretTransformation } from './api/v1beta1/secrettransformation.ts
 import type { VaultAuth } from './api/v1beta1/vaultauth.ts';
 import type { VaultAuthGlobal } from './api/v1beta1/vaultauthglobal.ts';
 import type { VaultConnection } from './api/v1beta1/vaultconnection.ts';
+import type { VaultPKISecret } from './api/v1beta1/vaultpkisecret.ts';
 import type { VaultStaticSecret } from './api/v1beta1/vaultstaticsecret.ts';
 import { parseRef } from './api/validate.ts';
 import { MANAGED_SECRET_SELECTOR } from './consts/labels.ts';
@@ -25,6 +27,7 @@ import { transformationRefKeys } from './controllers/shared/transformation.ts';
 import { VaultAccessResolver } from './controllers/shared/vault-access.ts';
 import { vaultAuthGlobalReconciler, vaultAuthReconciler } from './controllers/vaultauth.ts';
 import { vaultConnectionReconciler } from './controllers/vaultconnection.ts';
+import { vaultPKISecretReconciler } from './controllers/vaultpkisecret.ts';
 import { vaultStaticSecretReconciler } from './controllers/vaultstaticsecret.ts';
 import type { KubeClient } from './k8s/client.ts';
 import { EventRecorder } from './k8s/events.ts';
@@ -207,6 +210,14 @@ export function buildOperator(cfg: OperatorConfig): Manager {
     vaultAuthRef: (o) => o.spec?.vaultAuthRef,
     transformation: (o) => o.spec?.destination.transformation,
     reconciler: (store, ownWrites) => vaultStaticSecretReconciler(ctx, store, ownWrites),
+  });
+  registerSecretKind<VaultPKISecret>(manager, secretKinds, {
+    name: 'vaultpkisecret',
+    resource: VaultPKISecrets,
+    concurrency: cfg.maxConcurrentReconciles,
+    vaultAuthRef: (o) => o.spec?.vaultAuthRef,
+    transformation: (o) => o.spec?.destination.transformation,
+    reconciler: (store, ownWrites) => vaultPKISecretReconciler(ctx, store, ownWrites),
   });
   manager
     .controller({ name: 'secrettransformation', reconcile: secretTransformationReconciler(ctx) })
