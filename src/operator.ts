@@ -7,6 +7,7 @@ import {
   VaultAuthGlobals,
   VaultAuths,
   VaultConnections,
+  VaultDynamicSecrets,
   VaultPKISecrets,
   VaultStaticSecrets,
 } from './api/resources.ts';
@@ -15,6 +16,7 @@ import type { SecretTransformation } from './api/v1beta1/secrettransformation.ts
 import type { VaultAuth } from './api/v1beta1/vaultauth.ts';
 import type { VaultAuthGlobal } from './api/v1beta1/vaultauthglobal.ts';
 import type { VaultConnection } from './api/v1beta1/vaultconnection.ts';
+import type { VaultDynamicSecret } from './api/v1beta1/vaultdynamicsecret.ts';
 import type { VaultPKISecret } from './api/v1beta1/vaultpkisecret.ts';
 import type { VaultStaticSecret } from './api/v1beta1/vaultstaticsecret.ts';
 import { parseRef } from './api/validate.ts';
@@ -27,6 +29,7 @@ import { transformationRefKeys } from './controllers/shared/transformation.ts';
 import { VaultAccessResolver } from './controllers/shared/vault-access.ts';
 import { vaultAuthGlobalReconciler, vaultAuthReconciler } from './controllers/vaultauth.ts';
 import { vaultConnectionReconciler } from './controllers/vaultconnection.ts';
+import { vaultDynamicSecretReconciler } from './controllers/vaultdynamicsecret.ts';
 import { vaultPKISecretReconciler } from './controllers/vaultpkisecret.ts';
 import { vaultStaticSecretReconciler } from './controllers/vaultstaticsecret.ts';
 import type { KubeClient } from './k8s/client.ts';
@@ -210,6 +213,14 @@ export function buildOperator(cfg: OperatorConfig): Manager {
     vaultAuthRef: (o) => o.spec?.vaultAuthRef,
     transformation: (o) => o.spec?.destination.transformation,
     reconciler: (store, ownWrites) => vaultStaticSecretReconciler(ctx, store, ownWrites),
+  });
+  registerSecretKind<VaultDynamicSecret>(manager, secretKinds, {
+    name: 'vaultdynamicsecret',
+    resource: VaultDynamicSecrets,
+    concurrency: cfg.maxConcurrentReconciles,
+    vaultAuthRef: (o) => o.spec?.vaultAuthRef,
+    transformation: (o) => o.spec?.destination.transformation,
+    reconciler: (store, ownWrites) => vaultDynamicSecretReconciler(ctx, store, ownWrites),
   });
   registerSecretKind<VaultPKISecret>(manager, secretKinds, {
     name: 'vaultpkisecret',
