@@ -8,7 +8,7 @@ import { createPrivateKey, createPublicKey, X509Certificate } from 'node:crypto'
 import { readFileSync } from 'node:fs';
 import { after, before, describe, it } from 'node:test';
 import { request } from 'undici';
-import { VaultPKISecrets } from '../../src/api/resources.ts';
+import { VaultAuths, VaultPKISecrets } from '../../src/api/resources.ts';
 import type { VaultPKISecret } from '../../src/api/v1beta1/vaultpkisecret.ts';
 import type { KubeClient } from '../../src/k8s/client.ts';
 import { Deployments, Events, Secrets } from '../../src/k8s/resources.ts';
@@ -410,5 +410,49 @@ describe('VaultPKISecret', () => {
     assert.deepEqual(cleared.data ?? {}, {}, 'its data is cleared');
     assert.equal(cleared.metadata.labels?.keep, 'me');
     await assertRevoked(serial);
+  });
+  it('never wedges deletion: cleanup that cannot succeed releases the finalizer with a Warning Event', async () => {
+    const auth = await kube.get<KubeObject & { spec: Record<string, unknown> }>(VaultAuths, 'auth', ns);
+    await apply(kube, {
+      apiVersion: 'secrets.hashicorp.com/v1beta1',
+      kind: 'VaultAuth',
+      metadata: { name: 'doomed', namespace: ns },
+      spec: auth.spec,
+    } as Manifest);
+    await apply(
+      kube,
+      vps(ns, 'orphan', {
+        vaultAuthRef: 'doomed',
+        mount,
+        commonName: `orphan.${DOMAIN}`,
+        ttl: '5m',
+        revoke: true,
+        destination: { name: 'orphan', create: true },
+      }),
+    );
+    const serial = (await issued('orphan')).status?.serialNumber ?? '';
+    await dataFor('orphan', serial);
+    // Without its VaultAuth no revocation can ever succeed (as when a namespace is deleted whole).
+    await kube.delete(VaultAuths, 'doomed', ns);
+    await eventually(
+      'VaultAuth gone',
+      async () => (await getOrUndefined(kube, VaultAuths, 'doomed', ns)) === undefined,
+    );
+    await new Promise((r) => setTimeout(r, 1_000)); // the operator's informer sees the deletion too
+    await kube.delete(VaultPKISecrets, 'orphan', ns);
+    await eventually(
+      'orphan released',
+      async () => (await getOrUndefined(kube, VaultPKISecrets, 'orphan', ns)) === undefined,
+      10_000,
+    );
+    const events = await kube.list<CoreEvent>(Events, {
+      namespace: ns,
+      fieldSelector: 'involvedObject.name=orphan',
+    });
+    assert.ok(
+      events.items.some((e) => e.type === 'Warning' && /giving up cleanup/.test(e.message)),
+      'a Warning Event says the cleanup was abandoned',
+    );
+    assert.equal(await revocationTime(serial), 0);
   });
 });
