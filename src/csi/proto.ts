@@ -10,6 +10,7 @@ export const PROTO_FILE = join(import.meta.dirname, 'csi.proto');
 
 export interface CsiServices {
   Identity: ServiceDefinition;
+  Controller: ServiceDefinition;
   Node: ServiceDefinition;
   /** Client constructors, for tests and the benchmark. */
   IdentityClient: GrpcClientCtor;
@@ -38,12 +39,19 @@ export function csiServices(): CsiServices {
     csi: {
       v1: {
         Identity: GrpcClientCtor & { service: ServiceDefinition };
+        Controller: GrpcClientCtor & { service: ServiceDefinition };
         Node: GrpcClientCtor & { service: ServiceDefinition };
       };
     };
   };
-  const { Identity, Node } = pkg.csi.v1;
-  loaded = { Identity: Identity.service, Node: Node.service, IdentityClient: Identity, NodeClient: Node };
+  const { Identity, Controller, Node } = pkg.csi.v1;
+  loaded = {
+    Identity: Identity.service,
+    Controller: Controller.service,
+    Node: Node.service,
+    IdentityClient: Identity,
+    NodeClient: Node,
+  };
   return loaded;
 }
 

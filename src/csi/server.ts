@@ -77,7 +77,7 @@ export class CsiServer {
 
   constructor(opts: CsiServerOptions) {
     this.#o = opts;
-    const { Identity, Node } = csiServices();
+    const { Identity, Controller, Node } = csiServices();
     const log = opts.log;
     const identity: UntypedServiceImplementation = {
       GetPluginInfo: unary<unknown, GetPluginInfoResponse>(log, 'GetPluginInfo', async () => ({
@@ -119,7 +119,16 @@ export class CsiServer {
         max_volumes_per_node: 0,
       })),
     };
+    // Not advertised (no CONTROLLER_SERVICE): one UNKNOWN capability (i.e. none; an empty list
+    // decodes as nil in Go, which csi-sanity rejects; the Secrets Store CSI driver answers the same),
+    // every other Controller RPC is UNIMPLEMENTED. See csi.proto.
+    const controller: UntypedServiceImplementation = {
+      ControllerGetCapabilities: unary(log, 'ControllerGetCapabilities', async () => ({
+        capabilities: [{ rpc: { type: 'UNKNOWN' } }],
+      })),
+    };
     this.#server.addService(Identity, identity);
+    this.#server.addService(Controller, controller);
     this.#server.addService(Node, node);
   }
 

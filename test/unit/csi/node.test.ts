@@ -165,7 +165,7 @@ describe('CSI node service over gRPC', () => {
       '/csi.v1.Node/NodeGetVolumeStats',
       '/csi.v1.Node/NodeExpandVolume',
       '/csi.v1.Controller/CreateVolume',
-      '/csi.v1.Controller/ControllerGetCapabilities',
+      '/csi.v1.Controller/ControllerPublishVolume',
     ]) {
       assert.equal(await codeOf(client.raw(path)), 'UNIMPLEMENTED', path);
     }
