@@ -37,7 +37,7 @@ interface Case {
 function parseJunit(xml: string): Case[] {
   const out: Case[] = [];
   const re = /<testcase\s+name="([^"]*)"[^>]*?(?:\/>|>([\s\S]*?)<\/testcase>)/g;
-  const unescape = (s: string) =>
+  const unxml = (s: string) =>
     s
       .replace(/&#34;|&quot;/g, '"')
       .replace(/&#39;/g, "'")
@@ -54,7 +54,7 @@ function parseJunit(xml: string): Case[] {
           ? 'skipped'
           : 'passed';
     const msg = /message="([^"]*)"/.exec(body)?.[1] ?? '';
-    out.push({ name: unescape(m[1] ?? '').replace(/^\[It\]\s*/, ''), status, message: unescape(msg) });
+    out.push({ name: unxml(m[1] ?? '').replace(/^\[It\]\s*/, ''), status, message: unxml(msg) });
   }
   return out;
 }
