@@ -19,6 +19,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { Agent, request } from 'undici';
 import { parseAllDocuments } from 'yaml';
+import { ALL_KINDS } from '../../src/api/resources.ts';
 import { VaultAdmin } from './fixtures.ts';
 
 export const repoRoot = resolve(import.meta.dirname, '../..');
@@ -421,6 +422,16 @@ export async function stackUp(opts: { flavor: Flavor; log: Log; operator?: boole
     });
     for (const file of readdirSync(join(repoRoot, 'deploy', 'crds')).filter((f) => f.endsWith('.yaml'))) {
       for (const m of manifests(join(repoRoot, 'deploy', 'crds', file))) await kube.apply(m);
+    }
+    // A new CRD answers 429 "storage is (re)initializing" for a moment; wait until every kind lists.
+    for (const k of ALL_KINDS) {
+      const path = `/apis/${k.resource.group}/${k.resource.version}/${k.resource.plural}?limit=1`;
+      await waitFor(
+        `CRD ${k.resource.plural}`,
+        join(dir, 'kube-apiserver.log'),
+        apiserver.pid,
+        async () => (await kube.call('GET', path)).status === 200,
+      );
     }
     await kube.apply({ apiVersion: 'v1', kind: 'Namespace', metadata: { name: env.operatorNamespace } });
     for (const m of manifests(join(repoRoot, 'deploy', 'rbac.yaml'))) await kube.apply(m);

@@ -41,7 +41,6 @@ const RFC3339 = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})
  * conditions, no RolloutRestart) and its merge patch of `.status` replaces the conditions list, so the
  * condition is lost. Flip these to plain tests once fixed.
  */
-const KNOWN_BUG = 'product bug: RolloutRestart condition dropped by a reconcile from a stale cache';
 
 const ControllerRevisions: ResourceType = {
   group: 'apps',
@@ -316,7 +315,7 @@ describe('rollout restart targets', () => {
     assert.ok(synced(written));
   });
 
-  it('keeps the RolloutRestart condition True after later reconciles', { todo: KNOWN_BUG }, async () => {
+  it('keeps the RolloutRestart condition True after later reconciles', async () => {
     await new Promise((r) => setTimeout(r, 2_000)); // two refresh periods
     const o = await kube.get<VaultStaticSecret>(VaultStaticSecrets, 'app', ns);
     assert.equal(rolloutCondition(o)?.status, 'True', JSON.stringify(o.status?.conditions));
@@ -360,7 +359,7 @@ describe('rollout restart targets', () => {
     assert.equal(decodeData((await kube.get<Secret>(Secrets, 'missing', ns)).data).key, second);
   });
 
-  it('keeps the RolloutRestart condition False after later reconciles', { todo: KNOWN_BUG }, async () => {
+  it('keeps the RolloutRestart condition False after later reconciles', async () => {
     await new Promise((r) => setTimeout(r, 2_000));
     const o = await kube.get<VaultStaticSecret>(VaultStaticSecrets, 'missing', ns);
     assert.equal(rolloutCondition(o)?.status, 'False', JSON.stringify(o.status?.conditions));
