@@ -1,0 +1,495 @@
+// The CSI node driver end to end with the real API server and Vault/OpenBao: real Pod and
+// ServiceAccount objects (pods never run: there is no kubelet, but the objects exist), pod-bound
+// tokens from the TokenRequest API with the driver's audience, and a gRPC client issuing the calls
+// kubelet would issue. The driver runs in process as its own ServiceAccount bound to
+// deploy/csi/rbac.yaml, so a missing RBAC rule fails here. At the end, no canary secret value may
+// be anywhere in etcd (a control value written as a Secret proves the scan sees Secret data).
+import assert from 'node:assert/strict';
+import { createHash, randomBytes } from 'node:crypto';
+import { lstat, mkdtemp, readFile, readlink, rm, stat } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import pino from 'pino';
+import { request } from 'undici';
+import { CSISecretsResource } from '../../src/api/resources.ts';
+import type { CSISecrets } from '../../src/api/v1beta1/csisecrets.ts';
+import { CTX } from '../../src/csi/access.ts';
+import { CsiClient, grpcCodeName } from '../../src/csi/client.ts';
+import { CsiDriver } from '../../src/csi/driver.ts';
+import { canMountTmpfs, DirMounter, type Mounter, mountPoints, TmpfsMounter } from '../../src/csi/mounter.ts';
+import { KubeClient } from '../../src/k8s/client.ts';
+import type { ResourceType } from '../../src/k8s/resources.ts';
+import { Events, Pods, Secrets } from '../../src/k8s/resources.ts';
+import type { CoreEvent, KubeObject } from '../../src/k8s/types.ts';
+import {
+  adminClient,
+  apply,
+  ensureNamespace,
+  eventually,
+  type Manifest,
+  readManifests,
+  resourceOf,
+  tenant,
+  VaultAdmin,
+} from '../../stack/lib/fixtures.ts';
+import { type StackEnv, uniqueName, useStack } from './harness.ts';
+
+const AUD = 'csi.vso.hashicorp.com';
+const ROOT = join(import.meta.dirname, '..', '..');
+const CSIDrivers: ResourceType = {
+  group: 'storage.k8s.io',
+  version: 'v1',
+  kind: 'CSIDriver',
+  plural: 'csidrivers',
+  namespaced: false,
+};
+const canaries: string[] = [];
+const canary = (label: string): string => {
+  const v = `csi-canary-${label}-${randomBytes(10).toString('hex')}`;
+  canaries.push(v);
+  return v;
+};
+
+interface PodRef {
+  namespace: string;
+  name: string;
+  uid: string;
+  serviceAccount: string;
+  token: string;
+}
+
+describe('CSI driver (real API server and Vault)', () => {
+  let env: StackEnv;
+  let kube: KubeClient;
+  let driverKube: KubeClient;
+  let vault: VaultAdmin;
+  let driver: CsiDriver;
+  let client: CsiClient;
+  let mounter: Mounter;
+  let dir: string;
+  let ns: string;
+  let ns2: string;
+  const pods = new Map<string, PodRef>();
+  const secretValues: Record<string, string> = {};
+
+  async function makePod(
+    namespace: string,
+    name: string,
+    serviceAccount: string,
+    labels: Record<string, string>,
+    securityContext: Record<string, number> = { fsGroup: 2000 },
+  ): Promise<PodRef> {
+    const pod = await kube.create<KubeObject>(Pods, {
+      apiVersion: 'v1',
+      kind: 'Pod',
+      metadata: { name, namespace, labels },
+      spec: {
+        serviceAccountName: serviceAccount,
+        securityContext,
+        containers: [{ name: 'app', image: 'busybox' }],
+        volumes: [
+          {
+            name: 'secrets',
+            csi: { driver: AUD, readOnly: true, volumeAttributes: { csiSecretsName: 'db' } },
+          },
+        ],
+      },
+    } as KubeObject);
+    const uid = pod.metadata.uid ?? '';
+    // What kubelet asks for (CSIDriver tokenRequests): a token for the pod's SA, bound to the pod.
+    const tr = await kube.request<{ status: { token: string } }>(
+      'POST',
+      `/api/v1/namespaces/${namespace}/serviceaccounts/${serviceAccount}/token`,
+      {
+        body: {
+          apiVersion: 'authentication.k8s.io/v1',
+          kind: 'TokenRequest',
+          spec: {
+            audiences: [AUD],
+            expirationSeconds: 600,
+            boundObjectRef: { kind: 'Pod', apiVersion: 'v1', name, uid },
+          },
+        },
+      },
+    );
+    const ref = { namespace, name, uid, serviceAccount, token: tr.status.token };
+    pods.set(`${namespace}/${name}`, ref);
+    return ref;
+  }
+
+  const targetOf = (p: PodRef) =>
+    join(dir, 'pods', p.uid, 'volumes', 'kubernetes.io~csi', 'secrets', 'mount');
+  const volumeIdOf = (p: PodRef) => `csi-${createHash('sha256').update(`${p.uid}secrets`).digest('hex')}`;
+
+  /** The NodePublishVolume request kubelet builds for an inline CSI volume. */
+  function publishRequest(
+    p: PodRef,
+    o: { attrs?: Record<string, string>; token?: string; claim?: Partial<PodRef>; mountGroup?: string } = {},
+  ) {
+    const claim = { ...p, ...o.claim };
+    return {
+      volume_id: volumeIdOf(p),
+      target_path: targetOf(p),
+      volume_capability: {
+        mount: { fs_type: '', mount_flags: [], volume_mount_group: o.mountGroup ?? '' },
+        access_mode: { mode: 'SINGLE_NODE_WRITER' },
+      },
+      readonly: true,
+      volume_context: {
+        [CTX.podName]: claim.name,
+        [CTX.podNamespace]: claim.namespace,
+        [CTX.podUid]: claim.uid,
+        [CTX.serviceAccount]: claim.serviceAccount,
+        [CTX.ephemeral]: 'true',
+        [CTX.tokens]: JSON.stringify({
+          [AUD]: {
+            token: o.token ?? p.token,
+            expirationTimestamp: new Date(Date.now() + 600_000).toISOString(),
+          },
+        }),
+        csiSecretsName: 'db',
+        csiSecretsNamespace: ns,
+        ...o.attrs,
+      },
+    };
+  }
+  const publish = (p: PodRef, o: Parameters<typeof publishRequest>[1] = {}) =>
+    client.node('NodePublishVolume', publishRequest(p, o));
+  const codeOf = async (pr: Promise<unknown>): Promise<{ code: string | undefined; message: string }> => {
+    try {
+      await pr;
+      return { code: 'OK', message: '' };
+    } catch (err) {
+      return { code: grpcCodeName(err), message: (err as { details?: string }).details ?? String(err) };
+    }
+  };
+
+  before(async () => {
+    env = await useStack();
+    kube = adminClient(env);
+    vault = new VaultAdmin(env);
+    ns = uniqueName('csi');
+    ns2 = uniqueName('csi-other');
+    await tenant(env, kube, vault, ns);
+    await ensureNamespace(kube, ns, ['web', 'other']);
+    await ensureNamespace(kube, ns2, ['web']);
+
+    // The driver's RBAC, for real; the CSIDriver and DaemonSet manifests validated by the API server.
+    for (const m of readManifests(join(ROOT, 'deploy', 'csi', 'rbac.yaml'))) await apply(kube, m);
+    for (const m of [
+      ...readManifests(join(ROOT, 'deploy', 'csi', 'csidriver.yaml')),
+      ...readManifests(join(ROOT, 'deploy', 'csi', 'daemonset.yaml')),
+    ]) {
+      const rt = m.kind === 'CSIDriver' ? CSIDrivers : resourceOf(m);
+      await kube.patch(rt, m.metadata.name ?? '', m.metadata.namespace, m, 'apply', {
+        fieldManager: 'ferry-e2e',
+        force: true,
+        dryRun: true,
+      });
+    }
+    const sa = await kube.createToken('ferry-system', 'ferry-csi-driver', { expirationSeconds: 3600 });
+    driverKube = new KubeClient({
+      server: env.apiServer,
+      caPem: await readFile(env.caFile, 'utf8'),
+      token: sa.token,
+      namespace: 'ferry-system',
+    });
+
+    secretValues.password = canary('pw');
+    secretValues.apiToken = canary('api');
+    await vault.kvPut('kvv2', `${ns}/db`, { username: 'app', password: secretValues.password, port: 5432 });
+    await vault.kvPut('kvv1', `${ns}/api`, { token: secretValues.apiToken }, 1);
+    await apply(kube, {
+      apiVersion: 'secrets.hashicorp.com/v1beta1',
+      kind: 'CSISecrets',
+      metadata: { name: 'db', namespace: ns },
+      spec: {
+        vaultAuthRef: { name: 'auth' },
+        accessControl: {
+          serviceAccountPattern: 'web',
+          namespacePatterns: [ns],
+          podLabels: { app: 'web' },
+          matchPolicy: 'all',
+        },
+        secrets: {
+          vaultStaticSecrets: [
+            { mount: 'kvv2', path: `${ns}/db`, type: 'kv-v2' },
+            {
+              mount: 'kvv1',
+              path: `${ns}/api`,
+              type: 'kv-v1',
+              transformation: {
+                excludeRaw: true,
+                templates: { url: { text: 'https://api.example/?t={{ .Secrets.token }}' } },
+              },
+            },
+          ],
+        },
+      },
+    } as Manifest);
+
+    dir = await mkdtemp(join(tmpdir(), 'ferry-csi-e2e-'));
+    const probe = await canMountTmpfs(join(dir, 'probe'));
+    mounter = probe.ok ? new TmpfsMounter({ size: '1m' }) : new DirMounter();
+    if (!probe.ok) process.stderr.write(`[csi e2e] plain directories: ${probe.reason}\n`);
+    driver = new CsiDriver({
+      client: driverKube,
+      logger: pino({ level: 'silent' }),
+      driverName: AUD,
+      nodeId: 'e2e-node',
+      operatorNamespace: env.operatorNamespace,
+      mounter,
+      targetRoot: join(dir, 'pods'),
+      refreshIntervalMs: 0,
+      globalExcludeRaw: false,
+      allowDefaultGlobals: true,
+      clientCacheSize: 100,
+      healthAddress: null,
+    });
+    const sock = await driver.start(`unix://${join(dir, 'csi.sock')}`);
+    await driver.waitForSync(AbortSignal.timeout(30_000));
+    client = new CsiClient(sock);
+
+    await makePod(ns, 'web-1', 'web', { app: 'web' });
+    await makePod(ns, 'web-2', 'web', { app: 'web' }, { runAsUser: 1234, runAsGroup: 1234 });
+    await makePod(ns, 'wrong-sa', 'other', { app: 'web' });
+    await makePod(ns, 'wrong-label', 'web', { app: 'api' });
+    await makePod(ns2, 'web-elsewhere', 'web', { app: 'web' });
+  });
+
+  after(async () => {
+    for (const p of pods.values()) await mounter?.teardown(targetOf(p)).catch(() => {});
+    client?.close();
+    await driver?.stop();
+    await driverKube?.close();
+    await vault?.close();
+    if (dir) await rm(dir, { recursive: true, force: true });
+    await kube?.close();
+  });
+
+  it('an authorised pod gets its files, with the right contents, modes and ownership', async () => {
+    const p = pods.get(`${ns}/web-1`) as PodRef;
+    await publish(p);
+    const t = targetOf(p);
+    if (mounter.kind === 'tmpfs')
+      assert.equal((await mountPoints()).get(t), 'tmpfs', 'target is a tmpfs mount');
+    const read = (n: string) => readFile(join(t, n), 'utf8');
+    assert.equal(await read('static_secret_0_password'), secretValues.password);
+    assert.equal(await read('static_secret_0_username'), 'app');
+    assert.equal(await read('static_secret_0_port'), '5432');
+    assert.deepEqual(JSON.parse(await read('static_secret_0__raw')).data.password, secretValues.password);
+    assert.equal(await read('static_secret_1_token'), secretValues.apiToken);
+    assert.equal(await read('static_secret_1_url'), `https://api.example/?t=${secretValues.apiToken}`);
+    await assert.rejects(lstat(join(t, 'static_secret_1__raw')), { code: 'ENOENT' });
+    const st = await stat(join(t, 'static_secret_0_password'));
+    assert.equal(st.mode & 0o777, 0o440);
+    assert.equal(st.gid, 2000, 'group is the pod fsGroup');
+    assert.equal((await stat(t)).mode & 0o777, 0o750);
+    assert.match(await readlink(join(t, '..data')), /^\.\.\d{4}_/);
+  });
+
+  it('kubelet-delegated fsGroup (volume_mount_group) wins; without fsGroup files are 0400 for runAsUser', async () => {
+    const p = pods.get(`${ns}/web-2`) as PodRef;
+    await publish(p, { mountGroup: '3000' });
+    const st = await stat(join(targetOf(p), 'static_secret_0_password'));
+    assert.equal(st.gid, 3000);
+    assert.equal(st.mode & 0o777, 0o440);
+    await client.node('NodeUnpublishVolume', { volume_id: volumeIdOf(p), target_path: targetOf(p) });
+    await publish(p);
+    const st2 = await stat(join(targetOf(p), 'static_secret_0_password'));
+    assert.equal(st2.mode & 0o777, 0o400);
+    assert.equal(st2.uid, 1234);
+  });
+
+  it('republish with the same arguments does not fetch again; an edited CSISecrets does, in place', async () => {
+    const p = pods.get(`${ns}/web-1`) as PodRef;
+    const before = driver.node.stats.fetches;
+    const t0 = performance.now();
+    await publish(p);
+    const ms = performance.now() - t0;
+    assert.equal(driver.node.stats.fetches, before, 'no re-fetch');
+    assert.ok(ms < 200, `idempotent republish took ${ms} ms`);
+
+    const rotated = canary('pw2');
+    await vault.kvPut('kvv2', `${ns}/db`, { username: 'app', password: rotated, port: 5432 });
+    await publish(p);
+    assert.equal(
+      await readFile(join(targetOf(p), 'static_secret_0_password'), 'utf8'),
+      secretValues.password,
+    );
+
+    const obj = await kube.get<CSISecrets>(CSISecretsResource, 'db', ns);
+    const spec = obj.spec as NonNullable<CSISecrets['spec']>;
+    await kube.patch(
+      CSISecretsResource,
+      'db',
+      ns,
+      { spec: { secrets: { ...spec.secrets, transformation: { excludes: ['port'] } } } },
+      'merge',
+    );
+    await eventually('republish sees the new generation', async () => {
+      await publish(p);
+      return (await readFile(join(targetOf(p), 'static_secret_0_password'), 'utf8')) === rotated;
+    });
+    await assert.rejects(lstat(join(targetOf(p), 'static_secret_0_port')), { code: 'ENOENT' });
+    secretValues.password = rotated;
+  });
+
+  it('concurrent publishes for many pods are safe', async () => {
+    const many = await Promise.all(
+      Array.from({ length: 8 }, (_, i) => makePod(ns, `burst-${i}`, 'web', { app: 'web' })),
+    );
+    await Promise.all(many.flatMap((p) => [publish(p), publish(p)]));
+    for (const p of many) {
+      assert.equal(
+        await readFile(join(targetOf(p), 'static_secret_0_password'), 'utf8'),
+        secretValues.password,
+      );
+    }
+  });
+
+  it('refuses the wrong service account, label and namespace with PERMISSION_DENIED and a Warning Event', async () => {
+    for (const key of [`${ns}/wrong-sa`, `${ns}/wrong-label`, `${ns2}/web-elsewhere`]) {
+      const p = pods.get(key) as PodRef;
+      const r = await codeOf(publish(p));
+      assert.equal(r.code, 'PERMISSION_DENIED', `${key}: ${r.message}`);
+      assert.match(r.message, /not authorized for secret sync/);
+      await assert.rejects(lstat(targetOf(p)), { code: 'ENOENT' }, `${key}: nothing written`);
+    }
+    const events = await eventually('PodNotAuthorized events', async () => {
+      const list = await kube.list<CoreEvent>(Events, { namespace: ns });
+      const hits = list.items.filter(
+        (e) =>
+          (e as CoreEvent & { reason?: string }).reason === 'PodNotAuthorized' &&
+          (e as CoreEvent & { involvedObject?: { kind?: string } }).involvedObject?.kind === 'CSISecrets',
+      );
+      return hits.length >= 3 ? hits : undefined;
+    });
+    const text = JSON.stringify(events);
+    for (const name of ['wrong-sa', 'wrong-label', 'web-elsewhere']) assert.ok(text.includes(name), name);
+  });
+
+  it('refuses a forged identity: another pod’s token, or a token for another audience', async () => {
+    const web = pods.get(`${ns}/web-1`) as PodRef;
+    const other = pods.get(`${ns}/wrong-sa`) as PodRef;
+    // The wrong-sa pod claims to be web-1 (same SA name web) but carries its own token.
+    let r = await codeOf(publish(other, { claim: { name: web.name, uid: web.uid, serviceAccount: 'web' } }));
+    assert.equal(r.code, 'PERMISSION_DENIED', r.message);
+    // A pod not published yet (an already-published volume is answered from the idempotency check
+    // without a fetch, so nothing new is disclosed there) with a real token for its SA and pod, but
+    // minted for Vault's audience, not the driver's; then with garbage for a token.
+    const fresh = await makePod(ns, 'web-3', 'web', { app: 'web' });
+    const tr = await kube.request<{ status: { token: string } }>(
+      'POST',
+      `/api/v1/namespaces/${ns}/serviceaccounts/web/token`,
+      {
+        body: {
+          apiVersion: 'authentication.k8s.io/v1',
+          kind: 'TokenRequest',
+          spec: {
+            audiences: ['vault'],
+            expirationSeconds: 600,
+            boundObjectRef: { kind: 'Pod', apiVersion: 'v1', name: fresh.name, uid: fresh.uid },
+          },
+        },
+      },
+    );
+    r = await codeOf(publish(fresh, { token: tr.status.token }));
+    assert.equal(r.code, 'PERMISSION_DENIED', r.message);
+    r = await codeOf(publish(fresh, { token: 'not-a-jwt' }));
+    assert.equal(r.code, 'PERMISSION_DENIED', r.message);
+    await assert.rejects(lstat(targetOf(fresh)), { code: 'ENOENT' });
+    // Its genuine token works.
+    await publish(fresh);
+    assert.equal(
+      await readFile(join(targetOf(fresh), 'static_secret_1_token'), 'utf8'),
+      secretValues.apiToken,
+    );
+  });
+
+  it('a missing CSISecrets is INTERNAL "not found" (as VSO); a malformed request INVALID_ARGUMENT', async () => {
+    const p = pods.get(`${ns}/web-1`) as PodRef;
+    const r = await codeOf(
+      publish({ ...p, uid: `${p.uid}-x` } as PodRef, { attrs: { csiSecretsName: 'nope' }, claim: p }),
+    );
+    assert.equal(r.code, 'INTERNAL');
+    assert.match(r.message, /csisecrets .*\/nope not found/);
+    const bad = publishRequest(p);
+    delete (bad.volume_context as Record<string, string>)[CTX.tokens];
+    assert.equal((await codeOf(client.node('NodePublishVolume', bad))).code, 'INVALID_ARGUMENT');
+  });
+
+  it('unpublish of a deleted pod removes every file and the mount', async () => {
+    const p = pods.get(`${ns}/web-1`) as PodRef;
+    await kube.delete(Pods, p.name, p.namespace);
+    await client.node('NodeUnpublishVolume', { volume_id: volumeIdOf(p), target_path: targetOf(p) });
+    assert.equal((await mountPoints()).has(targetOf(p)), false);
+    await assert.rejects(lstat(targetOf(p)), { code: 'ENOENT' });
+    // Publishing again for the deleted pod is refused: its token no longer authenticates.
+    const r = await codeOf(publish(p));
+    assert.equal(r.code, 'PERMISSION_DENIED', r.message);
+  });
+
+  it('no canary value reached Events, CSISecrets status or etcd', async () => {
+    const events = await kube.list<CoreEvent>(Events, { namespace: ns });
+    const objs = await kube.list<CSISecrets>(CSISecretsResource, { namespace: ns });
+    const visible = JSON.stringify(events.items) + JSON.stringify(objs.items);
+    for (const c of canaries) assert.ok(!visible.includes(c), 'a secret value reached an Event or object');
+
+    // Positive control: a value stored in a Secret must be found by the same scan.
+    const control = `csi-control-${randomBytes(10).toString('hex')}`;
+    await kube.create(Secrets, {
+      apiVersion: 'v1',
+      kind: 'Secret',
+      metadata: { name: 'control', namespace: ns },
+      stringData: { v: control },
+    } as KubeObject);
+    const found = await scanEtcd(env.etcd, [control, ...canaries]);
+    process.stderr.write(
+      `[csi e2e] etcd scan: ${found.keys} keys, ${found.bytes} bytes; control found: ${found.hits.has(control)}; canaries found: ${canaries.filter((c) => found.hits.has(c)).length}/${canaries.length}\n`,
+    );
+    assert.ok(found.hits.has(control), 'the scan finds a value stored in a Secret');
+    assert.deepEqual(
+      canaries.filter((c) => found.hits.has(c)),
+      [],
+      'a CSI canary secret value is in etcd',
+    );
+  });
+});
+
+/** Every key and value in etcd (v3 JSON gateway, paged), searched for the given strings. */
+async function scanEtcd(
+  endpoint: string,
+  needles: string[],
+): Promise<{ hits: Set<string>; keys: number; bytes: number }> {
+  const b64 = (s: string | Buffer) => Buffer.from(s).toString('base64');
+  const hits = new Set<string>();
+  const buffers = needles.map((n) => Buffer.from(n));
+  let key = b64('\0');
+  let keys = 0;
+  let bytes = 0;
+  for (;;) {
+    const res = await request(`${endpoint}/v3/kv/range`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ key, range_end: b64('\0'), limit: 500 }),
+    });
+    const body = (await res.body.json()) as { kvs?: { key: string; value?: string }[]; more?: boolean };
+    assert.equal(res.statusCode, 200);
+    const kvs = body.kvs ?? [];
+    for (const kv of kvs) {
+      const k = Buffer.from(kv.key, 'base64');
+      const v = Buffer.from(kv.value ?? '', 'base64');
+      keys++;
+      bytes += k.length + v.length;
+      buffers.forEach((n, i) => {
+        if (k.includes(n) || v.includes(n)) hits.add(needles[i] as string);
+      });
+    }
+    if (!body.more || kvs.length === 0) break;
+    const last = Buffer.from((kvs.at(-1) as { key: string }).key, 'base64');
+    key = b64(Buffer.concat([last, Buffer.from([0])]));
+  }
+  return { hits, keys, bytes };
+}
