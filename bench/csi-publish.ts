@@ -1,0 +1,184 @@
+// NodePublishVolume latency for a pod with 5 KV secrets, against the running stack
+// (`npm run stack -- up`): the driver runs in process as its ServiceAccount (deploy/csi/rbac.yaml)
+// and is called over its unix socket as kubelet would.
+//   cold: the Vault client cache is emptied before each publish (TokenRequest for the VaultAuth's
+//         ServiceAccount + Vault login + 5 reads)
+//   warm: the Vault session is cached (5 reads)
+// Every iteration is a full publish (the previous one is unpublished first, so the idempotency
+// check never short-circuits) including the TokenReview of the pod token, the Pod GET, the tmpfs
+// mount (or directory where mounting is not permitted) and the atomic write.
+//   node bench/csi-publish.ts [--cold N] [--warm N]
+import { createHash, randomBytes } from 'node:crypto';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import pino from 'pino';
+import { CTX } from '../src/csi/access.ts';
+import { CsiClient } from '../src/csi/client.ts';
+import { CsiDriver } from '../src/csi/driver.ts';
+import { canMountTmpfs, DirMounter, TmpfsMounter } from '../src/csi/mounter.ts';
+import { KubeClient } from '../src/k8s/client.ts';
+import { Namespaces, Pods } from '../src/k8s/resources.ts';
+import type { KubeObject } from '../src/k8s/types.ts';
+import {
+  adminClient,
+  apply,
+  ensureNamespace,
+  type Manifest,
+  readManifests,
+  tenant,
+  VaultAdmin,
+} from '../stack/lib/fixtures.ts';
+import { loadStackEnv } from '../stack/lib/stack.ts';
+
+const { values } = parseArgs({
+  options: { cold: { type: 'string', default: '30' }, warm: { type: 'string', default: '100' } },
+});
+const AUD = 'csi.vso.hashicorp.com';
+const ROOT = join(import.meta.dirname, '..');
+
+const env = loadStackEnv();
+const kube = adminClient(env);
+const vault = new VaultAdmin(env);
+const ns = `csi-bench-${randomBytes(3).toString('hex')}`;
+const dir = await mkdtemp(join(tmpdir(), 'ferry-csi-bench-'));
+let driver: CsiDriver | undefined;
+let client: CsiClient | undefined;
+let driverKube: KubeClient | undefined;
+
+function pct(xs: number[], p: number): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.min(s.length - 1, Math.ceil((p / 100) * s.length) - 1)] ?? Number.NaN;
+}
+
+try {
+  await tenant(env, kube, vault, ns);
+  await ensureNamespace(kube, ns, ['web']);
+  for (const m of readManifests(join(ROOT, 'deploy', 'csi', 'rbac.yaml'))) await apply(kube, m);
+  const statics = [];
+  for (let i = 0; i < 5; i++) {
+    await vault.kvPut('kvv2', `${ns}/s${i}`, {
+      username: `u${i}`,
+      password: randomBytes(16).toString('hex'),
+    });
+    statics.push({ mount: 'kvv2', path: `${ns}/s${i}`, type: 'kv-v2' });
+  }
+  await apply(kube, {
+    apiVersion: 'secrets.hashicorp.com/v1beta1',
+    kind: 'CSISecrets',
+    metadata: { name: 'db', namespace: ns },
+    spec: {
+      vaultAuthRef: { name: 'auth' },
+      accessControl: { serviceAccountPattern: 'web', namespacePatterns: [ns], podLabels: { app: 'web' } },
+      secrets: { vaultStaticSecrets: statics },
+    },
+  } as Manifest);
+  const pod = await kube.create<KubeObject>(Pods, {
+    apiVersion: 'v1',
+    kind: 'Pod',
+    metadata: { name: 'web', namespace: ns, labels: { app: 'web' } },
+    spec: {
+      serviceAccountName: 'web',
+      securityContext: { fsGroup: 2000 },
+      containers: [{ name: 'app', image: 'busybox' }],
+    },
+  } as KubeObject);
+  const uid = pod.metadata.uid ?? '';
+  const tr = await kube.request<{ status: { token: string } }>(
+    'POST',
+    `/api/v1/namespaces/${ns}/serviceaccounts/web/token`,
+    {
+      body: {
+        apiVersion: 'authentication.k8s.io/v1',
+        kind: 'TokenRequest',
+        spec: {
+          audiences: [AUD],
+          expirationSeconds: 3600,
+          boundObjectRef: { kind: 'Pod', apiVersion: 'v1', name: 'web', uid },
+        },
+      },
+    },
+  );
+
+  const sa = await kube.createToken('ferry-system', 'ferry-csi-driver', { expirationSeconds: 3600 });
+  driverKube = new KubeClient({
+    server: env.apiServer,
+    caPem: await readFile(env.caFile, 'utf8'),
+    token: sa.token,
+    namespace: 'ferry-system',
+  });
+  const tmpfs = (await canMountTmpfs(join(dir, 'probe'))).ok;
+  driver = new CsiDriver({
+    client: driverKube,
+    logger: pino({ level: 'silent' }),
+    driverName: AUD,
+    nodeId: 'bench-node',
+    operatorNamespace: env.operatorNamespace,
+    mounter: tmpfs ? new TmpfsMounter({ size: '1m' }) : new DirMounter(),
+    targetRoot: join(dir, 'pods'),
+    refreshIntervalMs: 0,
+    globalExcludeRaw: false,
+    allowDefaultGlobals: true,
+    clientCacheSize: 100,
+    healthAddress: null,
+  });
+  const sock = await driver.start(`unix://${join(dir, 'csi.sock')}`);
+  await driver.waitForSync(AbortSignal.timeout(30_000));
+  client = new CsiClient(sock);
+
+  const target = join(dir, 'pods', uid, 'volumes', 'kubernetes.io~csi', 'secrets', 'mount');
+  const volumeId = `csi-${createHash('sha256').update(`${uid}secrets`).digest('hex')}`;
+  const req = {
+    volume_id: volumeId,
+    target_path: target,
+    volume_capability: { mount: {}, access_mode: { mode: 'SINGLE_NODE_WRITER' } },
+    readonly: true,
+    volume_context: {
+      [CTX.podName]: 'web',
+      [CTX.podNamespace]: ns,
+      [CTX.podUid]: uid,
+      [CTX.serviceAccount]: 'web',
+      [CTX.ephemeral]: 'true',
+      [CTX.tokens]: JSON.stringify({ [AUD]: { token: tr.status.token, expirationTimestamp: '' } }),
+      csiSecretsName: 'db',
+    },
+  };
+  const c = client;
+  const d = driver;
+  const once = async (cold: boolean): Promise<number> => {
+    await c.node('NodeUnpublishVolume', { volume_id: volumeId, target_path: target });
+    if (cold) await d.vaultClients.clear({ revoke: true });
+    const t0 = performance.now();
+    await c.node('NodePublishVolume', req);
+    return performance.now() - t0;
+  };
+  for (let i = 0; i < 5; i++) await once(false); // JIT and connection warm-up
+  const cold: number[] = [];
+  for (let i = 0; i < Number(values.cold); i++) cold.push(await once(true));
+  const warm: number[] = [];
+  for (let i = 0; i < Number(values.warm); i++) warm.push(await once(false));
+  const t0 = performance.now();
+  await c.node('NodePublishVolume', req);
+  const idem = performance.now() - t0;
+  const fmt = (xs: number[]) =>
+    `p50 ${pct(xs, 50).toFixed(1)} ms  p99 ${pct(xs, 99).toFixed(1)} ms  (n=${xs.length}, max ${Math.max(...xs).toFixed(1)} ms)`;
+  process.stdout.write(
+    [
+      `NodePublishVolume, 5 kv-v2 secrets (${env.flavor}, ${tmpfs ? 'tmpfs' : 'plain directory'}):`,
+      `  cold (no cached Vault session): ${fmt(cold)}`,
+      `  warm (cached Vault session):    ${fmt(warm)}`,
+      `  idempotent republish:           ${idem.toFixed(1)} ms`,
+      '',
+    ].join('\n'),
+  );
+  await c.node('NodeUnpublishVolume', { volume_id: volumeId, target_path: target });
+} finally {
+  client?.close();
+  await driver?.stop();
+  await driverKube?.close();
+  await kube.delete(Namespaces, ns).catch(() => {});
+  await vault.close();
+  await kube.close();
+  await rm(dir, { recursive: true, force: true });
+}
