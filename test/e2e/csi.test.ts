@@ -420,6 +420,59 @@ describe('CSI driver (real API server and Vault)', () => {
     assert.equal((await codeOf(client.node('NodePublishVolume', bad))).code, 'INVALID_ARGUMENT');
   });
 
+  it('mints AppRole secret-ids (plain and response-wrapped) and the role-id; they log in', async () => {
+    const mount = `approle-${ns}`;
+    await vault.call('POST', `sys/auth/${mount}`, { type: 'approle' });
+    await vault.call('POST', `auth/${mount}/role/app`, { token_policies: ['default'], secret_id_ttl: '10m' });
+    // The VaultAuth's policy gains what the driver needs to mint for this role.
+    await vault.policy(
+      `t-${ns}`,
+      `path "kvv2/data/${ns}/*" { capabilities = ["read"] }\npath "kvv1/${ns}/*" { capabilities = ["read"] }\n` +
+        `path "auth/${mount}/role/app/secret-id" { capabilities = ["update"] }\n` +
+        `path "auth/${mount}/role/app/role-id" { capabilities = ["read"] }\n`,
+    );
+    await apply(kube, {
+      apiVersion: 'secrets.hashicorp.com/v1beta1',
+      kind: 'CSISecrets',
+      metadata: { name: 'approle', namespace: ns },
+      spec: {
+        vaultAuthRef: { name: 'auth' },
+        accessControl: { serviceAccountPattern: 'web', namespacePatterns: [ns] },
+        secrets: {
+          vaultAppRoleSecretIDs: [
+            { mount, role: 'app', syncRoleID: true, metadata: { team: 'a' } },
+            { mount, role: 'app', wrapTTL: '5m' },
+          ],
+        },
+      },
+    } as Manifest);
+    const p = await makePod(ns, 'approle-user', 'web', {});
+    await eventually('CSISecrets approle published', async () => {
+      await publish(p, { attrs: { csiSecretsName: 'approle' } });
+      return true;
+    });
+    const t = targetOf(p);
+    const read = (n: string) => readFile(join(t, n), 'utf8');
+    const secretId = await read('app_role_0_secret_id');
+    const roleId = await read('app_role_0_role_id');
+    canaries.push(secretId);
+    assert.match(await read('app_role_0_secret_id_accessor'), /^[-0-9a-f]{36}$/);
+    const login = await vault.call('POST', `auth/${mount}/login`, { role_id: roleId, secret_id: secretId });
+    assert.ok((login?.auth as { client_token?: string } | undefined)?.client_token, 'the secret-id logs in');
+    const wrap = JSON.parse(await read('app_role_1_wrap_info.json')) as { token: string; ttl: number };
+    assert.equal(wrap.ttl, 300);
+    canaries.push(wrap.token);
+    await assert.rejects(lstat(join(t, 'app_role_1_secret_id')), { code: 'ENOENT' });
+    const unwrapped = await vault.call('POST', 'sys/wrapping/unwrap', { token: wrap.token });
+    const wrappedId = (unwrapped?.data as { secret_id?: string } | undefined)?.secret_id;
+    assert.ok(wrappedId, 'the wrapped response holds a secret-id');
+    canaries.push(wrappedId);
+    // An idempotent republish mints nothing new.
+    await publish(p, { attrs: { csiSecretsName: 'approle' } });
+    assert.equal(await read('app_role_0_secret_id'), secretId);
+    await client.node('NodeUnpublishVolume', { volume_id: volumeIdOf(p), target_path: t });
+  });
+
   it('unpublish of a deleted pod removes every file and the mount', async () => {
     const p = pods.get(`${ns}/web-1`) as PodRef;
     await kube.delete(Pods, p.name, p.namespace);
