@@ -521,6 +521,7 @@ export function vaultDynamicSecretReconciler(
       throw err;
     }
     const now = ctx.clock.now();
+    if (oldLeaseId && oldLeaseId !== newLeaseId) leaseStarts.delete(oldLeaseId);
     if (newLeaseId) leaseStarts.set(newLeaseId, now);
     const dataChanged = !macEqual(prevMAC, newMAC);
     // "Credentials changed" for workloads: a different lease, or (static/lease-less) different data.
