@@ -122,6 +122,7 @@ export class CsiDriver {
       audience,
       globalExcludeRaw: cfg.globalExcludeRaw,
       log,
+      whenSynced: (signal) => this.waitForSync(signal),
       ...(cfg.reviewToken ? { reviewToken: cfg.reviewToken } : {}),
     });
     this.node = new NodeService({

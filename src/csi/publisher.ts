@@ -64,6 +64,11 @@ export interface PublisherDeps {
   audience: string;
   globalExcludeRaw: boolean;
   log: Logger;
+  /** Resolves once the informer caches have synced (VaultAuth and VaultConnection come only from
+   * them); rejects when the signal aborts. */
+  whenSynced?: (signal: AbortSignal) => Promise<void>;
+  /** How long a publish waits for the caches before answering UNAVAILABLE. Default 10 s. */
+  syncWaitMs?: number;
   /** Defaults to a TokenReview through `client`. */
   reviewToken?: (token: string, audience: string, signal?: AbortSignal) => Promise<TokenReviewStatus>;
 }
@@ -152,6 +157,14 @@ export class Publisher {
   async publish(input: PublishInput, signal?: AbortSignal): Promise<PublishResult> {
     const d = this.#d;
     const { pod } = input;
+    if (d.whenSynced) {
+      const wait = AbortSignal.timeout(d.syncWaitMs ?? 10_000);
+      try {
+        await d.whenSynced(signal ? AbortSignal.any([signal, wait]) : wait);
+      } catch {
+        throw new CsiError('UNAVAILABLE', 'the driver has not synced its caches yet; kubelet will retry');
+      }
+    }
     const obj = await this.load(input.csiSecrets.namespace, input.csiSecrets.name, signal);
     const spec = obj.spec as CSISecretsSpec | undefined;
     const warn = (reason: string, message: string) => d.events.warning(involved(obj), reason, message);
