@@ -85,21 +85,11 @@ try {
     },
   } as KubeObject);
   const uid = pod.metadata.uid ?? '';
-  const tr = await kube.request<{ status: { token: string } }>(
-    'POST',
-    `/api/v1/namespaces/${ns}/serviceaccounts/web/token`,
-    {
-      body: {
-        apiVersion: 'authentication.k8s.io/v1',
-        kind: 'TokenRequest',
-        spec: {
-          audiences: [AUD],
-          expirationSeconds: 3600,
-          boundObjectRef: { kind: 'Pod', apiVersion: 'v1', name: 'web', uid },
-        },
-      },
-    },
-  );
+  const tr = await kube.createToken(ns, 'web', {
+    audiences: [AUD],
+    expirationSeconds: 3600,
+    boundObjectRef: { kind: 'Pod', apiVersion: 'v1', name: 'web', uid },
+  });
 
   const sa = await kube.createToken('ferry-system', 'ferry-csi-driver', { expirationSeconds: 3600 });
   driverKube = new KubeClient({
@@ -140,7 +130,7 @@ try {
       [CTX.podUid]: uid,
       [CTX.serviceAccount]: 'web',
       [CTX.ephemeral]: 'true',
-      [CTX.tokens]: JSON.stringify({ [AUD]: { token: tr.status.token, expirationTimestamp: '' } }),
+      [CTX.tokens]: JSON.stringify({ [AUD]: { token: tr.token, expirationTimestamp: '' } }),
       csiSecretsName: 'db',
     },
   };

@@ -35,6 +35,8 @@ export const REASONS = {
   HVSSecretError: 'HVSSecretError',
   K8sClientError: 'K8sClientError',
   StatusUpdateError: 'StatusUpdateError',
+  // Protected secrets (CSI): a pod was refused, its identity unproven or accessControl unmatched
+  PodNotAuthorized: 'PodNotAuthorized',
   // Rollout restart
   RolloutRestartTriggered: 'RolloutRestartTriggered',
   RolloutRestartFailed: 'RolloutRestartFailed',

@@ -8,6 +8,7 @@ import type { Transformation } from '../api/v1beta1/common.ts';
 import type { CSISecrets, CSISecretsSpec, VaultAppRoleSecretID } from '../api/v1beta1/csisecrets.ts';
 import type { SecretTransformation } from '../api/v1beta1/secrettransformation.ts';
 import { validateCSISecrets } from '../api/validate.ts';
+import { REASONS } from '../consts/reasons.ts';
 import { makeSecretData } from '../controllers/shared/secret-data.ts';
 import { shapeData } from '../controllers/shared/transformation.ts';
 import type { Consumer, VaultAccess } from '../controllers/shared/vault-access.ts';
@@ -32,8 +33,7 @@ import { API_GROUP_VERSION } from './names.ts';
 
 /** Event reasons of the driver (on the CSISecrets). */
 export const CSI_REASONS = {
-  /** A pod was refused: identity not proven or accessControl not matched. */
-  PodNotAuthorized: 'PodNotAuthorized',
+  PodNotAuthorized: REASONS.PodNotAuthorized,
   InvalidConfiguration: 'InvalidConfiguration',
   VaultClientError: 'VaultClientError',
   SecretDataBuilderError: 'SecretDataBuilderError',

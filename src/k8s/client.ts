@@ -248,7 +248,12 @@ export class KubeClient {
   async createToken(
     namespace: string,
     serviceAccount: string,
-    spec: { audiences?: string[]; expirationSeconds?: number },
+    spec: {
+      audiences?: string[];
+      expirationSeconds?: number;
+      /** Binds the token to an object (kubelet binds pod tokens to their Pod). */
+      boundObjectRef?: { kind: 'Pod' | 'Secret'; apiVersion: 'v1'; name: string; uid: string };
+    },
   ): Promise<{ token: string; expirationTimestamp: string }> {
     const path = `/api/v1/namespaces/${encodeURIComponent(namespace)}/serviceaccounts/${encodeURIComponent(serviceAccount)}/token`;
     const res = await this.request<{ status?: { token?: string; expirationTimestamp?: string } }>(

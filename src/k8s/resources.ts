@@ -42,6 +42,7 @@ export const ClusterRoleBindings = rt(
   'clusterrolebindings',
   false,
 );
+export const CSIDrivers = rt('storage.k8s.io', 'v1', 'CSIDriver', 'csidrivers', false);
 export const Roles = rt('rbac.authorization.k8s.io', 'v1', 'Role', 'roles', true);
 export const RoleBindings = rt('rbac.authorization.k8s.io', 'v1', 'RoleBinding', 'rolebindings', true);
 

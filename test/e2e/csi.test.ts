@@ -19,7 +19,6 @@ import { CsiClient, grpcCodeName } from '../../src/csi/client.ts';
 import { CsiDriver } from '../../src/csi/driver.ts';
 import { canMountTmpfs, DirMounter, type Mounter, mountPoints, TmpfsMounter } from '../../src/csi/mounter.ts';
 import { KubeClient } from '../../src/k8s/client.ts';
-import type { ResourceType } from '../../src/k8s/resources.ts';
 import { Events, Pods, Secrets } from '../../src/k8s/resources.ts';
 import type { CoreEvent, KubeObject } from '../../src/k8s/types.ts';
 import {
@@ -37,13 +36,6 @@ import { type StackEnv, uniqueName, useStack } from './harness.ts';
 
 const AUD = 'csi.vso.hashicorp.com';
 const ROOT = join(import.meta.dirname, '..', '..');
-const CSIDrivers: ResourceType = {
-  group: 'storage.k8s.io',
-  version: 'v1',
-  kind: 'CSIDriver',
-  plural: 'csidrivers',
-  namespaced: false,
-};
 const canaries: string[] = [];
 const canary = (label: string): string => {
   const v = `csi-canary-${label}-${randomBytes(10).toString('hex')}`;
@@ -98,22 +90,12 @@ describe('CSI driver (real API server and Vault)', () => {
     } as KubeObject);
     const uid = pod.metadata.uid ?? '';
     // What kubelet asks for (CSIDriver tokenRequests): a token for the pod's SA, bound to the pod.
-    const tr = await kube.request<{ status: { token: string } }>(
-      'POST',
-      `/api/v1/namespaces/${namespace}/serviceaccounts/${serviceAccount}/token`,
-      {
-        body: {
-          apiVersion: 'authentication.k8s.io/v1',
-          kind: 'TokenRequest',
-          spec: {
-            audiences: [AUD],
-            expirationSeconds: 600,
-            boundObjectRef: { kind: 'Pod', apiVersion: 'v1', name, uid },
-          },
-        },
-      },
-    );
-    const ref = { namespace, name, uid, serviceAccount, token: tr.status.token };
+    const tr = await kube.createToken(namespace, serviceAccount, {
+      audiences: [AUD],
+      expirationSeconds: 600,
+      boundObjectRef: { kind: 'Pod', apiVersion: 'v1', name, uid },
+    });
+    const ref = { namespace, name, uid, serviceAccount, token: tr.token };
     pods.set(`${namespace}/${name}`, ref);
     return ref;
   }
@@ -181,7 +163,7 @@ describe('CSI driver (real API server and Vault)', () => {
       ...readManifests(join(ROOT, 'deploy', 'csi', 'csidriver.yaml')),
       ...readManifests(join(ROOT, 'deploy', 'csi', 'daemonset.yaml')),
     ]) {
-      const rt = m.kind === 'CSIDriver' ? CSIDrivers : resourceOf(m);
+      const rt = resourceOf(m);
       await kube.patch(rt, m.metadata.name ?? '', m.metadata.namespace, m, 'apply', {
         fieldManager: 'ferry-e2e',
         force: true,
@@ -380,22 +362,12 @@ describe('CSI driver (real API server and Vault)', () => {
     // without a fetch, so nothing new is disclosed there) with a real token for its SA and pod, but
     // minted for Vault's audience, not the driver's; then with garbage for a token.
     const fresh = await makePod(ns, 'web-3', 'web', { app: 'web' });
-    const tr = await kube.request<{ status: { token: string } }>(
-      'POST',
-      `/api/v1/namespaces/${ns}/serviceaccounts/web/token`,
-      {
-        body: {
-          apiVersion: 'authentication.k8s.io/v1',
-          kind: 'TokenRequest',
-          spec: {
-            audiences: ['vault'],
-            expirationSeconds: 600,
-            boundObjectRef: { kind: 'Pod', apiVersion: 'v1', name: fresh.name, uid: fresh.uid },
-          },
-        },
-      },
-    );
-    r = await codeOf(publish(fresh, { token: tr.status.token }));
+    const tr = await kube.createToken(ns, 'web', {
+      audiences: ['vault'],
+      expirationSeconds: 600,
+      boundObjectRef: { kind: 'Pod', apiVersion: 'v1', name: fresh.name, uid: fresh.uid },
+    });
+    r = await codeOf(publish(fresh, { token: tr.token }));
     assert.equal(r.code, 'PERMISSION_DENIED', r.message);
     r = await codeOf(publish(fresh, { token: 'not-a-jwt' }));
     assert.equal(r.code, 'PERMISSION_DENIED', r.message);
