@@ -1,5 +1,7 @@
 // What end-to-end tests and the demo do to the real stack: administer Vault with the root token,
 // apply manifests with the admin identity, and wait for conditions. Never a stand-in for either.
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { Agent, request } from 'undici';
 import { parseAllDocuments } from 'yaml';
@@ -10,7 +12,7 @@ import { isK8sApiError } from '../../src/k8s/errors.ts';
 import type { ResourceType } from '../../src/k8s/resources.ts';
 import * as builtin from '../../src/k8s/resources.ts';
 import { apiVersionOf } from '../../src/k8s/resources.ts';
-import type { KubeObject } from '../../src/k8s/types.ts';
+import type { CoreEvent, KubeObject } from '../../src/k8s/types.ts';
 import type { StackEnv } from './stack.ts';
 
 /** Where a VaultAdmin points: the stack's server by default, or a private dev server. */
@@ -211,4 +213,153 @@ export async function tenant(env: StackEnv, kube: KubeClient, vault: VaultAdmin,
       kubernetes: { role: `t-${ns}`, serviceAccount: 'app', audiences: ['vault'] },
     },
   } as Manifest);
+}
+
+/** A fresh secret value to plant in Vault and look for where it must never appear; pushed to `sink` too. */
+export function canary(label: string, sink?: string[]): string {
+  const value = `canary-${label}-${randomBytes(8).toString('hex')}`;
+  sink?.push(value);
+  return value;
+}
+
+/** Labels and annotations for a manifest's metadata. */
+export type ExtraMetadata = { labels?: Record<string, string>; annotations?: Record<string, string> };
+
+/**
+ * A secrets.hashicorp.com/v1beta1 object of `kind` in `ns` that logs in with the tenant's VaultAuth
+ * `auth` (see tenant) unless `spec` names another `vaultAuthRef`.
+ */
+export function secretsResource(
+  kind: string,
+  ns: string,
+  name: string,
+  spec: Record<string, unknown>,
+  metadata: ExtraMetadata = {},
+): Manifest {
+  return {
+    apiVersion: 'secrets.hashicorp.com/v1beta1',
+    kind,
+    metadata: { name, namespace: ns, ...metadata },
+    spec: { vaultAuthRef: 'auth', ...spec },
+  } as Manifest;
+}
+
+/** A VaultStaticSecret manifest (see secretsResource). */
+export const vss = (
+  ns: string,
+  name: string,
+  spec: Record<string, unknown>,
+  metadata?: ExtraMetadata,
+): Manifest => secretsResource('VaultStaticSecret', ns, name, spec, metadata);
+
+/** A VaultDynamicSecret manifest (see secretsResource). */
+export const vds = (ns: string, name: string, spec: Record<string, unknown>): Manifest =>
+  secretsResource('VaultDynamicSecret', ns, name, spec);
+
+/** A VaultPKISecret manifest (see secretsResource). */
+export const vps = (ns: string, name: string, spec: Record<string, unknown>): Manifest =>
+  secretsResource('VaultPKISecret', ns, name, spec);
+
+/** The status condition of `type`, if any. */
+export function condition<C extends { type: string }>(
+  o: { status?: { conditions?: C[] } } | undefined,
+  type: string,
+): C | undefined {
+  return o?.status?.conditions?.find((c) => c.type === type);
+}
+
+/** SecretSynced is True for the object's current generation. */
+export function synced(
+  o:
+    | (KubeObject & {
+        status?: { conditions?: { type: string; status: string; observedGeneration?: number }[] };
+      })
+    | undefined,
+): boolean {
+  const c = condition(o, 'SecretSynced');
+  return c?.status === 'True' && c.observedGeneration === o?.metadata.generation;
+}
+
+/** The annotation a rollout restart sets on a workload's pod template. */
+export const RESTARTED_AT = 'vso.secrets.hashicorp.com/restartedAt';
+
+/** A pod template labelled app=`app` with one container that need never run. */
+export const podTemplate = (app: string): Record<string, unknown> => ({
+  metadata: { labels: { app } },
+  spec: { containers: [{ name: 'c', image: 'example.invalid/app:1' }] },
+});
+
+/** A Deployment `name` selecting app=`name` (see podTemplate): a rollout-restart target. */
+export const deployment = (ns: string, name: string, replicas = 1): Manifest =>
+  ({
+    apiVersion: 'apps/v1',
+    kind: 'Deployment',
+    metadata: { name, namespace: ns },
+    spec: { replicas, selector: { matchLabels: { app: name } }, template: podTemplate(name) },
+  }) as Manifest;
+
+/** When a rollout restart last touched the workload (its pod template's RESTARTED_AT annotation). */
+export async function restartedAt(
+  kube: KubeClient,
+  rt: ResourceType,
+  name: string,
+  ns: string,
+): Promise<string | undefined> {
+  const w = await kube.get<
+    KubeObject & { spec: { template?: { metadata?: { annotations?: Record<string, string> } } } }
+  >(rt, name, ns);
+  return w.spec.template?.metadata?.annotations?.[RESTARTED_AT];
+}
+
+/** The Events in `ns`, only those about the object `name` when given. */
+export async function eventsOf(kube: KubeClient, ns: string, name?: string): Promise<CoreEvent[]> {
+  const list = await kube.list<CoreEvent>(builtin.Events, {
+    namespace: ns,
+    ...(name ? { fieldSelector: `involvedObject.name=${name}` } : {}),
+  });
+  return list.items;
+}
+
+/** Fails if any of `values` is in `text`, saying that `what` reached `where`. */
+export function assertNotIn(
+  values: Iterable<string>,
+  text: string,
+  where: string,
+  what = 'a secret value',
+): void {
+  for (const v of values) assert.ok(!text.includes(v), `${what} reached ${where}`);
+}
+
+/**
+ * Fails if any of `values` reached the operator log (when the stack runs the operator), an Event in
+ * `ns`, or the status of a `rt` object in `ns`: places anyone can read, which secret values must not reach.
+ */
+export async function assertNoLeak(
+  env: StackEnv,
+  kube: KubeClient,
+  ns: string,
+  rt: ResourceType,
+  values: Iterable<string>,
+  what = 'a secret value',
+): Promise<void> {
+  if (env.operator) assertNotIn(values, readFileSync(env.operator.log, 'utf8'), 'the operator log', what);
+  const events = await eventsOf(kube, ns);
+  const objects = await kube.list<KubeObject & { status?: unknown }>(rt, { namespace: ns });
+  const visible = JSON.stringify(events) + JSON.stringify(objects.items.map((o) => o.status));
+  assertNotIn(values, visible, 'an Event or status', what);
+}
+
+/** Someone edits the Secret: `key` of its data becomes `value`. */
+export async function tamper(
+  kube: KubeClient,
+  ns: string,
+  name: string,
+  key: string,
+  value = 'tampered',
+): Promise<void> {
+  const s = await kube.get<KubeObject & { data?: Record<string, string> }>(builtin.Secrets, name, ns);
+  await kube.replace(builtin.Secrets, {
+    ...s,
+    data: { ...s.data, [key]: Buffer.from(value).toString('base64') },
+  });
 }

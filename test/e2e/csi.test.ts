@@ -19,12 +19,15 @@ import { CsiClient, grpcCodeName } from '../../src/csi/client.ts';
 import { CsiDriver } from '../../src/csi/driver.ts';
 import { canMountTmpfs, DirMounter, type Mounter, mountPoints, TmpfsMounter } from '../../src/csi/mounter.ts';
 import { KubeClient } from '../../src/k8s/client.ts';
-import { Events, Pods, Secrets } from '../../src/k8s/resources.ts';
-import type { CoreEvent, KubeObject } from '../../src/k8s/types.ts';
+import { Pods, Secrets } from '../../src/k8s/resources.ts';
+import type { KubeObject } from '../../src/k8s/types.ts';
 import {
   adminClient,
   apply,
+  assertNotIn,
+  canary,
   ensureNamespace,
+  eventsOf,
   eventually,
   type Manifest,
   readManifests,
@@ -37,11 +40,6 @@ import { type StackEnv, uniqueName, useStack } from './harness.ts';
 const AUD = 'csi.vso.hashicorp.com';
 const ROOT = join(import.meta.dirname, '..', '..');
 const canaries: string[] = [];
-const canary = (label: string): string => {
-  const v = `csi-canary-${label}-${randomBytes(10).toString('hex')}`;
-  canaries.push(v);
-  return v;
-};
 
 interface PodRef {
   namespace: string;
@@ -178,8 +176,8 @@ describe('CSI driver (real API server and Vault)', () => {
       namespace: 'ferry-system',
     });
 
-    secretValues.password = canary('pw');
-    secretValues.apiToken = canary('api');
+    secretValues.password = canary('csi-pw', canaries);
+    secretValues.apiToken = canary('csi-api', canaries);
     await vault.kvPut('kvv2', `${ns}/db`, { username: 'app', password: secretValues.password, port: 5432 });
     await vault.kvPut('kvv1', `${ns}/api`, { token: secretValues.apiToken }, 1);
     await apply(kube, {
@@ -293,7 +291,7 @@ describe('CSI driver (real API server and Vault)', () => {
     assert.equal(driver.node.stats.fetches, before, 'no re-fetch');
     assert.ok(ms < 200, `idempotent republish took ${ms} ms`);
 
-    const rotated = canary('pw2');
+    const rotated = canary('csi-pw2', canaries);
     await vault.kvPut('kvv2', `${ns}/db`, { username: 'app', password: rotated, port: 5432 });
     await publish(p);
     assert.equal(
@@ -340,11 +338,8 @@ describe('CSI driver (real API server and Vault)', () => {
       await assert.rejects(lstat(targetOf(p)), { code: 'ENOENT' }, `${key}: nothing written`);
     }
     const events = await eventually('PodNotAuthorized events', async () => {
-      const list = await kube.list<CoreEvent>(Events, { namespace: ns });
-      const hits = list.items.filter(
-        (e) =>
-          (e as CoreEvent & { reason?: string }).reason === 'PodNotAuthorized' &&
-          (e as CoreEvent & { involvedObject?: { kind?: string } }).involvedObject?.kind === 'CSISecrets',
+      const hits = (await eventsOf(kube, ns)).filter(
+        (e) => e.reason === 'PodNotAuthorized' && e.involvedObject?.kind === 'CSISecrets',
       );
       return hits.length >= 3 ? hits : undefined;
     });
@@ -457,10 +452,9 @@ describe('CSI driver (real API server and Vault)', () => {
   });
 
   it('no canary value reached Events, CSISecrets status or etcd', async () => {
-    const events = await kube.list<CoreEvent>(Events, { namespace: ns });
+    const events = await eventsOf(kube, ns);
     const objs = await kube.list<CSISecrets>(CSISecretsResource, { namespace: ns });
-    const visible = JSON.stringify(events.items) + JSON.stringify(objs.items);
-    for (const c of canaries) assert.ok(!visible.includes(c), 'a secret value reached an Event or object');
+    assertNotIn(canaries, JSON.stringify(events) + JSON.stringify(objs.items), 'an Event or object');
 
     // Positive control: a value stored in a Secret must be found by the same scan.
     const control = `csi-control-${randomBytes(10).toString('hex')}`;

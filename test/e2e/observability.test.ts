@@ -2,45 +2,32 @@
 // stack; secret values never leaking to metrics, Events, status or the log; and VSO's destination
 // ownership rules (a foreign Secret is refused unless `overwrite: true`) reported where users look.
 import assert from 'node:assert/strict';
-import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { after, before, describe, it } from 'node:test';
 import { ALL_KINDS, VaultStaticSecrets } from '../../src/api/resources.ts';
 import type { VaultStaticSecret } from '../../src/api/v1beta1/vaultstaticsecret.ts';
 import type { KubeClient } from '../../src/k8s/client.ts';
-import { Events, Leases, Secrets } from '../../src/k8s/resources.ts';
-import type { CoreEvent, KubeObject, Secret } from '../../src/k8s/types.ts';
+import { Leases, Secrets } from '../../src/k8s/resources.ts';
+import type { KubeObject, Secret } from '../../src/k8s/types.ts';
 import type { Lease } from '../../src/runtime/leader.ts';
 import {
   adminClient,
   apply,
+  assertNotIn,
+  canary,
+  condition,
   decodeData,
+  eventsOf,
   eventually,
   getOrUndefined,
   type Manifest,
+  synced,
+  tamper,
   tenant,
   VaultAdmin,
+  vss,
 } from '../../stack/lib/fixtures.ts';
 import { type StackEnv, uniqueName, useStack } from './harness.ts';
-
-const canary = (label: string): string => `canary-${label}-${randomBytes(8).toString('hex')}`;
-
-function vss(ns: string, name: string, spec: Record<string, unknown>): Manifest {
-  return {
-    apiVersion: 'secrets.hashicorp.com/v1beta1',
-    kind: 'VaultStaticSecret',
-    metadata: { name, namespace: ns },
-    spec: { vaultAuthRef: 'auth', ...spec },
-  } as Manifest;
-}
-
-const condition = (o: VaultStaticSecret | undefined, type: string) =>
-  o?.status?.conditions?.find((c) => c.type === type);
-
-const synced = (o: VaultStaticSecret | undefined): boolean => {
-  const c = condition(o, 'SecretSynced');
-  return c?.status === 'True' && c.observedGeneration === o?.metadata.generation;
-};
 
 async function get(url: string): Promise<{ status: number; body: string }> {
   const res = await fetch(url, { signal: AbortSignal.timeout(5_000) });
@@ -59,13 +46,7 @@ describe('operator observability', () => {
     assert.equal(r.status, 200);
     return r.body;
   };
-  const events = async (name?: string): Promise<CoreEvent[]> =>
-    (
-      await kube.list<CoreEvent>(Events, {
-        namespace: ns,
-        ...(name ? { fieldSelector: `involvedObject.name=${name}` } : {}),
-      })
-    ).items;
+  const events = (name?: string) => eventsOf(kube, ns, name);
 
   before(async () => {
     env = await useStack();
@@ -127,9 +108,7 @@ describe('operator observability', () => {
   const assertNoLeak = async (canaries: string[]): Promise<void> => {
     // Let the operator flush its log.
     await new Promise((r) => setTimeout(r, 300));
-    const leaks = (where: string, text: string): void => {
-      for (const c of canaries) assert.ok(!text.includes(c), `a secret value reached ${where}`);
-    };
+    const leaks = (where: string, text: string): void => assertNotIn(canaries, text, where);
     leaks('/metrics', await metrics());
     leaks('an Event in the namespace', JSON.stringify(await events()));
     for (const kind of ALL_KINDS) {
@@ -165,11 +144,7 @@ describe('operator observability', () => {
       async () => decodeData((await kube.get<Secret>(Secrets, 'canary', ns)).data).password === second,
       15_000,
     );
-    const s = await kube.get<Secret>(Secrets, 'canary', ns);
-    await kube.replace<Secret>(Secrets, {
-      ...s,
-      data: { ...s.data, password: Buffer.from('tampered').toString('base64') },
-    });
+    await tamper(kube, ns, 'canary', 'password');
     await eventually(
       'drift healed',
       async () => decodeData((await kube.get<Secret>(Secrets, 'canary', ns)).data).password === second,

@@ -3,7 +3,6 @@
 // kube-controller-manager (Deployments get a new ReplicaSet, StatefulSets and DaemonSets a new
 // ControllerRevision) and a minimal Argo Rollout CRD.
 import assert from 'node:assert/strict';
-import { randomBytes } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
 import { VaultStaticSecrets } from '../../src/api/resources.ts';
 import type { VaultStaticSecret } from '../../src/api/v1beta1/vaultstaticsecret.ts';
@@ -14,25 +13,31 @@ import {
   CustomResourceDefinitions,
   DaemonSets,
   Deployments,
-  Events,
   ReplicaSets,
   Secrets,
   StatefulSets,
 } from '../../src/k8s/resources.ts';
-import type { CoreEvent, KubeObject, Secret } from '../../src/k8s/types.ts';
+import type { KubeObject, Secret } from '../../src/k8s/types.ts';
 import {
   adminClient,
   apply,
+  canary,
+  condition,
   decodeData,
+  deployment,
+  eventsOf,
   eventually,
   getOrUndefined,
   type Manifest,
+  podTemplate,
+  restartedAt,
+  synced,
   tenant,
   VaultAdmin,
+  vss,
 } from '../../stack/lib/fixtures.ts';
 import { type StackEnv, uniqueName, useStack } from './harness.ts';
 
-const RESTARTED_AT = 'vso.secrets.hashicorp.com/restartedAt';
 const RFC3339 = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})$/;
 
 /**
@@ -53,27 +58,6 @@ const ControllerRevisions: ResourceType = {
 type Workload = KubeObject & {
   spec: { template?: { metadata?: { annotations?: Record<string, string> } }; restartAt?: string };
 };
-
-const canary = (label: string): string => `canary-${label}-${randomBytes(8).toString('hex')}`;
-
-function vss(ns: string, name: string, spec: Record<string, unknown>): Manifest {
-  return {
-    apiVersion: 'secrets.hashicorp.com/v1beta1',
-    kind: 'VaultStaticSecret',
-    metadata: { name, namespace: ns },
-    spec: { vaultAuthRef: 'auth', ...spec },
-  } as Manifest;
-}
-
-const synced = (o: VaultStaticSecret | undefined): boolean =>
-  o?.status?.conditions?.some(
-    (c) => c.type === 'SecretSynced' && c.status === 'True' && c.observedGeneration === o.metadata.generation,
-  ) ?? false;
-
-const podTemplate = (app: string): Record<string, unknown> => ({
-  metadata: { labels: { app } },
-  spec: { containers: [{ name: 'c', image: 'example.invalid/app:1' }] },
-});
 
 /** A minimal Argo Rollouts CRD: enough for the API server to store `spec.restartAt`. */
 const rolloutCRD: Manifest = {
@@ -102,8 +86,7 @@ describe('rollout restart targets', () => {
   let ns: string;
 
   const workload = (rt: ResourceType, name: string): Promise<Workload> => kube.get<Workload>(rt, name, ns);
-  const annotation = async (rt: ResourceType, name: string): Promise<string | undefined> =>
-    (await workload(rt, name)).spec.template?.metadata?.annotations?.[RESTARTED_AT];
+  const annotation = (rt: ResourceType, name: string) => restartedAt(kube, rt, name, ns);
   const replicaSets = async (app: string): Promise<KubeObject[]> =>
     (await kube.list<KubeObject>(ReplicaSets, { namespace: ns, labelSelector: `app=${app}` })).items;
   /** ControllerRevisions owned (by ownerReference) by the workload. */
@@ -112,9 +95,7 @@ describe('rollout restart targets', () => {
     const list = await kube.list<KubeObject>(ControllerRevisions, { namespace: ns });
     return list.items.filter((r) => (r.metadata.ownerReferences ?? []).some((o) => o.uid === uid));
   };
-  const events = async (name: string): Promise<CoreEvent[]> =>
-    (await kube.list<CoreEvent>(Events, { namespace: ns, fieldSelector: `involvedObject.name=${name}` }))
-      .items;
+  const events = (name: string) => eventsOf(kube, ns, name);
 
   /**
    * Records every version of a VaultStaticSecret the API server reports from now on, so a condition
@@ -137,8 +118,7 @@ describe('rollout restart targets', () => {
     })();
     return { seen, stop: () => ac.abort() };
   };
-  const rolloutCondition = (o: VaultStaticSecret | undefined) =>
-    o?.status?.conditions?.find((c) => c.type === 'RolloutRestart');
+  const rolloutCondition = (o: VaultStaticSecret | undefined) => condition(o, 'RolloutRestart');
 
   before(async () => {
     env = await useStack();
@@ -160,12 +140,7 @@ describe('rollout restart targets', () => {
   });
 
   it('restarts a Deployment, StatefulSet, DaemonSet and Argo Rollout on change, never on the first sync', async () => {
-    await apply(kube, {
-      apiVersion: 'apps/v1',
-      kind: 'Deployment',
-      metadata: { name: 'web', namespace: ns },
-      spec: { replicas: 1, selector: { matchLabels: { app: 'web' } }, template: podTemplate('web') },
-    } as Manifest);
+    await apply(kube, deployment(ns, 'web'));
     await apply(kube, {
       apiVersion: 'apps/v1',
       kind: 'StatefulSet',
@@ -244,11 +219,7 @@ describe('rollout restart targets', () => {
     assert.equal((await revisions(DaemonSets, 'agent')).length, 1);
     assert.ok(!(await events('app')).some((e) => e.reason === 'RolloutRestartTriggered'));
     const prior = await kube.get<VaultStaticSecret>(VaultStaticSecrets, 'app', ns);
-    assert.equal(
-      prior.status?.conditions?.find((c) => c.type === 'RolloutRestart'),
-      undefined,
-      'no RolloutRestart condition before any restart',
-    );
+    assert.equal(rolloutCondition(prior), undefined, 'no RolloutRestart condition before any restart');
 
     const rec = record('app');
     await eventually('watch started', async () => rec.seen.length > 0);

@@ -9,21 +9,22 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { SecretTransformations } from '../../src/api/resources.ts';
 import type { SecretTransformation } from '../../src/api/v1beta1/secrettransformation.ts';
-import { Events, Secrets } from '../../src/k8s/resources.ts';
-import type { KubeObject, Secret } from '../../src/k8s/types.ts';
+import { Secrets } from '../../src/k8s/resources.ts';
+import type { Secret } from '../../src/k8s/types.ts';
 import {
   adminClient,
   apply,
+  condition,
   decodeData,
+  eventsOf,
   eventually,
   getOrUndefined,
   type Manifest,
   tenant,
   VaultAdmin,
+  vss,
 } from '../../stack/lib/fixtures.ts';
 import { uniqueName, useStack } from './harness.ts';
-
-type EventLike = KubeObject & { reason?: string; type?: string; involvedObject?: { name?: string } };
 
 const env = await useStack();
 const kube = adminClient(env);
@@ -77,30 +78,32 @@ describe('transformations end to end', () => {
 
   it('renders inline and referenced templates into the destination Secret', async () => {
     await apply(kube, shared('postgres://{{ .Secrets.username }}@{{ template "hostport" .Secrets }}'));
-    await apply(kube, {
-      apiVersion: 'secrets.hashicorp.com/v1beta1',
-      kind: 'VaultStaticSecret',
-      metadata: { name: 'db', namespace: ns, labels: { app: 'web' }, annotations: { team: 'payments' } },
-      spec: {
-        vaultAuthRef: 'auth',
-        mount: 'kvv2',
-        type: 'kv-v2',
-        path: `${ns}/db`,
-        refreshAfter: '1h',
-        destination: {
-          name: 'db-creds',
-          create: true,
-          transformation: {
-            excludeRaw: true,
-            templates: {
-              USER: { text: '{{ .Secrets.username | upper }}' },
-              OWNER: { text: '{{ .Annotations.team }}/{{ .Labels.app }}/v{{ .Metadata.version }}' },
+    await apply(
+      kube,
+      vss(
+        ns,
+        'db',
+        {
+          mount: 'kvv2',
+          type: 'kv-v2',
+          path: `${ns}/db`,
+          refreshAfter: '1h',
+          destination: {
+            name: 'db-creds',
+            create: true,
+            transformation: {
+              excludeRaw: true,
+              templates: {
+                USER: { text: '{{ .Secrets.username | upper }}' },
+                OWNER: { text: '{{ .Annotations.team }}/{{ .Labels.app }}/v{{ .Metadata.version }}' },
+              },
+              transformationRefs: [{ name: 'shared', templateRefs: [{ name: 'url', keyOverride: 'DSN' }] }],
             },
-            transformationRefs: [{ name: 'shared', templateRefs: [{ name: 'url', keyOverride: 'DSN' }] }],
           },
         },
-      },
-    } as Manifest);
+        { labels: { app: 'web' }, annotations: { team: 'payments' } },
+      ),
+    );
 
     const data = await eventually('the templated destination Secret', async () => {
       const s = await getOrUndefined<Secret>(kube, Secrets, 'db-creds', ns);
@@ -137,11 +140,10 @@ describe('transformations end to end', () => {
       return o?.status?.valid === false ? o : undefined;
     });
     assert.match(st.status?.error ?? '', /template: bad:1: function "nosuchfunc" not defined/);
-    const healthy = st.status?.conditions?.find((c) => c.type === 'Healthy');
-    assert.equal(healthy?.status, 'False');
+    assert.equal(condition(st, 'Healthy')?.status, 'False');
     await eventually('a TransformationError Event', async () => {
-      const evs = await kube.list<EventLike>(Events, { namespace: ns });
-      return evs.items.some(
+      const evs = await eventsOf(kube, ns);
+      return evs.some(
         (e) =>
           e.reason === 'TransformationError' && e.type === 'Warning' && e.involvedObject?.name === 'broken',
       );

@@ -13,19 +13,17 @@ import { type DevVault, devVaultBinary, startDevVault } from '../../stack/lib/de
 import {
   adminClient,
   apply,
+  condition,
   decodeData,
   ensureNamespace,
   eventually,
   type Manifest,
   VaultAdmin,
+  vss,
 } from '../../stack/lib/fixtures.ts';
 import { type StackEnv, uniqueName, useStack } from './harness.ts';
 
 const API = 'secrets.hashicorp.com/v1beta1';
-const condition = (
-  o: { status?: { conditions?: { type: string; status: string; message: string }[] } },
-  type: string,
-) => o.status?.conditions?.find((c) => c.type === type);
 
 describe('Vault behind its own CA, sealed and stopped', () => {
   let env: StackEnv;
@@ -97,19 +95,16 @@ describe('Vault behind its own CA, sealed and stopped', () => {
 
   it('keeps the destination through a seal, says why, and resumes after unseal without a restart', async () => {
     await vault.kvPut('kvv2', `${ns}/app`, { v: 'one' });
-    await apply(kube, {
-      apiVersion: API,
-      kind: 'VaultStaticSecret',
-      metadata: { name: 'app', namespace: ns },
-      spec: {
-        vaultAuthRef: 'auth',
+    await apply(
+      kube,
+      vss(ns, 'app', {
         mount: 'kvv2',
         type: 'kv-v2',
         path: `${ns}/app`,
         refreshAfter: '1s',
         destination: { name: 'app', create: true },
-      },
-    } as Manifest);
+      }),
+    );
     const first = await eventually('first sync', async () => {
       const s = await kube.get<Secret>(Secrets, 'app', ns).catch(() => undefined);
       return s && decodeData(s.data).v === 'one' ? s : undefined;

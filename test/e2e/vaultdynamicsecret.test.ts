@@ -10,31 +10,25 @@ import pg from 'pg';
 import { VaultDynamicSecrets } from '../../src/api/resources.ts';
 import type { VaultDynamicSecret } from '../../src/api/v1beta1/vaultdynamicsecret.ts';
 import type { KubeClient } from '../../src/k8s/client.ts';
-import { Deployments, Events, Secrets } from '../../src/k8s/resources.ts';
-import type { CoreEvent, KubeObject, Secret } from '../../src/k8s/types.ts';
+import { Deployments, Secrets } from '../../src/k8s/resources.ts';
+import type { Secret } from '../../src/k8s/types.ts';
 import {
   adminClient,
   apply,
+  assertNoLeak,
+  condition,
   decodeData,
+  deployment,
   eventually,
   getOrUndefined,
-  type Manifest,
+  restartedAt,
   tenant,
   VaultAdmin,
+  vds,
 } from '../../stack/lib/fixtures.ts';
 import { type StackEnv, uniqueName, useStack } from './harness.ts';
 
-const RESTARTED_AT = 'vso.secrets.hashicorp.com/restartedAt';
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-function vds(ns: string, name: string, spec: Record<string, unknown>): Manifest {
-  return {
-    apiVersion: 'secrets.hashicorp.com/v1beta1',
-    kind: 'VaultDynamicSecret',
-    metadata: { name, namespace: ns },
-    spec: { vaultAuthRef: 'auth', ...spec },
-  } as Manifest;
-}
 
 describe('VaultDynamicSecret (database engine, PostgreSQL)', () => {
   let env: StackEnv;
@@ -142,31 +136,12 @@ describe('VaultDynamicSecret (database engine, PostgreSQL)', () => {
       username: staticUser,
       rotation_period: '5s',
     });
-    await apply(kube, {
-      apiVersion: 'apps/v1',
-      kind: 'Deployment',
-      metadata: { name: 'web', namespace: ns },
-      spec: {
-        replicas: 0,
-        selector: { matchLabels: { app: 'web' } },
-        template: {
-          metadata: { labels: { app: 'web' } },
-          spec: { containers: [{ name: 'c', image: 'example.invalid/app:1' }] },
-        },
-      },
-    } as Manifest);
+    await apply(kube, deployment(ns, 'web', 0));
   });
 
   after(async () => {
     process.stderr.write(`[vds e2e] figures ${JSON.stringify(figures)}\n`);
-    if (env.operator) {
-      const log = readFileSync(env.operator.log, 'utf8');
-      for (const s of secrets) assert.ok(!log.includes(s), 'a password reached the operator log');
-    }
-    const events = await kube.list<CoreEvent>(Events, { namespace: ns });
-    const statuses = await kube.list<VaultDynamicSecret>(VaultDynamicSecrets, { namespace: ns });
-    const visible = JSON.stringify(events.items) + JSON.stringify(statuses.items.map((o) => o.status));
-    for (const s of secrets) assert.ok(!visible.includes(s), 'a password reached an Event or status');
+    await assertNoLeak(env, kube, ns, VaultDynamicSecrets, secrets, 'a password');
     await vault.call('DELETE', `sys/mounts/${mount}`).catch(() => {});
     await vault.close();
     await kube.close();
@@ -210,17 +185,9 @@ describe('VaultDynamicSecret (database engine, PostgreSQL)', () => {
     );
     assert.equal((await creds('dyn-creds'))?.username, first.username, 'renewal keeps the user');
     assert.equal(await login(first.username, first.password), first.username, 'still logs in after renewal');
-    const renewalCondition = renewed.status?.conditions?.find((c) => c.type === 'LeaseRenewal');
-    assert.equal(renewalCondition?.status, 'True');
+    assert.equal(condition(renewed, 'LeaseRenewal')?.status, 'True');
     // Not restarted on the first sync nor on a renewal.
-    const web = await kube.get<
-      KubeObject & { spec: { template: { metadata: { annotations?: Record<string, string> } } } }
-    >(Deployments, 'web', ns);
-    assert.equal(
-      web.spec.template.metadata.annotations?.[RESTARTED_AT],
-      undefined,
-      'no restart on first sync',
-    );
+    assert.equal(await restartedAt(kube, Deployments, 'web', ns), undefined, 'no restart on first sync');
 
     // Truncation near max_ttl (30 s): new credentials, old lease revoked.
     const second = await eventually(
@@ -246,13 +213,10 @@ describe('VaultDynamicSecret (database engine, PostgreSQL)', () => {
     });
     assert.ok(rotated.status?.secretLease.id);
     // Rotation restarts the Deployment.
-    const restartedAt = await eventually('Deployment restarted after rotation', async () => {
-      const d = await kube.get<
-        KubeObject & { spec: { template: { metadata: { annotations?: Record<string, string> } } } }
-      >(Deployments, 'web', ns);
-      return d.spec.template.metadata.annotations?.[RESTARTED_AT];
-    });
-    assert.ok(Date.parse(restartedAt) > 0);
+    const restarted = await eventually('Deployment restarted after rotation', () =>
+      restartedAt(kube, Deployments, 'web', ns),
+    );
+    assert.ok(Date.parse(restarted) > 0);
 
     // Renewal timing as the operator logged it (planned horizon vs actual renewal).
     if (env.operator) {

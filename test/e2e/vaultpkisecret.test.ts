@@ -5,36 +5,33 @@
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { createPrivateKey, createPublicKey, X509Certificate } from 'node:crypto';
-import { readFileSync } from 'node:fs';
 import { after, before, describe, it } from 'node:test';
 import { request } from 'undici';
 import { VaultAuths, VaultPKISecrets } from '../../src/api/resources.ts';
 import type { VaultPKISecret } from '../../src/api/v1beta1/vaultpkisecret.ts';
 import type { KubeClient } from '../../src/k8s/client.ts';
-import { Deployments, Events, Secrets } from '../../src/k8s/resources.ts';
-import type { CoreEvent, KubeObject, Secret } from '../../src/k8s/types.ts';
+import { Deployments, Secrets } from '../../src/k8s/resources.ts';
+import type { KubeObject, Secret } from '../../src/k8s/types.ts';
 import {
   adminClient,
   apply,
+  assertNoLeak,
+  condition,
   decodeData,
+  deployment,
+  eventsOf,
   eventually,
   getOrUndefined,
   type Manifest,
+  restartedAt,
+  tamper,
   tenant,
   VaultAdmin,
+  vps,
 } from '../../stack/lib/fixtures.ts';
 import { type StackEnv, uniqueName, useStack } from './harness.ts';
 
 const DOMAIN = 'example.test';
-
-function vps(ns: string, name: string, spec: Record<string, unknown>): Manifest {
-  return {
-    apiVersion: 'secrets.hashicorp.com/v1beta1',
-    kind: 'VaultPKISecret',
-    metadata: { name, namespace: ns },
-    spec: { vaultAuthRef: 'auth', role: 'web', ...spec },
-  } as Manifest;
-}
 
 /** Vault writes serials as colon-separated hex, Node and openssl as bare upper-case hex. */
 const normSerial = (s: string): string => s.replace(/:/g, '').toUpperCase().replace(/^0+/, '');
@@ -69,6 +66,8 @@ describe('VaultPKISecret', () => {
   const privateKeys: string[] = [];
 
   const get = (name: string): Promise<VaultPKISecret> => kube.get<VaultPKISecret>(VaultPKISecrets, name, ns);
+  /** A VaultPKISecret issuing from the PKI role `web`. */
+  const webCert = (name: string, spec: Record<string, unknown>) => vps(ns, name, { role: 'web', ...spec });
   const secret = (name: string): Promise<Secret | undefined> =>
     getOrUndefined<Secret>(kube, Secrets, name, ns);
   /** The VaultPKISecret once it reports a synced certificate, optionally a different one than `not`. */
@@ -174,14 +173,7 @@ describe('VaultPKISecret', () => {
   after(async () => {
     // No private key may reach the operator's log, Events or status of any object in the namespace.
     assert.ok(privateKeys.length > 0, 'private keys were collected');
-    if (env.operator) {
-      const log = readFileSync(env.operator.log, 'utf8');
-      for (const k of privateKeys) assert.ok(!log.includes(k), 'a private key reached the operator log');
-    }
-    const events = await kube.list<CoreEvent>(Events, { namespace: ns });
-    const statuses = await kube.list<VaultPKISecret>(VaultPKISecrets, { namespace: ns });
-    const visible = JSON.stringify(events.items) + JSON.stringify(statuses.items.map((o) => o.status));
-    for (const k of privateKeys) assert.ok(!visible.includes(k), 'a private key reached an Event or status');
+    await assertNoLeak(env, kube, ns, VaultPKISecrets, privateKeys, 'a private key');
     await vault.call('DELETE', `sys/mounts/${mount}`).catch(() => undefined);
     await vault.close();
     await kube.close();
@@ -190,7 +182,7 @@ describe('VaultPKISecret', () => {
   it('issues into a kubernetes.io/tls Secret: chain, SANs, TTL, key pair, ca.crt and all response keys', async () => {
     await apply(
       kube,
-      vps(ns, 'web', {
+      webCert('web', {
         mount,
         commonName: `web.${DOMAIN}`,
         altNames: [`alt.${DOMAIN}`],
@@ -245,15 +237,14 @@ describe('VaultPKISecret', () => {
     assert.equal(d.private_key, d['tls.key']);
     assert.equal(JSON.parse(d._raw ?? '{}').serial_number, serial);
     assert.match(o.status?.secretMAC ?? '', /^[A-Za-z0-9+/]{43}=$/);
-    for (const t of ['SecretSynced', 'Healthy', 'Ready'])
-      assert.equal(o.status?.conditions?.find((c) => c.type === t)?.status, 'True', t);
+    for (const t of ['SecretSynced', 'Healthy', 'Ready']) assert.equal(condition(o, t)?.status, 'True', t);
     assert.ok(o.metadata.finalizers?.includes('vaultpkisecrets.secrets.hashicorp.com/finalizer'));
   });
 
   it('issues through issuerRef from an intermediate: ca_chain set and ca.crt still present (VSO #178)', async () => {
     await apply(
       kube,
-      vps(ns, 'via-int', {
+      webCert('via-int', {
         mount,
         issuerRef: 'int',
         commonName: `int.${DOMAIN}`,
@@ -276,29 +267,12 @@ describe('VaultPKISecret', () => {
   });
 
   it('renews inside the window, restarts the rollout only on rotation, revokes the previous serial', async () => {
-    await apply(kube, {
-      apiVersion: 'apps/v1',
-      kind: 'Deployment',
-      metadata: { name: 'app', namespace: ns },
-      spec: {
-        replicas: 0,
-        selector: { matchLabels: { app: 'app' } },
-        template: {
-          metadata: { labels: { app: 'app' } },
-          spec: { containers: [{ name: 'c', image: 'example.invalid/app:1' }] },
-        },
-      },
-    } as Manifest);
-    const restartedAt = async (): Promise<string | undefined> =>
-      (
-        await kube.get<
-          KubeObject & { spec: { template: { metadata: { annotations?: Record<string, string> } } } }
-        >(Deployments, 'app', ns)
-      ).spec.template.metadata.annotations?.['vso.secrets.hashicorp.com/restartedAt'];
+    await apply(kube, deployment(ns, 'app', 0));
+    const appRestartedAt = () => restartedAt(kube, Deployments, 'app', ns);
 
     await apply(
       kube,
-      vps(ns, 'short', {
+      webCert('short', {
         mount,
         commonName: `short.${DOMAIN}`,
         ttl: '10s',
@@ -312,7 +286,7 @@ describe('VaultPKISecret', () => {
     const s1 = first.status?.serialNumber ?? '';
     const exp1 = first.status?.expiration ?? 0;
     await dataFor('short', s1);
-    assert.equal(await restartedAt(), undefined, 'no restart on the first issue');
+    assert.equal(await appRestartedAt(), undefined, 'no restart on the first issue');
 
     const second = await issued('short', s1, 15_000);
     const s2 = second.status?.serialNumber ?? '';
@@ -323,14 +297,11 @@ describe('VaultPKISecret', () => {
       `renewed inside the window (${exp1 * 1000 - rotatedAt} ms before expiry)`,
     );
     await dataFor('short', s2);
-    assert.ok(await eventually('restartedAt annotation', restartedAt), 'restart on rotation');
+    assert.ok(await eventually('restartedAt annotation', appRestartedAt), 'restart on rotation');
     await assertRevoked(s1);
-    const events = await kube.list<CoreEvent>(Events, {
-      namespace: ns,
-      fieldSelector: 'involvedObject.name=short',
-    });
-    assert.ok(events.items.some((e) => e.reason === 'SecretRotated'));
-    assert.ok(events.items.some((e) => e.reason === 'RolloutRestartTriggered'));
+    const events = await eventsOf(kube, ns, 'short');
+    assert.ok(events.some((e) => e.reason === 'SecretRotated'));
+    assert.ok(events.some((e) => e.reason === 'RolloutRestartTriggered'));
 
     // Deletion revokes the current certificate and releases the finalizer.
     const last = (await get('short')).status?.serialNumber ?? '';
@@ -346,7 +317,7 @@ describe('VaultPKISecret', () => {
     const before = (await issued('web')).status?.serialNumber ?? '';
     await apply(
       kube,
-      vps(ns, 'web', {
+      webCert('web', {
         mount,
         commonName: `web.${DOMAIN}`,
         altNames: [`alt.${DOMAIN}`, `new.${DOMAIN}`],
@@ -363,11 +334,7 @@ describe('VaultPKISecret', () => {
     assert.equal(await revocationTime(before), 0, 'revoke: false leaves the previous certificate alone');
 
     // Someone edits the destination: a new certificate replaces the tampered data.
-    const s = await kube.get<Secret>(Secrets, 'web-tls', ns);
-    await kube.replace<Secret>(Secrets, {
-      ...s,
-      data: { ...s.data, 'tls.crt': Buffer.from('x').toString('base64') },
-    });
+    await tamper(kube, ns, 'web-tls', 'tls.crt', 'x');
     const healed = (await issued('web', changed)).status?.serialNumber ?? '';
     await dataFor('web-tls', healed);
 
@@ -387,7 +354,7 @@ describe('VaultPKISecret', () => {
     } as Manifest);
     await apply(
       kube,
-      vps(ns, 'ext', {
+      webCert('ext', {
         mount,
         commonName: `ext.${DOMAIN}`,
         ttl: '5m',
@@ -421,7 +388,7 @@ describe('VaultPKISecret', () => {
     } as Manifest);
     await apply(
       kube,
-      vps(ns, 'orphan', {
+      webCert('orphan', {
         vaultAuthRef: 'doomed',
         mount,
         commonName: `orphan.${DOMAIN}`,
@@ -445,12 +412,10 @@ describe('VaultPKISecret', () => {
       async () => (await getOrUndefined(kube, VaultPKISecrets, 'orphan', ns)) === undefined,
       10_000,
     );
-    const events = await kube.list<CoreEvent>(Events, {
-      namespace: ns,
-      fieldSelector: 'involvedObject.name=orphan',
-    });
     assert.ok(
-      events.items.some((e) => e.type === 'Warning' && /giving up cleanup/.test(e.message)),
+      (await eventsOf(kube, ns, 'orphan')).some(
+        (e) => e.type === 'Warning' && /giving up cleanup/.test(e.message),
+      ),
       'a Warning Event says the cleanup was abandoned',
     );
     assert.equal(await revocationTime(serial), 0);

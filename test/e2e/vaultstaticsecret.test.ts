@@ -1,41 +1,32 @@
 // VaultStaticSecret end to end: the operator (running as its own ServiceAccount) logs in to the real
 // Vault/OpenBao with the Kubernetes auth method and syncs KV secrets into real Secrets.
 import assert from 'node:assert/strict';
-import { randomBytes } from 'node:crypto';
-import { readFileSync } from 'node:fs';
 import { after, before, describe, it } from 'node:test';
 import { VaultStaticSecrets } from '../../src/api/resources.ts';
 import type { VaultStaticSecret } from '../../src/api/v1beta1/vaultstaticsecret.ts';
 import type { KubeClient } from '../../src/k8s/client.ts';
-import { Deployments, Events, ReplicaSets, Secrets } from '../../src/k8s/resources.ts';
-import type { CoreEvent, KubeList, KubeObject, Secret } from '../../src/k8s/types.ts';
+import { Deployments, ReplicaSets, Secrets } from '../../src/k8s/resources.ts';
+import type { KubeObject, Secret } from '../../src/k8s/types.ts';
 import {
   adminClient,
   apply,
+  assertNoLeak,
+  canary,
+  condition,
   decodeData,
+  deployment,
+  eventsOf,
   eventually,
   getOrUndefined,
   type Manifest,
+  restartedAt,
+  synced,
+  tamper,
   tenant,
   VaultAdmin,
+  vss,
 } from '../../stack/lib/fixtures.ts';
 import { type StackEnv, uniqueName, useStack } from './harness.ts';
-
-const canary = (label: string): string => `canary-${label}-${randomBytes(8).toString('hex')}`;
-
-function vss(ns: string, name: string, spec: Record<string, unknown>): Manifest {
-  return {
-    apiVersion: 'secrets.hashicorp.com/v1beta1',
-    kind: 'VaultStaticSecret',
-    metadata: { name, namespace: ns },
-    spec: { vaultAuthRef: 'auth', ...spec },
-  } as Manifest;
-}
-
-const synced = (o: VaultStaticSecret | undefined): boolean =>
-  o?.status?.conditions?.some(
-    (c) => c.type === 'SecretSynced' && c.status === 'True' && c.observedGeneration === o.metadata.generation,
-  ) ?? false;
 
 describe('VaultStaticSecret', () => {
   let env: StackEnv;
@@ -53,20 +44,12 @@ describe('VaultStaticSecret', () => {
   });
   after(async () => {
     // No canary value may reach the operator's log, Events or status of any object in the namespace.
-    if (env.operator) {
-      const log = readFileSync(env.operator.log, 'utf8');
-      for (const c of canaries) assert.ok(!log.includes(c), 'a secret value reached the operator log');
-    }
-    const events = await kube.list<CoreEvent>(Events, { namespace: ns });
-    const statuses = await kube.list<VaultStaticSecret>(VaultStaticSecrets, { namespace: ns });
-    const visible = JSON.stringify(events.items) + JSON.stringify(statuses.items.map((o) => o.status));
-    for (const c of canaries) assert.ok(!visible.includes(c), 'a secret value reached an Event or status');
+    await assertNoLeak(env, kube, ns, VaultStaticSecrets, canaries);
     await kube.close();
   });
 
   it('syncs kv-v2 into an owned Secret with VSO labels, ownerReference, _raw and status', async () => {
-    const password = canary('v2');
-    canaries.push(password);
+    const password = canary('v2', canaries);
     await vault.kvPut('kvv2', `${ns}/db`, { username: 'app', password, port: 5432 });
     await apply(
       kube,
@@ -114,8 +97,7 @@ describe('VaultStaticSecret', () => {
   });
 
   it('syncs kv-v1 and pins a kv-v2 version', async () => {
-    const v1 = canary('v1');
-    canaries.push(v1);
+    const v1 = canary('v1', canaries);
     await vault.kvPut('kvv1', `${ns}/legacy`, { token: v1 }, 1);
     await vault.kvPut('kvv2', `${ns}/pinned`, { value: 'one' });
     await vault.kvPut('kvv2', `${ns}/pinned`, { value: 'two' });
@@ -150,26 +132,13 @@ describe('VaultStaticSecret', () => {
   });
 
   it('propagates rotation, restarts the Deployment (never on first sync), and heals drift', async () => {
-    await apply(kube, {
-      apiVersion: 'apps/v1',
-      kind: 'Deployment',
-      metadata: { name: 'web', namespace: ns },
-      spec: {
-        replicas: 1,
-        selector: { matchLabels: { app: 'web' } },
-        template: {
-          metadata: { labels: { app: 'web' } },
-          spec: { containers: [{ name: 'c', image: 'example.invalid/app:1' }] },
-        },
-      },
-    } as Manifest);
+    await apply(kube, deployment(ns, 'web'));
     const replicaSets = async (): Promise<KubeObject[]> =>
       (await kube.list<KubeObject>(ReplicaSets, { namespace: ns, labelSelector: 'app=web' })).items;
     await eventually('first ReplicaSet', async () => (await replicaSets()).length === 1);
 
-    const first = canary('rot1');
-    const second = canary('rot2');
-    canaries.push(first, second);
+    const first = canary('rot1', canaries);
+    const second = canary('rot2', canaries);
     await vault.kvPut('kvv2', `${ns}/rotating`, { key: first });
     await apply(
       kube,
@@ -205,14 +174,7 @@ describe('VaultStaticSecret', () => {
       statusRv,
       'no status write without change',
     );
-    const dep = await kube.get<
-      { spec: { template: { metadata: { annotations?: Record<string, string> } } } } & KubeObject
-    >(Deployments, 'web', ns);
-    assert.equal(
-      dep.spec.template.metadata.annotations?.['vso.secrets.hashicorp.com/restartedAt'],
-      undefined,
-      'no restart on first sync',
-    );
+    assert.equal(await restartedAt(kube, Deployments, 'web', ns), undefined, 'no restart on first sync');
 
     await vault.kvPut('kvv2', `${ns}/rotating`, { key: second });
     await eventually(
@@ -228,11 +190,7 @@ describe('VaultStaticSecret', () => {
     );
 
     // Someone edits the destination: the watch sees it and the operator restores it at once.
-    const s = await kube.get<Secret>(Secrets, 'rotating', ns);
-    await kube.replace<Secret>(Secrets, {
-      ...s,
-      data: { ...s.data, key: Buffer.from('tampered').toString('base64') },
-    });
+    await tamper(kube, ns, 'rotating', 'key');
     await eventually(
       'drift healed',
       async () => decodeData((await kube.get<Secret>(Secrets, 'rotating', ns)).data).key === second,
@@ -249,8 +207,7 @@ describe('VaultStaticSecret', () => {
   });
 
   it('with create: false replaces only the data of an existing Secret and never writes when unchanged', async () => {
-    const value = canary('existing');
-    canaries.push(value);
+    const value = canary('existing', canaries);
     await vault.kvPut('kvv2', `${ns}/existing`, { value });
     await apply(kube, {
       apiVersion: 'v1',
@@ -309,18 +266,12 @@ describe('VaultStaticSecret', () => {
     ] as const) {
       const o = await eventually(`failure status of ${name}`, async () => {
         const x = await kube.get<VaultStaticSecret>(VaultStaticSecrets, name, ns);
-        return x.status?.conditions?.find((c) => c.type === 'SecretSynced' && c.status === 'False')
-          ? x
-          : undefined;
+        return condition(x, 'SecretSynced')?.status === 'False' ? x : undefined;
       });
-      assert.match(o.status?.conditions?.find((c) => c.type === 'SecretSynced')?.message ?? '', pattern);
-      await eventually(`Warning Event for ${name}`, async () => {
-        const ev: KubeList<CoreEvent> = await kube.list<CoreEvent>(Events, {
-          namespace: ns,
-          fieldSelector: `involvedObject.name=${name}`,
-        });
-        return ev.items.some((e) => e.type === 'Warning' && e.reason === reason);
-      });
+      assert.match(condition(o, 'SecretSynced')?.message ?? '', pattern);
+      await eventually(`Warning Event for ${name}`, async () =>
+        (await eventsOf(kube, ns, name)).some((e) => e.type === 'Warning' && e.reason === reason),
+      );
     }
     assert.equal(await getOrUndefined(kube, Secrets, 'no-auth', ns), undefined);
   });
@@ -343,9 +294,7 @@ describe('VaultStaticSecret', () => {
     );
     await eventually('denied', async () => {
       const x = await kube.get<VaultStaticSecret>(VaultStaticSecrets, 'cross', ns);
-      return /does not allow namespace/.test(
-        x.status?.conditions?.find((c) => c.type === 'SecretSynced')?.message ?? '',
-      );
+      return /does not allow namespace/.test(condition(x, 'SecretSynced')?.message ?? '');
     });
     await kube.patch(VaultStaticSecrets, 'cross', ns, {}, 'merge'); // no-op: nothing changes
     const auth = await kube.get<KubeObject & { spec: Record<string, unknown> }>(
