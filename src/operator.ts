@@ -124,7 +124,11 @@ export function buildOperator(cfg: OperatorConfig): Manager {
     },
   });
   const transformations = manager.informer<SecretTransformation>(SecretTransformations);
-  const vaultClients = new VaultClientCache({ maxSize: cfg.clientCacheSize });
+  const vaultClients = new VaultClientCache({
+    maxSize: cfg.clientCacheSize,
+    onRemoved: (key, _input, reason) => vault.onSessionRemoved(key, reason),
+  });
+  const hmacKey = hmacKeyProvider(cfg.client, opNs);
   const vault = new VaultAccessResolver({
     client: cfg.client,
     operatorNamespace: opNs,
@@ -138,6 +142,21 @@ export function buildOperator(cfg: OperatorConfig): Manager {
       if (ev.type === 'loginFailed' || ev.type === 'renewFailed')
         log.warn({ vaultSession: ev.type, err: ev.error }, 'vault session problem');
       else log.debug({ vaultSession: ev.type }, 'vault session');
+    },
+    persistence: {
+      model: cfg.clientCachePersistenceModel ?? 'none',
+      hmacKey,
+      onEvent: (ev) => {
+        const fields: Record<string, unknown> = { clientCachePersistence: ev.type };
+        if ('cacheKey' in ev) fields.cacheKey = ev.cacheKey;
+        if ('reason' in ev) fields.reason = ev.reason;
+        if ('count' in ev) fields.count = ev.count;
+        if ('error' in ev) {
+          fields.err = ev.error;
+          log.warn(fields, 'client cache persistence problem');
+        } else if (ev.type === 'restoreSkipped') log.warn(fields, 'client cache persistence problem');
+        else log.info(fields, 'client cache persistence');
+      },
     },
   });
   const events = new EventRecorder(cfg.client, {
@@ -153,7 +172,7 @@ export function buildOperator(cfg: OperatorConfig): Manager {
     options: cfg,
     vault,
     vaultClients,
-    hmacKey: hmacKeyProvider(cfg.client, opNs),
+    hmacKey,
     informers: { connections, auths, authGlobals, transformations },
   };
 
@@ -190,6 +209,20 @@ export function buildOperator(cfg: OperatorConfig): Manager {
     .watches(authGlobals, (g) =>
       auths.store.byIndex('global', `${g.metadata.namespace}/${g.metadata.name}`).map(objKey),
     );
+  if ((cfg.clientCachePersistenceModel ?? 'none') !== 'none') {
+    // Persisted Vault tokens are restored as soon as this replica leads (vso-api §11.4), one
+    // VaultAuth at a time, before anything needs them: an unrenewed token takes its leases with it.
+    manager
+      .controller({
+        name: 'clientcache',
+        reconcile: async ({ key, signal }) => {
+          const auth = auths.store.get(key.namespace, key.name);
+          if (auth && !auth.metadata.deletionTimestamp) await vault.restoreStored(auth, signal);
+          return { awaitChange: true };
+        },
+      })
+      .for(auths, { predicate: (ev) => ev.type === 'create' });
+  }
   manager
     .controller({ name: 'vaultauthglobal', reconcile: vaultAuthGlobalReconciler(ctx) })
     .for(authGlobals, { predicate: specOrMetaChanged });

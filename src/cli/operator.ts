@@ -9,6 +9,7 @@ import { KubeClient } from '../k8s/client.ts';
 import { loadKubeConnection } from '../k8s/config.ts';
 import { registerBuildInfo } from '../metrics/registry.ts';
 import { buildOperator } from '../operator.ts';
+import { parsePersistenceModel } from '../vault/persistence.ts';
 
 const { values } = parseArgs({
   options: {
@@ -23,6 +24,7 @@ const { values } = parseArgs({
     'global-vault-auth-options': { type: 'string' },
     'connection-health-period': { type: 'string', default: '60' },
     'log-level': { type: 'string', default: 'info' },
+    'client-cache-persistence-model': { type: 'string' },
   },
 });
 const env = process.env;
@@ -33,6 +35,16 @@ function operatorNamespace(): string {
     return readFileSync('/var/run/secrets/kubernetes.io/serviceaccount/namespace', 'utf8').trim();
   } catch {
     return env.OPERATOR_NAMESPACE || 'default';
+  }
+}
+
+/** VSO §7.4: env OPERATOR_POD_UID, else the downward-API file. */
+function operatorPodUID(): string | undefined {
+  if (env.OPERATOR_POD_UID) return env.OPERATOR_POD_UID;
+  try {
+    return readFileSync('/var/run/podinfo/uid', 'utf8').trim() || undefined;
+  } catch {
+    return undefined;
   }
 }
 
@@ -70,6 +82,10 @@ try {
   const authOpts = list(
     values['global-vault-auth-options'] ?? env.VSO_GLOBAL_VAULT_AUTH_OPTIONS ?? 'allow-default-globals',
   );
+  const persistenceModel = parsePersistenceModel(
+    values['client-cache-persistence-model'] ?? env.VSO_CLIENT_CACHE_PERSISTENCE_MODEL,
+  );
+  const podUID = operatorPodUID();
   const manager = buildOperator({
     client,
     logger,
@@ -85,6 +101,8 @@ try {
     globalExcludeRaw: transformOpts.includes('exclude-raw'),
     allowDefaultGlobals: authOpts.includes('allow-default-globals'),
     connectionHealthPeriodMs: int(values['connection-health-period'], 60) * 1000,
+    clientCachePersistenceModel: persistenceModel,
+    ...(podUID ? { operatorPodUID: podUID } : {}),
   });
   registerBuildInfo(manager.metrics, {
     version: pkg.version,
@@ -99,7 +117,10 @@ try {
       stop.abort();
     });
   }
-  logger.info({ operatorNamespace: operatorNamespace() }, 'starting ferry operator');
+  logger.info(
+    { operatorNamespace: operatorNamespace(), clientCachePersistenceModel: persistenceModel },
+    'starting ferry operator',
+  );
   await manager.start(stop.signal);
   await client.close();
   logger.info('stopped');

@@ -10,6 +10,7 @@ import type { EventRecorder } from '../k8s/events.ts';
 import type { Clock, Random } from '../runtime/clock.ts';
 import type { Informer } from '../runtime/informer.ts';
 import type { VaultClientCache } from '../vault/cache.ts';
+import type { PersistenceModel } from '../vault/persistence.ts';
 import type { VaultAccessResolver } from './shared/vault-access.ts';
 
 export interface OperatorOptions {
@@ -22,6 +23,10 @@ export interface OperatorOptions {
   maxConcurrentReconciles: number;
   /** Health re-check period of VaultConnections (VSO never re-checks: #840). */
   connectionHealthPeriodMs: number;
+  /** `--client-cache-persistence-model` (vso-api §11.4); default `none`. */
+  clientCachePersistenceModel?: PersistenceModel;
+  /** This pod's UID (env OPERATOR_POD_UID or /var/run/podinfo/uid), for status.lastRuntimePodUID. */
+  operatorPodUID?: string;
 }
 
 export interface ControllerContext {

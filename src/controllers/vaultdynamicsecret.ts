@@ -297,6 +297,7 @@ export function vaultDynamicSecretReconciler(
   /** Merge-patches `.status` (absent optional fields are cleared) and remembers what was written. */
   const patchStatus = async (obj: VaultDynamicSecret, status: VaultDynamicSecretStatus): Promise<void> => {
     const uid = obj.metadata.uid ?? '';
+    if (ctx.options.operatorPodUID) status.lastRuntimePodUID = ctx.options.operatorPodUID; // §7.4
     written.set(uid, { status, at: ctx.clock.now() });
     if (isDeepStrictEqual(obj.status, status)) return;
     const body: Record<string, unknown> = {

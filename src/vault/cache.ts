@@ -31,10 +31,16 @@ export interface CacheMetrics {
   size?(n: number): void;
 }
 
+/** Why a session left the cache. `cleared` is the shutdown path: its persisted token must survive
+ * for the next process; every other reason ends the session's use of its token. */
+export type RemovalReason = 'invalid' | 'closed' | 'evicted' | 'pruned' | 'cleared';
+
 export interface VaultClientCacheOptions {
   /** LRU bound; VSO's `--client-cache-size` default. */
   maxSize?: number;
   metrics?: CacheMetrics;
+  /** Called after a session left the cache (the persistence hook prunes its storage entry). */
+  onRemoved?: (key: string, input: CacheKeyInput, reason: RemovalReason) => void;
 }
 
 export const DEFAULT_CACHE_SIZE = 10_000;
@@ -47,6 +53,7 @@ interface Entry {
 export class VaultClientCache {
   readonly #maxSize: number;
   readonly #metrics: CacheMetrics;
+  readonly #onRemoved: VaultClientCacheOptions['onRemoved'];
   // Map iteration order is insertion order; a hit re-inserts, so the first key is least recently used.
   readonly #entries = new Map<string, Entry>();
   readonly #inflight = new Map<string, Promise<VaultSession>>();
@@ -55,6 +62,7 @@ export class VaultClientCache {
     this.#maxSize = opts.maxSize ?? DEFAULT_CACHE_SIZE;
     if (!(this.#maxSize >= 1)) throw new RangeError('cache maxSize must be at least 1');
     this.#metrics = opts.metrics ?? {};
+    this.#onRemoved = opts.onRemoved;
   }
 
   get size(): number {
@@ -94,7 +102,7 @@ export class VaultClientCache {
       try {
         await entry.session.validate(signal);
       } catch (err) {
-        this.#remove(key);
+        this.#remove(key, 'invalid');
         throw err;
       }
       this.#metrics.hit?.();
@@ -102,14 +110,14 @@ export class VaultClientCache {
       this.#entries.set(key, entry);
       return entry.session;
     }
-    if (entry) this.#remove(key);
+    if (entry) this.#remove(key, 'closed');
     this.#metrics.miss?.();
     const session = await create();
     this.#entries.set(key, { input, session });
     while (this.#entries.size > this.#maxSize) {
       const oldest = this.#entries.keys().next().value;
       if (oldest === undefined) break;
-      this.#remove(oldest);
+      this.#remove(oldest, 'evicted');
       this.#metrics.eviction?.();
     }
     this.#metrics.size?.(this.#entries.size);
@@ -124,6 +132,7 @@ export class VaultClientCache {
         e.authUID === authUID &&
         (opts.belowGeneration === undefined || e.authGeneration < opts.belowGeneration),
       opts.revoke ?? false,
+      'pruned',
     );
   }
 
@@ -137,23 +146,28 @@ export class VaultClientCache {
         e.connectionUID === connectionUID &&
         (opts.belowGeneration === undefined || e.connectionGeneration < opts.belowGeneration),
       opts.revoke ?? false,
+      'pruned',
     );
   }
 
   /** Stops every session (shutdown). With `revoke`, their tokens are revoked too (VSO's dead
    * uninstall path, §21.11). */
   async clear(opts: { revoke?: boolean } = {}): Promise<void> {
-    await this.#prune(() => true, opts.revoke ?? false);
+    await this.#prune(() => true, opts.revoke ?? false, opts.revoke ? 'pruned' : 'cleared');
   }
 
-  async #prune(match: (input: CacheKeyInput) => boolean, revoke: boolean): Promise<string[]> {
+  async #prune(
+    match: (input: CacheKeyInput) => boolean,
+    revoke: boolean,
+    reason: RemovalReason,
+  ): Promise<string[]> {
     const removed: VaultSession[] = [];
     const keys: string[] = [];
     for (const [key, entry] of this.#entries) {
       if (!match(entry.input)) continue;
       keys.push(key);
       removed.push(entry.session);
-      this.#remove(key);
+      this.#remove(key, reason);
     }
     if (revoke) {
       // Best effort: a token that is already invalid cannot be revoked and needs nothing more.
@@ -163,10 +177,15 @@ export class VaultClientCache {
     return keys;
   }
 
-  #remove(key: string): void {
+  #remove(key: string, reason: RemovalReason): void {
     const entry = this.#entries.get(key);
     if (!entry) return;
     this.#entries.delete(key);
     entry.session.close();
+    try {
+      this.#onRemoved?.(key, entry.input, reason);
+    } catch {
+      // The hook reports its own failures.
+    }
   }
 }

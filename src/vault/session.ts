@@ -8,6 +8,7 @@ import { type Clock, type Random, systemClock, systemRandom, type Timer } from '
 import type { AuthMethod, AuthMethodName } from './auth/index.ts';
 import type { RequestOptions, VaultApi, VaultAuthInfo, VaultClient, VaultResponse } from './client.ts';
 import { VaultError } from './errors.ts';
+import type { PersistedToken } from './persistence.ts';
 
 /** Renewal happens at a fraction of the TTL drawn uniformly from [MIN, MAX]: early enough that one
  * failed attempt still leaves a third of the TTL for a re-login, and jittered so that sessions
@@ -21,7 +22,9 @@ export type SessionEvent =
   | { type: 'login'; reason: LoginReason; clientId: string; ttlSeconds: number }
   | { type: 'loginFailed'; reason: LoginReason; error: unknown; retryInMs: number }
   | { type: 'renew'; clientId: string; ttlSeconds: number }
-  | { type: 'renewFailed'; clientId: string; error: unknown };
+  | { type: 'renewFailed'; clientId: string; error: unknown }
+  /** A persisted token was validated and adopted instead of a login (§11.4). */
+  | { type: 'restored'; clientId: string; ttlSeconds: number };
 
 export interface VaultSessionOptions {
   /** Connection and Vault namespace to log in to; must carry no token. */
@@ -36,6 +39,9 @@ export interface VaultSessionOptions {
   /** The session owns `client`'s connection pool and closes it on close(); for a client created
    * just for this session, so that cache eviction releases its sockets. */
   ownsClient?: boolean;
+  /** Called with the token state after every login and after a renewal that changed the granted TTL
+   * or renewability: the persistence hook (§11.4). The only place the token leaves the session. */
+  onToken?: (token: PersistedToken) => void;
 }
 
 export type NextStep =
@@ -96,6 +102,8 @@ export class VaultSession implements VaultApi {
   readonly #onEvent: (event: SessionEvent) => void;
   readonly #retry: { initialMs: number; maxMs: number };
   readonly #ownsClient: boolean;
+  readonly #onToken: ((token: PersistedToken) => void) | undefined;
+  #token = '';
   #poolReleased = false;
   #client: VaultClient;
   #accessor: string;
@@ -103,6 +111,8 @@ export class VaultSession implements VaultApi {
   #renewable: boolean;
   #clientId: string;
   #loginTtlSeconds: number;
+  /** TTL granted by the last login or renewal (equals #loginTtlSeconds until a renewal). */
+  #grantedTtlSeconds = 0;
   #expiresAt: number | undefined;
   #tainted = false;
   #closed = false;
@@ -119,6 +129,7 @@ export class VaultSession implements VaultApi {
     this.#onEvent = opts.onEvent ?? (() => {});
     this.#retry = opts.retry ?? DEFAULT_RETRY;
     this.#ownsClient = opts.ownsClient ?? false;
+    this.#onToken = opts.onToken;
     this.#client = opts.client;
     this.#accessor = '';
     this.#policies = [];
@@ -140,7 +151,80 @@ export class VaultSession implements VaultApi {
       ttlSeconds: info.lease_duration,
     });
     session.#schedule();
+    session.#emitToken();
     return session;
+  }
+
+  /**
+   * Resumes a persisted token instead of logging in: checks it with `auth/token/lookup-self` (which
+   * also gives the time it has left) and schedules the next renewal from that expiry, not from now.
+   * Throws when Vault rejects the token or it is about to expire; the caller then logs in.
+   */
+  static async restore(
+    opts: VaultSessionOptions,
+    stored: PersistedToken,
+    signal?: AbortSignal,
+  ): Promise<VaultSession> {
+    if (opts.client.hasToken) throw new TypeError('VaultSession.restore needs a client without a token');
+    const res = await opts.client
+      .withToken(stored.token)
+      .read('auth/token/lookup-self', signal ? { signal } : undefined);
+    const data = res?.data ?? {};
+    const ttl = typeof data.ttl === 'number' ? data.ttl : undefined;
+    const renewable = typeof data.renewable === 'boolean' ? data.renewable : stored.renewable;
+    const info: VaultAuthInfo = {
+      client_token: stored.token,
+      accessor: typeof data.accessor === 'string' && data.accessor !== '' ? data.accessor : stored.accessor,
+      policies: Array.isArray(data.policies)
+        ? data.policies.filter((p): p is string => typeof p === 'string')
+        : stored.policies,
+      lease_duration: stored.leaseDuration,
+      renewable,
+    };
+    const session = new VaultSession(opts, info);
+    session.#loginTtlSeconds = stored.loginTtlSeconds;
+    if (stored.leaseDuration > 0) {
+      const clock = opts.clock ?? systemClock;
+      const remainingS = ttl ?? ((stored.expiresAt ?? clock.now()) - clock.now()) / 1000;
+      session.#expiresAt = clock.now() + remainingS * 1000;
+      if (session.#isExpired()) {
+        session.close();
+        throw new VaultError({
+          method: 'GET',
+          path: 'auth/token/lookup-self',
+          message: 'persisted token is about to expire',
+        });
+      }
+    }
+    session.#onEvent({
+      type: 'restored',
+      clientId: session.#clientId,
+      ttlSeconds: Math.max(0, Math.round(((session.#expiresAt ?? 0) - session.#clock.now()) / 1000)),
+    });
+    session.#schedule();
+    return session;
+  }
+
+  /** The token state a persistence hook stores. */
+  #snapshot(): PersistedToken {
+    return {
+      token: this.#token,
+      accessor: this.#accessor,
+      policies: [...this.#policies],
+      renewable: this.#renewable,
+      leaseDuration: this.#grantedTtlSeconds,
+      loginTtlSeconds: this.#loginTtlSeconds,
+      expiresAt: this.#expiresAt,
+    };
+  }
+
+  #emitToken(): void {
+    if (this.#onToken === undefined || this.#closed) return;
+    try {
+      this.#onToken(this.#snapshot());
+    } catch {
+      // A persistence failure never breaks the session; the hook reports its own errors.
+    }
   }
 
   get clientId(): string {
@@ -260,11 +344,13 @@ export class VaultSession implements VaultApi {
 
   #adopt(info: VaultAuthInfo): void {
     this.#client = this.#base.withToken(info.client_token);
+    this.#token = info.client_token;
     this.#accessor = info.accessor;
     this.#policies = info.policies;
     this.#renewable = info.renewable;
     this.#clientId = clientIdOf(info);
     this.#loginTtlSeconds = info.lease_duration;
+    this.#grantedTtlSeconds = info.lease_duration;
     this.#expiresAt = this.#expiry(info.lease_duration);
   }
 
@@ -283,17 +369,24 @@ export class VaultSession implements VaultApi {
     this.#timer?.cancel();
     this.#timer = undefined;
     if (this.#closed) return;
-    const ttlSeconds = this.#expiresAt === undefined ? 0 : (this.#expiresAt - this.#clock.now()) / 1000;
+    const remainingS = this.#expiresAt === undefined ? 0 : (this.#expiresAt - this.#clock.now()) / 1000;
+    // The action follows from the TTL Vault last granted; the delay from the time actually left, which
+    // is shorter for a token restored from storage (its timing resumes from the stored expiry).
+    const granted = this.#expiresAt === undefined ? 0 : this.#grantedTtlSeconds;
     const step = planNext(
-      { ttlSeconds, renewable: this.#renewable, loginTtlSeconds: this.#loginTtlSeconds },
+      { ttlSeconds: granted, renewable: this.#renewable, loginTtlSeconds: this.#loginTtlSeconds },
       this.#random,
     );
     if (step.action === 'none') return;
+    const delayMs =
+      granted > 0 && remainingS < granted
+        ? Math.max(0, Math.floor(step.delayMs * (remainingS / granted)))
+        : step.delayMs;
     this.#timer = this.#clock.setTimeout(() => {
       this.#timer = undefined;
       if (step.action === 'renew') void this.#renew();
       else void this.#relogin(step.reason).catch(() => {});
-    }, step.delayMs);
+    }, delayMs);
   }
 
   async #renew(): Promise<void> {
@@ -314,10 +407,13 @@ export class VaultSession implements VaultApi {
         await this.#relogin('max-ttl').catch(() => {});
         return;
       }
+      const changed = auth.renewable !== this.#renewable || auth.lease_duration !== this.#grantedTtlSeconds;
       this.#renewable = auth.renewable;
+      this.#grantedTtlSeconds = auth.lease_duration;
       this.#expiresAt = this.#expiry(auth.lease_duration);
       this.#onEvent({ type: 'renew', clientId: this.#clientId, ttlSeconds: auth.lease_duration });
       this.#schedule();
+      if (changed) this.#emitToken();
     } catch (error) {
       if (this.#closed) return;
       this.#onEvent({ type: 'renewFailed', clientId: this.#clientId, error });
@@ -341,6 +437,7 @@ export class VaultSession implements VaultApi {
         this.#failedLogins = 0;
         this.#onEvent({ type: 'login', reason, clientId: this.#clientId, ttlSeconds: info.lease_duration });
         this.#schedule();
+        this.#emitToken();
       } catch (error) {
         if (this.#closed) throw error;
         this.#failedLogins += 1;

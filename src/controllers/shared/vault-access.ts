@@ -19,7 +19,19 @@ import type { CacheKeyInput, VaultClientCache } from '../../vault/cache.ts';
 import { computeCacheKey } from '../../vault/cache.ts';
 import type { VaultApi, VaultClientOptions } from '../../vault/client.ts';
 import { VaultClient } from '../../vault/client.ts';
-import type { SessionEvent } from '../../vault/session.ts';
+import { VaultError } from '../../vault/errors.ts';
+import {
+  type CacheEncryption,
+  ClientCacheStorage,
+  ENCRYPTION_AUTH_LABEL,
+  listClientCacheStorage,
+  type PersistedToken,
+  type PersistenceModel,
+  purgeClientCacheStorage,
+  type StorageOwner,
+  transitEncryption,
+} from '../../vault/persistence.ts';
+import type { SessionEvent, VaultSessionOptions } from '../../vault/session.ts';
 import { VaultSession } from '../../vault/session.ts';
 import { type EffectiveAuth, effectiveAuth, isAllowedNamespace } from './auth-config.ts';
 
@@ -34,7 +46,25 @@ export interface VaultAccessDeps {
   /** VSO's `allow-default-globals` option (on by default). */
   allowDefaultGlobals: boolean;
   onSessionEvent?: (event: SessionEvent) => void;
+  /** Client-cache persistence (vso-api §11.4); absent = none, without the start-up purge. */
+  persistence?: {
+    model: PersistenceModel;
+    hmacKey: () => Promise<Buffer>;
+    /** Observability; carries cache keys and reasons, never a token. */
+    onEvent?: (event: PersistenceEvent) => void;
+  };
 }
+
+export type PersistenceEvent =
+  | { type: 'restored'; cacheKey: string }
+  | { type: 'restoreSkipped'; cacheKey: string; reason: string }
+  | { type: 'restoreFailed'; cacheKey: string; error: unknown }
+  | { type: 'stored'; cacheKey: string }
+  | { type: 'storeFailed'; cacheKey: string; error: unknown }
+  | { type: 'deleted'; cacheKey: string; reason: string }
+  | { type: 'deleteFailed'; cacheKey: string; error: unknown }
+  | { type: 'purged'; count: number }
+  | { type: 'purgeFailed'; error: unknown };
 
 export interface VaultAccess {
   api: VaultApi;
@@ -183,9 +213,208 @@ const SA_UID_TTL_MS = 5 * 60_000;
 export class VaultAccessResolver {
   readonly #deps: VaultAccessDeps;
   readonly #saUids = new Map<string, { uid: string; at: number }>();
+  readonly #storage: ClientCacheStorage | undefined;
+  #purge: Promise<void> | undefined;
+  /** The storage entries found at start, listed once for restoreStored. */
+  #stored: Promise<{ name: string; labels: Record<string, string> }[]> | undefined;
+  /** Per cache key: the latest token not yet stored, retried with backoff after a failed write. */
+  readonly #unsaved = new Map<string, { owner: StorageOwner; token: PersistedToken; attempt: number }>();
 
   constructor(deps: VaultAccessDeps) {
     this.#deps = deps;
+    const p = deps.persistence;
+    if (p && p.model !== 'none') {
+      this.#storage = new ClientCacheStorage({
+        client: deps.client,
+        namespace: deps.operatorNamespace,
+        model: p.model,
+        hmacKey: p.hmacKey,
+        ...(p.model === 'direct-encrypted' ? { encryption: (signal) => this.#encryption(signal) } : {}),
+      });
+    }
+  }
+
+  /** The persistence model in effect. */
+  get persistenceModel(): PersistenceModel {
+    return this.#storage?.model ?? 'none';
+  }
+
+  #persistEvent(ev: PersistenceEvent): void {
+    this.#deps.persistence?.onEvent?.(ev);
+  }
+
+  /** With model `none`, stored entries of an earlier run are deleted once (VSO purges at start).
+   * Done on first use, so only the process that runs the controllers (the leader) purges. */
+  #purgeOnce(): void {
+    if (this.#purge !== undefined || this.#storage || this.#deps.persistence === undefined) return;
+    this.#purge = purgeClientCacheStorage(this.#deps.client, this.#deps.operatorNamespace).then(
+      (count) => this.#persistEvent({ type: 'purged', count }),
+      (error: unknown) => this.#persistEvent({ type: 'purgeFailed', error }),
+    );
+  }
+
+  /**
+   * Restores, right away, the stored sessions of one VaultAuth (the leader calls this for every
+   * VaultAuth when it starts). Waiting for the first consumer that needs Vault would be too late: a
+   * token nobody renews expires, and Vault revokes every lease it created. An entry whose VaultAuth
+   * or VaultConnection generation has moved on is stale and deleted. Returns the restored count.
+   */
+  async restoreStored(auth: VaultAuth, signal?: AbortSignal): Promise<number> {
+    const storage = this.#storage;
+    const uid = auth.metadata.uid;
+    if (!storage || !uid || this.#isEncryptionAuth(auth)) return 0;
+    this.#stored ??= listClientCacheStorage(this.#deps.client, this.#deps.operatorNamespace, signal).catch(
+      (err: unknown) => {
+        this.#stored = undefined;
+        throw err;
+      },
+    );
+    const entries = (await this.#stored).filter((e) => e.labels['auth/UID'] === uid);
+    let restored = 0;
+    for (const e of entries) {
+      const cacheKey = e.labels.cacheKey ?? '';
+      const providerNs = e.labels['provider/namespace'] ?? '';
+      if (!cacheKey || this.#deps.cache.keys().includes(cacheKey)) continue;
+      const consumer: Consumer = {
+        namespace: providerNs,
+        vaultAuthRef: `${auth.metadata.namespace}/${auth.metadata.name}`,
+      };
+      try {
+        const access = await this.#get(consumer, signal, true);
+        if (access.cacheKey === cacheKey) restored += 1;
+        else {
+          await storage.delete(cacheKey);
+          this.#persistEvent({ type: 'deleted', cacheKey, reason: 'stale' });
+        }
+      } catch (error) {
+        this.#persistEvent({ type: 'restoreFailed', cacheKey, error });
+      }
+    }
+    return restored;
+  }
+
+  /** The cache removed a session: its stored token is of no further use, except on shutdown. */
+  onSessionRemoved(cacheKey: string, reason: string): void {
+    const storage = this.#storage;
+    if (!storage || reason === 'cleared') return;
+    this.#unsaved.delete(cacheKey);
+    storage.delete(cacheKey).then(
+      () => this.#persistEvent({ type: 'deleted', cacheKey, reason }),
+      (error: unknown) => this.#persistEvent({ type: 'deleteFailed', cacheKey, error }),
+    );
+  }
+
+  /** The VaultAuth in the operator namespace labelled `cacheStorageEncryption=true`: it must be the
+   * only one, and name a Transit mount and key in spec.storageEncryption. */
+  #encryptionAuth(): VaultAuth {
+    const d = this.#deps;
+    const found = d.auths
+      .list()
+      .filter(
+        (a) =>
+          a.metadata.namespace === d.operatorNamespace &&
+          a.metadata.labels?.[ENCRYPTION_AUTH_LABEL] === 'true',
+      );
+    if (found.length !== 1)
+      throw new FerryError(
+        CODES.INVALID_CONFIG,
+        found.length === 0
+          ? `direct-encrypted persistence needs a VaultAuth in ${d.operatorNamespace} labelled ${ENCRYPTION_AUTH_LABEL}=true`
+          : `more than one VaultAuth in ${d.operatorNamespace} is labelled ${ENCRYPTION_AUTH_LABEL}=true`,
+      );
+    const auth = found[0] as VaultAuth;
+    const se = auth.spec?.storageEncryption;
+    if (!se?.mount || !se.keyName)
+      throw new FerryError(
+        CODES.INVALID_CONFIG,
+        `VaultAuth ${d.operatorNamespace}/${auth.metadata.name} has no spec.storageEncryption mount and keyName`,
+      );
+    return auth;
+  }
+
+  async #encryption(signal?: AbortSignal): Promise<CacheEncryption> {
+    const auth = this.#encryptionAuth();
+    const name = auth.metadata.name ?? '';
+    const se = auth.spec?.storageEncryption ?? { mount: '', keyName: '' };
+    const access = await this.#get(
+      { namespace: this.#deps.operatorNamespace, vaultAuthRef: name },
+      signal,
+      false,
+    );
+    return transitEncryption(access.api, { mount: se.mount, keyName: se.keyName, vaultAuthName: name });
+  }
+
+  #isEncryptionAuth(auth: VaultAuth): boolean {
+    return (
+      auth.metadata.namespace === this.#deps.operatorNamespace &&
+      auth.metadata.labels?.[ENCRYPTION_AUTH_LABEL] === 'true'
+    );
+  }
+
+  /** Validates and adopts the stored token of `cacheKey`; undefined when there is none or it is no
+   * longer usable (then a login follows). */
+  async #restore(
+    cacheKey: string,
+    opts: VaultSessionOptions,
+    signal: AbortSignal | undefined,
+  ): Promise<VaultSession | undefined> {
+    const storage = this.#storage;
+    if (!storage) return undefined;
+    let loaded: Awaited<ReturnType<ClientCacheStorage['load']>>;
+    try {
+      loaded = await storage.load(cacheKey, signal);
+    } catch (error) {
+      this.#persistEvent({ type: 'restoreFailed', cacheKey, error });
+      return undefined;
+    }
+    if (loaded.status !== 'found') {
+      if (loaded.status === 'invalid')
+        this.#persistEvent({ type: 'restoreSkipped', cacheKey, reason: loaded.reason });
+      return undefined;
+    }
+    try {
+      const session = await VaultSession.restore(opts, loaded.token, signal);
+      this.#persistEvent({ type: 'restored', cacheKey });
+      return session;
+    } catch (error) {
+      this.#persistEvent({ type: 'restoreFailed', cacheKey, error });
+      // Vault rejected the token: the entry is dead. Other failures (Vault unreachable) keep it for
+      // the next attempt.
+      if (error instanceof VaultError && (error.status === 401 || error.status === 403))
+        await storage.delete(cacheKey).catch(() => {});
+      return undefined;
+    }
+  }
+
+  #store(owner: StorageOwner, token: PersistedToken): void {
+    const storage = this.#storage;
+    // VSO persists renewable tokens only: a non-renewable token cannot outlive its TTL anyway.
+    if (!storage || !token.renewable) return;
+    const key = owner.cacheKey;
+    this.#unsaved.set(key, { owner, token, attempt: 0 });
+    this.#flush(storage, key);
+  }
+
+  /** Writes the latest unsaved token of `key`; a failure is retried (2 s doubling to 60 s) as long as
+   * no newer token or removal superseded it. */
+  #flush(storage: ClientCacheStorage, key: string): void {
+    const job = this.#unsaved.get(key);
+    if (!job) return;
+    storage.store(job.owner, job.token).then(
+      (wrote) => {
+        if (this.#unsaved.get(key) === job) this.#unsaved.delete(key);
+        if (wrote) this.#persistEvent({ type: 'stored', cacheKey: key });
+      },
+      (error: unknown) => {
+        this.#persistEvent({ type: 'storeFailed', cacheKey: key, error });
+        if (this.#unsaved.get(key) !== job) return;
+        job.attempt += 1;
+        const delay = Math.min(60_000, 2_000 * 2 ** (job.attempt - 1));
+        this.#deps.clock.setTimeout(() => {
+          if (this.#unsaved.get(key) === job) this.#flush(storage, key);
+        }, delay);
+      },
+    );
   }
 
   /** The namespaced name of the VaultAuth a consumer refers to (for reference indexes). */
@@ -197,8 +426,13 @@ export class VaultAccessResolver {
     return `${ref.namespace}/${ref.name}`;
   }
 
-  async get(consumer: Consumer, signal?: AbortSignal): Promise<VaultAccess> {
+  get(consumer: Consumer, signal?: AbortSignal): Promise<VaultAccess> {
+    return this.#get(consumer, signal, true);
+  }
+
+  async #get(consumer: Consumer, signal: AbortSignal | undefined, persist: boolean): Promise<VaultAccess> {
     const d = this.#deps;
+    this.#purgeOnce();
     const ref = parseRef(consumer.vaultAuthRef, {
       namespace: consumer.namespace,
       operatorNamespace: d.operatorNamespace,
@@ -225,21 +459,38 @@ export class VaultAccessResolver {
       connectionGeneration: connection.metadata.generation ?? 0,
       providerUID,
     };
+    const cacheKey = computeCacheKey(input);
+    // The encryption client is never persisted (§11.4): restoring it would need itself.
+    const persisted = persist && this.#storage !== undefined && !this.#isEncryptionAuth(auth);
+    const owner: StorageOwner = {
+      cacheKey,
+      authNamespace: auth.metadata.namespace ?? '',
+      authUID: input.authUID,
+      authGeneration: input.authGeneration,
+      connectionNamespace: connection.metadata.namespace ?? '',
+      connectionUID: input.connectionUID,
+      connectionGeneration: input.connectionGeneration,
+      providerUID,
+      providerNamespace: consumer.namespace,
+    };
     const session = await d.cache.get(
       input,
       async () => {
         const client = new VaultClient(await connectionOptions(connection, d.client, eff.vaultNamespace));
+        const opts: VaultSessionOptions = {
+          client,
+          auth: method,
+          clock: d.clock,
+          ownsClient: true,
+          ...(d.onSessionEvent ? { onEvent: d.onSessionEvent } : {}),
+          ...(persisted ? { onToken: (t: PersistedToken) => this.#store(owner, t) } : {}),
+        };
         try {
-          return await VaultSession.login(
-            {
-              client,
-              auth: method,
-              clock: d.clock,
-              ownsClient: true,
-              ...(d.onSessionEvent ? { onEvent: d.onSessionEvent } : {}),
-            },
-            signal,
-          );
+          if (persisted) {
+            const restored = await this.#restore(cacheKey, opts, signal);
+            if (restored) return restored;
+          }
+          return await VaultSession.login(opts, signal);
         } catch (err) {
           await client.close();
           throw err;
@@ -251,7 +502,7 @@ export class VaultAccessResolver {
       consumer.vaultNamespace && consumer.vaultNamespace !== eff.vaultNamespace
         ? session.withNamespace(consumer.vaultNamespace)
         : session;
-    return { api, session, cacheKey: computeCacheKey(input), clientId: session.clientId, auth, connection };
+    return { api, session, cacheKey, clientId: session.clientId, auth, connection };
   }
 
   async #provider(
