@@ -549,10 +549,28 @@ async function startPostgres(env: StackEnv, pgBin: string, started: Started[], l
 }
 
 /** Starts the operator from this checkout (Node 24 runs the TypeScript directly). */
-async function startOperator(env: StackEnv, started: Started[], log: Log): Promise<void> {
+async function startOperator(
+  env: StackEnv,
+  started: Started[],
+  log: Log,
+  extraArgs: string[] = [],
+): Promise<void> {
+  const p = await spawnOperator(env, 'operator', log, extraArgs);
+  started.push(p);
+  env.operator = { pid: p.pid, health: p.health, metrics: p.metrics, log: p.log };
+}
+
+type OperatorProcess = Started & { health: string; metrics: string; log: string };
+
+async function spawnOperator(
+  env: StackEnv,
+  name: string,
+  log: Log,
+  extraArgs: string[],
+): Promise<OperatorProcess> {
   const [health, metrics] = (await Promise.all([freePort(), freePort()])) as [number, number];
-  log('starting the Ferry operator');
-  const p = start(env.dir, 'operator', process.execPath, [
+  log(`starting the Ferry operator${name === 'operator' ? '' : ` (${name})`}`);
+  const p = start(env.dir, name, process.execPath, [
     join(repoRoot, 'src', 'cli', 'operator.ts'),
     `--kubeconfig=${env.operatorKubeconfig}`,
     `--operator-namespace=${env.operatorNamespace}`,
@@ -560,22 +578,67 @@ async function startOperator(env: StackEnv, started: Started[], log: Log): Promi
     `--metrics-bind-address=127.0.0.1:${metrics}`,
     '--log-level=debug',
     '--connection-health-period=10',
+    ...extraArgs,
   ]);
-  started.push(p);
-  env.operator = {
-    pid: p.pid,
+  const op = {
+    ...p,
     health: `http://127.0.0.1:${health}`,
     metrics: `http://127.0.0.1:${metrics}`,
-    log: join(env.dir, 'operator.log'),
+    log: join(env.dir, `${name}.log`),
   };
-  await waitFor('operator', env.operator.log, p.pid, () => httpOk(`${env.operator?.health}/readyz`));
+  // /readyz answers for a follower too: readiness does not wait for leadership.
+  await waitFor(name, op.log, p.pid, () => httpOk(`${op.health}/readyz`));
+  return op;
+}
+
+/**
+ * Starts one more operator process (a second replica: same identity, same leader-election Lease),
+ * recorded in the stack so `down` stops it. Stop it with stopOperatorReplica.
+ */
+export async function startOperatorReplica(
+  log: Log,
+  name: string,
+  extraArgs: string[] = [],
+): Promise<{ pid: number; health: string; metrics: string; log: string }> {
+  if (name === 'operator') throw new Error('the replica needs its own name');
+  const env = loadStackEnv();
+  const op = await spawnOperator(env, name, log, extraArgs);
+  const fresh = loadStackEnv();
+  fresh.processes = [
+    ...fresh.processes.filter((p) => p.name !== name),
+    { name, pid: op.pid, signal: op.signal },
+  ];
+  writeFileSync(envFile(), JSON.stringify(fresh, null, 2));
+  return { pid: op.pid, health: op.health, metrics: op.metrics, log: op.log };
+}
+
+/** Stops a process started by startOperatorReplica (or the main operator, by name) with `signal` and
+ * waits until it is gone; forgets it in the stack record. */
+export async function stopOperatorProcess(name: string, signal: NodeJS.Signals = 'SIGTERM'): Promise<void> {
+  const env = loadStackEnv();
+  const p = env.processes.find((x) => x.name === name);
+  if (!p) return;
+  try {
+    process.kill(-p.pid, signal);
+  } catch {
+    // already gone
+  }
+  const deadline = Date.now() + 35_000;
+  while (alive(p.pid) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+  const fresh = loadStackEnv();
+  fresh.processes = fresh.processes.filter((x) => x.name !== name);
+  writeFileSync(envFile(), JSON.stringify(fresh, null, 2));
 }
 
 /**
  * Replaces the running operator with a fresh process from the current checkout (after a code change,
  * or to test a restart). `signal` decides how the old one stops: SIGTERM drains, SIGKILL crashes.
  */
-export async function restartOperator(log: Log, signal: NodeJS.Signals = 'SIGTERM'): Promise<StackEnv> {
+export async function restartOperator(
+  log: Log,
+  signal: NodeJS.Signals = 'SIGTERM',
+  extraArgs: string[] = [],
+): Promise<StackEnv> {
   const env = loadStackEnv();
   const old = env.processes.find((p) => p.name === 'operator');
   if (old) {
@@ -588,7 +651,7 @@ export async function restartOperator(log: Log, signal: NodeJS.Signals = 'SIGTER
     while (alive(old.pid) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
   }
   const rest = env.processes.filter((p) => p.name !== 'operator');
-  await startOperator(env, rest, log);
+  await startOperator(env, rest, log, extraArgs);
   env.processes = rest;
   writeFileSync(envFile(), JSON.stringify(env, null, 2));
   return env;
