@@ -204,17 +204,6 @@ export function macData(data: Record<string, string>, isStatic: boolean): Record
   return Object.fromEntries(Object.entries(data).filter(([k]) => !STATIC_META_KEYS.includes(k)));
 }
 
-/** Vault answers 400 "failed to renew entry: …" when the secrets engine could not renew a lease that
- * still exists (its database is down): retry the renewal; the lease is replaced only once it expired. */
-export function engineRenewalFailed(err: unknown): boolean {
-  return (
-    err instanceof VaultError &&
-    err.status === 400 &&
-    !err.isLeaseNotFound() &&
-    err.errors.some((e) => e.startsWith('failed to renew entry'))
-  );
-}
-
 type Involved = VaultDynamicSecret & { apiVersion: string; kind: string };
 
 function involved(obj: VaultDynamicSecret): Involved {
@@ -614,7 +603,7 @@ export function vaultDynamicSecretReconciler(
     try {
       renewed = await renewLease(access.api, lease.id, lease.duration, signal);
     } catch (err) {
-      if (renewalNeedsNewCredentials(err) && !engineRenewalFailed(err)) {
+      if (renewalNeedsNewCredentials(err)) {
         await ctx.events.normal(
           involved(obj),
           REASONS.SecretLeaseRenewal,

@@ -220,5 +220,10 @@ export function seededRandom(seed: string): Random {
 /** A Vault error that says the caller may not renew this lease (403) or that it is gone: both mean
  * new credentials, never a retry of the same renewal. */
 export function renewalNeedsNewCredentials(err: unknown): boolean {
-  return isLeaseGone(err) || (isVaultError(err) && (err.isForbidden() || err.status === 400));
+  if (isLeaseGone(err)) return true;
+  if (!isVaultError(err)) return false;
+  // 400 "failed to renew entry: …" means the engine could not renew a lease that still exists (its
+  // database is down): retry the renewal; the lease is replaced only once it has expired.
+  if (err.status === 400 && err.errors.some((e) => e.startsWith('failed to renew entry'))) return false;
+  return err.isForbidden() || err.status === 400;
 }

@@ -135,6 +135,13 @@ describe('truncation and renewal errors', () => {
     assert.equal(renewalNeedsNewCredentials(e(500, ['internal error'])), false);
     assert.equal(renewalNeedsNewCredentials(e(503, ['Vault is sealed'])), false);
     assert.equal(renewalNeedsNewCredentials(new Error('ECONNREFUSED')), false);
+    // The engine could not renew a lease that still exists (its database is down): retry instead.
+    assert.equal(
+      renewalNeedsNewCredentials(
+        e(400, ['failed to renew entry: resp: (*logical.Response)(nil) err: dial tcp: connection refused']),
+      ),
+      false,
+    );
   });
 });
 
