@@ -1,6 +1,8 @@
 // The whole test suite, as CI runs it: static checks, then unit and end-to-end tests against a
 // freshly started real stack (OpenBao by default; FERRY_VAULT_FLAVOR=vault for HashiCorp Vault).
-import { spawnSync } from 'node:child_process';
+// End-to-end tests under test/e2e/serial/ kill or replace the shared operator, so they run after the
+// others, one at a time.
+import { spawn, spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import { type Flavor, repoRoot, stackDown, stackUp } from '../stack/lib/stack.ts';
 
@@ -9,12 +11,48 @@ const log = (m: string): void => {
   process.stderr.write(`[test] ${m}\n`);
 };
 
-function step(label: string, cmd: string, args: string[], env: NodeJS.ProcessEnv = process.env): boolean {
+function step(label: string, cmd: string, args: string[]): boolean {
   log(label);
   const started = Date.now();
-  const r = spawnSync(cmd, args, { cwd: repoRoot, stdio: 'inherit', env });
+  const r = spawnSync(cmd, args, { cwd: repoRoot, stdio: 'inherit' });
   log(`${label}: ${r.status === 0 ? 'ok' : 'FAILED'} in ${((Date.now() - started) / 1000).toFixed(1)}s`);
   return r.status === 0;
+}
+
+interface Counts {
+  ok: boolean;
+  pass: number;
+  fail: number;
+  skipped: number;
+}
+
+/** Runs node's test runner, passing its output through and reading its summary lines. */
+function nodeTest(label: string, args: string[]): Promise<Counts> {
+  log(label);
+  const started = Date.now();
+  const counts: Counts = { ok: false, pass: 0, fail: 0, skipped: 0 };
+  return new Promise((resolve) => {
+    const child = spawn(bin('node'), ['--test', '--test-reporter=spec', ...args], {
+      cwd: repoRoot,
+      stdio: ['ignore', 'pipe', 'inherit'],
+    });
+    let pending = '';
+    child.stdout.on('data', (chunk: Buffer) => {
+      process.stdout.write(chunk);
+      pending += chunk.toString();
+      const lines = pending.split('\n');
+      pending = lines.pop() ?? '';
+      for (const line of lines) {
+        const m = /^ℹ (pass|fail|skipped) (\d+)$/.exec(line);
+        if (m?.[1] && m[2]) counts[m[1] as 'pass' | 'fail' | 'skipped'] += Number(m[2]);
+      }
+    });
+    child.on('close', (code) => {
+      counts.ok = code === 0;
+      log(`${label}: ${counts.ok ? 'ok' : 'FAILED'} in ${((Date.now() - started) / 1000).toFixed(1)}s`);
+      resolve(counts);
+    });
+  });
 }
 
 const flavor = (process.env.FERRY_VAULT_FLAVOR ?? 'openbao') as Flavor;
@@ -31,13 +69,22 @@ let ok =
 if (ok) {
   await stackUp({ flavor, log: (m) => log(`stack: ${m}`) });
   try {
-    ok = step(`unit and end-to-end tests against ${flavor}`, bin('node'), [
-      '--test',
-      '--test-reporter=spec',
+    const main = await nodeTest(`unit and end-to-end tests against ${flavor}`, [
       '--test-concurrency=2',
       'test/unit/**/*.test.ts',
-      'test/e2e/**/*.test.ts',
+      'test/e2e/*.test.ts',
     ]);
+    const serial = await nodeTest(`operator restart tests against ${flavor}`, [
+      '--test-concurrency=1',
+      'test/e2e/serial/*.test.ts',
+    ]);
+    ok = main.ok && serial.ok;
+    const total = {
+      pass: main.pass + serial.pass,
+      fail: main.fail + serial.fail,
+      skipped: main.skipped + serial.skipped,
+    };
+    process.stdout.write(`\nferry: ${total.pass} passed, ${total.fail} failed, ${total.skipped} skipped\n`);
   } finally {
     await stackDown((m) => log(`stack: ${m}`));
   }

@@ -21,7 +21,7 @@ import type {
   VaultStaticCredsMetaData,
 } from '../api/v1beta1/vaultdynamicsecret.ts';
 import { parseDuration } from '../api/validate.ts';
-import { CONDITION_REASONS, CONDITION_TYPES, healthyMessage } from '../consts/conditions.ts';
+import { CONDITION_TYPES } from '../consts/conditions.ts';
 import { FINALIZERS } from '../consts/finalizers.ts';
 import { REASONS } from '../consts/reasons.ts';
 import { CODES, errorMessage, FerryError, isFerryError, TerminalError } from '../errors.ts';
@@ -29,7 +29,7 @@ import { isK8sApiError } from '../k8s/errors.ts';
 import type { Secret } from '../k8s/types.ts';
 import { jitterDown } from '../runtime/backoff.ts';
 import type { Random } from '../runtime/clock.ts';
-import { type Condition, setCondition } from '../runtime/conditions.ts';
+import type { Condition } from '../runtime/conditions.ts';
 import { type Action, awaitChange, type ReconcileContext, requeueAfter } from '../runtime/controller.ts';
 import { type JsonPatchOp, reconcileWithFinalizer } from '../runtime/finalizer.ts';
 import type { VaultApi, VaultResponse } from '../vault/client.ts';
@@ -53,6 +53,7 @@ import { macEqual, secretMAC } from './shared/hmac.ts';
 import type { OwnWrites } from './shared/own-writes.ts';
 import { restartTargets } from './shared/restart.ts';
 import { makeSecretData } from './shared/secret-data.ts';
+import { StatusMemo, syncConditions } from './shared/status.ts';
 import { shapeData } from './shared/transformation.ts';
 import type { VaultAccess } from './shared/vault-access.ts';
 
@@ -61,8 +62,6 @@ const KIND = 'VaultDynamicSecret';
 const CONFIG_RETRY_MS = 5_000;
 /** Data keys of static credentials that change on every read and so are left out of the MAC. */
 const STATIC_META_KEYS = ['ttl', 'rotation_schedule', 'rotation_period', 'last_vault_rotation', '_raw'];
-/** An in-memory status is trusted over the informer's copy for this long after it was written. */
-const STATUS_MEMORY_MS = 120_000;
 
 export interface VaultDynamicSecretOptions {
   /** Delay between writing new credentials and revoking the replaced lease. 0 (the default) revokes
@@ -228,22 +227,11 @@ export function vaultDynamicSecretReconciler(
   const revokeGraceMs = options.revokeGraceMs ?? 0;
   const giveUpMs = options.finalizerGiveUpMs ?? DEFAULT_FINALIZER_GIVE_UP_MS;
   const giveUpNoAuthMs = options.finalizerGiveUpNoAuthMs ?? DEFAULT_FINALIZER_GIVE_UP_NO_AUTH_MS;
-  /** Last status written per object UID: the informer may lag our own status write, and acting on the
-   * stale copy would issue credentials twice. */
-  const written = new Map<string, { status: VaultDynamicSecretStatus; at: number }>();
+  /** The informer may lag our own status write, and acting on the stale copy would issue credentials
+   * twice. */
+  const memo = new StatusMemo<VaultDynamicSecretStatus>();
   /** Precise start (ms) of each lease period this process began, keyed by lease id. */
   const leaseStarts = new Map<string, number>();
-
-  const effectiveStatus = (obj: VaultDynamicSecret): VaultDynamicSecretStatus | undefined => {
-    const uid = obj.metadata.uid ?? '';
-    const mem = written.get(uid);
-    if (!mem) return obj.status;
-    if (isDeepStrictEqual(mem.status, obj.status) || ctx.clock.now() - mem.at > STATUS_MEMORY_MS) {
-      written.delete(uid);
-      return obj.status;
-    }
-    return mem.status;
-  };
 
   const conditionsFor = (
     obj: VaultDynamicSecret,
@@ -251,54 +239,29 @@ export function vaultDynamicSecretReconciler(
     ok: boolean,
     message: string,
     lease?: { ok: boolean; reason: string; message: string },
-  ): Condition[] => {
-    const now = ctx.clock.now();
-    const generation = obj.metadata.generation;
-    const status = ok ? 'True' : 'False';
-    let c = base ?? [];
-    c = setCondition(
-      c,
-      { type: CONDITION_TYPES.SecretSynced, status, reason: CONDITION_REASONS.Synced, message },
-      { now, generation },
+  ): Condition[] =>
+    syncConditions(
+      base,
+      KIND,
+      ok,
+      message,
+      { now: ctx.clock.now(), generation: obj.metadata.generation },
+      lease
+        ? [
+            {
+              type: CONDITION_TYPES.LeaseRenewal,
+              status: lease.ok ? 'True' : 'False',
+              reason: lease.reason,
+              message: lease.message,
+            },
+          ]
+        : [],
     );
-    if (lease)
-      c = setCondition(
-        c,
-        {
-          type: CONDITION_TYPES.LeaseRenewal,
-          status: lease.ok ? 'True' : 'False',
-          reason: lease.reason,
-          message: lease.message,
-        },
-        { now, generation },
-      );
-    c = setCondition(
-      c,
-      {
-        type: CONDITION_TYPES.Healthy,
-        status,
-        reason: ok ? CONDITION_REASONS.Healthy : CONDITION_REASONS.Unhealthy,
-        message: ok ? healthyMessage(KIND) : message,
-      },
-      { now, generation },
-    );
-    return setCondition(
-      c,
-      {
-        type: CONDITION_TYPES.Ready,
-        status,
-        reason: CONDITION_REASONS.Ready,
-        message: ok ? 'ready' : message,
-      },
-      { now, generation },
-    );
-  };
 
   /** Merge-patches `.status` (absent optional fields are cleared) and remembers what was written. */
   const patchStatus = async (obj: VaultDynamicSecret, status: VaultDynamicSecretStatus): Promise<void> => {
-    const uid = obj.metadata.uid ?? '';
     if (ctx.options.operatorPodUID) status.lastRuntimePodUID = ctx.options.operatorPodUID; // §7.4
-    written.set(uid, { status, at: ctx.clock.now() });
+    memo.record(obj, status);
     if (isDeepStrictEqual(obj.status, status)) return;
     const body: Record<string, unknown> = {
       staticCredsMetaData: null,
@@ -557,7 +520,7 @@ export function vaultDynamicSecretReconciler(
       status.staticCredsMetaData = m;
     }
     // Remember the new lease before anything else can fail, so a retry does not issue again.
-    written.set(obj.metadata.uid ?? '', { status, at: now });
+    memo.record(obj, status);
 
     if (credentialsReplaced && spec.revoke !== false) revokeLater(obj, access.api, oldLeaseId);
 
@@ -659,7 +622,7 @@ export function vaultDynamicSecretReconciler(
 
   const apply = async (obj: VaultDynamicSecret, signal: AbortSignal): Promise<Action> => {
     const spec = obj.spec;
-    const current = effectiveStatus(obj);
+    const current = memo.current(obj);
     if (!spec) {
       const err = new TerminalError('spec is missing');
       await fail(obj, current, REASONS.InvalidConfiguration, err);
@@ -740,8 +703,8 @@ export function vaultDynamicSecretReconciler(
   };
 
   const cleanup = async (obj: VaultDynamicSecret, signal: AbortSignal): Promise<Action> => {
-    const current = effectiveStatus(obj);
-    written.delete(obj.metadata.uid ?? '');
+    const current = memo.current(obj);
+    memo.forget(obj);
     const leaseId = current?.secretLease?.id ?? '';
     if (!leaseId || obj.spec?.revoke === false) return awaitChange();
     const since = ctx.clock.now() - Date.parse(obj.metadata.deletionTimestamp ?? '');

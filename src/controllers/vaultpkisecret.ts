@@ -12,13 +12,12 @@ import { createHash } from 'node:crypto';
 import { API_VERSION, VaultPKISecrets } from '../api/resources.ts';
 import type { VaultPKISecret, VaultPKISecretStatus } from '../api/v1beta1/vaultpkisecret.ts';
 import { parseDuration } from '../api/validate.ts';
-import { CONDITION_REASONS, CONDITION_TYPES, healthyMessage } from '../consts/conditions.ts';
 import { FINALIZERS } from '../consts/finalizers.ts';
 import { REASONS } from '../consts/reasons.ts';
 import { CODES, errorMessage, FerryError, isFerryError, TerminalError } from '../errors.ts';
 import { isK8sApiError } from '../k8s/errors.ts';
 import type { Secret } from '../k8s/types.ts';
-import { type Condition, setCondition } from '../runtime/conditions.ts';
+import type { Condition } from '../runtime/conditions.ts';
 import { type Action, awaitChange, type ReconcileContext, requeueAfter } from '../runtime/controller.ts';
 import { reconcileWithFinalizer } from '../runtime/finalizer.ts';
 import {
@@ -35,7 +34,7 @@ import { macEqual, secretMAC } from './shared/hmac.ts';
 import type { OwnWrites } from './shared/own-writes.ts';
 import { restartTargets } from './shared/restart.ts';
 import { makeSecretData } from './shared/secret-data.ts';
-import { writeStatus } from './shared/status.ts';
+import { StatusMemo, syncConditions, writeStatus } from './shared/status.ts';
 import { shapeData, transformationRefKeys } from './shared/transformation.ts';
 
 const KIND = 'VaultPKISecret';
@@ -100,41 +99,15 @@ export function vaultPKISecretReconciler(
   /** Status this process wrote after its last issue, by uid: the informer may not have delivered it
    * yet when the next reconcile runs (e.g. triggered by the destination write), and a stale status
    * would look like drift and issue a second certificate. */
-  const written = new Map<string, VaultPKISecretStatus>();
+  const memo = new StatusMemo<VaultPKISecretStatus>();
   /** Fingerprint of the template inputs that are not part of the spec, at the last issue (by uid). */
   const fingerprints = new Map<string, string>();
 
-  const conditionsFor = (obj: VaultPKISecret, ok: boolean, message: string): Condition[] => {
-    const now = ctx.clock.now();
-    const generation = obj.metadata.generation;
-    const status = ok ? 'True' : 'False';
-    let c = obj.status?.conditions ?? [];
-    c = setCondition(
-      c,
-      { type: CONDITION_TYPES.SecretSynced, status, reason: CONDITION_REASONS.Synced, message },
-      { now, generation },
-    );
-    c = setCondition(
-      c,
-      {
-        type: CONDITION_TYPES.Healthy,
-        status,
-        reason: ok ? CONDITION_REASONS.Healthy : CONDITION_REASONS.Unhealthy,
-        message: ok ? healthyMessage(KIND) : message,
-      },
-      { now, generation },
-    );
-    return setCondition(
-      c,
-      {
-        type: CONDITION_TYPES.Ready,
-        status,
-        reason: CONDITION_REASONS.Ready,
-        message: ok ? 'ready' : message,
-      },
-      { now, generation },
-    );
-  };
+  const conditionsFor = (obj: VaultPKISecret, ok: boolean, message: string): Condition[] =>
+    syncConditions(obj.status?.conditions, KIND, ok, message, {
+      now: ctx.clock.now(),
+      generation: obj.metadata.generation,
+    });
 
   const baseStatus = (obj: VaultPKISecret): VaultPKISecretStatus => ({
     ...obj.status,
@@ -160,12 +133,8 @@ export function vaultPKISecretReconciler(
 
   /** The object with the freshest status this process knows of. */
   const withOwnStatus = (obj: VaultPKISecret): VaultPKISecret => {
-    const mine = written.get(obj.metadata.uid ?? '');
-    const seen = obj.status;
-    if (!mine) return obj;
-    const stale =
-      mine.serialNumber !== seen?.serialNumber && (mine.lastRotation ?? 0) >= (seen?.lastRotation ?? 0);
-    return stale ? { ...obj, status: { ...seen, ...mine } } : obj;
+    const status = memo.current(obj);
+    return status === obj.status ? obj : { ...obj, ...(status ? { status } : {}) };
   };
 
   /** Inputs of the destination data that are not in the spec: the referenced SecretTransformations
@@ -359,8 +328,7 @@ export function vaultPKISecretReconciler(
       error: '',
       conditions,
     };
-    written.set(uid, next);
-    await writeStatus(ctx.client, VaultPKISecrets, obj, next);
+    await writeStatus(ctx.client, VaultPKISecrets, obj, next, memo);
 
     const w = renewalWindow(
       { nowMs, expiration: next.expiration ?? 0, expiryOffsetMs: offsetMs, lastRotation: next.lastRotation },
@@ -402,7 +370,7 @@ export function vaultPKISecretReconciler(
   const cleanup = async (obj: VaultPKISecret, rc: ReconcileContext): Promise<Action> => {
     const spec = obj.spec;
     const uid = obj.metadata.uid ?? '';
-    written.delete(uid);
+    memo.forget(obj);
     fingerprints.delete(uid);
     if (!spec) return awaitChange();
     const namespace = obj.metadata.namespace ?? '';

@@ -5,12 +5,11 @@
 import { API_VERSION, VaultStaticSecrets } from '../api/resources.ts';
 import type { VaultStaticSecret, VaultStaticSecretStatus } from '../api/v1beta1/vaultstaticsecret.ts';
 import { parseDuration } from '../api/validate.ts';
-import { CONDITION_REASONS, CONDITION_TYPES, healthyMessage } from '../consts/conditions.ts';
 import { FINALIZERS } from '../consts/finalizers.ts';
 import { REASONS } from '../consts/reasons.ts';
 import { CODES, errorMessage, FerryError, isFerryError, TerminalError } from '../errors.ts';
 import { jitterDown } from '../runtime/backoff.ts';
-import { type Condition, setCondition } from '../runtime/conditions.ts';
+import type { Condition } from '../runtime/conditions.ts';
 import { type Action, awaitChange, type ReconcileContext, requeueAfter } from '../runtime/controller.ts';
 import { readKV } from '../vault/kv.ts';
 import type { ControllerContext } from './context.ts';
@@ -20,7 +19,7 @@ import type { OwnWrites } from './shared/own-writes.ts';
 import { redactSecretValues } from './shared/redact.ts';
 import { restartTargets } from './shared/restart.ts';
 import { makeSecretData } from './shared/secret-data.ts';
-import { releaseFinalizer, StatusMemo, writeStatus } from './shared/status.ts';
+import { releaseFinalizer, StatusMemo, syncConditions, writeStatus } from './shared/status.ts';
 import { shapeData } from './shared/transformation.ts';
 
 const DEFAULT_REFRESH_MS = 60_000; // VSO's poll when hmacSecretData is on and refreshAfter unset
@@ -33,37 +32,11 @@ export function vaultStaticSecretReconciler(
   ownWrites: OwnWrites,
 ) {
   const memo = new StatusMemo<VaultStaticSecretStatus>();
-  const conditionsFor = (obj: VaultStaticSecret, ok: boolean, message: string): Condition[] => {
-    const now = ctx.clock.now();
-    const generation = obj.metadata.generation;
-    const status = ok ? 'True' : 'False';
-    let c = memo.current(obj)?.conditions ?? [];
-    c = setCondition(
-      c,
-      { type: CONDITION_TYPES.SecretSynced, status, reason: CONDITION_REASONS.Synced, message },
-      { now, generation },
-    );
-    c = setCondition(
-      c,
-      {
-        type: CONDITION_TYPES.Healthy,
-        status,
-        reason: ok ? CONDITION_REASONS.Healthy : CONDITION_REASONS.Unhealthy,
-        message: ok ? healthyMessage('VaultStaticSecret') : message,
-      },
-      { now, generation },
-    );
-    return setCondition(
-      c,
-      {
-        type: CONDITION_TYPES.Ready,
-        status,
-        reason: CONDITION_REASONS.Ready,
-        message: ok ? 'ready' : message,
-      },
-      { now, generation },
-    );
-  };
+  const conditionsFor = (obj: VaultStaticSecret, ok: boolean, message: string): Condition[] =>
+    syncConditions(memo.current(obj)?.conditions, 'VaultStaticSecret', ok, message, {
+      now: ctx.clock.now(),
+      generation: obj.metadata.generation,
+    });
 
   /**
    * Reports a failure in status and as a Warning Event (the destination is left untouched) and

@@ -1,9 +1,11 @@
 // Status writes and finalizer hand-over shared by the controllers.
 import { isDeepStrictEqual } from 'node:util';
+import { CONDITION_REASONS, CONDITION_TYPES, healthyMessage } from '../../consts/conditions.ts';
 import type { KubeClient } from '../../k8s/client.ts';
 import { isK8sApiError } from '../../k8s/errors.ts';
 import type { ResourceType } from '../../k8s/resources.ts';
 import type { KubeObject } from '../../k8s/types.ts';
+import { type Condition, type ConditionInput, setCondition } from '../../runtime/conditions.ts';
 import { removeFinalizerPatch } from '../../runtime/finalizer.ts';
 
 type WithStatus<S> = KubeObject & { status?: S | undefined };
@@ -22,11 +24,17 @@ export class StatusMemo<S> {
     return e && e.writtenOver === obj.metadata.resourceVersion ? e.status : obj.status;
   }
 
+  /** May be called before the write, so that a failed status patch cannot make a retry act twice
+   * (e.g. issue credentials again): the memo holds while the cache shows `obj`'s version. */
   record(obj: WithStatus<S>, status: S): void {
     const uid = obj.metadata.uid ?? '';
     this.#last.delete(uid);
     if (this.#last.size >= 100_000) this.#last.delete(this.#last.keys().next().value as string);
     this.#last.set(uid, { writtenOver: obj.metadata.resourceVersion, status });
+  }
+
+  forget(obj: KubeObject): void {
+    this.#last.delete(obj.metadata.uid ?? '');
   }
 }
 
@@ -45,7 +53,6 @@ export async function writeStatus<S>(
     await client.patch(rt, obj.metadata.name ?? '', obj.metadata.namespace, { status }, 'merge', {
       subresource: 'status',
     });
-    memo?.record(obj, status);
   } catch (err) {
     if (isK8sApiError(err) && err.isNotFound()) return;
     throw err;
@@ -71,4 +78,40 @@ export async function releaseFinalizer(
     if (isK8sApiError(err) && err.isNotFound()) return;
     throw err;
   }
+}
+
+/**
+ * The conditions every secret kind reports after a sync attempt: SecretSynced, any kind-specific
+ * ones (LeaseRenewal, ...), then Healthy and Ready, which follow the sync.
+ */
+export function syncConditions(
+  base: readonly Condition[] | undefined,
+  kind: string,
+  ok: boolean,
+  message: string,
+  at: { now: number; generation: number | undefined },
+  extra: readonly ConditionInput[] = [],
+): Condition[] {
+  const status = ok ? 'True' : 'False';
+  let c = setCondition(
+    base,
+    { type: CONDITION_TYPES.SecretSynced, status, reason: CONDITION_REASONS.Synced, message },
+    at,
+  );
+  for (const e of extra) c = setCondition(c, e, at);
+  c = setCondition(
+    c,
+    {
+      type: CONDITION_TYPES.Healthy,
+      status,
+      reason: ok ? CONDITION_REASONS.Healthy : CONDITION_REASONS.Unhealthy,
+      message: ok ? healthyMessage(kind) : message,
+    },
+    at,
+  );
+  return setCondition(
+    c,
+    { type: CONDITION_TYPES.Ready, status, reason: CONDITION_REASONS.Ready, message: ok ? 'ready' : message },
+    at,
+  );
 }

@@ -18,12 +18,18 @@ import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { openSync, readSync, statSync } from 'node:fs';
 import { after, before, describe, it } from 'node:test';
-import { VaultAuths, VaultDynamicSecrets } from '../../src/api/resources.ts';
-import type { VaultDynamicSecret } from '../../src/api/v1beta1/vaultdynamicsecret.ts';
-import type { KubeClient } from '../../src/k8s/client.ts';
-import { Deployments, Namespaces, ReplicaSets, Secrets, ServiceAccounts } from '../../src/k8s/resources.ts';
-import type { KubeObject, Secret } from '../../src/k8s/types.ts';
-import { storageSecretName } from '../../src/vault/persistence.ts';
+import { VaultAuths, VaultDynamicSecrets } from '../../../src/api/resources.ts';
+import type { VaultDynamicSecret } from '../../../src/api/v1beta1/vaultdynamicsecret.ts';
+import type { KubeClient } from '../../../src/k8s/client.ts';
+import {
+  Deployments,
+  Namespaces,
+  ReplicaSets,
+  Secrets,
+  ServiceAccounts,
+} from '../../../src/k8s/resources.ts';
+import type { KubeObject, Secret } from '../../../src/k8s/types.ts';
+import { storageSecretName } from '../../../src/vault/persistence.ts';
 import {
   adminClient,
   apply,
@@ -32,9 +38,9 @@ import {
   type Manifest,
   tenant,
   VaultAdmin,
-} from '../../stack/lib/fixtures.ts';
-import { restartOperator, startOperatorReplica, stopOperatorProcess } from '../../stack/lib/stack.ts';
-import { type StackEnv, uniqueName, useStack } from './harness.ts';
+} from '../../../stack/lib/fixtures.ts';
+import { restartOperator, startOperatorReplica, stopOperatorProcess } from '../../../stack/lib/stack.ts';
+import { type StackEnv, uniqueName, useStack } from '../harness.ts';
 
 const N = Number(process.env.FERRY_RESTART_N ?? 200);
 const TARGETS = Math.min(5, N);
