@@ -243,24 +243,18 @@ export function buildOperator(cfg: OperatorConfig): Manager {
     name: 'vaultstaticsecret',
     resource: VaultStaticSecrets,
     concurrency: cfg.maxConcurrentReconciles,
-    vaultAuthRef: (o) => o.spec?.vaultAuthRef,
-    transformation: (o) => o.spec?.destination.transformation,
     reconciler: (store, ownWrites) => vaultStaticSecretReconciler(ctx, store, ownWrites),
   });
   registerSecretKind<VaultDynamicSecret>(manager, secretKinds, {
     name: 'vaultdynamicsecret',
     resource: VaultDynamicSecrets,
     concurrency: cfg.maxConcurrentReconciles,
-    vaultAuthRef: (o) => o.spec?.vaultAuthRef,
-    transformation: (o) => o.spec?.destination.transformation,
     reconciler: (store, ownWrites) => vaultDynamicSecretReconciler(ctx, store, ownWrites),
   });
   registerSecretKind<VaultPKISecret>(manager, secretKinds, {
     name: 'vaultpkisecret',
     resource: VaultPKISecrets,
     concurrency: cfg.maxConcurrentReconciles,
-    vaultAuthRef: (o) => o.spec?.vaultAuthRef,
-    transformation: (o) => o.spec?.destination.transformation,
     reconciler: (store, ownWrites) => vaultPKISecretReconciler(ctx, store, ownWrites),
   });
   manager
@@ -280,12 +274,17 @@ interface SecretKindWiring {
   authRefOf: (namespace: string, vaultAuthRef: string | undefined) => string;
 }
 
-export interface SecretKindSpec<T extends KubeObject> {
+/** What the wiring reads of every secret kind's spec. */
+type SecretKindObject = KubeObject & {
+  spec?:
+    | { vaultAuthRef?: string | undefined; destination: { transformation?: Transformation | undefined } }
+    | undefined;
+};
+
+export interface SecretKindSpec<T extends SecretKindObject> {
   name: string;
   resource: ResourceType;
   concurrency: number;
-  vaultAuthRef: (o: T) => string | undefined;
-  transformation: (o: T) => Transformation | undefined;
   reconciler: (store: Store<T>, ownWrites: OwnWrites) => Reconciler;
 }
 
@@ -295,7 +294,7 @@ export interface SecretKindSpec<T extends KubeObject> {
  * deleted or edited by someone else; its VaultAuth or VaultConnection appearing or changing; and a
  * referenced SecretTransformation changing.
  */
-function registerSecretKind<T extends KubeObject>(
+function registerSecretKind<T extends SecretKindObject>(
   manager: Manager,
   w: SecretKindWiring,
   spec: SecretKindSpec<T>,
@@ -304,12 +303,13 @@ function registerSecretKind<T extends KubeObject>(
     indexes: {
       auth: (o) => {
         try {
-          return [w.authRefOf(o.metadata.namespace ?? '', spec.vaultAuthRef(o))];
+          return [w.authRefOf(o.metadata.namespace ?? '', o.spec?.vaultAuthRef)];
         } catch {
           return [];
         }
       },
-      transformation: (o) => transformationRefKeys(o.metadata.namespace ?? '', spec.transformation(o)),
+      transformation: (o) =>
+        transformationRefKeys(o.metadata.namespace ?? '', o.spec?.destination.transformation),
     },
   });
   const consumersOfAuth = (a: KubeObject): ObjectKey[] =>

@@ -229,7 +229,7 @@ export function vaultDynamicSecretReconciler(
   const giveUpNoAuthMs = options.finalizerGiveUpNoAuthMs ?? DEFAULT_FINALIZER_GIVE_UP_NO_AUTH_MS;
   /** The informer may lag our own status write, and acting on the stale copy would issue credentials
    * twice. */
-  const memo = new StatusMemo<VaultDynamicSecretStatus>();
+  const memo = new StatusMemo<VaultDynamicSecretStatus>(ctx.clock);
   /** Precise start (ms) of each lease period this process began, keyed by lease id. */
   const leaseStarts = new Map<string, number>();
 

@@ -99,7 +99,7 @@ export function vaultPKISecretReconciler(
   /** Status this process wrote after its last issue, by uid: the informer may not have delivered it
    * yet when the next reconcile runs (e.g. triggered by the destination write), and a stale status
    * would look like drift and issue a second certificate. */
-  const memo = new StatusMemo<VaultPKISecretStatus>();
+  const memo = new StatusMemo<VaultPKISecretStatus>(ctx.clock);
   /** Fingerprint of the template inputs that are not part of the spec, at the last issue (by uid). */
   const fingerprints = new Map<string, string>();
 

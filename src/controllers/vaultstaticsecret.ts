@@ -31,7 +31,7 @@ export function vaultStaticSecretReconciler(
   store: { get(ns: string | undefined, name: string): VaultStaticSecret | undefined },
   ownWrites: OwnWrites,
 ) {
-  const memo = new StatusMemo<VaultStaticSecretStatus>();
+  const memo = new StatusMemo<VaultStaticSecretStatus>(ctx.clock);
   const conditionsFor = (obj: VaultStaticSecret, ok: boolean, message: string): Condition[] =>
     syncConditions(memo.current(obj)?.conditions, 'VaultStaticSecret', ok, message, {
       now: ctx.clock.now(),

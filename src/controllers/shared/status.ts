@@ -5,6 +5,7 @@ import type { KubeClient } from '../../k8s/client.ts';
 import { isK8sApiError } from '../../k8s/errors.ts';
 import type { ResourceType } from '../../k8s/resources.ts';
 import type { KubeObject } from '../../k8s/types.ts';
+import type { Clock } from '../../runtime/clock.ts';
 import { type Condition, type ConditionInput, setCondition } from '../../runtime/conditions.ts';
 import { removeFinalizerPatch } from '../../runtime/finalizer.ts';
 
@@ -12,25 +13,39 @@ type WithStatus<S> = KubeObject & { status?: S | undefined };
 
 /**
  * The status this replica last wrote per object. A reconcile can run again before the informer has
- * seen that write (e.g. woken by the watch event of the Secret it just wrote); building on the cached
- * copy would then drop what the previous run added (a RolloutRestart condition, say).
+ * seen that write (e.g. woken by the watch event of the Secret it just wrote), and even run on a copy
+ * older than the one the previous reconcile saw; building on it would then drop what the previous
+ * run added (a RolloutRestart condition) or act twice (issue credentials again). The memo wins until
+ * the cache shows the same status, or for at most `ttlMs` (only the leader writes status, so a newer
+ * foreign status can only come from a replica that led before us).
  */
 export class StatusMemo<S> {
-  readonly #last = new Map<string, { writtenOver: string | undefined; status: S }>();
+  readonly #last = new Map<string, { status: S; at: number }>();
+  readonly #clock: Clock;
+  readonly #ttlMs: number;
 
-  /** The freshest status known: ours while the cache still shows the version we patched. */
-  current(obj: WithStatus<S>): S | undefined {
-    const e = this.#last.get(obj.metadata.uid ?? '');
-    return e && e.writtenOver === obj.metadata.resourceVersion ? e.status : obj.status;
+  constructor(clock: Clock, ttlMs = 120_000) {
+    this.#clock = clock;
+    this.#ttlMs = ttlMs;
   }
 
-  /** May be called before the write, so that a failed status patch cannot make a retry act twice
-   * (e.g. issue credentials again): the memo holds while the cache shows `obj`'s version. */
-  record(obj: WithStatus<S>, status: S): void {
+  current(obj: WithStatus<S>): S | undefined {
+    const uid = obj.metadata.uid ?? '';
+    const e = this.#last.get(uid);
+    if (!e) return obj.status;
+    if (isDeepStrictEqual(e.status, obj.status) || this.#clock.now() - e.at > this.#ttlMs) {
+      this.#last.delete(uid);
+      return obj.status;
+    }
+    return e.status;
+  }
+
+  /** May be called before the write, so that a failed status patch cannot make a retry act twice. */
+  record(obj: KubeObject, status: S): void {
     const uid = obj.metadata.uid ?? '';
     this.#last.delete(uid);
     if (this.#last.size >= 100_000) this.#last.delete(this.#last.keys().next().value as string);
-    this.#last.set(uid, { writtenOver: obj.metadata.resourceVersion, status });
+    this.#last.set(uid, { status, at: this.#clock.now() });
   }
 
   forget(obj: KubeObject): void {
