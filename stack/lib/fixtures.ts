@@ -3,6 +3,7 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
+import pg from 'pg';
 import { Agent, request } from 'undici';
 import { parseAllDocuments } from 'yaml';
 import { ALL_KINDS } from '../../src/api/resources.ts';
@@ -362,4 +363,26 @@ export async function tamper(
     ...s,
     data: { ...s.data, [key]: Buffer.from(value).toString('base64') },
   });
+}
+
+/** Logs in to the stack's PostgreSQL with a credential Ferry wrote; resolves to the session user, or
+ * the Error that refused it (a revoked credential must fail here). */
+export async function pgLogin(env: StackEnv, user: string, password: string): Promise<string | Error> {
+  const c = new pg.Client({
+    host: '127.0.0.1',
+    port: env.postgres.port,
+    user,
+    password,
+    database: env.postgres.database,
+    connectionTimeoutMillis: 5_000,
+  });
+  try {
+    await c.connect();
+    const r = await c.query<{ u: string }>('SELECT current_user AS u');
+    return r.rows[0]?.u ?? new Error('no row');
+  } catch (err) {
+    return err instanceof Error ? err : new Error(String(err));
+  } finally {
+    await c.end().catch(() => {});
+  }
 }

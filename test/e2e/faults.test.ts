@@ -22,7 +22,6 @@ import { once } from 'node:events';
 import { readFileSync } from 'node:fs';
 import { createConnection, createServer, type Server, type Socket } from 'node:net';
 import { after, before, describe, it } from 'node:test';
-import pg from 'pg';
 import { VaultDynamicSecrets, VaultPKISecrets } from '../../src/api/resources.ts';
 import type { VaultDynamicSecret } from '../../src/api/v1beta1/vaultdynamicsecret.ts';
 import type { VaultPKISecret } from '../../src/api/v1beta1/vaultpkisecret.ts';
@@ -37,6 +36,7 @@ import {
   eventually,
   getOrUndefined,
   type Manifest,
+  pgLogin,
   tenant,
   VaultAdmin,
 } from '../../stack/lib/fixtures.ts';
@@ -135,25 +135,7 @@ describe('faults: each ends in a clear condition and Event, and recovers by itse
   const secrets = new Set<string>();
   const started = Date.now();
 
-  async function login(user: string, password: string): Promise<string | Error> {
-    const c = new pg.Client({
-      host: '127.0.0.1',
-      port: env.postgres.port,
-      user,
-      password,
-      database: env.postgres.database,
-      connectionTimeoutMillis: 5_000,
-    });
-    try {
-      await c.connect();
-      const r = await c.query<{ u: string }>('SELECT current_user AS u');
-      return r.rows[0]?.u ?? new Error('no row');
-    } catch (err) {
-      return err instanceof Error ? err : new Error(String(err));
-    } finally {
-      await c.end().catch(() => {});
-    }
-  }
+  const login = (user: string, password: string): Promise<string | Error> => pgLogin(env, user, password);
 
   const secret = (name: string): Promise<Secret | undefined> =>
     getOrUndefined<Secret>(kube, Secrets, name, ns);

@@ -21,6 +21,7 @@ import {
   deployment,
   eventually,
   getOrUndefined,
+  pgLogin,
   restartedAt,
   tenant,
   VaultAdmin,
@@ -41,26 +42,7 @@ describe('VaultDynamicSecret (database engine, PostgreSQL)', () => {
   const secrets = new Set<string>();
   const figures: Record<string, unknown> = {};
 
-  /** Logs in to PostgreSQL with the credentials; resolves to the session user or an Error. */
-  async function login(user: string, password: string): Promise<string | Error> {
-    const c = new pg.Client({
-      host: '127.0.0.1',
-      port: env.postgres.port,
-      user,
-      password,
-      database: env.postgres.database,
-      connectionTimeoutMillis: 5_000,
-    });
-    try {
-      await c.connect();
-      const r = await c.query<{ u: string }>('SELECT current_user AS u');
-      return r.rows[0]?.u ?? new Error('no row');
-    } catch (err) {
-      return err instanceof Error ? err : new Error(String(err));
-    } finally {
-      await c.end().catch(() => {});
-    }
-  }
+  const login = (user: string, password: string): Promise<string | Error> => pgLogin(env, user, password);
 
   const creds = async (name: string): Promise<Record<string, string> | undefined> => {
     const s = await getOrUndefined<Secret>(kube, Secrets, name, ns);
