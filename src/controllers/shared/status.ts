@@ -62,8 +62,10 @@ export async function writeStatus<S>(
   status: S,
   memo?: StatusMemo<S>,
 ): Promise<void> {
-  const previous = memo ? memo.current(obj) : obj.status;
-  if (isDeepStrictEqual(previous, status)) return;
+  memo?.record(obj, status);
+  // Compared with the cached copy: when the cache lags, this repeats an identical write, which the
+  // API server treats as a no-op.
+  if (isDeepStrictEqual(obj.status, status)) return;
   try {
     await client.patch(rt, obj.metadata.name ?? '', obj.metadata.namespace, { status }, 'merge', {
       subresource: 'status',
