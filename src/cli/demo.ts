@@ -15,10 +15,11 @@ import {
   eventually,
   type Manifest,
   readManifests,
+  restartedAt,
   VaultAdmin,
 } from '../../stack/lib/fixtures.ts';
 import { type Flavor, repoRoot, stackDown, stackUp } from '../../stack/lib/stack.ts';
-import { Secrets } from '../k8s/resources.ts';
+import { Deployments, Secrets } from '../k8s/resources.ts';
 import type { Secret } from '../k8s/types.ts';
 
 const { values } = parseArgs({
@@ -90,15 +91,13 @@ try {
   });
   process.stdout.write(`    arrived after ${((Date.now() - rotated) / 1000).toFixed(1)}s:\n`);
   show(updated);
-  const dep = await kube.get<
-    Manifest & { spec: { template: { metadata: { annotations?: Record<string, string> } } } }
-  >(
-    { group: 'apps', version: 'v1', kind: 'Deployment', plural: 'deployments', namespaced: true },
-    'web',
-    'demo',
+  // Restarts are debounced (one per workload per second), so the annotation follows shortly.
+  const at = await eventually(
+    'the rollout restart',
+    () => restartedAt(kube, Deployments, 'web', 'demo'),
+    15_000,
   );
-  const restartedAt = dep.spec.template.metadata.annotations?.['vso.secrets.hashicorp.com/restartedAt'];
-  process.stdout.write(`    Deployment demo/web restarted at ${restartedAt ?? '(not yet)'}\n`);
+  process.stdout.write(`    Deployment demo/web restarted at ${at}\n`);
   await kube.close();
   ok = true;
 

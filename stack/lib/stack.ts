@@ -657,14 +657,8 @@ export async function restartOperator(
   return env;
 }
 
-export async function stackDown(log: Log): Promise<void> {
-  const file = envFile();
-  if (!existsSync(file)) {
-    log('no stack recorded; nothing to stop');
-    return;
-  }
-  const env = JSON.parse(readFileSync(file, 'utf8')) as StackEnv;
-  for (const p of [...env.processes].reverse()) {
+async function stopAll(processes: StackEnv['processes'], log: Log): Promise<void> {
+  for (const p of [...processes].reverse()) {
     try {
       process.kill(-p.pid, p.signal);
     } catch {
@@ -672,18 +666,33 @@ export async function stackDown(log: Log): Promise<void> {
     }
   }
   const deadline = Date.now() + 15_000;
-  while (env.processes.some((p) => alive(p.pid)) && Date.now() < deadline)
+  while (processes.some((p) => alive(p.pid)) && Date.now() < deadline)
     await new Promise((r) => setTimeout(r, 100));
-  for (const p of env.processes) {
-    if (alive(p.pid)) {
-      log(`${p.name} did not stop in time; killing it`);
-      try {
-        process.kill(-p.pid, 'SIGKILL');
-      } catch {
-        // gone
-      }
+  for (const p of processes) {
+    if (!alive(p.pid)) continue;
+    log(`${p.name} did not stop in time; killing it`);
+    try {
+      process.kill(-p.pid, 'SIGKILL');
+    } catch {
+      // gone
     }
   }
+}
+
+export async function stackDown(log: Log): Promise<void> {
+  const file = envFile();
+  if (!existsSync(file)) {
+    log('no stack recorded; nothing to stop');
+    return;
+  }
+  const env = JSON.parse(readFileSync(file, 'utf8')) as StackEnv;
+  // The operator first, while the API server can still take its lease release; then the rest.
+  const operators = env.processes.filter((p) => p.name === 'operator');
+  await stopAll(operators, log);
+  await stopAll(
+    env.processes.filter((p) => p.name !== 'operator'),
+    log,
+  );
   rmSync(env.dir, { recursive: true, force: true });
   rmSync(file, { force: true });
   log('stack is down');
