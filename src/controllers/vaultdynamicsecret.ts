@@ -26,6 +26,7 @@ import { FINALIZERS } from '../consts/finalizers.ts';
 import { REASONS } from '../consts/reasons.ts';
 import { CODES, errorMessage, FerryError, isFerryError, TerminalError } from '../errors.ts';
 import { isK8sApiError } from '../k8s/errors.ts';
+import { Secrets } from '../k8s/resources.ts';
 import type { Secret } from '../k8s/types.ts';
 import { jitterDown } from '../runtime/backoff.ts';
 import type { Random } from '../runtime/clock.ts';
@@ -48,7 +49,7 @@ import {
   staticCredsPollMs,
 } from '../vault/leases.ts';
 import type { ControllerContext } from './context.ts';
-import { readDestination, syncDestination } from './shared/destination.ts';
+import { syncDestination } from './shared/destination.ts';
 import { macEqual, secretMAC } from './shared/hmac.ts';
 import type { OwnWrites } from './shared/own-writes.ts';
 import { restartTargets } from './shared/restart.ts';
@@ -633,7 +634,7 @@ export function vaultDynamicSecretReconciler(
     let refreshAfterMs: number | undefined;
     try {
       refreshAfterMs = spec.refreshAfter ? parseDuration(spec.refreshAfter) : undefined;
-      existing = await readDestination(ctx.client, namespace, spec.destination.name);
+      existing = await ctx.client.getIfExists<Secret>(Secrets, spec.destination.name, namespace);
     } catch (err) {
       await fail(
         obj,

@@ -8,6 +8,7 @@
 // On deletion (finalizer): revoke the current certificate (`revoke`), clear a Secret Ferry did not
 // create (`clear`), and never hold the object for more than CLEANUP_GIVE_UP_MS.
 // The private key never reaches logs, Events, status or error messages.
+
 import { createHash } from 'node:crypto';
 import { API_VERSION, VaultPKISecrets } from '../api/resources.ts';
 import type { VaultPKISecret, VaultPKISecretStatus } from '../api/v1beta1/vaultpkisecret.ts';
@@ -16,6 +17,7 @@ import { FINALIZERS } from '../consts/finalizers.ts';
 import { REASONS } from '../consts/reasons.ts';
 import { CODES, errorMessage, FerryError, isFerryError, TerminalError } from '../errors.ts';
 import { isK8sApiError } from '../k8s/errors.ts';
+import { Secrets } from '../k8s/resources.ts';
 import type { Secret } from '../k8s/types.ts';
 import type { Condition } from '../runtime/conditions.ts';
 import { type Action, awaitChange, type ReconcileContext, requeueAfter } from '../runtime/controller.ts';
@@ -28,7 +30,7 @@ import {
   tlsSecretData,
 } from '../vault/pki.ts';
 import type { ControllerContext } from './context.ts';
-import { type Owner, readDestination, syncDestination } from './shared/destination.ts';
+import { type Owner, syncDestination } from './shared/destination.ts';
 import { goJson } from './shared/gojson.ts';
 import { macEqual, secretMAC } from './shared/hmac.ts';
 import type { OwnWrites } from './shared/own-writes.ts';
@@ -179,7 +181,7 @@ export function vaultPKISecretReconciler(
 
     let existing: Secret | undefined;
     try {
-      existing = await readDestination(ctx.client, namespace, dest.name);
+      existing = await ctx.client.getIfExists<Secret>(Secrets, dest.name, namespace);
     } catch (err) {
       await fail(obj, REASONS.K8sClientError, err);
       throw err;
@@ -399,7 +401,7 @@ export function vaultPKISecretReconciler(
     }
     if (spec.clear && !spec.destination.create) {
       try {
-        const existing = await readDestination(ctx.client, namespace, spec.destination.name);
+        const existing = await ctx.client.getIfExists<Secret>(Secrets, spec.destination.name, namespace);
         if (existing && Object.keys(existing.data ?? {}).length > 0)
           await syncDestination(ctx.client, ownerOf(obj), spec.destination, {}, existing);
       } catch (err) {

@@ -8,12 +8,14 @@ import { parseDuration } from '../api/validate.ts';
 import { FINALIZERS } from '../consts/finalizers.ts';
 import { REASONS } from '../consts/reasons.ts';
 import { CODES, errorMessage, FerryError, isFerryError, TerminalError } from '../errors.ts';
+import { Secrets } from '../k8s/resources.ts';
+import type { Secret } from '../k8s/types.ts';
 import { jitterDown } from '../runtime/backoff.ts';
 import type { Condition } from '../runtime/conditions.ts';
 import { type Action, awaitChange, type ReconcileContext, requeueAfter } from '../runtime/controller.ts';
 import { readKV } from '../vault/kv.ts';
 import type { ControllerContext } from './context.ts';
-import { readDestination, syncDestination } from './shared/destination.ts';
+import { syncDestination } from './shared/destination.ts';
 import { macEqual, secretMAC } from './shared/hmac.ts';
 import type { OwnWrites } from './shared/own-writes.ts';
 import { redactSecretValues } from './shared/redact.ts';
@@ -131,7 +133,7 @@ export function vaultStaticSecretReconciler(
     let dataChanged: boolean;
     let existed: boolean;
     try {
-      const existing = await readDestination(ctx.client, namespace, dest.name);
+      const existing = await ctx.client.getIfExists<Secret>(Secrets, dest.name, namespace);
       existed = existing !== undefined;
       const key = await ctx.hmacKey();
       dataChanged = !existing || !macEqual(secretMAC(key, existing.data ?? {}), secretMAC(key, data));

@@ -3,7 +3,7 @@ import { Agent, type Dispatcher } from 'undici';
 import { CODES, errorMessage, FerryError } from '../errors.ts';
 import { type Clock, systemClock } from '../runtime/clock.ts';
 import type { KubeConnection } from './config.ts';
-import { errorFromResponse, errorFromStatus, isStatus, type K8sApiError } from './errors.ts';
+import { errorFromResponse, errorFromStatus, isK8sApiError, isStatus, type K8sApiError } from './errors.ts';
 import { type ResourceType, resourcePath } from './resources.ts';
 import type { KubeList, KubeObject, Status, WatchEvent } from './types.ts';
 
@@ -105,6 +105,20 @@ export class KubeClient {
 
   async get<T extends KubeObject>(rt: ResourceType, name: string, namespace?: string): Promise<T> {
     return this.request<T>('GET', resourcePath(rt, { namespace: this.#ns(rt, namespace), name }));
+  }
+
+  /** `get`, with a missing object as undefined rather than an error. */
+  async getIfExists<T extends KubeObject>(
+    rt: ResourceType,
+    name: string,
+    namespace?: string,
+  ): Promise<T | undefined> {
+    try {
+      return await this.get<T>(rt, name, namespace);
+    } catch (err) {
+      if (isK8sApiError(err) && err.isNotFound()) return undefined;
+      throw err;
+    }
   }
 
   async list<T extends KubeObject>(rt: ResourceType, opts: ListOptions = {}): Promise<KubeList<T>> {

@@ -9,7 +9,6 @@ import { parseAllDocuments } from 'yaml';
 import { ALL_KINDS } from '../../src/api/resources.ts';
 import { KubeClient } from '../../src/k8s/client.ts';
 import { loadKubeConnection } from '../../src/k8s/config.ts';
-import { isK8sApiError } from '../../src/k8s/errors.ts';
 import type { ResourceType } from '../../src/k8s/resources.ts';
 import * as builtin from '../../src/k8s/resources.ts';
 import { apiVersionOf } from '../../src/k8s/resources.ts';
@@ -149,12 +148,7 @@ export async function getOrUndefined<T extends KubeObject>(
   name: string,
   namespace?: string,
 ): Promise<T | undefined> {
-  try {
-    return await client.get<T>(rt, name, namespace);
-  } catch (err) {
-    if (isK8sApiError(err) && err.isNotFound()) return undefined;
-    throw err;
-  }
+  return client.getIfExists<T>(rt, name, namespace);
 }
 
 /** Polls until `probe` returns a value; fails with `what` and the last value seen. */

@@ -618,13 +618,7 @@ export async function stopOperatorProcess(name: string, signal: NodeJS.Signals =
   const env = loadStackEnv();
   const p = env.processes.find((x) => x.name === name);
   if (!p) return;
-  try {
-    process.kill(-p.pid, signal);
-  } catch {
-    // already gone
-  }
-  const deadline = Date.now() + 35_000;
-  while (alive(p.pid) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+  await stopAll([p], () => {}, { signal, timeoutMs: 35_000 });
   const fresh = loadStackEnv();
   fresh.processes = fresh.processes.filter((x) => x.name !== name);
   writeFileSync(envFile(), JSON.stringify(fresh, null, 2));
@@ -640,16 +634,11 @@ export async function restartOperator(
   extraArgs: string[] = [],
 ): Promise<StackEnv> {
   const env = loadStackEnv();
-  const old = env.processes.find((p) => p.name === 'operator');
-  if (old) {
-    try {
-      process.kill(-old.pid, signal);
-    } catch {
-      // already gone
-    }
-    const deadline = Date.now() + 35_000;
-    while (alive(old.pid) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
-  }
+  await stopAll(
+    env.processes.filter((p) => p.name === 'operator'),
+    log,
+    { signal, timeoutMs: 35_000 },
+  );
   const rest = env.processes.filter((p) => p.name !== 'operator');
   await startOperator(env, rest, log, extraArgs);
   env.processes = rest;
@@ -657,15 +646,20 @@ export async function restartOperator(
   return env;
 }
 
-async function stopAll(processes: StackEnv['processes'], log: Log): Promise<void> {
+/** Signals the processes (their own signal unless one is given), waits, and kills stragglers. */
+async function stopAll(
+  processes: StackEnv['processes'],
+  log: Log,
+  opts: { signal?: NodeJS.Signals; timeoutMs?: number } = {},
+): Promise<void> {
   for (const p of [...processes].reverse()) {
     try {
-      process.kill(-p.pid, p.signal);
+      process.kill(-p.pid, opts.signal ?? p.signal);
     } catch {
       // already gone
     }
   }
-  const deadline = Date.now() + 15_000;
+  const deadline = Date.now() + (opts.timeoutMs ?? 15_000);
   while (processes.some((p) => alive(p.pid)) && Date.now() < deadline)
     await new Promise((r) => setTimeout(r, 100));
   for (const p of processes) {

@@ -41,19 +41,6 @@ export function ownerReference(owner: Owner): OwnerReference {
   };
 }
 
-export async function readDestination(
-  client: KubeClient,
-  namespace: string,
-  name: string,
-): Promise<Secret | undefined> {
-  try {
-    return await client.get<Secret>(Secrets, name, namespace);
-  } catch (err) {
-    if (isK8sApiError(err) && err.isNotFound()) return undefined;
-    throw err;
-  }
-}
-
 function ownedBy(secret: Secret, owner: Owner): boolean {
   const labels = secret.metadata.labels ?? {};
   const want = ownerLabels(owner.metadata.uid);

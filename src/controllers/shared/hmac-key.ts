@@ -12,7 +12,6 @@ import type { KubeClient } from '../../k8s/client.ts';
 import { isK8sApiError } from '../../k8s/errors.ts';
 import { Secrets } from '../../k8s/resources.ts';
 import type { Secret } from '../../k8s/types.ts';
-import { readDestination } from './destination.ts';
 
 function keyOf(secret: Secret): Buffer {
   const v = secret.data?.[HMAC_KEY_DATA_KEY];
@@ -29,7 +28,7 @@ function keyOf(secret: Secret): Buffer {
 export function hmacKeyProvider(client: KubeClient, namespace: string): () => Promise<Buffer> {
   let pending: Promise<Buffer> | undefined;
   const load = async (): Promise<Buffer> => {
-    const existing = await readDestination(client, namespace, HMAC_KEY_SECRET_NAME);
+    const existing = await client.getIfExists<Secret>(Secrets, HMAC_KEY_SECRET_NAME, namespace);
     if (existing) return keyOf(existing);
     try {
       return keyOf(

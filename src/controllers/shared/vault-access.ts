@@ -7,8 +7,7 @@ import type { VaultConnection } from '../../api/v1beta1/vaultconnection.ts';
 import { parseDuration, parseRef, validateVaultAuth, validateVaultConnection } from '../../api/validate.ts';
 import { CODES, FerryError } from '../../errors.ts';
 import type { KubeClient } from '../../k8s/client.ts';
-import { isK8sApiError } from '../../k8s/errors.ts';
-import { Secrets, ServiceAccounts } from '../../k8s/resources.ts';
+import { type ResourceType, Secrets, ServiceAccounts } from '../../k8s/resources.ts';
 import type { KubeObject, Secret } from '../../k8s/types.ts';
 import type { Clock } from '../../runtime/clock.ts';
 import type { Store } from '../../runtime/store.ts';
@@ -88,6 +87,19 @@ const problemsError = (what: string, problems: { field: string; message: string 
     CODES.INVALID_CONFIG,
     `${what}: ${problems.map((p) => `${p.field}: ${p.message}`).join('; ')}`,
   );
+
+/** A referenced object that must exist; its absence is a reference error the user must fix. */
+async function getRequired<T extends KubeObject>(
+  client: KubeClient,
+  rt: ResourceType,
+  name: string,
+  namespace: string,
+  what: string,
+): Promise<T> {
+  const obj = await client.getIfExists<T>(rt, name, namespace);
+  if (!obj) throw invalidRef(`${what} ${namespace}/${name} not found`);
+  return obj;
+}
 
 function uidOf(obj: KubeObject, what: string): string {
   const uid = obj.metadata.uid;
@@ -187,14 +199,7 @@ export async function connectionOptions(
   if (vaultNamespace) opts.namespace = vaultNamespace;
   if (spec.caCertSecretRef) {
     const ns = conn.metadata.namespace ?? '';
-    let secret: Secret;
-    try {
-      secret = await client.get<Secret>(Secrets, spec.caCertSecretRef, ns);
-    } catch (err) {
-      if (isK8sApiError(err) && err.isNotFound())
-        throw invalidRef(`CA Secret ${ns}/${spec.caCertSecretRef} not found`);
-      throw err;
-    }
+    const secret = await getRequired<Secret>(client, Secrets, spec.caCertSecretRef, ns, 'CA Secret');
     const ca = secret.data?.['ca.crt'];
     if (!ca)
       throw new FerryError(CODES.INVALID_CONFIG, `CA Secret ${ns}/${spec.caCertSecretRef} has no ca.crt key`);
@@ -546,25 +551,20 @@ export class VaultAccessResolver {
     const hit = this.#saUids.get(key);
     const now = this.#deps.clock.now();
     if (hit && now - hit.at < SA_UID_TTL_MS) return hit.uid;
-    let sa: KubeObject;
-    try {
-      sa = await this.#deps.client.get<KubeObject>(ServiceAccounts, name, namespace);
-    } catch (err) {
-      if (isK8sApiError(err) && err.isNotFound()) throw invalidRef(`ServiceAccount ${key} not found`);
-      throw err;
-    }
+    const sa = await getRequired<KubeObject>(
+      this.#deps.client,
+      ServiceAccounts,
+      name,
+      namespace,
+      'ServiceAccount',
+    );
     const uid = uidOf(sa, `ServiceAccount ${key}`);
     this.#saUids.set(key, { uid, at: now });
     return uid;
   }
 
-  async #secret(namespace: string, name: string): Promise<Secret> {
-    try {
-      return await this.#deps.client.get<Secret>(Secrets, name, namespace);
-    } catch (err) {
-      if (isK8sApiError(err) && err.isNotFound()) throw invalidRef(`Secret ${namespace}/${name} not found`);
-      throw err;
-    }
+  #secret(namespace: string, name: string): Promise<Secret> {
+    return getRequired<Secret>(this.#deps.client, Secrets, name, namespace, 'Secret');
   }
 }
 
