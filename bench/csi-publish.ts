@@ -108,9 +108,6 @@ try {
     mounter: tmpfs ? new TmpfsMounter({ size: '1m' }) : new DirMounter(),
     targetRoot: join(dir, 'pods'),
     refreshIntervalMs: 0,
-    globalExcludeRaw: false,
-    allowDefaultGlobals: true,
-    clientCacheSize: 100,
     healthAddress: null,
   });
   const sock = await driver.start(`unix://${join(dir, 'csi.sock')}`);

@@ -40,10 +40,14 @@ export interface CsiDriverConfig {
   operatorNamespace: string;
   mounter: Mounter;
   targetRoot?: string;
-  refreshIntervalMs: number;
-  globalExcludeRaw: boolean;
-  allowDefaultGlobals: boolean;
-  clientCacheSize: number;
+  /** How long published files are served before a republish fetches them again; 0 refetches every
+   * time. Default 120 s, as the CLI's --refresh-interval. */
+  refreshIntervalMs?: number;
+  /** VSO's global options; defaults as VSO's (exclude-raw off, allow-default-globals on). */
+  globalExcludeRaw?: boolean;
+  allowDefaultGlobals?: boolean;
+  /** Vault client cache bound; default 10000, as the operator's. */
+  clientCacheSize?: number;
   /** host:port for /healthz and /readyz; null disables. */
   healthAddress?: string | null;
   clock?: Clock;
@@ -83,7 +87,7 @@ export class CsiDriver {
       transformations,
     ] as unknown as Informer<KubeObject>[];
 
-    this.vaultClients = new VaultClientCache({ maxSize: cfg.clientCacheSize });
+    this.vaultClients = new VaultClientCache({ maxSize: cfg.clientCacheSize ?? 10_000 });
     auths.addHandler((ev) => {
       if (ev.type === 'delete' && ev.obj.metadata.uid)
         void this.vaultClients.pruneAuth(ev.obj.metadata.uid, { revoke: true });
@@ -100,7 +104,7 @@ export class CsiDriver {
       connections: connections.store,
       cache: this.vaultClients,
       clock,
-      allowDefaultGlobals: cfg.allowDefaultGlobals,
+      allowDefaultGlobals: cfg.allowDefaultGlobals ?? true,
       onSessionEvent: (ev) => {
         if (ev.type === 'loginFailed' || ev.type === 'renewFailed')
           log.warn({ vaultSession: ev.type, err: ev.error }, 'vault session problem');
@@ -120,7 +124,7 @@ export class CsiDriver {
       vault,
       events,
       audience,
-      globalExcludeRaw: cfg.globalExcludeRaw,
+      globalExcludeRaw: cfg.globalExcludeRaw ?? false,
       log,
       whenSynced: (signal) => this.waitForSync(signal),
       ...(cfg.reviewToken ? { reviewToken: cfg.reviewToken } : {}),
@@ -131,7 +135,7 @@ export class CsiDriver {
       mounter: cfg.mounter,
       publisher,
       ...(cfg.targetRoot ? { targetRoot: cfg.targetRoot } : {}),
-      refreshIntervalMs: cfg.refreshIntervalMs,
+      refreshIntervalMs: cfg.refreshIntervalMs ?? 120_000,
       log,
       clock,
     });

@@ -222,9 +222,6 @@ describe('CSI driver (real API server and Vault)', () => {
       mounter,
       targetRoot: join(dir, 'pods'),
       refreshIntervalMs: 0,
-      globalExcludeRaw: false,
-      allowDefaultGlobals: true,
-      clientCacheSize: 100,
       healthAddress: null,
     });
     const sock = await driver.start(`unix://${join(dir, 'csi.sock')}`);
