@@ -176,15 +176,16 @@ export function validateCSISecrets(spec: CSISecretsSpec): Problem[] {
   if (cs?.namePattern) checkRegex('spec.syncConfig.containerState.namePattern', cs.namePattern, problems);
   if (cs?.imagePattern) checkRegex('spec.syncConfig.containerState.imagePattern', cs.imagePattern, problems);
   problems.push(...validateTransformation('spec.secrets.transformation', spec.secrets.transformation));
-  for (const [i, s] of (spec.secrets.vaultStaticSecrets ?? []).entries()) {
-    problems.push(
-      ...validateTransformation(`spec.secrets.vaultStaticSecrets[${i}].transformation`, s.transformation),
-    );
-  }
-  for (const [i, s] of (spec.secrets.vaultAppRoleSecretIDs ?? []).entries()) {
-    problems.push(
-      ...validateTransformation(`spec.secrets.vaultAppRoleSecretIDs[${i}].transformation`, s.transformation),
-    );
+  const lists = [
+    'vaultStaticSecrets',
+    'vaultAppRoleSecretIDs',
+    'vaultDynamicSecrets',
+    'vaultPKISecrets',
+  ] as const;
+  for (const list of lists) {
+    for (const [i, s] of (spec.secrets[list] ?? []).entries()) {
+      problems.push(...validateTransformation(`spec.secrets.${list}[${i}].transformation`, s.transformation));
+    }
   }
   return problems;
 }

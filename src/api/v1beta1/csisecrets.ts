@@ -1,5 +1,7 @@
 import Type, { type Static } from 'typebox';
 import { Conditions, Duration, Root, StringEnum, StringList, StringMap, Transformation } from './common.ts';
+import { VaultDynamicSecretSpec } from './vaultdynamicsecret.ts';
+import { VaultPKISecretSpec } from './vaultpkisecret.ts';
 import { KV_TYPES } from './vaultstaticsecret.ts';
 
 export const VaultAuthRef = Type.Object(
@@ -68,6 +70,62 @@ export const VaultAppRoleSecretID = Type.Object(
 );
 export type VaultAppRoleSecretID = Static<typeof VaultAppRoleSecretID>;
 
+// Ferry extensions (no peer publishes leased secrets to a CSI volume): the request fields are the
+// VaultDynamicSecret and VaultPKISecret ones, so their meaning and validation are shared.
+const dyn = VaultDynamicSecretSpec.properties;
+const pki = VaultPKISecretSpec.properties;
+const revokeAtUnpublish = (what: string) =>
+  Type.Optional(
+    Type.Boolean({
+      default: true,
+      description: `Revoke the ${what} when the volume is unpublished (and when it is replaced).`,
+    }),
+  );
+
+export const VaultDynamicSecretCollectable = Type.Object(
+  {
+    mount: dyn.mount,
+    path: dyn.path,
+    requestHTTPMethod: dyn.requestHTTPMethod,
+    params: dyn.params,
+    renewalPercent: dyn.renewalPercent,
+    revoke: revokeAtUnpublish('lease'),
+    transformation: Type.Optional(Transformation),
+  },
+  {
+    description:
+      "Dynamic credentials leased for the pod's lifetime: renewed while the volume is published, new ones when the lease cannot be renewed, revoked at unpublish.",
+  },
+);
+export type VaultDynamicSecretCollectable = Static<typeof VaultDynamicSecretCollectable>;
+
+export const VaultPKISecretCollectable = Type.Object(
+  {
+    mount: pki.mount,
+    role: pki.role,
+    issuerRef: pki.issuerRef,
+    commonName: pki.commonName,
+    altNames: pki.altNames,
+    ipSans: pki.ipSans,
+    uriSans: pki.uriSans,
+    otherSans: pki.otherSans,
+    userIDs: pki.userIDs,
+    ttl: pki.ttl,
+    format: pki.format,
+    privateKeyFormat: pki.privateKeyFormat,
+    notAfter: pki.notAfter,
+    excludeCNFromSans: pki.excludeCNFromSans,
+    expiryOffset: pki.expiryOffset,
+    revoke: revokeAtUnpublish('certificate'),
+    transformation: Type.Optional(Transformation),
+  },
+  {
+    description:
+      "A certificate issued for the pod's lifetime: re-issued in its renewal window while the volume is published, revoked at unpublish.",
+  },
+);
+export type VaultPKISecretCollectable = Static<typeof VaultPKISecretCollectable>;
+
 export const SecretCollection = Type.Object(
   {
     transformation: Type.Optional(Transformation),
@@ -76,6 +134,12 @@ export const SecretCollection = Type.Object(
     ),
     vaultAppRoleSecretIDs: Type.Optional(
       Type.Array(VaultAppRoleSecretID, { description: 'AppRole SecretIDs.' }),
+    ),
+    vaultDynamicSecrets: Type.Optional(
+      Type.Array(VaultDynamicSecretCollectable, { description: 'Dynamic (leased) credentials.' }),
+    ),
+    vaultPKISecrets: Type.Optional(
+      Type.Array(VaultPKISecretCollectable, { description: 'PKI certificates.' }),
     ),
   },
   { description: 'The secrets published to the CSI volume.' },
