@@ -3,62 +3,33 @@
 // deploy/crds, its RBAC never drifts from deploy/rbac.yaml (which the e2e suite runs the operator
 // under), and every flag it passes is one the operator parses.
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { after, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import { Ajv } from 'ajv';
-import { parse, parseAllDocuments, stringify } from 'yaml';
+import { parse } from 'yaml';
 import type { VaultAuthSpec } from '../../../src/api/v1beta1/vaultauth.ts';
 import type { VaultConnectionSpec } from '../../../src/api/v1beta1/vaultconnection.ts';
 import { validateVaultAuth, validateVaultConnection } from '../../../src/api/validate.ts';
+import {
+  CHART,
+  type Container,
+  cliFlags,
+  flagsOf,
+  lint,
+  NAMESPACE,
+  type Obj,
+  one,
+  type PodSpec,
+  ROOT,
+  readDocs,
+  render,
+  renderFails,
+  skip,
+  type Workload,
+} from './helm.ts';
 
-const ROOT = join(import.meta.dirname, '..', '..', '..');
-const CHART = join(ROOT, 'deploy', 'chart');
-const RELEASE = 'ferry';
-const NAMESPACE = 'ferry-system';
-
-type Obj = {
-  apiVersion: string;
-  kind: string;
-  metadata: { name: string; namespace?: string; labels?: Record<string, string> };
-  [k: string]: unknown;
-};
-// Loose views of the rendered Deployment, enough for the assertions below.
-type Container = {
-  name: string;
-  image: string;
-  args: string[];
-  env: { name: string; valueFrom?: { fieldRef?: { fieldPath: string } } }[];
-  ports: { name: string; containerPort: number }[];
-  livenessProbe: { httpGet: { path: string; port: string } };
-  readinessProbe: { httpGet: { path: string; port: string } };
-  securityContext: Record<string, unknown>;
-  resources: unknown;
-  volumeMounts: { name: string; mountPath: string; readOnly?: boolean }[];
-};
-type PodSpec = {
-  serviceAccountName: string;
-  terminationGracePeriodSeconds: number;
-  securityContext: Record<string, unknown>;
-  containers: Container[];
-  volumes: {
-    name: string;
-    downwardAPI?: { items: { path: string; fieldRef: { fieldPath: string } }[] };
-  }[];
-  nodeSelector?: unknown;
-  tolerations?: unknown;
-  affinity?: unknown;
-};
-type Deployment = Obj & {
-  spec: { replicas: number; template: { metadata: { labels: Record<string, string> }; spec: PodSpec } };
-};
-
-const docs = (text: string): Obj[] =>
-  parseAllDocuments(text)
-    .map((d) => d.toJS() as Obj | null)
-    .filter((o): o is Obj => o !== null);
+type Deployment = Workload & { spec: { replicas: number } };
 
 // ---------------------------------------------------------------------------------------------
 // crds/: a byte-for-byte copy of deploy/crds (the generator's output), never a second source.
@@ -77,77 +48,6 @@ describe('chart crds/', () => {
   });
 });
 
-// ---------------------------------------------------------------------------------------------
-// The helm peer. Built once (a few minutes cold); skipped only when it cannot be built here.
-
-function helmBinary(): { bin: string } | { skip: string } {
-  const peers = join(ROOT, 'stack', 'peers.sh');
-  const path = spawnSync('bash', [peers, 'path', 'helm'], { encoding: 'utf8' });
-  assert.equal(path.status, 0, path.stderr);
-  const bin = join(path.stdout.trim(), 'helm');
-  if (!existsSync(join(path.stdout.trim(), '.complete'))) {
-    const go = spawnSync('go', ['version'], { encoding: 'utf8' });
-    if (go.error || go.status !== 0) {
-      return { skip: 'helm peer not cached and no Go toolchain to build it (stack/peers.sh ensure helm)' };
-    }
-    // Progress goes to stderr; a build failure with Go present is a real failure, not a skip.
-    const built = spawnSync('bash', [peers, 'ensure', 'helm'], { stdio: ['ignore', 'inherit', 'inherit'] });
-    assert.equal(built.status, 0, 'stack/peers.sh ensure helm failed');
-  }
-  return { bin };
-}
-
-const helm = helmBinary();
-const skip = 'skip' in helm ? helm.skip : false;
-const work = mkdtempSync(join(tmpdir(), 'ferry-chart-'));
-after(() => rmSync(work, { recursive: true, force: true }));
-
-let valuesFiles = 0;
-function helmRun(
-  args: string[],
-  values?: unknown,
-): { status: number | null; stdout: string; stderr: string } {
-  assert.ok('bin' in helm);
-  const extra: string[] = [];
-  if (values !== undefined) {
-    const file = join(work, `values-${valuesFiles++}.yaml`);
-    writeFileSync(file, stringify(values));
-    extra.push('--values', file);
-  }
-  const r = spawnSync(helm.bin, [...args, ...extra], {
-    encoding: 'utf8',
-    // Keep helm's own config/cache/data out of $HOME and the repository.
-    env: {
-      ...process.env,
-      HELM_CONFIG_HOME: join(work, 'config'),
-      HELM_CACHE_HOME: join(work, 'cache'),
-      HELM_DATA_HOME: join(work, 'data'),
-    },
-  });
-  return { status: r.status, stdout: r.stdout, stderr: r.stderr };
-}
-
-/** `helm template` with the default kube version (the helm peer is built with the stack's). */
-function render(values?: unknown, opts: { release?: string; namespace?: string } = {}): Obj[] {
-  const r = helmRun(
-    ['template', opts.release ?? RELEASE, CHART, '--namespace', opts.namespace ?? NAMESPACE],
-    values,
-  );
-  assert.equal(r.status, 0, `helm template failed:\n${r.stderr}`);
-  return docs(r.stdout);
-}
-
-function renderFails(values: unknown): string {
-  const r = helmRun(['template', RELEASE, CHART, '--namespace', NAMESPACE], values);
-  assert.notEqual(r.status, 0, 'helm template should have failed');
-  return r.stderr;
-}
-
-const one = <T extends Obj = Obj>(objs: Obj[], kind: string): T => {
-  const found = objs.filter((o) => o.kind === kind);
-  assert.equal(found.length, 1, `expected exactly one ${kind}, got ${found.length}`);
-  return found[0] as T;
-};
 const manager = (objs: Obj[]): { pod: PodSpec; c: Container; d: Deployment } => {
   const d = one<Deployment>(objs, 'Deployment');
   const pod = d.spec.template.spec;
@@ -158,23 +58,7 @@ const manager = (objs: Obj[]): { pod: PodSpec; c: Container; d: Deployment } => 
 const podLabelsOf = (objs: Obj[]): Record<string, string> =>
   one<Deployment>(objs, 'Deployment').spec.template.metadata.labels;
 
-// The operator's long options, read from its parseArgs table: the chart must not pass a flag the
-// operator does not know (parseArgs is strict and would refuse to start).
-const OPERATOR_FLAGS = new Set(
-  [
-    ...readFileSync(join(ROOT, 'src', 'cli', 'operator.ts'), 'utf8').matchAll(
-      /'?([a-z][a-z-]*)'?: \{ type:/g,
-    ),
-  ].map((m) => m[1]),
-);
-const flagsOf = (args: string[]): Map<string, string> =>
-  new Map(
-    args.map((a) => {
-      const m = /^--([a-z-]+)=(.*)$/.exec(a);
-      assert.ok(m, `argument ${a} is not --flag=value`);
-      return [m[1]!, m[2]!];
-    }),
-  );
+const OPERATOR_FLAGS = cliFlags('operator.ts');
 
 describe('helm chart', { skip }, () => {
   it('reads the operator flags table', () => {
@@ -204,7 +88,7 @@ describe('helm chart', { skip }, () => {
     });
 
     it('RBAC is exactly deploy/rbac.yaml (labels aside)', () => {
-      const want = docs(readFileSync(join(ROOT, 'deploy', 'rbac.yaml'), 'utf8'));
+      const want = readDocs('deploy', 'rbac.yaml');
       const rbacKinds = ['ServiceAccount', 'ClusterRole', 'ClusterRoleBinding', 'Role', 'RoleBinding'];
       assert.deepEqual(want.map((o) => o.kind).sort(), [...rbacKinds].sort());
       for (const kind of rbacKinds) {
@@ -444,8 +328,7 @@ describe('helm chart', { skip }, () => {
     });
 
     it('helm lint passes with them enabled', () => {
-      const r = helmRun(['lint', '--strict', CHART], values);
-      assert.equal(r.status, 0, r.stdout + r.stderr);
+      lint(values);
     });
   });
 
@@ -499,7 +382,6 @@ describe('helm chart', { skip }, () => {
   });
 
   it('helm lint --strict passes with default values', () => {
-    const r = helmRun(['lint', '--strict', CHART]);
-    assert.equal(r.status, 0, r.stdout + r.stderr);
+    lint();
   });
 });
