@@ -27,12 +27,17 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 app.kubernetes.io/component: controller-manager
 {{- end -}}
 
-{{- define "ferry.labels" -}}
+{{/* Labels every object of the release carries, besides its selector labels. */}}
+{{- define "ferry.chartLabels" -}}
 helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
-{{ include "ferry.selectorLabels" . }}
 app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
 app.kubernetes.io/managed-by: {{ .Release.Service }}
 app.kubernetes.io/part-of: ferry
+{{- end -}}
+
+{{- define "ferry.labels" -}}
+{{ include "ferry.selectorLabels" . }}
+{{ include "ferry.chartLabels" . }}
 {{- end -}}
 
 {{- define "ferry.image" -}}
@@ -40,16 +45,24 @@ app.kubernetes.io/part-of: ferry
 {{- printf "%s:%s" $img.repository (default .Chart.AppVersion (toString (default "" $img.tag))) -}}
 {{- end -}}
 
-{{/* The --log-level value: pino levels, plus VSO's debug-extended (mapped to trace). */}}
-{{- define "ferry.logLevel" -}}
-{{- $level := toString .Values.controller.manager.logging.level -}}
+{{/*
+A --log-level value: pino levels, plus VSO's debug-extended (mapped to trace).
+Called with (list "<value name>" <value>).
+*/}}
+{{- define "ferry.pinoLevel" -}}
+{{- $name := index . 0 -}}
+{{- $level := toString (index . 1) -}}
 {{- if eq $level "debug-extended" -}}
 trace
 {{- else if has $level (list "trace" "debug" "info" "warn" "error" "fatal" "silent") -}}
 {{- $level -}}
 {{- else -}}
-{{- fail (printf "controller.manager.logging.level: %q is not one of trace, debug-extended, debug, info, warn, error, fatal, silent" $level) -}}
+{{- fail (printf "%s: %q is not one of trace, debug-extended, debug, info, warn, error, fatal, silent" $name $level) -}}
 {{- end -}}
+{{- end -}}
+
+{{- define "ferry.logLevel" -}}
+{{- include "ferry.pinoLevel" (list "controller.manager.logging.level" .Values.controller.manager.logging.level) -}}
 {{- end -}}
 
 {{/* A positive integer value, or nothing when the value is null or ""; fails on anything else. */}}
@@ -66,4 +79,52 @@ trace
 {{- end -}}
 {{- $n -}}
 {{- end -}}
+{{- end -}}
+
+{{/* ---------------------------------------------------------------------------------------
+The CSI node driver (csi.enabled). */}}
+
+{{- define "ferry.csi.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "ferry.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/component: csi-driver
+{{- end -}}
+
+{{- define "ferry.csi.labels" -}}
+{{ include "ferry.csi.selectorLabels" . }}
+{{ include "ferry.chartLabels" . }}
+{{- end -}}
+
+{{- define "ferry.csi.serviceAccountName" -}}
+{{- printf "%s-csi" (include "ferry.fullname" .) | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{- define "ferry.csi.clusterRoleName" -}}
+{{- printf "%s-csi-driver-role" (include "ferry.fullname" .) | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{/*
+The driver name: the CSIDriver object's name, the pod token audience, --driver-name and the
+kubelet plugin directory. A CSIDriver name is a DNS-1123 subdomain of at most 63 characters.
+*/}}
+{{- define "ferry.csi.driverName" -}}
+{{- $name := toString .Values.csi.driver.name -}}
+{{- if or (gt (len $name) 63) (not (regexMatch "^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$" $name)) -}}
+{{- fail (printf "csi.driver.name: %q is not a DNS subdomain of at most 63 characters" $name) -}}
+{{- end -}}
+{{- $name -}}
+{{- end -}}
+
+{{/* The driver image: csi.driver.image, each empty field taken from controller.manager.image. */}}
+{{- define "ferry.csi.driverImage" -}}
+{{- $img := .Values.csi.driver.image -}}
+{{- $ctl := .Values.controller.manager.image -}}
+{{- $repo := default $ctl.repository $img.repository -}}
+{{- $tag := default (default .Chart.AppVersion (toString (default "" $ctl.tag))) (toString (default "" $img.tag)) -}}
+{{- printf "%s:%s" $repo $tag -}}
+{{- end -}}
+
+{{/* repository:tag of a sidecar image value. */}}
+{{- define "ferry.imageRef" -}}
+{{- printf "%s:%s" .repository (toString .tag) -}}
 {{- end -}}
