@@ -3,6 +3,7 @@
 import { hostname } from 'node:os';
 import type { Logger } from 'pino';
 import {
+  CSISecretsResource,
   SecretTransformations,
   VaultAuthGlobals,
   VaultAuths,
@@ -12,6 +13,7 @@ import {
   VaultStaticSecrets,
 } from './api/resources.ts';
 import type { Transformation } from './api/v1beta1/common.ts';
+import type { CSISecrets } from './api/v1beta1/csisecrets.ts';
 import type { SecretTransformation } from './api/v1beta1/secrettransformation.ts';
 import type { VaultAuth } from './api/v1beta1/vaultauth.ts';
 import type { VaultAuthGlobal } from './api/v1beta1/vaultauthglobal.ts';
@@ -22,6 +24,7 @@ import type { VaultStaticSecret } from './api/v1beta1/vaultstaticsecret.ts';
 import { parseRef } from './api/validate.ts';
 import { MANAGED_SECRET_SELECTOR } from './consts/labels.ts';
 import type { ControllerContext, OperatorOptions } from './controllers/context.ts';
+import { csiSecretsReconciler, csiTransformationRefKeys, csiVaultAuthRef } from './controllers/csisecrets.ts';
 import { secretTransformationReconciler } from './controllers/secrettransformation.ts';
 import { hmacKeyProvider } from './controllers/shared/hmac-key.ts';
 import { OwnWrites } from './controllers/shared/own-writes.ts';
@@ -260,6 +263,47 @@ export function buildOperator(cfg: OperatorConfig): Manager {
   manager
     .controller({ name: 'secrettransformation', reconcile: secretTransformationReconciler(ctx) })
     .for(transformations, { predicate: specOrMetaChanged });
+
+  // CSISecrets: status only (the CSI driver serves the volumes). Re-checked when the VaultAuth, its
+  // VaultAuthGlobal or VaultConnection, or a referenced SecretTransformation appears, changes or goes.
+  const csiSecrets = manager.informer<CSISecrets>(CSISecretsResource, {
+    indexes: {
+      auth: (o) => {
+        try {
+          return [
+            vault.authRefOf({
+              namespace: o.metadata.namespace ?? '',
+              vaultAuthRef: csiVaultAuthRef(o.spec?.vaultAuthRef),
+            }),
+          ];
+        } catch {
+          return [];
+        }
+      },
+      transformation: (o) => csiTransformationRefKeys(o),
+    },
+  });
+  const csiOfAuth = (a: KubeObject): ObjectKey[] =>
+    csiSecrets.store.byIndex('auth', `${a.metadata.namespace}/${a.metadata.name}`).map(objKey);
+  manager
+    .controller({ name: 'csisecrets', reconcile: csiSecretsReconciler(ctx, csiSecrets.store) })
+    .for(csiSecrets, { predicate: generationChanged })
+    .watches(auths, csiOfAuth, { predicate: specOrMetaChanged })
+    .watches(
+      authGlobals,
+      (g) =>
+        auths.store
+          .byIndex('global', `${g.metadata.namespace}/${g.metadata.name}`)
+          .flatMap((a) => csiOfAuth(a)),
+      { predicate: specOrMetaChanged },
+    )
+    .watches(connections, (c) => authsOfConnection(c).flatMap((k) => csiOfAuth({ metadata: k })), {
+      predicate: specOrMetaChanged,
+    })
+    // SecretTransformation status flips (valid) matter too: no predicate.
+    .watches(transformations, (t) =>
+      csiSecrets.store.byIndex('transformation', `${t.metadata.namespace}/${t.metadata.name}`).map(objKey),
+    );
   return manager;
 }
 
