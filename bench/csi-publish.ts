@@ -8,25 +8,25 @@
 // check never short-circuits) including the TokenReview of the pod token, the Pod GET, the tmpfs
 // mount (or directory where mounting is not permitted) and the atomic write.
 //   node bench/csi-publish.ts [--cold N] [--warm N]
-import { createHash, randomBytes } from 'node:crypto';
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { randomBytes } from 'node:crypto';
+import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import pino from 'pino';
-import { CTX } from '../src/csi/access.ts';
-import { CsiClient } from '../src/csi/client.ts';
-import { CsiDriver } from '../src/csi/driver.ts';
-import { canMountTmpfs, DirMounter, TmpfsMounter } from '../src/csi/mounter.ts';
-import { KubeClient } from '../src/k8s/client.ts';
-import { Namespaces, Pods } from '../src/k8s/resources.ts';
-import type { KubeObject } from '../src/k8s/types.ts';
+import { Namespaces } from '../src/k8s/resources.ts';
+import {
+  makePod,
+  publishRequest,
+  startTestDriver,
+  type TestDriver,
+  targetOf,
+  volumeIdOf,
+} from '../stack/lib/csi.ts';
 import {
   adminClient,
   apply,
   ensureNamespace,
   type Manifest,
-  readManifests,
   tenant,
   VaultAdmin,
 } from '../stack/lib/fixtures.ts';
@@ -35,17 +35,14 @@ import { loadStackEnv } from '../stack/lib/stack.ts';
 const { values } = parseArgs({
   options: { cold: { type: 'string', default: '30' }, warm: { type: 'string', default: '100' } },
 });
-const AUD = 'csi.vso.hashicorp.com';
-const ROOT = join(import.meta.dirname, '..');
+const _ROOT = join(import.meta.dirname, '..');
 
 const env = loadStackEnv();
 const kube = adminClient(env);
 const vault = new VaultAdmin(env);
 const ns = `csi-bench-${randomBytes(3).toString('hex')}`;
 const dir = await mkdtemp(join(tmpdir(), 'ferry-csi-bench-'));
-let driver: CsiDriver | undefined;
-let client: CsiClient | undefined;
-let driverKube: KubeClient | undefined;
+let csi: TestDriver | undefined;
 
 function pct(xs: number[], p: number): number {
   const s = [...xs].sort((a, b) => a - b);
@@ -55,7 +52,6 @@ function pct(xs: number[], p: number): number {
 try {
   await tenant(env, kube, vault, ns);
   await ensureNamespace(kube, ns, ['web']);
-  for (const m of readManifests(join(ROOT, 'deploy', 'csi', 'rbac.yaml'))) await apply(kube, m);
   const statics = [];
   for (let i = 0; i < 5; i++) {
     await vault.kvPut('kvv2', `${ns}/s${i}`, {
@@ -74,65 +70,20 @@ try {
       secrets: { vaultStaticSecrets: statics },
     },
   } as Manifest);
-  const pod = await kube.create<KubeObject>(Pods, {
-    apiVersion: 'v1',
-    kind: 'Pod',
-    metadata: { name: 'web', namespace: ns, labels: { app: 'web' } },
-    spec: {
-      serviceAccountName: 'web',
-      securityContext: { fsGroup: 2000 },
-      containers: [{ name: 'app', image: 'busybox' }],
-    },
-  } as KubeObject);
-  const uid = pod.metadata.uid ?? '';
-  const tr = await kube.createToken(ns, 'web', {
-    audiences: [AUD],
-    expirationSeconds: 3600,
-    boundObjectRef: { kind: 'Pod', apiVersion: 'v1', name: 'web', uid },
+  const pod = await makePod(kube, {
+    namespace: ns,
+    name: 'web',
+    serviceAccount: 'web',
+    labels: { app: 'web' },
   });
-
-  const sa = await kube.createToken('ferry-system', 'ferry-csi-driver', { expirationSeconds: 3600 });
-  driverKube = new KubeClient({
-    server: env.apiServer,
-    caPem: await readFile(env.caFile, 'utf8'),
-    token: sa.token,
-    namespace: 'ferry-system',
-  });
-  const tmpfs = (await canMountTmpfs(join(dir, 'probe'))).ok;
-  driver = new CsiDriver({
-    client: driverKube,
-    logger: pino({ level: 'silent' }),
-    driverName: AUD,
-    nodeId: 'bench-node',
-    operatorNamespace: env.operatorNamespace,
-    mounter: tmpfs ? new TmpfsMounter({ size: '1m' }) : new DirMounter(),
-    targetRoot: join(dir, 'pods'),
-    refreshIntervalMs: 0,
-    healthAddress: null,
-  });
-  const sock = await driver.start(`unix://${join(dir, 'csi.sock')}`);
-  await driver.waitForSync(AbortSignal.timeout(30_000));
-  client = new CsiClient(sock);
-
-  const target = join(dir, 'pods', uid, 'volumes', 'kubernetes.io~csi', 'secrets', 'mount');
-  const volumeId = `csi-${createHash('sha256').update(`${uid}secrets`).digest('hex')}`;
-  const req = {
-    volume_id: volumeId,
-    target_path: target,
-    volume_capability: { mount: {}, access_mode: { mode: 'SINGLE_NODE_WRITER' } },
-    readonly: true,
-    volume_context: {
-      [CTX.podName]: 'web',
-      [CTX.podNamespace]: ns,
-      [CTX.podUid]: uid,
-      [CTX.serviceAccount]: 'web',
-      [CTX.ephemeral]: 'true',
-      [CTX.tokens]: JSON.stringify({ [AUD]: { token: tr.token, expirationTimestamp: '' } }),
-      csiSecretsName: 'db',
-    },
-  };
+  csi = await startTestDriver(env, kube, dir, { nodeId: 'bench-node' });
+  const { client, driver } = csi;
+  const target = targetOf(dir, pod);
+  const volumeId = volumeIdOf(pod);
+  const req = publishRequest(dir, pod);
   const c = client;
   const d = driver;
+  const tmpfs = csi.tmpfs;
   const once = async (cold: boolean): Promise<number> => {
     await c.node('NodeUnpublishVolume', { volume_id: volumeId, target_path: target });
     if (cold) await d.vaultClients.clear({ revoke: true });
@@ -161,9 +112,7 @@ try {
   );
   await c.node('NodeUnpublishVolume', { volume_id: volumeId, target_path: target });
 } finally {
-  client?.close();
-  await driver?.stop();
-  await driverKube?.close();
+  await csi?.stop();
   await kube.delete(Namespaces, ns).catch(() => {});
   await vault.close();
   await kube.close();

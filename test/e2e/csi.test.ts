@@ -5,22 +5,31 @@
 // deploy/csi/rbac.yaml, so a missing RBAC rule fails here. At the end, no canary secret value may
 // be anywhere in etcd (a control value written as a Secret proves the scan sees Secret data).
 import assert from 'node:assert/strict';
-import { createHash, randomBytes } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import { lstat, mkdtemp, readFile, readlink, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import pino from 'pino';
-import { request } from 'undici';
 import { CSISecretsResource } from '../../src/api/resources.ts';
 import type { CSISecrets } from '../../src/api/v1beta1/csisecrets.ts';
 import { CTX } from '../../src/csi/access.ts';
-import { CsiClient, grpcCodeName } from '../../src/csi/client.ts';
-import { CsiDriver } from '../../src/csi/driver.ts';
-import { canMountTmpfs, DirMounter, type Mounter, mountPoints, TmpfsMounter } from '../../src/csi/mounter.ts';
-import { KubeClient } from '../../src/k8s/client.ts';
+import { type CsiClient, grpcCodeName } from '../../src/csi/client.ts';
+import type { CsiDriver } from '../../src/csi/driver.ts';
+import { type Mounter, mountPoints } from '../../src/csi/mounter.ts';
+import type { KubeClient } from '../../src/k8s/client.ts';
 import { Pods, Secrets } from '../../src/k8s/resources.ts';
 import type { KubeObject } from '../../src/k8s/types.ts';
+import {
+  type PodRef,
+  type PublishOptions,
+  scanEtcd,
+  makePod as sharedMakePod,
+  publishRequest as sharedPublishRequest,
+  targetOf as sharedTargetOf,
+  startTestDriver,
+  type TestDriver,
+  volumeIdOf,
+} from '../../stack/lib/csi.ts';
 import {
   adminClient,
   apply,
@@ -37,22 +46,12 @@ import {
 } from '../../stack/lib/fixtures.ts';
 import { type StackEnv, uniqueName, useStack } from './harness.ts';
 
-const AUD = 'csi.vso.hashicorp.com';
 const ROOT = join(import.meta.dirname, '..', '..');
 const canaries: string[] = [];
-
-interface PodRef {
-  namespace: string;
-  name: string;
-  uid: string;
-  serviceAccount: string;
-  token: string;
-}
 
 describe('CSI driver (real API server and Vault)', () => {
   let env: StackEnv;
   let kube: KubeClient;
-  let driverKube: KubeClient;
   let vault: VaultAdmin;
   let driver: CsiDriver;
   let client: CsiClient;
@@ -63,6 +62,11 @@ describe('CSI driver (real API server and Vault)', () => {
   const pods = new Map<string, PodRef>();
   const secretValues: Record<string, string> = {};
 
+  let csi: TestDriver;
+  const targetOf = (p: PodRef) => sharedTargetOf(dir, p);
+  const publishRequest = (p: PodRef, o: PublishOptions = {}) =>
+    sharedPublishRequest(dir, p, { csiSecretsNamespace: ns, ...o });
+  const publish = (p: PodRef, o: PublishOptions = {}) => csi.publish(p, { csiSecretsNamespace: ns, ...o });
   async function makePod(
     namespace: string,
     name: string,
@@ -70,72 +74,10 @@ describe('CSI driver (real API server and Vault)', () => {
     labels: Record<string, string>,
     securityContext: Record<string, number> = { fsGroup: 2000 },
   ): Promise<PodRef> {
-    const pod = await kube.create<KubeObject>(Pods, {
-      apiVersion: 'v1',
-      kind: 'Pod',
-      metadata: { name, namespace, labels },
-      spec: {
-        serviceAccountName: serviceAccount,
-        securityContext,
-        containers: [{ name: 'app', image: 'busybox' }],
-        volumes: [
-          {
-            name: 'secrets',
-            csi: { driver: AUD, readOnly: true, volumeAttributes: { csiSecretsName: 'db' } },
-          },
-        ],
-      },
-    } as KubeObject);
-    const uid = pod.metadata.uid ?? '';
-    // What kubelet asks for (CSIDriver tokenRequests): a token for the pod's SA, bound to the pod.
-    const tr = await kube.createToken(namespace, serviceAccount, {
-      audiences: [AUD],
-      expirationSeconds: 600,
-      boundObjectRef: { kind: 'Pod', apiVersion: 'v1', name, uid },
-    });
-    const ref = { namespace, name, uid, serviceAccount, token: tr.token };
+    const ref = await sharedMakePod(kube, { namespace, name, serviceAccount, labels, securityContext });
     pods.set(`${namespace}/${name}`, ref);
     return ref;
   }
-
-  const targetOf = (p: PodRef) =>
-    join(dir, 'pods', p.uid, 'volumes', 'kubernetes.io~csi', 'secrets', 'mount');
-  const volumeIdOf = (p: PodRef) => `csi-${createHash('sha256').update(`${p.uid}secrets`).digest('hex')}`;
-
-  /** The NodePublishVolume request kubelet builds for an inline CSI volume. */
-  function publishRequest(
-    p: PodRef,
-    o: { attrs?: Record<string, string>; token?: string; claim?: Partial<PodRef>; mountGroup?: string } = {},
-  ) {
-    const claim = { ...p, ...o.claim };
-    return {
-      volume_id: volumeIdOf(p),
-      target_path: targetOf(p),
-      volume_capability: {
-        mount: { fs_type: '', mount_flags: [], volume_mount_group: o.mountGroup ?? '' },
-        access_mode: { mode: 'SINGLE_NODE_WRITER' },
-      },
-      readonly: true,
-      volume_context: {
-        [CTX.podName]: claim.name,
-        [CTX.podNamespace]: claim.namespace,
-        [CTX.podUid]: claim.uid,
-        [CTX.serviceAccount]: claim.serviceAccount,
-        [CTX.ephemeral]: 'true',
-        [CTX.tokens]: JSON.stringify({
-          [AUD]: {
-            token: o.token ?? p.token,
-            expirationTimestamp: new Date(Date.now() + 600_000).toISOString(),
-          },
-        }),
-        csiSecretsName: 'db',
-        csiSecretsNamespace: ns,
-        ...o.attrs,
-      },
-    };
-  }
-  const publish = (p: PodRef, o: Parameters<typeof publishRequest>[1] = {}) =>
-    client.node('NodePublishVolume', publishRequest(p, o));
   const codeOf = async (pr: Promise<unknown>): Promise<{ code: string | undefined; message: string }> => {
     try {
       await pr;
@@ -155,8 +97,8 @@ describe('CSI driver (real API server and Vault)', () => {
     await ensureNamespace(kube, ns, ['web', 'other']);
     await ensureNamespace(kube, ns2, ['web']);
 
-    // The driver's RBAC, for real; the CSIDriver and DaemonSet manifests validated by the API server.
-    for (const m of readManifests(join(ROOT, 'deploy', 'csi', 'rbac.yaml'))) await apply(kube, m);
+    // The CSIDriver and DaemonSet manifests validated by the API server (the RBAC is applied for real
+    // by startTestDriver).
     for (const m of [
       ...readManifests(join(ROOT, 'deploy', 'csi', 'csidriver.yaml')),
       ...readManifests(join(ROOT, 'deploy', 'csi', 'daemonset.yaml')),
@@ -168,14 +110,6 @@ describe('CSI driver (real API server and Vault)', () => {
         dryRun: true,
       });
     }
-    const sa = await kube.createToken('ferry-system', 'ferry-csi-driver', { expirationSeconds: 3600 });
-    driverKube = new KubeClient({
-      server: env.apiServer,
-      caPem: await readFile(env.caFile, 'utf8'),
-      token: sa.token,
-      namespace: 'ferry-system',
-    });
-
     secretValues.password = canary('csi-pw', canaries);
     secretValues.apiToken = canary('csi-api', canaries);
     await vault.kvPut('kvv2', `${ns}/db`, { username: 'app', password: secretValues.password, port: 5432 });
@@ -210,23 +144,8 @@ describe('CSI driver (real API server and Vault)', () => {
     } as Manifest);
 
     dir = await mkdtemp(join(tmpdir(), 'ferry-csi-e2e-'));
-    const probe = await canMountTmpfs(join(dir, 'probe'));
-    mounter = probe.ok ? new TmpfsMounter({ size: '1m' }) : new DirMounter();
-    if (!probe.ok) process.stderr.write(`[csi e2e] plain directories: ${probe.reason}\n`);
-    driver = new CsiDriver({
-      client: driverKube,
-      logger: pino({ level: 'silent' }),
-      driverName: AUD,
-      nodeId: 'e2e-node',
-      operatorNamespace: env.operatorNamespace,
-      mounter,
-      targetRoot: join(dir, 'pods'),
-      refreshIntervalMs: 0,
-      healthAddress: null,
-    });
-    const sock = await driver.start(`unix://${join(dir, 'csi.sock')}`);
-    await driver.waitForSync(AbortSignal.timeout(30_000));
-    client = new CsiClient(sock);
+    csi = await startTestDriver(env, kube, dir);
+    ({ driver, client, mounter } = csi);
 
     await makePod(ns, 'web-1', 'web', { app: 'web' });
     await makePod(ns, 'web-2', 'web', { app: 'web' }, { runAsUser: 1234, runAsGroup: 1234 });
@@ -237,9 +156,7 @@ describe('CSI driver (real API server and Vault)', () => {
 
   after(async () => {
     for (const p of pods.values()) await mounter?.teardown(targetOf(p)).catch(() => {});
-    client?.close();
-    await driver?.stop();
-    await driverKube?.close();
+    await csi?.stop();
     await vault?.close();
     if (dir) await rm(dir, { recursive: true, force: true });
     await kube?.close();
@@ -473,39 +390,3 @@ describe('CSI driver (real API server and Vault)', () => {
     );
   });
 });
-
-/** Every key and value in etcd (v3 JSON gateway, paged), searched for the given strings. */
-async function scanEtcd(
-  endpoint: string,
-  needles: string[],
-): Promise<{ hits: Set<string>; keys: number; bytes: number }> {
-  const b64 = (s: string | Buffer) => Buffer.from(s).toString('base64');
-  const hits = new Set<string>();
-  const buffers = needles.map((n) => Buffer.from(n));
-  let key = b64('\0');
-  let keys = 0;
-  let bytes = 0;
-  for (;;) {
-    const res = await request(`${endpoint}/v3/kv/range`, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json' },
-      body: JSON.stringify({ key, range_end: b64('\0'), limit: 500 }),
-    });
-    const body = (await res.body.json()) as { kvs?: { key: string; value?: string }[]; more?: boolean };
-    assert.equal(res.statusCode, 200);
-    const kvs = body.kvs ?? [];
-    for (const kv of kvs) {
-      const k = Buffer.from(kv.key, 'base64');
-      const v = Buffer.from(kv.value ?? '', 'base64');
-      keys++;
-      bytes += k.length + v.length;
-      buffers.forEach((n, i) => {
-        if (k.includes(n) || v.includes(n)) hits.add(needles[i] as string);
-      });
-    }
-    if (!body.more || kvs.length === 0) break;
-    const last = Buffer.from((kvs.at(-1) as { key: string }).key, 'base64');
-    key = b64(Buffer.concat([last, Buffer.from([0])]));
-  }
-  return { hits, keys, bytes };
-}
