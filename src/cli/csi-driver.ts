@@ -22,6 +22,7 @@ const { values } = parseArgs({
     mount: { type: 'string', default: 'tmpfs' },
     'tmpfs-size': { type: 'string', default: '8m' },
     'target-root': { type: 'string', default: '/var/lib/kubelet/pods' },
+    'state-dir': { type: 'string', default: '/run/ferry-csi' },
     'refresh-interval': { type: 'string', default: '120' },
     'health-probe-bind-address': { type: 'string', default: ':8081' },
     'client-cache-size': { type: 'string', default: '10000' },
@@ -73,6 +74,7 @@ try {
     operatorNamespace: operatorNamespace(),
     mounter: mountKind === 'tmpfs' ? new TmpfsMounter({ size: values['tmpfs-size'] }) : new DirMounter(),
     ...(values['target-root'] ? { targetRoot: values['target-root'] } : {}),
+    ...(values['state-dir'] ? { stateDir: values['state-dir'] } : {}),
     refreshIntervalMs: refresh * 1000,
     globalExcludeRaw: list(
       values['global-transformation-options'] ?? env.VSO_GLOBAL_TRANSFORMATION_OPTIONS,

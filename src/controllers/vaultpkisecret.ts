@@ -40,7 +40,7 @@ import { StatusMemo, syncConditions, writeStatus } from './shared/status.ts';
 import { shapeData, transformationRefKeys } from './shared/transformation.ts';
 
 const KIND = 'VaultPKISecret';
-const TLS_TYPE = 'kubernetes.io/tls';
+export const TLS_TYPE = 'kubernetes.io/tls';
 /** A deleted VaultPKISecret whose cleanup keeps failing is released this long after its
  * deletionTimestamp, with a Warning Event, so that it never wedges its namespace. */
 export const CLEANUP_GIVE_UP_MS = 5 * 60_000;

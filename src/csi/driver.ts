@@ -40,6 +40,8 @@ export interface CsiDriverConfig {
   operatorNamespace: string;
   mounter: Mounter;
   targetRoot?: string;
+  /** Where volume records survive a driver restart (a tmpfs); unset keeps them in memory only. */
+  stateDir?: string;
   /** How long published files are served before a republish fetches them again; 0 refetches every
    * time. Default 120 s, as the CLI's --refresh-interval. */
   refreshIntervalMs?: number;
@@ -108,6 +110,7 @@ export class CsiDriver {
       onSessionEvent: (ev) => {
         if (ev.type === 'loginFailed' || ev.type === 'renewFailed')
           log.warn({ vaultSession: ev.type, err: ev.error }, 'vault session problem');
+        else if (ev.type === 'login' && ev.reason !== 'initial') this.node.onVaultLogin();
       },
     });
     const events =
@@ -126,6 +129,7 @@ export class CsiDriver {
       audience,
       globalExcludeRaw: cfg.globalExcludeRaw ?? false,
       log,
+      clock,
       whenSynced: (signal) => this.waitForSync(signal),
       ...(cfg.reviewToken ? { reviewToken: cfg.reviewToken } : {}),
     });
@@ -135,6 +139,7 @@ export class CsiDriver {
       mounter: cfg.mounter,
       publisher,
       ...(cfg.targetRoot ? { targetRoot: cfg.targetRoot } : {}),
+      ...(cfg.stateDir ? { stateDir: cfg.stateDir } : {}),
       refreshIntervalMs: cfg.refreshIntervalMs ?? 120_000,
       log,
       clock,
@@ -152,11 +157,14 @@ export class CsiDriver {
     return this.#informers.every((i) => i.hasSynced());
   }
 
-  /** Starts the informers and the endpoint; resolves once the socket listens (Probe reports cache
-   * readiness; a publish before sync falls back to reading the CSISecrets from the API). */
+  /** Starts the informers, resumes the volumes a previous process recorded, and opens the endpoint;
+   * resolves once the socket listens (Probe reports cache readiness; a publish before sync falls
+   * back to reading the CSISecrets from the API). */
   async start(endpoint: string): Promise<string> {
     const signal = this.#stop.signal;
     this.#runs = this.#informers.map((i) => i.run(signal));
+    const resumed = await this.node.resume();
+    if (resumed.volumes + resumed.orphans > 0) this.#cfg.logger.info(resumed, 'resumed recorded volumes');
     if (this.#cfg.healthAddress) await this.#listenHealth(this.#cfg.healthAddress);
     return this.#server.listen(endpoint);
   }
@@ -168,6 +176,7 @@ export class CsiDriver {
 
   async stop(): Promise<void> {
     await this.#server.close();
+    this.node.stop();
     this.#stop.abort();
     await Promise.all(this.#runs);
     await new Promise<void>((r) => (this.#health ? this.#health.close(() => r()) : r()));

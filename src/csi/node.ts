@@ -1,28 +1,44 @@
 // The Node service's behaviour, independent of gRPC: request validation, per-target serialisation,
-// idempotent republish, mount setup, atomic write and teardown.
+// idempotent republish, mount setup, atomic write, teardown, and the upkeep of what a volume holds
+// in Vault for the pod's lifetime.
 //
 // Idempotency: a publish whose arguments (volume, target, pod, CSISecrets reference, read-only
 // flag, mount group) equal those of the last successful publish at that target, while the
 // CSISecrets is unchanged (same UID and generation in the cache) and the refresh interval has not
-// passed, returns OK without touching Kubernetes or Vault. Otherwise the files are fetched again and
-// swapped in place (kubelet's requiresRepublish refresh). A different volume at a target that is
-// already published is ALREADY_EXISTS (CSI spec). Calls for one target never overlap; calls for
-// different targets run concurrently.
+// passed, returns OK without touching Kubernetes or Vault. Otherwise the pod is authorised again and
+// the files are swapped in place (kubelet's requiresRepublish refresh): KV secrets are re-read, while
+// minted and leased items (AppRole secret-ids, dynamic credentials, certificates) are kept unless
+// the CSISecrets changed. A different volume at a target that is already published is
+// ALREADY_EXISTS (CSI spec). Calls for one target never overlap; different targets run concurrently.
+//
+// Upkeep: each volume has one timer, set for its earliest held item. A due lease is renewed in place;
+// one that cannot be renewed any more, and a certificate in its renewal window, is replaced: its item
+// is fetched again, the files swapped, and the old lease or certificate revoked. Unpublish removes
+// the files first and then revokes; revocations that fail are retried in the background (they never
+// hold up kubelet). Volume records are persisted (state.ts) so a restarted driver resumes all this.
 import { createHash } from 'node:crypto';
-import { isAbsolute, normalize, relative, sep } from 'node:path';
+import { readFile } from 'node:fs/promises';
+import { isAbsolute, join, normalize, relative, sep } from 'node:path';
 import type { Logger } from 'pino';
 import { errorMessage } from '../errors.ts';
-import type { Clock } from '../runtime/clock.ts';
-import { systemClock } from '../runtime/clock.ts';
+import type { Clock, Random, Timer } from '../runtime/clock.ts';
+import { systemClock, systemRandom } from '../runtime/clock.ts';
 import { type PublishContext, parsePublishContext } from './access.ts';
-import { writeAtomic } from './atomic-writer.ts';
+import { type OutputFile, writeAtomic } from './atomic-writer.ts';
 import { CsiError, invalidArgument, toCsiError } from './errors.ts';
 import type { Mounter } from './mounter.ts';
 import type { NodePublishVolumeRequest, NodeUnpublishVolumeRequest } from './proto.ts';
-import type { PublishInput, PublishResult } from './publisher.ts';
+import type { Grant, PublishInput } from './publisher.ts';
+import { heldDueAt, retryDelayMs } from './renewal.ts';
+import { type Held, type Item, type ItemRef, isHeldKind, itemKey, itemRefs } from './secrets.ts';
+import { type OrphanRecord, StateStore, type VolumeRecord } from './state.ts';
 
+/** The publisher as the Node service uses it (publisher.ts; a fake in unit tests). */
 export interface PublishSource {
-  publish(input: PublishInput, signal?: AbortSignal): Promise<PublishResult>;
+  authorize(input: PublishInput, signal?: AbortSignal): Promise<Grant>;
+  fetch(grant: Grant, who: string, refs?: ItemRef[], signal?: AbortSignal): Promise<Item[]>;
+  renew(grant: Grant, who: string, held: Held, due: boolean, signal?: AbortSignal): Promise<Held | undefined>;
+  release(grant: Grant, who: string, held: Held[], signal?: AbortSignal): Promise<void>;
   cachedSource(ns: string, name: string): { uid: string; generation: number } | undefined;
 }
 
@@ -35,8 +51,11 @@ export interface NodeServiceOptions {
   targetRoot?: string;
   /** A republish with unchanged arguments re-fetches after this long; 0 never does. */
   refreshIntervalMs: number;
+  /** Where volume records are kept across driver restarts (a tmpfs); unset keeps them in memory. */
+  stateDir?: string;
   log: Logger;
   clock?: Clock;
+  random?: Random;
 }
 
 export interface ValidPublish {
@@ -47,11 +66,17 @@ export interface ValidPublish {
   context: PublishContext;
 }
 
-interface Published {
-  volumeId: string;
-  fingerprint: string;
-  source: { uid: string; generation: number };
-  fetchedAt: number;
+/** A published volume: its record plus the files of each item and its upkeep timer. */
+interface Volume {
+  rec: VolumeRecord;
+  files: Map<string, OutputFile[]>;
+  timer?: Timer;
+  /** Failed upkeep attempts in a row. */
+  attempt: number;
+  retryAt?: number;
+  /** Check now that every lease still belongs to the current Vault token (after a re-login or a
+   * driver restart), not only when it is due. */
+  recheck?: boolean;
 }
 
 function checkTargetPath(path: string, root: string | undefined): string {
@@ -135,18 +160,38 @@ export interface NodeStats {
   publishes: number;
   fetches: number;
   skipped: number;
+  renewals: number;
+  replacements: number;
+  revocations: number;
 }
 
 export class NodeService {
   readonly #o: NodeServiceOptions;
   readonly #clock: Clock;
-  readonly #published = new Map<string, Published>();
+  readonly #random: Random;
+  readonly #state: StateStore;
+  readonly #volumes = new Map<string, Volume>();
   readonly #locks = new Map<string, Promise<void>>();
-  readonly stats: NodeStats = { publishes: 0, fetches: 0, skipped: 0 };
+  #orphans: OrphanRecord[] = [];
+  #orphanTimer: Timer | undefined;
+  #orphanAttempt = 0;
+  #revoking = false;
+  #revokeAgain = false;
+  #stopped = false;
+  readonly stats: NodeStats = {
+    publishes: 0,
+    fetches: 0,
+    skipped: 0,
+    renewals: 0,
+    replacements: 0,
+    revocations: 0,
+  };
 
   constructor(opts: NodeServiceOptions) {
     this.#o = opts;
     this.#clock = opts.clock ?? systemClock;
+    this.#random = opts.random ?? systemRandom;
+    this.#state = new StateStore(opts.stateDir);
   }
 
   get nodeId(): string {
@@ -174,6 +219,7 @@ export class NodeService {
   async publish(req: NodePublishVolumeRequest, signal?: AbortSignal): Promise<void> {
     const o = this.#o;
     const v = validatePublish(req, { audience: o.audience, targetRoot: o.targetRoot });
+    const who = `pod ${v.context.pod.namespace}/${v.context.pod.name}`;
     const log = o.log.child({
       volumeId: v.volumeId,
       pod: `${v.context.pod.namespace}/${v.context.pod.name}`,
@@ -182,19 +228,21 @@ export class NodeService {
     return this.#serial(v.targetPath, async () => {
       this.stats.publishes++;
       const fp = fingerprint(v);
-      const prev = this.#published.get(v.targetPath);
-      if (prev && prev.volumeId !== v.volumeId) {
-        throw new CsiError('ALREADY_EXISTS', `target_path is already published for volume ${prev.volumeId}`);
+      const prev = this.#volumes.get(v.targetPath);
+      if (prev && prev.rec.volumeId !== v.volumeId) {
+        throw new CsiError(
+          'ALREADY_EXISTS',
+          `target_path is already published for volume ${prev.rec.volumeId}`,
+        );
       }
-      if (prev && prev.fingerprint === fp) {
+      const mounted = prev ? await o.mounter.isSetUp(v.targetPath) : false;
+      const samePublish = prev !== undefined && prev.rec.fingerprint === fp && mounted;
+      if (samePublish) {
         const cur = o.publisher.cachedSource(v.context.csiSecrets.namespace, v.context.csiSecrets.name);
-        const fresh = o.refreshIntervalMs <= 0 || this.#clock.now() - prev.fetchedAt < o.refreshIntervalMs;
-        if (
-          fresh &&
-          cur?.uid === prev.source.uid &&
-          cur.generation === prev.source.generation &&
-          (await o.mounter.isSetUp(v.targetPath))
-        ) {
+        const had = prev.rec.grant.csiSecrets;
+        const fresh =
+          o.refreshIntervalMs <= 0 || this.#clock.now() - prev.rec.fetchedAt < o.refreshIntervalMs;
+        if (fresh && cur?.uid === had.uid && cur.generation === had.generation) {
           this.stats.skipped++;
           log.debug('already published');
           return;
@@ -204,24 +252,64 @@ export class NodeService {
         ...v.context,
         ...(v.mountGroup !== undefined ? { mountGroup: v.mountGroup } : {}),
       };
-      const result = await o.publisher.publish(input, signal);
+      const grant = await o.publisher.authorize(input, signal);
+      // Held items survive a refresh of the same publish of the same CSISecrets generation.
+      const had = prev?.rec.grant.csiSecrets;
+      const keep =
+        samePublish && had?.uid === grant.csiSecrets.uid && had.generation === grant.csiSecrets.generation
+          ? prev.rec.items.filter((i) => isHeldKind(i.ref.kind))
+          : [];
+      const kept = new Set(keep.map((i) => itemKey(i.ref)));
+      const refs = itemRefs(grant.snapshot.spec).filter((r) => !kept.has(itemKey(r)));
+      const fetched = await o.publisher.fetch(grant, who, refs, signal);
       this.stats.fetches++;
-      const existed = await o.mounter.isSetUp(v.targetPath);
+      const files = new Map<string, OutputFile[]>();
+      for (const i of keep) files.set(itemKey(i.ref), prev?.files.get(itemKey(i.ref)) ?? []);
+      for (const i of fetched) files.set(itemKey(i.ref), i.files);
+      const rec: VolumeRecord = {
+        volumeId: v.volumeId,
+        targetPath: v.targetPath,
+        fingerprint: fp,
+        who,
+        grant,
+        fetchedAt: this.#clock.now(),
+        items: orderItems([
+          ...keep,
+          ...fetched.map((i) => ({
+            ref: i.ref,
+            names: i.files.map((f) => f.name),
+            ...(i.held ? { held: i.held } : {}),
+          })),
+        ]),
+      };
+      const existed = mounted || (await o.mounter.isSetUp(v.targetPath));
       try {
-        await o.mounter.setup(v.targetPath);
-        await writeAtomic(v.targetPath, result.files, result.ownership);
+        await this.#write(rec, files);
       } catch (err) {
         log.error({ err: errorMessage(err) }, 'writing the volume failed');
         if (!existed) await o.mounter.teardown(v.targetPath).catch(() => {});
+        await this.#orphan(
+          grant,
+          who,
+          fetched.flatMap((i) => (i.held ? [i.held] : [])),
+        );
         throw new CsiError('INTERNAL', `writing the volume failed: ${errorMessage(err)}`, { cause: err });
       }
-      this.#published.set(v.targetPath, {
-        volumeId: v.volumeId,
-        fingerprint: fp,
-        source: result.source,
-        fetchedAt: this.#clock.now(),
-      });
-      log.info({ files: result.files.length, refreshed: prev !== undefined }, 'volume published');
+      const volume: Volume = { rec, files, attempt: 0 };
+      if (prev) this.#cancel(prev);
+      this.#volumes.set(v.targetPath, volume);
+      await this.#persist(volume, log);
+      // What the previous publish held and this one no longer does.
+      if (prev) {
+        const replaced = prev.rec.items.filter((i) => i.held && !kept.has(itemKey(i.ref)));
+        await this.#orphan(
+          prev.rec.grant,
+          who,
+          replaced.flatMap((i) => (i.held ? [i.held] : [])),
+        );
+      }
+      this.#schedule(volume);
+      log.info({ files: files.size, refreshed: prev !== undefined }, 'volume published');
     });
   }
 
@@ -229,14 +317,250 @@ export class NodeService {
     const o = this.#o;
     const v = validateUnpublish(req, { targetRoot: o.targetRoot });
     return this.#serial(v.targetPath, async () => {
-      // Works after a driver restart too (no bookkeeping needed): whatever is at the target goes.
+      // Works after a driver restart too: whatever is at the target goes. Secrets leave the node
+      // first; what the volume held in Vault is revoked after, in the background if need be.
       try {
         await o.mounter.teardown(v.targetPath);
       } catch (err) {
         throw toCsiError(err);
       }
-      this.#published.delete(v.targetPath);
+      const volume = this.#volumes.get(v.targetPath);
+      if (volume) {
+        this.#cancel(volume);
+        this.#volumes.delete(v.targetPath);
+        await this.#state.removeVolume(v.targetPath).catch(() => {});
+        const held = volume.rec.items.flatMap((i) => (i.held ? [i.held] : []));
+        await this.#orphan(volume.rec.grant, volume.rec.who, held);
+      }
       o.log.info({ volumeId: v.volumeId }, 'volume unpublished');
     });
   }
+
+  /**
+   * Picks up the volumes and pending revocations a previous driver process recorded. A volume whose
+   * target is gone is released. The others are checked at once: their leases belong to the previous
+   * process's Vault token, which Vault revokes them with and no one renews now, so they are replaced.
+   * Certificates do not depend on a token and keep their schedule. The next republish fetches again
+   * (fetchedAt 0), so KV secrets are re-read then.
+   */
+  async resume(): Promise<{ volumes: number; orphans: number }> {
+    const o = this.#o;
+    const { volumes, orphans } = await this.#state.load((file, err) =>
+      o.log.warn({ file, err }, 'unreadable CSI state record skipped'),
+    );
+    this.#orphans.push(...orphans);
+    let resumed = 0;
+    for (const rec of volumes) {
+      const held = rec.items.flatMap((i) => (i.held ? [i.held] : []));
+      const files = await this.#readBack(rec);
+      if (!files) {
+        await this.#state.removeVolume(rec.targetPath).catch(() => {});
+        await this.#orphan(rec.grant, rec.who, held);
+        continue;
+      }
+      const volume: Volume = { rec: { ...rec, fetchedAt: 0 }, files, attempt: 0, recheck: true };
+      this.#volumes.set(rec.targetPath, volume);
+      this.#schedule(volume);
+      resumed++;
+    }
+    const orphanCount = this.#orphans.length;
+    await this.#saveOrphans();
+    if (orphanCount > 0) void this.#revokeOrphans();
+    return { volumes: resumed, orphans: orphanCount };
+  }
+
+  /** Stops all upkeep timers (the records stay for the next process). */
+  stop(): void {
+    this.#stopped = true;
+    for (const v of this.#volumes.values()) this.#cancel(v);
+    this.#orphanTimer?.cancel();
+  }
+
+  /** The files of a recorded volume, read back from its target; undefined when it is not there. */
+  async #readBack(rec: VolumeRecord): Promise<Map<string, OutputFile[]> | undefined> {
+    if (!(await this.#o.mounter.isSetUp(rec.targetPath))) return undefined;
+    const files = new Map<string, OutputFile[]>();
+    try {
+      for (const i of rec.items) {
+        const fs: OutputFile[] = [];
+        for (const name of i.names) fs.push({ name, data: await readFile(join(rec.targetPath, name)) });
+        files.set(itemKey(i.ref), fs);
+      }
+    } catch {
+      return undefined;
+    }
+    return files;
+  }
+
+  async #write(rec: VolumeRecord, files: Map<string, OutputFile[]>): Promise<void> {
+    await this.#o.mounter.setup(rec.targetPath);
+    await writeAtomic(
+      rec.targetPath,
+      rec.items.flatMap((i) => files.get(itemKey(i.ref)) ?? []),
+      rec.grant.ownership,
+    );
+  }
+
+  async #persist(volume: Volume, log: Logger): Promise<void> {
+    try {
+      await this.#state.saveVolume(volume.rec);
+    } catch (err) {
+      log.warn({ err: errorMessage(err) }, 'could not record the volume; a driver restart would lose it');
+    }
+  }
+
+  #cancel(volume: Volume): void {
+    volume.timer?.cancel();
+    delete volume.timer;
+  }
+
+  /** The Vault session of some VaultAuth logged in again: leases made with its previous token will
+   * be revoked with it, so every volume holding leases checks them now. */
+  onVaultLogin(): void {
+    for (const v of this.#volumes.values()) {
+      if (!v.rec.items.some((i) => i.held?.kind === 'lease')) continue;
+      v.recheck = true;
+      this.#schedule(v);
+    }
+  }
+
+  #schedule(volume: Volume): void {
+    this.#cancel(volume);
+    if (this.#stopped) return;
+    const now = this.#clock.now();
+    const dues = volume.rec.items.flatMap((i) => (i.held ? [heldDueAt(i.held, now)] : []));
+    if (volume.retryAt !== undefined) dues.push(volume.retryAt);
+    if (volume.recheck) dues.push(now);
+    if (dues.length === 0) return;
+    const target = volume.rec.targetPath;
+    volume.timer = this.#clock.setTimeout(() => void this.#tend(target), Math.min(...dues) - now);
+  }
+
+  /** Renews or replaces the due items of one volume. */
+  async #tend(target: string): Promise<void> {
+    await this.#serial(target, async () => {
+      const volume = this.#volumes.get(target);
+      if (!volume || this.#stopped) return;
+      const { rec } = volume;
+      const log = this.#o.log.child({ volumeId: rec.volumeId, pod: rec.who });
+      const now = this.#clock.now();
+      delete volume.retryAt;
+      try {
+        const replace: ItemRef[] = [];
+        for (const item of rec.items) {
+          if (!item.held) continue;
+          const due = heldDueAt(item.held, now) <= now;
+          if (item.held.kind === 'cert') {
+            if (due) replace.push(item.ref);
+            continue;
+          }
+          if (!due && !volume.recheck) continue;
+          const kept = await this.#o.publisher.renew(rec.grant, rec.who, item.held, due);
+          if (!kept) replace.push(item.ref);
+          else if (kept !== item.held) {
+            item.held = kept;
+            this.stats.renewals++;
+          }
+        }
+        if (replace.length > 0) await this.#replace(volume, replace, log);
+        volume.attempt = 0;
+        delete volume.recheck;
+        await this.#persist(volume, log);
+      } catch (err) {
+        volume.attempt++;
+        volume.retryAt = now + retryDelayMs(volume.attempt - 1, this.#random);
+        log.warn({ err: errorMessage(err), attempt: volume.attempt }, 'keeping the volume fresh failed');
+      }
+      this.#schedule(volume);
+    });
+  }
+
+  /** Fetches the items again, swaps the files, then gives back what the old ones held. */
+  async #replace(volume: Volume, refs: ItemRef[], log: Logger): Promise<void> {
+    const { rec } = volume;
+    const fetched = await this.#o.publisher.fetch(rec.grant, rec.who, refs);
+    const files = new Map(volume.files);
+    for (const i of fetched) files.set(itemKey(i.ref), i.files);
+    const byKey = new Map(fetched.map((i) => [itemKey(i.ref), i]));
+    const old: Held[] = [];
+    const items = rec.items.map((item) => {
+      const f = byKey.get(itemKey(item.ref));
+      if (!f) return item;
+      if (item.held) old.push(item.held);
+      return { ref: f.ref, names: f.files.map((x) => x.name), ...(f.held ? { held: f.held } : {}) };
+    });
+    const next: VolumeRecord = { ...rec, items };
+    try {
+      await this.#write(next, files);
+    } catch (err) {
+      await this.#orphan(
+        rec.grant,
+        rec.who,
+        fetched.flatMap((i) => (i.held ? [i.held] : [])),
+      );
+      throw err;
+    }
+    volume.rec = next;
+    volume.files = files;
+    this.stats.replacements += fetched.length;
+    log.info({ items: refs.map(itemKey) }, 'replaced held secrets');
+    await this.#orphan(rec.grant, rec.who, old);
+  }
+
+  /** Records held items for revocation (persisted first), then revokes them in the background. */
+  async #orphan(grant: Grant, who: string, held: Held[]): Promise<void> {
+    const due = held.filter((h) => h.revoke);
+    if (due.length === 0) return;
+    this.#orphans.push({ grant, who, held: due });
+    await this.#saveOrphans();
+    void this.#revokeOrphans();
+  }
+
+  async #saveOrphans(): Promise<void> {
+    await this.#state
+      .saveOrphans(this.#orphans)
+      .catch((err: unknown) =>
+        this.#o.log.warn({ err: errorMessage(err) }, 'could not record pending revocations'),
+      );
+  }
+
+  /** One revocation pass at a time; an item stays recorded until Vault has revoked it. Failures are
+   * retried with backoff. */
+  async #revokeOrphans(): Promise<void> {
+    if (this.#revoking) {
+      this.#revokeAgain = true;
+      return;
+    }
+    this.#revoking = true;
+    try {
+      do {
+        this.#revokeAgain = false;
+        let failed = false;
+        for (const o of [...this.#orphans]) {
+          try {
+            await this.#o.publisher.release(o.grant, o.who, o.held);
+            this.#orphans = this.#orphans.filter((x) => x !== o);
+            this.stats.revocations += o.held.length;
+          } catch (err) {
+            failed = true;
+            this.#o.log.warn({ err: errorMessage(err), pod: o.who }, 'revocation failed; will retry');
+          }
+        }
+        await this.#saveOrphans();
+        this.#orphanTimer?.cancel();
+        if (failed && !this.#stopped) {
+          const delay = retryDelayMs(this.#orphanAttempt++, this.#random);
+          this.#orphanTimer = this.#clock.setTimeout(() => void this.#revokeOrphans(), delay);
+        } else if (!failed) this.#orphanAttempt = 0;
+      } while (this.#revokeAgain);
+    } finally {
+      this.#revoking = false;
+    }
+  }
+}
+
+/** Items in CSISecrets order (static, approle, dynamic, pki; by index), so file order is stable. */
+function orderItems<T extends { ref: ItemRef }>(items: T[]): T[] {
+  const rank = (r: ItemRef) => ['static', 'approle', 'dynamic', 'pki'].indexOf(r.kind) * 1e6 + r.index;
+  return [...items].sort((a, b) => rank(a.ref) - rank(b.ref));
 }

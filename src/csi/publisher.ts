@@ -1,25 +1,22 @@
-// The work behind NodePublishVolume once the request is valid: load the CSISecrets, prove the pod's
-// identity (TokenReview of its pod-bound token), authorise it against accessControl, log in to
-// Vault as the CSISecrets' VaultAuth (the driver is a trusted orchestrator, vso-api.md §17), read
-// and shape the secrets, and return the files to write. Nothing here touches the target path.
+// The Kubernetes and Vault side of the Node service: load the CSISecrets, prove the pod's identity
+// (TokenReview of its pod-bound token), authorise it against accessControl, and then, as the
+// CSISecrets' VaultAuth (the driver is a trusted orchestrator, vso-api.md §17), fetch, renew and
+// release its secrets. Nothing here touches the target path; failures become Warning Events on the
+// CSISecrets and CSI status codes.
 import type { Logger } from 'pino';
 import { CSISecretsResource } from '../api/resources.ts';
-import type { Transformation } from '../api/v1beta1/common.ts';
-import type { CSISecrets, CSISecretsSpec, VaultAppRoleSecretID } from '../api/v1beta1/csisecrets.ts';
+import type { CSISecrets, CSISecretsSpec } from '../api/v1beta1/csisecrets.ts';
 import type { SecretTransformation } from '../api/v1beta1/secrettransformation.ts';
 import { validateCSISecrets } from '../api/validate.ts';
 import { REASONS } from '../consts/reasons.ts';
-import { makeSecretData } from '../controllers/shared/secret-data.ts';
-import { shapeData } from '../controllers/shared/transformation.ts';
 import type { Consumer, VaultAccess } from '../controllers/shared/vault-access.ts';
 import { errorMessage } from '../errors.ts';
 import type { KubeClient } from '../k8s/client.ts';
 import { isK8sApiError } from '../k8s/errors.ts';
 import { Pods } from '../k8s/resources.ts';
 import type { KubeObject } from '../k8s/types.ts';
+import type { Clock } from '../runtime/clock.ts';
 import type { Store } from '../runtime/store.ts';
-import { isRecord, type VaultApi } from '../vault/client.ts';
-import { readKV } from '../vault/kv.ts';
 import {
   type AccessSubject,
   checkAccess,
@@ -27,9 +24,19 @@ import {
   type PublishContext,
   type TokenReviewStatus,
 } from './access.ts';
-import { isValidFileName, type OutputFile, type Ownership } from './atomic-writer.ts';
+import type { Ownership } from './atomic-writer.ts';
 import { CsiError, permissionDenied, toCsiError } from './errors.ts';
 import { API_GROUP_VERSION } from './names.ts';
+import { renewHeld } from './renewal.ts';
+import {
+  type Held,
+  type Item,
+  type ItemRef,
+  itemRefs,
+  release,
+  SecretFetcher,
+  type SecretSource,
+} from './secrets.ts';
 
 /** Event reasons of the driver (on the CSISecrets). */
 export const CSI_REASONS = {
@@ -64,6 +71,7 @@ export interface PublisherDeps {
   audience: string;
   globalExcludeRaw: boolean;
   log: Logger;
+  clock: Clock;
   /** Resolves once the informer caches have synced (VaultAuth and VaultConnection come only from
    * them); rejects when the signal aborts. */
   whenSynced?: (signal: AbortSignal) => Promise<void>;
@@ -73,11 +81,13 @@ export interface PublisherDeps {
   reviewToken?: (token: string, audience: string, signal?: AbortSignal) => Promise<TokenReviewStatus>;
 }
 
-export interface PublishResult {
-  files: OutputFile[];
+/** What a publish was granted: enough to fetch, renew and release the pod's secrets later without
+ * its token, and to tell a republish whether the CSISecrets changed. Plain JSON (persisted). */
+export interface Grant {
+  csiSecrets: { namespace: string; name: string; uid: string; generation: number };
+  consumer: Consumer;
+  snapshot: SecretSource;
   ownership: Ownership;
-  /** uid/generation of the CSISecrets the files came from (republish compares them). */
-  source: { uid: string; generation: number };
 }
 
 export interface PublishInput extends PublishContext {
@@ -85,37 +95,12 @@ export interface PublishInput extends PublishContext {
   mountGroup?: number;
 }
 
-function involved(obj: CSISecrets): KubeObject & { apiVersion: string; kind: string } {
+function involved(ref: Grant['csiSecrets']): KubeObject & { apiVersion: string; kind: string } {
   return {
     apiVersion: API_GROUP_VERSION,
     kind: 'CSISecrets',
-    metadata: {
-      name: obj.metadata.name ?? '',
-      namespace: obj.metadata.namespace ?? '',
-      ...(obj.metadata.uid ? { uid: obj.metadata.uid } : {}),
-    },
+    metadata: { name: ref.name, namespace: ref.namespace, ...(ref.uid ? { uid: ref.uid } : {}) },
   };
-}
-
-/** The transformation for one secret: the collection-wide one, then the secret's own on top
- * (its templates win on equal keys; refs, includes and excludes add up; excludeRaw if either). */
-export function mergeTransformation(
-  all: Transformation | undefined,
-  own: Transformation | undefined,
-): Transformation | undefined {
-  if (!all) return own;
-  if (!own) return all;
-  const out: Transformation = {};
-  const templates = { ...all.templates, ...own.templates };
-  if (Object.keys(templates).length > 0) out.templates = templates;
-  const refs = [...(all.transformationRefs ?? []), ...(own.transformationRefs ?? [])];
-  if (refs.length > 0) out.transformationRefs = refs;
-  const includes = [...(all.includes ?? []), ...(own.includes ?? [])];
-  if (includes.length > 0) out.includes = includes;
-  const excludes = [...(all.excludes ?? []), ...(own.excludes ?? [])];
-  if (excludes.length > 0) out.excludes = excludes;
-  if (all.excludeRaw || own.excludeRaw) out.excludeRaw = true;
-  return out;
 }
 
 /** File ownership and modes: group-readable (0440) for the pod's fsGroup when there is one, else
@@ -129,8 +114,14 @@ export function ownershipFor(pod: Pod, mountGroup: number | undefined): Ownershi
 
 export class Publisher {
   readonly #d: PublisherDeps;
+  readonly #fetcher: SecretFetcher;
   constructor(deps: PublisherDeps) {
     this.#d = deps;
+    this.#fetcher = new SecretFetcher({
+      transformations: deps.transformations,
+      globalExcludeRaw: deps.globalExcludeRaw,
+      now: () => deps.clock.now(),
+    });
   }
 
   /** The CSISecrets as the informer has it, or from the API while the cache is cold. */
@@ -154,20 +145,37 @@ export class Publisher {
     return o ? { uid: o.metadata.uid ?? '', generation: o.metadata.generation ?? 0 } : undefined;
   }
 
-  async publish(input: PublishInput, signal?: AbortSignal): Promise<PublishResult> {
+  async #synced(signal?: AbortSignal): Promise<void> {
+    const d = this.#d;
+    if (!d.whenSynced) return;
+    const wait = AbortSignal.timeout(d.syncWaitMs ?? 10_000);
+    try {
+      await d.whenSynced(signal ? AbortSignal.any([signal, wait]) : wait);
+    } catch {
+      throw new CsiError('UNAVAILABLE', 'the driver has not synced its caches yet; kubelet will retry');
+    }
+  }
+
+  /** Warning Event on the CSISecrets. */
+  warn(ref: Grant['csiSecrets'], reason: string, message: string): Promise<void> {
+    return this.#d.events.warning(involved(ref), reason, message);
+  }
+
+  /** Proves the pod's identity and authorises it; throws PERMISSION_DENIED (with an Event) if not. */
+  async authorize(input: PublishInput, signal?: AbortSignal): Promise<Grant> {
     const d = this.#d;
     const { pod } = input;
-    if (d.whenSynced) {
-      const wait = AbortSignal.timeout(d.syncWaitMs ?? 10_000);
-      try {
-        await d.whenSynced(signal ? AbortSignal.any([signal, wait]) : wait);
-      } catch {
-        throw new CsiError('UNAVAILABLE', 'the driver has not synced its caches yet; kubelet will retry');
-      }
-    }
+    await this.#synced(signal);
     const obj = await this.load(input.csiSecrets.namespace, input.csiSecrets.name, signal);
     const spec = obj.spec as CSISecretsSpec | undefined;
-    const warn = (reason: string, message: string) => d.events.warning(involved(obj), reason, message);
+    const ns = obj.metadata.namespace ?? '';
+    const ref = {
+      namespace: ns,
+      name: obj.metadata.name ?? '',
+      uid: obj.metadata.uid ?? '',
+      generation: obj.metadata.generation ?? 0,
+    };
+    const warn = (reason: string, message: string) => this.warn(ref, reason, message);
     if (!spec) throw new CsiError('FAILED_PRECONDITION', 'csisecrets has no spec');
     const problems = validateCSISecrets(spec);
     if (problems.length > 0) {
@@ -205,44 +213,93 @@ export class Publisher {
     const decision = checkAccess(spec.accessControl, subject);
     if (!decision.allowed) return deny(decision.reason);
 
-    // 4. Vault, as the CSISecrets' VaultAuth.
+    // 4. Who logs in to Vault: the CSISecrets' VaultAuth.
     if (spec.vaultAuthRef?.trustNamespace) {
       const msg = 'vaultAuthRef.trustNamespace is not supported yet';
       await warn(CSI_REASONS.InvalidConfiguration, msg);
       throw new CsiError('FAILED_PRECONDITION', msg);
     }
-    const ref = spec.vaultAuthRef;
-    const ns = obj.metadata.namespace ?? '';
-    let access: VaultAccess;
+    const authRef = spec.vaultAuthRef;
+    return {
+      csiSecrets: ref,
+      consumer: {
+        namespace: ns,
+        vaultAuthRef: authRef
+          ? authRef.namespace
+            ? `${authRef.namespace}/${authRef.name}`
+            : authRef.name
+          : undefined,
+        vaultNamespace: spec.namespace,
+      },
+      snapshot: {
+        namespace: ns,
+        annotations: obj.metadata.annotations ?? {},
+        labels: obj.metadata.labels ?? {},
+        spec,
+      },
+      ownership: ownershipFor(podObj, input.mountGroup),
+    };
+  }
+
+  async #access(grant: Grant, who: string, signal?: AbortSignal): Promise<VaultAccess> {
+    await this.#synced(signal);
     try {
-      access = await d.vault.get(
-        {
-          namespace: ns,
-          vaultAuthRef: ref ? (ref.namespace ? `${ref.namespace}/${ref.name}` : ref.name) : undefined,
-          vaultNamespace: spec.namespace,
-        },
-        signal,
-      );
+      return await this.#d.vault.get(grant.consumer, signal);
     } catch (err) {
-      await warn(CSI_REASONS.VaultClientError, `${who}: ${errorMessage(err)}`);
+      await this.warn(grant.csiSecrets, CSI_REASONS.VaultClientError, `${who}: ${errorMessage(err)}`);
       throw toCsiError(err);
     }
+  }
 
-    // 5. Secrets → files.
-    let files: OutputFile[];
+  /** Fetches the given items (all of them when refs is unset) from Vault and shapes them into files. */
+  async fetch(grant: Grant, who: string, refs?: ItemRef[], signal?: AbortSignal): Promise<Item[]> {
+    const access = await this.#access(grant, who, signal);
     try {
-      files = await this.#collect(access.api, obj, spec, signal);
+      return await this.#fetcher.fetch(access, grant.snapshot, refs ?? itemRefs(grant.snapshot.spec), signal);
     } catch (err) {
       const reason =
         err instanceof CsiError ? CSI_REASONS.SecretDataBuilderError : CSI_REASONS.VaultClientError;
-      await warn(reason, `${who}: ${errorMessage(err)}`);
+      await this.warn(grant.csiSecrets, reason, `${who}: ${errorMessage(err)}`);
       throw toCsiError(err);
     }
-    return {
-      files,
-      ownership: ownershipFor(podObj, input.mountGroup),
-      source: { uid: obj.metadata.uid ?? '', generation: obj.metadata.generation ?? 0 },
-    };
+  }
+
+  /**
+   * Keeps a lease: renews it when due, else returns it as it is. Undefined when the item must be
+   * replaced instead: the session that created the lease has moved to another token (or this is
+   * another driver process), or the lease cannot be renewed (see renewHeld).
+   */
+  async renew(
+    grant: Grant,
+    who: string,
+    held: Held,
+    due: boolean,
+    signal?: AbortSignal,
+  ): Promise<Held | undefined> {
+    const access = await this.#access(grant, who, signal);
+    if (held.kind === 'lease' && held.clientId !== access.clientId) return undefined;
+    if (!due) return held;
+    try {
+      return await renewHeld(access.api, held, this.#d.clock.now(), signal);
+    } catch (err) {
+      await this.warn(grant.csiSecrets, REASONS.SecretLeaseRenewalError, `${who}: ${errorMessage(err)}`);
+      throw toCsiError(err);
+    }
+  }
+
+  /** Revokes what the items held (those marked revoke). */
+  async release(grant: Grant, who: string, held: Held[], signal?: AbortSignal): Promise<void> {
+    if (!held.some((h) => h.revoke)) return;
+    const { api } = await this.#access(grant, who, signal);
+    try {
+      for (const h of held) await release(api, h, signal);
+    } catch (err) {
+      const reason = held.some((h) => h.kind === 'cert')
+        ? REASONS.CertificateRevocationError
+        : CSI_REASONS.VaultClientError;
+      await this.warn(grant.csiSecrets, reason, `${who}: revoking failed: ${errorMessage(err)}`);
+      throw toCsiError(err);
+    }
   }
 
   async #review(token: string, signal?: AbortSignal): Promise<TokenReviewStatus> {
@@ -265,113 +322,4 @@ export class Publisher {
       throw new CsiError('UNAVAILABLE', `token review failed: ${errorMessage(err)}`, { cause: err });
     }
   }
-
-  async #collect(
-    api: VaultApi,
-    obj: CSISecrets,
-    spec: CSISecretsSpec,
-    signal?: AbortSignal,
-  ): Promise<OutputFile[]> {
-    const d = this.#d;
-    const ns = obj.metadata.namespace ?? '';
-    const statics = spec.secrets.vaultStaticSecrets ?? [];
-    const appRoles = spec.secrets.vaultAppRoleSecretIDs ?? [];
-    const [kvs, roles] = await Promise.all([
-      Promise.all(
-        statics.map((s) =>
-          readKV(api, {
-            mount: s.mount,
-            path: s.path,
-            type: s.type,
-            ...(s.version ? { version: s.version } : {}),
-            ...(signal ? { signal } : {}),
-          }),
-        ),
-      ),
-      Promise.all(appRoles.map((r) => mintSecretId(api, r, signal))),
-    ]);
-    const files: OutputFile[] = [];
-    const add = (name: string, data: Uint8Array) => {
-      if (!isValidFileName(name))
-        throw new CsiError('FAILED_PRECONDITION', `key gives an invalid file name ${JSON.stringify(name)}`);
-      files.push({ name, data });
-    };
-    const shapeOpts = { transformations: d.transformations, globalExcludeRaw: d.globalExcludeRaw };
-    const meta = { annotations: obj.metadata.annotations ?? {}, labels: obj.metadata.labels ?? {} };
-    statics.forEach((s, i) => {
-      const kv = kvs[i];
-      if (!kv) return;
-      const t = mergeTransformation(spec.secrets.transformation, s.transformation);
-      let data: Record<string, string>;
-      try {
-        const shaping = shapeData(shapeOpts, ns, t, {
-          secrets: kv.data,
-          metadata: kv.metadata ?? {},
-          ...meta,
-        });
-        data = makeSecretData(kv.data, kv.raw, shaping);
-      } catch (err) {
-        throw new CsiError('FAILED_PRECONDITION', `vaultStaticSecrets[${i}]: ${errorMessage(err)}`, {
-          cause: err,
-        });
-      }
-      for (const [key, b64] of Object.entries(data))
-        add(`static_secret_${i}_${key}`, Buffer.from(b64, 'base64'));
-    });
-    appRoles.forEach((r, i) => {
-      const out = roles[i];
-      if (!out) return;
-      if (out.wrapInfo) add(`app_role_${i}_wrap_info.json`, Buffer.from(JSON.stringify(out.wrapInfo)));
-      if (out.secretId !== undefined) add(`app_role_${i}_secret_id`, Buffer.from(out.secretId));
-      if (out.secretIdAccessor !== undefined)
-        add(`app_role_${i}_secret_id_accessor`, Buffer.from(out.secretIdAccessor));
-      if (out.roleId !== undefined && r.syncRoleID) add(`app_role_${i}_role_id`, Buffer.from(out.roleId));
-    });
-    return files;
-  }
-}
-
-interface MintedSecretId {
-  secretId?: string;
-  secretIdAccessor?: string;
-  roleId?: string;
-  wrapInfo?: Record<string, unknown>;
-}
-
-const mountOf = (m: string) => m.replace(/^\/+|\/+$/g, '');
-
-/** A new AppRole secret-id (response-wrapped when wrapTTL is set) and optionally the role-id. */
-export async function mintSecretId(
-  api: VaultApi,
-  r: VaultAppRoleSecretID,
-  signal?: AbortSignal,
-): Promise<MintedSecretId> {
-  const base = `auth/${mountOf(r.mount)}/role/${encodeURIComponent(r.role)}`;
-  const body: Record<string, unknown> = {};
-  if (r.metadata && Object.keys(r.metadata).length > 0) body.metadata = JSON.stringify(r.metadata);
-  if (r.cidrList?.length) body.cidr_list = r.cidrList;
-  if (r.tokenBoundCIDRs?.length) body.token_bound_cidrs = r.tokenBoundCIDRs;
-  if (r.ttl) body.ttl = r.ttl;
-  if (r.numUses !== undefined) body.num_uses = r.numUses;
-  const headers: Record<string, string> = r.wrapTTL ? { 'X-Vault-Wrap-TTL': r.wrapTTL } : {};
-  const res = await api.write(`${base}/secret-id`, body, { headers, ...(signal ? { signal } : {}) });
-  const out: MintedSecretId = {};
-  if (r.wrapTTL) {
-    const w = res?.wrap_info;
-    if (!isRecord(w)) throw new CsiError('INTERNAL', `no wrap_info from ${base}/secret-id`);
-    out.wrapInfo = w;
-  } else {
-    const data = res?.data ?? {};
-    if (typeof data.secret_id !== 'string')
-      throw new CsiError('INTERNAL', `no secret_id from ${base}/secret-id`);
-    out.secretId = data.secret_id;
-    if (typeof data.secret_id_accessor === 'string') out.secretIdAccessor = data.secret_id_accessor;
-  }
-  if (r.syncRoleID) {
-    const rr = await api.read(`${base}/role-id`, signal ? { signal } : {});
-    const roleId = rr?.data?.role_id;
-    if (typeof roleId !== 'string') throw new CsiError('INTERNAL', `no role_id from ${base}/role-id`);
-    out.roleId = roleId;
-  }
-  return out;
 }

@@ -263,6 +263,7 @@ describe('chart CSI driver', { skip }, () => {
       mount: 'tmpfs',
       'tmpfs-size': '16m',
       'target-root': '/var/lib/kubelet/pods',
+      'state-dir': '/run/ferry-csi',
       'refresh-interval': '0',
       'health-probe-bind-address': ':8081',
       'log-level': 'trace',

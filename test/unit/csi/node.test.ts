@@ -11,7 +11,8 @@ import { CsiClient, grpcCodeName } from '../../../src/csi/client.ts';
 import { CsiError } from '../../../src/csi/errors.ts';
 import { DirMounter } from '../../../src/csi/mounter.ts';
 import { NodeService, type PublishSource } from '../../../src/csi/node.ts';
-import type { PublishInput, PublishResult } from '../../../src/csi/publisher.ts';
+import type { Grant, PublishInput } from '../../../src/csi/publisher.ts';
+import type { Held, Item, ItemRef } from '../../../src/csi/secrets.ts';
 import { CsiServer } from '../../../src/csi/server.ts';
 
 const AUD = 'csi.vso.hashicorp.com';
@@ -24,7 +25,7 @@ class FakeSource implements PublishSource {
   fail: CsiError | undefined;
   inFlight = 0;
   maxInFlight = 0;
-  async publish(input: PublishInput): Promise<PublishResult> {
+  async authorize(input: PublishInput): Promise<Grant> {
     this.calls.push(input);
     this.inFlight++;
     this.maxInFlight = Math.max(this.maxInFlight, this.inFlight);
@@ -32,19 +33,34 @@ class FakeSource implements PublishSource {
       if (this.delayMs) await new Promise((r) => setTimeout(r, this.delayMs));
       if (this.fail) throw this.fail;
       return {
-        files: [
-          {
-            name: 'static_secret_0_password',
-            data: Buffer.from(`pw-${input.pod.name}-${this.calls.length}`),
+        csiSecrets: { namespace: 'team-a', name: 'db', uid: 'u1', generation: this.generation },
+        consumer: { namespace: 'team-a' },
+        snapshot: {
+          namespace: 'team-a',
+          annotations: {},
+          labels: {},
+          spec: {
+            accessControl: { serviceAccountPattern: 'web' },
+            secrets: { vaultStaticSecrets: [{ mount: 'kv', path: 'db', type: 'kv-v2' }] },
           },
-        ],
+        },
         ownership: { fileMode: 0o440, dirMode: 0o750 },
-        source: { uid: 'u1', generation: this.generation },
       };
     } finally {
       this.inFlight--;
     }
   }
+  async fetch(_grant: Grant, who: string, refs: ItemRef[] = []): Promise<Item[]> {
+    const pod = who.split('/')[1];
+    return refs.map((ref) => ({
+      ref,
+      files: [{ name: 'static_secret_0_password', data: Buffer.from(`pw-${pod}-${this.calls.length}`) }],
+    }));
+  }
+  async renew(): Promise<Held | undefined> {
+    return undefined;
+  }
+  async release(): Promise<void> {}
   cachedSource() {
     return { uid: 'u1', generation: this.generation };
   }

@@ -1,0 +1,252 @@
+// Leased secrets in a CSI volume, end to end with the real database secrets engine and PostgreSQL,
+// the real PKI engine, and the driver in process as its own ServiceAccount: credentials and a
+// certificate are delivered, the lease is renewed for as long as the volume is published, replaced
+// when its max TTL runs out (the old one revoked), the certificate re-issued in its window (the old
+// serial revoked), everything revoked at unpublish, and a restarted driver picks all of it up from its
+// state directory. No password or private key may reach Events, the CSISecrets or etcd.
+import assert from 'node:assert/strict';
+import { createPrivateKey, X509Certificate } from 'node:crypto';
+import { lstat, mkdtemp, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { CSISecretsResource } from '../../src/api/resources.ts';
+import type { CSISecrets } from '../../src/api/v1beta1/csisecrets.ts';
+import type { KubeClient } from '../../src/k8s/client.ts';
+import {
+  makePod,
+  type PodRef,
+  scanEtcd,
+  startTestDriver,
+  type TestDriver,
+  targetOf,
+} from '../../stack/lib/csi.ts';
+import {
+  adminClient,
+  apply,
+  assertNotIn,
+  ensureNamespace,
+  eventsOf,
+  eventually,
+  type Manifest,
+  pgLogin,
+  tenant,
+  VaultAdmin,
+} from '../../stack/lib/fixtures.ts';
+import { type StackEnv, uniqueName, useStack } from './harness.ts';
+
+const DOMAIN = 'ferry.test';
+
+describe('CSI volumes with leased secrets (database credentials, PKI certificates)', () => {
+  let env: StackEnv;
+  let kube: KubeClient;
+  let vault: VaultAdmin;
+  let csi: TestDriver;
+  let dir: string;
+  let ns: string;
+  let db: string;
+  let pki: string;
+  /** Every password and private key the driver wrote: none may leave the volume. */
+  const secrets = new Set<string>();
+  const figures: Record<string, unknown> = {};
+
+  const file = async (p: PodRef, name: string): Promise<string> => {
+    const v = await readFile(join(targetOf(dir, p), name), 'utf8');
+    if (/password|private_key|tls\.key/.test(name)) secrets.add(v);
+    return v;
+  };
+  const creds = async (p: PodRef) => ({
+    username: await file(p, 'dynamic_secret_0_username'),
+    password: await file(p, 'dynamic_secret_0_password'),
+  });
+  const serialOf = (p: PodRef) => file(p, 'pki_secret_0_serial_number');
+  /** Leases under the dynamic role (LIST sys/leases/lookup/<mount>/creds/dyn). */
+  const leases = async (): Promise<string[]> => {
+    const res = await vault.call('GET', `sys/leases/lookup/${db}/creds/dyn?list=true`);
+    return (res?.data as { keys?: string[] } | undefined)?.keys ?? [];
+  };
+  const revoked = async (serial: string): Promise<boolean> => {
+    const r = await vault.call('GET', `${pki}/cert/${serial}`);
+    return ((r?.data as { revocation_time?: number } | undefined)?.revocation_time ?? 0) > 0;
+  };
+
+  before(async () => {
+    env = await useStack();
+    kube = adminClient(env);
+    vault = new VaultAdmin(env);
+    ns = uniqueName('csi-lease');
+    db = `db-${ns}`;
+    pki = `pki-${ns}`;
+    await tenant(env, kube, vault, ns);
+    await ensureNamespace(kube, ns, ['web']);
+    await vault.policy(
+      `t-${ns}`,
+      [
+        `path "${db}/creds/*" { capabilities = ["read"] }`,
+        'path "sys/leases/renew" { capabilities = ["update"] }',
+        'path "sys/leases/revoke" { capabilities = ["update"] }',
+        `path "${pki}/issue/web" { capabilities = ["update"] }`,
+        `path "${pki}/revoke" { capabilities = ["update"] }`,
+      ].join('\n'),
+    );
+    await vault.call('POST', `sys/mounts/${db}`, { type: 'database' });
+    await vault.call('POST', `${db}/config/pg`, {
+      plugin_name: 'postgresql-database-plugin',
+      connection_url: `postgresql://{{username}}:{{password}}@127.0.0.1:${env.postgres.port}/${env.postgres.database}?sslmode=disable`,
+      username: env.postgres.user,
+      password: env.postgres.password,
+      allowed_roles: '*',
+    });
+    await vault.call('POST', `${db}/roles/dyn`, {
+      db_name: 'pg',
+      creation_statements: [
+        `CREATE ROLE "{{name}}" WITH LOGIN PASSWORD '{{password}}' VALID UNTIL '{{expiration}}';`,
+        `GRANT CONNECT ON DATABASE "${env.postgres.database}" TO "{{name}}";`,
+      ],
+      default_ttl: '10s',
+      max_ttl: '30s',
+    });
+    await vault.call('POST', `sys/mounts/${pki}`, { type: 'pki' });
+    await vault.call('POST', `sys/mounts/${pki}/tune`, { max_lease_ttl: '24h' });
+    await vault.call('POST', `${pki}/root/generate/internal`, {
+      common_name: `Ferry CSI test root ${ns}`,
+      key_type: 'ec',
+      ttl: '24h',
+    });
+    await vault.call('POST', `${pki}/roles/web`, {
+      allowed_domains: [DOMAIN],
+      allow_subdomains: true,
+      key_type: 'ec',
+      max_ttl: '1h',
+      not_before_duration: '1s',
+    });
+    await apply(kube, {
+      apiVersion: 'secrets.hashicorp.com/v1beta1',
+      kind: 'CSISecrets',
+      metadata: { name: 'db', namespace: ns },
+      spec: {
+        vaultAuthRef: { name: 'auth' },
+        accessControl: { serviceAccountPattern: 'web', namespacePatterns: [ns] },
+        secrets: {
+          vaultDynamicSecrets: [{ mount: db, path: 'creds/dyn' }],
+          vaultPKISecrets: [{ mount: pki, role: 'web', commonName: `app.${DOMAIN}`, ttl: '24s' }],
+        },
+      },
+    } as Manifest);
+    dir = await mkdtemp(join(tmpdir(), 'ferry-csi-lease-'));
+    csi = await startTestDriver(env, kube, dir, { stateDir: join(dir, 'state') });
+  });
+
+  after(async () => {
+    process.stderr.write(`[csi leased e2e] ${JSON.stringify(figures)}\n`);
+    await csi?.stop();
+    await vault.call('DELETE', `sys/mounts/${db}`).catch(() => {});
+    await vault.call('DELETE', `sys/mounts/${pki}`).catch(() => {});
+    await vault?.close();
+    if (dir) await rm(dir, { recursive: true, force: true });
+    await kube?.close();
+  });
+
+  it('delivers credentials and a certificate, renews, replaces and revokes them for the pod', async () => {
+    const p = await makePod(kube, { namespace: ns, name: 'web-1', serviceAccount: 'web' });
+    const t0 = Date.now();
+    await eventually('published', async () => {
+      await csi.publish(p);
+      return true;
+    });
+    figures.publishMs = Date.now() - t0;
+
+    const first = await creds(p);
+    assert.equal(await pgLogin(env, first.username, first.password), first.username, 'credentials log in');
+    const cert = new X509Certificate(await file(p, 'pki_secret_0_certificate'));
+    assert.match(cert.subject, new RegExp(`CN=app\\.${DOMAIN.replace('.', '\\.')}`));
+    assert.ok(cert.checkPrivateKey(createPrivateKey(await file(p, 'pki_secret_0_tls.key'))), 'key matches');
+    assert.ok((await file(p, 'pki_secret_0_tls.crt')).startsWith(cert.toString().trim()));
+    await file(p, 'pki_secret_0_ca.crt');
+    const serial1 = await serialOf(p);
+    assert.equal((await leases()).length, 1);
+
+    // Renewal in place: same user, still logs in (lease 10 s, renewed at ~67-77 %).
+    const renewals0 = csi.driver.node.stats.renewals;
+    await eventually('a lease renewal', async () => csi.driver.node.stats.renewals > renewals0, 15_000);
+    assert.equal((await creds(p)).username, first.username, 'renewal keeps the user');
+    assert.equal(await pgLogin(env, first.username, first.password), first.username);
+
+    // The max TTL (30 s) truncates a renewal: new credentials in the files, the old lease revoked.
+    const second = await eventually(
+      'new credentials after the max TTL',
+      async () => {
+        const c = await creds(p);
+        return c.username !== first.username ? c : undefined;
+      },
+      40_000,
+    );
+    figures.replacedAfterMs = Date.now() - t0;
+    assert.equal(await pgLogin(env, second.username, second.password), second.username, 'new ones log in');
+    await eventually(
+      'the old credentials revoked',
+      async () => (await pgLogin(env, first.username, first.password)) instanceof Error,
+    );
+    await eventually('one lease left under the role', async () => (await leases()).length === 1);
+
+    // The certificate (24 s) is re-issued at two thirds of its life; the old serial is revoked.
+    const serial2 = await eventually(
+      'a new certificate',
+      async () => {
+        const s = await serialOf(p);
+        return s !== serial1 ? s : undefined;
+      },
+      30_000,
+    );
+    figures.certReplacedAfterMs = Date.now() - t0;
+    await eventually('the old serial revoked', () => revoked(serial1));
+    assert.equal(await revoked(serial2), false);
+
+    // Unpublish: files gone, then every lease and the certificate revoked.
+    const last = await creds(p);
+    await csi.unpublish(p);
+    await assert.rejects(lstat(targetOf(dir, p)), { code: 'ENOENT' });
+    await eventually('no lease left', async () => (await leases()).length === 0);
+    await eventually('the last serial revoked', () => revoked(serial2));
+    assert.ok((await pgLogin(env, last.username, last.password)) instanceof Error, 'revoked at unpublish');
+  });
+
+  it('a restarted driver resumes the volume: its lease replaced under the new token, then revoked at unpublish', async () => {
+    const p = await makePod(kube, { namespace: ns, name: 'web-2', serviceAccount: 'web' });
+    await eventually('published', async () => {
+      await csi.publish(p);
+      return true;
+    });
+    const before = await creds(p);
+    const serial = await serialOf(p);
+    await csi.stop();
+    csi = await startTestDriver(env, kube, dir, { stateDir: join(dir, 'state') });
+    const after = await eventually(
+      'the lease replaced by the new process',
+      async () => {
+        const c = await creds(p);
+        return c.username !== before.username ? c : undefined;
+      },
+      15_000,
+    );
+    assert.equal(await pgLogin(env, after.username, after.password), after.username);
+    await eventually(
+      'the previous lease revoked',
+      async () => (await pgLogin(env, before.username, before.password)) instanceof Error,
+    );
+    assert.equal(await serialOf(p), serial, 'the certificate is kept');
+    await csi.unpublish(p);
+    await eventually('no lease left', async () => (await leases()).length === 0);
+    await eventually('the serial revoked', () => revoked(serial));
+  });
+
+  it('no password or private key reached Events, the CSISecrets or etcd', async () => {
+    assert.ok(secrets.size >= 4, `collected ${secrets.size} values`);
+    const events = await eventsOf(kube, ns);
+    const objs = await kube.list<CSISecrets>(CSISecretsResource, { namespace: ns });
+    assertNotIn(secrets, JSON.stringify(events) + JSON.stringify(objs.items), 'an Event or object');
+    const found = await scanEtcd(env.etcd, [...secrets]);
+    figures.etcd = { keys: found.keys, found: found.hits.size, of: secrets.size };
+    assert.equal(found.hits.size, 0, 'a leased secret value is in etcd');
+  });
+});
