@@ -24,12 +24,12 @@ import type { VaultStaticSecret } from './api/v1beta1/vaultstaticsecret.ts';
 import { parseRef } from './api/validate.ts';
 import { MANAGED_SECRET_SELECTOR } from './consts/labels.ts';
 import type { ControllerContext, OperatorOptions } from './controllers/context.ts';
-import { csiSecretsReconciler, csiTransformationRefKeys, csiVaultAuthRef } from './controllers/csisecrets.ts';
+import { csiSecretsReconciler, csiTransformationRefKeys } from './controllers/csisecrets.ts';
 import { secretTransformationReconciler } from './controllers/secrettransformation.ts';
 import { hmacKeyProvider } from './controllers/shared/hmac-key.ts';
 import { OwnWrites } from './controllers/shared/own-writes.ts';
 import { transformationRefKeys } from './controllers/shared/transformation.ts';
-import { VaultAccessResolver } from './controllers/shared/vault-access.ts';
+import { csiSecretsConsumer, VaultAccessResolver } from './controllers/shared/vault-access.ts';
 import { vaultAuthGlobalReconciler, vaultAuthReconciler } from './controllers/vaultauth.ts';
 import { vaultConnectionReconciler } from './controllers/vaultconnection.ts';
 import { vaultDynamicSecretReconciler } from './controllers/vaultdynamicsecret.ts';
@@ -270,12 +270,7 @@ export function buildOperator(cfg: OperatorConfig): Manager {
     indexes: {
       auth: (o) => {
         try {
-          return [
-            vault.authRefOf({
-              namespace: o.metadata.namespace ?? '',
-              vaultAuthRef: csiVaultAuthRef(o.spec?.vaultAuthRef),
-            }),
-          ];
+          return [vault.authRefOf(csiSecretsConsumer(o.metadata.namespace ?? '', o.spec))];
         } catch {
           return [];
         }

@@ -7,7 +7,7 @@
 // indexes registered in operator.ts.
 import { API_VERSION, CSISecretsResource } from '../api/resources.ts';
 import type { Transformation } from '../api/v1beta1/common.ts';
-import type { CSISecrets, CSISecretsStatus, VaultAuthRef } from '../api/v1beta1/csisecrets.ts';
+import type { CSISecrets, CSISecretsStatus } from '../api/v1beta1/csisecrets.ts';
 import type { SecretTransformation } from '../api/v1beta1/secrettransformation.ts';
 import type { VaultAuth } from '../api/v1beta1/vaultauth.ts';
 import type { VaultAuthGlobal } from '../api/v1beta1/vaultauthglobal.ts';
@@ -24,7 +24,7 @@ import type { ControllerContext } from './context.ts';
 import { isAllowedNamespace } from './shared/auth-config.ts';
 import { StatusMemo, writeStatus } from './shared/status.ts';
 import { transformationRefKeys } from './shared/transformation.ts';
-import { connectionRefOf, resolveAuthConfig } from './shared/vault-access.ts';
+import { connectionRefOf, csiSecretsConsumer, resolveAuthConfig } from './shared/vault-access.ts';
 
 const KIND = 'CSISecrets';
 
@@ -46,13 +46,6 @@ export type CSISecretsVerdict =
       reason: typeof REASONS.InvalidConfiguration | typeof REASONS.InvalidResourceRef;
       message: string;
     };
-
-/** spec.vaultAuthRef in the `"<ns>/<name>"` / `"<name>"` / empty syntax, exactly as the CSI driver
- * passes it to the Vault access resolver (empty: the operator namespace's `default`). */
-export function csiVaultAuthRef(ref: VaultAuthRef | undefined): string | undefined {
-  if (!ref) return undefined;
-  return ref.namespace ? `${ref.namespace}/${ref.name}` : ref.name;
-}
 
 /** "ns/name" of every SecretTransformation the CSISecrets refers to: in spec.secrets.transformation
  * and in the transformation of any item of any list in spec.secrets (KV, AppRole, dynamic, PKI...). */
@@ -86,20 +79,11 @@ export function checkCSISecrets(obj: CSISecrets, refs: CSISecretsRefs): CSISecre
       message: `invalid CSISecrets: ${problems.map((p) => `${p.field}: ${p.message}`).join('; ')}`,
     };
   }
-  // The driver refuses this today (src/csi/publisher.ts); drop the check when it supports it.
-  if (spec.vaultAuthRef?.trustNamespace) {
-    return {
-      ready: false,
-      reason: REASONS.InvalidConfiguration,
-      message: 'spec.vaultAuthRef.trustNamespace is not supported yet',
-    };
-  }
-
   const namespace = obj.metadata.namespace ?? '';
   // The same resolution as VaultAccessResolver.get, up to (not including) the login.
   let ref: { namespace: string; name: string };
   try {
-    ref = parseRef(csiVaultAuthRef(spec.vaultAuthRef), {
+    ref = parseRef(csiSecretsConsumer(namespace, spec).vaultAuthRef, {
       namespace,
       operatorNamespace: refs.operatorNamespace,
     });

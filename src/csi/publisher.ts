@@ -9,7 +9,7 @@ import type { CSISecrets, CSISecretsSpec } from '../api/v1beta1/csisecrets.ts';
 import type { SecretTransformation } from '../api/v1beta1/secrettransformation.ts';
 import { validateCSISecrets } from '../api/validate.ts';
 import { REASONS } from '../consts/reasons.ts';
-import type { Consumer, VaultAccess } from '../controllers/shared/vault-access.ts';
+import { type Consumer, csiSecretsConsumer, type VaultAccess } from '../controllers/shared/vault-access.ts';
 import { errorMessage } from '../errors.ts';
 import type { KubeClient } from '../k8s/client.ts';
 import { isK8sApiError } from '../k8s/errors.ts';
@@ -214,23 +214,9 @@ export class Publisher {
     if (!decision.allowed) return deny(decision.reason);
 
     // 4. Who logs in to Vault: the CSISecrets' VaultAuth.
-    if (spec.vaultAuthRef?.trustNamespace) {
-      const msg = 'vaultAuthRef.trustNamespace is not supported yet';
-      await warn(CSI_REASONS.InvalidConfiguration, msg);
-      throw new CsiError('FAILED_PRECONDITION', msg);
-    }
-    const authRef = spec.vaultAuthRef;
     return {
       csiSecrets: ref,
-      consumer: {
-        namespace: ns,
-        vaultAuthRef: authRef
-          ? authRef.namespace
-            ? `${authRef.namespace}/${authRef.name}`
-            : authRef.name
-          : undefined,
-        vaultNamespace: spec.namespace,
-      },
+      consumer: csiSecretsConsumer(ns, spec),
       snapshot: {
         namespace: ns,
         annotations: obj.metadata.annotations ?? {},

@@ -354,6 +354,51 @@ describe('CSI driver (real API server and Vault)', () => {
     await client.node('NodeUnpublishVolume', { volume_id: volumeIdOf(p), target_path: t });
   });
 
+  it('vaultAuthRef.trustNamespace logs in with the ServiceAccount of the VaultAuth namespace', async () => {
+    // A VaultAuth in ns2 that lets ns use it, logging in as ns2's ServiceAccount `app` (the only one
+    // its Vault role accepts). ns has an `app` ServiceAccount too: without trustNamespace that one is
+    // used, and Vault refuses it.
+    await tenant(env, kube, vault, ns2);
+    const value = canary('csi-trusted', canaries);
+    await vault.kvPut('kvv2', `${ns2}/shared`, { token: value });
+    await apply(kube, {
+      apiVersion: 'secrets.hashicorp.com/v1beta1',
+      kind: 'VaultAuth',
+      metadata: { name: 'shared', namespace: ns2 },
+      spec: {
+        vaultConnectionRef: `${env.operatorNamespace}/default`,
+        method: 'kubernetes',
+        mount: env.vaultKubernetesMount,
+        kubernetes: { role: `t-${ns2}`, serviceAccount: 'app', audiences: ['vault'] },
+        allowedNamespaces: [ns],
+      },
+    } as Manifest);
+    const csiSecrets = (name: string, trustNamespace: boolean) =>
+      apply(kube, {
+        apiVersion: 'secrets.hashicorp.com/v1beta1',
+        kind: 'CSISecrets',
+        metadata: { name, namespace: ns },
+        spec: {
+          vaultAuthRef: { name: 'shared', namespace: ns2, trustNamespace },
+          accessControl: { serviceAccountPattern: 'web', namespacePatterns: [ns] },
+          secrets: { vaultStaticSecrets: [{ mount: 'kvv2', path: `${ns2}/shared`, type: 'kv-v2' }] },
+        },
+      } as Manifest);
+    await csiSecrets('trusted', true);
+    await csiSecrets('untrusted', false);
+    const trusted = await makePod(ns, 'trusting', 'web', {});
+    await eventually('the trusted CSISecrets published', async () => {
+      await publish(trusted, { attrs: { csiSecretsName: 'trusted' } });
+      return true;
+    });
+    assert.equal(await readFile(join(targetOf(trusted), 'static_secret_0_token'), 'utf8'), value);
+    const untrusted = await makePod(ns, 'not-trusting', 'web', {});
+    const r = await codeOf(publish(untrusted, { attrs: { csiSecretsName: 'untrusted' } }));
+    assert.notEqual(r.code, 'OK', 'the CSISecrets namespace ServiceAccount is refused by Vault');
+    await assert.rejects(lstat(targetOf(untrusted)), { code: 'ENOENT' });
+    await csi.unpublish(trusted);
+  });
+
   it('unpublish of a deleted pod removes every file and the mount', async () => {
     const p = pods.get(`${ns}/web-1`) as PodRef;
     await kube.delete(Pods, p.name, p.namespace);

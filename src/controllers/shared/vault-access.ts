@@ -1,6 +1,7 @@
 // From a consuming resource (VaultStaticSecret, ...) to an authenticated Vault session: resolve the
 // VaultAuth (and its VaultAuthGlobal) and the VaultConnection from the informer caches, enforce
 // allowedNamespaces, and get one cached session per auth × connection × identity (vso-api.md §11).
+import type { CSISecretsSpec } from '../../api/v1beta1/csisecrets.ts';
 import type { VaultAuth } from '../../api/v1beta1/vaultauth.ts';
 import type { VaultAuthGlobal } from '../../api/v1beta1/vaultauthglobal.ts';
 import type { VaultConnection } from '../../api/v1beta1/vaultconnection.ts';
@@ -79,6 +80,24 @@ export interface Consumer {
   vaultAuthRef?: string | undefined;
   /** The consumer's `spec.namespace`: a Vault namespace other than the VaultAuth's. */
   vaultNamespace?: string | undefined;
+  /** Where credential providers (the kubernetes method's ServiceAccount) live; `namespace` if unset. */
+  providerNamespace?: string | undefined;
+}
+
+/**
+ * The consumer a CSISecrets stands for: the driver logs in as it, the operator checks it. Its
+ * vaultAuthRef is an object rather than a string; with `trustNamespace` and a namespace, credential
+ * providers are taken from the VaultAuth's namespace instead of the CSISecrets' (VSO
+ * GetProviderNamespace). The VaultAuth must still allow the CSISecrets' namespace.
+ */
+export function csiSecretsConsumer(namespace: string, spec: CSISecretsSpec | undefined): Consumer {
+  const ref = spec?.vaultAuthRef;
+  return {
+    namespace,
+    vaultAuthRef: ref ? (ref.namespace ? `${ref.namespace}/${ref.name}` : ref.name) : undefined,
+    vaultNamespace: spec?.namespace,
+    ...(ref?.trustNamespace && ref.namespace ? { providerNamespace: ref.namespace } : {}),
+  };
 }
 
 const invalidRef = (msg: string): FerryError => new FerryError(CODES.INVALID_REF, msg);
@@ -455,7 +474,8 @@ export class VaultAccessResolver {
     const connection = d.connections.get(connRef.namespace, connRef.name);
     if (!connection) throw invalidRef(`VaultConnection ${connRef.namespace}/${connRef.name} not found`);
 
-    const { providerUID, method } = await this.#provider(eff, consumer.namespace, signal);
+    const providerNamespace = consumer.providerNamespace ?? consumer.namespace;
+    const { providerUID, method } = await this.#provider(eff, providerNamespace, signal);
     const input: CacheKeyInput = {
       method: eff.method,
       authUID: uidOf(auth, 'VaultAuth'),
@@ -476,7 +496,7 @@ export class VaultAccessResolver {
       connectionUID: input.connectionUID,
       connectionGeneration: input.connectionGeneration,
       providerUID,
-      providerNamespace: consumer.namespace,
+      providerNamespace,
     };
     const session = await d.cache.get(
       input,

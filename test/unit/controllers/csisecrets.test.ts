@@ -3,7 +3,7 @@
 // against in-process fakes (one status write and one Event per change, none in steady state).
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import type { CSISecrets, CSISecretsStatus } from '../../../src/api/v1beta1/csisecrets.ts';
+import type { CSISecrets, CSISecretsStatus, VaultAuthRef } from '../../../src/api/v1beta1/csisecrets.ts';
 import type { SecretTransformation } from '../../../src/api/v1beta1/secrettransformation.ts';
 import type { VaultAuth } from '../../../src/api/v1beta1/vaultauth.ts';
 import type { VaultAuthGlobal } from '../../../src/api/v1beta1/vaultauthglobal.ts';
@@ -16,8 +16,8 @@ import {
   csiSecretsReconciler,
   csiSecretsStatus,
   csiTransformationRefKeys,
-  csiVaultAuthRef,
 } from '../../../src/controllers/csisecrets.ts';
+import { csiSecretsConsumer } from '../../../src/controllers/shared/vault-access.ts';
 import type { KubeObject } from '../../../src/k8s/types.ts';
 import { createStore, type Store } from '../../../src/runtime/store.ts';
 import { FakeClock } from '../runtime/fake-clock.ts';
@@ -145,17 +145,6 @@ describe('checkCSISecrets', () => {
     );
   });
 
-  it('refuses vaultAuthRef.trustNamespace while the driver does not support it', () => {
-    notReady(
-      checkCSISecrets(
-        csi({ vaultAuthRef: { name: 'auth', namespace: 'app', trustNamespace: true } }),
-        refs(),
-      ),
-      'InvalidConfiguration',
-      /trustNamespace is not supported/,
-    );
-  });
-
   it('reports a missing VaultAuth, named or the default one', () => {
     notReady(
       checkCSISecrets(csi(), refs({ auths: [] })),
@@ -177,9 +166,27 @@ describe('checkCSISecrets', () => {
   });
 
   it('resolves vaultAuthRef as the driver does', () => {
-    assert.equal(csiVaultAuthRef(undefined), undefined);
-    assert.equal(csiVaultAuthRef({ name: 'a' }), 'a');
-    assert.equal(csiVaultAuthRef({ name: 'a', namespace: 'shared' }), 'shared/a');
+    const spec = (vaultAuthRef?: VaultAuthRef) => ({
+      accessControl: { serviceAccountPattern: 'x' },
+      secrets: {},
+      ...(vaultAuthRef ? { vaultAuthRef } : {}),
+    });
+    assert.deepEqual(csiSecretsConsumer('app', spec()), {
+      namespace: 'app',
+      vaultAuthRef: undefined,
+      vaultNamespace: undefined,
+    });
+    assert.equal(csiSecretsConsumer('app', spec({ name: 'a' })).vaultAuthRef, 'a');
+    const shared = csiSecretsConsumer('app', spec({ name: 'a', namespace: 'shared' }));
+    assert.equal(shared.vaultAuthRef, 'shared/a');
+    assert.equal(shared.providerNamespace, undefined, 'providers in the CSISecrets namespace');
+    const trusted = spec({ name: 'a', namespace: 'shared', trustNamespace: true });
+    assert.equal(csiSecretsConsumer('app', trusted).providerNamespace, 'shared');
+    assert.equal(
+      csiSecretsConsumer('app', spec({ name: 'a', trustNamespace: true })).providerNamespace,
+      undefined,
+      'trustNamespace without a namespace changes nothing',
+    );
     notReady(
       checkCSISecrets(csi({ vaultAuthRef: { name: '', namespace: 'shared' } }), refs()),
       'InvalidResourceRef',
