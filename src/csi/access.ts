@@ -76,6 +76,38 @@ export function checkAccess(ac: AccessControl, pod: AccessSubject): AccessDecisi
     : { allowed: false, reason: `${failed.join(', ')} does not match` };
 }
 
+export interface ContainerState {
+  namePattern?: string | undefined;
+  imagePattern?: string | undefined;
+}
+
+export interface PodContainers {
+  spec?: { containers?: { name: string; image?: string }[] };
+  status?: { containerStatuses?: { name: string; restartCount?: number }[] };
+}
+
+/** Names of the pod's containers that match syncConfig.containerState (every set pattern, whole
+ * value). With containerState set, a pod must have one to be authorised (VSO). */
+export function matchingContainers(cs: ContainerState, pod: PodContainers): string[] {
+  return (pod.spec?.containers ?? [])
+    .filter(
+      (c) =>
+        (!cs.namePattern || fullMatch(cs.namePattern, c.name)) &&
+        (!cs.imagePattern || fullMatch(cs.imagePattern, c.image ?? '')),
+    )
+    .map((c) => c.name);
+}
+
+/** Whether a container matching containerState has restarted between two observations of the pod:
+ * its restartCount went up. (Its first start is not a restart: the volume is published before any
+ * container starts, so it already has fresh secrets.) */
+export function restartedMatching(cs: ContainerState, before: PodContainers, after: PodContainers): boolean {
+  const names = new Set(matchingContainers(cs, after));
+  const count = (p: PodContainers, name: string) =>
+    p.status?.containerStatuses?.find((s) => s.name === name)?.restartCount ?? 0;
+  return [...names].some((n) => count(after, n) > count(before, n));
+}
+
 // Keys kubelet puts in the volume context of a CSI volume when the CSIDriver sets podInfoOnMount
 // and tokenRequests (k8s.io/kubernetes pkg/volume/csi).
 export const CTX = {

@@ -18,6 +18,7 @@ import type { VaultConnection } from '../api/v1beta1/vaultconnection.ts';
 import { VaultAccessResolver } from '../controllers/shared/vault-access.ts';
 import type { KubeClient } from '../k8s/client.ts';
 import { EventRecorder } from '../k8s/events.ts';
+import { Pods } from '../k8s/resources.ts';
 import type { KubeObject } from '../k8s/types.ts';
 import { type Clock, systemClock } from '../runtime/clock.ts';
 import type { Informer } from '../runtime/informer.ts';
@@ -27,7 +28,7 @@ import type { TokenReviewStatus } from './access.ts';
 import type { Mounter } from './mounter.ts';
 import { DRIVER_VERSION } from './names.ts';
 import { NodeService } from './node.ts';
-import { type EventSink, Publisher } from './publisher.ts';
+import { type EventSink, type Pod, Publisher } from './publisher.ts';
 import { CsiServer } from './server.ts';
 
 export interface CsiDriverConfig {
@@ -81,13 +82,19 @@ export class CsiDriver {
     const authGlobals = m.informer<VaultAuthGlobal>(VaultAuthGlobals);
     const connections = m.informer<VaultConnection>(VaultConnections);
     const transformations = m.informer<SecretTransformation>(SecretTransformations);
+    // The pods of this node only: container restarts trigger a re-sync (syncConfig.containerState).
+    const pods = m.informer<Pod>(Pods, { fieldSelector: `spec.nodeName=${cfg.nodeId}` });
     this.#informers = [
       csiSecrets,
       auths,
       authGlobals,
       connections,
       transformations,
+      pods,
     ] as unknown as Informer<KubeObject>[];
+    pods.addHandler((ev) => {
+      if (ev.type === 'update') this.node.onPodChange(ev.old, ev.obj);
+    });
 
     this.vaultClients = new VaultClientCache({ maxSize: cfg.clientCacheSize ?? 10_000 });
     auths.addHandler((ev) => {

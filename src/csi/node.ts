@@ -23,14 +23,22 @@ import type { Logger } from 'pino';
 import { errorMessage } from '../errors.ts';
 import type { Clock, Random, Timer } from '../runtime/clock.ts';
 import { systemClock, systemRandom } from '../runtime/clock.ts';
-import { type PublishContext, parsePublishContext } from './access.ts';
+import { type PodContainers, type PublishContext, parsePublishContext, restartedMatching } from './access.ts';
 import { type OutputFile, writeAtomic } from './atomic-writer.ts';
 import { CsiError, invalidArgument, toCsiError } from './errors.ts';
 import type { Mounter } from './mounter.ts';
 import type { NodePublishVolumeRequest, NodeUnpublishVolumeRequest } from './proto.ts';
 import type { Grant, PublishInput } from './publisher.ts';
 import { heldDueAt, retryDelayMs } from './renewal.ts';
-import { type Held, type Item, type ItemRef, isHeldKind, itemKey, itemRefs } from './secrets.ts';
+import {
+  type Held,
+  type Item,
+  type ItemRef,
+  isHeldKind,
+  isLeasedKind,
+  itemKey,
+  itemRefs,
+} from './secrets.ts';
 import { type OrphanRecord, StateStore, type VolumeRecord } from './state.ts';
 
 /** The publisher as the Node service uses it (publisher.ts; a fake in unit tests). */
@@ -163,6 +171,7 @@ export interface NodeStats {
   renewals: number;
   replacements: number;
   revocations: number;
+  resyncs: number;
 }
 
 export class NodeService {
@@ -185,6 +194,7 @@ export class NodeService {
     renewals: 0,
     replacements: 0,
     revocations: 0,
+    resyncs: 0,
   };
 
   constructor(opts: NodeServiceOptions) {
@@ -252,7 +262,14 @@ export class NodeService {
         ...v.context,
         ...(v.mountGroup !== undefined ? { mountGroup: v.mountGroup } : {}),
       };
-      const grant = await o.publisher.authorize(input, signal);
+      let grant: Grant;
+      try {
+        grant = await o.publisher.authorize(input, signal);
+      } catch (err) {
+        if (prev && err instanceof CsiError && err.code === 'PERMISSION_DENIED')
+          await this.#withdraw(prev, log);
+        throw err;
+      }
       // Held items survive a refresh of the same publish of the same CSISecrets generation.
       const had = prev?.rec.grant.csiSecrets;
       const keep =
@@ -271,6 +288,7 @@ export class NodeService {
         targetPath: v.targetPath,
         fingerprint: fp,
         who,
+        podUid: v.context.pod.uid,
         grant,
         fetchedAt: this.#clock.now(),
         items: orderItems([
@@ -334,6 +352,51 @@ export class NodeService {
       }
       o.log.info({ volumeId: v.volumeId }, 'volume unpublished');
     });
+  }
+
+  /** The pod lost its access (a republish was refused): its files are emptied in place, since the
+   * running containers keep the mount, and what the volume held is revoked. */
+  async #withdraw(volume: Volume, log: Logger): Promise<void> {
+    const { rec } = volume;
+    this.#cancel(volume);
+    this.#volumes.delete(rec.targetPath);
+    await this.#state.removeVolume(rec.targetPath).catch(() => {});
+    try {
+      await writeAtomic(rec.targetPath, [], rec.grant.ownership);
+    } catch (err) {
+      log.error({ err: errorMessage(err) }, 'could not empty the volume of a refused pod');
+    }
+    await this.#orphan(
+      rec.grant,
+      rec.who,
+      rec.items.flatMap((i) => (i.held ? [i.held] : [])),
+    );
+    log.warn('pod no longer authorised: volume emptied');
+  }
+
+  /**
+   * A pod on this node changed. When one of its containers matching the CSISecrets'
+   * syncConfig.containerState restarted, its volumes fetch their KV secrets and AppRole secret-ids
+   * again (VSO's re-sync on container restart); leased items are kept, they are fresh already.
+   */
+  onPodChange(before: PodContainers, after: PodContainers & { metadata: { uid?: string } }): void {
+    for (const volume of this.#volumes.values()) {
+      const { rec } = volume;
+      const cs = rec.grant.snapshot.spec.syncConfig?.containerState;
+      if (rec.podUid !== after.metadata.uid || !cs || !restartedMatching(cs, before, after)) continue;
+      const refs = rec.items.map((i) => i.ref).filter((r) => !isLeasedKind(r.kind));
+      const log = this.#o.log.child({ volumeId: rec.volumeId, pod: rec.who });
+      void this.#serial(rec.targetPath, async () => {
+        if (this.#volumes.get(rec.targetPath) !== volume || refs.length === 0) return;
+        try {
+          await this.#replace(volume, refs, log);
+          this.stats.resyncs++;
+          await this.#persist(volume, log);
+        } catch (err) {
+          log.warn({ err: errorMessage(err) }, 're-sync after a container restart failed');
+        }
+      });
+    }
   }
 
   /**
@@ -503,7 +566,7 @@ export class NodeService {
     volume.rec = next;
     volume.files = files;
     this.stats.replacements += fetched.length;
-    log.info({ items: refs.map(itemKey) }, 'replaced held secrets');
+    log.info({ items: refs.map(itemKey) }, 'items fetched again');
     await this.#orphan(rec.grant, rec.who, old);
   }
 

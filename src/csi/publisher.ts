@@ -21,6 +21,8 @@ import {
   type AccessSubject,
   checkAccess,
   checkTokenReview,
+  matchingContainers,
+  type PodContainers,
   type PublishContext,
   type TokenReviewStatus,
 } from './access.ts';
@@ -54,10 +56,11 @@ export interface EventSink {
   ): Promise<void>;
 }
 
-export interface Pod extends KubeObject {
+export interface Pod extends KubeObject, PodContainers {
   spec?: {
     serviceAccountName?: string;
     securityContext?: { fsGroup?: number; runAsUser?: number; runAsGroup?: number };
+    containers?: { name: string; image?: string }[];
   };
 }
 
@@ -212,6 +215,9 @@ export class Publisher {
     const subject: AccessSubject = { ...pod, labels: podObj.metadata.labels ?? {} };
     const decision = checkAccess(spec.accessControl, subject);
     if (!decision.allowed) return deny(decision.reason);
+    const cs = spec.syncConfig?.containerState;
+    if (cs && matchingContainers(cs, podObj).length === 0)
+      return deny('no container matches syncConfig.containerState');
 
     // 4. Who logs in to Vault: the CSISecrets' VaultAuth.
     return {

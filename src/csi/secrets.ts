@@ -88,6 +88,8 @@ export interface SecretSource {
 
 /** Items worth holding across a republish: minted or leased, never re-read for a refresh. */
 export const isHeldKind = (kind: ItemKind): boolean => kind !== 'static';
+/** Items the driver keeps fresh itself for as long as the volume lives. */
+export const isLeasedKind = (kind: ItemKind): boolean => kind === 'dynamic' || kind === 'pki';
 
 export function itemRefs(spec: CSISecretsSpec): ItemRef[] {
   return ITEM_KINDS.flatMap((kind) =>

@@ -20,6 +20,7 @@ export interface VolumeRecord {
   fingerprint: string;
   /** Who the volume is for, in logs and Events ("pod ns/name"). */
   who: string;
+  podUid: string;
   grant: Grant;
   fetchedAt: number;
   items: { ref: ItemRef; names: string[]; held?: Held }[];

@@ -186,10 +186,12 @@ export class KubeClient {
     opts: {
       propagationPolicy?: 'Background' | 'Foreground' | 'Orphan';
       preconditions?: { uid?: string; resourceVersion?: string };
+      gracePeriodSeconds?: number;
     } = {},
   ): Promise<void> {
     const body: Record<string, unknown> = { apiVersion: 'v1', kind: 'DeleteOptions' };
     if (opts.propagationPolicy !== undefined) body.propagationPolicy = opts.propagationPolicy;
+    if (opts.gracePeriodSeconds !== undefined) body.gracePeriodSeconds = opts.gracePeriodSeconds;
     if (opts.preconditions !== undefined) body.preconditions = opts.preconditions;
     await this.request('DELETE', resourcePath(rt, { namespace: this.#ns(rt, namespace), name }), { body });
   }

@@ -19,6 +19,8 @@ import { apply, readManifests } from './fixtures.ts';
 import type { StackEnv } from './stack.ts';
 
 export const CSI_AUDIENCE = 'csi.vso.hashicorp.com';
+/** The node the test driver serves; test pods are bound to it (they never run). */
+export const CSI_TEST_NODE = 'e2e-node';
 const ROOT = join(import.meta.dirname, '..', '..');
 
 export interface PodRef {
@@ -40,6 +42,7 @@ export async function makePod(
     labels?: Record<string, string>;
     securityContext?: Record<string, number>;
     csiSecretsName?: string;
+    containers?: { name: string; image: string }[];
   },
 ): Promise<PodRef> {
   const pod = await kube.create<KubeObject>(Pods, {
@@ -47,9 +50,10 @@ export async function makePod(
     kind: 'Pod',
     metadata: { name: p.name, namespace: p.namespace, labels: p.labels ?? {} },
     spec: {
+      nodeName: CSI_TEST_NODE,
       serviceAccountName: p.serviceAccount,
       securityContext: p.securityContext ?? { fsGroup: 2000 },
-      containers: [{ name: 'app', image: 'busybox' }],
+      containers: p.containers ?? [{ name: 'app', image: 'busybox' }],
       volumes: [
         {
           name: 'secrets',
@@ -152,7 +156,7 @@ export async function startTestDriver(
     client: driverKube,
     logger: pino({ level: 'silent' }),
     driverName: CSI_AUDIENCE,
-    nodeId: 'e2e-node',
+    nodeId: CSI_TEST_NODE,
     operatorNamespace: env.operatorNamespace,
     mounter,
     targetRoot: join(root, 'pods'),

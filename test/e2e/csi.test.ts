@@ -399,9 +399,88 @@ describe('CSI driver (real API server and Vault)', () => {
     await csi.unpublish(trusted);
   });
 
+  it('syncConfig.containerState gates access and re-syncs on a container restart; refused later, the volume is emptied', async () => {
+    const path = `${ns}/restart`;
+    await vault.kvPut('kvv2', path, { v: 'first' });
+    const spec = (serviceAccountPattern: string, namePattern: string) => ({
+      vaultAuthRef: { name: 'auth' },
+      accessControl: { serviceAccountPattern, namespacePatterns: [ns] },
+      secrets: { vaultStaticSecrets: [{ mount: 'kvv2', path, type: 'kv-v2' }] },
+      syncConfig: { containerState: { namePattern, imagePattern: 'registry.example/app(:.+)?' } },
+    });
+    const csiSecrets = (name: string, s: ReturnType<typeof spec>) =>
+      apply(kube, {
+        apiVersion: 'secrets.hashicorp.com/v1beta1',
+        kind: 'CSISecrets',
+        metadata: { name, namespace: ns },
+        spec: s,
+      } as Manifest);
+    await csiSecrets('restart', spec('web', 'app'));
+    await csiSecrets('gated', spec('web', 'sidecar'));
+    const p = await sharedMakePod(kube, {
+      namespace: ns,
+      name: 'restarter',
+      serviceAccount: 'web',
+      containers: [
+        { name: 'app', image: 'registry.example/app:1.0' },
+        { name: 'proxy', image: 'registry.example/proxy:1.0' },
+      ],
+    });
+    pods.set(`${ns}/restarter`, p);
+    const gated = await codeOf(publish(p, { attrs: { csiSecretsName: 'gated' } }));
+    assert.equal(gated.code, 'PERMISSION_DENIED', gated.message);
+    assert.match(gated.message, /no container matches syncConfig\.containerState/);
+
+    await eventually('published', async () => {
+      await publish(p, { attrs: { csiSecretsName: 'restart' } });
+      return true;
+    });
+    const file = join(targetOf(p), 'static_secret_0_v');
+    assert.equal(await readFile(file, 'utf8'), 'first');
+    await vault.kvPut('kvv2', path, { v: 'second' });
+    // kubelet reports a restart of `proxy` (not matching): nothing; then of `app`: re-sync.
+    const restart = (restarts: Record<string, number>) =>
+      kube.patch(
+        Pods,
+        p.name,
+        ns,
+        {
+          status: {
+            containerStatuses: Object.entries(restarts).map(([name, restartCount]) => ({
+              name,
+              image: `registry.example/${name}:1.0`,
+              imageID: '',
+              ready: true,
+              restartCount,
+              state: { running: { startedAt: new Date().toISOString() } },
+            })),
+          },
+        },
+        'merge',
+        { subresource: 'status' },
+      );
+    const resyncs = driver.node.stats.resyncs;
+    await restart({ app: 0, proxy: 1 });
+    await new Promise((r) => setTimeout(r, 500));
+    assert.equal(await readFile(file, 'utf8'), 'first', 'a non-matching container restart changes nothing');
+    await restart({ app: 1, proxy: 1 });
+    await eventually('re-synced after the restart', async () => (await readFile(file, 'utf8')) === 'second');
+    assert.equal(driver.node.stats.resyncs, resyncs + 1);
+
+    // Access taken away: the next republish is refused and the files leave the running pod.
+    await csiSecrets('restart', spec('nobody', 'app'));
+    await eventually('refused and emptied', async () => {
+      const r = await codeOf(publish(p, { attrs: { csiSecretsName: 'restart' } }));
+      return r.code === 'PERMISSION_DENIED';
+    });
+    await assert.rejects(lstat(file), { code: 'ENOENT' });
+    await csi.unpublish(p);
+  });
+
   it('unpublish of a deleted pod removes every file and the mount', async () => {
     const p = pods.get(`${ns}/web-1`) as PodRef;
-    await kube.delete(Pods, p.name, p.namespace);
+    // Gone at once, as kubelet confirms a deletion once the containers stopped.
+    await kube.delete(Pods, p.name, p.namespace, { gracePeriodSeconds: 0 });
     await client.node('NodeUnpublishVolume', { volume_id: volumeIdOf(p), target_path: targetOf(p) });
     assert.equal((await mountPoints()).has(targetOf(p)), false);
     await assert.rejects(lstat(targetOf(p)), { code: 'ENOENT' });

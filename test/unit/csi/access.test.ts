@@ -7,7 +7,9 @@ import {
   checkAccess,
   checkTokenReview,
   fullMatch,
+  matchingContainers,
   parsePublishContext,
+  restartedMatching,
 } from '../../../src/csi/access.ts';
 import { CsiError } from '../../../src/csi/errors.ts';
 
@@ -232,4 +234,35 @@ describe('checkTokenReview', () => {
       assert.equal(checkTokenReview(review, pod, aud).allowed, false);
     });
   }
+});
+
+describe('syncConfig.containerState', () => {
+  const pod = (restarts: Record<string, number> = {}) => ({
+    spec: {
+      containers: [
+        { name: 'app', image: 'registry.example/app:1.0' },
+        { name: 'proxy', image: 'registry.example/proxy:2.0' },
+      ],
+    },
+    status: {
+      containerStatuses: Object.entries(restarts).map(([name, restartCount]) => ({ name, restartCount })),
+    },
+  });
+
+  it('matches containers on every set pattern, whole values', () => {
+    assert.deepEqual(matchingContainers({ namePattern: 'app' }, pod()), ['app']);
+    assert.deepEqual(matchingContainers({ imagePattern: 'registry\\.example/.*' }, pod()), ['app', 'proxy']);
+    assert.deepEqual(matchingContainers({ namePattern: 'app', imagePattern: '.*proxy.*' }, pod()), []);
+    assert.deepEqual(matchingContainers({ namePattern: 'ap' }, pod()), [], 'anchored');
+    assert.deepEqual(matchingContainers({}, pod()), ['app', 'proxy']);
+  });
+
+  it('a restart is a higher restartCount of a matching container', () => {
+    const cs = { namePattern: 'app' };
+    assert.equal(restartedMatching(cs, pod({ app: 0 }), pod({ app: 1 })), true);
+    assert.equal(restartedMatching(cs, pod(), pod({ app: 1 })), true);
+    assert.equal(restartedMatching(cs, pod({ app: 1 }), pod({ app: 1 })), false);
+    assert.equal(restartedMatching(cs, pod({ proxy: 0 }), pod({ proxy: 3 })), false, 'not matching');
+    assert.equal(restartedMatching(cs, pod(), pod({ app: 0 })), false, 'a first start is not a restart');
+  });
 });
