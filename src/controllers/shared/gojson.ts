@@ -16,7 +16,8 @@ function byteOrder(a: string, b: string): number {
 function sortKeys(value: unknown): unknown {
   if (Array.isArray(value)) return value.map(sortKeys);
   if (value !== null && typeof value === 'object') {
-    const out: Record<string, unknown> = {};
+    // No prototype: a key named "__proto__" (legal in Vault data) must stay an ordinary key.
+    const out: Record<string, unknown> = Object.create(null);
     for (const k of Object.keys(value).sort(byteOrder))
       out[k] = sortKeys((value as Record<string, unknown>)[k]);
     return out;

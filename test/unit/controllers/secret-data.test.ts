@@ -16,6 +16,7 @@ describe('goJson', () => {
       '{"a":"\\u003cx \\u0026 y\\u003e","b":1,"c":["\\u2028"]}',
     );
     assert.equal(goJson({ Z: 1, a: 2, é: 3 }), '{"Z":1,"a":2,"é":3}');
+    assert.equal(goJson(JSON.parse('{"__proto__":{"x":1}}')), '{"__proto__":{"x":1}}');
   });
   it('round-trips through JSON.parse', () => {
     fc.assert(
