@@ -87,12 +87,40 @@ export class VaultAdmin {
     });
   }
 
+  /** A database secrets engine at `mount`: connection `pg` to the stack's PostgreSQL and role `dyn`,
+   * which creates login roles with these TTLs. */
+  async postgresEngine(mount: string, ttl: { defaultTtl: string; maxTtl: string }): Promise<void> {
+    await this.call('POST', `sys/mounts/${mount}`, { type: 'database' });
+    await this.call('POST', `${mount}/config/pg`, pgConnection(this.#env));
+    await this.call('POST', `${mount}/roles/dyn`, pgRole(this.#env, 'pg', ttl.defaultTtl, ttl.maxTtl));
+  }
+
   kvPut(mount: string, path: string, data: Record<string, unknown>, version: 1 | 2 = 2): Promise<unknown> {
     return version === 2
       ? this.call('POST', `${mount}/data/${path}`, { data })
       : this.call('POST', `${mount}/${path}`, data);
   }
 }
+
+/** The database engine's connection to the stack's PostgreSQL (on `port`, the real one by default). */
+export const pgConnection = (env: StackEnv, port = env.postgres.port) => ({
+  plugin_name: 'postgresql-database-plugin',
+  connection_url: `postgresql://{{username}}:{{password}}@127.0.0.1:${port}/${env.postgres.database}?sslmode=disable`,
+  username: env.postgres.user,
+  password: env.postgres.password,
+  allowed_roles: '*',
+});
+
+/** A database engine role creating PostgreSQL login roles that can connect to the stack's database. */
+export const pgRole = (env: StackEnv, db: string, defaultTtl: string, maxTtl: string) => ({
+  db_name: db,
+  creation_statements: [
+    `CREATE ROLE "{{name}}" WITH LOGIN PASSWORD '{{password}}' VALID UNTIL '{{expiration}}';`,
+    `GRANT CONNECT ON DATABASE "${env.postgres.database}" TO "{{name}}";`,
+  ],
+  default_ttl: defaultTtl,
+  max_ttl: maxTtl,
+});
 
 const KINDS = new Map<string, ResourceType>();
 for (const r of [...Object.values(builtin).filter(isResourceType), ...ALL_KINDS.map((k) => k.resource)]) {
@@ -197,17 +225,29 @@ export async function tenant(env: StackEnv, kube: KubeClient, vault: VaultAdmin,
     metadata: { name: 'default', namespace: env.operatorNamespace },
     spec: { address: env.vaultAddr, skipTLSVerify: false },
   } as Manifest);
-  await apply(kube, {
+  await apply(kube, kubernetesVaultAuth(env, ns, 'auth', { role: `t-${ns}` }));
+}
+
+/** A VaultAuth of the kubernetes method on the stack's default VaultConnection, logging in as
+ * ServiceAccount `app` of its namespace. */
+export function kubernetesVaultAuth(
+  env: StackEnv,
+  ns: string,
+  name: string,
+  o: { role: string; allowedNamespaces?: string[] },
+): Manifest {
+  return {
     apiVersion: 'secrets.hashicorp.com/v1beta1',
     kind: 'VaultAuth',
-    metadata: { name: 'auth', namespace: ns },
+    metadata: { name, namespace: ns },
     spec: {
       vaultConnectionRef: `${env.operatorNamespace}/default`,
       method: 'kubernetes',
       mount: env.vaultKubernetesMount,
-      kubernetes: { role: `t-${ns}`, serviceAccount: 'app', audiences: ['vault'] },
+      kubernetes: { role: o.role, serviceAccount: 'app', audiences: ['vault'] },
+      ...(o.allowedNamespaces ? { allowedNamespaces: o.allowedNamespaces } : {}),
     },
-  } as Manifest);
+  } as Manifest;
 }
 
 /** A fresh secret value to plant in Vault and look for where it must never appear; pushed to `sink` too. */

@@ -89,23 +89,7 @@ describe('CSI volumes with leased secrets (database credentials, PKI certificate
         `path "${pki}/revoke" { capabilities = ["update"] }`,
       ].join('\n'),
     );
-    await vault.call('POST', `sys/mounts/${db}`, { type: 'database' });
-    await vault.call('POST', `${db}/config/pg`, {
-      plugin_name: 'postgresql-database-plugin',
-      connection_url: `postgresql://{{username}}:{{password}}@127.0.0.1:${env.postgres.port}/${env.postgres.database}?sslmode=disable`,
-      username: env.postgres.user,
-      password: env.postgres.password,
-      allowed_roles: '*',
-    });
-    await vault.call('POST', `${db}/roles/dyn`, {
-      db_name: 'pg',
-      creation_statements: [
-        `CREATE ROLE "{{name}}" WITH LOGIN PASSWORD '{{password}}' VALID UNTIL '{{expiration}}';`,
-        `GRANT CONNECT ON DATABASE "${env.postgres.database}" TO "{{name}}";`,
-      ],
-      default_ttl: '10s',
-      max_ttl: '30s',
-    });
+    await vault.postgresEngine(db, { defaultTtl: '10s', maxTtl: '30s' });
     await vault.call('POST', `sys/mounts/${pki}`, { type: 'pki' });
     await vault.call('POST', `sys/mounts/${pki}/tune`, { max_lease_ttl: '24h' });
     await vault.call('POST', `${pki}/root/generate/internal`, {

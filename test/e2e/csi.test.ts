@@ -38,6 +38,7 @@ import {
   ensureNamespace,
   eventsOf,
   eventually,
+  kubernetesVaultAuth,
   type Manifest,
   readManifests,
   resourceOf,
@@ -361,18 +362,7 @@ describe('CSI driver (real API server and Vault)', () => {
     await tenant(env, kube, vault, ns2);
     const value = canary('csi-trusted', canaries);
     await vault.kvPut('kvv2', `${ns2}/shared`, { token: value });
-    await apply(kube, {
-      apiVersion: 'secrets.hashicorp.com/v1beta1',
-      kind: 'VaultAuth',
-      metadata: { name: 'shared', namespace: ns2 },
-      spec: {
-        vaultConnectionRef: `${env.operatorNamespace}/default`,
-        method: 'kubernetes',
-        mount: env.vaultKubernetesMount,
-        kubernetes: { role: `t-${ns2}`, serviceAccount: 'app', audiences: ['vault'] },
-        allowedNamespaces: [ns],
-      },
-    } as Manifest);
+    await apply(kube, kubernetesVaultAuth(env, ns2, 'shared', { role: `t-${ns2}`, allowedNamespaces: [ns] }));
     const csiSecrets = (name: string, trustNamespace: boolean) =>
       apply(kube, {
         apiVersion: 'secrets.hashicorp.com/v1beta1',

@@ -16,6 +16,7 @@ import {
   condition,
   eventsOf,
   eventually,
+  kubernetesVaultAuth,
   type Manifest,
   tenant,
   VaultAdmin,
@@ -137,17 +138,7 @@ describe('CSISecrets status', () => {
       (await warnings('later')).some((e) => e.reason === 'InvalidResourceRef'),
     );
 
-    await apply(kube, {
-      apiVersion: 'secrets.hashicorp.com/v1beta1',
-      kind: 'VaultAuth',
-      metadata: { name: 'later-auth', namespace: ns },
-      spec: {
-        vaultConnectionRef: `${env.operatorNamespace}/default`,
-        method: 'kubernetes',
-        mount: env.vaultKubernetesMount,
-        kubernetes: { role: `t-${ns}`, serviceAccount: 'app', audiences: ['vault'] },
-      },
-    } as Manifest);
+    await apply(kube, kubernetesVaultAuth(env, ns, 'later-auth', { role: `t-${ns}` }));
     const done = await ready('later', 'True');
     assert.equal(done.o.metadata.generation, o.metadata.generation, 'the spec was not touched');
     assert.equal(done.c.reason, 'Accepted');

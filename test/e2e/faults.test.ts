@@ -36,7 +36,9 @@ import {
   eventually,
   getOrUndefined,
   type Manifest,
+  pgConnection,
   pgLogin,
+  pgRole,
   tenant,
   VaultAdmin,
 } from '../../stack/lib/fixtures.ts';
@@ -97,23 +99,11 @@ function vds(ns: string, name: string, spec: Record<string, unknown>): Manifest 
   } as Manifest;
 }
 
-const dbRole = (env: StackEnv, db: string, ttl: string) => ({
-  db_name: db,
-  creation_statements: [
-    `CREATE ROLE "{{name}}" WITH LOGIN PASSWORD '{{password}}' VALID UNTIL '{{expiration}}';`,
-    `GRANT CONNECT ON DATABASE "${env.postgres.database}" TO "{{name}}";`,
-  ],
-  default_ttl: ttl,
-  max_ttl: '1h',
-});
+const dbRole = (env: StackEnv, db: string, ttl: string) => pgRole(env, db, ttl, '1h');
 
+// Short-lived pool connections, so a database that comes back is reached with fresh ones.
 const dbConfig = (env: StackEnv, port: number) => ({
-  plugin_name: 'postgresql-database-plugin',
-  connection_url: `postgresql://{{username}}:{{password}}@127.0.0.1:${port}/${env.postgres.database}?sslmode=disable`,
-  username: env.postgres.user,
-  password: env.postgres.password,
-  allowed_roles: '*',
-  // Short-lived pool connections, so a database that comes back is reached with fresh ones.
+  ...pgConnection(env, port),
   max_connection_lifetime: '5s',
 });
 

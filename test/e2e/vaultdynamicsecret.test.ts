@@ -83,23 +83,7 @@ describe('VaultDynamicSecret (database engine, PostgreSQL)', () => {
         'path "sys/leases/revoke" { capabilities = ["update"] }',
       ].join('\n'),
     );
-    await vault.call('POST', `sys/mounts/${mount}`, { type: 'database' });
-    await vault.call('POST', `${mount}/config/pg`, {
-      plugin_name: 'postgresql-database-plugin',
-      connection_url: `postgresql://{{username}}:{{password}}@127.0.0.1:${env.postgres.port}/${env.postgres.database}?sslmode=disable`,
-      username: env.postgres.user,
-      password: env.postgres.password,
-      allowed_roles: '*',
-    });
-    await vault.call('POST', `${mount}/roles/dyn`, {
-      db_name: 'pg',
-      creation_statements: [
-        `CREATE ROLE "{{name}}" WITH LOGIN PASSWORD '{{password}}' VALID UNTIL '{{expiration}}';`,
-        `GRANT CONNECT ON DATABASE "${env.postgres.database}" TO "{{name}}";`,
-      ],
-      default_ttl: '10s',
-      max_ttl: '30s',
-    });
+    await vault.postgresEngine(mount, { defaultTtl: '10s', maxTtl: '30s' });
     const admin = await (async () => {
       const c = new pg.Client({
         host: '127.0.0.1',

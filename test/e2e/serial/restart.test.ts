@@ -275,22 +275,7 @@ describe(`operator restart with a persisted client cache (N=${N})`, { timeout: 6
       policies: [`t-${ns}`],
       period: `${TOKEN_PERIOD_S}s`,
     });
-    await vault.call('POST', `sys/mounts/${mount}`, { type: 'database' });
-    await vault.call('POST', `${mount}/config/pg`, {
-      plugin_name: 'postgresql-database-plugin',
-      connection_url: `postgresql://{{username}}:{{password}}@127.0.0.1:${env.postgres.port}/${env.postgres.database}?sslmode=disable`,
-      username: env.postgres.user,
-      password: env.postgres.password,
-      allowed_roles: '*',
-    });
-    await vault.call('POST', `${mount}/roles/dyn`, {
-      db_name: 'pg',
-      creation_statements: [
-        `CREATE ROLE "{{name}}" WITH LOGIN PASSWORD '{{password}}' VALID UNTIL '{{expiration}}';`,
-      ],
-      default_ttl: `${LEASE_TTL_S}s`,
-      max_ttl: '1h',
-    });
+    await vault.postgresEngine(mount, { defaultTtl: `${LEASE_TTL_S}s`, maxTtl: '1h' });
     // Transit key and the encryption VaultAuth (operator namespace, cacheStorageEncryption=true).
     await vault.call('POST', `sys/mounts/${transit}`, { type: 'transit' });
     await vault.call('POST', `${transit}/keys/cc`, {});

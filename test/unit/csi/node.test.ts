@@ -14,6 +14,7 @@ import { NodeService, type PublishSource } from '../../../src/csi/node.ts';
 import type { Grant, PublishInput } from '../../../src/csi/publisher.ts';
 import type { Held, Item, ItemRef } from '../../../src/csi/secrets.ts';
 import { CsiServer } from '../../../src/csi/server.ts';
+import { testGrant } from './grant.ts';
 
 const AUD = 'csi.vso.hashicorp.com';
 const log = pino({ level: 'silent' });
@@ -32,20 +33,9 @@ class FakeSource implements PublishSource {
     try {
       if (this.delayMs) await new Promise((r) => setTimeout(r, this.delayMs));
       if (this.fail) throw this.fail;
-      return {
-        csiSecrets: { namespace: 'team-a', name: 'db', uid: 'u1', generation: this.generation },
-        consumer: { namespace: 'team-a' },
-        snapshot: {
-          namespace: 'team-a',
-          annotations: {},
-          labels: {},
-          spec: {
-            accessControl: { serviceAccountPattern: 'web' },
-            secrets: { vaultStaticSecrets: [{ mount: 'kv', path: 'db', type: 'kv-v2' }] },
-          },
-        },
-        ownership: { fileMode: 0o440, dirMode: 0o750 },
-      };
+      return testGrant(this.generation, {
+        vaultStaticSecrets: [{ mount: 'kv', path: 'db', type: 'kv-v2' }],
+      });
     } finally {
       this.inFlight--;
     }

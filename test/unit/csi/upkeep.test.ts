@@ -17,6 +17,7 @@ import type { Grant, PublishInput } from '../../../src/csi/publisher.ts';
 import { heldDueAt, retryDelayMs } from '../../../src/csi/renewal.ts';
 import type { Held, Item, ItemRef } from '../../../src/csi/secrets.ts';
 import { FakeClock, flush } from '../runtime/fake-clock.ts';
+import { testGrant } from './grant.ts';
 
 const AUD = 'csi.vso.hashicorp.com';
 const log = pino({ level: 'silent' });
@@ -36,24 +37,11 @@ class FakeVault implements PublishSource {
     this.clock = clock;
   }
   async authorize(_input: PublishInput): Promise<Grant> {
-    return {
-      csiSecrets: { namespace: 'team-a', name: 'db', uid: 'u1', generation: this.generation },
-      consumer: { namespace: 'team-a' },
-      snapshot: {
-        namespace: 'team-a',
-        annotations: {},
-        labels: {},
-        spec: {
-          accessControl: { serviceAccountPattern: 'web' },
-          secrets: {
-            vaultStaticSecrets: [{ mount: 'kv', path: 'app', type: 'kv-v2' }],
-            vaultDynamicSecrets: [{ mount: 'db', path: 'creds/app' }],
-            vaultPKISecrets: [{ mount: 'pki', role: 'web' }],
-          },
-        },
-      },
-      ownership: { fileMode: 0o400, dirMode: 0o700 },
-    };
+    return testGrant(this.generation, {
+      vaultStaticSecrets: [{ mount: 'kv', path: 'app', type: 'kv-v2' }],
+      vaultDynamicSecrets: [{ mount: 'db', path: 'creds/app' }],
+      vaultPKISecrets: [{ mount: 'pki', role: 'web' }],
+    });
   }
   async fetch(_g: Grant, _who: string, refs: ItemRef[] = []): Promise<Item[]> {
     const now = this.clock.now();
