@@ -1,13 +1,16 @@
-// NodePublishVolume latency for a pod with 5 KV secrets, against the running stack
+// NodePublishVolume latency for a pod with 5 KV secrets, and for a pod with leased secrets, against
+// the running stack
 // (`npm run stack -- up`): the driver runs in process as its ServiceAccount (deploy/csi/rbac.yaml)
 // and is called over its unix socket as kubelet would.
 //   cold: the Vault client cache is emptied before each publish (TokenRequest for the VaultAuth's
 //         ServiceAccount + Vault login + 5 reads)
 //   warm: the Vault session is cached (5 reads)
+//   leased: 3 KV secrets, database credentials (PostgreSQL) and a PKI certificate, warm session;
+//         and after the last unpublish, how long until the lease and certificate are revoked
 // Every iteration is a full publish (the previous one is unpublished first, so the idempotency
 // check never short-circuits) including the TokenReview of the pod token, the Pod GET, the tmpfs
 // mount (or directory where mounting is not permitted) and the atomic write.
-//   node bench/csi-publish.ts [--cold N] [--warm N]
+//   node bench/csi-publish.ts [--cold N] [--warm N] [--leased N]
 import { randomBytes } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -33,7 +36,11 @@ import {
 import { loadStackEnv } from '../stack/lib/stack.ts';
 
 const { values } = parseArgs({
-  options: { cold: { type: 'string', default: '30' }, warm: { type: 'string', default: '100' } },
+  options: {
+    cold: { type: 'string', default: '30' },
+    warm: { type: 'string', default: '100' },
+    leased: { type: 'string', default: '30' },
+  },
 });
 const _ROOT = join(import.meta.dirname, '..');
 
@@ -70,11 +77,54 @@ try {
       secrets: { vaultStaticSecrets: statics },
     },
   } as Manifest);
+  // Leased: a database engine on the stack's PostgreSQL and a PKI mount.
+  const db = `db-${ns}`;
+  const pki = `pki-${ns}`;
+  await vault.policy(
+    `t-${ns}`,
+    [
+      `path "kvv2/data/${ns}/*" { capabilities = ["read"] }`,
+      `path "${db}/creds/*" { capabilities = ["read"] }`,
+      'path "sys/leases/renew" { capabilities = ["update"] }',
+      'path "sys/leases/revoke" { capabilities = ["update"] }',
+      `path "${pki}/issue/web" { capabilities = ["update"] }`,
+      `path "${pki}/revoke" { capabilities = ["update"] }`,
+    ].join('\n'),
+  );
+  await vault.postgresEngine(db, { defaultTtl: '1h', maxTtl: '2h' });
+  await vault.call('POST', `sys/mounts/${pki}`, { type: 'pki' });
+  await vault.call('POST', `${pki}/root/generate/internal`, {
+    common_name: 'bench',
+    key_type: 'ec',
+    ttl: '24h',
+  });
+  await vault.call('POST', `${pki}/roles/web`, { allow_any_name: true, key_type: 'ec', max_ttl: '1h' });
+  await apply(kube, {
+    apiVersion: 'secrets.hashicorp.com/v1beta1',
+    kind: 'CSISecrets',
+    metadata: { name: 'leased', namespace: ns },
+    spec: {
+      vaultAuthRef: { name: 'auth' },
+      accessControl: { serviceAccountPattern: 'web', namespacePatterns: [ns], podLabels: { app: 'web' } },
+      secrets: {
+        vaultStaticSecrets: statics.slice(0, 3),
+        vaultDynamicSecrets: [{ mount: db, path: 'creds/dyn' }],
+        vaultPKISecrets: [{ mount: pki, role: 'web', commonName: 'web.bench', ttl: '1h' }],
+      },
+    },
+  } as Manifest);
   const pod = await makePod(kube, {
     namespace: ns,
     name: 'web',
     serviceAccount: 'web',
     labels: { app: 'web' },
+  });
+  const leasedPod = await makePod(kube, {
+    namespace: ns,
+    name: 'leased',
+    serviceAccount: 'web',
+    labels: { app: 'web' },
+    csiSecretsName: 'leased',
   });
   csi = await startTestDriver(env, kube, dir, { nodeId: 'bench-node' });
   const { client, driver } = csi;
@@ -99,6 +149,23 @@ try {
   const t0 = performance.now();
   await c.node('NodePublishVolume', req);
   const idem = performance.now() - t0;
+
+  const leasedReq = publishRequest(dir, leasedPod, { attrs: { csiSecretsName: 'leased' } });
+  const leasedUnpublish = { volume_id: volumeIdOf(leasedPod), target_path: targetOf(dir, leasedPod) };
+  const leased: number[] = [];
+  for (let i = 0; i < Number(values.leased); i++) {
+    const t = performance.now();
+    await c.node('NodePublishVolume', leasedReq);
+    leased.push(performance.now() - t);
+    await c.node('NodeUnpublishVolume', leasedUnpublish);
+  }
+  await c.node('NodePublishVolume', leasedReq);
+  const revoked0 = d.node.stats.revocations;
+  const tu = performance.now();
+  await c.node('NodeUnpublishVolume', leasedUnpublish);
+  const unpublishMs = performance.now() - tu;
+  while (d.node.stats.revocations < revoked0 + 2) await new Promise((r) => setTimeout(r, 2));
+  const revokedMs = performance.now() - tu;
   const fmt = (xs: number[]) =>
     `p50 ${pct(xs, 50).toFixed(1)} ms  p99 ${pct(xs, 99).toFixed(1)} ms  (n=${xs.length}, max ${Math.max(...xs).toFixed(1)} ms)`;
   process.stdout.write(
@@ -107,6 +174,9 @@ try {
       `  cold (no cached Vault session): ${fmt(cold)}`,
       `  warm (cached Vault session):    ${fmt(warm)}`,
       `  idempotent republish:           ${idem.toFixed(1)} ms`,
+      'NodePublishVolume, 3 kv-v2 + database credentials + PKI certificate (warm session):',
+      `  publish:                        ${fmt(leased)}`,
+      `  unpublish returned after ${unpublishMs.toFixed(1)} ms; lease and certificate revoked after ${revokedMs.toFixed(1)} ms`,
       '',
     ].join('\n'),
   );
@@ -114,6 +184,7 @@ try {
 } finally {
   await csi?.stop();
   await kube.delete(Namespaces, ns).catch(() => {});
+  for (const m of [`db-${ns}`, `pki-${ns}`]) await vault.call('DELETE', `sys/mounts/${m}`).catch(() => {});
   await vault.close();
   await kube.close();
   await rm(dir, { recursive: true, force: true });
