@@ -32,6 +32,7 @@ import type { Grant, PublishInput } from './publisher.ts';
 import { heldDueAt, retryDelayMs } from './renewal.ts';
 import {
   type Held,
+  heldOf,
   type Item,
   type ItemRef,
   isHeldKind,
@@ -306,11 +307,7 @@ export class NodeService {
       } catch (err) {
         log.error({ err: errorMessage(err) }, 'writing the volume failed');
         if (!existed) await o.mounter.teardown(v.targetPath).catch(() => {});
-        await this.#orphan(
-          grant,
-          who,
-          fetched.flatMap((i) => (i.held ? [i.held] : [])),
-        );
+        await this.#orphan(grant, who, heldOf(fetched));
         throw new CsiError('INTERNAL', `writing the volume failed: ${errorMessage(err)}`, { cause: err });
       }
       const volume: Volume = { rec, files, attempt: 0 };
@@ -320,14 +317,10 @@ export class NodeService {
       // What the previous publish held and this one no longer does.
       if (prev) {
         const replaced = prev.rec.items.filter((i) => i.held && !kept.has(itemKey(i.ref)));
-        await this.#orphan(
-          prev.rec.grant,
-          who,
-          replaced.flatMap((i) => (i.held ? [i.held] : [])),
-        );
+        await this.#orphan(prev.rec.grant, who, heldOf(replaced));
       }
       this.#schedule(volume);
-      log.info({ files: files.size, refreshed: prev !== undefined }, 'volume published');
+      log.info({ items: rec.items.length, refreshed: prev !== undefined }, 'volume published');
     });
   }
 
@@ -347,7 +340,7 @@ export class NodeService {
         this.#cancel(volume);
         this.#volumes.delete(v.targetPath);
         await this.#state.removeVolume(v.targetPath).catch(() => {});
-        const held = volume.rec.items.flatMap((i) => (i.held ? [i.held] : []));
+        const held = heldOf(volume.rec.items);
         await this.#orphan(volume.rec.grant, volume.rec.who, held);
       }
       o.log.info({ volumeId: v.volumeId }, 'volume unpublished');
@@ -366,11 +359,7 @@ export class NodeService {
     } catch (err) {
       log.error({ err: errorMessage(err) }, 'could not empty the volume of a refused pod');
     }
-    await this.#orphan(
-      rec.grant,
-      rec.who,
-      rec.items.flatMap((i) => (i.held ? [i.held] : [])),
-    );
+    await this.#orphan(rec.grant, rec.who, heldOf(rec.items));
     log.warn('pod no longer authorised: volume emptied');
   }
 
@@ -414,7 +403,7 @@ export class NodeService {
     this.#orphans.push(...orphans);
     let resumed = 0;
     for (const rec of volumes) {
-      const held = rec.items.flatMap((i) => (i.held ? [i.held] : []));
+      const held = heldOf(rec.items);
       const files = await this.#readBack(rec);
       if (!files) {
         await this.#state.removeVolume(rec.targetPath).catch(() => {});
@@ -556,11 +545,7 @@ export class NodeService {
     try {
       await this.#write(next, files);
     } catch (err) {
-      await this.#orphan(
-        rec.grant,
-        rec.who,
-        fetched.flatMap((i) => (i.held ? [i.held] : [])),
-      );
+      await this.#orphan(rec.grant, rec.who, heldOf(fetched));
       throw err;
     }
     volume.rec = next;

@@ -77,6 +77,10 @@ export interface Item {
   held?: Held;
 }
 
+/** What the items hold in Vault. */
+export const heldOf = (items: readonly { held?: Held | undefined }[]): Held[] =>
+  items.flatMap((i) => (i.held ? [i.held] : []));
+
 /** What an item is fetched from, as it was when the pod was authorised: renewals run without the
  * pod's token, and keep serving what was authorised even if the CSISecrets changes meanwhile. */
 export interface SecretSource {

@@ -34,6 +34,27 @@ export interface OrphanRecord {
 }
 
 const ORPHANS = 'orphans.json';
+
+// Shape checks of what this module wrote itself (a record from another version is skipped, not trusted).
+const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null;
+const hasGrant = (v: Record<string, unknown>): boolean =>
+  isObject(v.grant) &&
+  isObject(v.grant.csiSecrets) &&
+  isObject(v.grant.consumer) &&
+  isObject(v.grant.snapshot);
+function isVolumeRecord(v: unknown): v is VolumeRecord {
+  return (
+    isObject(v) &&
+    typeof v.volumeId === 'string' &&
+    typeof v.targetPath === 'string' &&
+    typeof v.podUid === 'string' &&
+    Array.isArray(v.items) &&
+    hasGrant(v)
+  );
+}
+function isOrphanRecord(v: unknown): v is OrphanRecord {
+  return isObject(v) && Array.isArray(v.held) && hasGrant(v);
+}
 const fileOf = (target: string): string =>
   `volume-${createHash('sha256').update(target).digest('hex').slice(0, 32)}.json`;
 
@@ -82,8 +103,13 @@ export class StateStore {
       if (name !== ORPHANS && !/^volume-[0-9a-f]{32}\.json$/.test(name)) continue;
       try {
         const value: unknown = JSON.parse(await readFile(join(dir, name), 'utf8'));
-        if (name === ORPHANS) out.orphans = value as OrphanRecord[];
-        else out.volumes.push(value as VolumeRecord);
+        if (name === ORPHANS) {
+          if (!Array.isArray(value) || !value.every(isOrphanRecord)) throw new Error('not a list of orphans');
+          out.orphans = value;
+        } else {
+          if (!isVolumeRecord(value)) throw new Error('not a volume record');
+          out.volumes.push(value);
+        }
       } catch (err) {
         onError(name, errorMessage(err));
       }
