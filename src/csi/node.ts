@@ -416,7 +416,6 @@ export class NodeService {
       resumed++;
     }
     const orphanCount = this.#orphans.length;
-    await this.#saveOrphans();
     if (orphanCount > 0) void this.#revokeOrphans();
     return { volumes: resumed, orphans: orphanCount };
   }

@@ -85,6 +85,7 @@ describe('csi-sanity', () => {
         `--operator-namespace=${env.operatorNamespace}`,
         `--mount=${mountKind}`,
         `--target-root=${dir}`,
+        `--state-dir=${join(dir, 'state')}`,
         '--health-probe-bind-address=0',
         '--log-level=warn',
       ],
