@@ -4,12 +4,14 @@ import { readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { parseArgs } from 'node:util';
 import pino from 'pino';
+import pkg from '../../package.json' with { type: 'json' };
 import { CsiDriver } from '../csi/driver.ts';
 import { DirMounter, TmpfsMounter } from '../csi/mounter.ts';
 import { DEFAULT_DRIVER_NAME } from '../csi/names.ts';
 import { errorMessage } from '../errors.ts';
 import { KubeClient } from '../k8s/client.ts';
 import { loadKubeConnection } from '../k8s/config.ts';
+import { registerBuildInfo } from '../metrics/registry.ts';
 
 const { values } = parseArgs({
   options: {
@@ -84,6 +86,12 @@ try {
     ).includes('allow-default-globals'),
     clientCacheSize: Number(values['client-cache-size']) || 10_000,
     healthAddress: health === '0' || health === '' ? null : health,
+  });
+  registerBuildInfo(driver.metrics, {
+    version: pkg.version,
+    gitCommit: env.FERRY_GIT_COMMIT ?? 'unknown',
+    nodeVersion: process.version,
+    platform: `${process.platform}/${process.arch}`,
   });
   await driver.start(values.endpoint);
   await new Promise<void>((resolve) => {

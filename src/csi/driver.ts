@@ -1,6 +1,7 @@
 // Assembles the CSI node driver: shared informers for CSISecrets and what they reference, the
-// Vault session cache, the publisher, the Node service and the gRPC endpoint, plus /healthz and
-// /readyz for the DaemonSet's probes. No controller runs here: the driver only answers kubelet.
+// Vault session cache, the publisher, the Node service and the gRPC endpoint, plus /healthz,
+// /readyz (the DaemonSet's probes) and /metrics. No controller runs here: the driver only answers
+// kubelet and keeps what it published fresh.
 import { createServer, type Server as HttpServer } from 'node:http';
 import type { Logger } from 'pino';
 import {
@@ -20,6 +21,8 @@ import type { KubeClient } from '../k8s/client.ts';
 import { EventRecorder } from '../k8s/events.ts';
 import { Pods } from '../k8s/resources.ts';
 import type { KubeObject } from '../k8s/types.ts';
+import { csiMetrics } from '../metrics/csi.ts';
+import { MetricsRegistry } from '../metrics/registry.ts';
 import { type Clock, systemClock } from '../runtime/clock.ts';
 import type { Informer } from '../runtime/informer.ts';
 import { Manager } from '../runtime/manager.ts';
@@ -51,7 +54,7 @@ export interface CsiDriverConfig {
   allowDefaultGlobals?: boolean;
   /** Vault client cache bound; default 10000, as the operator's. */
   clientCacheSize?: number;
-  /** host:port for /healthz and /readyz; null disables. */
+  /** host:port for /healthz, /readyz and /metrics; null disables. */
   healthAddress?: string | null;
   clock?: Clock;
   /** Overrides for tests. */
@@ -61,6 +64,8 @@ export interface CsiDriverConfig {
 
 export class CsiDriver {
   readonly node: NodeService;
+  /** ferry_csi_* families, served on /metrics next to the health endpoints. */
+  readonly metrics = new MetricsRegistry();
   readonly vaultClients: VaultClientCache;
   readonly #cfg: CsiDriverConfig;
   readonly #informers: Informer<KubeObject>[];
@@ -150,6 +155,7 @@ export class CsiDriver {
       refreshIntervalMs: cfg.refreshIntervalMs ?? 120_000,
       log,
       clock,
+      metrics: csiMetrics(this.metrics),
     });
     this.#server = new CsiServer({
       driverName: cfg.driverName,
@@ -195,6 +201,19 @@ export class CsiDriver {
     const host = i > 0 ? addr.slice(0, i) : undefined;
     const port = Number(addr.slice(i + 1));
     const srv = createServer((req, res) => {
+      if (req.url === '/metrics') {
+        this.metrics.metrics().then(
+          (text) => {
+            res.setHeader('content-type', this.metrics.contentType);
+            res.end(text);
+          },
+          () => {
+            res.statusCode = 500;
+            res.end('metrics failed');
+          },
+        );
+        return;
+      }
       const ok = req.url === '/healthz' ? true : req.url === '/readyz' ? this.ready() : undefined;
       res.statusCode = ok === undefined ? 404 : ok ? 200 : 503;
       res.end(ok === undefined ? 'not found' : ok ? 'ok' : 'caches not synced');

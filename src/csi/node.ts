@@ -21,6 +21,7 @@ import { readFile } from 'node:fs/promises';
 import { isAbsolute, join, normalize, relative, sep } from 'node:path';
 import type { Logger } from 'pino';
 import { errorMessage } from '../errors.ts';
+import type { CsiMetrics } from '../metrics/csi.ts';
 import type { Clock, Random, Timer } from '../runtime/clock.ts';
 import { systemClock, systemRandom } from '../runtime/clock.ts';
 import { type PodContainers, type PublishContext, parsePublishContext, restartedMatching } from './access.ts';
@@ -65,6 +66,7 @@ export interface NodeServiceOptions {
   log: Logger;
   clock?: Clock;
   random?: Random;
+  metrics?: CsiMetrics;
 }
 
 export interface ValidPublish {
@@ -203,6 +205,25 @@ export class NodeService {
     this.#clock = opts.clock ?? systemClock;
     this.#random = opts.random ?? systemRandom;
     this.#state = new StateStore(opts.stateDir);
+    const m = opts.metrics;
+    m?.volumes.onCollect(() => m.volumes.set({}, this.#volumes.size));
+    m?.pendingRevocations.onCollect(() =>
+      m.pendingRevocations.set(
+        {},
+        this.#orphans.reduce((n, o) => n + o.held.length, 0),
+      ),
+    );
+    m?.held.onCollect(() => {
+      const all = [...this.#volumes.values()].flatMap((v) => heldOf(v.rec.items));
+      for (const kind of ['lease', 'cert'] as const)
+        m.held.set({ kind }, all.filter((h) => h.kind === kind).length);
+    });
+  }
+
+  /** Counts upkeep in the stats and, when metrics are on, in ferry_csi_upkeep_total. */
+  #count(action: 'renewals' | 'replacements' | 'revocations' | 'resyncs', n = 1): void {
+    this.stats[action] += n;
+    this.#o.metrics?.upkeep.inc({ action }, n);
   }
 
   get nodeId(): string {
@@ -228,6 +249,22 @@ export class NodeService {
   }
 
   async publish(req: NodePublishVolumeRequest, signal?: AbortSignal): Promise<void> {
+    const m = this.#o.metrics;
+    if (!m) return void (await this.#publish(req, signal));
+    const t0 = performance.now();
+    let result = 'ok';
+    try {
+      if ((await this.#publish(req, signal)) === 'skipped') result = 'skipped';
+    } catch (err) {
+      result = toCsiError(err).code;
+      throw err;
+    } finally {
+      m.publishes.inc({ result });
+      m.publishDuration.observe({ result }, (performance.now() - t0) / 1000);
+    }
+  }
+
+  async #publish(req: NodePublishVolumeRequest, signal?: AbortSignal): Promise<'skipped' | 'published'> {
     const o = this.#o;
     const v = validatePublish(req, { audience: o.audience, targetRoot: o.targetRoot });
     const who = `pod ${v.context.pod.namespace}/${v.context.pod.name}`;
@@ -256,7 +293,7 @@ export class NodeService {
         if (fresh && cur?.uid === had.uid && cur.generation === had.generation) {
           this.stats.skipped++;
           log.debug('already published');
-          return;
+          return 'skipped';
         }
       }
       const input: PublishInput = {
@@ -321,6 +358,7 @@ export class NodeService {
       }
       this.#schedule(volume);
       log.info({ items: rec.items.length, refreshed: prev !== undefined }, 'volume published');
+      return 'published';
     });
   }
 
@@ -379,7 +417,7 @@ export class NodeService {
         if (this.#volumes.get(rec.targetPath) !== volume || refs.length === 0) return;
         try {
           await this.#replace(volume, refs, log);
-          this.stats.resyncs++;
+          this.#count('resyncs');
           await this.#persist(volume, log);
         } catch (err) {
           log.warn({ err: errorMessage(err) }, 're-sync after a container restart failed');
@@ -510,7 +548,7 @@ export class NodeService {
           if (!kept) replace.push(item.ref);
           else if (kept !== item.held) {
             item.held = kept;
-            this.stats.renewals++;
+            this.#count('renewals');
           }
         }
         if (replace.length > 0) await this.#replace(volume, replace, log);
@@ -549,7 +587,7 @@ export class NodeService {
     }
     volume.rec = next;
     volume.files = files;
-    this.stats.replacements += fetched.length;
+    this.#count('replacements', fetched.length);
     log.info({ items: refs.map(itemKey) }, 'items fetched again');
     await this.#orphan(rec.grant, rec.who, old);
   }
@@ -587,7 +625,7 @@ export class NodeService {
           try {
             await this.#o.publisher.release(o.grant, o.who, o.held);
             this.#orphans = this.#orphans.filter((x) => x !== o);
-            this.stats.revocations += o.held.length;
+            this.#count('revocations', o.held.length);
           } catch (err) {
             failed = true;
             this.#o.log.warn({ err: errorMessage(err), pod: o.who }, 'revocation failed; will retry');

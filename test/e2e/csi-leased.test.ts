@@ -7,9 +7,11 @@
 import assert from 'node:assert/strict';
 import { createPrivateKey, X509Certificate } from 'node:crypto';
 import { lstat, mkdtemp, readFile, rm } from 'node:fs/promises';
+import { type AddressInfo, createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import { request } from 'undici';
 import { CSISecretsResource } from '../../src/api/resources.ts';
 import type { CSISecrets } from '../../src/api/v1beta1/csisecrets.ts';
 import type { KubeClient } from '../../src/k8s/client.ts';
@@ -37,6 +39,15 @@ import { type StackEnv, uniqueName, useStack } from './harness.ts';
 
 const DOMAIN = 'ferry.test';
 
+/** A TCP port nothing listens on right now. */
+async function freePort(): Promise<number> {
+  const srv = createServer();
+  await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
+  const { port } = srv.address() as AddressInfo;
+  await new Promise((r) => srv.close(r));
+  return port;
+}
+
 describe('CSI volumes with leased secrets (database credentials, PKI certificates)', () => {
   let env: StackEnv;
   let kube: KubeClient;
@@ -49,6 +60,11 @@ describe('CSI volumes with leased secrets (database credentials, PKI certificate
   /** Every password and private key the driver wrote: none may leave the volume. */
   const secrets = new Set<string>();
   const figures: Record<string, unknown> = {};
+  let metricsPort: number;
+  const driverOptions = () => ({
+    stateDir: join(dir, 'state'),
+    healthAddress: `127.0.0.1:${metricsPort}`,
+  });
 
   const file = async (p: PodRef, name: string): Promise<string> => {
     const v = await readFile(join(targetOf(dir, p), name), 'utf8');
@@ -118,7 +134,8 @@ describe('CSI volumes with leased secrets (database credentials, PKI certificate
       },
     } as Manifest);
     dir = await mkdtemp(join(tmpdir(), 'ferry-csi-lease-'));
-    csi = await startTestDriver(env, kube, dir, { stateDir: join(dir, 'state') });
+    metricsPort = await freePort();
+    csi = await startTestDriver(env, kube, dir, driverOptions());
   });
 
   after(async () => {
@@ -204,7 +221,7 @@ describe('CSI volumes with leased secrets (database credentials, PKI certificate
     const before = await creds(p);
     const serial = await serialOf(p);
     await csi.stop();
-    csi = await startTestDriver(env, kube, dir, { stateDir: join(dir, 'state') });
+    csi = await startTestDriver(env, kube, dir, driverOptions());
     const after = await eventually(
       'the lease replaced by the new process',
       async () => {
@@ -224,11 +241,17 @@ describe('CSI volumes with leased secrets (database credentials, PKI certificate
     await eventually('the serial revoked', () => revoked(serial));
   });
 
-  it('no password or private key reached Events, the CSISecrets or etcd', async () => {
+  it('no password or private key reached Events, the CSISecrets, the driver metrics or etcd', async () => {
     assert.ok(secrets.size >= 4, `collected ${secrets.size} values`);
     const events = await eventsOf(kube, ns);
     const objs = await kube.list<CSISecrets>(CSISecretsResource, { namespace: ns });
     assertNotIn(secrets, JSON.stringify(events) + JSON.stringify(objs.items), 'an Event or object');
+    const res = await request(`http://127.0.0.1:${metricsPort}/metrics`);
+    const metrics = await res.body.text();
+    assert.equal(res.statusCode, 200);
+    assert.match(metrics, /ferry_csi_upkeep_total\{action="revocations"\} [1-9]/);
+    assert.match(metrics, /^ferry_csi_volumes 0$/m, 'the restarted driver resumed, then unpublished');
+    assertNotIn(secrets, metrics, 'the driver metrics');
     const found = await scanEtcd(env.etcd, [...secrets]);
     figures.etcd = { keys: found.keys, found: found.hits.size, of: secrets.size };
     assert.equal(found.hits.size, 0, 'a leased secret value is in etcd');

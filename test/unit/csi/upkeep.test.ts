@@ -16,6 +16,8 @@ import { NodeService, type PublishSource } from '../../../src/csi/node.ts';
 import type { Grant, PublishInput } from '../../../src/csi/publisher.ts';
 import { heldDueAt, retryDelayMs } from '../../../src/csi/renewal.ts';
 import type { Held, Item, ItemRef } from '../../../src/csi/secrets.ts';
+import { csiMetrics } from '../../../src/metrics/csi.ts';
+import { MetricsRegistry } from '../../../src/metrics/registry.ts';
 import { FakeClock, flush } from '../runtime/fake-clock.ts';
 import { testGrant } from './grant.ts';
 
@@ -117,6 +119,7 @@ describe('CSI upkeep of held secrets', () => {
   let clock: FakeClock;
   let vault: FakeVault;
   let node: NodeService;
+  let registry: MetricsRegistry;
   let run = 0;
   const target = () => join(dir, 'pods', 'p1', 'volumes', 'kubernetes.io~csi', 'secrets', 'mount');
   const read = (name: string) => readFile(join(target(), name), 'utf8');
@@ -132,6 +135,7 @@ describe('CSI upkeep of held secrets', () => {
       log,
       clock,
       random: () => 0.5,
+      metrics: csiMetrics((registry = new MetricsRegistry())),
     });
   const request = {
     volume_id: 'vol-1',
@@ -178,6 +182,16 @@ describe('CSI upkeep of held secrets', () => {
     assert.deepEqual(vault.renewed, ['lease-2']);
     assert.equal(await read('dynamic_0_value'), 'dynamic-2', 'renewal keeps the credentials');
     assert.deepEqual(vault.released, []);
+    const text = await registry.metrics();
+    for (const line of [
+      'ferry_csi_publish_total{result="ok"} 1',
+      'ferry_csi_upkeep_total{action="renewals"} 1',
+      'ferry_csi_volumes 1',
+      'ferry_csi_held{kind="lease"} 1',
+      'ferry_csi_held{kind="cert"} 1',
+      'ferry_csi_pending_revocations 0',
+    ])
+      assert.ok(text.includes(line), `metrics have ${line}`);
   });
 
   it('replaces a lease whose renewal was truncated, then revokes the old one', async () => {
