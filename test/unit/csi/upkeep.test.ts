@@ -123,8 +123,9 @@ describe('CSI upkeep of held secrets', () => {
   let run = 0;
   const target = () => join(dir, 'pods', 'p1', 'volumes', 'kubernetes.io~csi', 'secrets', 'mount');
   const read = (name: string) => readFile(join(target(), name), 'utf8');
-  const newNode = () =>
-    new NodeService({
+  const newNode = () => {
+    registry = new MetricsRegistry();
+    return new NodeService({
       nodeId: 'n1',
       audience: AUD,
       mounter: new DirMounter(),
@@ -135,8 +136,9 @@ describe('CSI upkeep of held secrets', () => {
       log,
       clock,
       random: () => 0.5,
-      metrics: csiMetrics((registry = new MetricsRegistry())),
+      metrics: csiMetrics(registry),
     });
+  };
   const request = {
     volume_id: 'vol-1',
     target_path: '',
