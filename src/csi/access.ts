@@ -46,11 +46,6 @@ export function fullMatch(pattern: string, value: string): boolean {
   return re(pattern).matches(value);
 }
 
-/** True when accessControl needs the pod's labels (so the caller must GET the pod). */
-export function needsLabels(ac: AccessControl): boolean {
-  return Object.keys(ac.podLabels ?? {}).length > 0;
-}
-
 export function checkAccess(ac: AccessControl, pod: AccessSubject): AccessDecision {
   if (!fullMatch(ac.serviceAccountPattern, pod.serviceAccount)) {
     return { allowed: false, reason: `service account ${pod.serviceAccount} does not match` };

@@ -28,7 +28,7 @@ import { issueCertificate, revokeCertificate } from '../vault/pki.ts';
 import { isValidFileName, type OutputFile } from './atomic-writer.ts';
 import { CsiError } from './errors.ts';
 
-export const ITEM_KINDS = ['static', 'approle', 'dynamic', 'pki'] as const;
+const ITEM_KINDS = ['static', 'approle', 'dynamic', 'pki'] as const;
 export type ItemKind = (typeof ITEM_KINDS)[number];
 
 const LISTS = {
@@ -103,7 +103,7 @@ export function itemRefs(spec: CSISecretsSpec): ItemRef[] {
 
 /** The transformation for one secret: the collection-wide one, then the secret's own on top
  * (its templates win on equal keys; refs, includes and excludes add up; excludeRaw if either). */
-export function mergeTransformation(
+function mergeTransformation(
   all: Transformation | undefined,
   own: Transformation | undefined,
 ): Transformation | undefined {
@@ -322,7 +322,7 @@ interface MintedSecretId {
 const mountOf = (m: string) => m.replace(/^\/+|\/+$/g, '');
 
 /** A new AppRole secret-id (response-wrapped when wrapTTL is set) and optionally the role-id. */
-export async function mintSecretId(
+async function mintSecretId(
   api: VaultApi,
   r: VaultAppRoleSecretID,
   signal?: AbortSignal,
