@@ -29,6 +29,7 @@ import {
   adminClient,
   apply,
   ensureNamespace,
+  leasedSecretsPolicy,
   type Manifest,
   tenant,
   VaultAdmin,
@@ -82,23 +83,10 @@ try {
   const pki = `pki-${ns}`;
   await vault.policy(
     `t-${ns}`,
-    [
-      `path "kvv2/data/${ns}/*" { capabilities = ["read"] }`,
-      `path "${db}/creds/*" { capabilities = ["read"] }`,
-      'path "sys/leases/renew" { capabilities = ["update"] }',
-      'path "sys/leases/revoke" { capabilities = ["update"] }',
-      `path "${pki}/issue/web" { capabilities = ["update"] }`,
-      `path "${pki}/revoke" { capabilities = ["update"] }`,
-    ].join('\n'),
+    [`path "kvv2/data/${ns}/*" { capabilities = ["read"] }`, ...leasedSecretsPolicy(db, pki)].join('\n'),
   );
   await vault.postgresEngine(db, { defaultTtl: '1h', maxTtl: '2h' });
-  await vault.call('POST', `sys/mounts/${pki}`, { type: 'pki' });
-  await vault.call('POST', `${pki}/root/generate/internal`, {
-    common_name: 'bench',
-    key_type: 'ec',
-    ttl: '24h',
-  });
-  await vault.call('POST', `${pki}/roles/web`, { allow_any_name: true, key_type: 'ec', max_ttl: '1h' });
+  await vault.pkiEngine(pki, { allow_any_name: true, max_ttl: '1h' });
   await apply(kube, {
     apiVersion: 'secrets.hashicorp.com/v1beta1',
     kind: 'CSISecrets',

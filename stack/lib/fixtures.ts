@@ -95,12 +95,34 @@ export class VaultAdmin {
     await this.call('POST', `${mount}/roles/dyn`, pgRole(this.#env, 'pg', ttl.defaultTtl, ttl.maxTtl));
   }
 
+  /** A PKI engine at `mount` with a root issuer (24 h) and role `web` with these settings. */
+  async pkiEngine(mount: string, role: Record<string, unknown>): Promise<void> {
+    await this.call('POST', `sys/mounts/${mount}`, { type: 'pki' });
+    await this.call('POST', `sys/mounts/${mount}/tune`, { max_lease_ttl: '24h' });
+    await this.call('POST', `${mount}/root/generate/internal`, {
+      common_name: `Ferry test root ${mount}`,
+      key_type: 'ec',
+      ttl: '24h',
+    });
+    await this.call('POST', `${mount}/roles/web`, { key_type: 'ec', ...role });
+  }
+
   kvPut(mount: string, path: string, data: Record<string, unknown>, version: 1 | 2 = 2): Promise<unknown> {
     return version === 2
       ? this.call('POST', `${mount}/data/${path}`, { data })
       : this.call('POST', `${mount}/${path}`, data);
   }
 }
+
+/** Policy lines for leased secrets: credentials of database engine `db`, certificates of PKI role
+ * `web` at `pki`, renewing and revoking their leases and serials. */
+export const leasedSecretsPolicy = (db: string, pki: string): string[] => [
+  `path "${db}/creds/*" { capabilities = ["read"] }`,
+  'path "sys/leases/renew" { capabilities = ["update"] }',
+  'path "sys/leases/revoke" { capabilities = ["update"] }',
+  `path "${pki}/issue/web" { capabilities = ["update"] }`,
+  `path "${pki}/revoke" { capabilities = ["update"] }`,
+];
 
 /** The database engine's connection to the stack's PostgreSQL (on `port`, the real one by default). */
 export const pgConnection = (env: StackEnv, port = env.postgres.port) => ({

@@ -30,6 +30,7 @@ import {
   ensureNamespace,
   eventsOf,
   eventually,
+  leasedSecretsPolicy,
   type Manifest,
   pgLogin,
   tenant,
@@ -95,28 +96,11 @@ describe('CSI volumes with leased secrets (database credentials, PKI certificate
     pki = `pki-${ns}`;
     await tenant(env, kube, vault, ns);
     await ensureNamespace(kube, ns, ['web']);
-    await vault.policy(
-      `t-${ns}`,
-      [
-        `path "${db}/creds/*" { capabilities = ["read"] }`,
-        'path "sys/leases/renew" { capabilities = ["update"] }',
-        'path "sys/leases/revoke" { capabilities = ["update"] }',
-        `path "${pki}/issue/web" { capabilities = ["update"] }`,
-        `path "${pki}/revoke" { capabilities = ["update"] }`,
-      ].join('\n'),
-    );
+    await vault.policy(`t-${ns}`, leasedSecretsPolicy(db, pki).join('\n'));
     await vault.postgresEngine(db, { defaultTtl: '10s', maxTtl: '30s' });
-    await vault.call('POST', `sys/mounts/${pki}`, { type: 'pki' });
-    await vault.call('POST', `sys/mounts/${pki}/tune`, { max_lease_ttl: '24h' });
-    await vault.call('POST', `${pki}/root/generate/internal`, {
-      common_name: `Ferry CSI test root ${ns}`,
-      key_type: 'ec',
-      ttl: '24h',
-    });
-    await vault.call('POST', `${pki}/roles/web`, {
+    await vault.pkiEngine(pki, {
       allowed_domains: [DOMAIN],
       allow_subdomains: true,
-      key_type: 'ec',
       max_ttl: '1h',
       not_before_duration: '1s',
     });
