@@ -18,6 +18,7 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { Namespaces } from '../src/k8s/resources.ts';
 import {
+  csiSecretsManifest,
   makePod,
   publishRequest,
   startTestDriver,
@@ -30,7 +31,6 @@ import {
   apply,
   ensureNamespace,
   leasedSecretsPolicy,
-  type Manifest,
   tenant,
   VaultAdmin,
 } from '../stack/lib/fixtures.ts';
@@ -68,16 +68,14 @@ try {
     });
     statics.push({ mount: 'kvv2', path: `${ns}/s${i}`, type: 'kv-v2' });
   }
-  await apply(kube, {
-    apiVersion: 'secrets.hashicorp.com/v1beta1',
-    kind: 'CSISecrets',
-    metadata: { name: 'db', namespace: ns },
-    spec: {
+  await apply(
+    kube,
+    csiSecretsManifest(ns, 'db', {
       vaultAuthRef: { name: 'auth' },
       accessControl: { serviceAccountPattern: 'web', namespacePatterns: [ns], podLabels: { app: 'web' } },
       secrets: { vaultStaticSecrets: statics },
-    },
-  } as Manifest);
+    }),
+  );
   // Leased: a database engine on the stack's PostgreSQL and a PKI mount.
   const db = `db-${ns}`;
   const pki = `pki-${ns}`;
@@ -87,11 +85,9 @@ try {
   );
   await vault.postgresEngine(db, { defaultTtl: '1h', maxTtl: '2h' });
   await vault.pkiEngine(pki, { allow_any_name: true, max_ttl: '1h' });
-  await apply(kube, {
-    apiVersion: 'secrets.hashicorp.com/v1beta1',
-    kind: 'CSISecrets',
-    metadata: { name: 'leased', namespace: ns },
-    spec: {
+  await apply(
+    kube,
+    csiSecretsManifest(ns, 'leased', {
       vaultAuthRef: { name: 'auth' },
       accessControl: { serviceAccountPattern: 'web', namespacePatterns: [ns], podLabels: { app: 'web' } },
       secrets: {
@@ -99,8 +95,8 @@ try {
         vaultDynamicSecrets: [{ mount: db, path: 'creds/dyn' }],
         vaultPKISecrets: [{ mount: pki, role: 'web', commonName: 'web.bench', ttl: '1h' }],
       },
-    },
-  } as Manifest);
+    }),
+  );
   const pod = await makePod(kube, {
     namespace: ns,
     name: 'web',

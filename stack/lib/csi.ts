@@ -15,13 +15,23 @@ import type { NodePublishVolumeRequest } from '../../src/csi/proto.ts';
 import { KubeClient } from '../../src/k8s/client.ts';
 import { Pods } from '../../src/k8s/resources.ts';
 import type { KubeObject } from '../../src/k8s/types.ts';
-import { apply, readManifests } from './fixtures.ts';
+import { apply, type Manifest, readManifests } from './fixtures.ts';
 import type { StackEnv } from './stack.ts';
 
 export const CSI_AUDIENCE = 'csi.vso.hashicorp.com';
 /** The node the test driver serves; test pods are bound to it (they never run). */
 export const CSI_TEST_NODE = 'e2e-node';
 const ROOT = join(import.meta.dirname, '..', '..');
+
+/** A CSISecrets manifest (the spec as given). */
+export function csiSecretsManifest(namespace: string, name: string, spec: object): Manifest {
+  return {
+    apiVersion: 'secrets.hashicorp.com/v1beta1',
+    kind: 'CSISecrets',
+    metadata: { name, namespace },
+    spec,
+  } as Manifest;
+}
 
 export interface PodRef {
   namespace: string;

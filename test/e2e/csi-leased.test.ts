@@ -16,6 +16,7 @@ import { CSISecretsResource } from '../../src/api/resources.ts';
 import type { CSISecrets } from '../../src/api/v1beta1/csisecrets.ts';
 import type { KubeClient } from '../../src/k8s/client.ts';
 import {
+  csiSecretsManifest,
   makePod,
   type PodRef,
   scanEtcd,
@@ -31,7 +32,6 @@ import {
   eventsOf,
   eventually,
   leasedSecretsPolicy,
-  type Manifest,
   pgLogin,
   tenant,
   VaultAdmin,
@@ -104,19 +104,17 @@ describe('CSI volumes with leased secrets (database credentials, PKI certificate
       max_ttl: '1h',
       not_before_duration: '1s',
     });
-    await apply(kube, {
-      apiVersion: 'secrets.hashicorp.com/v1beta1',
-      kind: 'CSISecrets',
-      metadata: { name: 'db', namespace: ns },
-      spec: {
+    await apply(
+      kube,
+      csiSecretsManifest(ns, 'db', {
         vaultAuthRef: { name: 'auth' },
         accessControl: { serviceAccountPattern: 'web', namespacePatterns: [ns] },
         secrets: {
           vaultDynamicSecrets: [{ mount: db, path: 'creds/dyn' }],
           vaultPKISecrets: [{ mount: pki, role: 'web', commonName: `app.${DOMAIN}`, ttl: '24s' }],
         },
-      },
-    } as Manifest);
+      }),
+    );
     dir = await mkdtemp(join(tmpdir(), 'ferry-csi-lease-'));
     metricsPort = await freePort();
     csi = await startTestDriver(env, kube, dir, driverOptions());

@@ -20,6 +20,7 @@ import type { KubeClient } from '../../src/k8s/client.ts';
 import { Pods, Secrets } from '../../src/k8s/resources.ts';
 import type { KubeObject } from '../../src/k8s/types.ts';
 import {
+  csiSecretsManifest,
   type PodRef,
   type PublishOptions,
   scanEtcd,
@@ -39,7 +40,6 @@ import {
   eventsOf,
   eventually,
   kubernetesVaultAuth,
-  type Manifest,
   readManifests,
   resourceOf,
   tenant,
@@ -115,11 +115,9 @@ describe('CSI driver (real API server and Vault)', () => {
     secretValues.apiToken = canary('csi-api', canaries);
     await vault.kvPut('kvv2', `${ns}/db`, { username: 'app', password: secretValues.password, port: 5432 });
     await vault.kvPut('kvv1', `${ns}/api`, { token: secretValues.apiToken }, 1);
-    await apply(kube, {
-      apiVersion: 'secrets.hashicorp.com/v1beta1',
-      kind: 'CSISecrets',
-      metadata: { name: 'db', namespace: ns },
-      spec: {
+    await apply(
+      kube,
+      csiSecretsManifest(ns, 'db', {
         vaultAuthRef: { name: 'auth' },
         accessControl: {
           serviceAccountPattern: 'web',
@@ -141,8 +139,8 @@ describe('CSI driver (real API server and Vault)', () => {
             },
           ],
         },
-      },
-    } as Manifest);
+      }),
+    );
 
     dir = await mkdtemp(join(tmpdir(), 'ferry-csi-e2e-'));
     csi = await startTestDriver(env, kube, dir);
@@ -313,11 +311,9 @@ describe('CSI driver (real API server and Vault)', () => {
         `path "auth/${mount}/role/app/secret-id" { capabilities = ["update"] }\n` +
         `path "auth/${mount}/role/app/role-id" { capabilities = ["read"] }\n`,
     );
-    await apply(kube, {
-      apiVersion: 'secrets.hashicorp.com/v1beta1',
-      kind: 'CSISecrets',
-      metadata: { name: 'approle', namespace: ns },
-      spec: {
+    await apply(
+      kube,
+      csiSecretsManifest(ns, 'approle', {
         vaultAuthRef: { name: 'auth' },
         accessControl: { serviceAccountPattern: 'web', namespacePatterns: [ns] },
         secrets: {
@@ -326,8 +322,8 @@ describe('CSI driver (real API server and Vault)', () => {
             { mount, role: 'app', wrapTTL: '5m' },
           ],
         },
-      },
-    } as Manifest);
+      }),
+    );
     const p = await makePod(ns, 'approle-user', 'web', {});
     await eventually('CSISecrets approle published', async () => {
       await publish(p, { attrs: { csiSecretsName: 'approle' } });
@@ -364,16 +360,14 @@ describe('CSI driver (real API server and Vault)', () => {
     await vault.kvPut('kvv2', `${ns2}/shared`, { token: value });
     await apply(kube, kubernetesVaultAuth(env, ns2, 'shared', { role: `t-${ns2}`, allowedNamespaces: [ns] }));
     const csiSecrets = (name: string, trustNamespace: boolean) =>
-      apply(kube, {
-        apiVersion: 'secrets.hashicorp.com/v1beta1',
-        kind: 'CSISecrets',
-        metadata: { name, namespace: ns },
-        spec: {
+      apply(
+        kube,
+        csiSecretsManifest(ns, name, {
           vaultAuthRef: { name: 'shared', namespace: ns2, trustNamespace },
           accessControl: { serviceAccountPattern: 'web', namespacePatterns: [ns] },
           secrets: { vaultStaticSecrets: [{ mount: 'kvv2', path: `${ns2}/shared`, type: 'kv-v2' }] },
-        },
-      } as Manifest);
+        }),
+      );
     await csiSecrets('trusted', true);
     await csiSecrets('untrusted', false);
     const trusted = await makePod(ns, 'trusting', 'web', {});
@@ -399,12 +393,7 @@ describe('CSI driver (real API server and Vault)', () => {
       syncConfig: { containerState: { namePattern, imagePattern: 'registry.example/app(:.+)?' } },
     });
     const csiSecrets = (name: string, s: ReturnType<typeof spec>) =>
-      apply(kube, {
-        apiVersion: 'secrets.hashicorp.com/v1beta1',
-        kind: 'CSISecrets',
-        metadata: { name, namespace: ns },
-        spec: s,
-      } as Manifest);
+      apply(kube, csiSecretsManifest(ns, name, s));
     await csiSecrets('restart', spec('web', 'app'));
     await csiSecrets('gated', spec('web', 'sidecar'));
     const p = await sharedMakePod(kube, {
