@@ -160,6 +160,26 @@ export function RolloutRestartTargets() {
   });
 }
 
+/** The fields every secret kind (VSS, VDS, VPS) opens with: which VaultAuth, which Vault namespace. */
+export const SecretSourceRefs = {
+  vaultAuthRef: Type.Optional(
+    Type.String({
+      description: 'VaultAuth as "<namespace>/<name>" or "<name>"; the operator\'s default if unset.',
+    }),
+  ),
+  namespace: Type.Optional(Type.String({ description: 'Vault namespace of the mount.' })),
+};
+
+/** `syncConfig` of VSS and VDS; only the description of instantUpdates differs between them. */
+export function SyncConfig(instantUpdates: string) {
+  return Type.Optional(
+    Type.Object(
+      { instantUpdates: Type.Optional(Type.Boolean({ description: instantUpdates })) },
+      { description: 'How changes are picked up.' },
+    ),
+  );
+}
+
 export const VaultClientMeta = Type.Object(
   {
     cacheKey: Type.Optional(Type.String({ description: 'Key of the Vault client in the client cache.' })),

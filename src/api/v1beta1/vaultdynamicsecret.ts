@@ -6,8 +6,10 @@ import {
   Int64,
   RolloutRestartTargets,
   Root,
+  SecretSourceRefs,
   StringEnum,
   StringMap,
+  SyncConfig,
   VaultClientMeta,
 } from './common.ts';
 
@@ -15,12 +17,7 @@ export const REQUEST_HTTP_METHODS = ['GET', 'POST', 'PUT'] as const;
 
 export const VaultDynamicSecretSpec = Type.Object(
   {
-    vaultAuthRef: Type.Optional(
-      Type.String({
-        description: 'VaultAuth as "<namespace>/<name>" or "<name>"; the operator\'s default if unset.',
-      }),
-    ),
-    namespace: Type.Optional(Type.String({ description: 'Vault namespace of the mount.' })),
+    ...SecretSourceRefs,
     mount: Type.String({ description: 'Mount path of the secrets engine.' }),
     path: Type.String({ description: 'Credentials path, relative to the mount.' }),
     requestHTTPMethod: Type.Optional(
@@ -48,16 +45,7 @@ export const VaultDynamicSecretSpec = Type.Object(
     refreshAfter: Type.Optional(
       Duration('Re-sync interval used only when the response has no lease duration.'),
     ),
-    syncConfig: Type.Optional(
-      Type.Object(
-        {
-          instantUpdates: Type.Optional(
-            Type.Boolean({ description: 'Sync as soon as Vault publishes a change event (reserved).' }),
-          ),
-        },
-        { description: 'How changes are picked up.' },
-      ),
-    ),
+    syncConfig: SyncConfig('Sync as soon as Vault publishes a change event (reserved).'),
   },
   { description: 'Which dynamic credentials to request and where to write them.' },
 );

@@ -7,17 +7,13 @@ import {
   Int64,
   RolloutRestartTargets,
   Root,
+  SecretSourceRefs,
   StringList,
 } from './common.ts';
 
 export const VaultPKISecretSpec = Type.Object(
   {
-    vaultAuthRef: Type.Optional(
-      Type.String({
-        description: 'VaultAuth as "<namespace>/<name>" or "<name>"; the operator\'s default if unset.',
-      }),
-    ),
-    namespace: Type.Optional(Type.String({ description: 'Vault namespace of the mount.' })),
+    ...SecretSourceRefs,
     mount: Type.String({ description: 'Mount path of the PKI secrets engine.' }),
     role: Type.String({ description: 'PKI role used to issue certificates.' }),
     issuerRef: Type.Optional(Type.String({ description: 'Issuer ID, issuer name or "default".' })),

@@ -6,7 +6,9 @@ import {
   Int64,
   RolloutRestartTargets,
   Root,
+  SecretSourceRefs,
   StringEnum,
+  SyncConfig,
   VaultClientMeta,
 } from './common.ts';
 
@@ -14,12 +16,7 @@ export const KV_TYPES = ['kv-v1', 'kv-v2'] as const;
 
 export const VaultStaticSecretSpec = Type.Object(
   {
-    vaultAuthRef: Type.Optional(
-      Type.String({
-        description: 'VaultAuth as "<namespace>/<name>" or "<name>"; the operator\'s default if unset.',
-      }),
-    ),
-    namespace: Type.Optional(Type.String({ description: 'Vault namespace of the mount.' })),
+    ...SecretSourceRefs,
     mount: Type.String({ description: 'Mount path of the KV secrets engine.' }),
     path: Type.String({ description: 'Path of the secret, relative to the mount.' }),
     version: Type.Optional(
@@ -35,16 +32,7 @@ export const VaultStaticSecretSpec = Type.Object(
     ),
     rolloutRestartTargets: Type.Optional(RolloutRestartTargets()),
     destination: Destination,
-    syncConfig: Type.Optional(
-      Type.Object(
-        {
-          instantUpdates: Type.Optional(
-            Type.Boolean({ description: 'Sync as soon as Vault publishes a change event for the secret.' }),
-          ),
-        },
-        { description: 'How changes are picked up.' },
-      ),
-    ),
+    syncConfig: SyncConfig('Sync as soon as Vault publishes a change event for the secret.'),
   },
   { description: 'Which KV secret to sync and where to write it.' },
 );
