@@ -12,7 +12,6 @@ import { REASONS } from '../consts/reasons.ts';
 import { type Consumer, csiSecretsConsumer, type VaultAccess } from '../controllers/shared/vault-access.ts';
 import { errorMessage } from '../errors.ts';
 import type { KubeClient } from '../k8s/client.ts';
-import { isK8sApiError } from '../k8s/errors.ts';
 import { Pods } from '../k8s/resources.ts';
 import type { KubeObject } from '../k8s/types.ts';
 import type { Clock } from '../runtime/clock.ts';
@@ -39,14 +38,6 @@ import {
   SecretFetcher,
   type SecretSource,
 } from './secrets.ts';
-
-/** Event reasons of the driver (on the CSISecrets). */
-export const CSI_REASONS = {
-  PodNotAuthorized: REASONS.PodNotAuthorized,
-  InvalidConfiguration: 'InvalidConfiguration',
-  VaultClientError: 'VaultClientError',
-  SecretDataBuilderError: 'SecretDataBuilderError',
-} as const;
 
 export interface EventSink {
   warning(
@@ -129,17 +120,16 @@ export class Publisher {
 
   /** The CSISecrets as the informer has it, or from the API while the cache is cold. */
   async load(ns: string, name: string, signal?: AbortSignal): Promise<CSISecrets> {
-    const cached = this.#d.csiSecrets.get(ns, name);
-    if (cached) return cached;
+    let obj: CSISecrets | undefined;
     try {
-      return await this.#d.client.get<CSISecrets>(CSISecretsResource, name, ns);
+      obj =
+        this.#d.csiSecrets.get(ns, name) ?? (await this.#d.client.getIfExists(CSISecretsResource, name, ns));
     } catch (err) {
-      if (isK8sApiError(err) && err.isNotFound()) {
-        throw new CsiError('INTERNAL', `csisecrets ${ns}/${name} not found`);
-      }
       signal?.throwIfAborted();
       throw toCsiError(err);
     }
+    if (!obj) throw new CsiError('INTERNAL', `csisecrets ${ns}/${name} not found`);
+    return obj;
   }
 
   /** Cheap check for republish: uid and generation of the cached CSISecrets, if cached. */
@@ -183,12 +173,12 @@ export class Publisher {
     const problems = validateCSISecrets(spec);
     if (problems.length > 0) {
       const msg = `invalid CSISecrets: ${problems.map((p) => `${p.field}: ${p.message}`).join('; ')}`;
-      await warn(CSI_REASONS.InvalidConfiguration, msg);
+      await warn(REASONS.InvalidConfiguration, msg);
       throw new CsiError('FAILED_PRECONDITION', msg);
     }
     const who = `pod ${pod.namespace}/${pod.name}`;
     const deny = async (reason: string): Promise<never> => {
-      await warn(CSI_REASONS.PodNotAuthorized, `${who} not authorized for secret sync: ${reason}`);
+      await warn(REASONS.PodNotAuthorized, `${who} not authorized for secret sync: ${reason}`);
       throw permissionDenied(`not authorized for secret sync: ${reason}`);
     };
 
@@ -199,13 +189,13 @@ export class Publisher {
 
     // 2. The pod object: labels for accessControl, fsGroup/runAsUser for file ownership. Its UID
     // must be the one in the request (a pod recreated under the same name is another pod).
-    let podObj: Pod;
+    let podObj: Pod | undefined;
     try {
-      podObj = await d.client.get<Pod>(Pods, pod.name, pod.namespace);
+      podObj = await d.client.getIfExists<Pod>(Pods, pod.name, pod.namespace);
     } catch (err) {
-      if (isK8sApiError(err) && err.isNotFound()) return deny(`${who} does not exist`);
       throw toCsiError(err);
     }
+    if (!podObj) return deny(`${who} does not exist`);
     if (podObj.metadata.uid !== pod.uid) return deny(`${who} has another UID`);
     if ((podObj.spec?.serviceAccountName ?? 'default') !== pod.serviceAccount) {
       return deny(`${who} runs as another service account`);
@@ -238,7 +228,7 @@ export class Publisher {
     try {
       return await this.#d.vault.get(grant.consumer, signal);
     } catch (err) {
-      await this.warn(grant.csiSecrets, CSI_REASONS.VaultClientError, `${who}: ${errorMessage(err)}`);
+      await this.warn(grant.csiSecrets, REASONS.VaultClientError, `${who}: ${errorMessage(err)}`);
       throw toCsiError(err);
     }
   }
@@ -249,8 +239,7 @@ export class Publisher {
     try {
       return await this.#fetcher.fetch(access, grant.snapshot, refs ?? itemRefs(grant.snapshot.spec), signal);
     } catch (err) {
-      const reason =
-        err instanceof CsiError ? CSI_REASONS.SecretDataBuilderError : CSI_REASONS.VaultClientError;
+      const reason = err instanceof CsiError ? REASONS.SecretDataBuilderError : REASONS.VaultClientError;
       await this.warn(grant.csiSecrets, reason, `${who}: ${errorMessage(err)}`);
       throw toCsiError(err);
     }
@@ -288,7 +277,7 @@ export class Publisher {
     } catch (err) {
       const reason = held.some((h) => h.kind === 'cert')
         ? REASONS.CertificateRevocationError
-        : CSI_REASONS.VaultClientError;
+        : REASONS.VaultClientError;
       await this.warn(grant.csiSecrets, reason, `${who}: revoking failed: ${errorMessage(err)}`);
       throw toCsiError(err);
     }
