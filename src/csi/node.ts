@@ -32,6 +32,7 @@ import type { NodePublishVolumeRequest, NodeUnpublishVolumeRequest } from './pro
 import type { Grant, PublishInput } from './publisher.ts';
 import { heldDueAt, retryDelayMs } from './renewal.ts';
 import {
+  byListOrder,
   type Held,
   heldOf,
   type Item,
@@ -329,14 +330,7 @@ export class NodeService {
         podUid: v.context.pod.uid,
         grant,
         fetchedAt: this.#clock.now(),
-        items: orderItems([
-          ...keep,
-          ...fetched.map((i) => ({
-            ref: i.ref,
-            names: i.files.map((f) => f.name),
-            ...(i.held ? { held: i.held } : {}),
-          })),
-        ]),
+        items: [...keep, ...fetched.map(recordOf)].sort(byListOrder),
       };
       const existed = mounted || (await o.mounter.isSetUp(v.targetPath));
       try {
@@ -374,13 +368,7 @@ export class NodeService {
         throw toCsiError(err);
       }
       const volume = this.#volumes.get(v.targetPath);
-      if (volume) {
-        this.#cancel(volume);
-        this.#volumes.delete(v.targetPath);
-        await this.#state.removeVolume(v.targetPath).catch(() => {});
-        const held = heldOf(volume.rec.items);
-        await this.#orphan(volume.rec.grant, volume.rec.who, held);
-      }
+      if (volume) await this.#forget(volume.rec);
       o.log.info({ volumeId: v.volumeId }, 'volume unpublished');
     });
   }
@@ -389,16 +377,24 @@ export class NodeService {
    * running containers keep the mount, and what the volume held is revoked. */
   async #withdraw(volume: Volume, log: Logger): Promise<void> {
     const { rec } = volume;
-    this.#cancel(volume);
-    this.#volumes.delete(rec.targetPath);
-    await this.#state.removeVolume(rec.targetPath).catch(() => {});
     try {
       await writeAtomic(rec.targetPath, [], rec.grant.ownership);
     } catch (err) {
       log.error({ err: errorMessage(err) }, 'could not empty the volume of a refused pod');
     }
-    await this.#orphan(rec.grant, rec.who, heldOf(rec.items));
+    await this.#forget(rec);
     log.warn('pod no longer authorised: volume emptied');
+  }
+
+  /** Drops a volume (its timer and record) and revokes what it held, in the background. */
+  async #forget(rec: VolumeRecord): Promise<void> {
+    const volume = this.#volumes.get(rec.targetPath);
+    if (volume?.rec === rec) {
+      this.#cancel(volume);
+      this.#volumes.delete(rec.targetPath);
+    }
+    await this.#state.removeVolume(rec.targetPath).catch(() => {});
+    await this.#orphan(rec.grant, rec.who, heldOf(rec.items));
   }
 
   /**
@@ -441,11 +437,9 @@ export class NodeService {
     this.#orphans.push(...orphans);
     let resumed = 0;
     for (const rec of volumes) {
-      const held = heldOf(rec.items);
       const files = await this.#readBack(rec);
       if (!files) {
-        await this.#state.removeVolume(rec.targetPath).catch(() => {});
-        await this.#orphan(rec.grant, rec.who, held);
+        await this.#forget(rec);
         continue;
       }
       const volume: Volume = { rec: { ...rec, fetchedAt: 0 }, files, attempt: 0, recheck: true };
@@ -576,7 +570,7 @@ export class NodeService {
       const f = byKey.get(itemKey(item.ref));
       if (!f) return item;
       if (item.held) old.push(item.held);
-      return { ref: f.ref, names: f.files.map((x) => x.name), ...(f.held ? { held: f.held } : {}) };
+      return recordOf(f);
     });
     const next: VolumeRecord = { ...rec, items };
     try {
@@ -644,8 +638,7 @@ export class NodeService {
   }
 }
 
-/** Items in CSISecrets order (static, approle, dynamic, pki; by index), so file order is stable. */
-function orderItems<T extends { ref: ItemRef }>(items: T[]): T[] {
-  const rank = (r: ItemRef) => ['static', 'approle', 'dynamic', 'pki'].indexOf(r.kind) * 1e6 + r.index;
-  return [...items].sort((a, b) => rank(a.ref) - rank(b.ref));
+/** What the volume record keeps of an item: its file names (the contents stay in the volume). */
+function recordOf(i: Item): VolumeRecord['items'][number] {
+  return { ref: i.ref, names: i.files.map((f) => f.name), ...(i.held ? { held: i.held } : {}) };
 }

@@ -95,6 +95,10 @@ export const isHeldKind = (kind: ItemKind): boolean => kind !== 'static';
 /** Items the driver keeps fresh itself for as long as the volume lives. */
 export const isLeasedKind = (kind: ItemKind): boolean => kind === 'dynamic' || kind === 'pki';
 
+/** CSISecrets order (static, approle, dynamic, pki; by index), so file order is stable. */
+export const byListOrder = (a: { ref: ItemRef }, b: { ref: ItemRef }): number =>
+  ITEM_KINDS.indexOf(a.ref.kind) - ITEM_KINDS.indexOf(b.ref.kind) || a.ref.index - b.ref.index;
+
 export function itemRefs(spec: CSISecretsSpec): ItemRef[] {
   return ITEM_KINDS.flatMap((kind) =>
     (spec.secrets[LISTS[kind]] ?? []).map((_, index): ItemRef => ({ kind, index })),
@@ -246,16 +250,14 @@ export class SecretFetcher {
     own: Transformation | undefined,
     input: Pick<TemplateInput, 'secrets' | 'metadata'>,
   ) {
-    try {
-      return shapeData(
+    return asPrecondition(ref, () =>
+      shapeData(
         { transformations: this.#d.transformations, globalExcludeRaw: this.#d.globalExcludeRaw },
         src.namespace,
         mergeTransformation(src.spec.secrets.transformation, own),
         { ...input, annotations: src.annotations, labels: src.labels },
-      );
-    } catch (err) {
-      throw new CsiError('FAILED_PRECONDITION', `${what(ref)}: ${errorMessage(err)}`, { cause: err });
-    }
+      ),
+    );
   }
 
   #shape(
@@ -267,11 +269,16 @@ export class SecretFetcher {
     raw: unknown = data,
   ): Record<string, string> {
     const shaping = this.#shaping(src, ref, own, input);
-    try {
-      return makeSecretData(data, raw, shaping);
-    } catch (err) {
-      throw new CsiError('FAILED_PRECONDITION', `${what(ref)}: ${errorMessage(err)}`, { cause: err });
-    }
+    return asPrecondition(ref, () => makeSecretData(data, raw, shaping));
+  }
+}
+
+/** A transformation or data-building error: the CSISecrets must change, so FAILED_PRECONDITION. */
+function asPrecondition<T>(ref: ItemRef, fn: () => T): T {
+  try {
+    return fn();
+  } catch (err) {
+    throw new CsiError('FAILED_PRECONDITION', `${what(ref)}: ${errorMessage(err)}`, { cause: err });
   }
 }
 
