@@ -76,8 +76,8 @@ const shown = (v: GoValue): Msg => ({ go: sprint([v ?? null]), safe: `<${typeNam
 
 export interface Env {
   trees: Map<string, Tree>;
-  funcs: Map<string, GoFunc>;
-  builtins: Set<string>;
+  funcs: ReadonlyMap<string, GoFunc>;
+  builtins: ReadonlySet<string>;
   limits: Limits;
   ctx: Omit<CallContext, 'charge'>;
 }

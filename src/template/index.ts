@@ -53,19 +53,18 @@ export class TemplateError extends FerryError {
 
 export const DEFAULT_LIMITS = { maxSteps: 1_000_000, maxOutputBytes: 1 << 20 } as const;
 
-function funcMap(): Map<string, GoFunc> {
-  const m = new Map<string, GoFunc>(Object.entries(BUILTINS));
-  // Added functions shadow builtins, as in Go (Sprig's slice replaces the builtin slice).
-  for (const k of ALLOWED_FUNCTIONS) m.set(k, SPRIG[k]!);
-  return m;
-}
+// The function table is the same for every template set: built once, read-only afterwards.
+const FUNCS = new Map<string, GoFunc>(Object.entries(BUILTINS));
+// Added functions shadow builtins, as in Go (Sprig's slice replaces the builtin slice).
+for (const k of ALLOWED_FUNCTIONS) FUNCS.set(k, SPRIG[k]!);
+const BUILTIN_NAMES: ReadonlySet<string> = new Set(Object.keys(BUILTINS));
+const hasFunction = (name: string): boolean => FUNCS.has(name);
 
 export function compileTemplates(sources: TemplateSource[], opts: CompileOptions = {}): CompiledTemplates {
   const trees = new Map<string, Tree>();
-  const funcs = funcMap();
   for (const s of sources) {
     try {
-      parseInto(s.name, s.text, trees, (name) => funcs.has(name));
+      parseInto(s.name, s.text, trees, hasFunction);
     } catch (e) {
       if (e instanceof ParseFailure)
         throw new TemplateError(e.message, { templateName: e.templateName, line: e.line });
@@ -74,8 +73,8 @@ export function compileTemplates(sources: TemplateSource[], opts: CompileOptions
   }
   const env: Env = {
     trees,
-    funcs,
-    builtins: new Set(Object.keys(BUILTINS)),
+    funcs: FUNCS,
+    builtins: BUILTIN_NAMES,
     limits: { ...DEFAULT_LIMITS, ...opts.limits },
     ctx: {
       now: opts.now ?? Date.now,
