@@ -11,23 +11,20 @@ export interface KubernetesAuthOptions extends LoginExtras {
 }
 
 export function kubernetesAuth(opts: KubernetesAuthOptions): AuthMethod {
-  return {
-    method: 'kubernetes',
-    mount: opts.mount,
-    async login(client: VaultClient, signal?: AbortSignal): Promise<VaultAuthInfo> {
-      const jwt = await credential('ServiceAccount token', opts.getToken);
-      return login(client, opts.mount, { role: opts.role, jwt }, opts, signal);
-    },
-  };
+  return roleJwtAuth('kubernetes', 'ServiceAccount token', opts);
 }
 
 /** JWT/OIDC auth has the same login shape; the JWT comes from a Secret or a TokenRequest. */
 export function jwtAuth(opts: KubernetesAuthOptions): AuthMethod {
+  return roleJwtAuth('jwt', 'JWT', opts);
+}
+
+function roleJwtAuth(method: 'kubernetes' | 'jwt', what: string, opts: KubernetesAuthOptions): AuthMethod {
   return {
-    method: 'jwt',
+    method,
     mount: opts.mount,
     async login(client: VaultClient, signal?: AbortSignal): Promise<VaultAuthInfo> {
-      const jwt = await credential('JWT', opts.getToken);
+      const jwt = await credential(what, opts.getToken);
       return login(client, opts.mount, { role: opts.role, jwt }, opts, signal);
     },
   };
