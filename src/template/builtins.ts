@@ -4,6 +4,7 @@ import { sprint, sprintf, sprintln } from './fmt.ts';
 import { FuncError, fn, type GoFunc } from './func.ts';
 import { isPrintRune } from './lex.ts';
 import {
+  elemType,
   GoInt,
   GoStruct,
   type GoValue,
@@ -132,8 +133,7 @@ function index(item: GoValue, indexes: GoValue[]): GoValue {
     } else if (isMap(v)) {
       if (ix === undefined) throw new FuncError('value is nil; should be of type string');
       if (typeof ix !== 'string') throw new FuncError(`value has type ${typeName(ix)}; should be string`);
-      const elem = typeName(v).slice('map[string]'.length);
-      v = Object.hasOwn(v, ix) ? v[ix] : elem === 'string' ? '' : null;
+      v = Object.hasOwn(v, ix) ? v[ix] : elemType(v) === 'string' ? '' : null;
     } else {
       throw new FuncError(`can't index item of type ${typeName(v)}`);
     }

@@ -19,6 +19,7 @@ import {
   type VariableNode,
 } from './parse.ts';
 import {
+  elemType,
   GoInt,
   GoSemver,
   GoStruct,
@@ -597,9 +598,9 @@ function assignable(v: GoValue, typ: ParamType): boolean {
     case 'bool':
       return typeof v === 'boolean';
     case 'map':
-      return isMap(v) && typeName(v) === 'map[string]interface {}';
+      return isMap(v) && elemType(v) === 'interface {}';
     case 'list':
-      return Array.isArray(v) && typeName(v) === '[]interface {}';
+      return Array.isArray(v) && elemType(v) === 'interface {}';
     default:
       return true;
   }

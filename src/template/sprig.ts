@@ -10,6 +10,7 @@ import { encodeJson, prettyJson } from './json.ts';
 import { sprigUrlJoin, sprigUrlParse, UrlError } from './url.ts';
 import {
   compareGoStrings,
+  elemType,
   fromJS,
   GoInt,
   type GoMap,
@@ -149,11 +150,11 @@ export function deepEqual(a: GoValue, b: GoValue): boolean {
 }
 
 export function deepCopy(v: GoValue): GoValue {
-  if (Array.isArray(v)) return typed(v.map(deepCopy), typeName(v).slice(2));
+  if (Array.isArray(v)) return typed(v.map(deepCopy), elemType(v));
   if (isMap(v)) {
     const out: GoMap = {};
     for (const k of Object.keys(v)) out[k] = deepCopy(v[k]);
-    return typed(out, typeName(v).slice('map[string]'.length));
+    return typed(out, elemType(v));
   }
   return v;
 }
@@ -463,7 +464,7 @@ function dig(args: GoValue[]): GoValue {
   let d = args.at(-1);
   const def = args.at(-2);
   const keys = args.slice(0, -2);
-  if (!isMap(d) || typeName(d) !== 'map[string]interface {}') {
+  if (!isMap(d) || elemType(d) !== 'interface {}') {
     throw new FuncError(`interface conversion: interface {} is ${typeName(d)}, not map[string]interface {}`);
   }
   for (let i = 0; i < keys.length; i++) {
@@ -492,7 +493,7 @@ function slice(l: GoValue, idx: GoValue[]): GoValue {
   if (start < 0 || end > l.length || start > end) {
     throw new FuncError(`reflect: slice index out of range`);
   }
-  return typed(l.slice(start, end), typeName(l).slice(2));
+  return typed(l.slice(start, end), elemType(l));
 }
 
 function toDate(layout: string, value: string): GoValue {
