@@ -18,6 +18,7 @@ import { systemClock } from './clock.ts';
 import type { Informer } from './informer.ts';
 import type { ObjectEvent, Predicate } from './predicates.ts';
 import { WorkQueue } from './queue.ts';
+import { objectKey } from './store.ts';
 
 /** What to do after a successful reconcile. Prefer a periodic requeue over awaitChange as a fallback
  * against missed events. */
@@ -71,7 +72,7 @@ export interface ControllerOptions {
 }
 
 export function formatKey(key: ObjectKey): string {
-  return key.namespace ? `${key.namespace}/${key.name}` : key.name;
+  return objectKey(key.namespace, key.name);
 }
 
 /** Inverse of formatKey. Kubernetes names cannot contain '/', so the first '/' splits. */

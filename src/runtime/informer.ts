@@ -8,7 +8,7 @@ import type { Clock } from './clock.ts';
 import { systemClock } from './clock.ts';
 import type { ObjectEvent } from './predicates.ts';
 import type { Store, StoreWriter } from './store.ts';
-import { objectKey } from './store.ts';
+import { keyOf } from './store.ts';
 import type { WatcherEvent } from './watcher.ts';
 
 /** Produces the watcher stream; `onError` is called for every (retried) watch failure. */
@@ -33,10 +33,6 @@ export interface InformerOptions<T> {
   /** The watcher counts as stalled after failing continuously this long without an event. */
   stallAfterMs: number;
   clock?: Clock;
-}
-
-function keyOf(obj: KubeObject): string {
-  return objectKey(obj.metadata.namespace, obj.metadata.name ?? '');
 }
 
 export class Informer<T extends KubeObject> {

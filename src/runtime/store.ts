@@ -22,8 +22,14 @@ export interface StoreOptions<T> {
   transform?: (obj: T) => T;
 }
 
+/** The `namespace/name` key of an object (just `name` when cluster-scoped): the store's, the
+ * informer's and the work queue's key. */
 export function objectKey(namespace: string | undefined, name: string): string {
   return namespace === undefined || namespace === '' ? name : `${namespace}/${name}`;
+}
+
+export function keyOf(obj: KubeObject): string {
+  return objectKey(obj.metadata.namespace, obj.metadata.name ?? '');
 }
 
 /**
@@ -49,7 +55,6 @@ export function createStore<T extends KubeObject>(
     }
     return opts.transform ? opts.transform(out) : out;
   };
-  const keyOf = (obj: T): string => objectKey(obj.metadata.namespace, obj.metadata.name ?? '');
 
   const indexAdd = (idx: Map<string, Map<string, Set<string>>>, key: string, obj: T): void => {
     for (const [name, fn] of indexFns) {
