@@ -24,6 +24,7 @@ import {
   kindOf,
   sortedKeys,
   stringValue,
+  truth,
   typed,
   typeName,
 } from './values.ts';
@@ -103,31 +104,15 @@ function strslice(v: GoValue): string[] {
 const strs = (a: string[]): GoValue[] => typed(a, 'string');
 const ints = (a: bigint[]): GoValue[] => typed(a, 'int');
 
-/** Sprig's empty(). */
-export function empty(v: GoValue): boolean {
-  if (v === undefined || v === null) return true;
-  switch (kindOf(v)) {
-    case 'string':
-      return (stringValue(v) ?? '').length === 0;
-    case 'slice':
-      return (v as GoValue[]).length === 0;
-    case 'map':
-      return Object.keys(v as GoMap).length === 0;
-    case 'bool':
-      return !v;
-    case 'float64':
-      return v === 0;
-    case 'struct':
-    case 'ptr':
-      return false;
-    default:
-      return intValue(v) === 0n;
-  }
-}
+/** Sprig's empty() is text/template's isTrue negated (structs are never empty, pointers only when nil). */
+const empty = (v: GoValue): boolean => !truth(v);
+
+/** reflect.Value.Kind().String() of an interface{} argument (a nil interface is invalid). */
+const goKind = (v: GoValue): string => (v === undefined || v === null ? 'invalid' : kindOf(v));
 
 function asList(v: GoValue, what: string): GoValue[] {
   if (Array.isArray(v)) return v;
-  throw new FuncError(`Cannot ${what} on type ${v === null || v === undefined ? 'invalid' : kindOf(v)}`);
+  throw new FuncError(`Cannot ${what} on type ${goKind(v)}`);
 }
 
 /** Go's reflect.DeepEqual over the value model. */
@@ -436,13 +421,8 @@ function pathExt(p: string): string {
   return '';
 }
 
-function list(v: GoValue, what: string, f: (l: GoValue[]) => GoValue): GoValue {
-  if (v === null || v === undefined) throw new FuncError(`Cannot ${what} on type invalid`);
-  if (!Array.isArray(v)) throw new FuncError(`Cannot ${what} on type ${kindOf(v)}`);
-  return f(v);
-}
-
-const listFn = (what: string, f: (l: GoValue[]) => GoValue): GoFunc => fn(['any'], ([l]) => list(l, what, f));
+const listFn = (what: string, f: (l: GoValue[]) => GoValue): GoFunc =>
+  fn(['any'], ([l]) => f(asList(l, what)));
 
 function uniq(l: GoValue[]): GoValue[] {
   const out: GoValue[] = [];
@@ -1103,12 +1083,6 @@ function chunk(size: number, l: GoValue[]): GoValue[] {
   const out: GoValue[] = [];
   for (let i = 0; i < l.length; i += size) out.push(l.slice(i, i + size));
   return typed(out, '[]interface {}');
-}
-
-function goKind(v: GoValue): string {
-  if (v === undefined || v === null) return 'invalid';
-  const k = kindOf(v);
-  return k === 'float64' ? 'float64' : k;
 }
 
 function trimChars(s: string, cut: string): string {
