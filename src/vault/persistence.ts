@@ -80,31 +80,28 @@ export function transitEncryption(
   api: VaultApi,
   opts: { mount: string; keyName: string; vaultAuthName: string },
 ): CacheEncryption {
-  const path = (op: 'encrypt' | 'decrypt'): string =>
-    `${opts.mount.replace(/^\/+|\/+$/g, '')}/${op}/${opts.keyName}`;
-  const field = (res: { data?: Record<string, unknown> | null } | undefined, key: string, op: string) => {
+  const call = async (
+    op: 'encrypt' | 'decrypt',
+    body: Record<string, unknown>,
+    key: string,
+    signal: AbortSignal | undefined,
+  ): Promise<string> => {
+    const path = `${opts.mount.replace(/^\/+|\/+$/g, '')}/${op}/${opts.keyName}`;
+    const res = await api.write(path, body, signal ? { signal } : undefined);
     const v = res?.data?.[key];
     if (typeof v !== 'string' || v === '')
-      throw new FerryError(CODES.VAULT_API, `Transit ${op} at ${path(op as 'encrypt')} returned no ${key}`);
+      throw new FerryError(CODES.VAULT_API, `Transit ${op} at ${path} returned no ${key}`);
     return v;
   };
   return {
     vaultAuthName: opts.vaultAuthName,
     async encrypt(plain, signal) {
-      const res = await api.write(
-        path('encrypt'),
-        { plaintext: plain.toString('base64') },
-        signal ? { signal } : undefined,
-      );
-      return Buffer.from(field(res, 'ciphertext', 'encrypt'), 'utf8');
+      const ciphertext = await call('encrypt', { plaintext: plain.toString('base64') }, 'ciphertext', signal);
+      return Buffer.from(ciphertext, 'utf8');
     },
     async decrypt(cipher, signal) {
-      const res = await api.write(
-        path('decrypt'),
-        { ciphertext: cipher.toString('utf8') },
-        signal ? { signal } : undefined,
-      );
-      return Buffer.from(field(res, 'plaintext', 'decrypt'), 'base64');
+      const plaintext = await call('decrypt', { ciphertext: cipher.toString('utf8') }, 'plaintext', signal);
+      return Buffer.from(plaintext, 'base64');
     },
   };
 }
@@ -325,11 +322,7 @@ export class ClientCacheStorage {
   }
 
   async #deleteSecret(name: string): Promise<void> {
-    try {
-      await this.#o.client.delete(Secrets, name, this.#o.namespace);
-    } catch (err) {
-      if (!(isK8sApiError(err) && err.isNotFound())) throw err;
-    }
+    await deleteIfExists(this.#o.client, this.#o.namespace, name);
   }
 
   #encryption(signal?: AbortSignal): Promise<CacheEncryption> {
@@ -358,19 +351,22 @@ export async function listClientCacheStorage(
 
 /** Deletes every storage entry in `namespace` (model `none` at start). Returns how many. */
 export async function purgeClientCacheStorage(client: StorageKube, namespace: string): Promise<number> {
-  const list = await client.list<Secret>(Secrets, { namespace, labelSelector: STORAGE_SELECTOR });
   let n = 0;
-  for (const s of list.items) {
-    const name = s.metadata.name ?? '';
-    if (!name.startsWith(STORAGE_PREFIX)) continue;
-    try {
-      await client.delete(Secrets, name, namespace);
-      n += 1;
-    } catch (err) {
-      if (!(isK8sApiError(err) && err.isNotFound())) throw err;
-    }
+  for (const { name } of await listClientCacheStorage(client, namespace)) {
+    if (await deleteIfExists(client, namespace, name)) n += 1;
   }
   return n;
+}
+
+/** Deletes a storage Secret; one that is already gone is no error. Returns whether it existed. */
+async function deleteIfExists(client: StorageKube, namespace: string, name: string): Promise<boolean> {
+  try {
+    await client.delete(Secrets, name, namespace);
+    return true;
+  } catch (err) {
+    if (isK8sApiError(err) && err.isNotFound()) return false;
+    throw err;
+  }
 }
 
 function labelsOf(o: StorageOwner, encryptionRef: string | undefined): Record<string, string> {

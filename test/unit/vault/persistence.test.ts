@@ -78,6 +78,8 @@ const token = (t = 's.secret-token-1', ttl = 3600): PersistedToken => ({
   expiresAt: 1_700_000_000_000 + ttl * 1000,
 });
 const hmacKey = async () => Buffer.alloc(16, 7);
+const unencrypted = (kube: FakeKube): ClientCacheStorage =>
+  new ClientCacheStorage({ client: kube.api(), namespace: NS, model: 'direct-unencrypted', hmacKey });
 
 /** Reversible, visibly different "encryption" that records calls. */
 function fakeTransit(): CacheEncryption & { calls: string[] } {
@@ -110,12 +112,7 @@ describe('parsePersistenceModel', () => {
 describe('ClientCacheStorage', () => {
   it('direct-unencrypted: stores an immutable vso-cc-<cacheKey> Secret with VSO labels and restores it', async () => {
     const kube = new FakeKube();
-    const st = new ClientCacheStorage({
-      client: kube.api(),
-      namespace: NS,
-      model: 'direct-unencrypted',
-      hmacKey,
-    });
+    const st = unencrypted(kube);
     assert.equal(await st.store(owner(), token()), true);
     const s = kube.secrets.get(storageSecretName(owner().cacheKey));
     assert.ok(s);
@@ -139,12 +136,7 @@ describe('ClientCacheStorage', () => {
 
   it('skips rewriting the same token and replaces (delete, create) a changed one', async () => {
     const kube = new FakeKube();
-    const st = new ClientCacheStorage({
-      client: kube.api(),
-      namespace: NS,
-      model: 'direct-unencrypted',
-      hmacKey,
-    });
+    const st = unencrypted(kube);
     await st.store(owner(), token());
     assert.equal(await st.store(owner(), token()), false);
     await st.store(owner(), token('s.secret-token-2'));
@@ -156,12 +148,7 @@ describe('ClientCacheStorage', () => {
 
   it('rejects and deletes a tampered entry (MAC), an entry under another key, or one of the other model', async () => {
     const kube = new FakeKube();
-    const st = new ClientCacheStorage({
-      client: kube.api(),
-      namespace: NS,
-      model: 'direct-unencrypted',
-      hmacKey,
-    });
+    const st = unencrypted(kube);
     const name = storageSecretName(owner().cacheKey);
     await st.store(owner(), token());
     const s = kube.secrets.get(name) as Secret;
@@ -222,12 +209,7 @@ describe('ClientCacheStorage', () => {
 
   it('delete and purge remove only storage entries', async () => {
     const kube = new FakeKube();
-    const st = new ClientCacheStorage({
-      client: kube.api(),
-      namespace: NS,
-      model: 'direct-unencrypted',
-      hmacKey,
-    });
+    const st = unencrypted(kube);
     await st.store(owner('kubernetes-a'), token());
     await st.store(owner('kubernetes-b'), token());
     kube.secrets.set('unrelated', { apiVersion: 'v1', kind: 'Secret', metadata: { name: 'unrelated' } });
