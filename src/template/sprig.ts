@@ -495,7 +495,7 @@ function toDate(layout: string, value: string): GoValue {
   return new GoTime(ms, 0, off, z === 'Z' ? 'UTC' : '');
 }
 
-export const SPRIG: Record<string, GoFunc> = {
+const FUNCS: Record<string, GoFunc> = {
   // strings
   abbrev: fn(['int', 'string'], ([w, s]) => {
     const width = Number(w);
@@ -545,7 +545,6 @@ export const SPRIG: Record<string, GoFunc> = {
   }),
   trim: fn(['string'], ([s]) => (s as string).replace(/^[\s\u0085]+|[\s\u0085]+$/gu, '')),
   trimAll: fn(['string', 'string'], ([cut, s]) => trimChars(s as string, cut as string)),
-  trimall: fn(['string', 'string'], ([cut, s]) => trimChars(s as string, cut as string)),
   trimPrefix: fn(['string', 'string'], ([p, s]) =>
     (s as string).startsWith(p as string) ? (s as string).slice((p as string).length) : s,
   ),
@@ -734,7 +733,6 @@ export const SPRIG: Record<string, GoFunc> = {
     return i64(toInt64(a) % d);
   }),
   max: fn(['any'], (args) => i64(extremeInt64(args, 1)), 'any'),
-  biggest: fn(['any'], (args) => i64(extremeInt64(args, 1)), 'any'),
   min: fn(['any'], (args) => i64(extremeInt64(args, -1)), 'any'),
   addf: fn([], (a) => decimalSum(a.map(toFloat64)), 'any'),
   add1f: fn(['any'], ([a]) => decimalSum([toFloat64(a), 1])),
@@ -835,33 +833,16 @@ export const SPRIG: Record<string, GoFunc> = {
   mustFromJson: fn(['string'], ([s]) => fromJson(s as string)),
   // lists
   list: fn([], (a) => [...a], 'any'),
-  tuple: fn([], (a) => [...a], 'any'),
   first: listFn('find first', (l) => l[0] ?? null),
-  mustFirst: listFn('find first', (l) => l[0] ?? null),
   last: listFn('find last', (l) => l.at(-1) ?? null),
-  mustLast: listFn('find last', (l) => l.at(-1) ?? null),
   rest: listFn('find rest', (l) => (l.length === 0 ? null : l.slice(1))),
-  mustRest: listFn('find rest', (l) => (l.length === 0 ? null : l.slice(1))),
   initial: listFn('find initial', (l) => (l.length === 0 ? null : l.slice(0, -1))),
-  mustInitial: listFn('find initial', (l) => (l.length === 0 ? null : l.slice(0, -1))),
   reverse: listFn('find reverse', (l) => (l.length === 0 ? null : [...l].reverse())),
-  mustReverse: listFn('find reverse', (l) => (l.length === 0 ? null : [...l].reverse())),
   uniq: listFn('find uniq', uniq),
-  mustUniq: listFn('find uniq', uniq),
   compact: listFn('compact', (l) => l.filter((x) => !empty(x))),
-  mustCompact: listFn('compact', (l) => l.filter((x) => !empty(x))),
   append: fn(['any', 'any'], ([l, v]) => [...asList(l, 'push'), v]),
-  push: fn(['any', 'any'], ([l, v]) => [...asList(l, 'push'), v]),
-  mustAppend: fn(['any', 'any'], ([l, v]) => [...asList(l, 'push'), v]),
-  mustPush: fn(['any', 'any'], ([l, v]) => [...asList(l, 'push'), v]),
   prepend: fn(['any', 'any'], ([l, v]) => [v, ...asList(l, 'prepend')]),
-  mustPrepend: fn(['any', 'any'], ([l, v]) => [v, ...asList(l, 'prepend')]),
   without: fn(
-    ['any'],
-    ([l, ...o]) => asList(l, 'find without').filter((x) => !o.some((y) => deepEqual(x, y))),
-    'any',
-  ),
-  mustWithout: fn(
     ['any'],
     ([l, ...o]) => asList(l, 'find without').filter((x) => !o.some((y) => deepEqual(x, y))),
     'any',
@@ -869,14 +850,9 @@ export const SPRIG: Record<string, GoFunc> = {
   has: fn(['any', 'any'], ([n, h]) =>
     h === null ? false : asList(h, 'find has').some((x) => deepEqual(n, x)),
   ),
-  mustHas: fn(['any', 'any'], ([n, h]) =>
-    h === null ? false : asList(h, 'find has').some((x) => deepEqual(n, x)),
-  ),
   slice: fn(['any'], ([l, ...i]) => slice(l, i), 'any'),
-  mustSlice: fn(['any'], ([l, ...i]) => slice(l, i), 'any'),
   concat: fn([], (ls) => ls.flatMap((l) => (Array.isArray(l) ? l : asList(l, 'concat'))), 'any'),
   chunk: fn(['int', 'any'], ([n, l]) => chunk(Number(n), asList(l, 'chunk'))),
-  mustChunk: fn(['int', 'any'], ([n, l]) => chunk(Number(n), asList(l, 'chunk'))),
   // dicts
   dict: fn([], dict, 'any'),
   get: fn(['map', 'string'], ([d, k]) =>
@@ -925,23 +901,7 @@ export const SPRIG: Record<string, GoFunc> = {
     },
     'map',
   ),
-  mustMerge: fn(
-    ['map'],
-    ([d, ...s]) => {
-      for (const m of s) merge(d as GoMap, m as GoMap, false);
-      return d;
-    },
-    'map',
-  ),
   mergeOverwrite: fn(
-    ['map'],
-    ([d, ...s]) => {
-      for (const m of s) merge(d as GoMap, m as GoMap, true);
-      return d;
-    },
-    'map',
-  ),
-  mustMergeOverwrite: fn(
     ['map'],
     ([d, ...s]) => {
       for (const m of s) merge(d as GoMap, m as GoMap, true);
@@ -971,35 +931,17 @@ export const SPRIG: Record<string, GoFunc> = {
       .matcher(s as string)
       .find(),
   ),
-  mustRegexMatch: fn(['string', 'string'], ([r, s]) =>
-    regex(r as string)
-      .matcher(s as string)
-      .find(),
-  ),
   regexFind: fn(['string', 'string'], ([r, s]) => regexFindAll(r as string, s as string, 1n)[0] ?? ''),
-  mustRegexFind: fn(['string', 'string'], ([r, s]) => regexFindAll(r as string, s as string, 1n)[0] ?? ''),
   regexFindAll: fn(['string', 'string', 'int'], ([r, s, n]) =>
-    strs(regexFindAll(r as string, s as string, n as bigint)),
-  ),
-  mustRegexFindAll: fn(['string', 'string', 'int'], ([r, s, n]) =>
     strs(regexFindAll(r as string, s as string, n as bigint)),
   ),
   regexReplaceAll: fn(['string', 'string', 'string'], ([r, s, p]) =>
     regexReplace(r as string, s as string, p as string, false),
   ),
-  mustRegexReplaceAll: fn(['string', 'string', 'string'], ([r, s, p]) =>
-    regexReplace(r as string, s as string, p as string, false),
-  ),
   regexReplaceAllLiteral: fn(['string', 'string', 'string'], ([r, s, p]) =>
     regexReplace(r as string, s as string, p as string, true),
   ),
-  mustRegexReplaceAllLiteral: fn(['string', 'string', 'string'], ([r, s, p]) =>
-    regexReplace(r as string, s as string, p as string, true),
-  ),
   regexSplit: fn(['string', 'string', 'int'], ([r, s, n]) =>
-    strs(regexSplit(r as string, s as string, n as bigint)),
-  ),
-  mustRegexSplit: fn(['string', 'string', 'int'], ([r, s, n]) =>
     strs(regexSplit(r as string, s as string, n as bigint)),
   ),
   regexQuoteMeta: fn(['string'], ([s]) => (s as string).replace(/[\\.+*?()|[\]{}^$]/g, '\\$&')),
@@ -1012,11 +954,6 @@ export const SPRIG: Record<string, GoFunc> = {
   clean: fn(['string'], ([p]) => pathClean(p as string)),
   ext: fn(['string'], ([p]) => pathExt(p as string)),
   isAbs: fn(['string'], ([p]) => (p as string).startsWith('/')),
-  osBase: fn(['string'], ([p]) => pathBase(p as string)),
-  osDir: fn(['string'], ([p]) => pathDir(p as string)),
-  osClean: fn(['string'], ([p]) => pathClean(p as string)),
-  osExt: fn(['string'], ([p]) => pathExt(p as string)),
-  osIsAbs: fn(['string'], ([p]) => (p as string).startsWith('/')),
   // urls
   urlParse: fn(['string'], ([v]) => {
     try {
@@ -1077,6 +1014,48 @@ export const SPRIG: Record<string, GoFunc> = {
   durationRound: fn(['any'], ([v], ctx) => sprigDurationRound(v, ctx.now())),
   mustToDate: fn(['string', 'string'], ([l, v]) => toDate(l as string, v as string)),
 };
+
+/** Sprig names bound to the same behaviour as another function. */
+const SAME_AS: Record<string, string> = {
+  // must* variants: Sprig returns an error where the plain function panics, and text/template
+  // reports both as "error calling NAME: ...".
+  mustFirst: 'first',
+  mustLast: 'last',
+  mustRest: 'rest',
+  mustInitial: 'initial',
+  mustReverse: 'reverse',
+  mustUniq: 'uniq',
+  mustCompact: 'compact',
+  mustAppend: 'append',
+  mustPush: 'append',
+  mustPrepend: 'prepend',
+  mustWithout: 'without',
+  mustHas: 'has',
+  mustSlice: 'slice',
+  mustChunk: 'chunk',
+  mustMerge: 'merge',
+  mustMergeOverwrite: 'mergeOverwrite',
+  mustRegexMatch: 'regexMatch',
+  mustRegexFind: 'regexFind',
+  mustRegexFindAll: 'regexFindAll',
+  mustRegexReplaceAll: 'regexReplaceAll',
+  mustRegexReplaceAllLiteral: 'regexReplaceAllLiteral',
+  mustRegexSplit: 'regexSplit',
+  // os* path functions: filepath is path on Linux
+  osBase: 'base',
+  osDir: 'dir',
+  osClean: 'clean',
+  osExt: 'ext',
+  osIsAbs: 'isAbs',
+  // synonyms
+  trimall: 'trimAll',
+  biggest: 'max',
+  tuple: 'list',
+  push: 'append',
+};
+
+export const SPRIG: Record<string, GoFunc> = { ...FUNCS };
+for (const [alias, name] of Object.entries(SAME_AS)) SPRIG[alias] = FUNCS[name]!;
 
 function chunk(size: number, l: GoValue[]): GoValue[] {
   if (size <= 0) throw new FuncError('runtime error: integer divide by zero');
