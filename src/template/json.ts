@@ -52,9 +52,9 @@ function encode(v: GoValue, html: boolean, indent: string | undefined, depth: nu
   if (v instanceof GoSemver) return quote(v.toString(), html);
   const nl = indent === undefined ? '' : `\n${indent.repeat(depth + 1)}`;
   const end = indent === undefined ? '' : `\n${indent.repeat(depth)}`;
+  const sep = indent === undefined ? ':' : ': ';
   if (v instanceof GoStruct) {
     if (v.fields.length === 0) return '{}';
-    const sep = indent === undefined ? ':' : ': ';
     const fields = v.fields.map(([k, x]) => nl + quote(k, html) + sep + encode(x, html, indent, depth + 1));
     return `{${fields.join(',')}${end}}`;
   }
@@ -65,26 +65,22 @@ function encode(v: GoValue, html: boolean, indent: string | undefined, depth: nu
   if (isMap(v)) {
     const keys = sortedKeys(v);
     if (keys.length === 0) return '{}';
-    const sep = indent === undefined ? ':' : ': ';
     return `{${keys.map((k) => nl + quote(k, html) + sep + encode(v[k], html, indent, depth + 1)).join(',')}${end}}`;
   }
   return 'null';
 }
 
-/** json.Marshal (escapeHTML) or an Encoder with SetEscapeHTML(false), without the trailing newline. */
-export function encodeJson(v: GoValue, escapeHTML: boolean): JsonResult {
+/** The encoding, or '' and the encoder's error (unsupported values such as NaN). */
+function result(html: boolean, indent: string | undefined, v: GoValue): JsonResult {
   try {
-    return { text: encode(v, escapeHTML, undefined, 0) };
+    return { text: encode(v, html, indent, 0) };
   } catch (e) {
     return { text: '', error: (e as Error).message };
   }
 }
 
+/** json.Marshal (escapeHTML) or an Encoder with SetEscapeHTML(false), without the trailing newline. */
+export const encodeJson = (v: GoValue, escapeHTML: boolean): JsonResult => result(escapeHTML, undefined, v);
+
 /** json.MarshalIndent(v, "", "  "). */
-export function prettyJson(v: GoValue): JsonResult {
-  try {
-    return { text: encode(v, true, '  ', 0) };
-  } catch (e) {
-    return { text: '', error: (e as Error).message };
-  }
-}
+export const prettyJson = (v: GoValue): JsonResult => result(true, '  ', v);

@@ -6,7 +6,7 @@ import { sprigBcrypt, sprigBuildCustomCert, sprigHtpasswd } from './crypto.ts';
 import { durationString, sprigAgo, sprigDurationRound } from './duration.ts';
 import { formatFloat, sprint, sprintf } from './fmt.ts';
 import { FuncError, fn, type GoFunc } from './func.ts';
-import { encodeJson, prettyJson } from './json.ts';
+import { encodeJson, type JsonResult, prettyJson } from './json.ts';
 import { sprigUrlJoin, sprigUrlParse, UrlError } from './url.ts';
 import {
   compareGoStrings,
@@ -245,8 +245,8 @@ function merge(dst: GoMap, src: GoMap, overwrite: boolean): void {
   }
 }
 
-function toJsonOrThrow(v: GoValue, mode: 'json' | 'pretty' | 'raw'): string {
-  const r = mode === 'pretty' ? prettyJson(v) : encodeJson(v, mode === 'json');
+/** The encoding, or the encoder's error as the function's error. */
+function jsonOrThrow(r: JsonResult): string {
   if (r.error) throw new FuncError(r.error);
   return r.text;
 }
@@ -807,22 +807,12 @@ const FUNCS: Record<string, GoFunc> = {
     throw new FuncError(m as string, 'fail called');
   }),
   // JSON
-  toJson: fn(['any'], ([v]) => {
-    const r = encodeJson(v, true);
-    return r.error ? '' : r.text;
-  }),
-  toPrettyJson: fn(['any'], ([v]) => {
-    const r = prettyJson(v);
-    return r.error ? '' : r.text;
-  }),
-  toRawJson: fn(['any'], ([v]) => {
-    const r = encodeJson(v, false);
-    if (r.error) throw new FuncError(r.error);
-    return r.text;
-  }),
-  mustToJson: fn(['any'], ([v]) => toJsonOrThrow(v, 'json')),
-  mustToPrettyJson: fn(['any'], ([v]) => toJsonOrThrow(v, 'pretty')),
-  mustToRawJson: fn(['any'], ([v]) => toJsonOrThrow(v, 'raw')),
+  // toJson and toPrettyJson print '' when encoding fails; Sprig's toRawJson panics like the must* ones.
+  toJson: fn(['any'], ([v]) => encodeJson(v, true).text),
+  toPrettyJson: fn(['any'], ([v]) => prettyJson(v).text),
+  toRawJson: fn(['any'], ([v]) => jsonOrThrow(encodeJson(v, false))),
+  mustToJson: fn(['any'], ([v]) => jsonOrThrow(encodeJson(v, true))),
+  mustToPrettyJson: fn(['any'], ([v]) => jsonOrThrow(prettyJson(v))),
   fromJson: fn(['string'], ([s]) => {
     try {
       return fromJson(s as string);
@@ -1041,6 +1031,7 @@ const SAME_AS: Record<string, string> = {
   mustRegexReplaceAll: 'regexReplaceAll',
   mustRegexReplaceAllLiteral: 'regexReplaceAllLiteral',
   mustRegexSplit: 'regexSplit',
+  mustToRawJson: 'toRawJson',
   // os* path functions: filepath is path on Linux
   osBase: 'base',
   osDir: 'dir',
