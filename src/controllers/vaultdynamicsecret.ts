@@ -49,7 +49,7 @@ import {
   staticCredsPollMs,
 } from '../vault/leases.ts';
 import type { ControllerContext } from './context.ts';
-import { syncDestination } from './shared/destination.ts';
+import { destinationFailureReason, destinationOwner, syncDestination } from './shared/destination.ts';
 import { macEqual, secretMAC } from './shared/hmac.ts';
 import type { OwnWrites } from './shared/own-writes.ts';
 import { restartTargets } from './shared/restart.ts';
@@ -398,12 +398,13 @@ export function vaultDynamicSecretReconciler(
     const spec = obj.spec;
     if (!spec) return false;
     const namespace = obj.metadata.namespace ?? '';
-    const owner = {
-      apiVersion: API_VERSION,
-      kind: KIND,
-      metadata: { name: obj.metadata.name ?? '', namespace, uid: obj.metadata.uid ?? '' },
-    };
-    const result = await syncDestination(ctx.client, owner, spec.destination, data, existing);
+    const result = await syncDestination(
+      ctx.client,
+      destinationOwner(KIND, obj),
+      spec.destination,
+      data,
+      existing,
+    );
     if (result.resourceVersion) ownWrites.record(namespace, spec.destination.name, result.resourceVersion);
     return result.outcome !== 'unchanged';
   };
@@ -475,14 +476,7 @@ export function vaultDynamicSecretReconciler(
     } catch (err) {
       // The credentials just issued are not in use anywhere: revoke them rather than leave them live.
       if (newLeaseId && newLeaseId !== oldLeaseId) void revokeLease(access.api, newLeaseId).catch(() => {});
-      await fail(
-        obj,
-        current,
-        isFerryError(err) && err.code === CODES.DESTINATION_MISSING
-          ? REASONS.InexistentDestination
-          : REASONS.SecretSyncError,
-        err,
-      );
+      await fail(obj, current, destinationFailureReason(err), err);
       throw err;
     }
     const now = ctx.clock.now();

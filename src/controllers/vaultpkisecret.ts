@@ -30,7 +30,7 @@ import {
   tlsSecretData,
 } from '../vault/pki.ts';
 import type { ControllerContext } from './context.ts';
-import { type Owner, syncDestination } from './shared/destination.ts';
+import { destinationFailureReason, destinationOwner, syncDestination } from './shared/destination.ts';
 import { goJson } from './shared/gojson.ts';
 import { macEqual, secretMAC } from './shared/hmac.ts';
 import type { OwnWrites } from './shared/own-writes.ts';
@@ -156,16 +156,6 @@ export function vaultPKISecretReconciler(
     return createHash('sha256').update(goJson(input)).digest('base64');
   };
 
-  const ownerOf = (obj: VaultPKISecret): Owner => ({
-    apiVersion: API_VERSION,
-    kind: KIND,
-    metadata: {
-      name: obj.metadata.name ?? '',
-      namespace: obj.metadata.namespace ?? '',
-      uid: obj.metadata.uid ?? '',
-    },
-  });
-
   const apply = async (obj: VaultPKISecret, rc: ReconcileContext): Promise<Action> => {
     const spec = obj.spec;
     if (!spec) {
@@ -285,18 +275,12 @@ export function vaultPKISecretReconciler(
     }
 
     try {
-      const result = await syncDestination(ctx.client, ownerOf(obj), dest, data, existing);
+      const result = await syncDestination(ctx.client, destinationOwner(KIND, obj), dest, data, existing);
       if (result.resourceVersion) ownWrites.record(namespace, dest.name, result.resourceVersion);
     } catch (err) {
       // The new certificate never reached anyone: revoke it rather than leave it valid and unknown.
       await revokeQuietly(access.api, spec.mount, cert.serialNumber, rc.signal);
-      await fail(
-        obj,
-        isFerryError(err) && err.code === CODES.DESTINATION_MISSING
-          ? REASONS.InexistentDestination
-          : REASONS.SecretSyncError,
-        err,
-      );
+      await fail(obj, destinationFailureReason(err), err);
       throw err;
     }
     fingerprints.set(uid, fp);
@@ -403,7 +387,7 @@ export function vaultPKISecretReconciler(
       try {
         const existing = await ctx.client.getIfExists<Secret>(Secrets, spec.destination.name, namespace);
         if (existing && Object.keys(existing.data ?? {}).length > 0)
-          await syncDestination(ctx.client, ownerOf(obj), spec.destination, {}, existing);
+          await syncDestination(ctx.client, destinationOwner(KIND, obj), spec.destination, {}, existing);
       } catch (err) {
         problems.push(`could not clear Secret ${namespace}/${spec.destination.name}: ${errorMessage(err)}`);
         retryable ||= !(isK8sApiError(err) && err.isNotFound());

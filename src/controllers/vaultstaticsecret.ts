@@ -15,7 +15,7 @@ import type { Condition } from '../runtime/conditions.ts';
 import { type Action, awaitChange, type ReconcileContext, requeueAfter } from '../runtime/controller.ts';
 import { readKV } from '../vault/kv.ts';
 import type { ControllerContext } from './context.ts';
-import { syncDestination } from './shared/destination.ts';
+import { destinationFailureReason, destinationOwner, syncDestination } from './shared/destination.ts';
 import { macEqual, secretMAC } from './shared/hmac.ts';
 import type { OwnWrites } from './shared/own-writes.ts';
 import { redactSecretValues } from './shared/redact.ts';
@@ -24,6 +24,7 @@ import { makeSecretData } from './shared/secret-data.ts';
 import { releaseFinalizer, StatusMemo, syncConditions, writeStatus } from './shared/status.ts';
 import { shapeData } from './shared/transformation.ts';
 
+const KIND = 'VaultStaticSecret';
 const DEFAULT_REFRESH_MS = 60_000; // VSO's poll when hmacSecretData is on and refreshAfter unset
 
 type Involved = VaultStaticSecret & { apiVersion: string; kind: string };
@@ -35,7 +36,7 @@ export function vaultStaticSecretReconciler(
 ) {
   const memo = new StatusMemo<VaultStaticSecretStatus>(ctx.clock);
   const conditionsFor = (obj: VaultStaticSecret, ok: boolean, message: string): Condition[] =>
-    syncConditions(memo.current(obj)?.conditions, 'VaultStaticSecret', ok, message, {
+    syncConditions(memo.current(obj)?.conditions, KIND, ok, message, {
       now: ctx.clock.now(),
       generation: obj.metadata.generation,
     });
@@ -125,11 +126,6 @@ export function vaultStaticSecretReconciler(
     }
 
     const hmac = spec.hmacSecretData ?? true;
-    const owner = {
-      apiVersion: API_VERSION,
-      kind: 'VaultStaticSecret',
-      metadata: { name: obj.metadata.name ?? '', namespace, uid: obj.metadata.uid ?? '' },
-    };
     let dataChanged: boolean;
     let existed: boolean;
     try {
@@ -137,10 +133,10 @@ export function vaultStaticSecretReconciler(
       existed = existing !== undefined;
       const key = await ctx.hmacKey();
       dataChanged = !existing || !macEqual(secretMAC(key, existing.data ?? {}), secretMAC(key, data));
-      const result = await syncDestination(ctx.client, owner, dest, data, existing);
+      const result = await syncDestination(ctx.client, destinationOwner(KIND, obj), dest, data, existing);
       if (result.resourceVersion) ownWrites.record(namespace, dest.name, result.resourceVersion);
     } catch (err) {
-      throw await fail(obj, existedReason(err), err, source.data);
+      throw await fail(obj, destinationFailureReason(err), err, source.data);
     }
     const newMAC = secretMAC(await ctx.hmacKey(), data);
     const prevMAC = memo.current(obj)?.secretMAC;
@@ -187,11 +183,5 @@ export function vaultStaticSecretReconciler(
 }
 
 function involved(obj: VaultStaticSecret): Involved {
-  return { ...obj, apiVersion: API_VERSION, kind: 'VaultStaticSecret' };
-}
-
-function existedReason(err: unknown): string {
-  return isFerryError(err) && err.code === CODES.DESTINATION_MISSING
-    ? REASONS.InexistentDestination
-    : REASONS.SecretSyncError;
+  return { ...obj, apiVersion: API_VERSION, kind: KIND };
 }

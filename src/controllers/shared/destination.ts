@@ -1,12 +1,14 @@
 // Writes a destination Secret with VSO's ownership rules (vso-api.md §4), and never writes when
 // nothing would change — including for `create: false`, where VSO rewrites on every poll.
 import { isDeepStrictEqual } from 'node:util';
+import { API_VERSION } from '../../api/resources.ts';
 import { LABEL_OWNER_REF_UID, ownerLabels } from '../../consts/labels.ts';
-import { CODES, FerryError } from '../../errors.ts';
+import { REASONS } from '../../consts/reasons.ts';
+import { CODES, FerryError, isFerryError } from '../../errors.ts';
 import type { KubeClient } from '../../k8s/client.ts';
 import { isK8sApiError } from '../../k8s/errors.ts';
 import { Secrets } from '../../k8s/resources.ts';
-import type { OwnerReference, Secret } from '../../k8s/types.ts';
+import type { KubeObject, OwnerReference, Secret } from '../../k8s/types.ts';
 
 export interface DestinationSpec {
   name: string;
@@ -30,6 +32,27 @@ export interface SyncResult {
   /** resourceVersion of the Secret Ferry wrote, so the watch event it causes can be told apart from
    * someone else's edit. */
   resourceVersion?: string;
+}
+
+/** The destination's owner: the Ferry resource of `kind` that syncs it. */
+export function destinationOwner(kind: string, obj: KubeObject): Owner {
+  return {
+    apiVersion: API_VERSION,
+    kind,
+    metadata: {
+      name: obj.metadata.name ?? '',
+      namespace: obj.metadata.namespace ?? '',
+      uid: obj.metadata.uid ?? '',
+    },
+  };
+}
+
+/** The Event reason of a failed syncDestination: a missing `create: false` destination, or any
+ * other write failure. */
+export function destinationFailureReason(err: unknown): string {
+  return isFerryError(err) && err.code === CODES.DESTINATION_MISSING
+    ? REASONS.InexistentDestination
+    : REASONS.SecretSyncError;
 }
 
 export function ownerReference(owner: Owner): OwnerReference {
