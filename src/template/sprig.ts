@@ -78,8 +78,7 @@ export function toFloat64(v: GoValue): number {
   if (typeof v === 'bigint' || v instanceof GoInt) return Number(intValue(v));
   if (typeof v === 'boolean') return v ? 1 : 0;
   const s = stringValue(v);
-  if (s !== undefined && /^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$/.test(s.trim()) && s.trim() === s)
-    return Number(s);
+  if (s !== undefined && /^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$/.test(s)) return Number(s);
   if (s !== undefined && /^[+-]?(inf|infinity|nan)$/i.test(s))
     return Number(s.replace(/inf(inity)?/i, 'Infinity'));
   return 0;
@@ -88,7 +87,6 @@ export function toFloat64(v: GoValue): number {
 /** Sprig's strval. */
 export function strval(v: GoValue): string {
   const s = stringValue(v);
-  if (typeof v === 'string') return v;
   if (s !== undefined) return s;
   if (v instanceof GoSemver) return v.toString();
   return sprint([v ?? null]);
@@ -239,9 +237,7 @@ function merge(dst: GoMap, src: GoMap, overwrite: boolean): void {
     const sv = src[k];
     const dv = dst[k];
     if (isMap(dv) && isMap(sv)) merge(dv, sv, overwrite);
-    else if (!Object.hasOwn(dst, k) || empty(dv) || (overwrite && !empty(sv))) {
-      if (!Object.hasOwn(dst, k) || empty(dv) || overwrite) dst[k] = sv;
-    }
+    else if (!Object.hasOwn(dst, k) || empty(dv) || (overwrite && !empty(sv))) dst[k] = sv;
   }
 }
 
@@ -665,18 +661,15 @@ const FUNCS: Record<string, GoFunc> = {
   seq: fn(
     [],
     (a, ctx) => {
+      // seq LAST, seq FIRST LAST, seq FIRST STEP LAST; FIRST defaults to 1, STEP to ±1 toward LAST.
       const p = a.map((x) => intValue(x));
-      let r: bigint[] = [];
-      if (p.length === 1) r = untilStep(1n, p[0]! + (p[0]! < 1n ? -1n : 1n), p[0]! < 1n ? -1n : 1n, ctx);
-      else if (p.length === 2) {
-        const [s, e] = p as [bigint, bigint];
-        r = untilStep(s, e + (e < s ? -1n : 1n), e < s ? -1n : 1n, ctx);
-      } else if (p.length === 3) {
-        const [s, st, e] = p as [bigint, bigint, bigint];
-        if (e < s ? st >= 0n : st <= 0n) return '';
-        r = untilStep(s, e + (e < s ? -1n : 1n), st, ctx);
-      }
-      return r.join(' ');
+      if (p.length === 0 || p.length > 3) return '';
+      const first = p.length === 1 ? 1n : p[0]!;
+      const last = p.at(-1)!;
+      const down = last < first;
+      const step = p.length === 3 ? p[1]! : down ? -1n : 1n;
+      if (down ? step >= 0n : step <= 0n) return '';
+      return untilStep(first, last + (down ? -1n : 1n), step, ctx).join(' ');
     },
     'int',
   ),
@@ -770,7 +763,7 @@ const FUNCS: Record<string, GoFunc> = {
       const roundOn = r === undefined ? 0.5 : (r as number);
       const pow = 10 ** Number(p);
       const digit = pow * toFloat64(a);
-      const [, div] = [Math.trunc(digit), digit - Math.trunc(digit)];
+      const div = digit - Math.trunc(digit);
       return (div >= roundOn ? Math.ceil(digit) : Math.floor(digit)) / pow;
     },
     'float64',
