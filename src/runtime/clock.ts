@@ -21,3 +21,19 @@ export const systemClock: Clock = {
 };
 
 export const systemRandom: Random = Math.random;
+
+/** Resolves after `ms` on `clock`, or at once when `signal` aborts. Never rejects. */
+export function sleep(clock: Clock, ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    if (signal.aborted) return resolve();
+    const onAbort = (): void => {
+      timer.cancel();
+      resolve();
+    };
+    const timer = clock.setTimeout(() => {
+      signal.removeEventListener('abort', onAbort);
+      resolve();
+    }, ms);
+    signal.addEventListener('abort', onAbort, { once: true });
+  });
+}

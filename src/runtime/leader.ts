@@ -14,7 +14,7 @@ import { Leases } from '../k8s/resources.ts';
 import type { KubeObject } from '../k8s/types.ts';
 import { jitterUp } from './backoff.ts';
 import type { Clock, Random } from './clock.ts';
-import { systemClock, systemRandom } from './clock.ts';
+import { sleep, systemClock, systemRandom } from './clock.ts';
 
 export interface LeaseSpec {
   holderIdentity?: string;
@@ -128,7 +128,7 @@ export class LeaderElector {
    */
   async run(signal: AbortSignal): Promise<boolean> {
     while (!signal.aborted && !(await this.#tryAcquireOrRenew())) {
-      await this.#sleep(jitterUp(this.#retryPeriodMs, ACQUIRE_JITTER, this.#random), signal);
+      await sleep(this.#clock, jitterUp(this.#retryPeriodMs, ACQUIRE_JITTER, this.#random), signal);
     }
     if (signal.aborted) return false;
 
@@ -143,7 +143,7 @@ export class LeaderElector {
 
     let lost = false;
     while (!signal.aborted) {
-      await this.#sleep(this.#retryPeriodMs, signal);
+      await sleep(this.#clock, this.#retryPeriodMs, signal);
       if (signal.aborted) break;
       if (!(await this.#renew(signal))) {
         lost = !signal.aborted;
@@ -176,7 +176,7 @@ export class LeaderElector {
       if (ok) return true;
       const wait = Math.min(this.#retryPeriodMs, deadline - this.#clock.now());
       if (wait <= 0) return false;
-      await this.#sleep(wait, signal);
+      await sleep(this.#clock, wait, signal);
     }
   }
 
@@ -286,24 +286,6 @@ export class LeaderElector {
         timer.cancel();
         resolve(ok);
       });
-    });
-  }
-
-  #sleep(ms: number, signal: AbortSignal): Promise<void> {
-    return new Promise((resolve) => {
-      if (signal.aborted) {
-        resolve();
-        return;
-      }
-      const onAbort = () => {
-        timer.cancel();
-        resolve();
-      };
-      const timer = this.#clock.setTimeout(() => {
-        signal.removeEventListener('abort', onAbort);
-        resolve();
-      }, ms);
-      signal.addEventListener('abort', onAbort, { once: true });
     });
   }
 }

@@ -4,7 +4,7 @@ import { watchErrorToException } from '../k8s/client.ts';
 import { isK8sApiError } from '../k8s/errors.ts';
 import { apiVersionOf, type ResourceType } from '../k8s/resources.ts';
 import type { KubeList, KubeObject, WatchEvent } from '../k8s/types.ts';
-import { type Clock, type Random, systemClock, systemRandom } from './clock.ts';
+import { type Clock, type Random, sleep, systemClock, systemRandom } from './clock.ts';
 
 export type WatcherEvent<T> =
   | { type: 'init' }
@@ -190,19 +190,4 @@ class ResetBackoff {
     }
     return Math.round(delay);
   }
-}
-
-function sleep(clock: Clock, ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    if (signal.aborted) return resolve();
-    const onAbort = (): void => {
-      timer.cancel();
-      resolve();
-    };
-    const timer = clock.setTimeout(() => {
-      signal.removeEventListener('abort', onAbort);
-      resolve();
-    }, ms);
-    signal.addEventListener('abort', onAbort, { once: true });
-  });
 }
