@@ -420,6 +420,13 @@ function pathExt(p: string): string {
 const listFn = (what: string, f: (l: GoValue[]) => GoValue): GoFunc =>
   fn(['any'], ([l]) => f(asList(l, what)));
 
+const hexDigest = (algorithm: string): GoFunc =>
+  fn(['string'], ([s]) =>
+    createHash(algorithm)
+      .update(s as string)
+      .digest('hex'),
+  );
+
 function uniq(l: GoValue[]): GoValue[] {
   const out: GoValue[] = [];
   for (const x of l) if (!out.some((y) => deepEqual(x, y))) out.push(x);
@@ -617,14 +624,8 @@ const FUNCS: Record<string, GoFunc> = {
       ),
     'any',
   ),
-  indent: fn(['int', 'string'], ([n, s]) => {
-    const pad = ' '.repeat(Math.max(0, Number(n)));
-    return pad + (s as string).replaceAll('\n', `\n${pad}`);
-  }),
-  nindent: fn(['int', 'string'], ([n, s]) => {
-    const pad = ' '.repeat(Math.max(0, Number(n)));
-    return `\n${pad}${(s as string).replaceAll('\n', `\n${pad}`)}`;
-  }),
+  indent: fn(['int', 'string'], ([n, s]) => indent(n as bigint, s as string)),
+  nindent: fn(['int', 'string'], ([n, s]) => `\n${indent(n as bigint, s as string)}`),
   replace: fn(['string', 'string', 'string'], ([o, n, s]) =>
     replaceAllGo(s as string, o as string, n as string),
   ),
@@ -638,21 +639,11 @@ const FUNCS: Record<string, GoFunc> = {
     return str;
   }),
   join: fn(['string', 'any'], ([sep, v]) => strslice(v).join(sep as string)),
-  split: fn(['string', 'string'], ([sep, s]) => {
-    const out: GoMap = {};
-    splitGo(s as string, sep as string, -1).forEach((p, i) => {
-      out[`_${i}`] = p;
-    });
-    return typed(out, 'string');
-  }),
+  split: fn(['string', 'string'], ([sep, s]) => indexedParts(splitGo(s as string, sep as string, -1))),
   splitList: fn(['string', 'string'], ([sep, s]) => strs(splitGo(s as string, sep as string, -1))),
-  splitn: fn(['string', 'int', 'string'], ([sep, n, s]) => {
-    const out: GoMap = {};
-    splitGo(s as string, sep as string, Number(n)).forEach((p, i) => {
-      out[`_${i}`] = p;
-    });
-    return typed(out, 'string');
-  }),
+  splitn: fn(['string', 'int', 'string'], ([sep, n, s]) =>
+    indexedParts(splitGo(s as string, sep as string, Number(n))),
+  ),
   toString: fn(['any'], ([v]) => strval(v)),
   toStrings: fn(['any'], ([v]) => strs(strslice(v))),
   sortAlpha: fn(['any'], ([v]) =>
@@ -685,21 +676,9 @@ const FUNCS: Record<string, GoFunc> = {
   }),
   b32enc: fn(['string'], ([s]) => base32(Buffer.from(s as string))),
   b32dec: fn(['string'], ([s]) => base32dec(s as string)),
-  sha1sum: fn(['string'], ([s]) =>
-    createHash('sha1')
-      .update(s as string)
-      .digest('hex'),
-  ),
-  sha256sum: fn(['string'], ([s]) =>
-    createHash('sha256')
-      .update(s as string)
-      .digest('hex'),
-  ),
-  sha512sum: fn(['string'], ([s]) =>
-    createHash('sha512')
-      .update(s as string)
-      .digest('hex'),
-  ),
+  sha1sum: hexDigest('sha1'),
+  sha256sum: hexDigest('sha256'),
+  sha512sum: hexDigest('sha512'),
   adler32sum: fn(['string'], ([s]) => String(adler32(Buffer.from(s as string)))),
   bcrypt: fn(['string'], ([s], ctx) => {
     ctx.charge(BCRYPT_STEPS);
@@ -1061,6 +1040,21 @@ function trimChars(s: string, cut: string): string {
 function replaceAllGo(s: string, old: string, rep: string): string {
   if (old === '') return [...s].map((c) => rep + c).join('') + rep;
   return s.split(old).join(rep);
+}
+
+/** Sprig's split/splitn result: a map[string]string keyed _0, _1, ... */
+function indexedParts(parts: string[]): GoMap {
+  const out: GoMap = {};
+  parts.forEach((p, i) => {
+    out[`_${i}`] = p;
+  });
+  return typed(out, 'string');
+}
+
+/** Sprig's indent: n spaces before every line. */
+function indent(n: bigint, s: string): string {
+  const pad = ' '.repeat(Math.max(0, Number(n)));
+  return pad + s.replaceAll('\n', `\n${pad}`);
 }
 
 function splitGo(s: string, sep: string, n: number): string[] {
