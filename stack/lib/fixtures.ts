@@ -250,24 +250,40 @@ export async function tenant(env: StackEnv, kube: KubeClient, vault: VaultAdmin,
   await apply(kube, kubernetesVaultAuth(env, ns, 'auth', { role: `t-${ns}` }));
 }
 
-/** A VaultAuth of the kubernetes method on the stack's default VaultConnection, logging in as
- * ServiceAccount `app` of its namespace. */
+/** A VaultAuth of the kubernetes method: by default on the stack's default VaultConnection and
+ * kubernetes mount, logging in as ServiceAccount `app` of its namespace with audience `vault`
+ * (`audiences: null` leaves the audience out); `spec` adds fields. */
 export function kubernetesVaultAuth(
   env: StackEnv,
   ns: string,
   name: string,
-  o: { role: string; allowedNamespaces?: string[] },
+  o: {
+    role: string;
+    allowedNamespaces?: string[];
+    serviceAccount?: string;
+    connection?: string;
+    mount?: string;
+    audiences?: string[] | null;
+    labels?: Record<string, string>;
+    spec?: Record<string, unknown>;
+  },
 ): Manifest {
+  const audiences = o.audiences === undefined ? ['vault'] : o.audiences;
   return {
     apiVersion: 'secrets.hashicorp.com/v1beta1',
     kind: 'VaultAuth',
-    metadata: { name, namespace: ns },
+    metadata: { name, namespace: ns, ...(o.labels ? { labels: o.labels } : {}) },
     spec: {
-      vaultConnectionRef: `${env.operatorNamespace}/default`,
+      vaultConnectionRef: o.connection ?? `${env.operatorNamespace}/default`,
       method: 'kubernetes',
-      mount: env.vaultKubernetesMount,
-      kubernetes: { role: o.role, serviceAccount: 'app', audiences: ['vault'] },
+      mount: o.mount ?? env.vaultKubernetesMount,
+      kubernetes: {
+        role: o.role,
+        serviceAccount: o.serviceAccount ?? 'app',
+        ...(audiences ? { audiences } : {}),
+      },
       ...(o.allowedNamespaces ? { allowedNamespaces: o.allowedNamespaces } : {}),
+      ...o.spec,
     },
   } as Manifest;
 }

@@ -107,17 +107,7 @@ describe('CSISecrets status', () => {
     // A change to the VaultAuth (here a label) re-checks the CSISecrets; the same problem must not
     // be reported again.
     const before = await reconciles();
-    await apply(kube, {
-      apiVersion: 'secrets.hashicorp.com/v1beta1',
-      kind: 'VaultAuth',
-      metadata: { name: 'auth', namespace: ns, labels: { touched: 'yes' } },
-      spec: {
-        vaultConnectionRef: `${env.operatorNamespace}/default`,
-        method: 'kubernetes',
-        mount: env.vaultKubernetesMount,
-        kubernetes: { role: `t-${ns}`, serviceAccount: 'app', audiences: ['vault'] },
-      },
-    } as Manifest);
+    await apply(kube, kubernetesVaultAuth(env, ns, 'auth', { role: `t-${ns}`, labels: { touched: 'yes' } }));
     await eventually('a csisecrets reconcile', async () => (await reconciles()) > before);
     await new Promise((r) => setTimeout(r, 500));
     const after = await warnings('badregex');

@@ -35,6 +35,7 @@ import {
   decodeData,
   eventually,
   getOrUndefined,
+  kubernetesVaultAuth,
   type Manifest,
   pgConnection,
   pgLogin,
@@ -328,17 +329,7 @@ describe('faults: each ends in a clear condition and Event, and recovers by itse
     const role = `d-${ns}`;
     await vault.policy(role, 'path "sys/leases/renew" { capabilities = ["update"] }\n');
     await vault.kubernetesRole(role, { serviceAccount: 'app', namespace: ns, policies: [role] });
-    await apply(kube, {
-      apiVersion: API,
-      kind: 'VaultAuth',
-      metadata: { name: 'denied', namespace: ns },
-      spec: {
-        vaultConnectionRef: `${env.operatorNamespace}/default`,
-        method: 'kubernetes',
-        mount: env.vaultKubernetesMount,
-        kubernetes: { role, serviceAccount: 'app', audiences: ['vault'] },
-      },
-    } as Manifest);
+    await apply(kube, kubernetesVaultAuth(env, ns, 'denied', { role }));
     await apply(
       kube,
       vds(ns, 'denied', {
@@ -553,17 +544,15 @@ describe('faults: each ends in a clear condition and Event, and recovers by itse
         metadata: { name: 'dev', namespace: ns },
         spec: { address: dev.addr, skipTLSVerify: false },
       } as Manifest);
-      await apply(kube, {
-        apiVersion: API,
-        kind: 'VaultAuth',
-        metadata: { name: 'dev', namespace: ns },
-        spec: {
-          vaultConnectionRef: 'dev',
-          method: 'kubernetes',
+      await apply(
+        kube,
+        kubernetesVaultAuth(env, ns, 'dev', {
+          role: 'app',
+          connection: 'dev',
           mount: 'kubernetes',
-          kubernetes: { role: 'app', serviceAccount: 'app' },
-        },
-      } as Manifest);
+          audiences: null,
+        }),
+      );
     });
     after(async () => {
       // Let the deletions in the outer `after` revoke against a live server, then stop it.

@@ -17,6 +17,7 @@ import {
   decodeData,
   ensureNamespace,
   eventually,
+  kubernetesVaultAuth,
   type Manifest,
   VaultAdmin,
   vss,
@@ -61,17 +62,15 @@ describe('Vault behind its own CA, sealed and stopped', () => {
         spec,
       } as Manifest);
     }
-    await apply(kube, {
-      apiVersion: API,
-      kind: 'VaultAuth',
-      metadata: { name: 'auth', namespace: ns },
-      spec: {
-        vaultConnectionRef: 'tls',
-        method: 'kubernetes',
+    await apply(
+      kube,
+      kubernetesVaultAuth(env, ns, 'auth', {
+        role: 'app',
+        connection: 'tls',
         mount: 'kubernetes',
-        kubernetes: { role: 'app', serviceAccount: 'app' },
-      },
-    } as Manifest);
+        audiences: null,
+      }),
+    );
   });
   after(async () => {
     dev?.stop();

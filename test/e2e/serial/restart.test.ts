@@ -35,6 +35,7 @@ import {
   apply,
   decodeData,
   eventually,
+  kubernetesVaultAuth,
   type Manifest,
   tenant,
   VaultAdmin,
@@ -293,22 +294,16 @@ describe(`operator restart with a persisted client cache (N=${N})`, { timeout: 6
       namespace: env.operatorNamespace,
       policies: [`cc-${ns}`],
     });
-    await apply(kube, {
-      apiVersion: 'secrets.hashicorp.com/v1beta1',
-      kind: 'VaultAuth',
-      metadata: {
-        name: encAuth,
-        namespace: env.operatorNamespace,
+    await apply(
+      kube,
+      kubernetesVaultAuth(env, env.operatorNamespace, encAuth, {
+        role: `cc-${ns}`,
+        serviceAccount: 'cache-encryption',
+        connection: 'default',
         labels: { cacheStorageEncryption: 'true' },
-      },
-      spec: {
-        vaultConnectionRef: 'default',
-        method: 'kubernetes',
-        mount: env.vaultKubernetesMount,
-        kubernetes: { role: `cc-${ns}`, serviceAccount: 'cache-encryption', audiences: ['vault'] },
-        storageEncryption: { mount: transit, keyName: 'cc' },
-      },
-    } as Manifest);
+        spec: { storageEncryption: { mount: transit, keyName: 'cc' } },
+      }),
+    );
     // The operator under test persists its client cache.
     await restartOperator(log, 'SIGTERM', [PERSIST_FLAG]);
 
