@@ -43,8 +43,6 @@ export class Informer<T extends KubeObject> {
   readonly #clock: Clock;
   readonly #stallAfterMs: number;
   readonly #handlers = new Set<(ev: ObjectEvent<T>) => void>();
-  /** Objects of the relist in progress, diffed against the store at initDone. */
-  #relist: Map<string, T> | undefined;
   #lastEventAt: number | undefined;
   #failingSince: number | undefined;
   #lastErrorAt: number | undefined;
@@ -117,24 +115,21 @@ export class Informer<T extends KubeObject> {
   #handle(ev: WatcherEvent<T>): void {
     switch (ev.type) {
       case 'init':
-        this.#relist = new Map();
-        this.#writer.apply(ev);
-        return;
       case 'initApply':
-        this.#relist?.set(keyOf(ev.object), ev.object);
         this.#writer.apply(ev);
         return;
       case 'initDone': {
+        // The store swaps in the relisted objects it buffered: diff them against what it held.
         const before = new Map(this.store.list().map((o) => [keyOf(o), o] as const));
-        const fresh = this.#relist ?? new Map<string, T>();
-        this.#relist = undefined;
         this.#writer.apply(ev);
-        for (const [key, obj] of fresh) {
+        for (const obj of this.store.list()) {
+          const key = keyOf(obj);
           const old = before.get(key);
+          before.delete(key);
           this.#emit(old ? { type: 'update', old, obj } : { type: 'create', obj });
         }
-        // Deleted while we were disconnected.
-        for (const [key, old] of before) if (!fresh.has(key)) this.#emit({ type: 'delete', obj: old });
+        // What is left was deleted while we were disconnected.
+        for (const old of before.values()) this.#emit({ type: 'delete', obj: old });
         return;
       }
       case 'apply': {
