@@ -13,7 +13,6 @@
 // - workloads restart only when credentials changed after a previous sync, never on the first sync
 //   (§21.13), debounced per workload (§21.8).
 
-import { isDeepStrictEqual } from 'node:util';
 import { API_VERSION, VaultDynamicSecrets } from '../api/resources.ts';
 import type {
   VaultDynamicSecret,
@@ -25,7 +24,6 @@ import { CONDITION_TYPES } from '../consts/conditions.ts';
 import { FINALIZERS } from '../consts/finalizers.ts';
 import { REASONS } from '../consts/reasons.ts';
 import { CODES, errorMessage, FerryError, isFerryError, TerminalError } from '../errors.ts';
-import { isK8sApiError } from '../k8s/errors.ts';
 import { Secrets } from '../k8s/resources.ts';
 import type { Secret } from '../k8s/types.ts';
 import { jitterDown } from '../runtime/backoff.ts';
@@ -54,7 +52,7 @@ import { macEqual, secretMAC } from './shared/hmac.ts';
 import type { OwnWrites } from './shared/own-writes.ts';
 import { restartTargets } from './shared/restart.ts';
 import { makeSecretData } from './shared/secret-data.ts';
-import { StatusMemo, syncConditions } from './shared/status.ts';
+import { StatusMemo, syncConditions, writeStatus } from './shared/status.ts';
 import { shapeData } from './shared/transformation.ts';
 import type { VaultAccess } from './shared/vault-access.ts';
 
@@ -262,26 +260,10 @@ export function vaultDynamicSecretReconciler(
   /** Merge-patches `.status` (absent optional fields are cleared) and remembers what was written. */
   const patchStatus = async (obj: VaultDynamicSecret, status: VaultDynamicSecretStatus): Promise<void> => {
     if (ctx.options.operatorPodUID) status.lastRuntimePodUID = ctx.options.operatorPodUID; // §7.4
-    memo.record(obj, status);
-    if (isDeepStrictEqual(obj.status, status)) return;
-    const body: Record<string, unknown> = {
-      staticCredsMetaData: null,
-      secretMAC: null,
-      ...status,
-    };
-    try {
-      await ctx.client.patch(
-        VaultDynamicSecrets,
-        obj.metadata.name ?? '',
-        obj.metadata.namespace,
-        { status: body },
-        'merge',
-        { subresource: 'status' },
-      );
-    } catch (err) {
-      if (isK8sApiError(err) && err.isNotFound()) return;
-      throw err;
-    }
+    await writeStatus(ctx.client, VaultDynamicSecrets, obj, status, memo, [
+      'staticCredsMetaData',
+      'secretMAC',
+    ]);
   };
 
   /** Reports a failure in status and as a Warning Event. The destination is left untouched. */

@@ -54,20 +54,23 @@ export class StatusMemo<S> {
 }
 
 /** Merge-patches `.status` only when it differs, so a steady-state reconcile writes nothing. A
- * vanished object is not an error: it was deleted while we worked. */
-export async function writeStatus<S>(
+ * vanished object is not an error: it was deleted while we worked. The optional fields in `clear`
+ * are removed when `status` leaves them out (a merge patch otherwise keeps them). */
+export async function writeStatus<S extends object>(
   client: KubeClient,
   rt: ResourceType,
   obj: WithStatus<S>,
   status: S,
   memo?: StatusMemo<S>,
+  clear: readonly (keyof S & string)[] = [],
 ): Promise<void> {
   memo?.record(obj, status);
   // Compared with the cached copy: when the cache lags, this repeats an identical write, which the
   // API server treats as a no-op.
   if (isDeepStrictEqual(obj.status, status)) return;
+  const body = clear.length > 0 ? { ...Object.fromEntries(clear.map((k) => [k, null])), ...status } : status;
   try {
-    await client.patch(rt, obj.metadata.name ?? '', obj.metadata.namespace, { status }, 'merge', {
+    await client.patch(rt, obj.metadata.name ?? '', obj.metadata.namespace, { status: body }, 'merge', {
       subresource: 'status',
     });
   } catch (err) {
