@@ -3,7 +3,9 @@
 import { sprint, sprintf, sprintln } from './fmt.ts';
 import { FuncError, fn, type GoFunc } from './func.ts';
 import { isPrintRune } from './lex.ts';
+import { queryEscape } from './url.ts';
 import {
+  compareGoStrings,
   elemType,
   GoInt,
   GoStruct,
@@ -98,7 +100,7 @@ function lt(arg1: GoValue, arg2: GoValue): boolean {
     throw incompatible(a, b);
   }
   if (k1 === 'bool') throw new FuncError('invalid type for comparison');
-  if (k1 === 'string') return Buffer.compare(Buffer.from(stringValue(a)!), Buffer.from(stringValue(b)!)) < 0;
+  if (k1 === 'string') return compareGoStrings(stringValue(a)!, stringValue(b)!) < 0;
   return (scalar(a, k1) as number | bigint) < (scalar(b, k2) as number | bigint);
 }
 
@@ -203,18 +205,6 @@ function jsEscape(s: string): string {
       }
     } else if (isPrintRune(c)) out += ch;
     else out += `\\u${c.toString(16).toUpperCase().padStart(4, '0')}`;
-  }
-  return out;
-}
-
-/** url.QueryEscape. */
-export function queryEscape(s: string): string {
-  let out = '';
-  for (const b of Buffer.from(s, 'utf8')) {
-    const ch = String.fromCharCode(b);
-    if (/[A-Za-z0-9\-_.~]/.test(ch)) out += ch;
-    else if (ch === ' ') out += '+';
-    else out += `%${b.toString(16).toUpperCase().padStart(2, '0')}`;
   }
   return out;
 }

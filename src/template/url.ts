@@ -92,6 +92,9 @@ function urlUnescape(s: string, mode: Mode): string {
   return t;
 }
 
+/** url.QueryEscape (text/template's urlquery). */
+export const queryEscape = (s: string): string => urlEscape(toBytes(s), 'query');
+
 function urlEscape(s: string, mode: Mode): string {
   let t = '';
   for (let i = 0; i < s.length; i++) {
