@@ -1,0 +1,92 @@
+// What the long-running entry points (operator, csi-driver) share: the secret-safe logger, where the
+// operator namespace comes from, VSO's global option lists, the Kubernetes client, build info, and
+// shutdown on SIGTERM/SIGINT.
+import { readFileSync } from 'node:fs';
+import pino, { type Logger } from 'pino';
+import pkg from '../../package.json' with { type: 'json' };
+import { KubeClient } from '../k8s/client.ts';
+import { loadKubeConnection } from '../k8s/config.ts';
+import { type MetricsRegistry, registerBuildInfo } from '../metrics/registry.ts';
+
+type Env = NodeJS.ProcessEnv;
+
+/** Secret material never reaches the log: Vault tokens, JWTs and Secret data are redacted wherever a
+ * caller might pass them in a log object. */
+export function secretSafeLogger(level: string | undefined): Logger {
+  return pino({
+    level: level ?? 'info',
+    redact: {
+      paths: ['*.token', '*.client_token', '*.jwt', '*.data', '*.secret_id', 'headers.authorization'],
+      censor: '[redacted]',
+    },
+  });
+}
+
+/** The flag, else the pod's own namespace (ServiceAccount mount), else OPERATOR_NAMESPACE, else default. */
+export function operatorNamespace(flag: string | undefined, env: Env): string {
+  if (flag) return flag;
+  try {
+    return readFileSync('/var/run/secrets/kubernetes.io/serviceaccount/namespace', 'utf8').trim();
+  } catch {
+    return env.OPERATOR_NAMESPACE || 'default';
+  }
+}
+
+/** A listen address flag: '' or '0' turns the listener off. */
+export const listenAddress = (v: string | undefined): string | null =>
+  v === undefined || v === '0' || v === '' ? null : v;
+
+const list = (v: string | undefined): string[] =>
+  (v ?? '')
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean);
+
+/** VSO's --global-transformation-options and --global-vault-auth-options (or their env twins). */
+export function globalOptions(
+  values: {
+    'global-transformation-options'?: string | undefined;
+    'global-vault-auth-options'?: string | undefined;
+  },
+  env: Env,
+): { globalExcludeRaw: boolean; allowDefaultGlobals: boolean } {
+  const transform = list(values['global-transformation-options'] ?? env.VSO_GLOBAL_TRANSFORMATION_OPTIONS);
+  const auth = list(
+    values['global-vault-auth-options'] ?? env.VSO_GLOBAL_VAULT_AUTH_OPTIONS ?? 'allow-default-globals',
+  );
+  return {
+    globalExcludeRaw: transform.includes('exclude-raw'),
+    allowDefaultGlobals: auth.includes('allow-default-globals'),
+  };
+}
+
+export function kubeClient(kubeconfig: string | undefined, env: Env, userAgent: string): KubeClient {
+  return new KubeClient(loadKubeConnection({ ...(kubeconfig ? { kubeconfig } : {}), env }), { userAgent });
+}
+
+export function buildInfo(registry: MetricsRegistry, env: Env): void {
+  registerBuildInfo(registry, {
+    version: pkg.version,
+    gitCommit: env.FERRY_GIT_COMMIT ?? 'unknown',
+    nodeVersion: process.version,
+    platform: `${process.platform}/${process.arch}`,
+  });
+}
+
+/** Resolves once the signal has aborted (at once if it already has). */
+export function aborted(signal: AbortSignal): Promise<void> {
+  if (signal.aborted) return Promise.resolve();
+  return new Promise((resolve) => signal.addEventListener('abort', () => resolve(), { once: true }));
+}
+
+/** Aborts on the first SIGTERM or SIGINT, logging which. */
+export function stopSignal(logger: Logger): AbortSignal {
+  const stop = new AbortController();
+  for (const sig of ['SIGTERM', 'SIGINT'] as const) {
+    process.once(sig, () => {
+      logger.info({ signal: sig }, 'shutting down');
+      stop.abort();
+    });
+  }
+  return stop.signal;
+}
