@@ -29,7 +29,7 @@ export interface LoadOptions {
   serviceAccountDir?: string;
 }
 
-export const SERVICE_ACCOUNT_DIR = '/var/run/secrets/kubernetes.io/serviceaccount';
+const SERVICE_ACCOUNT_DIR = '/var/run/secrets/kubernetes.io/serviceaccount';
 
 /**
  * Resolves the connection: an explicit kubeconfig, then $KUBECONFIG (a path list, merged with
@@ -109,7 +109,7 @@ interface Merged {
 }
 
 /** Parses and merges kubeconfig files (first file to define a name or current-context wins). */
-export function fromKubeconfigFiles(paths: string[], context?: string): KubeConnection {
+function fromKubeconfigFiles(paths: string[], context?: string): KubeConnection {
   const merged: Merged = { clusters: new Map(), users: new Map(), contexts: new Map() };
   let found = 0;
   for (const p of paths) {

@@ -20,7 +20,6 @@ export const ConfigMaps = rt('', 'v1', 'ConfigMap', 'configmaps', true);
 export const ServiceAccounts = rt('', 'v1', 'ServiceAccount', 'serviceaccounts', true);
 export const Pods = rt('', 'v1', 'Pod', 'pods', true);
 export const Events = rt('', 'v1', 'Event', 'events', true);
-export const EventsV1 = rt('events.k8s.io', 'v1', 'Event', 'events', true);
 export const Leases = rt('coordination.k8s.io', 'v1', 'Lease', 'leases', true);
 export const Deployments = rt('apps', 'v1', 'Deployment', 'deployments', true);
 export const StatefulSets = rt('apps', 'v1', 'StatefulSet', 'statefulsets', true);
@@ -35,16 +34,7 @@ export const CustomResourceDefinitions = rt(
   false,
 );
 export const ClusterRoles = rt('rbac.authorization.k8s.io', 'v1', 'ClusterRole', 'clusterroles', false);
-export const ClusterRoleBindings = rt(
-  'rbac.authorization.k8s.io',
-  'v1',
-  'ClusterRoleBinding',
-  'clusterrolebindings',
-  false,
-);
-export const CSIDrivers = rt('storage.k8s.io', 'v1', 'CSIDriver', 'csidrivers', false);
 export const Roles = rt('rbac.authorization.k8s.io', 'v1', 'Role', 'roles', true);
-export const RoleBindings = rt('rbac.authorization.k8s.io', 'v1', 'RoleBinding', 'rolebindings', true);
 
 export function apiVersionOf(r: ResourceType): string {
   return r.group === '' ? r.version : `${r.group}/${r.version}`;

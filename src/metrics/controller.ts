@@ -57,8 +57,6 @@ export function workQueueMetrics(r: MetricsRegistry): WorkQueueMetrics {
   };
 }
 
-export type ReconcileResult = 'success' | 'error' | 'requeue' | 'requeue_after';
-
 export interface ControllerMetrics {
   reconcileTotal: Counter<'controller' | 'result'>;
   reconcileErrors: Counter<'controller'>;

@@ -171,11 +171,6 @@ export class Controller {
     return this.#watch(informer, opts.predicate, mapper);
   }
 
-  /** Enqueue a key from outside the informers (e.g. a Vault event stream), optionally delayed. */
-  enqueue(key: ObjectKey, afterMs = 0): void {
-    this.queue.addAfter(formatKey(key), afterMs);
-  }
-
   /** Informers this controller reads; the manager waits for them to sync before run(). */
   informers(): readonly Informer<KubeObject>[] {
     return this.#informers;

@@ -33,11 +33,6 @@ export const annotationsChanged: Predicate<KubeObject> = onUpdate(
   (old, obj) => !sameRecord(old.metadata.annotations, obj.metadata.annotations),
 );
 
-/** Any write at all (opaque comparison: resourceVersions are never ordered). */
-export const resourceVersionChanged: Predicate<KubeObject> = onUpdate(
-  (old, obj) => old.metadata.resourceVersion !== obj.metadata.resourceVersion,
-);
-
 export function and<T>(...ps: Predicate<T>[]): Predicate<T> {
   return (ev) => ps.every((p) => p(ev));
 }
@@ -48,8 +43,4 @@ export function or<T>(...ps: Predicate<T>[]): Predicate<T> {
 
 export function not<T>(p: Predicate<T>): Predicate<T> {
   return (ev) => !p(ev);
-}
-
-export function eventTypes<T>(...types: ObjectEvent<T>['type'][]): Predicate<T> {
-  return (ev) => types.includes(ev.type);
 }

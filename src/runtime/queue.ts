@@ -62,10 +62,6 @@ export class WorkQueue<K extends string> {
     return this.#ready.length;
   }
 
-  get isShutdown(): boolean {
-    return this.#shutdown;
-  }
-
   /** Keys currently handed to workers. */
   get processing(): number {
     return this.#processing.size;
