@@ -1,5 +1,6 @@
 import { hostname } from 'node:os';
 import { type Clock, systemClock } from '../runtime/clock.ts';
+import { formatTime } from '../runtime/conditions.ts';
 import type { KubeClient } from './client.ts';
 import { isK8sApiError } from './errors.ts';
 import { Events } from './resources.ts';
@@ -74,7 +75,7 @@ export class EventRecorder {
       const namespace = m.namespace ?? 'default';
       const key = JSON.stringify([obj.apiVersion, obj.kind, m.namespace, m.name, m.uid, type, reason, msg]);
       const now = this.#clock.now();
-      const ts = new Date(now).toISOString().replace(/\.\d+Z$/, 'Z');
+      const ts = formatTime(now);
       const prev = this.#seen.get(key);
       if (prev !== undefined && now - prev.lastAt < this.#windowMs) {
         const count = prev.count + 1;
