@@ -60,19 +60,20 @@ interface Digits {
   dp: number; // decimal point position: value = 0.d × 10^dp
 }
 
-function exactDigits(x: number): Digits {
-  // x = mant × 2^exp exactly; expand in base 10 with bigints.
+/** The binary mantissa (with the implicit bit) and unbiased exponent of a finite float64. */
+function floatBits(x: number): { mant: bigint; exp: number } {
   const buf = new DataView(new ArrayBuffer(8));
   buf.setFloat64(0, x);
   const bits = buf.getBigUint64(0);
   const e = Number((bits >> 52n) & 0x7ffn);
-  let mant = bits & 0xfffffffffffffn;
-  let exp: number;
-  if (e === 0) exp = -1074;
-  else {
-    mant |= 1n << 52n;
-    exp = e - 1075;
-  }
+  const mant = bits & 0xfffffffffffffn;
+  return e === 0 ? { mant, exp: -1022 } : { mant: mant | (1n << 52n), exp: e - 1023 };
+}
+
+function exactDigits(x: number): Digits {
+  // x = mant × 2^exp exactly (mant an integer); expand in base 10 with bigints.
+  const { mant, exp: unbiased } = floatBits(x);
+  const exp = unbiased - 52;
   let s: string;
   let dp: number;
   if (exp >= 0) {
@@ -146,16 +147,6 @@ function fmtF(neg: boolean, x: Digits, prec: number): string {
     }
   }
   return s;
-}
-
-/** The binary mantissa (with the implicit bit) and unbiased exponent of a finite float64. */
-function floatBits(x: number): { mant: bigint; exp: number } {
-  const buf = new DataView(new ArrayBuffer(8));
-  buf.setFloat64(0, x);
-  const bits = buf.getBigUint64(0);
-  const e = Number((bits >> 52n) & 0x7ffn);
-  const mant = bits & 0xfffffffffffffn;
-  return e === 0 ? { mant, exp: -1022 } : { mant: mant | (1n << 52n), exp: e - 1023 };
 }
 
 /** strconv's %b: decimal mantissa, 'p', binary exponent. */
