@@ -35,6 +35,17 @@ export const CustomResourceDefinitions = rt(
 );
 export const ClusterRoles = rt('rbac.authorization.k8s.io', 'v1', 'ClusterRole', 'clusterroles', false);
 export const Roles = rt('rbac.authorization.k8s.io', 'v1', 'Role', 'roles', true);
+// Not used by Ferry's code: they are here so that the deploy/ manifests (RBAC, the CSIDriver) can be
+// applied by kind through this table (stack/lib/fixtures.ts resourceOf).
+export const ClusterRoleBindings = rt(
+  'rbac.authorization.k8s.io',
+  'v1',
+  'ClusterRoleBinding',
+  'clusterrolebindings',
+  false,
+);
+export const RoleBindings = rt('rbac.authorization.k8s.io', 'v1', 'RoleBinding', 'rolebindings', true);
+export const CSIDrivers = rt('storage.k8s.io', 'v1', 'CSIDriver', 'csidrivers', false);
 
 export function apiVersionOf(r: ResourceType): string {
   return r.group === '' ? r.version : `${r.group}/${r.version}`;
