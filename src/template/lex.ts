@@ -401,16 +401,7 @@ export class Lexer {
   }
 
   private lexChar(): StateFn {
-    for (;;) {
-      let r = this.next();
-      if (r === 0x5c) {
-        r = this.next();
-        if (r !== EOF_RUNE && r !== 0x0a) continue;
-      }
-      if (r === EOF_RUNE || r === 0x0a) return this.errorf('unterminated character constant');
-      if (r === 0x27) break;
-    }
-    return this.emit('charConstant');
+    return this.lexQuoted(0x27, 'charConstant', 'unterminated character constant');
   }
 
   private lexNumber(): StateFn {
@@ -453,16 +444,21 @@ export class Lexer {
   }
 
   private lexQuote(): StateFn {
+    return this.lexQuoted(0x22, 'string', 'unterminated quoted string');
+  }
+
+  /** The rest of a '…' or "…" literal: a backslash escapes the next rune; newline or EOF is an error. */
+  private lexQuoted(quote: number, typ: 'charConstant' | 'string', unterminated: string): StateFn {
     for (;;) {
       let r = this.next();
       if (r === 0x5c) {
         r = this.next();
         if (r !== EOF_RUNE && r !== 0x0a) continue;
       }
-      if (r === EOF_RUNE || r === 0x0a) return this.errorf('unterminated quoted string');
-      if (r === 0x22) break;
+      if (r === EOF_RUNE || r === 0x0a) return this.errorf(unterminated);
+      if (r === quote) break;
     }
-    return this.emit('string');
+    return this.emit(typ);
   }
 
   private lexRawQuote(): StateFn {
