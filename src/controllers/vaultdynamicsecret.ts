@@ -147,6 +147,16 @@ export function staticPollDueAt(status: VaultDynamicSecretStatus): number {
   return status.lastRenewalTime * 1000 + staticCredsPollMs(meta, false, random);
 }
 
+/** When lease-less credentials with `refreshAfter` are due to be read again (epoch ms). */
+function refreshDueAt(status: VaultDynamicSecretStatus, refreshAfterMs: number): number {
+  const random = seededRandom(`refresh@${status.lastRenewalTime}`);
+  return status.lastRenewalTime * 1000 + refreshHorizonMs(refreshAfterMs, random);
+}
+
+/** The credentials carry a lease that is renewed (or replaced) at its horizon. */
+const isLeased = (lease: VaultDynamicSecretStatus['secretLease']): boolean =>
+  lease.id !== '' && lease.duration > 0;
+
 /**
  * The sync-vs-renew decision (vso-api.md §6 "VDS sync reasons", minus the token-rotation and
  * client-config reasons: a renewal Vault refuses covers both).
@@ -156,16 +166,12 @@ export function decideSync(i: SyncInput): SyncDecision {
   if (!s?.lastGeneration || !s.secretLease) return { action: 'sync', reason: 'InitialSync' };
   if (s.lastGeneration !== i.generation) return { action: 'sync', reason: 'ResourceUpdated' };
   if (!i.destinationExists) return { action: 'sync', reason: 'InexistentDestination' };
-  const leased = s.secretLease.id !== '' && s.secretLease.duration > 0;
-  if (!leased) {
+  if (!isLeased(s.secretLease)) {
     // Static credentials and lease-less responses can be read again as they are: no new credentials.
     if (i.destinationDrifted) return { action: 'poll', reason: 'SecretDataDrift' };
     let dueAt: number | undefined;
     if (i.allowStaticCreds && s.staticCredsMetaData) dueAt = staticPollDueAt(s);
-    else if (i.refreshAfterMs && i.refreshAfterMs > 0)
-      dueAt =
-        s.lastRenewalTime * 1000 +
-        refreshHorizonMs(i.refreshAfterMs, seededRandom(`refresh@${s.lastRenewalTime}`));
+    else if (i.refreshAfterMs && i.refreshAfterMs > 0) dueAt = refreshDueAt(s, i.refreshAfterMs);
     if (dueAt === undefined) return { action: 'idle' };
     return i.nowMs >= dueAt ? { action: 'poll', reason: 'Refresh' } : { action: 'wait', dueAt };
   }
@@ -339,12 +345,10 @@ export function vaultDynamicSecretReconciler(
     const spec = obj.spec;
     if (!spec) throw new TerminalError('spec is missing');
     const path = requestPath(spec.mount, spec.path);
+    const method = requestMethod(spec);
     const res =
-      requestMethod(spec) === 'GET'
-        ? await api.read(path, { signal })
-        : await api.write(path, spec.params, { signal });
-    if (!res?.data)
-      throw new VaultError({ method: requestMethod(spec), path, status: 404, message: `no data at ${path}` });
+      method === 'GET' ? await api.read(path, { signal }) : await api.write(path, spec.params, { signal });
+    if (!res?.data) throw new VaultError({ method, path, status: 404, message: `no data at ${path}` });
     const isStatic = spec.allowStaticCreds === true && !res.lease_id;
     const source: Record<string, unknown> = { ...res.data };
     let meta: StaticCredsMeta | undefined;
@@ -398,19 +402,13 @@ export function vaultDynamicSecretReconciler(
   ): Action => {
     const spec = obj.spec;
     const now = ctx.clock.now();
-    const leased = status.secretLease.id !== '' && status.secretLease.duration > 0;
-    if (leased) {
+    if (isLeased(status.secretLease)) {
       const dueAt = renewalDueAt(status, spec?.renewalPercent, leaseStarts.get(status.secretLease.id));
       return requeueAfter(Math.max(0, dueAt - now));
     }
     if (isStatic) return requeueAfter(Math.max(0, staticPollDueAt(status) - now));
-    if (spec?.refreshAfter) {
-      const ms = parseDuration(spec.refreshAfter);
-      const dueAt =
-        status.lastRenewalTime * 1000 +
-        refreshHorizonMs(ms, seededRandom(`refresh@${status.lastRenewalTime}`));
-      return requeueAfter(Math.max(0, dueAt - now));
-    }
+    if (spec?.refreshAfter)
+      return requeueAfter(Math.max(0, refreshDueAt(status, parseDuration(spec.refreshAfter)) - now));
     return awaitChange();
   };
 
