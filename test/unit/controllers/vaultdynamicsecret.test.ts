@@ -24,6 +24,14 @@ function leased(over: Partial<VaultDynamicSecretStatus> = {}): VaultDynamicSecre
   };
 }
 
+/** Lease-less credentials (no lease id, duration 0). */
+const leaseless = (over: Partial<VaultDynamicSecretStatus> = {}): VaultDynamicSecretStatus =>
+  leased({ secretLease: { id: '', duration: 0, renewable: false, requestID: '' }, ...over });
+
+/** Static credentials: lease-less, rotated by Vault 10 s ago with 50 s left. */
+const staticCreds = (): VaultDynamicSecretStatus =>
+  leaseless({ staticCredsMetaData: { lastVaultRotation: T0 - 10, rotationPeriod: 60, ttl: 50 } });
+
 function input(over: Partial<SyncInput> = {}): SyncInput {
   return {
     generation: 1,
@@ -69,15 +77,11 @@ describe('VaultDynamicSecret sync decision', () => {
       'LeaseNotRenewable',
     ],
     ['lease already expired', { nowMs: (T0 + 600) * 1000 }, 'sync', 'LeaseExpired'],
-    [
-      'lease-less without refreshAfter',
-      { status: leased({ secretLease: { id: '', duration: 0, renewable: false, requestID: '' } }) },
-      'idle',
-    ],
+    ['lease-less without refreshAfter', { status: leaseless() }, 'idle'],
     [
       'lease-less with refreshAfter, not due',
       {
-        status: leased({ secretLease: { id: '', duration: 0, renewable: false, requestID: '' } }),
+        status: leaseless(),
         refreshAfterMs: 60_000,
       },
       'wait',
@@ -85,7 +89,7 @@ describe('VaultDynamicSecret sync decision', () => {
     [
       'lease-less with refreshAfter, due',
       {
-        status: leased({ secretLease: { id: '', duration: 0, renewable: false, requestID: '' } }),
+        status: leaseless(),
         refreshAfterMs: 60_000,
         nowMs: (T0 + 60) * 1000,
       },
@@ -96,10 +100,7 @@ describe('VaultDynamicSecret sync decision', () => {
       {
         allowStaticCreds: true,
         destinationDrifted: true,
-        status: leased({
-          secretLease: { id: '', duration: 0, renewable: false, requestID: '' },
-          staticCredsMetaData: { lastVaultRotation: T0 - 10, rotationPeriod: 60, ttl: 50 },
-        }),
+        status: staticCreds(),
       },
       'poll',
     ],
@@ -107,10 +108,7 @@ describe('VaultDynamicSecret sync decision', () => {
       'static creds before the rotation',
       {
         allowStaticCreds: true,
-        status: leased({
-          secretLease: { id: '', duration: 0, renewable: false, requestID: '' },
-          staticCredsMetaData: { lastVaultRotation: T0 - 10, rotationPeriod: 60, ttl: 50 },
-        }),
+        status: staticCreds(),
       },
       'wait',
     ],
@@ -119,10 +117,7 @@ describe('VaultDynamicSecret sync decision', () => {
       {
         allowStaticCreds: true,
         nowMs: (T0 + 51) * 1000,
-        status: leased({
-          secretLease: { id: '', duration: 0, renewable: false, requestID: '' },
-          staticCredsMetaData: { lastVaultRotation: T0 - 10, rotationPeriod: 60, ttl: 50 },
-        }),
+        status: staticCreds(),
       },
       'poll',
     ],
