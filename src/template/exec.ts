@@ -72,8 +72,11 @@ interface Msg {
 }
 const same = (s: string): Msg => ({ go: s, safe: s });
 
-/** Go's %v of a value, for error messages; Ferry's safe text only names the type. */
-const shown = (v: GoValue): Msg => ({ go: sprint([v ?? null]), safe: `<${typeName(v)} value>` });
+/** A message about a value: Go's text shows it (%v), Ferry's safe text only names its type. */
+const about = (v: GoValue, text: (shown: string) => string): Msg => ({
+  go: text(sprint([v ?? null])),
+  safe: text(`<${typeName(v)} value>`),
+});
 
 export interface Env {
   trees: Map<string, Tree>;
@@ -244,11 +247,7 @@ class State {
       let ran = false;
       if (isIntKind(k) || isUintKind(k)) {
         if (decl.length > 1)
-          this.errorf({
-            ...shown(val),
-            go: `can't use ${sprint([val])} to iterate over more than one variable`,
-            safe: `can't use ${shown(val).safe} to iterate over more than one variable`,
-          });
+          this.errorf(about(val, (v) => `can't use ${v} to iterate over more than one variable`));
         const n = intValue(val);
         for (let i = 0n; i < n; i++) {
           ran = true;
@@ -265,8 +264,7 @@ class State {
           one(key, val[key]);
         }
       } else if (val !== undefined && val !== null) {
-        const s = shown(val);
-        this.errorf({ go: `range can't iterate over ${s.go}`, safe: `range can't iterate over ${s.safe}` });
+        this.errorf(about(val, (v) => `range can't iterate over ${v}`));
       }
       if (!ran && r.elseList) this.walk(dot, r.elseList);
     } catch (e) {
