@@ -157,7 +157,7 @@ function evalArgs(args: GoValue[]): string {
   return sprint(args.map((a) => (a === null ? '<no value>' : a)));
 }
 
-export function htmlEscape(s: string): string {
+function htmlEscape(s: string): string {
   return s.replace(/["'&<>\0]/g, (c) =>
     c === '"'
       ? '&#34;'

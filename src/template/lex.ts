@@ -75,7 +75,7 @@ const LEFT = '{{';
 const RIGHT = '}}';
 const EOF_RUNE = -1;
 
-export const isSpace = (r: number): boolean => r === 0x20 || r === 0x09 || r === 0x0d || r === 0x0a;
+const isSpace = (r: number): boolean => r === 0x20 || r === 0x09 || r === 0x0d || r === 0x0a;
 const isAlphaNumeric = (r: number): boolean =>
   r === 0x5f || (r >= 0 && /[\p{L}\p{Nd}]/u.test(String.fromCodePoint(r)));
 const SPACE_CHARS = ' \t\r\n';
@@ -486,7 +486,7 @@ function leftTrimLength(s: string, from: number): number {
 }
 
 /** Go's %#U: U+0023 '#'. */
-export function formatRuneU(r: number): string {
+function formatRuneU(r: number): string {
   const hex = r.toString(16).toUpperCase().padStart(4, '0');
   const printable = r >= 0x20 && r !== 0x7f && !(r >= 0x80 && r < 0xa0);
   return printable ? `U+${hex} '${String.fromCodePoint(r)}'` : `U+${hex}`;

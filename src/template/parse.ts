@@ -773,7 +773,7 @@ const SIMPLE_ESC: Record<string, string> = {
 };
 
 /** strconv.Unquote for "..." and `...` literals; undefined on invalid syntax. */
-export function unquoteGo(q: string): string | undefined {
+function unquoteGo(q: string): string | undefined {
   if (q.length < 2) return undefined;
   if (q[0] === '`') return q.at(-1) === '`' ? q.slice(1, -1).replaceAll('\r', '') : undefined;
   if (q[0] !== '"' || q.at(-1) !== '"') return undefined;
@@ -831,7 +831,7 @@ function unquoteChar(text: string): number | undefined {
   return r.s.codePointAt(0);
 }
 
-export function isEmptyTree(n: Node | undefined): boolean {
+function isEmptyTree(n: Node | undefined): boolean {
   if (!n) return true;
   switch (n.type) {
     case 'comment':

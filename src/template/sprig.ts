@@ -34,8 +34,7 @@ const BCRYPT_STEPS = 10_000;
 
 const i64 = (v: bigint): GoInt => new GoInt('int64', BigInt.asIntN(64, v));
 
-/** spf13/cast ToInt64 (errors become 0). */
-export /** Sprig's max/min over int64 conversions; Math.max does not take bigints. */
+/** Sprig's max/min over int64 conversions; Math.max does not take bigints. */
 function extremeInt64([first, ...rest]: GoValue[], sign: 1 | -1): bigint {
   let best = toInt64(first);
   for (const x of rest) {
@@ -45,6 +44,7 @@ function extremeInt64([first, ...rest]: GoValue[], sign: 1 | -1): bigint {
   return best;
 }
 
+/** spf13/cast ToInt64 (errors become 0). */
 function toInt64(v: GoValue): bigint {
   if (v === undefined || v === null) return 0n;
   if (typeof v === 'bigint' || v instanceof GoInt) return intValue(v);
@@ -72,7 +72,7 @@ function parseCastInt(str: string): bigint {
 }
 
 /** spf13/cast ToFloat64 (errors become 0). */
-export function toFloat64(v: GoValue): number {
+function toFloat64(v: GoValue): number {
   if (v === undefined || v === null) return 0;
   if (typeof v === 'number') return v;
   if (typeof v === 'bigint' || v instanceof GoInt) return Number(intValue(v));
@@ -85,7 +85,7 @@ export function toFloat64(v: GoValue): number {
 }
 
 /** Sprig's strval. */
-export function strval(v: GoValue): string {
+function strval(v: GoValue): string {
   const s = stringValue(v);
   if (s !== undefined) return s;
   if (v instanceof GoSemver) return v.toString();
@@ -114,7 +114,7 @@ function asList(v: GoValue, what: string): GoValue[] {
 }
 
 /** Go's reflect.DeepEqual over the value model. */
-export function deepEqual(a: GoValue, b: GoValue): boolean {
+function deepEqual(a: GoValue, b: GoValue): boolean {
   if (a === b) return true;
   if (a === null || b === null || a === undefined || b === undefined) return false;
   if (typeName(a) !== typeName(b)) return false;
@@ -132,7 +132,7 @@ export function deepEqual(a: GoValue, b: GoValue): boolean {
   return false;
 }
 
-export function deepCopy(v: GoValue): GoValue {
+function deepCopy(v: GoValue): GoValue {
   if (Array.isArray(v)) return typed(v.map(deepCopy), elemType(v));
   if (isMap(v)) {
     const out: GoMap = {};

@@ -118,7 +118,7 @@ interface Userinfo {
 }
 
 /** Go's url.URL over byte strings (each char one byte). */
-export interface GoUrl {
+interface GoUrl {
   scheme: string;
   opaque: string;
   user: Userinfo | undefined;
