@@ -1,10 +1,12 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import pino from 'pino';
+import { VaultStaticSecrets as VSS } from '../../../src/api/resources.ts';
 import { TerminalError } from '../../../src/errors.ts';
-import type { ResourceType } from '../../../src/k8s/resources.ts';
+import { type ResourceType, Secrets } from '../../../src/k8s/resources.ts';
 import type { KubeObject } from '../../../src/k8s/types.ts';
 import { MetricsRegistry } from '../../../src/metrics/registry.ts';
+import type { Clock } from '../../../src/runtime/clock.ts';
 import {
   type Action,
   Controller,
@@ -12,27 +14,13 @@ import {
   formatKey,
   parseKey,
 } from '../../../src/runtime/controller.ts';
-import { Informer } from '../../../src/runtime/informer.ts';
+import { Informer, type InformerSource } from '../../../src/runtime/informer.ts';
 import { and, generationChanged, labelsChanged, not, or } from '../../../src/runtime/predicates.ts';
 import { createStore } from '../../../src/runtime/store.ts';
 import type { WatcherEvent } from '../../../src/runtime/watcher.ts';
 import { FakeClock, flush } from './fake-clock.ts';
 
 const log = pino({ level: 'silent' });
-const VSS: ResourceType = {
-  group: 'secrets.hashicorp.com',
-  version: 'v1beta1',
-  kind: 'VaultStaticSecret',
-  plural: 'vaultstaticsecrets',
-  namespaced: true,
-};
-const SECRETS: ResourceType = {
-  group: '',
-  version: 'v1',
-  kind: 'Secret',
-  plural: 'secrets',
-  namespaced: true,
-};
 
 /** A watcher stream the test pushes events into. */
 function channel<T>() {
@@ -60,21 +48,24 @@ function channel<T>() {
   };
 }
 
+/** An informer over a fresh store. */
+function informerOf(
+  rt: ResourceType,
+  source: InformerSource<KubeObject>,
+  stallAfterMs: number,
+  clock?: Clock,
+): Informer<KubeObject> {
+  const { store, writer } = createStore<KubeObject>();
+  return new Informer<KubeObject>({ rt, store, writer, source, stallAfterMs, ...(clock ? { clock } : {}) });
+}
+
 function obj(name: string, extra: Partial<KubeObject['metadata']> = {}): KubeObject {
   return { metadata: { name, namespace: 'ns', generation: 1, resourceVersion: '1', ...extra } };
 }
 
 function setup(opts: Partial<ControllerOptions> = {}, clock = new FakeClock()) {
   const ch = channel<KubeObject>();
-  const { store, writer } = createStore<KubeObject>();
-  const informer = new Informer<KubeObject>({
-    rt: VSS,
-    store,
-    writer,
-    source: (signal) => ch.source(signal),
-    clock,
-    stallAfterMs: 1000,
-  });
+  const informer = informerOf(VSS, ch.source, 1000, clock);
   const metrics = new MetricsRegistry();
   const calls: string[] = [];
   const c = new Controller({
@@ -118,7 +109,6 @@ describe('Controller result handling', () => {
         return { awaitChange: true };
       },
     });
-    const calls2 = calls;
     ch.push(
       { type: 'init' },
       { type: 'initApply', object: obj('a') },
@@ -129,7 +119,7 @@ describe('Controller result handling', () => {
     );
     await runFor(c, informer, async () => {
       await flush();
-      assert.deepEqual(calls2.sort(), ['ns/a', 'ns/b']);
+      assert.deepEqual(calls.sort(), ['ns/a', 'ns/b']);
     });
     assert.equal(new Set(seen.map((s) => s.id)).size, 2);
     assert.ok(seen.every((s) => !s.aborted));
@@ -346,14 +336,7 @@ describe('event mapping and predicates', () => {
   it('owns() maps child events to owners of the For kind and group only', async () => {
     const { informer, c, calls } = setup();
     const secrets = channel<KubeObject>();
-    const { store, writer } = createStore<KubeObject>();
-    const secretInformer = new Informer<KubeObject>({
-      rt: SECRETS,
-      store,
-      writer,
-      source: (s) => secrets.source(s),
-      stallAfterMs: 1000,
-    });
+    const secretInformer = informerOf(Secrets, secrets.source, 1000);
     c.owns(secretInformer);
     const owned = obj('dest', {
       ownerReferences: [
@@ -378,14 +361,7 @@ describe('event mapping and predicates', () => {
 
   it('watches() uses the mapper; predicates see old and new objects', async () => {
     const ch = channel<KubeObject>();
-    const { store, writer } = createStore<KubeObject>();
-    const informer = new Informer<KubeObject>({
-      rt: VSS,
-      store,
-      writer,
-      source: (s) => ch.source(s),
-      stallAfterMs: 1,
-    });
+    const informer = informerOf(VSS, ch.source, 1);
     const calls: string[] = [];
     const c = new Controller({
       name: 't',
@@ -428,14 +404,7 @@ describe('event mapping and predicates', () => {
 
   it('a relist diffs against the store: deletes vanished objects and updates survivors', async () => {
     const ch = channel<KubeObject>();
-    const { store, writer } = createStore<KubeObject>();
-    const informer = new Informer<KubeObject>({
-      rt: VSS,
-      store,
-      writer,
-      source: (s) => ch.source(s),
-      stallAfterMs: 1,
-    });
+    const informer = informerOf(VSS, ch.source, 1);
     const events: string[] = [];
     informer.addHandler((ev) => events.push(`${ev.type}:${ev.obj.metadata.name}`));
     ch.push(
@@ -459,21 +428,18 @@ describe('event mapping and predicates', () => {
 
   it('informer health: stalled when errors persist past the threshold without events', async () => {
     const clock = new FakeClock();
-    const { store, writer } = createStore<KubeObject>();
     let report: ((e: unknown) => void) | undefined;
-    const informer = new Informer<KubeObject>({
-      rt: VSS,
-      store,
-      writer,
-      clock,
-      stallAfterMs: 10_000,
-      source: (signal, onError) => {
+    const informer = informerOf(
+      VSS,
+      (signal, onError) => {
         report = onError;
         return (async function* () {
           await new Promise((r) => signal.addEventListener('abort', r));
         })() as AsyncIterable<WatcherEvent<KubeObject>>;
       },
-    });
+      10_000,
+      clock,
+    );
     const stop = new AbortController();
     const run = informer.run(stop.signal);
     await flush();

@@ -1,20 +1,13 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import pino from 'pino';
+import { VaultStaticSecrets as VSS } from '../../../src/api/resources.ts';
 import type { KubeClient } from '../../../src/k8s/client.ts';
 import type { ResourceType } from '../../../src/k8s/resources.ts';
 import type { KubeObject } from '../../../src/k8s/types.ts';
 import { Manager, type WatchFactory } from '../../../src/runtime/manager.ts';
 import type { WatcherEvent } from '../../../src/runtime/watcher.ts';
 import { flush } from './fake-clock.ts';
-
-const VSS: ResourceType = {
-  group: 'secrets.hashicorp.com',
-  version: 'v1beta1',
-  kind: 'VaultStaticSecret',
-  plural: 'vaultstaticsecrets',
-  namespaced: true,
-};
 
 describe('Manager', () => {
   it('serves probes and metrics, starts controllers only after caches sync, and shuts down', async (t) => {
