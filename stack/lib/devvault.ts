@@ -2,10 +2,9 @@
 // disturbing the shared one. Same binary as the stack's flavor.
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { type Flavor, repoRoot } from './stack.ts';
+import { type Flavor, freePort, repoRoot } from './stack.ts';
 
 export interface DevVault {
   addr: string;
@@ -27,17 +26,6 @@ export function devVaultBinary(flavor: Flavor): string | undefined {
   } catch {
     return undefined;
   }
-}
-
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = createServer();
-    srv.once('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const addr = srv.address();
-      srv.close(() => resolve(typeof addr === 'object' && addr ? addr.port : 0));
-    });
-  });
 }
 
 export async function startDevVault(

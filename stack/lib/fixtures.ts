@@ -192,15 +192,6 @@ export async function ensureNamespace(
     });
 }
 
-export async function getOrUndefined<T extends KubeObject>(
-  client: KubeClient,
-  rt: ResourceType,
-  name: string,
-  namespace?: string,
-): Promise<T | undefined> {
-  return client.getIfExists<T>(rt, name, namespace);
-}
-
 /** Polls until `probe` returns a value; fails with `what` and the last value seen. */
 export async function eventually<T>(
   what: string,

@@ -18,9 +18,10 @@ import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { Agent, request } from 'undici';
-import { parseAllDocuments } from 'yaml';
 import { ALL_KINDS } from '../../src/api/resources.ts';
-import { VaultAdmin } from './fixtures.ts';
+import { KubeClient } from '../../src/k8s/client.ts';
+import { ServiceAccounts } from '../../src/k8s/resources.ts';
+import { apply, type Manifest, readManifests, VaultAdmin } from './fixtures.ts';
 
 export const repoRoot = resolve(import.meta.dirname, '../..');
 const envFile = (): string => process.env.FERRY_STACK_ENV ?? join(repoRoot, '.stack', 'env.json');
@@ -60,7 +61,8 @@ export function loadStackEnv(): StackEnv {
   return JSON.parse(readFileSync(file, 'utf8')) as StackEnv;
 }
 
-function freePort(): Promise<number> {
+/** A loopback TCP port nothing listens on right now. */
+export function freePort(): Promise<number> {
   return new Promise((res, rej) => {
     const srv = createServer();
     srv.once('error', rej);
@@ -177,69 +179,6 @@ async function httpOk(
   return res.statusCode === 200;
 }
 
-/** A minimal admin client for bootstrapping; Ferry itself uses src/k8s. */
-class Bootstrap {
-  readonly agent: Agent;
-  readonly server: string;
-  readonly token: string;
-  constructor(server: string, ca: string, token: string) {
-    this.server = server;
-    this.token = token;
-    this.agent = new Agent({ connect: { ca } });
-  }
-  async call(
-    method: 'GET' | 'POST' | 'PATCH',
-    path: string,
-    body?: unknown,
-    contentType = 'application/json',
-  ): Promise<{ status: number; json: unknown }> {
-    const res = await request(`${this.server}${path}`, {
-      method,
-      dispatcher: this.agent,
-      headers: {
-        authorization: `Bearer ${this.token}`,
-        'content-type': contentType,
-        accept: 'application/json',
-      },
-      ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
-    });
-    const text = await res.body.text();
-    return { status: res.statusCode, json: text ? JSON.parse(text) : undefined };
-  }
-  async must(
-    method: 'GET' | 'POST' | 'PATCH',
-    path: string,
-    body?: unknown,
-    contentType?: string,
-  ): Promise<unknown> {
-    const r = await this.call(method, path, body, contentType);
-    if (r.status >= 300) throw new Error(`${method} ${path}: HTTP ${r.status} ${JSON.stringify(r.json)}`);
-    return r.json;
-  }
-  /** Server-side apply of a manifest; only the kinds the stack bootstraps are mapped. */
-  async apply(obj: Manifest): Promise<void> {
-    const paths: Record<string, [string, string, boolean]> = {
-      Namespace: ['/api/v1', 'namespaces', false],
-      ServiceAccount: ['/api/v1', 'serviceaccounts', true],
-      ClusterRole: ['/apis/rbac.authorization.k8s.io/v1', 'clusterroles', false],
-      ClusterRoleBinding: ['/apis/rbac.authorization.k8s.io/v1', 'clusterrolebindings', false],
-      Role: ['/apis/rbac.authorization.k8s.io/v1', 'roles', true],
-      RoleBinding: ['/apis/rbac.authorization.k8s.io/v1', 'rolebindings', true],
-      CustomResourceDefinition: ['/apis/apiextensions.k8s.io/v1', 'customresourcedefinitions', false],
-    };
-    const p = paths[obj.kind];
-    if (!p) throw new Error(`stack bootstrap cannot apply kind ${obj.kind}`);
-    const [prefix, plural, namespaced] = p;
-    const ns = namespaced ? `/namespaces/${obj.metadata.namespace ?? 'default'}` : '';
-    await this.must(
-      'PATCH',
-      `${prefix}${ns}/${plural}/${obj.metadata.name}?fieldManager=ferry-stack&force=true`,
-      obj,
-      'application/apply-patch+yaml',
-    );
-  }
-}
-
 function kubeconfigYaml(server: string, caFile: string, token: string, namespace: string): string {
   return JSON.stringify({
     apiVersion: 'v1',
@@ -249,18 +188,6 @@ function kubeconfigYaml(server: string, caFile: string, token: string, namespace
     contexts: [{ name: 'ferry', context: { cluster: 'ferry', user: 'ferry', namespace } }],
     'current-context': 'ferry',
   });
-}
-
-export type Manifest = {
-  apiVersion: string;
-  kind: string;
-  metadata: { name: string; namespace?: string };
-} & Record<string, unknown>;
-
-export function manifests(file: string): Manifest[] {
-  return parseAllDocuments(readFileSync(file, 'utf8'))
-    .map((d) => d.toJS())
-    .filter((d) => d && typeof d === 'object');
 }
 
 export async function stackUp(opts: { flavor: Flavor; log: Log; operator?: boolean }): Promise<StackEnv> {
@@ -387,7 +314,12 @@ export async function stackUp(opts: { flavor: Flavor; log: Log; operator?: boole
     writeFileSync(env.kubeconfig, kubeconfigYaml(env.apiServer, env.caFile, env.adminToken, 'default'), {
       mode: 0o600,
     });
-    const kube = new Bootstrap(env.apiServer, caPem, env.adminToken);
+    const kube = new KubeClient({
+      server: env.apiServer,
+      caPem,
+      token: env.adminToken,
+      namespace: 'default',
+    });
 
     // kube-controller-manager: garbage collection, namespaces, service accounts and the workload
     // controllers, so owner-reference cleanup and rollout restarts happen for real.
@@ -406,47 +338,40 @@ export async function stackUp(opts: { flavor: Flavor; log: Log; operator?: boole
     ]);
     started.push(kcm);
     record();
-    await waitFor('kube-controller-manager', join(dir, 'kube-controller-manager.log'), kcm.pid, async () => {
-      const r = await kube.call('GET', '/api/v1/namespaces/default/serviceaccounts/default');
-      return r.status === 200;
-    });
+    await waitFor(
+      'kube-controller-manager',
+      join(dir, 'kube-controller-manager.log'),
+      kcm.pid,
+      async () => (await kube.getIfExists(ServiceAccounts, 'default', 'default')) !== undefined,
+    );
 
     // Identities: Vault's TokenReview caller and the operator's own ServiceAccount bound to the
     // ClusterRole the project ships, so RBAC gaps surface in the end-to-end suite.
-    await kube.apply({
+    await apply(kube, {
       apiVersion: 'rbac.authorization.k8s.io/v1',
       kind: 'ClusterRoleBinding',
       metadata: { name: 'ferry-stack-vault-reviewer' },
       roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: 'system:auth-delegator' },
       subjects: [{ kind: 'User', name: 'vault-reviewer', apiGroup: 'rbac.authorization.k8s.io' }],
-    });
+    } as Manifest);
     for (const file of readdirSync(join(repoRoot, 'deploy', 'crds')).filter((f) => f.endsWith('.yaml'))) {
-      for (const m of manifests(join(repoRoot, 'deploy', 'crds', file))) await kube.apply(m);
+      for (const m of readManifests(join(repoRoot, 'deploy', 'crds', file))) await apply(kube, m);
     }
     // A new CRD answers 429 "storage is (re)initializing" for a moment; wait until every kind lists.
     for (const k of ALL_KINDS) {
-      const path = `/apis/${k.resource.group}/${k.resource.version}/${k.resource.plural}?limit=1`;
-      await waitFor(
-        `CRD ${k.resource.plural}`,
-        join(dir, 'kube-apiserver.log'),
-        apiserver.pid,
-        async () => (await kube.call('GET', path)).status === 200,
-      );
+      await waitFor(`CRD ${k.resource.plural}`, join(dir, 'kube-apiserver.log'), apiserver.pid, async () => {
+        await kube.list(k.resource, { limit: 1 });
+        return true;
+      });
     }
-    await kube.apply({ apiVersion: 'v1', kind: 'Namespace', metadata: { name: env.operatorNamespace } });
-    for (const m of manifests(join(repoRoot, 'deploy', 'rbac.yaml'))) await kube.apply(m);
-    const tr = (await kube.must(
-      'POST',
-      `/api/v1/namespaces/${env.operatorNamespace}/serviceaccounts/${env.operatorServiceAccount}/token`,
-      {
-        apiVersion: 'authentication.k8s.io/v1',
-        kind: 'TokenRequest',
-        spec: { expirationSeconds: 48 * 3600 },
-      },
-    )) as { status: { token: string } };
+    await apply(kube, { apiVersion: 'v1', kind: 'Namespace', metadata: { name: env.operatorNamespace } });
+    for (const m of readManifests(join(repoRoot, 'deploy', 'rbac.yaml'))) await apply(kube, m);
+    const tr = await kube.createToken(env.operatorNamespace, env.operatorServiceAccount, {
+      expirationSeconds: 48 * 3600,
+    });
     writeFileSync(
       env.operatorKubeconfig,
-      kubeconfigYaml(env.apiServer, env.caFile, tr.status.token, env.operatorNamespace),
+      kubeconfigYaml(env.apiServer, env.caFile, tr.token, env.operatorNamespace),
       {
         mode: 0o600,
       },
@@ -475,7 +400,7 @@ export async function stackUp(opts: { flavor: Flavor; log: Log; operator?: boole
     env.postgres.port = pgPort;
     await startPostgres(env, pgBin, started, log);
     record();
-    await kube.agent.close();
+    await kube.close();
     if (opts.operator !== false) {
       await startOperator(env, started, log);
       record();

@@ -7,7 +7,6 @@
 import assert from 'node:assert/strict';
 import { createPrivateKey, X509Certificate } from 'node:crypto';
 import { lstat, mkdtemp, readFile, rm } from 'node:fs/promises';
-import { type AddressInfo, createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -36,18 +35,10 @@ import {
   tenant,
   VaultAdmin,
 } from '../../stack/lib/fixtures.ts';
+import { freePort } from '../../stack/lib/stack.ts';
 import { type StackEnv, uniqueName, useStack } from './harness.ts';
 
 const DOMAIN = 'ferry.test';
-
-/** A TCP port nothing listens on right now. */
-async function freePort(): Promise<number> {
-  const srv = createServer();
-  await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
-  const { port } = srv.address() as AddressInfo;
-  await new Promise((r) => srv.close(r));
-  return port;
-}
 
 describe('CSI volumes with leased secrets (database credentials, PKI certificates)', () => {
   let env: StackEnv;

@@ -34,7 +34,6 @@ import {
   apply,
   decodeData,
   eventually,
-  getOrUndefined,
   kubernetesVaultAuth,
   type Manifest,
   pgConnection,
@@ -128,8 +127,7 @@ describe('faults: each ends in a clear condition and Event, and recovers by itse
 
   const login = (user: string, password: string): Promise<string | Error> => pgLogin(env, user, password);
 
-  const secret = (name: string): Promise<Secret | undefined> =>
-    getOrUndefined<Secret>(kube, Secrets, name, ns);
+  const secret = (name: string): Promise<Secret | undefined> => kube.getIfExists<Secret>(Secrets, name, ns);
   const creds = async (name: string): Promise<Record<string, string> | undefined> => {
     const s = await secret(name);
     if (!s) return undefined;
@@ -564,8 +562,8 @@ describe('faults: each ends in a clear condition and Event, and recovers by itse
       await eventually(
         'private-Vault resources gone',
         async () =>
-          !(await getOrUndefined(kube, VaultDynamicSecrets, 'restart', ns)) &&
-          !(await getOrUndefined(kube, VaultPKISecrets, 'cert', ns)),
+          !(await kube.getIfExists(VaultDynamicSecrets, 'restart', ns)) &&
+          !(await kube.getIfExists(VaultPKISecrets, 'cert', ns)),
         20_000,
       ).catch(() => {});
       if (dev) await stopDev();

@@ -19,7 +19,6 @@ import {
   decodeData,
   eventsOf,
   eventually,
-  getOrUndefined,
   type Manifest,
   synced,
   tamper,
@@ -135,7 +134,7 @@ describe('operator observability', () => {
     await eventually(
       'canary synced',
       async () =>
-        decodeData((await getOrUndefined<Secret>(kube, Secrets, 'canary', ns))?.data).password === first,
+        decodeData((await kube.getIfExists<Secret>(Secrets, 'canary', ns))?.data).password === first,
     );
     // Rotation, drift and its healing: more Events and status writes that could carry the value.
     await vault.kvPut('kvv2', `${ns}/canary`, { password: second });

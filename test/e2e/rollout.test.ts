@@ -27,7 +27,6 @@ import {
   deployment,
   eventsOf,
   eventually,
-  getOrUndefined,
   type Manifest,
   podTemplate,
   restartedAt,
@@ -203,7 +202,7 @@ describe('rollout restart targets', () => {
     );
     await eventually(
       'initial sync',
-      async () => decodeData((await getOrUndefined<Secret>(kube, Secrets, 'app', ns))?.data).key === first,
+      async () => decodeData((await kube.getIfExists<Secret>(Secrets, 'app', ns))?.data).key === first,
     );
     await eventually('status after first sync', async () =>
       synced(await kube.get<VaultStaticSecret>(VaultStaticSecrets, 'app', ns)),
@@ -227,7 +226,7 @@ describe('rollout restart targets', () => {
     await vault.kvPut('kvv2', `${ns}/app`, { key: second });
     await eventually(
       'rotated value',
-      async () => decodeData((await getOrUndefined<Secret>(kube, Secrets, 'app', ns))?.data).key === second,
+      async () => decodeData((await kube.getIfExists<Secret>(Secrets, 'app', ns))?.data).key === second,
       15_000,
     );
 

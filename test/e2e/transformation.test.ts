@@ -18,7 +18,6 @@ import {
   decodeData,
   eventsOf,
   eventually,
-  getOrUndefined,
   type Manifest,
   tenant,
   VaultAdmin,
@@ -106,7 +105,7 @@ describe('transformations end to end', () => {
     );
 
     const data = await eventually('the templated destination Secret', async () => {
-      const s = await getOrUndefined<Secret>(kube, Secrets, 'db-creds', ns);
+      const s = await kube.getIfExists<Secret>(Secrets, 'db-creds', ns);
       const d = decodeData(s?.data);
       return d.DSN !== undefined ? d : undefined;
     });
@@ -123,7 +122,7 @@ describe('transformations end to end', () => {
   it('re-syncs the referrer when the SecretTransformation changes', async () => {
     await apply(kube, shared('postgresql://{{ template "hostport" .Secrets }}/app'));
     await eventually('the new DSN', async () => {
-      const s = await getOrUndefined<Secret>(kube, Secrets, 'db-creds', ns);
+      const s = await kube.getIfExists<Secret>(Secrets, 'db-creds', ns);
       return decodeData(s?.data).DSN === 'postgresql://db.internal:5432/app';
     });
   });
@@ -136,7 +135,7 @@ describe('transformations end to end', () => {
       spec: { templates: { bad: { text: '{{ nosuchfunc .Secrets }}' } } },
     } as Manifest);
     const st = await eventually('status.valid=false', async () => {
-      const o = await getOrUndefined<SecretTransformation>(kube, SecretTransformations, 'broken', ns);
+      const o = await kube.getIfExists<SecretTransformation>(SecretTransformations, 'broken', ns);
       return o?.status?.valid === false ? o : undefined;
     });
     assert.match(st.status?.error ?? '', /template: bad:1: function "nosuchfunc" not defined/);

@@ -20,7 +20,6 @@ import {
   decodeData,
   deployment,
   eventually,
-  getOrUndefined,
   pgLogin,
   restartedAt,
   tenant,
@@ -45,7 +44,7 @@ describe('VaultDynamicSecret (database engine, PostgreSQL)', () => {
   const login = (user: string, password: string): Promise<string | Error> => pgLogin(env, user, password);
 
   const creds = async (name: string): Promise<Record<string, string> | undefined> => {
-    const s = await getOrUndefined<Secret>(kube, Secrets, name, ns);
+    const s = await kube.getIfExists<Secret>(Secrets, name, ns);
     if (!s) return undefined;
     const d = decodeData(s.data);
     if (d.password) secrets.add(d.password);

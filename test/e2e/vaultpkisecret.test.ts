@@ -21,7 +21,6 @@ import {
   deployment,
   eventsOf,
   eventually,
-  getOrUndefined,
   type Manifest,
   restartedAt,
   tamper,
@@ -68,8 +67,7 @@ describe('VaultPKISecret', () => {
   const get = (name: string): Promise<VaultPKISecret> => kube.get<VaultPKISecret>(VaultPKISecrets, name, ns);
   /** A VaultPKISecret issuing from the PKI role `web`. */
   const webCert = (name: string, spec: Record<string, unknown>) => vps(ns, name, { role: 'web', ...spec });
-  const secret = (name: string): Promise<Secret | undefined> =>
-    getOrUndefined<Secret>(kube, Secrets, name, ns);
+  const secret = (name: string): Promise<Secret | undefined> => kube.getIfExists<Secret>(Secrets, name, ns);
   /** The VaultPKISecret once it reports a synced certificate, optionally a different one than `not`. */
   const issued = (name: string, not?: string, timeoutMs = 30_000): Promise<VaultPKISecret> =>
     eventually(
@@ -308,7 +306,7 @@ describe('VaultPKISecret', () => {
     await kube.delete(VaultPKISecrets, 'short', ns);
     await eventually(
       'short gone',
-      async () => (await getOrUndefined(kube, VaultPKISecrets, 'short', ns)) === undefined,
+      async () => (await kube.getIfExists(VaultPKISecrets, 'short', ns)) === undefined,
     );
     await assertRevoked(last);
   });
@@ -370,7 +368,7 @@ describe('VaultPKISecret', () => {
     await kube.delete(VaultPKISecrets, 'ext', ns);
     await eventually(
       'ext gone',
-      async () => (await getOrUndefined(kube, VaultPKISecrets, 'ext', ns)) === undefined,
+      async () => (await kube.getIfExists(VaultPKISecrets, 'ext', ns)) === undefined,
     );
     const cleared = await secret('ext');
     assert.ok(cleared, 'the Secret itself stays');
@@ -403,13 +401,13 @@ describe('VaultPKISecret', () => {
     await kube.delete(VaultAuths, 'doomed', ns);
     await eventually(
       'VaultAuth gone',
-      async () => (await getOrUndefined(kube, VaultAuths, 'doomed', ns)) === undefined,
+      async () => (await kube.getIfExists(VaultAuths, 'doomed', ns)) === undefined,
     );
     await new Promise((r) => setTimeout(r, 1_000)); // the operator's informer sees the deletion too
     await kube.delete(VaultPKISecrets, 'orphan', ns);
     await eventually(
       'orphan released',
-      async () => (await getOrUndefined(kube, VaultPKISecrets, 'orphan', ns)) === undefined,
+      async () => (await kube.getIfExists(VaultPKISecrets, 'orphan', ns)) === undefined,
       10_000,
     );
     assert.ok(

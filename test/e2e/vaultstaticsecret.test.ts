@@ -17,7 +17,6 @@ import {
   deployment,
   eventsOf,
   eventually,
-  getOrUndefined,
   type Manifest,
   restartedAt,
   synced,
@@ -61,7 +60,7 @@ describe('VaultStaticSecret', () => {
       }),
     );
     const secret = await eventually('destination Secret', () =>
-      getOrUndefined<Secret>(kube, Secrets, 'db-creds', ns),
+      kube.getIfExists<Secret>(Secrets, 'db-creds', ns),
     );
     const data = decodeData(secret.data);
     assert.equal(data.username, 'app');
@@ -120,14 +119,10 @@ describe('VaultStaticSecret', () => {
         destination: { name: 'pinned', create: true },
       }),
     );
-    const legacy = await eventually('kv-v1 Secret', () =>
-      getOrUndefined<Secret>(kube, Secrets, 'legacy', ns),
-    );
+    const legacy = await eventually('kv-v1 Secret', () => kube.getIfExists<Secret>(Secrets, 'legacy', ns));
     assert.equal(decodeData(legacy.data).token, v1);
     assert.deepEqual(JSON.parse(decodeData(legacy.data)._raw ?? ''), { token: v1 });
-    const pinned = await eventually('pinned Secret', () =>
-      getOrUndefined<Secret>(kube, Secrets, 'pinned', ns),
-    );
+    const pinned = await eventually('pinned Secret', () => kube.getIfExists<Secret>(Secrets, 'pinned', ns));
     assert.equal(decodeData(pinned.data).value, 'one');
   });
 
@@ -153,8 +148,7 @@ describe('VaultStaticSecret', () => {
     );
     await eventually(
       'initial sync',
-      async () =>
-        decodeData((await getOrUndefined<Secret>(kube, Secrets, 'rotating', ns))?.data).key === first,
+      async () => decodeData((await kube.getIfExists<Secret>(Secrets, 'rotating', ns))?.data).key === first,
     );
     await eventually('status after first sync', async () =>
       synced(await kube.get<VaultStaticSecret>(VaultStaticSecrets, 'rotating', ns)),
@@ -179,8 +173,7 @@ describe('VaultStaticSecret', () => {
     await vault.kvPut('kvv2', `${ns}/rotating`, { key: second });
     await eventually(
       'rotated value',
-      async () =>
-        decodeData((await getOrUndefined<Secret>(kube, Secrets, 'rotating', ns))?.data).key === second,
+      async () => decodeData((await kube.getIfExists<Secret>(Secrets, 'rotating', ns))?.data).key === second,
       20_000,
     );
     await eventually(
@@ -200,8 +193,7 @@ describe('VaultStaticSecret', () => {
     await kube.delete(Secrets, 'rotating', ns);
     await eventually(
       'destination recreated',
-      async () =>
-        decodeData((await getOrUndefined<Secret>(kube, Secrets, 'rotating', ns))?.data).key === second,
+      async () => decodeData((await kube.getIfExists<Secret>(Secrets, 'rotating', ns))?.data).key === second,
       10_000,
     );
   });
@@ -273,7 +265,7 @@ describe('VaultStaticSecret', () => {
         (await eventsOf(kube, ns, name)).some((e) => e.type === 'Warning' && e.reason === reason),
       );
     }
-    assert.equal(await getOrUndefined(kube, Secrets, 'no-auth', ns), undefined);
+    assert.equal(await kube.getIfExists(Secrets, 'no-auth', ns), undefined);
   });
 
   it('refuses a VaultAuth in another namespace unless allowedNamespaces lets the consumer in', async () => {
@@ -316,7 +308,7 @@ describe('VaultStaticSecret', () => {
     } as Manifest);
     const secret = await eventually(
       'allowed after allowedNamespaces',
-      () => getOrUndefined<Secret>(kube, Secrets, 'cross', ns),
+      () => kube.getIfExists<Secret>(Secrets, 'cross', ns),
       30_000,
     );
     assert.equal(decodeData(secret.data).a, 'b');
@@ -326,7 +318,7 @@ describe('VaultStaticSecret', () => {
     await kube.delete(VaultStaticSecrets, 'legacy', ns);
     await eventually(
       'destination gone',
-      async () => (await getOrUndefined(kube, Secrets, 'legacy', ns)) === undefined,
+      async () => (await kube.getIfExists(Secrets, 'legacy', ns)) === undefined,
       30_000,
     );
   });
