@@ -858,11 +858,10 @@ export function parseInto(
   const lex = new Lexer(text);
   lex.breakOK = !hasFunction('break');
   lex.continueOK = !hasFunction('continue');
-  const st: ParseState = { lex, tokens: [], peekCount: 0, hasFunction, treeSet };
   // Go parses each source into a fresh tree set, then associates: a redefinition from another
   // source replaces the old template unless the new body is empty.
   const staged = new Map<string, Tree>();
-  st.treeSet = staged;
+  const st: ParseState = { lex, tokens: [], peekCount: 0, hasFunction, treeSet: staged };
   const tree: Tree = { name, parseName: name, text, root: undefined };
   const p = new TreeParser(tree, st);
   p.parse();
