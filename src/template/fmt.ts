@@ -484,16 +484,10 @@ class Printer {
     }
     if (v instanceof JsonNumber || v instanceof GoSemver || v instanceof GoTime) {
       // Stringers: fmt calls String() for %v %s %x %X %q.
+      // json.Number is string-kinded: fmtString formats (or rejects) every verb, %#v included.
       const s = v instanceof JsonNumber ? v.text : v instanceof GoSemver ? v.toString() : timeString(v);
-      if (!this.f.sharpV && 'vsxXq'.includes(verb)) {
-        this.fmtString(s, verb, v);
-        return;
-      }
-      if (v instanceof JsonNumber) {
-        this.fmtString(s, verb, v);
-        return;
-      }
-      this.badVerb(verb, v);
+      if (v instanceof JsonNumber || (!this.f.sharpV && 'vsxXq'.includes(verb))) this.fmtString(s, verb, v);
+      else this.badVerb(verb, v);
       return;
     }
     if (v instanceof GoStruct) {
