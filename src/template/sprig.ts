@@ -241,6 +241,17 @@ function merge(dst: GoMap, src: GoMap, overwrite: boolean): void {
   }
 }
 
+/** Sprig's merge/mergeOverwrite: every source merged into the destination, which is returned. */
+const mergeFn = (overwrite: boolean): GoFunc =>
+  fn(
+    ['map'],
+    ([d, ...s]) => {
+      for (const m of s) merge(d as GoMap, m as GoMap, overwrite);
+      return d;
+    },
+    'map',
+  );
+
 /** The encoding, or the encoder's error as the function's error. */
 function jsonOrThrow(r: JsonResult): string {
   if (r.error) throw new FuncError(r.error);
@@ -855,22 +866,8 @@ const FUNCS: Record<string, GoFunc> = {
     },
     'string',
   ),
-  merge: fn(
-    ['map'],
-    ([d, ...s]) => {
-      for (const m of s) merge(d as GoMap, m as GoMap, false);
-      return d;
-    },
-    'map',
-  ),
-  mergeOverwrite: fn(
-    ['map'],
-    ([d, ...s]) => {
-      for (const m of s) merge(d as GoMap, m as GoMap, true);
-      return d;
-    },
-    'map',
-  ),
+  merge: mergeFn(false),
+  mergeOverwrite: mergeFn(true),
   dig: fn([], dig, 'any'),
   deepCopy: fn(['any'], ([v]) => {
     if (v === null) throw new FuncError('reflect: call of reflect.Value.Type on zero Value');
