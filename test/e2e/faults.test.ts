@@ -39,13 +39,13 @@ import {
   pgConnection,
   pgLogin,
   pgRole,
+  restartedAt,
   tenant,
   VaultAdmin,
 } from '../../stack/lib/fixtures.ts';
 import { type StackEnv, uniqueName, useStack } from './harness.ts';
 
 const API = 'secrets.hashicorp.com/v1beta1';
-const RESTARTED_AT = 'vso.secrets.hashicorp.com/restartedAt';
 const DOMAIN = 'example.test';
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -197,13 +197,6 @@ describe('faults: each ends in a clear condition and Event, and recovers by itse
     assert.ok(samples > 3, `${name} was sampled (${samples})`);
     return result;
   };
-  const restartedAt = async (name: string): Promise<string | undefined> =>
-    (
-      await kube.get<
-        KubeObject & { spec: { template: { metadata: { annotations?: Record<string, string> } } } }
-      >(Deployments, name, ns)
-    ).spec.template.metadata.annotations?.[RESTARTED_AT];
-
   before(async () => {
     env = await useStack();
     kube = adminClient(env);
@@ -445,7 +438,7 @@ describe('faults: each ends in a clear condition and Event, and recovers by itse
       'status with the lease',
       async () => (await getVDS('revoked')).status?.secretLease?.id,
     );
-    assert.equal(await restartedAt('web'), undefined, 'no restart on the first sync');
+    assert.equal(await restartedAt(kube, Deployments, 'web', ns), undefined, 'no restart on the first sync');
 
     await vault.call('PUT', 'sys/leases/revoke', { lease_id: lease });
     const revokedAt = Date.now();
@@ -480,7 +473,7 @@ describe('faults: each ends in a clear condition and Event, and recovers by itse
       /lease not found|400/,
     );
     await eventFor('revoked', 'Normal', 'SecretRotated');
-    const at = await eventually('Deployment restarted', () => restartedAt('web'));
+    const at = await eventually('Deployment restarted', () => restartedAt(kube, Deployments, 'web', ns));
     assert.ok(Date.parse(at) > 0);
   });
 
