@@ -126,19 +126,20 @@ export function vaultStaticSecretReconciler(
     }
 
     const hmac = spec.hmacSecretData ?? true;
+    let newMAC: string;
     let dataChanged: boolean;
     let existed: boolean;
     try {
       const existing = await ctx.client.getIfExists<Secret>(Secrets, dest.name, namespace);
       existed = existing !== undefined;
       const key = await ctx.hmacKey();
-      dataChanged = !existing || !macEqual(secretMAC(key, existing.data ?? {}), secretMAC(key, data));
+      newMAC = secretMAC(key, data);
+      dataChanged = !existing || !macEqual(secretMAC(key, existing.data ?? {}), newMAC);
       const result = await syncDestination(ctx.client, destinationOwner(KIND, obj), dest, data, existing);
       if (result.resourceVersion) ownWrites.record(namespace, dest.name, result.resourceVersion);
     } catch (err) {
       throw await fail(obj, destinationFailureReason(err), err, source.data);
     }
-    const newMAC = secretMAC(await ctx.hmacKey(), data);
     const prevMAC = memo.current(obj)?.secretMAC;
 
     let conditions = conditionsFor(obj, true, 'Secret synced');
