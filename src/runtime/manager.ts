@@ -204,6 +204,9 @@ export class Manager {
   async #runControllers(signal: AbortSignal): Promise<void> {
     this.#log.info({ controllers: this.#controllers.map((c) => c.name) }, 'starting controllers');
     await Promise.all(this.#controllers.map((c) => c.run(signal)));
+    // Without controllers (the CSI driver) the informers and probes still serve until the abort.
+    if (this.#controllers.length === 0 && !signal.aborted)
+      await new Promise((resolve) => signal.addEventListener('abort', resolve, { once: true }));
   }
 
   async #runElected(signal: AbortSignal): Promise<void> {
