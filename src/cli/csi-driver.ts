@@ -64,8 +64,9 @@ try {
   });
   buildInfo(driver.metrics, env);
   await driver.start(values.endpoint);
-  await aborted(stop);
+  await Promise.race([aborted(stop), driver.done]);
   await driver.stop();
+  await driver.done;
   await client.close();
 } catch (err) {
   logger.fatal({ err: errorMessage(err) }, 'csi driver failed');

@@ -2,7 +2,6 @@
 // Vault session cache, the publisher, the Node service and the gRPC endpoint, plus /healthz,
 // /readyz (the DaemonSet's probes) and /metrics. No controller runs here: the driver only answers
 // kubelet and keeps what it published fresh.
-import { createServer, type Server as HttpServer } from 'node:http';
 import type { Logger } from 'pino';
 import {
   CSISecretsResource,
@@ -17,6 +16,7 @@ import type { VaultAuth } from '../api/v1beta1/vaultauth.ts';
 import type { VaultAuthGlobal } from '../api/v1beta1/vaultauthglobal.ts';
 import type { VaultConnection } from '../api/v1beta1/vaultconnection.ts';
 import { VaultAccessResolver } from '../controllers/shared/vault-access.ts';
+import { errorMessage } from '../errors.ts';
 import type { KubeClient } from '../k8s/client.ts';
 import { EventRecorder } from '../k8s/events.ts';
 import { Pods } from '../k8s/resources.ts';
@@ -54,7 +54,7 @@ export interface CsiDriverConfig {
   allowDefaultGlobals?: boolean;
   /** Vault client cache bound; default 10000, as the operator's. */
   clientCacheSize?: number;
-  /** host:port for /healthz, /readyz and /metrics; null disables. */
+  /** host:port for /healthz, /readyz and /metrics (one server); null disables. */
   healthAddress?: string | null;
   clock?: Clock;
   /** Overrides for tests. */
@@ -68,20 +68,30 @@ export class CsiDriver {
   readonly metrics = new MetricsRegistry();
   readonly vaultClients: VaultClientCache;
   readonly #cfg: CsiDriverConfig;
+  readonly #manager: Manager;
   readonly #informers: Informer<KubeObject>[];
   readonly #server: CsiServer;
   readonly #stop = new AbortController();
-  #runs: Promise<void>[] = [];
-  #health: HttpServer | undefined;
+  /** The Manager's run: informers, /healthz, /readyz and /metrics; rejects if caches never sync. */
+  #run: Promise<void> = Promise.resolve();
 
   constructor(cfg: CsiDriverConfig) {
     this.#cfg = cfg;
     const clock = cfg.clock ?? systemClock;
     const log = cfg.logger;
     const audience = cfg.audience ?? cfg.driverName;
-    // The Manager only builds informers here (its watch factory and store wiring); they are run
-    // directly because the driver has no controllers and no leader election.
-    const m = new Manager({ client: cfg.client, logger: log, clock });
+    // A Manager without controllers or leader election: it runs the informers and serves the probes
+    // and metrics on one address.
+    const health = cfg.healthAddress ?? null;
+    const m = new Manager({
+      client: cfg.client,
+      logger: log,
+      clock,
+      metrics: this.metrics,
+      healthProbeAddress: health,
+      metricsAddress: health,
+    });
+    this.#manager = m;
     const csiSecrets = m.informer<CSISecrets>(CSISecretsResource);
     const auths = m.informer<VaultAuth>(VaultAuths);
     const authGlobals = m.informer<VaultAuthGlobal>(VaultAuthGlobals);
@@ -167,18 +177,24 @@ export class CsiDriver {
   }
 
   ready(): boolean {
-    return this.#informers.every((i) => i.hasSynced());
+    return this.#manager.health().ready;
+  }
+
+  /** Settles when the driver's run ends; rejects when it fails (caches never synced, a port taken). */
+  get done(): Promise<void> {
+    return this.#run;
   }
 
   /** Starts the informers, resumes the volumes a previous process recorded, and opens the endpoint;
    * resolves once the socket listens (Probe reports cache readiness; a publish before sync falls
    * back to reading the CSISecrets from the API). */
   async start(endpoint: string): Promise<string> {
-    const signal = this.#stop.signal;
-    this.#runs = this.#informers.map((i) => i.run(signal));
+    this.#run = this.#manager.start(this.#stop.signal);
+    this.#run.catch((err: unknown) =>
+      this.#cfg.logger.error({ err: errorMessage(err) }, 'csi driver stopped'),
+    );
     const resumed = await this.node.resume();
     if (resumed.volumes + resumed.orphans > 0) this.#cfg.logger.info(resumed, 'resumed recorded volumes');
-    if (this.#cfg.healthAddress) await this.#listenHealth(this.#cfg.healthAddress);
     return this.#server.listen(endpoint);
   }
 
@@ -191,37 +207,7 @@ export class CsiDriver {
     await this.#server.close();
     this.node.stop();
     this.#stop.abort();
-    await Promise.all(this.#runs);
-    await new Promise<void>((r) => (this.#health ? this.#health.close(() => r()) : r()));
+    await this.#run.catch(() => {});
     await this.vaultClients.clear({ revoke: false });
-  }
-
-  async #listenHealth(addr: string): Promise<void> {
-    const i = addr.lastIndexOf(':');
-    const host = i > 0 ? addr.slice(0, i) : undefined;
-    const port = Number(addr.slice(i + 1));
-    const srv = createServer((req, res) => {
-      if (req.url === '/metrics') {
-        this.metrics.metrics().then(
-          (text) => {
-            res.setHeader('content-type', this.metrics.contentType);
-            res.end(text);
-          },
-          () => {
-            res.statusCode = 500;
-            res.end('metrics failed');
-          },
-        );
-        return;
-      }
-      const ok = req.url === '/healthz' ? true : req.url === '/readyz' ? this.ready() : undefined;
-      res.statusCode = ok === undefined ? 404 : ok ? 200 : 503;
-      res.end(ok === undefined ? 'not found' : ok ? 'ok' : 'caches not synced');
-    });
-    await new Promise<void>((resolve, reject) => {
-      srv.once('error', reject);
-      srv.listen(port, host, () => resolve());
-    });
-    this.#health = srv;
   }
 }
