@@ -5,6 +5,7 @@
 //   npm run stack -- restart-operator              run the operator from the current checkout again
 //   npm run stack -- down                          stop everything, remove the temporary directory
 import { parseArgs } from 'node:util';
+import { errorMessage } from '../src/errors.ts';
 import { loadStackEnv, restartOperator, stackDown, stackUp } from './lib/stack.ts';
 
 const { positionals, values } = parseArgs({
@@ -49,6 +50,6 @@ try {
     throw new Error(`unknown command '${cmd}': use up, down or env`);
   }
 } catch (err) {
-  process.stderr.write(`[stack] ${err instanceof Error ? err.message : String(err)}\n`);
+  process.stderr.write(`[stack] ${errorMessage(err)}\n`);
   process.exitCode = 1;
 }

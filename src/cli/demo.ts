@@ -19,6 +19,7 @@ import {
   VaultAdmin,
 } from '../../stack/lib/fixtures.ts';
 import { type Flavor, repoRoot, stackDown, stackUp } from '../../stack/lib/stack.ts';
+import { errorMessage } from '../errors.ts';
 import { Deployments, Secrets } from '../k8s/resources.ts';
 import type { Secret } from '../k8s/types.ts';
 
@@ -111,7 +112,7 @@ try {
     );
   }
 } catch (err) {
-  process.stderr.write(`\ndemo failed: ${err instanceof Error ? err.message : String(err)}\n`);
+  process.stderr.write(`\ndemo failed: ${errorMessage(err)}\n`);
   process.stderr.write(
     'If a build failed, rerun `npm run demo`; builds resume from the cache under ~/.cache/ferry.\n',
   );
