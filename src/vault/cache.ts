@@ -69,8 +69,8 @@ export class VaultClientCache {
     return this.#entries.size;
   }
 
-  keys(): string[] {
-    return [...this.#entries.keys()];
+  has(cacheKey: string): boolean {
+    return this.#entries.has(cacheKey);
   }
 
   /**

@@ -1,6 +1,7 @@
 // From a consuming resource (VaultStaticSecret, ...) to an authenticated Vault session: resolve the
 // VaultAuth (and its VaultAuthGlobal) and the VaultConnection from the informer caches, enforce
 // allowedNamespaces, and get one cached session per auth × connection × identity (vso-api.md §11).
+import { readFile } from 'node:fs/promises';
 import type { CSISecretsSpec } from '../../api/v1beta1/csisecrets.ts';
 import type { VaultAuth } from '../../api/v1beta1/vaultauth.ts';
 import type { VaultAuthGlobal } from '../../api/v1beta1/vaultauthglobal.ts';
@@ -224,7 +225,6 @@ export async function connectionOptions(
       throw new FerryError(CODES.INVALID_CONFIG, `CA Secret ${ns}/${spec.caCertSecretRef} has no ca.crt key`);
     opts.caCertPem = Buffer.from(ca, 'base64').toString('utf8');
   } else if (spec.caCertPath) {
-    const { readFile } = await import('node:fs/promises');
     opts.caCertPem = await readFile(spec.caCertPath, 'utf8');
   }
   return opts;
@@ -298,7 +298,7 @@ export class VaultAccessResolver {
     for (const e of entries) {
       const cacheKey = e.labels.cacheKey ?? '';
       const providerNs = e.labels['provider/namespace'] ?? '';
-      if (!cacheKey || this.#deps.cache.keys().includes(cacheKey)) continue;
+      if (!cacheKey || this.#deps.cache.has(cacheKey)) continue;
       const consumer: Consumer = {
         namespace: providerNs,
         vaultAuthRef: `${auth.metadata.namespace}/${auth.metadata.name}`,
@@ -332,13 +332,7 @@ export class VaultAccessResolver {
    * only one, and name a Transit mount and key in spec.storageEncryption. */
   #encryptionAuth(): VaultAuth {
     const d = this.#deps;
-    const found = d.auths
-      .list()
-      .filter(
-        (a) =>
-          a.metadata.namespace === d.operatorNamespace &&
-          a.metadata.labels?.[ENCRYPTION_AUTH_LABEL] === 'true',
-      );
+    const found = d.auths.list().filter((a) => this.#isEncryptionAuth(a));
     if (found.length !== 1)
       throw new FerryError(
         CODES.INVALID_CONFIG,
@@ -475,7 +469,7 @@ export class VaultAccessResolver {
     if (!connection) throw invalidRef(`VaultConnection ${connRef.namespace}/${connRef.name} not found`);
 
     const providerNamespace = consumer.providerNamespace ?? consumer.namespace;
-    const { providerUID, method } = await this.#provider(eff, providerNamespace, signal);
+    const { providerUID, method } = await this.#provider(eff, providerNamespace);
     const input: CacheKeyInput = {
       method: eff.method,
       authUID: uidOf(auth, 'VaultAuth'),
@@ -533,7 +527,6 @@ export class VaultAccessResolver {
   async #provider(
     eff: EffectiveAuth,
     namespace: string,
-    signal?: AbortSignal,
   ): Promise<{ providerUID: string; method: AuthMethod }> {
     const extras = { params: eff.params, headers: eff.headers };
     if (eff.method === 'appRole') {
@@ -554,7 +547,7 @@ export class VaultAccessResolver {
     }
     const k = eff.kubernetes ?? {};
     const sa = k.serviceAccount ?? '';
-    const providerUID = await this.#serviceAccountUid(namespace, sa, signal);
+    const providerUID = await this.#serviceAccountUid(namespace, sa);
     const getToken = async (): Promise<string> => {
       const tr = await this.#deps.client.createToken(namespace, sa, {
         ...(k.audiences && k.audiences.length > 0 ? { audiences: k.audiences } : {}),
@@ -566,7 +559,7 @@ export class VaultAccessResolver {
     return { providerUID, method: eff.method === 'jwt' ? jwtAuth(opts) : kubernetesAuth(opts) };
   }
 
-  async #serviceAccountUid(namespace: string, name: string, _signal?: AbortSignal): Promise<string> {
+  async #serviceAccountUid(namespace: string, name: string): Promise<string> {
     const key = `${namespace}/${name}`;
     const hit = this.#saUids.get(key);
     const now = this.#deps.clock.now();
