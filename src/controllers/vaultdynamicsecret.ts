@@ -32,7 +32,7 @@ import type { Condition } from '../runtime/conditions.ts';
 import { type Action, awaitChange, type ReconcileContext, requeueAfter } from '../runtime/controller.ts';
 import { type JsonPatchOp, reconcileWithFinalizer } from '../runtime/finalizer.ts';
 import type { VaultApi, VaultResponse } from '../vault/client.ts';
-import { VaultError } from '../vault/errors.ts';
+import { requestCredentials } from '../vault/dynamic.ts';
 import {
   isTruncated,
   type RenewedLease,
@@ -184,23 +184,6 @@ export function decideSync(i: SyncInput): SyncDecision {
   return { action: 'renew', plannedAt: dueAt };
 }
 
-/** VSO's request method rule: params force PUT; POST is sent as PUT; GET otherwise. */
-export function requestMethod(spec: {
-  requestHTTPMethod?: string | undefined;
-  params?: Record<string, string> | undefined;
-}): 'GET' | 'PUT' {
-  if (spec.params && Object.keys(spec.params).length > 0) return 'PUT';
-  return spec.requestHTTPMethod === 'PUT' || spec.requestHTTPMethod === 'POST' ? 'PUT' : 'GET';
-}
-
-export function requestPath(mount: string, path: string): string {
-  const m = mount.replace(/^\/+|\/+$/g, '');
-  const p = path.replace(/^\/+/, '');
-  if (m === '' || p === '')
-    throw new TerminalError('mount and path must not be empty', { code: CODES.INVALID_CONFIG });
-  return `${m}/${p}`;
-}
-
 /** The data that the MAC covers: everything for leased credentials; for static credentials, all but
  * the rotation metadata that changes on every read (VSO #1191). */
 export function macData(data: Record<string, string>, isStatic: boolean): Record<string, string> {
@@ -344,11 +327,7 @@ export function vaultDynamicSecretReconciler(
   const fetch = async (obj: VaultDynamicSecret, api: VaultApi, signal: AbortSignal): Promise<Fetched> => {
     const spec = obj.spec;
     if (!spec) throw new TerminalError('spec is missing');
-    const path = requestPath(spec.mount, spec.path);
-    const method = requestMethod(spec);
-    const res =
-      method === 'GET' ? await api.read(path, { signal }) : await api.write(path, spec.params, { signal });
-    if (!res?.data) throw new VaultError({ method, path, status: 404, message: `no data at ${path}` });
+    const res = await requestCredentials(api, spec, signal);
     const isStatic = spec.allowStaticCreds === true && !res.lease_id;
     const source: Record<string, unknown> = { ...res.data };
     let meta: StaticCredsMeta | undefined;

@@ -8,20 +8,15 @@
 // `pki_secret_<i>_<key>` (the latter with the kubernetes.io/tls keys too, for servers that take a
 // cert and key file).
 import type { Transformation } from '../api/v1beta1/common.ts';
-import type {
-  CSISecretsSpec,
-  VaultAppRoleSecretID,
-  VaultDynamicSecretCollectable,
-} from '../api/v1beta1/csisecrets.ts';
+import type { CSISecretsSpec, VaultAppRoleSecretID } from '../api/v1beta1/csisecrets.ts';
 import type { SecretTransformation } from '../api/v1beta1/secrettransformation.ts';
 import { makeSecretData } from '../controllers/shared/secret-data.ts';
 import { shapeData, type TemplateInput } from '../controllers/shared/transformation.ts';
-import { requestMethod, requestPath } from '../controllers/vaultdynamicsecret.ts';
 import { expiryOffsetMs, pkiSecretData, TLS_TYPE } from '../controllers/vaultpkisecret.ts';
 import { errorMessage } from '../errors.ts';
 import type { Store } from '../runtime/store.ts';
 import { isRecord, type VaultApi } from '../vault/client.ts';
-import { VaultError } from '../vault/errors.ts';
+import { requestCredentials } from '../vault/dynamic.ts';
 import { readKV } from '../vault/kv.ts';
 import { revokeLease } from '../vault/leases.ts';
 import { issueCertificate, revokeCertificate } from '../vault/pki.ts';
@@ -200,7 +195,7 @@ export class SecretFetcher {
       }
       case 'dynamic': {
         const d = entry(secrets.vaultDynamicSecrets, ref);
-        const res = await readDynamic(api, d, signal);
+        const res = await requestCredentials(api, d, signal);
         const held: Held | undefined = res.lease_id
           ? {
               kind: 'lease',
@@ -292,24 +287,6 @@ function file(name: string, data: Uint8Array): OutputFile {
   if (!isValidFileName(name))
     throw new CsiError('FAILED_PRECONDITION', `key gives an invalid file name ${JSON.stringify(name)}`);
   return { name, data };
-}
-
-async function readDynamic(
-  api: VaultApi,
-  d: VaultDynamicSecretCollectable,
-  signal?: AbortSignal,
-): Promise<{
-  data: Record<string, unknown>;
-  lease_id?: string;
-  lease_duration?: number;
-  renewable?: boolean;
-}> {
-  const path = requestPath(d.mount, d.path);
-  const method = requestMethod(d);
-  const opts = signal ? { signal } : {};
-  const res = method === 'GET' ? await api.read(path, opts) : await api.write(path, d.params, opts);
-  if (!res?.data) throw new VaultError({ method, path, status: 404, message: `no data at ${path}` });
-  return { ...res, data: res.data };
 }
 
 /** Gives back what an item holds: revokes the lease or the certificate, unless told to keep it. */

@@ -6,10 +6,9 @@ import {
   decideSync,
   macData,
   renewalDueAt,
-  requestMethod,
-  requestPath,
   type SyncInput,
 } from '../../../src/controllers/vaultdynamicsecret.ts';
+import { requestMethod, requestPath } from '../../../src/vault/dynamic.ts';
 
 const T0 = 1_700_000_000; // seconds
 
