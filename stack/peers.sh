@@ -29,7 +29,7 @@ fail() {
 version_of() {
   case "$1" in
     etcd) echo "$ETCD_VERSION" ;;
-    kube) echo "$K8S_VERSION" ;;
+    kube) echo "$K8S_VERSION-node" ;;
     openbao) echo "$OPENBAO_VERSION" ;;
     vault) echo "$VAULT_VERSION" ;;
     csi-sanity) echo "$CSI_SANITY_VERSION" ;;
@@ -81,15 +81,20 @@ EOF
     go build -trimpath -ldflags "-s -w" -o "$out/etcd" .)
 }
 
+# The control plane and the node come from one k8s.io/kubernetes module: kube-apiserver,
+# kube-controller-manager, kube-scheduler and kubelet, each a thin main around upstream's command.
+KUBE_CMDS="kube-apiserver:NewAPIServerCommand() kube-controller-manager:NewControllerManagerCommand()
+kube-scheduler:NewSchedulerCommand() kubelet:NewKubeletCommand(context.Background())"
+
 build_kube() {
   local out=$1 work=$1/src
   local minor=${K8S_VERSION#v1.}
   minor=${minor%%.*}
   local staging="v0.${K8S_VERSION#v1.}"
-  mkdir -p "$work/cmd/kube-apiserver" "$work/cmd/kube-controller-manager"
   local kmod
   kmod=$(go mod download -json "k8s.io/kubernetes@$K8S_VERSION" | sed -n 's/.*"GoMod": "\(.*\)".*/\1/p')
   [ -f "$kmod" ] || return 1
+  mkdir -p "$work"
   {
     echo "module ferry.test/kube"
     echo
@@ -103,10 +108,15 @@ build_kube() {
     # against the published release of the same minor.
     awk '/^\t(k8s\.io\/[a-z0-9.-]+) v0\.0\.0$/ {print "replace " $1 " => " $1 " '"$staging"'"}' "$kmod"
   } >"$work/go.mod"
-  cat >"$work/cmd/kube-apiserver/main.go" <<'EOF'
+  local entry name ctor
+  for entry in $KUBE_CMDS; do
+    name=${entry%%:*} ctor=${entry#*:}
+    mkdir -p "$work/cmd/$name"
+    cat >"$work/cmd/$name/main.go" <<EOF
 package main
 
 import (
+	"context"
 	"os"
 	_ "time/tzdata"
 
@@ -114,32 +124,21 @@ import (
 	_ "k8s.io/component-base/logs/json/register"
 	_ "k8s.io/component-base/metrics/prometheus/clientgo"
 	_ "k8s.io/component-base/metrics/prometheus/version"
-	"k8s.io/kubernetes/cmd/kube-apiserver/app"
+	"k8s.io/kubernetes/cmd/$name/app"
 )
 
-func main() { os.Exit(cli.Run(app.NewAPIServerCommand())) }
+var _ = context.Background
+
+func main() { os.Exit(cli.Run(app.$ctor)) }
 EOF
-  cat >"$work/cmd/kube-controller-manager/main.go" <<'EOF'
-package main
-
-import (
-	"os"
-	_ "time/tzdata"
-
-	"k8s.io/component-base/cli"
-	_ "k8s.io/component-base/logs/json/register"
-	_ "k8s.io/component-base/metrics/prometheus/clientgo"
-	_ "k8s.io/component-base/metrics/prometheus/version"
-	"k8s.io/kubernetes/cmd/kube-controller-manager/app"
-)
-
-func main() { os.Exit(cli.Run(app.NewControllerManagerCommand())) }
-EOF
+  done
   local v=k8s.io/component-base/version
   local ld="-s -w -X $v.gitVersion=$K8S_VERSION -X $v.gitMajor=1 -X $v.gitMinor=$minor -X $v.gitTreeState=clean"
-  (cd "$work" && go mod tidy &&
-    go build -trimpath -ldflags "$ld" -o "$out/kube-apiserver" ./cmd/kube-apiserver &&
-    go build -trimpath -ldflags "$ld" -o "$out/kube-controller-manager" ./cmd/kube-controller-manager)
+  (cd "$work" && go mod tidy) || return 1
+  for entry in $KUBE_CMDS; do
+    name=${entry%%:*}
+    (cd "$work" && go build -trimpath -ldflags "$ld" -o "$out/$name" "./cmd/$name") || return 1
+  done
 }
 
 # OpenBao's root module is refused by the Go module proxy reachable here (every release tag is an
