@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# Obtains the real test peers (etcd, kube-apiserver, kube-controller-manager, OpenBao, Vault,
-# csi-sanity, helm) and caches them outside the repository, keyed by version:
+# Obtains the real test peers (etcd; kube-apiserver, kube-controller-manager, kube-scheduler and
+# kubelet; the pause binary; OpenBao, Vault, csi-sanity, helm) and caches them outside the
+# repository, keyed by version:
 #   $FERRY_CACHE/peers/<name>-<version>/<binary>
-# Usage: stack/peers.sh ensure <peer>...   (peers: etcd kube openbao vault csi-sanity helm)
+# Usage: stack/peers.sh ensure <peer>...   (peers: etcd kube pause openbao vault csi-sanity helm)
 #        stack/peers.sh path <peer>         (prints the cached binary directory)
 # Go builds use GOTOOLCHAIN=local, CGO_ENABLED=0 and the default GOMODCACHE/GOCACHE, which live
 # outside the repository and survive between runs.
@@ -34,7 +35,8 @@ version_of() {
     vault) echo "$VAULT_VERSION" ;;
     csi-sanity) echo "$CSI_SANITY_VERSION" ;;
     helm) echo "$HELM_VERSION" ;;
-    *) fail "unknown peer '$1'" "use one of: etcd kube openbao vault csi-sanity helm" ;;
+    pause) echo "$K8S_VERSION" ;;
+    *) fail "unknown peer '$1'" "use one of: etcd kube openbao vault csi-sanity helm pause" ;;
   esac
 }
 
@@ -139,6 +141,15 @@ EOF
     name=${entry%%:*}
     (cd "$work" && go build -trimpath -ldflags "$ld" -o "$out/$name" "./cmd/$name") || return 1
   done
+}
+
+# The sandbox (pause) container: kubernetes' own pause.c from the same module, linked statically.
+build_pause() {
+  local out=$1 src
+  src=$(go mod download -json "k8s.io/kubernetes@$K8S_VERSION" | sed -n 's/.*"Dir": "\(.*\)".*/\1/p')
+  [ -f "$src/build/pause/linux/pause.c" ] || return 1
+  gcc -Os -static -Wall -Werror -DVERSION="$K8S_VERSION" -o "$out/pause" "$src/build/pause/linux/pause.c" &&
+    strip "$out/pause"
 }
 
 # OpenBao's root module is refused by the Go module proxy reachable here (every release tag is an

@@ -1,8 +1,11 @@
-// The real test stack on loopback: etcd, kube-apiserver, kube-controller-manager, an OpenBao or
-// Vault dev server, and PostgreSQL. Used by the end-to-end tests and the demo.
-//   npm run stack -- up [--flavor openbao|vault]   start everything, write .stack/env.json
+// The real test stack on loopback: etcd, kube-apiserver, kube-controller-manager, a worker node
+// (containerd, kubelet, kube-scheduler), an OpenBao or Vault dev server, PostgreSQL, and Ferry
+// installed from its Helm chart. Used by the end-to-end tests and the demo.
+//   npm run stack -- up [--flavor openbao|vault] [--operator chart|process|none] [--no-node]
+//                                                  start everything, write .stack/env.json
 //   npm run stack -- env                           print shell exports for kubectl / bao / vault
-//   npm run stack -- restart-operator              run the operator from the current checkout again
+//   npm run stack -- restart-operator              restart the operator (pods, or the local process
+//                                                  from the current checkout)
 //   npm run stack -- down                          stop everything, remove the temporary directory
 import { parseArgs } from 'node:util';
 import { errorMessage } from '../src/errors.ts';
@@ -10,7 +13,11 @@ import { loadStackEnv, restartOperator, stackDown, stackUp } from './lib/stack.t
 
 const { positionals, values } = parseArgs({
   allowPositionals: true,
-  options: { flavor: { type: 'string' }, 'no-operator': { type: 'boolean', default: false } },
+  options: {
+    flavor: { type: 'string' },
+    operator: { type: 'string', default: 'chart' },
+    'no-node': { type: 'boolean', default: false },
+  },
 });
 const cmd = positionals[0] ?? 'up';
 
@@ -20,9 +27,16 @@ try {
     if (flavor !== 'openbao' && flavor !== 'vault') {
       throw new Error(`unknown flavor '${flavor}': use --flavor openbao or --flavor vault`);
     }
+    const operator = values.operator;
+    if (operator !== 'chart' && operator !== 'process' && operator !== 'none') {
+      throw new Error(
+        `unknown --operator '${operator}': use chart (helm install on the node), process or none`,
+      );
+    }
     const env = await stackUp({
       flavor,
-      operator: !values['no-operator'],
+      operator,
+      node: !values['no-node'],
       log: (m) => process.stderr.write(`[stack] ${m}\n`),
     });
     process.stderr.write(`[stack] up: apiserver ${env.apiServer}, ${env.flavor} ${env.vaultAddr}\n`);
@@ -44,6 +58,13 @@ try {
       `export BAO_TOKEN=${env.vaultToken}`,
       `export PGHOST=127.0.0.1 PGPORT=${env.postgres.port} PGUSER=${env.postgres.user} PGPASSWORD=${env.postgres.password} PGDATABASE=${env.postgres.database}`,
       `export PATH=${env.binDirs.join(':')}:$PATH`,
+      ...(env.node
+        ? [
+            `export FERRY_TEST_IMAGE=${env.node.images.test}`,
+            `export FERRY_IMAGE=${env.node.images.ferry}`,
+            `export CONTAINER_RUNTIME_ENDPOINT=unix://${env.node.containerdSocket}`,
+          ]
+        : []),
     ];
     process.stdout.write(`${lines.join('\n')}\n`);
   } else {

@@ -31,6 +31,10 @@ const { values } = parseArgs({
     'state-dir': { type: 'string', default: '/run/ferry-csi' },
     'refresh-interval': { type: 'string', default: '120' },
     'health-probe-bind-address': { type: 'string', default: ':8081' },
+    // Built-in registration with kubelet (instead of the node-driver-registrar sidecar): the CSI
+    // socket's path on the host, and kubelet's plugins_registry as mounted here.
+    'kubelet-registration-path': { type: 'string' },
+    'registration-dir': { type: 'string', default: '/registration' },
     'client-cache-size': { type: 'string', default: '10000' },
     'global-transformation-options': { type: 'string' },
     'global-vault-auth-options': { type: 'string' },
@@ -61,6 +65,14 @@ try {
     ...globalOptions(values, env),
     clientCacheSize: Number(values['client-cache-size']) || 10_000,
     healthAddress: listenAddress(values['health-probe-bind-address']),
+    ...(values['kubelet-registration-path']
+      ? {
+          registration: {
+            kubeletEndpoint: values['kubelet-registration-path'],
+            registrationDir: values['registration-dir'],
+          },
+        }
+      : {}),
   });
   buildInfo(driver.metrics, env);
   await driver.start(values.endpoint);

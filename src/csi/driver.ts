@@ -32,6 +32,7 @@ import type { Mounter } from './mounter.ts';
 import { DRIVER_VERSION } from './names.ts';
 import { NodeService } from './node.ts';
 import { type EventSink, type Pod, Publisher } from './publisher.ts';
+import { KubeletRegistration } from './registration.ts';
 import { CsiServer } from './server.ts';
 
 export interface CsiDriverConfig {
@@ -56,6 +57,8 @@ export interface CsiDriverConfig {
   clientCacheSize?: number;
   /** host:port for /healthz, /readyz and /metrics (one server); null disables. */
   healthAddress?: string | null;
+  /** Registers with kubelet itself (the node-driver-registrar's job) when set. */
+  registration?: { kubeletEndpoint: string; registrationDir: string };
   clock?: Clock;
   /** Overrides for tests. */
   events?: EventSink;
@@ -71,6 +74,7 @@ export class CsiDriver {
   readonly #manager: Manager;
   readonly #informers: Informer<KubeObject>[];
   readonly #server: CsiServer;
+  readonly #registration: KubeletRegistration | undefined;
   readonly #stop = new AbortController();
   /** The Manager's run: informers, /healthz, /readyz and /metrics; rejects if caches never sync. */
   #run: Promise<void> = Promise.resolve();
@@ -174,6 +178,8 @@ export class CsiDriver {
       ready: () => this.ready(),
       log,
     });
+    this.#registration =
+      cfg.registration && new KubeletRegistration({ driverName: cfg.driverName, log, ...cfg.registration });
   }
 
   ready(): boolean {
@@ -195,7 +201,10 @@ export class CsiDriver {
     );
     const resumed = await this.node.resume();
     if (resumed.volumes + resumed.orphans > 0) this.#cfg.logger.info(resumed, 'resumed recorded volumes');
-    return this.#server.listen(endpoint);
+    const path = await this.#server.listen(endpoint);
+    // Only once the endpoint answers: kubelet calls it as soon as the registration is accepted.
+    await this.#registration?.listen();
+    return path;
   }
 
   async waitForSync(signal?: AbortSignal): Promise<void> {
@@ -204,6 +213,7 @@ export class CsiDriver {
   }
 
   async stop(): Promise<void> {
+    await this.#registration?.close();
     await this.#server.close();
     this.node.stop();
     this.#stop.abort();

@@ -40,7 +40,7 @@ export function socketPath(endpoint: string): string {
   return path;
 }
 
-function unary<Req, Res>(
+export function unary<Req, Res>(
   log: Logger,
   method: string,
   fn: (req: Req, signal: AbortSignal) => Promise<Res>,
@@ -135,31 +135,40 @@ export class CsiServer {
   /** Binds the socket (removing a stale one first) and starts serving. */
   async listen(endpoint: string): Promise<string> {
     const path = socketPath(endpoint);
-    await mkdir(dirname(path), { recursive: true });
-    await rm(path, { force: true });
-    await new Promise<number>((resolve, reject) => {
-      this.#server.bindAsync(`unix://${path}`, ServerCredentials.createInsecure(), (err, port) =>
-        err ? reject(err) : resolve(port),
-      );
-    });
-    await chmod(path, 0o660);
+    await bindUnix(this.#server, path);
     this.#path = path;
     this.#o.log.info({ endpoint: `unix://${path}`, driver: this.#o.driverName }, 'CSI endpoint listening');
     return path;
   }
 
-  /** Stops accepting calls, lets running ones finish (up to graceMs), removes the socket. */
   async close(graceMs = 10_000): Promise<void> {
-    await new Promise<void>((resolve) => {
-      const timer = setTimeout(() => {
-        this.#server.forceShutdown();
-        resolve();
-      }, graceMs);
-      this.#server.tryShutdown(() => {
-        clearTimeout(timer);
-        resolve();
-      });
-    });
-    if (this.#path) await rm(this.#path, { force: true });
+    await closeUnix(this.#server, this.#path, graceMs);
   }
+}
+
+/** Binds a gRPC server to a unix socket at `path`, replacing a stale socket, mode 0660. */
+export async function bindUnix(server: Server, path: string): Promise<void> {
+  await mkdir(dirname(path), { recursive: true });
+  await rm(path, { force: true });
+  await new Promise<number>((resolve, reject) => {
+    server.bindAsync(`unix://${path}`, ServerCredentials.createInsecure(), (err, port) =>
+      err ? reject(err) : resolve(port),
+    );
+  });
+  await chmod(path, 0o660);
+}
+
+/** Stops accepting calls, lets running ones finish (up to graceMs), removes the socket. */
+export async function closeUnix(server: Server, path: string | undefined, graceMs: number): Promise<void> {
+  await new Promise<void>((resolve) => {
+    const timer = setTimeout(() => {
+      server.forceShutdown();
+      resolve();
+    }, graceMs);
+    server.tryShutdown(() => {
+      clearTimeout(timer);
+      resolve();
+    });
+  });
+  if (path) await rm(path, { force: true });
 }

@@ -4,7 +4,8 @@ import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { type Flavor, freePort, repoRoot } from './stack.ts';
+import { freePort } from './proc.ts';
+import { type Flavor, repoRoot } from './stack.ts';
 
 export interface DevVault {
   addr: string;

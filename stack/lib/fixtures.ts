@@ -1,5 +1,6 @@
 // What end-to-end tests and the demo do to the real stack: administer Vault with the root token,
 // apply manifests with the admin identity, and wait for conditions. Never a stand-in for either.
+
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
@@ -13,6 +14,7 @@ import type { ResourceType } from '../../src/k8s/resources.ts';
 import * as builtin from '../../src/k8s/resources.ts';
 import { apiVersionOf } from '../../src/k8s/resources.ts';
 import type { CoreEvent, KubeObject } from '../../src/k8s/types.ts';
+import { operatorLog } from './operator-log.ts';
 import type { StackEnv } from './stack.ts';
 
 /** Where a VaultAdmin points: the stack's server by default, or a private dev server. */
@@ -406,7 +408,7 @@ export async function assertNoLeak(
   values: Iterable<string>,
   what = 'a secret value',
 ): Promise<void> {
-  if (env.operator) assertNotIn(values, readFileSync(env.operator.log, 'utf8'), 'the operator log', what);
+  if (env.operator) assertNotIn(values, operatorLog(env), 'the operator log', what);
   const events = await eventsOf(kube, ns);
   const objects = await kube.list<KubeObject & { status?: unknown }>(rt, { namespace: ns });
   const visible = JSON.stringify(events) + JSON.stringify(objects.items.map((o) => o.status));

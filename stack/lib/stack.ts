@@ -1,6 +1,9 @@
-// Starts and stops the real stack. Every process runs detached in its own process group with its
-// log in the stack's temporary directory; .stack/env.json records what `down` must stop.
-import { execFileSync, spawn } from 'node:child_process';
+// Starts and stops the real stack: etcd, kube-apiserver, kube-controller-manager, a worker node
+// (containerd, kubelet, kube-scheduler), an OpenBao or Vault dev server, PostgreSQL, and Ferry —
+// installed from its Helm chart by default, or run from the checkout as a local process. Every
+// process runs detached in its own process group with its log in the stack's temporary directory;
+// .stack/env.json records what `down` must stop.
+import { execFileSync } from 'node:child_process';
 import { generateKeyPairSync, randomBytes } from 'node:crypto';
 import {
   chmodSync,
@@ -8,20 +11,29 @@ import {
   existsSync,
   mkdirSync,
   mkdtempSync,
-  openSync,
   readdirSync,
   readFileSync,
   rmSync,
   writeFileSync,
 } from 'node:fs';
-import { createServer } from 'node:net';
-import { tmpdir } from 'node:os';
+import { homedir, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { Agent, request } from 'undici';
+import { Agent } from 'undici';
 import { ALL_KINDS } from '../../src/api/resources.ts';
 import { KubeClient } from '../../src/k8s/client.ts';
 import { ServiceAccounts } from '../../src/k8s/resources.ts';
+import {
+  type ChartEnv,
+  installChart,
+  operatorIncarnation as operatorIncarnationOf,
+  restartOperatorPods,
+  scaleOperator,
+  upgradeOperatorArgs,
+} from './chart.ts';
 import { apply, type Manifest, readManifests, VaultAdmin } from './fixtures.ts';
+import { ferryImage, pauseImage, testImage } from './images.ts';
+import { ensureNodePackages, NODE_NAME, type NodeEnv, planNode, startNode, stopNode } from './node.ts';
+import { freePort, httpOk, type Log, type Started, start, stopAll, waitFor } from './proc.ts';
 
 export const repoRoot = resolve(import.meta.dirname, '../..');
 const envFile = (): string => process.env.FERRY_STACK_ENV ?? join(repoRoot, '.stack', 'env.json');
@@ -35,7 +47,7 @@ export interface StackEnv {
   caFile: string;
   adminToken: string;
   kubeconfig: string; // admin identity (system:masters)
-  operatorKubeconfig: string; // the operator's ServiceAccount, bound to deploy/rbac.yaml
+  operatorKubeconfig: string; // the operator's ServiceAccount (RBAC from the chart or deploy/rbac.yaml)
   operatorNamespace: string;
   operatorServiceAccount: string;
   etcd: string;
@@ -47,11 +59,20 @@ export interface StackEnv {
   postgres: { port: number; user: string; password: string; database: string; socketDir: string };
   binDirs: string[];
   processes: { name: string; pid: number; signal: NodeJS.Signals }[];
-  /** The operator under test, run as its own ServiceAccount; absent with `up --no-operator`. */
-  operator?: { pid: number; health: string; metrics: string; log: string };
+  /** The worker node; absent with `up --no-node`. */
+  node?: NodeEnv;
+  /** Ferry from the chart (operator pods and the CSI DaemonSet), with `--operator chart`. */
+  chart?: ChartEnv;
+  /**
+   * The operator under test, as its own ServiceAccount: pods of the chart's Deployment, or a local
+   * process (pid and log file) with `--operator process` or while a test runs it so. Absent with
+   * `--operator none`.
+   */
+  operator?: { health: string; metrics: string; pid?: number; log?: string };
 }
 
-type Log = (msg: string) => void;
+/** chart: helm install on the node (the default); process: the checkout as a local process. */
+export type OperatorMode = 'chart' | 'process' | 'none';
 
 export function loadStackEnv(): StackEnv {
   const file = envFile();
@@ -59,19 +80,6 @@ export function loadStackEnv(): StackEnv {
     throw new Error(`no running stack (${file} is missing): start one with \`npm run stack -- up\``);
   }
   return JSON.parse(readFileSync(file, 'utf8')) as StackEnv;
-}
-
-/** A loopback TCP port nothing listens on right now. */
-export function freePort(): Promise<number> {
-  return new Promise((res, rej) => {
-    const srv = createServer();
-    srv.once('error', rej);
-    srv.listen(0, '127.0.0.1', () => {
-      const addr = srv.address();
-      const port = typeof addr === 'object' && addr ? addr.port : 0;
-      srv.close(() => res(port));
-    });
-  });
 }
 
 function peerDir(peer: string, log: Log): string {
@@ -105,80 +113,6 @@ function postgresBinDir(log: Log): string {
   return dir;
 }
 
-interface Started {
-  name: string;
-  pid: number;
-  signal: NodeJS.Signals;
-}
-
-function start(
-  dir: string,
-  name: string,
-  cmd: string,
-  args: string[],
-  opts: { env?: NodeJS.ProcessEnv; uid?: number; gid?: number; signal?: NodeJS.Signals } = {},
-): Started {
-  const logFile = join(dir, `${name}.log`);
-  const fd = openSync(logFile, 'a');
-  const child = spawn(cmd, args, {
-    detached: true,
-    stdio: ['ignore', fd, fd],
-    env: opts.env ?? process.env,
-    ...(opts.uid !== undefined ? { uid: opts.uid } : {}),
-    ...(opts.gid !== undefined ? { gid: opts.gid } : {}),
-  });
-  if (child.pid === undefined) throw new Error(`${name} did not start (see ${logFile})`);
-  child.unref();
-  return { name, pid: child.pid, signal: opts.signal ?? 'SIGTERM' };
-}
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
-async function waitFor(
-  what: string,
-  logFile: string,
-  pid: number,
-  check: () => Promise<boolean>,
-  timeoutMs = 120_000,
-): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
-    if (!alive(pid)) throw new Error(`${what} exited during start-up:\n${tail(logFile)}`);
-    try {
-      if (await check()) return;
-    } catch {
-      // not up yet
-    }
-    await new Promise((r) => setTimeout(r, 250));
-  }
-  throw new Error(`${what} not ready after ${timeoutMs / 1000}s:\n${tail(logFile)}`);
-}
-
-function tail(file: string, lines = 25): string {
-  try {
-    return readFileSync(file, 'utf8').trimEnd().split('\n').slice(-lines).join('\n');
-  } catch {
-    return '(no log)';
-  }
-}
-
-async function httpOk(
-  url: string,
-  dispatcher?: Agent,
-  headers: Record<string, string> = {},
-): Promise<boolean> {
-  const res = await request(url, { ...(dispatcher ? { dispatcher } : {}), headers });
-  await res.body.dump();
-  return res.statusCode === 200;
-}
-
 function kubeconfigYaml(server: string, caFile: string, token: string, namespace: string): string {
   return JSON.stringify({
     apiVersion: 'v1',
@@ -190,8 +124,24 @@ function kubeconfigYaml(server: string, caFile: string, token: string, namespace
   });
 }
 
-export async function stackUp(opts: { flavor: Flavor; log: Log; operator?: boolean }): Promise<StackEnv> {
+export interface StackOptions {
+  flavor: Flavor;
+  log: Log;
+  /** Default 'chart'. */
+  operator?: OperatorMode;
+  /** Default true; the chart needs the node. */
+  node?: boolean;
+}
+
+/** Peer and image caches live outside the repository and survive between runs. */
+const cacheDir = (): string =>
+  process.env.FERRY_CACHE ?? join(process.env.XDG_CACHE_HOME ?? join(homedir(), '.cache'), 'ferry');
+
+export async function stackUp(opts: StackOptions): Promise<StackEnv> {
   const { flavor, log } = opts;
+  const mode = opts.operator ?? 'chart';
+  const withNode = opts.node ?? true;
+  if (mode === 'chart' && !withNode) throw new Error('--operator chart needs the node: drop --no-node');
   if (existsSync(envFile())) {
     log('a previous stack is recorded; stopping it first');
     await stackDown(log);
@@ -199,7 +149,9 @@ export async function stackUp(opts: { flavor: Flavor; log: Log; operator?: boole
   const etcdDir = peerDir('etcd', log);
   const kubeDir = peerDir('kube', log);
   const vaultDir = peerDir(flavor, log);
+  const helmDir = mode === 'chart' ? peerDir('helm', log) : undefined;
   const pgBin = postgresBinDir(log);
+  if (withNode) ensureNodePackages(log);
 
   const dir = mkdtempSync(join(tmpdir(), 'ferry-stack-'));
   chmodSync(dir, 0o755);
@@ -226,7 +178,7 @@ export async function stackUp(opts: { flavor: Flavor; log: Log; operator?: boole
       database: 'postgres',
       socketDir: join(dir, 'pg-run'),
     },
-    binDirs: [kubeDir, etcdDir, vaultDir, pgBin],
+    binDirs: [kubeDir, etcdDir, vaultDir, pgBin, ...(helmDir ? [helmDir] : [])],
     processes: [],
   };
   const record = (): void => {
@@ -235,7 +187,15 @@ export async function stackUp(opts: { flavor: Flavor; log: Log; operator?: boole
     writeFileSync(envFile(), JSON.stringify(env, null, 2));
   };
   try {
-    // etcd
+    // Images first: a build failure should not leave half a stack behind.
+    const images = withNode
+      ? {
+          ferry: await ferryImage(repoRoot, join(cacheDir(), 'images'), log),
+          pause: await pauseImage(join(peerDir('pause', log), 'pause'), join(cacheDir(), 'images')),
+          test: await testImage(join(pgBin, 'psql'), join(cacheDir(), 'images')),
+        }
+      : undefined;
+
     const ports = await Promise.all(Array.from({ length: 6 }, freePort));
     const [etcdPort, etcdPeer, apiPort, kcmPort, vaultPort, pgPort] = ports as [
       number,
@@ -261,18 +221,21 @@ export async function stackUp(opts: { flavor: Flavor; log: Log; operator?: boole
     record();
     await waitFor('etcd', join(dir, 'etcd.log'), etcd.pid, () => httpOk(`${env.etcd}/health`));
 
-    // kube-apiserver: service-account keys from node:crypto, identities from a token file, serving
-    // certificate self-generated by the apiserver into --cert-dir.
+    // kube-apiserver: service-account keys from node:crypto, identities from a token file (the
+    // admin, Vault's TokenReview caller and the node's kubelet), serving certificate self-generated
+    // by the apiserver into --cert-dir.
     const pki = join(dir, 'pki');
     mkdirSync(pki);
     const { privateKey, publicKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
     writeFileSync(join(pki, 'sa.key'), privateKey.export({ type: 'pkcs8', format: 'pem' }), { mode: 0o600 });
     writeFileSync(join(pki, 'sa.pub'), publicKey.export({ type: 'spki', format: 'pem' }));
     const reviewerToken = randomBytes(24).toString('hex');
+    const nodeToken = randomBytes(24).toString('hex');
     env.reviewerToken = reviewerToken;
     writeFileSync(
       join(pki, 'tokens.csv'),
-      `${env.adminToken},admin,admin-uid,"system:masters"\n${reviewerToken},vault-reviewer,vault-reviewer-uid\n`,
+      `${env.adminToken},admin,admin-uid,"system:masters"\n${reviewerToken},vault-reviewer,vault-reviewer-uid\n` +
+        `${nodeToken},system:node:${NODE_NAME},node-uid,"system:nodes"\n`,
       { mode: 0o600 },
     );
     env.apiServer = `https://127.0.0.1:${apiPort}`;
@@ -285,8 +248,8 @@ export async function stackUp(opts: { flavor: Flavor; log: Log; operator?: boole
       `--cert-dir=${pki}`,
       '--service-cluster-ip-range=10.0.0.0/24',
       '--allow-privileged=true',
-      '--disable-admission-plugins=ServiceAccount',
-      '--authorization-mode=RBAC',
+      '--enable-admission-plugins=NodeRestriction',
+      '--authorization-mode=Node,RBAC',
       `--token-auth-file=${join(pki, 'tokens.csv')}`,
       `--service-account-issuer=${env.apiServer}`,
       `--service-account-signing-key-file=${join(pki, 'sa.key')}`,
@@ -327,7 +290,7 @@ export async function stackUp(opts: { flavor: Flavor; log: Log; operator?: boole
     const kcm = start(dir, 'kube-controller-manager', join(kubeDir, 'kube-controller-manager'), [
       `--kubeconfig=${env.kubeconfig}`,
       '--leader-elect=false',
-      '--controllers=garbage-collector-controller,namespace-controller,serviceaccount-controller,serviceaccount-token-controller,deployment-controller,replicaset-controller,statefulset-controller,daemonset-controller,root-ca-certificate-publisher-controller',
+      '--controllers=garbage-collector-controller,namespace-controller,serviceaccount-controller,serviceaccount-token-controller,node-lifecycle-controller,deployment-controller,replicaset-controller,statefulset-controller,daemonset-controller,root-ca-certificate-publisher-controller',
       `--root-ca-file=${env.caFile}`,
       `--service-account-private-key-file=${join(pki, 'sa.key')}`,
       '--bind-address=127.0.0.1',
@@ -345,8 +308,24 @@ export async function stackUp(opts: { flavor: Flavor; log: Log; operator?: boole
       async () => (await kube.getIfExists(ServiceAccounts, 'default', 'default')) !== undefined,
     );
 
-    // Identities: Vault's TokenReview caller and the operator's own ServiceAccount bound to the
-    // ClusterRole the project ships, so RBAC gaps surface in the end-to-end suite.
+    if (images) {
+      env.node = planNode(dir, images);
+      record();
+      await startNode(env.node, {
+        kubeDir,
+        apiServer: env.apiServer,
+        caFile: env.caFile,
+        nodeToken,
+        adminKubeconfig: env.kubeconfig,
+        archives: Object.values(images).map((i) => i.archive),
+        kube,
+        started,
+        record,
+        log,
+      });
+    }
+
+    // Vault's TokenReview caller.
     await apply(kube, {
       apiVersion: 'rbac.authorization.k8s.io/v1',
       kind: 'ClusterRoleBinding',
@@ -354,28 +333,7 @@ export async function stackUp(opts: { flavor: Flavor; log: Log; operator?: boole
       roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: 'system:auth-delegator' },
       subjects: [{ kind: 'User', name: 'vault-reviewer', apiGroup: 'rbac.authorization.k8s.io' }],
     } as Manifest);
-    for (const file of readdirSync(join(repoRoot, 'deploy', 'crds')).filter((f) => f.endsWith('.yaml'))) {
-      for (const m of readManifests(join(repoRoot, 'deploy', 'crds', file))) await apply(kube, m);
-    }
-    // A new CRD answers 429 "storage is (re)initializing" for a moment; wait until every kind lists.
-    for (const k of ALL_KINDS) {
-      await waitFor(`CRD ${k.resource.plural}`, join(dir, 'kube-apiserver.log'), apiserver.pid, async () => {
-        await kube.list(k.resource, { limit: 1 });
-        return true;
-      });
-    }
     await apply(kube, { apiVersion: 'v1', kind: 'Namespace', metadata: { name: env.operatorNamespace } });
-    for (const m of readManifests(join(repoRoot, 'deploy', 'rbac.yaml'))) await apply(kube, m);
-    const tr = await kube.createToken(env.operatorNamespace, env.operatorServiceAccount, {
-      expirationSeconds: 48 * 3600,
-    });
-    writeFileSync(
-      env.operatorKubeconfig,
-      kubeconfigYaml(env.apiServer, env.caFile, tr.token, env.operatorNamespace),
-      {
-        mode: 0o600,
-      },
-    );
 
     // Vault or OpenBao dev server (in-memory storage, no mlock, no root needed).
     env.vaultAddr = `http://127.0.0.1:${vaultPort}`;
@@ -400,8 +358,46 @@ export async function stackUp(opts: { flavor: Flavor; log: Log; operator?: boole
     env.postgres.port = pgPort;
     await startPostgres(env, pgBin, started, log);
     record();
+
+    // Ferry's CRDs and RBAC: from the chart (helm install), else from deploy/.
+    if (mode === 'chart' && env.node && helmDir) {
+      env.chart = await installChart({
+        dir,
+        helmDir,
+        repoRoot,
+        kubeconfig: env.kubeconfig,
+        namespace: env.operatorNamespace,
+        apiPort,
+        node: env.node,
+        log,
+      });
+      env.operator = { health: env.chart.health, metrics: env.chart.metrics };
+    } else {
+      for (const file of readdirSync(join(repoRoot, 'deploy', 'crds')).filter((f) => f.endsWith('.yaml'))) {
+        for (const m of readManifests(join(repoRoot, 'deploy', 'crds', file))) await apply(kube, m);
+      }
+      for (const m of readManifests(join(repoRoot, 'deploy', 'rbac.yaml'))) await apply(kube, m);
+    }
+    // A new CRD answers 429 "storage is (re)initializing" for a moment; wait until every kind lists.
+    for (const k of ALL_KINDS) {
+      await waitFor(`CRD ${k.resource.plural}`, join(dir, 'kube-apiserver.log'), apiserver.pid, async () => {
+        await kube.list(k.resource, { limit: 1 });
+        return true;
+      });
+    }
+    const tr = await kube.createToken(env.operatorNamespace, env.operatorServiceAccount, {
+      expirationSeconds: 48 * 3600,
+    });
+    writeFileSync(
+      env.operatorKubeconfig,
+      kubeconfigYaml(env.apiServer, env.caFile, tr.token, env.operatorNamespace),
+      {
+        mode: 0o600,
+      },
+    );
     await kube.close();
-    if (opts.operator !== false) {
+    record();
+    if (mode === 'process') {
       await startOperator(env, started, log);
       record();
     }
@@ -494,7 +490,7 @@ async function spawnOperator(
   extraArgs: string[],
 ): Promise<OperatorProcess> {
   const [health, metrics] = (await Promise.all([freePort(), freePort()])) as [number, number];
-  log(`starting the Ferry operator${name === 'operator' ? '' : ` (${name})`}`);
+  log(`starting the Ferry operator as a local process${name === 'operator' ? '' : ` (${name})`}`);
   const p = start(env.dir, name, process.execPath, [
     join(repoRoot, 'src', 'cli', 'operator.ts'),
     `--kubeconfig=${env.operatorKubeconfig}`,
@@ -516,9 +512,33 @@ async function spawnOperator(
   return op;
 }
 
+function saveEnv(env: StackEnv): void {
+  writeFileSync(envFile(), JSON.stringify(env, null, 2));
+}
+
+function adminClient(env: StackEnv): KubeClient {
+  return new KubeClient({
+    server: env.apiServer,
+    caPem: readFileSync(env.caFile, 'utf8'),
+    token: env.adminToken,
+    namespace: 'default',
+  });
+}
+
+/** Identifies the running operator (its pid, or its pods' uids and restarts): equal while it runs on. */
+export async function operatorIncarnation(env: StackEnv): Promise<string> {
+  if (env.operator?.pid !== undefined) return String(env.operator.pid);
+  const kube = adminClient(env);
+  try {
+    return await operatorIncarnationOf(kube, env.operatorNamespace);
+  } finally {
+    await kube.close();
+  }
+}
+
 /**
  * Starts one more operator process (a second replica: same identity, same leader-election Lease),
- * recorded in the stack so `down` stops it. Stop it with stopOperatorReplica.
+ * recorded in the stack so `down` stops it. Stop it with stopOperatorProcess.
  */
 export async function startOperatorReplica(
   log: Log,
@@ -533,25 +553,37 @@ export async function startOperatorReplica(
     ...fresh.processes.filter((p) => p.name !== name),
     { name, pid: op.pid, signal: op.signal },
   ];
-  writeFileSync(envFile(), JSON.stringify(fresh, null, 2));
+  saveEnv(fresh);
   return { pid: op.pid, health: op.health, metrics: op.metrics, log: op.log };
 }
 
-/** Stops a process started by startOperatorReplica (or the main operator, by name) with `signal` and
- * waits until it is gone; forgets it in the stack record. */
+/**
+ * Stops an operator process started by startOperatorReplica, or the operator under test by name
+ * ('operator': its process, or the chart's pods, scaled to zero), and waits until it is gone.
+ */
 export async function stopOperatorProcess(name: string, signal: NodeJS.Signals = 'SIGTERM'): Promise<void> {
   const env = loadStackEnv();
   const p = env.processes.find((x) => x.name === name);
-  if (!p) return;
-  await stopAll([p], () => {}, { signal, timeoutMs: 35_000 });
-  const fresh = loadStackEnv();
-  fresh.processes = fresh.processes.filter((x) => x.name !== name);
-  writeFileSync(envFile(), JSON.stringify(fresh, null, 2));
+  if (p) {
+    await stopAll([p], () => {}, { signal, timeoutMs: 35_000 });
+    const fresh = loadStackEnv();
+    fresh.processes = fresh.processes.filter((x) => x.name !== name);
+    if (name === 'operator') delete fresh.operator;
+    saveEnv(fresh);
+  } else if (name === 'operator' && env.chart) {
+    const kube = adminClient(env);
+    try {
+      await scaleOperator(kube, env.operatorNamespace, 0);
+    } finally {
+      await kube.close();
+    }
+  }
 }
 
 /**
- * Replaces the running operator with a fresh process from the current checkout (after a code change,
- * or to test a restart). `signal` decides how the old one stops: SIGTERM drains, SIGKILL crashes.
+ * Replaces the running operator with a fresh one: the chart's pods are deleted (and, when the
+ * arguments change, upgraded) and the Deployment starts new ones; a process is restarted from the
+ * current checkout. `signal` decides how the old one stops: SIGTERM drains, SIGKILL crashes.
  */
 export async function restartOperator(
   log: Log,
@@ -559,43 +591,27 @@ export async function restartOperator(
   extraArgs: string[] = [],
 ): Promise<StackEnv> {
   const env = loadStackEnv();
-  await stopAll(
-    env.processes.filter((p) => p.name === 'operator'),
-    log,
-    { signal, timeoutMs: 35_000 },
-  );
+  const proc = env.processes.find((p) => p.name === 'operator');
+  if (env.chart && !proc) {
+    const kube = adminClient(env);
+    try {
+      log(`restarting the operator pods (${signal === 'SIGKILL' ? 'no grace period' : 'graceful'})`);
+      const pods = (await operatorIncarnationOf(kube, env.operatorNamespace)) !== '';
+      if (!pods) await scaleOperator(kube, env.operatorNamespace, 1);
+      if (upgradeOperatorArgs(env.chart, extraArgs))
+        await restartOperatorPods(kube, env.operatorNamespace, 'SIGTERM');
+      else await restartOperatorPods(kube, env.operatorNamespace, signal);
+    } finally {
+      await kube.close();
+    }
+    return env;
+  }
+  await stopAll(proc ? [proc] : [], log, { signal, timeoutMs: 35_000 });
   const rest = env.processes.filter((p) => p.name !== 'operator');
   await startOperator(env, rest, log, extraArgs);
   env.processes = rest;
-  writeFileSync(envFile(), JSON.stringify(env, null, 2));
+  saveEnv(env);
   return env;
-}
-
-/** Signals the processes (their own signal unless one is given), waits, and kills stragglers. */
-async function stopAll(
-  processes: StackEnv['processes'],
-  log: Log,
-  opts: { signal?: NodeJS.Signals; timeoutMs?: number } = {},
-): Promise<void> {
-  for (const p of [...processes].reverse()) {
-    try {
-      process.kill(-p.pid, opts.signal ?? p.signal);
-    } catch {
-      // already gone
-    }
-  }
-  const deadline = Date.now() + (opts.timeoutMs ?? 15_000);
-  while (processes.some((p) => alive(p.pid)) && Date.now() < deadline)
-    await new Promise((r) => setTimeout(r, 100));
-  for (const p of processes) {
-    if (!alive(p.pid)) continue;
-    log(`${p.name} did not stop in time; killing it`);
-    try {
-      process.kill(-p.pid, 'SIGKILL');
-    } catch {
-      // gone
-    }
-  }
 }
 
 export async function stackDown(log: Log): Promise<void> {
@@ -605,11 +621,28 @@ export async function stackDown(log: Log): Promise<void> {
     return;
   }
   const env = JSON.parse(readFileSync(file, 'utf8')) as StackEnv;
-  // The operator first, while the API server can still take its lease release; then the rest.
-  const operators = env.processes.filter((p) => p.name === 'operator');
-  await stopAll(operators, log);
+  const isOperator = (p: Started): boolean => p.name.startsWith('operator');
+  const nodeParts = new Set(['containerd', 'kubelet', 'kube-scheduler']);
+  // The operator first, while the API server can still take its lease release; then the node, whose
+  // pods are deleted through the API (no controller-manager left to recreate them); then the rest.
+  await stopAll(env.processes.filter(isOperator), log);
   await stopAll(
-    env.processes.filter((p) => p.name !== 'operator'),
+    env.processes.filter((p) => p.name === 'kube-controller-manager'),
+    log,
+  );
+  if (env.node) {
+    const apiUp = env.processes.some((p) => p.name === 'kube-apiserver') && existsSync(env.caFile);
+    const kube = apiUp ? adminClient(env) : undefined;
+    try {
+      await stopNode(env.node, env.processes, kube, log);
+    } finally {
+      await kube?.close();
+    }
+  }
+  await stopAll(
+    env.processes.filter(
+      (p) => !isOperator(p) && !nodeParts.has(p.name) && p.name !== 'kube-controller-manager',
+    ),
     log,
   );
   rmSync(env.dir, { recursive: true, force: true });

@@ -35,7 +35,7 @@ import {
   tenant,
   VaultAdmin,
 } from '../../stack/lib/fixtures.ts';
-import { freePort } from '../../stack/lib/stack.ts';
+import { freePort } from '../../stack/lib/proc.ts';
 import { type StackEnv, uniqueName, useStack } from './harness.ts';
 
 const DOMAIN = 'ferry.test';

@@ -19,7 +19,6 @@
 // The cases are independent (own objects, own mounts) and run concurrently to keep the file short.
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
-import { readFileSync } from 'node:fs';
 import { createConnection, createServer, type Server, type Socket } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import { VaultDynamicSecrets, VaultPKISecrets } from '../../src/api/resources.ts';
@@ -43,7 +42,7 @@ import {
   tenant,
   VaultAdmin,
 } from '../../stack/lib/fixtures.ts';
-import { type StackEnv, uniqueName, useStack } from './harness.ts';
+import { operatorIncarnation, operatorLog, type StackEnv, uniqueName, useStack } from './harness.ts';
 
 const API = 'secrets.hashicorp.com/v1beta1';
 const DOMAIN = 'example.test';
@@ -167,7 +166,7 @@ describe('faults: each ends in a clear condition and Event, and recovers by itse
   /** Reconcile errors the operator logged for the object (one per failed attempt). */
   const failedAttempts = (controller: string, name: string): number[] => {
     if (!env.operator) return [];
-    return readFileSync(env.operator.log, 'utf8')
+    return operatorLog(env)
       .split('\n')
       .filter(
         (l) =>
@@ -259,7 +258,7 @@ describe('faults: each ends in a clear condition and Event, and recovers by itse
       for (const m of [mount, relayMount, lateMount])
         await vault.call('DELETE', `sys/mounts/${m}`).catch(() => {});
       if (env.operator) {
-        const log = readFileSync(env.operator.log, 'utf8');
+        const log = operatorLog(env);
         for (const s of secrets) assert.ok(!log.includes(s), 'a password reached the operator log');
       }
       const evs = await kube.list<CoreEvent>(Events, { namespace: ns });
@@ -596,7 +595,7 @@ describe('faults: each ends in a clear condition and Event, and recovers by itse
         const o = await getVPS('cert');
         return o.status?.valid && o.status.serialNumber ? o.status.serialNumber : undefined;
       });
-      const operatorPid = env.operator?.pid;
+      const operatorPid = await operatorIncarnation(env);
 
       await stopDev();
       const downAt = Date.now();
@@ -658,7 +657,7 @@ describe('faults: each ends in a clear condition and Event, and recovers by itse
       const tls = decodeData((await secret('cert'))?.data);
       assert.equal(tls.serial_number, cert1.status?.serialNumber);
       assert.ok(tls['tls.crt']?.includes('BEGIN CERTIFICATE') && tls['tls.key']);
-      assert.equal(env.operator?.pid, operatorPid, 'no operator restart');
+      assert.equal(await operatorIncarnation(env), operatorPid, 'no operator restart');
       figures.vaultRestartFailedAttempts = {
         vds: failedAttempts('vaultdynamicsecret', 'restart').length,
         vps: failedAttempts('vaultpkisecret', 'cert').length,

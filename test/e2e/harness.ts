@@ -1,8 +1,10 @@
 // End-to-end tests share one real stack, started by `npm test` (or `npm run stack -- up`).
 // This module only reads its description; it never fakes a component.
-import { loadStackEnv, type StackEnv } from '../../stack/lib/stack.ts';
+import { operatorLog } from '../../stack/lib/operator-log.ts';
+import { loadStackEnv, operatorIncarnation, type StackEnv } from '../../stack/lib/stack.ts';
 
 export type { StackEnv };
+export { operatorIncarnation, operatorLog };
 
 let cached: StackEnv | undefined;
 

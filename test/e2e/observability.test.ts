@@ -2,7 +2,6 @@
 // stack; secret values never leaking to metrics, Events, status or the log; and VSO's destination
 // ownership rules (a foreign Secret is refused unless `overwrite: true`) reported where users look.
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
 import { after, before, describe, it } from 'node:test';
 import { ALL_KINDS, VaultStaticSecrets } from '../../src/api/resources.ts';
 import type { VaultStaticSecret } from '../../src/api/v1beta1/vaultstaticsecret.ts';
@@ -26,7 +25,7 @@ import {
   VaultAdmin,
   vss,
 } from '../../stack/lib/fixtures.ts';
-import { type StackEnv, uniqueName, useStack } from './harness.ts';
+import { operatorLog, type StackEnv, uniqueName, useStack } from './harness.ts';
 
 async function get(url: string): Promise<{ status: number; body: string }> {
   const res = await fetch(url, { signal: AbortSignal.timeout(5_000) });
@@ -114,7 +113,7 @@ describe('operator observability', () => {
       const list = await kube.list<KubeObject & { status?: unknown }>(kind.resource, {});
       leaks(`the status of a ${kind.resource.kind}`, JSON.stringify(list.items.map((o) => o.status)));
     }
-    leaks('the operator log', readFileSync(operator.log, 'utf8'));
+    leaks('the operator log', operatorLog(env));
   };
 
   it('never lets a secret value reach metrics, Events, status or the operator log', async () => {

@@ -22,7 +22,7 @@ import {
   VaultAdmin,
   vss,
 } from '../../stack/lib/fixtures.ts';
-import { type StackEnv, uniqueName, useStack } from './harness.ts';
+import { operatorIncarnation, type StackEnv, uniqueName, useStack } from './harness.ts';
 
 const API = 'secrets.hashicorp.com/v1beta1';
 
@@ -108,7 +108,7 @@ describe('Vault behind its own CA, sealed and stopped', () => {
       const s = await kube.get<Secret>(Secrets, 'app', ns).catch(() => undefined);
       return s && decodeData(s.data).v === 'one' ? s : undefined;
     });
-    const operatorPid = env.operator?.pid;
+    const operatorPid = await operatorIncarnation(env);
 
     await vault.call('PUT', 'sys/seal');
     const failed = await eventually('sealed reported', async () => {
@@ -147,7 +147,7 @@ describe('Vault behind its own CA, sealed and stopped', () => {
         condition(await kube.get<VaultStaticSecret>(VaultStaticSecrets, 'app', ns), 'SecretSynced')
           ?.status === 'True',
     );
-    assert.equal(env.operator?.pid, operatorPid);
+    assert.equal(await operatorIncarnation(env), operatorPid);
   });
 
   it('keeps the destination when Vault is gone altogether', async () => {

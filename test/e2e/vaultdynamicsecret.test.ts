@@ -4,7 +4,6 @@
 // working); static credentials change only when Vault rotated them; deleting the resources leaves no
 // lease under the role; a Deployment restarts on rotation but not on the first sync.
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
 import { after, before, describe, it } from 'node:test';
 import pg from 'pg';
 import { VaultDynamicSecrets } from '../../src/api/resources.ts';
@@ -26,7 +25,7 @@ import {
   VaultAdmin,
   vds,
 } from '../../stack/lib/fixtures.ts';
-import { type StackEnv, uniqueName, useStack } from './harness.ts';
+import { operatorLog, type StackEnv, uniqueName, useStack } from './harness.ts';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -185,7 +184,7 @@ describe('VaultDynamicSecret (database engine, PostgreSQL)', () => {
 
     // Renewal timing as the operator logged it (planned horizon vs actual renewal).
     if (env.operator) {
-      const late = readFileSync(env.operator.log, 'utf8')
+      const late = operatorLog(env)
         .split('\n')
         .filter((l) => l.includes('"lease renewed"') && l.includes(`"namespace":"${ns}"`))
         .map((l) => (JSON.parse(l) as { lateMs: number }).lateMs);

@@ -1,0 +1,144 @@
+// OCI images without a Docker daemon: each layer is a directory tarred reproducibly (GNU tar:
+// sorted names, mtime 0, root-owned), the config and manifest are written here, and the result is an
+// OCI archive that `ctr images import` takes. Archives are cached by the caller's input key, so an
+// unchanged image is never rebuilt.
+import { execFileSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import {
+  createReadStream,
+  existsSync,
+  mkdirSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
+import { join } from 'node:path';
+
+export interface ImageConfig {
+  Entrypoint?: string[];
+  Cmd?: string[];
+  User?: string;
+  Env?: string[];
+  WorkingDir?: string;
+  ExposedPorts?: Record<string, Record<string, never>>;
+}
+
+export interface ImageSpec {
+  /** Full reference, e.g. ferry.local/ferry:0123abcd. */
+  ref: string;
+  /** Root directories, bottom layer first. */
+  layers: string[];
+  config: ImageConfig;
+}
+
+export interface BuiltImage {
+  ref: string;
+  archive: string;
+  /** Sum of the uncompressed layer sizes, as the image occupies a node's disk. */
+  bytes: number;
+}
+
+async function sha256File(file: string): Promise<string> {
+  const h = createHash('sha256');
+  for await (const chunk of createReadStream(file)) h.update(chunk as Buffer);
+  return h.digest('hex');
+}
+
+function sha256(data: string): string {
+  return createHash('sha256').update(data).digest('hex');
+}
+
+/** Writes the image as an OCI archive at `archive` (atomically: a crash leaves no half archive). */
+export async function buildImage(spec: ImageSpec, archive: string): Promise<BuiltImage> {
+  const work = `${archive}.work`;
+  rmSync(work, { recursive: true, force: true });
+  const blobs = join(work, 'layout', 'blobs', 'sha256');
+  mkdirSync(blobs, { recursive: true });
+  const layers: { digest: string; size: number }[] = [];
+  for (const [i, root] of spec.layers.entries()) {
+    const tar = join(work, `layer-${i}.tar`);
+    execFileSync('tar', [
+      '--create',
+      `--file=${tar}`,
+      `--directory=${root}`,
+      '--format=gnu',
+      '--sort=name',
+      '--mtime=@0',
+      '--owner=0',
+      '--group=0',
+      '--numeric-owner',
+      '.',
+    ]);
+    const digest = await sha256File(tar);
+    renameSync(tar, join(blobs, digest));
+    layers.push({ digest, size: statSync(join(blobs, digest)).size });
+  }
+  const blob = (json: unknown): { digest: string; size: number } => {
+    const text = JSON.stringify(json);
+    const digest = sha256(text);
+    writeFileSync(join(blobs, digest), text);
+    return { digest, size: Buffer.byteLength(text) };
+  };
+  const config = blob({
+    architecture: 'amd64',
+    os: 'linux',
+    config: spec.config,
+    rootfs: { type: 'layers', diff_ids: layers.map((l) => `sha256:${l.digest}`) },
+  });
+  const manifest = blob({
+    schemaVersion: 2,
+    mediaType: 'application/vnd.oci.image.manifest.v1+json',
+    config: {
+      mediaType: 'application/vnd.oci.image.config.v1+json',
+      digest: `sha256:${config.digest}`,
+      size: config.size,
+    },
+    layers: layers.map((l) => ({
+      mediaType: 'application/vnd.oci.image.layer.v1.tar',
+      digest: `sha256:${l.digest}`,
+      size: l.size,
+    })),
+  });
+  const tag = spec.ref.slice(spec.ref.lastIndexOf(':') + 1);
+  writeFileSync(join(work, 'layout', 'oci-layout'), JSON.stringify({ imageLayoutVersion: '1.0.0' }));
+  writeFileSync(
+    join(work, 'layout', 'index.json'),
+    JSON.stringify({
+      schemaVersion: 2,
+      manifests: [
+        {
+          mediaType: 'application/vnd.oci.image.manifest.v1+json',
+          digest: `sha256:${manifest.digest}`,
+          size: manifest.size,
+          annotations: { 'io.containerd.image.name': spec.ref, 'org.opencontainers.image.ref.name': tag },
+        },
+      ],
+    }),
+  );
+  execFileSync('tar', ['--create', `--file=${archive}.tmp`, `--directory=${join(work, 'layout')}`, '.']);
+  renameSync(`${archive}.tmp`, archive);
+  rmSync(work, { recursive: true, force: true });
+  return { ref: spec.ref, archive, bytes: layers.reduce((n, l) => n + l.size, 0) };
+}
+
+/**
+ * The archive for `ref` under `cacheDir`; `prepare` lays out the layers and is called only when no
+ * archive for the same ref exists (refs carry a key of their inputs).
+ */
+export async function cachedImage(
+  ref: string,
+  cacheDir: string,
+  prepare: () => Omit<ImageSpec, 'ref'>,
+): Promise<BuiltImage> {
+  mkdirSync(cacheDir, { recursive: true });
+  const archive = join(cacheDir, `${ref.replace(/[/:]/g, '_')}.tar`);
+  const note = `${archive}.bytes`;
+  if (existsSync(archive) && existsSync(note)) {
+    return { ref, archive, bytes: Number(readFileSync(note, 'utf8')) };
+  }
+  const built = await buildImage({ ref, ...prepare() }, archive);
+  writeFileSync(note, String(built.bytes));
+  return built;
+}

@@ -1,0 +1,154 @@
+// The images the node runs, built here from what this machine has (nothing is pulled):
+//   ferry.local/ferry  the operator and CSI driver: Node 24 from the npm package, production
+//                      dependencies, src/ — the Dockerfile's layout (/app, /usr/local/bin/node, uid 65532)
+//   ferry.local/pause  the sandbox image: kubernetes' pause.c, compiled with the kube peer
+//   ferry.local/test   workloads for tests: busybox-static with its applets, and psql
+import { execFileSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import {
+  chmodSync,
+  copyFileSync,
+  cpSync,
+  existsSync,
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  symlinkSync,
+  writeFileSync,
+} from 'node:fs';
+import { dirname, join, relative } from 'node:path';
+import { type BuiltImage, cachedImage } from './image.ts';
+
+/** Bumped when a recipe below changes in a way its inputs do not show. */
+const RECIPE = '1';
+
+export interface NodeImages {
+  ferry: BuiltImage;
+  pause: BuiltImage;
+  test: BuiltImage;
+}
+
+function hashInputs(parts: (string | Buffer)[]): string {
+  const h = createHash('sha256').update(RECIPE);
+  for (const p of parts) h.update(p).update('\0');
+  return h.digest('hex').slice(0, 16);
+}
+
+function filesUnder(dir: string): string[] {
+  const out: string[] = [];
+  for (const e of readdirSync(dir, { withFileTypes: true })) {
+    const p = join(dir, e.name);
+    if (e.isDirectory()) out.push(...filesUnder(p));
+    else if (e.isFile()) out.push(p);
+  }
+  return out.sort();
+}
+
+/** Copies `binary` to `root/dest` with the shared libraries ldd resolves for it (and the loader). */
+function copyWithLibs(binary: string, root: string, dest: string): void {
+  mkdirSync(dirname(join(root, dest)), { recursive: true });
+  copyFileSync(binary, join(root, dest));
+  const ldd = execFileSync('ldd', [binary], { encoding: 'utf8' });
+  for (const m of ldd.matchAll(/(\/\S+\.so[.\d]*)\s+\(0x/g)) {
+    const lib = m[1] as string;
+    const target = join(root, lib);
+    if (existsSync(target)) continue;
+    mkdirSync(dirname(target), { recursive: true });
+    copyFileSync(lib, target); // follows the symlink: the real file under the soname
+  }
+}
+
+function baseRoot(root: string): void {
+  mkdirSync(join(root, 'etc'), { recursive: true });
+  writeFileSync(
+    join(root, 'etc', 'passwd'),
+    'root:x:0:0:root:/root:/sbin/nologin\nnonroot:x:65532:65532:nonroot:/home/nonroot:/sbin/nologin\n',
+  );
+  writeFileSync(join(root, 'etc', 'group'), 'root:x:0:\nnonroot:x:65532:\n');
+  mkdirSync(join(root, 'tmp'));
+  chmodSync(join(root, 'tmp'), 0o1777);
+}
+
+export async function ferryImage(
+  repoRoot: string,
+  cacheDir: string,
+  log: (m: string) => void,
+): Promise<BuiltImage> {
+  const nodeBin = join(repoRoot, 'node_modules', 'node', 'bin', 'node');
+  const src = filesUnder(join(repoRoot, 'src'));
+  const key = hashInputs([
+    readFileSync(join(repoRoot, 'package.json')),
+    readFileSync(join(repoRoot, 'package-lock.json')),
+    String(statSync(nodeBin).size),
+    ...src.flatMap((f) => [relative(repoRoot, f), readFileSync(f)]),
+  ]);
+  return cachedImage(`ferry.local/ferry:${key}`, cacheDir, () => {
+    log('building the Ferry image (Node 24, production dependencies, src/)');
+    const stage = join(cacheDir, `ferry-${key}.stage`);
+    rmSync(stage, { recursive: true, force: true });
+    const [base, deps, app] = ['base', 'deps', 'app'].map((l) => join(stage, l)) as [string, string, string];
+    baseRoot(base);
+    copyWithLibs(nodeBin, base, 'usr/local/bin/node');
+    execFileSync('strip', [join(base, 'usr/local/bin/node')]);
+    mkdirSync(join(deps, 'app'), { recursive: true });
+    for (const f of ['package.json', 'package-lock.json'])
+      copyFileSync(join(repoRoot, f), join(deps, 'app', f));
+    // Production dependencies only; none needs an install script (as the Dockerfile).
+    execFileSync(
+      'npm',
+      ['ci', '--omit=dev', '--ignore-scripts', '--no-audit', '--no-fund', '--loglevel=error'],
+      {
+        cwd: join(deps, 'app'),
+        stdio: ['ignore', 'ignore', 'inherit'],
+      },
+    );
+    rmSync(join(deps, 'app', 'package.json'));
+    rmSync(join(deps, 'app', 'package-lock.json'));
+    mkdirSync(join(app, 'app'), { recursive: true });
+    copyFileSync(join(repoRoot, 'package.json'), join(app, 'app', 'package.json'));
+    cpSync(join(repoRoot, 'src'), join(app, 'app', 'src'), { recursive: true });
+    return {
+      layers: [base, deps, app],
+      config: {
+        User: '65532:65532',
+        WorkingDir: '/app',
+        Env: ['PATH=/usr/local/bin:/usr/bin:/bin', 'NODE_ENV=production'],
+        Entrypoint: ['node', 'src/cli/operator.ts'],
+        ExposedPorts: { '8080/tcp': {}, '8081/tcp': {} },
+      },
+    };
+  });
+}
+
+export async function pauseImage(pauseBinary: string, cacheDir: string): Promise<BuiltImage> {
+  const key = hashInputs([readFileSync(pauseBinary)]);
+  return cachedImage(`ferry.local/pause:${key}`, cacheDir, () => {
+    const root = join(cacheDir, `pause-${key}.stage`);
+    rmSync(root, { recursive: true, force: true });
+    mkdirSync(root, { recursive: true });
+    copyFileSync(pauseBinary, join(root, 'pause'));
+    return { layers: [root], config: { User: '65535:65535', Entrypoint: ['/pause'] } };
+  });
+}
+
+const BUSYBOX = '/bin/busybox';
+
+export async function testImage(psql: string, cacheDir: string): Promise<BuiltImage> {
+  const key = hashInputs([readFileSync(BUSYBOX), readFileSync(psql)]);
+  return cachedImage(`ferry.local/test:${key}`, cacheDir, () => {
+    const root = join(cacheDir, `test-${key}.stage`);
+    rmSync(root, { recursive: true, force: true });
+    baseRoot(root);
+    mkdirSync(join(root, 'bin'));
+    copyFileSync(BUSYBOX, join(root, 'bin', 'busybox'));
+    const applets = execFileSync(BUSYBOX, ['--list'], { encoding: 'utf8' }).split('\n').filter(Boolean);
+    for (const a of applets) if (a !== 'busybox') symlinkSync('busybox', join(root, 'bin', a));
+    copyWithLibs(psql, root, 'usr/bin/psql');
+    return {
+      layers: [root],
+      config: { Env: ['PATH=/usr/bin:/bin'], Cmd: ['sh'] },
+    };
+  });
+}
