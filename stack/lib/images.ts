@@ -22,7 +22,7 @@ import { dirname, join, relative } from 'node:path';
 import { type BuiltImage, cachedImage } from './image.ts';
 
 /** Bumped when a recipe below changes in a way its inputs do not show. */
-const RECIPE = '1';
+const RECIPE = '2';
 
 export interface NodeImages {
   ferry: BuiltImage;
@@ -92,6 +92,8 @@ export async function ferryImage(
     baseRoot(base);
     copyWithLibs(nodeBin, base, 'usr/local/bin/node');
     execFileSync('strip', [join(base, 'usr/local/bin/node')]);
+    // The CSI driver mounts and unmounts its tmpfs volumes with util-linux, as on node:24-slim.
+    for (const tool of ['mount', 'umount']) copyWithLibs(`/usr/bin/${tool}`, base, `usr/bin/${tool}`);
     mkdirSync(join(deps, 'app'), { recursive: true });
     for (const f of ['package.json', 'package-lock.json'])
       copyFileSync(join(repoRoot, f), join(deps, 'app', f));

@@ -98,14 +98,15 @@ describe('CSI driver (real API server and Vault)', () => {
     await ensureNamespace(kube, ns, ['web', 'other']);
     await ensureNamespace(kube, ns2, ['web']);
 
-    // The CSIDriver and DaemonSet manifests validated by the API server (the RBAC is applied for real
-    // by startTestDriver).
+    // The CSIDriver and DaemonSet manifests validated by the API server, under names of their own (the
+    // chart's live objects have the real ones); the RBAC is applied for real by startTestDriver.
     for (const m of [
       ...readManifests(join(ROOT, 'deploy', 'csi', 'csidriver.yaml')),
       ...readManifests(join(ROOT, 'deploy', 'csi', 'daemonset.yaml')),
     ]) {
       const rt = resourceOf(m);
-      await kube.patch(rt, m.metadata.name ?? '', m.metadata.namespace, m, 'apply', {
+      m.metadata.name = `${m.metadata.name}-${ns}`;
+      await kube.patch(rt, m.metadata.name, m.metadata.namespace, m, 'apply', {
         fieldManager: 'ferry-e2e',
         force: true,
         dryRun: true,
