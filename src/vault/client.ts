@@ -17,8 +17,10 @@ export interface VaultClientOptions {
   /** Added to every request. `X-Vault-Namespace` and `X-Vault-Token` are rejected: both are owned by
    * the client (`namespace`, `withToken`). */
   headers?: Record<string, string>;
-  /** Per-attempt timeout (connect, response headers, and idle body). Default 60 s, as vault/api. */
+  /** Per-attempt timeout (connect, response headers, and the whole body). Default 60 s, as vault/api. */
   timeoutMs?: number;
+  /** Response bodies beyond this many bytes are cut off and fail. Default 32 MiB. */
+  maxResponseBytes?: number;
   namespace?: string;
   userAgent?: string;
   retry?: RetryPolicy;
@@ -36,6 +38,9 @@ export interface RetryPolicy {
  * `maxDelayMs`. */
 export const DEFAULT_RETRY: RetryPolicy = { maxRetries: 2, minDelayMs: 1000, maxDelayMs: 1500 };
 export const DEFAULT_TIMEOUT_MS = 60_000;
+/** Vault's own default `max_request_size`: no secret Vault accepted is larger, and a LIST of a
+ * hundred thousand keys still fits. A hostile server cannot make a reconcile hold more. */
+export const DEFAULT_MAX_RESPONSE_BYTES = 32 * 1024 * 1024;
 export const USER_AGENT = `ferry/${pkg.version}`;
 
 // 412 is Vault's "index not yet replicated" answer on performance standbys; the rest are the usual
@@ -116,6 +121,8 @@ interface Transport {
   origin: string;
   basePath: string;
   headers: Record<string, string>;
+  timeoutMs: number;
+  maxResponseBytes: number;
 }
 
 export class VaultClient implements VaultApi {
@@ -256,13 +263,19 @@ export class VaultClient implements VaultApi {
         signal: opts?.signal ?? null,
       });
     } catch (err) {
-      throw vaultTransportError(method, cleanPath, err);
+      throw this.#transportError(method, cleanPath, err);
     }
+    // undici's bodyTimeout is an idle timer: a server dripping a byte at a time would hold the
+    // request forever. The whole body gets the attempt's timeout, as Go's http.Client.Timeout.
+    const { timeoutMs } = this.#transport;
+    const timer = setTimeout(() => res.body.destroy(new BodyTimeoutError(timeoutMs)), timeoutMs);
     let text: string;
     try {
       text = await res.body.text();
     } catch (err) {
-      throw vaultTransportError(method, cleanPath, err);
+      throw this.#transportError(method, cleanPath, err);
+    } finally {
+      clearTimeout(timer);
     }
     const json = parseJsonObject(text);
     if (res.statusCode >= 400) {
@@ -281,6 +294,25 @@ export class VaultClient implements VaultApi {
       });
     }
     return { status: res.statusCode, body: json };
+  }
+
+  #transportError(method: VaultMethod, path: string, err: unknown): FerryError {
+    if ((err as { code?: unknown } | null)?.code === 'UND_ERR_RES_EXCEEDED_MAX_SIZE') {
+      const limit = this.#transport.maxResponseBytes;
+      return new FerryError(
+        CODES.VAULT_RESPONSE_TOO_LARGE,
+        `Vault ${method} ${path}: response body exceeds the limit of ${limit} bytes`,
+        { cause: err },
+      );
+    }
+    return vaultTransportError(method, path, err);
+  }
+}
+
+class BodyTimeoutError extends Error {
+  readonly code = 'FERRY_BODY_TIMEOUT';
+  constructor(ms: number) {
+    super(`response body not received within ${ms} ms`);
   }
 }
 
@@ -322,7 +354,13 @@ function createTransport(opts: VaultClientOptions): Transport {
   if (opts.caCertPem !== undefined) connect.ca = opts.caCertPem;
   if (opts.skipTLSVerify) connect.rejectUnauthorized = false;
   if (opts.tlsServerName) connect.servername = opts.tlsServerName;
-  const agent = new Agent({ connect, headersTimeout: timeoutMs, bodyTimeout: timeoutMs });
+  const maxResponseBytes = opts.maxResponseBytes ?? DEFAULT_MAX_RESPONSE_BYTES;
+  const agent = new Agent({
+    connect,
+    headersTimeout: timeoutMs,
+    bodyTimeout: timeoutMs,
+    maxResponseSize: maxResponseBytes,
+  });
   const retry = opts.retry ?? DEFAULT_RETRY;
   const dispatcher = agent.compose(
     interceptors.retry({
@@ -343,6 +381,8 @@ function createTransport(opts: VaultClientOptions): Transport {
     origin: url.origin,
     basePath: url.pathname.replace(/\/+$/, ''),
     headers,
+    timeoutMs,
+    maxResponseBytes,
   };
 }
 
