@@ -17,7 +17,8 @@ export interface VaultClientOptions {
   /** Added to every request. `X-Vault-Namespace` and `X-Vault-Token` are rejected: both are owned by
    * the client (`namespace`, `withToken`). */
   headers?: Record<string, string>;
-  /** Per-attempt timeout (connect, response headers, and the whole body). Default 60 s, as vault/api. */
+  /** Per-attempt timeout (connect, response headers, and the whole body). Default 60 s, as vault/api;
+   * at most MAX_TIMEOUT_MS. */
   timeoutMs?: number;
   /** Response bodies beyond this many bytes are cut off and fail. Default 32 MiB. */
   maxResponseBytes?: number;
@@ -38,6 +39,9 @@ export interface RetryPolicy {
  * `maxDelayMs`. */
 export const DEFAULT_RETRY: RetryPolicy = { maxRetries: 2, minDelayMs: 1000, maxDelayMs: 1500 };
 export const DEFAULT_TIMEOUT_MS = 60_000;
+/** Longer timeouts are cut to this: a tenant's VaultConnection must not hold a reconcile for hours
+ * (and Node's timers overflow past 2^31 ms into firing at once). */
+export const MAX_TIMEOUT_MS = 300_000;
 /** Vault's own default `max_request_size`: no secret Vault accepted is larger, and a LIST of a
  * hundred thousand keys still fits. A hostile server cannot make a reconcile hold more. */
 export const DEFAULT_MAX_RESPONSE_BYTES = 32 * 1024 * 1024;
@@ -348,7 +352,7 @@ function createTransport(opts: VaultClientOptions): Transport {
   headers['x-vault-request'] = 'true';
 
   if (opts.caCertPem !== undefined && !opts.skipTLSVerify) validateCaPem(opts.caCertPem);
-  const timeoutMs = opts.timeoutMs ?? DEFAULT_TIMEOUT_MS;
+  const timeoutMs = Math.min(opts.timeoutMs ?? DEFAULT_TIMEOUT_MS, MAX_TIMEOUT_MS);
   if (!(timeoutMs > 0)) throw new FerryError(CODES.VAULT_CONFIG, 'Vault timeout must be positive');
   const connect: Record<string, unknown> = { timeout: timeoutMs };
   if (opts.caCertPem !== undefined) connect.ca = opts.caCertPem;

@@ -274,6 +274,34 @@ describe('VaultClient against a hostile server', () => {
     }
   });
 
+  it('caps the timeout, so a huge one neither holds a request for days nor overflows the timers', async () => {
+    const warnings: Error[] = [];
+    const onWarning = (w: Error): void => {
+      warnings.push(w);
+    };
+    process.on('warning', onWarning);
+    const vault = await hostileVault(async (res) => {
+      res.writeHead(200, { 'content-type': 'application/json' });
+      res.write('{"data":');
+      await new Promise((r) => setTimeout(r, 50));
+      res.end('{"k":"v"}}');
+    });
+    // 1000 h: past 2^31 ms, where a Node timer fires after 1 ms instead.
+    const c = new VaultClient({ address: vault.address, timeoutMs: 3_600_000_000, retry: FAST });
+    try {
+      assert.deepEqual((await c.read('secret/x'))?.data, { k: 'v' });
+      await new Promise((r) => setImmediate(r));
+      assert.deepEqual(
+        warnings.filter((w) => w.name === 'TimeoutOverflowWarning'),
+        [],
+      );
+    } finally {
+      process.off('warning', onWarning);
+      await c.close();
+      await vault.close();
+    }
+  });
+
   it('times out a body that trickles in slower than the timeout allows', async () => {
     // One byte every 20 ms never trips an idle timer; the whole-body deadline stops it.
     const vault = await hostileVault(async (res) => {
