@@ -64,7 +64,9 @@ const RETRY_ERROR_CODES = [
   'UND_ERR_CONNECT_TIMEOUT',
   'UND_ERR_HEADERS_TIMEOUT',
 ];
-const RESERVED_HEADERS = new Set(['x-vault-namespace', 'x-vault-token']);
+// Host is the address's: a tenant's Host header would reach another virtual host behind the same
+// endpoint than the one the address names.
+const RESERVED_HEADERS = new Set(['x-vault-namespace', 'x-vault-token', 'host']);
 
 export interface VaultAuthInfo {
   /** Non-enumerable on parsed responses so that logging an AuthInfo never prints the token. */
@@ -341,9 +343,11 @@ function createTransport(opts: VaultClientOptions): Transport {
   const headers: Record<string, string> = { 'user-agent': opts.userAgent ?? USER_AGENT };
   for (const [k, v] of Object.entries(opts.headers ?? {})) {
     if (RESERVED_HEADERS.has(k.toLowerCase())) {
+      const instead =
+        k.toLowerCase() === 'host' ? 'the address names the server' : 'use the namespace field instead';
       throw new FerryError(
         CODES.VAULT_CONFIG,
-        `header ${k} is not allowed in VaultConnection headers; use the namespace field instead`,
+        `header ${k} is not allowed in VaultConnection headers; ${instead}`,
       );
     }
     headers[k.toLowerCase()] = v;

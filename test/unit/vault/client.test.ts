@@ -12,8 +12,8 @@ import { authBody, FakeVault } from './helpers.ts';
 const FAST = { maxRetries: 2, minDelayMs: 1, maxDelayMs: 2 };
 
 describe('VaultClient configuration', () => {
-  it('rejects X-Vault-Namespace and X-Vault-Token in connection headers', () => {
-    for (const h of ['X-Vault-Namespace', 'x-vault-token']) {
+  it('rejects X-Vault-Namespace, X-Vault-Token and Host in connection headers', () => {
+    for (const h of ['X-Vault-Namespace', 'x-vault-token', 'Host']) {
       assert.throws(
         () => new VaultClient({ address: 'http://127.0.0.1:1', headers: { [h]: 'x' } }),
         (e: unknown) => isFerryError(e) && e.code === CODES.VAULT_CONFIG && e.message.includes(h),
@@ -103,6 +103,10 @@ describe('VaultClient requests', () => {
   it('rejects reserved headers per request too', async () => {
     await assert.rejects(
       client.read('x', { headers: { 'X-Vault-Token': 'sneaky' } }),
+      (e: unknown) => isFerryError(e) && e.code === CODES.VAULT_CONFIG,
+    );
+    await assert.rejects(
+      client.write('auth/kubernetes/login', {}, { headers: { host: 'internal.example' } }),
       (e: unknown) => isFerryError(e) && e.code === CODES.VAULT_CONFIG,
     );
   });
