@@ -63,6 +63,21 @@ export function parseDuration(value: string, opts: { allowDays?: boolean } = {})
   return ms;
 }
 
+/** The shortest polling period Ferry schedules: a sub-second refreshAfter polls Vault in a tight loop
+ * (`0s` used to requeue at once, ~99,000 reconciles per second for one object). */
+export const MIN_REFRESH_AFTER_MS = 1000;
+
+/**
+ * `refreshAfter` as a polling period in milliseconds, or undefined when unset or zero: VSO never
+ * requeues after a zero horizon, so `0s` means "no periodic refresh" (the 60 s HMAC drift poll of a
+ * VaultStaticSecret still applies, as in VSO). Shorter positive periods are raised to the minimum.
+ */
+export function refreshPeriodMs(refreshAfter: string | undefined): number | undefined {
+  if (!refreshAfter) return undefined;
+  const ms = parseDuration(refreshAfter);
+  return ms === 0 ? undefined : Math.max(ms, MIN_REFRESH_AFTER_MS);
+}
+
 /** A path inside the operator pod: absolute and free of `..` segments. */
 function checkPodPath(field: string, path: string, problems: Problem[]): void {
   if (!isAbsolute(path)) problems.push({ field, message: 'must be an absolute path' });

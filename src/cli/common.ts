@@ -7,6 +7,7 @@ import pkg from '../../package.json' with { type: 'json' };
 import { KubeClient } from '../k8s/client.ts';
 import { loadKubeConnection } from '../k8s/config.ts';
 import { type MetricsRegistry, registerBuildInfo } from '../metrics/registry.ts';
+import { DEFAULT_CA_CERT_DIR, setCaCertDir } from '../vault/ca-file.ts';
 
 type Env = NodeJS.ProcessEnv;
 
@@ -58,6 +59,11 @@ export function globalOptions(
     globalExcludeRaw: transform.includes('exclude-raw'),
     allowDefaultGlobals: auth.includes('allow-default-globals'),
   };
+}
+
+/** `--ca-cert-dir` (env FERRY_CA_CERT_DIR): the one directory VaultConnection.caCertPath may name. */
+export function configureCaCertDir(values: { 'ca-cert-dir'?: string | undefined }, env: Env): void {
+  setCaCertDir(values['ca-cert-dir'] ?? env.FERRY_CA_CERT_DIR ?? DEFAULT_CA_CERT_DIR);
 }
 
 export function kubeClient(kubeconfig: string | undefined, env: Env, userAgent: string): KubeClient {

@@ -9,6 +9,7 @@ import { errorMessage } from '../errors.ts';
 import {
   aborted,
   buildInfo,
+  configureCaCertDir,
   globalOptions,
   kubeClient,
   listenAddress,
@@ -39,12 +40,14 @@ const { values } = parseArgs({
     'global-transformation-options': { type: 'string' },
     'global-vault-auth-options': { type: 'string' },
     'log-level': { type: 'string', default: 'info' },
+    'ca-cert-dir': { type: 'string' },
   },
 });
 const env = process.env;
 const logger = secretSafeLogger(values['log-level']);
 
 try {
+  configureCaCertDir(values, env);
   const mountKind = values.mount;
   if (mountKind !== 'tmpfs' && mountKind !== 'dir') throw new Error('--mount must be tmpfs or dir');
   const refresh = Number(values['refresh-interval']);

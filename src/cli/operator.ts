@@ -7,6 +7,7 @@ import { buildOperator } from '../operator.ts';
 import { parsePersistenceModel } from '../vault/persistence.ts';
 import {
   buildInfo,
+  configureCaCertDir,
   globalOptions,
   kubeClient,
   listenAddress,
@@ -29,6 +30,7 @@ const { values } = parseArgs({
     'connection-health-period': { type: 'string', default: '60' },
     'log-level': { type: 'string', default: 'info' },
     'client-cache-persistence-model': { type: 'string' },
+    'ca-cert-dir': { type: 'string' },
   },
 });
 const env = process.env;
@@ -50,6 +52,7 @@ const int = (v: string | undefined, fallback: number): number => {
 const logger = secretSafeLogger(values['log-level']);
 
 try {
+  configureCaCertDir(values, env);
   const client = kubeClient(values.kubeconfig, env, 'ferry');
   const opNamespace = operatorNamespace(values['operator-namespace'], env);
   const persistenceModel = parsePersistenceModel(

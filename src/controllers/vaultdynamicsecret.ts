@@ -19,7 +19,7 @@ import type {
   VaultDynamicSecretStatus,
   VaultStaticCredsMetaData,
 } from '../api/v1beta1/vaultdynamicsecret.ts';
-import { parseDuration } from '../api/validate.ts';
+import { refreshPeriodMs } from '../api/validate.ts';
 import { CONDITION_TYPES } from '../consts/conditions.ts';
 import { FINALIZERS } from '../consts/finalizers.ts';
 import { REASONS } from '../consts/reasons.ts';
@@ -386,8 +386,8 @@ export function vaultDynamicSecretReconciler(
       return requeueAfter(Math.max(0, dueAt - now));
     }
     if (isStatic) return requeueAfter(Math.max(0, staticPollDueAt(status) - now));
-    if (spec?.refreshAfter)
-      return requeueAfter(Math.max(0, refreshDueAt(status, parseDuration(spec.refreshAfter)) - now));
+    const refresh = refreshPeriodMs(spec?.refreshAfter);
+    if (refresh !== undefined) return requeueAfter(Math.max(0, refreshDueAt(status, refresh) - now));
     return awaitChange();
   };
 
@@ -586,7 +586,7 @@ export function vaultDynamicSecretReconciler(
     let existing: Secret | undefined;
     let refreshAfterMs: number | undefined;
     try {
-      refreshAfterMs = spec.refreshAfter ? parseDuration(spec.refreshAfter) : undefined;
+      refreshAfterMs = refreshPeriodMs(spec.refreshAfter);
       existing = await ctx.client.getIfExists<Secret>(Secrets, spec.destination.name, namespace);
     } catch (err) {
       await fail(

@@ -4,7 +4,7 @@
 
 import { API_VERSION, VaultStaticSecrets } from '../api/resources.ts';
 import type { VaultStaticSecret, VaultStaticSecretStatus } from '../api/v1beta1/vaultstaticsecret.ts';
-import { parseDuration } from '../api/validate.ts';
+import { refreshPeriodMs } from '../api/validate.ts';
 import { FINALIZERS } from '../consts/finalizers.ts';
 import { REASONS } from '../consts/reasons.ts';
 import { CODES, errorMessage, FerryError, isFerryError, TerminalError } from '../errors.ts';
@@ -177,8 +177,9 @@ export function vaultStaticSecretReconciler(
     };
     await writeStatus(ctx.client, VaultStaticSecrets, obj, status, memo);
 
-    if (!hmac && !spec.refreshAfter) return awaitChange();
-    const period = spec.refreshAfter ? parseDuration(spec.refreshAfter) : DEFAULT_REFRESH_MS;
+    const refresh = refreshPeriodMs(spec.refreshAfter);
+    if (!hmac && refresh === undefined) return awaitChange();
+    const period = refresh ?? DEFAULT_REFRESH_MS;
     return requeueAfter(jitterDown(period, ctx.random));
   };
 }

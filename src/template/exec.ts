@@ -3,6 +3,7 @@
 // data value, Ferry's message names only its type.
 import { sprint } from './fmt.ts';
 import { type CallContext, FuncError, GO_PARAM_TYPE, type GoFunc, type ParamType } from './func.ts';
+import { type Meter, withMeter } from './meter.ts';
 import {
   type ArgNode,
   type BranchNode,
@@ -38,7 +39,14 @@ import {
 export interface Limits {
   maxSteps: number;
   maxOutputBytes: number;
+  /** Bytes of values built by functions, summed over the render (UTF-16 units for strings, 8 per list element). */
+  maxAllocBytes: number;
+  /** Wall time of one render. */
+  maxDurationMs: number;
 }
+
+/** Steps and reservations between two reads of the clock. */
+const CLOCK_EVERY = 256;
 
 /** Go's maxExecDepth is 100000; JS stacks are smaller, so nesting is capped lower. */
 const MAX_EXEC_DEPTH = 1000;
@@ -57,6 +65,9 @@ export class ExecFailure extends Error {
     this.col = col;
   }
 }
+
+/** A resource limit was reached (steps, output, allocation, time); the message names the limit only. */
+export class LimitExceeded extends ExecFailure {}
 
 const BREAK = Symbol('break');
 const CONTINUE = Symbol('continue');
@@ -83,7 +94,9 @@ export interface Env {
   funcs: ReadonlyMap<string, GoFunc>;
   builtins: ReadonlySet<string>;
   limits: Limits;
-  ctx: Omit<CallContext, 'charge'>;
+  ctx: Omit<CallContext, keyof Meter>;
+  /** Monotonic milliseconds for the render deadline. */
+  clock: () => number;
 }
 
 interface Var {
@@ -96,16 +109,19 @@ export function execute(env: Env, name: string, data: GoValue): string {
   const st = new State(env, name);
   if (!root) return st.errorf(same(`${JSON.stringify(name)} is an incomplete or empty template`));
   st.vars = [{ name: '$', value: data }];
-  st.walk(data, root);
+  withMeter(st, () => st.walk(data, root));
   return st.out;
 }
 
-class State {
+class State implements Meter {
   out = '';
   vars: Var[] = [];
   private node: Node | undefined;
   private outBytes = 0;
   private steps = 0;
+  private allocated = 0;
+  private untilClock = CLOCK_EVERY;
+  private readonly deadline: number;
   private depth = 0;
   private readonly env: Env;
   private tmplName: string;
@@ -114,23 +130,47 @@ class State {
   constructor(env: Env, name: string) {
     this.env = env;
     this.tmplName = name;
-    this.callCtx = { ...env.ctx, charge: (n) => this.charge(n) };
+    this.deadline = env.clock() + env.limits.maxDurationMs;
+    this.callCtx = { ...env.ctx, charge: (n) => this.charge(n), reserve: (n) => this.reserve(n) };
   }
 
-  private charge(n: number): void {
+  charge(n: number): void {
     this.steps += n;
-    if (this.steps > this.env.limits.maxSteps) {
-      const m = `template: ${this.tmplName}: execution exceeded the step limit (${this.env.limits.maxSteps})`;
-      throw new ExecFailure(m, m, this.tmplName);
-    }
+    if (this.steps > this.env.limits.maxSteps)
+      this.limit(`execution exceeded the step limit (${this.env.limits.maxSteps})`);
+    this.tick();
+  }
+
+  reserve(bytes: number): void {
+    if (!(this.allocated + bytes <= this.env.limits.maxAllocBytes)) this.allocationExceeded();
+    this.tick();
+  }
+
+  /** Charges a value a function built (after the fact: its size was bounded by `reserve`). */
+  private alloc(bytes: number): void {
+    this.allocated += bytes;
+    if (this.allocated > this.env.limits.maxAllocBytes) this.allocationExceeded();
+  }
+
+  private allocationExceeded(): never {
+    this.limit(`execution exceeded the allocation limit (${this.env.limits.maxAllocBytes} bytes)`);
+  }
+
+  private tick(): void {
+    if (--this.untilClock > 0) return;
+    this.untilClock = CLOCK_EVERY;
+    if (this.env.clock() > this.deadline)
+      this.limit(`execution exceeded the time limit (${this.env.limits.maxDurationMs} ms)`);
+  }
+
+  private limit(text: string): never {
+    this.errorf(same(text), LimitExceeded);
   }
 
   private write(s: string): void {
     this.outBytes += Buffer.byteLength(s, 'utf8');
-    if (this.outBytes > this.env.limits.maxOutputBytes) {
-      const m = `template: ${this.tmplName}: output exceeded the size limit (${this.env.limits.maxOutputBytes} bytes)`;
-      throw new ExecFailure(m, m, this.tmplName);
-    }
+    if (this.outBytes > this.env.limits.maxOutputBytes)
+      this.limit(`output exceeded the size limit (${this.env.limits.maxOutputBytes} bytes)`);
     this.out += s;
   }
 
@@ -138,18 +178,18 @@ class State {
     this.node = n;
   }
 
-  errorf(msg: Msg): never {
+  errorf(msg: Msg, Failure: typeof ExecFailure = ExecFailure): never {
     const name = this.tmplName;
     const n = this.node;
     if (!n) {
-      throw new ExecFailure(`template: ${name}: ${msg.safe}`, `template: ${name}: ${msg.go}`, name);
+      throw new Failure(`template: ${name}: ${msg.safe}`, `template: ${name}: ${msg.go}`, name);
     }
     const before = n.tree.text.slice(0, n.pos);
     const nl = before.lastIndexOf('\n');
     const line = 1 + (before.match(/\n/g)?.length ?? 0);
     const col = Buffer.byteLength(nl === -1 ? before : before.slice(nl + 1), 'utf8');
     const prefix = `template: ${n.tree.parseName}:${line}:${col}: executing ${JSON.stringify(name)} at <${nodeString(n)}>: `;
-    throw new ExecFailure(prefix + msg.safe, prefix + msg.go, n.tree.parseName, line, col);
+    throw new Failure(prefix + msg.safe, prefix + msg.go, n.tree.parseName, line, col);
   }
 
   // --- variables ---
@@ -279,7 +319,7 @@ class State {
     const tree = this.env.trees.get(t.name);
     if (!tree?.root) this.errorf(same(`template ${JSON.stringify(t.name)} not defined`));
     if (this.depth >= MAX_EXEC_DEPTH)
-      this.errorf(same(`exceeded maximum template depth (${MAX_EXEC_DEPTH})`));
+      this.errorf(same(`exceeded maximum template depth (${MAX_EXEC_DEPTH})`), LimitExceeded);
     const newDot = this.evalPipeline(dot, t.pipe);
     const saved = { vars: this.vars, name: this.tmplName };
     this.depth++;
@@ -483,11 +523,14 @@ class State {
       if (fv === undefined || fv === null) this.errorf(same('error calling call: call of nil'));
       this.errorf(same(`error calling call: non-function ${callee} of type ${typeName(fv)}`));
     }
+    this.at(node);
     try {
-      return f.fn(argv, this.callCtx);
+      const result = f.fn(argv, this.callCtx);
+      if (typeof result === 'string') this.alloc(result.length);
+      else if (Array.isArray(result)) this.alloc(8 * result.length);
+      return result;
     } catch (e) {
       if (e instanceof FuncError) {
-        this.at(node);
         this.errorf({
           go: `error calling ${name}: ${e.message}`,
           safe: `error calling ${name}: ${e.safe ?? e.message}`,

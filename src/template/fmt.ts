@@ -1,6 +1,7 @@
 // Go's fmt package for the value model: Sprint, Sprintln, Sprintf with verbs, flags, width and
 // precision, and strconv's float formatting (exact decimal expansion, round half to even).
 import { goQuote, isPrintRune } from './lex.ts';
+import { APPEND_BYTES, meter } from './meter.ts';
 import {
   GoInt,
   type GoMap,
@@ -140,11 +141,10 @@ function fmtF(neg: boolean, x: Digits, prec: number): string {
     s += int + '0'.repeat(x.dp - int.length);
   } else s += '0';
   if (prec > 0) {
-    s += '.';
-    for (let i = 1; i <= prec; i++) {
-      const j = x.dp + i - 1;
-      s += j >= 0 && j < x.d.length ? x.d[j] : '0';
-    }
+    // Digits dp … dp+prec-1 of x.d, zeros outside it (built in bulk: prec may be 10^6 or more).
+    const lead = Math.min(prec, Math.max(0, -x.dp));
+    const frac = '0'.repeat(lead) + x.d.slice(Math.max(0, x.dp), Math.max(0, x.dp + prec));
+    s += `.${frac}${'0'.repeat(prec - frac.length)}`;
   }
   return s;
 }
@@ -243,6 +243,8 @@ export function formatFloat(
 class Printer {
   buf = '';
   f: Flags = noFlags();
+  /** Values formatted so far: each adds a few pieces to buf. */
+  private values = 0;
 
   badVerb(verb: string, v: GoValue): void {
     this.buf += `%!${verb}(`;
@@ -444,7 +446,14 @@ class Printer {
     }
   }
 
+  /** Width and precision multiply output (per element, for lists): reserve them before formatting. */
+  private reserve(): void {
+    const pieces = 2 * APPEND_BYTES * ++this.values;
+    meter().reserve(this.buf.length + pieces + Math.max(this.f.wid ?? 0, this.f.prec ?? 0));
+  }
+
   printArg(v: GoValue, verb: string): void {
+    this.reserve();
     if (v === undefined || v === null) {
       if (verb === 'T' || verb === 'v') this.buf += pad('<nil>', this.f);
       else this.badVerb(verb, v);
@@ -459,6 +468,7 @@ class Printer {
   }
 
   printValue(v: GoValue, verb: string, depth: number): void {
+    this.reserve();
     if (v === undefined || v === null) {
       if (depth === 0) this.buf += '<invalid reflect.Value>';
       else this.buf += this.f.sharpV ? 'interface {}(nil)' : '<nil>';
@@ -609,6 +619,23 @@ export function sprintln(args: GoValue[]): string {
   return `${p.buf}\n`;
 }
 
+/** Go's fmt tooLarge: widths and precisions beyond ±10^6 are refused. */
+const tooLarge = (x: number): boolean => x > 1e6 || x < -1e6;
+
+/**
+ * Go's fmt parsenum: the digits at `start`; an overflowing number (checked before each digit, as Go
+ * does) consumes the rest of the format, so that verb prints %!(NOVERB).
+ */
+function parseNum(s: string, start: number): { num: number; isNum: boolean; next: number } {
+  let num = 0;
+  let i = start;
+  for (; i < s.length && s[i]! >= '0' && s[i]! <= '9'; i++) {
+    if (tooLarge(num)) return { num: 0, isNum: false, next: s.length };
+    num = num * 10 + (s.charCodeAt(i) - 48);
+  }
+  return { num, isNum: i > start, next: i };
+}
+
 function intFromArg(args: GoValue[], n: number): { v: number; ok: boolean; n: number } {
   if (n >= args.length) return { v: 0, ok: false, n };
   const a = args[n];
@@ -617,7 +644,7 @@ function intFromArg(args: GoValue[], n: number): { v: number; ok: boolean; n: nu
   const k = kindOf(a);
   if (k.startsWith('int') || k.startsWith('uint')) {
     const b = intValue(a);
-    if (b >= -1000000n && b <= 1000000n) {
+    if (!tooLarge(Number(b))) {
       v = Number(b);
       ok = true;
     }
@@ -675,11 +702,9 @@ export function sprintf(format: string, args: GoValue[]): string {
         }
       }
     } else {
-      const m = /^\d+/.exec(format.slice(i));
-      if (m) {
-        f.wid = Number(m[0]);
-        i += m[0].length;
-      }
+      const w = parseNum(format, i);
+      if (w.isNum) f.wid = w.num;
+      i = w.next;
     }
     if (i + 1 < end && format[i] === '.') {
       i++;
@@ -691,9 +716,9 @@ export function sprintf(format: string, args: GoValue[]): string {
           if (!r.ok) p.buf += '%!(BADPREC)';
         } else f.prec = r.v;
       } else {
-        const m = /^\d+/.exec(format.slice(i));
-        f.prec = m ? Number(m[0]) : 0;
-        if (m) i += m[0].length;
+        const p = parseNum(format, i);
+        f.prec = p.num;
+        i = p.next;
       }
     }
     if (i >= end) {

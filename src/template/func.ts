@@ -1,5 +1,6 @@
 // Function signatures in Go terms, so argument checking and conversion follow text/template's
 // evalArg/validateType rules (e.g. an int64 result passed to an `int` parameter is an error).
+import type { Meter } from './meter.ts';
 import type { GoValue } from './values.ts';
 
 /**
@@ -20,9 +21,8 @@ export const GO_PARAM_TYPE: Record<ParamType, string> = {
   list: '[]interface {}',
 };
 
-export interface CallContext {
-  /** Charges work against the step limit (for functions whose cost grows with their input). */
-  charge(units: number): void;
+/** `charge` is for functions whose work grows with their input, `reserve` for those whose result does. */
+export interface CallContext extends Meter {
   /** Wall clock in milliseconds, injectable for tests. */
   now(): number;
   /** Uniform random in [0, 1). */

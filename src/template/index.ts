@@ -5,7 +5,7 @@ import { randomBytes } from 'node:crypto';
 import { CODES, FerryError } from '../errors.ts';
 import { ALLOWED_FUNCTIONS } from './allowed.ts';
 import { BUILTINS } from './builtins.ts';
-import { type Env, ExecFailure, execute } from './exec.ts';
+import { type Env, ExecFailure, execute, LimitExceeded } from './exec.ts';
 import type { GoFunc } from './func.ts';
 import { ParseFailure, parseInto, type Tree } from './parse.ts';
 import { SPRIG } from './sprig.ts';
@@ -22,6 +22,8 @@ export interface TemplateSource {
 export interface TemplateLimits {
   maxSteps?: number;
   maxOutputBytes?: number;
+  maxAllocBytes?: number;
+  maxDurationMs?: number;
 }
 
 export interface CompileOptions {
@@ -29,6 +31,8 @@ export interface CompileOptions {
   /** Clock and randomness for date and random functions; defaults to the real ones. */
   now?: () => number;
   random?: () => number;
+  /** Monotonic milliseconds for the render deadline; defaults to performance.now. */
+  clock?: () => number;
 }
 
 export interface CompiledTemplates {
@@ -36,6 +40,7 @@ export interface CompiledTemplates {
   render(name: string, data: unknown): string;
 }
 
+/** TEMPLATE for errors in the template, TEMPLATE_LIMIT when a render ran out of a resource budget. */
 export class TemplateError extends FerryError {
   readonly templateName: string;
   readonly line: number | undefined;
@@ -43,15 +48,22 @@ export class TemplateError extends FerryError {
   constructor(
     message: string,
     where: { templateName: string; line?: number | undefined; col?: number | undefined },
+    code: typeof CODES.TEMPLATE | typeof CODES.TEMPLATE_LIMIT = CODES.TEMPLATE,
   ) {
-    super(CODES.TEMPLATE, message);
+    super(code, message);
     this.templateName = where.templateName;
     this.line = where.line;
     this.col = where.col;
   }
 }
 
-export const DEFAULT_LIMITS = { maxSteps: 1_000_000, maxOutputBytes: 1 << 20 } as const;
+/** Per render; docs/security.md explains the values. */
+export const DEFAULT_LIMITS = {
+  maxSteps: 1_000_000,
+  maxOutputBytes: 1 << 20,
+  maxAllocBytes: 32 << 20,
+  maxDurationMs: 1000,
+} as const;
 
 // The function table is the same for every template set: built once, read-only afterwards.
 const FUNCS = new Map<string, GoFunc>(Object.entries(BUILTINS));
@@ -76,6 +88,7 @@ export function compileTemplates(sources: TemplateSource[], opts: CompileOptions
     funcs: FUNCS,
     builtins: BUILTIN_NAMES,
     limits: { ...DEFAULT_LIMITS, ...opts.limits },
+    clock: opts.clock ?? (() => performance.now()),
     ctx: {
       now: opts.now ?? Date.now,
       random: opts.random ?? (() => randomBytes(6).readUIntBE(0, 6) / 2 ** 48),
@@ -87,10 +100,16 @@ export function compileTemplates(sources: TemplateSource[], opts: CompileOptions
         return execute(env, name, fromJS(data));
       } catch (e) {
         if (e instanceof ExecFailure) {
-          throw new TemplateError(e.message, { templateName: e.templateName, line: e.line, col: e.col });
+          const where = { templateName: e.templateName, line: e.line, col: e.col };
+          const code = e instanceof LimitExceeded ? CODES.TEMPLATE_LIMIT : CODES.TEMPLATE;
+          throw new TemplateError(e.message, where, code);
         }
         if (e instanceof RangeError && /call stack/i.test(e.message)) {
-          throw new TemplateError(`template: ${name}: execution too deeply nested`, { templateName: name });
+          throw new TemplateError(
+            `template: ${name}: execution too deeply nested`,
+            { templateName: name },
+            CODES.TEMPLATE_LIMIT,
+          );
         }
         throw e;
       }

@@ -7,6 +7,7 @@ import { durationString, sprigAgo, sprigDurationRound } from './duration.ts';
 import { formatFloat, sprint, sprintf } from './fmt.ts';
 import { FuncError, fn, type GoFunc } from './func.ts';
 import { encodeJson, type JsonResult, prettyJson } from './json.ts';
+import { APPEND_BYTES, type Meter, meter } from './meter.ts';
 import { sprigUrlJoin, sprigUrlParse, UrlError } from './url.ts';
 import {
   compareGoStrings,
@@ -115,6 +116,8 @@ function asList(v: GoValue, what: string): GoValue[] {
 
 /** Go's reflect.DeepEqual over the value model. */
 function deepEqual(a: GoValue, b: GoValue): boolean {
+  // Shared sub-values make the walk exponential in the size of the value graph: charge each visit.
+  meter().charge(1);
   if (a === b) return true;
   if (a === null || b === null || a === undefined || b === undefined) return false;
   if (typeName(a) !== typeName(b)) return false;
@@ -133,6 +136,7 @@ function deepEqual(a: GoValue, b: GoValue): boolean {
 }
 
 function deepCopy(v: GoValue): GoValue {
+  meter().charge(1);
   if (Array.isArray(v)) return typed(v.map(deepCopy), elemType(v));
   if (isMap(v)) {
     const out: GoMap = {};
@@ -156,33 +160,51 @@ function regexFindAll(pattern: string, s: string, n: bigint): string[] {
   const out: string[] = [];
   const m = re.matcher(s);
   const limit = n < 0n ? Number.POSITIVE_INFINITY : Number(n);
-  while (out.length < limit && m.find()) out.push(m.group() ?? '');
+  while (out.length < limit && m.find()) {
+    meter().charge(1);
+    out.push(m.group() ?? '');
+  }
   return out;
 }
 
-/** Go's regexp ReplaceAllString ($1, ${1}, $name expansion) or ReplaceAllLiteralString. */
-function regexReplace(pattern: string, s: string, repl: string, literal: boolean): string {
+/**
+ * Go's regexp ReplaceAllString ($1, ${1}, $name expansion) or ReplaceAllLiteralString, with Go's
+ * replaceAll loop: an empty match right after a match is not replaced.
+ */
+function regexReplace(pattern: string, s: string, repl: string, literal: boolean, budget: Meter): string {
   const re = regex(pattern);
   const m = re.matcher(s);
   const names = re.namedGroups();
   let out = '';
   let last = 0;
-  while (m.find()) {
-    out += s.slice(last, m.start());
-    out += literal
-      ? repl
-      : repl.replace(/\$(\{([^}]*)\}|([A-Za-z0-9_]+)|\$)?/g, (_all, _g, braced?: string, bare?: string) => {
-          if (_g === '$') return '$';
-          const id = braced ?? bare;
-          if (id === undefined) return _g === undefined ? '' : '$';
-          if (/^\d+$/.test(id)) return Number(id) <= re.groupCount() ? (m.group(Number(id)) ?? '') : '';
-          return names[id] !== undefined ? (m.group(id) ?? '') : '';
-        });
-    last = m.end();
-    if (m.end() === m.start()) {
-      if (last < s.length) out += s[last];
-      last++;
+  let pos = 0;
+  let matches = 0;
+  while (pos <= s.length && m.find(pos)) {
+    budget.charge(1);
+    matches++;
+    const start = m.start();
+    const end = m.end();
+    out += s.slice(last, start);
+    if (end > last || start === 0) {
+      const piece = literal
+        ? repl
+        : repl.replace(/\$(\{([^}]*)\}|([A-Za-z0-9_]+)|\$)?/g, (_all, _g, braced?: string, bare?: string) => {
+            if (_g === '$') return '$';
+            const id = braced ?? bare;
+            if (id === undefined) return _g === undefined ? '' : '$';
+            if (/^\d+$/.test(id)) return Number(id) <= re.groupCount() ? (m.group(Number(id)) ?? '') : '';
+            return names[id] !== undefined ? (m.group(id) ?? '') : '';
+          });
+      // A replacement may repeat a large group at every match: reserve before appending.
+      budget.reserve(out.length + 2 * APPEND_BYTES * matches + piece.length + s.length - end);
+      out += piece;
     }
+    last = end;
+    // Advance past this match, by at least one code point.
+    const width = pos >= s.length ? 0 : s.codePointAt(pos)! > 0xffff ? 2 : 1;
+    if (pos + width > end) pos += width;
+    else if (pos + 1 > end) pos++;
+    else pos = end;
   }
   return out + s.slice(last);
 }
@@ -193,7 +215,10 @@ function regexSplit(pattern: string, s: string, n: bigint): string[] {
   if (pattern.length > 0 && s.length === 0) return [''];
   const matches: [number, number][] = [];
   const m = re.matcher(s);
-  while (m.find()) matches.push([m.start(), m.end()]);
+  while (m.find()) {
+    meter().charge(1);
+    matches.push([m.start(), m.end()]);
+  }
   const out: string[] = [];
   let beg = 0;
   for (const [start, end] of matches) {
@@ -234,6 +259,7 @@ function untilStep(start: bigint, stop: bigint, step: bigint, ctx: { charge(n: n
 
 function merge(dst: GoMap, src: GoMap, overwrite: boolean): void {
   for (const k of Object.keys(src)) {
+    meter().charge(1);
     const sv = src[k];
     const dv = dst[k];
     if (isMap(dv) && isMap(sv)) merge(dv, sv, overwrite);
@@ -357,36 +383,50 @@ function checkConstraint(c: string, v: GoSemver): boolean {
   return false;
 }
 
-function wrap(s: string, width: number, sep: string, wrapLong: boolean): string {
-  if (width < 1) width = 1;
-  const lines = s.split('\n');
-  return lines
-    .map((line) => {
-      const out: string[] = [];
-      let rest = line;
-      while ([...rest].length > width) {
-        if (rest[0] === ' ') {
-          rest = rest.slice(1);
-          continue;
-        }
-        const chars = [...rest];
-        let spaceAt = chars.slice(0, width + 1).lastIndexOf(' ');
-        if (spaceAt <= 0) {
-          if (wrapLong) {
-            out.push(chars.slice(0, width).join(''));
-            rest = chars.slice(width).join('');
-            continue;
-          }
-          spaceAt = chars.indexOf(' ', width);
-          if (spaceAt < 0) break;
-        }
-        out.push(chars.slice(0, spaceAt).join(''));
-        rest = chars.slice(spaceAt + 1).join('');
+/**
+ * goutils.WrapCustom (Sprig's wrap and wrapWith): over UTF-8 bytes, "\n" for an empty separator,
+ * lines break at the last space within the width. One pass over the input; every search stays in
+ * the window at hand, and the output is reserved piece by piece.
+ */
+function wrap(s: string, wrapLength: number, sep: string, wrapLong: boolean, budget: Meter): string {
+  if (s === '') return '';
+  const str = Buffer.from(s, 'utf8');
+  const nl = Buffer.from(sep === '' ? '\n' : sep, 'utf8');
+  const width = Math.max(1, wrapLength);
+  const out: Buffer[] = [];
+  let size = 0;
+  const emit = (from: number, to: number, newline: boolean): void => {
+    size += to - from + (newline ? nl.length : 0);
+    budget.reserve(size);
+    out.push(str.subarray(from, to));
+    if (newline) out.push(nl);
+  };
+  let offset = 0;
+  while (str.length - offset > width) {
+    if (str[offset] === 0x20) {
+      offset++;
+      continue;
+    }
+    const space = str.subarray(offset, offset + width + 1).lastIndexOf(0x20);
+    if (space >= 0) {
+      emit(offset, offset + space, true);
+      offset += space + 1;
+    } else if (wrapLong) {
+      emit(offset, offset + width, true);
+      offset += width;
+    } else {
+      const next = str.indexOf(0x20, offset + width);
+      if (next < 0) {
+        emit(offset, str.length, false);
+        offset = str.length;
+      } else {
+        emit(offset, next, true);
+        offset = next + 1;
       }
-      out.push(rest);
-      return out.join(sep);
-    })
-    .join('\n');
+    }
+  }
+  emit(offset, str.length, false);
+  return Buffer.concat(out).toString('utf8');
 }
 
 function splitWords(s: string): string[] {
@@ -438,9 +478,25 @@ const hexDigest = (algorithm: string): GoFunc =>
       .digest('hex'),
   );
 
+/** Sprig's uniq: scalars through a set (deepEqual on them is type and value equality), the rest pairwise. */
 function uniq(l: GoValue[]): GoValue[] {
   const out: GoValue[] = [];
-  for (const x of l) if (!out.some((y) => deepEqual(x, y))) out.push(x);
+  const seen = new Set<string>();
+  const compound: GoValue[] = [];
+  for (const x of l) {
+    const t = typeof x;
+    const scalar = t === 'string' || t === 'bigint' || t === 'boolean' || x instanceof GoInt;
+    // NaN is unequal to itself, so it is never a duplicate.
+    if (scalar || (t === 'number' && !Number.isNaN(x))) {
+      const key = `${typeName(x)}\0${x instanceof GoInt ? x.value : String(x)}`;
+      if (seen.has(key)) continue;
+      seen.add(key);
+    } else {
+      if (compound.some((y) => deepEqual(x, y))) continue;
+      compound.push(x);
+    }
+    out.push(x);
+  }
   return out;
 }
 
@@ -554,7 +610,7 @@ const FUNCS: Record<string, GoFunc> = {
   repeat: fn(['int', 'string'], ([c, s], ctx) => {
     const n = Number(c);
     if (n < 0) throw new FuncError('strings: negative Repeat count');
-    ctx.charge(n);
+    ctx.reserve(n * (s as string).length);
     return (s as string).repeat(n);
   }),
   trim: fn(['string'], ([s]) => (s as string).replace(/^[\s\u0085]+|[\s\u0085]+$/gu, '')),
@@ -601,9 +657,9 @@ const FUNCS: Record<string, GoFunc> = {
       .map((w) => w.toLowerCase())
       .join('-'),
   ),
-  wrap: fn(['int', 'string'], ([l, s]) => wrap(s as string, Number(l), '\n', false)),
-  wrapWith: fn(['int', 'string', 'string'], ([l, sep, s]) =>
-    wrap(s as string, Number(l), sep as string, true),
+  wrap: fn(['int', 'string'], ([l, s], ctx) => wrap(s as string, Number(l), '\n', false, ctx)),
+  wrapWith: fn(['int', 'string', 'string'], ([l, sep, s], ctx) =>
+    wrap(s as string, Number(l), sep as string, true, ctx),
   ),
   contains: fn(['string', 'string'], ([sub, s]) => (s as string).includes(sub as string)),
   hasPrefix: fn(['string', 'string'], ([p, s]) => (s as string).startsWith(p as string)),
@@ -635,10 +691,10 @@ const FUNCS: Record<string, GoFunc> = {
       ),
     'any',
   ),
-  indent: fn(['int', 'string'], ([n, s]) => indent(n as bigint, s as string)),
-  nindent: fn(['int', 'string'], ([n, s]) => `\n${indent(n as bigint, s as string)}`),
-  replace: fn(['string', 'string', 'string'], ([o, n, s]) =>
-    replaceAllGo(s as string, o as string, n as string),
+  indent: fn(['int', 'string'], ([n, s], ctx) => indent(n as bigint, s as string, ctx)),
+  nindent: fn(['int', 'string'], ([n, s], ctx) => `\n${indent(n as bigint, s as string, ctx)}`),
+  replace: fn(['string', 'string', 'string'], ([o, n, s], ctx) =>
+    replaceAllGo(s as string, o as string, n as string, ctx),
   ),
   plural: fn(['string', 'string', 'int'], ([one, many, c]) => (c === 1n ? one : many)),
   trunc: fn(['int', 'string'], ([c, s]) => {
@@ -649,17 +705,27 @@ const FUNCS: Record<string, GoFunc> = {
     if (n >= 0 && len > n) return byteSlice(str, 0, n);
     return str;
   }),
-  join: fn(['string', 'any'], ([sep, v]) => strslice(v).join(sep as string)),
-  split: fn(['string', 'string'], ([sep, s]) => indexedParts(splitGo(s as string, sep as string, -1))),
-  splitList: fn(['string', 'string'], ([sep, s]) => strs(splitGo(s as string, sep as string, -1))),
-  splitn: fn(['string', 'int', 'string'], ([sep, n, s]) =>
-    indexedParts(splitGo(s as string, sep as string, Number(n))),
+  join: fn(['string', 'any'], ([sep, v], ctx) => {
+    const parts = strslice(v);
+    let size = (sep as string).length * Math.max(0, parts.length - 1);
+    for (const p of parts) size += p.length;
+    ctx.reserve(size);
+    return parts.join(sep as string);
+  }),
+  split: fn(['string', 'string'], ([sep, s], ctx) =>
+    indexedParts(splitGo(s as string, sep as string, -1, ctx), ctx),
+  ),
+  splitList: fn(['string', 'string'], ([sep, s], ctx) => strs(splitGo(s as string, sep as string, -1, ctx))),
+  splitn: fn(['string', 'int', 'string'], ([sep, n, s], ctx) =>
+    indexedParts(splitGo(s as string, sep as string, Number(n), ctx), ctx),
   ),
   toString: fn(['any'], ([v]) => strval(v)),
   toStrings: fn(['any'], ([v]) => strs(strslice(v))),
-  sortAlpha: fn(['any'], ([v]) =>
-    strs((Array.isArray(v) ? strslice(v) : [strval(v)]).sort(compareGoStrings)),
-  ),
+  sortAlpha: fn(['any'], ([v], ctx) => {
+    const l = Array.isArray(v) ? strslice(v) : [strval(v)];
+    ctx.charge(l.length * Math.ceil(Math.log2(l.length + 1)));
+    return strs(l.sort(compareGoStrings));
+  }),
   seq: fn(
     [],
     (a, ctx) => {
@@ -894,11 +960,11 @@ const FUNCS: Record<string, GoFunc> = {
   regexFindAll: fn(['string', 'string', 'int'], ([r, s, n]) =>
     strs(regexFindAll(r as string, s as string, n as bigint)),
   ),
-  regexReplaceAll: fn(['string', 'string', 'string'], ([r, s, p]) =>
-    regexReplace(r as string, s as string, p as string, false),
+  regexReplaceAll: fn(['string', 'string', 'string'], ([r, s, p], ctx) =>
+    regexReplace(r as string, s as string, p as string, false, ctx),
   ),
-  regexReplaceAllLiteral: fn(['string', 'string', 'string'], ([r, s, p]) =>
-    regexReplace(r as string, s as string, p as string, true),
+  regexReplaceAllLiteral: fn(['string', 'string', 'string'], ([r, s, p], ctx) =>
+    regexReplace(r as string, s as string, p as string, true, ctx),
   ),
   regexSplit: fn(['string', 'string', 'int'], ([r, s, n]) =>
     strs(regexSplit(r as string, s as string, n as bigint)),
@@ -1034,13 +1100,23 @@ function trimChars(s: string, cut: string): string {
   return a.slice(i, j).join('');
 }
 
-function replaceAllGo(s: string, old: string, rep: string): string {
-  if (old === '') return [...s].map((c) => rep + c).join('') + rep;
+function replaceAllGo(s: string, old: string, rep: string, budget: Meter): string {
+  if (old === '') {
+    budget.reserve(s.length + (s.length + 1) * rep.length);
+    return [...s].map((c) => rep + c).join('') + rep;
+  }
+  let count = 0;
+  for (let i = s.indexOf(old); i >= 0; i = s.indexOf(old, i + old.length)) count++;
+  budget.reserve(s.length + count * (rep.length - old.length));
   return s.split(old).join(rep);
 }
 
+/** Bytes charged per map entry: a V8 property costs far more than the list slot of a part. */
+const MAP_ENTRY_BYTES = 64;
+
 /** Sprig's split/splitn result: a map[string]string keyed _0, _1, ... */
-function indexedParts(parts: string[]): GoMap {
+function indexedParts(parts: string[], budget: Meter): GoMap {
+  budget.reserve(parts.length * MAP_ENTRY_BYTES);
   const out: GoMap = {};
   parts.forEach((p, i) => {
     out[`_${i}`] = p;
@@ -1049,13 +1125,19 @@ function indexedParts(parts: string[]): GoMap {
 }
 
 /** Sprig's indent: n spaces before every line. */
-function indent(n: bigint, s: string): string {
-  const pad = ' '.repeat(Math.max(0, Number(n)));
+function indent(n: bigint, s: string, budget: Meter): string {
+  const width = Math.max(0, Number(n));
+  let lines = 1;
+  for (let i = s.indexOf('\n'); i >= 0; i = s.indexOf('\n', i + 1)) lines++;
+  budget.reserve(s.length + lines * width);
+  const pad = ' '.repeat(width);
   return pad + s.replaceAll('\n', `\n${pad}`);
 }
 
-function splitGo(s: string, sep: string, n: number): string[] {
+function splitGo(s: string, sep: string, n: number, budget: Meter): string[] {
   if (n === 0) return [];
+  // A list slot per part, at most one part per UTF-16 unit of the input.
+  budget.reserve(8 * (sep === '' ? s.length : Math.floor(s.length / sep.length) + 1));
   if (sep === '') {
     const a = [...s];
     if (n > 0 && a.length > n) return [...a.slice(0, n - 1), a.slice(n - 1).join('')];

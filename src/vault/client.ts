@@ -17,8 +17,11 @@ export interface VaultClientOptions {
   /** Added to every request. `X-Vault-Namespace` and `X-Vault-Token` are rejected: both are owned by
    * the client (`namespace`, `withToken`). */
   headers?: Record<string, string>;
-  /** Per-attempt timeout (connect, response headers, and idle body). Default 60 s, as vault/api. */
+  /** Per-attempt timeout (connect, response headers, and the whole body). Default 60 s, as vault/api;
+   * at most MAX_TIMEOUT_MS. */
   timeoutMs?: number;
+  /** Response bodies beyond this many bytes are cut off and fail. Default 32 MiB. */
+  maxResponseBytes?: number;
   namespace?: string;
   userAgent?: string;
   retry?: RetryPolicy;
@@ -36,6 +39,12 @@ export interface RetryPolicy {
  * `maxDelayMs`. */
 export const DEFAULT_RETRY: RetryPolicy = { maxRetries: 2, minDelayMs: 1000, maxDelayMs: 1500 };
 export const DEFAULT_TIMEOUT_MS = 60_000;
+/** Longer timeouts are cut to this: a tenant's VaultConnection must not hold a reconcile for hours
+ * (and Node's timers overflow past 2^31 ms into firing at once). */
+export const MAX_TIMEOUT_MS = 300_000;
+/** Vault's own default `max_request_size`: no secret Vault accepted is larger, and a LIST of a
+ * hundred thousand keys still fits. A hostile server cannot make a reconcile hold more. */
+export const DEFAULT_MAX_RESPONSE_BYTES = 32 * 1024 * 1024;
 export const USER_AGENT = `ferry/${pkg.version}`;
 
 // 412 is Vault's "index not yet replicated" answer on performance standbys; the rest are the usual
@@ -55,7 +64,9 @@ const RETRY_ERROR_CODES = [
   'UND_ERR_CONNECT_TIMEOUT',
   'UND_ERR_HEADERS_TIMEOUT',
 ];
-const RESERVED_HEADERS = new Set(['x-vault-namespace', 'x-vault-token']);
+// Host is the address's: a tenant's Host header would reach another virtual host behind the same
+// endpoint than the one the address names.
+const RESERVED_HEADERS = new Set(['x-vault-namespace', 'x-vault-token', 'host']);
 
 export interface VaultAuthInfo {
   /** Non-enumerable on parsed responses so that logging an AuthInfo never prints the token. */
@@ -116,6 +127,8 @@ interface Transport {
   origin: string;
   basePath: string;
   headers: Record<string, string>;
+  timeoutMs: number;
+  maxResponseBytes: number;
 }
 
 export class VaultClient implements VaultApi {
@@ -256,13 +269,19 @@ export class VaultClient implements VaultApi {
         signal: opts?.signal ?? null,
       });
     } catch (err) {
-      throw vaultTransportError(method, cleanPath, err);
+      throw this.#transportError(method, cleanPath, err);
     }
+    // undici's bodyTimeout is an idle timer: a server dripping a byte at a time would hold the
+    // request forever. The whole body gets the attempt's timeout, as Go's http.Client.Timeout.
+    const { timeoutMs } = this.#transport;
+    const timer = setTimeout(() => res.body.destroy(new BodyTimeoutError(timeoutMs)), timeoutMs);
     let text: string;
     try {
       text = await res.body.text();
     } catch (err) {
-      throw vaultTransportError(method, cleanPath, err);
+      throw this.#transportError(method, cleanPath, err);
+    } finally {
+      clearTimeout(timer);
     }
     const json = parseJsonObject(text);
     if (res.statusCode >= 400) {
@@ -281,6 +300,25 @@ export class VaultClient implements VaultApi {
       });
     }
     return { status: res.statusCode, body: json };
+  }
+
+  #transportError(method: VaultMethod, path: string, err: unknown): FerryError {
+    if ((err as { code?: unknown } | null)?.code === 'UND_ERR_RES_EXCEEDED_MAX_SIZE') {
+      const limit = this.#transport.maxResponseBytes;
+      return new FerryError(
+        CODES.VAULT_RESPONSE_TOO_LARGE,
+        `Vault ${method} ${path}: response body exceeds the limit of ${limit} bytes`,
+        { cause: err },
+      );
+    }
+    return vaultTransportError(method, path, err);
+  }
+}
+
+class BodyTimeoutError extends Error {
+  readonly code = 'FERRY_BODY_TIMEOUT';
+  constructor(ms: number) {
+    super(`response body not received within ${ms} ms`);
   }
 }
 
@@ -305,9 +343,11 @@ function createTransport(opts: VaultClientOptions): Transport {
   const headers: Record<string, string> = { 'user-agent': opts.userAgent ?? USER_AGENT };
   for (const [k, v] of Object.entries(opts.headers ?? {})) {
     if (RESERVED_HEADERS.has(k.toLowerCase())) {
+      const instead =
+        k.toLowerCase() === 'host' ? 'the address names the server' : 'use the namespace field instead';
       throw new FerryError(
         CODES.VAULT_CONFIG,
-        `header ${k} is not allowed in VaultConnection headers; use the namespace field instead`,
+        `header ${k} is not allowed in VaultConnection headers; ${instead}`,
       );
     }
     headers[k.toLowerCase()] = v;
@@ -316,13 +356,19 @@ function createTransport(opts: VaultClientOptions): Transport {
   headers['x-vault-request'] = 'true';
 
   if (opts.caCertPem !== undefined && !opts.skipTLSVerify) validateCaPem(opts.caCertPem);
-  const timeoutMs = opts.timeoutMs ?? DEFAULT_TIMEOUT_MS;
+  const timeoutMs = Math.min(opts.timeoutMs ?? DEFAULT_TIMEOUT_MS, MAX_TIMEOUT_MS);
   if (!(timeoutMs > 0)) throw new FerryError(CODES.VAULT_CONFIG, 'Vault timeout must be positive');
   const connect: Record<string, unknown> = { timeout: timeoutMs };
   if (opts.caCertPem !== undefined) connect.ca = opts.caCertPem;
   if (opts.skipTLSVerify) connect.rejectUnauthorized = false;
   if (opts.tlsServerName) connect.servername = opts.tlsServerName;
-  const agent = new Agent({ connect, headersTimeout: timeoutMs, bodyTimeout: timeoutMs });
+  const maxResponseBytes = opts.maxResponseBytes ?? DEFAULT_MAX_RESPONSE_BYTES;
+  const agent = new Agent({
+    connect,
+    headersTimeout: timeoutMs,
+    bodyTimeout: timeoutMs,
+    maxResponseSize: maxResponseBytes,
+  });
   const retry = opts.retry ?? DEFAULT_RETRY;
   const dispatcher = agent.compose(
     interceptors.retry({
@@ -343,6 +389,8 @@ function createTransport(opts: VaultClientOptions): Transport {
     origin: url.origin,
     basePath: url.pathname.replace(/\/+$/, ''),
     headers,
+    timeoutMs,
+    maxResponseBytes,
   };
 }
 

@@ -1,7 +1,6 @@
 // From a consuming resource (VaultStaticSecret, ...) to an authenticated Vault session: resolve the
 // VaultAuth (and its VaultAuthGlobal) and the VaultConnection from the informer caches, enforce
 // allowedNamespaces, and get one cached session per auth × connection × identity (vso-api.md §11).
-import { readFile } from 'node:fs/promises';
 import type { CSISecretsSpec } from '../../api/v1beta1/csisecrets.ts';
 import type { VaultAuth } from '../../api/v1beta1/vaultauth.ts';
 import type { VaultAuthGlobal } from '../../api/v1beta1/vaultauthglobal.ts';
@@ -16,6 +15,7 @@ import type { Store } from '../../runtime/store.ts';
 import { appRoleAuth } from '../../vault/auth/approle.ts';
 import type { AuthMethod } from '../../vault/auth/index.ts';
 import { jwtAuth, kubernetesAuth } from '../../vault/auth/kubernetes.ts';
+import { readCaCertFile } from '../../vault/ca-file.ts';
 import type { CacheKeyInput, VaultClientCache } from '../../vault/cache.ts';
 import { computeCacheKey } from '../../vault/cache.ts';
 import type { VaultApi, VaultClientOptions } from '../../vault/client.ts';
@@ -225,7 +225,7 @@ export async function connectionOptions(
       throw new FerryError(CODES.INVALID_CONFIG, `CA Secret ${ns}/${spec.caCertSecretRef} has no ca.crt key`);
     opts.caCertPem = Buffer.from(ca, 'base64').toString('utf8');
   } else if (spec.caCertPath) {
-    opts.caCertPem = await readFile(spec.caCertPath, 'utf8');
+    opts.caCertPem = await readCaCertFile(spec.caCertPath);
   }
   return opts;
 }

@@ -5,6 +5,7 @@ import type { VaultConnectionSpec } from '../../../src/api/v1beta1/vaultconnecti
 import {
   parseDuration,
   parseRef,
+  refreshPeriodMs,
   validateCSISecrets,
   validateTransformation,
   validateVaultAuth,
@@ -35,6 +36,23 @@ describe('parseRef', () => {
         (err) => isFerryError(err) && err.code === CODES.INVALID_REF,
       ));
   }
+});
+
+describe('refreshPeriodMs', () => {
+  it('0s and unset mean no periodic refresh, as in VSO', () => {
+    assert.equal(refreshPeriodMs(undefined), undefined);
+    assert.equal(refreshPeriodMs(''), undefined);
+    assert.equal(refreshPeriodMs('0s'), undefined);
+    assert.equal(refreshPeriodMs('0.0h'), undefined);
+  });
+
+  it('never schedules a poll sooner than one second', () => {
+    assert.equal(refreshPeriodMs('0.001s'), 1000);
+    assert.equal(refreshPeriodMs('0.5s'), 1000);
+    assert.equal(refreshPeriodMs('1s'), 1000);
+    assert.equal(refreshPeriodMs('1.5s'), 1500);
+    assert.equal(refreshPeriodMs('1h'), 3_600_000);
+  });
 });
 
 describe('parseDuration', () => {

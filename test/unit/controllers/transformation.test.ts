@@ -192,6 +192,19 @@ test('template errors name the template and never carry secret values', () => {
   }
 });
 
+test('a template bomb fails with the TEMPLATE_LIMIT code, the message free of secret values', () => {
+  for (const text of [
+    '{{ indent 400000000 .Secrets.password }}',
+    '{{ .Secrets.password | repeat 100000000 }}',
+    '{{ printf "%9999999v" (until 100) }}',
+  ]) {
+    const e = ferryError(() => shape({ templates: { bomb: { text } } }));
+    assert.equal(e.code, CODES.TEMPLATE_LIMIT, e.message);
+    assert.match(e.message, /template: bomb:1:\d+: .*allocation limit/);
+    assert.doesNotMatch(e.message, /s3cr3t/);
+  }
+});
+
 test('order: source templates parse first, keyed templates sorted by key', () => {
   // Two refs define the same block; the later source template wins, as in Go's template set.
   const a = st('app', 'a', { sourceTemplates: [{ text: '{{ define "x" }}A{{ end }}' }], templates: {} });

@@ -1,7 +1,10 @@
 import assert from 'node:assert/strict';
+import { once } from 'node:events';
+import { createServer, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { after, before, beforeEach, describe, it } from 'node:test';
 import { CODES, isFerryError } from '../../../src/errors.ts';
-import { USER_AGENT, VaultClient } from '../../../src/vault/client.ts';
+import { DEFAULT_MAX_RESPONSE_BYTES, USER_AGENT, VaultClient } from '../../../src/vault/client.ts';
 import { isVaultError } from '../../../src/vault/errors.ts';
 import { UNRELATED_CA_PEM } from './fixtures.ts';
 import { authBody, FakeVault } from './helpers.ts';
@@ -9,8 +12,8 @@ import { authBody, FakeVault } from './helpers.ts';
 const FAST = { maxRetries: 2, minDelayMs: 1, maxDelayMs: 2 };
 
 describe('VaultClient configuration', () => {
-  it('rejects X-Vault-Namespace and X-Vault-Token in connection headers', () => {
-    for (const h of ['X-Vault-Namespace', 'x-vault-token']) {
+  it('rejects X-Vault-Namespace, X-Vault-Token and Host in connection headers', () => {
+    for (const h of ['X-Vault-Namespace', 'x-vault-token', 'Host']) {
       assert.throws(
         () => new VaultClient({ address: 'http://127.0.0.1:1', headers: { [h]: 'x' } }),
         (e: unknown) => isFerryError(e) && e.code === CODES.VAULT_CONFIG && e.message.includes(h),
@@ -100,6 +103,10 @@ describe('VaultClient requests', () => {
   it('rejects reserved headers per request too', async () => {
     await assert.rejects(
       client.read('x', { headers: { 'X-Vault-Token': 'sneaky' } }),
+      (e: unknown) => isFerryError(e) && e.code === CODES.VAULT_CONFIG,
+    );
+    await assert.rejects(
+      client.write('auth/kubernetes/login', {}, { headers: { host: 'internal.example' } }),
       (e: unknown) => isFerryError(e) && e.code === CODES.VAULT_CONFIG,
     );
   });
@@ -201,6 +208,123 @@ describe('VaultClient transport failures', () => {
         c.write('slow', {}),
         (e: unknown) => isFerryError(e) && e.code === CODES.VAULT_TRANSPORT,
       );
+    } finally {
+      await c.close();
+      await vault.close();
+    }
+  });
+});
+
+function drainedOrClosed(res: ServerResponse): Promise<void> {
+  return new Promise((resolve) => {
+    const done = (): void => {
+      res.off('drain', done).off('close', done);
+      resolve();
+    };
+    res.on('drain', done).on('close', done);
+  });
+}
+
+/** A hostile Vault: answers every request with `send`, and reports how many body bytes it wrote. */
+async function hostileVault(send: (res: ServerResponse, sent: { bytes: number }) => Promise<void>) {
+  const sent = { bytes: 0 };
+  const server = createServer((_req, res) => {
+    res.on('error', () => {});
+    send(res, sent).catch(() => {});
+  });
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  const { port } = server.address() as AddressInfo;
+  return {
+    address: `http://127.0.0.1:${port}`,
+    sent,
+    close: async () => {
+      server.closeAllConnections();
+      server.close();
+      await once(server, 'close');
+    },
+  };
+}
+
+describe('VaultClient against a hostile server', () => {
+  it('cuts off a response body beyond the size limit', async () => {
+    // Three times the limit, so that without one the client would read it all.
+    const total = 3 * DEFAULT_MAX_RESPONSE_BYTES;
+    const vault = await hostileVault(async (res, sent) => {
+      res.writeHead(200, { 'content-type': 'application/json' });
+      const chunk = Buffer.alloc(64 * 1024, 0x20);
+      res.write('{"data":{"k":"');
+      while (sent.bytes < total && !res.destroyed) {
+        sent.bytes += chunk.length;
+        if (!res.write(chunk)) await drainedOrClosed(res);
+      }
+      res.end('"}}');
+    });
+    const c = new VaultClient({ address: vault.address, retry: { ...FAST, maxRetries: 0 } });
+    try {
+      await assert.rejects(c.read('secret/big'), (e: unknown) => {
+        assert.ok(isFerryError(e));
+        assert.equal(e.code, CODES.VAULT_RESPONSE_TOO_LARGE);
+        assert.equal(
+          e.message,
+          `Vault GET secret/big: response body exceeds the limit of ${DEFAULT_MAX_RESPONSE_BYTES} bytes`,
+        );
+        return true;
+      });
+      assert.ok(vault.sent.bytes < total, `the server wrote all ${vault.sent.bytes} bytes`);
+    } finally {
+      await c.close();
+      await vault.close();
+    }
+  });
+
+  it('caps the timeout, so a huge one neither holds a request for days nor overflows the timers', async () => {
+    const warnings: Error[] = [];
+    const onWarning = (w: Error): void => {
+      warnings.push(w);
+    };
+    process.on('warning', onWarning);
+    const vault = await hostileVault(async (res) => {
+      res.writeHead(200, { 'content-type': 'application/json' });
+      res.write('{"data":');
+      await new Promise((r) => setTimeout(r, 50));
+      res.end('{"k":"v"}}');
+    });
+    // 1000 h: past 2^31 ms, where a Node timer fires after 1 ms instead.
+    const c = new VaultClient({ address: vault.address, timeoutMs: 3_600_000_000, retry: FAST });
+    try {
+      assert.deepEqual((await c.read('secret/x'))?.data, { k: 'v' });
+      await new Promise((r) => setImmediate(r));
+      assert.deepEqual(
+        warnings.filter((w) => w.name === 'TimeoutOverflowWarning'),
+        [],
+      );
+    } finally {
+      process.off('warning', onWarning);
+      await c.close();
+      await vault.close();
+    }
+  });
+
+  it('times out a body that trickles in slower than the timeout allows', async () => {
+    // One byte every 20 ms never trips an idle timer; the whole-body deadline stops it.
+    const vault = await hostileVault(async (res) => {
+      res.writeHead(200, { 'content-type': 'application/json' });
+      res.write('{"data":{"k":"');
+      for (let i = 0; i < 150 && !res.destroyed; i++) {
+        res.write('x');
+        await new Promise((r) => setTimeout(r, 20));
+      }
+      res.end('"}}');
+    });
+    const c = new VaultClient({ address: vault.address, timeoutMs: 300, retry: { ...FAST, maxRetries: 0 } });
+    try {
+      await assert.rejects(c.read('secret/slow'), (e: unknown) => {
+        assert.ok(isFerryError(e));
+        assert.equal(e.code, CODES.VAULT_TRANSPORT);
+        assert.match(e.message, /^Vault GET secret\/slow: response body not received within 300 ms/);
+        return true;
+      });
     } finally {
       await c.close();
       await vault.close();

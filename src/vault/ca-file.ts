@@ -1,0 +1,72 @@
+// VaultConnection.caCertPath: a PEM file inside the operator (or CSI driver) pod. Any tenant may
+// create a VaultConnection, so the path is confined to one directory the installation chose
+// (`--ca-cert-dir`), must resolve to a regular file there, and is read up to a size cap: neither
+// /dev/zero, a FIFO nor the pod's ServiceAccount token can be named.
+import { constants } from 'node:fs';
+import { open, realpath } from 'node:fs/promises';
+import { isAbsolute, relative, resolve, sep } from 'node:path';
+import { CODES, FerryError } from '../errors.ts';
+
+/** Where a chart mounts CA bundles for caCertPath; `--ca-cert-dir` / FERRY_CA_CERT_DIR change it. */
+export const DEFAULT_CA_CERT_DIR = '/etc/ferry/ca';
+/** A CA bundle is a few KiB; the Mozilla bundle is ~220 KiB. */
+export const MAX_CA_CERT_BYTES = 1024 * 1024;
+
+let configuredDir = DEFAULT_CA_CERT_DIR;
+
+/** Sets the directory caCertPath must lie in, once at start-up (from the command line). */
+export function setCaCertDir(dir: string): void {
+  if (!isAbsolute(dir))
+    throw new FerryError(CODES.INVALID_CONFIG, `CA certificate directory ${dir} is not absolute`);
+  configuredDir = resolve(dir);
+}
+
+const invalid = (message: string): FerryError => new FerryError(CODES.INVALID_CONFIG, message);
+
+const inside = (root: string, path: string): boolean => {
+  const rel = relative(root, path);
+  return rel !== '' && !rel.startsWith(`..${sep}`) && rel !== '..' && !isAbsolute(rel);
+};
+
+/** Reads the PEM at `path`, which must be a regular file under `dir` of at most `maxBytes`. */
+export async function readCaCertFile(
+  path: string,
+  dir = configuredDir,
+  maxBytes = MAX_CA_CERT_BYTES,
+): Promise<string> {
+  const where = `caCertPath ${path}`;
+  // Lexically first, so that nothing outside the directory is ever touched (not even stat'ed).
+  if (!isAbsolute(path) || !inside(dir, resolve(path))) throw invalid(`${where} is not under ${dir}`);
+  let real: string;
+  try {
+    // Mounted ConfigMaps and Secrets are symlinks into ..data: follow them, but not out of the directory.
+    real = await realpath(path);
+    if (!inside(await realpath(dir), real)) throw invalid(`${where} resolves outside ${dir}`);
+  } catch (err) {
+    if (err instanceof FerryError) throw err;
+    throw invalid(`${where} cannot be read: ${(err as NodeJS.ErrnoException).code ?? 'error'}`);
+  }
+  // O_NONBLOCK: opening a FIFO must not wait for a writer; it is then refused as not regular.
+  const fh = await open(real, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK).catch(
+    (err: NodeJS.ErrnoException) => {
+      throw invalid(`${where} cannot be read: ${err.code ?? 'error'}`);
+    },
+  );
+  try {
+    const st = await fh.stat();
+    if (!st.isFile()) throw invalid(`${where} is not a regular file`);
+    if (st.size > maxBytes) throw invalid(`${where} is larger than ${maxBytes} bytes`);
+    // The size may change after fstat: read one byte past the cap to notice.
+    const buf = Buffer.alloc(maxBytes + 1);
+    let n = 0;
+    for (;;) {
+      const { bytesRead } = await fh.read(buf, n, buf.length - n, n);
+      if (bytesRead === 0) break;
+      n += bytesRead;
+      if (n > maxBytes) throw invalid(`${where} is larger than ${maxBytes} bytes`);
+    }
+    return buf.subarray(0, n).toString('utf8');
+  } finally {
+    await fh.close();
+  }
+}
