@@ -1,9 +1,11 @@
 # syntax=docker/dockerfile:1
-# Ferry operator image. NOTE: this image is not built in CI here (no container runtime or registry
-# access); the Helm chart (deploy/chart) is rendered and linted by test/unit/chart instead.
+# Ferry's image (operator and CSI driver), for users with Docker:
 #
 #   docker build -t ferry:0.1.0 .
 #
+# The local stack builds the same layout without a daemon (stack/lib/images.ts: /app with
+# node_modules, package.json and src/, node at /usr/local/bin, util-linux mount for the CSI driver,
+# uid 65532) and runs it on its kubelet node; keep the two in step.
 # Node 24 runs the TypeScript sources directly (type stripping), so there is no compile step: the
 # image is the production dependencies plus src/.
 

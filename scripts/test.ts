@@ -55,38 +55,49 @@ function nodeTest(label: string, args: string[]): Promise<Counts> {
   });
 }
 
-const flavor = (process.env.FERRY_VAULT_FLAVOR ?? 'openbao') as Flavor;
-if (flavor !== 'openbao' && flavor !== 'vault') {
-  log(`FERRY_VAULT_FLAVOR must be openbao or vault, not '${flavor}'`);
+// Both flavours by default; FERRY_VAULT_FLAVOR=openbao|vault runs one.
+const flavors = (process.env.FERRY_VAULT_FLAVOR ?? 'openbao,vault').split(',') as Flavor[];
+const unknown = flavors.filter((f) => f !== 'openbao' && f !== 'vault');
+if (unknown.length > 0) {
+  log(`FERRY_VAULT_FLAVOR must be openbao, vault or both (openbao,vault), not '${unknown.join(',')}'`);
   process.exit(2);
 }
 
+const total = { pass: 0, fail: 0, skipped: 0 };
+const add = (c: Counts): boolean => {
+  total.pass += c.pass;
+  total.fail += c.fail;
+  total.skipped += c.skipped;
+  return c.ok;
+};
+
+// Fail fast: static checks and unit tests once, before any stack starts.
 let ok =
   step('type check', bin('tsc'), ['--noEmit', '-p', '.']) &&
   step('lint', bin('biome'), ['ci', '.']) &&
-  step('CRDs up to date', bin('node'), ['src/cli/crdgen.ts', '--check']);
+  step('CRDs up to date', bin('node'), ['src/cli/crdgen.ts', '--check']) &&
+  add(await nodeTest('unit tests', ['--test-concurrency=2', 'test/unit/**/*.test.ts']));
 
-if (ok) {
+// End-to-end on the real stack (node, Ferry from its chart), once per flavour.
+for (const flavor of flavors) {
+  if (!ok) break;
+  const started = Date.now();
   await stackUp({ flavor, log: (m) => log(`stack: ${m}`) });
+  log(`stack (${flavor}) up in ${((Date.now() - started) / 1000).toFixed(1)}s`);
   try {
-    const main = await nodeTest(`unit and end-to-end tests against ${flavor}`, [
-      '--test-concurrency=2',
-      'test/unit/**/*.test.ts',
-      'test/e2e/*.test.ts',
-    ]);
-    const serial = await nodeTest(`operator restart tests against ${flavor}`, [
-      '--test-concurrency=1',
-      'test/e2e/serial/*.test.ts',
-    ]);
-    ok = main.ok && serial.ok;
-    const total = {
-      pass: main.pass + serial.pass,
-      fail: main.fail + serial.fail,
-      skipped: main.skipped + serial.skipped,
-    };
-    process.stdout.write(`\nferry: ${total.pass} passed, ${total.fail} failed, ${total.skipped} skipped\n`);
+    ok =
+      add(
+        await nodeTest(`end-to-end tests against ${flavor}`, ['--test-concurrency=2', 'test/e2e/*.test.ts']),
+      ) &&
+      add(
+        await nodeTest(`operator restart tests against ${flavor}`, [
+          '--test-concurrency=1',
+          'test/e2e/serial/*.test.ts',
+        ]),
+      );
   } finally {
     await stackDown((m) => log(`stack: ${m}`));
   }
 }
+process.stdout.write(`\nferry: ${total.pass} passed, ${total.fail} failed, ${total.skipped} skipped\n`);
 process.exitCode = ok ? 0 : 1;

@@ -4,7 +4,7 @@
 // listen on loopback only. The in-cluster API address is given explicitly, as there is no
 // kube-proxy to serve the kubernetes Service.
 import { execFileSync } from 'node:child_process';
-import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { KubeClient } from '../../src/k8s/client.ts';
 import { Deployments, Pods } from '../../src/k8s/resources.ts';
@@ -15,7 +15,7 @@ import { freePort, type Log } from './proc.ts';
 export const RELEASE = 'ferry';
 export const OPERATOR_DEPLOYMENT = `${RELEASE}-controller-manager`;
 export const CSI_DAEMONSET = `${RELEASE}-csi-node`;
-const OPERATOR_SELECTOR = `app.kubernetes.io/instance=${RELEASE},app.kubernetes.io/name=ferry`;
+const OPERATOR_SELECTOR = `app.kubernetes.io/instance=${RELEASE},app.kubernetes.io/name=ferry,app.kubernetes.io/component=controller-manager`;
 
 export interface ChartEnv {
   helm: string;
@@ -226,32 +226,4 @@ export async function scaleOperator(kube: KubeClient, namespace: string, replica
       await new Promise((r) => setTimeout(r, 250));
     }
   }
-}
-
-/**
- * What the operator pods wrote, oldest pod first, from kubelet's log files (CRI format: time,
- * stream, P(artial)/F(ull) tag, text); a pod's earlier containers (restarts) are included.
- */
-export function podLogs(podLogsDir: string, namespace: string, podPrefix: string, container: string): string {
-  if (!existsSync(podLogsDir)) return '';
-  const out: string[] = [];
-  const dirs = readdirSync(podLogsDir).filter((d) => d.startsWith(`${namespace}_${podPrefix}`));
-  for (const d of dirs) {
-    const cdir = join(podLogsDir, d, container);
-    if (!existsSync(cdir)) continue;
-    const files = readdirSync(cdir).sort((a, b) => Number.parseInt(a, 10) - Number.parseInt(b, 10));
-    for (const f of files) {
-      let partial = '';
-      for (const line of readFileSync(join(cdir, f), 'utf8').split('\n')) {
-        const m = /^\S+ (?:stdout|stderr) ([PF]) (.*)$/.exec(line);
-        if (!m) continue;
-        partial += m[2];
-        if (m[1] === 'F') {
-          out.push(partial);
-          partial = '';
-        }
-      }
-    }
-  }
-  return out.length ? `${out.join('\n')}\n` : '';
 }

@@ -414,3 +414,55 @@ export async function stopNode(
     // never created (no pod with its own network ran)
   }
 }
+
+/**
+ * What a container of the pods named `<podPrefix>…` in `namespace` wrote, from kubelet's log files
+ * (CRI format: time, stream, P(artial)/F(ull) tag, text), earlier containers (restarts) first.
+ * kubelet removes a pod's logs with the pod.
+ */
+export function podLogs(podLogsDir: string, namespace: string, podPrefix: string, container: string): string {
+  if (!existsSync(podLogsDir)) return '';
+  const out: string[] = [];
+  const dirs = readdirSync(podLogsDir).filter((d) => d.startsWith(`${namespace}_${podPrefix}`));
+  for (const d of dirs) {
+    const cdir = join(podLogsDir, d, container);
+    if (!existsSync(cdir)) continue;
+    const files = readdirSync(cdir).sort((a, b) => Number.parseInt(a, 10) - Number.parseInt(b, 10));
+    for (const f of files) {
+      let partial = '';
+      for (const line of readFileSync(join(cdir, f), 'utf8').split('\n')) {
+        const m = /^\S+ (?:stdout|stderr) ([PF]) (.*)$/.exec(line);
+        if (!m) continue;
+        partial += m[2];
+        if (m[1] === 'F') {
+          out.push(partial);
+          partial = '';
+        }
+      }
+    }
+  }
+  return out.length ? `${out.join('\n')}\n` : '';
+}
+
+/** Waits for a line of a container's output (see podLogs) that `match` accepts; returns it. */
+export async function waitForOutput(
+  node: NodeEnv,
+  namespace: string,
+  podPrefix: string,
+  container: string,
+  what: string,
+  match: (line: string) => boolean,
+  timeoutMs = 90_000,
+): Promise<string> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const line = podLogs(node.podLogsDir, namespace, podPrefix, container).split('\n').find(match);
+    if (line !== undefined) return line;
+    if (Date.now() > deadline) {
+      throw new Error(
+        `no matching output from ${namespace}/${podPrefix}* ${container} after ${timeoutMs / 1000}s`,
+      );
+    }
+    await new Promise((r) => setTimeout(r, 250));
+  }
+}

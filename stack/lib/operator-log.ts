@@ -1,6 +1,7 @@
 // What the operator under test logged, wherever it runs (chart pods or a local process).
 import { readFileSync } from 'node:fs';
-import { OPERATOR_DEPLOYMENT, podLogs } from './chart.ts';
+import { OPERATOR_DEPLOYMENT } from './chart.ts';
+import { podLogs } from './node.ts';
 import type { StackEnv } from './stack.ts';
 
 /** Everything the operator under test has logged (all its pods, or its process), one line each. */

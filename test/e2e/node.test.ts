@@ -9,7 +9,6 @@ import { after, before, describe, it } from 'node:test';
 import type { KubeClient } from '../../src/k8s/client.ts';
 import { Events, Namespaces, Pods, Secrets } from '../../src/k8s/resources.ts';
 import type { CoreEvent, KubeObject, Secret } from '../../src/k8s/types.ts';
-import { podLogs } from '../../stack/lib/chart.ts';
 import { CSI_AUDIENCE, csiSecretsManifest, scanEtcd } from '../../stack/lib/csi.ts';
 import {
   adminClient,
@@ -25,7 +24,7 @@ import {
   vds,
   vss,
 } from '../../stack/lib/fixtures.ts';
-import type { NodeEnv } from '../../stack/lib/node.ts';
+import { type NodeEnv, podLogs, waitForOutput } from '../../stack/lib/node.ts';
 import { type StackEnv, uniqueName, useStack } from './harness.ts';
 
 type Pod = KubeObject & {
@@ -51,7 +50,7 @@ describe('on the real node', { skip: noNode }, () => {
   const output = (prefix: string, container: string): string[] =>
     podLogs(node.podLogsDir, ns, prefix, container).split('\n');
   const waitForLine = (what: string, prefix: string, container: string, match: (l: string) => boolean) =>
-    eventually(what, async () => output(prefix, container).find(match), 90_000, 250);
+    waitForOutput(node, ns, prefix, container, what, match);
 
   const podSpec = (o: {
     name: string;

@@ -16,7 +16,7 @@
 // persistence flag for the test and restored to its default flags afterwards.
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { openSync, readSync, statSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { after, before, describe, it } from 'node:test';
 import { VaultAuths, VaultDynamicSecrets } from '../../../src/api/resources.ts';
 import type { VaultDynamicSecret } from '../../../src/api/v1beta1/vaultdynamicsecret.ts';
@@ -40,7 +40,13 @@ import {
   tenant,
   VaultAdmin,
 } from '../../../stack/lib/fixtures.ts';
-import { restartOperator, startOperatorReplica, stopOperatorProcess } from '../../../stack/lib/stack.ts';
+import { operatorLog } from '../../../stack/lib/operator-log.ts';
+import {
+  loadStackEnv,
+  restartOperator,
+  startOperatorReplica,
+  stopOperatorProcess,
+} from '../../../stack/lib/stack.ts';
 import { type StackEnv, uniqueName, useStack } from '../harness.ts';
 
 const N = Number(process.env.FERRY_RESTART_N ?? 200);
@@ -77,22 +83,17 @@ async function pool<T>(items: T[], width: number, fn: (t: T) => Promise<unknown>
   );
 }
 
-/** The part of a log file written after `offset`. */
-function logSince(file: string, offset: number): string {
-  const size = statSync(file).size;
-  if (size <= offset) return '';
-  const buf = Buffer.alloc(size - offset);
-  const fd = openSync(file, 'r');
-  readSync(fd, buf, 0, buf.length, offset);
-  return buf.toString('utf8');
+/** The JSON log lines of `text` written at or after `since` (epoch ms; pino's "time"). */
+function logSince(text: string, since: number): string[] {
+  return text.split('\n').filter((l) => {
+    try {
+      const t = (JSON.parse(l) as { time?: number }).time;
+      return t !== undefined && t >= since;
+    } catch {
+      return false;
+    }
+  });
 }
-const sizeOf = (file: string): number => {
-  try {
-    return statSync(file).size;
-  } catch {
-    return 0;
-  }
-};
 
 describe(`operator restart with a persisted client cache (N=${N})`, { timeout: 600_000 }, () => {
   let env: StackEnv;
@@ -166,8 +167,7 @@ describe(`operator restart with a persisted client cache (N=${N})`, { timeout: 6
     phase: string,
     before: Snapshot,
     since: number,
-    logFile: string,
-    logOffset: number,
+    logText: () => string,
   ): Promise<Record<string, unknown>> {
     // Converged: every lease renewed by the new process (strictly after `since`).
     let converged = 0;
@@ -214,8 +214,7 @@ describe(`operator restart with a persisted client cache (N=${N})`, { timeout: 6
       if (a.clientId !== b.clientId) newTokens += 1;
     }
     // The renewal log of the new process: planned horizon vs actual renewal.
-    const text = logSince(logFile, logOffset);
-    const lines = text.split('\n').filter(Boolean);
+    const lines = logSince(logText(), since);
     const late = lines
       .filter((l) => l.includes('"lease renewed"') && l.includes(`"namespace":"${ns}"`))
       .map((l) => (JSON.parse(l) as { lateMs: number }).lateMs);
@@ -389,14 +388,12 @@ describe(`operator restart with a persisted client cache (N=${N})`, { timeout: 6
   });
 
   it('SIGKILL and restart: no new credentials, no restarts, every lease renewed, none orphaned', async () => {
-    const logFile = `${env.dir}/operator.log`;
     const before = await snapshot();
     assert.equal(before.leases, N);
-    const offset = sizeOf(logFile);
     const tKill = Date.now();
     await restartOperator(log, 'SIGKILL', [PERSIST_FLAG]);
     figures.restartMs = Date.now() - tKill;
-    figures.sigkill = await verifyAfter('SIGKILL restart', before, tKill, logFile, offset);
+    figures.sigkill = await verifyAfter('SIGKILL restart', before, tKill, () => operatorLog(loadStackEnv()));
   });
 
   it('leadership moves to a second replica: it picks up renewals with no new credentials', async () => {
@@ -404,10 +401,9 @@ describe(`operator restart with a persisted client cache (N=${N})`, { timeout: 6
     // The replica follows; give it a moment to observe the Lease.
     await sleep(2_000);
     const before = await snapshot();
-    const offset = sizeOf(replica.log);
     const tStop = Date.now();
     await stopOperatorProcess('operator', 'SIGTERM');
     figures.leaderStopMs = Date.now() - tStop;
-    figures.failover = await verifyAfter('failover', before, tStop, replica.log, offset);
+    figures.failover = await verifyAfter('failover', before, tStop, () => readFileSync(replica.log, 'utf8'));
   });
 });
