@@ -460,7 +460,7 @@ export async function waitForOutput(
     if (line !== undefined) return line;
     if (Date.now() > deadline) {
       throw new Error(
-        `no matching output from ${namespace}/${podPrefix}* ${container} after ${timeoutMs / 1000}s`,
+        `timed out after ${timeoutMs / 1000}s waiting for ${what} from ${namespace}/${podPrefix}* ${container}`,
       );
     }
     await new Promise((r) => setTimeout(r, 250));
