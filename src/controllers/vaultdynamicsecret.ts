@@ -20,6 +20,7 @@ import type {
   VaultStaticCredsMetaData,
 } from '../api/v1beta1/vaultdynamicsecret.ts';
 import { parseDuration } from '../api/validate.ts';
+import type { Random } from '../clock.ts';
 import { CONDITION_TYPES } from '../consts/conditions.ts';
 import { FINALIZERS } from '../consts/finalizers.ts';
 import { REASONS } from '../consts/reasons.ts';
@@ -27,7 +28,6 @@ import { CODES, errorMessage, FerryError, isFerryError, TerminalError } from '..
 import { Secrets } from '../k8s/resources.ts';
 import type { Secret } from '../k8s/types.ts';
 import { jitterDown } from '../runtime/backoff.ts';
-import type { Random } from '../runtime/clock.ts';
 import type { Condition } from '../runtime/conditions.ts';
 import { type Action, awaitChange, type ReconcileContext, requeueAfter } from '../runtime/controller.ts';
 import { type JsonPatchOp, reconcileWithFinalizer } from '../runtime/finalizer.ts';

@@ -15,6 +15,7 @@ import type { SecretTransformation } from '../api/v1beta1/secrettransformation.t
 import type { VaultAuth } from '../api/v1beta1/vaultauth.ts';
 import type { VaultAuthGlobal } from '../api/v1beta1/vaultauthglobal.ts';
 import type { VaultConnection } from '../api/v1beta1/vaultconnection.ts';
+import { type Clock, systemClock } from '../clock.ts';
 import { VaultAccessResolver } from '../controllers/shared/vault-access.ts';
 import { errorMessage } from '../errors.ts';
 import type { KubeClient } from '../k8s/client.ts';
@@ -23,7 +24,6 @@ import { Pods } from '../k8s/resources.ts';
 import type { KubeObject } from '../k8s/types.ts';
 import { csiMetrics } from '../metrics/csi.ts';
 import { MetricsRegistry } from '../metrics/registry.ts';
-import { type Clock, systemClock } from '../runtime/clock.ts';
 import type { Informer } from '../runtime/informer.ts';
 import { Manager } from '../runtime/manager.ts';
 import { VaultClientCache } from '../vault/cache.ts';

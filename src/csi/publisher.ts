@@ -8,13 +8,13 @@ import { CSISecretsResource } from '../api/resources.ts';
 import type { CSISecrets, CSISecretsSpec } from '../api/v1beta1/csisecrets.ts';
 import type { SecretTransformation } from '../api/v1beta1/secrettransformation.ts';
 import { validateCSISecrets } from '../api/validate.ts';
+import type { Clock } from '../clock.ts';
 import { REASONS } from '../consts/reasons.ts';
 import { type Consumer, csiSecretsConsumer, type VaultAccess } from '../controllers/shared/vault-access.ts';
 import { errorMessage } from '../errors.ts';
 import type { KubeClient } from '../k8s/client.ts';
 import { Pods } from '../k8s/resources.ts';
 import type { KubeObject } from '../k8s/types.ts';
-import type { Clock } from '../runtime/clock.ts';
 import type { Store } from '../runtime/store.ts';
 import {
   type AccessSubject,

@@ -3,7 +3,7 @@
 // once it cannot be renewed (not renewable, truncated by its max TTL, revoked behind the driver's
 // back); a certificate is re-issued in its renewal window (vault/pki.ts). Replacing means: fetch the
 // item again, swap the files, then revoke what it held before.
-import type { Random } from '../runtime/clock.ts';
+import type { Random } from '../clock.ts';
 import type { VaultApi } from '../vault/client.ts';
 import {
   isTruncated,

@@ -1,6 +1,5 @@
 import { hostname } from 'node:os';
-import { type Clock, systemClock } from '../runtime/clock.ts';
-import { formatTime } from '../runtime/conditions.ts';
+import { type Clock, formatTime, systemClock } from '../clock.ts';
 import type { KubeClient } from './client.ts';
 import { isK8sApiError } from './errors.ts';
 import { Events } from './resources.ts';

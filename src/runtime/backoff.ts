@@ -1,8 +1,8 @@
 // Backoff policies are data; KeyedBackoff turns a policy into per-key delays. Every retry delay and
 // every jittered horizon in Ferry is computed here, from an injected Random and Clock, so timing is
 // deterministic under test.
-import type { Clock, Random } from './clock.ts';
-import { systemClock, systemRandom } from './clock.ts';
+import type { Clock, Random } from '../clock.ts';
+import { systemClock, systemRandom } from '../clock.ts';
 
 export interface BackoffPolicy {
   /** Interval for the first failure. */

@@ -7,11 +7,11 @@
 // request that arrives meanwhile. So several secrets rotating together cause one restart. Every
 // requesting resource still gets its own RolloutRestartTriggered (or RolloutRestartFailed) Event.
 import type { RolloutRestartTarget } from '../../api/v1beta1/common.ts';
+import type { Clock } from '../../clock.ts';
 import { CONDITION_REASONS, CONDITION_TYPES } from '../../consts/conditions.ts';
 import { REASONS } from '../../consts/reasons.ts';
 import { errorMessage } from '../../errors.ts';
 import type { KubeObject } from '../../k8s/types.ts';
-import type { Clock } from '../../runtime/clock.ts';
 import { type Condition, setCondition } from '../../runtime/conditions.ts';
 import type { ControllerContext } from '../context.ts';
 import { restartPatch } from './rollout.ts';
