@@ -5,9 +5,6 @@ import type { Logger } from 'pino';
 import {
   CSISecretsResource,
   SecretTransformations,
-  VaultAuthGlobals,
-  VaultAuths,
-  VaultConnections,
   VaultDynamicSecrets,
   VaultPKISecrets,
   VaultStaticSecrets,
@@ -16,12 +13,10 @@ import type { Transformation } from './api/v1beta1/common.ts';
 import type { CSISecrets } from './api/v1beta1/csisecrets.ts';
 import type { SecretTransformation } from './api/v1beta1/secrettransformation.ts';
 import type { VaultAuth } from './api/v1beta1/vaultauth.ts';
-import type { VaultAuthGlobal } from './api/v1beta1/vaultauthglobal.ts';
 import type { VaultConnection } from './api/v1beta1/vaultconnection.ts';
 import type { VaultDynamicSecret } from './api/v1beta1/vaultdynamicsecret.ts';
 import type { VaultPKISecret } from './api/v1beta1/vaultpkisecret.ts';
 import type { VaultStaticSecret } from './api/v1beta1/vaultstaticsecret.ts';
-import { parseRef } from './api/validate.ts';
 import { type Clock, type Random, systemClock, systemRandom } from './clock.ts';
 import { MANAGED_SECRET_SELECTOR } from './consts/labels.ts';
 import type { ControllerContext, OperatorOptions } from './controllers/context.ts';
@@ -29,13 +24,14 @@ import { csiSecretsReconciler, csiTransformationRefKeys } from './controllers/cs
 import { secretTransformationReconciler } from './controllers/secrettransformation.ts';
 import { hmacKeyProvider } from './controllers/shared/hmac-key.ts';
 import { OwnWrites } from './controllers/shared/own-writes.ts';
-import { transformationRefKeys } from './controllers/shared/transformation.ts';
-import { csiSecretsConsumer, VaultAccessResolver } from './controllers/shared/vault-access.ts';
 import { vaultAuthGlobalReconciler, vaultAuthReconciler } from './controllers/vaultauth.ts';
 import { vaultConnectionReconciler } from './controllers/vaultconnection.ts';
 import { vaultDynamicSecretReconciler } from './controllers/vaultdynamicsecret.ts';
 import { vaultPKISecretReconciler } from './controllers/vaultpkisecret.ts';
 import { vaultStaticSecretReconciler } from './controllers/vaultstaticsecret.ts';
+import { createVaultAccess } from './delivery/setup.ts';
+import { transformationRefKeys } from './delivery/transformation.ts';
+import { csiSecretsConsumer } from './delivery/vault-access.ts';
 import type { KubeClient } from './k8s/client.ts';
 import { EventRecorder } from './k8s/events.ts';
 import type { ResourceType } from './k8s/resources.ts';
@@ -54,7 +50,6 @@ import {
   type Predicate,
 } from './runtime/predicates.ts';
 import type { Store } from './runtime/store.ts';
-import { VaultClientCache } from './vault/cache.ts';
 
 export interface OperatorConfig extends OperatorOptions {
   client: KubeClient;
@@ -76,8 +71,6 @@ const specOrMetaChanged: Predicate<KubeObject> = or(
   annotationsChanged,
   (ev) => ev.type === 'update' && ev.old.metadata.deletionTimestamp !== ev.obj.metadata.deletionTimestamp,
 );
-
-const keyOf = (ref: { namespace: string; name: string }): string => `${ref.namespace}/${ref.name}`;
 
 export function buildOperator(cfg: OperatorConfig): Manager {
   const clock = cfg.clock ?? systemClock;
@@ -102,66 +95,18 @@ export function buildOperator(cfg: OperatorConfig): Manager {
       : {}),
   });
 
-  const connections = manager.informer<VaultConnection>(VaultConnections);
-  const authGlobals = manager.informer<VaultAuthGlobal>(VaultAuthGlobals);
-  const auths = manager.informer<VaultAuth>(VaultAuths, {
-    indexes: {
-      connection: (a) => {
-        try {
-          return [
-            keyOf(
-              parseRef(a.spec?.vaultConnectionRef, {
-                namespace: a.metadata.namespace ?? '',
-                operatorNamespace: opNs,
-              }),
-            ),
-          ];
-        } catch {
-          return [];
-        }
-      },
-      global: (a) => {
-        const r = a.spec?.vaultAuthGlobalRef;
-        return r?.name ? [`${r.namespace || a.metadata.namespace}/${r.name}`] : [];
-      },
-    },
-  });
-  const transformations = manager.informer<SecretTransformation>(SecretTransformations);
-  const vaultClients = new VaultClientCache({
-    maxSize: cfg.clientCacheSize,
-    onRemoved: (key, _input, reason) => vault.onSessionRemoved(key, reason),
-  });
   const hmacKey = hmacKeyProvider(cfg.client, opNs);
-  const vault = new VaultAccessResolver({
+  const access = createVaultAccess(manager, {
     client: cfg.client,
-    operatorNamespace: opNs,
-    auths: auths.store,
-    authGlobals: authGlobals.store,
-    connections: connections.store,
-    cache: vaultClients,
+    log,
     clock,
+    operatorNamespace: opNs,
     allowDefaultGlobals: cfg.allowDefaultGlobals,
-    onSessionEvent: (ev) => {
-      if (ev.type === 'loginFailed' || ev.type === 'renewFailed')
-        log.warn({ vaultSession: ev.type, err: ev.error }, 'vault session problem');
-      else log.debug({ vaultSession: ev.type }, 'vault session');
-    },
-    persistence: {
-      model: cfg.clientCachePersistenceModel ?? 'none',
-      hmacKey,
-      onEvent: (ev) => {
-        const fields: Record<string, unknown> = { clientCachePersistence: ev.type };
-        if ('cacheKey' in ev) fields.cacheKey = ev.cacheKey;
-        if ('reason' in ev) fields.reason = ev.reason;
-        if ('count' in ev) fields.count = ev.count;
-        if ('error' in ev) {
-          fields.err = ev.error;
-          log.warn(fields, 'client cache persistence problem');
-        } else if (ev.type === 'restoreSkipped') log.warn(fields, 'client cache persistence problem');
-        else log.info(fields, 'client cache persistence');
-      },
-    },
+    clientCacheSize: cfg.clientCacheSize,
+    persistence: { model: cfg.clientCachePersistenceModel ?? 'none', hmacKey },
   });
+  const { auths, authGlobals, connections, resolver: vault, cache: vaultClients } = access;
+  const transformations = manager.informer<SecretTransformation>(SecretTransformations);
   const events = new EventRecorder(cfg.client, {
     component: 'ferry',
     onError: (err) => log.warn({ err }, 'could not record event'),
@@ -178,26 +123,6 @@ export function buildOperator(cfg: OperatorConfig): Manager {
     hmacKey,
     informers: { connections, auths, authGlobals, transformations },
   };
-
-  // Cached Vault clients die with their VaultAuth or VaultConnection.
-  auths.addHandler((ev) => {
-    if (ev.type === 'delete' && ev.obj.metadata.uid)
-      void vaultClients.pruneAuth(ev.obj.metadata.uid, { revoke: true });
-  });
-  connections.addHandler((ev) => {
-    if (ev.type === 'delete' && ev.obj.metadata.uid)
-      void vaultClients.pruneConnection(ev.obj.metadata.uid, { revoke: true });
-    else if (
-      ev.type === 'update' &&
-      ev.obj.metadata.uid &&
-      ev.old.metadata.generation !== ev.obj.metadata.generation
-    ) {
-      void vaultClients.pruneConnection(ev.obj.metadata.uid, {
-        belowGeneration: ev.obj.metadata.generation ?? 0,
-        revoke: true,
-      });
-    }
-  });
 
   const authsOfConnection = (c: KubeObject): ObjectKey[] =>
     auths.store.byIndex('connection', `${c.metadata.namespace}/${c.metadata.name}`).map(objKey);

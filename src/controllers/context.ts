@@ -6,12 +6,12 @@ import type { VaultAuth } from '../api/v1beta1/vaultauth.ts';
 import type { VaultAuthGlobal } from '../api/v1beta1/vaultauthglobal.ts';
 import type { VaultConnection } from '../api/v1beta1/vaultconnection.ts';
 import type { Clock, Random } from '../clock.ts';
+import type { VaultAccessResolver } from '../delivery/vault-access.ts';
 import type { KubeClient } from '../k8s/client.ts';
 import type { EventRecorder } from '../k8s/events.ts';
 import type { Informer } from '../runtime/informer.ts';
 import type { VaultClientCache } from '../vault/cache.ts';
 import type { PersistenceModel } from '../vault/persistence.ts';
-import type { VaultAccessResolver } from './shared/vault-access.ts';
 
 export interface OperatorOptions {
   operatorNamespace: string;

@@ -15,16 +15,16 @@ import type { VaultConnection } from '../api/v1beta1/vaultconnection.ts';
 import { parseRef, validateCSISecrets, validateVaultConnection } from '../api/validate.ts';
 import { CONDITION_TYPES } from '../consts/conditions.ts';
 import { REASONS } from '../consts/reasons.ts';
+import { isAllowedNamespace } from '../delivery/auth-config.ts';
+import { transformationRefKeys } from '../delivery/transformation.ts';
+import { connectionRefOf, csiSecretsConsumer, resolveAuthConfig } from '../delivery/vault-access.ts';
 import { errorMessage } from '../errors.ts';
 import type { KubeObject } from '../k8s/types.ts';
 import { findCondition, setCondition } from '../runtime/conditions.ts';
 import { type Action, awaitChange, type ReconcileContext } from '../runtime/controller.ts';
 import type { Store } from '../runtime/store.ts';
 import type { ControllerContext } from './context.ts';
-import { isAllowedNamespace } from './shared/auth-config.ts';
 import { StatusMemo, writeStatus } from './shared/status.ts';
-import { transformationRefKeys } from './shared/transformation.ts';
-import { connectionRefOf, csiSecretsConsumer, resolveAuthConfig } from './shared/vault-access.ts';
 
 const KIND = 'CSISecrets';
 

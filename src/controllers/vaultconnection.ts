@@ -7,6 +7,7 @@ import type { VaultConnection, VaultConnectionStatus } from '../api/v1beta1/vaul
 import { CONDITION_REASONS, CONDITION_TYPES, healthyMessage } from '../consts/conditions.ts';
 import { FINALIZERS } from '../consts/finalizers.ts';
 import { REASONS } from '../consts/reasons.ts';
+import { connectionOptions } from '../delivery/vault-access.ts';
 import { errorMessage } from '../errors.ts';
 import { jitterDown } from '../runtime/backoff.ts';
 import { type Condition, setCondition } from '../runtime/conditions.ts';
@@ -14,7 +15,6 @@ import { type Action, awaitChange, type ReconcileContext, requeueAfter } from '.
 import { VaultClient } from '../vault/client.ts';
 import type { ControllerContext } from './context.ts';
 import { releaseFinalizer, writeStatus } from './shared/status.ts';
-import { connectionOptions } from './shared/vault-access.ts';
 
 type Check = { ok: true; message: string } | { ok: false; type: string; message: string };
 

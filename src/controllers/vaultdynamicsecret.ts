@@ -24,6 +24,9 @@ import type { Random } from '../clock.ts';
 import { CONDITION_TYPES } from '../consts/conditions.ts';
 import { FINALIZERS } from '../consts/finalizers.ts';
 import { REASONS } from '../consts/reasons.ts';
+import { makeSecretData } from '../delivery/secret-data.ts';
+import { shapeData } from '../delivery/transformation.ts';
+import type { VaultAccess } from '../delivery/vault-access.ts';
 import { CODES, errorMessage, FerryError, isFerryError, TerminalError } from '../errors.ts';
 import { Secrets } from '../k8s/resources.ts';
 import type { Secret } from '../k8s/types.ts';
@@ -51,10 +54,7 @@ import { destinationFailureReason, destinationOwner, syncDestination } from './s
 import { macEqual, secretMAC } from './shared/hmac.ts';
 import type { OwnWrites } from './shared/own-writes.ts';
 import { restartTargets } from './shared/restart.ts';
-import { makeSecretData } from './shared/secret-data.ts';
 import { StatusMemo, syncConditions, writeStatus } from './shared/status.ts';
-import { shapeData } from './shared/transformation.ts';
-import type { VaultAccess } from './shared/vault-access.ts';
 
 const KIND = 'VaultDynamicSecret';
 /** VSO requeues after about 5 s on configuration errors and a missing `create: false` destination. */

@@ -12,9 +12,11 @@
 import { createHash } from 'node:crypto';
 import { API_VERSION, VaultPKISecrets } from '../api/resources.ts';
 import type { VaultPKISecret, VaultPKISecretStatus } from '../api/v1beta1/vaultpkisecret.ts';
-import { parseDuration } from '../api/validate.ts';
 import { FINALIZERS } from '../consts/finalizers.ts';
 import { REASONS } from '../consts/reasons.ts';
+import { goJson } from '../delivery/gojson.ts';
+import { expiryOffsetMs, pkiSecretData } from '../delivery/pki-data.ts';
+import { shapeData, transformationRefKeys } from '../delivery/transformation.ts';
 import { CODES, errorMessage, FerryError, isFerryError, TerminalError } from '../errors.ts';
 import { isK8sApiError } from '../k8s/errors.ts';
 import { Secrets } from '../k8s/resources.ts';
@@ -22,25 +24,15 @@ import type { Secret } from '../k8s/types.ts';
 import type { Condition } from '../runtime/conditions.ts';
 import { type Action, awaitChange, type ReconcileContext, requeueAfter } from '../runtime/controller.ts';
 import { reconcileWithFinalizer } from '../runtime/finalizer.ts';
-import {
-  issueCertificate,
-  type PKICertificate,
-  renewalWindow,
-  revokeCertificate,
-  tlsSecretData,
-} from '../vault/pki.ts';
+import { issueCertificate, type PKICertificate, renewalWindow, revokeCertificate } from '../vault/pki.ts';
 import type { ControllerContext } from './context.ts';
 import { destinationFailureReason, destinationOwner, syncDestination } from './shared/destination.ts';
-import { goJson } from './shared/gojson.ts';
 import { macEqual, secretMAC } from './shared/hmac.ts';
 import type { OwnWrites } from './shared/own-writes.ts';
 import { restartTargets } from './shared/restart.ts';
-import { makeSecretData } from './shared/secret-data.ts';
 import { StatusMemo, syncConditions, writeStatus } from './shared/status.ts';
-import { shapeData, transformationRefKeys } from './shared/transformation.ts';
 
 const KIND = 'VaultPKISecret';
-export const TLS_TYPE = 'kubernetes.io/tls';
 /** A deleted VaultPKISecret whose cleanup keeps failing is released this long after its
  * deletionTimestamp, with a Warning Event, so that it never wedges its namespace. */
 export const CLEANUP_GIVE_UP_MS = 5 * 60_000;
@@ -58,37 +50,6 @@ export type SyncReason =
 export interface VaultPKISecretReconcilerOptions {
   /** Overrides CLEANUP_GIVE_UP_MS (tests). */
   cleanupGiveUpMs?: number;
-}
-
-const b64 = (s: string): string => Buffer.from(s, 'utf8').toString('base64');
-
-/** spec.expiryOffset in ms; VSO tolerates an unparseable value as 0. */
-export function expiryOffsetMs(value: string | undefined): number {
-  if (!value) return 0;
-  try {
-    return parseDuration(value, { allowDays: true });
-  } catch {
-    return 0;
-  }
-}
-
-/**
- * The destination `.data` (wire form) for an issued certificate: VSO's makeK8sData over the response
- * keys (templates, `_raw`, filters), `ca_chain` newline-joined, and for a `kubernetes.io/tls`
- * destination without templates the TLS keys of tlsSecretData on top.
- */
-export function pkiSecretData(
-  cert: PKICertificate,
-  shaping: Parameters<typeof makeSecretData>[2],
-  destinationType: string | undefined,
-): Record<string, string> {
-  const data = makeSecretData(cert.data, cert.data, shaping);
-  if (data.ca_chain !== undefined && cert.caChain.length > 0) data.ca_chain = b64(cert.caChain.join('\n'));
-  const templated = Object.keys(shaping?.rendered ?? {}).length > 0;
-  if (destinationType === TLS_TYPE && !templated) {
-    for (const [k, v] of Object.entries(tlsSecretData(cert))) data[k] = b64(v);
-  }
-  return data;
 }
 
 export function vaultPKISecretReconciler(

@@ -7,6 +7,8 @@ import type { VaultStaticSecret, VaultStaticSecretStatus } from '../api/v1beta1/
 import { parseDuration } from '../api/validate.ts';
 import { FINALIZERS } from '../consts/finalizers.ts';
 import { REASONS } from '../consts/reasons.ts';
+import { makeSecretData } from '../delivery/secret-data.ts';
+import { shapeData } from '../delivery/transformation.ts';
 import { CODES, errorMessage, FerryError, isFerryError, TerminalError } from '../errors.ts';
 import { Secrets } from '../k8s/resources.ts';
 import type { Secret } from '../k8s/types.ts';
@@ -20,9 +22,7 @@ import { macEqual, secretMAC } from './shared/hmac.ts';
 import type { OwnWrites } from './shared/own-writes.ts';
 import { redactSecretValues } from './shared/redact.ts';
 import { restartTargets } from './shared/restart.ts';
-import { makeSecretData } from './shared/secret-data.ts';
 import { releaseFinalizer, StatusMemo, syncConditions, writeStatus } from './shared/status.ts';
-import { shapeData } from './shared/transformation.ts';
 
 const KIND = 'VaultStaticSecret';
 const DEFAULT_REFRESH_MS = 60_000; // VSO's poll when hmacSecretData is on and refreshAfter unset

@@ -10,7 +10,7 @@ import type { SecretTransformation } from '../api/v1beta1/secrettransformation.t
 import { validateCSISecrets } from '../api/validate.ts';
 import type { Clock } from '../clock.ts';
 import { REASONS } from '../consts/reasons.ts';
-import { type Consumer, csiSecretsConsumer, type VaultAccess } from '../controllers/shared/vault-access.ts';
+import { type Consumer, csiSecretsConsumer, type VaultAccess } from '../delivery/vault-access.ts';
 import { errorMessage } from '../errors.ts';
 import type { KubeClient } from '../k8s/client.ts';
 import { Pods } from '../k8s/resources.ts';

@@ -17,7 +17,7 @@ import {
   csiSecretsStatus,
   csiTransformationRefKeys,
 } from '../../../src/controllers/csisecrets.ts';
-import { csiSecretsConsumer } from '../../../src/controllers/shared/vault-access.ts';
+import { csiSecretsConsumer } from '../../../src/delivery/vault-access.ts';
 import type { KubeObject } from '../../../src/k8s/types.ts';
 import { createStore, type Store } from '../../../src/runtime/store.ts';
 import { FakeClock } from '../runtime/fake-clock.ts';

@@ -2,25 +2,25 @@
 // VaultAuth (and its VaultAuthGlobal) and the VaultConnection from the informer caches, enforce
 // allowedNamespaces, and get one cached session per auth × connection × identity (vso-api.md §11).
 import { readFile } from 'node:fs/promises';
-import type { CSISecretsSpec } from '../../api/v1beta1/csisecrets.ts';
-import type { VaultAuth } from '../../api/v1beta1/vaultauth.ts';
-import type { VaultAuthGlobal } from '../../api/v1beta1/vaultauthglobal.ts';
-import type { VaultConnection } from '../../api/v1beta1/vaultconnection.ts';
-import { parseDuration, parseRef, validateVaultAuth, validateVaultConnection } from '../../api/validate.ts';
-import type { Clock } from '../../clock.ts';
-import { CODES, FerryError } from '../../errors.ts';
-import type { KubeClient } from '../../k8s/client.ts';
-import { type ResourceType, Secrets, ServiceAccounts } from '../../k8s/resources.ts';
-import type { KubeObject, Secret } from '../../k8s/types.ts';
-import type { Store } from '../../runtime/store.ts';
-import { appRoleAuth } from '../../vault/auth/approle.ts';
-import type { AuthMethod } from '../../vault/auth/index.ts';
-import { jwtAuth, kubernetesAuth } from '../../vault/auth/kubernetes.ts';
-import type { CacheKeyInput, VaultClientCache } from '../../vault/cache.ts';
-import { computeCacheKey } from '../../vault/cache.ts';
-import type { VaultApi, VaultClientOptions } from '../../vault/client.ts';
-import { VaultClient } from '../../vault/client.ts';
-import { VaultError } from '../../vault/errors.ts';
+import type { CSISecretsSpec } from '../api/v1beta1/csisecrets.ts';
+import type { VaultAuth } from '../api/v1beta1/vaultauth.ts';
+import type { VaultAuthGlobal } from '../api/v1beta1/vaultauthglobal.ts';
+import type { VaultConnection } from '../api/v1beta1/vaultconnection.ts';
+import { parseDuration, parseRef, validateVaultAuth, validateVaultConnection } from '../api/validate.ts';
+import type { Clock } from '../clock.ts';
+import { CODES, FerryError } from '../errors.ts';
+import type { KubeClient } from '../k8s/client.ts';
+import { type ResourceType, Secrets, ServiceAccounts } from '../k8s/resources.ts';
+import type { KubeObject, Secret } from '../k8s/types.ts';
+import type { Store } from '../runtime/store.ts';
+import { appRoleAuth } from '../vault/auth/approle.ts';
+import type { AuthMethod } from '../vault/auth/index.ts';
+import { jwtAuth, kubernetesAuth } from '../vault/auth/kubernetes.ts';
+import type { CacheKeyInput, VaultClientCache } from '../vault/cache.ts';
+import { computeCacheKey } from '../vault/cache.ts';
+import type { VaultApi, VaultClientOptions } from '../vault/client.ts';
+import { VaultClient } from '../vault/client.ts';
+import { VaultError } from '../vault/errors.ts';
 import {
   type CacheEncryption,
   ClientCacheStorage,
@@ -31,9 +31,9 @@ import {
   purgeClientCacheStorage,
   type StorageOwner,
   transitEncryption,
-} from '../../vault/persistence.ts';
-import type { SessionEvent, VaultSessionOptions } from '../../vault/session.ts';
-import { VaultSession } from '../../vault/session.ts';
+} from '../vault/persistence.ts';
+import type { SessionEvent, VaultSessionOptions } from '../vault/session.ts';
+import { VaultSession } from '../vault/session.ts';
 import { type EffectiveAuth, effectiveAuth, isAllowedNamespace } from './auth-config.ts';
 
 export interface VaultAccessDeps {
