@@ -21,6 +21,7 @@ import { type Clock, type Random, systemClock, systemRandom } from './clock.ts';
 import { MANAGED_SECRET_SELECTOR } from './consts/labels.ts';
 import type { ControllerContext, OperatorOptions } from './controllers/context.ts';
 import { csiSecretsReconciler, csiTransformationRefKeys } from './controllers/csisecrets.ts';
+import { secretKindErrorPolicy } from './controllers/outcome.ts';
 import { secretTransformationReconciler } from './controllers/secrettransformation.ts';
 import { hmacKeyProvider } from './controllers/shared/hmac-key.ts';
 import { OwnWrites } from './controllers/shared/own-writes.ts';
@@ -38,7 +39,7 @@ import type { ResourceType } from './k8s/resources.ts';
 import { Secrets } from './k8s/resources.ts';
 import type { KubeObject } from './k8s/types.ts';
 import { VSO_SOURCE_BACKOFF } from './runtime/backoff.ts';
-import type { ObjectKey, Reconciler } from './runtime/controller.ts';
+import type { ErrorPolicy, ObjectKey, Reconciler } from './runtime/controller.ts';
 import type { Informer } from './runtime/informer.ts';
 import { Manager } from './runtime/manager.ts';
 import {
@@ -166,6 +167,7 @@ export function buildOperator(cfg: OperatorConfig): Manager {
     transformations,
     authsOfConnection,
     authRefOf: (namespace, vaultAuthRef) => vault.authRefOf({ namespace, vaultAuthRef }),
+    errorPolicy: secretKindErrorPolicy(random),
   };
   registerSecretKind<VaultStaticSecret>(manager, secretKinds, {
     name: 'vaultstaticsecret',
@@ -236,6 +238,7 @@ interface SecretKindWiring {
   transformations: Informer<SecretTransformation>;
   authsOfConnection: (c: KubeObject) => ObjectKey[];
   authRefOf: (namespace: string, vaultAuthRef: string | undefined) => string;
+  errorPolicy: ErrorPolicy;
 }
 
 /** What the wiring reads of every secret kind's spec. */
@@ -284,6 +287,7 @@ function registerSecretKind<T extends SecretKindObject>(
       reconcile: spec.reconciler(informer.store, w.ownWrites),
       concurrency: spec.concurrency,
       backoff: VSO_SOURCE_BACKOFF,
+      errorPolicy: w.errorPolicy,
     })
     .for(informer, { predicate: specOrMetaChanged })
     .owns(w.managedSecrets, {

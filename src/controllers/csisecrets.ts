@@ -14,7 +14,7 @@ import type { VaultAuthGlobal } from '../api/v1beta1/vaultauthglobal.ts';
 import type { VaultConnection } from '../api/v1beta1/vaultconnection.ts';
 import { parseRef, validateCSISecrets, validateVaultConnection } from '../api/validate.ts';
 import { CONDITION_TYPES } from '../consts/conditions.ts';
-import { REASONS } from '../consts/reasons.ts';
+import { REASONS, type Reason } from '../consts/reasons.ts';
 import { isAllowedNamespace } from '../delivery/auth-config.ts';
 import { transformationRefKeys } from '../delivery/transformation.ts';
 import { connectionRefOf, csiSecretsConsumer, resolveAuthConfig } from '../delivery/vault-access.ts';
@@ -126,7 +126,7 @@ export function checkCSISecrets(obj: CSISecrets, refs: CSISecretsRefs): CSISecre
 export interface CSISecretsStatusUpdate {
   status: CSISecretsStatus;
   /** The Event to record, only when the verdict changed (not on every reconcile). */
-  event?: { type: 'Warning' | 'Normal'; reason: string; message: string };
+  event?: { type: 'Warning' | 'Normal'; reason: Reason; message: string };
 }
 
 /** The status for a verdict, built on the previous one, and the Event the change deserves. */

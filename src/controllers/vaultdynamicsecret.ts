@@ -27,10 +27,9 @@ import { REASONS } from '../consts/reasons.ts';
 import { makeSecretData } from '../delivery/secret-data.ts';
 import { shapeData } from '../delivery/transformation.ts';
 import type { VaultAccess } from '../delivery/vault-access.ts';
-import { CODES, errorMessage, FerryError, isFerryError, TerminalError } from '../errors.ts';
+import { errorMessage, TerminalError } from '../errors.ts';
 import { Secrets } from '../k8s/resources.ts';
 import type { Secret } from '../k8s/types.ts';
-import { jitterDown } from '../runtime/backoff.ts';
 import type { Condition } from '../runtime/conditions.ts';
 import { type Action, awaitChange, type ReconcileContext, requeueAfter } from '../runtime/controller.ts';
 import { type JsonPatchOp, reconcileWithFinalizer } from '../runtime/finalizer.ts';
@@ -50,15 +49,21 @@ import {
   staticCredsPollMs,
 } from '../vault/leases.ts';
 import type { ControllerContext } from './context.ts';
-import { destinationFailureReason, destinationOwner, syncDestination } from './shared/destination.ts';
+import {
+  type CleanupLimits,
+  classify,
+  DEFAULT_CLEANUP_LIMITS,
+  errorFor,
+  givesUp,
+  type Phase,
+} from './outcome.ts';
+import { destinationMissing, destinationOwner, syncDestination } from './shared/destination.ts';
 import { macEqual, secretMAC } from './shared/hmac.ts';
 import type { OwnWrites } from './shared/own-writes.ts';
 import { restartTargets } from './shared/restart.ts';
 import { StatusMemo, syncConditions, writeStatus } from './shared/status.ts';
 
 const KIND = 'VaultDynamicSecret';
-/** VSO requeues after about 5 s on configuration errors and a missing `create: false` destination. */
-const CONFIG_RETRY_MS = 5_000;
 /** Data keys of static credentials that change on every read and so are left out of the MAC. */
 const STATIC_META_KEYS = ['ttl', 'rotation_schedule', 'rotation_period', 'last_vault_rotation', '_raw'];
 
@@ -67,16 +72,9 @@ export interface VaultDynamicSecretOptions {
    * right after the new Secret is written. A revocation still pending when the operator stops is not
    * lost for long: nobody renews that lease any more, so Vault expires it at its TTL. */
   revokeGraceMs?: number;
-  /** How long after deletionTimestamp the finalizer keeps retrying a revocation that fails before it
-   * gives up with a Warning Event, so that a namespace never hangs on an unreachable Vault. */
-  finalizerGiveUpMs?: number;
-  /** The same, when the VaultAuth or VaultConnection is gone (typical of namespace deletion): its
-   * cached token was revoked with it, and the leases that token created with it. */
-  finalizerGiveUpNoAuthMs?: number;
+  /** How long a failing revocation holds a deleted object (outcome.ts); DEFAULT_CLEANUP_LIMITS. */
+  cleanupLimits?: CleanupLimits;
 }
-
-export const DEFAULT_FINALIZER_GIVE_UP_MS = 5 * 60_000;
-export const DEFAULT_FINALIZER_GIVE_UP_NO_AUTH_MS = 30_000;
 
 export type SyncReason =
   | 'InitialSync'
@@ -213,8 +211,7 @@ export function vaultDynamicSecretReconciler(
   options: VaultDynamicSecretOptions = {},
 ) {
   const revokeGraceMs = options.revokeGraceMs ?? 0;
-  const giveUpMs = options.finalizerGiveUpMs ?? DEFAULT_FINALIZER_GIVE_UP_MS;
-  const giveUpNoAuthMs = options.finalizerGiveUpNoAuthMs ?? DEFAULT_FINALIZER_GIVE_UP_NO_AUTH_MS;
+  const cleanupLimits = options.cleanupLimits ?? DEFAULT_CLEANUP_LIMITS;
   /** The informer may lag our own status write, and acting on the stale copy would issue credentials
    * twice. */
   const memo = new StatusMemo<VaultDynamicSecretStatus>(ctx.clock);
@@ -255,15 +252,17 @@ export function vaultDynamicSecretReconciler(
     ]);
   };
 
-  /** Reports a failure in status and as a Warning Event. The destination is left untouched. */
+  /** Reports a failure in status and as a Warning Event, and returns what to throw. The destination
+   * is left untouched. */
   const fail = async (
     obj: VaultDynamicSecret,
     current: VaultDynamicSecretStatus | undefined,
-    reason: string,
+    phase: Phase,
     err: unknown,
-    lease?: { reason: string },
-  ): Promise<void> => {
+  ): Promise<unknown> => {
+    const outcome = classify(err, phase);
     const message = errorMessage(err);
+    const lease = phase === 'renew' ? { reason: outcome.reason } : undefined;
     const status: VaultDynamicSecretStatus = {
       ...(current ?? {
         lastRenewalTime: 0,
@@ -286,7 +285,8 @@ export function vaultDynamicSecretReconciler(
         'status write failed',
       );
     }
-    await ctx.events.warning(involved(obj), reason, message);
+    await ctx.events.warning(involved(obj), outcome.reason, message);
+    return errorFor(err, outcome);
   };
 
   const getAccess = async (obj: VaultDynamicSecret, signal: AbortSignal): Promise<VaultAccess> => {
@@ -408,15 +408,7 @@ export function vaultDynamicSecretReconciler(
     try {
       fetched = await fetch(obj, access.api, signal);
     } catch (err) {
-      await fail(
-        obj,
-        current,
-        isFerryError(err) && err.code === CODES.SECRET_DATA
-          ? REASONS.SecretDataBuilderError
-          : REASONS.VaultClientError,
-        err,
-      );
-      throw err;
+      throw await fail(obj, current, 'vault', err);
     }
     const { res, data, isStatic, meta } = fetched;
     const key = await ctx.hmacKey();
@@ -435,8 +427,7 @@ export function vaultDynamicSecretReconciler(
     } catch (err) {
       // The credentials just issued are not in use anywhere: revoke them rather than leave them live.
       if (newLeaseId && newLeaseId !== oldLeaseId) void revokeLease(access.api, newLeaseId).catch(() => {});
-      await fail(obj, current, destinationFailureReason(err), err);
-      throw err;
+      throw await fail(obj, current, 'destination', err);
     }
     const now = ctx.clock.now();
     if (oldLeaseId && oldLeaseId !== newLeaseId) leaseStarts.delete(oldLeaseId);
@@ -528,10 +519,7 @@ export function vaultDynamicSecretReconciler(
         );
         return sync(obj, current, access, existing, 'LeaseRenewalRefused', true, signal);
       }
-      await fail(obj, current, REASONS.SecretLeaseRenewalError, err, {
-        reason: REASONS.SecretLeaseRenewalError,
-      });
-      throw err;
+      throw await fail(obj, current, 'renew', err);
     }
     const now = ctx.clock.now();
     ctx.log.info(
@@ -578,9 +566,7 @@ export function vaultDynamicSecretReconciler(
     const spec = obj.spec;
     const current = memo.current(obj);
     if (!spec) {
-      const err = new TerminalError('spec is missing');
-      await fail(obj, current, REASONS.InvalidConfiguration, err);
-      throw err;
+      throw await fail(obj, current, 'spec', new TerminalError('spec is missing'));
     }
     const namespace = obj.metadata.namespace ?? '';
     let existing: Secret | undefined;
@@ -589,26 +575,11 @@ export function vaultDynamicSecretReconciler(
       refreshAfterMs = spec.refreshAfter ? parseDuration(spec.refreshAfter) : undefined;
       existing = await ctx.client.getIfExists<Secret>(Secrets, spec.destination.name, namespace);
     } catch (err) {
-      await fail(
-        obj,
-        current,
-        isFerryError(err) && err.code === CODES.INVALID_CONFIG
-          ? REASONS.InvalidConfiguration
-          : REASONS.SecretSyncError,
-        err,
-      );
-      if (isFerryError(err) && err.code === CODES.INVALID_CONFIG)
-        throw new TerminalError(errorMessage(err), { cause: err });
-      throw err;
+      throw await fail(obj, current, 'spec', err);
     }
     if (!existing && !spec.destination.create) {
       // Do not issue credentials that could not be written anywhere.
-      const err = new FerryError(
-        CODES.DESTINATION_MISSING,
-        `destination Secret ${namespace}/${spec.destination.name} does not exist and create is false`,
-      );
-      await fail(obj, current, REASONS.InexistentDestination, err);
-      return requeueAfter(jitterDown(CONFIG_RETRY_MS, ctx.random));
+      throw await fail(obj, current, 'destination', destinationMissing(namespace, spec.destination.name));
     }
     const isStatic = spec.allowStaticCreds === true && current?.staticCredsMetaData !== undefined;
     let drifted = false;
@@ -634,8 +605,7 @@ export function vaultDynamicSecretReconciler(
     try {
       access = await getAccess(obj, signal);
     } catch (err) {
-      await fail(obj, current, REASONS.VaultClientConfigError, err);
-      throw err;
+      throw await fail(obj, current, 'access', err);
     }
     if (decision.action === 'renew' && current)
       return renew(obj, current, access, existing, decision.plannedAt, signal);
@@ -661,7 +631,6 @@ export function vaultDynamicSecretReconciler(
     memo.forget(obj);
     const leaseId = current?.secretLease?.id ?? '';
     if (!leaseId || obj.spec?.revoke === false) return awaitChange();
-    const since = ctx.clock.now() - Date.parse(obj.metadata.deletionTimestamp ?? '');
     try {
       const access = await getAccess(obj, signal);
       await revokeLease(access.api, leaseId, signal);
@@ -672,23 +641,19 @@ export function vaultDynamicSecretReconciler(
       );
       return awaitChange();
     } catch (err) {
-      const noAuth =
-        isFerryError(err) &&
-        (err.code === CODES.INVALID_REF ||
-          err.code === CODES.NAMESPACE_NOT_ALLOWED ||
-          err.code === CODES.INVALID_CONFIG);
-      const limit = noAuth ? giveUpNoAuthMs : giveUpMs;
-      if (Number.isFinite(since) && since >= limit) {
+      const outcome = classify(err, 'revokeLease', cleanupLimits);
+      if (givesUp(outcome, obj.metadata.deletionTimestamp, ctx.clock.now())) {
+        const since = ctx.clock.now() - Date.parse(obj.metadata.deletionTimestamp ?? '');
         await ctx.events.warning(
           involved(obj),
-          REASONS.SecretLeaseRevoke,
+          outcome.reason,
           `gave up revoking lease ${leaseId} ${Math.round(since / 1000)}s after deletion: ${errorMessage(err)}; it expires at its TTL`,
         );
         return awaitChange();
       }
       await ctx.events.warning(
         involved(obj),
-        REASONS.SecretLeaseRevoke,
+        outcome.reason,
         `could not revoke lease ${leaseId} (will retry): ${errorMessage(err)}`,
       );
       throw err;

@@ -6,7 +6,7 @@
 //   InexistentDestination → SecretDataDrift (HMAC of the destination ≠ status.secretMAC) →
 //   InRenewalWindow; otherwise it comes back at the horizon. Every sync issues a new certificate.
 // On deletion (finalizer): revoke the current certificate (`revoke`), clear a Secret Ferry did not
-// create (`clear`), and never hold the object for more than CLEANUP_GIVE_UP_MS.
+// create (`clear`), and never hold the object longer than the outcome policy allows (outcome.ts).
 // The private key never reaches logs, Events, status or error messages.
 
 import { createHash } from 'node:crypto';
@@ -26,16 +26,26 @@ import { type Action, awaitChange, type ReconcileContext, requeueAfter } from '.
 import { reconcileWithFinalizer } from '../runtime/finalizer.ts';
 import { issueCertificate, type PKICertificate, renewalWindow, revokeCertificate } from '../vault/pki.ts';
 import type { ControllerContext } from './context.ts';
-import { destinationFailureReason, destinationOwner, syncDestination } from './shared/destination.ts';
+import {
+  type CleanupLimits,
+  classify,
+  DEFAULT_CLEANUP_LIMITS,
+  errorFor,
+  givesUp,
+  type Outcome,
+  type Phase,
+} from './outcome.ts';
+import { destinationMissing, destinationOwner, syncDestination } from './shared/destination.ts';
 import { macEqual, secretMAC } from './shared/hmac.ts';
 import type { OwnWrites } from './shared/own-writes.ts';
 import { restartTargets } from './shared/restart.ts';
 import { StatusMemo, syncConditions, writeStatus } from './shared/status.ts';
 
 const KIND = 'VaultPKISecret';
-/** A deleted VaultPKISecret whose cleanup keeps failing is released this long after its
- * deletionTimestamp, with a Warning Event, so that it never wedges its namespace. */
-export const CLEANUP_GIVE_UP_MS = 5 * 60_000;
+
+/** Without a VaultAuth or VaultConnection (e.g. the namespace is deleted with them) no revocation
+ * can ever succeed: give up at once rather than after the default grace. */
+const PKI_CLEANUP_LIMITS: CleanupLimits = Object.freeze({ ...DEFAULT_CLEANUP_LIMITS, giveUpNoAuthMs: 0 });
 
 type Involved = VaultPKISecret & { apiVersion: string; kind: string };
 
@@ -48,8 +58,8 @@ export type SyncReason =
   | 'InRenewalWindow';
 
 export interface VaultPKISecretReconcilerOptions {
-  /** Overrides CLEANUP_GIVE_UP_MS (tests). */
-  cleanupGiveUpMs?: number;
+  /** How long a failing cleanup holds a deleted object (outcome.ts); PKI_CLEANUP_LIMITS. */
+  cleanupLimits?: CleanupLimits;
 }
 
 export function vaultPKISecretReconciler(
@@ -58,7 +68,7 @@ export function vaultPKISecretReconciler(
   ownWrites: OwnWrites,
   opts: VaultPKISecretReconcilerOptions = {},
 ) {
-  const giveUpMs = opts.cleanupGiveUpMs ?? CLEANUP_GIVE_UP_MS;
+  const cleanupLimits = opts.cleanupLimits ?? PKI_CLEANUP_LIMITS;
   /** Status this process wrote after its last issue, by uid: the informer may not have delivered it
    * yet when the next reconcile runs (e.g. triggered by the destination write), and a stale status
    * would look like drift and issue a second certificate. */
@@ -82,7 +92,8 @@ export function vaultPKISecretReconciler(
 
   /** Reports a failure in status and as a Warning Event. lastGeneration, serial and MAC stay as they
    * were, so the next run still sees why it must sync; the destination is left untouched. */
-  const fail = async (obj: VaultPKISecret, reason: string, err: unknown): Promise<void> => {
+  const fail = async (obj: VaultPKISecret, phase: Phase, err: unknown): Promise<unknown> => {
+    const outcome = classify(err, phase);
     const message = errorMessage(err);
     const status: VaultPKISecretStatus = {
       ...baseStatus(obj),
@@ -91,7 +102,8 @@ export function vaultPKISecretReconciler(
       conditions: conditionsFor(obj, false, message),
     };
     await writeStatus(ctx.client, VaultPKISecrets, obj, status);
-    await ctx.events.warning(involved(obj), reason, message);
+    await ctx.events.warning(involved(obj), outcome.reason, message);
+    return errorFor(err, outcome);
   };
 
   /** The object with the freshest status this process knows of. */
@@ -120,9 +132,7 @@ export function vaultPKISecretReconciler(
   const apply = async (obj: VaultPKISecret, rc: ReconcileContext): Promise<Action> => {
     const spec = obj.spec;
     if (!spec) {
-      const err = new TerminalError('spec is missing');
-      await fail(obj, REASONS.InvalidConfiguration, err);
-      throw err;
+      throw await fail(obj, 'spec', new TerminalError('spec is missing'));
     }
     const namespace = obj.metadata.namespace ?? '';
     const uid = obj.metadata.uid ?? '';
@@ -134,16 +144,10 @@ export function vaultPKISecretReconciler(
     try {
       existing = await ctx.client.getIfExists<Secret>(Secrets, dest.name, namespace);
     } catch (err) {
-      await fail(obj, REASONS.K8sClientError, err);
-      throw err;
+      throw await fail(obj, 'spec', err);
     }
     if (!existing && !dest.create) {
-      const err = new FerryError(
-        CODES.DESTINATION_MISSING,
-        `destination Secret ${namespace}/${dest.name} does not exist and create is false`,
-      );
-      await fail(obj, REASONS.InexistentDestination, err);
-      throw err;
+      throw await fail(obj, 'destination', destinationMissing(namespace, dest.name));
     }
 
     const fp = fingerprint(obj);
@@ -193,8 +197,7 @@ export function vaultPKISecretReconciler(
         rc.signal,
       );
     } catch (err) {
-      await fail(obj, REASONS.VaultClientConfigError, err);
-      throw err;
+      throw await fail(obj, 'access', err);
     }
     // Shape before issuing, so a broken transformation does not cost a certificate.
     const templateInput = (secrets: Record<string, unknown>) => ({
@@ -211,8 +214,7 @@ export function vaultPKISecretReconciler(
       shapeData(shapingOpts, namespace, dest.transformation, templateInput({}));
     } catch (err) {
       if (isFerryError(err) && (err.code === CODES.INVALID_REF || err.code === CODES.SECRET_DATA)) {
-        await fail(obj, REASONS.TransformationError, err);
-        throw err;
+        throw await fail(obj, 'transformation', err);
       }
       // Template execution errors against empty data are expected; the real render below decides.
     }
@@ -221,8 +223,7 @@ export function vaultPKISecretReconciler(
     try {
       cert = await issueCertificate(access.api, spec, rc.signal);
     } catch (err) {
-      await fail(obj, REASONS.VaultClientError, err);
-      throw err;
+      throw await fail(obj, 'vault', err);
     }
     const prevSerial = status?.serialNumber;
     let data: Record<string, string>;
@@ -231,8 +232,7 @@ export function vaultPKISecretReconciler(
       data = pkiSecretData(cert, shaping, dest.type);
     } catch (err) {
       await revokeQuietly(access.api, spec.mount, cert.serialNumber, rc.signal);
-      await fail(obj, REASONS.SecretDataBuilderError, err);
-      throw err;
+      throw await fail(obj, 'shape', err);
     }
 
     try {
@@ -241,8 +241,7 @@ export function vaultPKISecretReconciler(
     } catch (err) {
       // The new certificate never reached anyone: revoke it rather than leave it valid and unknown.
       await revokeQuietly(access.api, spec.mount, cert.serialNumber, rc.signal);
-      await fail(obj, destinationFailureReason(err), err);
-      throw err;
+      throw await fail(obj, 'destination', err);
     }
     fingerprints.set(uid, fp);
 
@@ -322,7 +321,7 @@ export function vaultPKISecretReconciler(
     if (!spec) return awaitChange();
     const namespace = obj.metadata.namespace ?? '';
     const problems: string[] = [];
-    let retryable = false;
+    const outcomes: Outcome[] = [];
     const serial = obj.status?.serialNumber;
     if (spec.revoke && serial) {
       try {
@@ -334,14 +333,7 @@ export function vaultPKISecretReconciler(
         await ctx.events.normal(involved(obj), REASONS.SecretLeaseRevoke, `certificate ${serial} revoked`);
       } catch (err) {
         problems.push(`could not revoke certificate ${serial}: ${errorMessage(err)}`);
-        // Without a VaultAuth or VaultConnection (e.g. the namespace is being deleted with them) no
-        // retry can succeed.
-        retryable ||= !(
-          isFerryError(err) &&
-          (err.code === CODES.INVALID_REF ||
-            err.code === CODES.INVALID_CONFIG ||
-            err.code === CODES.NAMESPACE_NOT_ALLOWED)
-        );
+        outcomes.push(classify(err, 'revokeCertificate', cleanupLimits));
       }
     }
     if (spec.clear && !spec.destination.create) {
@@ -351,13 +343,12 @@ export function vaultPKISecretReconciler(
           await syncDestination(ctx.client, destinationOwner(KIND, obj), spec.destination, {}, existing);
       } catch (err) {
         problems.push(`could not clear Secret ${namespace}/${spec.destination.name}: ${errorMessage(err)}`);
-        retryable ||= !(isK8sApiError(err) && err.isNotFound());
+        outcomes.push(classify(err, 'clearDestination', cleanupLimits));
       }
     }
     if (problems.length === 0) return awaitChange();
-    const deletedAt = Date.parse(obj.metadata.deletionTimestamp ?? '');
-    const expired = Number.isFinite(deletedAt) && ctx.clock.now() - deletedAt >= giveUpMs;
-    if (!retryable || expired) {
+    const now = ctx.clock.now();
+    if (outcomes.every((o) => givesUp(o, obj.metadata.deletionTimestamp, now))) {
       await ctx.events.warning(
         involved(obj),
         REASONS.CertificateRevocationError,
