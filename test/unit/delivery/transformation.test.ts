@@ -8,7 +8,7 @@ import type {
   SecretTransformation,
   SecretTransformationSpec,
 } from '../../../src/api/v1beta1/secrettransformation.ts';
-import { validateSecretTransformation } from '../../../src/controllers/secrettransformation.ts';
+import { validateSecretTransformation } from '../../../src/controllers/secrettransformation/reconcile.ts';
 import { makeSecretData } from '../../../src/delivery/secret-data.ts';
 import {
   shapeData,

@@ -10,22 +10,22 @@
 // The private key never reaches logs, Events, status or error messages.
 
 import { createHash } from 'node:crypto';
-import { API_VERSION, VaultPKISecrets } from '../api/resources.ts';
-import type { VaultPKISecret, VaultPKISecretStatus } from '../api/v1beta1/vaultpkisecret.ts';
-import { FINALIZERS } from '../consts/finalizers.ts';
-import { REASONS } from '../consts/reasons.ts';
-import { goJson } from '../delivery/gojson.ts';
-import { expiryOffsetMs, pkiSecretData } from '../delivery/pki-data.ts';
-import { shapeData, transformationRefKeys } from '../delivery/transformation.ts';
-import { CODES, errorMessage, FerryError, isFerryError, TerminalError } from '../errors.ts';
-import { isK8sApiError } from '../k8s/errors.ts';
-import { Secrets } from '../k8s/resources.ts';
-import type { Secret } from '../k8s/types.ts';
-import type { Condition } from '../runtime/conditions.ts';
-import { type Action, awaitChange, type ReconcileContext, requeueAfter } from '../runtime/controller.ts';
-import { reconcileWithFinalizer } from '../runtime/finalizer.ts';
-import { issueCertificate, type PKICertificate, renewalWindow, revokeCertificate } from '../vault/pki.ts';
-import type { ControllerContext } from './context.ts';
+import { API_VERSION, VaultPKISecrets } from '../../api/resources.ts';
+import type { VaultPKISecret, VaultPKISecretStatus } from '../../api/v1beta1/vaultpkisecret.ts';
+import { FINALIZERS } from '../../consts/finalizers.ts';
+import { REASONS } from '../../consts/reasons.ts';
+import { goJson } from '../../delivery/gojson.ts';
+import { expiryOffsetMs, pkiSecretData } from '../../delivery/pki-data.ts';
+import { shapeData, transformationRefKeys } from '../../delivery/transformation.ts';
+import { CODES, errorMessage, FerryError, isFerryError, TerminalError } from '../../errors.ts';
+import { isK8sApiError } from '../../k8s/errors.ts';
+import { Secrets } from '../../k8s/resources.ts';
+import type { Secret } from '../../k8s/types.ts';
+import type { Condition } from '../../runtime/conditions.ts';
+import { type Action, awaitChange, type ReconcileContext, requeueAfter } from '../../runtime/controller.ts';
+import { reconcileWithFinalizer } from '../../runtime/finalizer.ts';
+import { issueCertificate, type PKICertificate, renewalWindow, revokeCertificate } from '../../vault/pki.ts';
+import type { ControllerContext } from '../context.ts';
 import {
   type CleanupLimits,
   classify,
@@ -34,12 +34,12 @@ import {
   givesUp,
   type Outcome,
   type Phase,
-} from './outcome.ts';
-import { destinationMissing, destinationOwner, syncDestination } from './shared/destination.ts';
-import { macEqual, secretMAC } from './shared/hmac.ts';
-import type { OwnWrites } from './shared/own-writes.ts';
-import { restartTargets } from './shared/restart.ts';
-import { StatusMemo, syncConditions, writeStatus } from './shared/status.ts';
+} from '../outcome.ts';
+import { destinationMissing, destinationOwner, syncDestination } from '../shared/destination.ts';
+import { macEqual, secretMAC } from '../shared/hmac.ts';
+import type { OwnWrites } from '../shared/own-writes.ts';
+import { restartTargets } from '../shared/restart.ts';
+import { StatusMemo, syncConditions, writeStatus } from '../shared/status.ts';
 
 const KIND = 'VaultPKISecret';
 

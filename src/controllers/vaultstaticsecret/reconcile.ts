@@ -2,28 +2,28 @@
 // when the data changed, and come back after refreshAfter. Level-triggered: every run reads Vault
 // and the destination afresh; nothing is written when both already agree.
 
-import { API_VERSION, VaultStaticSecrets } from '../api/resources.ts';
-import type { VaultStaticSecret, VaultStaticSecretStatus } from '../api/v1beta1/vaultstaticsecret.ts';
-import { parseDuration } from '../api/validate.ts';
-import { FINALIZERS } from '../consts/finalizers.ts';
-import { REASONS } from '../consts/reasons.ts';
-import { makeSecretData } from '../delivery/secret-data.ts';
-import { shapeData } from '../delivery/transformation.ts';
-import { CODES, errorMessage, FerryError, isFerryError, TerminalError } from '../errors.ts';
-import { Secrets } from '../k8s/resources.ts';
-import type { Secret } from '../k8s/types.ts';
-import { jitterDown } from '../runtime/backoff.ts';
-import type { Condition } from '../runtime/conditions.ts';
-import { type Action, awaitChange, type ReconcileContext, requeueAfter } from '../runtime/controller.ts';
-import { readKV } from '../vault/kv.ts';
-import type { ControllerContext } from './context.ts';
-import { classify, errorFor, type Phase } from './outcome.ts';
-import { destinationOwner, syncDestination } from './shared/destination.ts';
-import { macEqual, secretMAC } from './shared/hmac.ts';
-import type { OwnWrites } from './shared/own-writes.ts';
-import { redactSecretValues } from './shared/redact.ts';
-import { restartTargets } from './shared/restart.ts';
-import { releaseFinalizer, StatusMemo, syncConditions, writeStatus } from './shared/status.ts';
+import { API_VERSION, VaultStaticSecrets } from '../../api/resources.ts';
+import type { VaultStaticSecret, VaultStaticSecretStatus } from '../../api/v1beta1/vaultstaticsecret.ts';
+import { parseDuration } from '../../api/validate.ts';
+import { FINALIZERS } from '../../consts/finalizers.ts';
+import { REASONS } from '../../consts/reasons.ts';
+import { makeSecretData } from '../../delivery/secret-data.ts';
+import { shapeData } from '../../delivery/transformation.ts';
+import { CODES, errorMessage, FerryError, isFerryError, TerminalError } from '../../errors.ts';
+import { Secrets } from '../../k8s/resources.ts';
+import type { Secret } from '../../k8s/types.ts';
+import { jitterDown } from '../../runtime/backoff.ts';
+import type { Condition } from '../../runtime/conditions.ts';
+import { type Action, awaitChange, type ReconcileContext, requeueAfter } from '../../runtime/controller.ts';
+import { readKV } from '../../vault/kv.ts';
+import type { ControllerContext } from '../context.ts';
+import { classify, errorFor, type Phase } from '../outcome.ts';
+import { destinationOwner, syncDestination } from '../shared/destination.ts';
+import { macEqual, secretMAC } from '../shared/hmac.ts';
+import type { OwnWrites } from '../shared/own-writes.ts';
+import { redactSecretValues } from '../shared/redact.ts';
+import { restartTargets } from '../shared/restart.ts';
+import { releaseFinalizer, StatusMemo, syncConditions, writeStatus } from '../shared/status.ts';
 
 const KIND = 'VaultStaticSecret';
 const DEFAULT_REFRESH_MS = 60_000; // VSO's poll when hmacSecretData is on and refreshAfter unset
