@@ -100,6 +100,7 @@ export function buildOperator(cfg: OperatorConfig): Manager {
     vault,
     vaultClients,
     hmacKey,
+    tasks: manager.tasks,
     informers: { connections, auths, authGlobals, transformations },
   };
 

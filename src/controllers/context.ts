@@ -10,6 +10,7 @@ import type { VaultAccessResolver } from '../delivery/vault-access.ts';
 import type { KubeClient } from '../k8s/client.ts';
 import type { EventRecorder } from '../k8s/events.ts';
 import type { Informer } from '../runtime/informer.ts';
+import type { TaskScheduler } from '../runtime/tasks.ts';
 import type { VaultClientCache } from '../vault/cache.ts';
 import type { PersistenceModel } from '../vault/persistence.ts';
 
@@ -39,6 +40,8 @@ export interface ControllerContext {
   vault: VaultAccessResolver;
   vaultClients: VaultClientCache;
   hmacKey: () => Promise<Buffer>;
+  /** Background work (deferred revocations, debounced restarts): the Manager's task queue. */
+  tasks: TaskScheduler;
   informers: {
     connections: Informer<VaultConnection>;
     auths: Informer<VaultAuth>;

@@ -43,7 +43,7 @@ export interface VaultAccessLayer {
 const keyOf = (ref: { namespace: string; name: string }): string => `${ref.namespace}/${ref.name}`;
 
 export function createVaultAccess(
-  manager: Pick<Manager, 'informer'>,
+  manager: Pick<Manager, 'informer' | 'tasks'>,
   cfg: VaultAccessConfig,
 ): VaultAccessLayer {
   const { log, operatorNamespace } = cfg;
@@ -83,6 +83,7 @@ export function createVaultAccess(
     connections: connections.store,
     cache,
     clock: cfg.clock,
+    tasks: manager.tasks,
     allowDefaultGlobals: cfg.allowDefaultGlobals,
     onSessionEvent: (ev) => {
       if (ev.type === 'loginFailed' || ev.type === 'renewFailed')
@@ -96,22 +97,22 @@ export function createVaultAccess(
   });
 
   // Cached sessions die with their VaultAuth or VaultConnection, and with a connection's old spec.
+  // The handlers only schedule: pruning revokes tokens, which is work for the task queue.
+  const prune = (what: string, uid: string, run: () => Promise<unknown>): void =>
+    manager.tasks.schedule(`prune/${what}/${uid}`, async () => {
+      await run();
+    });
   auths.addHandler((ev) => {
-    if (ev.type === 'delete' && ev.obj.metadata.uid)
-      void cache.pruneAuth(ev.obj.metadata.uid, { revoke: true });
+    const uid = ev.obj.metadata.uid;
+    if (ev.type === 'delete' && uid) prune('auth', uid, () => cache.pruneAuth(uid, { revoke: true }));
   });
   connections.addHandler((ev) => {
-    if (ev.type === 'delete' && ev.obj.metadata.uid)
-      void cache.pruneConnection(ev.obj.metadata.uid, { revoke: true });
-    else if (
-      ev.type === 'update' &&
-      ev.obj.metadata.uid &&
-      ev.old.metadata.generation !== ev.obj.metadata.generation
-    ) {
-      void cache.pruneConnection(ev.obj.metadata.uid, {
-        belowGeneration: ev.obj.metadata.generation ?? 0,
-        revoke: true,
-      });
+    const uid = ev.obj.metadata.uid;
+    if (!uid) return;
+    if (ev.type === 'delete') prune('connection', uid, () => cache.pruneConnection(uid, { revoke: true }));
+    else if (ev.type === 'update' && ev.old.metadata.generation !== ev.obj.metadata.generation) {
+      const belowGeneration = ev.obj.metadata.generation ?? 0;
+      prune('connection', uid, () => cache.pruneConnection(uid, { belowGeneration, revoke: true }));
     }
   });
   return { resolver, cache, auths, authGlobals, connections };

@@ -13,6 +13,7 @@ import type { KubeClient } from '../k8s/client.ts';
 import { type ResourceType, Secrets, ServiceAccounts } from '../k8s/resources.ts';
 import type { KubeObject, Secret } from '../k8s/types.ts';
 import type { Store } from '../runtime/store.ts';
+import type { TaskScheduler } from '../runtime/tasks.ts';
 import { appRoleAuth } from '../vault/auth/approle.ts';
 import type { AuthMethod } from '../vault/auth/index.ts';
 import { jwtAuth, kubernetesAuth } from '../vault/auth/kubernetes.ts';
@@ -44,6 +45,8 @@ export interface VaultAccessDeps {
   connections: Store<VaultConnection>;
   cache: VaultClientCache;
   clock: Clock;
+  /** Runs persistence writes, retried with the background backoff until a newer token supersedes them. */
+  tasks: TaskScheduler;
   /** VSO's `allow-default-globals` option (on by default). */
   allowDefaultGlobals: boolean;
   onSessionEvent?: (event: SessionEvent) => void;
@@ -241,8 +244,8 @@ export class VaultAccessResolver {
   #purge: Promise<void> | undefined;
   /** The storage entries found at start, listed once for restoreStored. */
   #stored: Promise<{ name: string; labels: Record<string, string> }[]> | undefined;
-  /** Per cache key: the latest token not yet stored, retried with backoff after a failed write. */
-  readonly #unsaved = new Map<string, { owner: StorageOwner; token: PersistedToken; attempt: number }>();
+  /** Per cache key: the latest token not yet stored. */
+  readonly #unsaved = new Map<string, { owner: StorageOwner; token: PersistedToken }>();
 
   constructor(deps: VaultAccessDeps) {
     this.#deps = deps;
@@ -409,30 +412,21 @@ export class VaultAccessResolver {
     // VSO persists renewable tokens only: a non-renewable token cannot outlive its TTL anyway.
     if (!storage || !token.renewable) return;
     const key = owner.cacheKey;
-    this.#unsaved.set(key, { owner, token, attempt: 0 });
-    this.#flush(storage, key);
-  }
-
-  /** Writes the latest unsaved token of `key`; a failure is retried (2 s doubling to 60 s) as long as
-   * no newer token or removal superseded it. */
-  #flush(storage: ClientCacheStorage, key: string): void {
-    const job = this.#unsaved.get(key);
-    if (!job) return;
-    storage.store(job.owner, job.token).then(
-      (wrote) => {
-        if (this.#unsaved.get(key) === job) this.#unsaved.delete(key);
-        if (wrote) this.#persistEvent({ type: 'stored', cacheKey: key });
-      },
-      (error: unknown) => {
+    const job = { owner, token };
+    this.#unsaved.set(key, job);
+    this.#deps.tasks.schedule(`persist/${key}`, async () => {
+      // A newer token or the session's removal superseded this write.
+      if (this.#unsaved.get(key) !== job) return;
+      let wrote: boolean;
+      try {
+        wrote = await storage.store(job.owner, job.token);
+      } catch (error) {
         this.#persistEvent({ type: 'storeFailed', cacheKey: key, error });
-        if (this.#unsaved.get(key) !== job) return;
-        job.attempt += 1;
-        const delay = Math.min(60_000, 2_000 * 2 ** (job.attempt - 1));
-        this.#deps.clock.setTimeout(() => {
-          if (this.#unsaved.get(key) === job) this.#flush(storage, key);
-        }, delay);
-      },
-    );
+        throw error;
+      }
+      if (this.#unsaved.get(key) === job) this.#unsaved.delete(key);
+      if (wrote) this.#persistEvent({ type: 'stored', cacheKey: key });
+    });
   }
 
   /** The namespaced name of the VaultAuth a consumer refers to (for reference indexes). */

@@ -44,6 +44,17 @@ export const VSO_SOURCE_BACKOFF: BackoffPolicy = Object.freeze({
   maxElapsedMs: 0,
 });
 
+/** Background tasks (runtime/tasks.ts) that fail: 2 s doubling to 60 s, as the client-cache
+ * persistence retried its writes before it ran on the task queue. */
+export const BACKGROUND_BACKOFF: BackoffPolicy = Object.freeze({
+  initialMs: 2_000,
+  maxMs: 60_000,
+  multiplier: 2,
+  jitter: 0,
+  jitterMode: 'up',
+  maxElapsedMs: 0,
+});
+
 export function validateBackoffPolicy(p: BackoffPolicy): void {
   const bad = (why: string) => new RangeError(`invalid backoff policy: ${why}`);
   if (!(p.initialMs > 0)) throw bad('initialMs must be > 0');

@@ -208,8 +208,7 @@ export function vaultDynamicSecretReconciler(
         );
       }
     };
-    if (revokeGraceMs > 0) ctx.clock.setTimeout(() => void run(), revokeGraceMs);
-    else return void run();
+    ctx.tasks.schedule(`revoke-lease/${leaseId}`, run, revokeGraceMs);
   };
 
   /** Requests credentials (or reads static ones) and shapes them into Secret data. */

@@ -204,6 +204,11 @@ export function harness<T extends KubeObject>(rt: ResourceType, make: (h: Harnes
       },
     },
     hmacKey: async () => Buffer.alloc(32, 7),
+    // Background work runs at once, outside the reconcile, as a task queue would run it.
+    tasks: {
+      schedule: (_key: string, task: (signal: AbortSignal) => Promise<void>) =>
+        void task(new AbortController().signal),
+    },
     informers: { transformations: { store: emptyStore.store } },
   } as unknown as ControllerContext;
   const h: Harness<T> = {
