@@ -226,6 +226,12 @@ export function harness<T extends KubeObject>(rt: ResourceType, make: (h: Harnes
       writer.apply({ type: 'apply', object: stored });
       return stored;
     },
+    markDeleted: (name, namespace = 'app') => {
+      const obj = store.get(namespace, name);
+      if (!obj) throw new Error(`${namespace}/${name} is not stored`);
+      const deletionTimestamp = new Date(clock.now()).toISOString();
+      h.apply({ ...obj, metadata: { ...obj.metadata, deletionTimestamp } });
+    },
     run: async () => {
       throw new Error('not ready');
     },
@@ -260,5 +266,7 @@ export interface Harness<T extends KubeObject> {
   failAccess(err: unknown): void;
   /** Stores the object in the fake apiserver and the informer. */
   apply(obj: T): T;
+  /** Deletes the object as the apiserver does while finalizers hold it: sets deletionTimestamp. */
+  markDeleted(name: string, namespace?: string): void;
   run(name: string, namespace?: string): Promise<Action>;
 }
