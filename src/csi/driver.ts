@@ -140,6 +140,7 @@ export class CsiDriver {
       ...(cfg.stateDir ? { stateDir: cfg.stateDir } : {}),
       refreshIntervalMs: cfg.refreshIntervalMs ?? 120_000,
       log,
+      tasks: m.tasks,
       clock,
       metrics: csiMetrics(this.metrics),
     });

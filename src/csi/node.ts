@@ -11,7 +11,7 @@
 // the CSISecrets changed. A different volume at a target that is already published is
 // ALREADY_EXISTS (CSI spec). Calls for one target never overlap; different targets run concurrently.
 //
-// Upkeep: each volume has one timer, set for its earliest held item. A due lease is renewed in place;
+// Upkeep: each volume has one task on the task queue, due at its earliest held item. A due lease is renewed in place;
 // one that cannot be renewed any more, and a certificate in its renewal window, is replaced: its item
 // is fetched again, the files swapped, and the old lease or certificate revoked. Unpublish removes
 // the files first and then revokes; revocations that fail are retried in the background (they never
@@ -20,10 +20,11 @@ import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { isAbsolute, join, normalize, relative, sep } from 'node:path';
 import type { Logger } from 'pino';
-import type { Clock, Random, Timer } from '../clock.ts';
+import type { Clock, Random } from '../clock.ts';
 import { systemClock, systemRandom } from '../clock.ts';
 import { errorMessage } from '../errors.ts';
 import type { CsiMetrics } from '../metrics/csi.ts';
+import type { TaskScheduler } from '../runtime/tasks.ts';
 import { type PodContainers, type PublishContext, parsePublishContext, restartedMatching } from './access.ts';
 import { type OutputFile, writeAtomic } from './atomic-writer.ts';
 import { CsiError, invalidArgument, toCsiError } from './errors.ts';
@@ -65,6 +66,8 @@ export interface NodeServiceOptions {
   /** Where volume records are kept across driver restarts (a tmpfs); unset keeps them in memory. */
   stateDir?: string;
   log: Logger;
+  /** Runs the upkeep and the revocations (the Manager's task queue). */
+  tasks: TaskScheduler;
   clock?: Clock;
   random?: Random;
   metrics?: CsiMetrics;
@@ -78,11 +81,11 @@ export interface ValidPublish {
   context: PublishContext;
 }
 
-/** A published volume: its record plus the files of each item and its upkeep timer. */
+/** A published volume: its record plus the files of each item. Its upkeep is the task
+ * `csi-upkeep/<target>`. */
 interface Volume {
   rec: VolumeRecord;
   files: Map<string, OutputFile[]>;
-  timer?: Timer;
   /** Failed upkeep attempts in a row. */
   attempt: number;
   retryAt?: number;
@@ -186,10 +189,7 @@ export class NodeService {
   readonly #volumes = new Map<string, Volume>();
   readonly #locks = new Map<string, Promise<void>>();
   #orphans: OrphanRecord[] = [];
-  #orphanTimer: Timer | undefined;
   #orphanAttempt = 0;
-  #revoking = false;
-  #revokeAgain = false;
   #stopped = false;
   readonly stats: NodeStats = {
     publishes: 0,
@@ -342,7 +342,6 @@ export class NodeService {
         throw new CsiError('INTERNAL', `writing the volume failed: ${errorMessage(err)}`, { cause: err });
       }
       const volume: Volume = { rec, files, attempt: 0 };
-      if (prev) this.#cancel(prev);
       this.#volumes.set(v.targetPath, volume);
       await this.#persist(volume, log);
       // What the previous publish held and this one no longer does.
@@ -388,11 +387,8 @@ export class NodeService {
 
   /** Drops a volume (its timer and record) and revokes what it held, in the background. */
   async #forget(rec: VolumeRecord): Promise<void> {
-    const volume = this.#volumes.get(rec.targetPath);
-    if (volume?.rec === rec) {
-      this.#cancel(volume);
-      this.#volumes.delete(rec.targetPath);
-    }
+    // Its upkeep task, if one is pending, finds no volume and ends.
+    if (this.#volumes.get(rec.targetPath)?.rec === rec) this.#volumes.delete(rec.targetPath);
     await this.#state.removeVolume(rec.targetPath).catch(() => {});
     await this.#orphan(rec.grant, rec.who, heldOf(rec.items));
   }
@@ -448,15 +444,13 @@ export class NodeService {
       resumed++;
     }
     const orphanCount = this.#orphans.length;
-    if (orphanCount > 0) void this.#revokeOrphans();
+    if (orphanCount > 0) this.#scheduleRevocations(0);
     return { volumes: resumed, orphans: orphanCount };
   }
 
-  /** Stops all upkeep timers (the records stay for the next process). */
+  /** Stops the upkeep: pending tasks end without work (the records stay for the next process). */
   stop(): void {
     this.#stopped = true;
-    for (const v of this.#volumes.values()) this.#cancel(v);
-    this.#orphanTimer?.cancel();
   }
 
   /** The files of a recorded volume, read back from its target; undefined when it is not there. */
@@ -492,11 +486,6 @@ export class NodeService {
     }
   }
 
-  #cancel(volume: Volume): void {
-    volume.timer?.cancel();
-    delete volume.timer;
-  }
-
   /** The Vault session of some VaultAuth logged in again: leases made with its previous token will
    * be revoked with it, so every volume holding leases checks them now. */
   onVaultLogin(): void {
@@ -508,7 +497,6 @@ export class NodeService {
   }
 
   #schedule(volume: Volume): void {
-    this.#cancel(volume);
     if (this.#stopped) return;
     const now = this.#clock.now();
     const dues = volume.rec.items.flatMap((i) => (i.held ? [heldDueAt(i.held, now)] : []));
@@ -516,7 +504,7 @@ export class NodeService {
     if (volume.recheck) dues.push(now);
     if (dues.length === 0) return;
     const target = volume.rec.targetPath;
-    volume.timer = this.#clock.setTimeout(() => void this.#tend(target), Math.min(...dues) - now);
+    this.#o.tasks.schedule(`csi-upkeep/${target}`, () => this.#tend(target), Math.min(...dues) - now);
   }
 
   /** Renews or replaces the due items of one volume. */
@@ -592,7 +580,11 @@ export class NodeService {
     if (due.length === 0) return;
     this.#orphans.push({ grant, who, held: due });
     await this.#saveOrphans();
-    void this.#revokeOrphans();
+    this.#scheduleRevocations(0);
+  }
+
+  #scheduleRevocations(delayMs: number): void {
+    if (!this.#stopped) this.#o.tasks.schedule('csi-revoke-orphans', () => this.#revokeOrphans(), delayMs);
   }
 
   async #saveOrphans(): Promise<void> {
@@ -603,38 +595,24 @@ export class NodeService {
       );
   }
 
-  /** One revocation pass at a time; an item stays recorded until Vault has revoked it. Failures are
-   * retried with backoff. */
+  /** One revocation pass (the task queue never runs two at once); an item stays recorded until
+   * Vault has revoked it. Failures are retried with backoff. */
   async #revokeOrphans(): Promise<void> {
-    if (this.#revoking) {
-      this.#revokeAgain = true;
-      return;
+    if (this.#stopped) return;
+    let failed = false;
+    for (const o of [...this.#orphans]) {
+      try {
+        await this.#o.publisher.release(o.grant, o.who, o.held);
+        this.#orphans = this.#orphans.filter((x) => x !== o);
+        this.#count('revocations', o.held.length);
+      } catch (err) {
+        failed = true;
+        this.#o.log.warn({ err: errorMessage(err), pod: o.who }, 'revocation failed; will retry');
+      }
     }
-    this.#revoking = true;
-    try {
-      do {
-        this.#revokeAgain = false;
-        let failed = false;
-        for (const o of [...this.#orphans]) {
-          try {
-            await this.#o.publisher.release(o.grant, o.who, o.held);
-            this.#orphans = this.#orphans.filter((x) => x !== o);
-            this.#count('revocations', o.held.length);
-          } catch (err) {
-            failed = true;
-            this.#o.log.warn({ err: errorMessage(err), pod: o.who }, 'revocation failed; will retry');
-          }
-        }
-        await this.#saveOrphans();
-        this.#orphanTimer?.cancel();
-        if (failed && !this.#stopped) {
-          const delay = retryDelayMs(this.#orphanAttempt++, this.#random);
-          this.#orphanTimer = this.#clock.setTimeout(() => void this.#revokeOrphans(), delay);
-        } else if (!failed) this.#orphanAttempt = 0;
-      } while (this.#revokeAgain);
-    } finally {
-      this.#revoking = false;
-    }
+    await this.#saveOrphans();
+    if (failed) this.#scheduleRevocations(retryDelayMs(this.#orphanAttempt++, this.#random));
+    else this.#orphanAttempt = 0;
   }
 }
 

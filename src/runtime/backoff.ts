@@ -55,6 +55,16 @@ export const BACKGROUND_BACKOFF: BackoffPolicy = Object.freeze({
   maxElapsedMs: 0,
 });
 
+/** The CSI driver's upkeep retries (csi/renewal.ts): 1 s doubling to 60 s, ±10 % jitter. */
+export const CSI_UPKEEP_BACKOFF: BackoffPolicy = Object.freeze({
+  initialMs: 1_000,
+  maxMs: 60_000,
+  multiplier: 2,
+  jitter: 0.1,
+  jitterMode: 'spread',
+  maxElapsedMs: 0,
+});
+
 export function validateBackoffPolicy(p: BackoffPolicy): void {
   const bad = (why: string) => new RangeError(`invalid backoff policy: ${why}`);
   if (!(p.initialMs > 0)) throw bad('initialMs must be > 0');
