@@ -11,7 +11,7 @@ import type { Clock } from '../clock.ts';
 import type { KubeClient } from '../k8s/client.ts';
 import type { Informer } from '../runtime/informer.ts';
 import type { Manager } from '../runtime/manager.ts';
-import { VaultClientCache } from '../vault/cache.ts';
+import type { VaultClientCache } from '../vault/cache.ts';
 import type { PersistenceModel } from '../vault/persistence.ts';
 import type { SessionEvent } from '../vault/session.ts';
 import { type PersistenceEvent, VaultAccessResolver } from './vault-access.ts';
@@ -71,17 +71,13 @@ export function createVaultAccess(
       },
     },
   });
-  const cache = new VaultClientCache({
-    maxSize: cfg.clientCacheSize,
-    onRemoved: (key, _input, reason) => resolver.onSessionRemoved(key, reason),
-  });
   const resolver = new VaultAccessResolver({
     client: cfg.client,
     operatorNamespace,
     auths: auths.store,
     authGlobals: authGlobals.store,
     connections: connections.store,
-    cache,
+    cacheSize: cfg.clientCacheSize,
     clock: cfg.clock,
     tasks: manager.tasks,
     allowDefaultGlobals: cfg.allowDefaultGlobals,
@@ -96,6 +92,7 @@ export function createVaultAccess(
       : {}),
   });
 
+  const { cache } = resolver;
   // Cached sessions die with their VaultAuth or VaultConnection, and with a connection's old spec.
   // The handlers only schedule: pruning revokes tokens, which is work for the task queue.
   const prune = (what: string, uid: string, run: () => Promise<unknown>): void =>
@@ -115,7 +112,7 @@ export function createVaultAccess(
       prune('connection', uid, () => cache.pruneConnection(uid, { belowGeneration, revoke: true }));
     }
   });
-  return { resolver, cache, auths, authGlobals, connections };
+  return { resolver, cache: resolver.cache, auths, authGlobals, connections };
 }
 
 function logPersistence(log: Logger, ev: PersistenceEvent): void {

@@ -17,8 +17,7 @@ import type { TaskScheduler } from '../runtime/tasks.ts';
 import { appRoleAuth } from '../vault/auth/approle.ts';
 import type { AuthMethod } from '../vault/auth/index.ts';
 import { jwtAuth, kubernetesAuth } from '../vault/auth/kubernetes.ts';
-import type { CacheKeyInput, VaultClientCache } from '../vault/cache.ts';
-import { computeCacheKey } from '../vault/cache.ts';
+import { type CacheKeyInput, computeCacheKey, VaultClientCache } from '../vault/cache.ts';
 import type { VaultApi, VaultClientOptions } from '../vault/client.ts';
 import { VaultClient } from '../vault/client.ts';
 import { VaultError } from '../vault/errors.ts';
@@ -43,7 +42,8 @@ export interface VaultAccessDeps {
   auths: Store<VaultAuth>;
   authGlobals: Store<VaultAuthGlobal>;
   connections: Store<VaultConnection>;
-  cache: VaultClientCache;
+  /** Bound of the session cache the resolver owns. */
+  cacheSize: number;
   clock: Clock;
   /** Runs persistence writes, retried with the background backoff until a newer token supersedes them. */
   tasks: TaskScheduler;
@@ -238,6 +238,8 @@ const SA_UID_TTL_MS = 5 * 60_000;
 /** Resolves consumers to sessions. Holds a short-lived cache of ServiceAccount UIDs so a steady-state
  * refresh costs no Kubernetes read beyond the destination itself. */
 export class VaultAccessResolver {
+  /** One session per auth × connection × identity (vso-api.md §11.1). */
+  readonly cache: VaultClientCache;
   readonly #deps: VaultAccessDeps;
   readonly #saUids = new Map<string, { uid: string; at: number }>();
   readonly #storage: ClientCacheStorage | undefined;
@@ -249,6 +251,11 @@ export class VaultAccessResolver {
 
   constructor(deps: VaultAccessDeps) {
     this.#deps = deps;
+    // A removed session's stored token goes with it.
+    this.cache = new VaultClientCache({
+      maxSize: deps.cacheSize,
+      onRemoved: (key, _input, reason) => this.onSessionRemoved(key, reason),
+    });
     const p = deps.persistence;
     if (p && p.model !== 'none') {
       this.#storage = new ClientCacheStorage({
@@ -301,7 +308,7 @@ export class VaultAccessResolver {
     for (const e of entries) {
       const cacheKey = e.labels.cacheKey ?? '';
       const providerNs = e.labels['provider/namespace'] ?? '';
-      if (!cacheKey || this.#deps.cache.has(cacheKey)) continue;
+      if (!cacheKey || this.cache.has(cacheKey)) continue;
       const consumer: Consumer = {
         namespace: providerNs,
         vaultAuthRef: `${auth.metadata.namespace}/${auth.metadata.name}`,
@@ -486,7 +493,7 @@ export class VaultAccessResolver {
       providerUID,
       providerNamespace,
     };
-    const session = await d.cache.get(
+    const session = await this.cache.get(
       input,
       async () => {
         const client = new VaultClient(await connectionOptions(connection, d.client, eff.vaultNamespace));
