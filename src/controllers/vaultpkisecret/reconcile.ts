@@ -1,10 +1,7 @@
 // VaultPKISecret: issue a certificate from a PKI engine into a destination Secret and issue a new one
 // before it expires (vso-api.md §3.6, §6, §8). Level-triggered: every run decides from the object,
-// its status and the destination as they are now whether a certificate must be issued:
-//   InitialSync (no serial) → ForceSync (a referenced SecretTransformation, or the labels/annotations
-//   that templates read, changed) → ResourceUpdated (any spec change, incl. altNames: VSO #465) →
-//   InexistentDestination → SecretDataDrift (HMAC of the destination ≠ status.secretMAC) →
-//   InRenewalWindow; otherwise it comes back at the horizon. Every sync issues a new certificate.
+// its status and the destination as they are now whether a certificate must be issued (plan.ts);
+// otherwise it comes back at the horizon. Every sync issues a new certificate.
 // On deletion (finalizer): revoke the current certificate (`revoke`), clear a Secret Ferry did not
 // create (`clear`), and never hold the object longer than the outcome policy allows (outcome.ts).
 // The private key never reaches logs, Events, status or error messages.
@@ -40,6 +37,7 @@ import { macEqual, secretMAC } from '../shared/hmac.ts';
 import type { OwnWrites } from '../shared/own-writes.ts';
 import { restartTargets } from '../shared/restart.ts';
 import { StatusMemo, syncConditions, writeStatus } from '../shared/status.ts';
+import { decideIssue } from './plan.ts';
 
 const KIND = 'VaultPKISecret';
 
@@ -48,14 +46,6 @@ const KIND = 'VaultPKISecret';
 const PKI_CLEANUP_LIMITS: CleanupLimits = Object.freeze({ ...DEFAULT_CLEANUP_LIMITS, giveUpNoAuthMs: 0 });
 
 type Involved = VaultPKISecret & { apiVersion: string; kind: string };
-
-export type SyncReason =
-  | 'InitialSync'
-  | 'ForceSync'
-  | 'ResourceUpdated'
-  | 'InexistentDestination'
-  | 'SecretDataDrift'
-  | 'InRenewalWindow';
 
 export interface VaultPKISecretReconcilerOptions {
   /** How long a failing cleanup holds a deleted object (outcome.ts); PKI_CLEANUP_LIMITS. */
@@ -154,28 +144,23 @@ export function vaultPKISecretReconciler(
     // After an operator restart there is no record: take the current inputs as the synced ones
     // rather than issuing a certificate for every object.
     if (!fingerprints.has(uid) && status?.serialNumber) fingerprints.set(uid, fp);
-    let reason: SyncReason | undefined;
-    let window: ReturnType<typeof renewalWindow> | undefined;
-    if (!status?.serialNumber) reason = 'InitialSync';
-    else if (fingerprints.get(uid) !== fp) reason = 'ForceSync';
-    else if ((obj.metadata.generation ?? 0) !== status.lastGeneration) reason = 'ResourceUpdated';
-    else if (!existing) reason = 'InexistentDestination';
-    else {
-      const key = await ctx.hmacKey();
-      if (!macEqual(secretMAC(key, existing.data ?? {}), status.secretMAC)) reason = 'SecretDataDrift';
-      else {
-        window = renewalWindow(
+    const { reason, window } = await decideIssue({
+      status,
+      generation: obj.metadata.generation ?? 0,
+      fingerprintChanged: fingerprints.get(uid) !== fp,
+      destinationExists: existing !== undefined,
+      drifted: async () => !macEqual(secretMAC(await ctx.hmacKey(), existing?.data ?? {}), status?.secretMAC),
+      window: () =>
+        renewalWindow(
           {
             nowMs: ctx.clock.now(),
-            expiration: status.expiration ?? 0,
+            expiration: status?.expiration ?? 0,
             expiryOffsetMs: offsetMs,
-            lastRotation: status.lastRotation,
+            lastRotation: status?.lastRotation,
           },
           ctx.random,
-        );
-        if (window.inWindow) reason = 'InRenewalWindow';
-      }
-    }
+        ),
+    });
 
     if (reason === undefined) {
       // Nothing to issue; make sure an earlier failure is no longer reported.
