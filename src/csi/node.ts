@@ -1,4 +1,5 @@
-// The Node service's behaviour, independent of gRPC: request validation, per-target serialisation,
+// The Node service's behaviour, independent of gRPC: per-target serialisation (validation is
+// validate.ts),
 // idempotent republish, mount setup, atomic write, teardown, and the upkeep of what a volume holds
 // in Vault for the pod's lifetime.
 //
@@ -16,18 +17,17 @@
 // is fetched again, the files swapped, and the old lease or certificate revoked. Unpublish removes
 // the files first and then revokes; revocations that fail are retried in the background (they never
 // hold up kubelet). Volume records are persisted (state.ts) so a restarted driver resumes all this.
-import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
-import { isAbsolute, join, normalize, relative, sep } from 'node:path';
+import { join } from 'node:path';
 import type { Logger } from 'pino';
 import type { Clock, Random } from '../clock.ts';
 import { systemClock, systemRandom } from '../clock.ts';
 import { errorMessage } from '../errors.ts';
 import type { CsiMetrics } from '../metrics/csi.ts';
 import type { TaskScheduler } from '../runtime/tasks.ts';
-import { type PodContainers, type PublishContext, parsePublishContext, restartedMatching } from './access.ts';
+import { type PodContainers, restartedMatching } from './access.ts';
 import { type OutputFile, writeAtomic } from './atomic-writer.ts';
-import { CsiError, invalidArgument, toCsiError } from './errors.ts';
+import { CsiError, toCsiError } from './errors.ts';
 import type { Mounter } from './mounter.ts';
 import type { NodePublishVolumeRequest, NodeUnpublishVolumeRequest } from './proto.ts';
 import type { Grant, PublishInput } from './publisher.ts';
@@ -44,6 +44,7 @@ import {
   itemRefs,
 } from './secrets.ts';
 import { type OrphanRecord, StateStore, type VolumeRecord } from './state.ts';
+import { fingerprint, validatePublish, validateUnpublish } from './validate.ts';
 
 /** The publisher as the Node service uses it (publisher.ts; a fake in unit tests). */
 export interface PublishSource {
@@ -73,14 +74,6 @@ export interface NodeServiceOptions {
   metrics?: CsiMetrics;
 }
 
-export interface ValidPublish {
-  volumeId: string;
-  targetPath: string;
-  readonly: boolean;
-  mountGroup?: number;
-  context: PublishContext;
-}
-
 /** A published volume: its record plus the files of each item. Its upkeep is the task
  * `csi-upkeep/<target>`. */
 interface Volume {
@@ -92,83 +85,6 @@ interface Volume {
   /** Check now that every lease still belongs to the current Vault token (after a re-login or a
    * driver restart), not only when it is due. */
   recheck?: boolean;
-}
-
-function checkTargetPath(path: string, root: string | undefined): string {
-  if (!isAbsolute(path)) throw invalidArgument('target_path must be absolute');
-  const norm = path.length > 1 ? path.replace(/\/+$/, '') : path;
-  if (normalize(norm) !== norm) throw invalidArgument('target_path must be normalised');
-  if (root !== undefined) {
-    const rel = relative(root, norm);
-    if (rel === '' || rel.startsWith(`..${sep}`) || rel === '..' || isAbsolute(rel)) {
-      throw invalidArgument(`target_path must lie below ${root}`);
-    }
-  }
-  return norm;
-}
-
-/** Validates a NodePublishVolume request in the order csi-sanity and kubelet expect. */
-export function validatePublish(
-  req: NodePublishVolumeRequest,
-  opts: { audience: string; targetRoot?: string | undefined },
-): ValidPublish {
-  if (!req.volume_id) throw invalidArgument('volume_id is required');
-  if (!req.target_path) throw invalidArgument('target_path is required');
-  const cap = req.volume_capability;
-  if (!cap) throw invalidArgument('volume_capability is required');
-  if (cap.block || cap.access_type === 'block') throw invalidArgument('block volumes are not supported');
-  if (!cap.mount && cap.access_type !== 'mount')
-    throw invalidArgument('volume_capability must be a mount volume');
-  const mode = cap.access_mode?.mode;
-  if (mode === 'MULTI_NODE_SINGLE_WRITER' || mode === 'MULTI_NODE_MULTI_WRITER') {
-    throw invalidArgument(`access mode ${mode} is not supported`);
-  }
-  const targetPath = checkTargetPath(req.target_path, opts.targetRoot);
-  const group = cap.mount?.volume_mount_group ?? '';
-  let mountGroup: number | undefined;
-  if (group !== '') {
-    if (!/^[0-9]{1,10}$/.test(group) || Number(group) > 0xffffffff) {
-      throw invalidArgument('volume_mount_group must be a numeric group ID');
-    }
-    mountGroup = Number(group);
-  }
-  const context = parsePublishContext(req.volume_context ?? {}, opts.audience);
-  return {
-    volumeId: req.volume_id,
-    targetPath,
-    readonly: req.readonly === true,
-    ...(mountGroup !== undefined ? { mountGroup } : {}),
-    context,
-  };
-}
-
-export function validateUnpublish(
-  req: NodeUnpublishVolumeRequest,
-  opts: { targetRoot?: string | undefined },
-): { volumeId: string; targetPath: string } {
-  if (!req.volume_id) throw invalidArgument('volume_id is required');
-  if (!req.target_path) throw invalidArgument('target_path is required');
-  return { volumeId: req.volume_id, targetPath: checkTargetPath(req.target_path, opts.targetRoot) };
-}
-
-function fingerprint(v: ValidPublish): string {
-  const c = v.context;
-  return createHash('sha256')
-    .update(
-      JSON.stringify([
-        v.volumeId,
-        v.targetPath,
-        v.readonly,
-        v.mountGroup ?? null,
-        c.pod.namespace,
-        c.pod.name,
-        c.pod.uid,
-        c.pod.serviceAccount,
-        c.csiSecrets.namespace,
-        c.csiSecrets.name,
-      ]),
-    )
-    .digest('hex');
 }
 
 export interface NodeStats {
