@@ -44,7 +44,16 @@ describe('decideIssue', () => {
 
   it('asks the probes only when their turn comes, and returns the window to wait for', async () => {
     let probed = 0;
-    const probe = { drifted: async () => (probed++, false), window: () => (probed++, window(false)) };
+    const probe = {
+      drifted: async () => {
+        probed++;
+        return false;
+      },
+      window: () => {
+        probed++;
+        return window(false);
+      },
+    };
     await decideIssue({ ...steady, ...probe, generation: 3 });
     assert.equal(probed, 0);
     const idle = await decideIssue({ ...steady, ...probe });

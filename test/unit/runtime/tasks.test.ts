@@ -13,7 +13,11 @@ function start(clock = new FakeClock()) {
   const q = new TaskQueue({ name: 'test', logger: pino({ level: 'silent' }), clock, random: () => 0 });
   const stop = new AbortController();
   const done = q.run(stop.signal);
-  return { q, clock, stop: () => (stop.abort(), done) };
+  const halt = (): Promise<void> => {
+    stop.abort();
+    return done;
+  };
+  return { q, clock, stop: halt };
 }
 
 describe('TaskQueue', () => {
