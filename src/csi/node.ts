@@ -321,16 +321,19 @@ export class NodeService {
       if (rec.podUid !== after.metadata.uid || !cs || !restartedMatching(cs, before, after)) continue;
       const refs = rec.items.map((i) => i.ref).filter((r) => !isLeasedKind(r.kind));
       const log = this.#o.log.child({ volumeId: rec.volumeId, pod: rec.who });
-      void this.#serial(rec.targetPath, async () => {
-        if (this.#volumes.get(rec.targetPath) !== volume || refs.length === 0) return;
-        try {
-          await this.#replace(volume, refs, log);
-          this.#count('resyncs');
-          await this.#persist(volume, log);
-        } catch (err) {
-          log.warn({ err: errorMessage(err) }, 're-sync after a container restart failed');
-        }
-      });
+      // The informer handler only schedules; the re-sync is a task like the rest of the upkeep.
+      this.#o.tasks.schedule(`csi-resync/${rec.targetPath}`, () =>
+        this.#serial(rec.targetPath, async () => {
+          if (this.#volumes.get(rec.targetPath) !== volume || refs.length === 0) return;
+          try {
+            await this.#replace(volume, refs, log);
+            this.#count('resyncs');
+            await this.#persist(volume, log);
+          } catch (err) {
+            log.warn({ err: errorMessage(err) }, 're-sync after a container restart failed');
+          }
+        }),
+      );
     }
   }
 

@@ -2,7 +2,7 @@
 // Secret, keep the lease renewed, and replace the credentials only when they must change.
 //
 // Level-triggered: every run reads the object's status (the lease) and the destination afresh and
-// decides (decideSync, a pure function) between new credentials, a renewal, a poll (static or
+// decides (decideSync in plan.ts) between new credentials, a renewal, a poll (static or
 // lease-less credentials) or waiting for the renewal horizon. Unlike VSO:
 // - a new Vault token (operator restart, re-login) is not a reason for new credentials: the lease is
 //   renewed with whatever token the client has now, and only a renewal that Vault refuses (403, lease
