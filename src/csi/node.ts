@@ -12,11 +12,12 @@
 // the CSISecrets changed. A different volume at a target that is already published is
 // ALREADY_EXISTS (CSI spec). Calls for one target never overlap; different targets run concurrently.
 //
-// Upkeep: each volume has one task on the task queue, due at its earliest held item. A due lease is renewed in place;
-// one that cannot be renewed any more, and a certificate in its renewal window, is replaced: its item
-// is fetched again, the files swapped, and the old lease or certificate revoked. Unpublish removes
-// the files first and then revokes; revocations that fail are retried in the background (they never
-// hold up kubelet). Volume records are persisted (state.ts) so a restarted driver resumes all this.
+// Upkeep: each volume has one task on the task queue, due at its earliest held item. A due lease is
+// renewed in place; one that cannot be renewed any more, and a certificate in its renewal window, is
+// replaced: its item is fetched again, the files swapped, and the old lease or certificate revoked.
+// Unpublish removes the files first and then revokes (revocations.ts: in the background, retried,
+// never holding up kubelet). Volume records are persisted (state.ts) so a restarted driver resumes
+// all this.
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
@@ -32,6 +33,7 @@ import type { Mounter } from './mounter.ts';
 import type { NodePublishVolumeRequest, NodeUnpublishVolumeRequest } from './proto.ts';
 import type { Grant, PublishInput } from './publisher.ts';
 import { heldDueAt, retryDelayMs } from './renewal.ts';
+import { Revocations } from './revocations.ts';
 import {
   byListOrder,
   type Held,
@@ -43,7 +45,7 @@ import {
   itemKey,
   itemRefs,
 } from './secrets.ts';
-import { type OrphanRecord, StateStore, type VolumeRecord } from './state.ts';
+import { StateStore, type VolumeRecord } from './state.ts';
 import { fingerprint, validatePublish, validateUnpublish } from './validate.ts';
 
 /** The publisher as the Node service uses it (publisher.ts; a fake in unit tests). */
@@ -104,8 +106,7 @@ export class NodeService {
   readonly #state: StateStore;
   readonly #volumes = new Map<string, Volume>();
   readonly #locks = new Map<string, Promise<void>>();
-  #orphans: OrphanRecord[] = [];
-  #orphanAttempt = 0;
+  readonly #revocations: Revocations;
   #stopped = false;
   readonly stats: NodeStats = {
     publishes: 0,
@@ -122,14 +123,17 @@ export class NodeService {
     this.#clock = opts.clock ?? systemClock;
     this.#random = opts.random ?? systemRandom;
     this.#state = new StateStore(opts.stateDir);
+    this.#revocations = new Revocations({
+      release: (grant, who, held) => opts.publisher.release(grant, who, held),
+      state: this.#state,
+      tasks: opts.tasks,
+      random: this.#random,
+      log: opts.log,
+      onRevoked: (n) => this.#count('revocations', n),
+    });
     const m = opts.metrics;
     m?.volumes.onCollect(() => m.volumes.set({}, this.#volumes.size));
-    m?.pendingRevocations.onCollect(() =>
-      m.pendingRevocations.set(
-        {},
-        this.#orphans.reduce((n, o) => n + o.held.length, 0),
-      ),
-    );
+    m?.pendingRevocations.onCollect(() => m.pendingRevocations.set({}, this.#revocations.pending));
     m?.held.onCollect(() => {
       const all = [...this.#volumes.values()].flatMap((v) => heldOf(v.rec.items));
       for (const kind of ['lease', 'cert'] as const)
@@ -254,7 +258,7 @@ export class NodeService {
       } catch (err) {
         log.error({ err: errorMessage(err) }, 'writing the volume failed');
         if (!existed) await o.mounter.teardown(v.targetPath).catch(() => {});
-        await this.#orphan(grant, who, heldOf(fetched));
+        await this.#revocations.add(grant, who, heldOf(fetched));
         throw new CsiError('INTERNAL', `writing the volume failed: ${errorMessage(err)}`, { cause: err });
       }
       const volume: Volume = { rec, files, attempt: 0 };
@@ -263,7 +267,7 @@ export class NodeService {
       // What the previous publish held and this one no longer does.
       if (prev) {
         const replaced = prev.rec.items.filter((i) => i.held && !kept.has(itemKey(i.ref)));
-        await this.#orphan(prev.rec.grant, who, heldOf(replaced));
+        await this.#revocations.add(prev.rec.grant, who, heldOf(replaced));
       }
       this.#schedule(volume);
       log.info({ items: rec.items.length, refreshed: prev !== undefined }, 'volume published');
@@ -306,7 +310,7 @@ export class NodeService {
     // Its upkeep task, if one is pending, finds no volume and ends.
     if (this.#volumes.get(rec.targetPath)?.rec === rec) this.#volumes.delete(rec.targetPath);
     await this.#state.removeVolume(rec.targetPath).catch(() => {});
-    await this.#orphan(rec.grant, rec.who, heldOf(rec.items));
+    await this.#revocations.add(rec.grant, rec.who, heldOf(rec.items));
   }
 
   /**
@@ -349,7 +353,7 @@ export class NodeService {
     const { volumes, orphans } = await this.#state.load((file, err) =>
       o.log.warn({ file, err }, 'unreadable CSI state record skipped'),
     );
-    this.#orphans.push(...orphans);
+    this.#revocations.resume(orphans);
     let resumed = 0;
     for (const rec of volumes) {
       const files = await this.#readBack(rec);
@@ -362,14 +366,13 @@ export class NodeService {
       this.#schedule(volume);
       resumed++;
     }
-    const orphanCount = this.#orphans.length;
-    if (orphanCount > 0) this.#scheduleRevocations(0);
-    return { volumes: resumed, orphans: orphanCount };
+    return { volumes: resumed, orphans: this.#revocations.records };
   }
 
   /** Stops the upkeep: pending tasks end without work (the records stay for the next process). */
   stop(): void {
     this.#stopped = true;
+    this.#revocations.stop();
   }
 
   /** The files of a recorded volume, read back from its target; undefined when it is not there. */
@@ -483,55 +486,14 @@ export class NodeService {
     try {
       await this.#write(next, files);
     } catch (err) {
-      await this.#orphan(rec.grant, rec.who, heldOf(fetched));
+      await this.#revocations.add(rec.grant, rec.who, heldOf(fetched));
       throw err;
     }
     volume.rec = next;
     volume.files = files;
     this.#count('replacements', fetched.length);
     log.info({ items: refs.map(itemKey) }, 'items fetched again');
-    await this.#orphan(rec.grant, rec.who, old);
-  }
-
-  /** Records held items for revocation (persisted first), then revokes them in the background. */
-  async #orphan(grant: Grant, who: string, held: Held[]): Promise<void> {
-    const due = held.filter((h) => h.revoke);
-    if (due.length === 0) return;
-    this.#orphans.push({ grant, who, held: due });
-    await this.#saveOrphans();
-    this.#scheduleRevocations(0);
-  }
-
-  #scheduleRevocations(delayMs: number): void {
-    if (!this.#stopped) this.#o.tasks.schedule('csi-revoke-orphans', () => this.#revokeOrphans(), delayMs);
-  }
-
-  async #saveOrphans(): Promise<void> {
-    await this.#state
-      .saveOrphans(this.#orphans)
-      .catch((err: unknown) =>
-        this.#o.log.warn({ err: errorMessage(err) }, 'could not record pending revocations'),
-      );
-  }
-
-  /** One revocation pass (the task queue never runs two at once); an item stays recorded until
-   * Vault has revoked it. Failures are retried with backoff. */
-  async #revokeOrphans(): Promise<void> {
-    if (this.#stopped) return;
-    let failed = false;
-    for (const o of [...this.#orphans]) {
-      try {
-        await this.#o.publisher.release(o.grant, o.who, o.held);
-        this.#orphans = this.#orphans.filter((x) => x !== o);
-        this.#count('revocations', o.held.length);
-      } catch (err) {
-        failed = true;
-        this.#o.log.warn({ err: errorMessage(err), pod: o.who }, 'revocation failed; will retry');
-      }
-    }
-    await this.#saveOrphans();
-    if (failed) this.#scheduleRevocations(retryDelayMs(this.#orphanAttempt++, this.#random));
-    else this.#orphanAttempt = 0;
+    await this.#revocations.add(rec.grant, rec.who, old);
   }
 }
 
