@@ -30,6 +30,7 @@ import { type PodContainers, restartedMatching } from './access.ts';
 import { type OutputFile, writeAtomic } from './atomic-writer.ts';
 import { CsiError, toCsiError } from './errors.ts';
 import type { Mounter } from './mounter.ts';
+import { keptItems, planRepublish } from './plan.ts';
 import type { NodePublishVolumeRequest, NodeUnpublishVolumeRequest } from './proto.ts';
 import type { Grant, PublishInput } from './publisher.ts';
 import { heldDueAt, retryDelayMs } from './renewal.ts';
@@ -40,7 +41,6 @@ import {
   heldOf,
   type Item,
   type ItemRef,
-  isHeldKind,
   isLeasedKind,
   itemKey,
   itemRefs,
@@ -198,24 +198,25 @@ export class NodeService {
       this.stats.publishes++;
       const fp = fingerprint(v);
       const prev = this.#volumes.get(v.targetPath);
-      if (prev && prev.rec.volumeId !== v.volumeId) {
+      const mounted = prev ? await o.mounter.isSetUp(v.targetPath) : false;
+      const plan = planRepublish({
+        prev: prev?.rec,
+        volumeId: v.volumeId,
+        fingerprint: fp,
+        mounted,
+        cached: o.publisher.cachedSource(v.context.csiSecrets.namespace, v.context.csiSecrets.name),
+        nowMs: this.#clock.now(),
+        refreshIntervalMs: o.refreshIntervalMs,
+      });
+      if (plan.action === 'conflict')
         throw new CsiError(
           'ALREADY_EXISTS',
-          `target_path is already published for volume ${prev.rec.volumeId}`,
+          `target_path is already published for volume ${prev?.rec.volumeId}`,
         );
-      }
-      const mounted = prev ? await o.mounter.isSetUp(v.targetPath) : false;
-      const samePublish = prev !== undefined && prev.rec.fingerprint === fp && mounted;
-      if (samePublish) {
-        const cur = o.publisher.cachedSource(v.context.csiSecrets.namespace, v.context.csiSecrets.name);
-        const had = prev.rec.grant.csiSecrets;
-        const fresh =
-          o.refreshIntervalMs <= 0 || this.#clock.now() - prev.rec.fetchedAt < o.refreshIntervalMs;
-        if (fresh && cur?.uid === had.uid && cur.generation === had.generation) {
-          this.stats.skipped++;
-          log.debug('already published');
-          return 'skipped';
-        }
+      if (plan.action === 'skip') {
+        this.stats.skipped++;
+        log.debug('already published');
+        return 'skipped';
       }
       const input: PublishInput = {
         ...v.context,
@@ -229,12 +230,7 @@ export class NodeService {
           await this.#withdraw(prev, log);
         throw err;
       }
-      // Held items survive a refresh of the same publish of the same CSISecrets generation.
-      const had = prev?.rec.grant.csiSecrets;
-      const keep =
-        samePublish && had?.uid === grant.csiSecrets.uid && had.generation === grant.csiSecrets.generation
-          ? prev.rec.items.filter((i) => isHeldKind(i.ref.kind))
-          : [];
+      const keep = keptItems(prev?.rec, plan.samePublish, grant);
       const kept = new Set(keep.map((i) => itemKey(i.ref)));
       const refs = itemRefs(grant.snapshot.spec).filter((r) => !kept.has(itemKey(r)));
       const fetched = await o.publisher.fetch(grant, who, refs, signal);
