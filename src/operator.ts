@@ -1,60 +1,29 @@
-// Assembles the operator: one Manager, the shared informers, the Vault client cache and the
-// controllers, wired so each change re-enqueues exactly the objects it affects.
+// Assembles the operator: one Manager, the Vault access shared with the CSI driver, the context every
+// controller gets, and the list of kinds (each wires itself in controllers/<kind>/setup.ts).
 import { hostname } from 'node:os';
 import type { Logger } from 'pino';
-import {
-  CSISecretsResource,
-  SecretTransformations,
-  VaultAuthGlobals,
-  VaultAuths,
-  VaultConnections,
-  VaultDynamicSecrets,
-  VaultPKISecrets,
-  VaultStaticSecrets,
-} from './api/resources.ts';
-import type { Transformation } from './api/v1beta1/common.ts';
-import type { CSISecrets } from './api/v1beta1/csisecrets.ts';
+import { SecretTransformations } from './api/resources.ts';
 import type { SecretTransformation } from './api/v1beta1/secrettransformation.ts';
-import type { VaultAuth } from './api/v1beta1/vaultauth.ts';
-import type { VaultAuthGlobal } from './api/v1beta1/vaultauthglobal.ts';
-import type { VaultConnection } from './api/v1beta1/vaultconnection.ts';
-import type { VaultDynamicSecret } from './api/v1beta1/vaultdynamicsecret.ts';
-import type { VaultPKISecret } from './api/v1beta1/vaultpkisecret.ts';
-import type { VaultStaticSecret } from './api/v1beta1/vaultstaticsecret.ts';
-import { parseRef } from './api/validate.ts';
-import { MANAGED_SECRET_SELECTOR } from './consts/labels.ts';
+import { type Clock, type Random, systemClock, systemRandom } from './clock.ts';
 import type { ControllerContext, OperatorOptions } from './controllers/context.ts';
-import { csiSecretsReconciler, csiTransformationRefKeys } from './controllers/csisecrets.ts';
-import { secretTransformationReconciler } from './controllers/secrettransformation.ts';
+import { setupCSISecrets } from './controllers/csisecrets/setup.ts';
+import { setupSecretTransformation } from './controllers/secrettransformation/setup.ts';
+import type { KindSetup, SetupEnv } from './controllers/setup.ts';
 import { hmacKeyProvider } from './controllers/shared/hmac-key.ts';
 import { OwnWrites } from './controllers/shared/own-writes.ts';
-import { transformationRefKeys } from './controllers/shared/transformation.ts';
-import { csiSecretsConsumer, VaultAccessResolver } from './controllers/shared/vault-access.ts';
-import { vaultAuthGlobalReconciler, vaultAuthReconciler } from './controllers/vaultauth.ts';
-import { vaultConnectionReconciler } from './controllers/vaultconnection.ts';
-import { vaultDynamicSecretReconciler } from './controllers/vaultdynamicsecret.ts';
-import { vaultPKISecretReconciler } from './controllers/vaultpkisecret.ts';
-import { vaultStaticSecretReconciler } from './controllers/vaultstaticsecret.ts';
+import {
+  setupClientCacheRestore,
+  setupVaultAuth,
+  setupVaultAuthGlobal,
+} from './controllers/vaultauth/setup.ts';
+import { setupVaultConnection } from './controllers/vaultconnection/setup.ts';
+import { setupVaultDynamicSecret } from './controllers/vaultdynamicsecret/setup.ts';
+import { setupVaultPKISecret } from './controllers/vaultpkisecret/setup.ts';
+import { setupVaultStaticSecret } from './controllers/vaultstaticsecret/setup.ts';
+import { createVaultAccess } from './delivery/setup.ts';
 import type { KubeClient } from './k8s/client.ts';
 import { EventRecorder } from './k8s/events.ts';
-import type { ResourceType } from './k8s/resources.ts';
-import { Secrets } from './k8s/resources.ts';
-import type { KubeObject } from './k8s/types.ts';
-import { VSO_SOURCE_BACKOFF } from './runtime/backoff.ts';
-import { type Clock, type Random, systemClock, systemRandom } from './runtime/clock.ts';
-import type { ObjectKey, Reconciler } from './runtime/controller.ts';
-import type { Informer } from './runtime/informer.ts';
 import { Manager } from './runtime/manager.ts';
-import {
-  and,
-  annotationsChanged,
-  generationChanged,
-  labelsChanged,
-  or,
-  type Predicate,
-} from './runtime/predicates.ts';
-import type { Store } from './runtime/store.ts';
-import { VaultClientCache } from './vault/cache.ts';
 
 export interface OperatorConfig extends OperatorOptions {
   client: KubeClient;
@@ -69,15 +38,18 @@ export interface OperatorConfig extends OperatorOptions {
 
 const LEADER_ELECTION_ID = 'ferry.secrets.hashicorp.com';
 
-/** VSO's syncableSecretPredicate, plus deletion: spec, label or annotation changes; never status. */
-const specOrMetaChanged: Predicate<KubeObject> = or(
-  generationChanged,
-  labelsChanged,
-  annotationsChanged,
-  (ev) => ev.type === 'update' && ev.old.metadata.deletionTimestamp !== ev.obj.metadata.deletionTimestamp,
-);
-
-const keyOf = (ref: { namespace: string; name: string }): string => `${ref.namespace}/${ref.name}`;
+/** Every kind the operator reconciles; each registers its own controllers and watches. */
+const KINDS: readonly KindSetup[] = [
+  setupVaultConnection,
+  setupVaultAuth,
+  setupClientCacheRestore,
+  setupVaultAuthGlobal,
+  setupVaultStaticSecret,
+  setupVaultDynamicSecret,
+  setupVaultPKISecret,
+  setupSecretTransformation,
+  setupCSISecrets,
+];
 
 export function buildOperator(cfg: OperatorConfig): Manager {
   const clock = cfg.clock ?? systemClock;
@@ -102,66 +74,18 @@ export function buildOperator(cfg: OperatorConfig): Manager {
       : {}),
   });
 
-  const connections = manager.informer<VaultConnection>(VaultConnections);
-  const authGlobals = manager.informer<VaultAuthGlobal>(VaultAuthGlobals);
-  const auths = manager.informer<VaultAuth>(VaultAuths, {
-    indexes: {
-      connection: (a) => {
-        try {
-          return [
-            keyOf(
-              parseRef(a.spec?.vaultConnectionRef, {
-                namespace: a.metadata.namespace ?? '',
-                operatorNamespace: opNs,
-              }),
-            ),
-          ];
-        } catch {
-          return [];
-        }
-      },
-      global: (a) => {
-        const r = a.spec?.vaultAuthGlobalRef;
-        return r?.name ? [`${r.namespace || a.metadata.namespace}/${r.name}`] : [];
-      },
-    },
-  });
-  const transformations = manager.informer<SecretTransformation>(SecretTransformations);
-  const vaultClients = new VaultClientCache({
-    maxSize: cfg.clientCacheSize,
-    onRemoved: (key, _input, reason) => vault.onSessionRemoved(key, reason),
-  });
   const hmacKey = hmacKeyProvider(cfg.client, opNs);
-  const vault = new VaultAccessResolver({
+  const access = createVaultAccess(manager, {
     client: cfg.client,
-    operatorNamespace: opNs,
-    auths: auths.store,
-    authGlobals: authGlobals.store,
-    connections: connections.store,
-    cache: vaultClients,
+    log,
     clock,
+    operatorNamespace: opNs,
     allowDefaultGlobals: cfg.allowDefaultGlobals,
-    onSessionEvent: (ev) => {
-      if (ev.type === 'loginFailed' || ev.type === 'renewFailed')
-        log.warn({ vaultSession: ev.type, err: ev.error }, 'vault session problem');
-      else log.debug({ vaultSession: ev.type }, 'vault session');
-    },
-    persistence: {
-      model: cfg.clientCachePersistenceModel ?? 'none',
-      hmacKey,
-      onEvent: (ev) => {
-        const fields: Record<string, unknown> = { clientCachePersistence: ev.type };
-        if ('cacheKey' in ev) fields.cacheKey = ev.cacheKey;
-        if ('reason' in ev) fields.reason = ev.reason;
-        if ('count' in ev) fields.count = ev.count;
-        if ('error' in ev) {
-          fields.err = ev.error;
-          log.warn(fields, 'client cache persistence problem');
-        } else if (ev.type === 'restoreSkipped') log.warn(fields, 'client cache persistence problem');
-        else log.info(fields, 'client cache persistence');
-      },
-    },
+    clientCacheSize: cfg.clientCacheSize,
+    persistence: { model: cfg.clientCachePersistenceModel ?? 'none', hmacKey },
   });
+  const { auths, authGlobals, connections, resolver: vault, cache: vaultClients } = access;
+  const transformations = manager.informer<SecretTransformation>(SecretTransformations);
   const events = new EventRecorder(cfg.client, {
     component: 'ferry',
     onError: (err) => log.warn({ err }, 'could not record event'),
@@ -176,215 +100,11 @@ export function buildOperator(cfg: OperatorConfig): Manager {
     vault,
     vaultClients,
     hmacKey,
+    tasks: manager.tasks,
     informers: { connections, auths, authGlobals, transformations },
   };
 
-  // Cached Vault clients die with their VaultAuth or VaultConnection.
-  auths.addHandler((ev) => {
-    if (ev.type === 'delete' && ev.obj.metadata.uid)
-      void vaultClients.pruneAuth(ev.obj.metadata.uid, { revoke: true });
-  });
-  connections.addHandler((ev) => {
-    if (ev.type === 'delete' && ev.obj.metadata.uid)
-      void vaultClients.pruneConnection(ev.obj.metadata.uid, { revoke: true });
-    else if (
-      ev.type === 'update' &&
-      ev.obj.metadata.uid &&
-      ev.old.metadata.generation !== ev.obj.metadata.generation
-    ) {
-      void vaultClients.pruneConnection(ev.obj.metadata.uid, {
-        belowGeneration: ev.obj.metadata.generation ?? 0,
-        revoke: true,
-      });
-    }
-  });
-
-  const authsOfConnection = (c: KubeObject): ObjectKey[] =>
-    auths.store.byIndex('connection', `${c.metadata.namespace}/${c.metadata.name}`).map(objKey);
-
-  manager
-    .controller({ name: 'vaultconnection', reconcile: vaultConnectionReconciler(ctx) })
-    .for(connections, { predicate: specOrMetaChanged });
-  manager
-    .controller({ name: 'vaultauth', reconcile: vaultAuthReconciler(ctx) })
-    .for(auths, { predicate: specOrMetaChanged })
-    .watches(connections, authsOfConnection, { predicate: (ev) => ev.type !== 'update' })
-    .watches(authGlobals, (g) =>
-      auths.store.byIndex('global', `${g.metadata.namespace}/${g.metadata.name}`).map(objKey),
-    );
-  if ((cfg.clientCachePersistenceModel ?? 'none') !== 'none') {
-    // Persisted Vault tokens are restored as soon as this replica leads (vso-api §11.4), one
-    // VaultAuth at a time, before anything needs them: an unrenewed token takes its leases with it.
-    manager
-      .controller({
-        name: 'clientcache',
-        reconcile: async ({ key, signal }) => {
-          const auth = auths.store.get(key.namespace, key.name);
-          if (auth && !auth.metadata.deletionTimestamp) await vault.restoreStored(auth, signal);
-          return { awaitChange: true };
-        },
-      })
-      .for(auths, { predicate: (ev) => ev.type === 'create' });
-  }
-  manager
-    .controller({ name: 'vaultauthglobal', reconcile: vaultAuthGlobalReconciler(ctx) })
-    .for(authGlobals, { predicate: specOrMetaChanged });
-
-  const secretKinds: SecretKindWiring = {
-    ownWrites: new OwnWrites(),
-    managedSecrets: manager.informer<KubeObject>(Secrets, {
-      labelSelector: MANAGED_SECRET_SELECTOR,
-      metadataOnly: true,
-    }),
-    auths,
-    connections,
-    transformations,
-    authsOfConnection,
-    authRefOf: (namespace, vaultAuthRef) => vault.authRefOf({ namespace, vaultAuthRef }),
-  };
-  registerSecretKind<VaultStaticSecret>(manager, secretKinds, {
-    name: 'vaultstaticsecret',
-    resource: VaultStaticSecrets,
-    concurrency: cfg.maxConcurrentReconciles,
-    reconciler: (store, ownWrites) => vaultStaticSecretReconciler(ctx, store, ownWrites),
-  });
-  registerSecretKind<VaultDynamicSecret>(manager, secretKinds, {
-    name: 'vaultdynamicsecret',
-    resource: VaultDynamicSecrets,
-    concurrency: cfg.maxConcurrentReconciles,
-    reconciler: (store, ownWrites) => vaultDynamicSecretReconciler(ctx, store, ownWrites),
-  });
-  registerSecretKind<VaultPKISecret>(manager, secretKinds, {
-    name: 'vaultpkisecret',
-    resource: VaultPKISecrets,
-    concurrency: cfg.maxConcurrentReconciles,
-    reconciler: (store, ownWrites) => vaultPKISecretReconciler(ctx, store, ownWrites),
-  });
-  manager
-    .controller({ name: 'secrettransformation', reconcile: secretTransformationReconciler(ctx) })
-    .for(transformations, { predicate: specOrMetaChanged });
-
-  // CSISecrets: status only (the CSI driver serves the volumes). Re-checked when the VaultAuth, its
-  // VaultAuthGlobal or VaultConnection, or a referenced SecretTransformation appears, changes or goes.
-  const csiSecrets = manager.informer<CSISecrets>(CSISecretsResource, {
-    indexes: {
-      auth: (o) => {
-        try {
-          return [vault.authRefOf(csiSecretsConsumer(o.metadata.namespace ?? '', o.spec))];
-        } catch {
-          return [];
-        }
-      },
-      transformation: (o) => csiTransformationRefKeys(o),
-    },
-  });
-  const csiOfAuth = (a: KubeObject): ObjectKey[] =>
-    csiSecrets.store.byIndex('auth', `${a.metadata.namespace}/${a.metadata.name}`).map(objKey);
-  manager
-    .controller({ name: 'csisecrets', reconcile: csiSecretsReconciler(ctx, csiSecrets.store) })
-    .for(csiSecrets, { predicate: generationChanged })
-    .watches(auths, csiOfAuth, { predicate: specOrMetaChanged })
-    .watches(
-      authGlobals,
-      (g) =>
-        auths.store
-          .byIndex('global', `${g.metadata.namespace}/${g.metadata.name}`)
-          .flatMap((a) => csiOfAuth(a)),
-      { predicate: specOrMetaChanged },
-    )
-    .watches(connections, (c) => authsOfConnection(c).flatMap((k) => csiOfAuth({ metadata: k })), {
-      predicate: specOrMetaChanged,
-    })
-    // SecretTransformation status flips (valid) matter too: no predicate.
-    .watches(transformations, (t) =>
-      csiSecrets.store.byIndex('transformation', `${t.metadata.namespace}/${t.metadata.name}`).map(objKey),
-    );
+  const env: SetupEnv = { manager, ctx, ownWrites: new OwnWrites() };
+  for (const setup of KINDS) setup(env);
   return manager;
-}
-
-interface SecretKindWiring {
-  ownWrites: OwnWrites;
-  /** Metadata of the Secrets Ferry created, shared by every secret kind. */
-  managedSecrets: Informer<KubeObject>;
-  auths: Informer<VaultAuth>;
-  connections: Informer<VaultConnection>;
-  transformations: Informer<SecretTransformation>;
-  authsOfConnection: (c: KubeObject) => ObjectKey[];
-  authRefOf: (namespace: string, vaultAuthRef: string | undefined) => string;
-}
-
-/** What the wiring reads of every secret kind's spec. */
-type SecretKindObject = KubeObject & {
-  spec?:
-    | { vaultAuthRef?: string | undefined; destination: { transformation?: Transformation | undefined } }
-    | undefined;
-};
-
-export interface SecretKindSpec<T extends SecretKindObject> {
-  name: string;
-  resource: ResourceType;
-  concurrency: number;
-  reconciler: (store: Store<T>, ownWrites: OwnWrites) => Reconciler;
-}
-
-/**
- * A kind that syncs Vault data into a destination Secret (VaultStaticSecret, VaultDynamicSecret,
- * VaultPKISecret) reconciles on: its own spec/label/annotation changes; its destination Secret being
- * deleted or edited by someone else; its VaultAuth or VaultConnection appearing or changing; and a
- * referenced SecretTransformation changing.
- */
-function registerSecretKind<T extends SecretKindObject>(
-  manager: Manager,
-  w: SecretKindWiring,
-  spec: SecretKindSpec<T>,
-): void {
-  const informer = manager.informer<T>(spec.resource, {
-    indexes: {
-      auth: (o) => {
-        try {
-          return [w.authRefOf(o.metadata.namespace ?? '', o.spec?.vaultAuthRef)];
-        } catch {
-          return [];
-        }
-      },
-      transformation: (o) =>
-        transformationRefKeys(o.metadata.namespace ?? '', o.spec?.destination.transformation),
-    },
-  });
-  const consumersOfAuth = (a: KubeObject): ObjectKey[] =>
-    informer.store.byIndex('auth', `${a.metadata.namespace}/${a.metadata.name}`).map(objKey);
-  manager
-    .controller({
-      name: spec.name,
-      reconcile: spec.reconciler(informer.store, w.ownWrites),
-      concurrency: spec.concurrency,
-      backoff: VSO_SOURCE_BACKOFF,
-    })
-    .for(informer, { predicate: specOrMetaChanged })
-    .owns(w.managedSecrets, {
-      predicate: and(
-        (ev) => ev.type !== 'create',
-        (ev) =>
-          ev.type === 'delete' ||
-          !w.ownWrites.isOwn(
-            ev.obj.metadata.namespace,
-            ev.obj.metadata.name,
-            ev.obj.metadata.resourceVersion,
-          ),
-      ),
-    })
-    .watches(w.auths, consumersOfAuth, { predicate: specOrMetaChanged })
-    .watches(w.connections, (c) => w.authsOfConnection(c).flatMap((k) => consumersOfAuth({ metadata: k })), {
-      predicate: specOrMetaChanged,
-    })
-    // A SecretTransformation's status flips when it is validated; its referrers re-render then.
-    .watches(w.transformations, (t) =>
-      informer.store.byIndex('transformation', `${t.metadata.namespace}/${t.metadata.name}`).map(objKey),
-    );
-}
-
-function objKey(o: KubeObject): ObjectKey {
-  return o.metadata.namespace
-    ? { namespace: o.metadata.namespace, name: o.metadata.name ?? '' }
-    : { name: o.metadata.name ?? '' };
 }

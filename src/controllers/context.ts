@@ -5,13 +5,14 @@ import type { SecretTransformation } from '../api/v1beta1/secrettransformation.t
 import type { VaultAuth } from '../api/v1beta1/vaultauth.ts';
 import type { VaultAuthGlobal } from '../api/v1beta1/vaultauthglobal.ts';
 import type { VaultConnection } from '../api/v1beta1/vaultconnection.ts';
+import type { Clock, Random } from '../clock.ts';
+import type { VaultAccessResolver } from '../delivery/vault-access.ts';
 import type { KubeClient } from '../k8s/client.ts';
 import type { EventRecorder } from '../k8s/events.ts';
-import type { Clock, Random } from '../runtime/clock.ts';
 import type { Informer } from '../runtime/informer.ts';
+import type { TaskScheduler } from '../runtime/tasks.ts';
 import type { VaultClientCache } from '../vault/cache.ts';
 import type { PersistenceModel } from '../vault/persistence.ts';
-import type { VaultAccessResolver } from './shared/vault-access.ts';
 
 export interface OperatorOptions {
   operatorNamespace: string;
@@ -39,6 +40,8 @@ export interface ControllerContext {
   vault: VaultAccessResolver;
   vaultClients: VaultClientCache;
   hmacKey: () => Promise<Buffer>;
+  /** Background work (deferred revocations, debounced restarts): the Manager's task queue. */
+  tasks: TaskScheduler;
   informers: {
     connections: Informer<VaultConnection>;
     auths: Informer<VaultAuth>;

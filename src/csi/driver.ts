@@ -3,19 +3,11 @@
 // /readyz (the DaemonSet's probes) and /metrics. No controller runs here: the driver only answers
 // kubelet and keeps what it published fresh.
 import type { Logger } from 'pino';
-import {
-  CSISecretsResource,
-  SecretTransformations,
-  VaultAuthGlobals,
-  VaultAuths,
-  VaultConnections,
-} from '../api/resources.ts';
+import { CSISecretsResource, SecretTransformations } from '../api/resources.ts';
 import type { CSISecrets } from '../api/v1beta1/csisecrets.ts';
 import type { SecretTransformation } from '../api/v1beta1/secrettransformation.ts';
-import type { VaultAuth } from '../api/v1beta1/vaultauth.ts';
-import type { VaultAuthGlobal } from '../api/v1beta1/vaultauthglobal.ts';
-import type { VaultConnection } from '../api/v1beta1/vaultconnection.ts';
-import { VaultAccessResolver } from '../controllers/shared/vault-access.ts';
+import { type Clock, systemClock } from '../clock.ts';
+import { createVaultAccess } from '../delivery/setup.ts';
 import { errorMessage } from '../errors.ts';
 import type { KubeClient } from '../k8s/client.ts';
 import { EventRecorder } from '../k8s/events.ts';
@@ -23,10 +15,9 @@ import { Pods } from '../k8s/resources.ts';
 import type { KubeObject } from '../k8s/types.ts';
 import { csiMetrics } from '../metrics/csi.ts';
 import { MetricsRegistry } from '../metrics/registry.ts';
-import { type Clock, systemClock } from '../runtime/clock.ts';
 import type { Informer } from '../runtime/informer.ts';
 import { Manager } from '../runtime/manager.ts';
-import { VaultClientCache } from '../vault/cache.ts';
+import type { VaultClientCache } from '../vault/cache.ts';
 import type { TokenReviewStatus } from './access.ts';
 import type { Mounter } from './mounter.ts';
 import { DRIVER_VERSION } from './names.ts';
@@ -96,10 +87,20 @@ export class CsiDriver {
       metricsAddress: health,
     });
     this.#manager = m;
+    const access = createVaultAccess(m, {
+      client: cfg.client,
+      log,
+      clock,
+      operatorNamespace: cfg.operatorNamespace,
+      allowDefaultGlobals: cfg.allowDefaultGlobals ?? true,
+      clientCacheSize: cfg.clientCacheSize ?? 10_000,
+      onSessionEvent: (ev) => {
+        if (ev.type === 'login' && ev.reason !== 'initial') this.node.onVaultLogin();
+      },
+    });
+    const { auths, authGlobals, connections, resolver: vault } = access;
+    this.vaultClients = access.cache;
     const csiSecrets = m.informer<CSISecrets>(CSISecretsResource);
-    const auths = m.informer<VaultAuth>(VaultAuths);
-    const authGlobals = m.informer<VaultAuthGlobal>(VaultAuthGlobals);
-    const connections = m.informer<VaultConnection>(VaultConnections);
     const transformations = m.informer<SecretTransformation>(SecretTransformations);
     // The pods of this node only: container restarts trigger a re-sync (syncConfig.containerState).
     const pods = m.informer<Pod>(Pods, { fieldSelector: `spec.nodeName=${cfg.nodeId}` });
@@ -113,31 +114,6 @@ export class CsiDriver {
     ] as unknown as Informer<KubeObject>[];
     pods.addHandler((ev) => {
       if (ev.type === 'update') this.node.onPodChange(ev.old, ev.obj);
-    });
-
-    this.vaultClients = new VaultClientCache({ maxSize: cfg.clientCacheSize ?? 10_000 });
-    auths.addHandler((ev) => {
-      if (ev.type === 'delete' && ev.obj.metadata.uid)
-        void this.vaultClients.pruneAuth(ev.obj.metadata.uid, { revoke: true });
-    });
-    connections.addHandler((ev) => {
-      if (ev.type === 'delete' && ev.obj.metadata.uid)
-        void this.vaultClients.pruneConnection(ev.obj.metadata.uid, { revoke: true });
-    });
-    const vault = new VaultAccessResolver({
-      client: cfg.client,
-      operatorNamespace: cfg.operatorNamespace,
-      auths: auths.store,
-      authGlobals: authGlobals.store,
-      connections: connections.store,
-      cache: this.vaultClients,
-      clock,
-      allowDefaultGlobals: cfg.allowDefaultGlobals ?? true,
-      onSessionEvent: (ev) => {
-        if (ev.type === 'loginFailed' || ev.type === 'renewFailed')
-          log.warn({ vaultSession: ev.type, err: ev.error }, 'vault session problem');
-        else if (ev.type === 'login' && ev.reason !== 'initial') this.node.onVaultLogin();
-      },
     });
     const events =
       cfg.events ??
@@ -168,6 +144,7 @@ export class CsiDriver {
       ...(cfg.stateDir ? { stateDir: cfg.stateDir } : {}),
       refreshIntervalMs: cfg.refreshIntervalMs ?? 120_000,
       log,
+      tasks: m.tasks,
       clock,
       metrics: csiMetrics(this.metrics),
     });

@@ -1,4 +1,5 @@
-// The Node service's behaviour, independent of gRPC: request validation, per-target serialisation,
+// The Node service's behaviour, independent of gRPC: per-target serialisation (validation is
+// validate.ts),
 // idempotent republish, mount setup, atomic write, teardown, and the upkeep of what a volume holds
 // in Vault for the pod's lifetime.
 //
@@ -11,38 +12,41 @@
 // the CSISecrets changed. A different volume at a target that is already published is
 // ALREADY_EXISTS (CSI spec). Calls for one target never overlap; different targets run concurrently.
 //
-// Upkeep: each volume has one timer, set for its earliest held item. A due lease is renewed in place;
-// one that cannot be renewed any more, and a certificate in its renewal window, is replaced: its item
-// is fetched again, the files swapped, and the old lease or certificate revoked. Unpublish removes
-// the files first and then revokes; revocations that fail are retried in the background (they never
-// hold up kubelet). Volume records are persisted (state.ts) so a restarted driver resumes all this.
-import { createHash } from 'node:crypto';
+// Upkeep: each volume has one task on the task queue, due at its earliest held item. A due lease is
+// renewed in place; one that cannot be renewed any more, and a certificate in its renewal window, is
+// replaced: its item is fetched again, the files swapped, and the old lease or certificate revoked.
+// Unpublish removes the files first and then revokes (revocations.ts: in the background, retried,
+// never holding up kubelet). Volume records are persisted (state.ts) so a restarted driver resumes
+// all this.
 import { readFile } from 'node:fs/promises';
-import { isAbsolute, join, normalize, relative, sep } from 'node:path';
+import { join } from 'node:path';
 import type { Logger } from 'pino';
+import type { Clock, Random } from '../clock.ts';
+import { systemClock, systemRandom } from '../clock.ts';
 import { errorMessage } from '../errors.ts';
 import type { CsiMetrics } from '../metrics/csi.ts';
-import type { Clock, Random, Timer } from '../runtime/clock.ts';
-import { systemClock, systemRandom } from '../runtime/clock.ts';
-import { type PodContainers, type PublishContext, parsePublishContext, restartedMatching } from './access.ts';
+import type { TaskScheduler } from '../runtime/tasks.ts';
+import { type PodContainers, restartedMatching } from './access.ts';
 import { type OutputFile, writeAtomic } from './atomic-writer.ts';
-import { CsiError, invalidArgument, toCsiError } from './errors.ts';
+import { CsiError, toCsiError } from './errors.ts';
 import type { Mounter } from './mounter.ts';
+import { keptItems, planRepublish } from './plan.ts';
 import type { NodePublishVolumeRequest, NodeUnpublishVolumeRequest } from './proto.ts';
 import type { Grant, PublishInput } from './publisher.ts';
 import { heldDueAt, retryDelayMs } from './renewal.ts';
+import { Revocations } from './revocations.ts';
 import {
   byListOrder,
   type Held,
   heldOf,
   type Item,
   type ItemRef,
-  isHeldKind,
   isLeasedKind,
   itemKey,
   itemRefs,
 } from './secrets.ts';
-import { type OrphanRecord, StateStore, type VolumeRecord } from './state.ts';
+import { StateStore, type VolumeRecord } from './state.ts';
+import { fingerprint, validatePublish, validateUnpublish } from './validate.ts';
 
 /** The publisher as the Node service uses it (publisher.ts; a fake in unit tests). */
 export interface PublishSource {
@@ -65,107 +69,24 @@ export interface NodeServiceOptions {
   /** Where volume records are kept across driver restarts (a tmpfs); unset keeps them in memory. */
   stateDir?: string;
   log: Logger;
+  /** Runs the upkeep and the revocations (the Manager's task queue). */
+  tasks: TaskScheduler;
   clock?: Clock;
   random?: Random;
   metrics?: CsiMetrics;
 }
 
-export interface ValidPublish {
-  volumeId: string;
-  targetPath: string;
-  readonly: boolean;
-  mountGroup?: number;
-  context: PublishContext;
-}
-
-/** A published volume: its record plus the files of each item and its upkeep timer. */
+/** A published volume: its record plus the files of each item. Its upkeep is the task
+ * `csi-upkeep/<target>`. */
 interface Volume {
   rec: VolumeRecord;
   files: Map<string, OutputFile[]>;
-  timer?: Timer;
   /** Failed upkeep attempts in a row. */
   attempt: number;
   retryAt?: number;
   /** Check now that every lease still belongs to the current Vault token (after a re-login or a
    * driver restart), not only when it is due. */
   recheck?: boolean;
-}
-
-function checkTargetPath(path: string, root: string | undefined): string {
-  if (!isAbsolute(path)) throw invalidArgument('target_path must be absolute');
-  const norm = path.length > 1 ? path.replace(/\/+$/, '') : path;
-  if (normalize(norm) !== norm) throw invalidArgument('target_path must be normalised');
-  if (root !== undefined) {
-    const rel = relative(root, norm);
-    if (rel === '' || rel.startsWith(`..${sep}`) || rel === '..' || isAbsolute(rel)) {
-      throw invalidArgument(`target_path must lie below ${root}`);
-    }
-  }
-  return norm;
-}
-
-/** Validates a NodePublishVolume request in the order csi-sanity and kubelet expect. */
-export function validatePublish(
-  req: NodePublishVolumeRequest,
-  opts: { audience: string; targetRoot?: string | undefined },
-): ValidPublish {
-  if (!req.volume_id) throw invalidArgument('volume_id is required');
-  if (!req.target_path) throw invalidArgument('target_path is required');
-  const cap = req.volume_capability;
-  if (!cap) throw invalidArgument('volume_capability is required');
-  if (cap.block || cap.access_type === 'block') throw invalidArgument('block volumes are not supported');
-  if (!cap.mount && cap.access_type !== 'mount')
-    throw invalidArgument('volume_capability must be a mount volume');
-  const mode = cap.access_mode?.mode;
-  if (mode === 'MULTI_NODE_SINGLE_WRITER' || mode === 'MULTI_NODE_MULTI_WRITER') {
-    throw invalidArgument(`access mode ${mode} is not supported`);
-  }
-  const targetPath = checkTargetPath(req.target_path, opts.targetRoot);
-  const group = cap.mount?.volume_mount_group ?? '';
-  let mountGroup: number | undefined;
-  if (group !== '') {
-    if (!/^[0-9]{1,10}$/.test(group) || Number(group) > 0xffffffff) {
-      throw invalidArgument('volume_mount_group must be a numeric group ID');
-    }
-    mountGroup = Number(group);
-  }
-  const context = parsePublishContext(req.volume_context ?? {}, opts.audience);
-  return {
-    volumeId: req.volume_id,
-    targetPath,
-    readonly: req.readonly === true,
-    ...(mountGroup !== undefined ? { mountGroup } : {}),
-    context,
-  };
-}
-
-export function validateUnpublish(
-  req: NodeUnpublishVolumeRequest,
-  opts: { targetRoot?: string | undefined },
-): { volumeId: string; targetPath: string } {
-  if (!req.volume_id) throw invalidArgument('volume_id is required');
-  if (!req.target_path) throw invalidArgument('target_path is required');
-  return { volumeId: req.volume_id, targetPath: checkTargetPath(req.target_path, opts.targetRoot) };
-}
-
-function fingerprint(v: ValidPublish): string {
-  const c = v.context;
-  return createHash('sha256')
-    .update(
-      JSON.stringify([
-        v.volumeId,
-        v.targetPath,
-        v.readonly,
-        v.mountGroup ?? null,
-        c.pod.namespace,
-        c.pod.name,
-        c.pod.uid,
-        c.pod.serviceAccount,
-        c.csiSecrets.namespace,
-        c.csiSecrets.name,
-      ]),
-    )
-    .digest('hex');
 }
 
 export interface NodeStats {
@@ -185,11 +106,7 @@ export class NodeService {
   readonly #state: StateStore;
   readonly #volumes = new Map<string, Volume>();
   readonly #locks = new Map<string, Promise<void>>();
-  #orphans: OrphanRecord[] = [];
-  #orphanTimer: Timer | undefined;
-  #orphanAttempt = 0;
-  #revoking = false;
-  #revokeAgain = false;
+  readonly #revocations: Revocations;
   #stopped = false;
   readonly stats: NodeStats = {
     publishes: 0,
@@ -206,14 +123,17 @@ export class NodeService {
     this.#clock = opts.clock ?? systemClock;
     this.#random = opts.random ?? systemRandom;
     this.#state = new StateStore(opts.stateDir);
+    this.#revocations = new Revocations({
+      release: (grant, who, held) => opts.publisher.release(grant, who, held),
+      state: this.#state,
+      tasks: opts.tasks,
+      random: this.#random,
+      log: opts.log,
+      onRevoked: (n) => this.#count('revocations', n),
+    });
     const m = opts.metrics;
     m?.volumes.onCollect(() => m.volumes.set({}, this.#volumes.size));
-    m?.pendingRevocations.onCollect(() =>
-      m.pendingRevocations.set(
-        {},
-        this.#orphans.reduce((n, o) => n + o.held.length, 0),
-      ),
-    );
+    m?.pendingRevocations.onCollect(() => m.pendingRevocations.set({}, this.#revocations.pending));
     m?.held.onCollect(() => {
       const all = [...this.#volumes.values()].flatMap((v) => heldOf(v.rec.items));
       for (const kind of ['lease', 'cert'] as const)
@@ -278,24 +198,25 @@ export class NodeService {
       this.stats.publishes++;
       const fp = fingerprint(v);
       const prev = this.#volumes.get(v.targetPath);
-      if (prev && prev.rec.volumeId !== v.volumeId) {
+      const mounted = prev ? await o.mounter.isSetUp(v.targetPath) : false;
+      const plan = planRepublish({
+        prev: prev?.rec,
+        volumeId: v.volumeId,
+        fingerprint: fp,
+        mounted,
+        cached: o.publisher.cachedSource(v.context.csiSecrets.namespace, v.context.csiSecrets.name),
+        nowMs: this.#clock.now(),
+        refreshIntervalMs: o.refreshIntervalMs,
+      });
+      if (plan.action === 'conflict')
         throw new CsiError(
           'ALREADY_EXISTS',
-          `target_path is already published for volume ${prev.rec.volumeId}`,
+          `target_path is already published for volume ${prev?.rec.volumeId}`,
         );
-      }
-      const mounted = prev ? await o.mounter.isSetUp(v.targetPath) : false;
-      const samePublish = prev !== undefined && prev.rec.fingerprint === fp && mounted;
-      if (samePublish) {
-        const cur = o.publisher.cachedSource(v.context.csiSecrets.namespace, v.context.csiSecrets.name);
-        const had = prev.rec.grant.csiSecrets;
-        const fresh =
-          o.refreshIntervalMs <= 0 || this.#clock.now() - prev.rec.fetchedAt < o.refreshIntervalMs;
-        if (fresh && cur?.uid === had.uid && cur.generation === had.generation) {
-          this.stats.skipped++;
-          log.debug('already published');
-          return 'skipped';
-        }
+      if (plan.action === 'skip') {
+        this.stats.skipped++;
+        log.debug('already published');
+        return 'skipped';
       }
       const input: PublishInput = {
         ...v.context,
@@ -309,12 +230,7 @@ export class NodeService {
           await this.#withdraw(prev, log);
         throw err;
       }
-      // Held items survive a refresh of the same publish of the same CSISecrets generation.
-      const had = prev?.rec.grant.csiSecrets;
-      const keep =
-        samePublish && had?.uid === grant.csiSecrets.uid && had.generation === grant.csiSecrets.generation
-          ? prev.rec.items.filter((i) => isHeldKind(i.ref.kind))
-          : [];
+      const keep = keptItems(prev?.rec, plan.samePublish, grant);
       const kept = new Set(keep.map((i) => itemKey(i.ref)));
       const refs = itemRefs(grant.snapshot.spec).filter((r) => !kept.has(itemKey(r)));
       const fetched = await o.publisher.fetch(grant, who, refs, signal);
@@ -338,17 +254,16 @@ export class NodeService {
       } catch (err) {
         log.error({ err: errorMessage(err) }, 'writing the volume failed');
         if (!existed) await o.mounter.teardown(v.targetPath).catch(() => {});
-        await this.#orphan(grant, who, heldOf(fetched));
+        await this.#revocations.add(grant, who, heldOf(fetched));
         throw new CsiError('INTERNAL', `writing the volume failed: ${errorMessage(err)}`, { cause: err });
       }
       const volume: Volume = { rec, files, attempt: 0 };
-      if (prev) this.#cancel(prev);
       this.#volumes.set(v.targetPath, volume);
       await this.#persist(volume, log);
       // What the previous publish held and this one no longer does.
       if (prev) {
         const replaced = prev.rec.items.filter((i) => i.held && !kept.has(itemKey(i.ref)));
-        await this.#orphan(prev.rec.grant, who, heldOf(replaced));
+        await this.#revocations.add(prev.rec.grant, who, heldOf(replaced));
       }
       this.#schedule(volume);
       log.info({ items: rec.items.length, refreshed: prev !== undefined }, 'volume published');
@@ -388,13 +303,10 @@ export class NodeService {
 
   /** Drops a volume (its timer and record) and revokes what it held, in the background. */
   async #forget(rec: VolumeRecord): Promise<void> {
-    const volume = this.#volumes.get(rec.targetPath);
-    if (volume?.rec === rec) {
-      this.#cancel(volume);
-      this.#volumes.delete(rec.targetPath);
-    }
+    // Its upkeep task, if one is pending, finds no volume and ends.
+    if (this.#volumes.get(rec.targetPath)?.rec === rec) this.#volumes.delete(rec.targetPath);
     await this.#state.removeVolume(rec.targetPath).catch(() => {});
-    await this.#orphan(rec.grant, rec.who, heldOf(rec.items));
+    await this.#revocations.add(rec.grant, rec.who, heldOf(rec.items));
   }
 
   /**
@@ -409,16 +321,19 @@ export class NodeService {
       if (rec.podUid !== after.metadata.uid || !cs || !restartedMatching(cs, before, after)) continue;
       const refs = rec.items.map((i) => i.ref).filter((r) => !isLeasedKind(r.kind));
       const log = this.#o.log.child({ volumeId: rec.volumeId, pod: rec.who });
-      void this.#serial(rec.targetPath, async () => {
-        if (this.#volumes.get(rec.targetPath) !== volume || refs.length === 0) return;
-        try {
-          await this.#replace(volume, refs, log);
-          this.#count('resyncs');
-          await this.#persist(volume, log);
-        } catch (err) {
-          log.warn({ err: errorMessage(err) }, 're-sync after a container restart failed');
-        }
-      });
+      // The informer handler only schedules; the re-sync is a task like the rest of the upkeep.
+      this.#o.tasks.schedule(`csi-resync/${rec.targetPath}`, () =>
+        this.#serial(rec.targetPath, async () => {
+          if (this.#volumes.get(rec.targetPath) !== volume || refs.length === 0) return;
+          try {
+            await this.#replace(volume, refs, log);
+            this.#count('resyncs');
+            await this.#persist(volume, log);
+          } catch (err) {
+            log.warn({ err: errorMessage(err) }, 're-sync after a container restart failed');
+          }
+        }),
+      );
     }
   }
 
@@ -434,7 +349,7 @@ export class NodeService {
     const { volumes, orphans } = await this.#state.load((file, err) =>
       o.log.warn({ file, err }, 'unreadable CSI state record skipped'),
     );
-    this.#orphans.push(...orphans);
+    this.#revocations.resume(orphans);
     let resumed = 0;
     for (const rec of volumes) {
       const files = await this.#readBack(rec);
@@ -447,16 +362,13 @@ export class NodeService {
       this.#schedule(volume);
       resumed++;
     }
-    const orphanCount = this.#orphans.length;
-    if (orphanCount > 0) void this.#revokeOrphans();
-    return { volumes: resumed, orphans: orphanCount };
+    return { volumes: resumed, orphans: this.#revocations.records };
   }
 
-  /** Stops all upkeep timers (the records stay for the next process). */
+  /** Stops the upkeep: pending tasks end without work (the records stay for the next process). */
   stop(): void {
     this.#stopped = true;
-    for (const v of this.#volumes.values()) this.#cancel(v);
-    this.#orphanTimer?.cancel();
+    this.#revocations.stop();
   }
 
   /** The files of a recorded volume, read back from its target; undefined when it is not there. */
@@ -492,11 +404,6 @@ export class NodeService {
     }
   }
 
-  #cancel(volume: Volume): void {
-    volume.timer?.cancel();
-    delete volume.timer;
-  }
-
   /** The Vault session of some VaultAuth logged in again: leases made with its previous token will
    * be revoked with it, so every volume holding leases checks them now. */
   onVaultLogin(): void {
@@ -508,7 +415,6 @@ export class NodeService {
   }
 
   #schedule(volume: Volume): void {
-    this.#cancel(volume);
     if (this.#stopped) return;
     const now = this.#clock.now();
     const dues = volume.rec.items.flatMap((i) => (i.held ? [heldDueAt(i.held, now)] : []));
@@ -516,7 +422,7 @@ export class NodeService {
     if (volume.recheck) dues.push(now);
     if (dues.length === 0) return;
     const target = volume.rec.targetPath;
-    volume.timer = this.#clock.setTimeout(() => void this.#tend(target), Math.min(...dues) - now);
+    this.#o.tasks.schedule(`csi-upkeep/${target}`, () => this.#tend(target), Math.min(...dues) - now);
   }
 
   /** Renews or replaces the due items of one volume. */
@@ -576,65 +482,14 @@ export class NodeService {
     try {
       await this.#write(next, files);
     } catch (err) {
-      await this.#orphan(rec.grant, rec.who, heldOf(fetched));
+      await this.#revocations.add(rec.grant, rec.who, heldOf(fetched));
       throw err;
     }
     volume.rec = next;
     volume.files = files;
     this.#count('replacements', fetched.length);
     log.info({ items: refs.map(itemKey) }, 'items fetched again');
-    await this.#orphan(rec.grant, rec.who, old);
-  }
-
-  /** Records held items for revocation (persisted first), then revokes them in the background. */
-  async #orphan(grant: Grant, who: string, held: Held[]): Promise<void> {
-    const due = held.filter((h) => h.revoke);
-    if (due.length === 0) return;
-    this.#orphans.push({ grant, who, held: due });
-    await this.#saveOrphans();
-    void this.#revokeOrphans();
-  }
-
-  async #saveOrphans(): Promise<void> {
-    await this.#state
-      .saveOrphans(this.#orphans)
-      .catch((err: unknown) =>
-        this.#o.log.warn({ err: errorMessage(err) }, 'could not record pending revocations'),
-      );
-  }
-
-  /** One revocation pass at a time; an item stays recorded until Vault has revoked it. Failures are
-   * retried with backoff. */
-  async #revokeOrphans(): Promise<void> {
-    if (this.#revoking) {
-      this.#revokeAgain = true;
-      return;
-    }
-    this.#revoking = true;
-    try {
-      do {
-        this.#revokeAgain = false;
-        let failed = false;
-        for (const o of [...this.#orphans]) {
-          try {
-            await this.#o.publisher.release(o.grant, o.who, o.held);
-            this.#orphans = this.#orphans.filter((x) => x !== o);
-            this.#count('revocations', o.held.length);
-          } catch (err) {
-            failed = true;
-            this.#o.log.warn({ err: errorMessage(err), pod: o.who }, 'revocation failed; will retry');
-          }
-        }
-        await this.#saveOrphans();
-        this.#orphanTimer?.cancel();
-        if (failed && !this.#stopped) {
-          const delay = retryDelayMs(this.#orphanAttempt++, this.#random);
-          this.#orphanTimer = this.#clock.setTimeout(() => void this.#revokeOrphans(), delay);
-        } else if (!failed) this.#orphanAttempt = 0;
-      } while (this.#revokeAgain);
-    } finally {
-      this.#revoking = false;
-    }
+    await this.#revocations.add(rec.grant, rec.who, old);
   }
 }
 

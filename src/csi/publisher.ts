@@ -8,13 +8,13 @@ import { CSISecretsResource } from '../api/resources.ts';
 import type { CSISecrets, CSISecretsSpec } from '../api/v1beta1/csisecrets.ts';
 import type { SecretTransformation } from '../api/v1beta1/secrettransformation.ts';
 import { validateCSISecrets } from '../api/validate.ts';
-import { REASONS } from '../consts/reasons.ts';
-import { type Consumer, csiSecretsConsumer, type VaultAccess } from '../controllers/shared/vault-access.ts';
+import type { Clock } from '../clock.ts';
+import { REASONS, type Reason } from '../consts/reasons.ts';
+import { type Consumer, csiSecretsConsumer, type VaultAccess } from '../delivery/vault-access.ts';
 import { errorMessage } from '../errors.ts';
 import type { KubeClient } from '../k8s/client.ts';
 import { Pods } from '../k8s/resources.ts';
 import type { KubeObject } from '../k8s/types.ts';
-import type { Clock } from '../runtime/clock.ts';
 import type { Store } from '../runtime/store.ts';
 import {
   type AccessSubject,
@@ -42,7 +42,7 @@ import {
 export interface EventSink {
   warning(
     obj: KubeObject & { apiVersion: string; kind: string },
-    reason: string,
+    reason: Reason,
     message: string,
   ): Promise<void>;
 }
@@ -150,7 +150,7 @@ export class Publisher {
   }
 
   /** Warning Event on the CSISecrets. */
-  warn(ref: Grant['csiSecrets'], reason: string, message: string): Promise<void> {
+  warn(ref: Grant['csiSecrets'], reason: Reason, message: string): Promise<void> {
     return this.#d.events.warning(involved(ref), reason, message);
   }
 
@@ -168,7 +168,7 @@ export class Publisher {
       uid: obj.metadata.uid ?? '',
       generation: obj.metadata.generation ?? 0,
     };
-    const warn = (reason: string, message: string) => this.warn(ref, reason, message);
+    const warn = (reason: Reason, message: string) => this.warn(ref, reason, message);
     if (!spec) throw new CsiError('FAILED_PRECONDITION', 'csisecrets has no spec');
     const problems = validateCSISecrets(spec);
     if (problems.length > 0) {

@@ -3,7 +3,8 @@
 // once it cannot be renewed (not renewable, truncated by its max TTL, revoked behind the driver's
 // back); a certificate is re-issued in its renewal window (vault/pki.ts). Replacing means: fetch the
 // item again, swap the files, then revoke what it held before.
-import type { Random } from '../runtime/clock.ts';
+import type { Random } from '../clock.ts';
+import { CSI_UPKEEP_BACKOFF, intervalFor, jittered } from '../runtime/backoff.ts';
 import type { VaultApi } from '../vault/client.ts';
 import {
   isTruncated,
@@ -61,9 +62,9 @@ export async function renewHeld(
   }
 }
 
-/** Retry delay after a failed renewal or replacement: 1 s doubling to 60 s, ±10 % jitter. A lease is
- * renewed with at least 10 % of its duration left (vault/leases.ts), which leaves room for retries. */
+/** Retry delay after `attempt` failed renewals, replacements or revocations (CSI_UPKEEP_BACKOFF).
+ * A lease is renewed with at least 10 % of its duration left (vault/leases.ts), which leaves room
+ * for retries. */
 export function retryDelayMs(attempt: number, random: Random): number {
-  const base = Math.min(60_000, 1_000 * 2 ** Math.max(0, attempt));
-  return base * (0.9 + 0.2 * random());
+  return jittered(CSI_UPKEEP_BACKOFF, intervalFor(CSI_UPKEEP_BACKOFF, Math.max(0, attempt)), random());
 }

@@ -10,9 +10,9 @@
 import type { Transformation } from '../api/v1beta1/common.ts';
 import type { CSISecretsSpec, VaultAppRoleSecretID } from '../api/v1beta1/csisecrets.ts';
 import type { SecretTransformation } from '../api/v1beta1/secrettransformation.ts';
-import { makeSecretData } from '../controllers/shared/secret-data.ts';
-import { shapeData, type TemplateInput } from '../controllers/shared/transformation.ts';
-import { expiryOffsetMs, pkiSecretData, TLS_TYPE } from '../controllers/vaultpkisecret.ts';
+import { expiryOffsetMs, pkiSecretData, TLS_TYPE } from '../delivery/pki-data.ts';
+import { makeSecretData } from '../delivery/secret-data.ts';
+import { shapeData, type TemplateInput } from '../delivery/transformation.ts';
 import { errorMessage } from '../errors.ts';
 import type { Store } from '../runtime/store.ts';
 import { isRecord, type VaultApi } from '../vault/client.ts';

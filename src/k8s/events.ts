@@ -1,6 +1,6 @@
 import { hostname } from 'node:os';
-import { type Clock, systemClock } from '../runtime/clock.ts';
-import { formatTime } from '../runtime/conditions.ts';
+import { type Clock, formatTime, systemClock } from '../clock.ts';
+import type { Reason } from '../consts/reasons.ts';
 import type { KubeClient } from './client.ts';
 import { isK8sApiError } from './errors.ts';
 import { Events } from './resources.ts';
@@ -59,15 +59,15 @@ export class EventRecorder {
     this.#onError = opts.onError;
   }
 
-  normal(obj: Involved, reason: string, message: string): Promise<void> {
+  normal(obj: Involved, reason: Reason, message: string): Promise<void> {
     return this.#record(obj, 'Normal', reason, message);
   }
 
-  warning(obj: Involved, reason: string, message: string): Promise<void> {
+  warning(obj: Involved, reason: Reason, message: string): Promise<void> {
     return this.#record(obj, 'Warning', reason, message);
   }
 
-  async #record(obj: Involved, type: 'Normal' | 'Warning', reason: string, message: string): Promise<void> {
+  async #record(obj: Involved, type: 'Normal' | 'Warning', reason: Reason, message: string): Promise<void> {
     try {
       const msg = message.length > MAX_MESSAGE ? `${message.slice(0, MAX_MESSAGE - 1)}…` : message;
       const m = obj.metadata;

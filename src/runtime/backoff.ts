@@ -1,8 +1,8 @@
 // Backoff policies are data; KeyedBackoff turns a policy into per-key delays. Every retry delay and
 // every jittered horizon in Ferry is computed here, from an injected Random and Clock, so timing is
 // deterministic under test.
-import type { Clock, Random } from './clock.ts';
-import { systemClock, systemRandom } from './clock.ts';
+import type { Clock, Random } from '../clock.ts';
+import { systemClock, systemRandom } from '../clock.ts';
 
 export interface BackoffPolicy {
   /** Interval for the first failure. */
@@ -40,6 +40,27 @@ export const VSO_SOURCE_BACKOFF: BackoffPolicy = Object.freeze({
   maxMs: 60_000,
   multiplier: 1.5,
   jitter: 0.5,
+  jitterMode: 'spread',
+  maxElapsedMs: 0,
+});
+
+/** Background tasks (runtime/tasks.ts) that fail: 2 s doubling to 60 s, as the client-cache
+ * persistence retried its writes before it ran on the task queue. */
+export const BACKGROUND_BACKOFF: BackoffPolicy = Object.freeze({
+  initialMs: 2_000,
+  maxMs: 60_000,
+  multiplier: 2,
+  jitter: 0,
+  jitterMode: 'up',
+  maxElapsedMs: 0,
+});
+
+/** The CSI driver's upkeep retries (csi/renewal.ts): 1 s doubling to 60 s, ±10 % jitter. */
+export const CSI_UPKEEP_BACKOFF: BackoffPolicy = Object.freeze({
+  initialMs: 1_000,
+  maxMs: 60_000,
+  multiplier: 2,
+  jitter: 0.1,
   jitterMode: 'spread',
   maxElapsedMs: 0,
 });

@@ -1,3 +1,4 @@
+import { formatTime } from '../clock.ts';
 // Status conditions with metav1.Condition semantics: one entry per type, lastTransitionTime moves only
 // when the status flips, observedGeneration records which spec the condition describes.
 
@@ -18,12 +19,6 @@ export interface ConditionInput {
   status: ConditionStatus;
   reason: string;
   message: string;
-}
-
-/** metav1.Time serialises to whole seconds; writing milliseconds would make every status update look
- * like a change to clients that compare strings. */
-export function formatTime(now: Date | number): string {
-  return new Date(now).toISOString().replace(/\.\d{3}Z$/, 'Z');
 }
 
 /**

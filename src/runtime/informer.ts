@@ -2,10 +2,10 @@
 // create/update/delete events with the previous object, so predicates can compare old and new.
 // Handlers only enqueue keys; the reconciler reads current state from the store (level-triggered).
 
+import type { Clock } from '../clock.ts';
+import { systemClock } from '../clock.ts';
 import type { ResourceType } from '../k8s/resources.ts';
 import type { KubeObject } from '../k8s/types.ts';
-import type { Clock } from './clock.ts';
-import { systemClock } from './clock.ts';
 import type { ObjectEvent } from './predicates.ts';
 import type { Store, StoreWriter } from './store.ts';
 import { keyOf } from './store.ts';

@@ -5,13 +5,13 @@ import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Logger } from 'pino';
+import type { Clock, Random } from '../clock.ts';
+import { systemClock, systemRandom } from '../clock.ts';
 import { CODES, FerryError } from '../errors.ts';
 import type { KubeClient } from '../k8s/client.ts';
 import type { ResourceType } from '../k8s/resources.ts';
 import type { KubeObject } from '../k8s/types.ts';
 import { MetricsRegistry } from '../metrics/registry.ts';
-import type { Clock, Random } from './clock.ts';
-import { systemClock, systemRandom } from './clock.ts';
 import type { ControllerOptions } from './controller.ts';
 import { Controller } from './controller.ts';
 import type { InformerHealth, InformerSource } from './informer.ts';
@@ -19,6 +19,7 @@ import { Informer } from './informer.ts';
 import type { LeaderElectionOptions } from './leader.ts';
 import { LeaderElector } from './leader.ts';
 import { createStore } from './store.ts';
+import { TaskQueue } from './tasks.ts';
 import type { WatcherEvent } from './watcher.ts';
 import { watcher } from './watcher.ts';
 
@@ -82,6 +83,8 @@ function parseAddress(addr: string): { host: string | undefined; port: number } 
 export class Manager {
   readonly client: KubeClient;
   readonly metrics: MetricsRegistry;
+  /** Background work of this process (runtime/tasks.ts), run from start() to shutdown. */
+  readonly tasks: TaskQueue;
   readonly #o: ManagerOptions;
   readonly #log: Logger;
   readonly #clock: Clock;
@@ -102,6 +105,13 @@ export class Manager {
     this.#log = opts.logger;
     this.#clock = opts.clock ?? systemClock;
     this.#random = opts.random ?? systemRandom;
+    this.tasks = new TaskQueue({
+      name: 'background',
+      logger: this.#log.child({ component: 'tasks' }),
+      clock: this.#clock,
+      random: this.#random,
+      metrics: this.metrics,
+    });
   }
 
   /** A shared informer: one watch per (resource, namespace, selectors, metadataOnly). Indexes and
@@ -189,12 +199,18 @@ export class Manager {
     await this.#listen();
     const informersStop = new AbortController();
     const informerRuns = [...this.#informers.values()].map((i) => i.run(informersStop.signal));
+    // Background tasks run whether or not this replica leads, and stop after the controllers, so
+    // work a reconcile handed over (a restart it waits for) still happens during the drain.
+    const tasksStop = new AbortController();
+    const tasksRun = this.tasks.run(tasksStop.signal);
     try {
       await this.#waitForSync(signal);
       if (signal.aborted) return;
       if (this.#o.leaderElection) await this.#runElected(signal);
       else await this.#runControllers(signal);
     } finally {
+      tasksStop.abort();
+      await tasksRun;
       informersStop.abort();
       await Promise.all(informerRuns);
       await this.#close();

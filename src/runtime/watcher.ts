@@ -1,10 +1,10 @@
+import { type Clock, type Random, sleep, systemClock, systemRandom } from '../clock.ts';
 import { CODES, FerryError } from '../errors.ts';
 import type { KubeClient } from '../k8s/client.ts';
 import { watchErrorToException } from '../k8s/client.ts';
 import { isK8sApiError } from '../k8s/errors.ts';
 import { apiVersionOf, type ResourceType } from '../k8s/resources.ts';
 import type { KubeList, KubeObject, WatchEvent } from '../k8s/types.ts';
-import { type Clock, type Random, sleep, systemClock, systemRandom } from './clock.ts';
 
 export type WatcherEvent<T> =
   | { type: 'init' }

@@ -4,8 +4,8 @@
 // and `seededRandom` gives a horizon that is the same every time it is recomputed for the same lease
 // (after an operator restart the renewal lands where the previous process planned it).
 import { createHash } from 'node:crypto';
+import type { Random } from '../clock.ts';
 import { CODES, FerryError } from '../errors.ts';
-import type { Random } from '../runtime/clock.ts';
 import type { RequestOptions, VaultApi } from './client.ts';
 import { isVaultError } from './errors.ts';
 

@@ -3,8 +3,9 @@
 //
 // Issue responses carry a private key. Nothing here logs, and errors built here name paths and
 // fields, never values; VaultError never quotes response bodies.
+
+import type { Random } from '../clock.ts';
 import { CODES, FerryError } from '../errors.ts';
-import type { Random } from '../runtime/clock.ts';
 import { isRecord, type RequestOptions, type VaultApi } from './client.ts';
 import { isVaultError } from './errors.ts';
 

@@ -4,7 +4,7 @@
 // being truncated by the token's max TTL, or before a non-renewable token expires. The token is held
 // in private fields only and never appears in events, errors or logs.
 import { createHash } from 'node:crypto';
-import { type Clock, type Random, systemClock, systemRandom, type Timer } from '../runtime/clock.ts';
+import { type Clock, type Random, systemClock, systemRandom, type Timer } from '../clock.ts';
 import type { AuthMethod, AuthMethodName } from './auth/index.ts';
 import type { RequestOptions, VaultApi, VaultAuthInfo, VaultClient, VaultResponse } from './client.ts';
 import { VaultError } from './errors.ts';

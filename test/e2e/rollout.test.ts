@@ -40,7 +40,7 @@ import { type StackEnv, uniqueName, useStack } from './harness.ts';
 const RFC3339 = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})$/;
 
 /**
- * Product bug (src/controllers/vaultstaticsecret.ts): right after the reconcile that restarts targets
+ * Product bug (src/controllers/vaultstaticsecret/reconcile.ts): right after the reconcile that restarts targets
  * and writes RolloutRestart, a second reconcile runs from the informer's not-yet-updated copy (old
  * conditions, no RolloutRestart) and its merge patch of `.status` replaces the conditions list, so the
  * condition is lost. Flip these to plain tests once fixed.

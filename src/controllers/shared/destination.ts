@@ -3,8 +3,7 @@
 import { isDeepStrictEqual } from 'node:util';
 import { API_VERSION } from '../../api/resources.ts';
 import { LABEL_OWNER_REF_UID, ownerLabels } from '../../consts/labels.ts';
-import { REASONS } from '../../consts/reasons.ts';
-import { CODES, FerryError, isFerryError } from '../../errors.ts';
+import { CODES, FerryError } from '../../errors.ts';
 import type { KubeClient } from '../../k8s/client.ts';
 import { isK8sApiError } from '../../k8s/errors.ts';
 import { Secrets } from '../../k8s/resources.ts';
@@ -47,12 +46,12 @@ export function destinationOwner(kind: string, obj: KubeObject): Owner {
   };
 }
 
-/** The Event reason of a failed syncDestination: a missing `create: false` destination, or any
- * other write failure. */
-export function destinationFailureReason(err: unknown): string {
-  return isFerryError(err) && err.code === CODES.DESTINATION_MISSING
-    ? REASONS.InexistentDestination
-    : REASONS.SecretSyncError;
+/** A `create: false` destination that does not exist (yet): outcome.ts polls for it. */
+export function destinationMissing(namespace: string, name: string): FerryError {
+  return new FerryError(
+    CODES.DESTINATION_MISSING,
+    `destination Secret ${namespace}/${name} does not exist and create is false`,
+  );
 }
 
 export function ownerReference(owner: Owner): OwnerReference {
@@ -89,12 +88,7 @@ export async function syncDestination(
 ): Promise<SyncResult> {
   const namespace = owner.metadata.namespace;
   if (!dest.create) {
-    if (!existing) {
-      throw new FerryError(
-        CODES.DESTINATION_MISSING,
-        `destination Secret ${namespace}/${dest.name} does not exist and create is false`,
-      );
-    }
+    if (!existing) throw destinationMissing(namespace, dest.name);
     if (sameData(existing.data, data)) return { outcome: 'unchanged' };
     return written('updated', await client.replace<Secret>(Secrets, { ...existing, data }));
   }

@@ -1,5 +1,5 @@
 import { createHmac, timingSafeEqual } from 'node:crypto';
-import { goJson } from './gojson.ts';
+import { goJson } from '../../delivery/gojson.ts';
 
 /** VSO's secretMAC: base64 HMAC-SHA256 over Go's JSON of the Secret's map[string][]byte data, where
  * each value is its base64 string — which is exactly the Kubernetes wire form of `.data`. */

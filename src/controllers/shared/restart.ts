@@ -7,12 +7,13 @@
 // request that arrives meanwhile. So several secrets rotating together cause one restart. Every
 // requesting resource still gets its own RolloutRestartTriggered (or RolloutRestartFailed) Event.
 import type { RolloutRestartTarget } from '../../api/v1beta1/common.ts';
+import type { Clock } from '../../clock.ts';
 import { CONDITION_REASONS, CONDITION_TYPES } from '../../consts/conditions.ts';
 import { REASONS } from '../../consts/reasons.ts';
 import { errorMessage } from '../../errors.ts';
 import type { KubeObject } from '../../k8s/types.ts';
-import type { Clock } from '../../runtime/clock.ts';
 import { type Condition, setCondition } from '../../runtime/conditions.ts';
+import type { TaskScheduler } from '../../runtime/tasks.ts';
 import type { ControllerContext } from '../context.ts';
 import { restartPatch } from './rollout.ts';
 
@@ -56,9 +57,11 @@ interface Pending {
   done: Promise<RestartOutcome>;
 }
 
-/** Per-workload restart debouncing. Pure bookkeeping around an injected patcher and clock. */
+/** Per-workload restart debouncing. Bookkeeping around an injected patcher, clock and task queue
+ * (the patch runs as a background task when its time comes). */
 export class RestartDebouncer {
   readonly #clock: Clock;
+  readonly #tasks: TaskScheduler;
   readonly #opts: RestartDebounceOptions;
   readonly #patch: Patcher;
   readonly #notify: Notifier;
@@ -67,11 +70,13 @@ export class RestartDebouncer {
 
   constructor(
     clock: Clock,
+    tasks: TaskScheduler,
     patch: Patcher,
     notify: Notifier,
     opts: RestartDebounceOptions = DEFAULT_RESTART_DEBOUNCE,
   ) {
     this.#clock = clock;
+    this.#tasks = tasks;
     this.#patch = patch;
     this.#notify = notify;
     this.#opts = opts;
@@ -112,8 +117,7 @@ export class RestartDebouncer {
         for (const o of owners.values()) this.#notify(o, target, outcome, owners.size);
         resolve(outcome);
       };
-      if (at - now <= 0) void fire();
-      else this.#clock.setTimeout(() => void fire(), at - now);
+      this.#tasks.schedule(`restart/${key}`, fire, at - now);
     });
     this.#pending.set(key, { at, owners, done });
     return { deferred: at - now > this.#opts.coalesceMs, at, done };
@@ -136,6 +140,7 @@ export function restartDebouncer(ctx: ControllerContext, opts?: RestartDebounceO
   if (!d) {
     d = new RestartDebouncer(
       ctx.clock,
+      ctx.tasks,
       async (namespace, t) => {
         const patch = restartPatch(t.kind, new Date(ctx.clock.now()));
         await ctx.client.patch(patch.resource, t.name, namespace, patch.body, patch.type);

@@ -1,11 +1,11 @@
 // Status writes and finalizer hand-over shared by the controllers.
 import { isDeepStrictEqual } from 'node:util';
+import type { Clock } from '../../clock.ts';
 import { CONDITION_REASONS, CONDITION_TYPES, healthyMessage } from '../../consts/conditions.ts';
 import type { KubeClient } from '../../k8s/client.ts';
 import { isK8sApiError } from '../../k8s/errors.ts';
 import type { ResourceType } from '../../k8s/resources.ts';
 import type { KubeObject } from '../../k8s/types.ts';
-import type { Clock } from '../../runtime/clock.ts';
 import { type Condition, type ConditionInput, setCondition } from '../../runtime/conditions.ts';
 import { removeFinalizerPatch } from '../../runtime/finalizer.ts';
 

@@ -16,8 +16,8 @@ import {
   csiSecretsReconciler,
   csiSecretsStatus,
   csiTransformationRefKeys,
-} from '../../../src/controllers/csisecrets.ts';
-import { csiSecretsConsumer } from '../../../src/controllers/shared/vault-access.ts';
+} from '../../../src/controllers/csisecrets/reconcile.ts';
+import { csiSecretsConsumer } from '../../../src/delivery/vault-access.ts';
 import type { KubeObject } from '../../../src/k8s/types.ts';
 import { createStore, type Store } from '../../../src/runtime/store.ts';
 import { FakeClock } from '../runtime/fake-clock.ts';

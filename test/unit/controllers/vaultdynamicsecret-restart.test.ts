@@ -2,7 +2,9 @@
 // rely on so that several secrets rotating together restart a workload once.
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
+import { pino } from 'pino';
 import { RestartDebouncer, type RestartOutcome } from '../../../src/controllers/shared/restart.ts';
+import { TaskQueue } from '../../../src/runtime/tasks.ts';
 import { FakeClock } from '../runtime/fake-clock.ts';
 
 const owner = (name: string) => ({
@@ -12,8 +14,15 @@ const owner = (name: string) => ({
 });
 const web = { kind: 'Deployment' as const, name: 'web' };
 const flush = async () => {
-  for (let i = 0; i < 5; i++) await Promise.resolve();
+  for (let i = 0; i < 20; i++) await Promise.resolve();
 };
+
+/** The restarts run on a real task queue driven by the fake clock. */
+function tasksOn(clock: FakeClock): TaskQueue {
+  const q = new TaskQueue({ name: 'restarts', logger: pino({ level: 'silent' }), clock, random: () => 0 });
+  void q.run(new AbortController().signal);
+  return q;
+}
 
 function setup() {
   const clock = new FakeClock();
@@ -21,6 +30,7 @@ function setup() {
   const notes: { owner: string; ok: boolean; merged: number }[] = [];
   const d = new RestartDebouncer(
     clock,
+    tasksOn(clock),
     async (ns, t) => {
       patches.push({ at: clock.now(), target: `${ns}/${t.kind}/${t.name}` });
     },
@@ -85,6 +95,7 @@ describe('rollout restart debouncing', () => {
     const notes: boolean[] = [];
     const d = new RestartDebouncer(
       clock,
+      tasksOn(clock),
       async () => {
         throw new Error('deployment is paused');
       },

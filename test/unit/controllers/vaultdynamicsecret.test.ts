@@ -7,7 +7,7 @@ import {
   macData,
   renewalDueAt,
   type SyncInput,
-} from '../../../src/controllers/vaultdynamicsecret.ts';
+} from '../../../src/controllers/vaultdynamicsecret/plan.ts';
 import { requestMethod, requestPath } from '../../../src/vault/dynamic.ts';
 
 const T0 = 1_700_000_000; // seconds

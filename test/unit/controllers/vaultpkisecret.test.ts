@@ -3,7 +3,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import fc from 'fast-check';
-import { expiryOffsetMs, pkiSecretData } from '../../../src/controllers/vaultpkisecret.ts';
+import { expiryOffsetMs, pkiSecretData } from '../../../src/delivery/pki-data.ts';
 import {
   issuePath,
   issueRequestBody,

@@ -91,6 +91,7 @@ describe('CSI node service over gRPC', () => {
       refreshIntervalMs: 60_000,
       log,
       clock: { now: () => now, setTimeout: () => ({ cancel() {} }) },
+      tasks: { schedule() {} },
     });
     server = new CsiServer({ driverName: AUD, version: '0.1.0', node, ready: () => true, log });
     const sock = await server.listen(`unix://${join(dir, 'csi.sock')}`);

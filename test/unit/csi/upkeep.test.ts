@@ -18,6 +18,7 @@ import { heldDueAt, retryDelayMs } from '../../../src/csi/renewal.ts';
 import type { Held, Item, ItemRef } from '../../../src/csi/secrets.ts';
 import { csiMetrics } from '../../../src/metrics/csi.ts';
 import { MetricsRegistry } from '../../../src/metrics/registry.ts';
+import { TaskQueue } from '../../../src/runtime/tasks.ts';
 import { FakeClock, flush } from '../runtime/fake-clock.ts';
 import { testGrant } from './grant.ts';
 
@@ -117,6 +118,8 @@ async function until(what: string, ok: () => boolean | Promise<boolean>): Promis
 describe('CSI upkeep of held secrets', () => {
   let dir: string;
   let clock: FakeClock;
+  /** The upkeep's task queue, on the fake clock. */
+  let tasks: TaskQueue;
   let vault: FakeVault;
   let node: NodeService;
   let registry: MetricsRegistry;
@@ -135,6 +138,7 @@ describe('CSI upkeep of held secrets', () => {
       refreshIntervalMs: 60_000,
       log,
       clock,
+      tasks,
       random: () => 0.5,
       metrics: csiMetrics(registry),
     });
@@ -171,6 +175,8 @@ describe('CSI upkeep of held secrets', () => {
     }
     run++;
     clock = new FakeClock(T0);
+    tasks = new TaskQueue({ name: 'csi', logger: log, clock, random: () => 0.5 });
+    void tasks.run(new AbortController().signal);
     vault = new FakeVault(clock);
     node = newNode();
     await publish();

@@ -89,8 +89,8 @@ describe('EventRecorder', () => {
         ? json(res, 404, { kind: 'Status', code: 404, reason: 'NotFound' })
         : json(res, 201, JSON.parse(r.body)),
     );
-    await recorder.normal(obj, 'R', 'm');
-    await recorder.normal(obj, 'R', 'm');
+    await recorder.normal(obj, 'Accepted', 'm');
+    await recorder.normal(obj, 'Accepted', 'm');
     assert.deepEqual(
       srv.received.map((r) => r.method),
       ['POST', 'PATCH', 'POST'],
@@ -101,13 +101,17 @@ describe('EventRecorder', () => {
     const { recorder, errors } = await setup((_r, res) =>
       json(res, 403, { kind: 'Status', code: 403, reason: 'Forbidden' }),
     );
-    await recorder.warning(obj, 'R', 'm');
+    await recorder.warning(obj, 'Accepted', 'm');
     assert.equal(errors.length, 1);
   });
 
   it('puts Events about cluster-scoped objects in default', async () => {
     const { srv, recorder } = await setup((r, res) => json(res, 201, JSON.parse(r.body)));
-    await recorder.normal({ apiVersion: 'v1', kind: 'Namespace', metadata: { name: 'app' } }, 'R', 'm');
+    await recorder.normal(
+      { apiVersion: 'v1', kind: 'Namespace', metadata: { name: 'app' } },
+      'Accepted',
+      'm',
+    );
     assert.equal(srv.received[0]?.url.pathname, '/api/v1/namespaces/default/events');
   });
 });

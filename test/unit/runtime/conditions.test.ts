@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { findCondition, formatTime, setCondition } from '../../../src/runtime/conditions.ts';
+import { formatTime } from '../../../src/clock.ts';
+import { findCondition, setCondition } from '../../../src/runtime/conditions.ts';
 
 const T1 = Date.parse('2026-01-01T00:00:00.123Z');
 const T2 = Date.parse('2026-01-01T00:05:00Z');

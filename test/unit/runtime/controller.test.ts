@@ -2,11 +2,11 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import pino from 'pino';
 import { VaultStaticSecrets as VSS } from '../../../src/api/resources.ts';
+import type { Clock } from '../../../src/clock.ts';
 import { TerminalError } from '../../../src/errors.ts';
 import { type ResourceType, Secrets } from '../../../src/k8s/resources.ts';
 import type { KubeObject } from '../../../src/k8s/types.ts';
 import { MetricsRegistry } from '../../../src/metrics/registry.ts';
-import type { Clock } from '../../../src/runtime/clock.ts';
 import {
   type Action,
   Controller,

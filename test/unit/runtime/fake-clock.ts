@@ -1,6 +1,6 @@
 // A manual clock for deterministic tests: time moves only through advance()/runAll(), and timers fire
 // in due-time order (ties in creation order), each at its own due time.
-import type { Clock, Random, Timer } from '../../../src/runtime/clock.ts';
+import type { Clock, Random, Timer } from '../../../src/clock.ts';
 
 interface Pending {
   at: number;

@@ -1,11 +1,11 @@
 import assert from 'node:assert/strict';
 import { afterEach, beforeEach, describe, it } from 'node:test';
+import type { Clock } from '../../../src/clock.ts';
 import { CODES, isFerryError } from '../../../src/errors.ts';
 import { KubeClient } from '../../../src/k8s/client.ts';
 import { isK8sApiError } from '../../../src/k8s/errors.ts';
 import { ConfigMaps } from '../../../src/k8s/resources.ts';
 import type { ConfigMap } from '../../../src/k8s/types.ts';
-import type { Clock } from '../../../src/runtime/clock.ts';
 import { createStore } from '../../../src/runtime/store.ts';
 import { type WatcherEvent, watcher } from '../../../src/runtime/watcher.ts';
 import { FakeApiServer } from '../k8s/fake-apiserver.ts';

@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import type { VaultConnection } from '../../../src/api/v1beta1/vaultconnection.ts';
-import { connectionOptions } from '../../../src/controllers/shared/vault-access.ts';
+import { connectionOptions } from '../../../src/delivery/vault-access.ts';
 import { CODES, isFerryError } from '../../../src/errors.ts';
 import type { KubeClient } from '../../../src/k8s/client.ts';
 import { readCaCertFile, setCaCertDir } from '../../../src/vault/ca-file.ts';

@@ -3,7 +3,7 @@
 // test/e2e/vault-client.test.ts.
 import { createHash } from 'node:crypto';
 import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
-import type { Clock, Timer } from '../../../src/runtime/clock.ts';
+import type { Clock, Timer } from '../../../src/clock.ts';
 
 export class ManualClock implements Clock {
   #now: number;

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import fc from 'fast-check';
-import type { Random } from '../../../src/runtime/clock.ts';
+import type { Random } from '../../../src/clock.ts';
 import type { RequestOptions, VaultApi, VaultResponse } from '../../../src/vault/client.ts';
 import { VaultError } from '../../../src/vault/errors.ts';
 import {

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { describe, it } from 'node:test';
 import fc from 'fast-check';
-import type { Random } from '../../../src/runtime/clock.ts';
+import type { Random } from '../../../src/clock.ts';
 import { appRoleAuth } from '../../../src/vault/auth/approle.ts';
 import { type RequestOptions, VaultClient, type VaultResponse } from '../../../src/vault/client.ts';
 import { VaultError } from '../../../src/vault/errors.ts';

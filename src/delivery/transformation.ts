@@ -9,16 +9,16 @@
 // - includes/excludes of refs are merged unless ignoreIncludes/ignoreExcludes, then the inline ones.
 // Errors name templates and objects, never secret values (the engine redacts data in its messages).
 import { createHash } from 'node:crypto';
-import type { Transformation } from '../../api/v1beta1/common.ts';
-import type { SecretTransformation } from '../../api/v1beta1/secrettransformation.ts';
-import { CODES, FerryError } from '../../errors.ts';
-import type { Store } from '../../runtime/store.ts';
+import type { Transformation } from '../api/v1beta1/common.ts';
+import type { SecretTransformation } from '../api/v1beta1/secrettransformation.ts';
+import { CODES, FerryError } from '../errors.ts';
+import type { Store } from '../runtime/store.ts';
 import {
   type CompiledTemplates,
   compileTemplates,
   JsonNumber,
   type TemplateSource,
-} from '../../template/index.ts';
+} from '../template/index.ts';
 import type { DataShaping } from './secret-data.ts';
 
 export interface TemplateInput {

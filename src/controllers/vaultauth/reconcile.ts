@@ -1,19 +1,19 @@
 // VaultAuth and VaultAuthGlobal: validate the merged login configuration, report it in status, and
 // drop cached Vault clients built from an older spec. Logging in happens per consumer identity.
 import { createHash } from 'node:crypto';
-import { VaultAuthGlobals, VaultAuths } from '../api/resources.ts';
-import type { VaultAuth, VaultAuthStatus } from '../api/v1beta1/vaultauth.ts';
-import type { VaultAuthGlobal } from '../api/v1beta1/vaultauthglobal.ts';
-import { CONDITION_REASONS, CONDITION_TYPES, healthyMessage } from '../consts/conditions.ts';
-import { FINALIZERS } from '../consts/finalizers.ts';
-import { REASONS } from '../consts/reasons.ts';
-import { errorMessage } from '../errors.ts';
-import { type Condition, setCondition } from '../runtime/conditions.ts';
-import { type Action, awaitChange, type ReconcileContext } from '../runtime/controller.ts';
-import type { ControllerContext } from './context.ts';
-import { goJson } from './shared/gojson.ts';
-import { releaseFinalizer, writeStatus } from './shared/status.ts';
-import { connectionRefOf, resolveAuthConfig } from './shared/vault-access.ts';
+import { VaultAuthGlobals, VaultAuths } from '../../api/resources.ts';
+import type { VaultAuth, VaultAuthStatus } from '../../api/v1beta1/vaultauth.ts';
+import type { VaultAuthGlobal } from '../../api/v1beta1/vaultauthglobal.ts';
+import { CONDITION_REASONS, CONDITION_TYPES, healthyMessage } from '../../consts/conditions.ts';
+import { FINALIZERS } from '../../consts/finalizers.ts';
+import { REASONS } from '../../consts/reasons.ts';
+import { goJson } from '../../delivery/gojson.ts';
+import { connectionRefOf, resolveAuthConfig } from '../../delivery/vault-access.ts';
+import { errorMessage } from '../../errors.ts';
+import { type Condition, setCondition } from '../../runtime/conditions.ts';
+import { type Action, awaitChange, type ReconcileContext } from '../../runtime/controller.ts';
+import type { ControllerContext } from '../context.ts';
+import { releaseFinalizer, writeStatus } from '../shared/status.ts';
 
 function specHash(auth: VaultAuth): string {
   return createHash('sha256')

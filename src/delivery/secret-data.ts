@@ -2,7 +2,7 @@
 // templates first (they win), then `_raw`, then the source keys filtered by excludes and includes
 // (RE2, unanchored), strings written as-is and everything else as Go JSON.
 import { RE2JS } from 're2js';
-import { CODES, FerryError } from '../../errors.ts';
+import { CODES, FerryError } from '../errors.ts';
 import { goJson } from './gojson.ts';
 
 export interface DataShaping {

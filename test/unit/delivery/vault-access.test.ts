@@ -2,11 +2,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import type { VaultAuth } from '../../../src/api/v1beta1/vaultauth.ts';
 import type { VaultAuthGlobal } from '../../../src/api/v1beta1/vaultauthglobal.ts';
-import {
-  connectionRefOf,
-  resolveAuthConfig,
-  resolveAuthGlobal,
-} from '../../../src/controllers/shared/vault-access.ts';
+import { connectionRefOf, resolveAuthConfig, resolveAuthGlobal } from '../../../src/delivery/vault-access.ts';
 import { CODES, isFerryError } from '../../../src/errors.ts';
 import { createStore } from '../../../src/runtime/store.ts';
 

@@ -8,13 +8,13 @@ import type {
   SecretTransformation,
   SecretTransformationSpec,
 } from '../../../src/api/v1beta1/secrettransformation.ts';
-import { validateSecretTransformation } from '../../../src/controllers/secrettransformation.ts';
-import { makeSecretData } from '../../../src/controllers/shared/secret-data.ts';
+import { validateSecretTransformation } from '../../../src/controllers/secrettransformation/reconcile.ts';
+import { makeSecretData } from '../../../src/delivery/secret-data.ts';
 import {
   shapeData,
   type TemplateInput,
   transformationRefKeys,
-} from '../../../src/controllers/shared/transformation.ts';
+} from '../../../src/delivery/transformation.ts';
 import { CODES, FerryError } from '../../../src/errors.ts';
 import { createStore } from '../../../src/runtime/store.ts';
 

@@ -5,26 +5,26 @@
 // becomes invalid. Status only: no finalizer (the CSI driver, not the operator, serves the volumes) and
 // no Vault login. Referenced objects appearing, changing or vanishing re-enqueue through the reference
 // indexes registered in operator.ts.
-import { API_VERSION, CSISecretsResource } from '../api/resources.ts';
-import type { Transformation } from '../api/v1beta1/common.ts';
-import type { CSISecrets, CSISecretsStatus } from '../api/v1beta1/csisecrets.ts';
-import type { SecretTransformation } from '../api/v1beta1/secrettransformation.ts';
-import type { VaultAuth } from '../api/v1beta1/vaultauth.ts';
-import type { VaultAuthGlobal } from '../api/v1beta1/vaultauthglobal.ts';
-import type { VaultConnection } from '../api/v1beta1/vaultconnection.ts';
-import { parseRef, validateCSISecrets, validateVaultConnection } from '../api/validate.ts';
-import { CONDITION_TYPES } from '../consts/conditions.ts';
-import { REASONS } from '../consts/reasons.ts';
-import { errorMessage } from '../errors.ts';
-import type { KubeObject } from '../k8s/types.ts';
-import { findCondition, setCondition } from '../runtime/conditions.ts';
-import { type Action, awaitChange, type ReconcileContext } from '../runtime/controller.ts';
-import type { Store } from '../runtime/store.ts';
-import type { ControllerContext } from './context.ts';
-import { isAllowedNamespace } from './shared/auth-config.ts';
-import { StatusMemo, writeStatus } from './shared/status.ts';
-import { transformationRefKeys } from './shared/transformation.ts';
-import { connectionRefOf, csiSecretsConsumer, resolveAuthConfig } from './shared/vault-access.ts';
+import { API_VERSION, CSISecretsResource } from '../../api/resources.ts';
+import type { Transformation } from '../../api/v1beta1/common.ts';
+import type { CSISecrets, CSISecretsStatus } from '../../api/v1beta1/csisecrets.ts';
+import type { SecretTransformation } from '../../api/v1beta1/secrettransformation.ts';
+import type { VaultAuth } from '../../api/v1beta1/vaultauth.ts';
+import type { VaultAuthGlobal } from '../../api/v1beta1/vaultauthglobal.ts';
+import type { VaultConnection } from '../../api/v1beta1/vaultconnection.ts';
+import { parseRef, validateCSISecrets, validateVaultConnection } from '../../api/validate.ts';
+import { CONDITION_TYPES } from '../../consts/conditions.ts';
+import { REASONS, type Reason } from '../../consts/reasons.ts';
+import { isAllowedNamespace } from '../../delivery/auth-config.ts';
+import { transformationRefKeys } from '../../delivery/transformation.ts';
+import { connectionRefOf, csiSecretsConsumer, resolveAuthConfig } from '../../delivery/vault-access.ts';
+import { errorMessage } from '../../errors.ts';
+import type { KubeObject } from '../../k8s/types.ts';
+import { findCondition, setCondition } from '../../runtime/conditions.ts';
+import { type Action, awaitChange, type ReconcileContext } from '../../runtime/controller.ts';
+import type { Store } from '../../runtime/store.ts';
+import type { ControllerContext } from '../context.ts';
+import { StatusMemo, writeStatus } from '../shared/status.ts';
 
 const KIND = 'CSISecrets';
 
@@ -126,7 +126,7 @@ export function checkCSISecrets(obj: CSISecrets, refs: CSISecretsRefs): CSISecre
 export interface CSISecretsStatusUpdate {
   status: CSISecretsStatus;
   /** The Event to record, only when the verdict changed (not on every reconcile). */
-  event?: { type: 'Warning' | 'Normal'; reason: string; message: string };
+  event?: { type: 'Warning' | 'Normal'; reason: Reason; message: string };
 }
 
 /** The status for a verdict, built on the previous one, and the Event the change deserves. */

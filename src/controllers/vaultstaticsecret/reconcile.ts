@@ -2,27 +2,28 @@
 // when the data changed, and come back after refreshAfter. Level-triggered: every run reads Vault
 // and the destination afresh; nothing is written when both already agree.
 
-import { API_VERSION, VaultStaticSecrets } from '../api/resources.ts';
-import type { VaultStaticSecret, VaultStaticSecretStatus } from '../api/v1beta1/vaultstaticsecret.ts';
-import { refreshPeriodMs } from '../api/validate.ts';
-import { FINALIZERS } from '../consts/finalizers.ts';
-import { REASONS } from '../consts/reasons.ts';
-import { CODES, errorMessage, FerryError, isFerryError, TerminalError } from '../errors.ts';
-import { Secrets } from '../k8s/resources.ts';
-import type { Secret } from '../k8s/types.ts';
-import { jitterDown } from '../runtime/backoff.ts';
-import type { Condition } from '../runtime/conditions.ts';
-import { type Action, awaitChange, type ReconcileContext, requeueAfter } from '../runtime/controller.ts';
-import { readKV } from '../vault/kv.ts';
-import type { ControllerContext } from './context.ts';
-import { destinationFailureReason, destinationOwner, syncDestination } from './shared/destination.ts';
-import { macEqual, secretMAC } from './shared/hmac.ts';
-import type { OwnWrites } from './shared/own-writes.ts';
-import { redactSecretValues } from './shared/redact.ts';
-import { restartTargets } from './shared/restart.ts';
-import { makeSecretData } from './shared/secret-data.ts';
-import { releaseFinalizer, StatusMemo, syncConditions, writeStatus } from './shared/status.ts';
-import { shapeData } from './shared/transformation.ts';
+import { API_VERSION, VaultStaticSecrets } from '../../api/resources.ts';
+import type { VaultStaticSecret, VaultStaticSecretStatus } from '../../api/v1beta1/vaultstaticsecret.ts';
+import { refreshPeriodMs } from '../../api/validate.ts';
+import { FINALIZERS } from '../../consts/finalizers.ts';
+import { REASONS } from '../../consts/reasons.ts';
+import { makeSecretData } from '../../delivery/secret-data.ts';
+import { shapeData } from '../../delivery/transformation.ts';
+import { CODES, errorMessage, FerryError, isFerryError, TerminalError } from '../../errors.ts';
+import { Secrets } from '../../k8s/resources.ts';
+import type { Secret } from '../../k8s/types.ts';
+import { jitterDown } from '../../runtime/backoff.ts';
+import type { Condition } from '../../runtime/conditions.ts';
+import { type Action, awaitChange, type ReconcileContext, requeueAfter } from '../../runtime/controller.ts';
+import { readKV } from '../../vault/kv.ts';
+import type { ControllerContext } from '../context.ts';
+import { classify, errorFor, type Phase } from '../outcome.ts';
+import { destinationOwner, syncDestination } from '../shared/destination.ts';
+import { macEqual, secretMAC } from '../shared/hmac.ts';
+import type { OwnWrites } from '../shared/own-writes.ts';
+import { redactSecretValues } from '../shared/redact.ts';
+import { restartTargets } from '../shared/restart.ts';
+import { releaseFinalizer, StatusMemo, syncConditions, writeStatus } from '../shared/status.ts';
 
 const KIND = 'VaultStaticSecret';
 const DEFAULT_REFRESH_MS = 60_000; // VSO's poll when hmacSecretData is on and refreshAfter unset
@@ -47,10 +48,11 @@ export function vaultStaticSecretReconciler(
    */
   const fail = async (
     obj: VaultStaticSecret,
-    reason: string,
+    phase: Phase,
     err: unknown,
     secretData?: unknown,
   ): Promise<unknown> => {
+    const outcome = classify(err, phase);
     const message =
       secretData === undefined ? errorMessage(err) : redactSecretValues(errorMessage(err), secretData);
     const previous = memo.current(obj);
@@ -60,8 +62,8 @@ export function vaultStaticSecretReconciler(
       conditions: conditionsFor(obj, false, message),
     };
     await writeStatus(ctx.client, VaultStaticSecrets, obj, status, memo);
-    await ctx.events.warning(involved(obj), reason, message);
-    if (secretData === undefined) return err;
+    await ctx.events.warning(involved(obj), outcome.reason, message);
+    if (secretData === undefined) return errorFor(err, outcome);
     return new FerryError(isFerryError(err) ? err.code : CODES.SECRET_DATA, message);
   };
 
@@ -77,7 +79,7 @@ export function vaultStaticSecretReconciler(
     const namespace = obj.metadata.namespace ?? '';
     if (!spec) {
       const err = new TerminalError('spec is missing');
-      throw await fail(obj, REASONS.InvalidConfiguration, err);
+      throw await fail(obj, 'spec', err);
     }
 
     let access: Awaited<ReturnType<typeof ctx.vault.get>>;
@@ -88,7 +90,7 @@ export function vaultStaticSecretReconciler(
         signal,
       );
     } catch (err) {
-      throw await fail(obj, REASONS.VaultClientConfigError, err);
+      throw await fail(obj, 'access', err);
     }
     try {
       source = await readKV(access.api, {
@@ -99,7 +101,7 @@ export function vaultStaticSecretReconciler(
         signal,
       });
     } catch (err) {
-      throw await fail(obj, REASONS.VaultClientError, err);
+      throw await fail(obj, 'vault', err);
     }
 
     const dest = spec.destination;
@@ -122,7 +124,7 @@ export function vaultStaticSecretReconciler(
       data = makeSecretData(source.data, source.raw, shaping);
     } catch (err) {
       // Retried with backoff: a change in Vault or in a SecretTransformation can fix it too.
-      throw await fail(obj, REASONS.SecretDataBuilderError, err, source.data);
+      throw await fail(obj, 'shape', err, source.data);
     }
 
     const hmac = spec.hmacSecretData ?? true;
@@ -138,7 +140,7 @@ export function vaultStaticSecretReconciler(
       const result = await syncDestination(ctx.client, destinationOwner(KIND, obj), dest, data, existing);
       if (result.resourceVersion) ownWrites.record(namespace, dest.name, result.resourceVersion);
     } catch (err) {
-      throw await fail(obj, destinationFailureReason(err), err, source.data);
+      throw await fail(obj, 'destination', err, source.data);
     }
     const prevMAC = memo.current(obj)?.secretMAC;
 

@@ -3,19 +3,19 @@
 // status.valid/status.error and the Healthy/Ready conditions (VSO controllers/validators.go).
 // Referrers re-sync through the reference index built from transformationRefKeys.
 import { RE2JS } from 're2js';
-import { SecretTransformations } from '../api/resources.ts';
+import { SecretTransformations } from '../../api/resources.ts';
 import type {
   SecretTransformation,
   SecretTransformationStatus,
-} from '../api/v1beta1/secrettransformation.ts';
-import { CONDITION_REASONS, CONDITION_TYPES, healthyMessage } from '../consts/conditions.ts';
-import { REASONS } from '../consts/reasons.ts';
-import { errorMessage } from '../errors.ts';
-import { type Condition, setCondition } from '../runtime/conditions.ts';
-import { type Action, awaitChange, type ReconcileContext } from '../runtime/controller.ts';
-import { compileTemplates, type TemplateSource } from '../template/index.ts';
-import type { ControllerContext } from './context.ts';
-import { writeStatus } from './shared/status.ts';
+} from '../../api/v1beta1/secrettransformation.ts';
+import { CONDITION_REASONS, CONDITION_TYPES, healthyMessage } from '../../consts/conditions.ts';
+import { REASONS } from '../../consts/reasons.ts';
+import { errorMessage } from '../../errors.ts';
+import { type Condition, setCondition } from '../../runtime/conditions.ts';
+import { type Action, awaitChange, type ReconcileContext } from '../../runtime/controller.ts';
+import { compileTemplates, type TemplateSource } from '../../template/index.ts';
+import type { ControllerContext } from '../context.ts';
+import { writeStatus } from '../shared/status.ts';
 
 /** Why the spec is invalid, or undefined. Messages name templates and patterns, never data. */
 export function validateSecretTransformation(obj: SecretTransformation): string | undefined {

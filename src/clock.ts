@@ -1,5 +1,6 @@
-// Time and randomness are injected everywhere timing decisions are made, so that the queue,
-// backoff and renewal horizons can be tested deterministically.
+// Base layer, importable from every layer (like errors.ts): time and randomness are injected
+// wherever timing decisions are made, so that the queue, backoff and renewal horizons can be tested
+// deterministically; formatTime is the one wire format of a timestamp.
 export interface Clock {
   now(): number; // epoch milliseconds
   setTimeout(fn: () => void, ms: number): Timer;
@@ -36,4 +37,10 @@ export function sleep(clock: Clock, ms: number, signal: AbortSignal): Promise<vo
     }, ms);
     signal.addEventListener('abort', onAbort, { once: true });
   });
+}
+
+/** metav1.Time serialises to whole seconds; writing milliseconds would make every status update look
+ * like a change to clients that compare strings. */
+export function formatTime(now: Date | number): string {
+  return new Date(now).toISOString().replace(/\.\d{3}Z$/, 'Z');
 }

@@ -1,9 +1,9 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import fc from 'fast-check';
-import { goJson } from '../../../src/controllers/shared/gojson.ts';
 import { macEqual, secretMAC } from '../../../src/controllers/shared/hmac.ts';
-import { makeSecretData } from '../../../src/controllers/shared/secret-data.ts';
+import { goJson } from '../../../src/delivery/gojson.ts';
+import { makeSecretData } from '../../../src/delivery/secret-data.ts';
 import { isFerryError } from '../../../src/errors.ts';
 
 const decode = (d: Record<string, string>): Record<string, string> =>

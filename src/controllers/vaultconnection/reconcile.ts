@@ -2,19 +2,19 @@
 // periodically, so a sealed or unreachable Vault shows in status and recovers without a restart
 // (VSO checks only on spec changes, #840).
 
-import { VaultConnections } from '../api/resources.ts';
-import type { VaultConnection, VaultConnectionStatus } from '../api/v1beta1/vaultconnection.ts';
-import { CONDITION_REASONS, CONDITION_TYPES, healthyMessage } from '../consts/conditions.ts';
-import { FINALIZERS } from '../consts/finalizers.ts';
-import { REASONS } from '../consts/reasons.ts';
-import { errorMessage } from '../errors.ts';
-import { jitterDown } from '../runtime/backoff.ts';
-import { type Condition, setCondition } from '../runtime/conditions.ts';
-import { type Action, awaitChange, type ReconcileContext, requeueAfter } from '../runtime/controller.ts';
-import { VaultClient } from '../vault/client.ts';
-import type { ControllerContext } from './context.ts';
-import { releaseFinalizer, writeStatus } from './shared/status.ts';
-import { connectionOptions } from './shared/vault-access.ts';
+import { VaultConnections } from '../../api/resources.ts';
+import type { VaultConnection, VaultConnectionStatus } from '../../api/v1beta1/vaultconnection.ts';
+import { CONDITION_REASONS, CONDITION_TYPES, healthyMessage } from '../../consts/conditions.ts';
+import { FINALIZERS } from '../../consts/finalizers.ts';
+import { REASONS } from '../../consts/reasons.ts';
+import { connectionOptions } from '../../delivery/vault-access.ts';
+import { errorMessage } from '../../errors.ts';
+import { jitterDown } from '../../runtime/backoff.ts';
+import { type Condition, setCondition } from '../../runtime/conditions.ts';
+import { type Action, awaitChange, type ReconcileContext, requeueAfter } from '../../runtime/controller.ts';
+import { VaultClient } from '../../vault/client.ts';
+import type { ControllerContext } from '../context.ts';
+import { releaseFinalizer, writeStatus } from '../shared/status.ts';
 
 type Check = { ok: true; message: string } | { ok: false; type: string; message: string };
 

@@ -2,7 +2,7 @@
 // Secret, keep the lease renewed, and replace the credentials only when they must change.
 //
 // Level-triggered: every run reads the object's status (the lease) and the destination afresh and
-// decides (decideSync, a pure function) between new credentials, a renewal, a poll (static or
+// decides (decideSync in plan.ts) between new credentials, a renewal, a poll (static or
 // lease-less credentials) or waiting for the renewal horizon. Unlike VSO:
 // - a new Vault token (operator restart, re-login) is not a reason for new credentials: the lease is
 //   renewed with whatever token the client has now, and only a renewal that Vault refuses (403, lease
@@ -13,182 +13,69 @@
 // - workloads restart only when credentials changed after a previous sync, never on the first sync
 //   (§21.13), debounced per workload (§21.8).
 
-import { API_VERSION, VaultDynamicSecrets } from '../api/resources.ts';
+import { API_VERSION, VaultDynamicSecrets } from '../../api/resources.ts';
 import type {
   VaultDynamicSecret,
   VaultDynamicSecretStatus,
   VaultStaticCredsMetaData,
-} from '../api/v1beta1/vaultdynamicsecret.ts';
-import { refreshPeriodMs } from '../api/validate.ts';
-import { CONDITION_TYPES } from '../consts/conditions.ts';
-import { FINALIZERS } from '../consts/finalizers.ts';
-import { REASONS } from '../consts/reasons.ts';
-import { CODES, errorMessage, FerryError, isFerryError, TerminalError } from '../errors.ts';
-import { Secrets } from '../k8s/resources.ts';
-import type { Secret } from '../k8s/types.ts';
-import { jitterDown } from '../runtime/backoff.ts';
-import type { Random } from '../runtime/clock.ts';
-import type { Condition } from '../runtime/conditions.ts';
-import { type Action, awaitChange, type ReconcileContext, requeueAfter } from '../runtime/controller.ts';
-import { type JsonPatchOp, reconcileWithFinalizer } from '../runtime/finalizer.ts';
-import type { VaultApi, VaultResponse } from '../vault/client.ts';
-import { requestCredentials } from '../vault/dynamic.ts';
+} from '../../api/v1beta1/vaultdynamicsecret.ts';
+import { refreshPeriodMs } from '../../api/validate.ts';
+import { CONDITION_TYPES } from '../../consts/conditions.ts';
+import { FINALIZERS } from '../../consts/finalizers.ts';
+import { REASONS } from '../../consts/reasons.ts';
+import { makeSecretData } from '../../delivery/secret-data.ts';
+import { shapeData } from '../../delivery/transformation.ts';
+import type { VaultAccess } from '../../delivery/vault-access.ts';
+import { errorMessage, TerminalError } from '../../errors.ts';
+import { Secrets } from '../../k8s/resources.ts';
+import type { Secret } from '../../k8s/types.ts';
+import type { Condition } from '../../runtime/conditions.ts';
+import { type Action, awaitChange, type ReconcileContext, requeueAfter } from '../../runtime/controller.ts';
+import { type JsonPatchOp, reconcileWithFinalizer } from '../../runtime/finalizer.ts';
+import type { VaultApi, VaultResponse } from '../../vault/client.ts';
+import { requestCredentials } from '../../vault/dynamic.ts';
 import {
   isTruncated,
   type RenewedLease,
-  refreshHorizonMs,
-  renewalHorizonMs,
   renewalNeedsNewCredentials,
   renewLease,
   revokeLease,
   type StaticCredsMeta,
-  seededRandom,
   staticCredsMeta,
-  staticCredsPollMs,
-} from '../vault/leases.ts';
-import type { ControllerContext } from './context.ts';
-import { destinationFailureReason, destinationOwner, syncDestination } from './shared/destination.ts';
-import { macEqual, secretMAC } from './shared/hmac.ts';
-import type { OwnWrites } from './shared/own-writes.ts';
-import { restartTargets } from './shared/restart.ts';
-import { makeSecretData } from './shared/secret-data.ts';
-import { StatusMemo, syncConditions, writeStatus } from './shared/status.ts';
-import { shapeData } from './shared/transformation.ts';
-import type { VaultAccess } from './shared/vault-access.ts';
+} from '../../vault/leases.ts';
+import type { ControllerContext } from '../context.ts';
+import {
+  type CleanupLimits,
+  classify,
+  DEFAULT_CLEANUP_LIMITS,
+  errorFor,
+  givesUp,
+  type Phase,
+} from '../outcome.ts';
+import { destinationMissing, destinationOwner, syncDestination } from '../shared/destination.ts';
+import { macEqual, secretMAC } from '../shared/hmac.ts';
+import type { OwnWrites } from '../shared/own-writes.ts';
+import { restartTargets } from '../shared/restart.ts';
+import { StatusMemo, syncConditions, writeStatus } from '../shared/status.ts';
+import {
+  decideSync,
+  isLeased,
+  macData,
+  refreshDueAt,
+  renewalDueAt,
+  type SyncReason,
+  staticPollDueAt,
+} from './plan.ts';
 
 const KIND = 'VaultDynamicSecret';
-/** VSO requeues after about 5 s on configuration errors and a missing `create: false` destination. */
-const CONFIG_RETRY_MS = 5_000;
-/** Data keys of static credentials that change on every read and so are left out of the MAC. */
-const STATIC_META_KEYS = ['ttl', 'rotation_schedule', 'rotation_period', 'last_vault_rotation', '_raw'];
 
 export interface VaultDynamicSecretOptions {
   /** Delay between writing new credentials and revoking the replaced lease. 0 (the default) revokes
    * right after the new Secret is written. A revocation still pending when the operator stops is not
    * lost for long: nobody renews that lease any more, so Vault expires it at its TTL. */
   revokeGraceMs?: number;
-  /** How long after deletionTimestamp the finalizer keeps retrying a revocation that fails before it
-   * gives up with a Warning Event, so that a namespace never hangs on an unreachable Vault. */
-  finalizerGiveUpMs?: number;
-  /** The same, when the VaultAuth or VaultConnection is gone (typical of namespace deletion): its
-   * cached token was revoked with it, and the leases that token created with it. */
-  finalizerGiveUpNoAuthMs?: number;
-}
-
-export const DEFAULT_FINALIZER_GIVE_UP_MS = 5 * 60_000;
-export const DEFAULT_FINALIZER_GIVE_UP_NO_AUTH_MS = 30_000;
-
-export type SyncReason =
-  | 'InitialSync'
-  | 'ResourceUpdated'
-  | 'InexistentDestination'
-  | 'SecretDataDrift'
-  | 'LeaseNotRenewable'
-  | 'LeaseExpired'
-  | 'LeaseTruncated'
-  | 'LeaseRenewalRefused';
-
-export type SyncDecision =
-  /** Request new credentials (static credentials: read and write them whatever changed). */
-  | { action: 'sync'; reason: SyncReason }
-  /** Renew the current lease; `plannedAt` is the horizon it was due at (epoch ms). */
-  | { action: 'renew'; plannedAt: number }
-  /** Read static or lease-less credentials again; write only when they changed. */
-  | { action: 'poll'; reason: 'Refresh' | 'SecretDataDrift' }
-  /** Nothing due before `dueAt` (epoch ms). */
-  | { action: 'wait'; dueAt: number }
-  /** Lease-less credentials without refreshAfter: nothing to do until something changes. */
-  | { action: 'idle' };
-
-export interface SyncInput {
-  generation: number;
-  status: VaultDynamicSecretStatus | undefined;
-  destinationExists: boolean;
-  /** The destination's data no longer matches status.secretMAC (false when there is no MAC). */
-  destinationDrifted: boolean;
-  allowStaticCreds: boolean;
-  renewalPercent?: number | undefined;
-  refreshAfterMs?: number | undefined;
-  nowMs: number;
-  /** Precise start of the current lease (ms) when this process knows it; else lastRenewalTime. */
-  leaseStartMs?: number | undefined;
-}
-
-/** Where the current lease period started: the precise time if known, else the status seconds. */
-export function leaseStart(status: VaultDynamicSecretStatus, preciseMs?: number): number {
-  const fromStatus = status.lastRenewalTime * 1000;
-  return preciseMs !== undefined && Math.floor(preciseMs / 1000) === status.lastRenewalTime
-    ? preciseMs
-    : fromStatus;
-}
-
-/** The horizon of the current lease (epoch ms). Seeded by lease and renewal time, so it is the same
- * when recomputed by another reconcile or another operator process. */
-export function renewalDueAt(
-  status: VaultDynamicSecretStatus,
-  renewalPercent: number | undefined,
-  preciseStartMs?: number,
-): number {
-  const lease = status.secretLease;
-  const random: Random = seededRandom(`${lease.id}@${status.lastRenewalTime}`);
-  return leaseStart(status, preciseStartMs) + renewalHorizonMs(lease.duration, renewalPercent, random);
-}
-
-/** When static credentials are due to be read again (epoch ms). */
-export function staticPollDueAt(status: VaultDynamicSecretStatus): number {
-  const m = status.staticCredsMetaData;
-  const meta: StaticCredsMeta = {
-    lastVaultRotation: m?.lastVaultRotation ?? 0,
-    rotationPeriod: m?.rotationPeriod ?? 0,
-    ttl: m?.ttl ?? 0,
-    ...(m?.rotationSchedule ? { rotationSchedule: m.rotationSchedule } : {}),
-  };
-  const random = seededRandom(`static@${status.lastRenewalTime}@${meta.lastVaultRotation}`);
-  return status.lastRenewalTime * 1000 + staticCredsPollMs(meta, false, random);
-}
-
-/** When lease-less credentials with `refreshAfter` are due to be read again (epoch ms). */
-function refreshDueAt(status: VaultDynamicSecretStatus, refreshAfterMs: number): number {
-  const random = seededRandom(`refresh@${status.lastRenewalTime}`);
-  return status.lastRenewalTime * 1000 + refreshHorizonMs(refreshAfterMs, random);
-}
-
-/** The credentials carry a lease that is renewed (or replaced) at its horizon. */
-const isLeased = (lease: VaultDynamicSecretStatus['secretLease']): boolean =>
-  lease.id !== '' && lease.duration > 0;
-
-/**
- * The sync-vs-renew decision (vso-api.md §6 "VDS sync reasons", minus the token-rotation and
- * client-config reasons: a renewal Vault refuses covers both).
- */
-export function decideSync(i: SyncInput): SyncDecision {
-  const s = i.status;
-  if (!s?.lastGeneration || !s.secretLease) return { action: 'sync', reason: 'InitialSync' };
-  if (s.lastGeneration !== i.generation) return { action: 'sync', reason: 'ResourceUpdated' };
-  if (!i.destinationExists) return { action: 'sync', reason: 'InexistentDestination' };
-  if (!isLeased(s.secretLease)) {
-    // Static credentials and lease-less responses can be read again as they are: no new credentials.
-    if (i.destinationDrifted) return { action: 'poll', reason: 'SecretDataDrift' };
-    let dueAt: number | undefined;
-    if (i.allowStaticCreds && s.staticCredsMetaData) dueAt = staticPollDueAt(s);
-    else if (i.refreshAfterMs && i.refreshAfterMs > 0) dueAt = refreshDueAt(s, i.refreshAfterMs);
-    if (dueAt === undefined) return { action: 'idle' };
-    return i.nowMs >= dueAt ? { action: 'poll', reason: 'Refresh' } : { action: 'wait', dueAt };
-  }
-  if (i.destinationDrifted) return { action: 'sync', reason: 'SecretDataDrift' };
-  const start = leaseStart(s, i.leaseStartMs);
-  if (i.nowMs >= start + s.secretLease.duration * 1000) return { action: 'sync', reason: 'LeaseExpired' };
-  const dueAt = renewalDueAt(s, i.renewalPercent, i.leaseStartMs);
-  if (i.nowMs < dueAt) return { action: 'wait', dueAt };
-  if (!s.secretLease.renewable) return { action: 'sync', reason: 'LeaseNotRenewable' };
-  return { action: 'renew', plannedAt: dueAt };
-}
-
-/** The data that the MAC covers: everything for leased credentials; for static credentials, all but
- * the rotation metadata that changes on every read (VSO #1191). */
-export function macData(data: Record<string, string>, isStatic: boolean): Record<string, string> {
-  if (!isStatic) return data;
-  return Object.fromEntries(Object.entries(data).filter(([k]) => !STATIC_META_KEYS.includes(k)));
+  /** How long a failing revocation holds a deleted object (outcome.ts); DEFAULT_CLEANUP_LIMITS. */
+  cleanupLimits?: CleanupLimits;
 }
 
 type Involved = VaultDynamicSecret & { apiVersion: string; kind: string };
@@ -213,8 +100,7 @@ export function vaultDynamicSecretReconciler(
   options: VaultDynamicSecretOptions = {},
 ) {
   const revokeGraceMs = options.revokeGraceMs ?? 0;
-  const giveUpMs = options.finalizerGiveUpMs ?? DEFAULT_FINALIZER_GIVE_UP_MS;
-  const giveUpNoAuthMs = options.finalizerGiveUpNoAuthMs ?? DEFAULT_FINALIZER_GIVE_UP_NO_AUTH_MS;
+  const cleanupLimits = options.cleanupLimits ?? DEFAULT_CLEANUP_LIMITS;
   /** The informer may lag our own status write, and acting on the stale copy would issue credentials
    * twice. */
   const memo = new StatusMemo<VaultDynamicSecretStatus>(ctx.clock);
@@ -255,15 +141,17 @@ export function vaultDynamicSecretReconciler(
     ]);
   };
 
-  /** Reports a failure in status and as a Warning Event. The destination is left untouched. */
+  /** Reports a failure in status and as a Warning Event, and returns what to throw. The destination
+   * is left untouched. */
   const fail = async (
     obj: VaultDynamicSecret,
     current: VaultDynamicSecretStatus | undefined,
-    reason: string,
+    phase: Phase,
     err: unknown,
-    lease?: { reason: string },
-  ): Promise<void> => {
+  ): Promise<unknown> => {
+    const outcome = classify(err, phase);
     const message = errorMessage(err);
+    const lease = phase === 'renew' ? { reason: outcome.reason } : undefined;
     const status: VaultDynamicSecretStatus = {
       ...(current ?? {
         lastRenewalTime: 0,
@@ -286,7 +174,8 @@ export function vaultDynamicSecretReconciler(
         'status write failed',
       );
     }
-    await ctx.events.warning(involved(obj), reason, message);
+    await ctx.events.warning(involved(obj), outcome.reason, message);
+    return errorFor(err, outcome);
   };
 
   const getAccess = async (obj: VaultDynamicSecret, signal: AbortSignal): Promise<VaultAccess> => {
@@ -319,8 +208,7 @@ export function vaultDynamicSecretReconciler(
         );
       }
     };
-    if (revokeGraceMs > 0) ctx.clock.setTimeout(() => void run(), revokeGraceMs);
-    else return void run();
+    ctx.tasks.schedule(`revoke-lease/${leaseId}`, run, revokeGraceMs);
   };
 
   /** Requests credentials (or reads static ones) and shapes them into Secret data. */
@@ -408,15 +296,7 @@ export function vaultDynamicSecretReconciler(
     try {
       fetched = await fetch(obj, access.api, signal);
     } catch (err) {
-      await fail(
-        obj,
-        current,
-        isFerryError(err) && err.code === CODES.SECRET_DATA
-          ? REASONS.SecretDataBuilderError
-          : REASONS.VaultClientError,
-        err,
-      );
-      throw err;
+      throw await fail(obj, current, 'vault', err);
     }
     const { res, data, isStatic, meta } = fetched;
     const key = await ctx.hmacKey();
@@ -435,8 +315,7 @@ export function vaultDynamicSecretReconciler(
     } catch (err) {
       // The credentials just issued are not in use anywhere: revoke them rather than leave them live.
       if (newLeaseId && newLeaseId !== oldLeaseId) void revokeLease(access.api, newLeaseId).catch(() => {});
-      await fail(obj, current, destinationFailureReason(err), err);
-      throw err;
+      throw await fail(obj, current, 'destination', err);
     }
     const now = ctx.clock.now();
     if (oldLeaseId && oldLeaseId !== newLeaseId) leaseStarts.delete(oldLeaseId);
@@ -528,10 +407,7 @@ export function vaultDynamicSecretReconciler(
         );
         return sync(obj, current, access, existing, 'LeaseRenewalRefused', true, signal);
       }
-      await fail(obj, current, REASONS.SecretLeaseRenewalError, err, {
-        reason: REASONS.SecretLeaseRenewalError,
-      });
-      throw err;
+      throw await fail(obj, current, 'renew', err);
     }
     const now = ctx.clock.now();
     ctx.log.info(
@@ -578,9 +454,7 @@ export function vaultDynamicSecretReconciler(
     const spec = obj.spec;
     const current = memo.current(obj);
     if (!spec) {
-      const err = new TerminalError('spec is missing');
-      await fail(obj, current, REASONS.InvalidConfiguration, err);
-      throw err;
+      throw await fail(obj, current, 'spec', new TerminalError('spec is missing'));
     }
     const namespace = obj.metadata.namespace ?? '';
     let existing: Secret | undefined;
@@ -589,26 +463,11 @@ export function vaultDynamicSecretReconciler(
       refreshAfterMs = refreshPeriodMs(spec.refreshAfter);
       existing = await ctx.client.getIfExists<Secret>(Secrets, spec.destination.name, namespace);
     } catch (err) {
-      await fail(
-        obj,
-        current,
-        isFerryError(err) && err.code === CODES.INVALID_CONFIG
-          ? REASONS.InvalidConfiguration
-          : REASONS.SecretSyncError,
-        err,
-      );
-      if (isFerryError(err) && err.code === CODES.INVALID_CONFIG)
-        throw new TerminalError(errorMessage(err), { cause: err });
-      throw err;
+      throw await fail(obj, current, 'spec', err);
     }
     if (!existing && !spec.destination.create) {
       // Do not issue credentials that could not be written anywhere.
-      const err = new FerryError(
-        CODES.DESTINATION_MISSING,
-        `destination Secret ${namespace}/${spec.destination.name} does not exist and create is false`,
-      );
-      await fail(obj, current, REASONS.InexistentDestination, err);
-      return requeueAfter(jitterDown(CONFIG_RETRY_MS, ctx.random));
+      throw await fail(obj, current, 'destination', destinationMissing(namespace, spec.destination.name));
     }
     const isStatic = spec.allowStaticCreds === true && current?.staticCredsMetaData !== undefined;
     let drifted = false;
@@ -634,8 +493,7 @@ export function vaultDynamicSecretReconciler(
     try {
       access = await getAccess(obj, signal);
     } catch (err) {
-      await fail(obj, current, REASONS.VaultClientConfigError, err);
-      throw err;
+      throw await fail(obj, current, 'access', err);
     }
     if (decision.action === 'renew' && current)
       return renew(obj, current, access, existing, decision.plannedAt, signal);
@@ -661,7 +519,6 @@ export function vaultDynamicSecretReconciler(
     memo.forget(obj);
     const leaseId = current?.secretLease?.id ?? '';
     if (!leaseId || obj.spec?.revoke === false) return awaitChange();
-    const since = ctx.clock.now() - Date.parse(obj.metadata.deletionTimestamp ?? '');
     try {
       const access = await getAccess(obj, signal);
       await revokeLease(access.api, leaseId, signal);
@@ -672,23 +529,19 @@ export function vaultDynamicSecretReconciler(
       );
       return awaitChange();
     } catch (err) {
-      const noAuth =
-        isFerryError(err) &&
-        (err.code === CODES.INVALID_REF ||
-          err.code === CODES.NAMESPACE_NOT_ALLOWED ||
-          err.code === CODES.INVALID_CONFIG);
-      const limit = noAuth ? giveUpNoAuthMs : giveUpMs;
-      if (Number.isFinite(since) && since >= limit) {
+      const outcome = classify(err, 'revokeLease', cleanupLimits);
+      if (givesUp(outcome, obj.metadata.deletionTimestamp, ctx.clock.now())) {
+        const since = ctx.clock.now() - Date.parse(obj.metadata.deletionTimestamp ?? '');
         await ctx.events.warning(
           involved(obj),
-          REASONS.SecretLeaseRevoke,
+          outcome.reason,
           `gave up revoking lease ${leaseId} ${Math.round(since / 1000)}s after deletion: ${errorMessage(err)}; it expires at its TTL`,
         );
         return awaitChange();
       }
       await ctx.events.warning(
         involved(obj),
-        REASONS.SecretLeaseRevoke,
+        outcome.reason,
         `could not revoke lease ${leaseId} (will retry): ${errorMessage(err)}`,
       );
       throw err;

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { effectiveAuth, isAllowedNamespace } from '../../../src/controllers/shared/auth-config.ts';
+import { effectiveAuth, isAllowedNamespace } from '../../../src/delivery/auth-config.ts';
 import { isFerryError } from '../../../src/errors.ts';
 
 describe('isAllowedNamespace', () => {

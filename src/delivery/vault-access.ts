@@ -1,26 +1,26 @@
 // From a consuming resource (VaultStaticSecret, ...) to an authenticated Vault session: resolve the
 // VaultAuth (and its VaultAuthGlobal) and the VaultConnection from the informer caches, enforce
 // allowedNamespaces, and get one cached session per auth × connection × identity (vso-api.md §11).
-import type { CSISecretsSpec } from '../../api/v1beta1/csisecrets.ts';
-import type { VaultAuth } from '../../api/v1beta1/vaultauth.ts';
-import type { VaultAuthGlobal } from '../../api/v1beta1/vaultauthglobal.ts';
-import type { VaultConnection } from '../../api/v1beta1/vaultconnection.ts';
-import { parseDuration, parseRef, validateVaultAuth, validateVaultConnection } from '../../api/validate.ts';
-import { CODES, FerryError } from '../../errors.ts';
-import type { KubeClient } from '../../k8s/client.ts';
-import { type ResourceType, Secrets, ServiceAccounts } from '../../k8s/resources.ts';
-import type { KubeObject, Secret } from '../../k8s/types.ts';
-import type { Clock } from '../../runtime/clock.ts';
-import type { Store } from '../../runtime/store.ts';
-import { appRoleAuth } from '../../vault/auth/approle.ts';
-import type { AuthMethod } from '../../vault/auth/index.ts';
-import { jwtAuth, kubernetesAuth } from '../../vault/auth/kubernetes.ts';
-import { readCaCertFile } from '../../vault/ca-file.ts';
-import type { CacheKeyInput, VaultClientCache } from '../../vault/cache.ts';
-import { computeCacheKey } from '../../vault/cache.ts';
-import type { VaultApi, VaultClientOptions } from '../../vault/client.ts';
-import { VaultClient } from '../../vault/client.ts';
-import { VaultError } from '../../vault/errors.ts';
+import type { CSISecretsSpec } from '../api/v1beta1/csisecrets.ts';
+import type { VaultAuth } from '../api/v1beta1/vaultauth.ts';
+import type { VaultAuthGlobal } from '../api/v1beta1/vaultauthglobal.ts';
+import type { VaultConnection } from '../api/v1beta1/vaultconnection.ts';
+import { parseDuration, parseRef, validateVaultAuth, validateVaultConnection } from '../api/validate.ts';
+import type { Clock } from '../clock.ts';
+import { CODES, FerryError } from '../errors.ts';
+import type { KubeClient } from '../k8s/client.ts';
+import { type ResourceType, Secrets, ServiceAccounts } from '../k8s/resources.ts';
+import type { KubeObject, Secret } from '../k8s/types.ts';
+import type { Store } from '../runtime/store.ts';
+import type { TaskScheduler } from '../runtime/tasks.ts';
+import { appRoleAuth } from '../vault/auth/approle.ts';
+import type { AuthMethod } from '../vault/auth/index.ts';
+import { jwtAuth, kubernetesAuth } from '../vault/auth/kubernetes.ts';
+import { readCaCertFile } from '../vault/ca-file.ts';
+import { type CacheKeyInput, computeCacheKey, VaultClientCache } from '../vault/cache.ts';
+import type { VaultApi, VaultClientOptions } from '../vault/client.ts';
+import { VaultClient } from '../vault/client.ts';
+import { VaultError } from '../vault/errors.ts';
 import {
   type CacheEncryption,
   ClientCacheStorage,
@@ -31,9 +31,9 @@ import {
   purgeClientCacheStorage,
   type StorageOwner,
   transitEncryption,
-} from '../../vault/persistence.ts';
-import type { SessionEvent, VaultSessionOptions } from '../../vault/session.ts';
-import { VaultSession } from '../../vault/session.ts';
+} from '../vault/persistence.ts';
+import type { SessionEvent, VaultSessionOptions } from '../vault/session.ts';
+import { VaultSession } from '../vault/session.ts';
 import { type EffectiveAuth, effectiveAuth, isAllowedNamespace } from './auth-config.ts';
 
 export interface VaultAccessDeps {
@@ -42,8 +42,11 @@ export interface VaultAccessDeps {
   auths: Store<VaultAuth>;
   authGlobals: Store<VaultAuthGlobal>;
   connections: Store<VaultConnection>;
-  cache: VaultClientCache;
+  /** Bound of the session cache the resolver owns. */
+  cacheSize: number;
   clock: Clock;
+  /** Runs persistence writes, retried with the background backoff until a newer token supersedes them. */
+  tasks: TaskScheduler;
   /** VSO's `allow-default-globals` option (on by default). */
   allowDefaultGlobals: boolean;
   onSessionEvent?: (event: SessionEvent) => void;
@@ -235,17 +238,24 @@ const SA_UID_TTL_MS = 5 * 60_000;
 /** Resolves consumers to sessions. Holds a short-lived cache of ServiceAccount UIDs so a steady-state
  * refresh costs no Kubernetes read beyond the destination itself. */
 export class VaultAccessResolver {
+  /** One session per auth × connection × identity (vso-api.md §11.1). */
+  readonly cache: VaultClientCache;
   readonly #deps: VaultAccessDeps;
   readonly #saUids = new Map<string, { uid: string; at: number }>();
   readonly #storage: ClientCacheStorage | undefined;
   #purge: Promise<void> | undefined;
   /** The storage entries found at start, listed once for restoreStored. */
   #stored: Promise<{ name: string; labels: Record<string, string> }[]> | undefined;
-  /** Per cache key: the latest token not yet stored, retried with backoff after a failed write. */
-  readonly #unsaved = new Map<string, { owner: StorageOwner; token: PersistedToken; attempt: number }>();
+  /** Per cache key: the latest token not yet stored. */
+  readonly #unsaved = new Map<string, { owner: StorageOwner; token: PersistedToken }>();
 
   constructor(deps: VaultAccessDeps) {
     this.#deps = deps;
+    // A removed session's stored token goes with it.
+    this.cache = new VaultClientCache({
+      maxSize: deps.cacheSize,
+      onRemoved: (key, _input, reason) => this.onSessionRemoved(key, reason),
+    });
     const p = deps.persistence;
     if (p && p.model !== 'none') {
       this.#storage = new ClientCacheStorage({
@@ -298,7 +308,7 @@ export class VaultAccessResolver {
     for (const e of entries) {
       const cacheKey = e.labels.cacheKey ?? '';
       const providerNs = e.labels['provider/namespace'] ?? '';
-      if (!cacheKey || this.#deps.cache.has(cacheKey)) continue;
+      if (!cacheKey || this.cache.has(cacheKey)) continue;
       const consumer: Consumer = {
         namespace: providerNs,
         vaultAuthRef: `${auth.metadata.namespace}/${auth.metadata.name}`,
@@ -409,30 +419,21 @@ export class VaultAccessResolver {
     // VSO persists renewable tokens only: a non-renewable token cannot outlive its TTL anyway.
     if (!storage || !token.renewable) return;
     const key = owner.cacheKey;
-    this.#unsaved.set(key, { owner, token, attempt: 0 });
-    this.#flush(storage, key);
-  }
-
-  /** Writes the latest unsaved token of `key`; a failure is retried (2 s doubling to 60 s) as long as
-   * no newer token or removal superseded it. */
-  #flush(storage: ClientCacheStorage, key: string): void {
-    const job = this.#unsaved.get(key);
-    if (!job) return;
-    storage.store(job.owner, job.token).then(
-      (wrote) => {
-        if (this.#unsaved.get(key) === job) this.#unsaved.delete(key);
-        if (wrote) this.#persistEvent({ type: 'stored', cacheKey: key });
-      },
-      (error: unknown) => {
+    const job = { owner, token };
+    this.#unsaved.set(key, job);
+    this.#deps.tasks.schedule(`persist/${key}`, async () => {
+      // A newer token or the session's removal superseded this write.
+      if (this.#unsaved.get(key) !== job) return;
+      let wrote: boolean;
+      try {
+        wrote = await storage.store(job.owner, job.token);
+      } catch (error) {
         this.#persistEvent({ type: 'storeFailed', cacheKey: key, error });
-        if (this.#unsaved.get(key) !== job) return;
-        job.attempt += 1;
-        const delay = Math.min(60_000, 2_000 * 2 ** (job.attempt - 1));
-        this.#deps.clock.setTimeout(() => {
-          if (this.#unsaved.get(key) === job) this.#flush(storage, key);
-        }, delay);
-      },
-    );
+        throw error;
+      }
+      if (this.#unsaved.get(key) === job) this.#unsaved.delete(key);
+      if (wrote) this.#persistEvent({ type: 'stored', cacheKey: key });
+    });
   }
 
   /** The namespaced name of the VaultAuth a consumer refers to (for reference indexes). */
@@ -492,7 +493,7 @@ export class VaultAccessResolver {
       providerUID,
       providerNamespace,
     };
-    const session = await d.cache.get(
+    const session = await this.cache.get(
       input,
       async () => {
         const client = new VaultClient(await connectionOptions(connection, d.client, eff.vaultNamespace));

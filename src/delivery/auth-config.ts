@@ -1,9 +1,9 @@
 // Which VaultAuth a consumer may use, and the login configuration a VaultAuth yields once merged
 // with its VaultAuthGlobal (vso-api.md §1.3, §3.3).
-import type { AuthMethod } from '../../api/v1beta1/common.ts';
-import type { VaultAuthSpec } from '../../api/v1beta1/vaultauth.ts';
-import type { VaultAuthGlobalSpec } from '../../api/v1beta1/vaultauthglobal.ts';
-import { CODES, FerryError } from '../../errors.ts';
+import type { AuthMethod } from '../api/v1beta1/common.ts';
+import type { VaultAuthSpec } from '../api/v1beta1/vaultauth.ts';
+import type { VaultAuthGlobalSpec } from '../api/v1beta1/vaultauthglobal.ts';
+import { CODES, FerryError } from '../errors.ts';
 
 export interface NamespacedName {
   namespace: string;

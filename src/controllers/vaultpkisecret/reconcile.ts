@@ -1,94 +1,55 @@
 // VaultPKISecret: issue a certificate from a PKI engine into a destination Secret and issue a new one
 // before it expires (vso-api.md §3.6, §6, §8). Level-triggered: every run decides from the object,
-// its status and the destination as they are now whether a certificate must be issued:
-//   InitialSync (no serial) → ForceSync (a referenced SecretTransformation, or the labels/annotations
-//   that templates read, changed) → ResourceUpdated (any spec change, incl. altNames: VSO #465) →
-//   InexistentDestination → SecretDataDrift (HMAC of the destination ≠ status.secretMAC) →
-//   InRenewalWindow; otherwise it comes back at the horizon. Every sync issues a new certificate.
+// its status and the destination as they are now whether a certificate must be issued (plan.ts);
+// otherwise it comes back at the horizon. Every sync issues a new certificate.
 // On deletion (finalizer): revoke the current certificate (`revoke`), clear a Secret Ferry did not
-// create (`clear`), and never hold the object for more than CLEANUP_GIVE_UP_MS.
+// create (`clear`), and never hold the object longer than the outcome policy allows (outcome.ts).
 // The private key never reaches logs, Events, status or error messages.
 
 import { createHash } from 'node:crypto';
-import { API_VERSION, VaultPKISecrets } from '../api/resources.ts';
-import type { VaultPKISecret, VaultPKISecretStatus } from '../api/v1beta1/vaultpkisecret.ts';
-import { parseDuration } from '../api/validate.ts';
-import { FINALIZERS } from '../consts/finalizers.ts';
-import { REASONS } from '../consts/reasons.ts';
-import { CODES, errorMessage, FerryError, isFerryError, TerminalError } from '../errors.ts';
-import { isK8sApiError } from '../k8s/errors.ts';
-import { Secrets } from '../k8s/resources.ts';
-import type { Secret } from '../k8s/types.ts';
-import type { Condition } from '../runtime/conditions.ts';
-import { type Action, awaitChange, type ReconcileContext, requeueAfter } from '../runtime/controller.ts';
-import { reconcileWithFinalizer } from '../runtime/finalizer.ts';
+import { API_VERSION, VaultPKISecrets } from '../../api/resources.ts';
+import type { VaultPKISecret, VaultPKISecretStatus } from '../../api/v1beta1/vaultpkisecret.ts';
+import { FINALIZERS } from '../../consts/finalizers.ts';
+import { REASONS } from '../../consts/reasons.ts';
+import { goJson } from '../../delivery/gojson.ts';
+import { expiryOffsetMs, pkiSecretData } from '../../delivery/pki-data.ts';
+import { shapeData, transformationRefKeys } from '../../delivery/transformation.ts';
+import { CODES, errorMessage, FerryError, isFerryError, TerminalError } from '../../errors.ts';
+import { isK8sApiError } from '../../k8s/errors.ts';
+import { Secrets } from '../../k8s/resources.ts';
+import type { Secret } from '../../k8s/types.ts';
+import type { Condition } from '../../runtime/conditions.ts';
+import { type Action, awaitChange, type ReconcileContext, requeueAfter } from '../../runtime/controller.ts';
+import { reconcileWithFinalizer } from '../../runtime/finalizer.ts';
+import { issueCertificate, type PKICertificate, renewalWindow, revokeCertificate } from '../../vault/pki.ts';
+import type { ControllerContext } from '../context.ts';
 import {
-  issueCertificate,
-  type PKICertificate,
-  renewalWindow,
-  revokeCertificate,
-  tlsSecretData,
-} from '../vault/pki.ts';
-import type { ControllerContext } from './context.ts';
-import { destinationFailureReason, destinationOwner, syncDestination } from './shared/destination.ts';
-import { goJson } from './shared/gojson.ts';
-import { macEqual, secretMAC } from './shared/hmac.ts';
-import type { OwnWrites } from './shared/own-writes.ts';
-import { restartTargets } from './shared/restart.ts';
-import { makeSecretData } from './shared/secret-data.ts';
-import { StatusMemo, syncConditions, writeStatus } from './shared/status.ts';
-import { shapeData, transformationRefKeys } from './shared/transformation.ts';
+  type CleanupLimits,
+  classify,
+  DEFAULT_CLEANUP_LIMITS,
+  errorFor,
+  givesUp,
+  type Outcome,
+  type Phase,
+} from '../outcome.ts';
+import { destinationMissing, destinationOwner, syncDestination } from '../shared/destination.ts';
+import { macEqual, secretMAC } from '../shared/hmac.ts';
+import type { OwnWrites } from '../shared/own-writes.ts';
+import { restartTargets } from '../shared/restart.ts';
+import { StatusMemo, syncConditions, writeStatus } from '../shared/status.ts';
+import { decideIssue } from './plan.ts';
 
 const KIND = 'VaultPKISecret';
-export const TLS_TYPE = 'kubernetes.io/tls';
-/** A deleted VaultPKISecret whose cleanup keeps failing is released this long after its
- * deletionTimestamp, with a Warning Event, so that it never wedges its namespace. */
-export const CLEANUP_GIVE_UP_MS = 5 * 60_000;
+
+/** Without a VaultAuth or VaultConnection (e.g. the namespace is deleted with them) no revocation
+ * can ever succeed: give up at once rather than after the default grace. */
+const PKI_CLEANUP_LIMITS: CleanupLimits = Object.freeze({ ...DEFAULT_CLEANUP_LIMITS, giveUpNoAuthMs: 0 });
 
 type Involved = VaultPKISecret & { apiVersion: string; kind: string };
 
-export type SyncReason =
-  | 'InitialSync'
-  | 'ForceSync'
-  | 'ResourceUpdated'
-  | 'InexistentDestination'
-  | 'SecretDataDrift'
-  | 'InRenewalWindow';
-
 export interface VaultPKISecretReconcilerOptions {
-  /** Overrides CLEANUP_GIVE_UP_MS (tests). */
-  cleanupGiveUpMs?: number;
-}
-
-const b64 = (s: string): string => Buffer.from(s, 'utf8').toString('base64');
-
-/** spec.expiryOffset in ms; VSO tolerates an unparseable value as 0. */
-export function expiryOffsetMs(value: string | undefined): number {
-  if (!value) return 0;
-  try {
-    return parseDuration(value, { allowDays: true });
-  } catch {
-    return 0;
-  }
-}
-
-/**
- * The destination `.data` (wire form) for an issued certificate: VSO's makeK8sData over the response
- * keys (templates, `_raw`, filters), `ca_chain` newline-joined, and for a `kubernetes.io/tls`
- * destination without templates the TLS keys of tlsSecretData on top.
- */
-export function pkiSecretData(
-  cert: PKICertificate,
-  shaping: Parameters<typeof makeSecretData>[2],
-  destinationType: string | undefined,
-): Record<string, string> {
-  const data = makeSecretData(cert.data, cert.data, shaping);
-  if (data.ca_chain !== undefined && cert.caChain.length > 0) data.ca_chain = b64(cert.caChain.join('\n'));
-  const templated = Object.keys(shaping?.rendered ?? {}).length > 0;
-  if (destinationType === TLS_TYPE && !templated) {
-    for (const [k, v] of Object.entries(tlsSecretData(cert))) data[k] = b64(v);
-  }
-  return data;
+  /** How long a failing cleanup holds a deleted object (outcome.ts); PKI_CLEANUP_LIMITS. */
+  cleanupLimits?: CleanupLimits;
 }
 
 export function vaultPKISecretReconciler(
@@ -97,7 +58,7 @@ export function vaultPKISecretReconciler(
   ownWrites: OwnWrites,
   opts: VaultPKISecretReconcilerOptions = {},
 ) {
-  const giveUpMs = opts.cleanupGiveUpMs ?? CLEANUP_GIVE_UP_MS;
+  const cleanupLimits = opts.cleanupLimits ?? PKI_CLEANUP_LIMITS;
   /** Status this process wrote after its last issue, by uid: the informer may not have delivered it
    * yet when the next reconcile runs (e.g. triggered by the destination write), and a stale status
    * would look like drift and issue a second certificate. */
@@ -121,7 +82,8 @@ export function vaultPKISecretReconciler(
 
   /** Reports a failure in status and as a Warning Event. lastGeneration, serial and MAC stay as they
    * were, so the next run still sees why it must sync; the destination is left untouched. */
-  const fail = async (obj: VaultPKISecret, reason: string, err: unknown): Promise<void> => {
+  const fail = async (obj: VaultPKISecret, phase: Phase, err: unknown): Promise<unknown> => {
+    const outcome = classify(err, phase);
     const message = errorMessage(err);
     const status: VaultPKISecretStatus = {
       ...baseStatus(obj),
@@ -130,7 +92,8 @@ export function vaultPKISecretReconciler(
       conditions: conditionsFor(obj, false, message),
     };
     await writeStatus(ctx.client, VaultPKISecrets, obj, status);
-    await ctx.events.warning(involved(obj), reason, message);
+    await ctx.events.warning(involved(obj), outcome.reason, message);
+    return errorFor(err, outcome);
   };
 
   /** The object with the freshest status this process knows of. */
@@ -159,9 +122,7 @@ export function vaultPKISecretReconciler(
   const apply = async (obj: VaultPKISecret, rc: ReconcileContext): Promise<Action> => {
     const spec = obj.spec;
     if (!spec) {
-      const err = new TerminalError('spec is missing');
-      await fail(obj, REASONS.InvalidConfiguration, err);
-      throw err;
+      throw await fail(obj, 'spec', new TerminalError('spec is missing'));
     }
     const namespace = obj.metadata.namespace ?? '';
     const uid = obj.metadata.uid ?? '';
@@ -173,44 +134,33 @@ export function vaultPKISecretReconciler(
     try {
       existing = await ctx.client.getIfExists<Secret>(Secrets, dest.name, namespace);
     } catch (err) {
-      await fail(obj, REASONS.K8sClientError, err);
-      throw err;
+      throw await fail(obj, 'spec', err);
     }
     if (!existing && !dest.create) {
-      const err = new FerryError(
-        CODES.DESTINATION_MISSING,
-        `destination Secret ${namespace}/${dest.name} does not exist and create is false`,
-      );
-      await fail(obj, REASONS.InexistentDestination, err);
-      throw err;
+      throw await fail(obj, 'destination', destinationMissing(namespace, dest.name));
     }
 
     const fp = fingerprint(obj);
     // After an operator restart there is no record: take the current inputs as the synced ones
     // rather than issuing a certificate for every object.
     if (!fingerprints.has(uid) && status?.serialNumber) fingerprints.set(uid, fp);
-    let reason: SyncReason | undefined;
-    let window: ReturnType<typeof renewalWindow> | undefined;
-    if (!status?.serialNumber) reason = 'InitialSync';
-    else if (fingerprints.get(uid) !== fp) reason = 'ForceSync';
-    else if ((obj.metadata.generation ?? 0) !== status.lastGeneration) reason = 'ResourceUpdated';
-    else if (!existing) reason = 'InexistentDestination';
-    else {
-      const key = await ctx.hmacKey();
-      if (!macEqual(secretMAC(key, existing.data ?? {}), status.secretMAC)) reason = 'SecretDataDrift';
-      else {
-        window = renewalWindow(
+    const { reason, window } = await decideIssue({
+      status,
+      generation: obj.metadata.generation ?? 0,
+      fingerprintChanged: fingerprints.get(uid) !== fp,
+      destinationExists: existing !== undefined,
+      drifted: async () => !macEqual(secretMAC(await ctx.hmacKey(), existing?.data ?? {}), status?.secretMAC),
+      window: () =>
+        renewalWindow(
           {
             nowMs: ctx.clock.now(),
-            expiration: status.expiration ?? 0,
+            expiration: status?.expiration ?? 0,
             expiryOffsetMs: offsetMs,
-            lastRotation: status.lastRotation,
+            lastRotation: status?.lastRotation,
           },
           ctx.random,
-        );
-        if (window.inWindow) reason = 'InRenewalWindow';
-      }
-    }
+        ),
+    });
 
     if (reason === undefined) {
       // Nothing to issue; make sure an earlier failure is no longer reported.
@@ -232,8 +182,7 @@ export function vaultPKISecretReconciler(
         rc.signal,
       );
     } catch (err) {
-      await fail(obj, REASONS.VaultClientConfigError, err);
-      throw err;
+      throw await fail(obj, 'access', err);
     }
     // Shape before issuing, so a broken transformation does not cost a certificate.
     const templateInput = (secrets: Record<string, unknown>) => ({
@@ -250,8 +199,7 @@ export function vaultPKISecretReconciler(
       shapeData(shapingOpts, namespace, dest.transformation, templateInput({}));
     } catch (err) {
       if (isFerryError(err) && (err.code === CODES.INVALID_REF || err.code === CODES.SECRET_DATA)) {
-        await fail(obj, REASONS.TransformationError, err);
-        throw err;
+        throw await fail(obj, 'transformation', err);
       }
       // Template execution errors against empty data are expected; the real render below decides.
     }
@@ -260,8 +208,7 @@ export function vaultPKISecretReconciler(
     try {
       cert = await issueCertificate(access.api, spec, rc.signal);
     } catch (err) {
-      await fail(obj, REASONS.VaultClientError, err);
-      throw err;
+      throw await fail(obj, 'vault', err);
     }
     const prevSerial = status?.serialNumber;
     let data: Record<string, string>;
@@ -270,8 +217,7 @@ export function vaultPKISecretReconciler(
       data = pkiSecretData(cert, shaping, dest.type);
     } catch (err) {
       await revokeQuietly(access.api, spec.mount, cert.serialNumber, rc.signal);
-      await fail(obj, REASONS.SecretDataBuilderError, err);
-      throw err;
+      throw await fail(obj, 'shape', err);
     }
 
     try {
@@ -280,8 +226,7 @@ export function vaultPKISecretReconciler(
     } catch (err) {
       // The new certificate never reached anyone: revoke it rather than leave it valid and unknown.
       await revokeQuietly(access.api, spec.mount, cert.serialNumber, rc.signal);
-      await fail(obj, destinationFailureReason(err), err);
-      throw err;
+      throw await fail(obj, 'destination', err);
     }
     fingerprints.set(uid, fp);
 
@@ -361,7 +306,7 @@ export function vaultPKISecretReconciler(
     if (!spec) return awaitChange();
     const namespace = obj.metadata.namespace ?? '';
     const problems: string[] = [];
-    let retryable = false;
+    const outcomes: Outcome[] = [];
     const serial = obj.status?.serialNumber;
     if (spec.revoke && serial) {
       try {
@@ -373,14 +318,7 @@ export function vaultPKISecretReconciler(
         await ctx.events.normal(involved(obj), REASONS.SecretLeaseRevoke, `certificate ${serial} revoked`);
       } catch (err) {
         problems.push(`could not revoke certificate ${serial}: ${errorMessage(err)}`);
-        // Without a VaultAuth or VaultConnection (e.g. the namespace is being deleted with them) no
-        // retry can succeed.
-        retryable ||= !(
-          isFerryError(err) &&
-          (err.code === CODES.INVALID_REF ||
-            err.code === CODES.INVALID_CONFIG ||
-            err.code === CODES.NAMESPACE_NOT_ALLOWED)
-        );
+        outcomes.push(classify(err, 'revokeCertificate', cleanupLimits));
       }
     }
     if (spec.clear && !spec.destination.create) {
@@ -390,13 +328,12 @@ export function vaultPKISecretReconciler(
           await syncDestination(ctx.client, destinationOwner(KIND, obj), spec.destination, {}, existing);
       } catch (err) {
         problems.push(`could not clear Secret ${namespace}/${spec.destination.name}: ${errorMessage(err)}`);
-        retryable ||= !(isK8sApiError(err) && err.isNotFound());
+        outcomes.push(classify(err, 'clearDestination', cleanupLimits));
       }
     }
     if (problems.length === 0) return awaitChange();
-    const deletedAt = Date.parse(obj.metadata.deletionTimestamp ?? '');
-    const expired = Number.isFinite(deletedAt) && ctx.clock.now() - deletedAt >= giveUpMs;
-    if (!retryable || expired) {
+    const now = ctx.clock.now();
+    if (outcomes.every((o) => givesUp(o, obj.metadata.deletionTimestamp, now))) {
       await ctx.events.warning(
         involved(obj),
         REASONS.CertificateRevocationError,

@@ -1,0 +1,133 @@
+// The one outcome policy of the secret controllers: what a failure means for the user (the Event and
+// condition reason) and for timing (retry with backoff, poll, stop, or give up on a cleanup). The
+// reconcilers report through it and each kind's errorPolicy is built from it, so no error branch
+// computes its own requeue (design-anchors §2.3).
+
+import type { Random } from '../clock.ts';
+import { REASONS, type Reason } from '../consts/reasons.ts';
+import { CODES, isFerryError, TerminalError } from '../errors.ts';
+import { isK8sApiError } from '../k8s/errors.ts';
+import { jitterDown } from '../runtime/backoff.ts';
+import { type ErrorPolicy, requeueAfter } from '../runtime/controller.ts';
+
+/** Where in a reconcile the error happened. */
+export type Phase =
+  /** Reading the spec and the destination Secret. */
+  | 'spec'
+  /** Resolving the VaultAuth/VaultConnection and logging in. */
+  | 'access'
+  /** A Vault request for the data (read, credentials, certificate). */
+  | 'vault'
+  /** Checking the referenced SecretTransformations. */
+  | 'transformation'
+  /** Shaping the data (templates, filters). */
+  | 'shape'
+  /** Renewing a lease. */
+  | 'renew'
+  /** Writing the destination Secret. */
+  | 'destination'
+  /** Revoking a lease or a certificate, or clearing a destination, while the object is deleted. */
+  | 'revokeLease'
+  | 'revokeCertificate'
+  | 'clearDestination';
+
+export type Timing =
+  /** Rate-limited requeue (the controller's backoff). */
+  | { retry: true }
+  /** Waiting on something outside Ferry (a Secret someone must create): poll, not an error backoff. */
+  | { requeueAfterMs: number }
+  /** Only a change to the object can help. */
+  | { terminal: true }
+  /** A cleanup that keeps failing is retried until the object has been deleted this long. */
+  | { giveUpAfterMs: number };
+
+export type Outcome = { reason: Reason } & Timing;
+
+/** VSO requeues after about 5 s on a missing `create: false` destination. */
+export const DESTINATION_POLL_MS = 5_000;
+
+export interface CleanupLimits {
+  /** How long after deletionTimestamp a failing cleanup is retried, so that a namespace never
+   * hangs on an unreachable Vault. */
+  giveUpMs: number;
+  /** The same when the VaultAuth or VaultConnection is gone (typical of namespace deletion): its
+   * cached token was revoked with it, and the leases that token created with it. */
+  giveUpNoAuthMs: number;
+}
+
+export const DEFAULT_CLEANUP_LIMITS: CleanupLimits = Object.freeze({
+  giveUpMs: 5 * 60_000,
+  giveUpNoAuthMs: 30_000,
+});
+
+const PHASE_REASON: Record<Phase, Reason> = {
+  spec: REASONS.K8sClientError,
+  access: REASONS.VaultClientConfigError,
+  vault: REASONS.VaultClientError,
+  transformation: REASONS.TransformationError,
+  shape: REASONS.SecretDataBuilderError,
+  renew: REASONS.SecretLeaseRenewalError,
+  destination: REASONS.SecretSyncError,
+  revokeLease: REASONS.SecretLeaseRevoke,
+  revokeCertificate: REASONS.CertificateRevocationError,
+  clearDestination: REASONS.CertificateRevocationError,
+};
+
+const CLEANUP_PHASES: ReadonlySet<Phase> = new Set(['revokeLease', 'revokeCertificate', 'clearDestination']);
+
+/** A reference or configuration error: the Vault session cannot be built. */
+const isNoAccess = (err: unknown): boolean =>
+  isFerryError(err) &&
+  (err.code === CODES.INVALID_REF ||
+    err.code === CODES.NAMESPACE_NOT_ALLOWED ||
+    err.code === CODES.INVALID_CONFIG);
+
+export function classify(
+  err: unknown,
+  phase: Phase,
+  limits: CleanupLimits = DEFAULT_CLEANUP_LIMITS,
+): Outcome {
+  if (CLEANUP_PHASES.has(phase)) {
+    const reason = PHASE_REASON[phase];
+    // A destination that is already gone needs no clearing.
+    if (phase === 'clearDestination' && isK8sApiError(err) && err.isNotFound())
+      return { reason, giveUpAfterMs: 0 };
+    return { reason, giveUpAfterMs: isNoAccess(err) ? limits.giveUpNoAuthMs : limits.giveUpMs };
+  }
+  if (err instanceof TerminalError) return { reason: REASONS.InvalidConfiguration, terminal: true };
+  if (isFerryError(err)) {
+    if (err.code === CODES.DESTINATION_MISSING)
+      return { reason: REASONS.InexistentDestination, requeueAfterMs: DESTINATION_POLL_MS };
+    if (phase === 'spec' && err.code === CODES.INVALID_CONFIG)
+      return { reason: REASONS.InvalidConfiguration, terminal: true };
+    if (phase === 'vault' && err.code === CODES.SECRET_DATA)
+      return { reason: REASONS.SecretDataBuilderError, retry: true };
+  }
+  return { reason: PHASE_REASON[phase], retry: true };
+}
+
+/** The error a reconciler throws for `outcome`: terminal outcomes become a TerminalError, so the
+ * controller loop stops retrying. */
+export function errorFor(err: unknown, outcome: Outcome): unknown {
+  if ('terminal' in outcome && !(err instanceof TerminalError))
+    return new TerminalError(err instanceof Error ? err.message : String(err), { cause: err });
+  return err;
+}
+
+/** Whether a failed cleanup is released now: the object has been deleted for longer than the
+ * outcome allows. */
+export function givesUp(outcome: Outcome, deletionTimestamp: string | undefined, nowMs: number): boolean {
+  if (!('giveUpAfterMs' in outcome)) return false;
+  const since = nowMs - Date.parse(deletionTimestamp ?? '');
+  return outcome.giveUpAfterMs === 0 || (Number.isFinite(since) && since >= outcome.giveUpAfterMs);
+}
+
+/** The errorPolicy of every secret kind: polls where the outcome says so, otherwise the default
+ * rate-limited requeue. Only the error decides the timing of a thrown error: terminal outcomes were
+ * thrown as TerminalError (errorFor) and never reach an errorPolicy. */
+export function secretKindErrorPolicy(random: Random): ErrorPolicy {
+  return (err) => {
+    const outcome = classify(err, 'destination');
+    return 'requeueAfterMs' in outcome ? requeueAfter(jitterDown(outcome.requeueAfterMs, random)) : undefined;
+  };
+}

@@ -1,0 +1,11 @@
+import { VaultStaticSecrets } from '../../api/resources.ts';
+import type { VaultStaticSecret } from '../../api/v1beta1/vaultstaticsecret.ts';
+import { type KindSetup, setupSecretKind } from '../setup.ts';
+import { vaultStaticSecretReconciler } from './reconcile.ts';
+
+export const setupVaultStaticSecret: KindSetup = (env) =>
+  setupSecretKind<VaultStaticSecret>(env, {
+    name: 'vaultstaticsecret',
+    resource: VaultStaticSecrets,
+    reconciler: (store) => vaultStaticSecretReconciler(env.ctx, store, env.ownWrites),
+  });

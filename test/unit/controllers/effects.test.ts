@@ -1,0 +1,288 @@
+// The effect paths of the secret kinds against the fake-backed harness: what each reconcile writes to
+// Kubernetes and asks of Vault, which Events it records, and what it returns or throws.
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import {
+  API_VERSION,
+  VaultDynamicSecrets,
+  VaultPKISecrets,
+  VaultStaticSecrets,
+} from '../../../src/api/resources.ts';
+import type { VaultDynamicSecret } from '../../../src/api/v1beta1/vaultdynamicsecret.ts';
+import type { VaultPKISecret } from '../../../src/api/v1beta1/vaultpkisecret.ts';
+import type { VaultStaticSecret } from '../../../src/api/v1beta1/vaultstaticsecret.ts';
+import { DESTINATION_POLL_MS, secretKindErrorPolicy } from '../../../src/controllers/outcome.ts';
+import { OwnWrites } from '../../../src/controllers/shared/own-writes.ts';
+import { vaultDynamicSecretReconciler } from '../../../src/controllers/vaultdynamicsecret/reconcile.ts';
+import { vaultPKISecretReconciler } from '../../../src/controllers/vaultpkisecret/reconcile.ts';
+import { vaultStaticSecretReconciler } from '../../../src/controllers/vaultstaticsecret/reconcile.ts';
+import { CODES, FerryError, isFerryError } from '../../../src/errors.ts';
+import { Secrets } from '../../../src/k8s/resources.ts';
+import type { Secret } from '../../../src/k8s/types.ts';
+import type { Action, ReconcileContext } from '../../../src/runtime/controller.ts';
+import { VaultError } from '../../../src/vault/errors.ts';
+import { type FakeKube, harness, type RecordedEvent, type ScriptedVault } from './harness.ts';
+
+const meta = (name: string) => ({ name, namespace: 'app', uid: `uid-${name}`, generation: 1 });
+const secretOf = (h: { kube: FakeKube }, name: string) => h.kube.getIfExists<Secret>(Secrets, name, 'app');
+const decoded = (s: Secret | undefined): Record<string, string> =>
+  Object.fromEntries(
+    Object.entries(s?.data ?? {}).map(([k, v]) => [k, Buffer.from(v, 'base64').toString('utf8')]),
+  );
+const reasons = (events: { type: string; reason: string }[]) => events.map((e) => `${e.type}:${e.reason}`);
+/** A missing create: false destination: a Warning, the errorPolicy polls, and Vault is asked only
+ * `vaultCalls` (nothing is issued that could not be written). */
+async function pollsForMissingDestination(
+  h: { run(name: string): Promise<Action>; vault: ScriptedVault; events: RecordedEvent[] },
+  name: string,
+  vaultCalls: string[] = [],
+) {
+  const err = await h.run(name).then(
+    () => assert.fail('the reconcile must fail'),
+    (e: unknown) => e,
+  );
+  assert.ok(isFerryError(err) && err.code === CODES.DESTINATION_MISSING);
+  assert.deepEqual(h.vault.paths(), vaultCalls);
+  assert.deepEqual(reasons(h.events), ['Warning:InexistentDestination']);
+  const action = secretKindErrorPolicy(() => 0.5)(err, {} as ReconcileContext);
+  assert.ok(action && 'requeueAfterMs' in action && action.requeueAfterMs <= DESTINATION_POLL_MS);
+}
+
+describe('VaultStaticSecret effects', () => {
+  const vss = (spec: Partial<NonNullable<VaultStaticSecret['spec']>> = {}): VaultStaticSecret => ({
+    apiVersion: API_VERSION,
+    kind: 'VaultStaticSecret',
+    metadata: meta('s'),
+    spec: {
+      vaultAuthRef: 'default',
+      mount: 'kv',
+      path: 'app',
+      type: 'kv-v2',
+      destination: { name: 'out', create: true, overwrite: false },
+      ...spec,
+    } as NonNullable<VaultStaticSecret['spec']>,
+  });
+  const setup = () => {
+    const h = harness<VaultStaticSecret>(VaultStaticSecrets, (h) =>
+      vaultStaticSecretReconciler(h.ctx, h.store, new OwnWrites()),
+    );
+    let password = 'one';
+    h.vault.answer = (c) =>
+      c.path === 'kv/data/app' ? { data: { data: { password }, metadata: { version: 1 } } } : undefined;
+    return { h, rotate: (p: string) => (password = p) };
+  };
+
+  it('creates the destination, then writes nothing while Vault is unchanged, then follows a rotation', async () => {
+    const { h, rotate } = setup();
+    h.apply(vss());
+    const first = await h.run('s');
+    assert.ok('requeueAfterMs' in first && first.requeueAfterMs > 0 && first.requeueAfterMs <= 60_000);
+    assert.equal(decoded(await secretOf(h, 'out')).password, 'one');
+    assert.deepEqual(reasons(h.events), ['Normal:SecretSynced']);
+    assert.ok(h.store.get('app', 's')?.status?.secretMAC);
+
+    await h.run('s');
+    assert.equal(h.kube.count('replace'), 0, 'no write while nothing changed');
+    assert.equal(h.events.length, 1);
+
+    rotate('two');
+    await h.run('s');
+    assert.equal(decoded(await secretOf(h, 'out')).password, 'two');
+    assert.deepEqual(reasons(h.events), ['Normal:SecretSynced', 'Normal:SecretRotated']);
+  });
+
+  it('reports a Vault failure in status and an Event, and leaves the destination alone', async () => {
+    const { h } = setup();
+    h.vault.answer = () => {
+      throw new VaultError({ method: 'GET', path: 'kv/data/app', status: 403, message: 'permission denied' });
+    };
+    h.apply(vss());
+    await assert.rejects(h.run('s'));
+    assert.deepEqual(reasons(h.events), ['Warning:VaultClientError']);
+    assert.equal(await secretOf(h, 'out'), undefined);
+    const synced = h.store.get('app', 's')?.status?.conditions?.find((c) => c.type === 'SecretSynced');
+    assert.equal(synced?.status, 'False');
+  });
+
+  it('polls for a missing create: false destination instead of backing off', async () => {
+    const { h } = setup();
+    h.apply(vss({ destination: { name: 'absent', create: false, overwrite: false } }));
+    await pollsForMissingDestination(h, 's', ['kv/data/app']);
+  });
+});
+
+describe('VaultDynamicSecret effects', () => {
+  const vds = (spec: Partial<NonNullable<VaultDynamicSecret['spec']>> = {}): VaultDynamicSecret => ({
+    apiVersion: API_VERSION,
+    kind: 'VaultDynamicSecret',
+    metadata: meta('d'),
+    spec: {
+      vaultAuthRef: 'default',
+      mount: 'db',
+      path: 'creds/app',
+      destination: { name: 'creds', create: true, overwrite: false },
+      ...spec,
+    } as NonNullable<VaultDynamicSecret['spec']>,
+  });
+  const setup = () => {
+    const h = harness<VaultDynamicSecret>(VaultDynamicSecrets, (h) =>
+      vaultDynamicSecretReconciler(h.ctx, h.store, new OwnWrites()),
+    );
+    let n = 0;
+    h.vault.answer = (c) => {
+      if (c.path === 'db/creds/app') {
+        n += 1;
+        return {
+          lease_id: `db/creds/app/l${n}`,
+          lease_duration: 600,
+          renewable: true,
+          data: { username: `u${n}` },
+        };
+      }
+      if (c.path === 'sys/leases/renew')
+        return { lease_id: String(c.body?.lease_id), lease_duration: 600, renewable: true };
+      return {};
+    };
+    return h;
+  };
+
+  it('issues credentials once, renews the lease at its horizon, and revokes it on deletion', async () => {
+    const h = setup();
+    h.apply(vds());
+    const first = await h.run('d');
+    assert.ok('requeueAfterMs' in first);
+    assert.deepEqual(h.store.get('app', 'd')?.metadata.finalizers, [
+      'vaultdynamicsecret.secrets.hashicorp.com/finalizer',
+    ]);
+    assert.equal(decoded(await secretOf(h, 'creds')).username, 'u1');
+    assert.equal(h.store.get('app', 'd')?.status?.secretLease.id, 'db/creds/app/l1');
+    assert.deepEqual(reasons(h.events), ['Normal:SecretSynced']);
+
+    // Before the horizon nothing is asked of Vault.
+    await h.run('d');
+    assert.deepEqual(h.vault.paths(), ['db/creds/app']);
+
+    h.clock.advance(first.requeueAfterMs);
+    await h.run('d');
+    assert.deepEqual(h.vault.paths(), ['db/creds/app', 'sys/leases/renew']);
+    assert.equal(decoded(await secretOf(h, 'creds')).username, 'u1', 'a renewal keeps the credentials');
+
+    h.markDeleted('d');
+    await h.run('d');
+    assert.equal(h.vault.paths().at(-1), 'sys/leases/revoke');
+    assert.equal(await h.kube.getIfExists(VaultDynamicSecrets, 'd', 'app'), undefined, 'finalizer released');
+  });
+
+  it('keeps a deleted object while revocation fails, then gives up with a Warning', async () => {
+    const h = setup();
+    h.apply(vds());
+    await h.run('d');
+    h.vault.answer = () => {
+      throw new VaultError({ method: 'PUT', path: 'sys/leases/revoke', status: 500, message: 'down' });
+    };
+    h.markDeleted('d');
+    await assert.rejects(h.run('d'));
+    assert.ok(await h.kube.getIfExists(VaultDynamicSecrets, 'd', 'app'), 'still held');
+    h.clock.advance(5 * 60_000);
+    await h.run('d');
+    assert.equal(await h.kube.getIfExists(VaultDynamicSecrets, 'd', 'app'), undefined);
+    assert.match(h.events.at(-1)?.message ?? '', /gave up revoking lease/);
+  });
+
+  it('polls for a missing create: false destination without asking Vault for credentials', async () => {
+    const h = setup();
+    h.apply(vds({ destination: { name: 'absent', create: false, overwrite: false } }));
+    await pollsForMissingDestination(h, 'd');
+  });
+});
+
+describe('VaultPKISecret effects', () => {
+  const CERT = '-----BEGIN CERTIFICATE-----\nLEAF\n-----END CERTIFICATE-----';
+  const vps = (spec: Partial<NonNullable<VaultPKISecret['spec']>> = {}): VaultPKISecret => ({
+    apiVersion: API_VERSION,
+    kind: 'VaultPKISecret',
+    metadata: meta('p'),
+    spec: {
+      vaultAuthRef: 'default',
+      mount: 'pki',
+      role: 'web',
+      commonName: 'web.app',
+      revoke: true,
+      destination: { name: 'tls', create: true, overwrite: false, type: 'kubernetes.io/tls' },
+      ...spec,
+    } as NonNullable<VaultPKISecret['spec']>,
+  });
+  const setup = () => {
+    const h = harness<VaultPKISecret>(VaultPKISecrets, (h) =>
+      vaultPKISecretReconciler(h.ctx, h.store, new OwnWrites()),
+    );
+    let serial = 0;
+    h.vault.answer = (c) => {
+      if (c.path === 'pki/issue/web') {
+        serial += 1;
+        const expiration = Math.floor(h.clock.now() / 1000) + 3600;
+        return {
+          data: {
+            serial_number: `0${serial}`,
+            expiration,
+            certificate: CERT,
+            private_key: 'KEY',
+            issuing_ca: CERT,
+          },
+        };
+      }
+      return {};
+    };
+    return h;
+  };
+
+  it('issues a certificate into a TLS Secret, re-issues in the renewal window, and revokes on deletion', async () => {
+    const h = setup();
+    h.apply(vps());
+    const first = await h.run('p');
+    assert.ok('requeueAfterMs' in first);
+    const tls = decoded(await secretOf(h, 'tls'));
+    assert.equal(tls['tls.key'], 'KEY');
+    assert.equal(h.store.get('app', 'p')?.status?.serialNumber, '01');
+    assert.deepEqual(reasons(h.events), ['Normal:SecretSynced']);
+
+    // Follow the returned horizons (the last ones are short, near the end of the lifetime).
+    let next: Action = first;
+    for (let i = 0; i < 10 && h.store.get('app', 'p')?.status?.serialNumber === '01'; i++) {
+      assert.ok('requeueAfterMs' in next);
+      h.clock.advance(next.requeueAfterMs);
+      next = await h.run('p');
+    }
+    assert.equal(h.store.get('app', 'p')?.status?.serialNumber, '02');
+    assert.ok(h.clock.now() - Date.parse('2026-01-01T00:00:00Z') <= 3_600_000, 'before expiry');
+    assert.deepEqual(
+      h.vault.calls.filter((c) => c.path === 'pki/revoke').map((c) => c.body?.serial_number),
+      ['01'],
+    );
+
+    h.markDeleted('p');
+    await h.run('p');
+    assert.deepEqual(
+      h.vault.calls.filter((c) => c.path === 'pki/revoke').map((c) => c.body?.serial_number),
+      ['01', '02'],
+    );
+    assert.equal(await h.kube.getIfExists(VaultPKISecrets, 'p', 'app'), undefined);
+  });
+
+  it('releases a deleted object at once when its VaultAuth is gone', async () => {
+    const h = setup();
+    h.apply(vps());
+    await h.run('p');
+    h.failAccess(new FerryError(CODES.INVALID_REF, 'VaultAuth app/default not found'));
+    h.markDeleted('p');
+    await h.run('p');
+    assert.equal(await h.kube.getIfExists(VaultPKISecrets, 'p', 'app'), undefined);
+    assert.match(h.events.at(-1)?.message ?? '', /giving up cleanup/);
+  });
+
+  it('polls for a missing create: false destination without issuing', async () => {
+    const h = setup();
+    h.apply(vps({ destination: { name: 'absent', create: false, overwrite: false } }));
+    await pollsForMissingDestination(h, 'p');
+  });
+});

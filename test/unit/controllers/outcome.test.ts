@@ -1,0 +1,90 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import {
+  classify,
+  DEFAULT_CLEANUP_LIMITS,
+  DESTINATION_POLL_MS,
+  errorFor,
+  givesUp,
+  secretKindErrorPolicy,
+} from '../../../src/controllers/outcome.ts';
+import { destinationMissing } from '../../../src/controllers/shared/destination.ts';
+import { CODES, FerryError, TerminalError } from '../../../src/errors.ts';
+import { K8sApiError } from '../../../src/k8s/errors.ts';
+import type { ReconcileContext } from '../../../src/runtime/controller.ts';
+
+const noAuth = new FerryError(CODES.INVALID_REF, 'VaultAuth a/b not found');
+const vaultDown = new Error('connect ECONNREFUSED');
+
+describe('classify', () => {
+  it('polls for a missing create:false destination in every phase', () => {
+    for (const phase of ['spec', 'destination', 'vault'] as const)
+      assert.deepEqual(classify(destinationMissing('ns', 'd'), phase), {
+        reason: 'InexistentDestination',
+        requeueAfterMs: DESTINATION_POLL_MS,
+      });
+  });
+
+  it('stops on a TerminalError and on invalid configuration read from the spec', () => {
+    assert.deepEqual(classify(new TerminalError('spec is missing'), 'access'), {
+      reason: 'InvalidConfiguration',
+      terminal: true,
+    });
+    const invalid = new FerryError(CODES.INVALID_CONFIG, 'bad refreshAfter');
+    assert.deepEqual(classify(invalid, 'spec'), { reason: 'InvalidConfiguration', terminal: true });
+    assert.deepEqual(classify(invalid, 'access'), { reason: 'VaultClientConfigError', retry: true });
+  });
+
+  it('names the phase in the reason and retries with backoff', () => {
+    assert.deepEqual(classify(vaultDown, 'vault'), { reason: 'VaultClientError', retry: true });
+    assert.deepEqual(classify(vaultDown, 'renew'), { reason: 'SecretLeaseRenewalError', retry: true });
+    assert.deepEqual(classify(new FerryError(CODES.SECRET_DATA, 'x'), 'vault'), {
+      reason: 'SecretDataBuilderError',
+      retry: true,
+    });
+  });
+
+  it('gives a cleanup up sooner when the Vault session cannot be built, and at once for a gone Secret', () => {
+    assert.deepEqual(classify(vaultDown, 'revokeLease'), {
+      reason: 'SecretLeaseRevoke',
+      giveUpAfterMs: DEFAULT_CLEANUP_LIMITS.giveUpMs,
+    });
+    assert.deepEqual(classify(noAuth, 'revokeCertificate'), {
+      reason: 'CertificateRevocationError',
+      giveUpAfterMs: DEFAULT_CLEANUP_LIMITS.giveUpNoAuthMs,
+    });
+    const gone = new K8sApiError(404, 'NotFound', 'gone');
+    assert.deepEqual(classify(gone, 'clearDestination'), {
+      reason: 'CertificateRevocationError',
+      giveUpAfterMs: 0,
+    });
+  });
+});
+
+describe('givesUp', () => {
+  const deleted = '2026-01-01T00:00:00Z';
+  const at = Date.parse(deleted);
+  it('holds a failing cleanup until its limit has passed since deletion', () => {
+    const o = classify(vaultDown, 'revokeLease', { giveUpMs: 60_000, giveUpNoAuthMs: 1_000 });
+    assert.equal(givesUp(o, deleted, at + 59_999), false);
+    assert.equal(givesUp(o, deleted, at + 60_000), true);
+    assert.equal(givesUp(classify(vaultDown, 'vault'), deleted, at + 1e9), false);
+  });
+});
+
+describe('errorFor and the errorPolicy', () => {
+  it('turns terminal outcomes into a TerminalError and keeps others', () => {
+    const invalid = new FerryError(CODES.INVALID_CONFIG, 'bad');
+    const thrown = errorFor(invalid, classify(invalid, 'spec'));
+    assert.ok(thrown instanceof TerminalError);
+    assert.equal(errorFor(vaultDown, classify(vaultDown, 'vault')), vaultDown);
+  });
+
+  it('polls (jittered down) for a missing destination, else leaves the backoff to the controller', () => {
+    const policy = secretKindErrorPolicy(() => 0);
+    const ctx = {} as ReconcileContext;
+    const action = policy(destinationMissing('ns', 'd'), ctx);
+    assert.ok(action && 'requeueAfterMs' in action && action.requeueAfterMs <= DESTINATION_POLL_MS);
+    assert.equal(policy(vaultDown, ctx), undefined);
+  });
+});
