@@ -119,13 +119,52 @@ export async function installChart(o: ChartInstall, extraArgs: string[] = []): P
     csiHealth: `http://127.0.0.1:${csiHealth}`,
   };
   o.log('helm install ferry deploy/chart (operator and CSI node plugin)');
+  helmInstall(c, RELEASE, valuesFile);
+  return c;
+}
+
+function helmInstall(c: ChartEnv, release: string, valuesFile: string, extra: string[] = []): void {
   try {
-    helm(c, ['install', RELEASE, c.chart, `--values=${valuesFile}`, '--wait', '--timeout=4m']);
+    helm(c, ['install', release, c.chart, `--values=${valuesFile}`, '--wait', '--timeout=4m', ...extra]);
   } catch (err) {
     const e = err as { stderr?: string };
-    throw new Error(`helm install failed: ${e.stderr ?? String(err)}`);
+    throw new Error(`helm install ${release} failed: ${e.stderr ?? String(err)}`);
   }
-  return c;
+}
+
+export interface ReplicaRelease {
+  release: string;
+  health: string;
+  metrics: string;
+}
+
+/**
+ * A second operator replica as its own pod: another release of the chart in the same namespace
+ * (operator only, its own ports: on the single hostNetwork node two pods of one Deployment would
+ * share them). Both releases' operators contend for the same leader-election Lease.
+ */
+export async function installReplicaRelease(
+  c: ChartEnv,
+  release: string,
+  extraArgs: string[],
+): Promise<ReplicaRelease> {
+  const [health, metrics] = (await Promise.all([freePort(), freePort()])) as [number, number];
+  const values = JSON.parse(readFileSync(c.valuesFile, 'utf8')) as {
+    controller: { manager: { metricsPort: number; healthProbePort: number; extraArgs: string[] } };
+    csi: { enabled: boolean };
+  };
+  values.controller.manager.metricsPort = metrics;
+  values.controller.manager.healthProbePort = health;
+  values.controller.manager.extraArgs = extraArgs;
+  values.csi.enabled = false;
+  const valuesFile = join(c.dir, `chart-values-${release}.json`);
+  writeFileSync(valuesFile, JSON.stringify(values, null, 2));
+  helmInstall(c, release, valuesFile, ['--skip-crds']);
+  return { release, health: `http://127.0.0.1:${health}`, metrics: `http://127.0.0.1:${metrics}` };
+}
+
+export function uninstallRelease(c: ChartEnv, release: string): void {
+  helm(c, ['uninstall', release, '--wait', '--timeout=2m']);
 }
 
 /** `helm upgrade` with other operator arguments; the Deployment replaces its pod. */

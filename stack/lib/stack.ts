@@ -25,14 +25,24 @@ import { ServiceAccounts } from '../../src/k8s/resources.ts';
 import {
   type ChartEnv,
   installChart,
+  installReplicaRelease,
   operatorIncarnation as operatorIncarnationOf,
   restartOperatorPods,
   scaleOperator,
+  uninstallRelease,
   upgradeOperatorArgs,
 } from './chart.ts';
 import { apply, type Manifest, readManifests, VaultAdmin } from './fixtures.ts';
 import { ferryImage, pauseImage, testImage } from './images.ts';
-import { ensureNodePackages, NODE_NAME, type NodeEnv, planNode, startNode, stopNode } from './node.ts';
+import {
+  ensureNodePackages,
+  NODE_NAME,
+  type NodeEnv,
+  planNode,
+  podLogs,
+  startNode,
+  stopNode,
+} from './node.ts';
 import { freePort, httpOk, type Log, type Started, start, stopAll, waitFor } from './proc.ts';
 
 export const repoRoot = resolve(import.meta.dirname, '../..');
@@ -537,16 +547,27 @@ export async function operatorIncarnation(env: StackEnv): Promise<string> {
 }
 
 /**
- * Starts one more operator process (a second replica: same identity, same leader-election Lease),
- * recorded in the stack so `down` stops it. Stop it with stopOperatorProcess.
+ * Starts a second operator replica (same namespace, same leader-election Lease), recorded in the
+ * stack so `down` stops it: with the chart, a second release's pod (its own ports; see
+ * installReplicaRelease); otherwise a process from the checkout. Stop it with stopOperatorProcess.
  */
 export async function startOperatorReplica(
   log: Log,
   name: string,
   extraArgs: string[] = [],
-): Promise<{ pid: number; health: string; metrics: string; log: string }> {
+): Promise<{ health: string; metrics: string; log: () => string }> {
   if (name === 'operator') throw new Error('the replica needs its own name');
   const env = loadStackEnv();
+  if (env.chart && env.node) {
+    log(`helm install ${name} (a second operator replica as a pod)`);
+    const r = await installReplicaRelease(env.chart, name, extraArgs);
+    const node = env.node;
+    return {
+      health: r.health,
+      metrics: r.metrics,
+      log: () => podLogs(node.podLogsDir, env.operatorNamespace, `${name}-controller-manager-`, 'manager'),
+    };
+  }
   const op = await spawnOperator(env, name, log, extraArgs);
   const fresh = loadStackEnv();
   fresh.processes = [
@@ -554,7 +575,7 @@ export async function startOperatorReplica(
     { name, pid: op.pid, signal: op.signal },
   ];
   saveEnv(fresh);
-  return { pid: op.pid, health: op.health, metrics: op.metrics, log: op.log };
+  return { health: op.health, metrics: op.metrics, log: () => readFileSync(op.log, 'utf8') };
 }
 
 /**
@@ -564,7 +585,9 @@ export async function startOperatorReplica(
 export async function stopOperatorProcess(name: string, signal: NodeJS.Signals = 'SIGTERM'): Promise<void> {
   const env = loadStackEnv();
   const p = env.processes.find((x) => x.name === name);
-  if (p) {
+  if (!p && name !== 'operator' && env.chart) {
+    uninstallRelease(env.chart, name);
+  } else if (p) {
     await stopAll([p], () => {}, { signal, timeoutMs: 35_000 });
     const fresh = loadStackEnv();
     fresh.processes = fresh.processes.filter((x) => x.name !== name);

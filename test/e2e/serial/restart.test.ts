@@ -16,7 +16,6 @@
 // persistence flag for the test and restored to its default flags afterwards.
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { readFileSync } from 'node:fs';
 import { after, before, describe, it } from 'node:test';
 import { VaultAuths, VaultDynamicSecrets } from '../../../src/api/resources.ts';
 import type { VaultDynamicSecret } from '../../../src/api/v1beta1/vaultdynamicsecret.ts';
@@ -360,7 +359,7 @@ describe(`operator restart with a persisted client cache (N=${N})`, { timeout: 6
     figures.totalMs = Date.now() - t0;
     log(`figures ${JSON.stringify(figures)}`);
     // Back to the stack's default operator (persistence none purges the stored entries).
-    await stopOperatorProcess('operator-b', 'SIGTERM').catch(() => {});
+    await stopOperatorProcess('ferry-b', 'SIGTERM').catch(() => {});
     await restartOperator(log, 'SIGTERM').catch((e: unknown) => log(`restore operator: ${String(e)}`));
     await kube.delete(Namespaces, ns).catch(() => {});
     await kube.delete(VaultAuths, encAuth, env.operatorNamespace).catch(() => {});
@@ -397,13 +396,13 @@ describe(`operator restart with a persisted client cache (N=${N})`, { timeout: 6
   });
 
   it('leadership moves to a second replica: it picks up renewals with no new credentials', async () => {
-    const replica = await startOperatorReplica(log, 'operator-b', [PERSIST_FLAG]);
+    const replica = await startOperatorReplica(log, 'ferry-b', [PERSIST_FLAG]);
     // The replica follows; give it a moment to observe the Lease.
     await sleep(2_000);
     const before = await snapshot();
     const tStop = Date.now();
     await stopOperatorProcess('operator', 'SIGTERM');
     figures.leaderStopMs = Date.now() - tStop;
-    figures.failover = await verifyAfter('failover', before, tStop, () => readFileSync(replica.log, 'utf8'));
+    figures.failover = await verifyAfter('failover', before, tStop, replica.log);
   });
 });
