@@ -167,6 +167,7 @@ describe(`operator restart with a persisted client cache (N=${N})`, { timeout: 6
     before: Snapshot,
     since: number,
     logText: () => string,
+    maxLateMs = 2_000,
   ): Promise<Record<string, unknown>> {
     // Converged: every lease renewed by the new process (strictly after `since`).
     let converged = 0;
@@ -246,7 +247,7 @@ describe(`operator restart with a persisted client cache (N=${N})`, { timeout: 6
     assert.equal(fig.storedAfterRestart, 0, `${phase}: no new token had to be stored`);
     assert.ok(Math.max(...lateVsExpiry) < 0, `${phase}: every lease renewed before it expired`);
     assert.ok(late.length >= N, `${phase}: renewals logged by the new process`);
-    assert.ok(Math.max(...late) < 2_000, `${phase}: renewals within 2 s of their horizon`);
+    assert.ok(Math.max(...late) < maxLateMs, `${phase}: renewals within ${maxLateMs} ms of their horizon`);
     return fig;
   }
 
@@ -403,6 +404,8 @@ describe(`operator restart with a persisted client cache (N=${N})`, { timeout: 6
     const tStop = Date.now();
     await stopOperatorProcess('operator', 'SIGTERM');
     figures.leaderStopMs = Date.now() - tStop;
-    figures.failover = await verifyAfter('failover', before, tStop, replica.log);
+    // A lease due while leadership moves waits for the successor: it sees the released Lease within
+    // one retry period (2 s, jittered up to 1.2×), then renews what is due.
+    figures.failover = await verifyAfter('failover', before, tStop, replica.log, 2_000 + 2_400);
   });
 });
