@@ -343,6 +343,51 @@ describe('chart CSI driver', { skip }, () => {
     assert.deepEqual(b.subjects, [{ kind: 'ServiceAccount', name: 'sec-ferry-csi', namespace: 'ops' }]);
   });
 
+  it('runs without sidecars: the driver registers with kubelet itself and answers its own liveness probe', () => {
+    const values = {
+      csi: {
+        enabled: true,
+        hostNetwork: true,
+        kubeletRootDir: '/data/kubelet/',
+        nodeDriverRegistrar: { enabled: false },
+        livenessProbe: { enabled: false },
+        driver: { stateDir: '/run/other', healthProbePort: 9100 },
+      },
+    };
+    lint(values);
+    const objs = render(values);
+    const spec = daemonSet(objs).spec.template.spec as { hostNetwork?: boolean; containers: Container[] };
+    assert.deepEqual(
+      spec.containers.map((c) => c.name),
+      ['driver'],
+    );
+    assert.equal(spec.hostNetwork, true);
+    const driver = container(objs, 'driver');
+    const flags = flagsOf(driver.args);
+    for (const f of flags.keys()) assert.ok(CSI_FLAGS.has(f), `--${f} is a driver flag`);
+    assert.equal(
+      flags.get('kubelet-registration-path'),
+      '/data/kubelet/plugins/csi.vso.hashicorp.com/csi.sock',
+    );
+    assert.equal(flags.get('registration-dir'), '/registration');
+    assert.equal(flags.get('target-root'), '/data/kubelet/pods');
+    assert.equal(flags.get('state-dir'), '/run/other');
+    assert.equal(flags.get('health-probe-bind-address'), ':9100');
+    assert.equal(driver.livenessProbe.httpGet.port, 'health');
+    assert.deepEqual(driver.volumeMounts.map((m) => m.mountPath).sort(), [
+      '/csi',
+      '/data/kubelet/pods',
+      '/registration',
+      '/run/other',
+    ]);
+    assert.equal(hostPath(objs, 'registration-dir'), '/data/kubelet/plugins_registry');
+    assert.equal(hostPath(objs, 'mountpoint-dir'), '/data/kubelet/pods');
+    assert.match(
+      renderFails({ csi: { enabled: true, kubeletRootDir: 'relative/dir' } }),
+      /csi\.kubeletRootDir/,
+    );
+  });
+
   it('refuses inconsistent values', () => {
     const csi = (driver: unknown) => ({ csi: { enabled: true, driver } });
     assert.match(renderFails(csi({ name: 'Not_A_Name' })), /csi\.driver\.name/);
