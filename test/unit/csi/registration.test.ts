@@ -59,10 +59,7 @@ describe('kubelet registration', () => {
       c.close();
       await reg.close();
     }
-    await assert.rejects(
-      import('node:fs/promises').then((fs) => fs.stat(socket)),
-      /ENOENT/,
-    );
+    await assert.rejects(stat(socket), /ENOENT/);
     await rm(dir, { recursive: true, force: true });
   });
 });
