@@ -8,6 +8,7 @@ import {
   createReadStream,
   existsSync,
   mkdirSync,
+  readdirSync,
   readFileSync,
   renameSync,
   rmSync,
@@ -124,21 +125,36 @@ export async function buildImage(spec: ImageSpec, archive: string): Promise<Buil
 }
 
 /**
- * The archive for `ref` under `cacheDir`; `prepare` lays out the layers and is called only when no
- * archive for the same ref exists (refs carry a key of their inputs).
+ * The archive for `ref` under `cacheDir`; `prepare` lays out the layers under the staging directory
+ * it is given and is called only when no archive for the same ref exists (refs carry a key of their
+ * inputs). The staging directory and older archives of the same repository are removed, so the
+ * cache holds one archive per image.
  */
 export async function cachedImage(
   ref: string,
   cacheDir: string,
-  prepare: () => Omit<ImageSpec, 'ref'>,
+  prepare: (stage: string) => Omit<ImageSpec, 'ref'>,
 ): Promise<BuiltImage> {
   mkdirSync(cacheDir, { recursive: true });
-  const archive = join(cacheDir, `${ref.replace(/[/:]/g, '_')}.tar`);
+  const base = (r: string): string => r.replace(/[/:]/g, '_');
+  const archive = join(cacheDir, `${base(ref)}.tar`);
   const note = `${archive}.bytes`;
   if (existsSync(archive) && existsSync(note)) {
     return { ref, archive, bytes: Number(readFileSync(note, 'utf8')) };
   }
-  const built = await buildImage({ ref, ...prepare() }, archive);
-  writeFileSync(note, String(built.bytes));
-  return built;
+  const stage = `${archive}.stage`;
+  rmSync(stage, { recursive: true, force: true });
+  mkdirSync(stage, { recursive: true });
+  try {
+    const built = await buildImage({ ref, ...prepare(stage) }, archive);
+    writeFileSync(note, String(built.bytes));
+    const repo = base(ref.slice(0, ref.lastIndexOf(':') + 1));
+    for (const f of readdirSync(cacheDir)) {
+      if (f.startsWith(repo) && !f.startsWith(base(ref)))
+        rmSync(join(cacheDir, f), { recursive: true, force: true });
+    }
+    return built;
+  } finally {
+    rmSync(stage, { recursive: true, force: true });
+  }
 }

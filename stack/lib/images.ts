@@ -84,10 +84,8 @@ export async function ferryImage(
     String(statSync(nodeBin).size),
     ...src.flatMap((f) => [relative(repoRoot, f), readFileSync(f)]),
   ]);
-  return cachedImage(`ferry.local/ferry:${key}`, cacheDir, () => {
+  return cachedImage(`ferry.local/ferry:${key}`, cacheDir, (stage) => {
     log('building the Ferry image (Node 24, production dependencies, src/)');
-    const stage = join(cacheDir, `ferry-${key}.stage`);
-    rmSync(stage, { recursive: true, force: true });
     const [base, deps, app] = ['base', 'deps', 'app'].map((l) => join(stage, l)) as [string, string, string];
     baseRoot(base);
     copyWithLibs(nodeBin, base, 'usr/local/bin/node');
@@ -126,10 +124,7 @@ export async function ferryImage(
 
 export async function pauseImage(pauseBinary: string, cacheDir: string): Promise<BuiltImage> {
   const key = hashInputs([readFileSync(pauseBinary)]);
-  return cachedImage(`ferry.local/pause:${key}`, cacheDir, () => {
-    const root = join(cacheDir, `pause-${key}.stage`);
-    rmSync(root, { recursive: true, force: true });
-    mkdirSync(root, { recursive: true });
+  return cachedImage(`ferry.local/pause:${key}`, cacheDir, (root) => {
     copyFileSync(pauseBinary, join(root, 'pause'));
     return { layers: [root], config: { User: '65535:65535', Entrypoint: ['/pause'] } };
   });
@@ -139,9 +134,7 @@ const BUSYBOX = '/bin/busybox';
 
 export async function testImage(psql: string, cacheDir: string): Promise<BuiltImage> {
   const key = hashInputs([readFileSync(BUSYBOX), readFileSync(psql)]);
-  return cachedImage(`ferry.local/test:${key}`, cacheDir, () => {
-    const root = join(cacheDir, `test-${key}.stage`);
-    rmSync(root, { recursive: true, force: true });
+  return cachedImage(`ferry.local/test:${key}`, cacheDir, (root) => {
     baseRoot(root);
     mkdirSync(join(root, 'bin'));
     copyFileSync(BUSYBOX, join(root, 'bin', 'busybox'));
