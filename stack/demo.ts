@@ -66,7 +66,7 @@ try {
   const kube = adminClient(env);
   const vault = new VaultAdmin(env);
   say(
-    `image ${node.images.ferry} (${(node.imageBytes[node.images.ferry] ?? 0) / 1e6} MB) runs the operator and the CSI driver`,
+    `image ${node.images.ferry} (${((node.imageBytes[node.images.ferry] ?? 0) / 1e6).toFixed(1)} MB) runs the operator and the CSI driver`,
   );
 
   step(`Configuring ${server}: a policy, a Kubernetes auth role for demo/demo-app, and a secret`);
