@@ -8,7 +8,7 @@
 //   --keep    leave everything running and print how to reach it
 //   --flavor  openbao (default) or vault
 import { randomBytes } from 'node:crypto';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { errorMessage } from '../src/errors.ts';
@@ -24,7 +24,7 @@ import {
   readManifests,
   VaultAdmin,
 } from './lib/fixtures.ts';
-import { type NodeEnv, waitForOutput } from './lib/node.ts';
+import { csiTargetPath, mountedUnder, type NodeEnv, waitForOutput } from './lib/node.ts';
 import { type Flavor, repoRoot, stackDown, stackUp } from './lib/stack.ts';
 
 const { values } = parseArgs({
@@ -127,14 +127,7 @@ try {
   say(`  ${line}`);
   say(`  ${mount}   (tmpfs, read-only)`);
   const pod = await kube.get<KubeObject>(Pods, 'vault-reader', 'demo');
-  const target = join(
-    node.kubeletRoot,
-    'pods',
-    pod.metadata.uid ?? '',
-    'volumes',
-    'kubernetes.io~csi',
-    'secrets',
-  );
+  const target = csiTargetPath(node, pod.metadata.uid ?? '', 'secrets');
   const secretNames = (await kube.list<Secret>(Secrets, { namespace: 'demo' })).items.map(
     (s) => s.metadata.name,
   );
@@ -147,7 +140,7 @@ try {
     async () => (await kube.getIfExists(Pods, 'vault-reader', 'demo')) === undefined,
     60_000,
   );
-  const mounted = readFileSync('/proc/self/mountinfo', 'utf8').includes(target);
+  const mounted = mountedUnder(target);
   say(
     `volume directory on the node: ${existsSync(target) ? 'still there' : 'gone'}; mounted: ${mounted ? 'yes' : 'no'}`,
   );

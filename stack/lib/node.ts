@@ -466,3 +466,13 @@ export async function waitForOutput(
     await new Promise((r) => setTimeout(r, 250));
   }
 }
+
+/** Where kubelet asks a CSI driver to publish a pod's inline volume `volume` on this node. */
+export function csiTargetPath(node: NodeEnv, podUid: string, volume: string): string {
+  return join(node.kubeletRoot, 'pods', podUid, 'volumes', 'kubernetes.io~csi', volume, 'mount');
+}
+
+/** Whether anything is mounted at or below `path` on this machine. */
+export function mountedUnder(path: string): boolean {
+  return mountsUnder(path).length > 0;
+}

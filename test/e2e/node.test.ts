@@ -3,8 +3,7 @@
 // is read from its own output, through kubelet's log files: env and volume contents, its mounts, a
 // PostgreSQL login with dynamic credentials. Nothing here imitates kubelet.
 import assert from 'node:assert/strict';
-import { existsSync, readFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { existsSync } from 'node:fs';
 import { after, before, describe, it } from 'node:test';
 import type { KubeClient } from '../../src/k8s/client.ts';
 import { Events, Namespaces, Pods, Secrets } from '../../src/k8s/resources.ts';
@@ -24,7 +23,7 @@ import {
   vds,
   vss,
 } from '../../stack/lib/fixtures.ts';
-import { type NodeEnv, podLogs, waitForOutput } from '../../stack/lib/node.ts';
+import { csiTargetPath, mountedUnder, type NodeEnv, podLogs, waitForOutput } from '../../stack/lib/node.ts';
 import { type StackEnv, uniqueName, useStack } from './harness.ts';
 
 type Pod = KubeObject & {
@@ -233,19 +232,8 @@ describe('on the real node', { skip: noNode }, () => {
     assert.match(first, / write=no$/, 'the container cannot write into its volume');
     const user = /user=(\S+)/.exec(first)?.[1] ?? '';
     const pod = await kube.get<Pod>(Pods, 'web', ns);
-    const target = join(
-      node.kubeletRoot,
-      'pods',
-      pod.metadata.uid ?? '',
-      'volumes',
-      'kubernetes.io~csi',
-      'secrets',
-      'mount',
-    );
-    assert.ok(
-      readFileSync('/proc/self/mountinfo', 'utf8').includes(` ${target} `),
-      'kubelet asked for this mount',
-    );
+    const target = csiTargetPath(node, pod.metadata.uid ?? '', 'secrets');
+    assert.ok(mountedUnder(target), 'kubelet asked for this mount');
 
     // requiresRepublish: kubelet calls NodePublishVolume again at each pod sync; the driver re-reads.
     const t1 = Date.now();
@@ -265,7 +253,7 @@ describe('on the real node', { skip: noNode }, () => {
       60_000,
     );
     assert.ok(!existsSync(target), 'the volume is gone from the node');
-    assert.ok(!readFileSync('/proc/self/mountinfo', 'utf8').includes(target), 'no mount left');
+    assert.ok(!mountedUnder(target), 'no mount left');
     await eventually('the lease revoked', async () => {
       const res = await vault.call('GET', `sys/leases/lookup/${db}/creds/dyn?list=true`);
       const keys = (res?.data as { keys?: string[] } | undefined)?.keys ?? [];
