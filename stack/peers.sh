@@ -197,9 +197,17 @@ build_helm() {
 }
 
 ensure() {
-  local peer=$1 dir
+  local peer=$1 dir lock
   dir=$(dir_of "$peer")
   if [ -f "$dir/.complete" ]; then
+    return 0
+  fi
+  # One build per peer at a time: concurrent callers (test files run in parallel) wait for it.
+  mkdir -p "$(dirname "$dir")"
+  exec {lock}>"$dir.lock"
+  flock "$lock"
+  if [ -f "$dir/.complete" ]; then
+    exec {lock}>&-
     return 0
   fi
   say "building $peer $(version_of "$peer") into $dir (cached for later runs)"
@@ -212,6 +220,7 @@ ensure() {
   rm -rf "$dir.tmp/src" "$dir"
   mv "$dir.tmp" "$dir"
   touch "$dir/.complete"
+  exec {lock}>&-
 }
 
 cmd=${1:-}
