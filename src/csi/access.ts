@@ -199,7 +199,8 @@ export function checkTokenReview(
   audience: string,
 ): AccessDecision {
   if (review.authenticated !== true) return { allowed: false, reason: 'service account token is not valid' };
-  if (review.audiences && !review.audiences.includes(audience)) {
+  // An absent audiences list is no proof: the API server echoes the audiences it validated.
+  if (!review.audiences?.includes(audience)) {
     return { allowed: false, reason: `service account token is not valid for audience ${audience}` };
   }
   const expected = `system:serviceaccount:${pod.namespace}:${pod.serviceAccount}`;

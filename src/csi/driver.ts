@@ -129,6 +129,7 @@ export class CsiDriver {
       vault,
       events,
       audience,
+      nodeId: cfg.nodeId,
       globalExcludeRaw: cfg.globalExcludeRaw ?? false,
       log,
       clock,

@@ -49,6 +49,7 @@ export interface EventSink {
 
 export interface Pod extends KubeObject, PodContainers {
   spec?: {
+    nodeName?: string;
     serviceAccountName?: string;
     securityContext?: { fsGroup?: number; runAsUser?: number; runAsGroup?: number };
     containers?: { name: string; image?: string }[];
@@ -63,6 +64,8 @@ export interface PublisherDeps {
   vault: { get(consumer: Consumer, signal?: AbortSignal): Promise<VaultAccess> };
   events: EventSink;
   audience: string;
+  /** This driver's node: kubelet only asks for its own pods, so another node's pod is refused. */
+  nodeId: string;
   globalExcludeRaw: boolean;
   log: Logger;
   clock: Clock;
@@ -200,6 +203,7 @@ export class Publisher {
     if ((podObj.spec?.serviceAccountName ?? 'default') !== pod.serviceAccount) {
       return deny(`${who} runs as another service account`);
     }
+    if (podObj.spec?.nodeName !== d.nodeId) return deny(`${who} is not scheduled on node ${d.nodeId}`);
 
     // 3. accessControl.
     const subject: AccessSubject = { ...pod, labels: podObj.metadata.labels ?? {} };

@@ -53,6 +53,8 @@ export async function makePod(
     securityContext?: Record<string, number>;
     csiSecretsName?: string;
     containers?: { name: string; image: string }[];
+    /** Default: the test driver's node. */
+    nodeName?: string;
   },
 ): Promise<PodRef> {
   const pod = await kube.create<KubeObject>(Pods, {
@@ -60,7 +62,7 @@ export async function makePod(
     kind: 'Pod',
     metadata: { name: p.name, namespace: p.namespace, labels: p.labels ?? {} },
     spec: {
-      nodeName: CSI_TEST_NODE,
+      nodeName: p.nodeName ?? CSI_TEST_NODE,
       serviceAccountName: p.serviceAccount,
       securityContext: p.securityContext ?? { fsGroup: 2000 },
       containers: p.containers ?? [{ name: 'app', image: 'busybox' }],

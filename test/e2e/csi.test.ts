@@ -261,7 +261,7 @@ describe('CSI driver (real API server and Vault)', () => {
     for (const name of ['wrong-sa', 'wrong-label', 'web-elsewhere']) assert.ok(text.includes(name), name);
   });
 
-  it('refuses a forged identity: another pod’s token, or a token for another audience', async () => {
+  it('refuses a forged identity: another pod’s token, a token for another audience, a pod on another node', async () => {
     const web = pods.get(`${ns}/web-1`) as PodRef;
     const other = pods.get(`${ns}/wrong-sa`) as PodRef;
     // The wrong-sa pod claims to be web-1 (same SA name web) but carries its own token.
@@ -281,6 +281,18 @@ describe('CSI driver (real API server and Vault)', () => {
     r = await codeOf(publish(fresh, { token: 'not-a-jwt' }));
     assert.equal(r.code, 'PERMISSION_DENIED', r.message);
     await assert.rejects(lstat(targetOf(fresh)), { code: 'ENOENT' });
+    // A genuine pod and token, but the pod is scheduled on another node: this driver's kubelet
+    // never asks for it.
+    const elsewhere = await sharedMakePod(kube, {
+      namespace: ns,
+      name: 'web-elsewhere',
+      serviceAccount: 'web',
+      labels: { app: 'web' },
+      nodeName: 'another-node',
+    });
+    r = await codeOf(publish(elsewhere));
+    assert.equal(r.code, 'PERMISSION_DENIED', r.message);
+    assert.match(r.message, /not scheduled on node/);
     // Its genuine token works.
     await publish(fresh);
     assert.equal(

@@ -217,6 +217,7 @@ describe('checkTokenReview', () => {
   const bad: [string, object][] = [
     ['unauthenticated', { ...ok, authenticated: false }],
     ['other audience', { ...ok, audiences: ['vault'] }],
+    ['no audiences in the review', { ...ok, audiences: undefined }],
     ['other SA', { ...ok, user: { ...ok.user, username: 'system:serviceaccount:team-a:api' } }],
     ['other namespace', { ...ok, user: { ...ok.user, username: 'system:serviceaccount:team-b:web' } }],
     ['not pod bound', { ...ok, user: { username: ok.user.username } }],
