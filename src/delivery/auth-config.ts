@@ -33,6 +33,12 @@ export interface KubernetesLogin {
   tokenExpirationSeconds?: number;
 }
 
+/** VSO's two JWT sources: a TokenRequest for `serviceAccount` (which wins when both are set), else
+ * the `jwt` key of Secret `secretRef`. */
+export interface JwtLogin extends KubernetesLogin {
+  secretRef?: string;
+}
+
 export interface AppRoleLogin {
   roleId?: string;
   secretRef?: string;
@@ -47,6 +53,7 @@ export interface EffectiveAuth {
   params: Record<string, string>;
   headers: Record<string, string>;
   kubernetes?: KubernetesLogin;
+  jwt?: JwtLogin;
   appRole?: AppRoleLogin;
 }
 
@@ -107,6 +114,14 @@ export function effectiveAuth(auth: VaultAuthSpec, global?: VaultAuthGlobalSpec)
   if (method === 'kubernetes') {
     out.kubernetes = mergeFields<KubernetesLogin>(auth.kubernetes, global?.kubernetes, [
       'role',
+      'serviceAccount',
+      'audiences',
+      'tokenExpirationSeconds',
+    ]);
+  } else if (method === 'jwt') {
+    out.jwt = mergeFields<JwtLogin>(auth.jwt, global?.jwt, [
+      'role',
+      'secretRef',
       'serviceAccount',
       'audiences',
       'tokenExpirationSeconds',

@@ -1,6 +1,7 @@
 // From a consuming resource (VaultStaticSecret, ...) to an authenticated Vault session: resolve the
 // VaultAuth (and its VaultAuthGlobal) and the VaultConnection from the informer caches, enforce
 // allowedNamespaces, and get one cached session per auth × connection × identity (vso-api.md §11).
+import { createHash } from 'node:crypto';
 import type { CSISecretsSpec } from '../api/v1beta1/csisecrets.ts';
 import type { VaultAuth } from '../api/v1beta1/vaultauth.ts';
 import type { VaultAuthGlobal } from '../api/v1beta1/vaultauthglobal.ts';
@@ -16,10 +17,10 @@ import type { TaskScheduler } from '../runtime/tasks.ts';
 import { appRoleAuth } from '../vault/auth/approle.ts';
 import type { AuthMethod } from '../vault/auth/index.ts';
 import { jwtAuth, kubernetesAuth } from '../vault/auth/kubernetes.ts';
-import { readCaCertFile } from '../vault/ca-file.ts';
 import { type CacheKeyInput, computeCacheKey, VaultClientCache } from '../vault/cache.ts';
 import type { VaultApi, VaultClientOptions } from '../vault/client.ts';
 import { VaultClient } from '../vault/client.ts';
+import { readCaCertFile, readSecretIdFile } from '../vault/confined-file.ts';
 import { VaultError } from '../vault/errors.ts';
 import {
   type CacheEncryption,
@@ -34,7 +35,12 @@ import {
 } from '../vault/persistence.ts';
 import type { SessionEvent, VaultSessionOptions } from '../vault/session.ts';
 import { VaultSession } from '../vault/session.ts';
-import { type EffectiveAuth, effectiveAuth, isAllowedNamespace } from './auth-config.ts';
+import {
+  type EffectiveAuth,
+  effectiveAuth,
+  isAllowedNamespace,
+  type KubernetesLogin,
+} from './auth-config.ts';
 
 export interface VaultAccessDeps {
   client: KubeClient;
@@ -179,6 +185,7 @@ export function resolveAuthConfig(
     method: eff.method,
     mount: eff.mount,
     ...(eff.kubernetes ? { kubernetes: eff.kubernetes } : {}),
+    ...(eff.jwt ? { jwt: eff.jwt } : {}),
     ...(eff.appRole ? { appRole: eff.appRole } : {}),
   });
   if (problems.length > 0) throw problemsError('invalid VaultAuth', problems);
@@ -529,24 +536,43 @@ export class VaultAccessResolver {
     eff: EffectiveAuth,
     namespace: string,
   ): Promise<{ providerUID: string; method: AuthMethod }> {
-    const extras = { params: eff.params, headers: eff.headers };
+    const base = { mount: eff.mount, params: eff.params, headers: eff.headers };
     if (eff.method === 'appRole') {
       const a = eff.appRole ?? {};
-      const secretRef = a.secretRef ?? '';
-      const secret = await this.#secret(namespace, secretRef);
-      return {
-        providerUID: uidOf(secret, `Secret ${namespace}/${secretRef}`),
-        method: appRoleAuth({
-          mount: eff.mount,
-          roleId: a.roleId ?? '',
-          // Re-read on every login: the secret-id may have been rotated.
-          getSecretId: async () =>
-            secretValue(await this.#secret(namespace, secretRef), 'id', `${namespace}/${secretRef}`),
-          ...extras,
-        }),
-      };
+      const roleId = a.roleId ?? '';
+      if (a.secretIDPath) {
+        const path = a.secretIDPath;
+        return {
+          providerUID: secretIdPathUid(path),
+          // Re-read on every login: the file may have been rotated.
+          method: appRoleAuth({ ...base, roleId, getSecretId: () => readSecretIdFile(path) }),
+        };
+      }
+      const { providerUID, read } = await this.#secretSource(namespace, a.secretRef ?? '', 'id');
+      return { providerUID, method: appRoleAuth({ ...base, roleId, getSecretId: read }) };
+    }
+    if (eff.method === 'jwt') {
+      const j = eff.jwt ?? {};
+      const opts = { ...base, role: j.role ?? '' };
+      // VSO: the ServiceAccount wins when both sources are set.
+      if (j.serviceAccount)
+        return this.#tokenRequest(namespace, j, (getToken) => jwtAuth({ ...opts, getToken }));
+      const { providerUID, read } = await this.#secretSource(namespace, j.secretRef ?? '', 'jwt');
+      return { providerUID, method: jwtAuth({ ...opts, getToken: read }) };
     }
     const k = eff.kubernetes ?? {};
+    return this.#tokenRequest(namespace, k, (getToken) =>
+      kubernetesAuth({ ...base, role: k.role ?? '', getToken }),
+    );
+  }
+
+  /** A ServiceAccount token source: a TokenRequest with the configured audiences and lifetime on
+   * every login (VSO's default lifetime is the CRD's 600 s). */
+  async #tokenRequest(
+    namespace: string,
+    k: KubernetesLogin,
+    method: (getToken: () => Promise<string>) => AuthMethod,
+  ): Promise<{ providerUID: string; method: AuthMethod }> {
     const sa = k.serviceAccount ?? '';
     const providerUID = await this.#serviceAccountUid(namespace, sa);
     const getToken = async (): Promise<string> => {
@@ -556,8 +582,21 @@ export class VaultAccessResolver {
       });
       return tr.token;
     };
-    const opts = { mount: eff.mount, role: k.role ?? '', getToken, ...extras };
-    return { providerUID, method: eff.method === 'jwt' ? jwtAuth(opts) : kubernetesAuth(opts) };
+    return { providerUID, method: method(getToken) };
+  }
+
+  /** A credential held under `key` of a Secret in the provider namespace: the Secret's UID
+   * identifies the provider, and the value is re-read on every login (it may have been rotated). */
+  async #secretSource(
+    namespace: string,
+    name: string,
+    key: string,
+  ): Promise<{ providerUID: string; read: () => Promise<string> }> {
+    const secret = await this.#secret(namespace, name);
+    return {
+      providerUID: uidOf(secret, `Secret ${namespace}/${name}`),
+      read: async () => secretValue(await this.#secret(namespace, name), key, `${namespace}/${name}`),
+    };
   }
 
   async #serviceAccountUid(namespace: string, name: string): Promise<string> {
@@ -586,4 +625,11 @@ function secretValue(secret: Secret, key: string, what: string): string {
   const v = secret.data?.[key];
   if (!v) throw new FerryError(CODES.INVALID_CONFIG, `Secret ${what} has no ${key} key`);
   return Buffer.from(v, 'base64').toString('utf8');
+}
+
+/** A secret-id file has no Kubernetes UID; VSO takes a random one on every client creation, which
+ * would give each login a new cache key. A name-based UUID of the path keeps one session per file. */
+export function secretIdPathUid(path: string): string {
+  const h = createHash('sha256').update(`approle-secret-id-path:${path}`).digest('hex');
+  return `${h.slice(0, 8)}-${h.slice(8, 12)}-5${h.slice(13, 16)}-a${h.slice(17, 20)}-${h.slice(20, 32)}`;
 }

@@ -1,0 +1,238 @@
+// What each VaultAuth method sends to Vault's login endpoint when resolved through the
+// VaultAccessResolver: JWT from a Secret or from a TokenRequest (VSO's two sources), AppRole from a
+// Secret or from a secret-id file, and fields inherited from a VaultAuthGlobal. Vault is a loopback
+// fake; the end-to-end proof against real Vault/OpenBao is test/e2e/auth-methods.test.ts.
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, beforeEach, describe, it } from 'node:test';
+import type { VaultAuth } from '../../../src/api/v1beta1/vaultauth.ts';
+import type { VaultAuthGlobal } from '../../../src/api/v1beta1/vaultauthglobal.ts';
+import type { VaultConnection } from '../../../src/api/v1beta1/vaultconnection.ts';
+import { secretIdPathUid, VaultAccessResolver } from '../../../src/delivery/vault-access.ts';
+import { CODES, isFerryError } from '../../../src/errors.ts';
+import type { KubeClient } from '../../../src/k8s/client.ts';
+import { Secrets, ServiceAccounts } from '../../../src/k8s/resources.ts';
+import type { KubeObject } from '../../../src/k8s/types.ts';
+import { createStore, type Store } from '../../../src/runtime/store.ts';
+import { setSecretIdDir } from '../../../src/vault/confined-file.ts';
+import { FakeKube } from '../controllers/harness.ts';
+import { authBody, FakeVault, ManualClock } from '../vault/helpers.ts';
+
+const OP = 'ferry-system';
+const NS = 'app';
+
+type TokenRequest = {
+  namespace: string;
+  serviceAccount: string;
+  audiences?: string[];
+  expirationSeconds?: number;
+};
+
+/** FakeKube plus the TokenRequest subresource, recording what was asked. */
+class TokenKube extends FakeKube {
+  readonly tokenRequests: TokenRequest[] = [];
+  async createToken(
+    namespace: string,
+    serviceAccount: string,
+    spec: { audiences?: string[]; expirationSeconds?: number },
+  ): Promise<{ token: string; expirationTimestamp: string }> {
+    this.tokenRequests.push({ namespace, serviceAccount, ...spec });
+    return { token: `sa-token-${this.tokenRequests.length}`, expirationTimestamp: '2030-01-01T00:00:00Z' };
+  }
+}
+
+function storeOf<T extends KubeObject>(...items: T[]): Store<T> {
+  const { store, writer } = createStore<T>();
+  writer.apply({ type: 'init' });
+  for (const object of items) writer.apply({ type: 'initApply', object });
+  writer.apply({ type: 'initDone' });
+  return store;
+}
+
+const meta = (name: string, namespace = NS) => ({
+  name,
+  namespace,
+  uid: `uid-${namespace}-${name}`,
+  generation: 1,
+});
+const vaultAuth = (name: string, spec: NonNullable<VaultAuth['spec']>): VaultAuth => ({
+  apiVersion: 'secrets.hashicorp.com/v1beta1',
+  kind: 'VaultAuth',
+  metadata: meta(name),
+  spec: { vaultConnectionRef: 'conn', ...spec },
+});
+const b64 = (s: string) => Buffer.from(s).toString('base64');
+
+describe('VaultAccessResolver logins by method', () => {
+  let vault: FakeVault;
+  let kube: TokenKube;
+  let dir: string;
+  const logins = () => vault.requests.filter((r) => r.path.endsWith('/login'));
+
+  before(async () => {
+    vault = await FakeVault.start();
+    vault.handler = (req) =>
+      req.path.endsWith('/login') ? { body: authBody(`tok-${vault.requests.length}`, { ttl: 3600 }) } : {};
+    dir = mkdtempSync(join(tmpdir(), 'ferry-secret-id-'));
+    writeFileSync(join(dir, 'id'), '  file-secret-id\n');
+    writeFileSync(join(dir, 'empty'), '\n');
+    setSecretIdDir(dir);
+  });
+  after(async () => {
+    await vault.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+  beforeEach(() => {
+    vault.requests.length = 0;
+    kube = new TokenKube();
+    kube.put(ServiceAccounts, { metadata: meta('app') });
+    kube.put(Secrets, { metadata: meta('jwt-src'), data: { jwt: b64('jwt-from-secret') } });
+    kube.put(Secrets, { metadata: meta('approle'), data: { id: b64('secret-secret-id') } });
+  });
+
+  function resolver(auths: VaultAuth[], globals: VaultAuthGlobal[] = []): VaultAccessResolver {
+    const connection: VaultConnection = {
+      apiVersion: 'secrets.hashicorp.com/v1beta1',
+      kind: 'VaultConnection',
+      metadata: meta('conn'),
+      spec: { address: vault.address, skipTLSVerify: false },
+    };
+    return new VaultAccessResolver({
+      client: kube as unknown as KubeClient,
+      operatorNamespace: OP,
+      auths: storeOf(...auths),
+      authGlobals: storeOf(...globals),
+      connections: storeOf(connection),
+      cacheSize: 10,
+      clock: new ManualClock(),
+      tasks: { schedule: () => {} },
+      allowDefaultGlobals: true,
+    });
+  }
+
+  async function loginWith(auth: VaultAuth, globals: VaultAuthGlobal[] = []) {
+    const r = resolver([auth], globals);
+    try {
+      const access = await r.get({ namespace: NS, vaultAuthRef: auth.metadata.name });
+      return { access, body: logins().at(-1)?.body as Record<string, unknown>, path: logins().at(-1)?.path };
+    } finally {
+      await r.cache.clear();
+    }
+  }
+
+  it('jwt: presents the jwt key of secretRef', async () => {
+    const { body, path } = await loginWith(
+      vaultAuth('a', { method: 'jwt', mount: 'jwt', jwt: { role: 'r', secretRef: 'jwt-src' } }),
+    );
+    assert.equal(path, '/v1/auth/jwt/login');
+    assert.deepEqual(body, { role: 'r', jwt: 'jwt-from-secret' });
+    assert.equal(kube.tokenRequests.length, 0);
+  });
+
+  it('jwt: requests a ServiceAccount token with the audiences and lifetime, and it wins over secretRef', async () => {
+    const { body } = await loginWith(
+      vaultAuth('a', {
+        method: 'jwt',
+        mount: 'jwt',
+        jwt: {
+          role: 'r',
+          serviceAccount: 'app',
+          secretRef: 'jwt-src',
+          audiences: ['vault', 'other'],
+          tokenExpirationSeconds: 1200,
+        },
+      }),
+    );
+    assert.deepEqual(body, { role: 'r', jwt: 'sa-token-1' });
+    assert.deepEqual(kube.tokenRequests, [
+      { namespace: NS, serviceAccount: 'app', audiences: ['vault', 'other'], expirationSeconds: 1200 },
+    ]);
+  });
+
+  it('jwt: a ServiceAccount token without audiences lasts 600 s by default', async () => {
+    await loginWith(
+      vaultAuth('a', { method: 'jwt', mount: 'jwt', jwt: { role: 'r', serviceAccount: 'app' } }),
+    );
+    assert.deepEqual(kube.tokenRequests, [{ namespace: NS, serviceAccount: 'app', expirationSeconds: 600 }]);
+  });
+
+  it('jwt: takes role, source and mount from a VaultAuthGlobal', async () => {
+    const global: VaultAuthGlobal = {
+      apiVersion: 'secrets.hashicorp.com/v1beta1',
+      kind: 'VaultAuthGlobal',
+      metadata: meta('g'),
+      spec: { defaultAuthMethod: 'jwt', jwt: { role: 'gr', secretRef: 'jwt-src', mount: 'gjwt' } },
+    };
+    const { body, path } = await loginWith(vaultAuth('a', { vaultAuthGlobalRef: { name: 'g' } }), [global]);
+    assert.equal(path, '/v1/auth/gjwt/login');
+    assert.deepEqual(body, { role: 'gr', jwt: 'jwt-from-secret' });
+  });
+
+  it('jwt: refuses a missing role, a missing source and a Secret without the jwt key', async () => {
+    await assert.rejects(
+      loginWith(vaultAuth('a', { method: 'jwt', mount: 'jwt', jwt: { secretRef: 'jwt-src' } })),
+      (e) =>
+        isFerryError(e) && e.code === CODES.INVALID_CONFIG && /spec\.jwt\.role: is required/.test(e.message),
+    );
+    await assert.rejects(
+      loginWith(vaultAuth('a', { method: 'jwt', mount: 'jwt', jwt: { role: 'r' } })),
+      (e) => isFerryError(e) && /one of secretRef or serviceAccount/.test(e.message),
+    );
+    await assert.rejects(
+      loginWith(vaultAuth('a', { method: 'jwt', mount: 'jwt', jwt: { role: 'r', secretRef: 'approle' } })),
+      (e) => isFerryError(e) && e.code === CODES.VAULT_AUTH && /JWT/.test(e.message),
+    );
+    assert.equal(logins().length, 0);
+  });
+
+  it('appRole: reads the id key of secretRef', async () => {
+    const { body } = await loginWith(
+      vaultAuth('a', {
+        method: 'appRole',
+        mount: 'approle',
+        appRole: { roleId: 'rid', secretRef: 'approle' },
+      }),
+    );
+    assert.deepEqual(body, { role_id: 'rid', secret_id: 'secret-secret-id' });
+  });
+
+  it('appRole: reads secretIDPath under the secret-id directory, trimmed, with a stable provider UID', async () => {
+    const auth = vaultAuth('a', {
+      method: 'appRole',
+      mount: 'approle',
+      appRole: { roleId: 'rid', secretIDPath: join(dir, 'id') },
+    });
+    const first = await loginWith(auth);
+    assert.deepEqual(first.body, { role_id: 'rid', secret_id: 'file-secret-id' });
+    const second = await loginWith(auth);
+    assert.equal(first.access.cacheKey, second.access.cacheKey);
+    assert.match(secretIdPathUid('/x'), /^[0-9a-f]{8}-[0-9a-f]{4}-5[0-9a-f]{3}-a[0-9a-f]{3}-[0-9a-f]{12}$/);
+    assert.notEqual(secretIdPathUid('/x'), secretIdPathUid('/y'));
+  });
+
+  it('appRole: refuses a secretIDPath outside the directory, an empty file, and both sources at once', async () => {
+    const withPath = (secretIDPath: string) =>
+      vaultAuth('a', { method: 'appRole', mount: 'approle', appRole: { roleId: 'rid', secretIDPath } });
+    await assert.rejects(
+      loginWith(withPath('/etc/hostname')),
+      (e) => isFerryError(e) && e.code === CODES.VAULT_AUTH && /secret-id/.test(e.message),
+    );
+    await assert.rejects(
+      loginWith(withPath(join(dir, 'empty'))),
+      (e) => isFerryError(e) && e.code === CODES.VAULT_AUTH,
+    );
+    await assert.rejects(
+      loginWith(
+        vaultAuth('a', {
+          method: 'appRole',
+          mount: 'approle',
+          appRole: { roleId: 'rid', secretRef: 'approle', secretIDPath: join(dir, 'id') },
+        }),
+      ),
+      (e) => isFerryError(e) && /mutually exclusive/.test(e.message),
+    );
+    assert.equal(logins().length, 0);
+  });
+});
