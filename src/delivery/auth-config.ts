@@ -45,6 +45,17 @@ export interface AppRoleLogin {
   secretIDPath?: string;
 }
 
+export interface AwsLogin {
+  role?: string;
+  region?: string;
+  headerValue?: string;
+  sessionName?: string;
+  stsEndpoint?: string;
+  iamEndpoint?: string;
+  secretRef?: string;
+  irsaServiceAccount?: string;
+}
+
 export interface EffectiveAuth {
   method: AuthMethod;
   mount: string;
@@ -55,6 +66,7 @@ export interface EffectiveAuth {
   kubernetes?: KubernetesLogin;
   jwt?: JwtLogin;
   appRole?: AppRoleLogin;
+  aws?: AwsLogin;
 }
 
 const nonEmpty = (...values: (string | undefined)[]): string | undefined =>
@@ -125,6 +137,17 @@ export function effectiveAuth(auth: VaultAuthSpec, global?: VaultAuthGlobalSpec)
       'serviceAccount',
       'audiences',
       'tokenExpirationSeconds',
+    ]);
+  } else if (method === 'aws') {
+    out.aws = mergeFields<AwsLogin>(auth.aws, global?.aws, [
+      'role',
+      'region',
+      'headerValue',
+      'sessionName',
+      'stsEndpoint',
+      'iamEndpoint',
+      'secretRef',
+      'irsaServiceAccount',
     ]);
   } else if (method === 'appRole') {
     out.appRole = mergeFields<AppRoleLogin>(auth.appRole, global?.appRole, [

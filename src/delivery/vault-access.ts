@@ -15,6 +15,13 @@ import type { KubeObject, Secret } from '../k8s/types.ts';
 import type { Store } from '../runtime/store.ts';
 import type { TaskScheduler } from '../runtime/tasks.ts';
 import { appRoleAuth } from '../vault/auth/approle.ts';
+import {
+  type AwsCredentials,
+  assumeRoleWithWebIdentity,
+  awsAuth,
+  DEFAULT_AWS_REGION,
+  stsUrl,
+} from '../vault/auth/aws.ts';
 import type { AuthMethod } from '../vault/auth/index.ts';
 import { jwtAuth, kubernetesAuth } from '../vault/auth/kubernetes.ts';
 import { type CacheKeyInput, computeCacheKey, VaultClientCache } from '../vault/cache.ts';
@@ -36,6 +43,7 @@ import {
 import type { SessionEvent, VaultSessionOptions } from '../vault/session.ts';
 import { VaultSession } from '../vault/session.ts';
 import {
+  type AwsLogin,
   type EffectiveAuth,
   effectiveAuth,
   isAllowedNamespace,
@@ -187,11 +195,14 @@ export function resolveAuthConfig(
     ...(eff.kubernetes ? { kubernetes: eff.kubernetes } : {}),
     ...(eff.jwt ? { jwt: eff.jwt } : {}),
     ...(eff.appRole ? { appRole: eff.appRole } : {}),
+    ...(eff.aws ? { aws: eff.aws } : {}),
   });
   if (problems.length > 0) throw problemsError('invalid VaultAuth', problems);
-  if (eff.method !== 'kubernetes' && eff.method !== 'jwt' && eff.method !== 'appRole') {
+  if (eff.method === 'gcp') {
     throw new FerryError(CODES.INVALID_CONFIG, `auth method ${eff.method} is not supported yet`);
   }
+  if (eff.method === 'aws' && !eff.aws?.secretRef && !eff.aws?.irsaServiceAccount)
+    throw awsNodeRoleUnsupported();
   return eff;
 }
 
@@ -551,6 +562,7 @@ export class VaultAccessResolver {
       const { providerUID, read } = await this.#secretSource(namespace, a.secretRef ?? '', 'id');
       return { providerUID, method: appRoleAuth({ ...base, roleId, getSecretId: read }) };
     }
+    if (eff.method === 'aws') return this.#aws(eff.aws ?? {}, namespace, base);
     if (eff.method === 'jwt') {
       const j = eff.jwt ?? {};
       const opts = { ...base, role: j.role ?? '' };
@@ -564,6 +576,75 @@ export class VaultAccessResolver {
     return this.#tokenRequest(namespace, k, (getToken) =>
       kubernetesAuth({ ...base, role: k.role ?? '', getToken }),
     );
+  }
+
+  /**
+   * AWS credentials as VSO takes them: a Secret's `access_key_id`/`secret_access_key`/`session_token`,
+   * else IRSA (a TokenRequest for the ServiceAccount, with the audience and lifetime of its EKS
+   * annotations, exchanged at STS by AssumeRoleWithWebIdentity for the role it names).
+   */
+  async #aws(
+    a: AwsLogin,
+    namespace: string,
+    base: { mount: string; params: Record<string, string>; headers: Record<string, string> },
+  ): Promise<{ providerUID: string; method: AuthMethod }> {
+    const region = a.region || DEFAULT_AWS_REGION;
+    const stsEndpoint = a.stsEndpoint || stsUrl(region);
+    const method = (getCredentials: () => Promise<AwsCredentials>): AuthMethod =>
+      awsAuth({
+        ...base,
+        role: a.role ?? '',
+        region,
+        headerValue: a.headerValue,
+        getCredentials,
+        now: () => this.#deps.clock.now(),
+      });
+    if (a.secretRef) {
+      const name = a.secretRef;
+      const secret = await this.#secret(namespace, name);
+      return {
+        providerUID: uidOf(secret, `Secret ${namespace}/${name}`),
+        method: method(async () => {
+          const s = await this.#secret(namespace, name);
+          const what = `${namespace}/${name}`;
+          const token = s.data?.session_token;
+          return {
+            accessKeyId: secretValue(s, 'access_key_id', what),
+            secretAccessKey: secretValue(s, 'secret_access_key', what),
+            ...(token ? { sessionToken: Buffer.from(token, 'base64').toString('utf8') } : {}),
+          };
+        }),
+      };
+    }
+    if (a.irsaServiceAccount) {
+      const name = a.irsaServiceAccount;
+      return {
+        providerUID: await this.#serviceAccountUid(namespace, name),
+        method: method(async () => {
+          // Annotations are read on every login: the role may be changed on the ServiceAccount.
+          const sa = await getRequired<KubeObject>(
+            this.#deps.client,
+            ServiceAccounts,
+            name,
+            namespace,
+            'ServiceAccount',
+          );
+          const irsa = irsaConfig(sa.metadata.annotations, `${namespace}/${name}`);
+          const tr = await this.#deps.client.createToken(namespace, name, {
+            audiences: [irsa.audience],
+            expirationSeconds: irsa.expirationSeconds,
+          });
+          return assumeRoleWithWebIdentity({
+            stsEndpoint,
+            roleArn: irsa.roleArn,
+            // The AWS SDK's default session name: the time in nanoseconds.
+            sessionName: a.sessionName || `${this.#deps.clock.now()}000000`,
+            token: tr.token,
+          });
+        }),
+      };
+    }
+    throw awsNodeRoleUnsupported();
   }
 
   /** A ServiceAccount token source: a TokenRequest with the configured audiences and lifetime on
@@ -632,4 +713,36 @@ function secretValue(secret: Secret, key: string, what: string): string {
 export function secretIdPathUid(path: string): string {
   const h = createHash('sha256').update(`approle-secret-id-path:${path}`).digest('hex');
   return `${h.slice(0, 8)}-${h.slice(8, 12)}-5${h.slice(13, 16)}-a${h.slice(17, 20)}-${h.slice(20, 32)}`;
+}
+
+const awsNodeRoleUnsupported = (): FerryError =>
+  new FerryError(
+    CODES.INVALID_CONFIG,
+    'aws auth with the node role or instance profile is not supported yet: set spec.aws.secretRef or spec.aws.irsaServiceAccount',
+  );
+
+/** VSO's EKS annotations of an IRSA ServiceAccount: the role is required; the audience defaults to
+ * sts.amazonaws.com and the token lifetime to a day. */
+export function irsaConfig(
+  annotations: Record<string, string> | undefined,
+  what: string,
+): { roleArn: string; audience: string; expirationSeconds: number } {
+  const roleArn = annotations?.['eks.amazonaws.com/role-arn'];
+  if (!roleArn)
+    throw new FerryError(
+      CODES.INVALID_CONFIG,
+      `ServiceAccount ${what} has no eks.amazonaws.com/role-arn annotation`,
+    );
+  const exp = annotations?.['eks.amazonaws.com/token-expiration'];
+  const expirationSeconds = exp === undefined ? 86_400 : Number(exp);
+  if (!Number.isSafeInteger(expirationSeconds))
+    throw new FerryError(
+      CODES.INVALID_CONFIG,
+      `ServiceAccount ${what}: eks.amazonaws.com/token-expiration ${JSON.stringify(exp)} is not an integer`,
+    );
+  return {
+    roleArn,
+    audience: annotations?.['eks.amazonaws.com/audience'] || 'sts.amazonaws.com',
+    expirationSeconds,
+  };
 }

@@ -42,8 +42,8 @@ export async function login(
 }
 
 /** Runs a credential source, turning its failure into a VAULT_AUTH error that names the step. */
-export async function credential(what: string, get: () => Promise<string>): Promise<string> {
-  let value: string;
+export async function credential<T extends string | object>(what: string, get: () => Promise<T>): Promise<T> {
+  let value: T;
   try {
     value = await get();
   } catch (err) {

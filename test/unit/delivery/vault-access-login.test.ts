@@ -4,6 +4,8 @@
 // fake; the end-to-end proof against real Vault/OpenBao is test/e2e/auth-methods.test.ts.
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, beforeEach, describe, it } from 'node:test';
@@ -69,6 +71,9 @@ describe('VaultAccessResolver logins by method', () => {
   let vault: FakeVault;
   let kube: TokenKube;
   let dir: string;
+  let sts: Server;
+  let stsUrl: string;
+  const stsCalls: URLSearchParams[] = [];
   const logins = () => vault.requests.filter((r) => r.path.endsWith('/login'));
 
   before(async () => {
@@ -79,9 +84,29 @@ describe('VaultAccessResolver logins by method', () => {
     writeFileSync(join(dir, 'id'), '  file-secret-id\n');
     writeFileSync(join(dir, 'empty'), '\n');
     setSecretIdDir(dir);
+    sts = createServer((req, res) => {
+      let body = '';
+      req.on('data', (c: Buffer) => {
+        body += c.toString();
+      });
+      req.on('end', () => {
+        stsCalls.push(new URLSearchParams(body));
+        res.writeHead(200, { 'content-type': 'text/xml' });
+        res.end(
+          '<AssumeRoleWithWebIdentityResponse><AssumeRoleWithWebIdentityResult><Credentials>' +
+            '<AccessKeyId>ASIATEMP</AccessKeyId><SecretAccessKey>temp-secret</SecretAccessKey>' +
+            '<SessionToken>temp-session</SessionToken></Credentials></AssumeRoleWithWebIdentityResult>' +
+            '</AssumeRoleWithWebIdentityResponse>',
+        );
+      });
+    });
+    await new Promise<void>((r) => sts.listen(0, '127.0.0.1', r));
+    stsUrl = `http://127.0.0.1:${(sts.address() as AddressInfo).port}/`;
   });
   after(async () => {
     await vault.close();
+    sts.closeAllConnections();
+    await new Promise((r) => sts.close(r));
     rmSync(dir, { recursive: true, force: true });
   });
   beforeEach(() => {
@@ -90,6 +115,20 @@ describe('VaultAccessResolver logins by method', () => {
     kube.put(ServiceAccounts, { metadata: meta('app') });
     kube.put(Secrets, { metadata: meta('jwt-src'), data: { jwt: b64('jwt-from-secret') } });
     kube.put(Secrets, { metadata: meta('approle'), data: { id: b64('secret-secret-id') } });
+    kube.put(Secrets, {
+      metadata: meta('aws-creds'),
+      data: { access_key_id: b64('AKIDSECRET'), secret_access_key: b64('sk'), session_token: b64('st') },
+    });
+    kube.put(ServiceAccounts, {
+      metadata: {
+        ...meta('irsa'),
+        annotations: {
+          'eks.amazonaws.com/role-arn': 'arn:aws:iam::123456789012:role/app',
+          'eks.amazonaws.com/audience': 'aud-x',
+        },
+      },
+    });
+    stsCalls.length = 0;
   });
 
   function resolver(auths: VaultAuth[], globals: VaultAuthGlobal[] = []): VaultAccessResolver {
@@ -232,6 +271,68 @@ describe('VaultAccessResolver logins by method', () => {
         }),
       ),
       (e) => isFerryError(e) && /mutually exclusive/.test(e.message),
+    );
+    assert.equal(logins().length, 0);
+  });
+
+  const iamHeaders = (body: Record<string, unknown>) =>
+    JSON.parse(Buffer.from(String(body.iam_request_headers), 'base64').toString()) as Record<
+      string,
+      string[]
+    >;
+
+  it('aws: signs GetCallerIdentity with the credentials of secretRef', async () => {
+    const { body, path } = await loginWith(
+      vaultAuth('a', {
+        method: 'aws',
+        mount: 'aws',
+        aws: { role: 'r', region: 'eu-west-1', headerValue: 'hv', secretRef: 'aws-creds' },
+      }),
+    );
+    assert.equal(path, '/v1/auth/aws/login');
+    assert.equal(body.role, 'r');
+    assert.equal(body.iam_http_request_method, 'POST');
+    assert.equal(
+      Buffer.from(String(body.iam_request_url), 'base64').toString(),
+      'https://sts.eu-west-1.amazonaws.com/',
+    );
+    const h = iamHeaders(body);
+    assert.match(h.Authorization?.[0] ?? '', /Credential=AKIDSECRET\/\d{8}\/eu-west-1\/sts\/aws4_request/);
+    assert.deepEqual(h['X-Amz-Security-Token'], ['st']);
+    assert.deepEqual(h['X-Vault-Aws-Iam-Server-Id'], ['hv']);
+  });
+
+  it('aws: IRSA exchanges a token with the annotated audience at STS for the annotated role', async () => {
+    const { body } = await loginWith(
+      vaultAuth('a', {
+        method: 'aws',
+        mount: 'aws',
+        aws: { role: 'r', irsaServiceAccount: 'irsa', stsEndpoint: stsUrl, sessionName: 'ferry' },
+      }),
+    );
+    assert.deepEqual(kube.tokenRequests, [
+      { namespace: NS, serviceAccount: 'irsa', audiences: ['aud-x'], expirationSeconds: 86_400 },
+    ]);
+    assert.equal(stsCalls.length, 1);
+    assert.equal(stsCalls[0]?.get('Action'), 'AssumeRoleWithWebIdentity');
+    assert.equal(stsCalls[0]?.get('RoleArn'), 'arn:aws:iam::123456789012:role/app');
+    assert.equal(stsCalls[0]?.get('RoleSessionName'), 'ferry');
+    assert.equal(stsCalls[0]?.get('WebIdentityToken'), 'sa-token-1');
+    const h = iamHeaders(body);
+    assert.match(h.Authorization?.[0] ?? '', /Credential=ASIATEMP\/\d{8}\/us-east-1\/sts\/aws4_request/);
+    assert.deepEqual(h['X-Amz-Security-Token'], ['temp-session']);
+  });
+
+  it('aws: refuses an IRSA ServiceAccount without a role annotation, and the node role (not supported yet)', async () => {
+    await assert.rejects(
+      loginWith(
+        vaultAuth('a', { method: 'aws', mount: 'aws', aws: { role: 'r', irsaServiceAccount: 'app' } }),
+      ),
+      (e) => isFerryError(e) && /no eks\.amazonaws\.com\/role-arn annotation/.test(e.message),
+    );
+    await assert.rejects(
+      loginWith(vaultAuth('a', { method: 'aws', mount: 'aws', aws: { role: 'r' } })),
+      (e) => isFerryError(e) && e.code === CODES.INVALID_CONFIG && /node role/.test(e.message),
     );
     assert.equal(logins().length, 0);
   });

@@ -1,0 +1,184 @@
+// AWS IAM auth: Vault's aws method verifies a caller by replaying a signed `sts:GetCallerIdentity`
+// request to STS. The operator signs that request (SigV4) with AWS credentials and sends its parts
+// (`iam_http_request_method`, `iam_request_url`, `iam_request_headers`, `iam_request_body`, base64)
+// to `auth/<mount>/login`, as VSO does through go-secure-stdlib's awsutil.GenerateLoginData. The
+// credentials come from the caller on every login (a Secret, or an AssumeRoleWithWebIdentity for
+// IRSA), never cached here.
+import { createHash, createHmac } from 'node:crypto';
+import { request } from 'undici';
+import { CODES, FerryError } from '../../errors.ts';
+import type { VaultAuthInfo, VaultClient } from '../client.ts';
+import { type AuthMethod, credential, type LoginExtras, login } from './index.ts';
+
+export interface AwsCredentials {
+  accessKeyId: string;
+  secretAccessKey: string;
+  sessionToken?: string | undefined;
+}
+
+/** awsutil's default when no region is configured (and no metadata service answers). */
+export const DEFAULT_AWS_REGION = 'us-east-1';
+const STS_BODY = 'Action=GetCallerIdentity&Version=2011-06-15';
+const FORM = 'application/x-www-form-urlencoded; charset=utf-8';
+
+/** STS for a region: the global endpoint for us-east-1 (Vault's default `sts_endpoint`), else the
+ * regional one (Vault must then be configured with that endpoint and region, as with VSO). */
+export function stsUrl(region: string): string {
+  return region === DEFAULT_AWS_REGION
+    ? 'https://sts.amazonaws.com/'
+    : `https://sts.${region}.amazonaws.com/`;
+}
+
+const sha256 = (s: string): string => createHash('sha256').update(s).digest('hex');
+const hmac = (key: Buffer | string, s: string): Buffer => createHmac('sha256', key).update(s).digest();
+
+export interface SignInput {
+  method: string;
+  url: URL;
+  /** Header names as sent; all of them are signed. `host` is added from the URL. */
+  headers: Record<string, string>;
+  body: string;
+  service: string;
+  region: string;
+  credentials: AwsCredentials;
+  /** `YYYYMMDDTHHMMSSZ`. */
+  amzDate: string;
+}
+
+/** AWS Signature Version 4: the `Authorization` header value for a request whose headers already
+ * carry `x-amz-date` (and `x-amz-security-token` for temporary credentials). */
+export function sigV4Authorization(r: SignInput): string {
+  const headers = new Map<string, string>([['host', r.url.host]]);
+  for (const [k, v] of Object.entries(r.headers)) headers.set(k.toLowerCase(), v.trim().replace(/\s+/g, ' '));
+  const names = [...headers.keys()].sort();
+  const signedHeaders = names.join(';');
+  const query = [...r.url.searchParams]
+    .map(([k, v]) => [encodeURIComponent(k), encodeURIComponent(v)])
+    .sort(([a = '', x = ''], [b = '', y = '']) => (a === b ? (x < y ? -1 : 1) : a < b ? -1 : 1))
+    .map(([k, v]) => `${k}=${v}`)
+    .join('&');
+  const canonical = [
+    r.method,
+    r.url.pathname || '/',
+    query,
+    ...names.map((n) => `${n}:${headers.get(n)}`),
+    '',
+    signedHeaders,
+    sha256(r.body),
+  ].join('\n');
+  const date = r.amzDate.slice(0, 8);
+  const scope = `${date}/${r.region}/${r.service}/aws4_request`;
+  const toSign = ['AWS4-HMAC-SHA256', r.amzDate, scope, sha256(canonical)].join('\n');
+  const key = hmac(
+    hmac(hmac(hmac(`AWS4${r.credentials.secretAccessKey}`, date), r.region), r.service),
+    'aws4_request',
+  );
+  const signature = createHmac('sha256', key).update(toSign).digest('hex');
+  return `AWS4-HMAC-SHA256 Credential=${r.credentials.accessKeyId}/${scope}, SignedHeaders=${signedHeaders}, Signature=${signature}`;
+}
+
+export const amzDate = (ms: number): string =>
+  new Date(ms).toISOString().replace(/[-:]/g, '').replace(/\.\d+/, '');
+
+/** The login fields of a signed `sts:GetCallerIdentity` (headers as Go's http.Header JSON, with
+ * canonical names, as Vault decodes them). `headerValue` becomes the signed
+ * `X-Vault-AWS-IAM-Server-ID` header Vault may require. */
+export function awsLoginData(
+  credentials: AwsCredentials,
+  opts: { region: string; headerValue?: string | undefined; now: number },
+): Record<string, string> {
+  const url = new URL(stsUrl(opts.region));
+  const headers: Record<string, string> = { 'Content-Type': FORM, 'X-Amz-Date': amzDate(opts.now) };
+  if (credentials.sessionToken) headers['X-Amz-Security-Token'] = credentials.sessionToken;
+  if (opts.headerValue) headers['X-Vault-Aws-Iam-Server-Id'] = opts.headerValue;
+  const authorization = sigV4Authorization({
+    method: 'POST',
+    url,
+    headers,
+    body: STS_BODY,
+    service: 'sts',
+    region: opts.region,
+    credentials,
+    amzDate: headers['X-Amz-Date'] ?? '',
+  });
+  const goHeader = Object.fromEntries(
+    Object.entries({ ...headers, Authorization: authorization }).map(([k, v]) => [k, [v]]),
+  );
+  const b64 = (s: string) => Buffer.from(s).toString('base64');
+  return {
+    iam_http_request_method: 'POST',
+    iam_request_url: b64(url.toString()),
+    iam_request_headers: b64(JSON.stringify(goHeader)),
+    iam_request_body: b64(STS_BODY),
+  };
+}
+
+export interface AwsAuthOptions extends LoginExtras {
+  mount: string;
+  role: string;
+  region: string;
+  headerValue?: string | undefined;
+  getCredentials: () => Promise<AwsCredentials>;
+  now: () => number;
+}
+
+export function awsAuth(opts: AwsAuthOptions): AuthMethod {
+  return {
+    method: 'aws',
+    mount: opts.mount,
+    async login(client: VaultClient, signal?: AbortSignal): Promise<VaultAuthInfo> {
+      const credentials = await credential('AWS credentials', opts.getCredentials);
+      const data = awsLoginData(credentials, {
+        region: opts.region,
+        headerValue: opts.headerValue,
+        now: opts.now(),
+      });
+      return login(client, opts.mount, { ...data, role: opts.role }, opts, signal);
+    },
+  };
+}
+
+const xmlField = (xml: string, tag: string): string | undefined =>
+  new RegExp(`<${tag}>([^<]*)</${tag}>`).exec(xml)?.[1];
+
+/** `sts:AssumeRoleWithWebIdentity` (unsigned; the web identity token is the credential), as the AWS
+ * SDK does for IRSA. STS error bodies are not echoed: they may quote the request. */
+export async function assumeRoleWithWebIdentity(o: {
+  stsEndpoint: string;
+  roleArn: string;
+  sessionName: string;
+  token: string;
+  signal?: AbortSignal | undefined;
+}): Promise<AwsCredentials> {
+  const body = new URLSearchParams({
+    Action: 'AssumeRoleWithWebIdentity',
+    Version: '2011-06-15',
+    RoleArn: o.roleArn,
+    RoleSessionName: o.sessionName,
+    WebIdentityToken: o.token,
+  }).toString();
+  const res = await request(o.stsEndpoint, {
+    method: 'POST',
+    headers: { 'content-type': FORM, accept: 'application/xml' },
+    body,
+    headersTimeout: 30_000,
+    bodyTimeout: 30_000,
+    ...(o.signal ? { signal: o.signal } : {}),
+  });
+  const text = await res.body.text();
+  if (res.statusCode !== 200) {
+    const code = xmlField(text, 'Code') ?? 'unknown error';
+    throw new FerryError(
+      CODES.VAULT_AUTH,
+      `AssumeRoleWithWebIdentity for ${o.roleArn} at ${o.stsEndpoint} failed: HTTP ${res.statusCode} ${code}`,
+    );
+  }
+  const accessKeyId = xmlField(text, 'AccessKeyId');
+  const secretAccessKey = xmlField(text, 'SecretAccessKey');
+  if (!accessKeyId || !secretAccessKey)
+    throw new FerryError(
+      CODES.VAULT_AUTH,
+      `AssumeRoleWithWebIdentity at ${o.stsEndpoint} returned no credentials`,
+    );
+  return { accessKeyId, secretAccessKey, sessionToken: xmlField(text, 'SessionToken') };
+}
