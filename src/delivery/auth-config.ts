@@ -56,6 +56,14 @@ export interface AwsLogin {
   irsaServiceAccount?: string;
 }
 
+export interface GcpLogin {
+  role?: string;
+  workloadIdentityServiceAccount?: string;
+  region?: string;
+  clusterName?: string;
+  projectID?: string;
+}
+
 export interface EffectiveAuth {
   method: AuthMethod;
   mount: string;
@@ -67,6 +75,7 @@ export interface EffectiveAuth {
   jwt?: JwtLogin;
   appRole?: AppRoleLogin;
   aws?: AwsLogin;
+  gcp?: GcpLogin;
 }
 
 const nonEmpty = (...values: (string | undefined)[]): string | undefined =>
@@ -148,6 +157,14 @@ export function effectiveAuth(auth: VaultAuthSpec, global?: VaultAuthGlobalSpec)
       'iamEndpoint',
       'secretRef',
       'irsaServiceAccount',
+    ]);
+  } else if (method === 'gcp') {
+    out.gcp = mergeFields<GcpLogin>(auth.gcp, global?.gcp, [
+      'role',
+      'workloadIdentityServiceAccount',
+      'region',
+      'clusterName',
+      'projectID',
     ]);
   } else if (method === 'appRole') {
     out.appRole = mergeFields<AppRoleLogin>(auth.appRole, global?.appRole, [

@@ -22,8 +22,16 @@ import {
   DEFAULT_AWS_REGION,
   stsUrl,
 } from '../vault/auth/aws.ts';
+import {
+  GCP_SERVICE_ACCOUNT_ANNOTATION,
+  type GcpEndpoints,
+  GOOGLE_ENDPOINTS,
+  gcpIdToken,
+  gcpMetadata,
+  workloadIdentityPool,
+} from '../vault/auth/gcp.ts';
 import type { AuthMethod } from '../vault/auth/index.ts';
-import { jwtAuth, kubernetesAuth } from '../vault/auth/kubernetes.ts';
+import { gcpAuth, jwtAuth, kubernetesAuth } from '../vault/auth/kubernetes.ts';
 import { type CacheKeyInput, computeCacheKey, VaultClientCache } from '../vault/cache.ts';
 import type { VaultApi, VaultClientOptions } from '../vault/client.ts';
 import { VaultClient } from '../vault/client.ts';
@@ -46,6 +54,7 @@ import {
   type AwsLogin,
   type EffectiveAuth,
   effectiveAuth,
+  type GcpLogin,
   isAllowedNamespace,
   type KubernetesLogin,
 } from './auth-config.ts';
@@ -63,6 +72,8 @@ export interface VaultAccessDeps {
   tasks: TaskScheduler;
   /** VSO's `allow-default-globals` option (on by default). */
   allowDefaultGlobals: boolean;
+  /** Google's STS, IAM Credentials and metadata endpoints; tests point them at fakes. */
+  gcpEndpoints?: GcpEndpoints;
   onSessionEvent?: (event: SessionEvent) => void;
   /** Client-cache persistence (vso-api §11.4); absent = none, without the start-up purge. */
   persistence?: {
@@ -196,11 +207,9 @@ export function resolveAuthConfig(
     ...(eff.jwt ? { jwt: eff.jwt } : {}),
     ...(eff.appRole ? { appRole: eff.appRole } : {}),
     ...(eff.aws ? { aws: eff.aws } : {}),
+    ...(eff.gcp ? { gcp: eff.gcp } : {}),
   });
   if (problems.length > 0) throw problemsError('invalid VaultAuth', problems);
-  if (eff.method === 'gcp') {
-    throw new FerryError(CODES.INVALID_CONFIG, `auth method ${eff.method} is not supported yet`);
-  }
   if (eff.method === 'aws' && !eff.aws?.secretRef && !eff.aws?.irsaServiceAccount)
     throw awsNodeRoleUnsupported();
   return eff;
@@ -563,6 +572,7 @@ export class VaultAccessResolver {
       return { providerUID, method: appRoleAuth({ ...base, roleId, getSecretId: read }) };
     }
     if (eff.method === 'aws') return this.#aws(eff.aws ?? {}, namespace, base);
+    if (eff.method === 'gcp') return this.#gcp(eff.gcp ?? {}, namespace, base);
     if (eff.method === 'jwt') {
       const j = eff.jwt ?? {};
       const opts = { ...base, role: j.role ?? '' };
@@ -645,6 +655,45 @@ export class VaultAccessResolver {
       };
     }
     throw awsNodeRoleUnsupported();
+  }
+
+  /** GKE Workload Identity (see vault/auth/gcp.ts); the ServiceAccount's annotation names the Google
+   * service account and is read on every login. */
+  async #gcp(
+    g: GcpLogin,
+    namespace: string,
+    base: { mount: string; params: Record<string, string>; headers: Record<string, string> },
+  ): Promise<{ providerUID: string; method: AuthMethod }> {
+    const name = g.workloadIdentityServiceAccount ?? '';
+    const endpoints = this.#deps.gcpEndpoints ?? GOOGLE_ENDPOINTS;
+    const role = g.role ?? '';
+    const getToken = async (): Promise<string> => {
+      const project = g.projectID || (await gcpMetadata('project/project-id', endpoints));
+      const location = g.region || (await gcpMetadata('instance/attributes/cluster-location', endpoints));
+      const cluster = g.clusterName || (await gcpMetadata('instance/attributes/cluster-name', endpoints));
+      const sa = await getRequired<KubeObject>(
+        this.#deps.client,
+        ServiceAccounts,
+        name,
+        namespace,
+        'ServiceAccount',
+      );
+      const serviceAccount = sa.metadata.annotations?.[GCP_SERVICE_ACCOUNT_ANNOTATION];
+      if (!serviceAccount)
+        throw new FerryError(
+          CODES.INVALID_CONFIG,
+          `ServiceAccount ${namespace}/${name} has no ${GCP_SERVICE_ACCOUNT_ANNOTATION} annotation`,
+        );
+      const tr = await this.#deps.client.createToken(namespace, name, {
+        audiences: [workloadIdentityPool(project)],
+        expirationSeconds: 600,
+      });
+      return gcpIdToken({ project, location, cluster, serviceAccount, vaultRole: role }, tr.token, endpoints);
+    };
+    return {
+      providerUID: await this.#serviceAccountUid(namespace, name),
+      method: gcpAuth({ ...base, role, getToken }),
+    };
   }
 
   /** A ServiceAccount token source: a TokenRequest with the configured audiences and lifetime on

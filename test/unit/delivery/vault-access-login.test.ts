@@ -74,6 +74,10 @@ describe('VaultAccessResolver logins by method', () => {
   let sts: Server;
   let stsUrl: string;
   const stsCalls: URLSearchParams[] = [];
+  let google: Server;
+  let googleUrl: string;
+  const googleCalls: { path: string; headers: Record<string, unknown>; body: string }[] = [];
+  let metadataUp = true;
   const logins = () => vault.requests.filter((r) => r.path.endsWith('/login'));
 
   before(async () => {
@@ -102,10 +106,42 @@ describe('VaultAccessResolver logins by method', () => {
     });
     await new Promise<void>((r) => sts.listen(0, '127.0.0.1', r));
     stsUrl = `http://127.0.0.1:${(sts.address() as AddressInfo).port}/`;
+    // Google's STS, IAM Credentials and the GKE metadata server, on one loopback server.
+    google = createServer((req, res) => {
+      let body = '';
+      req.on('data', (c: Buffer) => {
+        body += c.toString();
+      });
+      req.on('end', () => {
+        const path = req.url ?? '';
+        googleCalls.push({ path, headers: req.headers, body });
+        const json = (status: number, o: unknown) => {
+          res.writeHead(status, { 'content-type': 'application/json' });
+          res.end(JSON.stringify(o));
+        };
+        if (path === '/sts/token') return json(200, { access_token: 'federated', token_type: 'Bearer' });
+        if (path.endsWith(':generateIdToken')) return json(200, { token: 'google-id-token' });
+        const meta: Record<string, string> = {
+          '/metadata/project/project-id': 'meta-project',
+          '/metadata/instance/attributes/cluster-location': 'europe-west1',
+          '/metadata/instance/attributes/cluster-name': 'meta-cluster',
+        };
+        const m = meta[path];
+        if (m && metadataUp && req.headers['metadata-flavor'] === 'Google') {
+          res.writeHead(200, { 'content-type': 'text/plain' });
+          return res.end(m);
+        }
+        return json(404, { error: 'not found' });
+      });
+    });
+    await new Promise<void>((r) => google.listen(0, '127.0.0.1', r));
+    googleUrl = `http://127.0.0.1:${(google.address() as AddressInfo).port}`;
   });
   after(async () => {
     await vault.close();
     sts.closeAllConnections();
+    google.closeAllConnections();
+    await new Promise((r) => google.close(r));
     await new Promise((r) => sts.close(r));
     rmSync(dir, { recursive: true, force: true });
   });
@@ -129,6 +165,14 @@ describe('VaultAccessResolver logins by method', () => {
       },
     });
     stsCalls.length = 0;
+    googleCalls.length = 0;
+    metadataUp = true;
+    kube.put(ServiceAccounts, {
+      metadata: {
+        ...meta('wi'),
+        annotations: { 'iam.gke.io/gcp-service-account': 'app@proj.iam.gserviceaccount.com' },
+      },
+    });
   });
 
   function resolver(auths: VaultAuth[], globals: VaultAuthGlobal[] = []): VaultAccessResolver {
@@ -148,6 +192,11 @@ describe('VaultAccessResolver logins by method', () => {
       clock: new ManualClock(),
       tasks: { schedule: () => {} },
       allowDefaultGlobals: true,
+      gcpEndpoints: {
+        sts: `${googleUrl}/sts/token`,
+        iamCredentials: `${googleUrl}/iam`,
+        metadata: `${googleUrl}/metadata`,
+      },
     });
   }
 
@@ -335,5 +384,82 @@ describe('VaultAccessResolver logins by method', () => {
       (e) => isFerryError(e) && e.code === CODES.INVALID_CONFIG && /node role/.test(e.message),
     );
     assert.equal(logins().length, 0);
+  });
+
+  it('gcp: exchanges a pool-audience ServiceAccount token for a Google ID token of the annotated account', async () => {
+    const { body, path } = await loginWith(
+      vaultAuth('a', {
+        method: 'gcp',
+        mount: 'gcp',
+        gcp: {
+          role: 'r',
+          workloadIdentityServiceAccount: 'wi',
+          projectID: 'proj',
+          region: 'us-central1',
+          clusterName: 'c1',
+        },
+      }),
+    );
+    assert.equal(path, '/v1/auth/gcp/login');
+    assert.deepEqual(body, { role: 'r', jwt: 'google-id-token' });
+    assert.deepEqual(kube.tokenRequests, [
+      { namespace: NS, serviceAccount: 'wi', audiences: ['proj.svc.id.goog'], expirationSeconds: 600 },
+    ]);
+    const [stsCall, idCall] = googleCalls;
+    assert.deepEqual(JSON.parse(stsCall?.body ?? '{}'), {
+      subjectToken: 'sa-token-1',
+      subjectTokenType: 'urn:ietf:params:oauth:token-type:jwt',
+      requestedTokenType: 'urn:ietf:params:oauth:token-type:access_token',
+      grantType: 'urn:ietf:params:oauth:grant-type:token-exchange',
+      scope: 'https://www.googleapis.com/auth/iam',
+      audience:
+        'identitynamespace:proj.svc.id.goog:https://container.googleapis.com/v1/projects/proj/locations/us-central1/clusters/c1',
+    });
+    assert.equal(
+      idCall?.path,
+      '/iam/projects/-/serviceAccounts/app%40proj.iam.gserviceaccount.com:generateIdToken',
+    );
+    assert.equal(idCall?.headers.authorization, 'Bearer federated');
+    assert.deepEqual(JSON.parse(idCall?.body ?? '{}'), { audience: 'https://vault/r', includeEmail: true });
+  });
+
+  it('gcp: takes project, location and cluster from the metadata server when unset, and says so when it is absent', async () => {
+    const auth = vaultAuth('a', {
+      method: 'gcp',
+      mount: 'gcp',
+      gcp: { role: 'r', workloadIdentityServiceAccount: 'wi' },
+    });
+    await loginWith(auth);
+    assert.deepEqual(kube.tokenRequests[0]?.audiences, ['meta-project.svc.id.goog']);
+    assert.match(
+      JSON.parse(googleCalls.find((c) => c.path === '/sts/token')?.body ?? '{}').audience,
+      /projects\/meta-project\/locations\/europe-west1\/clusters\/meta-cluster$/,
+    );
+    metadataUp = false;
+    await assert.rejects(
+      loginWith(auth),
+      (e) =>
+        isFerryError(e) &&
+        /GCP metadata project\/project-id answered HTTP 404; set it in spec\.gcp/.test(e.message),
+    );
+  });
+
+  it('gcp: refuses a ServiceAccount without the Workload Identity annotation', async () => {
+    await assert.rejects(
+      loginWith(
+        vaultAuth('a', {
+          method: 'gcp',
+          mount: 'gcp',
+          gcp: {
+            role: 'r',
+            workloadIdentityServiceAccount: 'app',
+            projectID: 'p',
+            region: 'r',
+            clusterName: 'c',
+          },
+        }),
+      ),
+      (e) => isFerryError(e) && /no iam\.gke\.io\/gcp-service-account annotation/.test(e.message),
+    );
   });
 });

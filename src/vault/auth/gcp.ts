@@ -1,0 +1,118 @@
+// GCP auth through GKE Workload Identity, as VSO does it: a ServiceAccount token for the workload
+// identity pool is exchanged at Google's STS for a federated access token, which asks IAM Credentials
+// for an ID token of the Google service account (audience `https://vault/<role>`). That ID token is the
+// `jwt` of Vault's gcp login. Project, cluster location and name default to the GKE metadata server.
+import { request } from 'undici';
+import { CODES, FerryError } from '../../errors.ts';
+
+export interface GcpEndpoints {
+  sts: string;
+  iamCredentials: string;
+  metadata: string;
+}
+
+export const GOOGLE_ENDPOINTS: GcpEndpoints = {
+  sts: 'https://sts.googleapis.com/v1/token',
+  iamCredentials: 'https://iamcredentials.googleapis.com/v1',
+  metadata: 'http://metadata.google.internal/computeMetadata/v1',
+};
+
+/** The KSA annotation naming the Google service account (GKE Workload Identity). */
+export const GCP_SERVICE_ACCOUNT_ANNOTATION = 'iam.gke.io/gcp-service-account';
+
+const TIMEOUTS = { headersTimeout: 30_000, bodyTimeout: 30_000 };
+
+/** Google error bodies are not echoed (they may quote the request); the status and step are. */
+async function call(
+  what: string,
+  url: string,
+  init: Parameters<typeof request>[1],
+): Promise<Record<string, unknown>> {
+  const res = await request(url, { ...init, ...TIMEOUTS });
+  const text = await res.body.text();
+  if (res.statusCode !== 200)
+    throw new FerryError(CODES.VAULT_AUTH, `${what} at ${url} failed: HTTP ${res.statusCode}`);
+  try {
+    return JSON.parse(text) as Record<string, unknown>;
+  } catch {
+    throw new FerryError(CODES.VAULT_AUTH, `${what} at ${url} answered with something other than JSON`);
+  }
+}
+
+/** One value of the GKE metadata server (`project/project-id`, `instance/attributes/cluster-name`). */
+export async function gcpMetadata(path: string, endpoints: GcpEndpoints = GOOGLE_ENDPOINTS): Promise<string> {
+  const url = `${endpoints.metadata}/${path}`;
+  let res: Awaited<ReturnType<typeof request>>;
+  try {
+    res = await request(url, {
+      headers: { 'metadata-flavor': 'Google' },
+      headersTimeout: 5000,
+      bodyTimeout: 5000,
+    });
+  } catch (err) {
+    throw new FerryError(
+      CODES.INVALID_CONFIG,
+      `GCP metadata ${path} is not available (not on GKE?); set it in spec.gcp`,
+      {
+        cause: err,
+      },
+    );
+  }
+  const text = (await res.body.text()).trim();
+  if (res.statusCode !== 200 || text === '')
+    throw new FerryError(
+      CODES.INVALID_CONFIG,
+      `GCP metadata ${path} answered HTTP ${res.statusCode}; set it in spec.gcp`,
+    );
+  return text;
+}
+
+export interface WorkloadIdentity {
+  project: string;
+  location: string;
+  cluster: string;
+  /** The Google service account's email. */
+  serviceAccount: string;
+  vaultRole: string;
+}
+
+/** The workload identity pool, which is also the audience of the ServiceAccount token to exchange. */
+export const workloadIdentityPool = (project: string): string => `${project}.svc.id.goog`;
+
+/** Exchanges a Kubernetes ServiceAccount token (audience: the pool) for the Google ID token Vault's
+ * gcp method accepts. */
+export async function gcpIdToken(
+  w: WorkloadIdentity,
+  ksaToken: string,
+  endpoints: GcpEndpoints = GOOGLE_ENDPOINTS,
+): Promise<string> {
+  const pool = workloadIdentityPool(w.project);
+  const provider = `https://container.googleapis.com/v1/projects/${w.project}/locations/${w.location}/clusters/${w.cluster}`;
+  const sts = await call('Google STS token exchange', endpoints.sts, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({
+      subjectToken: ksaToken,
+      subjectTokenType: 'urn:ietf:params:oauth:token-type:jwt',
+      requestedTokenType: 'urn:ietf:params:oauth:token-type:access_token',
+      grantType: 'urn:ietf:params:oauth:grant-type:token-exchange',
+      scope: 'https://www.googleapis.com/auth/iam',
+      audience: `identitynamespace:${pool}:${provider}`,
+    }),
+  });
+  const accessToken = typeof sts.access_token === 'string' ? sts.access_token : '';
+  if (!accessToken) throw new FerryError(CODES.VAULT_AUTH, 'Google STS returned no access token');
+  const name = `projects/-/serviceAccounts/${encodeURIComponent(w.serviceAccount)}`;
+  const id = await call(
+    'IAM Credentials generateIdToken',
+    `${endpoints.iamCredentials}/${name}:generateIdToken`,
+    {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', authorization: `Bearer ${accessToken}` },
+      body: JSON.stringify({ audience: `https://vault/${w.vaultRole}`, includeEmail: true }),
+    },
+  );
+  const token = typeof id.token === 'string' ? id.token : '';
+  if (!token) throw new FerryError(CODES.VAULT_AUTH, 'IAM Credentials returned no ID token');
+  return token;
+}
