@@ -67,6 +67,7 @@ try {
     ...(values['state-dir'] ? { stateDir: values['state-dir'] } : {}),
     refreshIntervalMs: refresh * 1000,
     ...globalOptions(values, env),
+    env,
     clientCacheSize: Number(values['client-cache-size']) || 10_000,
     healthAddress: listenAddress(values['health-probe-bind-address']),
     ...(values['kubelet-registration-path']

@@ -73,6 +73,7 @@ try {
     ),
     clientCacheSize: int(values['client-cache-size'] ?? env.VSO_CLIENT_CACHE_SIZE, 10_000),
     ...globalOptions(values, env),
+    env,
     connectionHealthPeriodMs: int(values['connection-health-period'], 60) * 1000,
     clientCachePersistenceModel: persistenceModel,
     ...(podUID ? { operatorPodUID: podUID } : {}),

@@ -2,6 +2,7 @@
 // VaultAuth (and its VaultAuthGlobal) and the VaultConnection from the informer caches, enforce
 // allowedNamespaces, and get one cached session per auth × connection × identity (vso-api.md §11).
 import { createHash } from 'node:crypto';
+import { readFile } from 'node:fs/promises';
 import type { CSISecretsSpec } from '../api/v1beta1/csisecrets.ts';
 import type { VaultAuth } from '../api/v1beta1/vaultauth.ts';
 import type { VaultAuthGlobal } from '../api/v1beta1/vaultauthglobal.ts';
@@ -17,6 +18,7 @@ import type { TaskScheduler } from '../runtime/tasks.ts';
 import { appRoleAuth } from '../vault/auth/approle.ts';
 import {
   type AwsCredentials,
+  ambientAwsCredentials,
   assumeRoleWithWebIdentity,
   awsAuth,
   DEFAULT_AWS_REGION,
@@ -72,6 +74,9 @@ export interface VaultAccessDeps {
   tasks: TaskScheduler;
   /** VSO's `allow-default-globals` option (on by default). */
   allowDefaultGlobals: boolean;
+  /** The process environment, for the AWS default credential chain (aws auth without secretRef or
+   * irsaServiceAccount); unset, that chain is refused. */
+  env?: Record<string, string | undefined>;
   /** Google's STS, IAM Credentials and metadata endpoints; tests point them at fakes. */
   gcpEndpoints?: GcpEndpoints;
   onSessionEvent?: (event: SessionEvent) => void;
@@ -210,8 +215,6 @@ export function resolveAuthConfig(
     ...(eff.gcp ? { gcp: eff.gcp } : {}),
   });
   if (problems.length > 0) throw problemsError('invalid VaultAuth', problems);
-  if (eff.method === 'aws' && !eff.aws?.secretRef && !eff.aws?.irsaServiceAccount)
-    throw awsNodeRoleUnsupported();
   return eff;
 }
 
@@ -654,7 +657,19 @@ export class VaultAccessResolver {
         }),
       };
     }
-    throw awsNodeRoleUnsupported();
+    const env = this.#deps.env;
+    if (!env) throw awsNodeRoleUnsupported();
+    return {
+      providerUID: nameUid('aws-default-credentials', ''),
+      method: method(() =>
+        ambientAwsCredentials({
+          env,
+          stsEndpoint,
+          sessionName: a.sessionName || `${this.#deps.clock.now()}000000`,
+          readFile: (path) => readFile(path, 'utf8'),
+        }),
+      ),
+    };
   }
 
   /** GKE Workload Identity (see vault/auth/gcp.ts); the ServiceAccount's annotation names the Google
@@ -759,15 +774,19 @@ function secretValue(secret: Secret, key: string, what: string): string {
 
 /** A secret-id file has no Kubernetes UID; VSO takes a random one on every client creation, which
  * would give each login a new cache key. A name-based UUID of the path keeps one session per file. */
-export function secretIdPathUid(path: string): string {
-  const h = createHash('sha256').update(`approle-secret-id-path:${path}`).digest('hex');
+export const secretIdPathUid = (path: string): string => nameUid('approle-secret-id-path', path);
+
+/** A stable UUID-shaped provider UID for a credential source that is no Kubernetes object (VSO uses
+ * the operator namespace's kube-root-ca.crt UID for the AWS default chain; Ferry may not read it). */
+export function nameUid(kind: string, value: string): string {
+  const h = createHash('sha256').update(`${kind}:${value}`).digest('hex');
   return `${h.slice(0, 8)}-${h.slice(8, 12)}-5${h.slice(13, 16)}-a${h.slice(17, 20)}-${h.slice(20, 32)}`;
 }
 
 const awsNodeRoleUnsupported = (): FerryError =>
   new FerryError(
     CODES.INVALID_CONFIG,
-    'aws auth with the node role or instance profile is not supported yet: set spec.aws.secretRef or spec.aws.irsaServiceAccount',
+    "aws auth with the operator's own credentials is not available in this process: set spec.aws.secretRef or spec.aws.irsaServiceAccount",
   );
 
 /** VSO's EKS annotations of an IRSA ServiceAccount: the role is required; the audience defaults to

@@ -182,3 +182,109 @@ export async function assumeRoleWithWebIdentity(o: {
     );
   return { accessKeyId, secretAccessKey, sessionToken: xmlField(text, 'SessionToken') };
 }
+
+type Env = Record<string, string | undefined>;
+
+/** The AWS SDK's instance metadata service and ECS container-credentials host. */
+const IMDS = 'http://169.254.169.254';
+const ECS = 'http://169.254.170.2';
+
+async function getJson(
+  url: string,
+  headers: Record<string, string>,
+  what: string,
+): Promise<Record<string, unknown>> {
+  const res = await request(url, { headers, headersTimeout: 5000, bodyTimeout: 5000 });
+  const text = await res.body.text();
+  if (res.statusCode !== 200)
+    throw new FerryError(CODES.VAULT_AUTH, `${what} answered HTTP ${res.statusCode}`);
+  try {
+    return JSON.parse(text) as Record<string, unknown>;
+  } catch {
+    throw new FerryError(CODES.VAULT_AUTH, `${what} answered with something other than JSON`);
+  }
+}
+
+function fromJson(o: Record<string, unknown>, what: string): AwsCredentials {
+  const { AccessKeyId, SecretAccessKey, Token } = o;
+  if (
+    typeof AccessKeyId !== 'string' ||
+    typeof SecretAccessKey !== 'string' ||
+    !AccessKeyId ||
+    !SecretAccessKey
+  )
+    throw new FerryError(CODES.VAULT_AUTH, `${what} returned no credentials`);
+  return {
+    accessKeyId: AccessKeyId,
+    secretAccessKey: SecretAccessKey,
+    sessionToken: typeof Token === 'string' ? Token : undefined,
+  };
+}
+
+/**
+ * The operator's own AWS credentials (VSO: the node role or instance profile, through the SDK's
+ * default chain), in the SDK's order: environment keys; web identity (`AWS_ROLE_ARN` +
+ * `AWS_WEB_IDENTITY_TOKEN_FILE`, which is how EKS gives a pod its IRSA role); ECS container
+ * credentials; EC2 instance metadata (IMDSv2). The shared credentials file is not read.
+ */
+export async function ambientAwsCredentials(o: {
+  env: Env;
+  stsEndpoint: string;
+  sessionName: string;
+  readFile: (path: string) => Promise<string>;
+}): Promise<AwsCredentials> {
+  const env = o.env;
+  if (env.AWS_ACCESS_KEY_ID && env.AWS_SECRET_ACCESS_KEY)
+    return {
+      accessKeyId: env.AWS_ACCESS_KEY_ID,
+      secretAccessKey: env.AWS_SECRET_ACCESS_KEY,
+      sessionToken: env.AWS_SESSION_TOKEN || undefined,
+    };
+  if (env.AWS_ROLE_ARN && env.AWS_WEB_IDENTITY_TOKEN_FILE) {
+    const token = (await o.readFile(env.AWS_WEB_IDENTITY_TOKEN_FILE)).trim();
+    return assumeRoleWithWebIdentity({
+      stsEndpoint: o.stsEndpoint,
+      roleArn: env.AWS_ROLE_ARN,
+      sessionName: env.AWS_ROLE_SESSION_NAME || o.sessionName,
+      token,
+    });
+  }
+  const ecs =
+    env.AWS_CONTAINER_CREDENTIALS_FULL_URI ||
+    (env.AWS_CONTAINER_CREDENTIALS_RELATIVE_URI ? `${ECS}${env.AWS_CONTAINER_CREDENTIALS_RELATIVE_URI}` : '');
+  if (ecs) {
+    const auth = env.AWS_CONTAINER_AUTHORIZATION_TOKEN;
+    return fromJson(
+      await getJson(ecs, auth ? { authorization: auth } : {}, 'ECS container credentials'),
+      'ECS container credentials',
+    );
+  }
+  const imds = (env.AWS_EC2_METADATA_SERVICE_ENDPOINT || IMDS).replace(/\/+$/, '');
+  let token: string;
+  try {
+    const res = await request(`${imds}/latest/api/token`, {
+      method: 'PUT',
+      headers: { 'x-aws-ec2-metadata-token-ttl-seconds': '21600' },
+      headersTimeout: 2000,
+      bodyTimeout: 2000,
+    });
+    token = (await res.body.text()).trim();
+    if (res.statusCode !== 200 || !token) throw new Error(`HTTP ${res.statusCode}`);
+  } catch (err) {
+    throw new FerryError(
+      CODES.VAULT_AUTH,
+      'no AWS credentials: none in the environment and no instance metadata service; set spec.aws.secretRef or spec.aws.irsaServiceAccount',
+      { cause: err },
+    );
+  }
+  const headers = { 'x-aws-ec2-metadata-token': token };
+  const base = `${imds}/latest/meta-data/iam/security-credentials/`;
+  const listing = await request(base, { headers, headersTimeout: 5000, bodyTimeout: 5000 });
+  const role = (await listing.body.text()).split('\n')[0]?.trim() ?? '';
+  if (listing.statusCode !== 200 || !role)
+    throw new FerryError(CODES.VAULT_AUTH, 'the instance metadata service names no instance profile role');
+  return fromJson(
+    await getJson(`${base}${encodeURIComponent(role)}`, headers, 'instance metadata credentials'),
+    'instance metadata credentials',
+  );
+}

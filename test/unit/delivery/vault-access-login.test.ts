@@ -175,7 +175,11 @@ describe('VaultAccessResolver logins by method', () => {
     });
   });
 
-  function resolver(auths: VaultAuth[], globals: VaultAuthGlobal[] = []): VaultAccessResolver {
+  function resolver(
+    auths: VaultAuth[],
+    globals: VaultAuthGlobal[] = [],
+    env?: Record<string, string>,
+  ): VaultAccessResolver {
     const connection: VaultConnection = {
       apiVersion: 'secrets.hashicorp.com/v1beta1',
       kind: 'VaultConnection',
@@ -192,6 +196,7 @@ describe('VaultAccessResolver logins by method', () => {
       clock: new ManualClock(),
       tasks: { schedule: () => {} },
       allowDefaultGlobals: true,
+      ...(env ? { env } : {}),
       gcpEndpoints: {
         sts: `${googleUrl}/sts/token`,
         iamCredentials: `${googleUrl}/iam`,
@@ -200,8 +205,8 @@ describe('VaultAccessResolver logins by method', () => {
     });
   }
 
-  async function loginWith(auth: VaultAuth, globals: VaultAuthGlobal[] = []) {
-    const r = resolver([auth], globals);
+  async function loginWith(auth: VaultAuth, globals: VaultAuthGlobal[] = [], env?: Record<string, string>) {
+    const r = resolver([auth], globals, env);
     try {
       const access = await r.get({ namespace: NS, vaultAuthRef: auth.metadata.name });
       return { access, body: logins().at(-1)?.body as Record<string, unknown>, path: logins().at(-1)?.path };
@@ -372,7 +377,7 @@ describe('VaultAccessResolver logins by method', () => {
     assert.deepEqual(h['X-Amz-Security-Token'], ['temp-session']);
   });
 
-  it('aws: refuses an IRSA ServiceAccount without a role annotation, and the node role (not supported yet)', async () => {
+  it('aws: refuses an IRSA ServiceAccount without a role annotation, and the default chain in a process without an environment', async () => {
     await assert.rejects(
       loginWith(
         vaultAuth('a', { method: 'aws', mount: 'aws', aws: { role: 'r', irsaServiceAccount: 'app' } }),
@@ -381,7 +386,8 @@ describe('VaultAccessResolver logins by method', () => {
     );
     await assert.rejects(
       loginWith(vaultAuth('a', { method: 'aws', mount: 'aws', aws: { role: 'r' } })),
-      (e) => isFerryError(e) && e.code === CODES.INVALID_CONFIG && /node role/.test(e.message),
+      (e) =>
+        isFerryError(e) && e.code === CODES.INVALID_CONFIG && /operator's own credentials/.test(e.message),
     );
     assert.equal(logins().length, 0);
   });
@@ -461,5 +467,17 @@ describe('VaultAccessResolver logins by method', () => {
       ),
       (e) => isFerryError(e) && /no iam\.gke\.io\/gcp-service-account annotation/.test(e.message),
     );
+  });
+
+  it("aws: without secretRef or irsaServiceAccount, signs with the operator's own credentials", async () => {
+    const { body } = await loginWith(
+      vaultAuth('a', { method: 'aws', mount: 'aws', aws: { role: 'r' } }),
+      [],
+      {
+        AWS_ACCESS_KEY_ID: 'AKIAOPERATOR',
+        AWS_SECRET_ACCESS_KEY: 'op-secret',
+      },
+    );
+    assert.match(iamHeaders(body).Authorization?.[0] ?? '', /Credential=AKIAOPERATOR\//);
   });
 });
