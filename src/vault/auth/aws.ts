@@ -5,9 +5,9 @@
 // credentials come from the caller on every login (a Secret, or an AssumeRoleWithWebIdentity for
 // IRSA), never cached here.
 import { createHash, createHmac } from 'node:crypto';
-import { request } from 'undici';
 import { CODES, FerryError } from '../../errors.ts';
 import type { VaultAuthInfo, VaultClient } from '../client.ts';
+import { cloudCall, cloudJson } from './http.ts';
 import { type AuthMethod, credential, type LoginExtras, login } from './index.ts';
 
 export interface AwsCredentials {
@@ -148,7 +148,6 @@ export async function assumeRoleWithWebIdentity(o: {
   roleArn: string;
   sessionName: string;
   token: string;
-  signal?: AbortSignal | undefined;
 }): Promise<AwsCredentials> {
   const body = new URLSearchParams({
     Action: 'AssumeRoleWithWebIdentity',
@@ -157,20 +156,17 @@ export async function assumeRoleWithWebIdentity(o: {
     RoleSessionName: o.sessionName,
     WebIdentityToken: o.token,
   }).toString();
-  const res = await request(o.stsEndpoint, {
+  const res = await cloudCall(`AssumeRoleWithWebIdentity for ${o.roleArn}`, o.stsEndpoint, {
     method: 'POST',
     headers: { 'content-type': FORM, accept: 'application/xml' },
     body,
-    headersTimeout: 30_000,
-    bodyTimeout: 30_000,
-    ...(o.signal ? { signal: o.signal } : {}),
   });
-  const text = await res.body.text();
-  if (res.statusCode !== 200) {
+  const text = res.text;
+  if (res.status !== 200) {
     const code = xmlField(text, 'Code') ?? 'unknown error';
     throw new FerryError(
       CODES.VAULT_AUTH,
-      `AssumeRoleWithWebIdentity for ${o.roleArn} at ${o.stsEndpoint} failed: HTTP ${res.statusCode} ${code}`,
+      `AssumeRoleWithWebIdentity for ${o.roleArn} at ${o.stsEndpoint} failed: HTTP ${res.status} ${code}`,
     );
   }
   const accessKeyId = xmlField(text, 'AccessKeyId');
@@ -188,22 +184,6 @@ type Env = Record<string, string | undefined>;
 /** The AWS SDK's instance metadata service and ECS container-credentials host. */
 const IMDS = 'http://169.254.169.254';
 const ECS = 'http://169.254.170.2';
-
-async function getJson(
-  url: string,
-  headers: Record<string, string>,
-  what: string,
-): Promise<Record<string, unknown>> {
-  const res = await request(url, { headers, headersTimeout: 5000, bodyTimeout: 5000 });
-  const text = await res.body.text();
-  if (res.statusCode !== 200)
-    throw new FerryError(CODES.VAULT_AUTH, `${what} answered HTTP ${res.statusCode}`);
-  try {
-    return JSON.parse(text) as Record<string, unknown>;
-  } catch {
-    throw new FerryError(CODES.VAULT_AUTH, `${what} answered with something other than JSON`);
-  }
-}
 
 function fromJson(o: Record<string, unknown>, what: string): AwsCredentials {
   const { AccessKeyId, SecretAccessKey, Token } = o;
@@ -255,36 +235,41 @@ export async function ambientAwsCredentials(o: {
   if (ecs) {
     const auth = env.AWS_CONTAINER_AUTHORIZATION_TOKEN;
     return fromJson(
-      await getJson(ecs, auth ? { authorization: auth } : {}, 'ECS container credentials'),
+      await cloudJson(
+        'ECS container credentials',
+        ecs,
+        auth ? { headers: { authorization: auth }, timeoutMs: 5000 } : { timeoutMs: 5000 },
+      ),
       'ECS container credentials',
     );
   }
   const imds = (env.AWS_EC2_METADATA_SERVICE_ENDPOINT || IMDS).replace(/\/+$/, '');
-  let token: string;
-  try {
-    const res = await request(`${imds}/latest/api/token`, {
-      method: 'PUT',
-      headers: { 'x-aws-ec2-metadata-token-ttl-seconds': '21600' },
-      headersTimeout: 2000,
-      bodyTimeout: 2000,
-    });
-    token = (await res.body.text()).trim();
-    if (res.statusCode !== 200 || !token) throw new Error(`HTTP ${res.statusCode}`);
-  } catch (err) {
-    throw new FerryError(
+  const noCredentials = (cause?: unknown) =>
+    new FerryError(
       CODES.VAULT_AUTH,
       'no AWS credentials: none in the environment and no instance metadata service; set spec.aws.secretRef or spec.aws.irsaServiceAccount',
-      { cause: err },
+      { cause },
     );
-  }
+  const tokenRes = await cloudCall('IMDSv2 token', `${imds}/latest/api/token`, {
+    method: 'PUT',
+    headers: { 'x-aws-ec2-metadata-token-ttl-seconds': '21600' },
+    timeoutMs: 2000,
+  }).catch((err: unknown) => {
+    throw noCredentials(err);
+  });
+  const token = tokenRes.text.trim();
+  if (tokenRes.status !== 200 || !token) throw noCredentials();
   const headers = { 'x-aws-ec2-metadata-token': token };
   const base = `${imds}/latest/meta-data/iam/security-credentials/`;
-  const listing = await request(base, { headers, headersTimeout: 5000, bodyTimeout: 5000 });
-  const role = (await listing.body.text()).split('\n')[0]?.trim() ?? '';
-  if (listing.statusCode !== 200 || !role)
+  const listing = await cloudCall('instance metadata', base, { headers, timeoutMs: 5000 });
+  const role = listing.text.split('\n')[0]?.trim() ?? '';
+  if (listing.status !== 200 || !role)
     throw new FerryError(CODES.VAULT_AUTH, 'the instance metadata service names no instance profile role');
   return fromJson(
-    await getJson(`${base}${encodeURIComponent(role)}`, headers, 'instance metadata credentials'),
+    await cloudJson('instance metadata credentials', `${base}${encodeURIComponent(role)}`, {
+      headers,
+      timeoutMs: 5000,
+    }),
     'instance metadata credentials',
   );
 }

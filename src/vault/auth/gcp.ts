@@ -2,8 +2,8 @@
 // identity pool is exchanged at Google's STS for a federated access token, which asks IAM Credentials
 // for an ID token of the Google service account (audience `https://vault/<role>`). That ID token is the
 // `jwt` of Vault's gcp login. Project, cluster location and name default to the GKE metadata server.
-import { request } from 'undici';
 import { CODES, FerryError } from '../../errors.ts';
+import { cloudCall, cloudJson } from './http.ts';
 
 export interface GcpEndpoints {
   sts: string;
@@ -20,36 +20,13 @@ export const GOOGLE_ENDPOINTS: GcpEndpoints = {
 /** The KSA annotation naming the Google service account (GKE Workload Identity). */
 export const GCP_SERVICE_ACCOUNT_ANNOTATION = 'iam.gke.io/gcp-service-account';
 
-const TIMEOUTS = { headersTimeout: 30_000, bodyTimeout: 30_000 };
-
-/** Google error bodies are not echoed (they may quote the request); the status and step are. */
-async function call(
-  what: string,
-  url: string,
-  init: Parameters<typeof request>[1],
-): Promise<Record<string, unknown>> {
-  const res = await request(url, { ...init, ...TIMEOUTS });
-  const text = await res.body.text();
-  if (res.statusCode !== 200)
-    throw new FerryError(CODES.VAULT_AUTH, `${what} at ${url} failed: HTTP ${res.statusCode}`);
-  try {
-    return JSON.parse(text) as Record<string, unknown>;
-  } catch {
-    throw new FerryError(CODES.VAULT_AUTH, `${what} at ${url} answered with something other than JSON`);
-  }
-}
-
 /** One value of the GKE metadata server (`project/project-id`, `instance/attributes/cluster-name`). */
 export async function gcpMetadata(path: string, endpoints: GcpEndpoints = GOOGLE_ENDPOINTS): Promise<string> {
   const url = `${endpoints.metadata}/${path}`;
-  let res: Awaited<ReturnType<typeof request>>;
-  try {
-    res = await request(url, {
-      headers: { 'metadata-flavor': 'Google' },
-      headersTimeout: 5000,
-      bodyTimeout: 5000,
-    });
-  } catch (err) {
+  const res = await cloudCall(`GCP metadata ${path}`, url, {
+    headers: { 'metadata-flavor': 'Google' },
+    timeoutMs: 5000,
+  }).catch((err: unknown) => {
     throw new FerryError(
       CODES.INVALID_CONFIG,
       `GCP metadata ${path} is not available (not on GKE?); set it in spec.gcp`,
@@ -57,12 +34,12 @@ export async function gcpMetadata(path: string, endpoints: GcpEndpoints = GOOGLE
         cause: err,
       },
     );
-  }
-  const text = (await res.body.text()).trim();
-  if (res.statusCode !== 200 || text === '')
+  });
+  const text = res.text.trim();
+  if (res.status !== 200 || text === '')
     throw new FerryError(
       CODES.INVALID_CONFIG,
-      `GCP metadata ${path} answered HTTP ${res.statusCode}; set it in spec.gcp`,
+      `GCP metadata ${path} answered HTTP ${res.status}; set it in spec.gcp`,
     );
   return text;
 }
@@ -88,7 +65,7 @@ export async function gcpIdToken(
 ): Promise<string> {
   const pool = workloadIdentityPool(w.project);
   const provider = `https://container.googleapis.com/v1/projects/${w.project}/locations/${w.location}/clusters/${w.cluster}`;
-  const sts = await call('Google STS token exchange', endpoints.sts, {
+  const sts = await cloudJson('Google STS token exchange', endpoints.sts, {
     method: 'POST',
     headers: { 'content-type': 'application/json' },
     body: JSON.stringify({
@@ -103,7 +80,7 @@ export async function gcpIdToken(
   const accessToken = typeof sts.access_token === 'string' ? sts.access_token : '';
   if (!accessToken) throw new FerryError(CODES.VAULT_AUTH, 'Google STS returned no access token');
   const name = `projects/-/serviceAccounts/${encodeURIComponent(w.serviceAccount)}`;
-  const id = await call(
+  const id = await cloudJson(
     'IAM Credentials generateIdToken',
     `${endpoints.iamCredentials}/${name}:generateIdToken`,
     {
