@@ -8,12 +8,18 @@
 //   audiences (the Vault role accepts only that audience, so a token without it would be refused).
 // - appRole: both secret-id sources, a Secret's `id` key and a file (`secretIDPath`) in the
 //   operator's --approle-secret-id-dir (the stack mounts it into the operator pod).
+// - gcp, as far as it goes here: Google cannot be reached, and Vault's gcp method checks ID tokens
+//   with Google's keys. The test shows the Kubernetes half on the real API server (the VaultAuth is
+//   valid; the ServiceAccount token for the workload identity pool is issued) and that the status
+//   names the unreachable Google STS; the exchange itself is unit-tested against loopback fakes
+//   (test/unit/delivery/vault-access-login.test.ts).
 // No credential (JWT, secret-id) may reach the operator log, Events or status.
 import assert from 'node:assert/strict';
 import { chmodSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { VaultAuths, VaultStaticSecrets } from '../../src/api/resources.ts';
+import type { VaultAuth } from '../../src/api/v1beta1/vaultauth.ts';
 import type { VaultStaticSecret } from '../../src/api/v1beta1/vaultstaticsecret.ts';
 import type { KubeClient } from '../../src/k8s/client.ts';
 import { Secrets } from '../../src/k8s/resources.ts';
@@ -41,7 +47,7 @@ const vaultAuth = (ns: string, name: string, spec: Record<string, unknown>): Man
     spec,
   }) as Manifest;
 
-describe('VaultAuth methods: jwt and appRole', () => {
+describe('VaultAuth methods: jwt, appRole, gcp', () => {
   let env: StackEnv;
   let kube: KubeClient;
   let vault: VaultAdmin;
@@ -281,6 +287,79 @@ describe('VaultAuth methods: jwt and appRole', () => {
         /secretIDPath \/var\/run\/secrets\/kubernetes\.io\/serviceaccount\/token is not under/,
       );
       assert.equal(await kube.getIfExists<Secret>(Secrets, 'approle-escape', ns), undefined);
+    });
+  });
+
+  describe('gcp (Google cannot be reached here)', () => {
+    /** The SecretSynced message of a VaultStaticSecret using VaultAuth `auth`, once it names `re`. */
+    async function failureOf(auth: string, re: RegExp): Promise<string> {
+      await apply(
+        kube,
+        vss(ns, auth, {
+          vaultAuthRef: auth,
+          mount: 'kvv2',
+          type: 'kv-v2',
+          path: `${ns}/${auth}`,
+          destination: { name: auth, create: true },
+        }),
+      );
+      return eventually(`VaultStaticSecret ${auth} to report ${re}`, async () => {
+        const o = await kube.getIfExists<VaultStaticSecret>(VaultStaticSecrets, auth, ns);
+        const m = condition(o, 'SecretSynced')?.message ?? '';
+        return re.test(m) ? m : undefined;
+      });
+    }
+
+    it('gets the workload identity pool token and reports the unreachable Google STS', async () => {
+      await apply(kube, {
+        apiVersion: 'v1',
+        kind: 'ServiceAccount',
+        metadata: {
+          name: 'wi',
+          namespace: ns,
+          annotations: { 'iam.gke.io/gcp-service-account': 'app@ferry-e2e.iam.gserviceaccount.com' },
+        },
+      } as Manifest);
+      await apply(
+        kube,
+        vaultAuth(ns, 'gcp', {
+          vaultConnectionRef: `${env.operatorNamespace}/default`,
+          method: 'gcp',
+          mount: 'gcp',
+          gcp: {
+            role: 'app',
+            workloadIdentityServiceAccount: 'wi',
+            projectID: 'ferry-e2e',
+            region: 'europe-west1',
+            clusterName: 'stack',
+          },
+        }),
+      );
+      const auth = await eventually('VaultAuth gcp to be validated', async () => {
+        const a = await kube.getIfExists<VaultAuth>(VaultAuths, 'gcp', ns);
+        return a?.status?.valid !== undefined ? a : undefined;
+      });
+      assert.equal(auth.status?.valid, true, auth.status?.error);
+      await failureOf(
+        'gcp',
+        /Google STS token exchange: cannot reach https:\/\/sts\.googleapis\.com\/v1\/token/,
+      );
+    });
+
+    it('without project, location or cluster, says the GKE metadata server is not there', async () => {
+      await apply(
+        kube,
+        vaultAuth(ns, 'gcp-meta', {
+          vaultConnectionRef: `${env.operatorNamespace}/default`,
+          method: 'gcp',
+          mount: 'gcp',
+          gcp: { role: 'app', workloadIdentityServiceAccount: 'wi' },
+        }),
+      );
+      await failureOf(
+        'gcp-meta',
+        /GCP metadata project\/project-id is not available \(not on GKE\?\); set it in spec\.gcp/,
+      );
     });
   });
 });
