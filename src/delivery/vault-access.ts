@@ -635,13 +635,7 @@ export class VaultAccessResolver {
         providerUID: await this.#serviceAccountUid(namespace, name),
         method: method(async () => {
           // Annotations are read on every login: the role may be changed on the ServiceAccount.
-          const sa = await getRequired<KubeObject>(
-            this.#deps.client,
-            ServiceAccounts,
-            name,
-            namespace,
-            'ServiceAccount',
-          );
+          const sa = await this.#serviceAccount(namespace, name);
           const irsa = irsaConfig(sa.metadata.annotations, `${namespace}/${name}`);
           const tr = await this.#deps.client.createToken(namespace, name, {
             audiences: [irsa.audience],
@@ -686,13 +680,7 @@ export class VaultAccessResolver {
       const project = g.projectID || (await gcpMetadata('project/project-id', endpoints));
       const location = g.region || (await gcpMetadata('instance/attributes/cluster-location', endpoints));
       const cluster = g.clusterName || (await gcpMetadata('instance/attributes/cluster-name', endpoints));
-      const sa = await getRequired<KubeObject>(
-        this.#deps.client,
-        ServiceAccounts,
-        name,
-        namespace,
-        'ServiceAccount',
-      );
+      const sa = await this.#serviceAccount(namespace, name);
       const serviceAccount = sa.metadata.annotations?.[GCP_SERVICE_ACCOUNT_ANNOTATION];
       if (!serviceAccount)
         throw new FerryError(
@@ -749,16 +737,14 @@ export class VaultAccessResolver {
     const hit = this.#saUids.get(key);
     const now = this.#deps.clock.now();
     if (hit && now - hit.at < SA_UID_TTL_MS) return hit.uid;
-    const sa = await getRequired<KubeObject>(
-      this.#deps.client,
-      ServiceAccounts,
-      name,
-      namespace,
-      'ServiceAccount',
-    );
+    const sa = await this.#serviceAccount(namespace, name);
     const uid = uidOf(sa, `ServiceAccount ${key}`);
     this.#saUids.set(key, { uid, at: now });
     return uid;
+  }
+
+  #serviceAccount(namespace: string, name: string): Promise<KubeObject> {
+    return getRequired<KubeObject>(this.#deps.client, ServiceAccounts, name, namespace, 'ServiceAccount');
   }
 
   #secret(namespace: string, name: string): Promise<Secret> {

@@ -20,12 +20,13 @@ import {
   assertNoLeak,
   canary,
   condition,
-  decodeData,
   eventually,
   type Manifest,
+  syncsVia,
   tenant,
   VaultAdmin,
-  vss,
+  vaultAuth,
+  vssVia,
 } from '../../stack/lib/fixtures.ts';
 import { freePort } from '../../stack/lib/proc.ts';
 import { type StackEnv, uniqueName, useStack } from './harness.ts';
@@ -97,29 +98,7 @@ describe('VaultAuth method aws (STS emulated by moto on loopback)', { skip }, ()
       token_period: '1h',
     });
 
-  async function syncsWith(auth: string): Promise<void> {
-    const value = canary(auth);
-    await vault.kvPut('kvv2', `${ns}/${auth}`, { value });
-    await apply(
-      kube,
-      vss(ns, auth, {
-        vaultAuthRef: auth,
-        mount: 'kvv2',
-        type: 'kv-v2',
-        path: `${ns}/${auth}`,
-        destination: { name: auth, create: true },
-      }),
-    );
-    const secret = await eventually(
-      `the Secret of VaultStaticSecret ${auth}`,
-      () => kube.getIfExists<Secret>(Secrets, auth, ns),
-      45_000,
-    ).catch(async (err: unknown) => {
-      const o = await kube.getIfExists<VaultStaticSecret>(VaultStaticSecrets, auth, ns);
-      throw new Error(`${String(err)}; SecretSynced: ${JSON.stringify(condition(o, 'SecretSynced'))}`);
-    });
-    assert.equal(decodeData(secret.data).value, value);
-  }
+  const syncsWith = (auth: string): Promise<void> => syncsVia(kube, vault, ns, auth);
 
   it('logs in with static credentials from a Secret (secretRef) and the server-id header', async () => {
     // moto answers GetCallerIdentity for a key it does not know as its default user.
@@ -131,17 +110,15 @@ describe('VaultAuth method aws (STS emulated by moto on loopback)', { skip }, ()
       metadata: { name: 'aws-creds', namespace: ns },
       stringData: { access_key_id: 'AKIAFERRYE2E', secret_access_key: secretKey },
     } as Manifest);
-    await apply(kube, {
-      apiVersion: 'secrets.hashicorp.com/v1beta1',
-      kind: 'VaultAuth',
-      metadata: { name: 'aws-secret', namespace: ns },
-      spec: {
+    await apply(
+      kube,
+      vaultAuth(ns, 'aws-secret', {
         vaultConnectionRef: `${env.operatorNamespace}/default`,
         method: 'aws',
         mount,
         aws: { role: 'static', region: 'us-east-1', headerValue: 'ferry-e2e', secretRef: 'aws-creds' },
-      },
-    } as Manifest);
+      }),
+    );
     await syncsWith('aws-secret');
   });
 
@@ -160,43 +137,30 @@ describe('VaultAuth method aws (STS emulated by moto on loopback)', { skip }, ()
         },
       },
     } as Manifest);
-    await apply(kube, {
-      apiVersion: 'secrets.hashicorp.com/v1beta1',
-      kind: 'VaultAuth',
-      metadata: { name: 'aws-irsa', namespace: ns },
-      spec: {
+    await apply(
+      kube,
+      vaultAuth(ns, 'aws-irsa', {
         vaultConnectionRef: `${env.operatorNamespace}/default`,
         method: 'aws',
         mount,
         aws: { role: 'irsa', headerValue: 'ferry-e2e', irsaServiceAccount: 'irsa', stsEndpoint: motoUrl },
-      },
-    } as Manifest);
+      }),
+    );
     await syncsWith('aws-irsa');
   });
 
   it('is refused by a role bound to another principal', async () => {
     await awsRole('other', `arn:aws:iam::${ACCOUNT}:role/someone-else`);
-    await apply(kube, {
-      apiVersion: 'secrets.hashicorp.com/v1beta1',
-      kind: 'VaultAuth',
-      metadata: { name: 'aws-other', namespace: ns },
-      spec: {
+    await apply(
+      kube,
+      vaultAuth(ns, 'aws-other', {
         vaultConnectionRef: `${env.operatorNamespace}/default`,
         method: 'aws',
         mount,
         aws: { role: 'other', headerValue: 'ferry-e2e', secretRef: 'aws-creds' },
-      },
-    } as Manifest);
-    await apply(
-      kube,
-      vss(ns, 'aws-other', {
-        vaultAuthRef: 'aws-other',
-        mount: 'kvv2',
-        type: 'kv-v2',
-        path: `${ns}/aws-other`,
-        destination: { name: 'aws-other', create: true },
       }),
     );
+    await apply(kube, vssVia(ns, 'aws-other'));
     await eventually('the login to be refused', async () => {
       const o = await kube.getIfExists<VaultStaticSecret>(VaultStaticSecrets, 'aws-other', ns);
       const c = condition(o, 'SecretSynced');

@@ -28,24 +28,16 @@ import {
   adminClient,
   apply,
   assertNoLeak,
-  canary,
   condition,
-  decodeData,
   eventually,
   type Manifest,
+  syncsVia,
   tenant,
   VaultAdmin,
-  vss,
+  vaultAuth,
+  vssVia,
 } from '../../stack/lib/fixtures.ts';
 import { type StackEnv, uniqueName, useStack } from './harness.ts';
-
-const vaultAuth = (ns: string, name: string, spec: Record<string, unknown>): Manifest =>
-  ({
-    apiVersion: 'secrets.hashicorp.com/v1beta1',
-    kind: 'VaultAuth',
-    metadata: { name, namespace: ns },
-    spec,
-  }) as Manifest;
 
 describe('VaultAuth methods: jwt, appRole, gcp', () => {
   let env: StackEnv;
@@ -72,31 +64,7 @@ describe('VaultAuth methods: jwt, appRole, gcp', () => {
     await kube.close();
   });
 
-  /** A VaultStaticSecret named after `auth` that logs in with it, and the value it must deliver. */
-  async function syncsWith(auth: string): Promise<void> {
-    const value = canary(auth);
-    await vault.kvPut('kvv2', `${ns}/${auth}`, { value });
-    await apply(
-      kube,
-      vss(ns, auth, {
-        vaultAuthRef: auth,
-        mount: 'kvv2',
-        type: 'kv-v2',
-        path: `${ns}/${auth}`,
-        destination: { name: auth, create: true },
-      }),
-    );
-    const secret = await eventually(
-      `the Secret of VaultStaticSecret ${auth}`,
-      () => kube.getIfExists<Secret>(Secrets, auth, ns),
-      45_000,
-    ).catch(async (err: unknown) => {
-      // Say why: the VaultStaticSecret's condition names the failed login.
-      const o = await kube.getIfExists<VaultStaticSecret>(VaultStaticSecrets, auth, ns);
-      throw new Error(`${String(err)}; SecretSynced: ${JSON.stringify(condition(o, 'SecretSynced'))}`);
-    });
-    assert.equal(decodeData(secret.data).value, value);
-  }
+  const syncsWith = (auth: string): Promise<void> => syncsVia(kube, vault, ns, auth);
 
   /** A jwt auth mount configured by `config`, with role `app` for ServiceAccount `app` of the
    * namespace and only audience `aud`. */
@@ -267,16 +235,7 @@ describe('VaultAuth methods: jwt, appRole, gcp', () => {
           appRole: { roleId, secretIDPath: '/var/run/secrets/kubernetes.io/serviceaccount/token' },
         }),
       );
-      await apply(
-        kube,
-        vss(ns, 'approle-escape', {
-          vaultAuthRef: 'approle-escape',
-          mount: 'kvv2',
-          type: 'kv-v2',
-          path: `${ns}/approle-escape`,
-          destination: { name: 'approle-escape', create: true },
-        }),
-      );
+      await apply(kube, vssVia(ns, 'approle-escape'));
       const message = await eventually('the VaultStaticSecret to report the refused path', async () => {
         const o = await kube.getIfExists<VaultStaticSecret>(VaultStaticSecrets, 'approle-escape', ns);
         const m = condition(o, 'SecretSynced')?.message ?? '';
@@ -293,16 +252,7 @@ describe('VaultAuth methods: jwt, appRole, gcp', () => {
   describe('gcp (Google cannot be reached here)', () => {
     /** The SecretSynced message of a VaultStaticSecret using VaultAuth `auth`, once it names `re`. */
     async function failureOf(auth: string, re: RegExp): Promise<string> {
-      await apply(
-        kube,
-        vss(ns, auth, {
-          vaultAuthRef: auth,
-          mount: 'kvv2',
-          type: 'kv-v2',
-          path: `${ns}/${auth}`,
-          destination: { name: auth, create: true },
-        }),
-      );
+      await apply(kube, vssVia(ns, auth));
       return eventually(`VaultStaticSecret ${auth} to report ${re}`, async () => {
         const o = await kube.getIfExists<VaultStaticSecret>(VaultStaticSecrets, auth, ns);
         const m = condition(o, 'SecretSynced')?.message ?? '';

@@ -8,24 +8,18 @@ import assert from 'node:assert/strict';
 import { createServer, type IncomingHttpHeaders, request, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { after, before, describe, it } from 'node:test';
-import { VaultAuthGlobals, VaultAuths, VaultStaticSecrets } from '../../src/api/resources.ts';
+import { VaultAuthGlobals, VaultAuths } from '../../src/api/resources.ts';
 import type { VaultAuth } from '../../src/api/v1beta1/vaultauth.ts';
-import type { VaultStaticSecret } from '../../src/api/v1beta1/vaultstaticsecret.ts';
 import type { KubeClient } from '../../src/k8s/client.ts';
-import { Secrets } from '../../src/k8s/resources.ts';
-import type { Secret } from '../../src/k8s/types.ts';
 import {
   adminClient,
   apply,
-  canary,
-  condition,
-  decodeData,
   ensureNamespace,
   eventually,
   type Manifest,
+  syncsVia,
   tenant,
   VaultAdmin,
-  vss,
 } from '../../stack/lib/fixtures.ts';
 import { type StackEnv, uniqueName, useStack } from './harness.ts';
 
@@ -108,33 +102,7 @@ describe('VaultAuthGlobal', () => {
     await kube.close();
   });
 
-  /** A VaultStaticSecret named after `auth` that logs in with it, and the value it must deliver. */
-  async function syncsWith(auth: string, vssNs = ns): Promise<void> {
-    const value = canary(auth);
-    await vault.kvPut('kvv2', `${vssNs}/${auth}`, { value });
-    await apply(
-      kube,
-      vss(vssNs, auth, {
-        vaultAuthRef: auth,
-        mount: 'kvv2',
-        type: 'kv-v2',
-        path: `${vssNs}/${auth}`,
-        destination: { name: auth, create: true },
-      }),
-    );
-    const secret = await eventually(
-      `the Secret of VaultStaticSecret ${vssNs}/${auth}`,
-      () => kube.getIfExists<Secret>(Secrets, auth, vssNs),
-      45_000,
-    ).catch(async (err: unknown) => {
-      const o = await kube.getIfExists<VaultStaticSecret>(VaultStaticSecrets, auth, vssNs);
-      const a = await kube.getIfExists<VaultAuth>(VaultAuths, auth, vssNs);
-      throw new Error(
-        `${String(err)}; SecretSynced: ${JSON.stringify(condition(o, 'SecretSynced'))}; VaultAuth: ${JSON.stringify(a?.status)}`,
-      );
-    });
-    assert.equal(decodeData(secret.data).value, value);
-  }
+  const syncsWith = (auth: string, vssNs = ns): Promise<void> => syncsVia(kube, vault, vssNs, auth);
 
   /** The login a VaultAuth made, told apart by the `auth` param every test VaultAuth sends. */
   const loginOf = (name: string): Login => {
