@@ -601,7 +601,10 @@ export class VaultAccessResolver {
     namespace: string,
     base: { mount: string; params: Record<string, string>; headers: Record<string, string> },
   ): Promise<{ providerUID: string; method: AuthMethod }> {
-    const region = a.region || DEFAULT_AWS_REGION;
+    // awsutil's order: the configured region, the environment's, else us-east-1 (the EC2 metadata
+    // region lookup in between is not made).
+    const env = this.#deps.env;
+    const region = a.region || env?.AWS_REGION || env?.AWS_DEFAULT_REGION || DEFAULT_AWS_REGION;
     const stsEndpoint = a.stsEndpoint || stsUrl(region);
     const method = (getCredentials: () => Promise<AwsCredentials>): AuthMethod =>
       awsAuth({
@@ -651,7 +654,6 @@ export class VaultAccessResolver {
         }),
       };
     }
-    const env = this.#deps.env;
     if (!env) throw awsNodeRoleUnsupported();
     return {
       providerUID: nameUid('aws-default-credentials', ''),

@@ -476,8 +476,13 @@ describe('VaultAccessResolver logins by method', () => {
       {
         AWS_ACCESS_KEY_ID: 'AKIAOPERATOR',
         AWS_SECRET_ACCESS_KEY: 'op-secret',
+        AWS_REGION: 'eu-central-1',
       },
     );
-    assert.match(iamHeaders(body).Authorization?.[0] ?? '', /Credential=AKIAOPERATOR\//);
+    assert.match(iamHeaders(body).Authorization?.[0] ?? '', /Credential=AKIAOPERATOR\/\d{8}\/eu-central-1\//);
+    assert.equal(
+      Buffer.from(String(body.iam_request_url), 'base64').toString(),
+      'https://sts.eu-central-1.amazonaws.com/',
+    );
   });
 });
