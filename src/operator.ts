@@ -32,6 +32,9 @@ export interface OperatorConfig extends OperatorOptions {
   metricsAddress: string | null;
   leaderElection: boolean;
   clientCacheSize: number;
+  /** The process environment, for the AWS default credential chain (aws auth without secretRef or
+   * irsaServiceAccount); unset, that chain is refused. */
+  env?: Record<string, string | undefined>;
   clock?: Clock;
   random?: Random;
 }
@@ -82,6 +85,7 @@ export function buildOperator(cfg: OperatorConfig): Manager {
     operatorNamespace: opNs,
     allowDefaultGlobals: cfg.allowDefaultGlobals,
     clientCacheSize: cfg.clientCacheSize,
+    ...(cfg.env ? { env: cfg.env } : {}),
     persistence: { model: cfg.clientCachePersistenceModel ?? 'none', hmacKey },
   });
   const { auths, authGlobals, connections, resolver: vault, cache: vaultClients } = access;

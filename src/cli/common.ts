@@ -7,7 +7,12 @@ import pkg from '../../package.json' with { type: 'json' };
 import { KubeClient } from '../k8s/client.ts';
 import { loadKubeConnection } from '../k8s/config.ts';
 import { type MetricsRegistry, registerBuildInfo } from '../metrics/registry.ts';
-import { DEFAULT_CA_CERT_DIR, setCaCertDir } from '../vault/ca-file.ts';
+import {
+  DEFAULT_CA_CERT_DIR,
+  DEFAULT_SECRET_ID_DIR,
+  setCaCertDir,
+  setSecretIdDir,
+} from '../vault/confined-file.ts';
 
 type Env = NodeJS.ProcessEnv;
 
@@ -61,9 +66,15 @@ export function globalOptions(
   };
 }
 
-/** `--ca-cert-dir` (env FERRY_CA_CERT_DIR): the one directory VaultConnection.caCertPath may name. */
-export function configureCaCertDir(values: { 'ca-cert-dir'?: string | undefined }, env: Env): void {
+/** The directories tenant-named files must lie in: `--ca-cert-dir` (env FERRY_CA_CERT_DIR) for
+ * VaultConnection.caCertPath, `--approle-secret-id-dir` (env FERRY_APPROLE_SECRET_ID_DIR) for
+ * VaultAuth.appRole.secretIDPath. */
+export function configureFileDirs(
+  values: { 'ca-cert-dir'?: string | undefined; 'approle-secret-id-dir'?: string | undefined },
+  env: Env,
+): void {
   setCaCertDir(values['ca-cert-dir'] ?? env.FERRY_CA_CERT_DIR ?? DEFAULT_CA_CERT_DIR);
+  setSecretIdDir(values['approle-secret-id-dir'] ?? env.FERRY_APPROLE_SECRET_ID_DIR ?? DEFAULT_SECRET_ID_DIR);
 }
 
 export function kubeClient(kubeconfig: string | undefined, env: Env, userAgent: string): KubeClient {

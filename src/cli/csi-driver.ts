@@ -9,7 +9,7 @@ import { errorMessage } from '../errors.ts';
 import {
   aborted,
   buildInfo,
-  configureCaCertDir,
+  configureFileDirs,
   globalOptions,
   kubeClient,
   listenAddress,
@@ -41,13 +41,14 @@ const { values } = parseArgs({
     'global-vault-auth-options': { type: 'string' },
     'log-level': { type: 'string', default: 'info' },
     'ca-cert-dir': { type: 'string' },
+    'approle-secret-id-dir': { type: 'string' },
   },
 });
 const env = process.env;
 const logger = secretSafeLogger(values['log-level']);
 
 try {
-  configureCaCertDir(values, env);
+  configureFileDirs(values, env);
   const mountKind = values.mount;
   if (mountKind !== 'tmpfs' && mountKind !== 'dir') throw new Error('--mount must be tmpfs or dir');
   const refresh = Number(values['refresh-interval']);
@@ -66,6 +67,7 @@ try {
     ...(values['state-dir'] ? { stateDir: values['state-dir'] } : {}),
     refreshIntervalMs: refresh * 1000,
     ...globalOptions(values, env),
+    env,
     clientCacheSize: Number(values['client-cache-size']) || 10_000,
     healthAddress: listenAddress(values['health-probe-bind-address']),
     ...(values['kubelet-registration-path']

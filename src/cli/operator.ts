@@ -7,7 +7,7 @@ import { buildOperator } from '../operator.ts';
 import { parsePersistenceModel } from '../vault/persistence.ts';
 import {
   buildInfo,
-  configureCaCertDir,
+  configureFileDirs,
   globalOptions,
   kubeClient,
   listenAddress,
@@ -31,6 +31,7 @@ const { values } = parseArgs({
     'log-level': { type: 'string', default: 'info' },
     'client-cache-persistence-model': { type: 'string' },
     'ca-cert-dir': { type: 'string' },
+    'approle-secret-id-dir': { type: 'string' },
   },
 });
 const env = process.env;
@@ -52,7 +53,7 @@ const int = (v: string | undefined, fallback: number): number => {
 const logger = secretSafeLogger(values['log-level']);
 
 try {
-  configureCaCertDir(values, env);
+  configureFileDirs(values, env);
   const client = kubeClient(values.kubeconfig, env, 'ferry');
   const opNamespace = operatorNamespace(values['operator-namespace'], env);
   const persistenceModel = parsePersistenceModel(
@@ -72,6 +73,7 @@ try {
     ),
     clientCacheSize: int(values['client-cache-size'] ?? env.VSO_CLIENT_CACHE_SIZE, 10_000),
     ...globalOptions(values, env),
+    env,
     connectionHealthPeriodMs: int(values['connection-health-period'], 60) * 1000,
     clientCachePersistenceModel: persistenceModel,
     ...(podUID ? { operatorPodUID: podUID } : {}),

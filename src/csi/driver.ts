@@ -44,6 +44,9 @@ export interface CsiDriverConfig {
   /** VSO's global options; defaults as VSO's (exclude-raw off, allow-default-globals on). */
   globalExcludeRaw?: boolean;
   allowDefaultGlobals?: boolean;
+  /** The process environment, for the AWS default credential chain (aws auth without secretRef or
+   * irsaServiceAccount); unset, that chain is refused. */
+  env?: Record<string, string | undefined>;
   /** Vault client cache bound; default 10000, as the operator's. */
   clientCacheSize?: number;
   /** host:port for /healthz, /readyz and /metrics (one server); null disables. */
@@ -94,6 +97,7 @@ export class CsiDriver {
       operatorNamespace: cfg.operatorNamespace,
       allowDefaultGlobals: cfg.allowDefaultGlobals ?? true,
       clientCacheSize: cfg.clientCacheSize ?? 10_000,
+      ...(cfg.env ? { env: cfg.env } : {}),
       onSessionEvent: (ev) => {
         if (ev.type === 'login' && ev.reason !== 'initial') this.node.onVaultLogin();
       },

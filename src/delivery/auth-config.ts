@@ -33,10 +33,35 @@ export interface KubernetesLogin {
   tokenExpirationSeconds?: number;
 }
 
+/** VSO's two JWT sources: a TokenRequest for `serviceAccount` (which wins when both are set), else
+ * the `jwt` key of Secret `secretRef`. */
+export interface JwtLogin extends KubernetesLogin {
+  secretRef?: string;
+}
+
 export interface AppRoleLogin {
   roleId?: string;
   secretRef?: string;
   secretIDPath?: string;
+}
+
+export interface AwsLogin {
+  role?: string;
+  region?: string;
+  headerValue?: string;
+  sessionName?: string;
+  stsEndpoint?: string;
+  iamEndpoint?: string;
+  secretRef?: string;
+  irsaServiceAccount?: string;
+}
+
+export interface GcpLogin {
+  role?: string;
+  workloadIdentityServiceAccount?: string;
+  region?: string;
+  clusterName?: string;
+  projectID?: string;
 }
 
 export interface EffectiveAuth {
@@ -47,7 +72,10 @@ export interface EffectiveAuth {
   params: Record<string, string>;
   headers: Record<string, string>;
   kubernetes?: KubernetesLogin;
+  jwt?: JwtLogin;
   appRole?: AppRoleLogin;
+  aws?: AwsLogin;
+  gcp?: GcpLogin;
 }
 
 const nonEmpty = (...values: (string | undefined)[]): string | undefined =>
@@ -110,6 +138,33 @@ export function effectiveAuth(auth: VaultAuthSpec, global?: VaultAuthGlobalSpec)
       'serviceAccount',
       'audiences',
       'tokenExpirationSeconds',
+    ]);
+  } else if (method === 'jwt') {
+    out.jwt = mergeFields<JwtLogin>(auth.jwt, global?.jwt, [
+      'role',
+      'secretRef',
+      'serviceAccount',
+      'audiences',
+      'tokenExpirationSeconds',
+    ]);
+  } else if (method === 'aws') {
+    out.aws = mergeFields<AwsLogin>(auth.aws, global?.aws, [
+      'role',
+      'region',
+      'headerValue',
+      'sessionName',
+      'stsEndpoint',
+      'iamEndpoint',
+      'secretRef',
+      'irsaServiceAccount',
+    ]);
+  } else if (method === 'gcp') {
+    out.gcp = mergeFields<GcpLogin>(auth.gcp, global?.gcp, [
+      'role',
+      'workloadIdentityServiceAccount',
+      'region',
+      'clusterName',
+      'projectID',
     ]);
   } else if (method === 'appRole') {
     out.appRole = mergeFields<AppRoleLogin>(auth.appRole, global?.appRole, [

@@ -25,6 +25,9 @@ export interface VaultAccessConfig {
   allowDefaultGlobals: boolean;
   /** Bound of the session cache. */
   clientCacheSize: number;
+  /** The process environment, for the AWS default credential chain (aws auth without secretRef or
+   * irsaServiceAccount); unset, that chain is refused. */
+  env?: Record<string, string | undefined>;
   /** Client-cache persistence (vso-api §11.4): the operator's; the CSI driver never persists. */
   persistence?: { model: PersistenceModel; hmacKey: () => Promise<Buffer> };
   /** Called after a session event is logged (the CSI driver re-checks its leases after a re-login). */
@@ -81,6 +84,7 @@ export function createVaultAccess(
     clock: cfg.clock,
     tasks: manager.tasks,
     allowDefaultGlobals: cfg.allowDefaultGlobals,
+    ...(cfg.env ? { env: cfg.env } : {}),
     onSessionEvent: (ev) => {
       if (ev.type === 'loginFailed' || ev.type === 'renewFailed')
         log.warn({ vaultSession: ev.type, err: ev.error }, 'vault session problem');

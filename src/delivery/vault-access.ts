@@ -1,6 +1,8 @@
 // From a consuming resource (VaultStaticSecret, ...) to an authenticated Vault session: resolve the
 // VaultAuth (and its VaultAuthGlobal) and the VaultConnection from the informer caches, enforce
 // allowedNamespaces, and get one cached session per auth × connection × identity (vso-api.md §11).
+import { createHash } from 'node:crypto';
+import { readFile } from 'node:fs/promises';
 import type { CSISecretsSpec } from '../api/v1beta1/csisecrets.ts';
 import type { VaultAuth } from '../api/v1beta1/vaultauth.ts';
 import type { VaultAuthGlobal } from '../api/v1beta1/vaultauthglobal.ts';
@@ -14,12 +16,28 @@ import type { KubeObject, Secret } from '../k8s/types.ts';
 import type { Store } from '../runtime/store.ts';
 import type { TaskScheduler } from '../runtime/tasks.ts';
 import { appRoleAuth } from '../vault/auth/approle.ts';
+import {
+  type AwsCredentials,
+  ambientAwsCredentials,
+  assumeRoleWithWebIdentity,
+  awsAuth,
+  DEFAULT_AWS_REGION,
+  stsUrl,
+} from '../vault/auth/aws.ts';
+import {
+  GCP_SERVICE_ACCOUNT_ANNOTATION,
+  type GcpEndpoints,
+  GOOGLE_ENDPOINTS,
+  gcpIdToken,
+  gcpMetadata,
+  workloadIdentityPool,
+} from '../vault/auth/gcp.ts';
 import type { AuthMethod } from '../vault/auth/index.ts';
-import { jwtAuth, kubernetesAuth } from '../vault/auth/kubernetes.ts';
-import { readCaCertFile } from '../vault/ca-file.ts';
+import { gcpAuth, jwtAuth, kubernetesAuth } from '../vault/auth/kubernetes.ts';
 import { type CacheKeyInput, computeCacheKey, VaultClientCache } from '../vault/cache.ts';
 import type { VaultApi, VaultClientOptions } from '../vault/client.ts';
 import { VaultClient } from '../vault/client.ts';
+import { readCaCertFile, readSecretIdFile } from '../vault/confined-file.ts';
 import { VaultError } from '../vault/errors.ts';
 import {
   type CacheEncryption,
@@ -34,7 +52,14 @@ import {
 } from '../vault/persistence.ts';
 import type { SessionEvent, VaultSessionOptions } from '../vault/session.ts';
 import { VaultSession } from '../vault/session.ts';
-import { type EffectiveAuth, effectiveAuth, isAllowedNamespace } from './auth-config.ts';
+import {
+  type AwsLogin,
+  type EffectiveAuth,
+  effectiveAuth,
+  type GcpLogin,
+  isAllowedNamespace,
+  type KubernetesLogin,
+} from './auth-config.ts';
 
 export interface VaultAccessDeps {
   client: KubeClient;
@@ -49,6 +74,11 @@ export interface VaultAccessDeps {
   tasks: TaskScheduler;
   /** VSO's `allow-default-globals` option (on by default). */
   allowDefaultGlobals: boolean;
+  /** The process environment, for the AWS default credential chain (aws auth without secretRef or
+   * irsaServiceAccount); unset, that chain is refused. */
+  env?: Record<string, string | undefined>;
+  /** Google's STS, IAM Credentials and metadata endpoints; tests point them at fakes. */
+  gcpEndpoints?: GcpEndpoints;
   onSessionEvent?: (event: SessionEvent) => void;
   /** Client-cache persistence (vso-api §11.4); absent = none, without the start-up purge. */
   persistence?: {
@@ -179,12 +209,12 @@ export function resolveAuthConfig(
     method: eff.method,
     mount: eff.mount,
     ...(eff.kubernetes ? { kubernetes: eff.kubernetes } : {}),
+    ...(eff.jwt ? { jwt: eff.jwt } : {}),
     ...(eff.appRole ? { appRole: eff.appRole } : {}),
+    ...(eff.aws ? { aws: eff.aws } : {}),
+    ...(eff.gcp ? { gcp: eff.gcp } : {}),
   });
   if (problems.length > 0) throw problemsError('invalid VaultAuth', problems);
-  if (eff.method !== 'kubernetes' && eff.method !== 'jwt' && eff.method !== 'appRole') {
-    throw new FerryError(CODES.INVALID_CONFIG, `auth method ${eff.method} is not supported yet`);
-  }
   return eff;
 }
 
@@ -529,24 +559,155 @@ export class VaultAccessResolver {
     eff: EffectiveAuth,
     namespace: string,
   ): Promise<{ providerUID: string; method: AuthMethod }> {
-    const extras = { params: eff.params, headers: eff.headers };
+    const base = { mount: eff.mount, params: eff.params, headers: eff.headers };
     if (eff.method === 'appRole') {
       const a = eff.appRole ?? {};
-      const secretRef = a.secretRef ?? '';
-      const secret = await this.#secret(namespace, secretRef);
+      const roleId = a.roleId ?? '';
+      if (a.secretIDPath) {
+        const path = a.secretIDPath;
+        return {
+          providerUID: secretIdPathUid(path),
+          // Re-read on every login: the file may have been rotated.
+          method: appRoleAuth({ ...base, roleId, getSecretId: () => readSecretIdFile(path) }),
+        };
+      }
+      const { providerUID, read } = await this.#secretSource(namespace, a.secretRef ?? '', 'id');
+      return { providerUID, method: appRoleAuth({ ...base, roleId, getSecretId: read }) };
+    }
+    if (eff.method === 'aws') return this.#aws(eff.aws ?? {}, namespace, base);
+    if (eff.method === 'gcp') return this.#gcp(eff.gcp ?? {}, namespace, base);
+    if (eff.method === 'jwt') {
+      const j = eff.jwt ?? {};
+      const opts = { ...base, role: j.role ?? '' };
+      // VSO: the ServiceAccount wins when both sources are set.
+      if (j.serviceAccount)
+        return this.#tokenRequest(namespace, j, (getToken) => jwtAuth({ ...opts, getToken }));
+      const { providerUID, read } = await this.#secretSource(namespace, j.secretRef ?? '', 'jwt');
+      return { providerUID, method: jwtAuth({ ...opts, getToken: read }) };
+    }
+    const k = eff.kubernetes ?? {};
+    return this.#tokenRequest(namespace, k, (getToken) =>
+      kubernetesAuth({ ...base, role: k.role ?? '', getToken }),
+    );
+  }
+
+  /**
+   * AWS credentials as VSO takes them: a Secret's `access_key_id`/`secret_access_key`/`session_token`,
+   * else IRSA (a TokenRequest for the ServiceAccount, with the audience and lifetime of its EKS
+   * annotations, exchanged at STS by AssumeRoleWithWebIdentity for the role it names).
+   */
+  async #aws(
+    a: AwsLogin,
+    namespace: string,
+    base: { mount: string; params: Record<string, string>; headers: Record<string, string> },
+  ): Promise<{ providerUID: string; method: AuthMethod }> {
+    // awsutil's order: the configured region, the environment's, else us-east-1 (the EC2 metadata
+    // region lookup in between is not made).
+    const env = this.#deps.env;
+    const region = a.region || env?.AWS_REGION || env?.AWS_DEFAULT_REGION || DEFAULT_AWS_REGION;
+    const stsEndpoint = a.stsEndpoint || stsUrl(region);
+    const method = (getCredentials: () => Promise<AwsCredentials>): AuthMethod =>
+      awsAuth({
+        ...base,
+        role: a.role ?? '',
+        region,
+        headerValue: a.headerValue,
+        getCredentials,
+        now: () => this.#deps.clock.now(),
+      });
+    if (a.secretRef) {
+      const name = a.secretRef;
+      const secret = await this.#secret(namespace, name);
       return {
-        providerUID: uidOf(secret, `Secret ${namespace}/${secretRef}`),
-        method: appRoleAuth({
-          mount: eff.mount,
-          roleId: a.roleId ?? '',
-          // Re-read on every login: the secret-id may have been rotated.
-          getSecretId: async () =>
-            secretValue(await this.#secret(namespace, secretRef), 'id', `${namespace}/${secretRef}`),
-          ...extras,
+        providerUID: uidOf(secret, `Secret ${namespace}/${name}`),
+        method: method(async () => {
+          const s = await this.#secret(namespace, name);
+          const what = `${namespace}/${name}`;
+          const token = s.data?.session_token;
+          return {
+            accessKeyId: secretValue(s, 'access_key_id', what),
+            secretAccessKey: secretValue(s, 'secret_access_key', what),
+            ...(token ? { sessionToken: Buffer.from(token, 'base64').toString('utf8') } : {}),
+          };
         }),
       };
     }
-    const k = eff.kubernetes ?? {};
+    if (a.irsaServiceAccount) {
+      const name = a.irsaServiceAccount;
+      return {
+        providerUID: await this.#serviceAccountUid(namespace, name),
+        method: method(async () => {
+          // Annotations are read on every login: the role may be changed on the ServiceAccount.
+          const sa = await this.#serviceAccount(namespace, name);
+          const irsa = irsaConfig(sa.metadata.annotations, `${namespace}/${name}`);
+          const tr = await this.#deps.client.createToken(namespace, name, {
+            audiences: [irsa.audience],
+            expirationSeconds: irsa.expirationSeconds,
+          });
+          return assumeRoleWithWebIdentity({
+            stsEndpoint,
+            roleArn: irsa.roleArn,
+            // The AWS SDK's default session name: the time in nanoseconds.
+            sessionName: a.sessionName || `${this.#deps.clock.now()}000000`,
+            token: tr.token,
+          });
+        }),
+      };
+    }
+    if (!env) throw awsNodeRoleUnsupported();
+    return {
+      providerUID: nameUid('aws-default-credentials', ''),
+      method: method(() =>
+        ambientAwsCredentials({
+          env,
+          stsEndpoint,
+          sessionName: a.sessionName || `${this.#deps.clock.now()}000000`,
+          readFile: (path) => readFile(path, 'utf8'),
+        }),
+      ),
+    };
+  }
+
+  /** GKE Workload Identity (see vault/auth/gcp.ts); the ServiceAccount's annotation names the Google
+   * service account and is read on every login. */
+  async #gcp(
+    g: GcpLogin,
+    namespace: string,
+    base: { mount: string; params: Record<string, string>; headers: Record<string, string> },
+  ): Promise<{ providerUID: string; method: AuthMethod }> {
+    const name = g.workloadIdentityServiceAccount ?? '';
+    const endpoints = this.#deps.gcpEndpoints ?? GOOGLE_ENDPOINTS;
+    const role = g.role ?? '';
+    const getToken = async (): Promise<string> => {
+      const project = g.projectID || (await gcpMetadata('project/project-id', endpoints));
+      const location = g.region || (await gcpMetadata('instance/attributes/cluster-location', endpoints));
+      const cluster = g.clusterName || (await gcpMetadata('instance/attributes/cluster-name', endpoints));
+      const sa = await this.#serviceAccount(namespace, name);
+      const serviceAccount = sa.metadata.annotations?.[GCP_SERVICE_ACCOUNT_ANNOTATION];
+      if (!serviceAccount)
+        throw new FerryError(
+          CODES.INVALID_CONFIG,
+          `ServiceAccount ${namespace}/${name} has no ${GCP_SERVICE_ACCOUNT_ANNOTATION} annotation`,
+        );
+      const tr = await this.#deps.client.createToken(namespace, name, {
+        audiences: [workloadIdentityPool(project)],
+        expirationSeconds: 600,
+      });
+      return gcpIdToken({ project, location, cluster, serviceAccount, vaultRole: role }, tr.token, endpoints);
+    };
+    return {
+      providerUID: await this.#serviceAccountUid(namespace, name),
+      method: gcpAuth({ ...base, role, getToken }),
+    };
+  }
+
+  /** A ServiceAccount token source: a TokenRequest with the configured audiences and lifetime on
+   * every login (VSO's default lifetime is the CRD's 600 s). */
+  async #tokenRequest(
+    namespace: string,
+    k: KubernetesLogin,
+    method: (getToken: () => Promise<string>) => AuthMethod,
+  ): Promise<{ providerUID: string; method: AuthMethod }> {
     const sa = k.serviceAccount ?? '';
     const providerUID = await this.#serviceAccountUid(namespace, sa);
     const getToken = async (): Promise<string> => {
@@ -556,8 +717,21 @@ export class VaultAccessResolver {
       });
       return tr.token;
     };
-    const opts = { mount: eff.mount, role: k.role ?? '', getToken, ...extras };
-    return { providerUID, method: eff.method === 'jwt' ? jwtAuth(opts) : kubernetesAuth(opts) };
+    return { providerUID, method: method(getToken) };
+  }
+
+  /** A credential held under `key` of a Secret in the provider namespace: the Secret's UID
+   * identifies the provider, and the value is re-read on every login (it may have been rotated). */
+  async #secretSource(
+    namespace: string,
+    name: string,
+    key: string,
+  ): Promise<{ providerUID: string; read: () => Promise<string> }> {
+    const secret = await this.#secret(namespace, name);
+    return {
+      providerUID: uidOf(secret, `Secret ${namespace}/${name}`),
+      read: async () => secretValue(await this.#secret(namespace, name), key, `${namespace}/${name}`),
+    };
   }
 
   async #serviceAccountUid(namespace: string, name: string): Promise<string> {
@@ -565,16 +739,14 @@ export class VaultAccessResolver {
     const hit = this.#saUids.get(key);
     const now = this.#deps.clock.now();
     if (hit && now - hit.at < SA_UID_TTL_MS) return hit.uid;
-    const sa = await getRequired<KubeObject>(
-      this.#deps.client,
-      ServiceAccounts,
-      name,
-      namespace,
-      'ServiceAccount',
-    );
+    const sa = await this.#serviceAccount(namespace, name);
     const uid = uidOf(sa, `ServiceAccount ${key}`);
     this.#saUids.set(key, { uid, at: now });
     return uid;
+  }
+
+  #serviceAccount(namespace: string, name: string): Promise<KubeObject> {
+    return getRequired<KubeObject>(this.#deps.client, ServiceAccounts, name, namespace, 'ServiceAccount');
   }
 
   #secret(namespace: string, name: string): Promise<Secret> {
@@ -586,4 +758,47 @@ function secretValue(secret: Secret, key: string, what: string): string {
   const v = secret.data?.[key];
   if (!v) throw new FerryError(CODES.INVALID_CONFIG, `Secret ${what} has no ${key} key`);
   return Buffer.from(v, 'base64').toString('utf8');
+}
+
+/** A secret-id file has no Kubernetes UID; VSO takes a random one on every client creation, which
+ * would give each login a new cache key. A name-based UUID of the path keeps one session per file. */
+export const secretIdPathUid = (path: string): string => nameUid('approle-secret-id-path', path);
+
+/** A stable UUID-shaped provider UID for a credential source that is no Kubernetes object (VSO uses
+ * the operator namespace's kube-root-ca.crt UID for the AWS default chain; Ferry may not read it). */
+export function nameUid(kind: string, value: string): string {
+  const h = createHash('sha256').update(`${kind}:${value}`).digest('hex');
+  return `${h.slice(0, 8)}-${h.slice(8, 12)}-5${h.slice(13, 16)}-a${h.slice(17, 20)}-${h.slice(20, 32)}`;
+}
+
+const awsNodeRoleUnsupported = (): FerryError =>
+  new FerryError(
+    CODES.INVALID_CONFIG,
+    "aws auth with the operator's own credentials is not available in this process: set spec.aws.secretRef or spec.aws.irsaServiceAccount",
+  );
+
+/** VSO's EKS annotations of an IRSA ServiceAccount: the role is required; the audience defaults to
+ * sts.amazonaws.com and the token lifetime to a day. */
+export function irsaConfig(
+  annotations: Record<string, string> | undefined,
+  what: string,
+): { roleArn: string; audience: string; expirationSeconds: number } {
+  const roleArn = annotations?.['eks.amazonaws.com/role-arn'];
+  if (!roleArn)
+    throw new FerryError(
+      CODES.INVALID_CONFIG,
+      `ServiceAccount ${what} has no eks.amazonaws.com/role-arn annotation`,
+    );
+  const exp = annotations?.['eks.amazonaws.com/token-expiration'];
+  const expirationSeconds = exp === undefined ? 86_400 : Number(exp);
+  if (!Number.isSafeInteger(expirationSeconds))
+    throw new FerryError(
+      CODES.INVALID_CONFIG,
+      `ServiceAccount ${what}: eks.amazonaws.com/token-expiration ${JSON.stringify(exp)} is not an integer`,
+    );
+  return {
+    roleArn,
+    audience: annotations?.['eks.amazonaws.com/audience'] || 'sts.amazonaws.com',
+    expirationSeconds,
+  };
 }

@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import type { KubeClient } from '../../src/k8s/client.ts';
 import { Deployments, Pods } from '../../src/k8s/resources.ts';
 import type { KubeObject } from '../../src/k8s/types.ts';
+import { DEFAULT_SECRET_ID_DIR } from '../../src/vault/confined-file.ts';
 import type { NodeEnv } from './node.ts';
 import { freePort, type Log } from './proc.ts';
 
@@ -39,8 +40,13 @@ interface ChartInstall {
   namespace: string;
   apiPort: number;
   node: NodeEnv;
+  /** Host directory mounted read-only at CHART_APPROLE_DIR in the operator pod (AppRole secretIDPath). */
+  approleDir: string;
   log: Log;
 }
+
+/** The operator's default `--approle-secret-id-dir`, where the stack mounts its secret-id directory. */
+export const CHART_APPROLE_DIR = DEFAULT_SECRET_ID_DIR;
 
 function helm(c: ChartEnv, args: string[]): string {
   return execFileSync(c.helm, [...args, `--kubeconfig=${c.kubeconfig}`, `--namespace=${c.namespace}`], {
@@ -82,6 +88,8 @@ export async function installChart(o: ChartInstall, extraArgs: string[] = []): P
         connectionHealthPeriod: 10,
         extraEnv: apiEnv,
         extraArgs,
+        volumes: [{ name: 'approle', hostPath: { path: o.approleDir, type: 'Directory' } }],
+        volumeMounts: [{ name: 'approle', mountPath: CHART_APPROLE_DIR, readOnly: true }],
         // The suite's largest tests hold a few hundred resources; the chart's default is for small
         // installs.
         resources: { limits: { cpu: '1', memory: '768Mi' }, requests: { cpu: '10m', memory: '64Mi' } },

@@ -13,7 +13,7 @@ import { loadKubeConnection } from '../../src/k8s/config.ts';
 import type { ResourceType } from '../../src/k8s/resources.ts';
 import * as builtin from '../../src/k8s/resources.ts';
 import { apiVersionOf } from '../../src/k8s/resources.ts';
-import type { CoreEvent, KubeObject } from '../../src/k8s/types.ts';
+import type { CoreEvent, KubeObject, Secret } from '../../src/k8s/types.ts';
 import { operatorLog } from './operator-log.ts';
 import type { StackEnv } from './stack.ts';
 
@@ -325,6 +325,53 @@ export const vds = (ns: string, name: string, spec: Record<string, unknown>): Ma
 /** A VaultPKISecret manifest (see secretsResource). */
 export const vps = (ns: string, name: string, spec: Record<string, unknown>): Manifest =>
   secretsResource('VaultPKISecret', ns, name, spec);
+
+/** A VaultAuth with exactly `spec` (see kubernetesVaultAuth for the tenant's usual one). */
+export const vaultAuth = (ns: string, name: string, spec: Record<string, unknown>): Manifest =>
+  ({
+    apiVersion: 'secrets.hashicorp.com/v1beta1',
+    kind: 'VaultAuth',
+    metadata: { name, namespace: ns },
+    spec,
+  }) as Manifest;
+
+/** A VaultStaticSecret named after VaultAuth `auth` that logs in with it and syncs kvv2 `<ns>/<auth>`
+ * into Secret `<auth>`. */
+export const vssVia = (ns: string, auth: string): Manifest =>
+  vss(ns, auth, {
+    vaultAuthRef: auth,
+    mount: 'kvv2',
+    type: 'kv-v2',
+    path: `${ns}/${auth}`,
+    destination: { name: auth, create: true },
+  });
+
+/**
+ * Proves VaultAuth `auth` logs in: plants a fresh value at kvv2 `<ns>/<auth>`, applies vssVia and
+ * waits for the Secret to hold it. A timeout reports the VaultStaticSecret's and VaultAuth's status.
+ */
+export async function syncsVia(kube: KubeClient, vault: VaultAdmin, ns: string, auth: string): Promise<void> {
+  const value = canary(auth);
+  await vault.kvPut('kvv2', `${ns}/${auth}`, { value });
+  await apply(kube, vssVia(ns, auth));
+  const secret = await eventually(
+    `the Secret of VaultStaticSecret ${ns}/${auth}`,
+    () => kube.getIfExists<Secret>(builtin.Secrets, auth, ns),
+    45_000,
+  ).catch(async (err: unknown) => {
+    const kinds = new Map(ALL_KINDS.map((k) => [k.resource.kind, k.resource]));
+    const statusOf = async (kind: string) => {
+      const rt = kinds.get(kind);
+      return rt
+        ? (await kube.getIfExists<KubeObject & { status?: unknown }>(rt, auth, ns))?.status
+        : undefined;
+    };
+    throw new Error(
+      `${String(err)}; VaultStaticSecret status: ${JSON.stringify(await statusOf('VaultStaticSecret'))}; VaultAuth status: ${JSON.stringify(await statusOf('VaultAuth'))}`,
+    );
+  });
+  assert.equal(decodeData(secret.data).value, value);
+}
 
 /** The status condition of `type`, if any. */
 export function condition<C extends { type: string }>(

@@ -23,6 +23,7 @@ import { ALL_KINDS } from '../../src/api/resources.ts';
 import { KubeClient } from '../../src/k8s/client.ts';
 import { ServiceAccounts } from '../../src/k8s/resources.ts';
 import {
+  CHART_APPROLE_DIR,
   type ChartEnv,
   installChart,
   installReplicaRelease,
@@ -69,6 +70,9 @@ export interface StackEnv {
   postgres: { port: number; user: string; password: string; database: string; socketDir: string };
   binDirs: string[];
   processes: { name: string; pid: number; signal: NodeJS.Signals }[];
+  /** Where tests put AppRole secret-id files for `secretIDPath`: on this machine (`host`) and as the
+   * operator sees it (`operator`: the chart's hostPath mount, or the same directory for a process). */
+  approleDir?: { host: string; operator: string };
   /** The worker node; absent with `up --no-node`. */
   node?: NodeEnv;
   /** Ferry from the chart (operator pods and the CSI DaemonSet), with `--operator chart`. */
@@ -190,7 +194,12 @@ export async function stackUp(opts: StackOptions): Promise<StackEnv> {
     },
     binDirs: [kubeDir, etcdDir, vaultDir, pgBin, ...(helmDir ? [helmDir] : [])],
     processes: [],
+    approleDir: {
+      host: join(dir, 'approle'),
+      operator: mode === 'chart' ? CHART_APPROLE_DIR : join(dir, 'approle'),
+    },
   };
+  mkdirSync(join(dir, 'approle'), { mode: 0o755 });
   const record = (): void => {
     env.processes = started;
     mkdirSync(resolve(envFile(), '..'), { recursive: true });
@@ -379,6 +388,7 @@ export async function stackUp(opts: StackOptions): Promise<StackEnv> {
         namespace: env.operatorNamespace,
         apiPort,
         node: env.node,
+        approleDir: join(dir, 'approle'),
         log,
       });
       env.operator = { health: env.chart.health, metrics: env.chart.metrics };
@@ -509,6 +519,7 @@ async function spawnOperator(
     `--metrics-bind-address=127.0.0.1:${metrics}`,
     '--log-level=debug',
     '--connection-health-period=10',
+    ...(env.approleDir ? [`--approle-secret-id-dir=${env.approleDir.host}`] : []),
     ...extraArgs,
   ]);
   const op = {

@@ -2,7 +2,7 @@
 // session (session.ts) owns the token lifecycle and calls `login` again whenever it needs a new
 // token, so credential providers must fetch fresh credentials on every call (a new TokenRequest,
 // re-read the secret-id) rather than cache them.
-import { CODES, FerryError } from '../../errors.ts';
+import { CODES, FerryError, isFerryError } from '../../errors.ts';
 import type { VaultAuthInfo, VaultClient } from '../client.ts';
 
 export type AuthMethodName = 'kubernetes' | 'jwt' | 'appRole' | 'aws' | 'gcp';
@@ -42,12 +42,15 @@ export async function login(
 }
 
 /** Runs a credential source, turning its failure into a VAULT_AUTH error that names the step. */
-export async function credential(what: string, get: () => Promise<string>): Promise<string> {
-  let value: string;
+export async function credential<T extends string | object>(what: string, get: () => Promise<T>): Promise<T> {
+  let value: T;
   try {
     value = await get();
   } catch (err) {
-    throw new FerryError(CODES.VAULT_AUTH, `could not obtain ${what} for Vault login`, { cause: err });
+    // Ferry's own messages never carry a secret, so the user sees why (a Secret without the key, a
+    // file outside the allowed directory); foreign errors stay in the cause only.
+    const why = isFerryError(err) ? `: ${err.message}` : '';
+    throw new FerryError(CODES.VAULT_AUTH, `could not obtain ${what} for Vault login${why}`, { cause: err });
   }
   if (!value) throw new FerryError(CODES.VAULT_AUTH, `${what} for Vault login is empty`);
   return value;

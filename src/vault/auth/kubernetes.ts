@@ -19,7 +19,16 @@ export function jwtAuth(opts: KubernetesAuthOptions): AuthMethod {
   return roleJwtAuth('jwt', 'JWT', opts);
 }
 
-function roleJwtAuth(method: 'kubernetes' | 'jwt', what: string, opts: KubernetesAuthOptions): AuthMethod {
+/** GCP auth (iam roles) too: the JWT is an ID token Google signs for the workload's service account. */
+export function gcpAuth(opts: KubernetesAuthOptions): AuthMethod {
+  return roleJwtAuth('gcp', 'GCP ID token', opts);
+}
+
+function roleJwtAuth(
+  method: 'kubernetes' | 'jwt' | 'gcp',
+  what: string,
+  opts: KubernetesAuthOptions,
+): AuthMethod {
   return {
     method,
     mount: opts.mount,

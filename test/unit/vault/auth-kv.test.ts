@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { after, before, beforeEach, describe, it } from 'node:test';
-import { CODES, isFerryError } from '../../../src/errors.ts';
+import { CODES, FerryError, isFerryError } from '../../../src/errors.ts';
 import { appRoleAuth } from '../../../src/vault/auth/approle.ts';
 import { jwtAuth, kubernetesAuth } from '../../../src/vault/auth/kubernetes.ts';
 import type { RequestOptions, VaultApi, VaultResponse } from '../../../src/vault/client.ts';
@@ -83,6 +83,18 @@ describe('auth methods', () => {
       assert.equal(e.message, 'could not obtain ServiceAccount token for Vault login');
       return true;
     });
+    await assert.rejects(
+      kubernetesAuth({
+        mount: 'kubernetes',
+        role: 'r',
+        getToken: async () => {
+          throw new FerryError(CODES.INVALID_CONFIG, 'Secret app/jwt has no jwt key');
+        },
+      }).login(client),
+      (e: unknown) =>
+        isFerryError(e) &&
+        e.message === 'could not obtain ServiceAccount token for Vault login: Secret app/jwt has no jwt key',
+    );
     await assert.rejects(
       kubernetesAuth({ mount: 'kubernetes', role: 'r', getToken: async () => '' }).login(client),
       (e: unknown) => isFerryError(e) && e.code === CODES.VAULT_AUTH,

@@ -10,7 +10,7 @@ import type { VaultConnection } from '../../../src/api/v1beta1/vaultconnection.t
 import { connectionOptions } from '../../../src/delivery/vault-access.ts';
 import { CODES, isFerryError } from '../../../src/errors.ts';
 import type { KubeClient } from '../../../src/k8s/client.ts';
-import { readCaCertFile, setCaCertDir } from '../../../src/vault/ca-file.ts';
+import { readCaCertFile, setCaCertDir } from '../../../src/vault/confined-file.ts';
 import { UNRELATED_CA_PEM } from './fixtures.ts';
 
 const root = mkdtempSync(join(tmpdir(), 'ferry-ca-'));

@@ -1,7 +1,8 @@
-// VaultConnection.caCertPath: a PEM file inside the operator (or CSI driver) pod. Any tenant may
-// create a VaultConnection, so the path is confined to one directory the installation chose
-// (`--ca-cert-dir`), must resolve to a regular file there, and is read up to a size cap: neither
-// /dev/zero, a FIFO nor the pod's ServiceAccount token can be named.
+// Files a tenant names inside the operator (or CSI driver) pod: VaultConnection.caCertPath (a PEM) and
+// VaultAuth.appRole.secretIDPath (an AppRole secret-id). Any tenant may create these objects, and
+// point them at a Vault they run, so each path is confined to one directory the installation chose
+// (`--ca-cert-dir`, `--approle-secret-id-dir`), must resolve to a regular file there, and is read up
+// to a size cap: neither /dev/zero, a FIFO nor the pod's ServiceAccount token can be named.
 import { constants } from 'node:fs';
 import { open, realpath } from 'node:fs/promises';
 import { isAbsolute, relative, resolve, sep } from 'node:path';
@@ -12,13 +13,26 @@ export const DEFAULT_CA_CERT_DIR = '/etc/ferry/ca';
 /** A CA bundle is a few KiB; the Mozilla bundle is ~220 KiB. */
 export const MAX_CA_CERT_BYTES = 1024 * 1024;
 
+/** Where a chart mounts AppRole secret-id files for secretIDPath; `--approle-secret-id-dir` changes it. */
+export const DEFAULT_SECRET_ID_DIR = '/etc/ferry/approle';
+/** A secret-id is a UUID; anything near this size is not one. */
+export const MAX_SECRET_ID_BYTES = 64 * 1024;
+
 let configuredDir = DEFAULT_CA_CERT_DIR;
+let configuredSecretIdDir = DEFAULT_SECRET_ID_DIR;
 
 /** Sets the directory caCertPath must lie in, once at start-up (from the command line). */
 export function setCaCertDir(dir: string): void {
   if (!isAbsolute(dir))
     throw new FerryError(CODES.INVALID_CONFIG, `CA certificate directory ${dir} is not absolute`);
   configuredDir = resolve(dir);
+}
+
+/** Sets the directory secretIDPath must lie in, once at start-up (from the command line). */
+export function setSecretIdDir(dir: string): void {
+  if (!isAbsolute(dir))
+    throw new FerryError(CODES.INVALID_CONFIG, `AppRole secret-id directory ${dir} is not absolute`);
+  configuredSecretIdDir = resolve(dir);
 }
 
 const invalid = (message: string): FerryError => new FerryError(CODES.INVALID_CONFIG, message);
@@ -29,12 +43,26 @@ const inside = (root: string, path: string): boolean => {
 };
 
 /** Reads the PEM at `path`, which must be a regular file under `dir` of at most `maxBytes`. */
-export async function readCaCertFile(
+export function readCaCertFile(
   path: string,
   dir = configuredDir,
   maxBytes = MAX_CA_CERT_BYTES,
 ): Promise<string> {
-  const where = `caCertPath ${path}`;
+  return readConfinedFile(`caCertPath ${path}`, path, dir, maxBytes);
+}
+
+/** Reads the AppRole secret-id at `path` under `dir`, without surrounding whitespace (as VSO). */
+export async function readSecretIdFile(
+  path: string,
+  dir = configuredSecretIdDir,
+  maxBytes = MAX_SECRET_ID_BYTES,
+): Promise<string> {
+  const id = (await readConfinedFile(`secretIDPath ${path}`, path, dir, maxBytes)).trim();
+  if (id === '') throw invalid(`secretIDPath ${path} holds no secret-id`);
+  return id;
+}
+
+async function readConfinedFile(where: string, path: string, dir: string, maxBytes: number): Promise<string> {
   // Lexically first, so that nothing outside the directory is ever touched (not even stat'ed).
   if (!isAbsolute(path) || !inside(dir, resolve(path))) throw invalid(`${where} is not under ${dir}`);
   let real: string;
