@@ -11,6 +11,15 @@ const log = (m: string): void => {
   process.stderr.write(`[test] ${m}\n`);
 };
 
+/** A test peer from stack/peers.sh, built on first use; its cache directory. */
+function peerPath(peer: string): string {
+  const peers = join(repoRoot, 'stack', 'peers.sh');
+  if (spawnSync('bash', [peers, 'ensure', peer], { stdio: 'inherit' }).status !== 0) {
+    throw new Error(`stack/peers.sh ensure ${peer} failed`);
+  }
+  return spawnSync('bash', [peers, 'path', peer], { encoding: 'utf8' }).stdout.trim();
+}
+
 function step(label: string, cmd: string, args: string[]): boolean {
   log(label);
   const started = Date.now();
@@ -82,6 +91,8 @@ let ok =
 for (const flavor of flavors) {
   if (!ok) break;
   const started = Date.now();
+  // Vault's aws auth method is tested against moto's STS on loopback (OpenBao has no aws plugin).
+  if (flavor === 'vault') process.env.FERRY_MOTO_SERVER = join(peerPath('moto'), 'moto_server');
   await stackUp({ flavor, log: (m) => log(`stack: ${m}`) });
   log(`stack (${flavor}) up in ${((Date.now() - started) / 1000).toFixed(1)}s`);
   try {

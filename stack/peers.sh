@@ -3,7 +3,7 @@
 # kubelet; the pause binary; OpenBao, Vault, csi-sanity, helm) and caches them outside the
 # repository, keyed by version:
 #   $FERRY_CACHE/peers/<name>-<version>/<binary>
-# Usage: stack/peers.sh ensure <peer>...   (peers: etcd kube pause openbao vault csi-sanity helm)
+# Usage: stack/peers.sh ensure <peer>...   (peers: etcd kube pause openbao vault csi-sanity helm moto)
 #        stack/peers.sh path <peer>         (prints the cached binary directory)
 # Go builds use GOTOOLCHAIN=local, CGO_ENABLED=0 and the default GOMODCACHE/GOCACHE, which live
 # outside the repository and survive between runs.
@@ -15,6 +15,7 @@ OPENBAO_VERSION=${FERRY_OPENBAO_VERSION:-2.7.2}
 VAULT_VERSION=${FERRY_VAULT_VERSION:-v1.21.4}
 CSI_SANITY_VERSION=${FERRY_CSI_SANITY_VERSION:-v5.4.0}
 HELM_VERSION=${FERRY_HELM_VERSION:-v3.21.4}
+MOTO_VERSION=${FERRY_MOTO_VERSION:-5.2.1}
 
 CACHE=${FERRY_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/ferry}
 export GOTOOLCHAIN=local CGO_ENABLED=0 GOFLAGS=-mod=mod
@@ -36,7 +37,8 @@ version_of() {
     csi-sanity) echo "$CSI_SANITY_VERSION" ;;
     helm) echo "$HELM_VERSION" ;;
     pause) echo "$K8S_VERSION" ;;
-    *) fail "unknown peer '$1'" "use one of: etcd kube openbao vault csi-sanity helm pause" ;;
+    moto) echo "$MOTO_VERSION" ;;
+    *) fail "unknown peer '$1'" "use one of: etcd kube pause openbao vault csi-sanity helm moto" ;;
   esac
 }
 
@@ -150,6 +152,18 @@ build_pause() {
   [ -f "$src/build/pause/linux/pause.c" ] || return 1
   gcc -Os -static -Wall -Werror -DVERSION="$K8S_VERSION" -o "$out/pause" "$src/build/pause/linux/pause.c" &&
     strip "$out/pause"
+}
+
+# moto's server mode, the local stand-in for AWS STS/IAM in the aws auth tests (AWS itself cannot
+# be reached here), in a virtualenv of its own: bin/moto_server.
+build_moto() {
+  local out=$1
+  python3 -m venv "$out/venv" &&
+    "$out/venv/bin/python" -m pip install --quiet --disable-pip-version-check "moto[server]==$MOTO_VERSION" &&
+    # The cache directory is renamed after the build: run the venv's python by relative path (script
+    # shebangs would keep the old one).
+    printf '#!/bin/sh\nexec "$(dirname "$0")/venv/bin/python" -m moto.server "$@"\n' >"$out/moto_server" &&
+    chmod +x "$out/moto_server"
 }
 
 # OpenBao's root module is refused by the Go module proxy reachable here (every release tag is an
