@@ -1,11 +1,348 @@
-import type { Command } from './context.ts';
+// `ferry doctor`: is Ferry working here, and if not, what to do. From the cluster's side only (no
+// Vault login of its own): the CRDs, the operator (its leader Lease and Deployment), the
+// VaultConnections' health, VaultAuths that are invalid or whose consumers fail to log in, and
+// secrets that are not Ready. Every finding names the fix.
+
+import {
+  ALL_KINDS,
+  CSISecretsResource,
+  GROUP,
+  VaultAuths,
+  VaultConnections,
+  VaultDynamicSecrets,
+  VaultPKISecrets,
+  VaultStaticSecrets,
+  VERSION,
+} from '../api/resources.ts';
+import type { Condition } from '../api/v1beta1/common.ts';
+import { parseRef } from '../api/validate.ts';
+import { CONDITION_TYPES } from '../consts/conditions.ts';
+import { LEADER_ELECTION_ID } from '../consts/labels.ts';
+import { REASONS } from '../consts/reasons.ts';
+import type { KubeClient } from '../k8s/client.ts';
+import { K8sApiError } from '../k8s/errors.ts';
+import { CustomResourceDefinitions, Deployments, Events, Leases } from '../k8s/resources.ts';
+import type { CoreEvent, KubeObject } from '../k8s/types.ts';
+import type { Command, CommandContext } from './context.ts';
+import { humanDuration, type Paint, serialize } from './output.ts';
+
+export interface Check {
+  check: 'crds' | 'operator' | 'connection' | 'auth' | 'secrets';
+  /** `namespace/name` of the object concerned, when there is one. */
+  object?: string;
+  ok: boolean;
+  message: string;
+  /** What to do; set on every failed check. */
+  fix?: string;
+}
+
+type WithConditions = KubeObject & {
+  spec?: Record<string, unknown>;
+  status?: { conditions?: Condition[]; valid?: boolean; error?: string };
+};
+
+const condition = (o: WithConditions, type: string): Condition | undefined =>
+  o.status?.conditions?.find((c) => c.type === type);
+const ref = (o: KubeObject): string => `${o.metadata.namespace}/${o.metadata.name}`;
+const oneLine = (s: string): string => s.replace(/\s+/g, ' ').trim();
+/** Warnings newer than this count as "recent". */
+const RECENT_MS = 15 * 60_000;
+
+async function optional<T>(p: Promise<T>): Promise<T | undefined> {
+  try {
+    return await p;
+  } catch (err) {
+    if (err instanceof K8sApiError && err.isNotFound()) return undefined;
+    throw err;
+  }
+}
+
+async function checkCrds(kube: Pick<KubeClient, 'get'>): Promise<Check> {
+  const missing: string[] = [];
+  for (const def of ALL_KINDS) {
+    const name = `${def.resource.plural}.${GROUP}`;
+    const crd = await optional(
+      kube.get<KubeObject & { spec: { versions: { name: string; served: boolean }[] } }>(
+        CustomResourceDefinitions,
+        name,
+      ),
+    );
+    if (!crd?.spec.versions.some((v) => v.name === VERSION && v.served)) missing.push(def.resource.kind);
+  }
+  return missing.length === 0
+    ? {
+        check: 'crds',
+        ok: true,
+        message: `all ${ALL_KINDS.length} kinds of ${GROUP}/${VERSION} are installed`,
+      }
+    : {
+        check: 'crds',
+        ok: false,
+        message: `not installed or not serving ${VERSION}: ${missing.join(', ')}`,
+        fix: 'install or upgrade the CRDs: `kubectl apply -f deploy/crds/` (helm does not upgrade CRDs by itself)',
+      };
+}
+
+interface Lease extends KubeObject {
+  spec?: { holderIdentity?: string; renewTime?: string; leaseDurationSeconds?: number };
+}
+interface Deployment extends KubeObject {
+  spec?: { replicas?: number };
+  status?: { readyReplicas?: number };
+}
+
+/** The operator, found by its leader Lease; returns its namespace too (for default references). */
+async function checkOperator(
+  kube: Pick<KubeClient, 'list'>,
+  now: number,
+): Promise<{ checks: Check[]; namespace?: string }> {
+  const leases = await kube.list<Lease>(Leases, { fieldSelector: `metadata.name=${LEADER_ELECTION_ID}` });
+  const deployments = await kube.list<Deployment>(Deployments, {
+    labelSelector: 'app.kubernetes.io/part-of=ferry,app.kubernetes.io/component=controller-manager',
+  });
+  const checks: Check[] = [];
+  for (const d of deployments.items) {
+    const want = d.spec?.replicas ?? 1;
+    const ready = d.status?.readyReplicas ?? 0;
+    checks.push(
+      ready >= Math.min(want, 1) && want > 0
+        ? { check: 'operator', object: ref(d), ok: true, message: `Deployment ${ready}/${want} ready` }
+        : {
+            check: 'operator',
+            object: ref(d),
+            ok: false,
+            message: `Deployment ${ready}/${want} ready`,
+            fix: `see why: \`kubectl -n ${d.metadata.namespace} describe deployment ${d.metadata.name}\` and the pods' logs`,
+          },
+    );
+  }
+  const lease = leases.items[0];
+  const renewed = lease?.spec?.renewTime ? Date.parse(lease.spec.renewTime) : undefined;
+  const duration = (lease?.spec?.leaseDurationSeconds ?? 15) * 1000;
+  if (!lease) {
+    checks.push({
+      check: 'operator',
+      ok: false,
+      message: `no leader-election Lease ${LEADER_ELECTION_ID} in any namespace: no operator replica is leading`,
+      fix:
+        deployments.items.length === 0
+          ? 'install the operator: `helm install ferry deploy/chart -n ferry-system --create-namespace`'
+          : "the operator's pods are not leading: check their logs",
+    });
+  } else if (renewed === undefined || now - renewed > 2 * duration) {
+    checks.push({
+      check: 'operator',
+      object: ref(lease),
+      ok: false,
+      message: `the leader (${lease.spec?.holderIdentity ?? 'none'}) last renewed its Lease ${renewed ? `${humanDuration(now - renewed)} ago` : 'never'}: nothing is being reconciled`,
+      fix: `check the operator's pods in ${lease.metadata.namespace}: \`kubectl -n ${lease.metadata.namespace} get pods\` and their logs`,
+    });
+  } else {
+    checks.push({
+      check: 'operator',
+      object: ref(lease),
+      ok: true,
+      message: `leader ${lease.spec?.holderIdentity ?? '?'} renewed ${humanDuration(now - renewed)} ago`,
+    });
+  }
+  return { checks, ...(lease?.metadata.namespace ? { namespace: lease.metadata.namespace } : {}) };
+}
+
+/** What a Vault or connection error usually means, as an action. */
+export function adviceFor(message: string): string {
+  const m = message.toLowerCase();
+  if (m.includes('sealed')) return 'unseal Vault (`vault operator unseal`), or check its auto-unseal';
+  if (/x509|certificate|tls/.test(m))
+    return 'check the VaultConnection: caCertSecretRef must hold the CA (key ca.crt) of the server, tlsServerName its name';
+  if (/econnrefused|enotfound|timeout|timed out|unreachable|ehostunreach|socket/.test(m))
+    return 'check the VaultConnection address: the operator pods must reach it (DNS, port, NetworkPolicy)';
+  if (/auth\/[^ ]*login/.test(m) && /invalid role name|role .* not found/.test(m))
+    return "the Vault role does not exist on that auth mount: create it, or correct the VaultAuth's role and mount";
+  if (/auth\/[^ ]*login/.test(m) && /permission denied|403/.test(m))
+    return "Vault refused the login: check the role's bound_service_account_names and bound_service_account_namespaces, its audience, and the auth mount's token reviewer";
+  if (m.includes('permission denied') || m.includes('403'))
+    return "Vault refused the read: the role's policies must grant read on this path (`vault policy read <policy>`)";
+  if (m.includes('not found') || m.includes('404'))
+    return 'the path or mount does not exist in Vault: check mount, path and type (kv-v1/kv-v2)';
+  return '`ferry status` shows each failing secret; `kubectl describe` its object for the Events';
+}
+
+async function checkConnections(
+  kube: Pick<KubeClient, 'list'>,
+  namespace: string | undefined,
+): Promise<Check[]> {
+  const list = await kube.list<WithConditions>(
+    VaultConnections,
+    namespace === undefined ? {} : { namespace },
+  );
+  return list.items.map((c) => {
+    const healthy = condition(c, CONDITION_TYPES.Healthy) ?? condition(c, CONDITION_TYPES.Ready);
+    if (healthy?.status === 'True')
+      return { check: 'connection', object: ref(c), ok: true, message: `${c.spec?.address} healthy` };
+    const why = condition(c, CONDITION_TYPES.Ready)?.message || healthy?.message || 'no health reported yet';
+    return {
+      check: 'connection',
+      object: ref(c),
+      ok: false,
+      message: `${c.spec?.address}: ${why}`,
+      fix: healthy
+        ? adviceFor(why)
+        : 'the operator has not checked it yet: is it running (see the operator check)?',
+    };
+  });
+}
+
+const SECRET_KINDS = [VaultStaticSecrets, VaultDynamicSecrets, VaultPKISecrets, CSISecretsResource];
+const LOGIN_REASONS: ReadonlySet<string> = new Set([
+  REASONS.VaultClientError,
+  REASONS.VaultClientConfigError,
+]);
+
+async function checkAuthsAndSecrets(
+  kube: Pick<KubeClient, 'list'>,
+  namespace: string | undefined,
+  operatorNamespace: string,
+  now: number,
+): Promise<Check[]> {
+  const scope = namespace === undefined ? {} : { namespace };
+  const auths = (await kube.list<WithConditions>(VaultAuths, scope)).items;
+  const checks: Check[] = [];
+  const failingByAuth = new Map<string, { object: string; message: string }[]>();
+  let notReady = 0;
+  let total = 0;
+  for (const rt of SECRET_KINDS) {
+    const [objects, events] = await Promise.all([
+      kube.list<WithConditions>(rt, scope),
+      kube.list<CoreEvent>(Events, {
+        ...scope,
+        fieldSelector: `involvedObject.kind=${rt.kind},type=Warning`,
+      }),
+    ]);
+    total += objects.items.length;
+    for (const o of objects.items) {
+      if (condition(o, CONDITION_TYPES.Ready)?.status !== 'True') notReady++;
+      const recent = events.items
+        .filter(
+          (e) =>
+            e.involvedObject.name === o.metadata.name &&
+            e.involvedObject.namespace === o.metadata.namespace &&
+            LOGIN_REASONS.has(e.reason) &&
+            now - Date.parse(e.lastTimestamp ?? e.metadata.creationTimestamp ?? '') < RECENT_MS,
+        )
+        .sort((a, b) => Date.parse(b.lastTimestamp ?? '') - Date.parse(a.lastTimestamp ?? ''))[0];
+      if (!recent) continue;
+      const authRef = o.spec?.vaultAuthRef;
+      let auth: string;
+      try {
+        const r = parseRef(
+          typeof authRef === 'string' ? authRef : (authRef as { name?: string } | undefined)?.name,
+          {
+            namespace: o.metadata.namespace ?? '',
+            operatorNamespace,
+          },
+        );
+        auth = `${r.namespace}/${r.name}`;
+      } catch {
+        auth = String(authRef);
+      }
+      failingByAuth.set(auth, [
+        ...(failingByAuth.get(auth) ?? []),
+        { object: ref(o), message: recent.message },
+      ]);
+    }
+  }
+  for (const a of auths) {
+    const ready = condition(a, CONDITION_TYPES.Ready);
+    const failing = failingByAuth.get(ref(a)) ?? [];
+    failingByAuth.delete(ref(a));
+    if (a.status?.valid === false || ready?.status === 'False') {
+      const why = a.status?.error || ready?.message || 'invalid';
+      checks.push({
+        check: 'auth',
+        object: ref(a),
+        ok: false,
+        message: `invalid: ${why}`,
+        fix: 'correct the VaultAuth spec (`ferry lint` on its manifest names the field)',
+      });
+    } else if (failing.length > 0) {
+      const latest = failing[0]?.message ?? '';
+      checks.push({
+        check: 'auth',
+        object: ref(a),
+        ok: false,
+        message: `${failing.length} consumer(s) failed with Vault in the last ${humanDuration(RECENT_MS)} (${failing.map((f) => f.object).join(', ')}): ${oneLine(latest)}`,
+        fix: adviceFor(latest),
+      });
+    } else {
+      checks.push({ check: 'auth', object: ref(a), ok: true, message: 'valid, no recent Vault errors' });
+    }
+  }
+  // Consumers of VaultAuths outside the scope (e.g. the operator namespace's default).
+  for (const [auth, failing] of failingByAuth) {
+    const latest = failing[0]?.message ?? '';
+    checks.push({
+      check: 'auth',
+      object: auth,
+      ok: false,
+      message: `${failing.length} consumer(s) failed with Vault recently: ${oneLine(latest)}`,
+      fix: adviceFor(latest),
+    });
+  }
+  checks.push(
+    notReady === 0
+      ? { check: 'secrets', ok: true, message: `${total} secret object(s), all Ready` }
+      : {
+          check: 'secrets',
+          ok: false,
+          message: `${notReady} of ${total} secret object(s) not Ready`,
+          fix: `\`ferry status${namespace === undefined ? ' -A' : ` -n ${namespace}`}\` lists them with the reason`,
+        },
+  );
+  return checks;
+}
+
+export async function runDoctor(
+  kube: Pick<KubeClient, 'get' | 'list'>,
+  namespace: string | undefined,
+  now: number,
+): Promise<Check[]> {
+  const crds = await checkCrds(kube);
+  if (!crds.ok) return [crds];
+  const operator = await checkOperator(kube, now);
+  return [
+    crds,
+    ...operator.checks,
+    ...(await checkConnections(kube, namespace)),
+    ...(await checkAuthsAndSecrets(kube, namespace, operator.namespace ?? 'default', now)),
+  ];
+}
+
+export function renderChecks(checks: Check[], paint: Paint): string {
+  const lines = checks.map((c) => {
+    const mark = c.ok ? paint('green', 'ok  ') : paint('red', 'FAIL');
+    const head = `${mark} ${c.check.padEnd(10)} ${c.object ? `${paint('bold', c.object)}: ` : ''}${c.message}`;
+    return c.fix ? `${head}\n     ${' '.repeat(10)} fix: ${c.fix}` : head;
+  });
+  const failed = checks.filter((c) => !c.ok).length;
+  lines.push(failed === 0 ? paint('green', 'everything looks fine') : `${failed} problem(s) found`);
+  return `${lines.join('\n')}\n`;
+}
+
 export const doctorCommand: Command = {
   name: 'doctor',
-  summary: 'TODO',
-  synopsis: '',
-  description: '',
+  summary: 'is Ferry working here? each problem with its fix',
+  synopsis: '[-n NS | -A]',
+  description: `Checks, from the cluster: the CRDs are installed and serve ${VERSION}; an operator replica leads
+(its Lease is renewed) and its Deployment is ready; each VaultConnection is healthy; each VaultAuth
+is valid and its consumers did not fail with Vault in the last ${humanDuration(RECENT_MS)}; how many secrets are
+not Ready. Every problem comes with what to do. Exit code 1 when there is a problem.`,
   options: {},
   optionHelp: {},
   positionals: { min: 0, max: 0 },
-  run: async () => 0,
+  async run(ctx: CommandContext): Promise<number> {
+    const checks = await runDoctor(ctx.kube(), ctx.namespace(), ctx.io.clock.now());
+    const format = ctx.global.output;
+    ctx.io.stdout.write(format === 'table' ? renderChecks(checks, ctx.paint) : serialize(checks, format));
+    return checks.some((c) => !c.ok) ? 1 : 0;
+  },
 };

@@ -10,6 +10,7 @@ import { after, before, describe, it } from 'node:test';
 import { promisify } from 'node:util';
 import { parse } from 'yaml';
 import { VaultStaticSecrets } from '../../src/api/resources.ts';
+import type { Check } from '../../src/command/doctor.ts';
 import type { StatusRow } from '../../src/command/status.ts';
 import type { KubeClient } from '../../src/k8s/client.ts';
 import { Secrets } from '../../src/k8s/resources.ts';
@@ -22,6 +23,7 @@ import {
   canary,
   deployment,
   eventually,
+  kubernetesVaultAuth,
   type Manifest,
   tenant,
   VaultAdmin,
@@ -199,6 +201,48 @@ describe('ferry command', () => {
     const second = await ferry('lint', '--cluster', file);
     assert.equal(second.code, 0, second.stdout);
     assert.match(second.stdout, /no findings/);
+  });
+
+  it('doctor names a broken VaultConnection and a VaultAuth whose role Vault refuses, each with its fix', async () => {
+    await apply(kube, {
+      apiVersion: 'secrets.hashicorp.com/v1beta1',
+      kind: 'VaultConnection',
+      metadata: { name: 'nowhere', namespace: ns },
+      spec: { address: 'http://127.0.0.1:1' },
+    } as Manifest);
+    await apply(kube, kubernetesVaultAuth(env, ns, 'no-role', { role: `missing-${ns}` }));
+    await apply(
+      kube,
+      vss(ns, 'unauthorised', {
+        vaultAuthRef: 'no-role',
+        mount: 'kvv2',
+        type: 'kv-v2',
+        path: `${ns}/app`,
+        destination: { name: 'unauthorised', create: true },
+      }),
+    );
+    const checks = await eventually('doctor sees both', async () => {
+      const r = await ferry('doctor', '-n', ns, '-o', 'json');
+      const parsed = JSON.parse(r.stdout || '[]') as Check[];
+      const conn = parsed.find((c) => c.check === 'connection' && c.object === `${ns}/nowhere`);
+      const auth = parsed.find((c) => c.check === 'auth' && c.object === `${ns}/no-role`);
+      return r.code === 1 && conn?.fix?.includes('address') && auth && !auth.ok ? parsed : undefined;
+    });
+    const by = (object: string) => checks.find((c) => c.object === object);
+    assert.match(by(`${ns}/nowhere`)?.fix ?? '', /VaultConnection address/);
+    assert.match(by(`${ns}/no-role`)?.fix ?? '', /the Vault role does not exist/);
+    assert.ok(checks.find((c) => c.check === 'crds')?.ok);
+    assert.ok(
+      checks.find((c) => c.check === 'auth' && c.object === `${ns}/auth`)?.ok === false,
+      'denied is still failing',
+    );
+    const table = await ferry('doctor', '-n', ns);
+    assert.equal(table.code, 1);
+    assert.match(
+      table.stdout,
+      /FAIL connection\s+\S+\/nowhere: http:\/\/127\.0\.0\.1:1: .*\n\s+fix: check the VaultConnection address/,
+    );
+    assertNotIn(canaries, table.stdout + JSON.stringify(checks), 'ferry doctor output');
   });
 
   it('a cluster it cannot reach is exit code 2 with one line', async () => {

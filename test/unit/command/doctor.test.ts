@@ -1,0 +1,125 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { ALL_KINDS } from '../../../src/api/resources.ts';
+import { adviceFor, runDoctor } from '../../../src/command/doctor.ts';
+import type { KubeClient, ListOptions } from '../../../src/k8s/client.ts';
+import { K8sApiError } from '../../../src/k8s/errors.ts';
+import type { ResourceType } from '../../../src/k8s/resources.ts';
+
+const NOW = Date.parse('2026-01-01T12:00:00Z');
+type Fake = Pick<KubeClient, 'get' | 'list'>;
+
+function fake(objects: Record<string, unknown[]>, crds: string[]): Fake {
+  return {
+    get: (async (_rt: ResourceType, name: string) => {
+      if (!crds.includes(name)) throw new K8sApiError(404, 'NotFound', `${name} not found`);
+      return { metadata: { name }, spec: { versions: [{ name: 'v1beta1', served: true }] } };
+    }) as Fake['get'],
+    list: (async (rt: ResourceType, opts?: ListOptions) => {
+      const items = (objects[rt.kind] ?? []).filter(
+        (o) =>
+          !opts?.namespace ||
+          (o as { metadata: { namespace?: string } }).metadata.namespace === opts.namespace,
+      );
+      return { metadata: {}, items };
+    }) as Fake['list'],
+  };
+}
+
+const ALL_CRDS = ALL_KINDS.map((d) => `${d.resource.plural}.secrets.hashicorp.com`);
+const lease = (renewTime: string) => ({
+  metadata: { name: 'ferry.secrets.hashicorp.com', namespace: 'ferry-system' },
+  spec: { holderIdentity: 'pod-1', renewTime, leaseDurationSeconds: 15 },
+});
+
+describe('ferry doctor', () => {
+  it('stops at missing CRDs, naming the kinds and how to install them', async () => {
+    const checks = await runDoctor(fake({}, ALL_CRDS.slice(1)), undefined, NOW);
+    assert.equal(checks.length, 1);
+    assert.equal(checks[0]?.ok, false);
+    assert.match(checks[0]?.message ?? '', /VaultConnection/);
+    assert.match(checks[0]?.fix ?? '', /kubectl apply -f deploy\/crds/);
+  });
+
+  it('a stale leader Lease, an unhealthy connection and a failing consumer are problems with fixes', async () => {
+    const checks = await runDoctor(
+      fake(
+        {
+          Lease: [lease('2026-01-01T11:50:00Z')],
+          VaultConnection: [
+            {
+              metadata: { name: 'default', namespace: 'ferry-system' },
+              spec: { address: 'https://vault:8200' },
+              status: {
+                conditions: [
+                  { type: 'Healthy', status: 'False', reason: 'Unhealthy', message: '' },
+                  {
+                    type: 'Ready',
+                    status: 'False',
+                    reason: 'Ready',
+                    message: 'x509: certificate signed by unknown authority',
+                  },
+                ],
+              },
+            },
+          ],
+          VaultAuth: [
+            { metadata: { name: 'auth', namespace: 'app' }, status: { valid: true, conditions: [] } },
+          ],
+          VaultStaticSecret: [
+            {
+              metadata: { name: 's', namespace: 'app' },
+              spec: { vaultAuthRef: 'auth' },
+              status: { conditions: [] },
+            },
+          ],
+          Event: [
+            {
+              metadata: { name: 'e', namespace: 'app' },
+              involvedObject: { kind: 'VaultStaticSecret', name: 's', namespace: 'app' },
+              type: 'Warning',
+              reason: 'VaultClientError',
+              message: 'Vault PUT auth/kubernetes/login failed with status 403: permission denied',
+              lastTimestamp: '2026-01-01T11:59:00Z',
+            },
+          ],
+        },
+        ALL_CRDS,
+      ),
+      undefined,
+      NOW,
+    );
+    const failed = checks.filter((c) => !c.ok).map((c) => `${c.check} ${c.object ?? ''}`.trim());
+    assert.deepEqual(failed, [
+      'operator ferry-system/ferry.secrets.hashicorp.com',
+      'connection ferry-system/default',
+      'auth app/auth',
+      'secrets',
+    ]);
+    for (const c of checks.filter((x) => !x.ok)) assert.ok(c.fix, `${c.check} names a fix`);
+    assert.match(checks.find((c) => c.check === 'operator')?.message ?? '', /10m ago/);
+    assert.match(checks.find((c) => c.check === 'connection')?.fix ?? '', /caCertSecretRef/);
+    assert.match(checks.find((c) => c.check === 'auth')?.fix ?? '', /bound_service_account_names/);
+  });
+
+  it('a leading operator and healthy objects pass', async () => {
+    const checks = await runDoctor(fake({ Lease: [lease('2026-01-01T11:59:58Z')] }, ALL_CRDS), 'app', NOW);
+    assert.ok(
+      checks.every((c) => c.ok),
+      JSON.stringify(checks),
+    );
+  });
+
+  it('turns Vault errors into actions', () => {
+    assert.match(adviceFor('Vault is sealed'), /unseal/);
+    assert.match(adviceFor('connect ECONNREFUSED 127.0.0.1:8200'), /address/);
+    assert.match(
+      adviceFor('Vault PUT auth/kubernetes/login failed with status 400: invalid role name "x"'),
+      /role does not exist/,
+    );
+    assert.match(
+      adviceFor('Vault GET kvv2/data/x failed with status 403: permission denied'),
+      /policies must grant read/,
+    );
+  });
+});
