@@ -24,7 +24,7 @@ import { K8sApiError } from '../k8s/errors.ts';
 import { CustomResourceDefinitions, Deployments, Events, Leases } from '../k8s/resources.ts';
 import type { CoreEvent, KubeObject } from '../k8s/types.ts';
 import type { Command, CommandContext } from './context.ts';
-import { humanDuration, type Paint, serialize } from './output.ts';
+import { humanDuration, oneLine, type Paint, serialize } from './output.ts';
 
 export interface Check {
   check: 'crds' | 'operator' | 'connection' | 'auth' | 'secrets';
@@ -44,7 +44,6 @@ type WithConditions = KubeObject & {
 const condition = (o: WithConditions, type: string): Condition | undefined =>
   o.status?.conditions?.find((c) => c.type === type);
 const ref = (o: KubeObject): string => `${o.metadata.namespace}/${o.metadata.name}`;
-const oneLine = (s: string): string => s.replace(/\s+/g, ' ').trim();
 /** Warnings newer than this count as "recent". */
 const RECENT_MS = 15 * 60_000;
 

@@ -43,8 +43,8 @@ export interface FerryObject {
   spec: Record<string, unknown>;
 }
 
-type Obj = Record<string, unknown>;
-const isObj = (v: unknown): v is Obj => typeof v === 'object' && v !== null && !Array.isArray(v);
+export type Obj = Record<string, unknown>;
+export const isObj = (v: unknown): v is Obj => typeof v === 'object' && v !== null && !Array.isArray(v);
 
 const KINDS = new Map<string, KindDefinition>(ALL_KINDS.map((d) => [d.resource.kind, d]));
 

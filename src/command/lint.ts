@@ -19,6 +19,7 @@ import {
   expectedSecret,
   type FerryObject,
   type Fix,
+  isObj,
   kindFindings,
   type RuleFinding,
   rolloutTargets,
@@ -61,9 +62,6 @@ const ROLLOUT_KINDS: Record<string, ResourceType> = {
   DaemonSet: DaemonSets,
   'argo.Rollout': ArgoRollouts,
 };
-
-type Obj = Record<string, unknown>;
-const isObj = (v: unknown): v is Obj => typeof v === 'object' && v !== null && !Array.isArray(v);
 
 const manifestKey = (kind: string, namespace: string, name: string): string => `${kind}/${namespace}/${name}`;
 

@@ -48,3 +48,6 @@ export function humanDuration(ms: number): string {
   if (h < 24) return m % 60 === 0 ? `${h}h` : `${h}h${m % 60}m`;
   return `${Math.floor(h / 24)}d`;
 }
+
+/** Vault's multi-line errors ("1 error occurred:\n\t* permission denied") on one line. */
+export const oneLine = (message: string): string => message.replace(/\s+/g, ' ').trim();

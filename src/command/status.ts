@@ -22,7 +22,7 @@ import { Events, type ResourceType } from '../k8s/resources.ts';
 import type { CoreEvent, KubeObject } from '../k8s/types.ts';
 import { renewalHorizonMs } from '../vault/leases.ts';
 import type { Command, CommandContext } from './context.ts';
-import { humanDuration, type Paint, serialize, table } from './output.ts';
+import { humanDuration, oneLine, type Paint, serialize, table } from './output.ts';
 
 export interface StatusRow {
   kind: string;
@@ -245,9 +245,6 @@ function relative(isoTime: string | undefined, now: number): string {
   const d = Date.parse(isoTime) - now;
   return d >= 0 ? `in ${humanDuration(d)}` : `${humanDuration(d)} ago`;
 }
-
-/** Vault's multi-line errors ("1 error occurred:\n\t* permission denied") on one table line. */
-const oneLine = (message: string): string => message.replace(/\s+/g, ' ').trim();
 
 export function renderStatus(rows: StatusRow[], now: number, paint: Paint, allNamespaces: boolean): string {
   if (rows.length === 0) return 'No synced or protected secrets found.\n';

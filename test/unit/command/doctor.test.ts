@@ -2,30 +2,9 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { ALL_KINDS } from '../../../src/api/resources.ts';
 import { adviceFor, runDoctor } from '../../../src/command/doctor.ts';
-import type { KubeClient, ListOptions } from '../../../src/k8s/client.ts';
-import { K8sApiError } from '../../../src/k8s/errors.ts';
-import type { ResourceType } from '../../../src/k8s/resources.ts';
+import { event, fakeKube as fake } from './fakes.ts';
 
 const NOW = Date.parse('2026-01-01T12:00:00Z');
-type Fake = Pick<KubeClient, 'get' | 'list'>;
-
-function fake(objects: Record<string, unknown[]>, crds: string[]): Fake {
-  return {
-    get: (async (_rt: ResourceType, name: string) => {
-      if (!crds.includes(name)) throw new K8sApiError(404, 'NotFound', `${name} not found`);
-      return { metadata: { name }, spec: { versions: [{ name: 'v1beta1', served: true }] } };
-    }) as Fake['get'],
-    list: (async (rt: ResourceType, opts?: ListOptions) => {
-      const items = (objects[rt.kind] ?? []).filter(
-        (o) =>
-          !opts?.namespace ||
-          (o as { metadata: { namespace?: string } }).metadata.namespace === opts.namespace,
-      );
-      return { metadata: {}, items };
-    }) as Fake['list'],
-  };
-}
-
 const ALL_CRDS = ALL_KINDS.map((d) => `${d.resource.plural}.secrets.hashicorp.com`);
 const lease = (renewTime: string) => ({
   metadata: { name: 'ferry.secrets.hashicorp.com', namespace: 'ferry-system' },
@@ -74,14 +53,13 @@ describe('ferry doctor', () => {
             },
           ],
           Event: [
-            {
-              metadata: { name: 'e', namespace: 'app' },
-              involvedObject: { kind: 'VaultStaticSecret', name: 's', namespace: 'app' },
-              type: 'Warning',
-              reason: 'VaultClientError',
-              message: 'Vault PUT auth/kubernetes/login failed with status 403: permission denied',
-              lastTimestamp: '2026-01-01T11:59:00Z',
-            },
+            event(
+              { kind: 'VaultStaticSecret', name: 's', namespace: 'app' },
+              'Warning',
+              'VaultClientError',
+              'Vault PUT auth/kubernetes/login failed with status 403: permission denied',
+              '2026-01-01T11:59:00Z',
+            ),
           ],
         },
         ALL_CRDS,

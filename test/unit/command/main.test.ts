@@ -1,5 +1,7 @@
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { promisify } from 'node:util';
@@ -84,6 +86,17 @@ describe('ferry: exit codes and messages', () => {
     const parsed = JSON.parse(t.out()) as { findings: { rule: string; file: string }[] };
     assert.equal(parsed.findings[0]?.rule, 'dialect');
     assert.equal(parsed.findings[0]?.file, '<stdin>');
+  });
+
+  it('--fix writes the corrections back to the file', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'ferry-fix-'));
+    const file = join(dir, 'a.yaml');
+    writeFileSync(file, readFileSync(join(LINT, 'bad', 'dialect.yaml')));
+    assert.equal(await main(['lint', '--fix', file], io().io), 1);
+    const t = io();
+    assert.equal(await main(['lint', file, '-o', 'json'], t.io), 1);
+    const left = (JSON.parse(t.out()) as { findings: { field: string }[] }).findings.map((f) => f.field);
+    assert.deepEqual(left, ['spec.rollout']);
   });
 
   it('a connection problem is exit code 2 with one line', async () => {

@@ -1,8 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { collectStatus, renderStatus, sortRows } from '../../../src/command/status.ts';
-import type { KubeClient, ListOptions } from '../../../src/k8s/client.ts';
-import type { ResourceType } from '../../../src/k8s/resources.ts';
+import { event, fakeKube } from './fakes.ts';
 
 const NOW = Date.parse('2026-01-01T12:00:00Z');
 const unix = (iso: string) => Date.parse(iso) / 1000;
@@ -77,41 +76,28 @@ const OBJECTS: Record<string, unknown[]> = {
 };
 
 const EVENTS = [
-  {
-    metadata: { name: 'e1', namespace: 'app' },
-    involvedObject: { kind: 'VaultStaticSecret', name: 'config', namespace: 'app' },
-    reason: 'SecretRotated',
-    message: 'Secret synced',
-    type: 'Normal',
-    lastTimestamp: '2026-01-01T11:30:00Z',
-  },
-  {
-    metadata: { name: 'e2', namespace: 'app' },
-    involvedObject: { kind: 'VaultStaticSecret', name: 'broken', namespace: 'app' },
-    reason: 'VaultClientError',
-    message: 'permission denied',
-    type: 'Warning',
-    lastTimestamp: '2026-01-01T11:59:00Z',
-  },
+  event(
+    { kind: 'VaultStaticSecret', namespace: 'app', name: 'config' },
+    'Normal',
+    'SecretRotated',
+    'Secret synced',
+    '2026-01-01T11:30:00Z',
+  ),
+  event(
+    { kind: 'VaultStaticSecret', namespace: 'app', name: 'broken' },
+    'Warning',
+    'VaultClientError',
+    'permission denied',
+    '2026-01-01T11:59:00Z',
+  ),
 ];
-
-function fakeKube(asked: string[]): Pick<KubeClient, 'list'> {
-  return {
-    list: (async (rt: ResourceType, opts?: ListOptions) => {
-      asked.push(`${rt.kind} ${opts?.namespace ?? '*'} ${opts?.fieldSelector ?? ''}`.trim());
-      if (rt.kind === 'Event') {
-        const kind = opts?.fieldSelector?.replace('involvedObject.kind=', '');
-        return { metadata: {}, items: EVENTS.filter((e) => e.involvedObject.kind === kind) };
-      }
-      return { metadata: {}, items: OBJECTS[rt.kind] ?? [] };
-    }) as Pick<KubeClient, 'list'>['list'],
-  };
-}
+const kube = () => fakeKube({ ...OBJECTS, Event: EVENTS });
 
 describe('ferry status', () => {
   it('reads the four kinds and their Events only (never a Secret)', async () => {
-    const asked: string[] = [];
-    await collectStatus(fakeKube(asked), 'app');
+    const k = kube();
+    await collectStatus(k, 'app');
+    const asked = k.asked;
     assert.deepEqual(
       asked
         .map((a) => a.split(' ')[0])
@@ -124,7 +110,7 @@ describe('ferry status', () => {
   });
 
   it('one row each: last sync, next refresh, lease and certificate expiry, readiness; failing first', async () => {
-    const rows = sortRows(await collectStatus(fakeKube([]), 'app'), NOW);
+    const rows = sortRows(await collectStatus(kube(), 'app'), NOW);
     const by = (name: string) => rows.find((r) => r.name === name);
     assert.equal(rows[0]?.name, 'broken');
     assert.deepEqual(
@@ -151,7 +137,7 @@ describe('ferry status', () => {
   });
 
   it('renders a table with relative times', async () => {
-    const rows = sortRows(await collectStatus(fakeKube([]), 'app'), NOW);
+    const rows = sortRows(await collectStatus(kube(), 'app'), NOW);
     const out = renderStatus(rows, NOW, (_s, t) => t, false);
     const lines = out.trimEnd().split('\n');
     assert.match(

@@ -1,0 +1,53 @@
+// What the command tests share: an apiserver that only lists and gets canned objects, and Events.
+import type { KubeClient, ListOptions } from '../../../src/k8s/client.ts';
+import { K8sApiError } from '../../../src/k8s/errors.ts';
+import type { ResourceType } from '../../../src/k8s/resources.ts';
+
+export type FakeKube = Pick<KubeClient, 'get' | 'list'> & { asked: string[] };
+
+type Meta = { metadata: { name?: string; namespace?: string } };
+
+/**
+ * `objects` by kind. list filters by namespace, and Events by `involvedObject.kind=` in the field
+ * selector; get answers the CRDs named in `crds` (served v1beta1) and 404 for anything else.
+ */
+export function fakeKube(objects: Record<string, unknown[]>, crds: string[] = []): FakeKube {
+  const asked: string[] = [];
+  return {
+    asked,
+    get: (async (_rt: ResourceType, name: string) => {
+      if (!crds.includes(name)) throw new K8sApiError(404, 'NotFound', `${name} not found`);
+      return { metadata: { name }, spec: { versions: [{ name: 'v1beta1', served: true }] } };
+    }) as FakeKube['get'],
+    list: (async (rt: ResourceType, opts?: ListOptions) => {
+      asked.push(`${rt.kind} ${opts?.namespace ?? '*'} ${opts?.fieldSelector ?? ''}`.trim());
+      const kind = /involvedObject\.kind=(\w+)/.exec(opts?.fieldSelector ?? '')?.[1];
+      const items = (objects[rt.kind] ?? []).filter(
+        (o) =>
+          (!opts?.namespace || (o as Meta).metadata.namespace === opts.namespace) &&
+          (rt.kind !== 'Event' ||
+            !kind ||
+            (o as { involvedObject: { kind: string } }).involvedObject.kind === kind),
+      );
+      return { metadata: {}, items };
+    }) as FakeKube['list'],
+  };
+}
+
+/** An Event about `kind` `namespace/name`. */
+export function event(
+  about: { kind: string; namespace: string; name: string },
+  type: 'Normal' | 'Warning',
+  reason: string,
+  message: string,
+  lastTimestamp: string,
+) {
+  return {
+    metadata: { name: `${about.name}.${reason}`, namespace: about.namespace },
+    involvedObject: about,
+    type,
+    reason,
+    message,
+    lastTimestamp,
+  };
+}
