@@ -20,9 +20,9 @@ import { CONDITION_TYPES } from '../consts/conditions.ts';
 import { LEADER_ELECTION_ID } from '../consts/labels.ts';
 import { REASONS } from '../consts/reasons.ts';
 import type { KubeClient } from '../k8s/client.ts';
-import { K8sApiError } from '../k8s/errors.ts';
-import { CustomResourceDefinitions, Deployments, Events, Leases } from '../k8s/resources.ts';
+import { CustomResourceDefinitions, Deployments, Events } from '../k8s/resources.ts';
 import type { CoreEvent, KubeObject } from '../k8s/types.ts';
+import { getOptional, operatorLease } from './cluster.ts';
 import type { Command, CommandContext } from './context.ts';
 import { humanDuration, oneLine, type Paint, serialize } from './output.ts';
 
@@ -47,24 +47,14 @@ const ref = (o: KubeObject): string => `${o.metadata.namespace}/${o.metadata.nam
 /** Warnings newer than this count as "recent". */
 const RECENT_MS = 15 * 60_000;
 
-async function optional<T>(p: Promise<T>): Promise<T | undefined> {
-  try {
-    return await p;
-  } catch (err) {
-    if (err instanceof K8sApiError && err.isNotFound()) return undefined;
-    throw err;
-  }
-}
-
 async function checkCrds(kube: Pick<KubeClient, 'get'>): Promise<Check> {
   const missing: string[] = [];
   for (const def of ALL_KINDS) {
     const name = `${def.resource.plural}.${GROUP}`;
-    const crd = await optional(
-      kube.get<KubeObject & { spec: { versions: { name: string; served: boolean }[] } }>(
-        CustomResourceDefinitions,
-        name,
-      ),
+    const crd = await getOptional<KubeObject & { spec: { versions: { name: string; served: boolean }[] } }>(
+      kube,
+      CustomResourceDefinitions,
+      name,
     );
     if (!crd?.spec.versions.some((v) => v.name === VERSION && v.served)) missing.push(def.resource.kind);
   }
@@ -82,9 +72,6 @@ async function checkCrds(kube: Pick<KubeClient, 'get'>): Promise<Check> {
       };
 }
 
-interface Lease extends KubeObject {
-  spec?: { holderIdentity?: string; renewTime?: string; leaseDurationSeconds?: number };
-}
 interface Deployment extends KubeObject {
   spec?: { replicas?: number };
   status?: { readyReplicas?: number };
@@ -95,7 +82,6 @@ async function checkOperator(
   kube: Pick<KubeClient, 'list'>,
   now: number,
 ): Promise<{ checks: Check[]; namespace?: string }> {
-  const leases = await kube.list<Lease>(Leases, { fieldSelector: `metadata.name=${LEADER_ELECTION_ID}` });
   const deployments = await kube.list<Deployment>(Deployments, {
     labelSelector: 'app.kubernetes.io/part-of=ferry,app.kubernetes.io/component=controller-manager',
   });
@@ -115,7 +101,7 @@ async function checkOperator(
           },
     );
   }
-  const lease = leases.items[0];
+  const lease = await operatorLease(kube);
   const renewed = lease?.spec?.renewTime ? Date.parse(lease.spec.renewTime) : undefined;
   const duration = (lease?.spec?.leaseDurationSeconds ?? 15) * 1000;
   if (!lease) {

@@ -13,6 +13,7 @@ import type { VaultConnectionSpec } from '../api/v1beta1/vaultconnection.ts';
 import {
   type Problem,
   parseDuration,
+  parseRef,
   validateCSISecrets,
   validateTransformation,
   validateVaultAuth,
@@ -386,6 +387,87 @@ export function specFindings(o: FerryObject): RuleFinding[] {
 export function expectedSecret(o: FerryObject): string | undefined {
   const dest = o.spec.destination;
   return isObj(dest) && dest.create === false && typeof dest.name === 'string' ? dest.name : undefined;
+}
+
+/** An object a manifest refers to by name. */
+export interface Reference {
+  field: string;
+  kind: 'VaultAuth' | 'VaultConnection' | 'VaultAuthGlobal' | 'SecretTransformation' | 'Secret';
+  namespace: string;
+  name: string;
+}
+
+const str = (v: unknown): string | undefined => (typeof v === 'string' && v !== '' ? v : undefined);
+
+/**
+ * What `o` refers to, resolved as the operator resolves it: `"<ns>/<name>"` or `"<name>"` (the
+ * object's namespace); an empty VaultAuth/VaultConnection reference means `default` in the operator
+ * namespace, listed only when that namespace is known.
+ */
+export function references(
+  o: FerryObject,
+  namespace: string,
+  operatorNamespace: string | undefined,
+): Reference[] {
+  const out: Reference[] = [];
+  const byString = (field: string, kind: Reference['kind'], value: unknown): void => {
+    const v = str(value);
+    if (v === undefined && operatorNamespace === undefined) return;
+    try {
+      const r = parseRef(v, { namespace, operatorNamespace: operatorNamespace ?? '' });
+      out.push({ field, kind, ...r });
+    } catch {
+      // an invalid reference string is the spec check's finding
+    }
+  };
+  const byObject = (field: string, kind: Reference['kind'], value: unknown): void => {
+    if (!isObj(value) || !str(value.name)) return;
+    out.push({
+      field: `${field}.name`,
+      kind,
+      namespace: str(value.namespace) ?? namespace,
+      name: value.name as string,
+    });
+  };
+  const spec = o.spec;
+  switch (o.kind) {
+    case 'VaultStaticSecret':
+    case 'VaultDynamicSecret':
+    case 'VaultPKISecret':
+      byString('spec.vaultAuthRef', 'VaultAuth', spec.vaultAuthRef);
+      break;
+    case 'CSISecrets':
+      if (spec.vaultAuthRef === undefined) byString('spec.vaultAuthRef', 'VaultAuth', undefined);
+      else byObject('spec.vaultAuthRef', 'VaultAuth', spec.vaultAuthRef);
+      break;
+    case 'VaultAuth':
+      // With a VaultAuthGlobal, the connection may come from it.
+      if (!isObj(spec.vaultAuthGlobalRef) || spec.vaultConnectionRef) {
+        byString('spec.vaultConnectionRef', 'VaultConnection', spec.vaultConnectionRef);
+      }
+      byObject('spec.vaultAuthGlobalRef', 'VaultAuthGlobal', spec.vaultAuthGlobalRef);
+      break;
+    case 'VaultConnection':
+      if (str(spec.caCertSecretRef)) {
+        out.push({
+          field: 'spec.caCertSecretRef',
+          kind: 'Secret',
+          namespace,
+          name: spec.caCertSecretRef as string,
+        });
+      }
+      break;
+  }
+  const refs =
+    isObj(spec.destination) && isObj(spec.destination.transformation)
+      ? spec.destination.transformation.transformationRefs
+      : undefined;
+  if (Array.isArray(refs)) {
+    for (const [i, r] of refs.entries()) {
+      byObject(`spec.destination.transformation.transformationRefs[${i}]`, 'SecretTransformation', r);
+    }
+  }
+  return out;
 }
 
 export interface RolloutTarget {

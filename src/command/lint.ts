@@ -3,8 +3,13 @@
 // restarts, in the cluster or among the manifests themselves. Dialect fixes are printed as corrected
 // YAML; --fix writes them back.
 import { writeFile } from 'node:fs/promises';
-import { API_VERSION } from '../api/resources.ts';
-import { K8sApiError } from '../k8s/errors.ts';
+import {
+  API_VERSION,
+  SecretTransformations,
+  VaultAuthGlobals,
+  VaultAuths,
+  VaultConnections,
+} from '../api/resources.ts';
 import {
   ArgoRollouts,
   DaemonSets,
@@ -13,6 +18,7 @@ import {
   Secrets,
   StatefulSets,
 } from '../k8s/resources.ts';
+import { getOptional, operatorLease } from './cluster.ts';
 import type { Command, CommandContext } from './context.ts';
 import {
   effectiveKind,
@@ -21,7 +27,9 @@ import {
   type Fix,
   isObj,
   kindFindings,
+  type Reference,
   type RuleFinding,
+  references,
   rolloutTargets,
   type Severity,
   schemaFindings,
@@ -47,6 +55,8 @@ export interface Finding {
 /** The cluster as lint asks it: does this object exist? */
 export interface ClusterLookup {
   defaultNamespace: string;
+  /** Where the operator runs (its leader Lease), for references that default to it; unknown: not checked. */
+  operatorNamespace?: string;
   exists(rt: ResourceType, namespace: string, name: string): Promise<boolean>;
 }
 
@@ -61,6 +71,14 @@ const ROLLOUT_KINDS: Record<string, ResourceType> = {
   StatefulSet: StatefulSets,
   DaemonSet: DaemonSets,
   'argo.Rollout': ArgoRollouts,
+};
+
+const REFERENCE_KINDS: Record<Reference['kind'], ResourceType> = {
+  VaultAuth: VaultAuths,
+  VaultConnection: VaultConnections,
+  VaultAuthGlobal: VaultAuthGlobals,
+  SecretTransformation: SecretTransformations,
+  Secret: Secrets,
 };
 
 const manifestKey = (kind: string, namespace: string, name: string): string => `${kind}/${namespace}/${name}`;
@@ -95,6 +113,17 @@ async function clusterFindings(
       field: 'spec.destination.create',
       message: `false, and Secret ${namespace}/${secret} does not exist: Ferry will wait (InexistentDestination) until it does; create it first or set create: true`,
     });
+  }
+  for (const r of references(o, namespace, cluster.operatorNamespace)) {
+    const local_ = local.has(manifestKey(r.kind, r.namespace, r.name));
+    if (!local_ && !(await cluster.exists(REFERENCE_KINDS[r.kind], r.namespace, r.name))) {
+      out.push({
+        severity: 'error',
+        rule: 'reference',
+        field: r.field,
+        message: `${r.kind} ${r.namespace}/${r.name} does not exist${r.kind === 'Secret' ? '' : ' (in the cluster or these manifests)'}`,
+      });
+    }
   }
   for (const [i, t] of rolloutTargets(o).entries()) {
     const rt = ROLLOUT_KINDS[t.kind];
@@ -238,17 +267,11 @@ ignored. Exit code 1 when there is an error or a warning.`,
     let cluster: ClusterLookup | undefined;
     if (ctx.values.cluster === true) {
       const kube = ctx.kube();
+      const operatorNamespace = (await operatorLease(kube))?.metadata.namespace;
       cluster = {
         defaultNamespace: ctx.defaultNamespace(),
-        async exists(rt, namespace, name) {
-          try {
-            await kube.get(rt, name, namespace);
-            return true;
-          } catch (err) {
-            if (err instanceof K8sApiError && err.isNotFound()) return false;
-            throw err;
-          }
-        },
+        ...(operatorNamespace ? { operatorNamespace } : {}),
+        exists: async (rt, namespace, name) => (await getOptional(kube, rt, name, namespace)) !== undefined,
       };
     }
     const result = await lintManifests(files, cluster);

@@ -173,7 +173,7 @@ describe('ferry command', () => {
     assert.equal(await exited, 0);
   });
 
-  it('lint --cluster finds a missing create:false Secret and a missing rollout target, then passes', async () => {
+  it('lint --cluster finds a missing create:false Secret, rollout target and VaultAuth, then passes', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'ferry-lint-'));
     const file = join(dir, 'app.yaml');
     const manifest: Manifest = vss(ns, 'preexisting', {
@@ -184,13 +184,26 @@ describe('ferry command', () => {
       destination: { name: 'made-by-hand', create: false },
       rolloutRestartTargets: [{ kind: 'Deployment', name: 'web' }],
     });
-    writeFileSync(file, JSON.stringify(manifest));
+    const other: Manifest = vss(ns, 'other', {
+      vaultAuthRef: 'ghost',
+      mount: 'kvv2',
+      type: 'kv-v2',
+      path: `${ns}/app`,
+      destination: { name: 'other', create: true },
+    });
+    writeFileSync(file, `${JSON.stringify(manifest)}\n---\n${JSON.stringify(other)}\n`);
     const first = await ferry('lint', '--cluster', file, '-o', 'json');
     assert.equal(first.code, 1, first.stderr);
-    const findings = (JSON.parse(first.stdout) as { findings: { rule: string; field: string }[] }).findings;
+    const findings = (
+      JSON.parse(first.stdout) as { findings: { object: string; rule: string; field: string }[] }
+    ).findings;
     assert.deepEqual(
-      findings.map((f) => `${f.rule} ${f.field}`),
-      ['create-false spec.destination.create', 'rollout-target spec.rolloutRestartTargets[0].name'],
+      findings.map((f) => `${f.object} ${f.rule} ${f.field}`),
+      [
+        'VaultStaticSecret/preexisting create-false spec.destination.create',
+        'VaultStaticSecret/preexisting rollout-target spec.rolloutRestartTargets[0].name',
+        'VaultStaticSecret/other reference spec.vaultAuthRef',
+      ],
     );
     await apply(kube, {
       apiVersion: 'v1',
@@ -198,6 +211,7 @@ describe('ferry command', () => {
       metadata: { name: 'made-by-hand', namespace: ns },
     } as Manifest);
     await apply(kube, deployment(ns, 'web'));
+    await apply(kube, kubernetesVaultAuth(env, ns, 'ghost', { role: `t-${ns}` }));
     const second = await ferry('lint', '--cluster', file);
     assert.equal(second.code, 0, second.stdout);
     assert.match(second.stdout, /no findings/);

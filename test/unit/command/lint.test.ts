@@ -146,4 +146,56 @@ metadata: {name: local, namespace: team}
     const { findings } = await lintManifests([parseManifests('m.yaml', manifest)], c);
     assert.deepEqual(findings, []);
   });
+
+  it('checks references as the operator resolves them, the empty ones in the operator namespace', async () => {
+    const refs = `apiVersion: secrets.hashicorp.com/v1beta1
+kind: VaultStaticSecret
+metadata: {name: a}
+spec:
+  vaultAuthRef: auth
+  mount: secret
+  type: kv-v2
+  path: app
+  destination:
+    name: a
+    create: true
+    transformation:
+      transformationRefs: [{name: shared, namespace: platform}, {name: local}]
+---
+apiVersion: secrets.hashicorp.com/v1beta1
+kind: VaultStaticSecret
+metadata: {name: b}
+spec: {mount: secret, type: kv-v2, path: app, destination: {name: b, create: true}}
+---
+apiVersion: secrets.hashicorp.com/v1beta1
+kind: VaultAuth
+metadata: {name: other}
+spec:
+  vaultConnectionRef: ops/vault
+  method: kubernetes
+  mount: kubernetes
+  kubernetes: {role: r, serviceAccount: app}
+---
+apiVersion: secrets.hashicorp.com/v1beta1
+kind: VaultConnection
+metadata: {name: vc}
+spec: {address: 'https://vault:8200', caCertSecretRef: vault-ca}
+---
+apiVersion: secrets.hashicorp.com/v1beta1
+kind: SecretTransformation
+metadata: {name: local}
+spec: {templates: {x: {text: y}}}
+`;
+    const c = { ...cluster(['VaultConnection ops/vault']), operatorNamespace: 'ops' };
+    const { findings } = await lintManifests([parseManifests('r.yaml', refs)], c);
+    assert.deepEqual(
+      findings.map((f) => `${f.object} ${f.field}: ${f.message.split(' does not')[0]}`),
+      [
+        'VaultStaticSecret/a spec.vaultAuthRef: VaultAuth team/auth',
+        'VaultStaticSecret/a spec.destination.transformation.transformationRefs[0].name: SecretTransformation platform/shared',
+        'VaultStaticSecret/b spec.vaultAuthRef: VaultAuth ops/default',
+        'VaultConnection/vc spec.caCertSecretRef: Secret team/vault-ca',
+      ],
+    );
+  });
 });
