@@ -20,14 +20,22 @@ import { CONDITION_TYPES } from '../consts/conditions.ts';
 import { LEADER_ELECTION_ID } from '../consts/labels.ts';
 import { REASONS } from '../consts/reasons.ts';
 import type { KubeClient } from '../k8s/client.ts';
-import { CustomResourceDefinitions, Deployments, Events } from '../k8s/resources.ts';
+import {
+  CSIDrivers,
+  CSINodes,
+  CustomResourceDefinitions,
+  Deployments,
+  Events,
+  SubjectAccessReviews,
+} from '../k8s/resources.ts';
 import type { CoreEvent, KubeObject } from '../k8s/types.ts';
+import { UsageError } from './args.ts';
 import { getOptional, operatorLease } from './cluster.ts';
 import type { Command, CommandContext } from './context.ts';
 import { humanDuration, oneLine, type Paint, serialize } from './output.ts';
 
 export interface Check {
-  check: 'crds' | 'operator' | 'connection' | 'auth' | 'secrets';
+  check: 'crds' | 'operator' | 'rbac' | 'csi' | 'connection' | 'auth' | 'secrets';
   /** `namespace/name` of the object concerned, when there is one. */
   object?: string;
   ok: boolean;
@@ -73,15 +81,19 @@ async function checkCrds(kube: Pick<KubeClient, 'get'>): Promise<Check> {
 }
 
 interface Deployment extends KubeObject {
-  spec?: { replicas?: number };
+  spec?: { replicas?: number; template?: { spec?: { serviceAccountName?: string } } };
   status?: { readyReplicas?: number };
 }
 
-/** The operator, found by its leader Lease; returns its namespace too (for default references). */
-async function checkOperator(
-  kube: Pick<KubeClient, 'list'>,
-  now: number,
-): Promise<{ checks: Check[]; namespace?: string }> {
+interface OperatorFound {
+  checks: Check[];
+  namespace?: string;
+  /** `namespace/name` of the ServiceAccount its pods run as, when a Deployment says. */
+  serviceAccount?: string;
+}
+
+/** The operator, found by its leader Lease and the chart's Deployment labels. */
+async function checkOperator(kube: Pick<KubeClient, 'list'>, now: number): Promise<OperatorFound> {
   const deployments = await kube.list<Deployment>(Deployments, {
     labelSelector: 'app.kubernetes.io/part-of=ferry,app.kubernetes.io/component=controller-manager',
   });
@@ -130,7 +142,13 @@ async function checkOperator(
       message: `leader ${lease.spec?.holderIdentity ?? '?'} renewed ${humanDuration(now - renewed)} ago`,
     });
   }
-  return { checks, ...(lease?.metadata.namespace ? { namespace: lease.metadata.namespace } : {}) };
+  const d = deployments.items[0];
+  const sa = d?.spec?.template?.spec?.serviceAccountName;
+  return {
+    checks,
+    ...(lease?.metadata.namespace ? { namespace: lease.metadata.namespace } : {}),
+    ...(d && sa ? { serviceAccount: `${d.metadata.namespace}/${sa}` } : {}),
+  };
 }
 
 /** What a Vault or connection error usually means, as an action. */
@@ -286,19 +304,142 @@ async function checkAuthsAndSecrets(
   return checks;
 }
 
-export async function runDoctor(
+/** What the operator cannot work without (deploy/rbac.yaml holds the whole set). */
+const NEEDED: {
+  verb: string;
+  group: string;
+  resource: string;
+  subresource?: string;
+  inOwnNamespace?: true;
+}[] = [
+  ...['get', 'list', 'watch', 'create', 'update', 'delete'].map((verb) => ({
+    verb,
+    group: '',
+    resource: 'secrets',
+  })),
+  { verb: 'create', group: '', resource: 'serviceaccounts', subresource: 'token' },
+  { verb: 'create', group: '', resource: 'events' },
+  { verb: 'patch', group: 'apps', resource: 'deployments' },
+  ...ALL_KINDS.flatMap((d) => [
+    { verb: 'watch', group: GROUP, resource: d.resource.plural },
+    { verb: 'update', group: GROUP, resource: d.resource.plural, subresource: 'status' },
+  ]),
+  // Leader election: a Role in the operator's own namespace.
+  { verb: 'update', group: 'coordination.k8s.io', resource: 'leases', inOwnNamespace: true },
+];
+
+interface SubjectAccessReview extends KubeObject {
+  spec: {
+    user: string;
+    groups: string[];
+    resourceAttributes: {
+      verb: string;
+      group: string;
+      resource: string;
+      subresource?: string;
+      namespace?: string;
+    };
+  };
+  status?: { allowed?: boolean };
+}
+
+/** Asks the apiserver, for each permission the operator needs, whether its ServiceAccount has it. */
+async function checkRbac(kube: Pick<KubeClient, 'create'>, serviceAccount: string): Promise<Check> {
+  const [ns = '', name = ''] = serviceAccount.split('/');
+  const allowed = await Promise.all(
+    NEEDED.map(async (p) => {
+      const review = await kube.create<SubjectAccessReview>(SubjectAccessReviews, {
+        apiVersion: 'authorization.k8s.io/v1',
+        kind: 'SubjectAccessReview',
+        metadata: {},
+        spec: {
+          user: `system:serviceaccount:${ns}:${name}`,
+          groups: ['system:serviceaccounts', `system:serviceaccounts:${ns}`, 'system:authenticated'],
+          resourceAttributes: {
+            verb: p.verb,
+            group: p.group,
+            resource: p.resource,
+            ...(p.subresource ? { subresource: p.subresource } : {}),
+            ...(p.inOwnNamespace ? { namespace: ns } : {}),
+          },
+        },
+      });
+      return review.status?.allowed === true;
+    }),
+  );
+  const denied = NEEDED.filter((_, i) => !allowed[i]).map(
+    (p) =>
+      `${p.verb} ${p.group ? `${p.resource}.${p.group}` : p.resource}${p.subresource ? `/${p.subresource}` : ''}`,
+  );
+  return denied.length === 0
+    ? {
+        check: 'rbac',
+        object: serviceAccount,
+        ok: true,
+        message: `has the ${NEEDED.length} permissions the operator needs`,
+      }
+    : {
+        check: 'rbac',
+        object: serviceAccount,
+        ok: false,
+        message: `may not: ${denied.join(', ')}`,
+        fix: "grant the chart's ClusterRole (`helm upgrade` restores it; deploy/rbac.yaml holds the same rules)",
+      };
+}
+
+const CSI_DRIVER = 'csi.vso.hashicorp.com';
+
+/** Protected secrets need the node driver registered where their pods run. Only asked when used. */
+async function checkCsi(
   kube: Pick<KubeClient, 'get' | 'list'>,
   namespace: string | undefined,
+): Promise<Check[]> {
+  const used = (await kube.list<KubeObject>(CSISecretsResource, namespace === undefined ? {} : { namespace }))
+    .items;
+  const driver = await getOptional<KubeObject>(kube, CSIDrivers, CSI_DRIVER);
+  if (used.length === 0 && !driver) return [];
+  if (!driver) {
+    return [
+      {
+        check: 'csi',
+        ok: false,
+        message: `${used.length} CSISecrets but no CSIDriver ${CSI_DRIVER}: pods cannot mount them`,
+        fix: 'install the node driver: the chart with `--set csi.enabled=true`',
+      },
+    ];
+  }
+  const nodes = (await kube.list<KubeObject & { spec?: { drivers?: { name: string }[] | null } }>(CSINodes))
+    .items;
+  const without = nodes.filter((n) => !(n.spec?.drivers ?? []).some((d) => d.name === CSI_DRIVER));
+  return [
+    without.length === 0
+      ? { check: 'csi', object: CSI_DRIVER, ok: true, message: `registered on all ${nodes.length} node(s)` }
+      : {
+          check: 'csi',
+          object: CSI_DRIVER,
+          ok: false,
+          message: `not registered on ${without.length} of ${nodes.length} node(s): ${without.map((n) => n.metadata.name).join(', ')}`,
+          fix: "the driver's DaemonSet pod is not running there: check its tolerations and nodeSelector, and the pod's logs",
+        },
+  ];
+}
+
+export async function runDoctor(
+  kube: Pick<KubeClient, 'get' | 'list' | 'create'>,
+  opts: { namespace: string | undefined; serviceAccount?: string | undefined },
   now: number,
 ): Promise<Check[]> {
   const crds = await checkCrds(kube);
   if (!crds.ok) return [crds];
   const operator = await checkOperator(kube, now);
+  const serviceAccount = opts.serviceAccount ?? operator.serviceAccount;
   return [
     crds,
     ...operator.checks,
-    ...(await checkConnections(kube, namespace)),
-    ...(await checkAuthsAndSecrets(kube, namespace, operator.namespace ?? 'default', now)),
+    ...(serviceAccount ? [await checkRbac(kube, serviceAccount)] : []),
+    ...(await checkCsi(kube, opts.namespace)),
+    ...(await checkConnections(kube, opts.namespace)),
+    ...(await checkAuthsAndSecrets(kube, opts.namespace, operator.namespace ?? 'default', now)),
   ];
 }
 
@@ -318,14 +459,26 @@ export const doctorCommand: Command = {
   summary: 'is Ferry working here? each problem with its fix',
   synopsis: '[-n NS | -A]',
   description: `Checks, from the cluster: the CRDs are installed and serve ${VERSION}; an operator replica leads
-(its Lease is renewed) and its Deployment is ready; each VaultConnection is healthy; each VaultAuth
+(its Lease is renewed) and its Deployment is ready; its ServiceAccount has the permissions it needs
+(SubjectAccessReview); the CSI driver is registered on every node (when CSISecrets exist); each VaultConnection is healthy; each VaultAuth
 is valid and its consumers did not fail with Vault in the last ${humanDuration(RECENT_MS)}; how many secrets are
 not Ready. Every problem comes with what to do. Exit code 1 when there is a problem.`,
-  options: {},
-  optionHelp: {},
+  options: { 'service-account': { type: 'string' } },
+  optionHelp: {
+    'service-account':
+      "NS/NAME: the operator's ServiceAccount, when it does not run from the chart's Deployment",
+  },
   positionals: { min: 0, max: 0 },
   async run(ctx: CommandContext): Promise<number> {
-    const checks = await runDoctor(ctx.kube(), ctx.namespace(), ctx.io.clock.now());
+    const sa = ctx.values['service-account'];
+    if (typeof sa === 'string' && !/^[^/]+\/[^/]+$/.test(sa)) {
+      throw new UsageError(`--service-account must be NAMESPACE/NAME, not "${sa}"`);
+    }
+    const checks = await runDoctor(
+      ctx.kube(),
+      { namespace: ctx.namespace(), serviceAccount: typeof sa === 'string' ? sa : undefined },
+      ctx.io.clock.now(),
+    );
     const format = ctx.global.output;
     ctx.io.stdout.write(format === 'table' ? renderChecks(checks, ctx.paint) : serialize(checks, format));
     return checks.some((c) => !c.ok) ? 1 : 0;

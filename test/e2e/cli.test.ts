@@ -236,7 +236,8 @@ describe('ferry command', () => {
       }),
     );
     const checks = await eventually('doctor sees both', async () => {
-      const r = await ferry('doctor', '-n', ns, '-o', 'json');
+      const sa = `${env.operatorNamespace}/${env.operatorServiceAccount}`;
+      const r = await ferry('doctor', '-n', ns, '-o', 'json', '--service-account', sa);
       const parsed = JSON.parse(r.stdout || '[]') as Check[];
       const conn = parsed.find((c) => c.check === 'connection' && c.object === `${ns}/nowhere`);
       const auth = parsed.find((c) => c.check === 'auth' && c.object === `${ns}/no-role`);
@@ -246,6 +247,7 @@ describe('ferry command', () => {
     assert.match(by(`${ns}/nowhere`)?.fix ?? '', /VaultConnection address/);
     assert.match(by(`${ns}/no-role`)?.fix ?? '', /the Vault role does not exist/);
     assert.ok(checks.find((c) => c.check === 'crds')?.ok);
+    assert.ok(checks.find((c) => c.check === 'rbac')?.ok, 'the operator has the permissions it needs');
     assert.ok(
       checks.find((c) => c.check === 'auth' && c.object === `${ns}/auth`)?.ok === false,
       'denied is still failing',

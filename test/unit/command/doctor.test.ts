@@ -13,7 +13,7 @@ const lease = (renewTime: string) => ({
 
 describe('ferry doctor', () => {
   it('stops at missing CRDs, naming the kinds and how to install them', async () => {
-    const checks = await runDoctor(fake({}, ALL_CRDS.slice(1)), undefined, NOW);
+    const checks = await runDoctor(fake({}, ALL_CRDS.slice(1)), { namespace: undefined }, NOW);
     assert.equal(checks.length, 1);
     assert.equal(checks[0]?.ok, false);
     assert.match(checks[0]?.message ?? '', /VaultConnection/);
@@ -64,7 +64,7 @@ describe('ferry doctor', () => {
         },
         ALL_CRDS,
       ),
-      undefined,
+      { namespace: undefined },
       NOW,
     );
     const failed = checks.filter((c) => !c.ok).map((c) => `${c.check} ${c.object ?? ''}`.trim());
@@ -81,11 +81,50 @@ describe('ferry doctor', () => {
   });
 
   it('a leading operator and healthy objects pass', async () => {
-    const checks = await runDoctor(fake({ Lease: [lease('2026-01-01T11:59:58Z')] }, ALL_CRDS), 'app', NOW);
+    const checks = await runDoctor(
+      fake({ Lease: [lease('2026-01-01T11:59:58Z')] }, ALL_CRDS),
+      { namespace: 'app' },
+      NOW,
+    );
     assert.ok(
       checks.every((c) => c.ok),
       JSON.stringify(checks),
     );
+  });
+
+  it("checks the operator ServiceAccount's permissions and the CSI driver's registration", async () => {
+    const deployment = {
+      metadata: { name: 'ferry-controller-manager', namespace: 'ferry-system' },
+      spec: { replicas: 1, template: { spec: { serviceAccountName: 'ferry' } } },
+      status: { readyReplicas: 1 },
+    };
+    const checks = await runDoctor(
+      fake(
+        {
+          Lease: [lease('2026-01-01T11:59:58Z')],
+          Deployment: [deployment],
+          CSISecrets: [{ metadata: { name: 'p', namespace: 'app' } }],
+          CSIDriver: [{ metadata: { name: 'csi.vso.hashicorp.com' } }],
+          CSINode: [
+            { metadata: { name: 'n1' }, spec: { drivers: [{ name: 'csi.vso.hashicorp.com' }] } },
+            { metadata: { name: 'n2' }, spec: { drivers: null } },
+          ],
+        },
+        ALL_CRDS,
+        ['update vaultstaticsecrets/status', 'create serviceaccounts/token'],
+      ),
+      { namespace: 'app' },
+      NOW,
+    );
+    const rbac = checks.find((c) => c.check === 'rbac');
+    assert.equal(rbac?.object, 'ferry-system/ferry');
+    assert.equal(
+      rbac?.message,
+      'may not: create serviceaccounts/token, update vaultstaticsecrets.secrets.hashicorp.com/status',
+    );
+    const csi = checks.find((c) => c.check === 'csi');
+    assert.equal(csi?.message, 'not registered on 1 of 2 node(s): n2');
+    assert.ok(csi?.fix);
   });
 
   it('turns Vault errors into actions', () => {

@@ -3,7 +3,7 @@ import type { KubeClient, ListOptions } from '../../../src/k8s/client.ts';
 import { K8sApiError } from '../../../src/k8s/errors.ts';
 import type { ResourceType } from '../../../src/k8s/resources.ts';
 
-export type FakeKube = Pick<KubeClient, 'get' | 'list'> & { asked: string[] };
+export type FakeKube = Pick<KubeClient, 'get' | 'list' | 'create'> & { asked: string[] };
 
 type Meta = { metadata: { name?: string; namespace?: string } };
 
@@ -11,12 +11,27 @@ type Meta = { metadata: { name?: string; namespace?: string } };
  * `objects` by kind. list filters by namespace, and Events by `involvedObject.kind=` in the field
  * selector; get answers the CRDs named in `crds` (served v1beta1) and 404 for anything else.
  */
-export function fakeKube(objects: Record<string, unknown[]>, crds: string[] = []): FakeKube {
+export function fakeKube(
+  objects: Record<string, unknown[]>,
+  crds: string[] = [],
+  /** SubjectAccessReviews answer allowed unless `verb resource[/subresource]` is listed here. */
+  denied: string[] = [],
+): FakeKube {
   const asked: string[] = [];
   return {
     asked,
+    create: (async (_rt: ResourceType, obj: { spec: { resourceAttributes: Record<string, string> } }) => {
+      const a = obj.spec.resourceAttributes;
+      const what = `${a.verb} ${a.resource}${a.subresource ? `/${a.subresource}` : ''}`;
+      return { ...obj, status: { allowed: !denied.includes(what) } };
+    }) as unknown as FakeKube['create'],
     get: (async (_rt: ResourceType, name: string) => {
-      if (!crds.includes(name)) throw new K8sApiError(404, 'NotFound', `${name} not found`);
+      if (
+        !crds.includes(name) &&
+        !(objects.CSIDriver ?? []).some((d) => (d as Meta).metadata.name === name)
+      ) {
+        throw new K8sApiError(404, 'NotFound', `${name} not found`);
+      }
       return { metadata: { name }, spec: { versions: [{ name: 'v1beta1', served: true }] } };
     }) as FakeKube['get'],
     list: (async (rt: ResourceType, opts?: ListOptions) => {
