@@ -17,6 +17,7 @@ import { parseDuration } from '../api/validate.ts';
 import { formatTime } from '../clock.ts';
 import { CONDITION_TYPES } from '../consts/conditions.ts';
 import { REASONS } from '../consts/reasons.ts';
+import { errorMessage } from '../errors.ts';
 import type { KubeClient } from '../k8s/client.ts';
 import { Events, type ResourceType } from '../k8s/resources.ts';
 import type { CoreEvent, KubeObject } from '../k8s/types.ts';
@@ -302,7 +303,7 @@ Exit code 1 when one of them is not Ready (without --watch).`,
     const render = (rows: StatusRow[], now: number): string =>
       format === 'table'
         ? renderStatus(rows, now, ctx.paint, namespace === undefined)
-        : serialize(format === 'json' ? rows : [rows], format);
+        : serialize(rows, format);
     if (ctx.values.watch !== true) {
       const now = ctx.io.clock.now();
       const rows = sortRows(await collectStatus(kube, namespace), now);
@@ -310,17 +311,25 @@ Exit code 1 when one of them is not Ready (without --watch).`,
       return rows.some((r) => r.ready !== 'True') ? 1 : 0;
     }
     const tty = ctx.io.stdout.isTTY === true && format === 'table';
+    // Frames apart: a cleared screen on a terminal, else a blank line (table) or a YAML document marker.
+    const separator = tty ? '\x1b[H\x1b[2J' : format === 'yaml' ? '---\n' : '';
     let previous = '';
+    let frames = 0;
     while (!ctx.io.signal.aborted) {
-      const now = ctx.io.clock.now();
-      const rows = sortRows(await collectStatus(kube, namespace), now);
-      // Compared without the relative times, which change every second.
-      const key = JSON.stringify(rows);
-      if (key !== previous) {
-        previous = key;
-        ctx.io.stdout.write(
-          `${tty ? '\x1b[H\x1b[2J' : ''}${render(rows, now)}${tty || format !== 'table' ? '' : '\n'}`,
-        );
+      try {
+        const now = ctx.io.clock.now();
+        const rows = sortRows(await collectStatus(kube, namespace), now);
+        // Rows hold absolute times: an unchanged cluster prints no new frame.
+        const key = JSON.stringify(rows);
+        if (key !== previous) {
+          previous = key;
+          const gap = frames++ > 0 && format === 'table' && !tty ? '\n' : '';
+          ctx.io.stdout.write(`${gap}${separator}${render(rows, now)}`);
+        }
+      } catch (err) {
+        // One failed poll (the apiserver restarting) does not end the watch.
+        if (ctx.io.signal.aborted) break;
+        ctx.io.stderr.write(`ferry: ${errorMessage(err)}\n`);
       }
       await delay(WATCH_INTERVAL_MS, undefined, { signal: ctx.io.signal }).catch(() => undefined);
     }

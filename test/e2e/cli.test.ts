@@ -131,7 +131,7 @@ describe('ferry command', () => {
       /^VaultStaticSecret\s+app\s+app-creds\s+.*\d+[smh] ago\s+every 1m\s+-\s+True\s+/,
     );
     const yaml = await ferry('status', '-n', ns, '-o', 'yaml');
-    assert.equal((parse(yaml.stdout) as StatusRow[][])[0]?.length, 2);
+    assert.equal((parse(yaml.stdout) as StatusRow[]).length, 2);
     const all = await ferry('status', '-A', '-o', 'json');
     assert.ok((JSON.parse(all.stdout) as StatusRow[]).some((r) => r.namespace === ns && r.name === 'app'));
     for (const out of [rows, table, yaml, all])
