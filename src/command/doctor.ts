@@ -26,16 +26,26 @@ import {
   CustomResourceDefinitions,
   Deployments,
   Events,
+  type ResourceType,
+  Secrets,
   SubjectAccessReviews,
 } from '../k8s/resources.ts';
 import type { CoreEvent, KubeObject } from '../k8s/types.ts';
 import { UsageError } from './args.ts';
 import { getOptional, operatorLease } from './cluster.ts';
 import type { Command, CommandContext } from './context.ts';
+import {
+  expectedSecret,
+  type FerryObject,
+  REFERENCE_RESOURCES,
+  ROLLOUT_RESOURCES,
+  references,
+  rolloutTargets,
+} from './lint-rules.ts';
 import { humanDuration, oneLine, type Paint, serialize } from './output.ts';
 
 export interface Check {
-  check: 'crds' | 'operator' | 'rbac' | 'csi' | 'connection' | 'auth' | 'secrets';
+  check: 'crds' | 'operator' | 'rbac' | 'csi' | 'connection' | 'auth' | 'secrets' | 'resource' | 'reference';
   /** `namespace/name` of the object concerned, when there is one. */
   object?: string;
   ok: boolean;
@@ -170,6 +180,23 @@ export function adviceFor(message: string): string {
   return '`ferry status` shows each failing secret; `kubectl describe` its object for the Events';
 }
 
+function connectionCheck(c: WithConditions): Check {
+  const healthy = condition(c, CONDITION_TYPES.Healthy) ?? condition(c, CONDITION_TYPES.Ready);
+  if (healthy?.status === 'True') {
+    return { check: 'connection', object: ref(c), ok: true, message: `${c.spec?.address} healthy` };
+  }
+  const why = condition(c, CONDITION_TYPES.Ready)?.message || healthy?.message || 'no health reported yet';
+  return {
+    check: 'connection',
+    object: ref(c),
+    ok: false,
+    message: `${c.spec?.address}: ${why}`,
+    fix: healthy
+      ? adviceFor(why)
+      : 'the operator has not checked it yet: is it running (see the operator check)?',
+  };
+}
+
 async function checkConnections(
   kube: Pick<KubeClient, 'list'>,
   namespace: string | undefined,
@@ -178,21 +205,142 @@ async function checkConnections(
     VaultConnections,
     namespace === undefined ? {} : { namespace },
   );
-  return list.items.map((c) => {
-    const healthy = condition(c, CONDITION_TYPES.Healthy) ?? condition(c, CONDITION_TYPES.Ready);
-    if (healthy?.status === 'True')
-      return { check: 'connection', object: ref(c), ok: true, message: `${c.spec?.address} healthy` };
-    const why = condition(c, CONDITION_TYPES.Ready)?.message || healthy?.message || 'no health reported yet';
-    return {
-      check: 'connection',
-      object: ref(c),
-      ok: false,
-      message: `${c.spec?.address}: ${why}`,
-      fix: healthy
-        ? adviceFor(why)
-        : 'the operator has not checked it yet: is it running (see the operator check)?',
-    };
+  return list.items.map(connectionCheck);
+}
+
+/** `vss/app`, `VaultStaticSecret/app`, `vaultauth/x`: kubectl-style kind names, singular or plural. */
+const KIND_ALIASES: Record<string, ResourceType> = Object.fromEntries(
+  ALL_KINDS.flatMap((d) => [
+    [d.resource.kind.toLowerCase(), d.resource],
+    [d.resource.plural, d.resource],
+  ]),
+);
+Object.assign(KIND_ALIASES, {
+  vss: VaultStaticSecrets,
+  vds: VaultDynamicSecrets,
+  vps: VaultPKISecrets,
+  va: VaultAuths,
+  vc: VaultConnections,
+});
+
+export function parseTarget(target: string): { rt: ResourceType; name: string } {
+  const [kind = '', name = '', ...rest] = target.split('/');
+  const rt = KIND_ALIASES[kind.toLowerCase()];
+  if (!rt || !name || rest.length > 0) {
+    throw new UsageError(
+      `"${target}" is not KIND/NAME of a Ferry kind (e.g. vss/app, VaultDynamicSecret/db, vaultauth/default)`,
+    );
+  }
+  return { rt, name };
+}
+
+/** The latest Warning about an object, if any. */
+async function latestWarning(
+  kube: Pick<KubeClient, 'list'>,
+  o: KubeObject,
+  kind: string,
+): Promise<CoreEvent | undefined> {
+  const events = await kube.list<CoreEvent>(Events, {
+    namespace: o.metadata.namespace ?? '',
+    fieldSelector: `involvedObject.kind=${kind},involvedObject.name=${o.metadata.name},type=Warning`,
   });
+  return events.items.sort((a, b) => eventTime(b) - eventTime(a))[0];
+}
+
+const eventTime = (e: CoreEvent): number =>
+  Date.parse(e.lastTimestamp ?? e.metadata.creationTimestamp ?? '') || 0;
+
+/**
+ * One resource and what it depends on, as the operator would walk it: its own readiness (with the
+ * latest Warning), each object it refers to (VaultAuth → VaultConnection, transformations, the CA
+ * Secret), the Secret a `create: false` destination needs, and its rollout targets.
+ */
+async function checkResource(
+  kube: Pick<KubeClient, 'get' | 'list'>,
+  target: { rt: ResourceType; name: string; namespace: string },
+  operatorNamespace: string | undefined,
+): Promise<Check[]> {
+  const { rt, name, namespace } = target;
+  const o = await getOptional<WithConditions>(kube, rt, name, namespace);
+  const object = `${namespace}/${name}`;
+  if (!o) {
+    return [
+      {
+        check: 'resource',
+        object,
+        ok: false,
+        message: `${rt.kind} ${object} not found`,
+        fix: 'check the name and the namespace (-n)',
+      },
+    ];
+  }
+  const checks: Check[] = [];
+  const ready = condition(o, CONDITION_TYPES.Ready);
+  const warning = ready?.status === 'True' ? undefined : await latestWarning(kube, o, rt.kind);
+  if (ready?.status === 'True') {
+    checks.push({ check: 'resource', object, ok: true, message: `${rt.kind} is Ready` });
+  } else {
+    const why = oneLine(warning?.message || ready?.message || 'no status yet: has the operator seen it?');
+    checks.push({
+      check: 'resource',
+      object,
+      ok: false,
+      message: `${rt.kind} is not Ready${warning ? ` (${warning.reason})` : ''}: ${why}`,
+      fix: adviceFor(why),
+    });
+  }
+  const asFerry: FerryObject = {
+    apiVersion: `${GROUP}/${VERSION}`,
+    kind: rt.kind,
+    metadata: { name, namespace },
+    spec: o.spec ?? {},
+  };
+  for (const r of references(asFerry, namespace, operatorNamespace)) {
+    const found = await getOptional<WithConditions>(kube, REFERENCE_RESOURCES[r.kind], r.name, r.namespace);
+    const refObject = `${r.namespace}/${r.name}`;
+    if (!found) {
+      checks.push({
+        check: 'reference',
+        object: refObject,
+        ok: false,
+        message: `${r.field} names ${r.kind} ${refObject}, which does not exist`,
+        fix: `create it, or correct ${r.field}`,
+      });
+    } else if (r.kind === 'VaultAuth' || r.kind === 'VaultConnection') {
+      // Follow the chain: the VaultAuth's own state and connection, or the connection's health.
+      const next = r.kind === 'VaultAuth' ? VaultAuths : VaultConnections;
+      checks.push(
+        ...(
+          await checkResource(kube, { rt: next, name: r.name, namespace: r.namespace }, operatorNamespace)
+        ).map((c) => (r.kind === 'VaultConnection' && c.check === 'resource' ? connectionCheck(found) : c)),
+      );
+    } else {
+      checks.push({ check: 'reference', object: refObject, ok: true, message: `${r.kind} exists` });
+    }
+  }
+  const secret = expectedSecret(asFerry);
+  if (secret && !(await getOptional(kube, Secrets, secret, namespace))) {
+    checks.push({
+      check: 'reference',
+      object: `${namespace}/${secret}`,
+      ok: false,
+      message: 'destination.create is false and the Secret does not exist: Ferry waits for it',
+      fix: 'create the Secret, or set destination.create: true',
+    });
+  }
+  for (const t of rolloutTargets(asFerry)) {
+    const wrt = ROLLOUT_RESOURCES[t.kind];
+    if (wrt && !(await getOptional(kube, wrt, t.name, namespace))) {
+      checks.push({
+        check: 'reference',
+        object: `${namespace}/${t.name}`,
+        ok: false,
+        message: `rollout target ${t.kind} ${t.name} does not exist`,
+        fix: 'correct spec.rolloutRestartTargets, or remove the entry',
+      });
+    }
+  }
+  return checks;
 }
 
 const SECRET_KINDS = [VaultStaticSecrets, VaultDynamicSecrets, VaultPKISecrets, CSISecretsResource];
@@ -426,17 +574,22 @@ async function checkCsi(
 
 export async function runDoctor(
   kube: Pick<KubeClient, 'get' | 'list' | 'create'>,
-  opts: { namespace: string | undefined; serviceAccount?: string | undefined },
+  opts: {
+    namespace: string | undefined;
+    serviceAccount?: string | undefined;
+    /** One resource instead of the namespace's connections, auths and secrets. */
+    resource?: { rt: ResourceType; name: string; namespace: string };
+  },
   now: number,
 ): Promise<Check[]> {
   const crds = await checkCrds(kube);
   if (!crds.ok) return [crds];
   const operator = await checkOperator(kube, now);
   const serviceAccount = opts.serviceAccount ?? operator.serviceAccount;
+  const base = [crds, ...operator.checks, ...(serviceAccount ? [await checkRbac(kube, serviceAccount)] : [])];
+  if (opts.resource) return [...base, ...(await checkResource(kube, opts.resource, operator.namespace))];
   return [
-    crds,
-    ...operator.checks,
-    ...(serviceAccount ? [await checkRbac(kube, serviceAccount)] : []),
+    ...base,
     ...(await checkCsi(kube, opts.namespace)),
     ...(await checkConnections(kube, opts.namespace)),
     ...(await checkAuthsAndSecrets(kube, opts.namespace, operator.namespace ?? 'default', now)),
@@ -457,26 +610,36 @@ export function renderChecks(checks: Check[], paint: Paint): string {
 export const doctorCommand: Command = {
   name: 'doctor',
   summary: 'is Ferry working here? each problem with its fix',
-  synopsis: '[-n NS | -A]',
+  synopsis: '[KIND/NAME] [-n NS | -A] [--service-account NS/NAME]',
   description: `Checks, from the cluster: the CRDs are installed and serve ${VERSION}; an operator replica leads
 (its Lease is renewed) and its Deployment is ready; its ServiceAccount has the permissions it needs
 (SubjectAccessReview); the CSI driver is registered on every node (when CSISecrets exist); each VaultConnection is healthy; each VaultAuth
 is valid and its consumers did not fail with Vault in the last ${humanDuration(RECENT_MS)}; how many secrets are
-not Ready. Every problem comes with what to do. Exit code 1 when there is a problem.`,
+not Ready. With KIND/NAME (e.g. vss/app), that one resource instead: its readiness with the latest
+Warning explained, and what it depends on (VaultAuth, VaultConnection, transformations, the Secret of
+create: false, rollout targets). Every problem comes with what to do. Exit code 1 when there is a
+problem.`,
   options: { 'service-account': { type: 'string' } },
   optionHelp: {
     'service-account':
       "NS/NAME: the operator's ServiceAccount, when it does not run from the chart's Deployment",
   },
-  positionals: { min: 0, max: 0 },
+  positionals: { min: 0, max: 1 },
   async run(ctx: CommandContext): Promise<number> {
+    const [target] = ctx.positionals;
+    const resource =
+      target === undefined ? undefined : { ...parseTarget(target), namespace: ctx.defaultNamespace() };
     const sa = ctx.values['service-account'];
     if (typeof sa === 'string' && !/^[^/]+\/[^/]+$/.test(sa)) {
       throw new UsageError(`--service-account must be NAMESPACE/NAME, not "${sa}"`);
     }
     const checks = await runDoctor(
       ctx.kube(),
-      { namespace: ctx.namespace(), serviceAccount: typeof sa === 'string' ? sa : undefined },
+      {
+        namespace: ctx.namespace(),
+        serviceAccount: typeof sa === 'string' ? sa : undefined,
+        ...(resource ? { resource } : {}),
+      },
       ctx.io.clock.now(),
     );
     const format = ctx.global.output;

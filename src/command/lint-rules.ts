@@ -5,7 +5,16 @@
 import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv';
 import { type Document, isMap, isScalar } from 'yaml';
 import { buildCrd, type JsonSchema } from '../api/crd.ts';
-import { ALL_KINDS, API_VERSION, GROUP, type KindDefinition } from '../api/resources.ts';
+import {
+  ALL_KINDS,
+  API_VERSION,
+  GROUP,
+  type KindDefinition,
+  SecretTransformations,
+  VaultAuthGlobals,
+  VaultAuths,
+  VaultConnections,
+} from '../api/resources.ts';
 import { DURATION_PATTERN, DURATION_WITH_DAYS_PATTERN } from '../api/v1beta1/common.ts';
 import type { CSISecretsSpec } from '../api/v1beta1/csisecrets.ts';
 import type { VaultAuthSpec } from '../api/v1beta1/vaultauth.ts';
@@ -19,6 +28,14 @@ import {
   validateVaultAuth,
   validateVaultConnection,
 } from '../api/validate.ts';
+import {
+  ArgoRollouts,
+  DaemonSets,
+  Deployments,
+  type ResourceType,
+  Secrets,
+  StatefulSets,
+} from '../k8s/resources.ts';
 import { humanDuration } from './output.ts';
 
 export type Severity = 'error' | 'warning' | 'info';
@@ -469,6 +486,23 @@ export function references(
   }
   return out;
 }
+
+/** Where each kind of reference lives in the API. */
+export const REFERENCE_RESOURCES: Record<Reference['kind'], ResourceType> = {
+  VaultAuth: VaultAuths,
+  VaultConnection: VaultConnections,
+  VaultAuthGlobal: VaultAuthGlobals,
+  SecretTransformation: SecretTransformations,
+  Secret: Secrets,
+};
+
+/** The workloads rolloutRestartTargets may name. */
+export const ROLLOUT_RESOURCES: Record<string, ResourceType> = {
+  Deployment: Deployments,
+  StatefulSet: StatefulSets,
+  DaemonSet: DaemonSets,
+  'argo.Rollout': ArgoRollouts,
+};
 
 export interface RolloutTarget {
   kind: string;

@@ -3,21 +3,8 @@
 // restarts, in the cluster or among the manifests themselves. Dialect fixes are printed as corrected
 // YAML; --fix writes them back.
 import { writeFile } from 'node:fs/promises';
-import {
-  API_VERSION,
-  SecretTransformations,
-  VaultAuthGlobals,
-  VaultAuths,
-  VaultConnections,
-} from '../api/resources.ts';
-import {
-  ArgoRollouts,
-  DaemonSets,
-  Deployments,
-  type ResourceType,
-  Secrets,
-  StatefulSets,
-} from '../k8s/resources.ts';
+import { API_VERSION } from '../api/resources.ts';
+import { type ResourceType, Secrets } from '../k8s/resources.ts';
 import { getOptional, operatorLease } from './cluster.ts';
 import type { Command, CommandContext } from './context.ts';
 import {
@@ -27,7 +14,8 @@ import {
   type Fix,
   isObj,
   kindFindings,
-  type Reference,
+  REFERENCE_RESOURCES,
+  ROLLOUT_RESOURCES,
   type RuleFinding,
   references,
   rolloutTargets,
@@ -66,21 +54,6 @@ export interface LintResult {
   corrected: { file: string; text: string }[];
 }
 
-const ROLLOUT_KINDS: Record<string, ResourceType> = {
-  Deployment: Deployments,
-  StatefulSet: StatefulSets,
-  DaemonSet: DaemonSets,
-  'argo.Rollout': ArgoRollouts,
-};
-
-const REFERENCE_KINDS: Record<Reference['kind'], ResourceType> = {
-  VaultAuth: VaultAuths,
-  VaultConnection: VaultConnections,
-  VaultAuthGlobal: VaultAuthGlobals,
-  SecretTransformation: SecretTransformations,
-  Secret: Secrets,
-};
-
 const manifestKey = (kind: string, namespace: string, name: string): string => `${kind}/${namespace}/${name}`;
 
 /** Objects defined by the linted manifests themselves count as existing. */
@@ -116,7 +89,7 @@ async function clusterFindings(
   }
   for (const r of references(o, namespace, cluster.operatorNamespace)) {
     const local_ = local.has(manifestKey(r.kind, r.namespace, r.name));
-    if (!local_ && !(await cluster.exists(REFERENCE_KINDS[r.kind], r.namespace, r.name))) {
+    if (!local_ && !(await cluster.exists(REFERENCE_RESOURCES[r.kind], r.namespace, r.name))) {
       out.push({
         severity: 'error',
         rule: 'reference',
@@ -126,7 +99,7 @@ async function clusterFindings(
     }
   }
   for (const [i, t] of rolloutTargets(o).entries()) {
-    const rt = ROLLOUT_KINDS[t.kind];
+    const rt = ROLLOUT_RESOURCES[t.kind];
     if (rt && !(await exists(t.kind, rt, t.name))) {
       out.push({
         severity: 'error',

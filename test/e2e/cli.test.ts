@@ -259,6 +259,35 @@ describe('ferry command', () => {
       /FAIL connection\s+\S+\/nowhere: http:\/\/127\.0\.0\.1:1: .*\n\s+fix: check the VaultConnection address/,
     );
     assertNotIn(canaries, table.stdout + JSON.stringify(checks), 'ferry doctor output');
+
+    // One resource: its own failure explained, and the chain it depends on.
+    const one = await ferry('doctor', 'vss/unauthorised', '-n', ns, '-o', 'json');
+    assert.equal(one.code, 1);
+    const chain = JSON.parse(one.stdout) as Check[];
+    const own = chain.find((c) => c.check === 'resource' && c.object === `${ns}/unauthorised`);
+    assert.equal(own?.ok, false);
+    assert.match(own?.fix ?? '', /the Vault role does not exist/);
+    assert.ok(
+      chain.find((c) => c.check === 'resource' && c.object === `${ns}/no-role`)?.ok,
+      'the VaultAuth itself is valid',
+    );
+    assert.ok(chain.find((c) => c.check === 'connection')?.ok, 'and its connection healthy');
+    await apply(
+      kube,
+      vss(ns, 'orphan', {
+        vaultAuthRef: 'gone',
+        mount: 'kvv2',
+        type: 'kv-v2',
+        path: `${ns}/app`,
+        destination: { name: 'orphan', create: true },
+      }),
+    );
+    const orphan = JSON.parse(
+      (await ferry('doctor', 'VaultStaticSecret/orphan', '-n', ns, '-o', 'json')).stdout,
+    ) as Check[];
+    const missing = orphan.find((c) => c.check === 'reference');
+    assert.deepEqual([missing?.object, missing?.ok], [`${ns}/gone`, false]);
+    assert.match(missing?.fix ?? '', /correct spec\.vaultAuthRef/);
   });
 
   it('a cluster it cannot reach is exit code 2 with one line', async () => {

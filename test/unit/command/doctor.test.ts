@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { ALL_KINDS } from '../../../src/api/resources.ts';
-import { adviceFor, runDoctor } from '../../../src/command/doctor.ts';
+import { adviceFor, parseTarget, runDoctor } from '../../../src/command/doctor.ts';
 import { event, fakeKube as fake } from './fakes.ts';
 
 const NOW = Date.parse('2026-01-01T12:00:00Z');
@@ -125,6 +125,48 @@ describe('ferry doctor', () => {
     const csi = checks.find((c) => c.check === 'csi');
     assert.equal(csi?.message, 'not registered on 1 of 2 node(s): n2');
     assert.ok(csi?.fix);
+  });
+
+  it('KIND/NAME: the resource, the chain it depends on, and what it lacks', async () => {
+    const checks = await runDoctor(
+      fake(
+        {
+          Lease: [lease('2026-01-01T11:59:58Z')],
+          VaultStaticSecret: [
+            {
+              metadata: { name: 'app', namespace: 'team' },
+              spec: {
+                vaultAuthRef: 'auth',
+                destination: { name: 'by-hand', create: false },
+                rolloutRestartTargets: [{ kind: 'Deployment', name: 'web' }],
+              },
+              status: {
+                conditions: [{ type: 'Ready', status: 'False', reason: 'x', message: 'Vault is sealed' }],
+              },
+            },
+          ],
+          VaultAuth: [
+            {
+              metadata: { name: 'auth', namespace: 'team' },
+              spec: { vaultConnectionRef: 'vc' },
+              status: { valid: true, conditions: [{ type: 'Ready', status: 'True', reason: 'Ready' }] },
+            },
+          ],
+        },
+        ALL_CRDS,
+      ),
+      { namespace: 'team', resource: { ...parseTarget('vss/app'), namespace: 'team' } },
+      NOW,
+    );
+    assert.deepEqual(
+      checks
+        .filter((c) => c.check === 'resource' || c.check === 'reference')
+        .map((c) => `${c.object} ${c.ok}`),
+      ['team/app false', 'team/auth true', 'team/vc false', 'team/by-hand false', 'team/web false'],
+    );
+    assert.match(checks.find((c) => c.object === 'team/app')?.fix ?? '', /unseal/);
+    assert.throws(() => parseTarget('pods/x'), /not KIND\/NAME of a Ferry kind/);
+    assert.equal(parseTarget('VaultDynamicSecret/db').rt.kind, 'VaultDynamicSecret');
   });
 
   it('turns Vault errors into actions', () => {

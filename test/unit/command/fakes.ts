@@ -9,7 +9,7 @@ type Meta = { metadata: { name?: string; namespace?: string } };
 
 /**
  * `objects` by kind. list filters by namespace, and Events by `involvedObject.kind=` in the field
- * selector; get answers the CRDs named in `crds` (served v1beta1) and 404 for anything else.
+ * selector; get answers those objects, the CRDs named in `crds` (served v1beta1), and 404 otherwise.
  */
 export function fakeKube(
   objects: Record<string, unknown[]>,
@@ -25,13 +25,13 @@ export function fakeKube(
       const what = `${a.verb} ${a.resource}${a.subresource ? `/${a.subresource}` : ''}`;
       return { ...obj, status: { allowed: !denied.includes(what) } };
     }) as unknown as FakeKube['create'],
-    get: (async (_rt: ResourceType, name: string) => {
-      if (
-        !crds.includes(name) &&
-        !(objects.CSIDriver ?? []).some((d) => (d as Meta).metadata.name === name)
-      ) {
-        throw new K8sApiError(404, 'NotFound', `${name} not found`);
-      }
+    get: (async (rt: ResourceType, name: string, namespace?: string) => {
+      const found = (objects[rt.kind] ?? []).find(
+        (o) =>
+          (o as Meta).metadata.name === name && (!namespace || (o as Meta).metadata.namespace === namespace),
+      );
+      if (found) return found;
+      if (!crds.includes(name)) throw new K8sApiError(404, 'NotFound', `${name} not found`);
       return { metadata: { name }, spec: { versions: [{ name: 'v1beta1', served: true }] } };
     }) as FakeKube['get'],
     list: (async (rt: ResourceType, opts?: ListOptions) => {
