@@ -32,7 +32,7 @@ import {
 } from '../k8s/resources.ts';
 import type { CoreEvent, KubeObject } from '../k8s/types.ts';
 import { UsageError } from './args.ts';
-import { getOptional, operatorLease } from './cluster.ts';
+import { operatorLease } from './cluster.ts';
 import type { Command, CommandContext } from './context.ts';
 import {
   expectedSecret,
@@ -65,15 +65,13 @@ const ref = (o: KubeObject): string => `${o.metadata.namespace}/${o.metadata.nam
 /** Warnings newer than this count as "recent". */
 const RECENT_MS = 15 * 60_000;
 
-async function checkCrds(kube: Pick<KubeClient, 'get'>): Promise<Check> {
+async function checkCrds(kube: Pick<KubeClient, 'getIfExists'>): Promise<Check> {
   const missing: string[] = [];
   for (const def of ALL_KINDS) {
     const name = `${def.resource.plural}.${GROUP}`;
-    const crd = await getOptional<KubeObject & { spec: { versions: { name: string; served: boolean }[] } }>(
-      kube,
-      CustomResourceDefinitions,
-      name,
-    );
+    const crd = await kube.getIfExists<
+      KubeObject & { spec: { versions: { name: string; served: boolean }[] } }
+    >(CustomResourceDefinitions, name);
     if (!crd?.spec.versions.some((v) => v.name === VERSION && v.served)) missing.push(def.resource.kind);
   }
   return missing.length === 0
@@ -256,12 +254,12 @@ const eventTime = (e: CoreEvent): number =>
  * Secret), the Secret a `create: false` destination needs, and its rollout targets.
  */
 async function checkResource(
-  kube: Pick<KubeClient, 'get' | 'list'>,
+  kube: Pick<KubeClient, 'getIfExists' | 'list'>,
   target: { rt: ResourceType; name: string; namespace: string },
   operatorNamespace: string | undefined,
 ): Promise<Check[]> {
   const { rt, name, namespace } = target;
-  const o = await getOptional<WithConditions>(kube, rt, name, namespace);
+  const o = await kube.getIfExists<WithConditions>(rt, name, namespace);
   const object = `${namespace}/${name}`;
   if (!o) {
     return [
@@ -296,7 +294,7 @@ async function checkResource(
     spec: o.spec ?? {},
   };
   for (const r of references(asFerry, namespace, operatorNamespace)) {
-    const found = await getOptional<WithConditions>(kube, REFERENCE_RESOURCES[r.kind], r.name, r.namespace);
+    const found = await kube.getIfExists<WithConditions>(REFERENCE_RESOURCES[r.kind], r.name, r.namespace);
     const refObject = `${r.namespace}/${r.name}`;
     if (!found) {
       checks.push({
@@ -319,7 +317,7 @@ async function checkResource(
     }
   }
   const secret = expectedSecret(asFerry);
-  if (secret && !(await getOptional(kube, Secrets, secret, namespace))) {
+  if (secret && !(await kube.getIfExists(Secrets, secret, namespace))) {
     checks.push({
       check: 'reference',
       object: `${namespace}/${secret}`,
@@ -330,7 +328,7 @@ async function checkResource(
   }
   for (const t of rolloutTargets(asFerry)) {
     const wrt = ROLLOUT_RESOURCES[t.kind];
-    if (wrt && !(await getOptional(kube, wrt, t.name, namespace))) {
+    if (wrt && !(await kube.getIfExists(wrt, t.name, namespace))) {
       checks.push({
         check: 'reference',
         object: `${namespace}/${t.name}`,
@@ -539,12 +537,12 @@ const CSI_DRIVER = 'csi.vso.hashicorp.com';
 
 /** Protected secrets need the node driver registered where their pods run. Only asked when used. */
 async function checkCsi(
-  kube: Pick<KubeClient, 'get' | 'list'>,
+  kube: Pick<KubeClient, 'getIfExists' | 'list'>,
   namespace: string | undefined,
 ): Promise<Check[]> {
   const used = (await kube.list<KubeObject>(CSISecretsResource, namespace === undefined ? {} : { namespace }))
     .items;
-  const driver = await getOptional<KubeObject>(kube, CSIDrivers, CSI_DRIVER);
+  const driver = await kube.getIfExists<KubeObject>(CSIDrivers, CSI_DRIVER);
   if (used.length === 0 && !driver) return [];
   if (!driver) {
     return [
@@ -573,7 +571,7 @@ async function checkCsi(
 }
 
 export async function runDoctor(
-  kube: Pick<KubeClient, 'get' | 'list' | 'create'>,
+  kube: Pick<KubeClient, 'getIfExists' | 'list' | 'create'>,
   opts: {
     namespace: string | undefined;
     serviceAccount?: string | undefined;

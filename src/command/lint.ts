@@ -5,7 +5,7 @@
 import { writeFile } from 'node:fs/promises';
 import { API_VERSION } from '../api/resources.ts';
 import { type ResourceType, Secrets } from '../k8s/resources.ts';
-import { getOptional, operatorLease } from './cluster.ts';
+import { operatorLease } from './cluster.ts';
 import type { Command, CommandContext } from './context.ts';
 import {
   effectiveKind,
@@ -244,7 +244,7 @@ ignored. Exit code 1 when there is an error or a warning.`,
       cluster = {
         defaultNamespace: ctx.defaultNamespace(),
         ...(operatorNamespace ? { operatorNamespace } : {}),
-        exists: async (rt, namespace, name) => (await getOptional(kube, rt, name, namespace)) !== undefined,
+        exists: async (rt, namespace, name) => (await kube.getIfExists(rt, name, namespace)) !== undefined,
       };
     }
     const result = await lintManifests(files, cluster);

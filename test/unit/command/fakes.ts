@@ -1,15 +1,14 @@
 // What the command tests share: an apiserver that only lists and gets canned objects, and Events.
 import type { KubeClient, ListOptions } from '../../../src/k8s/client.ts';
-import { K8sApiError } from '../../../src/k8s/errors.ts';
 import type { ResourceType } from '../../../src/k8s/resources.ts';
 
-export type FakeKube = Pick<KubeClient, 'get' | 'list' | 'create'> & { asked: string[] };
+export type FakeKube = Pick<KubeClient, 'getIfExists' | 'list' | 'create'> & { asked: string[] };
 
 type Meta = { metadata: { name?: string; namespace?: string } };
 
 /**
  * `objects` by kind. list filters by namespace, and Events by `involvedObject.kind=` in the field
- * selector; get answers those objects, the CRDs named in `crds` (served v1beta1), and 404 otherwise.
+ * selector; get answers those objects, the CRDs named in `crds` (served v1beta1), and nothing otherwise.
  */
 export function fakeKube(
   objects: Record<string, unknown[]>,
@@ -25,15 +24,15 @@ export function fakeKube(
       const what = `${a.verb} ${a.resource}${a.subresource ? `/${a.subresource}` : ''}`;
       return { ...obj, status: { allowed: !denied.includes(what) } };
     }) as unknown as FakeKube['create'],
-    get: (async (rt: ResourceType, name: string, namespace?: string) => {
+    getIfExists: (async (rt: ResourceType, name: string, namespace?: string) => {
       const found = (objects[rt.kind] ?? []).find(
         (o) =>
           (o as Meta).metadata.name === name && (!namespace || (o as Meta).metadata.namespace === namespace),
       );
       if (found) return found;
-      if (!crds.includes(name)) throw new K8sApiError(404, 'NotFound', `${name} not found`);
+      if (!crds.includes(name)) return undefined;
       return { metadata: { name }, spec: { versions: [{ name: 'v1beta1', served: true }] } };
-    }) as FakeKube['get'],
+    }) as FakeKube['getIfExists'],
     list: (async (rt: ResourceType, opts?: ListOptions) => {
       asked.push(`${rt.kind} ${opts?.namespace ?? '*'} ${opts?.fieldSelector ?? ''}`.trim());
       const kind = /involvedObject\.kind=(\w+)/.exec(opts?.fieldSelector ?? '')?.[1];
