@@ -29,8 +29,10 @@ async function filesUnder(dir: string): Promise<string[]> {
     a.name.localeCompare(b.name),
   )) {
     const path = join(dir, entry.name);
-    if (entry.isDirectory()) out.push(...(await filesUnder(path)));
-    else if (entry.isFile() && MANIFEST_EXT.test(entry.name)) out.push(path);
+    // Hidden folders (.git) and node_modules hold no manifests of the user's and can be huge.
+    if (entry.isDirectory()) {
+      if (!entry.name.startsWith('.') && entry.name !== 'node_modules') out.push(...(await filesUnder(path)));
+    } else if (entry.isFile() && MANIFEST_EXT.test(entry.name)) out.push(path);
   }
   return out;
 }

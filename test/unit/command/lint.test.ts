@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
-import { readdirSync, readFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { type ClusterLookup, lintManifests } from '../../../src/command/lint.ts';
@@ -68,6 +69,26 @@ describe('ferry lint: the corpus', () => {
 });
 
 describe('ferry lint: input', () => {
+  it('reads a directory recursively, skipping hidden folders and node_modules', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'ferry-lint-dir-'));
+    for (const sub of ['a/b', '.git', 'node_modules/x']) mkdirSync(join(dir, sub), { recursive: true });
+    for (const f of [
+      'a/one.yaml',
+      'a/b/two.yml',
+      'a/b/three.json',
+      'a/notes.txt',
+      '.git/x.yaml',
+      'node_modules/x/y.yaml',
+    ]) {
+      writeFileSync(join(dir, f), '{}\n');
+    }
+    const files = await readManifests(dir, noStdin);
+    assert.deepEqual(
+      files.map((f) => f.file.slice(dir.length + 1)),
+      ['a/b/three.json', 'a/b/two.yml', 'a/one.yaml'],
+    );
+  });
+
   it('a document that does not parse is a finding with its line; the others are still checked', async () => {
     const text =
       'kind: VaultSecret\napiVersion: secrets.hashicorp.com/v1beta1\n---\nmetadata: {name: broken\n';
