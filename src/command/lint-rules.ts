@@ -21,8 +21,8 @@ import type { VaultAuthSpec } from '../api/v1beta1/vaultauth.ts';
 import type { VaultConnectionSpec } from '../api/v1beta1/vaultconnection.ts';
 import {
   type Problem,
-  parseDuration,
   parseRef,
+  refreshPeriodMs,
   validateCSISecrets,
   validateTransformation,
   validateVaultAuth,
@@ -325,20 +325,32 @@ const STATIC_REFRESH_FLOOR_MS = 30_000;
 /** A VaultDynamicSecret refresh re-reads the path: for most engines a new credential each time. */
 const DYNAMIC_REFRESH_FLOOR_MS = 5 * 60_000;
 
-function refreshFinding(o: FerryObject): RuleFinding | undefined {
+/** The polling period refreshAfter sets, in ms (as the operator floors it); undefined when none. */
+function refreshPeriod(o: FerryObject): number | undefined {
   const value = o.spec.refreshAfter;
   if (typeof value !== 'string') return undefined;
-  let ms: number;
   try {
-    ms = parseDuration(value);
+    return refreshPeriodMs(value);
   } catch {
     return undefined; // the schema finding says it
   }
-  if (ms === 0) return undefined; // VSO's "no periodic refresh"
+}
+
+/** How often an object makes the operator ask Vault, per hour, from refreshAfter alone. */
+export function vaultPollsPerHour(o: FerryObject): number {
+  const ms = refreshPeriod(o);
+  return ms === undefined || (o.kind !== 'VaultStaticSecret' && o.kind !== 'VaultDynamicSecret')
+    ? 0
+    : 3_600_000 / ms;
+}
+
+function refreshFinding(o: FerryObject): RuleFinding | undefined {
+  const ms = refreshPeriod(o);
+  if (ms === undefined) return undefined;
   const dynamic = o.kind === 'VaultDynamicSecret';
   const floor = dynamic ? DYNAMIC_REFRESH_FLOOR_MS : STATIC_REFRESH_FLOOR_MS;
   if (ms >= floor) return undefined;
-  const perHour = Math.round(3_600_000 / Math.max(ms, 1000));
+  const perHour = Math.round(vaultPollsPerHour(o));
   const what = dynamic
     ? `${perHour} new credentials an hour (each refresh of a VaultDynamicSecret asks the engine again)`
     : `${perHour} Vault reads an hour for this one object`;
@@ -346,7 +358,7 @@ function refreshFinding(o: FerryObject): RuleFinding | undefined {
     severity: 'warning',
     rule: 'refresh-load',
     field: 'spec.refreshAfter',
-    message: `refreshAfter ${value} means ${what}; use at least ${humanDuration(floor)}${
+    message: `refreshAfter ${String(o.spec.refreshAfter)} means ${what}; use at least ${humanDuration(floor)}${
       dynamic
         ? ', or leave it unset and let the lease drive renewal'
         : ', or instant updates (spec.syncConfig.instantUpdates) where Vault has events'

@@ -23,6 +23,7 @@ import {
   schemaFindings,
   specFindings,
   unknownFieldFindings,
+  vaultPollsPerHour,
 } from './lint-rules.ts';
 import { lineOf, type ManifestDoc, type ManifestFile, readManifests } from './manifests.ts';
 import { type Paint, type Style, serialize } from './output.ts';
@@ -50,6 +51,8 @@ export interface ClusterLookup {
 
 export interface LintResult {
   findings: Finding[];
+  /** What the manifests' refreshAfter values add up to: Vault requests an hour. */
+  vaultPollsPerHour: number;
   /** Files whose documents have fixes, with the corrected text. */
   corrected: { file: string; text: string }[];
 }
@@ -129,6 +132,7 @@ async function lintDoc(
   d: ManifestDoc,
   cluster: ClusterLookup | undefined,
   local: Set<string>,
+  load: { perHour: number },
 ): Promise<RuleFinding[]> {
   if (d.error) return [{ severity: 'error', rule: 'yaml', message: d.error.message }];
   const value = d.value;
@@ -149,6 +153,7 @@ async function lintDoc(
     spec: value.spec,
   };
   out.push(...specFindings(o));
+  load.perHour += vaultPollsPerHour(o);
   out.push(...(cluster ? await clusterFindings(o, cluster, local) : offlineFindings(o)));
   return out;
 }
@@ -163,10 +168,11 @@ export async function lintManifests(files: ManifestFile[], cluster?: ClusterLook
   const local = inventory(files, cluster?.defaultNamespace ?? '');
   const findings: Finding[] = [];
   const corrected: LintResult['corrected'] = [];
+  const load = { perHour: 0 };
   for (const f of files) {
     let fixes = 0;
     for (const d of f.docs) {
-      const found = await lintDoc(d, cluster, local);
+      const found = await lintDoc(d, cluster, local, load);
       const object = objectName(d.value);
       const lineOfField = (r: RuleFinding): number => lineOf(d, r.field);
       for (const r of found.sort((a, b) => lineOfField(a) - lineOfField(b))) {
@@ -191,7 +197,7 @@ export async function lintManifests(files: ManifestFile[], cluster?: ClusterLook
     if (fixes > 0 && !f.docs.some((d) => d.error))
       corrected.push({ file: f.file, text: f.docs.map((d) => d.doc.toString()).join('') });
   }
-  return { findings, corrected };
+  return { findings, vaultPollsPerHour: Math.round(load.perHour), corrected };
 }
 
 const SEVERITY_STYLE: Record<Severity, Style> = { error: 'red', warning: 'yellow', info: 'dim' };
@@ -203,10 +209,14 @@ export function renderFindings(r: LintResult, paint: Paint, fixed: boolean): str
   });
   const count = (s: Severity): number => r.findings.filter((f) => f.severity === s).length;
   const files = new Set(r.findings.filter((f) => f.severity !== 'info').map((f) => f.file)).size;
+  const load =
+    r.vaultPollsPerHour > 0
+      ? `; their refreshAfter values poll Vault ${r.vaultPollsPerHour} times an hour`
+      : '';
   lines.push(
     count('error') + count('warning') === 0
-      ? paint('green', 'no findings')
-      : `${count('error')} error(s), ${count('warning')} warning(s) in ${files} file(s)`,
+      ? `${paint('green', 'no findings')}${load}`
+      : `${count('error')} error(s), ${count('warning')} warning(s) in ${files} file(s)${load}`,
   );
   for (const c of r.corrected) {
     lines.push(

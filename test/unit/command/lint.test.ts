@@ -53,6 +53,11 @@ describe('ferry lint: the corpus', () => {
     });
   }
 
+  it('adds up the Vault polling the manifests imply', async () => {
+    const r = await lintManifests(await readManifests(join(LINT, 'bad', 'costly.yaml'), noStdin));
+    assert.equal(r.vaultPollsPerHour, 3600 / 2 + 60); // refreshAfter 2s and 1m; unset and CSISecrets add nothing
+  });
+
   it('a dialect finding names the real field or kind', async () => {
     const { findings } = await lintManifests(await readManifests(join(LINT, 'bad', 'dialect.yaml'), noStdin));
     const message = (field: string) => findings.find((f) => f.field === field)?.message ?? '';
