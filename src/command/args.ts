@@ -31,8 +31,8 @@ export interface CommandSpec {
   positionals: { min: number; max: number };
 }
 
-export interface Invocation {
-  command: CommandSpec | undefined;
+export interface Invocation<C extends CommandSpec = CommandSpec> {
+  command: C | undefined;
   global: GlobalFlags;
   values: CommandValues;
   positionals: string[];
@@ -65,7 +65,10 @@ export const GLOBAL_HELP = `Flags for every command:
  * Splits argv into the command and its flags. Flags may come before or after the command name, as
  * with kubectl; `--` ends the flags.
  */
-export function parseInvocation(argv: string[], commands: readonly CommandSpec[]): Invocation {
+export function parseInvocation<C extends CommandSpec>(
+  argv: string[],
+  commands: readonly C[],
+): Invocation<C> {
   const all: ParseArgsOptionsConfig = { ...GLOBAL_OPTIONS };
   for (const c of commands) Object.assign(all, c.options);
   // First pass, lenient: only to find the command name among the positionals.

@@ -24,10 +24,15 @@ export async function main(argv: string[], io: Io): Promise<number> {
   let ctx: CommandContext | undefined;
   try {
     const inv = parseInvocation(argv, COMMANDS);
-    const command = inv.command as Command | undefined;
-    if (!command || inv.global.help) {
+    const command = inv.command;
+    if (inv.global.help) {
       io.stdout.write(command ? commandHelp(command) : mainHelp(COMMANDS));
-      return command || inv.global.help ? EXIT.OK : EXIT.ERROR;
+      return EXIT.OK;
+    }
+    if (!command) {
+      // `ferry` alone is a usage error: the help goes where errors go.
+      io.stderr.write(mainHelp(COMMANDS));
+      return EXIT.ERROR;
     }
     ctx = new CommandContext(inv, io);
     return await command.run(ctx);

@@ -63,6 +63,10 @@ describe('ferry: exit codes and messages', () => {
     assert.equal(await main(['--help'], t.io), 0);
     assert.match(t.out(), /Commands:\n {2}status/);
     t = io();
+    assert.equal(await main([], t.io), 2);
+    assert.equal(t.out(), '');
+    assert.match(t.err(), /^Usage: ferry COMMAND/);
+    t = io();
     assert.equal(await main(['lint', '--help'], t.io), 0);
     assert.match(t.out(), /Usage: ferry lint FILE\|DIR\|-/);
     t = io();
