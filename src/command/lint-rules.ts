@@ -66,27 +66,29 @@ export const isObj = (v: unknown): v is Obj => typeof v === 'object' && v !== nu
 
 const KINDS = new Map<string, KindDefinition>(ALL_KINDS.map((d) => [d.resource.kind, d]));
 
-let validators: Map<string, ValidateFunction> | undefined;
-/** The CRD schemas, compiled once: what the apiserver enforces on create. */
-function validator(kind: string): { validate: ValidateFunction; schema: JsonSchema } | undefined {
+interface CompiledKind {
+  validate: ValidateFunction;
+  schema: JsonSchema;
+}
+const compiled = new Map<string, CompiledKind>();
+
+/** The CRD schema of a kind, compiled on first use: what the apiserver enforces on create. */
+function validator(kind: string): CompiledKind | undefined {
+  const cached = compiled.get(kind);
+  if (cached) return cached;
   const def = KINDS.get(kind);
-  if (!def) return undefined;
-  validators ??= new Map();
-  const crd = buildCrd(def).spec.versions[0];
-  if (!crd) return undefined;
-  let validate = validators.get(kind);
-  if (!validate) {
-    // Defaults first, as the apiserver applies them before it validates.
-    const ajv = new Ajv({
-      allErrors: true,
-      strict: false,
-      useDefaults: true,
-      formats: { int64: true, 'date-time': true },
-    });
-    validate = ajv.compile(crd.schema.openAPIV3Schema);
-    validators.set(kind, validate);
-  }
-  return { validate, schema: crd.schema.openAPIV3Schema };
+  const schema = def ? buildCrd(def).spec.versions[0]?.schema.openAPIV3Schema : undefined;
+  if (!schema) return undefined;
+  // Defaults first, as the apiserver applies them before it validates.
+  const ajv = new Ajv({
+    allErrors: true,
+    strict: false,
+    useDefaults: true,
+    formats: { int64: true, 'date-time': true },
+  });
+  const entry = { validate: ajv.compile(schema), schema };
+  compiled.set(kind, entry);
+  return entry;
 }
 
 // ajv's instancePath → the apiserver's field notation: spec.a.b[0].c
