@@ -5,6 +5,7 @@ import type { Logger } from 'pino';
 import { SecretTransformations } from './api/resources.ts';
 import type { SecretTransformation } from './api/v1beta1/secrettransformation.ts';
 import { type Clock, type Random, systemClock, systemRandom } from './clock.ts';
+import { LEADER_ELECTION_ID } from './consts/labels.ts';
 import type { ControllerContext, OperatorOptions } from './controllers/context.ts';
 import { setupCSISecrets } from './controllers/csisecrets/setup.ts';
 import { setupSecretTransformation } from './controllers/secrettransformation/setup.ts';
@@ -38,8 +39,6 @@ export interface OperatorConfig extends OperatorOptions {
   clock?: Clock;
   random?: Random;
 }
-
-const LEADER_ELECTION_ID = 'ferry.secrets.hashicorp.com';
 
 /** Every kind the operator reconciles; each registers its own controllers and watches. */
 const KINDS: readonly KindSetup[] = [

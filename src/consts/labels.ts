@@ -35,3 +35,6 @@ export const HMAC_KEY_SECRET_LABELS: Readonly<Record<string, string>> = Object.f
   [LABEL_NAME]: APP_NAME,
   [LABEL_COMPONENT]: 'client-cache-storage-verification',
 });
+
+/** The operator's leader-election Lease (in its namespace): `ferry doctor` finds the operator by it. */
+export const LEADER_ELECTION_ID = 'ferry.secrets.hashicorp.com';

@@ -46,6 +46,14 @@ export const ClusterRoleBindings = rt(
 );
 export const RoleBindings = rt('rbac.authorization.k8s.io', 'v1', 'RoleBinding', 'rolebindings', true);
 export const CSIDrivers = rt('storage.k8s.io', 'v1', 'CSIDriver', 'csidrivers', false);
+export const CSINodes = rt('storage.k8s.io', 'v1', 'CSINode', 'csinodes', false);
+export const SubjectAccessReviews = rt(
+  'authorization.k8s.io',
+  'v1',
+  'SubjectAccessReview',
+  'subjectaccessreviews',
+  false,
+);
 
 export function apiVersionOf(r: ResourceType): string {
   return r.group === '' ? r.version : `${r.group}/${r.version}`;
