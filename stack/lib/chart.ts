@@ -15,7 +15,6 @@ import { freePort, type Log } from './proc.ts';
 
 export const RELEASE = 'ferry';
 export const OPERATOR_DEPLOYMENT = `${RELEASE}-controller-manager`;
-export const CSI_DAEMONSET = `${RELEASE}-csi-node`;
 const OPERATOR_SELECTOR = `app.kubernetes.io/instance=${RELEASE},app.kubernetes.io/name=ferry,app.kubernetes.io/component=controller-manager`;
 
 export interface ChartEnv {
