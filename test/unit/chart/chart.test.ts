@@ -120,6 +120,19 @@ describe('helm chart', { skip }, () => {
       assert.equal(c.image, 'ferry:0.1.0');
     });
 
+    it("security contexts mean what they mean in VSO: podSecurityContext the pod's, securityContext the container's", () => {
+      // A VSO values file: helm merges it over the defaults, so each key must land in its own context.
+      const vso = render({
+        controller: { podSecurityContext: { fsGroup: 1000 }, securityContext: { runAsUser: 4242 } },
+      });
+      const { pod, c } = manager(vso);
+      assert.equal(pod.securityContext.fsGroup, 1000);
+      assert.equal(c.securityContext.runAsUser, 4242);
+      assert.equal(c.securityContext.fsGroup, undefined);
+      assert.equal(pod.securityContext.allowPrivilegeEscalation, undefined);
+      assert.equal(c.securityContext.allowPrivilegeEscalation, false);
+    });
+
     it('probes hit /healthz and /readyz on the health-probe port, metrics on the metrics port', () => {
       const { c } = manager(objs);
       const flags = flagsOf(c.args);
