@@ -4,21 +4,12 @@
 // others, one at a time.
 import { spawn, spawnSync } from 'node:child_process';
 import { join } from 'node:path';
-import { type Flavor, repoRoot, stackDown, stackUp } from '../stack/lib/stack.ts';
+import { type Flavor, peerDir, repoRoot, stackDown, stackUp } from '../stack/lib/stack.ts';
 
 const bin = (name: string): string => join(repoRoot, 'node_modules', '.bin', name);
 const log = (m: string): void => {
   process.stderr.write(`[test] ${m}\n`);
 };
-
-/** A test peer from stack/peers.sh, built on first use; its cache directory. */
-function peerPath(peer: string): string {
-  const peers = join(repoRoot, 'stack', 'peers.sh');
-  if (spawnSync('bash', [peers, 'ensure', peer], { stdio: 'inherit' }).status !== 0) {
-    throw new Error(`stack/peers.sh ensure ${peer} failed`);
-  }
-  return spawnSync('bash', [peers, 'path', peer], { encoding: 'utf8' }).stdout.trim();
-}
 
 function step(label: string, cmd: string, args: string[]): boolean {
   log(label);
@@ -92,7 +83,7 @@ for (const flavor of flavors) {
   if (!ok) break;
   const started = Date.now();
   // Vault's aws auth method is tested against moto's STS on loopback (OpenBao has no aws plugin).
-  if (flavor === 'vault') process.env.FERRY_MOTO_SERVER = join(peerPath('moto'), 'moto_server');
+  if (flavor === 'vault') process.env.FERRY_MOTO_SERVER = join(peerDir('moto', log), 'moto_server');
   await stackUp({ flavor, log: (m) => log(`stack: ${m}`) });
   log(`stack (${flavor}) up in ${((Date.now() - started) / 1000).toFixed(1)}s`);
   try {

@@ -145,10 +145,8 @@ function ctr(node: NodeEnv, args: string[]): string {
 
 interface NodeStart {
   kubeDir: string;
-  apiServer: string;
-  caFile: string;
-  /** Bearer token of system:node:<name> (group system:nodes) in the API server's token file. */
-  nodeToken: string;
+  /** kubelet's kubeconfig: system:node:<name> (group system:nodes) from the API server's token file. */
+  kubeconfig: string;
   adminKubeconfig: string;
   /** OCI archives to import. */
   archives: string[];
@@ -274,19 +272,6 @@ disabled_plugins = ["io.containerd.snapshotter.v1.aufs", "io.containerd.snapshot
     freePort(),
     freePort(),
   ])) as [number, number, number];
-  const kubeconfig = join(dir, 'kubelet.kubeconfig');
-  writeFileSync(
-    kubeconfig,
-    JSON.stringify({
-      apiVersion: 'v1',
-      kind: 'Config',
-      clusters: [{ name: 'ferry', cluster: { server: o.apiServer, 'certificate-authority': o.caFile } }],
-      users: [{ name: 'node', user: { token: o.nodeToken } }],
-      contexts: [{ name: 'node', context: { cluster: 'ferry', user: 'node' } }],
-      'current-context': 'node',
-    }),
-    { mode: 0o600 },
-  );
   writeFileSync(join(dir, 'resolv.conf'), '');
   const kubeletConfig = join(dir, 'kubelet.yaml');
   writeFileSync(
@@ -322,7 +307,7 @@ disabled_plugins = ["io.containerd.snapshotter.v1.aufs", "io.containerd.snapshot
   o.log('starting kubelet');
   const kubelet = start(dir, 'kubelet', join(o.kubeDir, 'kubelet'), [
     `--config=${kubeletConfig}`,
-    `--kubeconfig=${kubeconfig}`,
+    `--kubeconfig=${o.kubeconfig}`,
     `--root-dir=${node.kubeletRoot}`,
     `--cert-dir=${join(dir, 'kubelet-pki')}`,
     `--hostname-override=${NODE_NAME}`,

@@ -28,12 +28,13 @@ import {
   installChart,
   installReplicaRelease,
   operatorIncarnation as operatorIncarnationOf,
+  operatorPods,
   restartOperatorPods,
   scaleOperator,
   uninstallRelease,
   upgradeOperatorArgs,
 } from './chart.ts';
-import { apply, type Manifest, readManifests, VaultAdmin } from './fixtures.ts';
+import { adminClient, apply, type Manifest, readManifests, VaultAdmin } from './fixtures.ts';
 import { ferryImage, pauseImage, testImage } from './images.ts';
 import {
   ensureNodePackages,
@@ -96,7 +97,8 @@ export function loadStackEnv(): StackEnv {
   return JSON.parse(readFileSync(file, 'utf8')) as StackEnv;
 }
 
-function peerDir(peer: string, log: Log): string {
+/** A test peer from stack/peers.sh, built on first use; its cache directory. */
+export function peerDir(peer: string, log: Log): string {
   const script = join(repoRoot, 'stack', 'peers.sh');
   log(`ensuring ${peer} (a cold build takes minutes; progress follows)`);
   execFileSync('bash', [script, 'ensure', peer], { stdio: ['ignore', 'inherit', 'inherit'] });
@@ -328,13 +330,15 @@ export async function stackUp(opts: StackOptions): Promise<StackEnv> {
     );
 
     if (images) {
+      const nodeKubeconfig = join(dir, 'kubelet.kubeconfig');
+      writeFileSync(nodeKubeconfig, kubeconfigYaml(env.apiServer, env.caFile, nodeToken, 'default'), {
+        mode: 0o600,
+      });
       env.node = planNode(dir, images);
       record();
       await startNode(env.node, {
         kubeDir,
-        apiServer: env.apiServer,
-        caFile: env.caFile,
-        nodeToken,
+        kubeconfig: nodeKubeconfig,
         adminKubeconfig: env.kubeconfig,
         archives: Object.values(images).map((i) => i.archive),
         kube,
@@ -537,15 +541,6 @@ function saveEnv(env: StackEnv): void {
   writeFileSync(envFile(), JSON.stringify(env, null, 2));
 }
 
-function adminClient(env: StackEnv): KubeClient {
-  return new KubeClient({
-    server: env.apiServer,
-    caPem: readFileSync(env.caFile, 'utf8'),
-    token: env.adminToken,
-    namespace: 'default',
-  });
-}
-
 /** Identifies the running operator (its pid, or its pods' uids and restarts): equal while it runs on. */
 export async function operatorIncarnation(env: StackEnv): Promise<string> {
   if (env.operator?.pid !== undefined) return String(env.operator.pid);
@@ -630,8 +625,9 @@ export async function restartOperator(
     const kube = adminClient(env);
     try {
       log(`restarting the operator pods (${signal === 'SIGKILL' ? 'no grace period' : 'graceful'})`);
-      const pods = (await operatorIncarnationOf(kube, env.operatorNamespace)) !== '';
-      if (!pods) await scaleOperator(kube, env.operatorNamespace, 1);
+      if ((await operatorPods(kube, env.operatorNamespace)).length === 0) {
+        await scaleOperator(kube, env.operatorNamespace, 1);
+      }
       if (upgradeOperatorArgs(env.chart, extraArgs))
         await restartOperatorPods(kube, env.operatorNamespace, 'SIGTERM');
       else await restartOperatorPods(kube, env.operatorNamespace, signal);
