@@ -11,7 +11,7 @@ import { Deployments, Pods } from '../../src/k8s/resources.ts';
 import type { KubeObject } from '../../src/k8s/types.ts';
 import { DEFAULT_SECRET_ID_DIR } from '../../src/vault/confined-file.ts';
 import type { NodeEnv } from './node.ts';
-import { freePort, type Log } from './proc.ts';
+import { eventually, freePort, type Log } from './proc.ts';
 
 export const RELEASE = 'ferry';
 export const OPERATOR_DEPLOYMENT = `${RELEASE}-controller-manager`;
@@ -215,23 +215,22 @@ export async function waitOperatorPods(
   except: string[] = [],
   timeoutMs = 120_000,
 ): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const pods = await operatorPods(kube, namespace);
-    const ready = pods.filter(
-      (p) =>
-        !except.includes(p.metadata.uid ?? '') &&
-        !p.metadata.deletionTimestamp &&
-        p.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True'),
-    );
-    if (ready.length === replicas && pods.length === replicas) return;
-    if (Date.now() > deadline) {
-      throw new Error(
-        `operator pods not ready after ${timeoutMs / 1000}s: ${JSON.stringify(pods.map((p) => p.status))}`,
+  await eventually(
+    `${replicas} ready operator pod(s)`,
+    async () => {
+      const pods = await operatorPods(kube, namespace);
+      const ready = pods.filter(
+        (p) =>
+          !except.includes(p.metadata.uid ?? '') &&
+          !p.metadata.deletionTimestamp &&
+          p.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True'),
       );
-    }
-    await new Promise((r) => setTimeout(r, 250));
-  }
+      if (ready.length === replicas && pods.length === replicas) return true;
+      throw new Error(JSON.stringify(pods.map((p) => p.status)));
+    },
+    timeoutMs,
+    250,
+  );
 }
 
 /**
@@ -267,9 +266,11 @@ export async function scaleOperator(kube: KubeClient, namespace: string, replica
   await kube.patch(Deployments, OPERATOR_DEPLOYMENT, namespace, { spec: { replicas } }, 'merge');
   if (replicas > 0) await waitOperatorPods(kube, namespace, replicas);
   else {
-    const deadline = Date.now() + 60_000;
-    while ((await operatorPods(kube, namespace)).length > 0 && Date.now() < deadline) {
-      await new Promise((r) => setTimeout(r, 250));
-    }
+    await eventually(
+      'the operator pods gone',
+      async () => (await operatorPods(kube, namespace)).length === 0,
+      60_000,
+      250,
+    );
   }
 }

@@ -15,6 +15,7 @@ import * as builtin from '../../src/k8s/resources.ts';
 import { apiVersionOf } from '../../src/k8s/resources.ts';
 import type { CoreEvent, KubeObject, Secret } from '../../src/k8s/types.ts';
 import { operatorLog } from './operator-log.ts';
+import { eventually } from './proc.ts';
 import type { StackEnv } from './stack.ts';
 
 /** Where a VaultAdmin points: the stack's server by default, or a private dev server. */
@@ -194,28 +195,7 @@ export async function ensureNamespace(
     });
 }
 
-/** Polls until `probe` returns a value; fails with `what` and the last value seen. */
-export async function eventually<T>(
-  what: string,
-  probe: () => Promise<T | undefined | false>,
-  timeoutMs = 30_000,
-  intervalMs = 200,
-): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let last: unknown;
-  for (;;) {
-    try {
-      const v = await probe();
-      if (v !== undefined && v !== false) return v;
-      last = v;
-    } catch (err) {
-      last = err;
-    }
-    if (Date.now() > deadline)
-      throw new Error(`timed out after ${timeoutMs} ms waiting for ${what} (last: ${String(last)})`);
-    await new Promise((r) => setTimeout(r, intervalMs));
-  }
-}
+export { eventually };
 
 export function decodeData(data: Record<string, string> | undefined): Record<string, string> {
   return Object.fromEntries(

@@ -15,7 +15,7 @@ import type { KubeClient } from '../../src/k8s/client.ts';
 import { Pods, type ResourceType } from '../../src/k8s/resources.ts';
 import type { KubeObject } from '../../src/k8s/types.ts';
 import type { BuiltImage } from './image.ts';
-import { freePort, httpOk, type Log, type Started, start, stopAll, waitFor } from './proc.ts';
+import { eventually, freePort, httpOk, type Log, type Started, start, stopAll, waitFor } from './proc.ts';
 
 export const NODE_NAME = 'ferry-node';
 const Nodes: ResourceType = { group: '', version: 'v1', kind: 'Node', plural: 'nodes', namespaced: false };
@@ -439,17 +439,12 @@ export async function waitForOutput(
   match: (line: string) => boolean,
   timeoutMs = 90_000,
 ): Promise<string> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const line = podLogs(node.podLogsDir, namespace, podPrefix, container).split('\n').find(match);
-    if (line !== undefined) return line;
-    if (Date.now() > deadline) {
-      throw new Error(
-        `timed out after ${timeoutMs / 1000}s waiting for ${what} from ${namespace}/${podPrefix}* ${container}`,
-      );
-    }
-    await new Promise((r) => setTimeout(r, 250));
-  }
+  return eventually(
+    `${what} from ${namespace}/${podPrefix}* ${container}`,
+    async () => podLogs(node.podLogsDir, namespace, podPrefix, container).split('\n').find(match),
+    timeoutMs,
+    250,
+  );
 }
 
 /** Where kubelet asks a CSI driver to publish a pod's inline volume `volume` on this node. */
