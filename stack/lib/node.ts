@@ -90,8 +90,9 @@ function cgroupDirs(base: string): string[] {
   return out; // children before parents
 }
 
-/** Kills every process in the node's cgroups and removes them. */
-function removeCgroupRoot(root: string): void {
+/** Kills every process in the node's cgroups and removes them (a cgroup goes once its killed
+ * processes have exited). */
+async function removeCgroupRoot(root: string): Promise<void> {
   for (const c of cgroupControllers()) {
     for (const dir of cgroupDirs(join('/sys/fs/cgroup', c, root))) {
       for (const pid of readFileSync(join(dir, 'cgroup.procs'), 'utf8').split('\n').filter(Boolean)) {
@@ -105,14 +106,15 @@ function removeCgroupRoot(root: string): void {
   }
   for (const c of cgroupControllers()) {
     for (const dir of cgroupDirs(join('/sys/fs/cgroup', c, root))) {
-      for (let i = 0; i < 50; i++) {
-        try {
+      await eventually(
+        `cgroup ${dir} removed`,
+        async () => {
           rmdirSync(dir);
-          break;
-        } catch {
-          execFileSync('sleep', ['0.1']);
-        }
-      }
+          return true;
+        },
+        5_000,
+        100,
+      ).catch(() => {});
     }
   }
 }
@@ -369,10 +371,13 @@ export async function stopNode(
             .catch(() => {}),
         ),
       );
-      const deadline = Date.now() + 20_000;
-      while (Date.now() < deadline && ctr(node, ['containers', 'ls', '-q']).trim() !== '') {
-        await new Promise((r) => setTimeout(r, 250));
-      }
+      // Best effort: what kubelet has not torn down by then is killed below.
+      await eventually(
+        "kubelet's teardown of the node's containers",
+        async () => ctr(node, ['containers', 'ls', '-q']).trim() === '',
+        20_000,
+        250,
+      ).catch(() => {});
     } catch (err) {
       log(`node: graceful pod teardown skipped (${String(err)})`);
     }
@@ -381,7 +386,7 @@ export async function stopNode(
     processes.filter((p) => p.name === 'kubelet' || p.name === 'kube-scheduler'),
     log,
   );
-  removeCgroupRoot(node.cgroupRoot);
+  await removeCgroupRoot(node.cgroupRoot);
   // Shims outlive containerd; they serve only this containerd's socket.
   try {
     execFileSync('pkill', ['-KILL', '-f', `containerd-shim-runc-v2 .*-address ${node.containerdSocket}`]);
