@@ -257,9 +257,11 @@ async function checkResource(
   kube: Pick<KubeClient, 'getIfExists' | 'list'>,
   target: { rt: ResourceType; name: string; namespace: string },
   operatorNamespace: string | undefined,
+  /** The object itself, when the caller has already read it. */
+  known?: WithConditions,
 ): Promise<Check[]> {
   const { rt, name, namespace } = target;
-  const o = await kube.getIfExists<WithConditions>(rt, name, namespace);
+  const o = known ?? (await kube.getIfExists<WithConditions>(rt, name, namespace));
   const object = `${namespace}/${name}`;
   if (!o) {
     return [
@@ -309,7 +311,12 @@ async function checkResource(
       const next = r.kind === 'VaultAuth' ? VaultAuths : VaultConnections;
       checks.push(
         ...(
-          await checkResource(kube, { rt: next, name: r.name, namespace: r.namespace }, operatorNamespace)
+          await checkResource(
+            kube,
+            { rt: next, name: r.name, namespace: r.namespace },
+            operatorNamespace,
+            found,
+          )
         ).map((c) => (r.kind === 'VaultConnection' && c.check === 'resource' ? connectionCheck(found) : c)),
       );
     } else {
