@@ -383,7 +383,7 @@ async function checkAuthsAndSecrets(
             e.involvedObject.name === o.metadata.name &&
             e.involvedObject.namespace === o.metadata.namespace &&
             LOGIN_REASONS.has(e.reason) &&
-            now - Date.parse(e.lastTimestamp ?? e.metadata.creationTimestamp ?? '') < RECENT_MS,
+            now - eventTime(e) < RECENT_MS,
         )
         .sort((a, b) => Date.parse(b.lastTimestamp ?? '') - Date.parse(a.lastTimestamp ?? ''))[0];
       if (!recent) continue;
