@@ -3,6 +3,7 @@
 // VaultConnections' health, VaultAuths that are invalid or whose consumers fail to log in, and
 // secrets that are not Ready. Every finding names the fix.
 
+import type { CustomResourceDefinition } from '../api/crd.ts';
 import {
   ALL_KINDS,
   CSISecretsResource,
@@ -69,9 +70,7 @@ async function checkCrds(kube: Pick<KubeClient, 'getIfExists'>): Promise<Check> 
   const missing: string[] = [];
   for (const def of ALL_KINDS) {
     const name = `${def.resource.plural}.${GROUP}`;
-    const crd = await kube.getIfExists<
-      KubeObject & { spec: { versions: { name: string; served: boolean }[] } }
-    >(CustomResourceDefinitions, name);
+    const crd = await kube.getIfExists<CustomResourceDefinition>(CustomResourceDefinitions, name);
     if (!crd?.spec.versions.some((v) => v.name === VERSION && v.served)) missing.push(def.resource.kind);
   }
   return missing.length === 0
