@@ -3,6 +3,7 @@
 // VaultConnections' health, VaultAuths that are invalid or whose consumers fail to log in, and
 // secrets that are not Ready. Every finding names the fix.
 
+import type { CustomResourceDefinition } from '../api/crd.ts';
 import {
   ALL_KINDS,
   CSISecretsResource,
@@ -69,9 +70,7 @@ async function checkCrds(kube: Pick<KubeClient, 'getIfExists'>): Promise<Check> 
   const missing: string[] = [];
   for (const def of ALL_KINDS) {
     const name = `${def.resource.plural}.${GROUP}`;
-    const crd = await kube.getIfExists<
-      KubeObject & { spec: { versions: { name: string; served: boolean }[] } }
-    >(CustomResourceDefinitions, name);
+    const crd = await kube.getIfExists<CustomResourceDefinition>(CustomResourceDefinitions, name);
     if (!crd?.spec.versions.some((v) => v.name === VERSION && v.served)) missing.push(def.resource.kind);
   }
   return missing.length === 0
@@ -257,9 +256,11 @@ async function checkResource(
   kube: Pick<KubeClient, 'getIfExists' | 'list'>,
   target: { rt: ResourceType; name: string; namespace: string },
   operatorNamespace: string | undefined,
+  /** The object itself, when the caller has already read it. */
+  known?: WithConditions,
 ): Promise<Check[]> {
   const { rt, name, namespace } = target;
-  const o = await kube.getIfExists<WithConditions>(rt, name, namespace);
+  const o = known ?? (await kube.getIfExists<WithConditions>(rt, name, namespace));
   const object = `${namespace}/${name}`;
   if (!o) {
     return [
@@ -309,7 +310,12 @@ async function checkResource(
       const next = r.kind === 'VaultAuth' ? VaultAuths : VaultConnections;
       checks.push(
         ...(
-          await checkResource(kube, { rt: next, name: r.name, namespace: r.namespace }, operatorNamespace)
+          await checkResource(
+            kube,
+            { rt: next, name: r.name, namespace: r.namespace },
+            operatorNamespace,
+            found,
+          )
         ).map((c) => (r.kind === 'VaultConnection' && c.check === 'resource' ? connectionCheck(found) : c)),
       );
     } else {
@@ -376,7 +382,7 @@ async function checkAuthsAndSecrets(
             e.involvedObject.name === o.metadata.name &&
             e.involvedObject.namespace === o.metadata.namespace &&
             LOGIN_REASONS.has(e.reason) &&
-            now - Date.parse(e.lastTimestamp ?? e.metadata.creationTimestamp ?? '') < RECENT_MS,
+            now - eventTime(e) < RECENT_MS,
         )
         .sort((a, b) => Date.parse(b.lastTimestamp ?? '') - Date.parse(a.lastTimestamp ?? ''))[0];
       if (!recent) continue;

@@ -91,11 +91,15 @@ function validator(kind: string): CompiledKind | undefined {
   return entry;
 }
 
-// ajv's instancePath → the apiserver's field notation: spec.a.b[0].c
+/** ['spec', 'a', 'b', 0, 'c'] → the apiserver's field notation: spec.a.b[0].c */
+const fieldName = (path: (string | number)[]): string =>
+  path.map((s, i) => (typeof s === 'number' ? `[${s}]` : i === 0 ? s : `.${s}`)).join('');
+
+// ajv's instancePath → the same notation
 function fieldOf(e: ErrorObject): string {
   const segments = e.instancePath.split('/').slice(1);
   if (e.keyword === 'required') segments.push(String(e.params.missingProperty));
-  return segments.map((s, i) => (/^\d+$/.test(s) ? `[${s}]` : i === 0 ? s : `.${s}`)).join('');
+  return fieldName(segments.map((s) => (/^\d+$/.test(s) ? Number(s) : s)));
 }
 
 function schemaMessage(e: ErrorObject): string {
@@ -209,9 +213,6 @@ function distance(a: string, b: string): number {
   }
   return row[b.length] ?? 0;
 }
-
-const fieldName = (path: (string | number)[]): string =>
-  path.map((s, i) => (typeof s === 'number' ? `[${s}]` : i === 0 ? s : `.${s}`)).join('');
 
 /** Every field the schema does not declare: the apiserver drops these without a word. */
 export function unknownFieldFindings(obj: unknown, kind: string): RuleFinding[] {

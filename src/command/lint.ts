@@ -78,8 +78,8 @@ async function clusterFindings(
   local: Set<string>,
 ): Promise<RuleFinding[]> {
   const namespace = o.metadata.namespace ?? cluster.defaultNamespace;
-  const exists = async (kind: string, rt: ResourceType, name: string): Promise<boolean> =>
-    local.has(manifestKey(kind, namespace, name)) || (await cluster.exists(rt, namespace, name));
+  const exists = async (kind: string, rt: ResourceType, name: string, ns = namespace): Promise<boolean> =>
+    local.has(manifestKey(kind, ns, name)) || (await cluster.exists(rt, ns, name));
   const out: RuleFinding[] = [];
   const secret = expectedSecret(o);
   if (secret && !(await exists('Secret', Secrets, secret))) {
@@ -91,8 +91,7 @@ async function clusterFindings(
     });
   }
   for (const r of references(o, namespace, cluster.operatorNamespace)) {
-    const local_ = local.has(manifestKey(r.kind, r.namespace, r.name));
-    if (!local_ && !(await cluster.exists(REFERENCE_RESOURCES[r.kind], r.namespace, r.name))) {
+    if (!(await exists(r.kind, REFERENCE_RESOURCES[r.kind], r.name, r.namespace))) {
       out.push({
         severity: 'error',
         rule: 'reference',
@@ -174,11 +173,11 @@ export async function lintManifests(files: ManifestFile[], cluster?: ClusterLook
     for (const d of f.docs) {
       const found = await lintDoc(d, cluster, local, load);
       const object = objectName(d.value);
-      const lineOfField = (r: RuleFinding): number => lineOf(d, r.field);
-      for (const r of found.sort((a, b) => lineOfField(a) - lineOfField(b))) {
+      const placed = found.map((r) => ({ r, line: lineOf(d, r.field) })).sort((a, b) => a.line - b.line);
+      for (const { r, line } of placed) {
         findings.push({
           file: f.file,
-          line: lineOfField(r),
+          line,
           ...(object ? { object } : {}),
           severity: r.severity,
           rule: r.rule,
@@ -188,7 +187,7 @@ export async function lintManifests(files: ManifestFile[], cluster?: ClusterLook
         });
       }
       // Fixes run after every finding of the document took its line from the original tree.
-      for (const fix of found.map((r) => r.fix).filter((x): x is Fix => x !== undefined)) {
+      for (const fix of placed.map(({ r }) => r.fix).filter((x): x is Fix => x !== undefined)) {
         fix(d.doc);
         fixes++;
       }
