@@ -571,7 +571,7 @@ export class VaultAccessResolver {
           method: appRoleAuth({ ...base, roleId, getSecretId: () => readSecretIdFile(path) }),
         };
       }
-      const { providerUID, read } = await this.#secretSource(namespace, a.secretRef ?? '', 'id');
+      const { providerUID, read } = await this.#secretSource(namespace, a.secretRef ?? '', secretKey('id'));
       return { providerUID, method: appRoleAuth({ ...base, roleId, getSecretId: read }) };
     }
     if (eff.method === 'aws') return this.#aws(eff.aws ?? {}, namespace, base);
@@ -582,7 +582,7 @@ export class VaultAccessResolver {
       // VSO: the ServiceAccount wins when both sources are set.
       if (j.serviceAccount)
         return this.#tokenRequest(namespace, j, (getToken) => jwtAuth({ ...opts, getToken }));
-      const { providerUID, read } = await this.#secretSource(namespace, j.secretRef ?? '', 'jwt');
+      const { providerUID, read } = await this.#secretSource(namespace, j.secretRef ?? '', secretKey('jwt'));
       return { providerUID, method: jwtAuth({ ...opts, getToken: read }) };
     }
     const k = eff.kubernetes ?? {};
@@ -616,21 +616,15 @@ export class VaultAccessResolver {
         now: () => this.#deps.clock.now(),
       });
     if (a.secretRef) {
-      const name = a.secretRef;
-      const secret = await this.#secret(namespace, name);
-      return {
-        providerUID: uidOf(secret, `Secret ${namespace}/${name}`),
-        method: method(async () => {
-          const s = await this.#secret(namespace, name);
-          const what = `${namespace}/${name}`;
-          const token = s.data?.session_token;
-          return {
-            accessKeyId: secretValue(s, 'access_key_id', what),
-            secretAccessKey: secretValue(s, 'secret_access_key', what),
-            ...(token ? { sessionToken: Buffer.from(token, 'base64').toString('utf8') } : {}),
-          };
-        }),
-      };
+      const { providerUID, read } = await this.#secretSource(namespace, a.secretRef, (s, what) => {
+        const token = s.data?.session_token;
+        return {
+          accessKeyId: secretValue(s, 'access_key_id', what),
+          secretAccessKey: secretValue(s, 'secret_access_key', what),
+          ...(token ? { sessionToken: Buffer.from(token, 'base64').toString('utf8') } : {}),
+        };
+      });
+      return { providerUID, method: method(read) };
     }
     if (a.irsaServiceAccount) {
       const name = a.irsaServiceAccount;
@@ -720,17 +714,19 @@ export class VaultAccessResolver {
     return { providerUID, method: method(getToken) };
   }
 
-  /** A credential held under `key` of a Secret in the provider namespace: the Secret's UID
-   * identifies the provider, and the value is re-read on every login (it may have been rotated). */
-  async #secretSource(
+  /** A credential held in a Secret in the provider namespace, as `pick` takes it from the Secret:
+   * the Secret's UID identifies the provider, and the Secret is re-read on every login (it may have
+   * been rotated). */
+  async #secretSource<T>(
     namespace: string,
     name: string,
-    key: string,
-  ): Promise<{ providerUID: string; read: () => Promise<string> }> {
+    pick: (secret: Secret, what: string) => T,
+  ): Promise<{ providerUID: string; read: () => Promise<T> }> {
+    const what = `${namespace}/${name}`;
     const secret = await this.#secret(namespace, name);
     return {
-      providerUID: uidOf(secret, `Secret ${namespace}/${name}`),
-      read: async () => secretValue(await this.#secret(namespace, name), key, `${namespace}/${name}`),
+      providerUID: uidOf(secret, `Secret ${what}`),
+      read: async () => pick(await this.#secret(namespace, name), what),
     };
   }
 
@@ -759,6 +755,12 @@ function secretValue(secret: Secret, key: string, what: string): string {
   if (!v) throw new FerryError(CODES.INVALID_CONFIG, `Secret ${what} has no ${key} key`);
   return Buffer.from(v, 'base64').toString('utf8');
 }
+
+/** The `pick` of a credential held under `key` of a Secret (see secretValue). */
+const secretKey =
+  (key: string) =>
+  (secret: Secret, what: string): string =>
+    secretValue(secret, key, what);
 
 /** A secret-id file has no Kubernetes UID; VSO takes a random one on every client creation, which
  * would give each login a new cache key. A name-based UUID of the path keeps one session per file. */
