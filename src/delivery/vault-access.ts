@@ -263,6 +263,11 @@ export async function connectionOptions(
   return opts;
 }
 
+/** The login settings every method shares (the merged VaultAuth's mount, params and headers). */
+type LoginBase = Pick<EffectiveAuth, 'mount' | 'params' | 'headers'>;
+/** A consumer's credential source: the UID that keys its session, and the login it makes. */
+type Provider = { providerUID: string; method: AuthMethod };
+
 const SA_UID_TTL_MS = 5 * 60_000;
 
 /** Resolves consumers to sessions. Holds a short-lived cache of ServiceAccount UIDs so a steady-state
@@ -555,10 +560,7 @@ export class VaultAccessResolver {
     return { api, session, cacheKey, clientId: session.clientId, auth, connection };
   }
 
-  async #provider(
-    eff: EffectiveAuth,
-    namespace: string,
-  ): Promise<{ providerUID: string; method: AuthMethod }> {
+  async #provider(eff: EffectiveAuth, namespace: string): Promise<Provider> {
     const base = { mount: eff.mount, params: eff.params, headers: eff.headers };
     if (eff.method === 'appRole') {
       const a = eff.appRole ?? {};
@@ -596,16 +598,14 @@ export class VaultAccessResolver {
    * else IRSA (a TokenRequest for the ServiceAccount, with the audience and lifetime of its EKS
    * annotations, exchanged at STS by AssumeRoleWithWebIdentity for the role it names).
    */
-  async #aws(
-    a: AwsLogin,
-    namespace: string,
-    base: { mount: string; params: Record<string, string>; headers: Record<string, string> },
-  ): Promise<{ providerUID: string; method: AuthMethod }> {
+  async #aws(a: AwsLogin, namespace: string, base: LoginBase): Promise<Provider> {
     // awsutil's order: the configured region, the environment's, else us-east-1 (the EC2 metadata
     // region lookup in between is not made).
     const env = this.#deps.env;
     const region = a.region || env?.AWS_REGION || env?.AWS_DEFAULT_REGION || DEFAULT_AWS_REGION;
     const stsEndpoint = a.stsEndpoint || stsUrl(region);
+    // The AWS SDK's default session name: the time of the login in nanoseconds.
+    const sessionName = (): string => a.sessionName || `${this.#deps.clock.now()}000000`;
     const method = (getCredentials: () => Promise<AwsCredentials>): AuthMethod =>
       awsAuth({
         ...base,
@@ -641,8 +641,7 @@ export class VaultAccessResolver {
           return assumeRoleWithWebIdentity({
             stsEndpoint,
             roleArn: irsa.roleArn,
-            // The AWS SDK's default session name: the time in nanoseconds.
-            sessionName: a.sessionName || `${this.#deps.clock.now()}000000`,
+            sessionName: sessionName(),
             token: tr.token,
           });
         }),
@@ -655,7 +654,7 @@ export class VaultAccessResolver {
         ambientAwsCredentials({
           env,
           stsEndpoint,
-          sessionName: a.sessionName || `${this.#deps.clock.now()}000000`,
+          sessionName: sessionName(),
           readFile: (path) => readFile(path, 'utf8'),
         }),
       ),
@@ -664,11 +663,7 @@ export class VaultAccessResolver {
 
   /** GKE Workload Identity (see vault/auth/gcp.ts); the ServiceAccount's annotation names the Google
    * service account and is read on every login. */
-  async #gcp(
-    g: GcpLogin,
-    namespace: string,
-    base: { mount: string; params: Record<string, string>; headers: Record<string, string> },
-  ): Promise<{ providerUID: string; method: AuthMethod }> {
+  async #gcp(g: GcpLogin, namespace: string, base: LoginBase): Promise<Provider> {
     const name = g.workloadIdentityServiceAccount ?? '';
     const endpoints = this.#deps.gcpEndpoints ?? GOOGLE_ENDPOINTS;
     const role = g.role ?? '';
@@ -701,7 +696,7 @@ export class VaultAccessResolver {
     namespace: string,
     k: KubernetesLogin,
     method: (getToken: () => Promise<string>) => AuthMethod,
-  ): Promise<{ providerUID: string; method: AuthMethod }> {
+  ): Promise<Provider> {
     const sa = k.serviceAccount ?? '';
     const providerUID = await this.#serviceAccountUid(namespace, sa);
     const getToken = async (): Promise<string> => {
