@@ -263,6 +263,11 @@ export async function connectionOptions(
   return opts;
 }
 
+/** The login settings every method shares (the merged VaultAuth's mount, params and headers). */
+type LoginBase = Pick<EffectiveAuth, 'mount' | 'params' | 'headers'>;
+/** A consumer's credential source: the UID that keys its session, and the login it makes. */
+type Provider = { providerUID: string; method: AuthMethod };
+
 const SA_UID_TTL_MS = 5 * 60_000;
 
 /** Resolves consumers to sessions. Holds a short-lived cache of ServiceAccount UIDs so a steady-state
@@ -555,10 +560,7 @@ export class VaultAccessResolver {
     return { api, session, cacheKey, clientId: session.clientId, auth, connection };
   }
 
-  async #provider(
-    eff: EffectiveAuth,
-    namespace: string,
-  ): Promise<{ providerUID: string; method: AuthMethod }> {
+  async #provider(eff: EffectiveAuth, namespace: string): Promise<Provider> {
     const base = { mount: eff.mount, params: eff.params, headers: eff.headers };
     if (eff.method === 'appRole') {
       const a = eff.appRole ?? {};
@@ -571,7 +573,7 @@ export class VaultAccessResolver {
           method: appRoleAuth({ ...base, roleId, getSecretId: () => readSecretIdFile(path) }),
         };
       }
-      const { providerUID, read } = await this.#secretSource(namespace, a.secretRef ?? '', 'id');
+      const { providerUID, read } = await this.#secretSource(namespace, a.secretRef ?? '', secretKey('id'));
       return { providerUID, method: appRoleAuth({ ...base, roleId, getSecretId: read }) };
     }
     if (eff.method === 'aws') return this.#aws(eff.aws ?? {}, namespace, base);
@@ -582,7 +584,7 @@ export class VaultAccessResolver {
       // VSO: the ServiceAccount wins when both sources are set.
       if (j.serviceAccount)
         return this.#tokenRequest(namespace, j, (getToken) => jwtAuth({ ...opts, getToken }));
-      const { providerUID, read } = await this.#secretSource(namespace, j.secretRef ?? '', 'jwt');
+      const { providerUID, read } = await this.#secretSource(namespace, j.secretRef ?? '', secretKey('jwt'));
       return { providerUID, method: jwtAuth({ ...opts, getToken: read }) };
     }
     const k = eff.kubernetes ?? {};
@@ -596,16 +598,14 @@ export class VaultAccessResolver {
    * else IRSA (a TokenRequest for the ServiceAccount, with the audience and lifetime of its EKS
    * annotations, exchanged at STS by AssumeRoleWithWebIdentity for the role it names).
    */
-  async #aws(
-    a: AwsLogin,
-    namespace: string,
-    base: { mount: string; params: Record<string, string>; headers: Record<string, string> },
-  ): Promise<{ providerUID: string; method: AuthMethod }> {
+  async #aws(a: AwsLogin, namespace: string, base: LoginBase): Promise<Provider> {
     // awsutil's order: the configured region, the environment's, else us-east-1 (the EC2 metadata
     // region lookup in between is not made).
     const env = this.#deps.env;
     const region = a.region || env?.AWS_REGION || env?.AWS_DEFAULT_REGION || DEFAULT_AWS_REGION;
     const stsEndpoint = a.stsEndpoint || stsUrl(region);
+    // The AWS SDK's default session name: the time of the login in nanoseconds.
+    const sessionName = (): string => a.sessionName || `${this.#deps.clock.now()}000000`;
     const method = (getCredentials: () => Promise<AwsCredentials>): AuthMethod =>
       awsAuth({
         ...base,
@@ -616,21 +616,15 @@ export class VaultAccessResolver {
         now: () => this.#deps.clock.now(),
       });
     if (a.secretRef) {
-      const name = a.secretRef;
-      const secret = await this.#secret(namespace, name);
-      return {
-        providerUID: uidOf(secret, `Secret ${namespace}/${name}`),
-        method: method(async () => {
-          const s = await this.#secret(namespace, name);
-          const what = `${namespace}/${name}`;
-          const token = s.data?.session_token;
-          return {
-            accessKeyId: secretValue(s, 'access_key_id', what),
-            secretAccessKey: secretValue(s, 'secret_access_key', what),
-            ...(token ? { sessionToken: Buffer.from(token, 'base64').toString('utf8') } : {}),
-          };
-        }),
-      };
+      const { providerUID, read } = await this.#secretSource(namespace, a.secretRef, (s, what) => {
+        const token = s.data?.session_token;
+        return {
+          accessKeyId: secretValue(s, 'access_key_id', what),
+          secretAccessKey: secretValue(s, 'secret_access_key', what),
+          ...(token ? { sessionToken: Buffer.from(token, 'base64').toString('utf8') } : {}),
+        };
+      });
+      return { providerUID, method: method(read) };
     }
     if (a.irsaServiceAccount) {
       const name = a.irsaServiceAccount;
@@ -647,8 +641,7 @@ export class VaultAccessResolver {
           return assumeRoleWithWebIdentity({
             stsEndpoint,
             roleArn: irsa.roleArn,
-            // The AWS SDK's default session name: the time in nanoseconds.
-            sessionName: a.sessionName || `${this.#deps.clock.now()}000000`,
+            sessionName: sessionName(),
             token: tr.token,
           });
         }),
@@ -661,7 +654,7 @@ export class VaultAccessResolver {
         ambientAwsCredentials({
           env,
           stsEndpoint,
-          sessionName: a.sessionName || `${this.#deps.clock.now()}000000`,
+          sessionName: sessionName(),
           readFile: (path) => readFile(path, 'utf8'),
         }),
       ),
@@ -670,11 +663,7 @@ export class VaultAccessResolver {
 
   /** GKE Workload Identity (see vault/auth/gcp.ts); the ServiceAccount's annotation names the Google
    * service account and is read on every login. */
-  async #gcp(
-    g: GcpLogin,
-    namespace: string,
-    base: { mount: string; params: Record<string, string>; headers: Record<string, string> },
-  ): Promise<{ providerUID: string; method: AuthMethod }> {
+  async #gcp(g: GcpLogin, namespace: string, base: LoginBase): Promise<Provider> {
     const name = g.workloadIdentityServiceAccount ?? '';
     const endpoints = this.#deps.gcpEndpoints ?? GOOGLE_ENDPOINTS;
     const role = g.role ?? '';
@@ -707,7 +696,7 @@ export class VaultAccessResolver {
     namespace: string,
     k: KubernetesLogin,
     method: (getToken: () => Promise<string>) => AuthMethod,
-  ): Promise<{ providerUID: string; method: AuthMethod }> {
+  ): Promise<Provider> {
     const sa = k.serviceAccount ?? '';
     const providerUID = await this.#serviceAccountUid(namespace, sa);
     const getToken = async (): Promise<string> => {
@@ -720,17 +709,19 @@ export class VaultAccessResolver {
     return { providerUID, method: method(getToken) };
   }
 
-  /** A credential held under `key` of a Secret in the provider namespace: the Secret's UID
-   * identifies the provider, and the value is re-read on every login (it may have been rotated). */
-  async #secretSource(
+  /** A credential held in a Secret in the provider namespace, as `pick` takes it from the Secret:
+   * the Secret's UID identifies the provider, and the Secret is re-read on every login (it may have
+   * been rotated). */
+  async #secretSource<T>(
     namespace: string,
     name: string,
-    key: string,
-  ): Promise<{ providerUID: string; read: () => Promise<string> }> {
+    pick: (secret: Secret, what: string) => T,
+  ): Promise<{ providerUID: string; read: () => Promise<T> }> {
+    const what = `${namespace}/${name}`;
     const secret = await this.#secret(namespace, name);
     return {
-      providerUID: uidOf(secret, `Secret ${namespace}/${name}`),
-      read: async () => secretValue(await this.#secret(namespace, name), key, `${namespace}/${name}`),
+      providerUID: uidOf(secret, `Secret ${what}`),
+      read: async () => pick(await this.#secret(namespace, name), what),
     };
   }
 
@@ -759,6 +750,12 @@ function secretValue(secret: Secret, key: string, what: string): string {
   if (!v) throw new FerryError(CODES.INVALID_CONFIG, `Secret ${what} has no ${key} key`);
   return Buffer.from(v, 'base64').toString('utf8');
 }
+
+/** The `pick` of a credential held under `key` of a Secret (see secretValue). */
+const secretKey =
+  (key: string) =>
+  (secret: Secret, what: string): string =>
+    secretValue(secret, key, what);
 
 /** A secret-id file has no Kubernetes UID; VSO takes a random one on every client creation, which
  * would give each login a new cache key. A name-based UUID of the path keeps one session per file. */

@@ -21,21 +21,23 @@ export const MAX_SECRET_ID_BYTES = 64 * 1024;
 let configuredDir = DEFAULT_CA_CERT_DIR;
 let configuredSecretIdDir = DEFAULT_SECRET_ID_DIR;
 
+const invalid = (message: string): FerryError => new FerryError(CODES.INVALID_CONFIG, message);
+
+/** A directory from the command line, which must be absolute. */
+function absoluteDir(what: string, dir: string): string {
+  if (!isAbsolute(dir)) throw invalid(`${what} ${dir} is not absolute`);
+  return resolve(dir);
+}
+
 /** Sets the directory caCertPath must lie in, once at start-up (from the command line). */
 export function setCaCertDir(dir: string): void {
-  if (!isAbsolute(dir))
-    throw new FerryError(CODES.INVALID_CONFIG, `CA certificate directory ${dir} is not absolute`);
-  configuredDir = resolve(dir);
+  configuredDir = absoluteDir('CA certificate directory', dir);
 }
 
 /** Sets the directory secretIDPath must lie in, once at start-up (from the command line). */
 export function setSecretIdDir(dir: string): void {
-  if (!isAbsolute(dir))
-    throw new FerryError(CODES.INVALID_CONFIG, `AppRole secret-id directory ${dir} is not absolute`);
-  configuredSecretIdDir = resolve(dir);
+  configuredSecretIdDir = absoluteDir('AppRole secret-id directory', dir);
 }
-
-const invalid = (message: string): FerryError => new FerryError(CODES.INVALID_CONFIG, message);
 
 const inside = (root: string, path: string): boolean => {
   const rel = relative(root, path);

@@ -315,6 +315,23 @@ export const vaultAuth = (ns: string, name: string, spec: Record<string, unknown
     spec,
   }) as Manifest;
 
+/** A VaultAuth of `method` at `mount` on the stack's default VaultConnection, with `login` as the
+ * method's block (`spec[method]`). */
+export const methodVaultAuth = (
+  env: StackEnv,
+  ns: string,
+  name: string,
+  method: string,
+  mount: string,
+  login: Record<string, unknown>,
+): Manifest =>
+  vaultAuth(ns, name, {
+    vaultConnectionRef: `${env.operatorNamespace}/default`,
+    method,
+    mount,
+    [method]: login,
+  });
+
 /** A VaultStaticSecret named after VaultAuth `auth` that logs in with it and syncs kvv2 `<ns>/<auth>`
  * into Secret `<auth>`. */
 export const vssVia = (ns: string, auth: string): Manifest =>

@@ -22,10 +22,10 @@ import {
   condition,
   eventually,
   type Manifest,
+  methodVaultAuth,
   syncsVia,
   tenant,
   VaultAdmin,
-  vaultAuth,
   vssVia,
 } from '../../stack/lib/fixtures.ts';
 import { freePort } from '../../stack/lib/proc.ts';
@@ -112,11 +112,11 @@ describe('VaultAuth method aws (STS emulated by moto on loopback)', { skip }, ()
     } as Manifest);
     await apply(
       kube,
-      vaultAuth(ns, 'aws-secret', {
-        vaultConnectionRef: `${env.operatorNamespace}/default`,
-        method: 'aws',
-        mount,
-        aws: { role: 'static', region: 'us-east-1', headerValue: 'ferry-e2e', secretRef: 'aws-creds' },
+      methodVaultAuth(env, ns, 'aws-secret', 'aws', mount, {
+        role: 'static',
+        region: 'us-east-1',
+        headerValue: 'ferry-e2e',
+        secretRef: 'aws-creds',
       }),
     );
     await syncsWith('aws-secret');
@@ -139,11 +139,11 @@ describe('VaultAuth method aws (STS emulated by moto on loopback)', { skip }, ()
     } as Manifest);
     await apply(
       kube,
-      vaultAuth(ns, 'aws-irsa', {
-        vaultConnectionRef: `${env.operatorNamespace}/default`,
-        method: 'aws',
-        mount,
-        aws: { role: 'irsa', headerValue: 'ferry-e2e', irsaServiceAccount: 'irsa', stsEndpoint: motoUrl },
+      methodVaultAuth(env, ns, 'aws-irsa', 'aws', mount, {
+        role: 'irsa',
+        headerValue: 'ferry-e2e',
+        irsaServiceAccount: 'irsa',
+        stsEndpoint: motoUrl,
       }),
     );
     await syncsWith('aws-irsa');
@@ -153,11 +153,10 @@ describe('VaultAuth method aws (STS emulated by moto on loopback)', { skip }, ()
     await awsRole('other', `arn:aws:iam::${ACCOUNT}:role/someone-else`);
     await apply(
       kube,
-      vaultAuth(ns, 'aws-other', {
-        vaultConnectionRef: `${env.operatorNamespace}/default`,
-        method: 'aws',
-        mount,
-        aws: { role: 'other', headerValue: 'ferry-e2e', secretRef: 'aws-creds' },
+      methodVaultAuth(env, ns, 'aws-other', 'aws', mount, {
+        role: 'other',
+        headerValue: 'ferry-e2e',
+        secretRef: 'aws-creds',
       }),
     );
     await apply(kube, vssVia(ns, 'aws-other'));

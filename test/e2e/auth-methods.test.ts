@@ -31,10 +31,10 @@ import {
   condition,
   eventually,
   type Manifest,
+  methodVaultAuth,
   syncsVia,
   tenant,
   VaultAdmin,
-  vaultAuth,
   vssVia,
 } from '../../stack/lib/fixtures.ts';
 import { type StackEnv, uniqueName, useStack } from './harness.ts';
@@ -105,12 +105,7 @@ describe('VaultAuth methods: jwt, appRole, gcp', () => {
       } as Manifest);
       await apply(
         kube,
-        vaultAuth(ns, 'jwt-secret', {
-          vaultConnectionRef: `${env.operatorNamespace}/default`,
-          method: 'jwt',
-          mount,
-          jwt: { role: 'app', secretRef: 'jwt-token' },
-        }),
+        methodVaultAuth(env, ns, 'jwt-secret', 'jwt', mount, { role: 'app', secretRef: 'jwt-token' }),
       );
       await syncsWith('jwt-secret');
     });
@@ -118,11 +113,11 @@ describe('VaultAuth methods: jwt, appRole, gcp', () => {
     it('logs in with a requested ServiceAccount token carrying the VaultAuth audiences', async () => {
       await apply(
         kube,
-        vaultAuth(ns, 'jwt-sa', {
-          vaultConnectionRef: `${env.operatorNamespace}/default`,
-          method: 'jwt',
-          mount,
-          jwt: { role: 'app', serviceAccount: 'app', audiences: [aud], tokenExpirationSeconds: 900 },
+        methodVaultAuth(env, ns, 'jwt-sa', 'jwt', mount, {
+          role: 'app',
+          serviceAccount: 'app',
+          audiences: [aud],
+          tokenExpirationSeconds: 900,
         }),
       );
       await syncsWith('jwt-sa');
@@ -157,11 +152,10 @@ describe('VaultAuth methods: jwt, appRole, gcp', () => {
       });
       await apply(
         kube,
-        vaultAuth(ns, 'jwt-jwks', {
-          vaultConnectionRef: `${env.operatorNamespace}/default`,
-          method: 'jwt',
-          mount,
-          jwt: { role: 'app', serviceAccount: 'app', audiences: [aud] },
+        methodVaultAuth(env, ns, 'jwt-jwks', 'jwt', mount, {
+          role: 'app',
+          serviceAccount: 'app',
+          audiences: [aud],
         }),
       );
       await syncsWith('jwt-jwks');
@@ -195,11 +189,9 @@ describe('VaultAuth methods: jwt, appRole, gcp', () => {
       } as Manifest);
       await apply(
         kube,
-        vaultAuth(ns, 'approle-secret', {
-          vaultConnectionRef: `${env.operatorNamespace}/default`,
-          method: 'appRole',
-          mount,
-          appRole: { roleId, secretRef: 'approle-secret-id' },
+        methodVaultAuth(env, ns, 'approle-secret', 'appRole', mount, {
+          roleId,
+          secretRef: 'approle-secret-id',
         }),
       );
       await syncsWith('approle-secret');
@@ -215,11 +207,9 @@ describe('VaultAuth methods: jwt, appRole, gcp', () => {
       chmodSync(file, 0o644);
       await apply(
         kube,
-        vaultAuth(ns, 'approle-file', {
-          vaultConnectionRef: `${env.operatorNamespace}/default`,
-          method: 'appRole',
-          mount,
-          appRole: { roleId, secretIDPath: `${dir.operator}/${ns}.secret-id` },
+        methodVaultAuth(env, ns, 'approle-file', 'appRole', mount, {
+          roleId,
+          secretIDPath: `${dir.operator}/${ns}.secret-id`,
         }),
       );
       await syncsWith('approle-file');
@@ -228,11 +218,9 @@ describe('VaultAuth methods: jwt, appRole, gcp', () => {
     it('refuses a secretIDPath outside that directory, naming why, without reading it', async () => {
       await apply(
         kube,
-        vaultAuth(ns, 'approle-escape', {
-          vaultConnectionRef: `${env.operatorNamespace}/default`,
-          method: 'appRole',
-          mount,
-          appRole: { roleId, secretIDPath: '/var/run/secrets/kubernetes.io/serviceaccount/token' },
+        methodVaultAuth(env, ns, 'approle-escape', 'appRole', mount, {
+          roleId,
+          secretIDPath: '/var/run/secrets/kubernetes.io/serviceaccount/token',
         }),
       );
       await apply(kube, vssVia(ns, 'approle-escape'));
@@ -272,17 +260,12 @@ describe('VaultAuth methods: jwt, appRole, gcp', () => {
       } as Manifest);
       await apply(
         kube,
-        vaultAuth(ns, 'gcp', {
-          vaultConnectionRef: `${env.operatorNamespace}/default`,
-          method: 'gcp',
-          mount: 'gcp',
-          gcp: {
-            role: 'app',
-            workloadIdentityServiceAccount: 'wi',
-            projectID: 'ferry-e2e',
-            region: 'europe-west1',
-            clusterName: 'stack',
-          },
+        methodVaultAuth(env, ns, 'gcp', 'gcp', 'gcp', {
+          role: 'app',
+          workloadIdentityServiceAccount: 'wi',
+          projectID: 'ferry-e2e',
+          region: 'europe-west1',
+          clusterName: 'stack',
         }),
       );
       const auth = await eventually('VaultAuth gcp to be validated', async () => {
@@ -299,11 +282,9 @@ describe('VaultAuth methods: jwt, appRole, gcp', () => {
     it('without project, location or cluster, says the GKE metadata server is not there', async () => {
       await apply(
         kube,
-        vaultAuth(ns, 'gcp-meta', {
-          vaultConnectionRef: `${env.operatorNamespace}/default`,
-          method: 'gcp',
-          mount: 'gcp',
-          gcp: { role: 'app', workloadIdentityServiceAccount: 'wi' },
+        methodVaultAuth(env, ns, 'gcp-meta', 'gcp', 'gcp', {
+          role: 'app',
+          workloadIdentityServiceAccount: 'wi',
         }),
       );
       await failureOf(

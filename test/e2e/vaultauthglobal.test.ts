@@ -20,6 +20,7 @@ import {
   syncsVia,
   tenant,
   VaultAdmin,
+  vaultAuth,
 } from '../../stack/lib/fixtures.ts';
 import { type StackEnv, uniqueName, useStack } from './harness.ts';
 
@@ -142,7 +143,7 @@ describe('VaultAuthGlobal', () => {
     it('union: global, method and VaultAuth maps are merged, the VaultAuth winning', async () => {
       await apply(
         kube,
-        obj('VaultAuth', ns, 'union', {
+        vaultAuth(ns, 'union', {
           vaultAuthGlobalRef: {
             name: 'team',
             namespace: shared,
@@ -168,7 +169,7 @@ describe('VaultAuthGlobal', () => {
     it("replace: the first non-empty map wins whole (the VaultAuth's, else the method's)", async () => {
       await apply(
         kube,
-        obj('VaultAuth', ns, 'replace', {
+        vaultAuth(ns, 'replace', {
           vaultAuthGlobalRef: {
             name: 'team',
             namespace: shared,
@@ -186,7 +187,7 @@ describe('VaultAuthGlobal', () => {
     it("none (the default): only the VaultAuth's own maps", async () => {
       await apply(
         kube,
-        obj('VaultAuth', ns, 'none', {
+        vaultAuth(ns, 'none', {
           vaultAuthGlobalRef: { name: 'team', namespace: shared },
           params: { auth: 'none' },
         }),
@@ -201,7 +202,7 @@ describe('VaultAuthGlobal', () => {
       await apply(kube, obj('VaultAuthGlobal', shared, 'private', { defaultAuthMethod: 'kubernetes' }));
       await apply(
         kube,
-        obj('VaultAuth', ns, 'refused', { vaultAuthGlobalRef: { name: 'private', namespace: shared } }),
+        vaultAuth(ns, 'refused', { vaultAuthGlobalRef: { name: 'private', namespace: shared } }),
       );
       const status = await eventually('VaultAuth refused to be invalid', async () => {
         const a = await kube.getIfExists<VaultAuth>(VaultAuths, 'refused', ns);
@@ -228,7 +229,7 @@ describe('VaultAuthGlobal', () => {
       );
       await apply(
         kube,
-        obj('VaultAuth', ns, 'by-default', {
+        vaultAuth(ns, 'by-default', {
           vaultAuthGlobalRef: { allowDefault: true, mergeStrategy: { params: 'union' } },
           params: { auth: 'by-default' },
         }),
@@ -260,7 +261,7 @@ describe('VaultAuthGlobal', () => {
       );
       await apply(
         kube,
-        obj('VaultAuth', other, 'op-default', {
+        vaultAuth(other, 'op-default', {
           vaultConnectionRef: 'recorder',
           vaultAuthGlobalRef: { allowDefault: true, mergeStrategy: { params: 'union' } },
           kubernetes: { role: `t-${other}` },

@@ -16,7 +16,7 @@ import {
   transformationRefKeys,
 } from '../../../src/delivery/transformation.ts';
 import { CODES, FerryError } from '../../../src/errors.ts';
-import { createStore } from '../../../src/runtime/store.ts';
+import { storeOf } from './helpers.ts';
 
 function st(ns: string, name: string, spec: SecretTransformationSpec, valid?: boolean): SecretTransformation {
   return {
@@ -26,14 +26,6 @@ function st(ns: string, name: string, spec: SecretTransformationSpec, valid?: bo
     spec,
     ...(valid === undefined ? {} : { status: { valid, error: valid ? '' : 'bad' } }),
   };
-}
-
-function storeOf(...objs: SecretTransformation[]) {
-  const { store, writer } = createStore<SecretTransformation>();
-  writer.apply({ type: 'init' });
-  for (const o of objs) writer.apply({ type: 'initApply', object: o });
-  writer.apply({ type: 'initDone' });
-  return store;
 }
 
 const input: TemplateInput = {

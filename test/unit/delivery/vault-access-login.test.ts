@@ -16,11 +16,10 @@ import { secretIdPathUid, VaultAccessResolver } from '../../../src/delivery/vaul
 import { CODES, isFerryError } from '../../../src/errors.ts';
 import type { KubeClient } from '../../../src/k8s/client.ts';
 import { Secrets, ServiceAccounts } from '../../../src/k8s/resources.ts';
-import type { KubeObject } from '../../../src/k8s/types.ts';
-import { createStore, type Store } from '../../../src/runtime/store.ts';
 import { setSecretIdDir } from '../../../src/vault/confined-file.ts';
 import { FakeKube } from '../controllers/harness.ts';
 import { authBody, FakeVault, ManualClock } from '../vault/helpers.ts';
+import { storeOf } from './helpers.ts';
 
 const OP = 'ferry-system';
 const NS = 'app';
@@ -43,14 +42,6 @@ class TokenKube extends FakeKube {
     this.tokenRequests.push({ namespace, serviceAccount, ...spec });
     return { token: `sa-token-${this.tokenRequests.length}`, expirationTimestamp: '2030-01-01T00:00:00Z' };
   }
-}
-
-function storeOf<T extends KubeObject>(...items: T[]): Store<T> {
-  const { store, writer } = createStore<T>();
-  writer.apply({ type: 'init' });
-  for (const object of items) writer.apply({ type: 'initApply', object });
-  writer.apply({ type: 'initDone' });
-  return store;
 }
 
 const meta = (name: string, namespace = NS) => ({

@@ -4,17 +4,11 @@ import type { VaultAuth } from '../../../src/api/v1beta1/vaultauth.ts';
 import type { VaultAuthGlobal } from '../../../src/api/v1beta1/vaultauthglobal.ts';
 import { connectionRefOf, resolveAuthConfig, resolveAuthGlobal } from '../../../src/delivery/vault-access.ts';
 import { CODES, isFerryError } from '../../../src/errors.ts';
-import { createStore } from '../../../src/runtime/store.ts';
+import { storeOf } from './helpers.ts';
 
 const OP = 'ferry-system';
 
-function globals(...items: VaultAuthGlobal[]) {
-  const { store, writer } = createStore<VaultAuthGlobal>();
-  writer.apply({ type: 'init' });
-  for (const object of items) writer.apply({ type: 'initApply', object });
-  writer.apply({ type: 'initDone' });
-  return store;
-}
+const globals = (...items: VaultAuthGlobal[]) => storeOf(...items);
 
 const global = (namespace: string, name: string, spec: VaultAuthGlobal['spec'] = {}): VaultAuthGlobal => ({
   apiVersion: 'secrets.hashicorp.com/v1beta1',
