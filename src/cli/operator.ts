@@ -25,6 +25,7 @@ const { values } = parseArgs({
     'health-probe-bind-address': { type: 'string', default: ':8081' },
     'max-concurrent-reconciles': { type: 'string' },
     'client-cache-size': { type: 'string' },
+    'client-cache-namespace-quota': { type: 'string' },
     'global-transformation-options': { type: 'string' },
     'global-vault-auth-options': { type: 'string' },
     'connection-health-period': { type: 'string', default: '60' },
@@ -72,6 +73,11 @@ try {
       100,
     ),
     clientCacheSize: int(values['client-cache-size'] ?? env.VSO_CLIENT_CACHE_SIZE, 10_000),
+    // Unset (or not a positive integer): a tenth of the cache size.
+    clientCacheNamespaceQuota: int(
+      values['client-cache-namespace-quota'] ?? env.FERRY_CLIENT_CACHE_NAMESPACE_QUOTA,
+      0,
+    ),
     ...globalOptions(values, env),
     env,
     connectionHealthPeriodMs: int(values['connection-health-period'], 60) * 1000,

@@ -69,6 +69,8 @@ export interface VaultAccessDeps {
   connections: Store<VaultConnection>;
   /** Bound of the session cache the resolver owns. */
   cacheSize: number;
+  /** Sessions one namespace may hold in it; default a tenth of cacheSize. */
+  cacheNamespaceQuota?: number;
   clock: Clock;
   /** Runs persistence writes, retried with the background backoff until a newer token supersedes them. */
   tasks: TaskScheduler;
@@ -289,6 +291,7 @@ export class VaultAccessResolver {
     // A removed session's stored token goes with it.
     this.cache = new VaultClientCache({
       maxSize: deps.cacheSize,
+      ...(deps.cacheNamespaceQuota ? { namespaceQuota: deps.cacheNamespaceQuota } : {}),
       onRemoved: (key, _input, reason) => this.onSessionRemoved(key, reason),
     });
     const p = deps.persistence;
@@ -551,7 +554,7 @@ export class VaultAccessResolver {
           throw err;
         }
       },
-      signal,
+      { signal, namespace: consumer.namespace },
     );
     const api =
       consumer.vaultNamespace && consumer.vaultNamespace !== eff.vaultNamespace
