@@ -217,9 +217,10 @@ export class Manager {
     }
   }
 
-  async #runControllers(signal: AbortSignal): Promise<void> {
+  /** `abort` (lost leadership) aborts the running reconciles at once; `signal` lets them drain. */
+  async #runControllers(signal: AbortSignal, abort?: AbortSignal): Promise<void> {
     this.#log.info({ controllers: this.#controllers.map((c) => c.name) }, 'starting controllers');
-    await Promise.all(this.#controllers.map((c) => c.run(signal)));
+    await Promise.all(this.#controllers.map((c) => c.run(signal, abort ? { abort } : {})));
     // Without controllers (the CSI driver) the informers and probes still serve until the abort.
     if (this.#controllers.length === 0 && !signal.aborted)
       await new Promise((resolve) => signal.addEventListener('abort', resolve, { once: true }));
@@ -238,7 +239,9 @@ export class Manager {
       random: this.#random,
       logger: this.#log.child({ component: 'leader-election' }),
       onStartedLeading: (leading) => {
-        controllersDone = this.#runControllers(AbortSignal.any([signal, leading]));
+        // `leading` aborts before the controllers drained only when leadership is lost (a graceful
+        // shutdown releases the lease after them, onAbort below): then nothing may drain.
+        controllersDone = this.#runControllers(AbortSignal.any([signal, leading]), leading);
       },
     });
     this.#elector = elector;

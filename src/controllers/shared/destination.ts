@@ -85,12 +85,14 @@ export async function syncDestination(
   dest: DestinationSpec,
   data: Record<string, string>,
   existing: Secret | undefined,
+  opts: { signal?: AbortSignal } = {},
 ): Promise<SyncResult> {
   const namespace = owner.metadata.namespace;
+  const { signal } = opts;
   if (!dest.create) {
     if (!existing) throw destinationMissing(namespace, dest.name);
     if (sameData(existing.data, data)) return { outcome: 'unchanged' };
-    return written('updated', await client.replace<Secret>(Secrets, { ...existing, data }));
+    return written('updated', await client.replace<Secret>(Secrets, { ...existing, data }, { signal }));
   }
 
   const desired: Secret = {
@@ -107,8 +109,8 @@ export async function syncDestination(
     data,
   };
   if (!existing) {
-    const created = await client.create<Secret>(Secrets, desired);
-    await pruneRenamed(client, owner, dest.name);
+    const created = await client.create<Secret>(Secrets, desired, { signal });
+    await pruneRenamed(client, owner, dest.name, signal);
     return written('created', created);
   }
   if (!ownedBy(existing, owner)) {
@@ -124,8 +126,9 @@ export async function syncDestination(
     // Secret type is immutable: replace the object, guarded by its UID so a concurrent recreate is not lost.
     await client.delete(Secrets, dest.name, namespace, {
       preconditions: { uid: existing.metadata.uid ?? '' },
+      signal,
     });
-    return written('recreated', await client.create<Secret>(Secrets, desired));
+    return written('recreated', await client.create<Secret>(Secrets, desired, { signal }));
   }
   const unchanged =
     sameData(existing.data, data) &&
@@ -133,12 +136,16 @@ export async function syncDestination(
     isDeepStrictEqual(existing.metadata.annotations ?? {}, desired.metadata.annotations) &&
     isDeepStrictEqual(existing.metadata.ownerReferences ?? [], desired.metadata.ownerReferences);
   if (unchanged) return { outcome: 'unchanged' };
-  const updated = await client.replace<Secret>(Secrets, {
-    ...existing,
-    // desired.metadata carries no resourceVersion, so the existing one guards the update.
-    metadata: { ...existing.metadata, ...desired.metadata },
-    data,
-  });
+  const updated = await client.replace<Secret>(
+    Secrets,
+    {
+      ...existing,
+      // desired.metadata carries no resourceVersion, so the existing one guards the update.
+      metadata: { ...existing.metadata, ...desired.metadata },
+      data,
+    },
+    { signal },
+  );
   return written('updated', updated);
 }
 
@@ -148,11 +155,17 @@ function written(outcome: SyncOutcome, secret: Secret): SyncResult {
 }
 
 /** After a destination rename, delete the Secrets this owner created under other names. */
-async function pruneRenamed(client: KubeClient, owner: Owner, keep: string): Promise<void> {
+async function pruneRenamed(
+  client: KubeClient,
+  owner: Owner,
+  keep: string,
+  signal: AbortSignal | undefined,
+): Promise<void> {
   const list = await client.list<Secret>(Secrets, {
     namespace: owner.metadata.namespace,
     labelSelector: `${LABEL_OWNER_REF_UID}=${owner.metadata.uid}`,
     metadataOnly: true,
+    ...(signal ? { signal } : {}),
   });
   for (const s of list.items) {
     const name = s.metadata.name;
@@ -161,6 +174,7 @@ async function pruneRenamed(client: KubeClient, owner: Owner, keep: string): Pro
     try {
       await client.delete(Secrets, name, owner.metadata.namespace, {
         preconditions: { uid: s.metadata.uid ?? '' },
+        signal,
       });
     } catch (err) {
       if (!(isK8sApiError(err) && err.isNotFound())) throw err;

@@ -251,6 +251,8 @@ export function vaultDynamicSecretReconciler(
     const spec = obj.spec;
     if (!spec) return false;
     const namespace = obj.metadata.namespace ?? '';
+    // Not aborted with the reconcile: a failed write revokes the lease just issued, and an aborted
+    // write may still have landed, which would leave revoked credentials in the Secret.
     const result = await syncDestination(
       ctx.client,
       destinationOwner(KIND, obj),

@@ -221,7 +221,9 @@ export function vaultPKISecretReconciler(
     }
 
     try {
-      const result = await syncDestination(ctx.client, destinationOwner(KIND, obj), dest, data, existing);
+      const result = await syncDestination(ctx.client, destinationOwner(KIND, obj), dest, data, existing, {
+        signal: rc.signal,
+      });
       if (result.resourceVersion) ownWrites.record(namespace, dest.name, result.resourceVersion);
     } catch (err) {
       // The new certificate never reached anyone: revoke it rather than leave it valid and unknown.

@@ -137,7 +137,9 @@ export function vaultStaticSecretReconciler(
       const key = await ctx.hmacKey();
       newMAC = secretMAC(key, data);
       dataChanged = !existing || !macEqual(secretMAC(key, existing.data ?? {}), newMAC);
-      const result = await syncDestination(ctx.client, destinationOwner(KIND, obj), dest, data, existing);
+      const result = await syncDestination(ctx.client, destinationOwner(KIND, obj), dest, data, existing, {
+        signal,
+      });
       if (result.resourceVersion) ownWrites.record(namespace, dest.name, result.resourceVersion);
     } catch (err) {
       throw await fail(obj, 'destination', err, source.data);
