@@ -7,6 +7,7 @@ import pkg from '../../package.json' with { type: 'json' };
 import { KubeClient } from '../k8s/client.ts';
 import { loadKubeConnection } from '../k8s/config.ts';
 import { type MetricsRegistry, registerBuildInfo } from '../metrics/registry.ts';
+import { setVaultAddressAllowlist } from '../vault/address-policy.ts';
 import {
   DEFAULT_CA_CERT_DIR,
   DEFAULT_SECRET_ID_DIR,
@@ -66,15 +67,22 @@ export function globalOptions(
   };
 }
 
-/** The directories tenant-named files must lie in: `--ca-cert-dir` (env FERRY_CA_CERT_DIR) for
- * VaultConnection.caCertPath, `--approle-secret-id-dir` (env FERRY_APPROLE_SECRET_ID_DIR) for
- * VaultAuth.appRole.secretIDPath. */
-export function configureFileDirs(
-  values: { 'ca-cert-dir'?: string | undefined; 'approle-secret-id-dir'?: string | undefined },
+/** What a tenant may make the process read or reach: the directories tenant-named files must lie in,
+ * `--ca-cert-dir` (env FERRY_CA_CERT_DIR) for VaultConnection.caCertPath, `--approle-secret-id-dir`
+ * (env FERRY_APPROLE_SECRET_ID_DIR) for VaultAuth.appRole.secretIDPath, and the Vault addresses a
+ * VaultConnection may name, `--vault-address-allowlist` (env FERRY_VAULT_ADDRESS_ALLOWLIST, comma
+ * separated; empty allows all). */
+export function configureConfinement(
+  values: {
+    'ca-cert-dir'?: string | undefined;
+    'approle-secret-id-dir'?: string | undefined;
+    'vault-address-allowlist'?: string | undefined;
+  },
   env: Env,
 ): void {
   setCaCertDir(values['ca-cert-dir'] ?? env.FERRY_CA_CERT_DIR ?? DEFAULT_CA_CERT_DIR);
   setSecretIdDir(values['approle-secret-id-dir'] ?? env.FERRY_APPROLE_SECRET_ID_DIR ?? DEFAULT_SECRET_ID_DIR);
+  setVaultAddressAllowlist(list(values['vault-address-allowlist'] ?? env.FERRY_VAULT_ADDRESS_ALLOWLIST));
 }
 
 export function kubeClient(kubeconfig: string | undefined, env: Env, userAgent: string): KubeClient {

@@ -9,7 +9,7 @@ import { errorMessage } from '../errors.ts';
 import {
   aborted,
   buildInfo,
-  configureFileDirs,
+  configureConfinement,
   globalOptions,
   kubeClient,
   listenAddress,
@@ -42,13 +42,14 @@ const { values } = parseArgs({
     'log-level': { type: 'string', default: 'info' },
     'ca-cert-dir': { type: 'string' },
     'approle-secret-id-dir': { type: 'string' },
+    'vault-address-allowlist': { type: 'string' },
   },
 });
 const env = process.env;
 const logger = secretSafeLogger(values['log-level']);
 
 try {
-  configureFileDirs(values, env);
+  configureConfinement(values, env);
   const mountKind = values.mount;
   if (mountKind !== 'tmpfs' && mountKind !== 'dir') throw new Error('--mount must be tmpfs or dir');
   const refresh = Number(values['refresh-interval']);

@@ -7,7 +7,7 @@ import { buildOperator } from '../operator.ts';
 import { parsePersistenceModel } from '../vault/persistence.ts';
 import {
   buildInfo,
-  configureFileDirs,
+  configureConfinement,
   globalOptions,
   kubeClient,
   listenAddress,
@@ -33,6 +33,7 @@ const { values } = parseArgs({
     'client-cache-persistence-model': { type: 'string' },
     'ca-cert-dir': { type: 'string' },
     'approle-secret-id-dir': { type: 'string' },
+    'vault-address-allowlist': { type: 'string' },
   },
 });
 const env = process.env;
@@ -54,7 +55,7 @@ const int = (v: string | undefined, fallback: number): number => {
 const logger = secretSafeLogger(values['log-level']);
 
 try {
-  configureFileDirs(values, env);
+  configureConfinement(values, env);
   const client = kubeClient(values.kubeconfig, env, 'ferry');
   const opNamespace = operatorNamespace(values['operator-namespace'], env);
   const persistenceModel = parsePersistenceModel(

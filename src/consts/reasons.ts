@@ -45,6 +45,8 @@ export const REASONS = {
   // Vault events API
   EventWatcherStarted: 'EventWatcherStarted',
   EventWatcherError: 'EventWatcherError',
+  // Ferry only: a VaultConnection address outside the operator's --vault-address-allowlist
+  VaultAddressNotAllowed: 'VaultAddressNotAllowed',
   // Health
   Healthy: 'Healthy',
   Unhealthy: 'Unhealthy',

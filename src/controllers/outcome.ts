@@ -80,7 +80,8 @@ const isNoAccess = (err: unknown): boolean =>
   isFerryError(err) &&
   (err.code === CODES.INVALID_REF ||
     err.code === CODES.NAMESPACE_NOT_ALLOWED ||
-    err.code === CODES.INVALID_CONFIG);
+    err.code === CODES.INVALID_CONFIG ||
+    err.code === CODES.VAULT_ADDRESS_NOT_ALLOWED);
 
 export function classify(
   err: unknown,
@@ -98,6 +99,8 @@ export function classify(
   if (isFerryError(err)) {
     if (err.code === CODES.DESTINATION_MISSING)
       return { reason: REASONS.InexistentDestination, requeueAfterMs: DESTINATION_POLL_MS };
+    if (err.code === CODES.VAULT_ADDRESS_NOT_ALLOWED)
+      return { reason: REASONS.VaultAddressNotAllowed, retry: true };
     if (phase === 'spec' && err.code === CODES.INVALID_CONFIG)
       return { reason: REASONS.InvalidConfiguration, terminal: true };
     if (phase === 'vault' && err.code === CODES.SECRET_DATA)

@@ -15,6 +15,7 @@ import { type ResourceType, Secrets, ServiceAccounts } from '../k8s/resources.ts
 import type { KubeObject, Secret } from '../k8s/types.ts';
 import type { Store } from '../runtime/store.ts';
 import type { TaskScheduler } from '../runtime/tasks.ts';
+import { vaultAddressAllowlist } from '../vault/address-policy.ts';
 import { appRoleAuth } from '../vault/auth/approle.ts';
 import {
   type AwsCredentials,
@@ -247,6 +248,7 @@ export async function connectionOptions(
   if (!spec) throw new FerryError(CODES.INVALID_CONFIG, 'VaultConnection has no spec');
   const problems = validateVaultConnection(spec);
   if (problems.length > 0) throw problemsError('invalid VaultConnection', problems);
+  vaultAddressAllowlist().check(spec.address);
   const opts: VaultClientOptions = { address: spec.address, skipTLSVerify: spec.skipTLSVerify ?? false };
   if (spec.tlsServerName) opts.tlsServerName = spec.tlsServerName;
   if (spec.headers) opts.headers = spec.headers;

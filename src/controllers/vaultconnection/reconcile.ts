@@ -6,9 +6,9 @@ import { VaultConnections } from '../../api/resources.ts';
 import type { VaultConnection, VaultConnectionStatus } from '../../api/v1beta1/vaultconnection.ts';
 import { CONDITION_REASONS, CONDITION_TYPES, healthyMessage } from '../../consts/conditions.ts';
 import { FINALIZERS } from '../../consts/finalizers.ts';
-import { REASONS } from '../../consts/reasons.ts';
+import { REASONS, type Reason } from '../../consts/reasons.ts';
 import { connectionOptions } from '../../delivery/vault-access.ts';
-import { errorMessage } from '../../errors.ts';
+import { CODES, errorMessage, isFerryError } from '../../errors.ts';
 import { jitterDown } from '../../runtime/backoff.ts';
 import { type Condition, setCondition } from '../../runtime/conditions.ts';
 import { type Action, awaitChange, type ReconcileContext, requeueAfter } from '../../runtime/controller.ts';
@@ -16,14 +16,20 @@ import { VaultClient } from '../../vault/client.ts';
 import type { ControllerContext } from '../context.ts';
 import { releaseFinalizer, writeStatus } from '../shared/status.ts';
 
-type Check = { ok: true; message: string } | { ok: false; type: string; message: string };
+type Check = { ok: true; message: string } | { ok: false; type: string; message: string; reason?: Reason };
 
 async function check(ctx: ControllerContext, conn: VaultConnection, signal: AbortSignal): Promise<Check> {
   let client: VaultClient;
   try {
     client = new VaultClient(await connectionOptions(conn, ctx.client, undefined));
   } catch (err) {
-    return { ok: false, type: CONDITION_TYPES.VaultClient, message: errorMessage(err) };
+    const refused = isFerryError(err) && err.code === CODES.VAULT_ADDRESS_NOT_ALLOWED;
+    return {
+      ok: false,
+      type: CONDITION_TYPES.VaultClient,
+      message: errorMessage(err),
+      ...(refused ? { reason: REASONS.VaultAddressNotAllowed } : {}),
+    };
   }
   try {
     const s = await client.sealStatus({ signal });
@@ -63,7 +69,8 @@ export function vaultConnectionReconciler(ctx: ControllerContext) {
       set(
         result.type,
         false,
-        result.type === CONDITION_TYPES.VaultClient ? REASONS.VaultClientConfigError : 'VaultPingFailed',
+        result.reason ??
+          (result.type === CONDITION_TYPES.VaultClient ? REASONS.VaultClientConfigError : 'VaultPingFailed'),
         result.message,
       );
     }
@@ -78,7 +85,11 @@ export function vaultConnectionReconciler(ctx: ControllerContext) {
     const wasValid = conn.status?.valid;
     await writeStatus(ctx.client, VaultConnections, conn, status);
     if (!result.ok && wasValid !== false) {
-      await ctx.events.warning(conn as Required<VaultConnection>, REASONS.VaultClientError, result.message);
+      await ctx.events.warning(
+        conn as Required<VaultConnection>,
+        result.reason ?? REASONS.VaultClientError,
+        result.message,
+      );
     } else if (result.ok && wasValid !== true) {
       await ctx.events.normal(
         conn as Required<VaultConnection>,
