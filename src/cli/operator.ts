@@ -34,6 +34,7 @@ const { values } = parseArgs({
     'ca-cert-dir': { type: 'string' },
     'approle-secret-id-dir': { type: 'string' },
     'vault-address-allowlist': { type: 'string' },
+    'strict-destination-ownership': { type: 'string' },
   },
 });
 const env = process.env;
@@ -83,6 +84,8 @@ try {
     env,
     connectionHealthPeriodMs: int(values['connection-health-period'], 60) * 1000,
     clientCachePersistenceModel: persistenceModel,
+    strictDestinationOwnership:
+      (values['strict-destination-ownership'] ?? env.FERRY_STRICT_DESTINATION_OWNERSHIP) === 'true',
     ...(podUID ? { operatorPodUID: podUID } : {}),
   });
   buildInfo(manager.metrics, env);

@@ -47,6 +47,8 @@ export const REASONS = {
   EventWatcherError: 'EventWatcherError',
   // Ferry only: a VaultConnection address outside the operator's --vault-address-allowlist
   VaultAddressNotAllowed: 'VaultAddressNotAllowed',
+  // Ferry only: with --strict-destination-ownership, a Secret Ferry did not create lacks the opt-in
+  DestinationNotOptedIn: 'DestinationNotOptedIn',
   // Health
   Healthy: 'Healthy',
   Unhealthy: 'Unhealthy',

@@ -26,6 +26,9 @@ export interface OperatorOptions {
   connectionHealthPeriodMs: number;
   /** `--client-cache-persistence-model` (vso-api §11.4); default `none`. */
   clientCachePersistenceModel?: PersistenceModel;
+  /** `--strict-destination-ownership`: Secrets Ferry did not create are written (`create: false`) or
+   * taken over (`overwrite: true`) only with the ANNOTATION_ALLOW_SYNC opt-in. Default off, as VSO. */
+  strictDestinationOwnership?: boolean;
   /** This pod's UID (env OPERATOR_POD_UID or /var/run/podinfo/uid), for status.lastRuntimePodUID. */
   operatorPodUID?: string;
 }

@@ -101,6 +101,8 @@ export function classify(
       return { reason: REASONS.InexistentDestination, requeueAfterMs: DESTINATION_POLL_MS };
     if (err.code === CODES.VAULT_ADDRESS_NOT_ALLOWED)
       return { reason: REASONS.VaultAddressNotAllowed, retry: true };
+    if (err.code === CODES.DESTINATION_NOT_OPTED_IN)
+      return { reason: REASONS.DestinationNotOptedIn, retry: true };
     if (phase === 'spec' && err.code === CODES.INVALID_CONFIG)
       return { reason: REASONS.InvalidConfiguration, terminal: true };
     if (phase === 'vault' && err.code === CODES.SECRET_DATA)

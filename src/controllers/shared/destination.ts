@@ -2,7 +2,7 @@
 // nothing would change — including for `create: false`, where VSO rewrites on every poll.
 import { isDeepStrictEqual } from 'node:util';
 import { API_VERSION } from '../../api/resources.ts';
-import { LABEL_OWNER_REF_UID, ownerLabels } from '../../consts/labels.ts';
+import { ANNOTATION_ALLOW_SYNC, LABEL_OWNER_REF_UID, ownerLabels } from '../../consts/labels.ts';
 import { CODES, FerryError } from '../../errors.ts';
 import type { KubeClient } from '../../k8s/client.ts';
 import { isK8sApiError } from '../../k8s/errors.ts';
@@ -85,12 +85,13 @@ export async function syncDestination(
   dest: DestinationSpec,
   data: Record<string, string>,
   existing: Secret | undefined,
-  opts: { signal?: AbortSignal } = {},
+  opts: { signal?: AbortSignal; strict?: boolean | undefined } = {},
 ): Promise<SyncResult> {
   const namespace = owner.metadata.namespace;
   const { signal } = opts;
   if (!dest.create) {
     if (!existing) throw destinationMissing(namespace, dest.name);
+    if (opts.strict) requireOptIn(existing, 'destination.create is false');
     if (sameData(existing.data, data)) return { outcome: 'unchanged' };
     return written('updated', await client.replace<Secret>(Secrets, { ...existing, data }, { signal }));
   }
@@ -121,6 +122,7 @@ export async function syncDestination(
         `destination Secret ${namespace}/${dest.name} exists and is not owned by this resource; set destination.overwrite to take it over`,
       );
     }
+    if (opts.strict) requireOptIn(existing, 'destination.overwrite would take it over');
   }
   if ((existing.type ?? 'Opaque') !== desired.type) {
     // Secret type is immutable: replace the object, guarded by its UID so a concurrent recreate is not lost.
@@ -147,6 +149,16 @@ export async function syncDestination(
     { signal },
   );
   return written('updated', updated);
+}
+
+/** Under strict ownership, a Secret Ferry did not create is written only with its owner's opt-in. */
+function requireOptIn(existing: Secret, why: string): void {
+  if (existing.metadata.annotations?.[ANNOTATION_ALLOW_SYNC] === 'true') return;
+  const { namespace, name } = existing.metadata;
+  throw new FerryError(
+    CODES.DESTINATION_NOT_OPTED_IN,
+    `destination Secret ${namespace}/${name} was not created by this resource and ${why}, but it lacks the annotation ${ANNOTATION_ALLOW_SYNC}: "true" that this operator requires (--strict-destination-ownership); annotate the Secret to allow it`,
+  );
 }
 
 function written(outcome: SyncOutcome, secret: Secret): SyncResult {

@@ -259,6 +259,7 @@ export function vaultDynamicSecretReconciler(
       spec.destination,
       data,
       existing,
+      { strict: ctx.options.strictDestinationOwnership },
     );
     if (result.resourceVersion) ownWrites.record(namespace, spec.destination.name, result.resourceVersion);
     return result.outcome !== 'unchanged';

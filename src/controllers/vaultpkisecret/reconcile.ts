@@ -223,6 +223,7 @@ export function vaultPKISecretReconciler(
     try {
       const result = await syncDestination(ctx.client, destinationOwner(KIND, obj), dest, data, existing, {
         signal: rc.signal,
+        strict: ctx.options.strictDestinationOwnership,
       });
       if (result.resourceVersion) ownWrites.record(namespace, dest.name, result.resourceVersion);
     } catch (err) {
@@ -327,7 +328,9 @@ export function vaultPKISecretReconciler(
       try {
         const existing = await ctx.client.getIfExists<Secret>(Secrets, spec.destination.name, namespace);
         if (existing && Object.keys(existing.data ?? {}).length > 0)
-          await syncDestination(ctx.client, destinationOwner(KIND, obj), spec.destination, {}, existing);
+          await syncDestination(ctx.client, destinationOwner(KIND, obj), spec.destination, {}, existing, {
+            strict: ctx.options.strictDestinationOwnership,
+          });
       } catch (err) {
         problems.push(`could not clear Secret ${namespace}/${spec.destination.name}: ${errorMessage(err)}`);
         outcomes.push(classify(err, 'clearDestination', cleanupLimits));

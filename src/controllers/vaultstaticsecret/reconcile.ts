@@ -139,6 +139,7 @@ export function vaultStaticSecretReconciler(
       dataChanged = !existing || !macEqual(secretMAC(key, existing.data ?? {}), newMAC);
       const result = await syncDestination(ctx.client, destinationOwner(KIND, obj), dest, data, existing, {
         signal,
+        strict: ctx.options.strictDestinationOwnership,
       });
       if (result.resourceVersion) ownWrites.record(namespace, dest.name, result.resourceVersion);
     } catch (err) {

@@ -109,6 +109,70 @@ describe('VaultStaticSecret effects', () => {
     h.apply(vss({ destination: { name: 'absent', create: false, overwrite: false } }));
     await pollsForMissingDestination(h, 's', ['kv/data/app']);
   });
+
+  describe('destination ownership', () => {
+    const foreign = (h: { kube: FakeKube }, annotations: Record<string, string> = {}) =>
+      h.kube.put<Secret>(Secrets, {
+        apiVersion: 'v1',
+        kind: 'Secret',
+        metadata: { name: 'theirs', namespace: 'app', uid: 'theirs-uid', annotations },
+        type: 'Opaque',
+        data: { token: Buffer.from('keep-me').toString('base64') },
+      });
+    const strictly = () => {
+      const { h } = setup();
+      (h.ctx.options as { strictDestinationOwnership?: boolean }).strictDestinationOwnership = true;
+      return h;
+    };
+    const refusedAs = async (h: ReturnType<typeof strictly>, why: RegExp) => {
+      const err = await h.run('s').then(
+        () => assert.fail('the reconcile must fail'),
+        (e: unknown) => e,
+      );
+      assert.ok(isFerryError(err) && err.code === CODES.DESTINATION_NOT_OPTED_IN, String(err));
+      assert.deepEqual(decoded(await secretOf(h, 'theirs')), { token: 'keep-me' }, 'the Secret is untouched');
+      assert.deepEqual(reasons(h.events), ['Warning:DestinationNotOptedIn']);
+      const synced = h.store.get('app', 's')?.status?.conditions?.find((c) => c.type === 'SecretSynced');
+      assert.equal(synced?.status, 'False');
+      assert.match(synced?.message ?? '', why);
+      assert.match(synced?.message ?? '', /annotation ferry\.secrets\.hashicorp\.com\/allow-sync: "true"/);
+    };
+
+    it("by default (VSO's rules) create: false rewrites any Secret and overwrite takes one over", async () => {
+      for (const destination of [
+        { name: 'theirs', create: false, overwrite: false },
+        { name: 'theirs', create: true, overwrite: true },
+      ]) {
+        const { h } = setup();
+        foreign(h);
+        h.apply(vss({ destination }));
+        await h.run('s');
+        assert.equal(decoded(await secretOf(h, 'theirs')).password, 'one');
+      }
+    });
+
+    it('strict: create: false writes only a Secret that opted in', async () => {
+      const h = strictly();
+      foreign(h);
+      h.apply(vss({ destination: { name: 'theirs', create: false, overwrite: false } }));
+      await refusedAs(h, /destination\.create is false/);
+      foreign(h, { 'ferry.secrets.hashicorp.com/allow-sync': 'true' });
+      await h.run('s');
+      assert.equal(decoded(await secretOf(h, 'theirs')).password, 'one');
+    });
+
+    it('strict: overwrite: true never takes over a Secret that did not opt in', async () => {
+      const h = strictly();
+      foreign(h);
+      h.apply(vss({ destination: { name: 'theirs', create: true, overwrite: true } }));
+      await refusedAs(h, /destination\.overwrite would take it over/);
+      foreign(h, { 'ferry.secrets.hashicorp.com/allow-sync': 'true' });
+      await h.run('s');
+      const taken = await secretOf(h, 'theirs');
+      assert.equal(decoded(taken).password, 'one');
+      assert.equal(taken?.metadata.ownerReferences?.[0]?.uid, 'uid-s');
+    });
+  });
 });
 
 describe('VaultDynamicSecret effects', () => {
