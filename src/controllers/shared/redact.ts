@@ -1,6 +1,9 @@
-// Defence in depth: an error raised while shaping secret data (templates, filters, encodings) may
-// quote the data it choked on. Before such a message reaches status, an Event or the log, every
-// string found in the secret data is replaced.
+// Defence in depth: an error raised while shaping or writing secret data (templates, filters,
+// encodings, the destination write) may quote the data it choked on. Before such a message reaches
+// status, an Event or the log, every string found in the secret data is replaced. The one home for
+// it: every secret kind wraps such errors with redactError where the data is at hand.
+import { CODES, errorMessage, FerryError, isFerryError } from '../../errors.ts';
+
 const MIN_LENGTH = 3; // shorter values would blank out ordinary words
 
 function collect(value: unknown, out: Set<string>): void {
@@ -14,6 +17,15 @@ function collect(value: unknown, out: Set<string>): void {
   } else if (value !== null && typeof value === 'object') {
     for (const v of Object.values(value)) collect(v, out);
   }
+}
+
+/** `err` with every value of `secretData` replaced in its message. Its code is kept; its cause is
+ * dropped, as the cause may quote the data too and the controller logs errors with their causes. */
+export function redactError(err: unknown, secretData: unknown): FerryError {
+  return new FerryError(
+    isFerryError(err) ? err.code : CODES.SECRET_DATA,
+    redactSecretValues(errorMessage(err), secretData),
+  );
 }
 
 export function redactSecretValues(message: string, secretData: unknown): string {

@@ -35,6 +35,7 @@ import {
 import { destinationMissing, destinationOwner, syncDestination } from '../shared/destination.ts';
 import { macEqual, secretMAC } from '../shared/hmac.ts';
 import type { OwnWrites } from '../shared/own-writes.ts';
+import { redactError } from '../shared/redact.ts';
 import { restartTargets } from '../shared/restart.ts';
 import { StatusMemo, syncConditions, writeStatus } from '../shared/status.ts';
 import { decideIssue } from './plan.ts';
@@ -217,7 +218,7 @@ export function vaultPKISecretReconciler(
       data = pkiSecretData(cert, shaping, dest.type);
     } catch (err) {
       await revokeQuietly(access.api, spec.mount, cert.serialNumber, rc.signal);
-      throw await fail(obj, 'shape', err);
+      throw await fail(obj, 'shape', redactError(err, cert.data));
     }
 
     try {
@@ -229,7 +230,7 @@ export function vaultPKISecretReconciler(
     } catch (err) {
       // The new certificate never reached anyone: revoke it rather than leave it valid and unknown.
       await revokeQuietly(access.api, spec.mount, cert.serialNumber, rc.signal);
-      throw await fail(obj, 'destination', err);
+      throw await fail(obj, 'destination', redactError(err, cert.data));
     }
     fingerprints.set(uid, fp);
 

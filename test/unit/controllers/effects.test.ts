@@ -17,12 +17,15 @@ import { vaultDynamicSecretReconciler } from '../../../src/controllers/vaultdyna
 import { vaultPKISecretReconciler } from '../../../src/controllers/vaultpkisecret/reconcile.ts';
 import { vaultStaticSecretReconciler } from '../../../src/controllers/vaultstaticsecret/reconcile.ts';
 import { CODES, FerryError, isFerryError } from '../../../src/errors.ts';
+import { K8sApiError } from '../../../src/k8s/errors.ts';
+import type { ResourceType } from '../../../src/k8s/resources.ts';
 import { Secrets } from '../../../src/k8s/resources.ts';
-import type { Secret } from '../../../src/k8s/types.ts';
+import type { KubeObject, Secret } from '../../../src/k8s/types.ts';
 import type { Action, ReconcileContext } from '../../../src/runtime/controller.ts';
 import { VaultError } from '../../../src/vault/errors.ts';
 import { type FakeKube, harness, type RecordedEvent, type ScriptedVault } from './harness.ts';
 
+const CERT = '-----BEGIN CERTIFICATE-----\nLEAF\n-----END CERTIFICATE-----';
 const meta = (name: string) => ({ name, namespace: 'app', uid: `uid-${name}`, generation: 1 });
 const secretOf = (h: { kube: FakeKube }, name: string) => h.kube.getIfExists<Secret>(Secrets, name, 'app');
 const decoded = (s: Secret | undefined): Record<string, string> =>
@@ -261,7 +264,6 @@ describe('VaultDynamicSecret effects', () => {
 });
 
 describe('VaultPKISecret effects', () => {
-  const CERT = '-----BEGIN CERTIFICATE-----\nLEAF\n-----END CERTIFICATE-----';
   const vps = (spec: Partial<NonNullable<VaultPKISecret['spec']>> = {}): VaultPKISecret => ({
     apiVersion: API_VERSION,
     kind: 'VaultPKISecret',
@@ -348,5 +350,115 @@ describe('VaultPKISecret effects', () => {
     const h = setup();
     h.apply(vps({ destination: { name: 'absent', create: false, overwrite: false } }));
     await pollsForMissingDestination(h, 'p');
+  });
+});
+
+describe('no secret value in status, Events or the thrown error (canary), for every secret kind', () => {
+  const CANARY = 'canary-4f9d-value';
+  // The template engine never quotes data in its errors, but whatever rejects the destination write
+  // may: an admission webhook or a ValidatingAdmissionPolicy's messageExpression can quote the data.
+  const leakyApiserver = (kube: FakeKube) => {
+    kube.create = async <T extends KubeObject>(_rt: ResourceType, obj: T): Promise<T> => {
+      const data = Object.values((obj as unknown as Secret).data ?? {}).map((v) =>
+        Buffer.from(v, 'base64').toString('utf8'),
+      );
+      throw new K8sApiError(
+        422,
+        'Invalid',
+        `admission webhook "check" denied the request: ${data.join(', ')}`,
+      );
+    };
+  };
+  const noCanary = async (
+    h: { run(name: string): Promise<Action>; events: RecordedEvent[]; kube: FakeKube },
+    name: string,
+    status: () => unknown,
+  ) => {
+    leakyApiserver(h.kube);
+    const err = await h.run(name).then(
+      () => assert.fail('the reconcile must fail'),
+      (e: unknown) => e,
+    );
+    const seen = JSON.stringify([String(err), (err as Error).cause ?? null, h.events, status()]);
+    assert.ok(seen.includes('<redacted>'), seen);
+    assert.ok(!seen.includes(CANARY), seen);
+  };
+
+  it('VaultStaticSecret', async () => {
+    const h = harness<VaultStaticSecret>(VaultStaticSecrets, (h) =>
+      vaultStaticSecretReconciler(h.ctx, h.store, new OwnWrites()),
+    );
+    h.vault.answer = () => ({ data: { data: { password: CANARY }, metadata: { version: 1 } } });
+    h.apply({
+      apiVersion: API_VERSION,
+      kind: 'VaultStaticSecret',
+      metadata: meta('s'),
+      spec: {
+        vaultAuthRef: 'default',
+        mount: 'kv',
+        path: 'app',
+        type: 'kv-v2',
+        destination: { name: 'out', create: true, overwrite: false },
+      } as NonNullable<VaultStaticSecret['spec']>,
+    });
+    await noCanary(h, 's', () => h.store.get('app', 's')?.status);
+  });
+
+  it('VaultDynamicSecret', async () => {
+    const h = harness<VaultDynamicSecret>(VaultDynamicSecrets, (h) =>
+      vaultDynamicSecretReconciler(h.ctx, h.store, new OwnWrites()),
+    );
+    h.vault.answer = (c) =>
+      c.path === 'db/creds/app'
+        ? { lease_id: 'db/creds/app/l1', lease_duration: 3600, renewable: true, data: { password: CANARY } }
+        : {};
+    h.apply({
+      apiVersion: API_VERSION,
+      kind: 'VaultDynamicSecret',
+      metadata: meta('d'),
+      spec: {
+        vaultAuthRef: 'default',
+        mount: 'db',
+        path: 'creds/app',
+        destination: { name: 'creds', create: true, overwrite: false },
+      } as NonNullable<VaultDynamicSecret['spec']>,
+    });
+    await noCanary(h, 'd', () => h.store.get('app', 'd')?.status);
+  });
+
+  it('VaultPKISecret', async () => {
+    const h = harness<VaultPKISecret>(VaultPKISecrets, (h) =>
+      vaultPKISecretReconciler(h.ctx, h.store, new OwnWrites()),
+    );
+    h.vault.answer = (c) =>
+      c.path === 'pki/issue/web'
+        ? {
+            data: {
+              serial_number: '01',
+              expiration: Math.floor(h.clock.now() / 1000) + 3600,
+              certificate: CERT,
+              private_key: CANARY,
+              issuing_ca: CERT,
+            },
+          }
+        : {};
+    h.apply({
+      apiVersion: API_VERSION,
+      kind: 'VaultPKISecret',
+      metadata: meta('p'),
+      spec: {
+        vaultAuthRef: 'default',
+        mount: 'pki',
+        role: 'web',
+        commonName: 'web.app',
+        destination: {
+          name: 'tls',
+          create: true,
+          overwrite: false,
+          type: 'Opaque',
+        },
+      } as NonNullable<VaultPKISecret['spec']>,
+    });
+    await noCanary(h, 'p', () => h.store.get('app', 'p')?.status);
   });
 });
