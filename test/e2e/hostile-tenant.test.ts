@@ -13,8 +13,8 @@ import type { VaultConnection } from '../../src/api/v1beta1/vaultconnection.ts';
 import type { VaultStaticSecret } from '../../src/api/v1beta1/vaultstaticsecret.ts';
 import { grpcCodeName } from '../../src/csi/client.ts';
 import type { KubeClient } from '../../src/k8s/client.ts';
-import type { ResourceType } from '../../src/k8s/resources.ts';
-import type { KubeObject } from '../../src/k8s/types.ts';
+import { type ResourceType, Secrets } from '../../src/k8s/resources.ts';
+import type { KubeObject, Secret } from '../../src/k8s/types.ts';
 import { csiSecretsManifest, makePod, startTestDriver, targetOf } from '../../stack/lib/csi.ts';
 import {
   adminClient,
@@ -260,6 +260,24 @@ describe('hostile tenant', () => {
       },
     } as KubeObject);
     try {
+      // Policies take effect once the API server has loaded them: probe with a dry-run create.
+      await eventually('the policy in effect', () =>
+        kube
+          .create<Secret>(
+            Secrets,
+            {
+              apiVersion: 'v1',
+              kind: 'Secret',
+              metadata: { name: 'leaky', namespace: ns },
+              data: { password: '' },
+            },
+            { dryRun: true },
+          )
+          .then(
+            () => false,
+            (e: unknown) => /ValidatingAdmissionPolicy/.test(String(e)),
+          ),
+      );
       await apply(
         kube,
         vds(ns, 'leaky', {
