@@ -98,6 +98,11 @@ const CSI_DRIVER: Use[] = [
     ['csisecrets', 'vaultauths', 'vaultauthglobals', 'vaultconnections', 'secrettransformations'],
     ['src/delivery/setup.ts', /manager\.informer<VaultConnection>\(VaultConnections\)/],
   ),
+  {
+    resource: 'secrets.hashicorp.com/csisecrets',
+    verbs: ['get'],
+    at: ['src/csi/publisher.ts', /getIfExists\(CSISecretsResource/],
+  },
   { resource: '/pods', verbs: ['get'], at: ['src/csi/publisher.ts', /getIfExists<Pod>\(Pods/] },
   { resource: '/pods', verbs: ['list', 'watch'], at: ['src/csi/driver.ts', /informer<Pod>\(Pods/] },
   {
