@@ -3,11 +3,11 @@
 // reconcilers report through it and each kind's errorPolicy is built from it, so no error branch
 // computes its own requeue (design-anchors §2.3).
 
+import { jitterDown } from '../backoff.ts';
 import type { Random } from '../clock.ts';
 import { REASONS, type Reason } from '../consts/reasons.ts';
 import { CODES, isFerryError, TerminalError } from '../errors.ts';
 import { isK8sApiError } from '../k8s/errors.ts';
-import { jitterDown } from '../runtime/backoff.ts';
 import { type ErrorPolicy, requeueAfter } from '../runtime/controller.ts';
 
 /** Where in a reconcile the error happened. */

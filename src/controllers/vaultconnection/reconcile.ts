@@ -4,12 +4,12 @@
 
 import { VaultConnections } from '../../api/resources.ts';
 import type { VaultConnection, VaultConnectionStatus } from '../../api/v1beta1/vaultconnection.ts';
+import { jitterDown } from '../../backoff.ts';
 import { CONDITION_REASONS, CONDITION_TYPES, healthyMessage } from '../../consts/conditions.ts';
 import { FINALIZERS } from '../../consts/finalizers.ts';
 import { REASONS } from '../../consts/reasons.ts';
 import { connectionOptions } from '../../delivery/vault-access.ts';
 import { errorMessage } from '../../errors.ts';
-import { jitterDown } from '../../runtime/backoff.ts';
 import { type Condition, setCondition } from '../../runtime/conditions.ts';
 import { type Action, awaitChange, type ReconcileContext, requeueAfter } from '../../runtime/controller.ts';
 import { VaultClient } from '../../vault/client.ts';

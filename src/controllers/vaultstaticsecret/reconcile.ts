@@ -5,6 +5,7 @@
 import { API_VERSION, VaultStaticSecrets } from '../../api/resources.ts';
 import type { VaultStaticSecret, VaultStaticSecretStatus } from '../../api/v1beta1/vaultstaticsecret.ts';
 import { refreshPeriodMs } from '../../api/validate.ts';
+import { jitterDown } from '../../backoff.ts';
 import { FINALIZERS } from '../../consts/finalizers.ts';
 import { REASONS } from '../../consts/reasons.ts';
 import { makeSecretData } from '../../delivery/secret-data.ts';
@@ -12,7 +13,6 @@ import { shapeData } from '../../delivery/transformation.ts';
 import { CODES, errorMessage, FerryError, isFerryError, TerminalError } from '../../errors.ts';
 import { Secrets } from '../../k8s/resources.ts';
 import type { Secret } from '../../k8s/types.ts';
-import { jitterDown } from '../../runtime/backoff.ts';
 import type { Condition } from '../../runtime/conditions.ts';
 import { type Action, awaitChange, type ReconcileContext, requeueAfter } from '../../runtime/controller.ts';
 import { readKV } from '../../vault/kv.ts';
