@@ -14,19 +14,7 @@ import { CODES, FerryError } from '../errors.ts';
 import type { KubeClient } from '../k8s/client.ts';
 import { isK8sApiError } from '../k8s/errors.ts';
 import { Leases } from '../k8s/resources.ts';
-import type { KubeObject } from '../k8s/types.ts';
-
-export interface LeaseSpec {
-  holderIdentity?: string;
-  leaseDurationSeconds?: number;
-  acquireTime?: string;
-  renewTime?: string;
-  leaseTransitions?: number;
-}
-
-export interface Lease extends KubeObject {
-  spec?: LeaseSpec;
-}
+import type { Lease, LeaseSpec } from '../k8s/types.ts';
 
 export type LeaseClient = Pick<KubeClient, 'get' | 'create' | 'replace'>;
 

@@ -7,8 +7,7 @@ import { ALL_KINDS, VaultStaticSecrets } from '../../src/api/resources.ts';
 import type { VaultStaticSecret } from '../../src/api/v1beta1/vaultstaticsecret.ts';
 import type { KubeClient } from '../../src/k8s/client.ts';
 import { Leases, Secrets } from '../../src/k8s/resources.ts';
-import type { KubeObject, Secret } from '../../src/k8s/types.ts';
-import type { Lease } from '../../src/runtime/leader.ts';
+import type { KubeObject, Lease, Secret } from '../../src/k8s/types.ts';
 import {
   adminClient,
   apply,
