@@ -53,6 +53,7 @@ describe('hostile tenant', () => {
     await vault.kvPut('kvv2', `${ns}/app`, { password: 'hunter2-value' });
   });
   after(async () => {
+    await vault.close();
     await kube.close();
   });
 
