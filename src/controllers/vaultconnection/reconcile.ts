@@ -4,19 +4,22 @@
 
 import { VaultConnections } from '../../api/resources.ts';
 import type { VaultConnection, VaultConnectionStatus } from '../../api/v1beta1/vaultconnection.ts';
+import { jitterDown } from '../../backoff.ts';
 import { CONDITION_REASONS, CONDITION_TYPES, healthyMessage } from '../../consts/conditions.ts';
 import { FINALIZERS } from '../../consts/finalizers.ts';
-import { REASONS, type Reason } from '../../consts/reasons.ts';
+import { REASONS } from '../../consts/reasons.ts';
 import { connectionOptions } from '../../delivery/vault-access.ts';
 import { CODES, errorMessage, isFerryError } from '../../errors.ts';
-import { jitterDown } from '../../runtime/backoff.ts';
 import { type Condition, setCondition } from '../../runtime/conditions.ts';
 import { type Action, awaitChange, type ReconcileContext, requeueAfter } from '../../runtime/controller.ts';
 import { VaultClient } from '../../vault/client.ts';
 import type { ControllerContext } from '../context.ts';
+import { classifyFinding, findingAction } from '../outcome.ts';
 import { releaseFinalizer, writeStatus } from '../shared/status.ts';
 
-type Check = { ok: true; message: string } | { ok: false; type: string; message: string; reason?: Reason };
+type Check =
+  | { ok: true; message: string }
+  | { ok: false; type: string; message: string; finding: 'config' | 'address' | 'unreachable' };
 
 async function check(ctx: ControllerContext, conn: VaultConnection, signal: AbortSignal): Promise<Check> {
   let client: VaultClient;
@@ -28,15 +31,21 @@ async function check(ctx: ControllerContext, conn: VaultConnection, signal: Abor
       ok: false,
       type: CONDITION_TYPES.VaultClient,
       message: errorMessage(err),
-      ...(refused ? { reason: REASONS.VaultAddressNotAllowed } : {}),
+      finding: refused ? 'address' : 'config',
     };
   }
   try {
     const s = await client.sealStatus({ signal });
-    if (s.sealed) return { ok: false, type: CONDITION_TYPES.VaultPing, message: 'Vault is sealed' };
+    if (s.sealed)
+      return {
+        ok: false,
+        type: CONDITION_TYPES.VaultPing,
+        message: 'Vault is sealed',
+        finding: 'unreachable',
+      };
     return { ok: true, message: `Vault ${s.version ?? ''} is unsealed`.replace('  ', ' ') };
   } catch (err) {
-    return { ok: false, type: CONDITION_TYPES.VaultPing, message: errorMessage(err) };
+    return { ok: false, type: CONDITION_TYPES.VaultPing, message: errorMessage(err), finding: 'unreachable' };
   } finally {
     await client.close();
   }
@@ -52,6 +61,9 @@ export function vaultConnectionReconciler(ctx: ControllerContext) {
       return awaitChange();
     }
     const result = await check(ctx, conn, signal);
+    const period = ctx.options.connectionHealthPeriodMs;
+    // Config errors (and a refused address) wait for a spec change; reachability problems are re-checked.
+    const outcome = result.ok ? undefined : classifyFinding('VaultConnection', result.finding, period);
     const now = ctx.clock.now();
     const generation = conn.metadata.generation;
     let conditions: Condition[] = conn.status?.conditions ?? [];
@@ -69,8 +81,9 @@ export function vaultConnectionReconciler(ctx: ControllerContext) {
       set(
         result.type,
         false,
-        result.reason ??
-          (result.type === CONDITION_TYPES.VaultClient ? REASONS.VaultClientConfigError : 'VaultPingFailed'),
+        result.finding === 'unreachable'
+          ? 'VaultPingFailed'
+          : (outcome?.reason ?? REASONS.VaultClientConfigError),
         result.message,
       );
     }
@@ -84,21 +97,18 @@ export function vaultConnectionReconciler(ctx: ControllerContext) {
     const status: VaultConnectionStatus = { valid: result.ok, conditions };
     const wasValid = conn.status?.valid;
     await writeStatus(ctx.client, VaultConnections, conn, status);
-    if (!result.ok && wasValid !== false) {
-      await ctx.events.warning(
-        conn as Required<VaultConnection>,
-        result.reason ?? REASONS.VaultClientError,
-        result.message,
-      );
-    } else if (result.ok && wasValid !== true) {
-      await ctx.events.normal(
-        conn as Required<VaultConnection>,
-        REASONS.Accepted,
-        'VaultConnection accepted',
-      );
+    if (!outcome) {
+      if (wasValid !== true)
+        await ctx.events.normal(
+          conn as Required<VaultConnection>,
+          REASONS.Accepted,
+          'VaultConnection accepted',
+        );
+      // Healthy servers are re-checked too, so that a seal or an outage shows in status.
+      return requeueAfter(jitterDown(period, ctx.random));
     }
-    // Config errors wait for a spec change; reachability problems and healthy servers are re-checked.
-    if (!result.ok && result.type === CONDITION_TYPES.VaultClient) return awaitChange();
-    return requeueAfter(jitterDown(ctx.options.connectionHealthPeriodMs, ctx.random));
+    if (wasValid !== false)
+      await ctx.events.warning(conn as Required<VaultConnection>, outcome.reason, result.message);
+    return findingAction(outcome, ctx.random);
   };
 }

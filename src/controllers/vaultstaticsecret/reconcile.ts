@@ -5,14 +5,14 @@
 import { API_VERSION, VaultStaticSecrets } from '../../api/resources.ts';
 import type { VaultStaticSecret, VaultStaticSecretStatus } from '../../api/v1beta1/vaultstaticsecret.ts';
 import { refreshPeriodMs } from '../../api/validate.ts';
+import { jitterDown } from '../../backoff.ts';
 import { FINALIZERS } from '../../consts/finalizers.ts';
 import { REASONS } from '../../consts/reasons.ts';
 import { makeSecretData } from '../../delivery/secret-data.ts';
 import { shapeData } from '../../delivery/transformation.ts';
-import { errorMessage, TerminalError } from '../../errors.ts';
+import { CODES, errorMessage, FerryError } from '../../errors.ts';
 import { Secrets } from '../../k8s/resources.ts';
 import type { Secret } from '../../k8s/types.ts';
-import { jitterDown } from '../../runtime/backoff.ts';
 import type { Condition } from '../../runtime/conditions.ts';
 import { type Action, awaitChange, type ReconcileContext, requeueAfter } from '../../runtime/controller.ts';
 import { readKV } from '../../vault/kv.ts';
@@ -71,8 +71,7 @@ export function vaultStaticSecretReconciler(
     const spec = obj.spec;
     const namespace = obj.metadata.namespace ?? '';
     if (!spec) {
-      const err = new TerminalError('spec is missing');
-      throw await fail(obj, 'spec', err);
+      throw await fail(obj, 'spec', new FerryError(CODES.INVALID_CONFIG, 'spec is missing'));
     }
 
     let access: Awaited<ReturnType<typeof ctx.vault.get>>;

@@ -1,7 +1,7 @@
 // An in-memory Lease API for the leader-election tests of the elector and the manager.
 import { K8sApiError } from '../../../src/k8s/errors.ts';
-import type { KubeObject } from '../../../src/k8s/types.ts';
-import type { Lease, LeaseClient } from '../../../src/runtime/leader.ts';
+import type { KubeObject, Lease } from '../../../src/k8s/types.ts';
+import type { LeaseClient } from '../../../src/runtime/leader.ts';
 
 /** An in-memory Lease API with apiserver optimistic concurrency: PUT must carry the current
  * resourceVersion. `down` makes every call fail (an unreachable apiserver). */
