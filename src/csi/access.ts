@@ -66,6 +66,7 @@ export function checkAccess(ac: AccessControl, pod: AccessSubject, home: string)
     return { allowed: false, reason: `namespace ${pod.namespace} does not match` };
   }
   const rules: { name: string; ok: () => boolean }[] = [];
+  // Matched above; under `any` it is the one rule that suffices, as in VSO.
   if (ns.length > 0) rules.push({ name: 'namespace', ok: () => true });
   const names = ac.podNamePatterns ?? [];
   if (names.length > 0) rules.push({ name: 'pod name', ok: () => names.some((p) => fullMatch(p, pod.name)) });

@@ -21,12 +21,13 @@ type Rule =
 
 export class AddressAllowlist {
   readonly #rules: Rule[];
-  readonly patterns: readonly string[];
 
   /** Throws VAULT_CONFIG naming the first pattern that is none of the three forms. */
   constructor(patterns: readonly string[]) {
-    this.patterns = patterns.map((p) => p.trim()).filter((p) => p !== '');
-    this.#rules = this.patterns.map(parseRule);
+    this.#rules = patterns
+      .map((p) => p.trim())
+      .filter((p) => p !== '')
+      .map(parseRule);
   }
 
   get empty(): boolean {
