@@ -1,38 +1,83 @@
-// Where a volume's files live. On a node the target path is an in-memory filesystem (tmpfs) the
-// driver mounts, so secrets never touch the node's disk; where mounting is not permitted (an
-// unprivileged test harness) a plain directory stands in. Both sit behind one interface.
+// Where a volume's files live. The driver writes only into a private staging directory under its
+// state directory, which no pod can reach; the pod sees the volume through a read-only view at
+// kubelet's target path. On a node the staging directory is an in-memory filesystem (tmpfs, so
+// secrets never touch the node's disk) and the target a bind mount of it remounted read-only;
+// where mounting is not permitted (an unprivileged test harness) a plain directory and a symlink
+// stand in. Both sit behind one interface.
 import { execFile } from 'node:child_process';
-import { mkdir, readFile, rm, stat } from 'node:fs/promises';
-import { resolve } from 'node:path';
+import { lstat, mkdir, readFile, rm, rmdir, symlink, unlink } from 'node:fs/promises';
+import { dirname, resolve } from 'node:path';
 import { promisify } from 'node:util';
 
 const run = promisify(execFile);
 
 export interface Mounter {
   readonly kind: 'tmpfs' | 'dir';
-  /** Makes `target` a volume root if it is not one already (idempotent). */
-  setup(target: string): Promise<void>;
-  /** Removes every file and the mount at `target`, then the directory itself (idempotent). */
-  teardown(target: string): Promise<void>;
-  /** Whether `target` holds a volume this mounter set up. */
-  isSetUp(target: string): Promise<boolean>;
+  /** Makes `staging` a volume root (the driver writes there) and `target` a read-only view of it;
+   * an existing target that shows anything else is replaced (idempotent). */
+  setup(staging: string, target: string): Promise<void>;
+  /** Whether `staging` is a volume root this mounter set up (survives a driver restart). */
+  isStaged(staging: string): Promise<boolean>;
+  /** Whether `staging` is set up and `target` shows it read-only. */
+  isSetUp(staging: string, target: string): Promise<boolean>;
+  /** Removes the view at `target`, then the staging volume and its directory (idempotent). Removes
+   * nothing but mounts, the empty target directory and what lies in the staging volume. */
+  teardown(staging: string, target: string): Promise<void>;
+  /** Removes a staging volume whose target is unknown (a leftover after a crash). */
+  removeStaging(staging: string): Promise<void>;
+}
+
+const isMissing = (err: unknown): boolean => (err as NodeJS.ErrnoException).code === 'ENOENT';
+
+/** Makes `path` a real directory: anything else found there (a symlink planted on a tampered node,
+ * a FIFO, a file) is removed without being followed, so a mount never lands where a link points. */
+export async function ensureRealDir(path: string, mode: number): Promise<void> {
+  const st = await lstat(path).catch((err: unknown) => (isMissing(err) ? undefined : Promise.reject(err)));
+  if (st?.isDirectory()) return;
+  if (st) await rm(path, { recursive: true, force: true });
+  await mkdir(dirname(path), { recursive: true, mode: 0o700 });
+  await mkdir(path, { mode });
 }
 
 export class DirMounter implements Mounter {
   readonly kind = 'dir' as const;
-  async setup(target: string): Promise<void> {
-    await mkdir(target, { recursive: true, mode: 0o750 });
+  async setup(staging: string, target: string): Promise<void> {
+    await ensureRealDir(staging, 0o750);
+    const st = await lstat(target).catch((err: unknown) =>
+      isMissing(err) ? undefined : Promise.reject(err),
+    );
+    if (st?.isSymbolicLink()) return;
+    if (st) await rmdir(target);
+    await mkdir(resolve(target, '..'), { recursive: true });
+    await symlink(resolve(staging), target);
   }
-  async teardown(target: string): Promise<void> {
-    await rm(target, { recursive: true, force: true });
+  async isStaged(staging: string): Promise<boolean> {
+    return (await lstat(staging).catch(() => undefined))?.isDirectory() ?? false;
   }
-  async isSetUp(target: string): Promise<boolean> {
-    try {
-      return (await stat(target)).isDirectory();
-    } catch {
-      return false;
-    }
+  async isSetUp(staging: string, target: string): Promise<boolean> {
+    return (
+      (await this.isStaged(staging)) &&
+      ((await lstat(target).catch(() => undefined))?.isSymbolicLink() ?? false)
+    );
   }
+  async teardown(staging: string, target: string): Promise<void> {
+    const st = await lstat(target).catch(() => undefined);
+    if (st?.isSymbolicLink()) await unlink(target);
+    else if (st?.isDirectory()) await rmdir(target);
+    await this.removeStaging(staging);
+  }
+  async removeStaging(staging: string): Promise<void> {
+    await rm(staging, { recursive: true, force: true });
+  }
+}
+
+/** One line of /proc/self/mountinfo: the mount at a path (the topmost when several are stacked). */
+export interface MountInfo {
+  /** major:minor of the filesystem: a bind mount shows its source's. */
+  dev: string;
+  fstype: string;
+  /** Per-mount read-only flag. */
+  ro: boolean;
 }
 
 /** Decodes the octal escapes (\040 for space, ...) of /proc/self/mountinfo fields. */
@@ -40,75 +85,141 @@ function unescapeMountField(s: string): string {
   return s.replace(/\\([0-7]{3})/g, (_, o: string) => String.fromCharCode(Number.parseInt(o, 8)));
 }
 
-export async function mountPoints(mountinfo = '/proc/self/mountinfo'): Promise<Map<string, string>> {
+export async function mountPoints(mountinfo = '/proc/self/mountinfo'): Promise<Map<string, MountInfo>> {
   const text = await readFile(mountinfo, 'utf8');
-  const out = new Map<string, string>();
+  const out = new Map<string, MountInfo>();
   for (const line of text.split('\n')) {
     // id parent major:minor root mount-point options [optional...] - fstype source super-options
     const fields = line.split(' ');
     const point = fields[4];
     const sep = fields.indexOf('-');
     if (point === undefined || sep < 0) continue;
-    out.set(unescapeMountField(point), fields[sep + 1] ?? '');
+    out.set(unescapeMountField(point), {
+      dev: fields[2] ?? '',
+      fstype: fields[sep + 1] ?? '',
+      ro: (fields[5] ?? '').split(',').includes('ro'),
+    });
   }
   return out;
 }
 
 export interface TmpfsOptions {
-  /** tmpfs size limit, e.g. "8m". */
+  /** tmpfs size limit per volume, e.g. "8m". */
   size: string;
   commandTimeoutMs?: number;
+  /** Told once when the kernel has no tmpfs `noswap` (before Linux 6.4): volumes may be swapped. */
+  onNoSwapUnsupported?: (reason: string) => void;
+}
+
+/** tmpfs size as `mount` takes it (bytes, or k/m/g), for the flag and the read-back cap. */
+export function tmpfsSizeBytes(size: string): number {
+  const m = /^([1-9][0-9]{0,9})([kmg]?)$/i.exec(size);
+  if (!m) throw new Error(`tmpfs size must be a number with an optional k, m or g suffix, got ${size}`);
+  const unit = { '': 1, k: 1024, m: 1024 ** 2, g: 1024 ** 3 }[(m[2] ?? '').toLowerCase()] ?? 1;
+  return Number(m[1]) * unit;
 }
 
 export class TmpfsMounter implements Mounter {
   readonly kind = 'tmpfs' as const;
   readonly #opts: TmpfsOptions;
+  /** Whether the kernel takes `noswap`; unknown until the first mount. */
+  #noswap: boolean | undefined;
   constructor(opts: TmpfsOptions = { size: '8m' }) {
+    tmpfsSizeBytes(opts.size);
     this.#opts = opts;
   }
 
-  async isSetUp(target: string): Promise<boolean> {
-    return (await mountPoints()).get(resolve(target)) === 'tmpfs';
+  async #run(cmd: string, args: string[]): Promise<void> {
+    await run(cmd, args, { timeout: this.#opts.commandTimeoutMs ?? 30_000 });
   }
 
-  async setup(target: string): Promise<void> {
-    await mkdir(target, { recursive: true, mode: 0o750 });
-    if (await this.isSetUp(target)) return;
+  async isStaged(staging: string): Promise<boolean> {
+    return (await mountPoints()).get(resolve(staging))?.fstype === 'tmpfs';
+  }
+
+  async isSetUp(staging: string, target: string): Promise<boolean> {
+    const m = await mountPoints();
+    const s = m.get(resolve(staging));
+    const t = m.get(resolve(target));
+    return s?.fstype === 'tmpfs' && t !== undefined && t.dev === s.dev && t.ro;
+  }
+
+  async #mountTmpfs(staging: string): Promise<void> {
     // nosuid,nodev,noexec: the volume holds data only. Mode and ownership are set by the writer.
-    await run(
-      'mount',
-      [
-        '-t',
-        'tmpfs',
-        '-o',
-        `size=${this.#opts.size},mode=0750,nosuid,nodev,noexec`,
-        'tmpfs',
-        resolve(target),
-      ],
-      { timeout: this.#opts.commandTimeoutMs ?? 30_000 },
-    );
+    const base = `size=${this.#opts.size},mode=0700,nosuid,nodev,noexec`;
+    const mount = (opts: string) => this.#run('mount', ['-t', 'tmpfs', '-o', opts, 'tmpfs', staging]);
+    if (this.#noswap !== false) {
+      try {
+        await mount(`${base},noswap`);
+        this.#noswap = true;
+        return;
+      } catch (err) {
+        if (this.#noswap === true) throw err;
+        // Either noswap is unknown to this kernel or mounting fails altogether: the plain mount tells.
+        await mount(base);
+        this.#noswap = false;
+        this.#opts.onNoSwapUnsupported?.(err instanceof Error ? (err.message.split('\n')[0] ?? '') : '');
+        return;
+      }
+    }
+    await mount(base);
   }
 
-  async teardown(target: string): Promise<void> {
-    const abs = resolve(target);
-    // A target can carry stacked mounts after a crash between mount and bookkeeping: unmount all.
-    for (let i = 0; i < 8 && (await mountPoints()).has(abs); i++) {
-      await run('umount', [abs], { timeout: this.#opts.commandTimeoutMs ?? 30_000 });
+  async setup(staging: string, target: string): Promise<void> {
+    const s = resolve(staging);
+    const t = resolve(target);
+    if (!(await this.isStaged(s))) await ensureRealDir(s, 0o700);
+    if (!(await this.isStaged(s))) await this.#mountTmpfs(s);
+    if (await this.isSetUp(s, t)) return;
+    // Whatever the target shows (an older volume after a lost staging mount, a read-write view) goes.
+    await this.#unmountAll(t);
+    await mkdir(t, { recursive: true, mode: 0o750 });
+    await this.#run('mount', ['--bind', s, t]);
+    try {
+      await this.#run('mount', ['-o', 'remount,bind,ro,nosuid,nodev,noexec', t]);
+    } catch (err) {
+      await this.#unmountAll(t).catch(() => {});
+      throw err;
     }
-    if ((await mountPoints()).has(abs)) throw new Error(`${abs} is still mounted`);
-    await rm(abs, { recursive: true, force: true });
+  }
+
+  /** Unmounts every mount stacked at `path` (a crash between mount and bookkeeping can leave two). */
+  async #unmountAll(path: string): Promise<void> {
+    for (let i = 0; i < 8 && (await mountPoints()).has(path); i++) await this.#run('umount', [path]);
+    if ((await mountPoints()).has(path)) throw new Error(`${path} is still mounted`);
+  }
+
+  async teardown(staging: string, target: string): Promise<void> {
+    const t = resolve(target);
+    await this.#unmountAll(t);
+    // kubelet's directory: only ever the empty mount point, never its contents.
+    await rmdir(t).catch((err: unknown) => {
+      if (!isMissing(err)) throw err;
+    });
+    await this.removeStaging(staging);
+  }
+
+  async removeStaging(staging: string): Promise<void> {
+    const s = resolve(staging);
+    await this.#unmountAll(s);
+    // Unmounted, the directory is the driver's own and empty unless the node was tampered with.
+    await rm(s, { recursive: true, force: true });
   }
 }
 
-/** Whether this process may mount a tmpfs: tries once in a scratch directory. */
+/** Whether this process may mount a tmpfs and bind it: tries once in a scratch directory. */
 export async function canMountTmpfs(scratch: string): Promise<{ ok: boolean; reason?: string }> {
   const m = new TmpfsMounter({ size: '1m', commandTimeoutMs: 10_000 });
+  const staging = resolve(scratch, 'staging');
+  const target = resolve(scratch, 'target');
   try {
-    await m.setup(scratch);
-    const ok = await m.isSetUp(scratch);
-    await m.teardown(scratch);
-    return ok ? { ok } : { ok, reason: 'mount succeeded but no tmpfs appeared in mountinfo' };
+    await m.setup(staging, target);
+    const ok = await m.isSetUp(staging, target);
+    await m.teardown(staging, target);
+    await rm(scratch, { recursive: true, force: true });
+    return ok ? { ok } : { ok, reason: 'mount succeeded but no read-only bind appeared in mountinfo' };
   } catch (err) {
+    await m.teardown(staging, target).catch(() => {});
     await rm(scratch, { recursive: true, force: true }).catch(() => {});
     return {
       ok: false,
