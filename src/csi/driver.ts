@@ -205,6 +205,11 @@ export class CsiDriver {
     await this.#registration?.close();
     await this.#server.close();
     this.node.stop();
+    await this.node
+      .release()
+      .catch((err: unknown) =>
+        this.#cfg.logger.warn({ err: errorMessage(err) }, 'could not release the staging scratch'),
+      );
     this.#stop.abort();
     await this.#run.catch(() => {});
     await this.vaultClients.clear({ revoke: false });

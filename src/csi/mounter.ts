@@ -6,7 +6,7 @@
 // stand in. Both sit behind one interface.
 import { execFile } from 'node:child_process';
 import { lstat, mkdir, readFile, rm, rmdir, symlink, unlink } from 'node:fs/promises';
-import { dirname, resolve } from 'node:path';
+import { basename, dirname, join, resolve } from 'node:path';
 import { promisify } from 'node:util';
 
 const run = promisify(execFile);
@@ -25,7 +25,12 @@ export interface Mounter {
   teardown(staging: string, target: string): Promise<void>;
   /** Removes a staging volume whose target is unknown (a leftover after a crash). */
   removeStaging(staging: string): Promise<void>;
+  /** Undoes what setup prepared once per staging root (the driver stops). */
+  release(stagingRoot: string): Promise<void>;
 }
+
+/** The private scratch directory in a staging root (TmpfsMounter); never a volume. */
+export const SCRATCH = '.bind';
 
 const isMissing = (err: unknown): boolean => (err as NodeJS.ErrnoException).code === 'ENOENT';
 
@@ -69,6 +74,7 @@ export class DirMounter implements Mounter {
   async removeStaging(staging: string): Promise<void> {
     await rm(staging, { recursive: true, force: true });
   }
+  async release(): Promise<void> {}
 }
 
 /** One line of /proc/self/mountinfo: the mount at a path (the topmost when several are stacked). */
@@ -124,6 +130,7 @@ export class TmpfsMounter implements Mounter {
   readonly #opts: TmpfsOptions;
   /** Whether the kernel takes `noswap`; unknown until the first mount. */
   #noswap: boolean | undefined;
+  readonly #scratches = new Set<string>();
   constructor(opts: TmpfsOptions = { size: '8m' }) {
     tmpfsSizeBytes(opts.size);
     this.#opts = opts;
@@ -165,6 +172,30 @@ export class TmpfsMounter implements Mounter {
     await mount(base);
   }
 
+  /**
+   * A directory below the staging root whose mount is private to this process's namespace. A
+   * remount to read-only is not propagated (only mount and unmount events are), so a bind made at
+   * the target and then remounted would stay writable in kubelet's namespace. The read-only bind is
+   * therefore made here, where nothing propagates, and moved to the target: a move propagates as a
+   * copy with its flags, read-only everywhere.
+   */
+  async #scratch(stagingRoot: string): Promise<string> {
+    const p = join(stagingRoot, SCRATCH);
+    if (this.#scratches.has(p)) return p;
+    await ensureRealDir(p, 0o700);
+    if (!(await mountPoints()).has(p)) await this.#run('mount', ['--bind', p, p]);
+    await this.#run('mount', ['--make-private', p]);
+    this.#scratches.add(p);
+    return p;
+  }
+
+  async release(stagingRoot: string): Promise<void> {
+    const p = join(resolve(stagingRoot), SCRATCH);
+    this.#scratches.delete(p);
+    await this.#unmountAll(p);
+    await rm(p, { recursive: true, force: true });
+  }
+
   async setup(staging: string, target: string): Promise<void> {
     const s = resolve(staging);
     const t = resolve(target);
@@ -174,12 +205,16 @@ export class TmpfsMounter implements Mounter {
     // Whatever the target shows (an older volume after a lost staging mount, a read-write view) goes.
     await this.#unmountAll(t);
     await mkdir(t, { recursive: true, mode: 0o750 });
-    await this.#run('mount', ['--bind', s, t]);
+    const tmp = join(await this.#scratch(dirname(s)), basename(s));
+    await ensureRealDir(tmp, 0o700);
+    await this.#unmountAll(tmp);
+    await this.#run('mount', ['--bind', s, tmp]);
     try {
-      await this.#run('mount', ['-o', 'remount,bind,ro,nosuid,nodev,noexec', t]);
-    } catch (err) {
-      await this.#unmountAll(t).catch(() => {});
-      throw err;
+      await this.#run('mount', ['-o', 'remount,bind,ro,nosuid,nodev,noexec', tmp]);
+      await this.#run('mount', ['--move', tmp, t]);
+    } finally {
+      await this.#unmountAll(tmp).catch(() => {});
+      await rmdir(tmp).catch(() => {});
     }
   }
 
@@ -216,10 +251,12 @@ export async function canMountTmpfs(scratch: string): Promise<{ ok: boolean; rea
     await m.setup(staging, target);
     const ok = await m.isSetUp(staging, target);
     await m.teardown(staging, target);
+    await m.release(scratch);
     await rm(scratch, { recursive: true, force: true });
     return ok ? { ok } : { ok, reason: 'mount succeeded but no read-only bind appeared in mountinfo' };
   } catch (err) {
     await m.teardown(staging, target).catch(() => {});
+    await m.release(scratch).catch(() => {});
     await rm(scratch, { recursive: true, force: true }).catch(() => {});
     return {
       ok: false,

@@ -34,7 +34,7 @@ import type { TaskScheduler } from '../runtime/tasks.ts';
 import { type PodContainers, restartedMatching } from './access.ts';
 import { type OutputFile, readBack, writeAtomic } from './atomic-writer.ts';
 import { CsiError, toCsiError } from './errors.ts';
-import { ensureRealDir, type Mounter } from './mounter.ts';
+import { ensureRealDir, type Mounter, SCRATCH } from './mounter.ts';
 import { keptItems, planRepublish } from './plan.ts';
 import type { NodePublishVolumeRequest, NodeUnpublishVolumeRequest } from './proto.ts';
 import type { Grant, PublishInput } from './publisher.ts';
@@ -431,7 +431,7 @@ export class NodeService {
     const dir = this.#stagingDir;
     await ensureRealDir(dir, 0o700);
     for (const entry of await readdir(dir)) {
-      if (kept.has(entry)) continue;
+      if (kept.has(entry) || entry === SCRATCH) continue;
       try {
         await this.#o.mounter.removeStaging(join(dir, entry));
         this.#o.log.info({ entry }, 'leftover staging volume removed');
@@ -445,6 +445,11 @@ export class NodeService {
   stop(): void {
     this.#stopped = true;
     this.#revocations.stop();
+  }
+
+  /** After stop: releases what the mounter prepared for the staging directory (volumes stay). */
+  async release(): Promise<void> {
+    await this.#o.mounter.release(this.#stagingDir);
   }
 
   /** The files of a recorded volume, read back from its staging volume (never from the target,

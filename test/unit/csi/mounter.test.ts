@@ -2,7 +2,7 @@
 // elsewhere it is skipped with the reason `mount` gave.
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { lstat, mkdir, mkdtemp, readFile, rm, stat, symlink, writeFile } from 'node:fs/promises';
+import { lstat, mkdir, mkdtemp, readdir, readFile, rm, stat, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -12,6 +12,7 @@ import {
   DirMounter,
   ensureRealDir,
   mountPoints,
+  SCRATCH,
   TmpfsMounter,
   tmpfsSizeBytes,
 } from '../../../src/csi/mounter.ts';
@@ -90,6 +91,7 @@ describe('TmpfsMounter', { skip }, () => {
   });
   after(async () => {
     await m.teardown(s, t).catch(() => {});
+    await m.release(join(dir, 'state', 'volumes'));
     await rm(dir, { recursive: true, force: true });
   });
 
@@ -104,6 +106,12 @@ describe('TmpfsMounter', { skip }, () => {
     await m.setup(s, t); // idempotent: no stacked mount
     assert.equal((await lines(s)).length, 1);
     assert.equal((await lines(t)).length, 1);
+  });
+
+  it('the read-only bind is made in a private scratch mount and moved: nothing left there', async () => {
+    const scratch = join(dir, 'state', 'volumes', SCRATCH);
+    assert.ok((await mountPoints()).has(scratch));
+    assert.deepEqual(await readdir(scratch), []);
   });
 
   it('the target refuses writes even from root; the staging directory takes them', async () => {
