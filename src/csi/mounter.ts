@@ -211,7 +211,7 @@ export class TmpfsMounter implements Mounter {
     await this.#run('mount', ['--bind', s, tmp]);
     try {
       await this.#run('mount', ['-o', 'remount,bind,ro,nosuid,nodev,noexec', tmp]);
-      await this.#run('mount', ['--move', tmp, t]);
+      await this.#run('mount', ['--no-mtab', '--move', tmp, t]);
     } finally {
       await this.#unmountAll(tmp).catch(() => {});
       await rmdir(tmp).catch(() => {});

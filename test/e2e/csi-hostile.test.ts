@@ -185,6 +185,12 @@ describe('hostile pods and a tampered node against the CSI driver', { skip: noNo
 
   it('a tampered staging and state directory and a driver restart: the driver stays up and trusts none of it', async () => {
     const state = node.csiStateDir;
+    // A volume nobody tampers with: the restarted driver picks it up from its staging mount.
+    await apply(kube, pod('calm', attack));
+    await waitForOutput(node, ns, 'calm', 'app', 'the calm volume', (l) => l.endsWith(' end'));
+    const calm = await kube.get<Pod>(Pods, 'calm', ns);
+    const calmTarget = csiTargetPath(node, calm.metadata.uid ?? '', 'secrets');
+    const calmStaging = join(state, 'volumes', keyOf(calmTarget));
     const web = await kube.get<Pod>(Pods, 'web', ns);
     const target = csiTargetPath(node, web.metadata.uid ?? '', 'secrets');
     const staging = join(state, 'volumes', keyOf(target));
@@ -209,7 +215,7 @@ describe('hostile pods and a tampered node against the CSI driver', { skip: noNo
     symlinkSync(join(host, 'victim'), join(state, 'volumes', 'e'.repeat(32)));
     // 2. Records: a FIFO, an oversized one, one for a path outside kubelet's pods directory, one
     // whose name does not match its target, and orphans.json as a link to the host secret.
-    const rec = readdirSync(state).find((n) => /^volume-[0-9a-f]{32}\.json$/.test(n)) ?? '';
+    const rec = `volume-${keyOf(target)}.json`;
     const real = JSON.parse(readFileSync(join(state, rec), 'utf8')) as { targetPath: string };
     execFileSync('mkfifo', [join(state, `volume-${'a'.repeat(32)}.json`)]);
     writeFileSync(join(state, `volume-${'b'.repeat(32)}.json`), `"${'x'.repeat(2 * 1024 * 1024)}"`);
@@ -265,8 +271,13 @@ describe('hostile pods and a tampered node against the CSI driver', { skip: noNo
     assert.ok(!existsSync(leftover), 'the leftover staging volume removed');
     assert.ok(!existsSync(join(state, 'volumes', 'e'.repeat(32))), 'the planted link removed, not followed');
     assert.match(log, /unreadable or tampered CSI state record dropped/);
-    // The tampered live volume is not resumed: its files are not read back through the link.
+    // The tampered live volume is not resumed: its files are not read back through the link. The
+    // calm one is, from its staging mount, which outlived the driver's container.
     assert.match(log, /volume not as the driver left it/);
+    assert.match(log, /"volumes":1,"orphans":0,"msg":"resumed recorded volumes"/);
+    const mounts = await mountPoints();
+    assert.equal(mounts.get(calmStaging)?.fstype, 'tmpfs', 'the calm staging mount is still there');
+    assert.equal(mounts.get(calmTarget)?.dev, mounts.get(calmStaging)?.dev);
     process.stderr.write(`[csi-hostile] driver restart to Ready: ${restartMs} ms\n`);
   });
 });
