@@ -125,6 +125,13 @@ export function tmpfsSizeBytes(size: string): number {
   return Number(m[1]) * unit;
 }
 
+/** Whether `target` is a read-only view of the tmpfs at `staging`. */
+function showsStaging(mounts: Map<string, MountInfo>, staging: string, target: string): boolean {
+  const s = mounts.get(staging);
+  const t = mounts.get(target);
+  return s?.fstype === 'tmpfs' && t !== undefined && t.dev === s.dev && t.ro;
+}
+
 export class TmpfsMounter implements Mounter {
   readonly kind = 'tmpfs' as const;
   readonly #opts: TmpfsOptions;
@@ -145,10 +152,7 @@ export class TmpfsMounter implements Mounter {
   }
 
   async isSetUp(staging: string, target: string): Promise<boolean> {
-    const m = await mountPoints();
-    const s = m.get(resolve(staging));
-    const t = m.get(resolve(target));
-    return s?.fstype === 'tmpfs' && t !== undefined && t.dev === s.dev && t.ro;
+    return showsStaging(await mountPoints(), resolve(staging), resolve(target));
   }
 
   async #mountTmpfs(staging: string): Promise<void> {
@@ -199,21 +203,27 @@ export class TmpfsMounter implements Mounter {
   async setup(staging: string, target: string): Promise<void> {
     const s = resolve(staging);
     const t = resolve(target);
-    if (!(await this.isStaged(s))) await ensureRealDir(s, 0o700);
-    if (!(await this.isStaged(s))) await this.#mountTmpfs(s);
-    if (await this.isSetUp(s, t)) return;
+    let mounts = await mountPoints();
+    if (mounts.get(s)?.fstype !== 'tmpfs') {
+      await ensureRealDir(s, 0o700);
+      await this.#mountTmpfs(s);
+      mounts = await mountPoints();
+    }
+    if (showsStaging(mounts, s, t)) return;
     // Whatever the target shows (an older volume after a lost staging mount, a read-write view) goes.
-    await this.#unmountAll(t);
+    if (mounts.has(t)) await this.#unmountAll(t);
     await mkdir(t, { recursive: true, mode: 0o750 });
     const tmp = join(await this.#scratch(dirname(s)), basename(s));
     await ensureRealDir(tmp, 0o700);
-    await this.#unmountAll(tmp);
-    await this.#run('mount', ['--bind', s, tmp]);
+    if (mounts.has(tmp)) await this.#unmountAll(tmp);
+    // util-linux binds, then remounts read-only: in the private scratch, where the remount holds.
+    await this.#run('mount', ['--bind', '-o', 'ro,nosuid,nodev,noexec', s, tmp]);
     try {
-      await this.#run('mount', ['-o', 'remount,bind,ro,nosuid,nodev,noexec', tmp]);
       await this.#run('mount', ['--no-mtab', '--move', tmp, t]);
-    } finally {
+    } catch (err) {
       await this.#unmountAll(tmp).catch(() => {});
+      throw err;
+    } finally {
       await rmdir(tmp).catch(() => {});
     }
   }
