@@ -30,11 +30,13 @@ import {
   symlink,
 } from 'node:fs/promises';
 import { join } from 'node:path';
+import { errorMessage } from '../errors.ts';
 import { isPayloadName, isValidFileName, payloadName } from './names.ts';
+import { readRegularFile } from './safe-read.ts';
 
 export const DATA_DIR_LINK = '..data';
 const DATA_DIR_TMP_LINK = '..data_tmp';
-const { O_CREAT, O_DIRECTORY, O_EXCL, O_NOFOLLOW, O_NONBLOCK, O_RDONLY, O_WRONLY } = constants;
+const { O_CREAT, O_DIRECTORY, O_EXCL, O_NOFOLLOW, O_RDONLY, O_WRONLY } = constants;
 
 export interface OutputFile {
   /** A flat file name (names.ts isValidFileName). */
@@ -145,19 +147,11 @@ export async function readBack(dir: string, names: string[], maxBytes: number): 
   let left = maxBytes;
   for (const name of names) {
     if (!isValidFileName(name)) throw new Error(`invalid file name ${JSON.stringify(name)}`);
-    // O_NONBLOCK: opening a FIFO returns at once instead of waiting for a writer; fstat refuses it.
-    const fh = await open(join(dir, payload, name), O_RDONLY | O_NOFOLLOW | O_NONBLOCK);
-    try {
-      const st = await fh.stat();
-      if (!st.isFile()) throw new Error(`${name} is not a regular file`);
-      if (st.size > left) throw new Error(`${name} exceeds the volume size limit`);
-      const buf = Buffer.alloc(st.size);
-      const { bytesRead } = await fh.read(buf, 0, st.size, 0);
-      left -= bytesRead;
-      out.set(name, buf.subarray(0, bytesRead));
-    } finally {
-      await fh.close();
-    }
+    const data = await readRegularFile(join(dir, payload, name), left).catch((err: unknown) => {
+      throw new Error(`${name}: ${errorMessage(err)}`, { cause: err });
+    });
+    left -= data.length;
+    out.set(name, data);
   }
   return out;
 }

@@ -14,12 +14,12 @@
 // file name, file names the driver would write, an ownership that never lets the pod write. A
 // record that fails is dropped (and its file removed) with a log line; nothing here throws on input.
 import { createHash, randomBytes } from 'node:crypto';
-import { constants } from 'node:fs';
-import { mkdir, open, readdir, rename, rm, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, rename, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { errorMessage } from '../errors.ts';
 import { isValidFileName } from './names.ts';
 import type { Grant } from './publisher.ts';
+import { readRegularFile } from './safe-read.ts';
 import type { Held, ItemRef } from './secrets.ts';
 
 export interface VolumeRecord {
@@ -103,21 +103,6 @@ export const keyOf = (target: string): string =>
   createHash('sha256').update(target).digest('hex').slice(0, 32);
 const fileOf = (target: string): string => `volume-${keyOf(target)}.json`;
 
-/** Reads a file of at most `max` bytes: no link followed, no FIFO waited on, regular files only. */
-async function readCapped(path: string, max: number): Promise<string> {
-  const fh = await open(path, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
-  try {
-    const st = await fh.stat();
-    if (!st.isFile()) throw new Error('not a regular file');
-    if (st.size > max) throw new Error(`larger than ${max} bytes`);
-    const buf = Buffer.alloc(st.size);
-    const { bytesRead } = await fh.read(buf, 0, st.size, 0);
-    return buf.subarray(0, bytesRead).toString('utf8');
-  } finally {
-    await fh.close();
-  }
-}
-
 export class StateStore {
   readonly #dir: string | undefined;
   constructor(dir: string | undefined) {
@@ -166,9 +151,8 @@ export class StateStore {
       if (!isOrphans && !/^volume-[0-9a-f]{32}\.json$/.test(name)) continue;
       const path = join(dir, name);
       try {
-        const value: unknown = JSON.parse(
-          await readCapped(path, isOrphans ? MAX_ORPHANS_BYTES : MAX_VOLUME_RECORD_BYTES),
-        );
+        const text = await readRegularFile(path, isOrphans ? MAX_ORPHANS_BYTES : MAX_VOLUME_RECORD_BYTES);
+        const value: unknown = JSON.parse(text.toString('utf8'));
         if (isOrphans) {
           if (!Array.isArray(value) || !value.every(isOrphanRecord)) throw new Error('not a list of orphans');
           out.orphans = value;

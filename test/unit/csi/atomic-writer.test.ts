@@ -217,13 +217,13 @@ describe('a tampered volume', () => {
     // A link in the payload to a file outside.
     await rm(join(d, payload, 'a'));
     await symlink(join(parent, 'keep'), join(d, payload, 'a'));
-    await assert.rejects(readBack(d, ['a'], 1024), { code: 'ELOOP' });
+    await assert.rejects(readBack(d, ['a'], 1024), /ELOOP/);
     // A FIFO: refused at once, not waited on.
     await rm(join(d, payload, 'a'));
     execFileSync('mkfifo', [join(d, payload, 'a')]);
     await assert.rejects(readBack(d, ['a'], 1024), /not a regular file/);
     // Too large for the cap.
-    await assert.rejects(readBack(d, ['b'], 2), /size limit/);
+    await assert.rejects(readBack(d, ['b'], 2), /larger than 2 bytes/);
     // A name the driver would not write.
     await assert.rejects(readBack(d, ['../keep'], 1024), /invalid file name/);
     // ..data pointing elsewhere, or the payload swapped for a link.
