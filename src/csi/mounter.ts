@@ -1,7 +1,7 @@
 // Where a volume's files live. The driver writes only into a private staging directory under its
 // state directory, which no pod can reach; the pod sees the volume through a read-only view at
 // kubelet's target path. On a node the staging directory is an in-memory filesystem (tmpfs, so
-// secrets never touch the node's disk) and the target a bind mount of it remounted read-only;
+// secrets never touch the node's disk) and the target a read-only bind mount of it;
 // where mounting is not permitted (an unprivileged test harness) a plain directory and a symlink
 // stand in. Both sit behind one interface.
 import { execFile } from 'node:child_process';
@@ -16,8 +16,6 @@ export interface Mounter {
   /** Makes `staging` a volume root (the driver writes there) and `target` a read-only view of it;
    * an existing target that shows anything else is replaced (idempotent). */
   setup(staging: string, target: string): Promise<void>;
-  /** Whether `staging` is a volume root this mounter set up (survives a driver restart). */
-  isStaged(staging: string): Promise<boolean>;
   /** Whether `staging` is set up and `target` shows it read-only. */
   isSetUp(staging: string, target: string): Promise<boolean>;
   /** Removes the view at `target`, then the staging volume and its directory (idempotent). Removes
@@ -56,14 +54,9 @@ export class DirMounter implements Mounter {
     await mkdir(resolve(target, '..'), { recursive: true });
     await symlink(resolve(staging), target);
   }
-  async isStaged(staging: string): Promise<boolean> {
-    return (await lstat(staging).catch(() => undefined))?.isDirectory() ?? false;
-  }
   async isSetUp(staging: string, target: string): Promise<boolean> {
-    return (
-      (await this.isStaged(staging)) &&
-      ((await lstat(target).catch(() => undefined))?.isSymbolicLink() ?? false)
-    );
+    const [s, t] = await Promise.all([lstat(staging), lstat(target)].map((p) => p.catch(() => undefined)));
+    return (s?.isDirectory() ?? false) && (t?.isSymbolicLink() ?? false);
   }
   async teardown(staging: string, target: string): Promise<void> {
     const st = await lstat(target).catch(() => undefined);
@@ -145,10 +138,6 @@ export class TmpfsMounter implements Mounter {
 
   async #run(cmd: string, args: string[]): Promise<void> {
     await run(cmd, args, { timeout: this.#opts.commandTimeoutMs ?? 30_000 });
-  }
-
-  async isStaged(staging: string): Promise<boolean> {
-    return (await mountPoints()).get(resolve(staging))?.fstype === 'tmpfs';
   }
 
   async isSetUp(staging: string, target: string): Promise<boolean> {

@@ -89,6 +89,7 @@ describe('CSI node service over gRPC', () => {
       mounter: new DirMounter(),
       publisher: source,
       targetRoot: root,
+      stagingDir: join(dir, 'staging'),
       refreshIntervalMs: 60_000,
       log,
       clock: { now: () => now, setTimeout: () => ({ cancel() {} }) },
