@@ -3,7 +3,8 @@
 // publish is refused, then — as root on the host, which this test is — links, FIFOs, a `..data`
 // pointing at `..`, oversized and forged records are planted in the driver's staging and state
 // directories and the driver is restarted (its DaemonSet pod deleted). The driver must stay up,
-// serve a new mount, write nothing outside its volumes and read nothing through a link.
+// serve a new mount, write nothing outside its volumes and read nothing through a link. Serial
+// (scripts/test.ts): the restart would disturb other files' pods on the node.
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
@@ -22,11 +23,11 @@ import {
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { mountPoints } from '../../src/csi/mounter.ts';
-import type { KubeClient } from '../../src/k8s/client.ts';
-import { Namespaces, Pods } from '../../src/k8s/resources.ts';
-import type { CoreEvent, KubeObject } from '../../src/k8s/types.ts';
-import { CSI_AUDIENCE, csiSecretsManifest } from '../../stack/lib/csi.ts';
+import { mountPoints } from '../../../src/csi/mounter.ts';
+import type { KubeClient } from '../../../src/k8s/client.ts';
+import { Namespaces, Pods } from '../../../src/k8s/resources.ts';
+import type { CoreEvent, KubeObject } from '../../../src/k8s/types.ts';
+import { CSI_AUDIENCE, csiSecretsManifest } from '../../../stack/lib/csi.ts';
 import {
   adminClient,
   apply,
@@ -37,9 +38,9 @@ import {
   type Manifest,
   tenant,
   VaultAdmin,
-} from '../../stack/lib/fixtures.ts';
-import { csiTargetPath, type NodeEnv, podLogs, waitForOutput } from '../../stack/lib/node.ts';
-import { type StackEnv, uniqueName, useStack } from './harness.ts';
+} from '../../../stack/lib/fixtures.ts';
+import { csiTargetPath, type NodeEnv, podLogs, waitForOutput } from '../../../stack/lib/node.ts';
+import { type StackEnv, uniqueName, useStack } from '../harness.ts';
 
 type Pod = KubeObject & {
   status?: {
