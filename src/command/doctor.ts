@@ -21,6 +21,7 @@ import { CONDITION_TYPES } from '../consts/conditions.ts';
 import { LEADER_ELECTION_ID } from '../consts/labels.ts';
 import { REASONS } from '../consts/reasons.ts';
 import type { KubeClient } from '../k8s/client.ts';
+import { eventTime } from '../k8s/events.ts';
 import {
   CSIDrivers,
   CSINodes,
@@ -28,6 +29,7 @@ import {
   Deployments,
   Events,
   type ResourceType,
+  rolloutResource,
   Secrets,
   SubjectAccessReviews,
 } from '../k8s/resources.ts';
@@ -39,7 +41,6 @@ import {
   expectedSecret,
   type FerryObject,
   REFERENCE_RESOURCES,
-  ROLLOUT_RESOURCES,
   references,
   rolloutTargets,
 } from './lint-rules.ts';
@@ -244,9 +245,6 @@ async function latestWarning(
   return events.items.sort((a, b) => eventTime(b) - eventTime(a))[0];
 }
 
-const eventTime = (e: CoreEvent): number =>
-  Date.parse(e.lastTimestamp ?? e.metadata.creationTimestamp ?? '') || 0;
-
 /**
  * One resource and what it depends on, as the operator would walk it: its own readiness (with the
  * latest Warning), each object it refers to (VaultAuth → VaultConnection, transformations, the CA
@@ -333,7 +331,7 @@ async function checkResource(
     });
   }
   for (const t of rolloutTargets(asFerry)) {
-    const wrt = ROLLOUT_RESOURCES[t.kind];
+    const wrt = rolloutResource(t.kind);
     if (wrt && !(await kube.getIfExists(wrt, t.name, namespace))) {
       checks.push({
         check: 'reference',
