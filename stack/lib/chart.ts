@@ -103,7 +103,7 @@ export async function installChart(o: ChartInstall, extraArgs: string[] = []): P
       driver: {
         image: { pullPolicy: 'Never' },
         healthProbePort: csiHealth,
-        stateDir: join(o.node.dir, 'csi-state'),
+        stateDir: o.node.csiStateDir,
         logging: { level: 'debug' },
         extraEnv: apiEnv,
         // kubelet republishes every pod sync (10 s on the stack's node); re-read at most this often.
