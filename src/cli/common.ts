@@ -6,6 +6,7 @@ import pino, { type Logger } from 'pino';
 import pkg from '../../package.json' with { type: 'json' };
 import { KubeClient } from '../k8s/client.ts';
 import { loadKubeConnection } from '../k8s/config.ts';
+import type { RateLimit } from '../k8s/ratelimit.ts';
 import { type MetricsRegistry, registerBuildInfo } from '../metrics/registry.ts';
 import {
   DEFAULT_CA_CERT_DIR,
@@ -77,8 +78,16 @@ export function configureFileDirs(
   setSecretIdDir(values['approle-secret-id-dir'] ?? env.FERRY_APPROLE_SECRET_ID_DIR ?? DEFAULT_SECRET_ID_DIR);
 }
 
-export function kubeClient(kubeconfig: string | undefined, env: Env, userAgent: string): KubeClient {
-  return new KubeClient(loadKubeConnection({ ...(kubeconfig ? { kubeconfig } : {}), env }), { userAgent });
+export function kubeClient(
+  kubeconfig: string | undefined,
+  env: Env,
+  userAgent: string,
+  rateLimit?: RateLimit,
+): KubeClient {
+  return new KubeClient(loadKubeConnection({ ...(kubeconfig ? { kubeconfig } : {}), env }), {
+    userAgent,
+    ...(rateLimit ? { rateLimit } : {}),
+  });
 }
 
 export function buildInfo(registry: MetricsRegistry, env: Env): void {

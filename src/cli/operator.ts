@@ -3,6 +3,7 @@
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { errorMessage } from '../errors.ts';
+import { parseRateLimit } from '../k8s/ratelimit.ts';
 import { buildOperator } from '../operator.ts';
 import { parsePersistenceModel } from '../vault/persistence.ts';
 import {
@@ -32,6 +33,8 @@ const { values } = parseArgs({
     'client-cache-persistence-model': { type: 'string' },
     'ca-cert-dir': { type: 'string' },
     'approle-secret-id-dir': { type: 'string' },
+    'kube-client-qps': { type: 'string' },
+    'kube-client-burst': { type: 'string' },
   },
 });
 const env = process.env;
@@ -54,7 +57,11 @@ const logger = secretSafeLogger(values['log-level']);
 
 try {
   configureFileDirs(values, env);
-  const client = kubeClient(values.kubeconfig, env, 'ferry');
+  const rateLimit = parseRateLimit(
+    values['kube-client-qps'] ?? env.VSO_KUBE_CLIENT_QPS,
+    values['kube-client-burst'] ?? env.VSO_KUBE_CLIENT_BURST,
+  );
+  const client = kubeClient(values.kubeconfig, env, 'ferry', rateLimit);
   const opNamespace = operatorNamespace(values['operator-namespace'], env);
   const persistenceModel = parsePersistenceModel(
     values['client-cache-persistence-model'] ?? env.VSO_CLIENT_CACHE_PERSISTENCE_MODEL,
@@ -81,7 +88,11 @@ try {
   buildInfo(manager.metrics, env);
   const stop = stopSignal(logger);
   logger.info(
-    { operatorNamespace: opNamespace, clientCachePersistenceModel: persistenceModel },
+    {
+      operatorNamespace: opNamespace,
+      clientCachePersistenceModel: persistenceModel,
+      kubeClientRateLimit: rateLimit,
+    },
     'starting ferry operator',
   );
   await manager.start(stop);
