@@ -9,6 +9,7 @@ import type { Clock, Random } from '../clock.ts';
 import type { VaultAccessResolver } from '../delivery/vault-access.ts';
 import type { KubeClient } from '../k8s/client.ts';
 import type { EventRecorder } from '../k8s/events.ts';
+import type { BackoffPolicy } from '../runtime/backoff.ts';
 import type { Informer } from '../runtime/informer.ts';
 import type { TaskScheduler } from '../runtime/tasks.ts';
 import type { VaultClientCache } from '../vault/cache.ts';
@@ -28,6 +29,8 @@ export interface OperatorOptions {
   clientCachePersistenceModel?: PersistenceModel;
   /** This pod's UID (env OPERATOR_POD_UID or /var/run/podinfo/uid), for status.lastRuntimePodUID. */
   operatorPodUID?: string;
+  /** Retry backoff of the secret kinds after a Vault error (VSO's --backoff-*); VSO's defaults if unset. */
+  sourceBackoff?: BackoffPolicy;
 }
 
 export interface ControllerContext {

@@ -5,6 +5,7 @@ import { X509Certificate } from 'node:crypto';
 import { Agent, type Dispatcher, interceptors } from 'undici';
 import pkg from '../../package.json' with { type: 'json' };
 import { CODES, FerryError } from '../errors.ts';
+import type { VaultRequestObserver } from '../metrics/vault.ts';
 import { VaultError, vaultErrorFromBody, vaultTransportError } from './errors.ts';
 
 export interface VaultClientOptions {
@@ -25,6 +26,8 @@ export interface VaultClientOptions {
   namespace?: string;
   userAgent?: string;
   retry?: RetryPolicy;
+  /** Told of every finished request (metrics); shared by the clients derived from this one. */
+  onRequest?: VaultRequestObserver;
 }
 
 /** Retries apply to GET only (reads and LIST, which is sent as GET ?list=true): writes are not
@@ -129,6 +132,7 @@ interface Transport {
   headers: Record<string, string>;
   timeoutMs: number;
   maxResponseBytes: number;
+  onRequest: VaultRequestObserver | undefined;
 }
 
 export class VaultClient implements VaultApi {
@@ -236,7 +240,29 @@ export class VaultClient implements VaultApi {
     body: Record<string, unknown> | undefined,
     opts: RequestOptions | undefined,
   ): Promise<{ status: number; body: Record<string, unknown> | undefined }> {
+    const observe = this.#transport.onRequest;
+    if (observe === undefined) return this.#exchange(method, normalizePath(path), body, opts);
+    const start = performance.now();
     const cleanPath = normalizePath(path);
+    let status: number | undefined;
+    try {
+      const res = await this.#exchange(method, cleanPath, body, opts);
+      status = res.status;
+      return res;
+    } catch (err) {
+      if (err instanceof VaultError && err.status !== undefined) status = err.status;
+      throw err;
+    } finally {
+      observe({ method, path: cleanPath, status, seconds: (performance.now() - start) / 1000 });
+    }
+  }
+
+  async #exchange(
+    method: VaultMethod,
+    cleanPath: string,
+    body: Record<string, unknown> | undefined,
+    opts: RequestOptions | undefined,
+  ): Promise<{ status: number; body: Record<string, unknown> | undefined }> {
     const headers: Record<string, string> = { ...this.#transport.headers };
     if (opts?.headers) {
       for (const [k, v] of Object.entries(opts.headers)) {
@@ -391,6 +417,7 @@ function createTransport(opts: VaultClientOptions): Transport {
     headers,
     timeoutMs,
     maxResponseBytes,
+    onRequest: opts.onRequest,
   };
 }
 

@@ -118,6 +118,11 @@ describe("VSO's values on Ferry's chart", { skip }, () => {
         'client-cache-persistence-model': 'direct-encrypted',
         'kube-client-qps': '40.5',
         'kube-client-burst': '80',
+        'backoff-initial-interval': '10s',
+        'backoff-max-interval': '120s',
+        'backoff-max-elapsed-time': '0s',
+        'backoff-multiplier': '2.00',
+        'backoff-randomization-factor': '0.25',
         kubeconfig: '/etc/kube/config',
       });
       const known = cliFlags('operator.ts');
@@ -226,14 +231,14 @@ describe("VSO's values on Ferry's chart", { skip }, () => {
       );
     });
 
-    it('accepted-and-ignored keys change nothing: one metrics port, no proxy sidecar, no backoff or lock flags', () => {
+    it('accepted-and-ignored keys change nothing: one metrics port, no proxy sidecar, no lock or log-format flags', () => {
       const svc = one(objs, 'Service') as Obj & { spec: { ports: { name: string; port: number }[] } };
       assert.deepEqual(
         svc.spec.ports.map((p) => [p.name, p.port]),
         [['metrics', 8080]],
       );
       assert.equal(pod?.containers.length, 1);
-      assert.ok(!c?.args.some((a) => /backoff|num-locks|zap|time-encoding/.test(a)));
+      assert.ok(!c?.args.some((a) => /num-locks|zap|time-encoding|stacktrace/.test(a)));
       assert.ok(!objs.some((o) => o.kind === 'ConfigMap' || o.kind === 'Pod'));
       // The rest of VSO's values still take effect.
       assert.ok(objs.some((o) => o.kind === 'ServiceMonitor'));
