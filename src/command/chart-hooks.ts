@@ -29,14 +29,16 @@ export async function upgradeCrds(kube: KubeClient): Promise<string[]> {
   return names;
 }
 
-/** Removes Ferry's finalizers from every custom resource of every namespace; returns how many
- * objects were changed. A kind whose CRD is absent is skipped; an object deleted meanwhile too. */
-export async function removeFinalizers(kube: KubeClient): Promise<number> {
+/** Removes Ferry's finalizers from every custom resource (of every namespace, or of `namespace`);
+ * returns how many objects were changed. A kind whose CRD is absent is skipped; an object deleted
+ * meanwhile too. */
+export async function removeFinalizers(kube: KubeClient, namespace?: string): Promise<number> {
   let changed = 0;
   for (const def of ALL_KINDS) {
     let items: KubeObject[];
     try {
-      items = (await kube.list<KubeObject>(def.resource, { metadataOnly: true })).items;
+      const opts = { metadataOnly: true, ...(namespace ? { namespace } : {}) };
+      items = (await kube.list<KubeObject>(def.resource, opts)).items;
     } catch (err) {
       if (isK8sApiError(err) && err.isNotFound()) continue;
       throw err;
