@@ -205,6 +205,8 @@ describe("VSO's values on Ferry's chart", { skip }, () => {
         '--log-level=debug',
       ]);
       assert.equal(pdcc.spec.template.spec.serviceAccountName, 'ferry-operator');
+      // The operator's environment (here a proxy), so the hook reaches the API server as it does.
+      assert.deepEqual(pc.env, [{ name: 'HTTPS_PROXY', value: 'http://proxy.example:3128' }]);
       assert.deepEqual(pc.resources, {
         limits: { cpu: '200m', memory: '96Mi' },
         requests: { cpu: '20m', memory: '48Mi' },
