@@ -446,10 +446,31 @@ function normalizePath(path: string): string {
     .join('/');
 }
 
+// Vault's Go client decodes numbers as json.Number, so VSO keeps a number's text: `8080.0` stays
+// `8080.0` and integers beyond 2^53 stay exact. JSON.parse gives doubles; where the double does not
+// print back as the source text, the text is kept here, by the object (or array) holding it and
+// the key (or index), for the delivery code to use in templates and Secret data.
+const numberSources = new WeakMap<object, Map<string, string>>();
+
+function keepNumberSource(this: unknown, key: string, value: unknown, ctx?: { source?: string }): unknown {
+  if (typeof value === 'number' && ctx?.source !== undefined && ctx.source !== String(value)) {
+    const holder = this as object;
+    const m = numberSources.get(holder) ?? new Map<string, string>();
+    numberSources.set(holder, m);
+    m.set(key, ctx.source);
+  }
+  return value;
+}
+
+/** The JSON text of `holder[key]` as Vault sent it, when the number it parsed to prints otherwise. */
+export function numberSource(holder: object, key: string): string | undefined {
+  return numberSources.get(holder)?.get(key);
+}
+
 function parseJsonObject(text: string): Record<string, unknown> | undefined {
   if (text.trim() === '') return undefined;
   try {
-    const v: unknown = JSON.parse(text);
+    const v: unknown = JSON.parse(text, keepNumberSource as (k: string, v: unknown) => unknown);
     return typeof v === 'object' && v !== null && !Array.isArray(v)
       ? (v as Record<string, unknown>)
       : undefined;
