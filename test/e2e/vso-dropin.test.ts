@@ -15,10 +15,14 @@ import {
   adminClient,
   apply,
   condition,
+  decodeData,
   ensureNamespace,
   eventsOf,
   eventually,
   type Manifest,
+  tenant,
+  VaultAdmin,
+  vss,
 } from '../../stack/lib/fixtures.ts';
 import { type StackEnv, uniqueName, useStack } from './harness.ts';
 
@@ -54,9 +58,40 @@ describe('VSO drop-in on the real API server', () => {
     kube = adminClient(env);
     ns = uniqueName('dropin');
     await ensureNamespace(kube, ns);
+    await tenant(env, kube, new VaultAdmin(env), ns);
   });
   after(async () => {
     await kube.close();
+  });
+
+  it('numbers keep the text Vault stores (8080.0, beyond 2^53) in Secret values, _raw and templates', async () => {
+    const vault = new VaultAdmin(env);
+    // JSON.rawJSON: the request carries the number text as written, which Vault keeps (json.Number).
+    const raw = (JSON as unknown as { rawJSON(t: string): unknown }).rawJSON;
+    await vault.kvPut('kvv2', `${ns}/nums`, { port: raw('8080.0'), big: raw('9007199254740993') });
+    await apply(
+      kube,
+      vss(ns, 'nums', {
+        mount: 'kvv2',
+        type: 'kv-v2',
+        path: `${ns}/nums`,
+        destination: {
+          name: 'nums',
+          create: true,
+          transformation: { templates: { t: { text: '{{ .Secrets.port }}/{{ .Secrets.big }}' } } },
+        },
+      }),
+    );
+    const data = await eventually('nums synced', async () => {
+      const d = decodeData(
+        (await kube.getIfExists<KubeObject & { data?: Record<string, string> }>(Secrets, 'nums', ns))?.data,
+      );
+      return d.t ? d : undefined;
+    });
+    assert.equal(data.t, '8080.0/9007199254740993');
+    assert.equal(data.port, '8080.0');
+    assert.equal(data.big, '9007199254740993');
+    assert.match(data._raw ?? '', /"data":\{"big":9007199254740993,"port":8080\.0\}/);
   });
 
   it('HCPAuth and HCPVaultSecretsApp: Ready=False, reason KindNotSupported, and a Warning Event', async () => {
