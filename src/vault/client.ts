@@ -467,10 +467,17 @@ export function numberSource(holder: object, key: string): string | undefined {
   return numberSources.get(holder)?.get(key);
 }
 
+// A value that starts like a number that may not print back as written: a fraction or exponent, 16+
+// digits, or -0. Bodies without one (most, e.g. a LIST of keys) skip the reviver, which costs
+// several times the parse itself. A match inside a string only means the slower path.
+const LOSSY_NUMBER_HINT = /[:,[]\s*(?:-?\d+[.eE]|-?\d{16}|-0(?![.\d]))/;
+
 function parseJsonObject(text: string): Record<string, unknown> | undefined {
   if (text.trim() === '') return undefined;
   try {
-    const v: unknown = JSON.parse(text, keepNumberSource as (k: string, v: unknown) => unknown);
+    const v: unknown = LOSSY_NUMBER_HINT.test(text)
+      ? JSON.parse(text, keepNumberSource as (k: string, v: unknown) => unknown)
+      : JSON.parse(text);
     return typeof v === 'object' && v !== null && !Array.isArray(v)
       ? (v as Record<string, unknown>)
       : undefined;
