@@ -9,6 +9,7 @@ import { LEADER_ELECTION_ID } from './consts/labels.ts';
 import type { ControllerContext, OperatorOptions } from './controllers/context.ts';
 import { setupCSISecrets } from './controllers/csisecrets/setup.ts';
 import { setupHCP } from './controllers/hcp/setup.ts';
+import { setupResourceStatus } from './controllers/resource-status.ts';
 import { setupSecretTransformation } from './controllers/secrettransformation/setup.ts';
 import type { KindSetup, SetupEnv } from './controllers/setup.ts';
 import { hmacKeyProvider } from './controllers/shared/hmac-key.ts';
@@ -53,6 +54,8 @@ const KINDS: readonly KindSetup[] = [
   setupSecretTransformation,
   setupCSISecrets,
   setupHCP,
+  // Last: it reads the informers the kinds above created.
+  setupResourceStatus,
 ];
 
 export function buildOperator(cfg: OperatorConfig): Manager {

@@ -17,6 +17,8 @@ export interface Gauge<L extends string> {
   set(labels: Labels<L>, value: number): void;
   inc(labels: Labels<L>, value?: number): void;
   dec(labels: Labels<L>, value?: number): void;
+  /** Drops every series (a collect hook that rebuilds them all starts here). */
+  reset(): void;
   /** Runs `fn` right before every scrape (for values that are computed, not event-driven). Returns an
    * unsubscribe function. */
   onCollect(fn: () => void): () => void;
@@ -77,6 +79,7 @@ export class MetricsRegistry {
       set: (labels, value) => g.set(labels, value),
       inc: (labels, value = 1) => g.inc(labels, value),
       dec: (labels, value = 1) => g.dec(labels, value),
+      reset: () => g.reset(),
       onCollect(fn) {
         hooks.add(fn);
         return () => hooks.delete(fn);

@@ -176,6 +176,15 @@ describe('operator observability', () => {
     assert.match(body, /^vso_client_factory_requests_total\{operation="get"\} [1-9]/m);
     assert.match(body, /^vso_client_cache_size 10000$/m);
     assert.match(body, /^vso_runtime_config\{[^}]*backoffInitialInterval="5s"[^}]*\} 1$/m);
+    // VSO's per-object validity, for the tenant's VaultAuth "auth".
+    assert.equal(type('controller_resource_status'), 'gauge');
+    assert.match(
+      body,
+      new RegExp(
+        `^controller_resource_status\\{controller="vaultauth",name="auth",namespace="${ns}"\\} 1$`,
+        'm',
+      ),
+    );
   });
 
   /** Fails if any of `canaries` appears in metrics, an Event in the namespace, the status of any Ferry
