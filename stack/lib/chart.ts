@@ -171,7 +171,9 @@ export async function installReplicaRelease(
 }
 
 export function uninstallRelease(c: ChartEnv, release: string): void {
-  helm(c, ['uninstall', release, '--wait', '--timeout=2m']);
+  // Without the pre-delete hook: a replica release shares the cluster with the operator under test,
+  // whose objects must keep their finalizers.
+  helm(c, ['uninstall', release, '--wait', '--timeout=2m', '--no-hooks']);
 }
 
 /** `helm upgrade` with other operator arguments; the Deployment replaces its pod. */

@@ -390,7 +390,7 @@ describe('helm chart', { skip }, () => {
     assert.match(renderFails({ defaultVaultConnection: { enabled: true } }), /address is required/);
     assert.match(
       renderFails({ defaultAuthMethod: { enabled: true, method: 'ldap' } }),
-      /defaultAuthMethod\.method/,
+      /defaultAuthMethod\/method/,
     );
   });
 
