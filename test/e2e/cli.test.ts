@@ -1,6 +1,8 @@
 // The `ferry` command against the real stack, run as users run it (node src/cli/ferry.ts, the
 // image's entry): status reads status and Events only (a canary proves no value is printed), status
-// --watch re-renders on change and ends cleanly on SIGINT, lint --cluster finds what is missing.
+// --watch re-renders on change and ends cleanly on SIGINT, lint --cluster finds what is missing,
+// doctor finds a broken connection and a role Vault refuses (by the consumers' Events and its own
+// login). audit.test.ts has `ferry audit`.
 import assert from 'node:assert/strict';
 import { type ChildProcess, execFile, spawn } from 'node:child_process';
 import { mkdtempSync, writeFileSync } from 'node:fs';
@@ -246,6 +248,15 @@ describe('ferry command', () => {
     const by = (object: string) => checks.find((c) => c.object === object);
     assert.match(by(`${ns}/nowhere`)?.fix ?? '', /VaultConnection address/);
     assert.match(by(`${ns}/no-role`)?.fix ?? '', /the Vault role does not exist/);
+    // doctor's own login through each VaultAuth, as the operator makes it.
+    const login = (object: string) => checks.find((c) => c.check === 'login' && c.object === object);
+    assert.equal(login(`${ns}/no-role`)?.ok, false);
+    assert.match(login(`${ns}/no-role`)?.fix ?? '', /the Vault role does not exist/);
+    assert.match(login(`${ns}/auth`)?.message ?? '', new RegExp(`logged in to Vault: policies .*t-${ns}`));
+    const noLogin = JSON.parse(
+      (await ferry('doctor', '-n', ns, '-o', 'json', '--no-login')).stdout,
+    ) as Check[];
+    assert.ok(!noLogin.some((c) => c.check === 'login'), '--no-login skips the logins');
     assert.ok(checks.find((c) => c.check === 'crds')?.ok);
     assert.ok(checks.find((c) => c.check === 'rbac')?.ok, 'the operator has the permissions it needs');
     assert.ok(
