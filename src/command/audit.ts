@@ -124,6 +124,7 @@ async function discover(
         .then((r) => (Array.isArray(r?.data?.keys) ? (r.data.keys as unknown[]).map(String) : []))
         .catch(() => []);
       for (const k of keys) {
+        if (listed.length >= LIMITS.candidates) return { kv, other, listed };
         const key = `${folder}${k}`;
         listed.push(...kvPaths(m, key));
         if (k.endsWith('/') && depth + 1 < LIMITS.depth) queue.push({ folder: key, depth: depth + 1 });
@@ -265,15 +266,18 @@ export async function runAudit(
       unit.policies = await policies(api, opts.signal);
       const found = await discover(api, opts.signal);
       unit.mounts = [...found.kv.map((m) => m.mount), ...found.other].sort();
-      const candidates = new Set<string>([
-        ...usedBy.keys(),
-        ...(uses.get(ns) ?? []).map((u) => u.path),
-        ...folderProbes(found.kv, words),
-        ...found.listed,
-        ...found.other.map((m) => `${m}/`),
-      ]);
+      // Most telling first, should the bound cut the list: its own paths, its policies' rules, the
+      // folder probes, then what others use and what listing found.
+      const candidates = new Set<string>((uses.get(ns) ?? []).map((u) => u.path));
       for (const p of unit.policies)
         for (const r of p.rules ?? []) for (const path of policyProbes(r.path, words)) candidates.add(path);
+      for (const path of [
+        ...found.other.map((m) => `${m}/`),
+        ...folderProbes(found.kv, words),
+        ...usedBy.keys(),
+        ...found.listed,
+      ])
+        candidates.add(path);
       const caps = await capabilities(api, [...candidates].slice(0, LIMITS.candidates), opts.signal);
       const subject: AuditSubject = { namespace: ns, environment, uses: uses.get(ns) ?? [] };
       unit.paths = judgePaths(subject, caps, world);
