@@ -39,7 +39,7 @@ import {
 } from './audit-rules.ts';
 import { operatorLease } from './cluster.ts';
 import type { Command, CommandContext } from './context.ts';
-import { adviceFor } from './doctor.ts';
+import { adviceFor, loginAdvice } from './doctor.ts';
 import { oneLine, type Paint, serialize, table } from './output.ts';
 import { VaultLogins } from './vault-login.ts';
 
@@ -90,7 +90,7 @@ function consumerOf(kind: string, o: Resource): Consumer {
   };
 }
 
-const errorData = (v: unknown): Record<string, unknown> => (isRecord(v) ? v : {});
+const record = (v: unknown): Record<string, unknown> => (isRecord(v) ? v : {});
 
 /** What the token may see and list: its KV mounts (with every folder and key LIST shows) and the
  * other secrets engines. Forbidden listings are skipped: they are the expected answer. */
@@ -99,16 +99,16 @@ async function discover(
   signal: AbortSignal,
 ): Promise<{ kv: KvMount[]; other: string[]; listed: string[] }> {
   const res = await api.read('sys/internal/ui/mounts', { signal }).catch(() => undefined);
-  const secret = errorData(res?.data?.secret);
+  const secret = record(res?.data?.secret);
   const kv: KvMount[] = [];
   const other: string[] = [];
   for (const [path, m] of Object.entries(secret)) {
-    const info = errorData(m);
+    const info = record(m);
     const mount = path.replace(/\/+$/, '');
     const type = String(info.type ?? '');
     if (SYSTEM_MOUNTS.has(type)) continue;
     if (type === 'kv' || type === 'generic') {
-      kv.push({ mount, version: String(errorData(info.options).version ?? '1') === '2' ? 2 : 1 });
+      kv.push({ mount, version: String(record(info.options).version ?? '1') === '2' ? 2 : 1 });
     } else other.push(mount);
   }
   const listed: string[] = [];
@@ -167,7 +167,7 @@ async function capabilities(
   for (let i = 0; i < paths.length; i += LIMITS.batch) {
     const batch = paths.slice(i, i + LIMITS.batch);
     const res = await api.write('sys/capabilities-self', { paths: batch }, { signal });
-    const data = errorData(res?.data);
+    const data = record(res?.data);
     for (const p of batch) {
       const caps = data[p] ?? (batch.length === 1 ? data.capabilities : undefined);
       out.set(p, Array.isArray(caps) ? caps.map(String) : []);
@@ -259,7 +259,7 @@ export async function runAudit(
     } catch (err) {
       unit.login = 'failed';
       unit.error = oneLine(errorMessage(err));
-      unit.fix = adviceFor(unit.error);
+      unit.fix = loginAdvice(err, ns);
       continue;
     }
     try {

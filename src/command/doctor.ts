@@ -20,7 +20,7 @@ import { parseRef } from '../api/validate.ts';
 import { CONDITION_TYPES } from '../consts/conditions.ts';
 import { LEADER_ELECTION_ID } from '../consts/labels.ts';
 import { REASONS } from '../consts/reasons.ts';
-import { errorMessage } from '../errors.ts';
+import { CODES, errorMessage, isFerryError } from '../errors.ts';
 import type { KubeClient } from '../k8s/client.ts';
 import { K8sApiError } from '../k8s/errors.ts';
 import {
@@ -390,7 +390,16 @@ export type LoginProbe = (auth: string, namespace: string) => Promise<readonly s
 /** The fix for a failed login: the user's own permissions when the cluster refused a credential. */
 export function loginAdvice(err: unknown, consumerNamespace: string): string {
   if (err instanceof K8sApiError && err.status === 403) {
-    return `your kubeconfig may not do what the operator does to log in (create serviceaccounts/token, read the credential Secret in ${consumerNamespace}): use an identity that may, or --no-login`;
+    return `your kubeconfig may not do what the operator does to log in (create serviceaccounts/token, read the credential Secret in ${consumerNamespace}): use an identity that may (doctor: or --no-login)`;
+  }
+  // Refusals before any request to Vault: the objects, not Vault, need the fix.
+  if (isFerryError(err)) {
+    if (err.code === CODES.INVALID_REF)
+      return 'create the missing object, or correct the reference (`ferry doctor KIND/NAME` walks the chain)';
+    if (err.code === CODES.NAMESPACE_NOT_ALLOWED)
+      return `add ${consumerNamespace} to the VaultAuth's (or VaultAuthGlobal's) spec.allowedNamespaces, or use a VaultAuth of that namespace`;
+    if (err.code === CODES.INVALID_CONFIG)
+      return 'correct the VaultAuth or VaultConnection spec (`ferry lint` on its manifest names the field)';
   }
   return adviceFor(errorMessage(err));
 }

@@ -1,7 +1,8 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { ALL_KINDS } from '../../../src/api/resources.ts';
-import { adviceFor, parseTarget, runDoctor } from '../../../src/command/doctor.ts';
+import { adviceFor, loginAdvice, parseTarget, runDoctor } from '../../../src/command/doctor.ts';
+import { CODES, FerryError } from '../../../src/errors.ts';
 import { K8sApiError } from '../../../src/k8s/errors.ts';
 import { event, fakeKube as fake } from './fakes.ts';
 
@@ -124,6 +125,14 @@ describe('ferry doctor', () => {
     assert.match(logins[1]?.fix ?? '', /the Vault role does not exist/);
     assert.match(logins[2]?.message ?? '', /as a consumer in app failed/);
     assert.match(logins[2]?.fix ?? '', /create serviceaccounts\/token.*--no-login/);
+  });
+
+  it('a login refused before Vault is asked names the object to fix', () => {
+    const err = (code: string) => new FerryError(code, 'x');
+    assert.match(loginAdvice(err(CODES.INVALID_REF), 'app'), /create the missing object/);
+    assert.match(loginAdvice(err(CODES.NAMESPACE_NOT_ALLOWED), 'app'), /add app to .*allowedNamespaces/);
+    assert.match(loginAdvice(err(CODES.INVALID_CONFIG), 'app'), /ferry lint/);
+    assert.match(loginAdvice(new Error('dial tcp: ECONNREFUSED'), 'app'), /VaultConnection address/);
   });
 
   it('a leading operator and healthy objects pass', async () => {
