@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { ALL_KINDS } from '../../../src/api/resources.ts';
 import { adviceFor, loginAdvice, parseTarget, runDoctor } from '../../../src/command/doctor.ts';
-import { CODES, FerryError } from '../../../src/errors.ts';
+import { CODES, type ErrorCode, FerryError } from '../../../src/errors.ts';
 import { K8sApiError } from '../../../src/k8s/errors.ts';
 import { event, fakeKube as fake } from './fakes.ts';
 
@@ -128,7 +128,7 @@ describe('ferry doctor', () => {
   });
 
   it('a login refused before Vault is asked names the object to fix', () => {
-    const err = (code: string) => new FerryError(code, 'x');
+    const err = (code: ErrorCode) => new FerryError(code, 'x');
     assert.match(loginAdvice(err(CODES.INVALID_REF), 'app'), /create the missing object/);
     assert.match(loginAdvice(err(CODES.NAMESPACE_NOT_ALLOWED), 'app'), /add app to .*allowedNamespaces/);
     assert.match(loginAdvice(err(CODES.INVALID_CONFIG), 'app'), /ferry lint/);
