@@ -185,6 +185,8 @@ export function adviceFor(message: string): string {
     return "Vault refused the login: check the role's bound_service_account_names and bound_service_account_namespaces, its audience, and the auth mount's token reviewer";
   if (m.includes('permission denied') || m.includes('403'))
     return "Vault refused the read: the role's policies must grant read on this path (`vault policy read <policy>`)";
+  if (/\b(vaultauth|vaultauthglobal|vaultconnection|serviceaccount|secret) [^ /]+\/[^ ]+ not found/.test(m))
+    return 'create the missing object, or correct the reference (`ferry doctor KIND/NAME` walks the chain)';
   if (m.includes('not found') || m.includes('404') || m.includes('no secret at'))
     return 'the path or mount does not exist in Vault: check mount, path and type (kv-v1/kv-v2)';
   return '`ferry status` shows each failing secret; `kubectl describe` its object for the Events';
@@ -519,6 +521,18 @@ async function checkAuthsAndSecrets(
   return checks;
 }
 
+/** The VaultAuth a doctor target logs in through: itself, or the one a secret object uses. */
+async function authOfTarget(
+  kube: Pick<KubeClient, 'getIfExists'>,
+  target: { rt: ResourceType; name: string; namespace: string },
+  operatorNamespace: string,
+): Promise<string | undefined> {
+  if (target.rt === VaultAuths) return `${target.namespace}/${target.name}`;
+  if (!SECRET_KINDS.includes(target.rt)) return undefined;
+  const o = await kube.getIfExists<WithConditions>(target.rt, target.name, target.namespace);
+  return o ? authOf(o, operatorNamespace) : undefined;
+}
+
 async function checkLogin(login: LoginProbe, auth: string, namespace: string): Promise<Check> {
   const as = auth.startsWith(`${namespace}/`) ? '' : ` as a consumer in ${namespace}`;
   try {
@@ -677,7 +691,15 @@ export async function runDoctor(
   const operator = await checkOperator(kube, now);
   const serviceAccount = opts.serviceAccount ?? operator.serviceAccount;
   const base = [crds, ...operator.checks, ...(serviceAccount ? [await checkRbac(kube, serviceAccount)] : [])];
-  if (opts.resource) return [...base, ...(await checkResource(kube, opts.resource, operator.namespace))];
+  if (opts.resource) {
+    const checks = [...base, ...(await checkResource(kube, opts.resource, operator.namespace))];
+    const auth = opts.login && (await authOfTarget(kube, opts.resource, operator.namespace ?? 'default'));
+    // A VaultAuth already reported missing or invalid needs no login to say so again.
+    if (opts.login && auth && !checks.some((c) => c.object === auth && !c.ok)) {
+      checks.push(await checkLogin(opts.login, auth, opts.resource.namespace));
+    }
+    return checks;
+  }
   return [
     ...base,
     ...(await checkCsi(kube, opts.namespace)),
@@ -708,7 +730,7 @@ is valid, a login through it works (made as the operator makes it, as one of its
 token is revoked at once) and its consumers did not fail with Vault in the last
 ${humanDuration(RECENT_MS)}; how many secrets are not Ready. With KIND/NAME (e.g. vss/app), that one resource instead: its readiness with the latest
 Warning explained, and what it depends on (VaultAuth, VaultConnection, transformations, the Secret of
-create: false, rollout targets). Every problem comes with what to do. Exit code 1 when there is a
+create: false, rollout targets) and a login through its VaultAuth. Every problem comes with what to do. Exit code 1 when there is a
 problem.`,
   options: { 'service-account': { type: 'string' }, 'no-login': { type: 'boolean' } },
   optionHelp: {

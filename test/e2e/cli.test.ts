@@ -283,6 +283,8 @@ describe('ferry command', () => {
       'the VaultAuth itself is valid',
     );
     assert.ok(chain.find((c) => c.check === 'connection')?.ok, 'and its connection healthy');
+    const chainLogin = chain.find((c) => c.check === 'login' && c.object === `${ns}/no-role`);
+    assert.equal(chainLogin?.ok, false, "but doctor's own login through it fails");
     await apply(
       kube,
       vss(ns, 'orphan', {

@@ -133,6 +133,8 @@ describe('ferry doctor', () => {
     assert.match(loginAdvice(err(CODES.NAMESPACE_NOT_ALLOWED), 'app'), /add app to .*allowedNamespaces/);
     assert.match(loginAdvice(err(CODES.INVALID_CONFIG), 'app'), /ferry lint/);
     assert.match(loginAdvice(new Error('dial tcp: ECONNREFUSED'), 'app'), /VaultConnection address/);
+    assert.match(adviceFor('VaultAuth app/gone not found'), /create the missing object/);
+    assert.match(adviceFor('Vault GET kv/data/x failed with status 404: not found'), /mount, path and type/);
   });
 
   it('a leading operator and healthy objects pass', async () => {
