@@ -2,12 +2,10 @@
 // an over-permissioned one that reaches a prod folder and another team's namespace is flagged
 // (exit 1). The audit only asks capabilities: a canary in the reachable prod secret never shows.
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { promisify } from 'node:util';
 import type { AuditReport } from '../../src/command/audit.ts';
 import type { KubeClient } from '../../src/k8s/client.ts';
 import {
@@ -20,9 +18,7 @@ import {
   VaultAdmin,
   vss,
 } from '../../stack/lib/fixtures.ts';
-import { type StackEnv, uniqueName, useStack } from './harness.ts';
-
-const FERRY = join(import.meta.dirname, '..', '..', 'src', 'cli', 'ferry.ts');
+import { ferry as run, type StackEnv, uniqueName, useStack } from './harness.ts';
 
 describe('ferry audit', () => {
   let env: StackEnv;
@@ -32,19 +28,7 @@ describe('ferry audit', () => {
   let teamB: string;
   const canaries: string[] = [];
 
-  async function ferry(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-    try {
-      const { stdout, stderr } = await promisify(execFile)(
-        process.execPath,
-        [FERRY, ...args, '--kubeconfig', env.kubeconfig],
-        { env: { ...process.env, NO_COLOR: '1' }, timeout: 60_000 },
-      );
-      return { code: 0, stdout, stderr };
-    } catch (err) {
-      const e = err as { code?: number; stdout?: string; stderr?: string };
-      return { code: e.code ?? -1, stdout: e.stdout ?? '', stderr: e.stderr ?? '' };
-    }
-  }
+  const ferry = (...args: string[]) => run(env, ...args);
 
   before(async () => {
     env = await useStack();

@@ -31,7 +31,7 @@ import {
   VaultAdmin,
   vss,
 } from '../../stack/lib/fixtures.ts';
-import { type StackEnv, uniqueName, useStack } from './harness.ts';
+import { ferry as run, type StackEnv, uniqueName, useStack } from './harness.ts';
 
 const ROOT = join(import.meta.dirname, '..', '..');
 const NODE = process.execPath;
@@ -44,22 +44,7 @@ describe('ferry command', () => {
   let ns: string;
   const canaries: string[] = [];
 
-  /** Runs ferry with the admin kubeconfig; resolves with its output and exit code, never rejects. */
-  async function ferry(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-    try {
-      const { stdout, stderr } = await promisify(execFile)(
-        NODE,
-        [FERRY, ...args, '--kubeconfig', env.kubeconfig],
-        {
-          env: { ...process.env, NO_COLOR: '' },
-        },
-      );
-      return { code: 0, stdout, stderr };
-    } catch (err) {
-      const e = err as { code?: number; stdout?: string; stderr?: string };
-      return { code: e.code ?? -1, stdout: e.stdout ?? '', stderr: e.stderr ?? '' };
-    }
-  }
+  const ferry = (...args: string[]) => run(env, ...args);
 
   before(async () => {
     env = await useStack();
