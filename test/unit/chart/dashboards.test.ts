@@ -10,6 +10,7 @@ import { controllerMetrics, workQueueMetrics } from '../../../src/metrics/contro
 import { csiMetrics } from '../../../src/metrics/csi.ts';
 import { MetricsRegistry, registerBuildInfo } from '../../../src/metrics/registry.ts';
 import { CHART, NAMESPACE, type Obj, one, render, skip } from './helm.ts';
+import { dashboardExprs, metricNames, ruleExprs } from './promql.ts';
 
 /** Every series name Ferry's processes can export: histograms as their _bucket, _sum and _count. */
 async function exported(): Promise<Set<string>> {
@@ -27,41 +28,9 @@ async function exported(): Promise<Set<string>> {
   return names;
 }
 
-const PROMQL_WORDS = new Set([
-  'by',
-  'without',
-  'on',
-  'ignoring',
-  'group_left',
-  'group_right',
-  'bool',
-  'and',
-  'or',
-  'unless',
-  'offset',
-  'inf',
-  'nan',
-]);
-
-/** The metric names a PromQL expression selects: identifiers outside strings, label matchers,
- * ranges and grouping clauses that are not functions or keywords. */
-export function metricNames(expr: string): string[] {
-  const bare = expr
-    .replace(/"(?:[^"\\]|\\.)*"/g, '""')
-    .replace(/\{[^}]*\}/g, ' ')
-    .replace(/\[[^\]]*\]/g, ' ')
-    .replace(/\b(by|without|on|ignoring|group_left|group_right)\s*\([^)]*\)/g, ' ');
-  return [...bare.matchAll(/(?<![\w$.])([a-zA-Z_:][\w:]*)\b(?!\s*\()/g)]
-    .map((m) => m[1] ?? '')
-    .filter((w) => !PROMQL_WORDS.has(w.toLowerCase()));
-}
-
-type Panel = { title: string; targets?: { expr: string }[]; panels?: Panel[] };
-const dashboard = JSON.parse(readFileSync(join(CHART, 'dashboards', 'ferry.json'), 'utf8')) as {
-  uid: string;
-  panels: Panel[];
-  templating: { list: { name: string; query?: string | { query: string }; definition?: string }[] };
-};
+const dashboardUid = (
+  JSON.parse(readFileSync(join(CHART, 'dashboards', 'ferry.json'), 'utf8')) as { uid: string }
+).uid;
 
 describe('chart dashboards and alerts', () => {
   it('reads metric names out of PromQL', () => {
@@ -76,12 +45,9 @@ describe('chart dashboards and alerts', () => {
 
   it("the dashboard's queries use only metrics Ferry exports", async () => {
     const names = await exported();
-    const exprs = dashboard.panels.flatMap((p) => [p, ...(p.panels ?? [])]).flatMap((p) => p.targets ?? []);
+    const exprs = dashboardExprs();
     assert.ok(exprs.length >= 15, 'every panel has its query');
-    // Grafana's label_values(METRIC, LABEL): the metric is the query.
-    for (const v of dashboard.templating.list)
-      if (v.definition) exprs.push({ expr: v.definition.replace(/^label_values\(([^,]+),.*\)$/, '$1') });
-    for (const { expr } of exprs) {
+    for (const expr of exprs) {
       const used = metricNames(expr);
       assert.ok(used.length > 0, `no metric in ${expr}`);
       for (const m of used) assert.ok(names.has(m), `${m} (in ${expr}) is not a metric Ferry exports`);
@@ -115,15 +81,12 @@ describe('chart dashboards and alerts', () => {
       assert.equal(cm.metadata.namespace, 'monitoring');
       assert.equal(cm.metadata.labels?.grafana_dashboard, '1');
       assert.equal(cm.metadata.annotations?.grafana_folder, 'Ferry');
-      assert.equal((JSON.parse(cm.data['ferry.json'] ?? '') as { uid: string }).uid, dashboard.uid);
+      assert.equal((JSON.parse(cm.data['ferry.json'] ?? '') as { uid: string }).uid, dashboardUid);
 
-      const rule = one<
-        Obj & {
-          spec: { groups: { rules: { alert: string; expr: string; labels?: Record<string, string> }[] }[] };
-        }
-      >(objs, 'PrometheusRule');
+      const rule = one(objs, 'PrometheusRule');
       assert.equal(rule.metadata.labels?.release, 'prometheus');
-      const rules = rule.spec.groups.flatMap((g) => g.rules).filter((r) => r.alert !== 'Mine');
+      const all = ruleExprs(rule);
+      const rules = all.filter((r) => r.alert !== 'Mine');
       assert.ok(rules.length >= 6);
       const names = await exported();
       for (const r of rules) {
@@ -135,7 +98,7 @@ describe('chart dashboards and alerts', () => {
         for (const m of used) assert.ok(names.has(m), `${m} (in ${r.alert}) is not a metric Ferry exports`);
       }
       assert.ok(
-        rule.spec.groups[0]?.rules.some((r) => r.alert === 'Mine'),
+        all.some((r) => r.alert === 'Mine'),
         'extraRules are appended',
       );
     });
