@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import fc from 'fast-check';
+import { type AuditReport, renderAudit } from '../../../src/command/audit.ts';
 import {
   type AuditSubject,
   covers,
@@ -237,5 +238,64 @@ describe('ferry audit: findings', () => {
       ],
     );
     assert.deepEqual(reports[0]?.environments, ['prod']);
+  });
+});
+
+describe('ferry audit: output', () => {
+  const noPaint = (_s: string, t: string): string => t;
+  it('one section per login, findings with the fix, a failed login with its own', () => {
+    const report: AuditReport = {
+      units: [
+        {
+          namespace: 'shop-dev',
+          auth: 'shop-dev/auth',
+          environment: 'dev',
+          login: 'ok',
+          policies: [
+            { name: 'default' },
+            { name: 'shop', rules: [{ path: 'kv/data/prod/*', capabilities: ['read'] }] },
+          ],
+          mounts: ['kv'],
+          paths: [
+            judgePath(shopDev, 'kv/data/prod/', ['read'], world({})),
+            judgePath(
+              shopDev,
+              'kv/data/shop-dev/app',
+              ['read'],
+              world({ 'kv/data/shop-dev/app': ['shop-dev'] }),
+            ),
+          ],
+        },
+        {
+          namespace: 'other',
+          auth: 'other/auth',
+          login: 'failed',
+          error: 'Vault PUT auth/kubernetes/login failed with status 400: invalid role name "x"',
+          fix: 'create the role',
+          policies: [],
+          mounts: [],
+          paths: [],
+        },
+      ],
+      summary: { errors: 1, warnings: 0, info: 0, loginFailures: 1 },
+    };
+    const out = renderAudit(report, noPaint);
+    assert.match(
+      out,
+      /^shop-dev \(dev\) through VaultAuth shop-dev\/auth\n {2}policies: default, shop \(1 rules\); mounts: kv\n/,
+    );
+    assert.match(
+      out,
+      /\n {2}kv\/data\/prod\/ +read +error other-environment: read on prod paths from a dev namespace\n/,
+    );
+    assert.match(
+      out,
+      /\n {2}kv\/data\/shop-dev\/app +read +used by its resources\n {2}fix: narrow the policies/,
+    );
+    assert.match(
+      out,
+      /\nother through VaultAuth other\/auth\n {2}login failed: .*invalid role name "x"\n {2}fix: create the role\n/,
+    );
+    assert.match(out, /\n1 error\(s\), 0 warning\(s\), 0 info, 1 login failure\(s\) in 2 login\(s\)\n$/);
   });
 });
