@@ -71,7 +71,7 @@ export function pathUses(kind: string, spec: Spec): PathUse[] {
 // ---- environments -------------------------------------------------------------------------------
 
 /** The default environments and the words that name them in namespace names and path segments. */
-export const DEFAULT_ENVIRONMENTS: Readonly<Record<string, readonly string[]>> = {
+const DEFAULT_ENVIRONMENTS: Readonly<Record<string, readonly string[]>> = {
   prod: ['prod', 'production', 'prd', 'live'],
   staging: ['staging', 'stage', 'stg', 'preprod', 'uat'],
   test: ['test', 'testing', 'qa'],
@@ -172,7 +172,7 @@ export interface KvMount {
 }
 
 /** A folder (`…/`) covers every path under it, as a policy's `…/*` glob does. */
-export const isFolder = (path: string): boolean => path.endsWith('/');
+const isFolder = (path: string): boolean => path.endsWith('/');
 
 export function covers(candidate: string, path: string): boolean {
   return isFolder(candidate) ? path.startsWith(candidate) : candidate === path;
@@ -230,17 +230,15 @@ export function parsePolicy(text: string): PolicyRule[] {
 /** The concrete paths to ask about for a policy path pattern: a trailing `*` becomes the folder (or
  * prefix) it globs, a `+` segment each of `words` (namespaces and environment words). */
 export function policyProbes(pattern: string, words: readonly string[], limit = 100): string[] {
-  let paths = [pattern.endsWith('*') ? pattern.slice(0, -1) : pattern];
-  while (paths.some((p) => p.split('/').includes('+'))) {
-    paths = paths.flatMap((p) => {
-      const segs = p.split('/');
-      const i = segs.indexOf('+');
-      if (i < 0) return [p];
-      return words.map((w) => [...segs.slice(0, i), w, ...segs.slice(i + 1)].join('/'));
-    });
-    if (paths.length > limit) paths = paths.slice(0, limit);
+  const segs = (pattern.endsWith('*') ? pattern.slice(0, -1) : pattern).split('/');
+  // One pass over the pattern's segments: a word is never expanded again, whatever it holds.
+  let paths: string[][] = [[]];
+  for (const seg of segs) {
+    paths = (
+      seg === '+' ? paths.flatMap((p) => words.map((w) => [...p, w])) : paths.map((p) => [...p, seg])
+    ).slice(0, limit);
   }
-  return paths.filter((p) => p !== '');
+  return paths.map((p) => p.join('/')).filter((p) => p !== '');
 }
 
 // ---- findings -----------------------------------------------------------------------------------
@@ -248,12 +246,10 @@ export function policyProbes(pattern: string, words: readonly string[], limit = 
 export type Severity = 'error' | 'warning' | 'info';
 export type Rule = 'other-namespace' | 'other-environment' | 'beyond-own' | 'own-folder' | 'write';
 
-const READ_CAPS = new Set(['read', 'list', 'root', 'sudo']);
 const WRITE_CAPS = new Set(['create', 'update', 'patch', 'delete', 'root', 'sudo']);
 
-export const canRead = (caps: readonly string[]): boolean => caps.some((c) => READ_CAPS.has(c));
-export const canWrite = (caps: readonly string[]): boolean => caps.some((c) => WRITE_CAPS.has(c));
-export const grantsAnything = (caps: readonly string[]): boolean =>
+const canWrite = (caps: readonly string[]): boolean => caps.some((c) => WRITE_CAPS.has(c));
+const grantsAnything = (caps: readonly string[]): boolean =>
   caps.length > 0 && !caps.every((c) => c === 'deny');
 
 export interface AuditSubject {

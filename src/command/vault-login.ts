@@ -26,7 +26,7 @@ function snapshot<T extends KubeObject>(items: T[]) {
 }
 
 /** How long one login may take before it counts as failed (a Vault that does not answer). */
-export const LOGIN_TIMEOUT_MS = 20_000;
+const LOGIN_TIMEOUT_MS = 20_000;
 
 export class VaultLogins {
   readonly auths: VaultAuth[];

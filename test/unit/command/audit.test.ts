@@ -145,6 +145,7 @@ describe('ferry audit: what to ask Vault', () => {
     assert.deepEqual(policyProbes('kv/data/+/app', ['a', 'b']), ['kv/data/a/app', 'kv/data/b/app']);
     assert.equal(policyProbes('+/+/+', ['a', 'b', 'c', 'd', 'e'], 10).length, 10);
     assert.deepEqual(policyProbes('*', ['a']), []);
+    assert.deepEqual(policyProbes('kv/+/x', ['+']), ['kv/+/x'], 'a word is not expanded again');
   });
 
   it('a folder covers exactly the paths under it', () => {
