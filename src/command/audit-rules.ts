@@ -200,6 +200,15 @@ export function folderProbes(mounts: readonly KvMount[], words: readonly string[
   return [...out];
 }
 
+/** The folders under which other secrets engines hand out credentials and certificates (database
+ * `creds/`, `static-creds/`; PKI `issue/`, `sign/`; AWS `creds/`, `sts/`), and the mount itself: a
+ * role that may request any of them shows here even when no resource in the cluster names one. */
+export function engineProbes(mounts: readonly string[]): string[] {
+  return mounts.flatMap((m) =>
+    ['', 'creds/', 'static-creds/', 'sts/', 'issue/', 'sign/'].map((f) => `${m}/${f}`),
+  );
+}
+
 /** Paths of policy rules (HCL or JSON), with their capabilities. */
 export interface PolicyRule {
   path: string;

@@ -23,6 +23,7 @@ import {
   type AuditSubject,
   defaultEnvironmentMap,
   type EnvironmentMap,
+  engineProbes,
   folderProbes,
   judgePaths,
   type KvMount,
@@ -272,7 +273,7 @@ export async function runAudit(
       for (const p of unit.policies)
         for (const r of p.rules ?? []) for (const path of policyProbes(r.path, words)) candidates.add(path);
       for (const path of [
-        ...found.other.map((m) => `${m}/`),
+        ...engineProbes(found.other),
         ...folderProbes(found.kv, words),
         ...usedBy.keys(),
         ...found.listed,

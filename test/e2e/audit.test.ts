@@ -81,10 +81,13 @@ describe('ferry audit', () => {
         'path "kvv2/data/prod/*" { capabilities = ["read"] }',
         `path "kvv2/data/${teamB}/*" { capabilities = ["read", "update"] }`,
         'path "kvv2/metadata/*" { capabilities = ["list"] }',
+        // Any credentials of a database engine nothing in the cluster uses.
+        `path "db-${teamA}/creds/*" { capabilities = ["read"] }`,
         // Its own rules are readable: the audit shows them.
         `path "sys/policy/wide-${teamA}" { capabilities = ["read"] }`,
       ].join('\n'),
     );
+    await vault.call('POST', `sys/mounts/db-${teamA}`, { type: 'database' });
     await vault.kubernetesRole(`wide-${teamA}`, {
       serviceAccount: 'app',
       namespace: teamA,
@@ -98,7 +101,13 @@ describe('ferry audit', () => {
     assert.equal(wide?.login, 'ok');
     assert.deepEqual(
       wide?.policies.find((p) => p.name === `wide-${teamA}`)?.rules?.map((x) => x.path),
-      ['kvv2/data/prod/*', `kvv2/data/${teamB}/*`, 'kvv2/metadata/*', `sys/policy/wide-${teamA}`],
+      [
+        'kvv2/data/prod/*',
+        `kvv2/data/${teamB}/*`,
+        'kvv2/metadata/*',
+        `db-${teamA}/creds/*`,
+        `sys/policy/wide-${teamA}`,
+      ],
     );
     const path = (p: string) => wide?.paths.find((x) => x.path === p);
     assert.equal(path('kvv2/data/prod/')?.finding?.rule, 'other-environment');
@@ -108,6 +117,8 @@ describe('ferry audit', () => {
     assert.match(path(`kvv2/data/${teamB}/`)?.finding?.message ?? '', /read and write on paths of namespace/);
     assert.deepEqual(path(`kvv2/data/${teamB}/`)?.includes, [`kvv2/data/${teamB}/app`]);
     assert.equal(path('kvv2/metadata/')?.finding?.severity, 'error');
+    assert.ok(wide?.mounts.includes(`db-${teamA}`));
+    assert.equal(path(`db-${teamA}/creds/`)?.finding?.rule, 'beyond-own');
     // The least-privilege VaultAuth beside it stays clean.
     const narrow = report.units.find((u) => u.auth === `${teamA}/auth`);
     assert.ok(

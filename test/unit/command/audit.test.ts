@@ -6,6 +6,7 @@ import {
   type AuditSubject,
   covers,
   defaultEnvironmentMap,
+  engineProbes,
   folderProbes,
   judgePath,
   judgePaths,
@@ -126,6 +127,17 @@ describe('ferry audit: what to ask Vault', () => {
       ),
       ['kv/data/', 'kv/metadata/', 'kv/data/prod/', 'kv/metadata/prod/', 'old/', 'old/prod/'],
     );
+  });
+
+  it('probes the folders other engines issue credentials from', () => {
+    assert.deepEqual(engineProbes(['db']), [
+      'db/',
+      'db/creds/',
+      'db/static-creds/',
+      'db/sts/',
+      'db/issue/',
+      'db/sign/',
+    ]);
   });
 
   it('reads HCL and JSON policies', () => {
