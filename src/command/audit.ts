@@ -12,6 +12,7 @@ import {
 } from '../api/resources.ts';
 import type { CSISecretsSpec } from '../api/v1beta1/csisecrets.ts';
 import { parseRef } from '../api/validate.ts';
+import type { Clock } from '../clock.ts';
 import { type Consumer, csiSecretsConsumer } from '../delivery/vault-access.ts';
 import { errorMessage } from '../errors.ts';
 import type { KubeClient } from '../k8s/client.ts';
@@ -42,7 +43,7 @@ import { operatorLease } from './cluster.ts';
 import type { Command, CommandContext } from './context.ts';
 import { adviceFor, loginAdvice } from './doctor.ts';
 import { oneLine, type Paint, serialize, table } from './output.ts';
-import { VaultLogins } from './vault-login.ts';
+import { VaultLogins, withDeadline } from './vault-login.ts';
 
 export interface AuditUnit {
   namespace: string;
@@ -181,7 +182,11 @@ export interface AuditOptions {
   namespace: string | undefined;
   environments: EnvironmentMap;
   signal: AbortSignal;
+  clock: Clock;
 }
+
+/** How long the questions to Vault about one token may take in all. */
+const PROBE_TIMEOUT_MS = 60_000;
 
 export async function runAudit(
   kube: KubeClient,
@@ -264,24 +269,26 @@ export async function runAudit(
       continue;
     }
     try {
-      unit.policies = await policies(api, opts.signal);
-      const found = await discover(api, opts.signal);
-      unit.mounts = [...found.kv.map((m) => m.mount), ...found.other].sort();
-      // Most telling first, should the bound cut the list: its own paths, its policies' rules, the
-      // folder probes, then what others use and what listing found.
-      const candidates = new Set<string>((uses.get(ns) ?? []).map((u) => u.path));
-      for (const p of unit.policies)
-        for (const r of p.rules ?? []) for (const path of policyProbes(r.path, words)) candidates.add(path);
-      for (const path of [
-        ...engineProbes(found.other),
-        ...folderProbes(found.kv, words),
-        ...usedBy.keys(),
-        ...found.listed,
-      ])
-        candidates.add(path);
-      const caps = await capabilities(api, [...candidates].slice(0, LIMITS.candidates), opts.signal);
-      const subject: AuditSubject = { namespace: ns, environment, uses: uses.get(ns) ?? [] };
-      unit.paths = judgePaths(subject, caps, world);
+      await withDeadline(opts.clock, PROBE_TIMEOUT_MS, opts.signal, async (signal) => {
+        unit.policies = await policies(api, signal);
+        const found = await discover(api, signal);
+        unit.mounts = [...found.kv.map((m) => m.mount), ...found.other].sort();
+        // Most telling first, should the bound cut the list: its own paths, its policies' rules, the
+        // folder probes, then what others use and what listing found.
+        const candidates = new Set<string>((uses.get(ns) ?? []).map((u) => u.path));
+        for (const p of unit.policies)
+          for (const r of p.rules ?? []) for (const path of policyProbes(r.path, words)) candidates.add(path);
+        for (const path of [
+          ...engineProbes(found.other),
+          ...folderProbes(found.kv, words),
+          ...usedBy.keys(),
+          ...found.listed,
+        ])
+          candidates.add(path);
+        const caps = await capabilities(api, [...candidates].slice(0, LIMITS.candidates), signal);
+        const subject: AuditSubject = { namespace: ns, environment, uses: uses.get(ns) ?? [] };
+        unit.paths = judgePaths(subject, caps, world);
+      });
     } catch (err) {
       unit.login = 'failed';
       unit.error = `logged in, but Vault did not answer what the token may do: ${oneLine(errorMessage(err))}`;
@@ -384,6 +391,7 @@ a warning, else 2 when a login failed.`,
         namespace: ctx.namespace(),
         environments,
         signal: ctx.io.signal,
+        clock: ctx.io.clock,
       });
     } finally {
       await logins.close();

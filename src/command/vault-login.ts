@@ -25,6 +25,27 @@ function snapshot<T extends KubeObject>(items: T[]) {
   };
 }
 
+/** Runs `fn` with a signal that aborts with `signal` or after `ms` on `clock` (a Vault that does not
+ * answer: its connection's own timeout may be minutes). */
+export async function withDeadline<T>(
+  clock: Clock,
+  ms: number,
+  signal: AbortSignal,
+  fn: (signal: AbortSignal) => Promise<T>,
+): Promise<T> {
+  const timeout = new AbortController();
+  const done = new AbortController();
+  void sleep(clock, ms, AbortSignal.any([signal, done.signal])).then(() => {
+    if (!done.signal.aborted && !signal.aborted)
+      timeout.abort(new Error(`no answer from Vault in ${ms / 1000}s`));
+  });
+  try {
+    return await fn(AbortSignal.any([signal, timeout.signal]));
+  } finally {
+    done.abort();
+  }
+}
+
 /** How long one login may take before it counts as failed (a Vault that does not answer). */
 const LOGIN_TIMEOUT_MS = 20_000;
 
@@ -67,18 +88,8 @@ export class VaultLogins {
   }
 
   /** Logs in as `consumer` would; rejects with the login error, or after LOGIN_TIMEOUT_MS. */
-  async login(consumer: Consumer, signal: AbortSignal): Promise<VaultAccess> {
-    const timeout = new AbortController();
-    const stop = new AbortController();
-    void sleep(this.#clock, LOGIN_TIMEOUT_MS, AbortSignal.any([signal, stop.signal])).then(() => {
-      if (!stop.signal.aborted && !signal.aborted)
-        timeout.abort(new Error(`no answer from Vault in ${LOGIN_TIMEOUT_MS / 1000}s`));
-    });
-    try {
-      return await this.#resolver.get(consumer, AbortSignal.any([signal, timeout.signal]));
-    } finally {
-      stop.abort();
-    }
+  login(consumer: Consumer, signal: AbortSignal): Promise<VaultAccess> {
+    return withDeadline(this.#clock, LOGIN_TIMEOUT_MS, signal, (s) => this.#resolver.get(consumer, s));
   }
 
   /** Revokes every token this process obtained (best effort: Vault may be gone). */
