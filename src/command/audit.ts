@@ -207,7 +207,9 @@ export async function runAudit(
     const ns = o.metadata.namespace ?? '';
     for (const u of pathUses(kind, o.spec ?? {})) {
       usedBy.set(u.path, (usedBy.get(u.path) ?? new Set()).add(ns));
-      uses.set(ns, [...(uses.get(ns) ?? []), u]);
+      const own = uses.get(ns) ?? [];
+      own.push(u);
+      uses.set(ns, own);
     }
   }
   const clusterNamespaces = await kube
@@ -237,9 +239,10 @@ export async function runAudit(
     const key = `${auth}|${consumer.namespace}|${consumer.vaultNamespace ?? ''}`;
     if (!units.has(key)) units.set(key, { auth, consumer: { ...consumer, vaultAuthRef: auth } });
   }
+  const used = new Set([...units.values()].map((u) => u.auth));
   for (const a of logins.auths) {
     const auth = `${a.metadata.namespace}/${a.metadata.name}`;
-    if (!inScope(a.metadata.namespace) || [...units.values()].some((u) => u.auth === auth)) continue;
+    if (!inScope(a.metadata.namespace) || used.has(auth)) continue;
     units.set(auth, { auth, consumer: { namespace: a.metadata.namespace ?? '', vaultAuthRef: auth } });
   }
 
