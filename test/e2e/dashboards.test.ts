@@ -4,6 +4,7 @@
 // src/metrics' registrars without a stack.
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
+import { eventually } from '../../stack/lib/fixtures.ts';
 import { render } from '../unit/chart/helm.ts';
 import { dashboardExprs, metricNames, ruleExprs } from '../unit/chart/promql.ts';
 import { type StackEnv, useStack } from './harness.ts';
@@ -24,8 +25,10 @@ describe('chart dashboard and alerts against the running processes', () => {
   it('name only metrics the operator (and the CSI driver) serve', async () => {
     const env: StackEnv = await useStack();
     assert.ok(env.operator, 'the stack runs the operator');
-    const operator = await served(env.operator.metrics);
-    const csi = env.chart ? await served(env.chart.csiHealth) : undefined;
+    // Other tests restart the operator and the driver: each is asked until it answers.
+    const metricsOf = (url: string) => eventually(`${url}/metrics`, () => served(url));
+    const operator = await metricsOf(env.operator.metrics);
+    const csi = env.chart ? await metricsOf(env.chart.csiHealth) : undefined;
     const rules = render({ telemetry: { prometheusRule: { enabled: true } } })
       .filter((o) => o.kind === 'PrometheusRule')
       .flatMap(ruleExprs)
