@@ -16,6 +16,32 @@ import {
 
 type Env = NodeJS.ProcessEnv;
 
+/** The flags both long-running entry points take (parseArgs options). */
+export const COMMON_FLAGS = {
+  kubeconfig: { type: 'string' },
+  'operator-namespace': { type: 'string' },
+  'health-probe-bind-address': { type: 'string', default: ':8081' },
+  'global-transformation-options': { type: 'string' },
+  'global-vault-auth-options': { type: 'string' },
+  'log-level': { type: 'string', default: 'info' },
+  'ca-cert-dir': { type: 'string' },
+  'approle-secret-id-dir': { type: 'string' },
+} as const;
+
+type CommonValues = { [K in keyof typeof COMMON_FLAGS]?: string | undefined };
+
+/** What both entry points set up from the common flags: the confined file directories, the
+ * Kubernetes client, the operator namespace, VSO's global options, and `stop` (SIGTERM/SIGINT). */
+export function setUp(values: CommonValues, env: Env, userAgent: string, logger: Logger) {
+  configureFileDirs(values, env);
+  return {
+    client: kubeClient(values.kubeconfig, env, userAgent),
+    operatorNamespace: operatorNamespace(values['operator-namespace'], env),
+    globals: { ...globalOptions(values, env), env },
+    stop: stopSignal(logger),
+  };
+}
+
 /** Secret material never reaches the log: Vault tokens, JWTs and Secret data are redacted wherever a
  * caller might pass them in a log object. */
 export function secretSafeLogger(level: string | undefined): Logger {
@@ -29,7 +55,7 @@ export function secretSafeLogger(level: string | undefined): Logger {
 }
 
 /** The flag, else the pod's own namespace (ServiceAccount mount), else OPERATOR_NAMESPACE, else default. */
-export function operatorNamespace(flag: string | undefined, env: Env): string {
+function operatorNamespace(flag: string | undefined, env: Env): string {
   if (flag) return flag;
   try {
     return readFileSync('/var/run/secrets/kubernetes.io/serviceaccount/namespace', 'utf8').trim();
@@ -49,7 +75,7 @@ const list = (v: string | undefined): string[] =>
     .filter(Boolean);
 
 /** VSO's --global-transformation-options and --global-vault-auth-options (or their env twins). */
-export function globalOptions(
+function globalOptions(
   values: {
     'global-transformation-options'?: string | undefined;
     'global-vault-auth-options'?: string | undefined;
@@ -69,7 +95,7 @@ export function globalOptions(
 /** The directories tenant-named files must lie in: `--ca-cert-dir` (env FERRY_CA_CERT_DIR) for
  * VaultConnection.caCertPath, `--approle-secret-id-dir` (env FERRY_APPROLE_SECRET_ID_DIR) for
  * VaultAuth.appRole.secretIDPath. */
-export function configureFileDirs(
+function configureFileDirs(
   values: { 'ca-cert-dir'?: string | undefined; 'approle-secret-id-dir'?: string | undefined },
   env: Env,
 ): void {
@@ -77,7 +103,7 @@ export function configureFileDirs(
   setSecretIdDir(values['approle-secret-id-dir'] ?? env.FERRY_APPROLE_SECRET_ID_DIR ?? DEFAULT_SECRET_ID_DIR);
 }
 
-export function kubeClient(kubeconfig: string | undefined, env: Env, userAgent: string): KubeClient {
+function kubeClient(kubeconfig: string | undefined, env: Env, userAgent: string): KubeClient {
   return new KubeClient(loadKubeConnection({ ...(kubeconfig ? { kubeconfig } : {}), env }), { userAgent });
 }
 
@@ -97,7 +123,7 @@ export function aborted(signal: AbortSignal): Promise<void> {
 }
 
 /** Aborts on the first SIGTERM or SIGINT, logging which. */
-export function stopSignal(logger: Logger): AbortSignal {
+function stopSignal(logger: Logger): AbortSignal {
   const stop = new AbortController();
   for (const sig of ['SIGTERM', 'SIGINT'] as const) {
     process.once(sig, () => {

@@ -6,68 +6,48 @@ import { CsiDriver } from '../csi/driver.ts';
 import { DirMounter, TmpfsMounter } from '../csi/mounter.ts';
 import { DEFAULT_DRIVER_NAME } from '../csi/names.ts';
 import { errorMessage } from '../errors.ts';
-import {
-  aborted,
-  buildInfo,
-  configureFileDirs,
-  globalOptions,
-  kubeClient,
-  listenAddress,
-  operatorNamespace,
-  secretSafeLogger,
-  stopSignal,
-} from './common.ts';
+import { aborted, buildInfo, COMMON_FLAGS, listenAddress, secretSafeLogger, setUp } from './common.ts';
 
 const { values } = parseArgs({
   options: {
+    ...COMMON_FLAGS,
     endpoint: { type: 'string', default: 'unix:///csi/csi.sock' },
     nodeid: { type: 'string' },
     'driver-name': { type: 'string', default: DEFAULT_DRIVER_NAME },
     audience: { type: 'string' },
-    kubeconfig: { type: 'string' },
-    'operator-namespace': { type: 'string' },
     mount: { type: 'string', default: 'tmpfs' },
     'tmpfs-size': { type: 'string', default: '8m' },
     'target-root': { type: 'string', default: '/var/lib/kubelet/pods' },
     'state-dir': { type: 'string', default: '/run/ferry-csi' },
     'refresh-interval': { type: 'string', default: '120' },
-    'health-probe-bind-address': { type: 'string', default: ':8081' },
     // Built-in registration with kubelet (instead of the node-driver-registrar sidecar): the CSI
     // socket's path on the host, and kubelet's plugins_registry as mounted here.
     'kubelet-registration-path': { type: 'string' },
     'registration-dir': { type: 'string', default: '/registration' },
     'client-cache-size': { type: 'string', default: '10000' },
-    'global-transformation-options': { type: 'string' },
-    'global-vault-auth-options': { type: 'string' },
-    'log-level': { type: 'string', default: 'info' },
-    'ca-cert-dir': { type: 'string' },
-    'approle-secret-id-dir': { type: 'string' },
   },
 });
 const env = process.env;
 const logger = secretSafeLogger(values['log-level']);
 
 try {
-  configureFileDirs(values, env);
   const mountKind = values.mount;
   if (mountKind !== 'tmpfs' && mountKind !== 'dir') throw new Error('--mount must be tmpfs or dir');
   const refresh = Number(values['refresh-interval']);
   if (!Number.isFinite(refresh) || refresh < 0) throw new Error('--refresh-interval must be seconds ≥ 0');
-  const stop = stopSignal(logger);
-  const client = kubeClient(values.kubeconfig, env, 'ferry-csi');
+  const { client, operatorNamespace, globals, stop } = setUp(values, env, 'ferry-csi', logger);
   const driver = new CsiDriver({
     client,
     logger,
     driverName: values['driver-name'],
     ...(values.audience ? { audience: values.audience } : {}),
     nodeId: values.nodeid || env.KUBE_NODE_NAME || hostname(),
-    operatorNamespace: operatorNamespace(values['operator-namespace'], env),
+    operatorNamespace,
     mounter: mountKind === 'tmpfs' ? new TmpfsMounter({ size: values['tmpfs-size'] }) : new DirMounter(),
     ...(values['target-root'] ? { targetRoot: values['target-root'] } : {}),
     ...(values['state-dir'] ? { stateDir: values['state-dir'] } : {}),
     refreshIntervalMs: refresh * 1000,
-    ...globalOptions(values, env),
-    env,
+    ...globals,
     clientCacheSize: Number(values['client-cache-size']) || 10_000,
     healthAddress: listenAddress(values['health-probe-bind-address']),
     ...(values['kubelet-registration-path']

@@ -5,33 +5,17 @@ import { parseArgs } from 'node:util';
 import { errorMessage } from '../errors.ts';
 import { buildOperator } from '../operator.ts';
 import { parsePersistenceModel } from '../vault/persistence.ts';
-import {
-  buildInfo,
-  configureFileDirs,
-  globalOptions,
-  kubeClient,
-  listenAddress,
-  operatorNamespace,
-  secretSafeLogger,
-  stopSignal,
-} from './common.ts';
+import { buildInfo, COMMON_FLAGS, listenAddress, secretSafeLogger, setUp } from './common.ts';
 
 const { values } = parseArgs({
   options: {
-    kubeconfig: { type: 'string' },
-    'operator-namespace': { type: 'string' },
+    ...COMMON_FLAGS,
     'leader-elect': { type: 'string', default: 'true' },
     'metrics-bind-address': { type: 'string', default: ':8080' },
-    'health-probe-bind-address': { type: 'string', default: ':8081' },
     'max-concurrent-reconciles': { type: 'string' },
     'client-cache-size': { type: 'string' },
-    'global-transformation-options': { type: 'string' },
-    'global-vault-auth-options': { type: 'string' },
     'connection-health-period': { type: 'string', default: '60' },
-    'log-level': { type: 'string', default: 'info' },
     'client-cache-persistence-model': { type: 'string' },
-    'ca-cert-dir': { type: 'string' },
-    'approle-secret-id-dir': { type: 'string' },
   },
 });
 const env = process.env;
@@ -53,9 +37,7 @@ const int = (v: string | undefined, fallback: number): number => {
 const logger = secretSafeLogger(values['log-level']);
 
 try {
-  configureFileDirs(values, env);
-  const client = kubeClient(values.kubeconfig, env, 'ferry');
-  const opNamespace = operatorNamespace(values['operator-namespace'], env);
+  const { client, operatorNamespace: opNamespace, globals, stop } = setUp(values, env, 'ferry', logger);
   const persistenceModel = parsePersistenceModel(
     values['client-cache-persistence-model'] ?? env.VSO_CLIENT_CACHE_PERSISTENCE_MODEL,
   );
@@ -72,14 +54,12 @@ try {
       100,
     ),
     clientCacheSize: int(values['client-cache-size'] ?? env.VSO_CLIENT_CACHE_SIZE, 10_000),
-    ...globalOptions(values, env),
-    env,
+    ...globals,
     connectionHealthPeriodMs: int(values['connection-health-period'], 60) * 1000,
     clientCachePersistenceModel: persistenceModel,
     ...(podUID ? { operatorPodUID: podUID } : {}),
   });
   buildInfo(manager.metrics, env);
-  const stop = stopSignal(logger);
   logger.info(
     { operatorNamespace: opNamespace, clientCachePersistenceModel: persistenceModel },
     'starting ferry operator',

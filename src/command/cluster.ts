@@ -3,11 +3,7 @@
 import { LEADER_ELECTION_ID } from '../consts/labels.ts';
 import type { KubeClient } from '../k8s/client.ts';
 import { Leases } from '../k8s/resources.ts';
-import type { KubeObject } from '../k8s/types.ts';
-
-export interface Lease extends KubeObject {
-  spec?: { holderIdentity?: string; renewTime?: string; leaseDurationSeconds?: number };
-}
+import type { Lease } from '../k8s/types.ts';
 
 /** The operator's leader-election Lease, in whichever namespace it runs. */
 export async function operatorLease(kube: Pick<KubeClient, 'list'>): Promise<Lease | undefined> {

@@ -23,6 +23,7 @@ import { REASONS } from '../consts/reasons.ts';
 import { CODES, errorMessage, isFerryError } from '../errors.ts';
 import type { KubeClient } from '../k8s/client.ts';
 import { K8sApiError } from '../k8s/errors.ts';
+import { eventTime } from '../k8s/events.ts';
 import {
   CSIDrivers,
   CSINodes,
@@ -30,6 +31,7 @@ import {
   Deployments,
   Events,
   type ResourceType,
+  rolloutResource,
   Secrets,
   SubjectAccessReviews,
 } from '../k8s/resources.ts';
@@ -41,7 +43,6 @@ import {
   expectedSecret,
   type FerryObject,
   REFERENCE_RESOURCES,
-  ROLLOUT_RESOURCES,
   references,
   rolloutTargets,
 } from './lint-rules.ts';
@@ -259,9 +260,6 @@ async function latestWarning(
   return events.items.sort((a, b) => eventTime(b) - eventTime(a))[0];
 }
 
-const eventTime = (e: CoreEvent): number =>
-  Date.parse(e.lastTimestamp ?? e.metadata.creationTimestamp ?? '') || 0;
-
 /**
  * One resource and what it depends on, as the operator would walk it: its own readiness (with the
  * latest Warning), each object it refers to (VaultAuth → VaultConnection, transformations, the CA
@@ -348,7 +346,7 @@ async function checkResource(
     });
   }
   for (const t of rolloutTargets(asFerry)) {
-    const wrt = ROLLOUT_RESOURCES[t.kind];
+    const wrt = rolloutResource(t.kind);
     if (wrt && !(await kube.getIfExists(wrt, t.name, namespace))) {
       checks.push({
         check: 'reference',

@@ -28,14 +28,7 @@ import {
   validateVaultAuth,
   validateVaultConnection,
 } from '../api/validate.ts';
-import {
-  ArgoRollouts,
-  DaemonSets,
-  Deployments,
-  type ResourceType,
-  Secrets,
-  StatefulSets,
-} from '../k8s/resources.ts';
+import { type ResourceType, Secrets } from '../k8s/resources.ts';
 import { humanDuration } from './output.ts';
 
 export type Severity = 'error' | 'warning' | 'info';
@@ -509,14 +502,6 @@ export const REFERENCE_RESOURCES: Record<Reference['kind'], ResourceType> = {
   VaultAuthGlobal: VaultAuthGlobals,
   SecretTransformation: SecretTransformations,
   Secret: Secrets,
-};
-
-/** The workloads rolloutRestartTargets may name. */
-export const ROLLOUT_RESOURCES: Record<string, ResourceType> = {
-  Deployment: Deployments,
-  StatefulSet: StatefulSets,
-  DaemonSet: DaemonSets,
-  'argo.Rollout': ArgoRollouts,
 };
 
 export interface RolloutTarget {

@@ -4,7 +4,7 @@
 // YAML; --fix writes them back.
 import { writeFile } from 'node:fs/promises';
 import { API_VERSION } from '../api/resources.ts';
-import { type ResourceType, Secrets } from '../k8s/resources.ts';
+import { type ResourceType, rolloutResource, Secrets } from '../k8s/resources.ts';
 import { operatorLease } from './cluster.ts';
 import type { Command, CommandContext } from './context.ts';
 import {
@@ -15,7 +15,6 @@ import {
   isObj,
   kindFindings,
   REFERENCE_RESOURCES,
-  ROLLOUT_RESOURCES,
   type RuleFinding,
   references,
   rolloutTargets,
@@ -101,7 +100,7 @@ async function clusterFindings(
     }
   }
   for (const [i, t] of rolloutTargets(o).entries()) {
-    const rt = ROLLOUT_RESOURCES[t.kind];
+    const rt = rolloutResource(t.kind);
     if (rt && !(await exists(t.kind, rt, t.name))) {
       out.push({
         severity: 'error',

@@ -19,6 +19,7 @@ import { CONDITION_TYPES } from '../consts/conditions.ts';
 import { REASONS } from '../consts/reasons.ts';
 import { errorMessage } from '../errors.ts';
 import type { KubeClient } from '../k8s/client.ts';
+import { eventTime } from '../k8s/events.ts';
 import { Events, type ResourceType } from '../k8s/resources.ts';
 import type { CoreEvent, KubeObject } from '../k8s/types.ts';
 import { renewalHorizonMs } from '../vault/leases.ts';
@@ -61,11 +62,6 @@ const SYNC_REASONS: ReadonlySet<string> = new Set([
   REASONS.SecretRotated,
   REASONS.SecretLeaseRenewal,
 ]);
-
-const eventTime = (e: CoreEvent): number =>
-  Date.parse(
-    e.lastTimestamp ?? (e as { eventTime?: string }).eventTime ?? e.metadata.creationTimestamp ?? '',
-  ) || 0;
 
 function readiness(
   obj: { status?: { conditions?: Condition[] } },

@@ -1,14 +1,15 @@
-// The one outcome policy of the secret controllers: what a failure means for the user (the Event and
+// The one outcome policy of the controllers: what a failure means for the user (the Event and
 // condition reason) and for timing (retry with backoff, poll, stop, or give up on a cleanup). The
-// reconcilers report through it and each kind's errorPolicy is built from it, so no error branch
-// computes its own requeue (design-anchors §2.3).
+// secret kinds classify the errors they catch (classify) and build their errorPolicy from it; the
+// status-only kinds classify what their checks find (classifyFinding). No error branch computes its
+// own requeue or picks its own reason (design-anchors §2.3).
 
+import { jitterDown } from '../backoff.ts';
 import type { Random } from '../clock.ts';
 import { REASONS, type Reason } from '../consts/reasons.ts';
 import { CODES, isFerryError, TerminalError } from '../errors.ts';
 import { isK8sApiError } from '../k8s/errors.ts';
-import { jitterDown } from '../runtime/backoff.ts';
-import { type ErrorPolicy, requeueAfter } from '../runtime/controller.ts';
+import { type Action, awaitChange, type ErrorPolicy, requeueAfter } from '../runtime/controller.ts';
 
 /** Where in a reconcile the error happened. */
 export type Phase =
@@ -98,7 +99,8 @@ export function classify(
   if (isFerryError(err)) {
     if (err.code === CODES.DESTINATION_MISSING)
       return { reason: REASONS.InexistentDestination, requeueAfterMs: DESTINATION_POLL_MS };
-    if (phase === 'spec' && err.code === CODES.INVALID_CONFIG)
+    // An invalid spec, found reading it or shaping the Vault request from it: only an edit helps.
+    if ((phase === 'spec' || phase === 'vault') && err.code === CODES.INVALID_CONFIG)
       return { reason: REASONS.InvalidConfiguration, terminal: true };
     if (phase === 'vault' && err.code === CODES.SECRET_DATA)
       return { reason: REASONS.SecretDataBuilderError, retry: true };
@@ -130,4 +132,50 @@ export function secretKindErrorPolicy(random: Random): ErrorPolicy {
     const outcome = classify(err, 'destination');
     return 'requeueAfterMs' in outcome ? requeueAfter(jitterDown(outcome.requeueAfterMs, random)) : undefined;
   };
+}
+
+/** The kinds that check rather than sync: they report what they find in status and a Warning Event
+ * and never throw it. */
+export type CheckedKind = 'VaultAuth' | 'VaultConnection' | 'SecretTransformation' | 'CSISecrets';
+
+/** What such a check can find wrong. */
+export type Finding =
+  /** The spec itself is invalid (or, for a VaultConnection, no client can be built from it). */
+  | 'config'
+  /** A referenced object is missing, does not allow the referrer, or is invalid. */
+  | 'reference'
+  /** Templates or patterns do not compile. */
+  | 'transformation'
+  /** Vault is sealed or does not answer. */
+  | 'unreachable';
+
+export type FindingOutcome = { reason: Reason } & ({ terminal: true } | { requeueAfterMs: number });
+
+const FINDING_REASON: Record<Finding, Reason> = {
+  config: REASONS.InvalidConfiguration,
+  reference: REASONS.InvalidResourceRef,
+  transformation: REASONS.TransformationError,
+  unreachable: REASONS.VaultClientError,
+};
+
+function findingReason(kind: CheckedKind, finding: Finding): Reason {
+  // VSO records every VaultAuth failure as a Warning with reason Accepted (vso-api.md §3.2), and
+  // alerting on Event reasons must keep working.
+  if (kind === 'VaultAuth') return REASONS.Accepted;
+  if (kind === 'VaultConnection' && finding === 'config') return REASONS.VaultClientConfigError;
+  return FINDING_REASON[finding];
+}
+
+/** A finding's reason and timing: a spec or reference problem waits for a change (the kind's watches
+ * bring every change of what it refers to); an unreachable Vault is checked again after `recheckMs`. */
+export function classifyFinding(kind: CheckedKind, finding: Finding, recheckMs = 0): FindingOutcome {
+  const reason = findingReason(kind, finding);
+  return finding === 'unreachable' ? { reason, requeueAfterMs: recheckMs } : { reason, terminal: true };
+}
+
+/** The reconcile result for a finding's outcome; the recheck is jittered down like every horizon. */
+export function findingAction(outcome: FindingOutcome, random: Random): Action {
+  return 'requeueAfterMs' in outcome
+    ? requeueAfter(jitterDown(outcome.requeueAfterMs, random))
+    : awaitChange();
 }

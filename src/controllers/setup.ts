@@ -2,11 +2,11 @@
 // registers its controller(s) and watches on the Manager; operator.ts only lists them. The helpers
 // here are the wiring more than one kind uses.
 import type { Transformation } from '../api/v1beta1/common.ts';
+import { VSO_SOURCE_BACKOFF } from '../backoff.ts';
 import { MANAGED_SECRET_SELECTOR } from '../consts/labels.ts';
 import { transformationRefKeys } from '../delivery/transformation.ts';
 import { type ResourceType, Secrets } from '../k8s/resources.ts';
 import type { KubeObject } from '../k8s/types.ts';
-import { VSO_SOURCE_BACKOFF } from '../runtime/backoff.ts';
 import type { ObjectKey, Reconciler } from '../runtime/controller.ts';
 import type { Manager } from '../runtime/manager.ts';
 import {

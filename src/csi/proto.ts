@@ -26,16 +26,17 @@ export type GrpcClientCtor = new (
 
 let loaded: CsiServices | undefined;
 
+/** The gRPC package object of a .proto file beside this module, with the options above; the caller
+ * types what it uses of it. */
+export function loadProto(file: string): unknown {
+  return loadPackageDefinition(
+    loadSync(file, { keepCase: true, enums: String, longs: String, defaults: true, oneofs: true }),
+  );
+}
+
 export function csiServices(): CsiServices {
   if (loaded) return loaded;
-  const def = loadSync(PROTO_FILE, {
-    keepCase: true,
-    enums: String,
-    longs: String,
-    defaults: true,
-    oneofs: true,
-  });
-  const pkg = loadPackageDefinition(def) as unknown as {
+  const pkg = loadProto(PROTO_FILE) as {
     csi: {
       v1: {
         Identity: GrpcClientCtor & { service: ServiceDefinition };

@@ -3,9 +3,9 @@
 // directory, asks GetInfo for the CSI endpoint, and reports the outcome through
 // NotifyRegistrationStatus. Removing the socket unregisters the driver.
 import { join } from 'node:path';
-import { loadPackageDefinition, Server, type ServiceDefinition } from '@grpc/grpc-js';
-import { loadSync } from '@grpc/proto-loader';
+import { Server, type ServiceDefinition } from '@grpc/grpc-js';
 import type { Logger } from 'pino';
+import { loadProto } from './proto.ts';
 import { bindUnix, closeUnix, unary } from './server.ts';
 
 const PROTO_FILE = join(import.meta.dirname, 'pluginregistration.proto');
@@ -29,8 +29,7 @@ interface PluginInfo {
 }
 
 function registrationService(): ServiceDefinition {
-  const def = loadSync(PROTO_FILE, { keepCase: true, defaults: true });
-  const pkg = loadPackageDefinition(def) as unknown as {
+  const pkg = loadProto(PROTO_FILE) as {
     pluginregistration: { Registration: { service: ServiceDefinition } };
   };
   return pkg.pluginregistration.Registration.service;

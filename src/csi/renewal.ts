@@ -3,8 +3,9 @@
 // once it cannot be renewed (not renewable, truncated by its max TTL, revoked behind the driver's
 // back); a certificate is re-issued in its renewal window (vault/pki.ts). Replacing means: fetch the
 // item again, swap the files, then revoke what it held before.
+
+import { CSI_UPKEEP_BACKOFF, delayAfter } from '../backoff.ts';
 import type { Random } from '../clock.ts';
-import { CSI_UPKEEP_BACKOFF, intervalFor, jittered } from '../runtime/backoff.ts';
 import type { VaultApi } from '../vault/client.ts';
 import {
   isTruncated,
@@ -66,5 +67,5 @@ export async function renewHeld(
  * A lease is renewed with at least 10 % of its duration left (vault/leases.ts), which leaves room
  * for retries. */
 export function retryDelayMs(attempt: number, random: Random): number {
-  return jittered(CSI_UPKEEP_BACKOFF, intervalFor(CSI_UPKEEP_BACKOFF, Math.max(0, attempt)), random());
+  return delayAfter(CSI_UPKEEP_BACKOFF, attempt, random);
 }

@@ -27,9 +27,9 @@ import {
 import {
   GCP_SERVICE_ACCOUNT_ANNOTATION,
   type GcpEndpoints,
+  GcpMetadata,
   GOOGLE_ENDPOINTS,
   gcpIdToken,
-  gcpMetadata,
   workloadIdentityPool,
 } from '../vault/auth/gcp.ts';
 import type { AuthMethod } from '../vault/auth/index.ts';
@@ -283,9 +283,12 @@ export class VaultAccessResolver {
   #stored: Promise<{ name: string; labels: Record<string, string> }[]> | undefined;
   /** Per cache key: the latest token not yet stored. */
   readonly #unsaved = new Map<string, { owner: StorageOwner; token: PersistedToken }>();
+  /** GKE metadata (project, cluster) for gcp logins, cached with an expiry rather than asked per login. */
+  readonly #gcpMetadata: GcpMetadata;
 
   constructor(deps: VaultAccessDeps) {
     this.#deps = deps;
+    this.#gcpMetadata = new GcpMetadata(deps.gcpEndpoints ?? GOOGLE_ENDPOINTS, deps.clock);
     // A removed session's stored token goes with it.
     this.cache = new VaultClientCache({
       maxSize: deps.cacheSize,
@@ -667,10 +670,11 @@ export class VaultAccessResolver {
     const name = g.workloadIdentityServiceAccount ?? '';
     const endpoints = this.#deps.gcpEndpoints ?? GOOGLE_ENDPOINTS;
     const role = g.role ?? '';
+    const metadata = this.#gcpMetadata;
     const getToken = async (): Promise<string> => {
-      const project = g.projectID || (await gcpMetadata('project/project-id', endpoints));
-      const location = g.region || (await gcpMetadata('instance/attributes/cluster-location', endpoints));
-      const cluster = g.clusterName || (await gcpMetadata('instance/attributes/cluster-name', endpoints));
+      const project = g.projectID || (await metadata.get('project/project-id'));
+      const location = g.region || (await metadata.get('instance/attributes/cluster-location'));
+      const cluster = g.clusterName || (await metadata.get('instance/attributes/cluster-name'));
       const sa = await this.#serviceAccount(namespace, name);
       const serviceAccount = sa.metadata.annotations?.[GCP_SERVICE_ACCOUNT_ANNOTATION];
       if (!serviceAccount)

@@ -136,3 +136,9 @@ export class EventRecorder {
     }
   }
 }
+
+/** When an Event last happened, in epoch ms (0 when it carries no time): lastTimestamp, else the
+ * events.k8s.io eventTime, else its creation. */
+export function eventTime(e: CoreEvent): number {
+  return Date.parse(e.lastTimestamp ?? e.eventTime ?? e.metadata.creationTimestamp ?? '') || 0;
+}

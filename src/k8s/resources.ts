@@ -26,6 +26,19 @@ export const StatefulSets = rt('apps', 'v1', 'StatefulSet', 'statefulsets', true
 export const DaemonSets = rt('apps', 'v1', 'DaemonSet', 'daemonsets', true);
 export const ReplicaSets = rt('apps', 'v1', 'ReplicaSet', 'replicasets', true);
 export const ArgoRollouts = rt('argoproj.io', 'v1alpha1', 'Rollout', 'rollouts', true);
+/** The workloads a rollout restart may target (rolloutRestartTargets[].kind → resource). */
+export type RolloutKind = 'Deployment' | 'DaemonSet' | 'StatefulSet' | 'argo.Rollout';
+export const ROLLOUT_RESOURCES: Readonly<Record<RolloutKind, ResourceType>> = Object.freeze({
+  Deployment: Deployments,
+  StatefulSet: StatefulSets,
+  DaemonSet: DaemonSets,
+  'argo.Rollout': ArgoRollouts,
+});
+
+/** The resource of a rollout target's kind as a user wrote it; undefined for a kind Ferry cannot restart. */
+export function rolloutResource(kind: string): ResourceType | undefined {
+  return Object.hasOwn(ROLLOUT_RESOURCES, kind) ? ROLLOUT_RESOURCES[kind as RolloutKind] : undefined;
+}
 export const CustomResourceDefinitions = rt(
   'apiextensions.k8s.io',
   'v1',

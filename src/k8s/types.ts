@@ -86,6 +86,19 @@ export type WatchEvent<T> =
   | { type: 'ADDED' | 'MODIFIED' | 'DELETED' | 'BOOKMARK'; object: T }
   | { type: 'ERROR'; object: Status };
 
+/** coordination.k8s.io/v1 Lease: leader election (runtime/leader.ts) and `ferry` finding the operator. */
+export interface LeaseSpec {
+  holderIdentity?: string;
+  leaseDurationSeconds?: number;
+  acquireTime?: string;
+  renewTime?: string;
+  leaseTransitions?: number;
+}
+
+export interface Lease extends KubeObject {
+  spec?: LeaseSpec;
+}
+
 /** core/v1 Event, as written by EventRecorder. */
 export interface CoreEvent extends KubeObject {
   involvedObject: ObjectReference;
@@ -95,6 +108,8 @@ export interface CoreEvent extends KubeObject {
   count?: number;
   firstTimestamp?: string;
   lastTimestamp?: string;
+  /** events.k8s.io/v1 time, set by recorders that write the newer API. */
+  eventTime?: string;
   source?: { component?: string; host?: string };
   reportingComponent?: string;
   reportingInstance?: string;

@@ -7,6 +7,7 @@
 // The reconciler never learns why it runs (level-triggered): it reads current state from the store.
 import { randomUUID } from 'node:crypto';
 import type { Logger } from 'pino';
+import type { BackoffPolicy } from '../backoff.ts';
 import type { Clock, Random } from '../clock.ts';
 import { systemClock } from '../clock.ts';
 import { TerminalError } from '../errors.ts';
@@ -14,7 +15,6 @@ import type { KubeObject } from '../k8s/types.ts';
 import type { ControllerMetrics } from '../metrics/controller.ts';
 import { controllerMetrics, workQueueMetrics } from '../metrics/controller.ts';
 import type { MetricsRegistry } from '../metrics/registry.ts';
-import type { BackoffPolicy } from './backoff.ts';
 import type { Informer } from './informer.ts';
 import type { ObjectEvent, Predicate } from './predicates.ts';
 import { WorkQueue } from './queue.ts';

@@ -7,26 +7,14 @@
 // - every write is a PUT carrying the read resourceVersion, so racing candidates get 409 Conflict;
 // - on graceful shutdown the leader releases the lease (empty holder) so a successor starts at once.
 import type { Logger } from 'pino';
+import { jitterUp } from '../backoff.ts';
 import type { Clock, Random } from '../clock.ts';
 import { sleep, systemClock, systemRandom } from '../clock.ts';
 import { CODES, FerryError } from '../errors.ts';
 import type { KubeClient } from '../k8s/client.ts';
 import { isK8sApiError } from '../k8s/errors.ts';
 import { Leases } from '../k8s/resources.ts';
-import type { KubeObject } from '../k8s/types.ts';
-import { jitterUp } from './backoff.ts';
-
-export interface LeaseSpec {
-  holderIdentity?: string;
-  leaseDurationSeconds?: number;
-  acquireTime?: string;
-  renewTime?: string;
-  leaseTransitions?: number;
-}
-
-export interface Lease extends KubeObject {
-  spec?: LeaseSpec;
-}
+import type { Lease, LeaseSpec } from '../k8s/types.ts';
 
 export type LeaseClient = Pick<KubeClient, 'get' | 'create' | 'replace'>;
 

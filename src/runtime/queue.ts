@@ -5,11 +5,11 @@
 // - addRateLimited() delays by the key's exponential backoff, forget() resets it.
 // All timers run on the injected Clock.
 
+import type { BackoffPolicy } from '../backoff.ts';
+import { CONTROLLER_RUNTIME_BACKOFF, KeyedBackoff } from '../backoff.ts';
 import type { Clock, Random, Timer } from '../clock.ts';
 import { systemClock } from '../clock.ts';
 import type { WorkQueueMetrics } from '../metrics/controller.ts';
-import type { BackoffPolicy } from './backoff.ts';
-import { CONTROLLER_RUNTIME_BACKOFF, KeyedBackoff } from './backoff.ts';
 
 export interface WorkQueueOptions {
   /** Value of the `name` label on workqueue_* metrics (the controller name). */

@@ -4,10 +4,10 @@
 // twice at once, is retried with the shared backoff when it throws, is counted by the workqueue_*
 // metrics, and the Manager drains the queue on shutdown after the controllers stopped.
 import type { Logger } from 'pino';
+import { BACKGROUND_BACKOFF } from '../backoff.ts';
 import type { Clock, Random } from '../clock.ts';
 import { workQueueMetrics } from '../metrics/controller.ts';
 import type { MetricsRegistry } from '../metrics/registry.ts';
-import { BACKGROUND_BACKOFF } from './backoff.ts';
 import { WorkQueue } from './queue.ts';
 
 /** A unit of background work; `signal` aborts when a shutdown runs out of time. Throwing retries it. */

@@ -1,3 +1,4 @@
+import { type BackoffPolicy, delayAfter, validateBackoffPolicy, WATCH_BACKOFF } from '../backoff.ts';
 import { type Clock, type Random, sleep, systemClock, systemRandom } from '../clock.ts';
 import { CODES, FerryError } from '../errors.ts';
 import type { KubeClient } from '../k8s/client.ts';
@@ -33,13 +34,12 @@ export interface WatcherOptions {
 export interface WatcherBackoff {
   initialMs: number;
   maxMs: number;
-  factor: number;
   /** The backoff restarts from initialMs once no error happened for this long. */
   resetAfterMs: number;
 }
 
-// kube-rs DefaultBackoff: 800 ms doubling to 30 s with jitter, reset after 120 s without errors.
-const DEFAULT_BACKOFF: WatcherBackoff = { initialMs: 800, maxMs: 30_000, factor: 2, resetAfterMs: 120_000 };
+// kube-rs resets its DefaultBackoff after 120 s without errors.
+const RESET_AFTER_MS = 120_000;
 
 /**
  * The list+watch state machine (kube-rs watcher):
@@ -59,8 +59,10 @@ export async function* watcher<T extends KubeObject>(
 ): AsyncGenerator<WatcherEvent<T>> {
   const { signal } = opts;
   const clock = opts.clock ?? systemClock;
+  const { resetAfterMs = RESET_AFTER_MS, ...policy } = opts.backoff ?? {};
   const backoff = new ResetBackoff(
-    { ...DEFAULT_BACKOFF, ...opts.backoff },
+    { ...WATCH_BACKOFF, ...policy },
+    resetAfterMs,
     clock,
     opts.random ?? systemRandom,
   );
@@ -162,28 +164,28 @@ function withTypeMeta<T extends KubeObject>(obj: T, rt: ResourceType, metadataOn
   return { ...obj, apiVersion: apiVersionOf(rt), kind: rt.kind };
 }
 
-/** Exponential backoff with full-range jitter that restarts after a quiet period. */
+/** WATCH_BACKOFF's delays, restarting after a quiet period. */
 class ResetBackoff {
-  readonly #cfg: WatcherBackoff;
+  readonly #policy: BackoffPolicy;
+  readonly #resetAfterMs: number;
   readonly #clock: Clock;
   readonly #random: Random;
   #attempt = 0;
   #lastAt: number | undefined;
 
-  constructor(cfg: WatcherBackoff, clock: Clock, random: Random) {
-    this.#cfg = cfg;
+  constructor(policy: BackoffPolicy, resetAfterMs: number, clock: Clock, random: Random) {
+    validateBackoffPolicy(policy);
+    this.#policy = policy;
+    this.#resetAfterMs = resetAfterMs;
     this.#clock = clock;
     this.#random = random;
   }
 
   next(err: unknown): number {
     const now = this.#clock.now();
-    if (this.#lastAt !== undefined && now - this.#lastAt >= this.#cfg.resetAfterMs) this.#attempt = 0;
+    if (this.#lastAt !== undefined && now - this.#lastAt >= this.#resetAfterMs) this.#attempt = 0;
     this.#lastAt = now;
-    const base = Math.min(this.#cfg.maxMs, this.#cfg.initialMs * this.#cfg.factor ** this.#attempt);
-    this.#attempt++;
-    // Jitter in [base/2, base) spreads reconnects of many watchers after an apiserver restart.
-    let delay = base / 2 + (this.#random() * base) / 2;
+    let delay = delayAfter(this.#policy, this.#attempt++, this.#random);
     // A 429 says exactly how long to stay away (pepr#3178 was a watcher ignoring it).
     if (isK8sApiError(err) && err.retryAfterSeconds !== undefined) {
       delay = Math.max(delay, err.retryAfterSeconds * 1000);

@@ -94,7 +94,7 @@ export interface Env {
   funcs: ReadonlyMap<string, GoFunc>;
   builtins: ReadonlySet<string>;
   limits: Limits;
-  ctx: Omit<CallContext, keyof Meter>;
+  ctx: CallContext;
   /** Monotonic milliseconds for the render deadline. */
   clock: () => number;
 }
@@ -125,13 +125,11 @@ class State implements Meter {
   private depth = 0;
   private readonly env: Env;
   private tmplName: string;
-  private readonly callCtx: CallContext;
 
   constructor(env: Env, name: string) {
     this.env = env;
     this.tmplName = name;
     this.deadline = env.clock() + env.limits.maxDurationMs;
-    this.callCtx = { ...env.ctx, charge: (n) => this.charge(n), reserve: (n) => this.reserve(n) };
   }
 
   charge(n: number): void {
@@ -525,7 +523,7 @@ class State implements Meter {
     }
     this.at(node);
     try {
-      const result = f.fn(argv, this.callCtx);
+      const result = f.fn(argv, this.env.ctx);
       if (typeof result === 'string') this.alloc(result.length);
       else if (Array.isArray(result)) this.alloc(8 * result.length);
       return result;

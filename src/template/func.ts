@@ -1,6 +1,5 @@
 // Function signatures in Go terms, so argument checking and conversion follow text/template's
 // evalArg/validateType rules (e.g. an int64 result passed to an `int` parameter is an error).
-import type { Meter } from './meter.ts';
 import type { GoValue } from './values.ts';
 
 /**
@@ -21,8 +20,9 @@ export const GO_PARAM_TYPE: Record<ParamType, string> = {
   list: '[]interface {}',
 };
 
-/** `charge` is for functions whose work grows with their input, `reserve` for those whose result does. */
-export interface CallContext extends Meter {
+/** What a function may read of the render besides its arguments. Its work and allocations are
+ * charged through meter() (meter.ts), the one budget of the render in progress. */
+export interface CallContext {
   /** Wall clock in milliseconds, injectable for tests. */
   now(): number;
   /** Uniform random in [0, 1). */

@@ -1,6 +1,7 @@
 // The resource budget of the render in progress. Rendering is synchronous, so one slot is enough:
-// the executor installs its meter for the duration of a render, and the serializers deep inside
-// fmt and json (which Sprig helpers call without a CallContext) charge the same budget through it.
+// the executor installs its meter for the duration of a render, and the functions (Sprig, builtins)
+// and the serializers deep inside fmt and json charge it through meter(), the one way in: a
+// function's CallContext carries no budget of its own.
 
 export interface Meter {
   /** Charges units of work against the step limit; also checks the deadline now and then. */

@@ -7,7 +7,7 @@ import { durationString, sprigAgo, sprigDurationRound } from './duration.ts';
 import { formatFloat, sprint, sprintf } from './fmt.ts';
 import { FuncError, fn, type GoFunc } from './func.ts';
 import { encodeJson, type JsonResult, prettyJson } from './json.ts';
-import { APPEND_BYTES, type Meter, meter } from './meter.ts';
+import { APPEND_BYTES, meter } from './meter.ts';
 import { sprigUrlJoin, sprigUrlParse, UrlError } from './url.ts';
 import {
   compareGoStrings,
@@ -171,7 +171,8 @@ function regexFindAll(pattern: string, s: string, n: bigint): string[] {
  * Go's regexp ReplaceAllString ($1, ${1}, $name expansion) or ReplaceAllLiteralString, with Go's
  * replaceAll loop: an empty match right after a match is not replaced.
  */
-function regexReplace(pattern: string, s: string, repl: string, literal: boolean, budget: Meter): string {
+function regexReplace(pattern: string, s: string, repl: string, literal: boolean): string {
+  const budget = meter();
   const re = regex(pattern);
   const m = re.matcher(s);
   const names = re.namedGroups();
@@ -239,19 +240,20 @@ function byteSlice(s: string, start: number, end: number): string {
   return b.subarray(start, end).toString('utf8');
 }
 
-function untilStep(start: bigint, stop: bigint, step: bigint, ctx: { charge(n: number): void }): bigint[] {
+function untilStep(start: bigint, stop: bigint, step: bigint): bigint[] {
+  const budget = meter();
   const v: bigint[] = [];
   if (stop < start) {
     if (step >= 0n) return v;
     for (let i = start; i > stop; i += step) {
-      ctx.charge(1);
+      budget.charge(1);
       v.push(i);
     }
     return v;
   }
   if (step <= 0n) return v;
   for (let i = start; i < stop; i += step) {
-    ctx.charge(1);
+    budget.charge(1);
     v.push(i);
   }
   return v;
@@ -388,7 +390,8 @@ function checkConstraint(c: string, v: GoSemver): boolean {
  * lines break at the last space within the width. One pass over the input; every search stays in
  * the window at hand, and the output is reserved piece by piece.
  */
-function wrap(s: string, wrapLength: number, sep: string, wrapLong: boolean, budget: Meter): string {
+function wrap(s: string, wrapLength: number, sep: string, wrapLong: boolean): string {
+  const budget = meter();
   if (s === '') return '';
   const str = Buffer.from(s, 'utf8');
   const nl = Buffer.from(sep === '' ? '\n' : sep, 'utf8');
@@ -607,10 +610,10 @@ const FUNCS: Record<string, GoFunc> = {
     if (end < 0 || end > n) return byteSlice(str, start, n);
     return byteSlice(str, start, end);
   }),
-  repeat: fn(['int', 'string'], ([c, s], ctx) => {
+  repeat: fn(['int', 'string'], ([c, s]) => {
     const n = Number(c);
     if (n < 0) throw new FuncError('strings: negative Repeat count');
-    ctx.reserve(n * (s as string).length);
+    meter().reserve(n * (s as string).length);
     return (s as string).repeat(n);
   }),
   trim: fn(['string'], ([s]) => (s as string).replace(/^[\s\u0085]+|[\s\u0085]+$/gu, '')),
@@ -657,9 +660,9 @@ const FUNCS: Record<string, GoFunc> = {
       .map((w) => w.toLowerCase())
       .join('-'),
   ),
-  wrap: fn(['int', 'string'], ([l, s], ctx) => wrap(s as string, Number(l), '\n', false, ctx)),
-  wrapWith: fn(['int', 'string', 'string'], ([l, sep, s], ctx) =>
-    wrap(s as string, Number(l), sep as string, true, ctx),
+  wrap: fn(['int', 'string'], ([l, s]) => wrap(s as string, Number(l), '\n', false)),
+  wrapWith: fn(['int', 'string', 'string'], ([l, sep, s]) =>
+    wrap(s as string, Number(l), sep as string, true),
   ),
   contains: fn(['string', 'string'], ([sub, s]) => (s as string).includes(sub as string)),
   hasPrefix: fn(['string', 'string'], ([p, s]) => (s as string).startsWith(p as string)),
@@ -691,10 +694,10 @@ const FUNCS: Record<string, GoFunc> = {
       ),
     'any',
   ),
-  indent: fn(['int', 'string'], ([n, s], ctx) => indent(n as bigint, s as string, ctx)),
-  nindent: fn(['int', 'string'], ([n, s], ctx) => `\n${indent(n as bigint, s as string, ctx)}`),
-  replace: fn(['string', 'string', 'string'], ([o, n, s], ctx) =>
-    replaceAllGo(s as string, o as string, n as string, ctx),
+  indent: fn(['int', 'string'], ([n, s]) => indent(n as bigint, s as string)),
+  nindent: fn(['int', 'string'], ([n, s]) => `\n${indent(n as bigint, s as string)}`),
+  replace: fn(['string', 'string', 'string'], ([o, n, s]) =>
+    replaceAllGo(s as string, o as string, n as string),
   ),
   plural: fn(['string', 'string', 'int'], ([one, many, c]) => (c === 1n ? one : many)),
   trunc: fn(['int', 'string'], ([c, s]) => {
@@ -705,30 +708,28 @@ const FUNCS: Record<string, GoFunc> = {
     if (n >= 0 && len > n) return byteSlice(str, 0, n);
     return str;
   }),
-  join: fn(['string', 'any'], ([sep, v], ctx) => {
+  join: fn(['string', 'any'], ([sep, v]) => {
     const parts = strslice(v);
     let size = (sep as string).length * Math.max(0, parts.length - 1);
     for (const p of parts) size += p.length;
-    ctx.reserve(size);
+    meter().reserve(size);
     return parts.join(sep as string);
   }),
-  split: fn(['string', 'string'], ([sep, s], ctx) =>
-    indexedParts(splitGo(s as string, sep as string, -1, ctx), ctx),
-  ),
-  splitList: fn(['string', 'string'], ([sep, s], ctx) => strs(splitGo(s as string, sep as string, -1, ctx))),
-  splitn: fn(['string', 'int', 'string'], ([sep, n, s], ctx) =>
-    indexedParts(splitGo(s as string, sep as string, Number(n), ctx), ctx),
+  split: fn(['string', 'string'], ([sep, s]) => indexedParts(splitGo(s as string, sep as string, -1))),
+  splitList: fn(['string', 'string'], ([sep, s]) => strs(splitGo(s as string, sep as string, -1))),
+  splitn: fn(['string', 'int', 'string'], ([sep, n, s]) =>
+    indexedParts(splitGo(s as string, sep as string, Number(n))),
   ),
   toString: fn(['any'], ([v]) => strval(v)),
   toStrings: fn(['any'], ([v]) => strs(strslice(v))),
-  sortAlpha: fn(['any'], ([v], ctx) => {
+  sortAlpha: fn(['any'], ([v]) => {
     const l = Array.isArray(v) ? strslice(v) : [strval(v)];
-    ctx.charge(l.length * Math.ceil(Math.log2(l.length + 1)));
+    meter().charge(l.length * Math.ceil(Math.log2(l.length + 1)));
     return strs(l.sort(compareGoStrings));
   }),
   seq: fn(
     [],
-    (a, ctx) => {
+    (a) => {
       // seq LAST, seq FIRST LAST, seq FIRST STEP LAST; FIRST defaults to 1, STEP to ±1 toward LAST.
       const p = a.map((x) => intValue(x));
       if (p.length === 0 || p.length > 3) return '';
@@ -737,7 +738,7 @@ const FUNCS: Record<string, GoFunc> = {
       const down = last < first;
       const step = p.length === 3 ? p[1]! : down ? -1n : 1n;
       if (down ? step >= 0n : step <= 0n) return '';
-      return untilStep(first, last + (down ? -1n : 1n), step, ctx).join(' ');
+      return untilStep(first, last + (down ? -1n : 1n), step).join(' ');
     },
     'int',
   ),
@@ -757,12 +758,12 @@ const FUNCS: Record<string, GoFunc> = {
   sha256sum: hexDigest('sha256'),
   sha512sum: hexDigest('sha512'),
   adler32sum: fn(['string'], ([s]) => String(adler32(Buffer.from(s as string)))),
-  bcrypt: fn(['string'], ([s], ctx) => {
-    ctx.charge(BCRYPT_STEPS);
+  bcrypt: fn(['string'], ([s]) => {
+    meter().charge(BCRYPT_STEPS);
     return sprigBcrypt(s as string);
   }),
-  htpasswd: fn(['string', 'string'], ([u, p], ctx) => {
-    ctx.charge(BCRYPT_STEPS);
+  htpasswd: fn(['string', 'string'], ([u, p]) => {
+    meter().charge(BCRYPT_STEPS);
     return sprigHtpasswd(u as string, p as string);
   }),
   buildCustomCert: fn(['string', 'string'], ([c, k]) => sprigBuildCustomCert(c as string, k as string)),
@@ -836,10 +837,8 @@ const FUNCS: Record<string, GoFunc> = {
       /^[+-]?[0-7]+$/.test(s) ? BigInt(`${s.startsWith('-') ? '-' : ''}0o${s.replace(/^[+-]/, '')}`) : 0n,
     );
   }),
-  until: fn(['int'], ([c], ctx) => ints(untilStep(0n, c as bigint, (c as bigint) < 0n ? -1n : 1n, ctx))),
-  untilStep: fn(['int', 'int', 'int'], ([a, b, c], ctx) =>
-    ints(untilStep(a as bigint, b as bigint, c as bigint, ctx)),
-  ),
+  until: fn(['int'], ([c]) => ints(untilStep(0n, c as bigint, (c as bigint) < 0n ? -1n : 1n))),
+  untilStep: fn(['int', 'int', 'int'], ([a, b, c]) => ints(untilStep(a as bigint, b as bigint, c as bigint))),
   randInt: fn(['int', 'int'], ([lo, hi], ctx) => {
     const span = (hi as bigint) - (lo as bigint);
     if (span <= 0n) throw new FuncError('invalid argument to Intn');
@@ -960,11 +959,11 @@ const FUNCS: Record<string, GoFunc> = {
   regexFindAll: fn(['string', 'string', 'int'], ([r, s, n]) =>
     strs(regexFindAll(r as string, s as string, n as bigint)),
   ),
-  regexReplaceAll: fn(['string', 'string', 'string'], ([r, s, p], ctx) =>
-    regexReplace(r as string, s as string, p as string, false, ctx),
+  regexReplaceAll: fn(['string', 'string', 'string'], ([r, s, p]) =>
+    regexReplace(r as string, s as string, p as string, false),
   ),
-  regexReplaceAllLiteral: fn(['string', 'string', 'string'], ([r, s, p], ctx) =>
-    regexReplace(r as string, s as string, p as string, true, ctx),
+  regexReplaceAllLiteral: fn(['string', 'string', 'string'], ([r, s, p]) =>
+    regexReplace(r as string, s as string, p as string, true),
   ),
   regexSplit: fn(['string', 'string', 'int'], ([r, s, n]) =>
     strs(regexSplit(r as string, s as string, n as bigint)),
@@ -1100,7 +1099,8 @@ function trimChars(s: string, cut: string): string {
   return a.slice(i, j).join('');
 }
 
-function replaceAllGo(s: string, old: string, rep: string, budget: Meter): string {
+function replaceAllGo(s: string, old: string, rep: string): string {
+  const budget = meter();
   if (old === '') {
     budget.reserve(s.length + (s.length + 1) * rep.length);
     return [...s].map((c) => rep + c).join('') + rep;
@@ -1115,7 +1115,8 @@ function replaceAllGo(s: string, old: string, rep: string, budget: Meter): strin
 const MAP_ENTRY_BYTES = 64;
 
 /** Sprig's split/splitn result: a map[string]string keyed _0, _1, ... */
-function indexedParts(parts: string[], budget: Meter): GoMap {
+function indexedParts(parts: string[]): GoMap {
+  const budget = meter();
   budget.reserve(parts.length * MAP_ENTRY_BYTES);
   const out: GoMap = {};
   parts.forEach((p, i) => {
@@ -1125,7 +1126,8 @@ function indexedParts(parts: string[], budget: Meter): GoMap {
 }
 
 /** Sprig's indent: n spaces before every line. */
-function indent(n: bigint, s: string, budget: Meter): string {
+function indent(n: bigint, s: string): string {
+  const budget = meter();
   const width = Math.max(0, Number(n));
   let lines = 1;
   for (let i = s.indexOf('\n'); i >= 0; i = s.indexOf('\n', i + 1)) lines++;
@@ -1134,7 +1136,8 @@ function indent(n: bigint, s: string, budget: Meter): string {
   return pad + s.replaceAll('\n', `\n${pad}`);
 }
 
-function splitGo(s: string, sep: string, n: number, budget: Meter): string[] {
+function splitGo(s: string, sep: string, n: number): string[] {
+  const budget = meter();
   if (n === 0) return [];
   // A list slot per part, at most one part per UTF-16 unit of the input.
   budget.reserve(8 * (sep === '' ? s.length : Math.floor(s.length / sep.length) + 1));

@@ -64,6 +64,19 @@ export async function readSecretIdFile(
   return id;
 }
 
+/** The configured directories' own real paths, resolved once: they are fixed at start-up, whereas a
+ * file in them (a ..data symlink of a mounted ConfigMap or Secret) is resolved on every read. */
+const realDirs = new Map<string, string>();
+
+async function realDir(dir: string): Promise<string> {
+  let real = realDirs.get(dir);
+  if (real === undefined) {
+    real = await realpath(dir);
+    realDirs.set(dir, real);
+  }
+  return real;
+}
+
 async function readConfinedFile(where: string, path: string, dir: string, maxBytes: number): Promise<string> {
   // Lexically first, so that nothing outside the directory is ever touched (not even stat'ed).
   if (!isAbsolute(path) || !inside(dir, resolve(path))) throw invalid(`${where} is not under ${dir}`);
@@ -71,7 +84,7 @@ async function readConfinedFile(where: string, path: string, dir: string, maxByt
   try {
     // Mounted ConfigMaps and Secrets are symlinks into ..data: follow them, but not out of the directory.
     real = await realpath(path);
-    if (!inside(await realpath(dir), real)) throw invalid(`${where} resolves outside ${dir}`);
+    if (!inside(await realDir(dir), real)) throw invalid(`${where} resolves outside ${dir}`);
   } catch (err) {
     if (err instanceof FerryError) throw err;
     throw invalid(`${where} cannot be read: ${(err as NodeJS.ErrnoException).code ?? 'error'}`);

@@ -1,6 +1,6 @@
 // Requesting dynamic credentials (a secrets engine's creds endpoint) as a VaultDynamicSecret spec
 // describes it: shared by the VaultDynamicSecret controller and the CSI driver's leased items.
-import { CODES, TerminalError } from '../errors.ts';
+import { CODES, FerryError } from '../errors.ts';
 import type { VaultApi, VaultResponse } from './client.ts';
 import { VaultError } from './errors.ts';
 
@@ -20,8 +20,7 @@ export function requestMethod(spec: Pick<CredentialsRequest, 'requestHTTPMethod'
 export function requestPath(mount: string, path: string): string {
   const m = mount.replace(/^\/+|\/+$/g, '');
   const p = path.replace(/^\/+/, '');
-  if (m === '' || p === '')
-    throw new TerminalError('mount and path must not be empty', { code: CODES.INVALID_CONFIG });
+  if (m === '' || p === '') throw new FerryError(CODES.INVALID_CONFIG, 'mount and path must not be empty');
   return `${m}/${p}`;
 }
 

@@ -4,6 +4,7 @@
 // being truncated by the token's max TTL, or before a non-renewable token expires. The token is held
 // in private fields only and never appears in events, errors or logs.
 import { createHash } from 'node:crypto';
+import { type BackoffPolicy, delayAfter, VAULT_RELOGIN_BACKOFF } from '../backoff.ts';
 import { type Clock, type Random, systemClock, systemRandom, type Timer } from '../clock.ts';
 import type { AuthMethod, AuthMethodName } from './auth/index.ts';
 import type { RequestOptions, VaultApi, VaultAuthInfo, VaultClient, VaultResponse } from './client.ts';
@@ -34,8 +35,8 @@ export interface VaultSessionOptions {
   random?: Random;
   /** Observability hook (metrics, logs). Events carry no token material. */
   onEvent?: (event: SessionEvent) => void;
-  /** Backoff between background re-login attempts after a failure. */
-  retry?: { initialMs: number; maxMs: number };
+  /** Backoff between background re-login attempts after a failure (default VAULT_RELOGIN_BACKOFF). */
+  retry?: BackoffPolicy;
   /** The session owns `client`'s connection pool and closes it on close(); for a client created
    * just for this session, so that cache eviction releases its sockets. */
   ownsClient?: boolean;
@@ -71,16 +72,6 @@ export function planNext(
   return { action: 'renew', delayMs };
 }
 
-/** Exponential backoff with full jitter on the upper half, for background re-login attempts. */
-export function reloginBackoffMs(
-  attempt: number,
-  retry: { initialMs: number; maxMs: number },
-  random: Random,
-) {
-  const base = Math.min(retry.maxMs, retry.initialMs * 2 ** Math.max(0, attempt - 1));
-  return Math.floor(base / 2 + (base / 2) * random());
-}
-
 /** A stable, non-secret id for a token: hex sha256 of its accessor. VSO hashes the accessor with
  * blake2b-256; node:crypto has no blake2b-256 (truncating blake2b512 gives different bytes), and only
  * equality matters to consumers, so sha256 is used. Batch tokens have no accessor; their id hashes
@@ -91,8 +82,6 @@ export function clientIdOf(auth: Pick<VaultAuthInfo, 'accessor' | 'client_token'
     .digest('hex');
 }
 
-const DEFAULT_RETRY = { initialMs: 1000, maxMs: 60_000 };
-
 export class VaultSession implements VaultApi {
   readonly method: AuthMethodName;
   readonly #base: VaultClient;
@@ -100,7 +89,7 @@ export class VaultSession implements VaultApi {
   readonly #clock: Clock;
   readonly #random: Random;
   readonly #onEvent: (event: SessionEvent) => void;
-  readonly #retry: { initialMs: number; maxMs: number };
+  readonly #retry: BackoffPolicy;
   readonly #ownsClient: boolean;
   readonly #onToken: ((token: PersistedToken) => void) | undefined;
   #token = '';
@@ -127,7 +116,7 @@ export class VaultSession implements VaultApi {
     this.#clock = opts.clock ?? systemClock;
     this.#random = opts.random ?? systemRandom;
     this.#onEvent = opts.onEvent ?? (() => {});
-    this.#retry = opts.retry ?? DEFAULT_RETRY;
+    this.#retry = opts.retry ?? VAULT_RELOGIN_BACKOFF;
     this.#ownsClient = opts.ownsClient ?? false;
     this.#onToken = opts.onToken;
     this.#client = opts.client;
@@ -440,8 +429,8 @@ export class VaultSession implements VaultApi {
         this.#emitToken();
       } catch (error) {
         if (this.#closed) throw error;
+        const retryInMs = Math.floor(delayAfter(this.#retry, this.#failedLogins, this.#random));
         this.#failedLogins += 1;
-        const retryInMs = reloginBackoffMs(this.#failedLogins, this.#retry, this.#random);
         this.#onEvent({ type: 'loginFailed', reason, error, retryInMs });
         this.#timer = this.#clock.setTimeout(() => {
           this.#timer = undefined;

@@ -332,16 +332,24 @@ export const methodVaultAuth = (
     [method]: login,
   });
 
+/** A VaultStaticSecret that syncs kvv2 `<ns>/<name>` into a Secret `<name>` it creates; `spec` adds
+ * or overrides fields (path, destination, refreshAfter, rolloutRestartTargets…). */
+export const kvSecret = (
+  ns: string,
+  name: string,
+  spec: Record<string, unknown> = {},
+  metadata?: ExtraMetadata,
+): Manifest =>
+  vss(
+    ns,
+    name,
+    { mount: 'kvv2', type: 'kv-v2', path: `${ns}/${name}`, destination: { name, create: true }, ...spec },
+    metadata,
+  );
+
 /** A VaultStaticSecret named after VaultAuth `auth` that logs in with it and syncs kvv2 `<ns>/<auth>`
  * into Secret `<auth>`. */
-export const vssVia = (ns: string, auth: string): Manifest =>
-  vss(ns, auth, {
-    vaultAuthRef: auth,
-    mount: 'kvv2',
-    type: 'kv-v2',
-    path: `${ns}/${auth}`,
-    destination: { name: auth, create: true },
-  });
+export const vssVia = (ns: string, auth: string): Manifest => kvSecret(ns, auth, { vaultAuthRef: auth });
 
 /**
  * Proves VaultAuth `auth` logs in: plants a fresh value at kvv2 `<ns>/<auth>`, applies vssVia and

@@ -2,20 +2,21 @@
 // sorted names, mtime 0, root-owned), the config and manifest are written here, and the result is an
 // OCI archive that `ctr images import` takes. Archives are cached by the caller's input key, so an
 // unchanged image is never rebuilt.
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
+import { once } from 'node:events';
 import {
-  createReadStream,
+  createWriteStream,
   existsSync,
   mkdirSync,
   readdirSync,
   readFileSync,
   renameSync,
   rmSync,
-  statSync,
   writeFileSync,
 } from 'node:fs';
 import { join } from 'node:path';
+import { pipeline } from 'node:stream/promises';
 
 export interface ImageConfig {
   Entrypoint?: string[];
@@ -41,10 +42,46 @@ export interface BuiltImage {
   bytes: number;
 }
 
-async function sha256File(file: string): Promise<string> {
-  const h = createHash('sha256');
-  for await (const chunk of createReadStream(file)) h.update(chunk as Buffer);
-  return h.digest('hex');
+/** Tars `root` reproducibly into `file`, hashing and counting the bytes as they are written, so a
+ * layer is never read back to be hashed. */
+async function tarLayer(root: string, file: string): Promise<{ digest: string; size: number }> {
+  const tar = spawn(
+    'tar',
+    [
+      '--create',
+      '--file=-',
+      `--directory=${root}`,
+      '--format=gnu',
+      '--sort=name',
+      '--mtime=@0',
+      '--owner=0',
+      '--group=0',
+      '--numeric-owner',
+      '.',
+    ],
+    { stdio: ['ignore', 'pipe', 'pipe'] },
+  );
+  const exited = once(tar, 'close');
+  let stderr = '';
+  tar.stderr.setEncoding('utf8').on('data', (d: string) => {
+    stderr += d;
+  });
+  const hash = createHash('sha256');
+  let size = 0;
+  await pipeline(
+    tar.stdout,
+    async function* (chunks: AsyncIterable<Buffer>) {
+      for await (const chunk of chunks) {
+        hash.update(chunk);
+        size += chunk.length;
+        yield chunk;
+      }
+    },
+    createWriteStream(file),
+  );
+  const [code] = await exited;
+  if (code !== 0) throw new Error(`tar of ${root} failed (exit ${code}): ${stderr.trim()}`);
+  return { digest: hash.digest('hex'), size };
 }
 
 function sha256(data: string): string {
@@ -60,21 +97,9 @@ export async function buildImage(spec: ImageSpec, archive: string): Promise<Buil
   const layers: { digest: string; size: number }[] = [];
   for (const [i, root] of spec.layers.entries()) {
     const tar = join(work, `layer-${i}.tar`);
-    execFileSync('tar', [
-      '--create',
-      `--file=${tar}`,
-      `--directory=${root}`,
-      '--format=gnu',
-      '--sort=name',
-      '--mtime=@0',
-      '--owner=0',
-      '--group=0',
-      '--numeric-owner',
-      '.',
-    ]);
-    const digest = await sha256File(tar);
-    renameSync(tar, join(blobs, digest));
-    layers.push({ digest, size: statSync(join(blobs, digest)).size });
+    const layer = await tarLayer(root, tar);
+    renameSync(tar, join(blobs, layer.digest));
+    layers.push(layer);
   }
   const blob = (json: unknown): { digest: string; size: number } => {
     const text = JSON.stringify(json);

@@ -26,6 +26,7 @@ import {
   deployment,
   eventually,
   kubernetesVaultAuth,
+  kvSecret,
   type Manifest,
   tenant,
   VaultAdmin,
@@ -63,10 +64,7 @@ describe('ferry command', () => {
     await vault.kvPut('kvv2', `${ns}/app`, { password });
     await apply(
       kube,
-      vss(ns, 'app', {
-        mount: 'kvv2',
-        type: 'kv-v2',
-        path: `${ns}/app`,
+      kvSecret(ns, 'app', {
         refreshAfter: '1m',
         destination: { name: 'app-creds', create: true },
       }),
@@ -74,9 +72,7 @@ describe('ferry command', () => {
     // The tenant's policy does not reach this path: the sync fails with a Vault error.
     await apply(
       kube,
-      vss(ns, 'denied', {
-        mount: 'kvv2',
-        type: 'kv-v2',
+      kvSecret(ns, 'denied', {
         path: 'elsewhere/app',
         destination: { name: 'denied-creds', create: true },
       }),
@@ -142,15 +138,7 @@ describe('ferry command', () => {
       await eventually('first rendering', async () => (out.includes('"name": "app"') ? true : undefined));
       const before = out.length;
       await vault.kvPut('kvv2', `${ns}/later`, { x: '1' });
-      await apply(
-        kube,
-        vss(ns, 'later', {
-          mount: 'kvv2',
-          type: 'kv-v2',
-          path: `${ns}/later`,
-          destination: { name: 'later', create: true },
-        }),
-      );
+      await apply(kube, kvSecret(ns, 'later'));
       await eventually('a new rendering with the new object', async () =>
         out.slice(before).includes('"name": "later"') ? true : undefined,
       );
@@ -163,9 +151,7 @@ describe('ferry command', () => {
   it('lint --cluster finds a missing create:false Secret, rollout target and VaultAuth, then passes', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'ferry-lint-'));
     const file = join(dir, 'app.yaml');
-    const manifest: Manifest = vss(ns, 'preexisting', {
-      mount: 'kvv2',
-      type: 'kv-v2',
+    const manifest: Manifest = kvSecret(ns, 'preexisting', {
       path: `${ns}/app`,
       refreshAfter: '1m',
       destination: { name: 'made-by-hand', create: false },

@@ -12,11 +12,11 @@ import {
   apply,
   condition,
   eventually,
+  kvSecret,
   type Manifest,
   synced,
   tenant,
   VaultAdmin,
-  vss,
 } from '../../stack/lib/fixtures.ts';
 import { type StackEnv, uniqueName, useStack } from './harness.ts';
 
@@ -38,14 +38,9 @@ describe('hostile tenant', () => {
     return n;
   };
   const getVss = (name: string) => kube.get<VaultStaticSecret>(VaultStaticSecrets, name, ns);
-  const kvSecret = (name: string, spec: Record<string, unknown> = {}) =>
-    vss(ns, name, {
-      mount: 'kvv2',
-      type: 'kv-v2',
-      path: `${ns}/app`,
-      destination: { name, create: true },
-      ...spec,
-    });
+  /** A kv-v2 VaultStaticSecret of the one secret this tenant plants (`<ns>/app`). */
+  const appSecret = (name: string, spec: Record<string, unknown> = {}) =>
+    kvSecret(ns, name, { path: `${ns}/app`, ...spec });
 
   before(async () => {
     env = await useStack();
@@ -58,11 +53,12 @@ describe('hostile tenant', () => {
     await vault.kvPut('kvv2', `${ns}/app`, { password: 'hunter2-value' });
   });
   after(async () => {
+    await vault.close();
     await kube.close();
   });
 
   it('refreshAfter: 0s syncs once and does not spin', async () => {
-    await apply(kube, kvSecret('zero', { refreshAfter: '0s', hmacSecretData: false }));
+    await apply(kube, appSecret('zero', { refreshAfter: '0s', hmacSecretData: false }));
     await eventually('synced', async () => synced(await getVss('zero')));
     const before = await vssReconciles();
     await new Promise((r) => setTimeout(r, 3_000));
@@ -75,7 +71,7 @@ describe('hostile tenant', () => {
   it('a template bomb fails at the allocation limit, reported in status, and others still sync', async () => {
     await apply(
       kube,
-      kvSecret('bomb', {
+      appSecret('bomb', {
         destination: {
           name: 'bomb',
           create: true,
@@ -93,7 +89,7 @@ describe('hostile tenant', () => {
       /k:1:\d+: .*execution exceeded the allocation limit \(33554432 bytes\)/,
     );
     assert.doesNotMatch(failed.message ?? '', /hunter2/);
-    await apply(kube, kvSecret('neighbour'));
+    await apply(kube, appSecret('neighbour'));
     await eventually('a neighbour still syncs', async () => synced(await getVss('neighbour')));
     await kube.delete(VaultStaticSecrets, 'bomb', ns);
   });

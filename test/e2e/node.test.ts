@@ -16,12 +16,12 @@ import {
   decodeData,
   ensureNamespace,
   eventually,
+  kvSecret,
   leasedSecretsPolicy,
   type Manifest,
   tenant,
   VaultAdmin,
   vds,
-  vss,
 } from '../../stack/lib/fixtures.ts';
 import { csiTargetPath, mountedUnder, type NodeEnv, podLogs, waitForOutput } from '../../stack/lib/node.ts';
 import { type StackEnv, uniqueName, useStack } from './harness.ts';
@@ -109,10 +109,7 @@ describe('on the real node', { skip: noNode }, () => {
     await vault.kvPut('kvv2', `${ns}/app`, { password: v1 });
     await apply(
       kube,
-      vss(ns, 'app', {
-        mount: 'kvv2',
-        type: 'kv-v2',
-        path: `${ns}/app`,
+      kvSecret(ns, 'app', {
         refreshAfter: '2s',
         destination: { name: 'app-secret', create: true },
         rolloutRestartTargets: [{ kind: 'Deployment', name: 'reader' }],

@@ -7,8 +7,7 @@ import { ALL_KINDS, VaultStaticSecrets } from '../../src/api/resources.ts';
 import type { VaultStaticSecret } from '../../src/api/v1beta1/vaultstaticsecret.ts';
 import type { KubeClient } from '../../src/k8s/client.ts';
 import { Leases, Secrets } from '../../src/k8s/resources.ts';
-import type { KubeObject, Secret } from '../../src/k8s/types.ts';
-import type { Lease } from '../../src/runtime/leader.ts';
+import type { KubeObject, Lease, Secret } from '../../src/k8s/types.ts';
 import {
   adminClient,
   apply,
@@ -18,6 +17,7 @@ import {
   decodeData,
   eventsOf,
   eventually,
+  kvSecret,
   type Manifest,
   synced,
   tamper,
@@ -69,15 +69,7 @@ describe('operator observability', () => {
   it('exposes controller-runtime reconcile and workqueue metrics', async () => {
     // At least one VaultStaticSecret reconcile, so the counter has a series for that controller.
     await vault.kvPut('kvv2', `${ns}/plain`, { hello: 'world' });
-    await apply(
-      kube,
-      vss(ns, 'plain', {
-        mount: 'kvv2',
-        type: 'kv-v2',
-        path: `${ns}/plain`,
-        destination: { name: 'plain', create: true },
-      }),
-    );
+    await apply(kube, kvSecret(ns, 'plain'));
     await eventually('plain synced', async () =>
       synced(await kube.get<VaultStaticSecret>(VaultStaticSecrets, 'plain', ns)),
     );
@@ -122,12 +114,8 @@ describe('operator observability', () => {
     await vault.kvPut('kvv2', `${ns}/canary`, { password: first });
     await apply(
       kube,
-      vss(ns, 'canary', {
-        mount: 'kvv2',
-        type: 'kv-v2',
-        path: `${ns}/canary`,
+      kvSecret(ns, 'canary', {
         refreshAfter: '1s',
-        destination: { name: 'canary', create: true },
       }),
     );
     await eventually(
@@ -164,10 +152,7 @@ describe('operator observability', () => {
     await vault.kvPut('kvv2', `${ns}/leaky`, { pattern: `${value}(` });
     await apply(
       kube,
-      vss(ns, 'leaky', {
-        mount: 'kvv2',
-        type: 'kv-v2',
-        path: `${ns}/leaky`,
+      kvSecret(ns, 'leaky', {
         destination: {
           name: 'leaky',
           create: true,

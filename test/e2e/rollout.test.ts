@@ -27,13 +27,13 @@ import {
   deployment,
   eventsOf,
   eventually,
+  kvSecret,
   type Manifest,
   podTemplate,
   restartedAt,
   synced,
   tenant,
   VaultAdmin,
-  vss,
 } from '../../stack/lib/fixtures.ts';
 import { type StackEnv, uniqueName, useStack } from './harness.ts';
 
@@ -186,12 +186,8 @@ describe('rollout restart targets', () => {
     await vault.kvPut('kvv2', `${ns}/app`, { key: first });
     await apply(
       kube,
-      vss(ns, 'app', {
-        mount: 'kvv2',
-        type: 'kv-v2',
-        path: `${ns}/app`,
+      kvSecret(ns, 'app', {
         refreshAfter: '1s',
-        destination: { name: 'app', create: true },
         rolloutRestartTargets: [
           { kind: 'Deployment', name: 'web' },
           { kind: 'StatefulSet', name: 'db' },
@@ -297,12 +293,8 @@ describe('rollout restart targets', () => {
     await vault.kvPut('kvv2', `${ns}/missing`, { key: first });
     await apply(
       kube,
-      vss(ns, 'missing', {
-        mount: 'kvv2',
-        type: 'kv-v2',
-        path: `${ns}/missing`,
+      kvSecret(ns, 'missing', {
         refreshAfter: '1s',
-        destination: { name: 'missing', create: true },
         rolloutRestartTargets: [{ kind: 'Deployment', name: 'does-not-exist' }],
       }),
     );

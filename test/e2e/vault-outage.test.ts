@@ -18,9 +18,9 @@ import {
   ensureNamespace,
   eventually,
   kubernetesVaultAuth,
+  kvSecret,
   type Manifest,
   VaultAdmin,
-  vss,
 } from '../../stack/lib/fixtures.ts';
 import { operatorIncarnation, type StackEnv, uniqueName, useStack } from './harness.ts';
 
@@ -96,12 +96,8 @@ describe('Vault behind its own CA, sealed and stopped', () => {
     await vault.kvPut('kvv2', `${ns}/app`, { v: 'one' });
     await apply(
       kube,
-      vss(ns, 'app', {
-        mount: 'kvv2',
-        type: 'kv-v2',
-        path: `${ns}/app`,
+      kvSecret(ns, 'app', {
         refreshAfter: '1s',
-        destination: { name: 'app', create: true },
       }),
     );
     const first = await eventually('first sync', async () => {

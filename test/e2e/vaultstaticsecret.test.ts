@@ -17,6 +17,7 @@ import {
   deployment,
   eventsOf,
   eventually,
+  kvSecret,
   type Manifest,
   restartedAt,
   synced,
@@ -52,10 +53,7 @@ describe('VaultStaticSecret', () => {
     await vault.kvPut('kvv2', `${ns}/db`, { username: 'app', password, port: 5432 });
     await apply(
       kube,
-      vss(ns, 'db', {
-        mount: 'kvv2',
-        type: 'kv-v2',
-        path: `${ns}/db`,
+      kvSecret(ns, 'db', {
         destination: { name: 'db-creds', create: true, labels: { team: 'a' }, annotations: { note: 'x' } },
       }),
     );
@@ -111,12 +109,8 @@ describe('VaultStaticSecret', () => {
     );
     await apply(
       kube,
-      vss(ns, 'pinned', {
-        mount: 'kvv2',
-        type: 'kv-v2',
-        path: `${ns}/pinned`,
+      kvSecret(ns, 'pinned', {
         version: 1,
-        destination: { name: 'pinned', create: true },
       }),
     );
     const legacy = await eventually('kv-v1 Secret', () => kube.getIfExists<Secret>(Secrets, 'legacy', ns));
@@ -137,12 +131,8 @@ describe('VaultStaticSecret', () => {
     await vault.kvPut('kvv2', `${ns}/rotating`, { key: first });
     await apply(
       kube,
-      vss(ns, 'rotating', {
-        mount: 'kvv2',
-        type: 'kv-v2',
-        path: `${ns}/rotating`,
+      kvSecret(ns, 'rotating', {
         refreshAfter: '2s',
-        destination: { name: 'rotating', create: true },
         rolloutRestartTargets: [{ kind: 'Deployment', name: 'web' }],
       }),
     );
@@ -210,10 +200,7 @@ describe('VaultStaticSecret', () => {
     } as Manifest);
     await apply(
       kube,
-      vss(ns, 'existing', {
-        mount: 'kvv2',
-        type: 'kv-v2',
-        path: `${ns}/existing`,
+      kvSecret(ns, 'existing', {
         refreshAfter: '1s',
         destination: { name: 'preexisting', create: false },
       }),
@@ -245,9 +232,7 @@ describe('VaultStaticSecret', () => {
     );
     await apply(
       kube,
-      vss(ns, 'no-dest', {
-        mount: 'kvv2',
-        type: 'kv-v2',
+      kvSecret(ns, 'no-dest', {
         path: `${ns}/db`,
         destination: { name: 'does-not-exist', create: false },
       }),

@@ -3,25 +3,28 @@ import { AUTH_METHODS, Conditions, Int64, Root, StringEnum, StringList, StringMa
 
 // Method fields are kept as property maps so VaultAuthGlobal can extend them with its per-method
 // namespace/mount/params/headers.
-function tokenExpirationSeconds() {
-  return Type.Optional(
+const vaultRole = () => Type.Optional(Type.String({ description: 'Vault role to log in with.' }));
+
+/** The ServiceAccount token request of the kubernetes and jwt methods. */
+const tokenRequestFields = {
+  audiences: Type.Optional(StringList('Audiences of the requested ServiceAccount token.')),
+  tokenExpirationSeconds: Type.Optional(
     Int64('Lifetime requested for the ServiceAccount token, in seconds.', { default: 600, minimum: 600 }),
-  );
-}
+  ),
+};
 
 export const kubernetesFields = {
-  role: Type.Optional(Type.String({ description: 'Vault role to log in with.' })),
+  role: vaultRole(),
   serviceAccount: Type.Optional(
     Type.String({
       description: "ServiceAccount whose token is presented; it lives in the consuming resource's namespace.",
     }),
   ),
-  audiences: Type.Optional(StringList('Audiences of the requested ServiceAccount token.')),
-  tokenExpirationSeconds: tokenExpirationSeconds(),
+  ...tokenRequestFields,
 };
 
 export const jwtFields = {
-  role: Type.Optional(Type.String({ description: 'Vault role to log in with.' })),
+  role: vaultRole(),
   secretRef: Type.Optional(
     Type.String({
       description: "Secret in the consuming resource's namespace whose jwt key holds the token to present.",
@@ -30,8 +33,7 @@ export const jwtFields = {
   serviceAccount: Type.Optional(
     Type.String({ description: 'ServiceAccount whose requested token is presented as the JWT.' }),
   ),
-  audiences: Type.Optional(StringList('Audiences of the requested ServiceAccount token.')),
-  tokenExpirationSeconds: tokenExpirationSeconds(),
+  ...tokenRequestFields,
 };
 
 export const appRoleFields = {
@@ -50,7 +52,7 @@ export const appRoleFields = {
 };
 
 export const awsFields = {
-  role: Type.Optional(Type.String({ description: 'Vault role to log in with.' })),
+  role: vaultRole(),
   region: Type.Optional(Type.String({ description: 'AWS region used to sign the login request.' })),
   headerValue: Type.Optional(
     Type.String({ description: 'Value of the X-Vault-AWS-IAM-Server-ID header in the signed request.' }),
@@ -73,7 +75,7 @@ export const awsFields = {
 };
 
 export const gcpFields = {
-  role: Type.Optional(Type.String({ description: 'Vault role to log in with.' })),
+  role: vaultRole(),
   workloadIdentityServiceAccount: Type.Optional(
     Type.String({
       description: 'ServiceAccount set up for GKE workload identity (iam.gke.io/gcp-service-account).',

@@ -24,9 +24,10 @@ import { findCondition, setCondition } from '../../runtime/conditions.ts';
 import { type Action, awaitChange, type ReconcileContext } from '../../runtime/controller.ts';
 import type { Store } from '../../runtime/store.ts';
 import type { ControllerContext } from '../context.ts';
+import { type CheckedKind, classifyFinding, findingAction } from '../outcome.ts';
 import { StatusMemo, writeStatus } from '../shared/status.ts';
 
-const KIND = 'CSISecrets';
+const KIND = 'CSISecrets' satisfies CheckedKind;
 
 /** What the decision reads: the informer stores of the referenced kinds and two operator options. */
 export interface CSISecretsRefs {
@@ -42,8 +43,8 @@ export type CSISecretsVerdict =
   | { ready: true; message: string }
   | {
       ready: false;
-      /** Stable Event and condition reason: the spec itself, or what it refers to. */
-      reason: typeof REASONS.InvalidConfiguration | typeof REASONS.InvalidResourceRef;
+      /** The spec itself, or what it refers to: outcome.ts turns it into the reason and timing. */
+      finding: 'config' | 'reference';
       message: string;
     };
 
@@ -58,11 +59,7 @@ export function csiTransformationRefKeys(obj: CSISecrets): string[] {
   return [...new Set(all.flatMap((t) => transformationRefKeys(ns, t)))];
 }
 
-const refProblem = (message: string): CSISecretsVerdict => ({
-  ready: false,
-  reason: REASONS.InvalidResourceRef,
-  message,
-});
+const refProblem = (message: string): CSISecretsVerdict => ({ ready: false, finding: 'reference', message });
 
 /**
  * Whether the CSI driver could serve this CSISecrets, as far as that is known without Vault.
@@ -70,12 +67,12 @@ const refProblem = (message: string): CSISecretsVerdict => ({
  */
 export function checkCSISecrets(obj: CSISecrets, refs: CSISecretsRefs): CSISecretsVerdict {
   const spec = obj.spec;
-  if (!spec) return { ready: false, reason: REASONS.InvalidConfiguration, message: 'spec is missing' };
+  if (!spec) return { ready: false, finding: 'config', message: 'spec is missing' };
   const problems = validateCSISecrets(spec);
   if (problems.length > 0) {
     return {
       ready: false,
-      reason: REASONS.InvalidConfiguration,
+      finding: 'config',
       message: `invalid CSISecrets: ${problems.map((p) => `${p.field}: ${p.message}`).join('; ')}`,
     };
   }
@@ -136,7 +133,7 @@ export function csiSecretsStatus(
   at: { now: number; generation: number | undefined },
 ): CSISecretsStatusUpdate {
   const before = findCondition(previous?.conditions, CONDITION_TYPES.Ready);
-  const reason = verdict.ready ? REASONS.Accepted : verdict.reason;
+  const reason = verdict.ready ? REASONS.Accepted : classifyFinding(KIND, verdict.finding).reason;
   const conditions = setCondition(
     previous?.conditions,
     {
@@ -194,6 +191,6 @@ export function csiSecretsReconciler(ctx: ControllerContext, store: Store<CSISec
     else if (event) await ctx.events.normal(involved(obj), event.reason, event.message);
     // Level-triggered: the watches on VaultAuth, VaultAuthGlobal, VaultConnection and
     // SecretTransformation bring every change that could alter the verdict.
-    return awaitChange();
+    return verdict.ready ? awaitChange() : findingAction(classifyFinding(KIND, verdict.finding), ctx.random);
   };
 }

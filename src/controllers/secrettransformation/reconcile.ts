@@ -9,12 +9,12 @@ import type {
   SecretTransformationStatus,
 } from '../../api/v1beta1/secrettransformation.ts';
 import { CONDITION_REASONS, CONDITION_TYPES, healthyMessage } from '../../consts/conditions.ts';
-import { REASONS } from '../../consts/reasons.ts';
 import { errorMessage } from '../../errors.ts';
 import { type Condition, setCondition } from '../../runtime/conditions.ts';
 import { type Action, awaitChange, type ReconcileContext } from '../../runtime/controller.ts';
 import { compileTemplates, type TemplateSource } from '../../template/index.ts';
 import type { ControllerContext } from '../context.ts';
+import { classifyFinding, findingAction } from '../outcome.ts';
 import { writeStatus } from '../shared/status.ts';
 
 /** Why the spec is invalid, or undefined. Messages name templates and patterns, never data. */
@@ -78,9 +78,10 @@ export function secretTransformationReconciler(ctx: ControllerContext) {
     const status: SecretTransformationStatus = { valid: ok, error: problem ?? '', conditions };
     const previous = obj.status;
     await writeStatus(ctx.client, SecretTransformations, obj, status);
-    if (!ok && (previous?.valid !== false || previous.error !== problem)) {
-      await ctx.events.warning(obj as Required<SecretTransformation>, REASONS.TransformationError, problem);
-    }
-    return awaitChange();
+    if (ok) return awaitChange();
+    const outcome = classifyFinding('SecretTransformation', 'transformation');
+    if (previous?.valid !== false || previous.error !== problem)
+      await ctx.events.warning(obj as Required<SecretTransformation>, outcome.reason, problem);
+    return findingAction(outcome, ctx.random);
   };
 }

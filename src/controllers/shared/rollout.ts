@@ -1,10 +1,7 @@
 // Rollout restarts as VSO performs them: a pod-template annotation for apps/v1 workloads
 // (strategic merge) and `spec.restartAt` for Argo Rollouts (JSON merge).
 import { ANNOTATION_RESTARTED_AT } from '../../consts/labels.ts';
-import type { ResourceType } from '../../k8s/resources.ts';
-import { ArgoRollouts, DaemonSets, Deployments, StatefulSets } from '../../k8s/resources.ts';
-
-export type RolloutKind = 'Deployment' | 'DaemonSet' | 'StatefulSet' | 'argo.Rollout';
+import { type ResourceType, ROLLOUT_RESOURCES, type RolloutKind } from '../../k8s/resources.ts';
 
 export interface RestartPatch {
   resource: ResourceType;
@@ -14,9 +11,8 @@ export interface RestartPatch {
 
 export function restartPatch(kind: RolloutKind, now: Date): RestartPatch {
   const at = now.toISOString().replace(/\.\d{3}Z$/, 'Z');
-  if (kind === 'argo.Rollout')
-    return { resource: ArgoRollouts, type: 'merge', body: { spec: { restartAt: at } } };
-  const resource = { Deployment: Deployments, DaemonSet: DaemonSets, StatefulSet: StatefulSets }[kind];
+  const resource = ROLLOUT_RESOURCES[kind];
+  if (kind === 'argo.Rollout') return { resource, type: 'merge', body: { spec: { restartAt: at } } };
   return {
     resource,
     type: 'strategic',

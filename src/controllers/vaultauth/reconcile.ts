@@ -9,10 +9,11 @@ import { FINALIZERS } from '../../consts/finalizers.ts';
 import { REASONS } from '../../consts/reasons.ts';
 import { goJson } from '../../delivery/gojson.ts';
 import { connectionRefOf, resolveAuthConfig } from '../../delivery/vault-access.ts';
-import { errorMessage } from '../../errors.ts';
+import { CODES, errorMessage, isFerryError } from '../../errors.ts';
 import { type Condition, setCondition } from '../../runtime/conditions.ts';
 import { type Action, awaitChange, type ReconcileContext } from '../../runtime/controller.ts';
 import type { ControllerContext } from '../context.ts';
+import { classifyFinding, type Finding, findingAction } from '../outcome.ts';
 import { releaseFinalizer, writeStatus } from '../shared/status.ts';
 
 function specHash(auth: VaultAuth): string {
@@ -21,7 +22,9 @@ function specHash(auth: VaultAuth): string {
     .digest('hex');
 }
 
-function validate(ctx: ControllerContext, auth: VaultAuth): string | undefined {
+type Problem = { finding: Finding; message: string };
+
+function validate(ctx: ControllerContext, auth: VaultAuth): Problem | undefined {
   try {
     const deps = {
       authGlobals: ctx.informers.authGlobals.store,
@@ -31,11 +34,12 @@ function validate(ctx: ControllerContext, auth: VaultAuth): string | undefined {
     const eff = resolveAuthConfig(auth, deps);
     const ref = connectionRefOf(auth, eff, ctx.options.operatorNamespace);
     if (!ctx.informers.connections.store.get(ref.namespace, ref.name)) {
-      return `VaultConnection ${ref.namespace}/${ref.name} not found`;
+      return { finding: 'reference', message: `VaultConnection ${ref.namespace}/${ref.name} not found` };
     }
     return undefined;
   } catch (err) {
-    return errorMessage(err);
+    const finding = isFerryError(err) && err.code === CODES.INVALID_REF ? 'reference' : 'config';
+    return { finding, message: errorMessage(err) };
   }
 }
 
@@ -57,8 +61,9 @@ export function vaultAuthReconciler(ctx: ControllerContext) {
     else
       await ctx.vaultClients.pruneAuth(uid, { belowGeneration: auth.metadata.generation ?? 0, revoke: true });
 
-    const problem = validate(ctx, auth);
-    const ok = problem === undefined;
+    const found = validate(ctx, auth);
+    const problem = found?.message;
+    const ok = found === undefined;
     const now = ctx.clock.now();
     const generation = auth.metadata.generation;
     let conditions: Condition[] = auth.status?.conditions ?? [];
@@ -85,11 +90,15 @@ export function vaultAuthReconciler(ctx: ControllerContext) {
     const was = auth.status?.valid;
     await writeStatus(ctx.client, VaultAuths, auth, status);
     const involved = auth as Required<VaultAuth>;
-    if (!ok && (was !== false || auth.status?.error !== problem))
-      await ctx.events.warning(involved, REASONS.Accepted, problem);
-    else if (ok && was !== true) await ctx.events.normal(involved, REASONS.Accepted, 'VaultAuth accepted');
+    if (found === undefined) {
+      if (was !== true) await ctx.events.normal(involved, REASONS.Accepted, 'VaultAuth accepted');
+      return awaitChange();
+    }
+    const outcome = classifyFinding('VaultAuth', found.finding);
+    if (was !== false || auth.status?.error !== problem)
+      await ctx.events.warning(involved, outcome.reason, found.message);
     // References that appear later re-enqueue this object through the controller's watches.
-    return awaitChange();
+    return findingAction(outcome, ctx.random);
   };
 }
 

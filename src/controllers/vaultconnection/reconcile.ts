@@ -4,16 +4,17 @@
 
 import { VaultConnections } from '../../api/resources.ts';
 import type { VaultConnection, VaultConnectionStatus } from '../../api/v1beta1/vaultconnection.ts';
+import { jitterDown } from '../../backoff.ts';
 import { CONDITION_REASONS, CONDITION_TYPES, healthyMessage } from '../../consts/conditions.ts';
 import { FINALIZERS } from '../../consts/finalizers.ts';
 import { REASONS } from '../../consts/reasons.ts';
 import { connectionOptions } from '../../delivery/vault-access.ts';
 import { errorMessage } from '../../errors.ts';
-import { jitterDown } from '../../runtime/backoff.ts';
 import { type Condition, setCondition } from '../../runtime/conditions.ts';
 import { type Action, awaitChange, type ReconcileContext, requeueAfter } from '../../runtime/controller.ts';
 import { VaultClient } from '../../vault/client.ts';
 import type { ControllerContext } from '../context.ts';
+import { classifyFinding, findingAction } from '../outcome.ts';
 import { releaseFinalizer, writeStatus } from '../shared/status.ts';
 
 type Check = { ok: true; message: string } | { ok: false; type: string; message: string };
@@ -77,17 +78,22 @@ export function vaultConnectionReconciler(ctx: ControllerContext) {
     const status: VaultConnectionStatus = { valid: result.ok, conditions };
     const wasValid = conn.status?.valid;
     await writeStatus(ctx.client, VaultConnections, conn, status);
-    if (!result.ok && wasValid !== false) {
-      await ctx.events.warning(conn as Required<VaultConnection>, REASONS.VaultClientError, result.message);
-    } else if (result.ok && wasValid !== true) {
-      await ctx.events.normal(
-        conn as Required<VaultConnection>,
-        REASONS.Accepted,
-        'VaultConnection accepted',
-      );
+    const period = ctx.options.connectionHealthPeriodMs;
+    if (result.ok) {
+      if (wasValid !== true)
+        await ctx.events.normal(
+          conn as Required<VaultConnection>,
+          REASONS.Accepted,
+          'VaultConnection accepted',
+        );
+      // Healthy servers are re-checked too, so that a seal or an outage shows in status.
+      return requeueAfter(jitterDown(period, ctx.random));
     }
-    // Config errors wait for a spec change; reachability problems and healthy servers are re-checked.
-    if (!result.ok && result.type === CONDITION_TYPES.VaultClient) return awaitChange();
-    return requeueAfter(jitterDown(ctx.options.connectionHealthPeriodMs, ctx.random));
+    // Config errors wait for a spec change; reachability problems are re-checked.
+    const finding = result.type === CONDITION_TYPES.VaultClient ? 'config' : 'unreachable';
+    const outcome = classifyFinding('VaultConnection', finding, period);
+    if (wasValid !== false)
+      await ctx.events.warning(conn as Required<VaultConnection>, outcome.reason, result.message);
+    return findingAction(outcome, ctx.random);
   };
 }

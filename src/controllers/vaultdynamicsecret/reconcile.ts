@@ -26,7 +26,7 @@ import { REASONS } from '../../consts/reasons.ts';
 import { makeSecretData } from '../../delivery/secret-data.ts';
 import { shapeData } from '../../delivery/transformation.ts';
 import type { VaultAccess } from '../../delivery/vault-access.ts';
-import { errorMessage, TerminalError } from '../../errors.ts';
+import { CODES, errorMessage, FerryError } from '../../errors.ts';
 import { Secrets } from '../../k8s/resources.ts';
 import type { Secret } from '../../k8s/types.ts';
 import type { Condition } from '../../runtime/conditions.ts';
@@ -214,7 +214,7 @@ export function vaultDynamicSecretReconciler(
   /** Requests credentials (or reads static ones) and shapes them into Secret data. */
   const fetch = async (obj: VaultDynamicSecret, api: VaultApi, signal: AbortSignal): Promise<Fetched> => {
     const spec = obj.spec;
-    if (!spec) throw new TerminalError('spec is missing');
+    if (!spec) throw new FerryError(CODES.INVALID_CONFIG, 'spec is missing');
     const res = await requestCredentials(api, spec, signal);
     const isStatic = spec.allowStaticCreds === true && !res.lease_id;
     const source: Record<string, unknown> = { ...res.data };
@@ -291,7 +291,7 @@ export function vaultDynamicSecretReconciler(
     signal: AbortSignal,
   ): Promise<Action> => {
     const spec = obj.spec;
-    if (!spec) throw new TerminalError('spec is missing');
+    if (!spec) throw new FerryError(CODES.INVALID_CONFIG, 'spec is missing');
     let fetched: Fetched;
     try {
       fetched = await fetch(obj, access.api, signal);
@@ -454,7 +454,7 @@ export function vaultDynamicSecretReconciler(
     const spec = obj.spec;
     const current = memo.current(obj);
     if (!spec) {
-      throw await fail(obj, current, 'spec', new TerminalError('spec is missing'));
+      throw await fail(obj, current, 'spec', new FerryError(CODES.INVALID_CONFIG, 'spec is missing'));
     }
     const namespace = obj.metadata.namespace ?? '';
     let existing: Secret | undefined;

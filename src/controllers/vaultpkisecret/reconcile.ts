@@ -14,7 +14,7 @@ import { REASONS } from '../../consts/reasons.ts';
 import { goJson } from '../../delivery/gojson.ts';
 import { expiryOffsetMs, pkiSecretData } from '../../delivery/pki-data.ts';
 import { shapeData, transformationRefKeys } from '../../delivery/transformation.ts';
-import { CODES, errorMessage, FerryError, isFerryError, TerminalError } from '../../errors.ts';
+import { CODES, errorMessage, FerryError, isFerryError } from '../../errors.ts';
 import { isK8sApiError } from '../../k8s/errors.ts';
 import { Secrets } from '../../k8s/resources.ts';
 import type { Secret } from '../../k8s/types.ts';
@@ -122,7 +122,7 @@ export function vaultPKISecretReconciler(
   const apply = async (obj: VaultPKISecret, rc: ReconcileContext): Promise<Action> => {
     const spec = obj.spec;
     if (!spec) {
-      throw await fail(obj, 'spec', new TerminalError('spec is missing'));
+      throw await fail(obj, 'spec', new FerryError(CODES.INVALID_CONFIG, 'spec is missing'));
     }
     const namespace = obj.metadata.namespace ?? '';
     const uid = obj.metadata.uid ?? '';

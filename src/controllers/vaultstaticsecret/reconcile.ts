@@ -5,14 +5,14 @@
 import { API_VERSION, VaultStaticSecrets } from '../../api/resources.ts';
 import type { VaultStaticSecret, VaultStaticSecretStatus } from '../../api/v1beta1/vaultstaticsecret.ts';
 import { refreshPeriodMs } from '../../api/validate.ts';
+import { jitterDown } from '../../backoff.ts';
 import { FINALIZERS } from '../../consts/finalizers.ts';
 import { REASONS } from '../../consts/reasons.ts';
 import { makeSecretData } from '../../delivery/secret-data.ts';
 import { shapeData } from '../../delivery/transformation.ts';
-import { CODES, errorMessage, FerryError, isFerryError, TerminalError } from '../../errors.ts';
+import { CODES, errorMessage, FerryError, isFerryError } from '../../errors.ts';
 import { Secrets } from '../../k8s/resources.ts';
 import type { Secret } from '../../k8s/types.ts';
-import { jitterDown } from '../../runtime/backoff.ts';
 import type { Condition } from '../../runtime/conditions.ts';
 import { type Action, awaitChange, type ReconcileContext, requeueAfter } from '../../runtime/controller.ts';
 import { readKV } from '../../vault/kv.ts';
@@ -63,8 +63,12 @@ export function vaultStaticSecretReconciler(
     };
     await writeStatus(ctx.client, VaultStaticSecrets, obj, status, memo);
     await ctx.events.warning(involved(obj), outcome.reason, message);
-    if (secretData === undefined) return errorFor(err, outcome);
-    return new FerryError(isFerryError(err) ? err.code : CODES.SECRET_DATA, message);
+    // After the data was read, the error thrown carries only the redacted message.
+    const thrown =
+      secretData === undefined
+        ? err
+        : new FerryError(isFerryError(err) ? err.code : CODES.SECRET_DATA, message);
+    return errorFor(thrown, outcome);
   };
 
   return async ({ key, signal }: ReconcileContext): Promise<Action> => {
@@ -78,8 +82,7 @@ export function vaultStaticSecretReconciler(
     const spec = obj.spec;
     const namespace = obj.metadata.namespace ?? '';
     if (!spec) {
-      const err = new TerminalError('spec is missing');
-      throw await fail(obj, 'spec', err);
+      throw await fail(obj, 'spec', new FerryError(CODES.INVALID_CONFIG, 'spec is missing'));
     }
 
     let access: Awaited<ReturnType<typeof ctx.vault.get>>;

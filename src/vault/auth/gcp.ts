@@ -2,6 +2,7 @@
 // identity pool is exchanged at Google's STS for a federated access token, which asks IAM Credentials
 // for an ID token of the Google service account (audience `https://vault/<role>`). That ID token is the
 // `jwt` of Vault's gcp login. Project, cluster location and name default to the GKE metadata server.
+import type { Clock } from '../../clock.ts';
 import { CODES, FerryError } from '../../errors.ts';
 import { cloudCall, cloudJson } from './http.ts';
 
@@ -42,6 +43,37 @@ export async function gcpMetadata(path: string, endpoints: GcpEndpoints = GOOGLE
       `GCP metadata ${path} answered HTTP ${res.status}; set it in spec.gcp`,
     );
   return text;
+}
+
+/** How long a metadata value is reused. It describes the node's project and cluster, which do not
+ * change under a running pod; the expiry only bounds how long a wrong answer could stick. */
+export const GCP_METADATA_TTL_MS = 60 * 60_000;
+
+/** gcpMetadata with a cache: logins reuse a value until it expires, concurrent ones share one request,
+ * and a failure is not kept (the next login asks again). Holds at most the few paths a login reads. */
+export class GcpMetadata {
+  readonly #endpoints: GcpEndpoints;
+  readonly #clock: Clock;
+  readonly #ttlMs: number;
+  readonly #values = new Map<string, { value: Promise<string>; until: number }>();
+
+  constructor(endpoints: GcpEndpoints, clock: Clock, ttlMs = GCP_METADATA_TTL_MS) {
+    this.#endpoints = endpoints;
+    this.#clock = clock;
+    this.#ttlMs = ttlMs;
+  }
+
+  get(path: string): Promise<string> {
+    const now = this.#clock.now();
+    const hit = this.#values.get(path);
+    if (hit && now < hit.until) return hit.value;
+    const value = gcpMetadata(path, this.#endpoints);
+    this.#values.set(path, { value, until: now + this.#ttlMs });
+    value.catch(() => {
+      if (this.#values.get(path)?.value === value) this.#values.delete(path);
+    });
+    return value;
+  }
 }
 
 export interface WorkloadIdentity {

@@ -160,13 +160,14 @@ export function lint(values?: unknown): void {
 // Command-line flags: the chart must not pass a flag the program does not know (parseArgs is strict
 // and would refuse to start).
 
-/** The long options of a CLI entry point, read from its parseArgs table (e.g. 'operator.ts'). */
-export const cliFlags = (entry: string): Set<string> =>
-  new Set(
-    [...readFileSync(join(ROOT, 'src', 'cli', entry), 'utf8').matchAll(/'?([a-z][a-z-]*)'?: \{ type:/g)].map(
-      (m) => m[1]!,
-    ),
-  );
+/** The long options of a CLI entry point, read from its parseArgs table (e.g. 'operator.ts'), with
+ * common.ts's COMMON_FLAGS where the table spreads them. */
+export const cliFlags = (entry: string): Set<string> => {
+  const read = (file: string): string => readFileSync(join(ROOT, 'src', 'cli', file), 'utf8');
+  const text = read(entry);
+  const tables = text.includes('...COMMON_FLAGS') ? text + read('common.ts') : text;
+  return new Set([...tables.matchAll(/'?([a-z][a-z-]*)'?: \{ type:/g)].map((m) => m[1]!));
+};
 
 export const flagsOf = (args: string[]): Map<string, string> =>
   new Map(

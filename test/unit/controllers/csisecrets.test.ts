@@ -17,6 +17,7 @@ import {
   csiSecretsStatus,
   csiTransformationRefKeys,
 } from '../../../src/controllers/csisecrets/reconcile.ts';
+import { classifyFinding } from '../../../src/controllers/outcome.ts';
 import { csiSecretsConsumer } from '../../../src/delivery/vault-access.ts';
 import type { KubeObject } from '../../../src/k8s/types.ts';
 import { createStore, type Store } from '../../../src/runtime/store.ts';
@@ -89,7 +90,7 @@ function refs(o: Partial<Record<'auths' | 'globals' | 'conns' | 'transforms', Ku
 function notReady(v: CSISecretsVerdict, reason: string, message: RegExp): void {
   assert.equal(v.ready, false, `expected not ready, got ${JSON.stringify(v)}`);
   if (v.ready) return;
-  assert.equal(v.reason, reason);
+  assert.equal(classifyFinding('CSISecrets', v.finding).reason, reason);
   assert.match(v.message, message);
 }
 
@@ -298,7 +299,7 @@ describe('csiSecretsStatus', () => {
   const at = (now: number, generation = 1) => ({ now, generation });
   const bad: CSISecretsVerdict = {
     ready: false,
-    reason: 'InvalidResourceRef',
+    finding: 'reference',
     message: 'VaultAuth app/auth not found',
   };
   const good: CSISecretsVerdict = { ready: true, message: 'accepted' };

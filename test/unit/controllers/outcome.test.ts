@@ -1,10 +1,13 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
+import fc from 'fast-check';
 import {
   classify,
+  classifyFinding,
   DEFAULT_CLEANUP_LIMITS,
   DESTINATION_POLL_MS,
   errorFor,
+  findingAction,
   givesUp,
   secretKindErrorPolicy,
 } from '../../../src/controllers/outcome.ts';
@@ -33,6 +36,8 @@ describe('classify', () => {
     const invalid = new FerryError(CODES.INVALID_CONFIG, 'bad refreshAfter');
     assert.deepEqual(classify(invalid, 'spec'), { reason: 'InvalidConfiguration', terminal: true });
     assert.deepEqual(classify(invalid, 'access'), { reason: 'VaultClientConfigError', retry: true });
+    // Shaping the Vault request from the spec (e.g. an empty mount) is the spec's fault too.
+    assert.deepEqual(classify(invalid, 'vault'), { reason: 'InvalidConfiguration', terminal: true });
   });
 
   it('names the phase in the reason and retries with backoff', () => {
@@ -86,5 +91,56 @@ describe('errorFor and the errorPolicy', () => {
     const action = policy(destinationMissing('ns', 'd'), ctx);
     assert.ok(action && 'requeueAfterMs' in action && action.requeueAfterMs <= DESTINATION_POLL_MS);
     assert.equal(policy(vaultDown, ctx), undefined);
+  });
+});
+
+describe('classifyFinding (the status-only kinds)', () => {
+  it('waits for a change on spec and reference problems, re-checks an unreachable Vault', () => {
+    assert.deepEqual(classifyFinding('CSISecrets', 'config'), {
+      reason: 'InvalidConfiguration',
+      terminal: true,
+    });
+    assert.deepEqual(classifyFinding('CSISecrets', 'reference'), {
+      reason: 'InvalidResourceRef',
+      terminal: true,
+    });
+    assert.deepEqual(classifyFinding('SecretTransformation', 'transformation'), {
+      reason: 'TransformationError',
+      terminal: true,
+    });
+    assert.deepEqual(classifyFinding('VaultConnection', 'config'), {
+      reason: 'VaultClientConfigError',
+      terminal: true,
+    });
+    assert.deepEqual(classifyFinding('VaultConnection', 'unreachable', 60_000), {
+      reason: 'VaultClientError',
+      requeueAfterMs: 60_000,
+    });
+  });
+
+  it("keeps VSO's Accepted reason for every VaultAuth finding", () => {
+    for (const f of ['config', 'reference'] as const)
+      assert.equal(classifyFinding('VaultAuth', f).reason, 'Accepted');
+  });
+
+  it('turns a finding into awaitChange or a recheck jittered into (0.8, 0.9] of the period', () => {
+    assert.deepEqual(
+      findingAction(classifyFinding('VaultAuth', 'reference'), () => 0.5),
+      { awaitChange: true },
+    );
+    fc.assert(
+      fc.property(
+        fc.integer({ min: 1, max: 86_400_000 }),
+        fc.double({ min: 0, max: 1, maxExcluded: true, noNaN: true }),
+        (ms, r) => {
+          const a = findingAction(classifyFinding('VaultConnection', 'unreachable', ms), () => r);
+          assert.ok(
+            'requeueAfterMs' in a &&
+              a.requeueAfterMs > 0.8 * ms - 1e-6 &&
+              a.requeueAfterMs <= 0.9 * ms + 1e-6,
+          );
+        },
+      ),
+    );
   });
 });

@@ -1,8 +1,8 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { K8sApiError } from '../../../src/k8s/errors.ts';
-import type { KubeObject } from '../../../src/k8s/types.ts';
-import { LeaderElector, type Lease, type LeaseClient } from '../../../src/runtime/leader.ts';
+import type { KubeObject, Lease } from '../../../src/k8s/types.ts';
+import { LeaderElector, type LeaseClient } from '../../../src/runtime/leader.ts';
 import { FakeClock, flush } from './fake-clock.ts';
 
 /** An in-memory Lease API with apiserver optimistic concurrency: PUT must carry the current

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { pino } from 'pino';
-import { BACKGROUND_BACKOFF } from '../../../src/runtime/backoff.ts';
+import { BACKGROUND_BACKOFF } from '../../../src/backoff.ts';
 import { TaskQueue } from '../../../src/runtime/tasks.ts';
 import { FakeClock } from './fake-clock.ts';
 

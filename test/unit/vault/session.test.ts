@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { describe, it } from 'node:test';
 import fc from 'fast-check';
+import { intervalFor, VAULT_RELOGIN_BACKOFF } from '../../../src/backoff.ts';
 import type { Random } from '../../../src/clock.ts';
 import { appRoleAuth } from '../../../src/vault/auth/approle.ts';
 import { type RequestOptions, VaultClient, type VaultResponse } from '../../../src/vault/client.ts';
@@ -12,7 +13,6 @@ import {
   planNext,
   RENEW_FRACTION_MAX,
   RENEW_FRACTION_MIN,
-  reloginBackoffMs,
   renewDelayMs,
   type SessionEvent,
   VaultSession,
@@ -62,21 +62,6 @@ describe('renewal maths', () => {
     assert.deepEqual(planNext({ ttlSeconds: 0, renewable: true, loginTtlSeconds: 0 }, Math.random), {
       action: 'none',
     });
-  });
-
-  it('backs off re-logins exponentially within [base/2, base], capped', () => {
-    fc.assert(
-      fc.property(
-        fc.integer({ min: 1, max: 40 }),
-        fc.double({ min: 0, max: 1, maxExcluded: true, noNaN: true }),
-        (n, r) => {
-          const retry = { initialMs: 1000, maxMs: 60_000 };
-          const base = Math.min(retry.maxMs, retry.initialMs * 2 ** (n - 1));
-          const d = reloginBackoffMs(n, retry, fixed(r));
-          assert.ok(d >= base / 2 - 1 && d <= base);
-        },
-      ),
-    );
   });
 
   it('derives the client id from the accessor', () => {
@@ -196,7 +181,7 @@ function setup(opts: { seed?: number } = {}) {
       // A seeded PRNG so fast-check can shrink a failing lifecycle to a reproducible case.
       random: seededRandom(String(opts.seed ?? 1)),
       onEvent: (e) => events.push(e),
-      retry: { initialMs: 1000, maxMs: 8000 },
+      retry: { ...VAULT_RELOGIN_BACKOFF, maxMs: 8000 },
     });
   const kinds = () =>
     events.map((e) => (e.type === 'login' || e.type === 'loginFailed' ? `${e.type}:${e.reason}` : e.type));
@@ -262,6 +247,35 @@ describe('VaultSession lifecycle', () => {
     await session.read('x');
     assert.deepEqual(sim.violations, []);
     session.close();
+  });
+
+  it('spaces failed background re-logins by VAULT_RELOGIN_BACKOFF, resets it on success and stops on close', async () => {
+    await fc.assert(
+      fc.asyncProperty(fc.integer({ min: 1, max: 8 }), fc.integer(), async (failures, seed) => {
+        const { clock, sim, login, events } = setup({ seed });
+        const policy = { ...VAULT_RELOGIN_BACKOFF, maxMs: 8000 };
+        sim.renewable = false;
+        const session = await login();
+        sim.failLogin = failures;
+        await clock.advance(40_000 + 2 * 8000 * failures);
+        const failed = events.filter((e) => e.type === 'loginFailed');
+        assert.equal(failed.length, failures);
+        failed.forEach((e, n) => {
+          const interval = intervalFor(policy, n);
+          assert.ok(e.retryInMs > interval / 2 - 1 && e.retryInMs <= interval, `${e.retryInMs} for #${n}`);
+        });
+        assert.equal(events.at(-1)?.type, 'login', 'the retries end in a login');
+        // A later failure starts again from the first interval.
+        sim.failLogin = 1;
+        await clock.advance(40_000);
+        const again = events.filter((e) => e.type === 'loginFailed').at(-1);
+        assert.ok(again?.type === 'loginFailed' && again.retryInMs <= policy.initialMs);
+        session.close();
+        assert.deepEqual(clock.pending().length, 0, 'close cancels the pending timer');
+        assert.deepEqual(sim.violations, []);
+      }),
+      { numRuns: 30 },
+    );
   });
 
   it('marks the session tainted on 403 and validates with lookup-self', async () => {

@@ -4,16 +4,19 @@ import fc from 'fast-check';
 import {
   type BackoffPolicy,
   CONTROLLER_RUNTIME_BACKOFF,
+  delayAfter,
   intervalFor,
   jitterDown,
   jitterDownBy,
   jitterUp,
   KeyedBackoff,
   randomDelay,
+  VAULT_RELOGIN_BACKOFF,
   VSO_SOURCE_BACKOFF,
   validateBackoffPolicy,
-} from '../../../src/runtime/backoff.ts';
-import { FakeClock, seqRandom } from './fake-clock.ts';
+  WATCH_BACKOFF,
+} from '../../src/backoff.ts';
+import { FakeClock, seqRandom } from './runtime/fake-clock.ts';
 
 const unit = fc.double({ min: 0, max: 1, maxExcluded: true, noNaN: true });
 const duration = fc.double({ min: 0, max: 1e9, noNaN: true });
@@ -107,6 +110,37 @@ describe('KeyedBackoff (property)', () => {
     b.next('a');
     assert.equal(b.next('b'), 5);
     assert.equal(b.failures('a'), 2);
+  });
+});
+
+describe("'down' policies (Vault re-login, watcher)", () => {
+  for (const [name, p] of [
+    ['VAULT_RELOGIN_BACKOFF', VAULT_RELOGIN_BACKOFF],
+    ['WATCH_BACKOFF', WATCH_BACKOFF],
+  ] as const) {
+    it(`${name}: each delay within [interval/2, interval], the interval doubling to maxMs`, () => {
+      validateBackoffPolicy(p);
+      fc.assert(
+        fc.property(fc.nat({ max: 2000 }), unit, (failures, r) => {
+          const interval = Math.min(p.maxMs, p.initialMs * 2 ** failures);
+          assert.equal(intervalFor(p, failures), interval);
+          const d = delayAfter(p, failures, () => r);
+          assert.ok(d >= interval / 2 && d <= interval, `${d} outside [${interval / 2}, ${interval}]`);
+          assert.ok(d <= p.maxMs);
+        }),
+      );
+    });
+  }
+
+  it('a later delay is never shorter than half an earlier one, whatever the draws', () => {
+    fc.assert(
+      fc.property(fc.array(unit, { minLength: 2, maxLength: 40 }), (rs) => {
+        const ds = rs.map((r, n) => delayAfter(VAULT_RELOGIN_BACKOFF, n, () => r));
+        for (let n = 1; n < ds.length; n++) {
+          for (let m = 0; m < n; m++) assert.ok(ds[n]! >= ds[m]! / 2, `${ds[m]} then ${ds[n]}`);
+        }
+      }),
+    );
   });
 });
 

@@ -1,8 +1,9 @@
 // Backoff policies are data; KeyedBackoff turns a policy into per-key delays. Every retry delay and
 // every jittered horizon in Ferry is computed here, from an injected Random and Clock, so timing is
-// deterministic under test.
-import type { Clock, Random } from '../clock.ts';
-import { systemClock, systemRandom } from '../clock.ts';
+// deterministic under test. Base layer (beside clock.ts): the runtime's queues, the watcher, Vault
+// sessions and the CSI upkeep all draw their delays from here.
+import type { Clock, Random } from './clock.ts';
+import { systemClock, systemRandom } from './clock.ts';
 
 export interface BackoffPolicy {
   /** Interval for the first failure. */
@@ -17,8 +18,10 @@ export interface BackoffPolicy {
    *       never exceed maxMs (requires multiplier ≥ 1 + jitter).
    * 'spread': delay = interval × (1 ± jitter × r), as cenkalti/backoff (and therefore VSO) does; a delay
    *       may exceed maxMs by the jitter fraction.
+   * 'down': delay = interval × (1 − jitter × r): never above the interval (so never above maxMs), and
+   *       with jitter 0.5 within [interval/2, interval], which spreads many clients retrying together.
    */
-  readonly jitterMode: 'up' | 'spread';
+  readonly jitterMode: 'up' | 'spread' | 'down';
   /** Give up once this long has passed since the first failure; 0 retries forever. */
   readonly maxElapsedMs: number;
 }
@@ -65,6 +68,28 @@ export const CSI_UPKEEP_BACKOFF: BackoffPolicy = Object.freeze({
   maxElapsedMs: 0,
 });
 
+/** Background re-login of a Vault session (vault/session.ts) after a failed login: 1 s doubling to
+ * 60 s, drawn from the upper half of the interval. */
+export const VAULT_RELOGIN_BACKOFF: BackoffPolicy = Object.freeze({
+  initialMs: 1_000,
+  maxMs: 60_000,
+  multiplier: 2,
+  jitter: 0.5,
+  jitterMode: 'down',
+  maxElapsedMs: 0,
+});
+
+/** kube-rs's watcher DefaultBackoff (runtime/watcher.ts): 800 ms doubling to 30 s, drawn from the
+ * upper half of the interval so watchers of a restarted apiserver do not reconnect together. */
+export const WATCH_BACKOFF: BackoffPolicy = Object.freeze({
+  initialMs: 800,
+  maxMs: 30_000,
+  multiplier: 2,
+  jitter: 0.5,
+  jitterMode: 'down',
+  maxElapsedMs: 0,
+});
+
 export function validateBackoffPolicy(p: BackoffPolicy): void {
   const bad = (why: string) => new RangeError(`invalid backoff policy: ${why}`);
   if (!(p.initialMs > 0)) throw bad('initialMs must be > 0');
@@ -89,8 +114,14 @@ export function intervalFor(p: BackoffPolicy, failures: number): number {
 /** The delay for one draw `r` ∈ [0, 1) at a given un-jittered interval. */
 export function jittered(p: BackoffPolicy, interval: number, r: number): number {
   if (p.jitterMode === 'up') return Math.min(p.maxMs, interval * (1 + p.jitter * r));
+  if (p.jitterMode === 'down') return interval * (1 - p.jitter * r);
   const delta = p.jitter * interval;
   return interval - delta + r * 2 * delta;
+}
+
+/** The delay after `failures` previous failures, for a caller that keeps its own failure count. */
+export function delayAfter(p: BackoffPolicy, failures: number, random: Random): number {
+  return jittered(p, intervalFor(p, Math.max(0, failures)), random());
 }
 
 interface KeyState {
