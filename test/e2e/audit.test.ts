@@ -14,9 +14,9 @@ import {
   assertNotIn,
   canary,
   kubernetesVaultAuth,
+  kvSecret,
   tenant,
   VaultAdmin,
-  vss,
 } from '../../stack/lib/fixtures.ts';
 import { ferry as run, type StackEnv, uniqueName, useStack } from './harness.ts';
 
@@ -39,15 +39,7 @@ describe('ferry audit', () => {
     teamB = uniqueName('team-b-dev');
     for (const ns of [teamA, teamB]) {
       await tenant(env, kube, vault, ns);
-      await apply(
-        kube,
-        vss(ns, 'app', {
-          mount: 'kvv2',
-          type: 'kv-v2',
-          path: `${ns}/app`,
-          destination: { name: 'app', create: true },
-        }),
-      );
+      await apply(kube, kvSecret(ns, 'app'));
     }
     await vault.kvPut('kvv2', `prod/${teamA}/db`, { password: canary('audit-prod', canaries) });
   });
