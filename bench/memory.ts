@@ -5,6 +5,7 @@
 // 0.5 s the bench reads its VmRSS from /proc and its process.memoryUsage() (written by a preloaded
 // sampler), and counts destination Secrets with the right data.
 //   node bench/memory.ts [--n 1000,5000] [--no-compile-cache] [--hold 40] [--node-flag=--max-semi-space-size=1 ...]
+//                        [--operator-arg=--max-concurrent-reconciles=20 ...]
 //                        [--snapshot-at synced]
 // --hold: seconds to keep sampling after every Secret is synced (covers a refresh round).
 // --alloc-profile: samples allocations, collected ones included, into alloc-<N>.heapprofile (open it
@@ -42,6 +43,7 @@ const { values } = parseArgs({
     namespaces: { type: 'string', default: '10' },
     hold: { type: 'string', default: '40' },
     'node-flag': { type: 'string', multiple: true, default: [] },
+    'operator-arg': { type: 'string', multiple: true, default: [] },
     'snapshot-at': { type: 'string' },
     'sync-timeout': { type: 'string', default: '600' },
     'alloc-profile': { type: 'boolean', default: false },
@@ -163,14 +165,39 @@ if (profile) {
 }
 `;
 
-function procStatus(pid: number): { rss: number; hwm: number } | undefined {
+function procStatus(pid: number): { rss: number; hwm: number; cpuSeconds: number } | undefined {
   try {
     const s = readFileSync(`/proc/${pid}/status`, 'utf8');
     const kb = (k: string): number => Number(new RegExp(`^${k}:\\s+(\\d+)`, 'm').exec(s)?.[1] ?? 0) * 1024;
-    return { rss: kb('VmRSS'), hwm: kb('VmHWM') };
+    // utime and stime, in clock ticks (100 per second on Linux), after the parenthesised command.
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    const cpuSeconds = (Number(fields[11]) + Number(fields[12])) / 100;
+    return { rss: kb('VmRSS'), hwm: kb('VmHWM'), cpuSeconds };
   } catch {
     return undefined;
   }
+}
+
+/** RSS by mapping: the node binary, other files, and anonymous memory by region size (the V8 heap
+ * lives in 256 KB pages, malloc arenas in 64 MB reservations). */
+function rssByMapping(pid: number): Record<string, number> {
+  const out: Record<string, number> = {};
+  let name = '';
+  let size = 0;
+  for (const line of readFileSync(`/proc/${pid}/smaps`, 'utf8').split('\n')) {
+    const m = /^([0-9a-f]+)-([0-9a-f]+) \S+ \S+ \S+ \S+\s*(.*)$/.exec(line);
+    if (m) {
+      size = parseInt(m[2] as string, 16) - parseInt(m[1] as string, 16);
+      const file = m[3] ?? '';
+      name = file.endsWith('/node') ? 'node binary' : file.startsWith('/') ? 'other files' : file || 'anon';
+      if (name === 'anon') name = size >= 32 * MB ? 'anon >= 32 MB regions' : 'anon < 32 MB regions';
+      continue;
+    }
+    const r = /^Rss:\s+(\d+)/.exec(line);
+    if (r) out[name] = (out[name] ?? 0) + Number(r[1]) * 1024;
+  }
+  return Object.fromEntries(Object.entries(out).map(([k, v]) => [k, Math.round(v / MB)]));
 }
 
 interface Usage {
@@ -206,6 +233,7 @@ async function runOnce(n: number, dir: string): Promise<Record<string, number | 
       `--health-probe-bind-address=127.0.0.1:${health}`,
       `--metrics-bind-address=127.0.0.1:${metrics}`,
       '--log-level=info',
+      ...(values['operator-arg'] ?? []),
     ],
     {
       env: {
@@ -224,6 +252,7 @@ async function runOnce(n: number, dir: string): Promise<Record<string, number | 
   const deadline = started + Number(values['sync-timeout']) * 1000;
   let lastCount = 0;
   let hwm = 0;
+  let syncCpu = 0;
   const snapAt = Number(values['snapshot-at']);
   let snapped = false;
   try {
@@ -242,6 +271,7 @@ async function runOnce(n: number, dir: string): Promise<Record<string, number | 
         lastCount = await countSynced(w);
         if (lastCount === n) {
           syncedAt = Date.now();
+          syncCpu = procStatus(op.pid)?.cpuSeconds ?? 0;
           holdUntil = syncedAt + Number(values.hold) * 1000;
           process.stderr.write(`[memory] N=${n}: synced in ${((syncedAt - started) / 1000).toFixed(1)} s\n`);
           if (values['snapshot-at'] === 'synced') process.kill(op.pid, 'SIGUSR2');
@@ -253,6 +283,7 @@ async function runOnce(n: number, dir: string): Promise<Record<string, number | 
     }
     // The operator is still ours to measure: one last reading.
     const end = procStatus(op.pid);
+    const mappings = rssByMapping(op.pid);
     const usage = readFileSync(usageFile, 'utf8')
       .trim()
       .split('\n')
@@ -268,12 +299,15 @@ async function runOnce(n: number, dir: string): Promise<Record<string, number | 
     return {
       n,
       syncSeconds: Number((((syncedAt ?? 0) - started) / 1000).toFixed(1)),
+      cpuSecondsToSynced: syncCpu,
+      cpuSecondsTotal: end?.cpuSeconds ?? 0,
       peakRssMB: Math.round(Math.max(hwm, end?.hwm ?? 0) / MB),
       endRssMB: Math.round((end?.rss ?? 0) / MB),
       atPeak: `heapUsed ${Math.round(peak.heapUsed / MB)} heapTotal ${Math.round(peak.heapTotal / MB)} external ${Math.round(peak.external / MB)} arrayBuffers ${Math.round(peak.arrayBuffers / MB)}`,
       endHeapUsedMB: Math.round(last.heapUsed / MB),
       endHeapTotalMB: Math.round(last.heapTotal / MB),
       endExternalMB: Math.round(last.external / MB),
+      endRssByMappingMB: JSON.stringify(mappings),
     };
   } finally {
     // Delete the namespaces while the operator runs (it releases its finalizers), then stop it.
@@ -297,10 +331,15 @@ const COMPILE_CACHE_ENV = {
   NODE_COMPILE_CACHE_PORTABLE: '1',
 };
 if (values['compile-cache']) {
-  execFileSync(process.execPath, [join(ROOT, 'src', 'cli', 'compile-cache.ts')], {
-    env: { ...process.env, ...COMPILE_CACHE_ENV },
-    stdio: 'inherit',
-  });
+  // With the operator's V8 flags: some of them make V8 reject a cache made without them.
+  execFileSync(
+    process.execPath,
+    [...(values['node-flag'] ?? []), join(ROOT, 'src', 'cli', 'compile-cache.ts')],
+    {
+      env: { ...process.env, ...COMPILE_CACHE_ENV },
+      stdio: 'inherit',
+    },
+  );
 }
 const results: Record<string, number | string>[] = [];
 try {
@@ -316,7 +355,11 @@ try {
   }
   for (const n of values.n.split(',').map(Number)) {
     const r = await runOnce(n, dir);
-    results.push({ ...r, nodeFlags: (values['node-flag'] ?? []).join(' ') });
+    results.push({
+      ...r,
+      nodeFlags: (values['node-flag'] ?? []).join(' '),
+      operatorArgs: (values['operator-arg'] ?? []).join(' '),
+    });
     process.stdout.write(`${JSON.stringify(r)}\n`);
   }
   const out = join(ROOT, 'bench', 'results');

@@ -124,9 +124,15 @@ export async function ferryImage(
 }
 
 // The Dockerfile's ENV: a compile cache that spares the processes Node's TypeScript stripper
-// (docs/memory.md), portable because it is filled outside /app here.
+// (docs/memory.md), portable because it is filled outside /app here, and V8's young generation
+// capped (filled under the same flags: V8 rejects code cached under others).
 const COMPILE_CACHE_DIR = '.node-compile-cache';
-const IMAGE_NODE_ENV = [`NODE_COMPILE_CACHE=/app/${COMPILE_CACHE_DIR}`, 'NODE_COMPILE_CACHE_PORTABLE=1'];
+const NODE_OPTIONS = '--max-semi-space-size=4';
+const IMAGE_NODE_ENV = [
+  `NODE_COMPILE_CACHE=/app/${COMPILE_CACHE_DIR}`,
+  'NODE_COMPILE_CACHE_PORTABLE=1',
+  `NODE_OPTIONS=${NODE_OPTIONS}`,
+];
 const CACHE_UIDS = [65532, 0];
 
 /** As the Dockerfile's `RUN node src/cli/compile-cache.ts`, for the layout under `appDir`. Node keeps
@@ -142,6 +148,7 @@ function warmCompileCache(nodeBin: string, appDir: string, nodeModules: string):
         PATH: process.env.PATH ?? '/usr/bin:/bin',
         NODE_COMPILE_CACHE: cache,
         NODE_COMPILE_CACHE_PORTABLE: '1',
+        NODE_OPTIONS,
       },
       stdio: ['ignore', 'ignore', 'inherit'],
     });
