@@ -76,7 +76,22 @@ interface Workload {
   expected: Map<string, Map<string, string>>;
 }
 
+/** Namespaces of earlier runs may still be terminating (thousands of objects to collect): their
+ * objects would be reconciled by the next operator and distort its figures. */
+async function waitForLeftovers(): Promise<void> {
+  const deadline = Date.now() + 15 * 60_000;
+  for (;;) {
+    const left = (await kube.list(Namespaces)).items.filter((x) => x.metadata.name?.startsWith('mem-'));
+    if (left.length === 0) return;
+    if (Date.now() > deadline)
+      throw new Error(`namespaces of an earlier run are still there: ${left.length}`);
+    process.stderr.write(`[memory] waiting for ${left.length} namespaces of an earlier run to go\n`);
+    await new Promise((r) => setTimeout(r, 10_000));
+  }
+}
+
 async function createWorkload(n: number, nsCount: number): Promise<Workload> {
+  await waitForLeftovers();
   const run = randomBytes(3).toString('hex');
   const namespaces = Array.from({ length: nsCount }, (_, i) => `mem-${run}-${i}`);
   const expected = new Map<string, Map<string, string>>();
