@@ -4,15 +4,16 @@
 // started from this checkout after the resources exist, as the operator's ServiceAccount; every
 // 0.5 s the bench reads its VmRSS from /proc and its process.memoryUsage() (written by a preloaded
 // sampler), and counts destination Secrets with the right data.
-//   node bench/memory.ts [--n 1000,5000] [--no-compile-cache] [--hold 40] [--node-flag=--max-semi-space-size=1 ...]
-//                        [--operator-arg=--max-concurrent-reconciles=20 ...]
-//                        [--snapshot-at synced]
+//   node bench/memory.ts [--n 1000,5000] [--no-compile-cache] [--hold 40] [--alloc-profile]
+//                        [--node-flag=--max-semi-space-size=4 ...]
+//                        [--operator-arg=--max-concurrent-reconciles=20 ...] [--snapshot-at synced]
 // --hold: seconds to keep sampling after every Secret is synced (covers a refresh round).
 // --alloc-profile: samples allocations, collected ones included, into alloc-<N>.heapprofile (open it
-// in Chrome DevTools' Memory tab) when the operator exits.
+// in Chrome DevTools' Memory tab), from start until the end of --hold.
 // --snapshot-at synced|<seconds>: also writes a heap snapshot (--heapsnapshot-signal) once synced, or
 // that many seconds after the operator started.
-// Prints, per N: time to synced, peak RSS (VmHWM), end RSS, heap used at peak and at the end; writes
+// Prints, per N: time to synced, operator CPU seconds, peak RSS (VmHWM), end RSS, the heap at the
+// peak and at the end, RSS by mapping; writes
 // bench/results/memory-<UTC time>.json. Each run uses fresh namespaces and deletes them afterwards.
 import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -42,7 +43,8 @@ const { values } = parseArgs({
     n: { type: 'string', default: '1000,5000' },
     namespaces: { type: 'string', default: '10' },
     hold: { type: 'string', default: '40' },
-    'node-flag': { type: 'string', multiple: true, default: [] },
+    // The image's NODE_OPTIONS (Dockerfile); `--node-flag=` for none.
+    'node-flag': { type: 'string', multiple: true, default: ['--max-semi-space-size=4'] },
     'operator-arg': { type: 'string', multiple: true, default: [] },
     'snapshot-at': { type: 'string' },
     'sync-timeout': { type: 'string', default: '600' },
@@ -51,6 +53,7 @@ const { values } = parseArgs({
   },
 });
 const ROOT = join(import.meta.dirname, '..');
+const nodeFlags = (values['node-flag'] ?? []).filter((f) => f !== '');
 const SAMPLE_MS = 500;
 const MB = 1024 * 1024;
 
@@ -231,7 +234,7 @@ async function runOnce(n: number, dir: string): Promise<Record<string, number | 
   const usageFile = join(dir, `usage-${n}.jsonl`);
   const [health, metrics] = (await Promise.all([freePort(), freePort()])) as [number, number];
   const flags = [
-    ...(values['node-flag'] ?? []),
+    ...nodeFlags,
     `--import=data:text/javascript,${encodeURIComponent(SAMPLER)}`,
     ...(values['snapshot-at'] ? ['--heapsnapshot-signal=SIGUSR2', `--diagnostic-dir=${dir}`] : []),
   ];
@@ -325,14 +328,20 @@ async function runOnce(n: number, dir: string): Promise<Record<string, number | 
       endRssByMappingMB: JSON.stringify(mappings),
     };
   } finally {
-    // Delete the namespaces while the operator runs (it releases its finalizers), then stop it.
+    // Thousands of objects take minutes to collect; the next run also waits for them (waitForLeftovers).
     await deleteWorkload(kube, w);
-    await waitFor('namespace deletion', join(dir, `operator-${n}.log`), op.pid, async () => {
-      const left = (await kube.list(Namespaces)).items.filter((x) =>
-        w.namespaces.includes(x.metadata.name ?? ''),
-      );
-      return left.length === 0;
-    }).catch((err: unknown) => process.stderr.write(`[memory] ${String(err)}\n`));
+    await waitFor(
+      'namespace deletion',
+      join(dir, `operator-${n}.log`),
+      op.pid,
+      async () => {
+        const left = (await kube.list(Namespaces)).items.filter((x) =>
+          w.namespaces.includes(x.metadata.name ?? ''),
+        );
+        return left.length === 0;
+      },
+      600_000,
+    ).catch((err: unknown) => process.stderr.write(`[memory] ${String(err)}\n`));
     process.kill(op.pid, 'SIGTERM');
     for (let i = 0; i < 50 && alive(op.pid); i++) await new Promise((r) => setTimeout(r, 200));
     if (alive(op.pid)) process.kill(op.pid, 'SIGKILL');
@@ -347,14 +356,10 @@ const COMPILE_CACHE_ENV = {
 };
 if (values['compile-cache']) {
   // With the operator's V8 flags: some of them make V8 reject a cache made without them.
-  execFileSync(
-    process.execPath,
-    [...(values['node-flag'] ?? []), join(ROOT, 'src', 'cli', 'compile-cache.ts')],
-    {
-      env: { ...process.env, ...COMPILE_CACHE_ENV },
-      stdio: 'inherit',
-    },
-  );
+  execFileSync(process.execPath, [...nodeFlags, join(ROOT, 'src', 'cli', 'compile-cache.ts')], {
+    env: { ...process.env, ...COMPILE_CACHE_ENV },
+    stdio: 'inherit',
+  });
 }
 const results: Record<string, number | string>[] = [];
 try {
@@ -372,7 +377,7 @@ try {
     const r = await runOnce(n, dir);
     results.push({
       ...r,
-      nodeFlags: (values['node-flag'] ?? []).join(' '),
+      nodeFlags: nodeFlags.join(' '),
       operatorArgs: (values['operator-arg'] ?? []).join(' '),
     });
     process.stdout.write(`${JSON.stringify(r)}\n`);
