@@ -14,7 +14,12 @@ const goEscapes: Record<string, string> = {
   '\u2029': '\\u2029',
 };
 
-function byteOrder(a: string, b: string): number {
+// Without surrogates a UTF-16 code unit is a code point, and UTF-8 orders as code points do: plain
+// string comparison then gives the byte order without encoding both strings on every comparison.
+const SURROGATE = /[\uD800-\uDFFF]/;
+
+export function byteOrder(a: string, b: string): number {
+  if (!SURROGATE.test(a) && !SURROGATE.test(b)) return a < b ? -1 : a > b ? 1 : 0;
   return Buffer.compare(Buffer.from(a), Buffer.from(b));
 }
 
