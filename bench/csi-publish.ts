@@ -110,7 +110,7 @@ try {
     labels: { app: 'web' },
     csiSecretsName: 'leased',
   });
-  csi = await startTestDriver(env, kube, dir, { nodeId: 'bench-node' });
+  csi = await startTestDriver(env, kube, dir);
   const { client, driver } = csi;
   const target = targetOf(dir, pod);
   const volumeId = volumeIdOf(pod);

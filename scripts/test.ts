@@ -1,7 +1,7 @@
 // The whole test suite, as CI runs it: static checks, then unit and end-to-end tests against a
 // freshly started real stack (OpenBao by default; FERRY_VAULT_FLAVOR=vault for HashiCorp Vault).
-// End-to-end tests under test/e2e/serial/ kill or replace the shared operator, so they run after the
-// others, one at a time.
+// End-to-end tests under test/e2e/serial/ kill or replace the shared operator or the CSI driver's
+// pod, so they run after the others, one at a time.
 import { spawn, spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import { type Flavor, peerDir, repoRoot, stackDown, stackUp } from '../stack/lib/stack.ts';

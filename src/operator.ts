@@ -8,6 +8,8 @@ import { type Clock, type Random, systemClock, systemRandom } from './clock.ts';
 import { LEADER_ELECTION_ID } from './consts/labels.ts';
 import type { ControllerContext, OperatorOptions } from './controllers/context.ts';
 import { setupCSISecrets } from './controllers/csisecrets/setup.ts';
+import { setupHCP } from './controllers/hcp/setup.ts';
+import { setupResourceStatus } from './controllers/resource-status.ts';
 import { setupSecretTransformation } from './controllers/secrettransformation/setup.ts';
 import type { KindSetup, SetupEnv } from './controllers/setup.ts';
 import { hmacKeyProvider } from './controllers/shared/hmac-key.ts';
@@ -53,6 +55,9 @@ const KINDS: readonly KindSetup[] = [
   setupVaultPKISecret,
   setupSecretTransformation,
   setupCSISecrets,
+  setupHCP,
+  // Last: it reads the informers the kinds above created.
+  setupResourceStatus,
 ];
 
 export function buildOperator(cfg: OperatorConfig): Manager {

@@ -4,9 +4,13 @@
 import { readFileSync } from 'node:fs';
 import pino, { type Logger } from 'pino';
 import pkg from '../../package.json' with { type: 'json' };
+import { type BackoffPolicy, VSO_SOURCE_BACKOFF, validateBackoffPolicy } from '../backoff.ts';
+import { CODES, errorMessage, FerryError } from '../errors.ts';
 import { KubeClient } from '../k8s/client.ts';
 import { loadKubeConnection } from '../k8s/config.ts';
+import type { RateLimit } from '../k8s/ratelimit.ts';
 import { type MetricsRegistry, registerBuildInfo } from '../metrics/registry.ts';
+import { parseDuration } from '../template/duration.ts';
 import { setVaultAddressAllowlist } from '../vault/address-policy.ts';
 import {
   DEFAULT_CA_CERT_DIR,
@@ -32,12 +36,18 @@ export const COMMON_FLAGS = {
 
 type CommonValues = { [K in keyof typeof COMMON_FLAGS]?: string | undefined };
 
-/** What both entry points set up from the common flags: the confinement of tenant input, the
+/** What both entry points set up from the common flags: the confined file directories, the
  * Kubernetes client, the operator namespace, VSO's global options, and `stop` (SIGTERM/SIGINT). */
-export function setUp(values: CommonValues, env: Env, userAgent: string, logger: Logger) {
+export function setUp(
+  values: CommonValues,
+  env: Env,
+  userAgent: string,
+  logger: Logger,
+  rateLimit?: RateLimit,
+) {
   configureConfinement(values, env);
   return {
-    client: kubeClient(values.kubeconfig, env, userAgent),
+    client: kubeClient(values.kubeconfig, env, userAgent, rateLimit),
     operatorNamespace: operatorNamespace(values['operator-namespace'], env),
     globals: { ...globalOptions(values, env), env },
     stop: stopSignal(logger),
@@ -94,6 +104,61 @@ function globalOptions(
   };
 }
 
+export interface BackoffFlags {
+  'backoff-initial-interval'?: string | undefined;
+  'backoff-max-interval'?: string | undefined;
+  'backoff-max-elapsed-time'?: string | undefined;
+  'backoff-multiplier'?: string | undefined;
+  'backoff-randomization-factor'?: string | undefined;
+}
+
+/** VSO's --backoff-* flags (env VSO_BACKOFF_*): the retry backoff after a Vault (secret source)
+ * error, over VSO's defaults. Durations are Go durations; a bad value is a config error. */
+export function sourceBackoff(values: BackoffFlags, env: Env): BackoffPolicy {
+  const pick = (flag: keyof BackoffFlags, envName: string): string | undefined => {
+    const v = values[flag] ?? env[envName];
+    return v === undefined || v === '' ? undefined : v;
+  };
+  const bad = (flag: string, v: string, want: string) =>
+    new FerryError(CODES.INVALID_CONFIG, `invalid --${flag} ${JSON.stringify(v)}: want ${want}`);
+  const ms = (flag: keyof BackoffFlags, envName: string, fallback: number, min: number): number => {
+    const v = pick(flag, envName);
+    if (v === undefined) return fallback;
+    const ns = parseDuration(v);
+    if (ns === undefined || ns < BigInt(min) * 1_000_000n) {
+      throw bad(flag, v, `a duration of at least ${min} ms, such as 5s`);
+    }
+    return Number(ns / 1_000_000n);
+  };
+  const num = (flag: keyof BackoffFlags, envName: string, fallback: number, ok: (n: number) => boolean) => {
+    const v = pick(flag, envName);
+    if (v === undefined) return fallback;
+    const n = Number(v);
+    if (!Number.isFinite(n) || !ok(n)) throw bad(flag, v, 'a number in range');
+    return n;
+  };
+  const d = VSO_SOURCE_BACKOFF;
+  const policy: BackoffPolicy = {
+    ...d,
+    initialMs: ms('backoff-initial-interval', 'VSO_BACKOFF_INITIAL_INTERVAL', d.initialMs, 1),
+    maxMs: ms('backoff-max-interval', 'VSO_BACKOFF_MAX_INTERVAL', d.maxMs, 1),
+    maxElapsedMs: ms('backoff-max-elapsed-time', 'VSO_BACKOFF_MAX_ELAPSED_TIME', d.maxElapsedMs, 0),
+    multiplier: num('backoff-multiplier', 'VSO_BACKOFF_MULTIPLIER', d.multiplier, (n) => n >= 1),
+    jitter: num(
+      'backoff-randomization-factor',
+      'VSO_BACKOFF_RANDOMIZATION_FACTOR',
+      d.jitter,
+      (n) => n >= 0 && n <= 1,
+    ),
+  };
+  try {
+    validateBackoffPolicy(policy);
+  } catch (err) {
+    throw new FerryError(CODES.INVALID_CONFIG, `invalid --backoff-* flags: ${errorMessage(err)}`);
+  }
+  return policy;
+}
+
 /** What a tenant may make the process read or reach: the directories tenant-named files must lie in,
  * `--ca-cert-dir` (env FERRY_CA_CERT_DIR) for VaultConnection.caCertPath, `--approle-secret-id-dir`
  * (env FERRY_APPROLE_SECRET_ID_DIR) for VaultAuth.appRole.secretIDPath, and the Vault addresses a
@@ -112,8 +177,16 @@ function configureConfinement(
   setVaultAddressAllowlist(list(values['vault-address-allowlist'] ?? env.FERRY_VAULT_ADDRESS_ALLOWLIST));
 }
 
-function kubeClient(kubeconfig: string | undefined, env: Env, userAgent: string): KubeClient {
-  return new KubeClient(loadKubeConnection({ ...(kubeconfig ? { kubeconfig } : {}), env }), { userAgent });
+export function kubeClient(
+  kubeconfig: string | undefined,
+  env: Env,
+  userAgent: string,
+  rateLimit?: RateLimit,
+): KubeClient {
+  return new KubeClient(loadKubeConnection({ ...(kubeconfig ? { kubeconfig } : {}), env }), {
+    userAgent,
+    ...(rateLimit ? { rateLimit } : {}),
+  });
 }
 
 export function buildInfo(registry: MetricsRegistry, env: Env): void {

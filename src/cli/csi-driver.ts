@@ -3,7 +3,7 @@
 import { hostname } from 'node:os';
 import { parseArgs } from 'node:util';
 import { CsiDriver } from '../csi/driver.ts';
-import { DirMounter, TmpfsMounter } from '../csi/mounter.ts';
+import { DirMounter, TmpfsMounter, tmpfsSizeBytes } from '../csi/mounter.ts';
 import { DEFAULT_DRIVER_NAME } from '../csi/names.ts';
 import { errorMessage } from '../errors.ts';
 import { aborted, buildInfo, COMMON_FLAGS, listenAddress, secretSafeLogger, setUp } from './common.ts';
@@ -17,6 +17,7 @@ const { values } = parseArgs({
     audience: { type: 'string' },
     mount: { type: 'string', default: 'tmpfs' },
     'tmpfs-size': { type: 'string', default: '8m' },
+    'max-volumes': { type: 'string', default: '256' },
     'target-root': { type: 'string', default: '/var/lib/kubelet/pods' },
     'state-dir': { type: 'string', default: '/run/ferry-csi' },
     'refresh-interval': { type: 'string', default: '120' },
@@ -35,6 +36,10 @@ try {
   if (mountKind !== 'tmpfs' && mountKind !== 'dir') throw new Error('--mount must be tmpfs or dir');
   const refresh = Number(values['refresh-interval']);
   if (!Number.isFinite(refresh) || refresh < 0) throw new Error('--refresh-interval must be seconds ≥ 0');
+  const maxVolumes = Number(values['max-volumes']);
+  if (!Number.isInteger(maxVolumes) || maxVolumes < 1)
+    throw new Error('--max-volumes must be an integer ≥ 1');
+  const tmpfsSize = values['tmpfs-size'];
   const { client, operatorNamespace, globals, stop } = setUp(values, env, 'ferry-csi', logger);
   const driver = new CsiDriver({
     client,
@@ -43,7 +48,16 @@ try {
     ...(values.audience ? { audience: values.audience } : {}),
     nodeId: values.nodeid || env.KUBE_NODE_NAME || hostname(),
     operatorNamespace,
-    mounter: mountKind === 'tmpfs' ? new TmpfsMounter({ size: values['tmpfs-size'] }) : new DirMounter(),
+    mounter:
+      mountKind === 'tmpfs'
+        ? new TmpfsMounter({
+            size: tmpfsSize,
+            onNoSwapUnsupported: (reason) =>
+              logger.info({ reason }, 'tmpfs noswap is not supported by this kernel; volumes may be swapped'),
+          })
+        : new DirMounter(),
+    maxVolumes,
+    maxVolumeBytes: tmpfsSizeBytes(tmpfsSize),
     ...(values['target-root'] ? { targetRoot: values['target-root'] } : {}),
     ...(values['state-dir'] ? { stateDir: values['state-dir'] } : {}),
     refreshIntervalMs: refresh * 1000,

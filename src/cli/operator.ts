@@ -3,9 +3,12 @@
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { errorMessage } from '../errors.ts';
+import { parseRateLimit } from '../k8s/ratelimit.ts';
+import { registerRuntimeConfig } from '../metrics/registry.ts';
 import { buildOperator } from '../operator.ts';
+import { durationString } from '../template/duration.ts';
 import { parsePersistenceModel } from '../vault/persistence.ts';
-import { buildInfo, COMMON_FLAGS, listenAddress, secretSafeLogger, setUp } from './common.ts';
+import { buildInfo, COMMON_FLAGS, listenAddress, secretSafeLogger, setUp, sourceBackoff } from './common.ts';
 
 const { values } = parseArgs({
   options: {
@@ -18,6 +21,13 @@ const { values } = parseArgs({
     'strict-destination-ownership': { type: 'string' },
     'connection-health-period': { type: 'string', default: '60' },
     'client-cache-persistence-model': { type: 'string' },
+    'kube-client-qps': { type: 'string' },
+    'kube-client-burst': { type: 'string' },
+    'backoff-initial-interval': { type: 'string' },
+    'backoff-max-interval': { type: 'string' },
+    'backoff-max-elapsed-time': { type: 'string' },
+    'backoff-multiplier': { type: 'string' },
+    'backoff-randomization-factor': { type: 'string' },
   },
 });
 const env = process.env;
@@ -37,13 +47,30 @@ const int = (v: string | undefined, fallback: number): number => {
   return v !== undefined && v !== '' && Number.isInteger(n) && n > 0 ? n : fallback;
 };
 const logger = secretSafeLogger(values['log-level']);
+/** Go's time.Duration String, as VSO prints its settings. */
+const goDuration = (ms: number): string => durationString(BigInt(ms) * 1_000_000n);
 
 try {
-  const { client, operatorNamespace: opNamespace, globals, stop } = setUp(values, env, 'ferry', logger);
+  const rateLimit = parseRateLimit(
+    values['kube-client-qps'] ?? env.VSO_KUBE_CLIENT_QPS,
+    values['kube-client-burst'] ?? env.VSO_KUBE_CLIENT_BURST,
+  );
+  const {
+    client,
+    operatorNamespace: opNamespace,
+    globals,
+    stop,
+  } = setUp(values, env, 'ferry', logger, rateLimit);
   const persistenceModel = parsePersistenceModel(
     values['client-cache-persistence-model'] ?? env.VSO_CLIENT_CACHE_PERSISTENCE_MODEL,
   );
   const podUID = operatorPodUID();
+  const backoff = sourceBackoff(values, env);
+  const maxConcurrentReconciles = int(
+    values['max-concurrent-reconciles'] ?? env.VSO_MAX_CONCURRENT_RECONCILES,
+    100,
+  );
+  const clientCacheSize = int(values['client-cache-size'] ?? env.VSO_CLIENT_CACHE_SIZE, 10_000);
   const manager = buildOperator({
     client,
     logger,
@@ -51,11 +78,8 @@ try {
     healthProbeAddress: listenAddress(values['health-probe-bind-address']),
     metricsAddress: listenAddress(values['metrics-bind-address']),
     leaderElection: values['leader-elect'] !== 'false',
-    maxConcurrentReconciles: int(
-      values['max-concurrent-reconciles'] ?? env.VSO_MAX_CONCURRENT_RECONCILES,
-      100,
-    ),
-    clientCacheSize: int(values['client-cache-size'] ?? env.VSO_CLIENT_CACHE_SIZE, 10_000),
+    maxConcurrentReconciles,
+    clientCacheSize,
     // Unset (or not a positive integer): a tenth of the cache size.
     clientCacheNamespaceQuota: int(
       values['client-cache-namespace-quota'] ?? env.FERRY_CLIENT_CACHE_NAMESPACE_QUOTA,
@@ -66,11 +90,28 @@ try {
     clientCachePersistenceModel: persistenceModel,
     strictDestinationOwnership:
       (values['strict-destination-ownership'] ?? env.FERRY_STRICT_DESTINATION_OWNERSHIP) === 'true',
+    sourceBackoff: backoff,
     ...(podUID ? { operatorPodUID: podUID } : {}),
   });
   buildInfo(manager.metrics, env);
+  registerRuntimeConfig(manager.metrics, {
+    backoffInitialInterval: goDuration(backoff.initialMs),
+    backoffMaxInterval: goDuration(backoff.maxMs),
+    backoffMaxElapsedTime: goDuration(backoff.maxElapsedMs),
+    backoffMultiplier: backoff.multiplier.toFixed(2),
+    backoffRandomizationFactor: backoff.jitter.toFixed(2),
+    clientCachePersistenceModel: persistenceModel === 'none' ? '' : persistenceModel,
+    clientCacheSize: String(clientCacheSize),
+    globalTransformationOptions: globals.globalExcludeRaw ? 'exclude-raw' : '',
+    globalVaultAuthOptions: globals.allowDefaultGlobals ? 'allow-default-globals' : '',
+    maxConcurrentReconciles: String(maxConcurrentReconciles),
+  });
   logger.info(
-    { operatorNamespace: opNamespace, clientCachePersistenceModel: persistenceModel },
+    {
+      operatorNamespace: opNamespace,
+      clientCachePersistenceModel: persistenceModel,
+      kubeClientRateLimit: rateLimit,
+    },
     'starting ferry operator',
   );
   await manager.start(stop);

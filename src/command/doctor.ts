@@ -1,7 +1,7 @@
-// `ferry doctor`: is Ferry working here, and if not, what to do. From the cluster's side only (no
-// Vault login of its own): the CRDs, the operator (its leader Lease and Deployment), the
-// VaultConnections' health, VaultAuths that are invalid or whose consumers fail to log in, and
-// secrets that are not Ready. Every finding names the fix.
+// `ferry doctor`: is Ferry working here, and if not, what to do: the CRDs, the operator (its leader
+// Lease and Deployment), the VaultConnections' health, VaultAuths that are invalid, through which a
+// login fails (doctor logs in as the operator would, unless --no-login) or whose consumers fail with
+// Vault, and secrets that are not Ready. Every finding names the fix.
 
 import type { CustomResourceDefinition } from '../api/crd.ts';
 import {
@@ -20,7 +20,9 @@ import { parseRef } from '../api/validate.ts';
 import { CONDITION_TYPES } from '../consts/conditions.ts';
 import { LEADER_ELECTION_ID } from '../consts/labels.ts';
 import { REASONS } from '../consts/reasons.ts';
+import { CODES, errorMessage, isFerryError } from '../errors.ts';
 import type { KubeClient } from '../k8s/client.ts';
+import { K8sApiError } from '../k8s/errors.ts';
 import { eventTime } from '../k8s/events.ts';
 import {
   CSIDrivers,
@@ -45,9 +47,20 @@ import {
   rolloutTargets,
 } from './lint-rules.ts';
 import { humanDuration, oneLine, type Paint, serialize } from './output.ts';
+import { VaultLogins } from './vault-login.ts';
 
 export interface Check {
-  check: 'crds' | 'operator' | 'rbac' | 'csi' | 'connection' | 'auth' | 'secrets' | 'resource' | 'reference';
+  check:
+    | 'crds'
+    | 'operator'
+    | 'rbac'
+    | 'csi'
+    | 'connection'
+    | 'auth'
+    | 'login'
+    | 'secrets'
+    | 'resource'
+    | 'reference';
   /** `namespace/name` of the object concerned, when there is one. */
   object?: string;
   ok: boolean;
@@ -173,7 +186,9 @@ export function adviceFor(message: string): string {
     return "Vault refused the login: check the role's bound_service_account_names and bound_service_account_namespaces, its audience, and the auth mount's token reviewer";
   if (m.includes('permission denied') || m.includes('403'))
     return "Vault refused the read: the role's policies must grant read on this path (`vault policy read <policy>`)";
-  if (m.includes('not found') || m.includes('404'))
+  if (/\b(vaultauth|vaultauthglobal|vaultconnection|serviceaccount|secret) [^ /]+\/[^ ]+ not found/.test(m))
+    return 'create the missing object, or correct the reference (`ferry doctor KIND/NAME` walks the chain)';
+  if (m.includes('not found') || m.includes('404') || m.includes('no secret at'))
     return 'the path or mount does not exist in Vault: check mount, path and type (kv-v1/kv-v2)';
   return '`ferry status` shows each failing secret; `kubectl describe` its object for the Events';
 }
@@ -351,16 +366,57 @@ const LOGIN_REASONS: ReadonlySet<string> = new Set([
   REASONS.VaultClientConfigError,
 ]);
 
+/** `namespace/name` of the VaultAuth a secret object uses (CSISecrets name it in an object). */
+function authOf(o: WithConditions, operatorNamespace: string): string {
+  const authRef = o.spec?.vaultAuthRef;
+  try {
+    const r = parseRef(
+      typeof authRef === 'string' ? authRef : (authRef as { name?: string } | undefined)?.name,
+      {
+        namespace: o.metadata.namespace ?? '',
+        operatorNamespace,
+      },
+    );
+    return `${r.namespace}/${r.name}`;
+  } catch {
+    return String(authRef);
+  }
+}
+
+/** Logs in through VaultAuth `namespace/name` as a consumer in `namespace` would; resolves with the
+ * token's policies, rejects with the login error. */
+export type LoginProbe = (auth: string, namespace: string) => Promise<readonly string[]>;
+
+/** The fix for a failed login: the user's own permissions when the cluster refused a credential. */
+export function loginAdvice(err: unknown, consumerNamespace: string): string {
+  if (err instanceof K8sApiError && err.status === 403) {
+    return `your kubeconfig may not do what the operator does to log in (create serviceaccounts/token, read the credential Secret in ${consumerNamespace}): use an identity that may (doctor: or --no-login)`;
+  }
+  // Refusals before any request to Vault: the objects, not Vault, need the fix.
+  if (isFerryError(err)) {
+    if (err.code === CODES.INVALID_REF)
+      return 'create the missing object, or correct the reference (`ferry doctor KIND/NAME` walks the chain)';
+    if (err.code === CODES.NAMESPACE_NOT_ALLOWED)
+      return `add ${consumerNamespace} to the VaultAuth's (or VaultAuthGlobal's) spec.allowedNamespaces, or use a VaultAuth of that namespace`;
+    if (err.code === CODES.INVALID_CONFIG)
+      return 'correct the VaultAuth or VaultConnection spec (`ferry lint` on its manifest names the field)';
+  }
+  return adviceFor(errorMessage(err));
+}
+
 async function checkAuthsAndSecrets(
   kube: Pick<KubeClient, 'list'>,
   namespace: string | undefined,
   operatorNamespace: string,
   now: number,
+  login: LoginProbe | undefined,
 ): Promise<Check[]> {
   const scope = namespace === undefined ? {} : { namespace };
   const auths = (await kube.list<WithConditions>(VaultAuths, scope)).items;
   const checks: Check[] = [];
   const failingByAuth = new Map<string, { object: string; message: string }[]>();
+  /** Per VaultAuth, the namespace of a consumer: a login is made as it (its ServiceAccount). */
+  const consumerOf = new Map<string, string>();
   let notReady = 0;
   let total = 0;
   for (const rt of SECRET_KINDS) {
@@ -374,6 +430,8 @@ async function checkAuthsAndSecrets(
     total += objects.items.length;
     for (const o of objects.items) {
       if (condition(o, CONDITION_TYPES.Ready)?.status !== 'True') notReady++;
+      const auth = authOf(o, operatorNamespace);
+      if (!consumerOf.has(auth)) consumerOf.set(auth, o.metadata.namespace ?? '');
       const recent = events.items
         .filter(
           (e) =>
@@ -384,26 +442,30 @@ async function checkAuthsAndSecrets(
         )
         .sort((a, b) => Date.parse(b.lastTimestamp ?? '') - Date.parse(a.lastTimestamp ?? ''))[0];
       if (!recent) continue;
-      const authRef = o.spec?.vaultAuthRef;
-      let auth: string;
-      try {
-        const r = parseRef(
-          typeof authRef === 'string' ? authRef : (authRef as { name?: string } | undefined)?.name,
-          {
-            namespace: o.metadata.namespace ?? '',
-            operatorNamespace,
-          },
-        );
-        auth = `${r.namespace}/${r.name}`;
-      } catch {
-        auth = String(authRef);
-      }
       failingByAuth.set(auth, [
         ...(failingByAuth.get(auth) ?? []),
         { object: ref(o), message: recent.message },
       ]);
     }
   }
+  // A login through every valid VaultAuth in scope and those outside it that consumers here use,
+  // each reported after its VaultAuth's check.
+  const logins = new Map<string, Check>();
+  if (login) {
+    const targets = new Map<string, string>(consumerOf);
+    for (const a of auths) {
+      if (a.status?.valid === false) targets.delete(ref(a));
+      else if (!targets.has(ref(a))) targets.set(ref(a), a.metadata.namespace ?? '');
+    }
+    for (const [auth, ns] of [...targets].sort(([a], [b]) => a.localeCompare(b))) {
+      logins.set(auth, await checkLogin(login, auth, ns));
+    }
+  }
+  const loginOf = (auth: string): Check[] => {
+    const c = logins.get(auth);
+    logins.delete(auth);
+    return c ? [c] : [];
+  };
   for (const a of auths) {
     const ready = condition(a, CONDITION_TYPES.Ready);
     const failing = failingByAuth.get(ref(a)) ?? [];
@@ -429,6 +491,7 @@ async function checkAuthsAndSecrets(
     } else {
       checks.push({ check: 'auth', object: ref(a), ok: true, message: 'valid, no recent Vault errors' });
     }
+    checks.push(...loginOf(ref(a)));
   }
   // Consumers of VaultAuths outside the scope (e.g. the operator namespace's default).
   for (const [auth, failing] of failingByAuth) {
@@ -440,7 +503,9 @@ async function checkAuthsAndSecrets(
       message: `${failing.length} consumer(s) failed with Vault recently: ${oneLine(latest)}`,
       fix: adviceFor(latest),
     });
+    checks.push(...loginOf(auth));
   }
+  checks.push(...logins.values());
   checks.push(
     notReady === 0
       ? { check: 'secrets', ok: true, message: `${total} secret object(s), all Ready` }
@@ -452,6 +517,39 @@ async function checkAuthsAndSecrets(
         },
   );
   return checks;
+}
+
+/** The VaultAuth a doctor target logs in through: itself, or the one a secret object uses. */
+async function authOfTarget(
+  kube: Pick<KubeClient, 'getIfExists'>,
+  target: { rt: ResourceType; name: string; namespace: string },
+  operatorNamespace: string,
+): Promise<string | undefined> {
+  if (target.rt === VaultAuths) return `${target.namespace}/${target.name}`;
+  if (!SECRET_KINDS.includes(target.rt)) return undefined;
+  const o = await kube.getIfExists<WithConditions>(target.rt, target.name, target.namespace);
+  return o ? authOf(o, operatorNamespace) : undefined;
+}
+
+async function checkLogin(login: LoginProbe, auth: string, namespace: string): Promise<Check> {
+  const as = auth.startsWith(`${namespace}/`) ? '' : ` as a consumer in ${namespace}`;
+  try {
+    const policies = await login(auth, namespace);
+    return {
+      check: 'login',
+      object: auth,
+      ok: true,
+      message: `logged in to Vault${as}: policies ${policies.join(', ') || 'none'}`,
+    };
+  } catch (err) {
+    return {
+      check: 'login',
+      object: auth,
+      ok: false,
+      message: `the login through it${as} failed: ${oneLine(errorMessage(err))}`,
+      fix: loginAdvice(err, namespace),
+    };
+  }
 }
 
 /** What the operator cannot work without (deploy/rbac.yaml holds the whole set). */
@@ -581,6 +679,8 @@ export async function runDoctor(
     serviceAccount?: string | undefined;
     /** One resource instead of the namespace's connections, auths and secrets. */
     resource?: { rt: ResourceType; name: string; namespace: string };
+    /** Logs in through each VaultAuth; unset, no login is tried. */
+    login?: LoginProbe;
   },
   now: number,
 ): Promise<Check[]> {
@@ -589,12 +689,20 @@ export async function runDoctor(
   const operator = await checkOperator(kube, now);
   const serviceAccount = opts.serviceAccount ?? operator.serviceAccount;
   const base = [crds, ...operator.checks, ...(serviceAccount ? [await checkRbac(kube, serviceAccount)] : [])];
-  if (opts.resource) return [...base, ...(await checkResource(kube, opts.resource, operator.namespace))];
+  if (opts.resource) {
+    const checks = [...base, ...(await checkResource(kube, opts.resource, operator.namespace))];
+    const auth = opts.login && (await authOfTarget(kube, opts.resource, operator.namespace ?? 'default'));
+    // A VaultAuth already reported missing or invalid needs no login to say so again.
+    if (opts.login && auth && !checks.some((c) => c.object === auth && !c.ok)) {
+      checks.push(await checkLogin(opts.login, auth, opts.resource.namespace));
+    }
+    return checks;
+  }
   return [
     ...base,
     ...(await checkCsi(kube, opts.namespace)),
     ...(await checkConnections(kube, opts.namespace)),
-    ...(await checkAuthsAndSecrets(kube, opts.namespace, operator.namespace ?? 'default', now)),
+    ...(await checkAuthsAndSecrets(kube, opts.namespace, operator.namespace ?? 'default', now, opts.login)),
   ];
 }
 
@@ -612,17 +720,20 @@ export function renderChecks(checks: Check[], paint: Paint): string {
 export const doctorCommand: Command = {
   name: 'doctor',
   summary: 'is Ferry working here? each problem with its fix',
-  synopsis: '[KIND/NAME] [-n NS | -A] [--service-account NS/NAME]',
+  synopsis: '[KIND/NAME] [-n NS | -A] [--service-account NS/NAME] [--no-login]',
   description: `Checks, from the cluster: the CRDs are installed and serve ${VERSION}; an operator replica leads
 (its Lease is renewed) and its Deployment is ready; its ServiceAccount has the permissions it needs
 (SubjectAccessReview); the CSI driver is registered on every node (when CSISecrets exist); each VaultConnection is healthy; each VaultAuth
-is valid and its consumers did not fail with Vault in the last ${humanDuration(RECENT_MS)}; how many secrets are
-not Ready. With KIND/NAME (e.g. vss/app), that one resource instead: its readiness with the latest
+is valid, a login through it works (made as the operator makes it, as one of its consumers; the
+token is revoked at once) and its consumers did not fail with Vault in the last
+${humanDuration(RECENT_MS)}; how many secrets are not Ready. With KIND/NAME (e.g. vss/app), that one resource instead: its readiness with the latest
 Warning explained, and what it depends on (VaultAuth, VaultConnection, transformations, the Secret of
-create: false, rollout targets). Every problem comes with what to do. Exit code 1 when there is a
+create: false, rollout targets) and a login through its VaultAuth. Every problem comes with what to do. Exit code 1 when there is a
 problem.`,
-  options: { 'service-account': { type: 'string' } },
+  options: { 'service-account': { type: 'string' }, 'no-login': { type: 'boolean' } },
   optionHelp: {
+    'no-login':
+      'do not log in to Vault through the VaultAuths (the login needs to create ServiceAccount tokens)',
     'service-account':
       "NS/NAME: the operator's ServiceAccount, when it does not run from the chart's Deployment",
   },
@@ -635,15 +746,34 @@ problem.`,
     if (typeof sa === 'string' && !/^[^/]+\/[^/]+$/.test(sa)) {
       throw new UsageError(`--service-account must be NAMESPACE/NAME, not "${sa}"`);
     }
-    const checks = await runDoctor(
-      ctx.kube(),
-      {
-        namespace: ctx.namespace(),
-        serviceAccount: typeof sa === 'string' ? sa : undefined,
-        ...(resource ? { resource } : {}),
-      },
-      ctx.io.clock.now(),
-    );
+    const kube = ctx.kube();
+    // Loaded on the first login only: --no-login and one-resource runs need none of it.
+    let logins: Promise<VaultLogins> | undefined;
+    const login: LoginProbe = async (auth, namespace) => {
+      logins ??= operatorLease(kube).then((lease) =>
+        VaultLogins.load(kube, {
+          operatorNamespace: lease?.metadata.namespace ?? 'default',
+          clock: ctx.io.clock,
+        }),
+      );
+      const access = await (await logins).login({ namespace, vaultAuthRef: auth }, ctx.io.signal);
+      return access.session.policies;
+    };
+    let checks: Check[];
+    try {
+      checks = await runDoctor(
+        kube,
+        {
+          namespace: ctx.namespace(),
+          serviceAccount: typeof sa === 'string' ? sa : undefined,
+          ...(resource ? { resource } : {}),
+          ...(ctx.values['no-login'] === true ? {} : { login }),
+        },
+        ctx.io.clock.now(),
+      );
+    } finally {
+      await (await logins?.catch(() => undefined))?.close();
+    }
     const format = ctx.global.output;
     ctx.io.stdout.write(format === 'table' ? renderChecks(checks, ctx.paint) : serialize(checks, format));
     return checks.some((c) => !c.ok) ? 1 : 0;

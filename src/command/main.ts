@@ -4,12 +4,13 @@
 import { errorMessage, isFerryError } from '../errors.ts';
 import { K8sApiError } from '../k8s/errors.ts';
 import { commandHelp, mainHelp, parseInvocation, UsageError } from './args.ts';
+import { auditCommand } from './audit.ts';
 import { type Command, CommandContext, type Io } from './context.ts';
 import { doctorCommand } from './doctor.ts';
 import { lintCommand } from './lint.ts';
 import { statusCommand } from './status.ts';
 
-export const COMMANDS: readonly Command[] = [statusCommand, lintCommand, doctorCommand];
+export const COMMANDS: readonly Command[] = [statusCommand, auditCommand, lintCommand, doctorCommand];
 
 export const EXIT = { OK: 0, FINDINGS: 1, ERROR: 2 } as const;
 

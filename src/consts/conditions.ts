@@ -22,6 +22,8 @@ export const CONDITION_REASONS = {
   RolloutRestartTriggered: 'RolloutRestartTriggered',
   RolloutRestartTriggeredFailed: 'RolloutRestartTriggeredFailed',
   VaultAuthGlobalRef: 'VaultAuthGlobalRef',
+  /** Ferry addition: HCPAuth and HCPVaultSecretsApp are not served (HCP Vault Secrets is end of life). */
+  KindNotSupported: 'KindNotSupported',
 } as const;
 
 /** The Healthy condition's message is `<Kind>Healthy`, e.g. `VaultStaticSecretHealthy`. */

@@ -9,6 +9,8 @@ export const REASONS = {
   VaultClientConfigError: 'VaultClientConfigError',
   HVSClientConfigError: 'HVSClientConfigError',
   TransformationError: 'TransformationError',
+  /** Ferry addition: HCPAuth and HCPVaultSecretsApp are not served (HCP Vault Secrets is end of life). */
+  KindNotSupported: 'KindNotSupported',
   // Sync
   SecretSync: 'SecretSync',
   SecretSynced: 'SecretSynced',

@@ -5,6 +5,7 @@ import type { SecretTransformation } from '../api/v1beta1/secrettransformation.t
 import type { VaultAuth } from '../api/v1beta1/vaultauth.ts';
 import type { VaultAuthGlobal } from '../api/v1beta1/vaultauthglobal.ts';
 import type { VaultConnection } from '../api/v1beta1/vaultconnection.ts';
+import type { BackoffPolicy } from '../backoff.ts';
 import type { Clock, Random } from '../clock.ts';
 import type { VaultAccessResolver } from '../delivery/vault-access.ts';
 import type { KubeClient } from '../k8s/client.ts';
@@ -31,6 +32,8 @@ export interface OperatorOptions {
   strictDestinationOwnership?: boolean;
   /** This pod's UID (env OPERATOR_POD_UID or /var/run/podinfo/uid), for status.lastRuntimePodUID. */
   operatorPodUID?: string;
+  /** Retry backoff of the secret kinds after a Vault error (VSO's --backoff-*); VSO's defaults if unset. */
+  sourceBackoff?: BackoffPolicy;
 }
 
 export interface ControllerContext {

@@ -111,7 +111,7 @@ export function setupSecretKind<T extends SecretKindObject>(env: SetupEnv, spec:
       name: spec.name,
       reconcile: spec.reconciler(informer.store),
       concurrency: ctx.options.maxConcurrentReconciles,
-      backoff: VSO_SOURCE_BACKOFF,
+      backoff: ctx.options.sourceBackoff ?? VSO_SOURCE_BACKOFF,
       errorPolicy: secretKindErrorPolicy(ctx.random),
     })
     .for(informer, { predicate: specOrMetaChanged })

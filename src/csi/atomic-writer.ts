@@ -10,10 +10,16 @@
 // longer present and removes the previous payload directory. Files are created exclusively with the
 // requested mode and ownership before any data is written, so no other reader ever sees them with
 // looser permissions.
+//
+// The directory is the driver's private staging volume, but it is still treated as untrusted input
+// (a tampered node, a crash half-way): no link is followed and no non-regular file opened
+// (O_NOFOLLOW, O_NONBLOCK, fstat), ownership is set through descriptors, only names this module
+// generates (names.ts) are kept, everything else in the volume root is removed on the next write,
+// and reading back is capped in size.
 import { randomBytes } from 'node:crypto';
+import { constants } from 'node:fs';
 import {
-  chmod,
-  chown,
+  type FileHandle,
   lstat,
   mkdir,
   open,
@@ -22,15 +28,18 @@ import {
   rename,
   rm,
   symlink,
-  unlink,
 } from 'node:fs/promises';
 import { join } from 'node:path';
+import { errorMessage } from '../errors.ts';
+import { isPayloadName, isValidFileName, payloadName } from './names.ts';
+import { readRegularFile } from './safe-read.ts';
 
 export const DATA_DIR_LINK = '..data';
 const DATA_DIR_TMP_LINK = '..data_tmp';
+const { O_CREAT, O_DIRECTORY, O_EXCL, O_NOFOLLOW, O_RDONLY, O_WRONLY } = constants;
 
 export interface OutputFile {
-  /** A flat file name: letters, digits, `-`, `_` and `.`, not starting with `..`. */
+  /** A flat file name (names.ts isValidFileName). */
   name: string;
   data: Uint8Array;
 }
@@ -45,37 +54,34 @@ export interface Ownership {
   gid?: number;
 }
 
-const NAME = /^[A-Za-z0-9_.-]{1,253}$/;
-
-export function isValidFileName(name: string): boolean {
-  return NAME.test(name) && !name.startsWith('..') && name !== '.';
+async function own(fh: FileHandle, mode: number, o: Ownership): Promise<void> {
+  if (o.uid !== undefined || o.gid !== undefined) await fh.chown(o.uid ?? -1, o.gid ?? -1);
+  await fh.chmod(mode); // after chown, which may clear mode bits
 }
 
-function timestampName(now: Date): string {
-  const p = (n: number, w = 2) => String(n).padStart(w, '0');
-  const ts = `${now.getUTCFullYear()}_${p(now.getUTCMonth() + 1)}_${p(now.getUTCDate())}_${p(now.getUTCHours())}_${p(now.getUTCMinutes())}_${p(now.getUTCSeconds())}`;
-  return `..${ts}.${randomBytes(5).toString('hex')}`;
-}
-
-async function setOwnership(path: string, mode: number, own: Ownership): Promise<void> {
-  if (own.uid !== undefined || own.gid !== undefined) await chown(path, own.uid ?? -1, own.gid ?? -1);
-  await chmod(path, mode); // after chown, which may clear mode bits
-}
-
-async function readLinkOrUndefined(path: string): Promise<string | undefined> {
+/** Sets a directory's ownership through a descriptor opened without following a link. */
+async function ownDir(path: string, mode: number, o: Ownership): Promise<void> {
+  const fh = await open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW);
   try {
-    return await readlink(path);
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
-    throw err;
+    await own(fh, mode, o);
+  } finally {
+    await fh.close();
   }
+}
+
+/** The payload `..data` points at, if it is a link to a payload name this module generates. */
+async function currentPayload(dir: string): Promise<string | undefined> {
+  const st = await lstat(join(dir, DATA_DIR_LINK)).catch(() => undefined);
+  if (!st?.isSymbolicLink()) return undefined;
+  const to = await readlink(join(dir, DATA_DIR_LINK));
+  return isPayloadName(to) ? to : undefined;
 }
 
 /** Replaces the file set in `dir` (which must exist) atomically. */
 export async function writeAtomic(
   dir: string,
   files: OutputFile[],
-  own: Ownership,
+  o: Ownership,
   now = new Date(),
 ): Promise<void> {
   const names = new Set<string>();
@@ -84,27 +90,25 @@ export async function writeAtomic(
     if (names.has(f.name)) throw new Error(`duplicate file name ${JSON.stringify(f.name)}`);
     names.add(f.name);
   }
-  await setOwnership(dir, own.dirMode, own);
-  const previous = await readLinkOrUndefined(join(dir, DATA_DIR_LINK));
+  await ownDir(dir, o.dirMode, o);
 
-  const payload = timestampName(now);
+  const payload = payloadName(now, randomBytes(5).toString('hex'));
   const payloadPath = join(dir, payload);
   await mkdir(payloadPath, { mode: 0o700 });
   try {
     for (const f of files) {
-      const path = join(payloadPath, f.name);
-      const fh = await open(path, 'wx', 0o600);
+      const fh = await open(join(payloadPath, f.name), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW, 0o600);
       try {
-        await setOwnership(path, own.fileMode, own);
+        await own(fh, o.fileMode, o);
         await fh.writeFile(f.data);
       } finally {
         await fh.close();
       }
     }
-    await setOwnership(payloadPath, own.dirMode, own);
+    await ownDir(payloadPath, o.dirMode, o);
 
     const tmpLink = join(dir, DATA_DIR_TMP_LINK);
-    await rm(tmpLink, { force: true });
+    await rm(tmpLink, { recursive: true, force: true });
     await symlink(payload, tmpLink);
     await rename(tmpLink, join(dir, DATA_DIR_LINK));
   } catch (err) {
@@ -112,25 +116,44 @@ export async function writeAtomic(
     throw err;
   }
 
-  // User-visible links: add new names, drop names that are gone. Links for names present before and
-  // now already point through ..data and need no change.
+  // User-visible links: add new names; links for names present before already point through ..data.
   for (const name of names) {
     const path = join(dir, name);
     const target = join(DATA_DIR_LINK, name);
-    const current = await readLinkOrUndefined(path).catch(() => undefined);
-    if (current === target) continue;
-    await rm(path, { recursive: true, force: true });
+    const st = await lstat(path).catch(() => undefined);
+    if (st?.isSymbolicLink() && (await readlink(path)) === target) continue;
+    if (st) await rm(path, { recursive: true, force: true });
     await symlink(target, path);
   }
+  // Everything else goes: names that are gone, previous payloads (also those a crash left), and
+  // whatever this module did not write. rm removes a link itself, never what it points at.
   for (const entry of await readdir(dir)) {
-    if (entry.startsWith('..') || names.has(entry)) continue;
-    const path = join(dir, entry);
-    const st = await lstat(path);
-    if (st.isSymbolicLink() && (await readlink(path)).startsWith(`${DATA_DIR_LINK}/`)) await unlink(path);
+    if (entry === DATA_DIR_LINK || entry === payload || names.has(entry)) continue;
+    await rm(join(dir, entry), { recursive: true, force: true });
   }
-  if (previous && previous !== payload && previous.startsWith('..') && !previous.includes('/')) {
-    await rm(join(dir, previous), { recursive: true, force: true });
+}
+
+/**
+ * Reads the named files of the current payload back, for a restarted driver. Refuses (throws) a
+ * `..data` that is not a link to a generated payload name, a payload that is not a directory, a name
+ * the driver would not write, a link or non-regular file, and more than `maxBytes` in total.
+ */
+export async function readBack(dir: string, names: string[], maxBytes: number): Promise<Map<string, Buffer>> {
+  const payload = await currentPayload(dir);
+  if (!payload) throw new Error(`${DATA_DIR_LINK} is not a link to a payload directory`);
+  const pst = await lstat(join(dir, payload));
+  if (!pst.isDirectory()) throw new Error('the payload is not a directory');
+  const out = new Map<string, Buffer>();
+  let left = maxBytes;
+  for (const name of names) {
+    if (!isValidFileName(name)) throw new Error(`invalid file name ${JSON.stringify(name)}`);
+    const data = await readRegularFile(join(dir, payload, name), left).catch((err: unknown) => {
+      throw new Error(`${name}: ${errorMessage(err)}`, { cause: err });
+    });
+    left -= data.length;
+    out.set(name, data);
   }
+  return out;
 }
 
 /** The names currently published in `dir` (the user-visible links). */

@@ -36,8 +36,13 @@ export interface CsiDriverConfig {
   operatorNamespace: string;
   mounter: Mounter;
   targetRoot?: string;
-  /** Where volume records survive a driver restart (a tmpfs); unset keeps them in memory only. */
+  /** Where volume records survive a driver restart (a tmpfs); unset keeps them in memory only. The
+   * volumes are staged in its `volumes/` subdirectory. */
   stateDir?: string;
+  /** Most volumes published at once on this node (NodeServiceOptions.maxVolumes). */
+  maxVolumes?: number;
+  /** Most bytes read back from one volume after a restart: its tmpfs size. */
+  maxVolumeBytes?: number;
   /** How long published files are served before a republish fetches them again; 0 refetches every
    * time. Default 120 s, as the CLI's --refresh-interval. */
   refreshIntervalMs?: number;
@@ -147,6 +152,8 @@ export class CsiDriver {
       publisher,
       ...(cfg.targetRoot ? { targetRoot: cfg.targetRoot } : {}),
       ...(cfg.stateDir ? { stateDir: cfg.stateDir } : {}),
+      ...(cfg.maxVolumes ? { maxVolumes: cfg.maxVolumes } : {}),
+      ...(cfg.maxVolumeBytes ? { maxVolumeBytes: cfg.maxVolumeBytes } : {}),
       refreshIntervalMs: cfg.refreshIntervalMs ?? 120_000,
       log,
       tasks: m.tasks,
@@ -198,6 +205,11 @@ export class CsiDriver {
     await this.#registration?.close();
     await this.#server.close();
     this.node.stop();
+    await this.node
+      .release()
+      .catch((err: unknown) =>
+        this.#cfg.logger.warn({ err: errorMessage(err) }, 'could not release the staging scratch'),
+      );
     this.#stop.abort();
     await this.#run.catch(() => {});
     await this.vaultClients.clear({ revoke: false });

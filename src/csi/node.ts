@@ -18,7 +18,12 @@
 // Unpublish removes the files first and then revokes (revocations.ts: in the background, retried,
 // never holding up kubelet). Volume records are persisted (state.ts) so a restarted driver resumes
 // all this.
-import { readFile } from 'node:fs/promises';
+//
+// Mount layout (docs/architecture.md): each volume is a tmpfs at a staging directory below the
+// state directory, `<stagingDir>/<key of the target>`, the only place the driver writes; the target
+// is a read-only bind of it. A restarted driver reads files back from staging, never from the target.
+import { readdir } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
 import type { Clock, Random } from '../clock.ts';
@@ -27,9 +32,9 @@ import { errorMessage } from '../errors.ts';
 import type { CsiMetrics } from '../metrics/csi.ts';
 import type { TaskScheduler } from '../runtime/tasks.ts';
 import { type PodContainers, restartedMatching } from './access.ts';
-import { type OutputFile, writeAtomic } from './atomic-writer.ts';
+import { type OutputFile, readBack, writeAtomic } from './atomic-writer.ts';
 import { CsiError, toCsiError } from './errors.ts';
-import type { Mounter } from './mounter.ts';
+import { ensureRealDir, type Mounter, SCRATCH } from './mounter.ts';
 import { keptItems, planRepublish } from './plan.ts';
 import type { NodePublishVolumeRequest, NodeUnpublishVolumeRequest } from './proto.ts';
 import type { Grant, PublishInput } from './publisher.ts';
@@ -45,8 +50,14 @@ import {
   itemKey,
   itemRefs,
 } from './secrets.ts';
-import { StateStore, type VolumeRecord } from './state.ts';
-import { fingerprint, validatePublish, validateUnpublish } from './validate.ts';
+import { keyOf, StateStore, type VolumeRecord } from './state.ts';
+import {
+  fingerprint,
+  isValidTarget,
+  type ValidPublish,
+  validatePublish,
+  validateUnpublish,
+} from './validate.ts';
 
 /** The publisher as the Node service uses it (publisher.ts; a fake in unit tests). */
 export interface PublishSource {
@@ -68,6 +79,13 @@ export interface NodeServiceOptions {
   refreshIntervalMs: number;
   /** Where volume records are kept across driver restarts (a tmpfs); unset keeps them in memory. */
   stateDir?: string;
+  /** Where the volumes' tmpfs are staged; default `<stateDir>/volumes` (a temporary directory
+   * without a state directory). Root's alone: no pod reaches it. */
+  stagingDir?: string;
+  /** Most volumes published at once on this node; more is RESOURCE_EXHAUSTED. Default 256. */
+  maxVolumes?: number;
+  /** Most bytes read back from one volume after a restart (its tmpfs size). Default 8 MiB. */
+  maxVolumeBytes?: number;
   log: Logger;
   /** Runs the upkeep and the revocations (the Manager's task queue). */
   tasks: TaskScheduler;
@@ -99,12 +117,18 @@ export interface NodeStats {
   resyncs: number;
 }
 
+const DEFAULT_MAX_VOLUMES = 256;
+const DEFAULT_MAX_VOLUME_BYTES = 8 * 1024 * 1024;
+
 export class NodeService {
   readonly #o: NodeServiceOptions;
   readonly #clock: Clock;
   readonly #random: Random;
   readonly #state: StateStore;
   readonly #volumes = new Map<string, Volume>();
+  /** Targets whose first publish is under way: they count against maxVolumes. */
+  readonly #publishing = new Set<string>();
+  readonly #stagingDir: string;
   readonly #locks = new Map<string, Promise<void>>();
   readonly #revocations: Revocations;
   #stopped = false;
@@ -123,6 +147,8 @@ export class NodeService {
     this.#clock = opts.clock ?? systemClock;
     this.#random = opts.random ?? systemRandom;
     this.#state = new StateStore(opts.stateDir);
+    this.#stagingDir =
+      opts.stagingDir ?? join(opts.stateDir ?? join(tmpdir(), `ferry-csi-${process.pid}`), 'volumes');
     this.#revocations = new Revocations({
       release: (grant, who, held) => opts.publisher.release(grant, who, held),
       state: this.#state,
@@ -130,6 +156,7 @@ export class NodeService {
       random: this.#random,
       log: opts.log,
       onRevoked: (n) => this.#count('revocations', n),
+      onAbandoned: (n) => this.#o.metrics?.upkeep.inc({ action: 'abandoned' }, n),
     });
     const m = opts.metrics;
     m?.volumes.onCollect(() => m.volumes.set({}, this.#volumes.size));
@@ -149,6 +176,11 @@ export class NodeService {
 
   get nodeId(): string {
     return this.#o.nodeId;
+  }
+
+  /** The private directory a target's volume is written in. */
+  #staging(target: string): string {
+    return join(this.#stagingDir, keyOf(target));
   }
 
   /** Runs `fn` once every earlier call for the same target has finished. */
@@ -198,7 +230,8 @@ export class NodeService {
       this.stats.publishes++;
       const fp = fingerprint(v);
       const prev = this.#volumes.get(v.targetPath);
-      const mounted = prev ? await o.mounter.isSetUp(v.targetPath) : false;
+      const staging = this.#staging(v.targetPath);
+      const mounted = prev ? await o.mounter.isSetUp(staging, v.targetPath) : false;
       const plan = planRepublish({
         prev: prev?.rec,
         volumeId: v.volumeId,
@@ -218,57 +251,82 @@ export class NodeService {
         log.debug('already published');
         return 'skipped';
       }
-      const input: PublishInput = {
-        ...v.context,
-        ...(v.mountGroup !== undefined ? { mountGroup: v.mountGroup } : {}),
-      };
-      let grant: Grant;
+      if (!prev) {
+        const max = o.maxVolumes ?? DEFAULT_MAX_VOLUMES;
+        if (this.#volumes.size + this.#publishing.size >= max)
+          throw new CsiError('RESOURCE_EXHAUSTED', `this node already holds ${max} Ferry CSI volumes`);
+        this.#publishing.add(v.targetPath);
+      }
       try {
-        grant = await o.publisher.authorize(input, signal);
-      } catch (err) {
-        if (prev && err instanceof CsiError && err.code === 'PERMISSION_DENIED')
-          await this.#withdraw(prev, log);
-        throw err;
+        return await this.#publishOnce(v, prev, plan.samePublish, mounted, who, log, signal);
+      } finally {
+        this.#publishing.delete(v.targetPath);
       }
-      const keep = keptItems(prev?.rec, plan.samePublish, grant);
-      const kept = new Set(keep.map((i) => itemKey(i.ref)));
-      const refs = itemRefs(grant.snapshot.spec).filter((r) => !kept.has(itemKey(r)));
-      const fetched = await o.publisher.fetch(grant, who, refs, signal);
-      this.stats.fetches++;
-      const files = new Map<string, OutputFile[]>();
-      for (const i of keep) files.set(itemKey(i.ref), prev?.files.get(itemKey(i.ref)) ?? []);
-      for (const i of fetched) files.set(itemKey(i.ref), i.files);
-      const rec: VolumeRecord = {
-        volumeId: v.volumeId,
-        targetPath: v.targetPath,
-        fingerprint: fp,
-        who,
-        podUid: v.context.pod.uid,
-        grant,
-        fetchedAt: this.#clock.now(),
-        items: [...keep, ...fetched.map(recordOf)].sort(byListOrder),
-      };
-      const existed = mounted || (await o.mounter.isSetUp(v.targetPath));
-      try {
-        await this.#write(rec, files);
-      } catch (err) {
-        log.error({ err: errorMessage(err) }, 'writing the volume failed');
-        if (!existed) await o.mounter.teardown(v.targetPath).catch(() => {});
-        await this.#revocations.add(grant, who, heldOf(fetched));
-        throw new CsiError('INTERNAL', `writing the volume failed: ${errorMessage(err)}`, { cause: err });
-      }
-      const volume: Volume = { rec, files, attempt: 0 };
-      this.#volumes.set(v.targetPath, volume);
-      await this.#persist(volume, log);
-      // What the previous publish held and this one no longer does.
-      if (prev) {
-        const replaced = prev.rec.items.filter((i) => i.held && !kept.has(itemKey(i.ref)));
-        await this.#revocations.add(prev.rec.grant, who, heldOf(replaced));
-      }
-      this.#schedule(volume);
-      log.info({ items: rec.items.length, refreshed: prev !== undefined }, 'volume published');
-      return 'published';
     });
+  }
+
+  async #publishOnce(
+    v: ValidPublish,
+    prev: Volume | undefined,
+    samePublish: boolean,
+    mounted: boolean,
+    who: string,
+    log: Logger,
+    signal: AbortSignal | undefined,
+  ): Promise<'published'> {
+    const o = this.#o;
+    const fp = fingerprint(v);
+    const staging = this.#staging(v.targetPath);
+    const input: PublishInput = {
+      ...v.context,
+      ...(v.mountGroup !== undefined ? { mountGroup: v.mountGroup } : {}),
+    };
+    let grant: Grant;
+    try {
+      grant = await o.publisher.authorize(input, signal);
+    } catch (err) {
+      if (prev && err instanceof CsiError && err.code === 'PERMISSION_DENIED')
+        await this.#withdraw(prev, log);
+      throw err;
+    }
+    const keep = keptItems(prev?.rec, samePublish, grant);
+    const kept = new Set(keep.map((i) => itemKey(i.ref)));
+    const refs = itemRefs(grant.snapshot.spec).filter((r) => !kept.has(itemKey(r)));
+    const fetched = await o.publisher.fetch(grant, who, refs, signal);
+    this.stats.fetches++;
+    const files = new Map<string, OutputFile[]>();
+    for (const i of keep) files.set(itemKey(i.ref), prev?.files.get(itemKey(i.ref)) ?? []);
+    for (const i of fetched) files.set(itemKey(i.ref), i.files);
+    const rec: VolumeRecord = {
+      volumeId: v.volumeId,
+      targetPath: v.targetPath,
+      fingerprint: fp,
+      who,
+      podUid: v.context.pod.uid,
+      grant,
+      fetchedAt: this.#clock.now(),
+      items: [...keep, ...fetched.map(recordOf)].sort(byListOrder),
+    };
+    const existed = mounted || (await o.mounter.isSetUp(staging, v.targetPath));
+    try {
+      await this.#write(rec, files);
+    } catch (err) {
+      log.error({ err: errorMessage(err) }, 'writing the volume failed');
+      if (!existed) await o.mounter.teardown(staging, v.targetPath).catch(() => {});
+      await this.#revocations.add(grant, who, heldOf(fetched));
+      throw new CsiError('INTERNAL', `writing the volume failed: ${errorMessage(err)}`, { cause: err });
+    }
+    const volume: Volume = { rec, files, attempt: 0 };
+    this.#volumes.set(v.targetPath, volume);
+    await this.#persist(volume, log);
+    // What the previous publish held and this one no longer does.
+    if (prev) {
+      const replaced = prev.rec.items.filter((i) => i.held && !kept.has(itemKey(i.ref)));
+      await this.#revocations.add(prev.rec.grant, who, heldOf(replaced));
+    }
+    this.#schedule(volume);
+    log.info({ items: rec.items.length, refreshed: prev !== undefined }, 'volume published');
+    return 'published';
   }
 
   async unpublish(req: NodeUnpublishVolumeRequest): Promise<void> {
@@ -278,7 +336,7 @@ export class NodeService {
       // Works after a driver restart too: whatever is at the target goes. Secrets leave the node
       // first; what the volume held in Vault is revoked after, in the background if need be.
       try {
-        await o.mounter.teardown(v.targetPath);
+        await o.mounter.teardown(this.#staging(v.targetPath), v.targetPath);
       } catch (err) {
         throw toCsiError(err);
       }
@@ -293,7 +351,7 @@ export class NodeService {
   async #withdraw(volume: Volume, log: Logger): Promise<void> {
     const { rec } = volume;
     try {
-      await writeAtomic(rec.targetPath, [], rec.grant.ownership);
+      await writeAtomic(this.#staging(rec.targetPath), [], rec.grant.ownership);
     } catch (err) {
       log.error({ err: errorMessage(err) }, 'could not empty the volume of a refused pod');
     }
@@ -346,11 +404,11 @@ export class NodeService {
    */
   async resume(): Promise<{ volumes: number; orphans: number }> {
     const o = this.#o;
-    const { volumes, orphans } = await this.#state.load((file, err) =>
-      o.log.warn({ file, err }, 'unreadable CSI state record skipped'),
+    const { volumes, orphans } = await this.#state.load(
+      (file, err) => o.log.warn({ file, err }, 'unreadable or tampered CSI state record dropped'),
+      (path) => isValidTarget(path, o.targetRoot),
     );
-    this.#revocations.resume(orphans);
-    let resumed = 0;
+    const kept = new Set<string>();
     for (const rec of volumes) {
       const files = await this.#readBack(rec);
       if (!files) {
@@ -359,10 +417,28 @@ export class NodeService {
       }
       const volume: Volume = { rec: { ...rec, fetchedAt: 0 }, files, attempt: 0, recheck: true };
       this.#volumes.set(rec.targetPath, volume);
+      kept.add(keyOf(rec.targetPath));
       this.#schedule(volume);
-      resumed++;
     }
-    return { volumes: resumed, orphans: this.#revocations.records };
+    await this.#removeLeftovers(kept);
+    this.#revocations.resume(orphans);
+    return { volumes: kept.size, orphans: this.#revocations.records };
+  }
+
+  /** Removes staging volumes no record accounts for (a crash between mount and record, a record
+   * dropped): a target bound to one keeps its files until kubelet unpublishes or republishes it. */
+  async #removeLeftovers(kept: Set<string>): Promise<void> {
+    const dir = this.#stagingDir;
+    await ensureRealDir(dir, 0o700);
+    for (const entry of await readdir(dir)) {
+      if (kept.has(entry) || entry === SCRATCH) continue;
+      try {
+        await this.#o.mounter.removeStaging(join(dir, entry));
+        this.#o.log.info({ entry }, 'leftover staging volume removed');
+      } catch (err) {
+        this.#o.log.warn({ entry, err: errorMessage(err) }, 'could not remove a leftover staging volume');
+      }
+    }
   }
 
   /** Stops the upkeep: pending tasks end without work (the records stay for the next process). */
@@ -371,26 +447,42 @@ export class NodeService {
     this.#revocations.stop();
   }
 
-  /** The files of a recorded volume, read back from its target; undefined when it is not there. */
+  /** After stop: releases what the mounter prepared for the staging directory (volumes stay). */
+  async release(): Promise<void> {
+    await this.#o.mounter.release(this.#stagingDir);
+  }
+
+  /** The files of a recorded volume, read back from its staging volume (never from the target,
+   * never through a link, size-capped); undefined when it is not there or not as the driver left it. */
   async #readBack(rec: VolumeRecord): Promise<Map<string, OutputFile[]> | undefined> {
-    if (!(await this.#o.mounter.isSetUp(rec.targetPath))) return undefined;
-    const files = new Map<string, OutputFile[]>();
+    const staging = this.#staging(rec.targetPath);
+    if (!(await this.#o.mounter.isSetUp(staging, rec.targetPath))) return undefined;
     try {
-      for (const i of rec.items) {
-        const fs: OutputFile[] = [];
-        for (const name of i.names) fs.push({ name, data: await readFile(join(rec.targetPath, name)) });
-        files.set(itemKey(i.ref), fs);
-      }
-    } catch {
+      const data = await readBack(
+        staging,
+        rec.items.flatMap((i) => i.names),
+        this.#o.maxVolumeBytes ?? DEFAULT_MAX_VOLUME_BYTES,
+      );
+      return new Map(
+        rec.items.map((i) => [
+          itemKey(i.ref),
+          i.names.map((name) => ({ name, data: data.get(name) ?? new Uint8Array() })),
+        ]),
+      );
+    } catch (err) {
+      this.#o.log.warn(
+        { volumeId: rec.volumeId, err: errorMessage(err) },
+        'volume not as the driver left it',
+      );
       return undefined;
     }
-    return files;
   }
 
   async #write(rec: VolumeRecord, files: Map<string, OutputFile[]>): Promise<void> {
-    await this.#o.mounter.setup(rec.targetPath);
+    const staging = this.#staging(rec.targetPath);
+    await this.#o.mounter.setup(staging, rec.targetPath);
     await writeAtomic(
-      rec.targetPath,
+      staging,
       rec.items.flatMap((i) => files.get(itemKey(i.ref)) ?? []),
       rec.grant.ownership,
     );

@@ -100,13 +100,15 @@ function involved(ref: Grant['csiSecrets']): KubeObject & { apiVersion: string; 
   };
 }
 
-/** File ownership and modes: group-readable (0440) for the pod's fsGroup when there is one, else
- * owner-only (0400) for the pod's runAsUser (root when unset). */
+/** File ownership and modes: owned by root, so no process of the pod may change them. Readable by
+ * the pod's group when it names one (volume_mount_group, fsGroup, runAsGroup); else readable by
+ * everyone, which is no one outside the pod: the staging directory and kubelet's pods directory are
+ * root's alone. The volume is mounted read-only at the target besides (mounter.ts). */
 export function ownershipFor(pod: Pod, mountGroup: number | undefined): Ownership {
   const sc = pod.spec?.securityContext ?? {};
-  const gid = mountGroup ?? sc.fsGroup;
+  const gid = mountGroup ?? sc.fsGroup ?? sc.runAsGroup;
   if (gid !== undefined) return { uid: 0, gid, fileMode: 0o440, dirMode: 0o750 };
-  return { uid: sc.runAsUser ?? 0, gid: sc.runAsGroup ?? 0, fileMode: 0o400, dirMode: 0o500 };
+  return { uid: 0, gid: 0, fileMode: 0o444, dirMode: 0o755 };
 }
 
 export class Publisher {

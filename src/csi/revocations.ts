@@ -1,6 +1,9 @@
 // What published volumes held and no longer do (replaced leases and certificates, volumes torn
 // down): recorded first (state.ts), so a restarted driver still revokes it, then revoked in the
 // background as one task that retries with the upkeep backoff. Revocations never hold up kubelet.
+// A record whose revocation failed `maxAttempts` times in a row is given up (logged, counted):
+// Vault expires a lease at its TTL anyway, and a CSISecrets or VaultAuth deleted for good would
+// otherwise keep the task retrying for the life of the node.
 import type { Logger } from 'pino';
 import type { Random } from '../clock.ts';
 import { errorMessage } from '../errors.ts';
@@ -18,7 +21,13 @@ export interface RevocationsDeps {
   log: Logger;
   /** Counts revoked items. */
   onRevoked: (n: number) => void;
+  /** Counts items given up. */
+  onAbandoned?: (n: number) => void;
+  /** Failed passes after which a record is given up; default 10 (about 5 minutes of backoff). */
+  maxAttempts?: number;
 }
+
+export const DEFAULT_MAX_REVOCATION_ATTEMPTS = 10;
 
 export class Revocations {
   readonly #d: RevocationsDeps;
@@ -83,8 +92,21 @@ export class Revocations {
         this.#orphans = this.#orphans.filter((x) => x !== o);
         this.#d.onRevoked(o.held.length);
       } catch (err) {
+        o.attempts = (o.attempts ?? 0) + 1;
+        if (o.attempts >= (this.#d.maxAttempts ?? DEFAULT_MAX_REVOCATION_ATTEMPTS)) {
+          this.#orphans = this.#orphans.filter((x) => x !== o);
+          this.#d.onAbandoned?.(o.held.length);
+          this.#d.log.error(
+            { err: errorMessage(err), pod: o.who, attempts: o.attempts, items: o.held.length },
+            'revocation given up; Vault expires what is left at its TTL',
+          );
+          continue;
+        }
         failed = true;
-        this.#d.log.warn({ err: errorMessage(err), pod: o.who }, 'revocation failed; will retry');
+        this.#d.log.warn(
+          { err: errorMessage(err), pod: o.who, attempt: o.attempts },
+          'revocation failed; will retry',
+        );
       }
     }
     await this.#save();

@@ -20,8 +20,9 @@ import { requestCredentials } from '../vault/dynamic.ts';
 import { readKV } from '../vault/kv.ts';
 import { revokeLease } from '../vault/leases.ts';
 import { issueCertificate, revokeCertificate } from '../vault/pki.ts';
-import { isValidFileName, type OutputFile } from './atomic-writer.ts';
+import type { OutputFile } from './atomic-writer.ts';
 import { CsiError } from './errors.ts';
+import { isValidFileName } from './names.ts';
 
 const ITEM_KINDS = ['static', 'approle', 'dynamic', 'pki'] as const;
 export type ItemKind = (typeof ITEM_KINDS)[number];

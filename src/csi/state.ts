@@ -7,11 +7,19 @@
 // lease ids and serials are what VSO itself keeps in status. Records are JSON files in a directory
 // that should be a tmpfs (the DaemonSet uses /run on the host): they outlive the driver, not the node,
 // and pods do not outlive the node either. Writes go to a temporary file renamed into place.
+//
+// The directory is read as untrusted input (a tampered node, a record of another version): files
+// are opened without following links or blocking on FIFOs, regular files only, size-capped, and
+// every record is checked in depth — its target below kubelet's pods directory and matching its
+// file name, file names the driver would write, an ownership that never lets the pod write. A
+// record that fails is dropped (and its file removed) with a log line; nothing here throws on input.
 import { createHash, randomBytes } from 'node:crypto';
-import { mkdir, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, rename, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { errorMessage } from '../errors.ts';
+import { isValidFileName } from './names.ts';
 import type { Grant } from './publisher.ts';
+import { readRegularFile } from './safe-read.ts';
 import type { Held, ItemRef } from './secrets.ts';
 
 export interface VolumeRecord {
@@ -31,32 +39,69 @@ export interface OrphanRecord {
   who: string;
   grant: Grant;
   held: Held[];
+  /** Failed revocation passes so far (revocations.ts gives up after a bound). */
+  attempts?: number;
 }
 
 const ORPHANS = 'orphans.json';
+/** Size caps: a volume record is a few KB; the orphans list grows with failed revocations. */
+const MAX_VOLUME_RECORD_BYTES = 256 * 1024;
+const MAX_ORPHANS_BYTES = 4 * 1024 * 1024;
 
-// Shape checks of what this module wrote itself (a record from another version is skipped, not trusted).
+// Shape checks: a record that is not exactly what this module writes is dropped, not trusted.
 const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null;
+const isId = (v: unknown): boolean =>
+  v === undefined || (Number.isInteger(v) && (v as number) >= 0 && (v as number) < 2 ** 32);
+/** Root-owned (or the writer's own uid in an unprivileged harness) and never writable by the pod. */
+const isOwnership = (v: unknown): boolean =>
+  isObject(v) &&
+  (v.uid === undefined || v.uid === 0) &&
+  isId(v.gid) &&
+  Number.isInteger(v.fileMode) &&
+  ((v.fileMode as number) & ~0o444) === 0 &&
+  Number.isInteger(v.dirMode) &&
+  ((v.dirMode as number) & ~0o755) === 0;
 const hasGrant = (v: Record<string, unknown>): boolean =>
   isObject(v.grant) &&
   isObject(v.grant.csiSecrets) &&
   isObject(v.grant.consumer) &&
-  isObject(v.grant.snapshot);
+  isObject(v.grant.snapshot) &&
+  isOwnership(v.grant.ownership);
+const isItem = (v: unknown): boolean =>
+  isObject(v) &&
+  isObject(v.ref) &&
+  typeof v.ref.kind === 'string' &&
+  Array.isArray(v.names) &&
+  v.names.every((n) => typeof n === 'string' && isValidFileName(n)) &&
+  (v.held === undefined || isObject(v.held));
 function isVolumeRecord(v: unknown): v is VolumeRecord {
   return (
     isObject(v) &&
     typeof v.volumeId === 'string' &&
     typeof v.targetPath === 'string' &&
     typeof v.podUid === 'string' &&
+    typeof v.who === 'string' &&
+    typeof v.fingerprint === 'string' &&
     Array.isArray(v.items) &&
+    v.items.every(isItem) &&
     hasGrant(v)
   );
 }
 function isOrphanRecord(v: unknown): v is OrphanRecord {
-  return isObject(v) && Array.isArray(v.held) && hasGrant(v);
+  return (
+    isObject(v) &&
+    typeof v.who === 'string' &&
+    Array.isArray(v.held) &&
+    v.held.every(isObject) &&
+    (v.attempts === undefined || Number.isInteger(v.attempts)) &&
+    hasGrant(v)
+  );
 }
-const fileOf = (target: string): string =>
-  `volume-${createHash('sha256').update(target).digest('hex').slice(0, 32)}.json`;
+
+/** The key of a target path: its record's file name and its staging directory's name. */
+export const keyOf = (target: string): string =>
+  createHash('sha256').update(target).digest('hex').slice(0, 32);
+const fileOf = (target: string): string => `volume-${keyOf(target)}.json`;
 
 export class StateStore {
   readonly #dir: string | undefined;
@@ -69,7 +114,7 @@ export class StateStore {
     if (!dir) return;
     await mkdir(dir, { recursive: true, mode: 0o700 });
     const tmp = join(dir, `.${name}.${randomBytes(4).toString('hex')}`);
-    await writeFile(tmp, JSON.stringify(value), { mode: 0o600 });
+    await writeFile(tmp, JSON.stringify(value), { mode: 0o600, flag: 'wx' });
     await rename(tmp, join(dir, name));
   }
 
@@ -85,11 +130,13 @@ export class StateStore {
     return this.#write(ORPHANS, orphans);
   }
 
-  /** Everything stored; unreadable files are reported and skipped, never fatal. */
-  async load(onError: (file: string, err: string) => void): Promise<{
-    volumes: VolumeRecord[];
-    orphans: OrphanRecord[];
-  }> {
+  /** Everything stored that passes the checks. `validTarget` says whether a record's target path
+   * is acceptable (below kubelet's pods directory); anything dropped is reported and its file
+   * removed. Never throws on what the directory holds. */
+  async load(
+    onError: (file: string, err: string) => void,
+    validTarget: (path: string) => boolean = () => true,
+  ): Promise<{ volumes: VolumeRecord[]; orphans: OrphanRecord[] }> {
     const dir = this.#dir;
     const out = { volumes: [] as VolumeRecord[], orphans: [] as OrphanRecord[] };
     if (!dir) return out;
@@ -100,18 +147,24 @@ export class StateStore {
       return out;
     }
     for (const name of names) {
-      if (name !== ORPHANS && !/^volume-[0-9a-f]{32}\.json$/.test(name)) continue;
+      const isOrphans = name === ORPHANS;
+      if (!isOrphans && !/^volume-[0-9a-f]{32}\.json$/.test(name)) continue;
+      const path = join(dir, name);
       try {
-        const value: unknown = JSON.parse(await readFile(join(dir, name), 'utf8'));
-        if (name === ORPHANS) {
+        const text = await readRegularFile(path, isOrphans ? MAX_ORPHANS_BYTES : MAX_VOLUME_RECORD_BYTES);
+        const value: unknown = JSON.parse(text.toString('utf8'));
+        if (isOrphans) {
           if (!Array.isArray(value) || !value.every(isOrphanRecord)) throw new Error('not a list of orphans');
           out.orphans = value;
         } else {
           if (!isVolumeRecord(value)) throw new Error('not a volume record');
+          if (fileOf(value.targetPath) !== name || !validTarget(value.targetPath))
+            throw new Error('target path does not match the record');
           out.volumes.push(value);
         }
       } catch (err) {
         onError(name, errorMessage(err));
+        await rm(path, { recursive: true, force: true }).catch(() => {});
       }
     }
     return out;

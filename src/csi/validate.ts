@@ -10,7 +10,6 @@ import type { NodePublishVolumeRequest, NodeUnpublishVolumeRequest } from './pro
 export interface ValidPublish {
   volumeId: string;
   targetPath: string;
-  readonly: boolean;
   mountGroup?: number;
   context: PublishContext;
 }
@@ -26,6 +25,15 @@ function checkTargetPath(path: string, root: string | undefined): string {
     }
   }
   return norm;
+}
+
+/** Whether a target path recorded in the state directory is one a request could have named. */
+export function isValidTarget(path: string, root: string | undefined): boolean {
+  try {
+    return checkTargetPath(path, root) === path;
+  } catch {
+    return false;
+  }
 }
 
 /** Validates a NodePublishVolume request in the order csi-sanity and kubelet expect. */
@@ -44,6 +52,12 @@ export function validatePublish(
   if (mode === 'MULTI_NODE_SINGLE_WRITER' || mode === 'MULTI_NODE_MULTI_WRITER') {
     throw invalidArgument(`access mode ${mode} is not supported`);
   }
+  // The driver never lets a pod write its volume (docs/security.md): a read-write publish is refused.
+  if (req.readonly !== true) {
+    throw invalidArgument(
+      "the volume must be mounted read-only: set `readOnly: true` on the pod's csi volume",
+    );
+  }
   const targetPath = checkTargetPath(req.target_path, opts.targetRoot);
   const group = cap.mount?.volume_mount_group ?? '';
   let mountGroup: number | undefined;
@@ -57,7 +71,6 @@ export function validatePublish(
   return {
     volumeId: req.volume_id,
     targetPath,
-    readonly: req.readonly === true,
     ...(mountGroup !== undefined ? { mountGroup } : {}),
     context,
   };
@@ -80,7 +93,6 @@ export function fingerprint(v: ValidPublish): string {
       JSON.stringify([
         v.volumeId,
         v.targetPath,
-        v.readonly,
         v.mountGroup ?? null,
         c.pod.namespace,
         c.pod.name,

@@ -61,7 +61,7 @@ export function makeSecretData(
     if (k === RAW_KEY || Object.hasOwn(out, k)) continue;
     if (excludes.some((re) => re.test(k))) continue;
     if (includes.length > 0 && !includes.some((re) => re.test(k))) continue;
-    out[k] = b64(typeof v === 'string' ? v : goJson(v));
+    out[k] = b64(typeof v === 'string' ? v : goJson(v, source, k));
   }
   return out;
 }

@@ -9,6 +9,7 @@ import type { VaultConnection } from '../api/v1beta1/vaultconnection.ts';
 import { parseRef } from '../api/validate.ts';
 import type { Clock } from '../clock.ts';
 import type { KubeClient } from '../k8s/client.ts';
+import { vaultMetrics } from '../metrics/vault.ts';
 import type { Informer } from '../runtime/informer.ts';
 import type { Manager } from '../runtime/manager.ts';
 import type { VaultClientCache } from '../vault/cache.ts';
@@ -48,7 +49,7 @@ export interface VaultAccessLayer {
 const keyOf = (ref: { namespace: string; name: string }): string => `${ref.namespace}/${ref.name}`;
 
 export function createVaultAccess(
-  manager: Pick<Manager, 'informer' | 'tasks'>,
+  manager: Pick<Manager, 'informer' | 'tasks' | 'metrics'>,
   cfg: VaultAccessConfig,
 ): VaultAccessLayer {
   const { log, operatorNamespace } = cfg;
@@ -87,6 +88,7 @@ export function createVaultAccess(
     clock: cfg.clock,
     tasks: manager.tasks,
     allowDefaultGlobals: cfg.allowDefaultGlobals,
+    metrics: vaultMetrics(manager.metrics),
     ...(cfg.env ? { env: cfg.env } : {}),
     onSessionEvent: (ev) => {
       if (ev.type === 'loginFailed' || ev.type === 'renewFailed')

@@ -19,6 +19,7 @@ import {
   JsonNumber,
   type TemplateSource,
 } from '../template/index.ts';
+import { numberSource } from '../vault/client.ts';
 import type { DataShaping } from './secret-data.ts';
 
 export interface TemplateInput {
@@ -139,12 +140,15 @@ function compileCached(sources: TemplateSource[]): CompiledTemplates {
  * Plain JS numbers are converted with their shortest text, which is what Go's encoding/json wrote
  * for a float64; values that are already JsonNumber keep their exact text.
  */
-function asVaultJson(v: unknown): unknown {
-  if (typeof v === 'number') return Number.isFinite(v) ? new JsonNumber(String(v)) : v;
-  if (Array.isArray(v)) return v.map(asVaultJson);
+function asVaultJson(v: unknown, holder?: object, key?: string): unknown {
+  if (typeof v === 'number') {
+    const text = holder && key !== undefined ? numberSource(holder, key) : undefined;
+    return text !== undefined ? new JsonNumber(text) : Number.isFinite(v) ? new JsonNumber(String(v)) : v;
+  }
+  if (Array.isArray(v)) return v.map((x, i) => asVaultJson(x, v, String(i)));
   if (v !== null && typeof v === 'object' && Object.getPrototypeOf(v) === Object.prototype) {
-    const out: Record<string, unknown> = {};
-    for (const [k, x] of Object.entries(v)) out[k] = asVaultJson(x);
+    const out: Record<string, unknown> = Object.create(null);
+    for (const [k, x] of Object.entries(v)) out[k] = asVaultJson(x, v, k);
     return out;
   }
   return v;

@@ -13,6 +13,7 @@ import { CODES, FerryError } from '../errors.ts';
 import type { KubeClient } from '../k8s/client.ts';
 import { type ResourceType, Secrets, ServiceAccounts } from '../k8s/resources.ts';
 import type { KubeObject, Secret } from '../k8s/types.ts';
+import { type VaultMetrics, vaultRequestObserver } from '../metrics/vault.ts';
 import type { Store } from '../runtime/store.ts';
 import type { TaskScheduler } from '../runtime/tasks.ts';
 import { vaultAddressAllowlist } from '../vault/address-policy.ts';
@@ -35,7 +36,7 @@ import {
 } from '../vault/auth/gcp.ts';
 import type { AuthMethod } from '../vault/auth/index.ts';
 import { gcpAuth, jwtAuth, kubernetesAuth } from '../vault/auth/kubernetes.ts';
-import { type CacheKeyInput, computeCacheKey, VaultClientCache } from '../vault/cache.ts';
+import { type CacheKeyInput, type CacheMetrics, computeCacheKey, VaultClientCache } from '../vault/cache.ts';
 import type { VaultApi, VaultClientOptions } from '../vault/client.ts';
 import { VaultClient } from '../vault/client.ts';
 import { readCaCertFile, readSecretIdFile } from '../vault/confined-file.ts';
@@ -83,6 +84,8 @@ export interface VaultAccessDeps {
   /** Google's STS, IAM Credentials and metadata endpoints; tests point them at fakes. */
   gcpEndpoints?: GcpEndpoints;
   onSessionEvent?: (event: SessionEvent) => void;
+  /** The Vault metric families (ferry_vault_*, VSO's vso_client_*); none in some unit tests. */
+  metrics?: VaultMetrics;
   /** Client-cache persistence (vso-api §11.4); absent = none, without the start-up purge. */
   persistence?: {
     model: PersistenceModel;
@@ -294,13 +297,17 @@ export class VaultAccessResolver {
     this.#deps = deps;
     this.#gcpMetadata = new GcpMetadata(deps.gcpEndpoints ?? GOOGLE_ENDPOINTS, deps.clock);
     // A removed session's stored token goes with it.
+    const m = deps.metrics;
     this.cache = new VaultClientCache({
       maxSize: deps.cacheSize,
       ...(deps.cacheNamespaceQuota ? { namespaceQuota: deps.cacheNamespaceQuota } : {}),
       onRemoved: (key, _input, reason) => this.onSessionRemoved(key, reason),
+      ...(m ? { metrics: cacheMetrics(m) } : {}),
     });
+    m?.cacheSize.set({}, deps.cacheSize);
     const p = deps.persistence;
     if (p && p.model !== 'none') {
+      m?.storageConfig.set({ enforce_encryption: String(p.model === 'direct-encrypted') }, 1);
       this.#storage = new ClientCacheStorage({
         client: deps.client,
         namespace: deps.operatorNamespace,
@@ -317,6 +324,8 @@ export class VaultAccessResolver {
   }
 
   #persistEvent(ev: PersistenceEvent): void {
+    const m = this.#deps.metrics;
+    if (m) countPersistence(m, ev);
     this.#deps.persistence?.onEvent?.(ev);
   }
 
@@ -536,10 +545,15 @@ export class VaultAccessResolver {
       providerUID,
       providerNamespace,
     };
-    const session = await this.cache.get(
+    const session = await this.#timedGet(
       input,
       async () => {
-        const client = new VaultClient(await connectionOptions(connection, d.client, eff.vaultNamespace));
+        const client = new VaultClient({
+          ...(await connectionOptions(connection, d.client, eff.vaultNamespace)),
+          ...(d.metrics
+            ? { onRequest: vaultRequestObserver(d.metrics, `${connRef.namespace}/${connRef.name}`) }
+            : {}),
+        });
         const opts: VaultSessionOptions = {
           client,
           auth: method,
@@ -566,6 +580,30 @@ export class VaultAccessResolver {
         ? session.withNamespace(consumer.vaultNamespace)
         : session;
     return { api, session, cacheKey, clientId: session.clientId, auth, connection };
+  }
+
+  /** cache.get, counted and timed as VSO's client factory `get`. */
+  async #timedGet(
+    input: CacheKeyInput,
+    create: () => Promise<VaultSession>,
+    opts: { signal: AbortSignal | undefined; namespace: string },
+  ): Promise<VaultSession> {
+    const m = this.#deps.metrics;
+    if (!m) return this.cache.get(input, create, opts);
+    const start = performance.now();
+    try {
+      const session = await this.cache.get(input, create, opts);
+      m.factoryRequests.inc({ operation: 'get' });
+      return session;
+    } catch (err) {
+      m.factoryRequestErrors.inc({ operation: 'get' });
+      throw err;
+    } finally {
+      m.factoryOperationTime.observe(
+        { component: 'client_factory', operation: 'get' },
+        (performance.now() - start) / 1000,
+      );
+    }
   }
 
   async #provider(eff: EffectiveAuth, namespace: string): Promise<Provider> {
@@ -808,3 +846,34 @@ export function irsaConfig(
     expirationSeconds,
   };
 }
+
+function cacheMetrics(m: VaultMetrics): CacheMetrics {
+  return {
+    hit: () => m.cacheHits.inc({}),
+    miss: () => m.cacheMisses.inc({}),
+    eviction: () => m.cacheEvictions.inc({}),
+    size: (n) => m.cacheLength.set({}, n),
+  };
+}
+
+/** VSO's storage counters: requests (store, restore, delete, purge) and, for store and restore, the
+ * operations behind them. */
+function countPersistence(m: VaultMetrics, ev: PersistenceEvent): void {
+  const [operation, failed] = STORAGE_OPERATION[ev.type];
+  (failed ? m.storageRequestErrors : m.storageRequests).inc({ operation });
+  if (operation === 'store' || operation === 'restore') {
+    (failed ? m.storageOperationErrors : m.storageOperations).inc({ operation });
+  }
+}
+
+const STORAGE_OPERATION: Record<PersistenceEvent['type'], [string, boolean]> = {
+  stored: ['store', false],
+  storeFailed: ['store', true],
+  restored: ['restore', false],
+  restoreSkipped: ['restore', true],
+  restoreFailed: ['restore', true],
+  deleted: ['delete', false],
+  deleteFailed: ['delete', true],
+  purged: ['purge', false],
+  purgeFailed: ['purge', true],
+};

@@ -4,6 +4,7 @@ import { type Clock, systemClock } from '../clock.ts';
 import { CODES, errorMessage, FerryError } from '../errors.ts';
 import type { KubeConnection } from './config.ts';
 import { errorFromResponse, errorFromStatus, isK8sApiError, isStatus, type K8sApiError } from './errors.ts';
+import { type RateLimit, TokenBucket } from './ratelimit.ts';
 import { type ResourceType, resourcePath } from './resources.ts';
 import type { KubeList, KubeObject, Status, WatchEvent } from './types.ts';
 
@@ -54,6 +55,8 @@ export interface KubeClientOptions {
   /** How often a tokenFile is re-read (projected tokens rotate); 60 s as in client-go. */
   tokenRefreshMs?: number;
   clock?: Clock;
+  /** Client-side request rate limit (--kube-client-qps/--kube-client-burst); none by default. */
+  rateLimit?: RateLimit;
 }
 
 const PATCH_CONTENT_TYPES: Record<PatchType, string> = {
@@ -84,6 +87,7 @@ export class KubeClient {
   readonly #conn: KubeConnection;
   readonly #tokenRefreshMs: number;
   #cachedToken: { value: string; readAt: number } | undefined;
+  readonly #bucket: TokenBucket | undefined;
 
   constructor(conn: KubeConnection, opts: KubeClientOptions = {}) {
     const url = new URL(conn.server);
@@ -96,6 +100,7 @@ export class KubeClient {
     this.#timeoutMs = opts.requestTimeoutMs ?? 30_000;
     this.#clock = opts.clock ?? systemClock;
     this.#tokenRefreshMs = opts.tokenRefreshMs ?? 60_000;
+    this.#bucket = opts.rateLimit ? new TokenBucket(opts.rateLimit, this.#clock) : undefined;
     const tls: { ca?: string; cert?: string; key?: string; rejectUnauthorized?: boolean } = {};
     if (conn.caPem !== undefined) tls.ca = conn.caPem;
     if (conn.certPem !== undefined) tls.cert = conn.certPem;
@@ -336,6 +341,8 @@ export class KubeClient {
     path: string,
     opts: RequestOptions & { bodyTimeout?: number },
   ): Promise<Dispatcher.ResponseData | undefined> {
+    // Every request, watches included, takes a token first (as client-go's).
+    if (this.#bucket !== undefined && !(await this.#bucket.acquire(opts.signal))) return undefined;
     const headers: Record<string, string> = {
       accept: opts.accept ?? ACCEPT_JSON,
       'user-agent': this.#userAgent,

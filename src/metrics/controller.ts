@@ -114,3 +114,13 @@ export function controllerMetrics(r: MetricsRegistry): ControllerMetrics {
     }),
   };
 }
+
+/** VSO's `controller_resource_status` (no vso_ prefix): 1 for a valid object, 0 for an invalid one,
+ * per controller (the kind in lower case), name and namespace. */
+export function resourceStatusMetric(r: MetricsRegistry): Gauge<'controller' | 'name' | 'namespace'> {
+  return r.gauge({
+    name: 'controller_resource_status',
+    help: 'Status of a resource; a value other than 1 denotes an invalid resource',
+    labelNames: ['controller', 'name', 'namespace'],
+  });
+}

@@ -6,7 +6,8 @@ import type { Counter, Gauge, Histogram, MetricsRegistry } from './registry.ts';
 export interface CsiMetrics {
   publishes: Counter<'result'>;
   publishDuration: Histogram<'result'>;
-  /** Held items renewed in place, replaced by new ones, revoked; volumes re-synced on a restart. */
+  /** Held items renewed in place, replaced by new ones, revoked or given up; volumes re-synced on a
+   * restart. */
   upkeep: Counter<'action'>;
   volumes: Gauge<never>;
   held: Gauge<'kind'>;
@@ -31,7 +32,7 @@ export function csiMetrics(r: MetricsRegistry): CsiMetrics {
     }),
     upkeep: r.counter({
       name: 'ferry_csi_upkeep_total',
-      help: 'Leases renewed, held secrets replaced or revoked, and volumes re-synced after a container restart.',
+      help: 'Leases renewed, held secrets replaced, revoked or given up (revocation failed too often), and volumes re-synced after a container restart.',
       labelNames: ['action'],
     }),
     volumes: r.gauge({ name: 'ferry_csi_volumes', help: 'Volumes published on this node.', labelNames: [] }),

@@ -17,6 +17,8 @@ export interface Gauge<L extends string> {
   set(labels: Labels<L>, value: number): void;
   inc(labels: Labels<L>, value?: number): void;
   dec(labels: Labels<L>, value?: number): void;
+  /** Drops every series (a collect hook that rebuilds them all starts here). */
+  reset(): void;
   /** Runs `fn` right before every scrape (for values that are computed, not event-driven). Returns an
    * unsubscribe function. */
   onCollect(fn: () => void): () => void;
@@ -77,6 +79,7 @@ export class MetricsRegistry {
       set: (labels, value) => g.set(labels, value),
       inc: (labels, value = 1) => g.inc(labels, value),
       dec: (labels, value = 1) => g.dec(labels, value),
+      reset: () => g.reset(),
       onCollect(fn) {
         hooks.add(fn);
         return () => hooks.delete(fn);
@@ -115,8 +118,28 @@ export interface BuildInfo {
   platform: string;
 }
 
-/** `ferry_build_info` = 1 with the build as labels, like `vso_build_info`, so dashboards can join on it. */
+/** `ferry_build_info` = 1 with the build as labels; and VSO's `vso_build_info` with VSO's labels, so
+ * dashboards that join on it keep working (Node's version in go_version, `node` as compiler). */
 export function registerBuildInfo(registry: MetricsRegistry, info: BuildInfo): void {
+  const [major = '', minor = ''] = info.version.split('.');
+  const vso = {
+    major,
+    minor,
+    git_version: `v${info.version}`,
+    git_commit: info.gitCommit,
+    git_tree_state: '',
+    build_date: '',
+    go_version: info.nodeVersion,
+    compiler: 'node',
+    platform: info.platform,
+  };
+  registry
+    .gauge({
+      name: 'vso_build_info',
+      help: 'Vault Secrets Operator build info.',
+      labelNames: Object.keys(vso) as (keyof typeof vso)[],
+    })
+    .set(vso, 1);
   registry
     .gauge({
       name: 'ferry_build_info',
@@ -132,6 +155,20 @@ export function registerBuildInfo(registry: MetricsRegistry, info: BuildInfo): v
       },
       1,
     );
+}
+
+/** VSO's `vso_runtime_config` = 1, its settings as labels (VSO's label names). */
+export function registerRuntimeConfig(
+  registry: MetricsRegistry,
+  config: Readonly<Record<string, string>>,
+): void {
+  registry
+    .gauge({
+      name: 'vso_runtime_config',
+      help: 'Vault Secrets Operator runtime config.',
+      labelNames: Object.keys(config),
+    })
+    .set(config, 1);
 }
 
 /** Exponential bucket boundaries, as Prometheus' Go client `ExponentialBuckets`. */

@@ -266,14 +266,21 @@ export class Controller {
       timeoutMs > 0
         ? this.#clock.setTimeout(() => ac.abort(new Error(RECONCILE_TIMEOUT)), timeoutMs)
         : undefined;
+    const parentLog = this.#log;
+    let log: Logger | undefined;
     const ctx: ReconcileContext = {
       key: objectKey,
       signal: ac.signal,
-      log: this.#log.child({
-        reconcileID: reconcileId,
-        namespace: objectKey.namespace,
-        name: objectKey.name,
-      }),
+      // Made on first use: most reconciles log nothing, and a pino child runs the redaction over its
+      // bindings (a few KB of garbage per reconcile, docs/memory.md).
+      get log(): Logger {
+        log ??= parentLog.child({
+          reconcileID: reconcileId,
+          namespace: objectKey.namespace,
+          name: objectKey.name,
+        });
+        return log;
+      },
       reconcileId,
     };
     const labels = { controller: this.name };
@@ -330,7 +337,7 @@ export class Controller {
       } else {
         m?.reconcileTotal.inc({ ...labels, result: 'success' });
       }
-      ctx.log.debug('reconcile succeeded');
+      if (this.#log.isLevelEnabled('debug')) ctx.log.debug('reconcile succeeded');
       return;
     }
 

@@ -10,6 +10,8 @@ import {
   GoTime,
   type GoValue,
   intValue,
+  isIntKind,
+  isUintKind,
   JsonNumber,
   kindOf,
   sortedKeys,
@@ -642,7 +644,8 @@ function intFromArg(args: GoValue[], n: number): { v: number; ok: boolean; n: nu
   let ok = false;
   let v = 0;
   const k = kindOf(a);
-  if (k.startsWith('int') || k.startsWith('uint')) {
+  // Not startsWith('int'): nil is interface-kinded, and a nil width is BADWIDTH, as in Go.
+  if (isIntKind(k) || isUintKind(k)) {
     const b = intValue(a);
     if (!tooLarge(Number(b))) {
       v = Number(b);

@@ -7,6 +7,7 @@ import { durationString, sprigAgo, sprigDurationRound } from './duration.ts';
 import { formatFloat, sprint, sprintf } from './fmt.ts';
 import { FuncError, fn, type GoFunc } from './func.ts';
 import { encodeJson, type JsonResult, prettyJson } from './json.ts';
+import { goQuote } from './lex.ts';
 import { APPEND_BYTES, meter } from './meter.ts';
 import { sprigUrlJoin, sprigUrlParse, UrlError } from './url.ts';
 import {
@@ -23,6 +24,7 @@ import {
   isMap,
   JsonNumber,
   kindOf,
+  newMap,
   sortedKeys,
   stringValue,
   truth,
@@ -139,7 +141,7 @@ function deepCopy(v: GoValue): GoValue {
   meter().charge(1);
   if (Array.isArray(v)) return typed(v.map(deepCopy), elemType(v));
   if (isMap(v)) {
-    const out: GoMap = {};
+    const out = newMap();
     for (const k of Object.keys(v)) out[k] = deepCopy(v[k]);
     return typed(out, elemType(v));
   }
@@ -504,7 +506,7 @@ function uniq(l: GoValue[]): GoValue[] {
 }
 
 function dict(args: GoValue[]): GoMap {
-  const out: GoMap = {};
+  const out = newMap();
   for (let i = 0; i < args.length; i += 2) {
     const k = strval(args[i]);
     out[k] = i + 1 >= args.length ? '' : args[i + 1];
@@ -745,12 +747,8 @@ const FUNCS: Record<string, GoFunc> = {
   // encoding and hashing
   b64enc: fn(['string'], ([s]) => Buffer.from(s as string).toString('base64')),
   b64dec: fn(['string'], ([s]) => {
-    const str = s as string;
-    if (!/^([A-Za-z0-9+/]{4})*([A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/.test(str)) {
-      const bad = str.search(/[^A-Za-z0-9+/=]/);
-      return `illegal base64 data at input byte ${bad >= 0 ? bad : str.length - (str.length % 4 || 4)}`;
-    }
-    return Buffer.from(str, 'base64').toString('utf8');
+    const r = goBase64Decode(Buffer.from(s as string));
+    return typeof r === 'number' ? `illegal base64 data at input byte ${r}` : r.toString('utf8');
   }),
   b32enc: fn(['string'], ([s]) => base32(Buffer.from(s as string))),
   b32dec: fn(['string'], ([s]) => base32dec(s as string)),
@@ -916,7 +914,7 @@ const FUNCS: Record<string, GoFunc> = {
   pick: fn(
     ['map'],
     ([d, ...ks]) => {
-      const out: GoMap = {};
+      const out = newMap();
       for (const k of ks as string[]) if (Object.hasOwn(d as GoMap, k)) out[k] = (d as GoMap)[k];
       return out;
     },
@@ -925,7 +923,7 @@ const FUNCS: Record<string, GoFunc> = {
   omit: fn(
     ['map'],
     ([d, ...ks]) => {
-      const out: GoMap = {};
+      const out = newMap();
       for (const k of Object.keys(d as GoMap)) if (!(ks as string[]).includes(k)) out[k] = (d as GoMap)[k];
       return out;
     },
@@ -986,7 +984,7 @@ const FUNCS: Record<string, GoFunc> = {
       if (!(e instanceof UrlError)) throw e;
       // Go's message quotes the URL: `unable to parse url: parse "URL": reason`.
       throw new FuncError(
-        `unable to parse url: parse ${JSON.stringify(v)}: ${e.message}`,
+        `unable to parse url: parse ${goQuote(v as string)}: ${e.message}`,
         `unable to parse url: ${e.safe}`,
       );
     }
@@ -1118,7 +1116,7 @@ const MAP_ENTRY_BYTES = 64;
 function indexedParts(parts: string[]): GoMap {
   const budget = meter();
   budget.reserve(parts.length * MAP_ENTRY_BYTES);
-  const out: GoMap = {};
+  const out = newMap();
   parts.forEach((p, i) => {
     out[`_${i}`] = p;
   });
@@ -1229,4 +1227,62 @@ function fromScaled(v: bigint, scale: number): string {
   const s = (neg ? -v : v).toString().padStart(scale + 1, '0');
   const out = scale > 0 ? `${s.slice(0, -scale)}.${s.slice(-scale)}` : s;
   return (neg ? '-' : '') + out;
+}
+
+const B64_ALPHABET = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/';
+const B64_DECODE = new Int16Array(256).fill(-1);
+for (let i = 0; i < 64; i++) B64_DECODE[B64_ALPHABET.charCodeAt(i)] = i;
+const CR = 0x0d;
+const LF = 0x0a;
+const PAD = 0x3d;
+
+/**
+ * Go's base64.StdEncoding.DecodeString (decodeQuantum): `\r` and `\n` are skipped anywhere,
+ * padding is required, trailing bits need not be zero. Returns the bytes, or the offset Go's
+ * CorruptInputError names.
+ */
+function goBase64Decode(src: Buffer): Buffer | number {
+  const out: number[] = [];
+  let si = 0;
+  while (si < src.length) {
+    const dbuf = [0, 0, 0, 0];
+    let dlen = 4;
+    for (let j = 0; j < 4; j++) {
+      if (si === src.length) {
+        if (j === 0) return Buffer.from(out);
+        return si - j;
+      }
+      const c = src[si] as number;
+      si++;
+      const d = B64_DECODE[c] as number;
+      if (d >= 0) {
+        dbuf[j] = d;
+        continue;
+      }
+      if (c === LF || c === CR) {
+        j--;
+        continue;
+      }
+      if (c !== PAD || j < 2) return si - 1;
+      if (j === 2) {
+        // "==" expected; the first "=" is consumed.
+        while (si < src.length && (src[si] === LF || src[si] === CR)) si++;
+        if (si === src.length) return src.length;
+        if (src[si] !== PAD) return si - 1;
+        si++;
+      }
+      while (si < src.length && (src[si] === LF || src[si] === CR)) si++;
+      if (si < src.length) return si;
+      dlen = j;
+      break;
+    }
+    const val =
+      ((dbuf[0] as number) << 18) |
+      ((dbuf[1] as number) << 12) |
+      ((dbuf[2] as number) << 6) |
+      (dbuf[3] as number);
+    const bytes = [(val >> 16) & 0xff, (val >> 8) & 0xff, val & 0xff];
+    out.push(...bytes.slice(0, dlen - 1));
+  }
+  return Buffer.from(out);
 }

@@ -29,6 +29,10 @@ export interface GoMap {
   [key: string]: GoValue;
 }
 
+/** An empty map. Without a prototype, so that a key named `__proto__` (legal in Vault data and in
+ * Go maps) is an ordinary key rather than the object's prototype. */
+export const newMap = (): GoMap => Object.create(null) as GoMap;
+
 export type IntType = 'int64' | 'int32' | 'uint8' | 'uint64' | 'uint';
 
 export class GoInt {
@@ -251,7 +255,7 @@ export function fromJS(v: unknown): GoValue {
     case 'bigint':
       return v;
     case 'object': {
-      const out: GoMap = {};
+      const out = newMap();
       for (const [k, x] of Object.entries(v)) out[k] = fromJS(x);
       return out;
     }

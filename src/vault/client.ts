@@ -5,6 +5,7 @@ import { X509Certificate } from 'node:crypto';
 import { type Agent, type Dispatcher, interceptors } from 'undici';
 import pkg from '../../package.json' with { type: 'json' };
 import { CODES, FerryError } from '../errors.ts';
+import type { VaultRequestObserver } from '../metrics/vault.ts';
 import { boundedAgent, isTooLarge, readBody } from './bounded-http.ts';
 import { VaultError, vaultErrorFromBody, vaultTransportError } from './errors.ts';
 
@@ -26,6 +27,8 @@ export interface VaultClientOptions {
   namespace?: string;
   userAgent?: string;
   retry?: RetryPolicy;
+  /** Told of every finished request (metrics); shared by the clients derived from this one. */
+  onRequest?: VaultRequestObserver;
 }
 
 /** Retries apply to GET only (reads and LIST, which is sent as GET ?list=true): writes are not
@@ -130,6 +133,7 @@ interface Transport {
   headers: Record<string, string>;
   timeoutMs: number;
   maxResponseBytes: number;
+  onRequest: VaultRequestObserver | undefined;
 }
 
 export class VaultClient implements VaultApi {
@@ -237,7 +241,29 @@ export class VaultClient implements VaultApi {
     body: Record<string, unknown> | undefined,
     opts: RequestOptions | undefined,
   ): Promise<{ status: number; body: Record<string, unknown> | undefined }> {
+    const observe = this.#transport.onRequest;
+    if (observe === undefined) return this.#exchange(method, normalizePath(path), body, opts);
+    const start = performance.now();
     const cleanPath = normalizePath(path);
+    let status: number | undefined;
+    try {
+      const res = await this.#exchange(method, cleanPath, body, opts);
+      status = res.status;
+      return res;
+    } catch (err) {
+      if (err instanceof VaultError && err.status !== undefined) status = err.status;
+      throw err;
+    } finally {
+      observe({ method, path: cleanPath, status, seconds: (performance.now() - start) / 1000 });
+    }
+  }
+
+  async #exchange(
+    method: VaultMethod,
+    cleanPath: string,
+    body: Record<string, unknown> | undefined,
+    opts: RequestOptions | undefined,
+  ): Promise<{ status: number; body: Record<string, unknown> | undefined }> {
     const headers: Record<string, string> = { ...this.#transport.headers };
     if (opts?.headers) {
       for (const [k, v] of Object.entries(opts.headers)) {
@@ -374,6 +400,7 @@ function createTransport(opts: VaultClientOptions): Transport {
     headers,
     timeoutMs,
     maxResponseBytes,
+    onRequest: opts.onRequest,
   };
 }
 
@@ -402,10 +429,38 @@ function normalizePath(path: string): string {
     .join('/');
 }
 
+// Vault's Go client decodes numbers as json.Number, so VSO keeps a number's text: `8080.0` stays
+// `8080.0` and integers beyond 2^53 stay exact. JSON.parse gives doubles; where the double does not
+// print back as the source text, the text is kept here, by the object (or array) holding it and
+// the key (or index), for the delivery code to use in templates and Secret data.
+const numberSources = new WeakMap<object, Map<string, string>>();
+
+function keepNumberSource(this: unknown, key: string, value: unknown, ctx?: { source?: string }): unknown {
+  if (typeof value === 'number' && ctx?.source !== undefined && ctx.source !== String(value)) {
+    const holder = this as object;
+    const m = numberSources.get(holder) ?? new Map<string, string>();
+    numberSources.set(holder, m);
+    m.set(key, ctx.source);
+  }
+  return value;
+}
+
+/** The JSON text of `holder[key]` as Vault sent it, when the number it parsed to prints otherwise. */
+export function numberSource(holder: object, key: string): string | undefined {
+  return numberSources.get(holder)?.get(key);
+}
+
+// A value that starts like a number that may not print back as written: a fraction or exponent, 16+
+// digits, or -0. Bodies without one (most, e.g. a LIST of keys) skip the reviver, which costs
+// several times the parse itself. A match inside a string only means the slower path.
+const LOSSY_NUMBER_HINT = /[:,[]\s*(?:-?\d+[.eE]|-?\d{16}|-0(?![.\d]))/;
+
 function parseJsonObject(text: string): Record<string, unknown> | undefined {
   if (text.trim() === '') return undefined;
   try {
-    const v: unknown = JSON.parse(text);
+    const v: unknown = LOSSY_NUMBER_HINT.test(text)
+      ? JSON.parse(text, keepNumberSource as (k: string, v: unknown) => unknown)
+      : JSON.parse(text);
     return typeof v === 'object' && v !== null && !Array.isArray(v)
       ? (v as Record<string, unknown>)
       : undefined;

@@ -108,7 +108,7 @@ export async function installChart(o: ChartInstall, extraArgs: string[] = []): P
       driver: {
         image: { pullPolicy: 'Never' },
         healthProbePort: csiHealth,
-        stateDir: join(o.node.dir, 'csi-state'),
+        stateDir: o.node.csiStateDir,
         logging: { level: 'debug' },
         extraEnv: apiEnv,
         // kubelet republishes every pod sync (10 s on the stack's node); re-read at most this often.
@@ -176,7 +176,9 @@ export async function installReplicaRelease(
 }
 
 export function uninstallRelease(c: ChartEnv, release: string): void {
-  helm(c, ['uninstall', release, '--wait', '--timeout=2m']);
+  // Without the pre-delete hook: a replica release shares the cluster with the operator under test,
+  // whose objects must keep their finalizers.
+  helm(c, ['uninstall', release, '--wait', '--timeout=2m', '--no-hooks']);
 }
 
 /** `helm upgrade` with other operator arguments; the Deployment replaces its pod. */

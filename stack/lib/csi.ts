@@ -172,6 +172,7 @@ export async function startTestDriver(
     operatorNamespace: env.operatorNamespace,
     mounter,
     targetRoot: join(root, 'pods'),
+    stateDir: join(root, 'state'),
     refreshIntervalMs: 0,
     healthAddress: null,
     ...over,

@@ -25,6 +25,8 @@ export interface NodeEnv {
   dir: string;
   containerdSocket: string;
   kubeletRoot: string;
+  /** The CSI driver's --state-dir (volume records and the volumes' staging tmpfs). */
+  csiStateDir: string;
   podLogsDir: string;
   /** The node's cgroup subtree under every mounted controller. */
   cgroupRoot: string;
@@ -173,6 +175,7 @@ export function planNode(
     dir,
     containerdSocket: join(dir, 'containerd', 'containerd.sock'),
     kubeletRoot: join(dir, 'kubelet'),
+    csiStateDir: join(dir, 'csi-state'),
     podLogsDir: join(dir, 'pod-logs'),
     cgroupRoot: `/ferry-${id}`,
     bridge: `ferry${id.slice(-6)}`,
@@ -189,6 +192,7 @@ export async function startNode(node: NodeEnv, o: NodeStart): Promise<void> {
     join(dir, 'cni'),
     join(dir, 'cni-state'),
     node.kubeletRoot,
+    node.csiStateDir,
     node.podLogsDir,
   ]) {
     mkdirSync(d, { recursive: true });
@@ -265,8 +269,11 @@ disabled_plugins = ["io.containerd.snapshotter.v1.aufs", "io.containerd.snapshot
   );
 
   // kubelet's root is a shared mount, so the CSI driver's Bidirectional mounts reach kubelet.
-  execFileSync('mount', ['--bind', node.kubeletRoot, node.kubeletRoot]);
-  execFileSync('mount', ['--make-rshared', node.kubeletRoot]);
+  // So is the driver's state directory: its volumes' staging tmpfs outlive a driver restart.
+  for (const d of [node.kubeletRoot, node.csiStateDir]) {
+    execFileSync('mount', ['--bind', d, d]);
+    execFileSync('mount', ['--make-rshared', d]);
+  }
   createCgroupRoot(node.cgroupRoot);
 
   const [kubeletPort, kubeletHealth, schedPort] = (await Promise.all([

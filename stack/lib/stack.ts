@@ -307,12 +307,13 @@ export async function stackUp(opts: StackOptions): Promise<StackEnv> {
     });
 
     // kube-controller-manager: garbage collection, namespaces, service accounts and the workload
-    // controllers, so owner-reference cleanup and rollout restarts happen for real.
+    // controllers, so owner-reference cleanup and rollout restarts happen for real; Jobs for the
+    // chart's Helm hooks (CRD upgrade on `helm upgrade`, finalizer cleanup on `helm uninstall`).
     log('starting kube-controller-manager');
     const kcm = start(dir, 'kube-controller-manager', join(kubeDir, 'kube-controller-manager'), [
       `--kubeconfig=${env.kubeconfig}`,
       '--leader-elect=false',
-      '--controllers=garbage-collector-controller,namespace-controller,serviceaccount-controller,serviceaccount-token-controller,node-lifecycle-controller,deployment-controller,replicaset-controller,statefulset-controller,daemonset-controller,root-ca-certificate-publisher-controller',
+      '--controllers=garbage-collector-controller,namespace-controller,serviceaccount-controller,serviceaccount-token-controller,node-lifecycle-controller,deployment-controller,replicaset-controller,statefulset-controller,daemonset-controller,job-controller,root-ca-certificate-publisher-controller',
       `--root-ca-file=${env.caFile}`,
       `--service-account-private-key-file=${join(pki, 'sa.key')}`,
       '--bind-address=127.0.0.1',

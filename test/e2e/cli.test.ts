@@ -1,6 +1,8 @@
 // The `ferry` command against the real stack, run as users run it (node src/cli/ferry.ts, the
 // image's entry): status reads status and Events only (a canary proves no value is printed), status
-// --watch re-renders on change and ends cleanly on SIGINT, lint --cluster finds what is missing.
+// --watch re-renders on change and ends cleanly on SIGINT, lint --cluster finds what is missing,
+// doctor finds a broken connection and a role Vault refuses (by the consumers' Events and its own
+// login). audit.test.ts has `ferry audit`.
 import assert from 'node:assert/strict';
 import { type ChildProcess, execFile, spawn } from 'node:child_process';
 import { mkdtempSync, writeFileSync } from 'node:fs';
@@ -30,7 +32,7 @@ import {
   VaultAdmin,
   vss,
 } from '../../stack/lib/fixtures.ts';
-import { type StackEnv, uniqueName, useStack } from './harness.ts';
+import { ferry as run, type StackEnv, uniqueName, useStack } from './harness.ts';
 
 const ROOT = join(import.meta.dirname, '..', '..');
 const NODE = process.execPath;
@@ -43,22 +45,7 @@ describe('ferry command', () => {
   let ns: string;
   const canaries: string[] = [];
 
-  /** Runs ferry with the admin kubeconfig; resolves with its output and exit code, never rejects. */
-  async function ferry(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-    try {
-      const { stdout, stderr } = await promisify(execFile)(
-        NODE,
-        [FERRY, ...args, '--kubeconfig', env.kubeconfig],
-        {
-          env: { ...process.env, NO_COLOR: '' },
-        },
-      );
-      return { code: 0, stdout, stderr };
-    } catch (err) {
-      const e = err as { code?: number; stdout?: string; stderr?: string };
-      return { code: e.code ?? -1, stdout: e.stdout ?? '', stderr: e.stderr ?? '' };
-    }
-  }
+  const ferry = (...args: string[]) => run(env, ...args);
 
   before(async () => {
     env = await useStack();
@@ -232,6 +219,15 @@ describe('ferry command', () => {
     const by = (object: string) => checks.find((c) => c.object === object);
     assert.match(by(`${ns}/nowhere`)?.fix ?? '', /VaultConnection address/);
     assert.match(by(`${ns}/no-role`)?.fix ?? '', /the Vault role does not exist/);
+    // doctor's own login through each VaultAuth, as the operator makes it.
+    const login = (object: string) => checks.find((c) => c.check === 'login' && c.object === object);
+    assert.equal(login(`${ns}/no-role`)?.ok, false);
+    assert.match(login(`${ns}/no-role`)?.fix ?? '', /the Vault role does not exist/);
+    assert.match(login(`${ns}/auth`)?.message ?? '', new RegExp(`logged in to Vault: policies .*t-${ns}`));
+    const noLogin = JSON.parse(
+      (await ferry('doctor', '-n', ns, '-o', 'json', '--no-login')).stdout,
+    ) as Check[];
+    assert.ok(!noLogin.some((c) => c.check === 'login'), '--no-login skips the logins');
     assert.ok(checks.find((c) => c.check === 'crds')?.ok);
     assert.ok(checks.find((c) => c.check === 'rbac')?.ok, 'the operator has the permissions it needs');
     assert.ok(
@@ -258,6 +254,8 @@ describe('ferry command', () => {
       'the VaultAuth itself is valid',
     );
     assert.ok(chain.find((c) => c.check === 'connection')?.ok, 'and its connection healthy');
+    const chainLogin = chain.find((c) => c.check === 'login' && c.object === `${ns}/no-role`);
+    assert.equal(chainLogin?.ok, false, "but doctor's own login through it fails");
     await apply(
       kube,
       vss(ns, 'orphan', {

@@ -155,7 +155,7 @@ describe('CSI driver (real API server and Vault)', () => {
   });
 
   after(async () => {
-    for (const p of pods.values()) await mounter?.teardown(targetOf(p)).catch(() => {});
+    for (const p of pods.values()) await csi?.unpublish(p).catch(() => {});
     await csi?.stop();
     await vault?.close();
     if (dir) await rm(dir, { recursive: true, force: true });
@@ -166,8 +166,11 @@ describe('CSI driver (real API server and Vault)', () => {
     const p = pods.get(`${ns}/web-1`) as PodRef;
     await publish(p);
     const t = targetOf(p);
-    if (mounter.kind === 'tmpfs')
-      assert.equal((await mountPoints()).get(t), 'tmpfs', 'target is a tmpfs mount');
+    if (mounter.kind === 'tmpfs') {
+      const m = (await mountPoints()).get(t);
+      assert.equal(m?.fstype, 'tmpfs', 'target shows a tmpfs');
+      assert.equal(m?.ro, true, 'target is mounted read-only');
+    }
     const read = (n: string) => readFile(join(t, n), 'utf8');
     assert.equal(await read('static_secret_0_password'), secretValues.password);
     assert.equal(await read('static_secret_0_username'), 'app');
@@ -183,7 +186,7 @@ describe('CSI driver (real API server and Vault)', () => {
     assert.match(await readlink(join(t, '..data')), /^\.\.\d{4}_/);
   });
 
-  it('kubelet-delegated fsGroup (volume_mount_group) wins; without fsGroup files are 0400 for runAsUser', async () => {
+  it('kubelet-delegated fsGroup (volume_mount_group) wins; without fsGroup files are root:runAsGroup 0440', async () => {
     const p = pods.get(`${ns}/web-2`) as PodRef;
     await publish(p, { mountGroup: '3000' });
     const st = await stat(join(targetOf(p), 'static_secret_0_password'));
@@ -192,8 +195,9 @@ describe('CSI driver (real API server and Vault)', () => {
     await client.node('NodeUnpublishVolume', { volume_id: volumeIdOf(p), target_path: targetOf(p) });
     await publish(p);
     const st2 = await stat(join(targetOf(p), 'static_secret_0_password'));
-    assert.equal(st2.mode & 0o777, 0o400);
-    assert.equal(st2.uid, 1234);
+    assert.equal(st2.mode & 0o777, 0o440);
+    assert.equal(st2.uid, 0, 'never owned by the pod');
+    assert.equal(st2.gid, 1234);
   });
 
   it('republish with the same arguments does not fetch again; an edited CSISecrets does, in place', async () => {

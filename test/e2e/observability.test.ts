@@ -93,6 +93,92 @@ describe('operator observability', () => {
     assert.ok(/^ferry_build_info\{[^}]*version="[^"]+"[^}]*\} 1$/m.test(body), 'no ferry_build_info series');
   });
 
+  it("exports VSO's vso_* families and Ferry's Vault request metrics, with VSO's types and labels", async () => {
+    // The VaultStaticSecret synced above logged in and read through the default VaultConnection.
+    const body = await eventually('Vault client metrics', async () => {
+      const b = await metrics();
+      return /^vso_client_operations_total\{operation="read",[^}]*\} [1-9]/m.test(b) ? b : undefined;
+    });
+    const type = (name: string) => new RegExp(`^# TYPE ${name} (\\w+)$`, 'm').exec(body)?.[1];
+    const labelSets = (series: string) =>
+      [...body.matchAll(new RegExp(`^${series}\\{([^}]*)\\} `, 'gm'))].map((m) =>
+        [...m[1]!.matchAll(/(\w+)="/g)].map((l) => l[1]!).sort(),
+      );
+    const want: [string, string, string[]][] = [
+      ['ferry_vault_requests_total', 'counter', ['operation', 'result']],
+      ['ferry_vault_request_duration_seconds', 'histogram', ['operation']],
+      ['vso_client_operations_total', 'counter', ['operation', 'vault_connection']],
+      ['vso_client_operations_time_seconds', 'histogram', ['operation', 'vault_connection']],
+      ['vso_client_factory_requests_total', 'counter', ['operation']],
+      ['vso_client_factory_operations_time_seconds', 'histogram', ['component', 'operation']],
+      ['vso_client_cache_size', 'gauge', []],
+      ['vso_client_cache_length', 'gauge', []],
+      ['vso_client_cache_misses', 'counter', []],
+      ['vso_client_cache_hits', 'counter', []],
+      ['vso_client_cache_evictions', 'gauge', []],
+      [
+        'vso_build_info',
+        'gauge',
+        [
+          'build_date',
+          'compiler',
+          'git_commit',
+          'git_tree_state',
+          'git_version',
+          'go_version',
+          'major',
+          'minor',
+          'platform',
+        ],
+      ],
+      [
+        'vso_runtime_config',
+        'gauge',
+        [
+          'backoffInitialInterval',
+          'backoffMaxElapsedTime',
+          'backoffMaxInterval',
+          'backoffMultiplier',
+          'backoffRandomizationFactor',
+          'clientCachePersistenceModel',
+          'clientCacheSize',
+          'globalTransformationOptions',
+          'globalVaultAuthOptions',
+          'maxConcurrentReconciles',
+        ],
+      ],
+    ];
+    for (const [name, kind, labels] of want) {
+      assert.equal(type(name), kind, `# TYPE ${name}`);
+      const series = kind === 'histogram' ? `${name}_count` : name;
+      if (labels.length === 0) {
+        assert.match(body, new RegExp(`^${series} \\d`, 'm'), `${name} sample`);
+        continue;
+      }
+      const sets = labelSets(series);
+      assert.ok(sets.length > 0, `${name} has samples`);
+      for (const s of sets) assert.deepEqual(s, [...labels].sort(), `${name} labels`);
+    }
+    // The login and the read of the sync, by VaultConnection as VSO labels them.
+    assert.match(
+      body,
+      /^vso_client_operations_total\{operation="login",vault_connection="[^"/]+\/[^"]+"\} [1-9]/m,
+    );
+    assert.match(body, /^ferry_vault_requests_total\{operation="read",result="success"\} [1-9]/m);
+    assert.match(body, /^vso_client_factory_requests_total\{operation="get"\} [1-9]/m);
+    assert.match(body, /^vso_client_cache_size 10000$/m);
+    assert.match(body, /^vso_runtime_config\{[^}]*backoffInitialInterval="5s"[^}]*\} 1$/m);
+    // VSO's per-object validity, for the tenant's VaultAuth "auth".
+    assert.equal(type('controller_resource_status'), 'gauge');
+    assert.match(
+      body,
+      new RegExp(
+        `^controller_resource_status\\{controller="vaultauth",name="auth",namespace="${ns}"\\} 1$`,
+        'm',
+      ),
+    );
+  });
+
   /** Fails if any of `canaries` appears in metrics, an Event in the namespace, the status of any Ferry
    * object in the cluster, or the operator log. */
   const assertNoLeak = async (canaries: string[]): Promise<void> => {

@@ -128,3 +128,104 @@ kubelet plugin directory. A CSIDriver name is a DNS-1123 subdomain of at most 63
 {{- define "ferry.imageRef" -}}
 {{- printf "%s:%s" .repository (toString .tag) -}}
 {{- end -}}
+
+{{/*
+The method part of a VaultAuth spec (namespace, method, mount, the method's block, params, headers)
+from a values block shaped like defaultAuthMethod. Called with (dict "name" <values path> "v" <block>
+"serviceAccount" <default ServiceAccount of the kubernetes method>). With an enabled
+vaultAuthGlobalRef the role may come from the global.
+*/}}
+{{- define "ferry.vaultAuthMethod" -}}
+{{- $name := .name -}}
+{{- $v := .v -}}
+{{- $global := dig "vaultAuthGlobalRef" "enabled" false $v -}}
+{{- $methods := list "kubernetes" "jwt" "appRole" "aws" "gcp" -}}
+{{- if not (has $v.method $methods) -}}
+{{- fail (printf "%s.method: %q is not one of %s" $name $v.method (join ", " $methods)) -}}
+{{- end -}}
+{{- with $v.namespace }}
+namespace: {{ . | quote }}
+{{- end }}
+method: {{ $v.method }}
+mount: {{ required (printf "%s.mount is required" $name) $v.mount | quote }}
+{{- if eq $v.method "kubernetes" }}
+{{- with $v.kubernetes }}
+kubernetes:
+  {{- if or .role (not $global) }}
+  role: {{ required (printf "%s.kubernetes.role is required" $name) .role | quote }}
+  {{- end }}
+  serviceAccount: {{ default $.serviceAccount .serviceAccount | quote }}
+  {{- with .tokenAudiences }}
+  audiences:
+    {{- toYaml . | nindent 4 }}
+  {{- end }}
+  {{- with .tokenExpirationSeconds }}
+  tokenExpirationSeconds: {{ int64 . }}
+  {{- end }}
+{{- end }}
+{{- else if eq $v.method "jwt" }}
+{{- with $v.jwt }}
+jwt:
+  {{- if or .role (not $global) }}
+  role: {{ required (printf "%s.jwt.role is required" $name) .role | quote }}
+  {{- end }}
+  {{- if .secretRef }}
+  secretRef: {{ .secretRef | quote }}
+  {{- else }}
+  serviceAccount: {{ default "default" .serviceAccount | quote }}
+  {{- with .tokenAudiences }}
+  audiences:
+    {{- toYaml . | nindent 4 }}
+  {{- end }}
+  {{- end }}
+{{- end }}
+{{- else if eq $v.method "appRole" }}
+{{- with $v.appRole }}
+appRole:
+  roleId: {{ required (printf "%s.appRole.roleId is required" $name) .roleId | quote }}
+  secretRef: {{ required (printf "%s.appRole.secretRef is required" $name) .secretRef | quote }}
+{{- end }}
+{{- else if eq $v.method "aws" }}
+aws:
+  {{- range $k := list "role" "region" "headerValue" "sessionName" "stsEndpoint" "iamEndpoint" "secretRef" "irsaServiceAccount" }}
+  {{- with index $v.aws $k }}
+  {{ $k }}: {{ . | quote }}
+  {{- end }}
+  {{- end }}
+{{- else if eq $v.method "gcp" }}
+gcp:
+  {{- range $k := list "role" "workloadIdentityServiceAccount" "region" "clusterName" "projectID" }}
+  {{- with index $v.gcp $k }}
+  {{ $k }}: {{ . | quote }}
+  {{- end }}
+  {{- end }}
+{{- end }}
+{{- with $v.params }}
+params:
+  {{- range $k, $val := . }}
+  {{ $k | quote }}: {{ $val | toString | quote }}
+  {{- end }}
+{{- end }}
+{{- with $v.headers }}
+headers:
+  {{- range $k, $val := . }}
+  {{ $k | quote }}: {{ $val | toString | quote }}
+  {{- end }}
+{{- end }}
+{{- end -}}
+
+{{/* A positive number (qps may be fractional), or nothing when null or ""; fails on anything else. */}}
+{{- define "ferry.positiveNumber" -}}
+{{- $name := index . 0 -}}
+{{- $v := index . 1 -}}
+{{- if and (not (kindIs "invalid" $v)) (ne (toString $v) "") -}}
+{{- if not (regexMatch "^[0-9]+(\\.[0-9]+)?$" (toString $v)) -}}
+{{- fail (printf "%s must be a positive number, got %v" $name $v) -}}
+{{- end -}}
+{{- if le (float64 $v) 0.0 -}}
+{{- fail (printf "%s must be a positive number, got %v" $name $v) -}}
+{{- end -}}
+{{- toString $v -}}
+{{- end -}}
+{{- end -}}
+

@@ -173,6 +173,8 @@ describe('helm chart', { skip }, () => {
       const { pod, c } = manager(objs);
       const env = c.env.find((e) => e.name === 'OPERATOR_NAMESPACE');
       assert.deepEqual(env?.valueFrom, { fieldRef: { fieldPath: 'metadata.namespace' } });
+      // The image's default V8 flags (docs/memory.md), kept when the chart sets the env.
+      assert.equal(c.env.find((e) => e.name === 'NODE_OPTIONS')?.value, '--max-semi-space-size=4');
       const podinfo = pod.volumes.find((v) => v.name === 'podinfo');
       assert.ok(podinfo?.downwardAPI);
       assert.ok(
@@ -390,7 +392,7 @@ describe('helm chart', { skip }, () => {
     assert.match(renderFails({ defaultVaultConnection: { enabled: true } }), /address is required/);
     assert.match(
       renderFails({ defaultAuthMethod: { enabled: true, method: 'ldap' } }),
-      /defaultAuthMethod\.method/,
+      /defaultAuthMethod\/method/,
     );
   });
 

@@ -221,6 +221,7 @@ describe('chart CSI driver', { skip }, () => {
           extraArgs: ['--client-cache-size=50'],
           logging: { level: 'debug-extended' },
           tmpfsSize: '16m',
+          maxVolumes: 40,
           refreshInterval: 0,
           securityContext: { seLinuxOptions: { type: 'spc_t' } },
           resources: resources('300m'),
@@ -262,6 +263,7 @@ describe('chart CSI driver', { skip }, () => {
       'driver-name': 'csi.ferry.example.com',
       mount: 'tmpfs',
       'tmpfs-size': '16m',
+      'max-volumes': '40',
       'target-root': '/var/lib/kubelet/pods',
       'state-dir': '/run/ferry-csi',
       'refresh-interval': '0',
@@ -394,7 +396,8 @@ describe('chart CSI driver', { skip }, () => {
     assert.match(renderFails(csi({ name: `${'a'.repeat(60)}.example` })), /csi\.driver\.name/);
     assert.match(renderFails(csi({ tmpfsSize: '8 MB' })), /csi\.driver\.tmpfsSize/);
     assert.match(renderFails(csi({ refreshInterval: -1 })), /csi\.driver\.refreshInterval/);
-    assert.match(renderFails(csi({ refreshInterval: 1.5 })), /csi\.driver\.refreshInterval/);
+    // The schema refuses it before the template does, naming the value as a JSON pointer.
+    assert.match(renderFails(csi({ refreshInterval: 1.5 })), /csi\/driver\/refreshInterval/);
     assert.match(renderFails(csi({ logging: { level: 'loud' } })), /csi\.driver\.logging\.level/);
     // Not validated while the driver is off.
     render({ csi: { driver: { name: 'Not_A_Name' } } });

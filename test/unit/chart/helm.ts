@@ -134,10 +134,22 @@ export function helmRun(
   return { status: r.status, stdout: r.stdout, stderr: r.stderr };
 }
 
-/** `helm template` with the default kube version (the helm peer is built with the stack's). */
-export function render(values?: unknown, opts: { release?: string; namespace?: string } = {}): Obj[] {
+/** `helm template` with the default kube version (the helm peer is built with the stack's), without
+ * the Helm hooks (pre-delete, pre-upgrade Jobs) unless `hooks` is set. */
+export function render(
+  values?: unknown,
+  opts: { release?: string; namespace?: string; hooks?: boolean; valuesFile?: string } = {},
+): Obj[] {
   const r = helmRun(
-    ['template', opts.release ?? RELEASE, CHART, '--namespace', opts.namespace ?? NAMESPACE],
+    [
+      'template',
+      opts.release ?? RELEASE,
+      CHART,
+      '--namespace',
+      opts.namespace ?? NAMESPACE,
+      ...(opts.hooks ? [] : ['--no-hooks']),
+      ...(opts.valuesFile ? ['--values', opts.valuesFile] : []),
+    ],
     values,
   );
   assert.equal(r.status, 0, `helm template failed:\n${r.stderr}`);

@@ -1,7 +1,9 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { ALL_KINDS } from '../../../src/api/resources.ts';
-import { adviceFor, parseTarget, runDoctor } from '../../../src/command/doctor.ts';
+import { adviceFor, loginAdvice, parseTarget, runDoctor } from '../../../src/command/doctor.ts';
+import { CODES, type ErrorCode, FerryError } from '../../../src/errors.ts';
+import { K8sApiError } from '../../../src/k8s/errors.ts';
 import { event, fakeKube as fake } from './fakes.ts';
 
 const NOW = Date.parse('2026-01-01T12:00:00Z');
@@ -78,6 +80,61 @@ describe('ferry doctor', () => {
     assert.match(checks.find((c) => c.check === 'operator')?.message ?? '', /10m ago/);
     assert.match(checks.find((c) => c.check === 'connection')?.fix ?? '', /caCertSecretRef/);
     assert.match(checks.find((c) => c.check === 'auth')?.fix ?? '', /bound_service_account_names/);
+  });
+
+  it('logs in through each valid VaultAuth as one of its consumers, each failure with its fix', async () => {
+    const asked: string[] = [];
+    const login = async (auth: string, ns: string): Promise<readonly string[]> => {
+      asked.push(`${auth} as ${ns}`);
+      if (auth === 'app/broken')
+        throw new Error('Vault PUT auth/kubernetes/login failed with status 400: invalid role name "x"');
+      if (auth === 'ferry-system/default')
+        throw new K8sApiError(403, 'Forbidden', 'serviceaccounts "app" is forbidden');
+      return ['default', 'app'];
+    };
+    const auth = (name: string, valid = true) => ({
+      metadata: { name, namespace: 'app' },
+      status: { valid, conditions: [] },
+    });
+    const checks = await runDoctor(
+      fake(
+        {
+          Lease: [lease('2026-01-01T11:59:58Z')],
+          VaultAuth: [auth('good'), auth('broken'), auth('invalid', false)],
+          VaultStaticSecret: [
+            {
+              metadata: { name: 's', namespace: 'app' },
+              spec: {},
+              status: { conditions: [{ type: 'Ready', status: 'True' }] },
+            },
+          ],
+        },
+        ALL_CRDS,
+      ),
+      { namespace: 'app', login },
+      NOW,
+    );
+    // The operator namespace's default is logged in as the namespace that uses it.
+    assert.deepEqual(asked, ['app/broken as app', 'app/good as app', 'ferry-system/default as app']);
+    const logins = checks.filter((c) => c.check === 'login');
+    assert.deepEqual(
+      logins.map((c) => `${c.object} ${c.ok}`),
+      ['app/good true', 'app/broken false', 'ferry-system/default false'],
+    );
+    assert.match(logins[0]?.message ?? '', /policies default, app/);
+    assert.match(logins[1]?.fix ?? '', /the Vault role does not exist/);
+    assert.match(logins[2]?.message ?? '', /as a consumer in app failed/);
+    assert.match(logins[2]?.fix ?? '', /create serviceaccounts\/token.*--no-login/);
+  });
+
+  it('a login refused before Vault is asked names the object to fix', () => {
+    const err = (code: ErrorCode) => new FerryError(code, 'x');
+    assert.match(loginAdvice(err(CODES.INVALID_REF), 'app'), /create the missing object/);
+    assert.match(loginAdvice(err(CODES.NAMESPACE_NOT_ALLOWED), 'app'), /add app to .*allowedNamespaces/);
+    assert.match(loginAdvice(err(CODES.INVALID_CONFIG), 'app'), /ferry lint/);
+    assert.match(loginAdvice(new Error('dial tcp: ECONNREFUSED'), 'app'), /VaultConnection address/);
+    assert.match(adviceFor('VaultAuth app/gone not found'), /create the missing object/);
+    assert.match(adviceFor('Vault GET kv/data/x failed with status 404: not found'), /mount, path and type/);
   });
 
   it('a leading operator and healthy objects pass', async () => {

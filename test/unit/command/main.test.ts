@@ -78,6 +78,15 @@ describe('ferry: exit codes and messages', () => {
     assert.equal(await main(['lint', '--nope', 'x'], t.io), 2);
     assert.match(t.err(), /^ferry: Unknown option '--nope'\nRun `ferry --help` for usage\.\n$/);
     t = io();
+    assert.equal(await main(['audit', '--help'], t.io), 0);
+    assert.match(t.out(), /Usage: ferry audit \[-n NS \| -A\] \[--environments FILE\]/);
+    t = io();
+    assert.equal(await main(['audit', '--environments', '/nonexistent/envs.yaml'], t.io), 2);
+    assert.match(t.err(), /^ferry: --environments \/nonexistent\/envs\.yaml: ENOENT/);
+    t = io();
+    assert.equal(await main(['doctor', '--help'], t.io), 0);
+    assert.match(t.out(), /--no-login/);
+    t = io();
     assert.equal(await main(['lint', '/nonexistent/dir'], t.io), 2);
     assert.doesNotMatch(t.err(), /\n\s+at /, 'no stack trace');
   });

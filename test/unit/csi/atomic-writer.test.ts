@@ -1,14 +1,22 @@
 import assert from 'node:assert/strict';
-import { lstat, mkdir, mkdtemp, readdir, readFile, readlink, rm, stat } from 'node:fs/promises';
+import { execFileSync } from 'node:child_process';
+import {
+  lstat,
+  mkdir,
+  mkdtemp,
+  readdir,
+  readFile,
+  readlink,
+  rm,
+  stat,
+  symlink,
+  writeFile,
+} from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import {
-  DATA_DIR_LINK,
-  isValidFileName,
-  publishedNames,
-  writeAtomic,
-} from '../../../src/csi/atomic-writer.ts';
+import { DATA_DIR_LINK, publishedNames, readBack, writeAtomic } from '../../../src/csi/atomic-writer.ts';
+import { isPayloadName, isValidFileName, payloadName } from '../../../src/csi/names.ts';
 
 const f = (name: string, text: string) => ({ name, data: Buffer.from(text) });
 const own = { fileMode: 0o440, dirMode: 0o750 };
@@ -122,5 +130,110 @@ describe('writeAtomic', () => {
     assert.ok(isValidFileName('app_role_1_wrap_info.json'));
     assert.ok(!isValidFileName('static_secret_0_a/b'));
     assert.ok(!isValidFileName('..data'));
+  });
+
+  it('payload names: only the generated shape', () => {
+    const n = payloadName(new Date(Date.UTC(2026, 0, 2, 3, 4, 5)), 'abcdef0123');
+    assert.equal(n, '..2026_01_02_03_04_05.abcdef0123');
+    assert.ok(isPayloadName(n));
+    for (const bad of [
+      '..',
+      '..data',
+      '../etc',
+      '..2026_01_02_03_04_05.abcdef012',
+      `${n}/x`,
+      '..2026_01_02_03_04_05.ABCDEF0123',
+    ])
+      assert.ok(!isPayloadName(bad), bad);
+  });
+});
+
+describe('a tampered volume', () => {
+  let root: string;
+  let n = 0;
+  before(async () => {
+    root = await mkdtemp(join(tmpdir(), 'ferry-aw-hostile-'));
+  });
+  after(async () => {
+    await rm(root, { recursive: true, force: true });
+  });
+  /** A volume inside a parent holding a file the driver must never touch. */
+  const fresh = async () => {
+    const parent = join(root, `p${n++}`);
+    const d = join(parent, 'vol');
+    await mkdir(d, { recursive: true });
+    await writeFile(join(parent, 'keep'), 'keep');
+    return { parent, d };
+  };
+
+  it('..data pointing at .. is replaced; the next write deletes nothing outside the volume', async () => {
+    const { parent, d } = await fresh();
+    await writeAtomic(d, [f('a', '1')], own);
+    await rm(join(d, DATA_DIR_LINK));
+    await symlink('..', join(d, DATA_DIR_LINK));
+    await writeAtomic(d, [f('a', '2')], own);
+    await writeAtomic(d, [f('a', '3')], own);
+    assert.equal(await readFile(join(parent, 'keep'), 'utf8'), 'keep');
+    assert.equal(await readFile(join(d, 'a'), 'utf8'), '3');
+    assert.ok(isPayloadName(await readlink(join(d, DATA_DIR_LINK))));
+  });
+
+  it('leftover payloads, stray files, FIFOs and links are removed, never followed', async () => {
+    const { parent, d } = await fresh();
+    await writeAtomic(d, [f('a', '1')], own);
+    await mkdir(join(d, '..2020_01_01_00_00_00.0123456789'));
+    await writeFile(join(d, '..2020_01_01_00_00_00.0123456789', 'old'), 'old');
+    execFileSync('mkfifo', [join(d, 'fifo')]);
+    await symlink(parent, join(d, 'escape'));
+    await symlink(parent, join(d, '..data_tmp'));
+    await writeAtomic(d, [f('a', '2')], own);
+    const payload = await readlink(join(d, DATA_DIR_LINK));
+    assert.deepEqual((await readdir(d)).sort(), [DATA_DIR_LINK, payload, 'a'].sort());
+    assert.deepEqual((await readdir(parent)).sort(), ['keep', 'vol']);
+  });
+
+  it('a user-visible name replaced by a link elsewhere is reset to ..data', async () => {
+    const { parent, d } = await fresh();
+    await writeAtomic(d, [f('a', '1')], own);
+    await rm(join(d, 'a'));
+    await symlink(join(parent, 'keep'), join(d, 'a'));
+    await writeAtomic(d, [f('a', '2')], own);
+    assert.equal(await readlink(join(d, 'a')), join(DATA_DIR_LINK, 'a'));
+    assert.equal(await readFile(join(parent, 'keep'), 'utf8'), 'keep');
+  });
+
+  it('readBack returns what was written', async () => {
+    const { d } = await fresh();
+    await writeAtomic(d, [f('a', 'one'), f('b', 'two')], own);
+    const got = await readBack(d, ['a', 'b'], 1024);
+    assert.equal(got.get('a')?.toString(), 'one');
+    assert.equal(got.get('b')?.toString(), 'two');
+  });
+
+  it('readBack follows no link, waits on no FIFO, reads no more than the cap', async () => {
+    const { parent, d } = await fresh();
+    await writeAtomic(d, [f('a', 'one'), f('b', 'two')], own);
+    const payload = await readlink(join(d, DATA_DIR_LINK));
+    // A link in the payload to a file outside.
+    await rm(join(d, payload, 'a'));
+    await symlink(join(parent, 'keep'), join(d, payload, 'a'));
+    await assert.rejects(readBack(d, ['a'], 1024), /ELOOP/);
+    // A FIFO: refused at once, not waited on.
+    await rm(join(d, payload, 'a'));
+    execFileSync('mkfifo', [join(d, payload, 'a')]);
+    await assert.rejects(readBack(d, ['a'], 1024), /not a regular file/);
+    // Too large for the cap.
+    await assert.rejects(readBack(d, ['b'], 2), /larger than 2 bytes/);
+    // A name the driver would not write.
+    await assert.rejects(readBack(d, ['../keep'], 1024), /invalid file name/);
+    // ..data pointing elsewhere, or the payload swapped for a link.
+    await rm(join(d, DATA_DIR_LINK));
+    await symlink('..', join(d, DATA_DIR_LINK));
+    await assert.rejects(readBack(d, ['b'], 1024), /not a link to a payload/);
+    await rm(join(d, DATA_DIR_LINK));
+    await symlink(payload, join(d, DATA_DIR_LINK));
+    await rm(join(d, payload), { recursive: true });
+    await symlink(parent, join(d, payload));
+    await assert.rejects(readBack(d, ['keep'], 1024), /not a directory/);
   });
 });

@@ -11,6 +11,7 @@ import { CsiClient, grpcCodeName } from '../../../src/csi/client.ts';
 import { CsiError } from '../../../src/csi/errors.ts';
 import { DirMounter } from '../../../src/csi/mounter.ts';
 import { NodeService, type PublishSource } from '../../../src/csi/node.ts';
+import type { NodePublishVolumeRequest } from '../../../src/csi/proto.ts';
 import type { Grant, PublishInput } from '../../../src/csi/publisher.ts';
 import type { Held, Item, ItemRef } from '../../../src/csi/secrets.ts';
 import { CsiServer } from '../../../src/csi/server.ts';
@@ -88,6 +89,7 @@ describe('CSI node service over gRPC', () => {
       mounter: new DirMounter(),
       publisher: source,
       targetRoot: root,
+      stagingDir: join(dir, 'staging'),
       refreshIntervalMs: 60_000,
       log,
       clock: { now: () => now, setTimeout: () => ({ cancel() {} }) },
@@ -239,5 +241,69 @@ describe('CSI node service over gRPC', () => {
     const before = source.calls.length;
     await publish('e');
     assert.equal(source.calls.length, before + 1);
+  });
+});
+
+describe('CSI node service bounds', () => {
+  let dir: string;
+  before(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'ferry-csi-bounds-'));
+  });
+  after(async () => {
+    await rm(dir, { recursive: true, force: true });
+  });
+  const node = (maxVolumes: number) =>
+    new NodeService({
+      nodeId: 'node-1',
+      audience: AUD,
+      mounter: new DirMounter(),
+      publisher: new FakeSource(),
+      targetRoot: join(dir, 'pods'),
+      stagingDir: join(dir, 'staging'),
+      refreshIntervalMs: 60_000,
+      maxVolumes,
+      log,
+      tasks: { schedule() {} },
+    });
+  const req = (pod: string, readonly = true): NodePublishVolumeRequest => ({
+    volume_id: `vol-${pod}`,
+    target_path: join(dir, 'pods', pod, 'mount'),
+    volume_capability: { mount: {}, access_mode: { mode: 'SINGLE_NODE_WRITER' } },
+    readonly,
+    volume_context: ctx(pod),
+  });
+  const code = (p: Promise<unknown>) =>
+    p.then(
+      () => 'OK',
+      (err: unknown) => (err instanceof CsiError ? err.code : String(err)),
+    );
+
+  it('refuses a volume beyond maxVolumes with RESOURCE_EXHAUSTED; a republish and an unpublish still work', async () => {
+    const n = node(2);
+    await n.publish(req('a'));
+    await n.publish(req('b'));
+    assert.equal(await code(n.publish(req('c'))), 'RESOURCE_EXHAUSTED');
+    assert.equal(await code(n.publish(req('a'))), 'OK', 'a republish is not a new volume');
+    await n.unpublish({ volume_id: 'vol-b', target_path: req('b').target_path });
+    assert.equal(await code(n.publish(req('c'))), 'OK');
+  });
+
+  it('refuses a read-write publish, naming the fix', async () => {
+    await assert.rejects(node(1).publish(req('rw', false)), (e: unknown) => {
+      assert.ok(e instanceof CsiError);
+      assert.equal(e.code, 'INVALID_ARGUMENT');
+      assert.match(e.message, /readOnly: true/);
+      return true;
+    });
+  });
+
+  it('writes only below the staging directory; the target is a view of it', async () => {
+    const n = node(4);
+    await n.publish(req('v'));
+    const target = req('v').target_path;
+    assert.ok((await lstat(target)).isSymbolicLink(), 'the plain-directory stand-in links to staging');
+    assert.match(await readFile(join(target, 'static_secret_0_password'), 'utf8'), /^pw-/);
+    await n.unpublish({ volume_id: 'vol-v', target_path: target });
+    await assert.rejects(lstat(target), { code: 'ENOENT' });
   });
 });

@@ -3,7 +3,7 @@ import { describe, it } from 'node:test';
 import { CTX } from '../../../src/csi/access.ts';
 import { CsiError } from '../../../src/csi/errors.ts';
 import type { NodePublishVolumeRequest } from '../../../src/csi/proto.ts';
-import { fingerprint, validatePublish, validateUnpublish } from '../../../src/csi/validate.ts';
+import { fingerprint, isValidTarget, validatePublish, validateUnpublish } from '../../../src/csi/validate.ts';
 
 const AUD = 'csi.vso.hashicorp.com';
 const ROOT = '/var/lib/kubelet/pods';
@@ -51,6 +51,7 @@ describe('validatePublish', () => {
       [{ volume_capability: null }, /volume_capability/],
       [{ volume_capability: { block: {}, access_mode: { mode: 'SINGLE_NODE_WRITER' } } }, /block/],
       [{ volume_capability: { mount: {}, access_mode: { mode: 'MULTI_NODE_MULTI_WRITER' } } }, /access mode/],
+      [{ readonly: false }, /set `readOnly: true` on the pod's csi volume/],
       [{ target_path: 'relative/path' }, /absolute/],
       [{ target_path: `${ROOT}/../etc` }, /normalised/],
       [{ target_path: '/elsewhere/mount' }, /below/],
@@ -65,6 +66,8 @@ describe('validatePublish', () => {
       ],
     ];
     for (const [over, message] of cases) invalid({ ...good, ...over } as NodePublishVolumeRequest, message);
+    const { readonly: _, ...unset } = good;
+    invalid(unset, /must be mounted read-only/);
   });
 
   it('fingerprints what identifies a publish, not the token', () => {
@@ -79,6 +82,14 @@ describe('validatePublish', () => {
     const otherTarget = validatePublish({ ...good, target_path: `${good.target_path}2` }, opts);
     assert.equal(fingerprint(a), fingerprint(sameButToken));
     assert.notEqual(fingerprint(a), fingerprint(otherTarget));
+  });
+});
+
+describe('isValidTarget', () => {
+  it('accepts only a normalised path below the root, as a request could name it', () => {
+    assert.ok(isValidTarget(`${ROOT}/uid/volumes/kubernetes.io~csi/secrets/mount`, ROOT));
+    for (const bad of ['/etc', ROOT, `${ROOT}/../etc`, `${ROOT}/x/`, 'relative', `${ROOT}//x`])
+      assert.ok(!isValidTarget(bad, ROOT), bad);
   });
 });
 

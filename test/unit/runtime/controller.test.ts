@@ -125,6 +125,42 @@ describe('Controller result handling', () => {
     assert.ok(seen.every((s) => !s.aborted));
   });
 
+  it('binds the reconcile logger to the object, and makes it only when the reconciler logs', async () => {
+    const lines: Record<string, unknown>[] = [];
+    let children = 0;
+    const logger = pino(
+      {
+        level: 'info',
+        // Inherited by every descendant: counts the per-reconcile children.
+        onChild: (child) => {
+          if ('reconcileID' in child.bindings()) children++;
+        },
+      },
+      { write: (l: string) => lines.push(JSON.parse(l)) },
+    );
+    const { ch, informer, c } = setup({
+      logger,
+      reconcile: async (ctx) => {
+        if (ctx.key.name === 'b') ctx.log.info('hello');
+        return { awaitChange: true };
+      },
+    });
+    ch.push(
+      { type: 'init' },
+      { type: 'initApply', object: obj('a') },
+      { type: 'initApply', object: obj('b') },
+    );
+    ch.push({ type: 'initDone' });
+    await runFor(c, informer, async () => {
+      await flush();
+    });
+    const hello = lines.find((l) => l.msg === 'hello');
+    assert.equal(hello?.namespace, 'ns');
+    assert.equal(hello?.name, 'b');
+    assert.equal(typeof hello?.reconcileID, 'string');
+    assert.equal(children, 1);
+  });
+
   it('success forgets backoff and requeueAfter schedules a timed requeue', async () => {
     const clock = new FakeClock();
     const { ch, informer, c, calls, metrics } = setup(

@@ -3,7 +3,10 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import bcryptjs from 'bcryptjs';
+import type { CallContext } from '../../../src/template/func.ts';
+import { FuncError } from '../../../src/template/func.ts';
 import { compileTemplates, TemplateError } from '../../../src/template/index.ts';
+import { SPRIG } from '../../../src/template/sprig.ts';
 
 const NOW = Date.parse('2024-06-01T12:00:00Z');
 const render = (text: string, data: unknown = {}): string =>
@@ -57,5 +60,29 @@ test('buildCustomCert rejects non-PEM input without echoing it', () => {
   assert.throws(
     () => render('{{ buildCustomCert .c .c }}', { c: b64 }),
     (e: Error) => /unable to decode certificate/.test(e.message) && !/s3cr3t/.test(e.message),
+  );
+});
+
+test("urlParse errors: Go's text quotes the URL with strconv.Quote; the user-facing text leaves it out", () => {
+  const call = (url: string): FuncError => {
+    try {
+      SPRIG.urlParse!.fn([url], {} as CallContext);
+    } catch (e) {
+      if (e instanceof FuncError) return e;
+      throw e;
+    }
+    throw new Error('urlParse should have failed');
+  };
+  const e = call('http://[::1\u00e9\t');
+  // %q: non-ASCII printable runes stay, a tab is \t (JSON.stringify would agree here but not for
+  // e.g. U+2028, which Go escapes and JSON does not).
+  assert.equal(
+    e.message,
+    'unable to parse url: parse "http://[::1\u00e9\\t": net/url: invalid control character in URL',
+  );
+  assert.equal(e.safe, 'unable to parse url: net/url: invalid control character in URL');
+  assert.equal(
+    call('%zz\u2028').message,
+    'unable to parse url: parse "%zz\\u2028": invalid URL escape "%zz"',
   );
 });

@@ -83,6 +83,8 @@ export interface Recorded {
 export interface Reply {
   status?: number;
   body?: unknown;
+  /** Sent verbatim instead of JSON.stringify(body) (JSON that JS cannot produce, e.g. `8080.0`). */
+  raw?: string;
   headers?: Record<string, string>;
 }
 
@@ -113,7 +115,7 @@ export class FakeVault {
         self?.requests.push(rec);
         void Promise.resolve(self?.handler(rec)).then((reply) => {
           res.writeHead(reply?.status ?? 200, { 'content-type': 'application/json', ...reply?.headers });
-          res.end(reply?.body === undefined ? '' : JSON.stringify(reply.body));
+          res.end(reply?.raw ?? (reply?.body === undefined ? '' : JSON.stringify(reply.body)));
         });
       });
     });

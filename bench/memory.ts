@@ -1,0 +1,396 @@
+// The operator's memory at scale, against the running stack (`npm run stack -- up --operator none`):
+// N VaultStaticSecrets (kv-v2, refreshAfter 30s, create: true) over 10 namespaces, each namespace
+// with its own ServiceAccount, VaultConnection and VaultAuth (issue 12's workload). The operator is
+// started from this checkout after the resources exist, as the operator's ServiceAccount; every
+// 0.5 s the bench reads its VmRSS from /proc and its process.memoryUsage() (written by a preloaded
+// sampler), and counts destination Secrets with the right data.
+//   node bench/memory.ts [--n 1000,5000] [--no-compile-cache] [--hold 40] [--alloc-profile]
+//                        [--node-flag=--max-semi-space-size=4 ...]
+//                        [--operator-arg=--max-concurrent-reconciles=20 ...] [--snapshot-at synced]
+// --hold: seconds to keep sampling after every Secret is synced (covers a refresh round).
+// --alloc-profile: samples allocations, collected ones included, into alloc-<N>.heapprofile (open it
+// in Chrome DevTools' Memory tab), from start until the end of --hold.
+// --snapshot-at synced|<seconds>: also writes a heap snapshot (--heapsnapshot-signal) once synced, or
+// that many seconds after the operator started.
+// Prints, per N: time to synced, operator CPU seconds, peak RSS (VmHWM), end RSS, the heap at the
+// peak and at the end, RSS by mapping; writes
+// bench/results/memory-<UTC time>.json. Each run uses fresh namespaces and deletes them afterwards.
+import { execFileSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import { VaultStaticSecrets } from '../src/api/resources.ts';
+import type { KubeClient } from '../src/k8s/client.ts';
+import { Namespaces, Secrets } from '../src/k8s/resources.ts';
+import type { Secret } from '../src/k8s/types.ts';
+import {
+  adminClient,
+  apply,
+  ensureNamespace,
+  kubernetesVaultAuth,
+  type Manifest,
+  VaultAdmin,
+  vss,
+} from '../stack/lib/fixtures.ts';
+import { alive, freePort, httpOk, start, waitFor } from '../stack/lib/proc.ts';
+import { loadStackEnv } from '../stack/lib/stack.ts';
+
+const { values } = parseArgs({
+  allowNegative: true,
+  options: {
+    n: { type: 'string', default: '1000,5000' },
+    namespaces: { type: 'string', default: '10' },
+    hold: { type: 'string', default: '40' },
+    // The image's NODE_OPTIONS (Dockerfile); `--node-flag=` for none.
+    'node-flag': { type: 'string', multiple: true, default: ['--max-semi-space-size=4'] },
+    'operator-arg': { type: 'string', multiple: true, default: [] },
+    'snapshot-at': { type: 'string' },
+    'sync-timeout': { type: 'string', default: '600' },
+    'alloc-profile': { type: 'boolean', default: false },
+    'compile-cache': { type: 'boolean', default: true },
+  },
+});
+const ROOT = join(import.meta.dirname, '..');
+const nodeFlags = (values['node-flag'] ?? []).filter((f) => f !== '');
+const SAMPLE_MS = 500;
+const MB = 1024 * 1024;
+
+const env = loadStackEnv();
+const kube = adminClient(env);
+const vault = new VaultAdmin(env);
+
+/** Runs `fn` over `items` with at most `limit` in flight. */
+async function pool<T>(items: T[], limit: number, fn: (item: T) => Promise<unknown>): Promise<void> {
+  let next = 0;
+  const worker = async (): Promise<void> => {
+    while (next < items.length) {
+      const item = items[next++] as T;
+      await fn(item);
+    }
+  };
+  await Promise.all(Array.from({ length: limit }, worker));
+}
+
+interface Workload {
+  namespaces: string[];
+  /** namespace → destination name → expected `password` */
+  expected: Map<string, Map<string, string>>;
+}
+
+/** Namespaces of earlier runs may still be terminating (thousands of objects to collect): their
+ * objects would be reconciled by the next operator and distort its figures. */
+async function waitForLeftovers(): Promise<void> {
+  const deadline = Date.now() + 15 * 60_000;
+  for (;;) {
+    const left = (await kube.list(Namespaces)).items.filter((x) => x.metadata.name?.startsWith('mem-'));
+    if (left.length === 0) return;
+    if (Date.now() > deadline)
+      throw new Error(`namespaces of an earlier run are still there: ${left.length}`);
+    process.stderr.write(`[memory] waiting for ${left.length} namespaces of an earlier run to go\n`);
+    await new Promise((r) => setTimeout(r, 10_000));
+  }
+}
+
+async function createWorkload(n: number, nsCount: number): Promise<Workload> {
+  await waitForLeftovers();
+  const run = randomBytes(3).toString('hex');
+  const namespaces = Array.from({ length: nsCount }, (_, i) => `mem-${run}-${i}`);
+  const expected = new Map<string, Map<string, string>>();
+  for (const ns of namespaces) {
+    expected.set(ns, new Map());
+    await ensureNamespace(kube, ns, ['app']);
+    await vault.policy(`t-${ns}`, `path "kvv2/data/${ns}/*" { capabilities = ["read"] }\n`);
+    await vault.kubernetesRole(`t-${ns}`, { serviceAccount: 'app', namespace: ns, policies: [`t-${ns}`] });
+    await apply(kube, {
+      apiVersion: 'secrets.hashicorp.com/v1beta1',
+      kind: 'VaultConnection',
+      metadata: { name: 'default', namespace: ns },
+      spec: { address: env.vaultAddr },
+    } as Manifest);
+    await apply(kube, kubernetesVaultAuth(env, ns, 'auth', { role: `t-${ns}`, connection: 'default' }));
+  }
+  const items = Array.from({ length: n }, (_, i) => {
+    const ns = namespaces[i % nsCount] as string;
+    return { ns, name: `s${i}`, password: randomBytes(12).toString('hex') };
+  });
+  await pool(items, 16, async ({ ns, name, password }) => {
+    await vault.kvPut('kvv2', `${ns}/${name}`, { username: name, password });
+    await kube.create(
+      VaultStaticSecrets,
+      vss(ns, name, {
+        type: 'kv-v2',
+        mount: 'kvv2',
+        path: `${ns}/${name}`,
+        refreshAfter: '30s',
+        destination: { name, create: true },
+      }),
+    );
+    expected.get(ns)?.set(name, password);
+  });
+  return { namespaces, expected };
+}
+
+async function countSynced(w: Workload): Promise<number> {
+  let synced = 0;
+  for (const ns of w.namespaces) {
+    const want = w.expected.get(ns) ?? new Map<string, string>();
+    const list = await kube.list<Secret>(Secrets, { namespace: ns });
+    for (const s of list.items) {
+      const pw = s.data?.password;
+      if (pw !== undefined && want.get(s.metadata.name ?? '') === Buffer.from(pw, 'base64').toString())
+        synced++;
+    }
+  }
+  return synced;
+}
+
+async function deleteWorkload(client: KubeClient, w: Workload): Promise<void> {
+  for (const ns of w.namespaces) await client.delete(Namespaces, ns).catch(() => undefined);
+}
+
+// Preloaded into the operator: appends process.memoryUsage() as a JSON line every 500 ms.
+const SAMPLER = `
+import { appendFileSync } from 'node:fs';
+import { getHeapSpaceStatistics } from 'node:v8';
+const file = process.env.FERRY_BENCH_MEMORY_FILE;
+const sample = () => {
+  const spaces = Object.fromEntries(getHeapSpaceStatistics().map((s) => [s.space_name, s.space_size]));
+  appendFileSync(file, JSON.stringify({ t: Date.now(), ...process.memoryUsage(), spaces }) + '\\n');
+};
+setInterval(sample, ${SAMPLE_MS}).unref();
+const profile = process.env.FERRY_BENCH_ALLOC_PROFILE;
+if (profile) {
+  // Allocation sampling that keeps what the GC already collected: where the garbage comes from.
+  const { Session } = await import('node:inspector');
+  const { writeFileSync } = await import('node:fs');
+  const session = new Session();
+  session.connect();
+  session.post('HeapProfiler.startSampling', {
+    samplingInterval: 16384, includeObjectsCollectedByMajorGC: true, includeObjectsCollectedByMinorGC: true,
+  });
+  // The bench asks for the profile by creating <profile>.stop, before it tears the workload down.
+  const { existsSync } = await import('node:fs');
+  const poll = setInterval(() => {
+    if (!existsSync(profile + '.stop')) return;
+    clearInterval(poll);
+    session.post('HeapProfiler.stopSampling', (err, r) => {
+      if (!err) writeFileSync(profile, JSON.stringify(r.profile));
+    });
+  }, 200);
+  poll.unref();
+}
+`;
+
+function procStatus(pid: number): { rss: number; hwm: number; cpuSeconds: number } | undefined {
+  try {
+    const s = readFileSync(`/proc/${pid}/status`, 'utf8');
+    const kb = (k: string): number => Number(new RegExp(`^${k}:\\s+(\\d+)`, 'm').exec(s)?.[1] ?? 0) * 1024;
+    // utime and stime, in clock ticks (100 per second on Linux), after the parenthesised command.
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    const cpuSeconds = (Number(fields[11]) + Number(fields[12])) / 100;
+    return { rss: kb('VmRSS'), hwm: kb('VmHWM'), cpuSeconds };
+  } catch {
+    return undefined;
+  }
+}
+
+/** RSS by mapping: the node binary, other files, and anonymous memory by region size (the V8 heap
+ * lives in 256 KB pages, malloc arenas in 64 MB reservations). */
+function rssByMapping(pid: number): Record<string, number> {
+  const out: Record<string, number> = {};
+  let name = '';
+  let size = 0;
+  for (const line of readFileSync(`/proc/${pid}/smaps`, 'utf8').split('\n')) {
+    const m = /^([0-9a-f]+)-([0-9a-f]+) \S+ \S+ \S+ \S+\s*(.*)$/.exec(line);
+    if (m) {
+      size = parseInt(m[2] as string, 16) - parseInt(m[1] as string, 16);
+      const file = m[3] ?? '';
+      name = file.endsWith('/node') ? 'node binary' : file.startsWith('/') ? 'other files' : file || 'anon';
+      if (name === 'anon') name = size >= 32 * MB ? 'anon >= 32 MB regions' : 'anon < 32 MB regions';
+      continue;
+    }
+    const r = /^Rss:\s+(\d+)/.exec(line);
+    if (r) out[name] = (out[name] ?? 0) + Number(r[1]) * 1024;
+  }
+  return Object.fromEntries(Object.entries(out).map(([k, v]) => [k, Math.round(v / MB)]));
+}
+
+interface Usage {
+  t: number;
+  rss: number;
+  heapTotal: number;
+  heapUsed: number;
+  external: number;
+  arrayBuffers: number;
+}
+
+async function runOnce(n: number, dir: string): Promise<Record<string, number | string>> {
+  const t0 = Date.now();
+  const w = await createWorkload(n, Number(values.namespaces));
+  process.stderr.write(`[memory] N=${n}: workload created in ${((Date.now() - t0) / 1000).toFixed(1)} s\n`);
+  const usageFile = join(dir, `usage-${n}.jsonl`);
+  const [health, metrics] = (await Promise.all([freePort(), freePort()])) as [number, number];
+  const flags = [
+    ...nodeFlags,
+    `--import=data:text/javascript,${encodeURIComponent(SAMPLER)}`,
+    ...(values['snapshot-at'] ? ['--heapsnapshot-signal=SIGUSR2', `--diagnostic-dir=${dir}`] : []),
+  ];
+  const started = Date.now();
+  const op = start(
+    dir,
+    `operator-${n}`,
+    process.execPath,
+    [
+      ...flags,
+      join(ROOT, 'src', 'cli', 'operator.ts'),
+      `--kubeconfig=${env.operatorKubeconfig}`,
+      `--operator-namespace=${env.operatorNamespace}`,
+      `--health-probe-bind-address=127.0.0.1:${health}`,
+      `--metrics-bind-address=127.0.0.1:${metrics}`,
+      '--log-level=info',
+      ...(values['operator-arg'] ?? []),
+    ],
+    {
+      env: {
+        ...process.env,
+        FERRY_BENCH_MEMORY_FILE: usageFile,
+        ...(values['compile-cache'] ? COMPILE_CACHE_ENV : {}),
+        ...(values['alloc-profile']
+          ? { FERRY_BENCH_ALLOC_PROFILE: join(dir, `alloc-${n}.heapprofile`) }
+          : {}),
+      },
+    },
+  );
+  const rssSamples: { t: number; rss: number }[] = [];
+  let syncedAt: number | undefined;
+  let holdUntil = Number.POSITIVE_INFINITY;
+  const deadline = started + Number(values['sync-timeout']) * 1000;
+  let lastCount = 0;
+  let hwm = 0;
+  let syncCpu = 0;
+  const snapAt = Number(values['snapshot-at']);
+  let snapped = false;
+  try {
+    while (Date.now() < holdUntil) {
+      if (!alive(op.pid)) throw new Error(`operator exited (see ${join(dir, `operator-${n}.log`)})`);
+      const st = procStatus(op.pid);
+      if (st) {
+        rssSamples.push({ t: Date.now() - started, rss: st.rss });
+        hwm = Math.max(hwm, st.hwm);
+      }
+      if (!snapped && Number.isFinite(snapAt) && Date.now() - started >= snapAt * 1000) {
+        snapped = true;
+        process.kill(op.pid, 'SIGUSR2');
+      }
+      if (syncedAt === undefined) {
+        lastCount = await countSynced(w);
+        if (lastCount === n) {
+          syncedAt = Date.now();
+          syncCpu = procStatus(op.pid)?.cpuSeconds ?? 0;
+          holdUntil = syncedAt + Number(values.hold) * 1000;
+          process.stderr.write(`[memory] N=${n}: synced in ${((syncedAt - started) / 1000).toFixed(1)} s\n`);
+          if (values['snapshot-at'] === 'synced') process.kill(op.pid, 'SIGUSR2');
+        } else if (Date.now() > deadline) {
+          throw new Error(`only ${lastCount}/${n} synced after ${values['sync-timeout']} s`);
+        }
+      }
+      await new Promise((r) => setTimeout(r, SAMPLE_MS));
+    }
+    // The operator is still ours to measure: one last reading.
+    const end = procStatus(op.pid);
+    const mappings = rssByMapping(op.pid);
+    const usage = readFileSync(usageFile, 'utf8')
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as Usage);
+    const peak = usage.reduce((a, b) => (b.rss > a.rss ? b : a));
+    const last = usage.at(-1) as Usage;
+    writeFileSync(join(dir, `rss-${n}.json`), JSON.stringify(rssSamples));
+    if (values['alloc-profile']) {
+      const profile = join(dir, `alloc-${n}.heapprofile`);
+      writeFileSync(`${profile}.stop`, '');
+      for (let i = 0; i < 100 && !existsSync(profile); i++) await new Promise((r) => setTimeout(r, 200));
+    }
+    return {
+      n,
+      syncSeconds: Number((((syncedAt ?? 0) - started) / 1000).toFixed(1)),
+      cpuSecondsToSynced: syncCpu,
+      cpuSecondsTotal: end?.cpuSeconds ?? 0,
+      peakRssMB: Math.round(Math.max(hwm, end?.hwm ?? 0) / MB),
+      endRssMB: Math.round((end?.rss ?? 0) / MB),
+      atPeak: `heapUsed ${Math.round(peak.heapUsed / MB)} heapTotal ${Math.round(peak.heapTotal / MB)} external ${Math.round(peak.external / MB)} arrayBuffers ${Math.round(peak.arrayBuffers / MB)}`,
+      endHeapUsedMB: Math.round(last.heapUsed / MB),
+      endHeapTotalMB: Math.round(last.heapTotal / MB),
+      endExternalMB: Math.round(last.external / MB),
+      endRssByMappingMB: JSON.stringify(mappings),
+    };
+  } finally {
+    // Thousands of objects take minutes to collect; the next run also waits for them (waitForLeftovers).
+    await deleteWorkload(kube, w);
+    await waitFor(
+      'namespace deletion',
+      join(dir, `operator-${n}.log`),
+      op.pid,
+      async () => {
+        const left = (await kube.list(Namespaces)).items.filter((x) =>
+          w.namespaces.includes(x.metadata.name ?? ''),
+        );
+        return left.length === 0;
+      },
+      600_000,
+    ).catch((err: unknown) => process.stderr.write(`[memory] ${String(err)}\n`));
+    process.kill(op.pid, 'SIGTERM');
+    for (let i = 0; i < 50 && alive(op.pid); i++) await new Promise((r) => setTimeout(r, 200));
+    if (alive(op.pid)) process.kill(op.pid, 'SIGKILL');
+  }
+}
+
+const dir = mkdtempSync(join(tmpdir(), 'ferry-memory-bench-'));
+// As in the image: a compile cache filled before the operator starts (src/cli/compile-cache.ts).
+const COMPILE_CACHE_ENV = {
+  NODE_COMPILE_CACHE: join(dir, 'compile-cache'),
+  NODE_COMPILE_CACHE_PORTABLE: '1',
+};
+if (values['compile-cache']) {
+  // With the operator's V8 flags: some of them make V8 reject a cache made without them.
+  execFileSync(process.execPath, [...nodeFlags, join(ROOT, 'src', 'cli', 'compile-cache.ts')], {
+    env: { ...process.env, ...COMPILE_CACHE_ENV },
+    stdio: 'inherit',
+  });
+}
+const results: Record<string, number | string>[] = [];
+try {
+  if (env.operator?.pid !== undefined && alive(env.operator.pid)) {
+    throw new Error('the stack runs an operator already: start it with `--operator none`');
+  }
+  if (
+    env.operator &&
+    !env.operator.pid &&
+    (await httpOk(`${env.operator.health}/readyz`).catch(() => false))
+  ) {
+    throw new Error('the stack runs the chart operator: start it with `--operator none`');
+  }
+  for (const n of values.n.split(',').map(Number)) {
+    const r = await runOnce(n, dir);
+    results.push({
+      ...r,
+      nodeFlags: nodeFlags.join(' '),
+      operatorArgs: (values['operator-arg'] ?? []).join(' '),
+    });
+    process.stdout.write(`${JSON.stringify(r)}\n`);
+  }
+  const out = join(ROOT, 'bench', 'results');
+  mkdirSync(out, { recursive: true });
+  const file = join(out, `memory-${new Date().toISOString().replace(/[:.]/g, '-')}.json`);
+  writeFileSync(file, JSON.stringify({ flavor: env.flavor, results }, null, 2));
+  process.stderr.write(`[memory] wrote ${file}; logs and samples in ${dir}\n`);
+  const snaps = readdirSync(dir).filter((f) => f.endsWith('.heapsnapshot'));
+  if (snaps.length)
+    process.stderr.write(`[memory] heap snapshots: ${snaps.map((f) => join(dir, f)).join(' ')}\n`);
+} finally {
+  await vault.close();
+  await kube.close();
+}

@@ -1,0 +1,82 @@
+// The state directory as untrusted input: what a tampered node can plant there is dropped with a
+// report, never followed, never waited on, never a crash.
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { mkdtemp, readdir, readFile, rm, symlink, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { keyOf, StateStore, type VolumeRecord } from '../../../src/csi/state.ts';
+import { testGrant } from './grant.ts';
+
+const ROOT = '/var/lib/kubelet/pods';
+const target = `${ROOT}/uid-1/volumes/kubernetes.io~csi/secrets/mount`;
+const record = (over: Partial<VolumeRecord> = {}): VolumeRecord => ({
+  volumeId: 'v1',
+  targetPath: target,
+  fingerprint: 'f',
+  who: 'pod a/b',
+  podUid: 'uid-1',
+  grant: testGrant(1, {}),
+  fetchedAt: 0,
+  items: [{ ref: { kind: 'static', index: 0 }, names: ['static_secret_0_password'] }],
+  ...over,
+});
+const below = (p: string) => p.startsWith(`${ROOT}/`);
+
+describe('StateStore.load', () => {
+  let dir: string;
+  let outside: string;
+  before(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'ferry-state-'));
+    outside = await mkdtemp(join(tmpdir(), 'ferry-state-outside-'));
+  });
+  after(async () => {
+    await rm(dir, { recursive: true, force: true });
+    await rm(outside, { recursive: true, force: true });
+  });
+
+  it('round-trips what it saved', async () => {
+    const s = new StateStore(join(dir, 'ok'));
+    await s.saveVolume(record());
+    await s.saveOrphans([{ who: 'pod a/b', grant: testGrant(1, {}), held: [], attempts: 2 }]);
+    const got = await s.load(() => assert.fail('nothing to drop'), below);
+    assert.deepEqual(got.volumes, [record()]);
+    assert.equal(got.orphans[0]?.attempts, 2);
+  });
+
+  it('drops links, FIFOs, oversized, malformed and forged records, and removes them', async () => {
+    const d = join(dir, 'tampered');
+    const s = new StateStore(d);
+    await s.saveVolume(record());
+    const secret = join(outside, 'secret');
+    await writeFile(secret, JSON.stringify(record()));
+    const name = (c: string) => `volume-${c.repeat(32)}.json`;
+    await symlink(secret, join(d, name('a')));
+    execFileSync('mkfifo', [join(d, name('b'))]);
+    await writeFile(join(d, name('c')), `"${'x'.repeat(300 * 1024)}"`);
+    await writeFile(join(d, name('d')), '{not json');
+    await writeFile(join(d, name('e')), JSON.stringify(record())); // name does not match its target
+    const forged = (over: Partial<VolumeRecord>) => {
+      const r = record(over);
+      return writeFile(join(d, `volume-${keyOf(r.targetPath)}.json`), JSON.stringify(r));
+    };
+    await forged({ targetPath: '/etc' });
+    await forged({
+      targetPath: `${ROOT}/uid-2/mount`,
+      items: [{ ref: { kind: 'static', index: 0 }, names: ['../../etc/shadow'] }],
+    });
+    await forged({
+      targetPath: `${ROOT}/uid-3/mount`,
+      grant: { ...testGrant(1, {}), ownership: { uid: 65532, fileMode: 0o666, dirMode: 0o777 } },
+    });
+    await symlink(secret, join(d, 'orphans.json'));
+    const dropped: string[] = [];
+    const got = await s.load((file) => dropped.push(file), below);
+    assert.deepEqual(got.volumes, [record()]);
+    assert.deepEqual(got.orphans, []);
+    assert.equal(dropped.length, 9);
+    assert.deepEqual(await readdir(d), [`volume-${keyOf(target)}.json`]);
+    assert.equal(await readFile(secret, 'utf8'), JSON.stringify(record()), 'the link target is untouched');
+  });
+});
