@@ -4,6 +4,7 @@ import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { errorMessage } from '../errors.ts';
 import { buildOperator } from '../operator.ts';
+import { type AuditStreamOptions, peerList } from '../vault/audit-stream.ts';
 import { parsePersistenceModel } from '../vault/persistence.ts';
 import {
   buildInfo,
@@ -32,6 +33,9 @@ const { values } = parseArgs({
     'client-cache-persistence-model': { type: 'string' },
     'ca-cert-dir': { type: 'string' },
     'approle-secret-id-dir': { type: 'string' },
+    'audit-stream-bind-address': { type: 'string' },
+    'audit-stream-allowed-peers': { type: 'string' },
+    'audit-stream-max-connections': { type: 'string' },
   },
 });
 const env = process.env;
@@ -50,6 +54,27 @@ const int = (v: string | undefined, fallback: number): number => {
   const n = Number(v);
   return v !== undefined && v !== '' && Number.isInteger(n) && n > 0 ? n : fallback;
 };
+/** `--audit-stream-bind-address=[host]:port` (unset or empty: off), its peers and connection limit. */
+function auditStream(): AuditStreamOptions | undefined {
+  const addr = values['audit-stream-bind-address'] ?? env.FERRY_AUDIT_STREAM_BIND_ADDRESS;
+  if (!addr) return undefined;
+  const i = addr.lastIndexOf(':');
+  const port = Number(addr.slice(i + 1));
+  if (i < 0 || !Number.isInteger(port) || port < 1 || port > 65535)
+    throw new RangeError(`invalid --audit-stream-bind-address ${JSON.stringify(addr)}`);
+  const allowedPeers = (values['audit-stream-allowed-peers'] ?? env.FERRY_AUDIT_STREAM_ALLOWED_PEERS ?? '')
+    .split(',')
+    .map((p) => p.trim())
+    .filter(Boolean);
+  peerList(allowedPeers); // fail at start on a malformed entry
+  return {
+    host: addr.slice(0, i).replace(/^\[(.*)\]$/, '$1') || '0.0.0.0',
+    port,
+    allowedPeers,
+    maxConnections: int(values['audit-stream-max-connections'], 8),
+  };
+}
+
 const logger = secretSafeLogger(values['log-level']);
 
 try {
@@ -60,6 +85,7 @@ try {
     values['client-cache-persistence-model'] ?? env.VSO_CLIENT_CACHE_PERSISTENCE_MODEL,
   );
   const podUID = operatorPodUID();
+  const stream = auditStream();
   const manager = buildOperator({
     client,
     logger,
@@ -77,6 +103,7 @@ try {
     connectionHealthPeriodMs: int(values['connection-health-period'], 60) * 1000,
     clientCachePersistenceModel: persistenceModel,
     ...(podUID ? { operatorPodUID: podUID } : {}),
+    ...(stream ? { auditStream: stream } : {}),
   });
   buildInfo(manager.metrics, env);
   const stop = stopSignal(logger);

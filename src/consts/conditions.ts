@@ -9,6 +9,8 @@ export const CONDITION_TYPES = {
   VaultClient: 'VaultClient',
   VaultPing: 'VaultPing',
   Available: 'Available',
+  /** Ferry: whether syncConfig.instantUpdates has a change stream (docs/instant-updates.md). */
+  InstantUpdates: 'InstantUpdates',
 } as const;
 
 export type ConditionType = (typeof CONDITION_TYPES)[keyof typeof CONDITION_TYPES];
@@ -22,6 +24,10 @@ export const CONDITION_REASONS = {
   RolloutRestartTriggered: 'RolloutRestartTriggered',
   RolloutRestartTriggeredFailed: 'RolloutRestartTriggeredFailed',
   VaultAuthGlobalRef: 'VaultAuthGlobalRef',
+  /** InstantUpdates: changes arrive through the Vault audit stream. */
+  AuditStream: 'AuditStream',
+  /** InstantUpdates: no change stream; the secret is refreshed every refreshAfter only. */
+  InstantUpdatesUnavailable: 'InstantUpdatesUnavailable',
 } as const;
 
 /** The Healthy condition's message is `<Kind>Healthy`, e.g. `VaultStaticSecretHealthy`. */

@@ -74,6 +74,9 @@ export interface StackEnv {
   /** Where tests put AppRole secret-id files for `secretIDPath`: on this machine (`host`) and as the
    * operator sees it (`operator`: the chart's hostPath mount, or the same directory for a process). */
   approleDir?: { host: string; operator: string };
+  /** The operator's audit-stream listener, where the dev server's socket audit device connects
+   * (docs/instant-updates.md). */
+  auditStreamPort?: number;
   /** The worker node; absent with `up --no-node`. */
   node?: NodeEnv;
   /** Ferry from the chart (operator pods and the CSI DaemonSet), with `--operator chart`. */
@@ -217,8 +220,9 @@ export async function stackUp(opts: StackOptions): Promise<StackEnv> {
         }
       : undefined;
 
-    const ports = await Promise.all(Array.from({ length: 6 }, freePort));
-    const [etcdPort, etcdPeer, apiPort, kcmPort, vaultPort, pgPort] = ports as [
+    const ports = await Promise.all(Array.from({ length: 7 }, freePort));
+    const [etcdPort, etcdPeer, apiPort, kcmPort, vaultPort, pgPort, auditPort] = ports as [
+      number,
       number,
       number,
       number,
@@ -369,6 +373,9 @@ export async function stackUp(opts: StackOptions): Promise<StackEnv> {
       `-dev-listen-address=127.0.0.1:${vaultPort}`,
     ];
     if (flavor === 'vault') vaultArgs.push('-dev-no-store-token');
+    // instantUpdates out of the box: Vault's socket audit device streams to the operator's listener.
+    env.auditStreamPort = auditPort;
+    if (flavor === 'openbao') vaultArgs.push(`-config=${writeAuditConfig(dir, auditPort)}`);
     const vault = start(dir, flavor, bin, vaultArgs, { env: { ...process.env, HOME: dir } });
     started.push(vault);
     record();
@@ -376,6 +383,7 @@ export async function stackUp(opts: StackOptions): Promise<StackEnv> {
       httpOk(`${env.vaultAddr}/v1/sys/health`),
     );
     await new VaultAdmin(env).setup();
+    if (flavor === 'vault') await new VaultAdmin(env).enableAuditStream(auditPort);
 
     // PostgreSQL, run as a non-root user, for the dynamic-secrets engine.
     env.postgres.port = pgPort;
@@ -393,6 +401,7 @@ export async function stackUp(opts: StackOptions): Promise<StackEnv> {
         apiPort,
         node: env.node,
         approleDir: join(dir, 'approle'),
+        auditStreamPort: auditPort,
         log,
       });
       env.operator = { health: env.chart.health, metrics: env.chart.metrics };
@@ -524,6 +533,12 @@ async function spawnOperator(
     '--log-level=debug',
     '--connection-health-period=10',
     ...(env.approleDir ? [`--approle-secret-id-dir=${env.approleDir.host}`] : []),
+    ...(env.auditStreamPort
+      ? [
+          `--audit-stream-bind-address=127.0.0.1:${env.auditStreamPort}`,
+          '--audit-stream-allowed-peers=127.0.0.1',
+        ]
+      : []),
     ...extraArgs,
   ]);
   const op = {
@@ -535,6 +550,20 @@ async function spawnOperator(
   // /readyz answers for a follower too: readiness does not wait for leadership.
   await waitFor(name, op.log, p.pid, () => httpOk(`${op.health}/readyz`));
   return op;
+}
+
+/**
+ * OpenBao creates audit devices from its configuration only: the socket device for the operator,
+ * and a device that never fails, so that requests go on while the operator is not listening.
+ */
+function writeAuditConfig(dir: string, port: number): string {
+  const file = join(dir, 'openbao-audit.hcl');
+  writeFileSync(
+    file,
+    `audit "socket" "ferry" {\n  options {\n    address = "127.0.0.1:${port}"\n    socket_type = "tcp"\n    write_timeout = "1s"\n  }\n}\n` +
+      `audit "file" "always" {\n  options {\n    file_path = "discard"\n  }\n}\n`,
+  );
+  return file;
 }
 
 function saveEnv(env: StackEnv): void {
