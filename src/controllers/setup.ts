@@ -127,7 +127,12 @@ export function setupSecretKind<T extends SecretKindObject>(
         (ev) => ev.type !== 'create',
         (ev) =>
           ev.type === 'delete' ||
-          !ownWrites.isOwn(ev.obj.metadata.namespace, ev.obj.metadata.name, ev.obj.metadata.resourceVersion),
+          !ownWrites.isOwn(
+            ev.obj.metadata.namespace,
+            ev.obj.metadata.name,
+            ev.obj.metadata.resourceVersion,
+            ev.type === 'update' ? ev.old.metadata.resourceVersion : undefined,
+          ),
       ),
     })
     .watches(ctx.informers.auths, consumersOfAuth, { predicate: specOrMetaChanged })

@@ -53,13 +53,14 @@ export class VaultAdmin {
     return text ? (JSON.parse(text) as Record<string, unknown>) : undefined;
   }
 
-  /**
-   * Vault CE: the socket audit device for the operator's listener, and a device that never fails,
-   * so that requests go on while the operator is not listening (OpenBao takes both from its
-   * configuration instead: stack.ts).
-   */
-  async enableAuditStream(port: number): Promise<void> {
+  /** Vault CE: an audit device that never fails, so that requests go on while the socket device
+   * cannot write (OpenBao takes it from its configuration instead: stack.ts). */
+  async enableAlwaysAudit(): Promise<void> {
     await this.call('PUT', 'sys/audit/always', { type: 'file', options: { file_path: 'discard' } });
+  }
+
+  /** Vault CE: the socket audit device for the operator's listener, which must be listening. */
+  async enableAuditStream(port: number): Promise<void> {
     await this.call('PUT', 'sys/audit/ferry', {
       type: 'socket',
       options: { address: `127.0.0.1:${port}`, socket_type: 'tcp', write_timeout: '1s' },

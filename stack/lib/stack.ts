@@ -16,6 +16,7 @@ import {
   rmSync,
   writeFileSync,
 } from 'node:fs';
+import { connect } from 'node:net';
 import { homedir, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { Agent } from 'undici';
@@ -373,9 +374,10 @@ export async function stackUp(opts: StackOptions): Promise<StackEnv> {
       `-dev-listen-address=127.0.0.1:${vaultPort}`,
     ];
     if (flavor === 'vault') vaultArgs.push('-dev-no-store-token');
-    // instantUpdates out of the box: Vault's socket audit device streams to the operator's listener.
-    env.auditStreamPort = auditPort;
-    if (flavor === 'openbao') vaultArgs.push(`-config=${writeAuditConfig(dir, auditPort)}`);
+    // instantUpdates out of the box: Vault's socket audit device streams to the operator's listener
+    // (added once the operator listens: creating the device sends a test line that must land).
+    if (mode !== 'none') env.auditStreamPort = auditPort;
+    if (flavor === 'openbao') vaultArgs.push(`-config=${writeAuditConfig(dir)}`);
     const vault = start(dir, flavor, bin, vaultArgs, { env: { ...process.env, HOME: dir } });
     started.push(vault);
     record();
@@ -383,7 +385,7 @@ export async function stackUp(opts: StackOptions): Promise<StackEnv> {
       httpOk(`${env.vaultAddr}/v1/sys/health`),
     );
     await new VaultAdmin(env).setup();
-    if (flavor === 'vault') await new VaultAdmin(env).enableAuditStream(auditPort);
+    if (flavor === 'vault') await new VaultAdmin(env).enableAlwaysAudit();
 
     // PostgreSQL, run as a non-root user, for the dynamic-secrets engine.
     env.postgres.port = pgPort;
@@ -434,6 +436,7 @@ export async function stackUp(opts: StackOptions): Promise<StackEnv> {
       await startOperator(env, started, log);
       record();
     }
+    if (env.auditStreamPort) await connectAuditStream(env, env.auditStreamPort, vault.pid, log);
     log('stack is up');
     return env;
   } catch (err) {
@@ -553,17 +556,46 @@ async function spawnOperator(
 }
 
 /**
- * OpenBao creates audit devices from its configuration only: the socket device for the operator,
- * and a device that never fails, so that requests go on while the operator is not listening.
+ * OpenBao creates audit devices from its configuration only: a device that never fails, so that
+ * requests go on while the operator is not listening, and (with `port`) the socket device for the
+ * operator's listener.
  */
-function writeAuditConfig(dir: string, port: number): string {
+function writeAuditConfig(dir: string, port?: number): string {
   const file = join(dir, 'openbao-audit.hcl');
-  writeFileSync(
-    file,
-    `audit "socket" "ferry" {\n  options {\n    address = "127.0.0.1:${port}"\n    socket_type = "tcp"\n    write_timeout = "1s"\n  }\n}\n` +
-      `audit "file" "always" {\n  options {\n    file_path = "discard"\n  }\n}\n`,
-  );
+  const always = 'audit "file" "always" {\n  options {\n    file_path = "discard"\n  }\n}\n';
+  const socket = `audit "socket" "ferry" {\n  options {\n    address = "127.0.0.1:${port}"\n    socket_type = "tcp"\n    write_timeout = "1s"\n  }\n}\n`;
+  writeFileSync(file, port === undefined ? always : always + socket);
   return file;
+}
+
+/**
+ * Points the dev server's socket audit device at the operator's listener, once that listens (the
+ * leader's): Vault CE through the API, OpenBao by configuration and SIGHUP.
+ */
+async function connectAuditStream(env: StackEnv, port: number, vaultPid: number, log: Log): Promise<void> {
+  log('connecting the audit stream (socket audit device → operator)');
+  const deadline = Date.now() + 120_000;
+  for (;;) {
+    const ok = await new Promise<boolean>((resolve) => {
+      const s = connect(port, '127.0.0.1', () => {
+        s.destroy();
+        resolve(true);
+      });
+      s.on('error', () => resolve(false));
+    });
+    if (ok) break;
+    if (Date.now() > deadline)
+      throw new Error(`the operator's audit-stream listener (:${port}) never opened`);
+    await new Promise((r) => setTimeout(r, 250));
+  }
+  const admin = new VaultAdmin(env);
+  if (env.flavor === 'vault') return admin.enableAuditStream(port);
+  writeAuditConfig(env.dir, port);
+  process.kill(vaultPid, 'SIGHUP');
+  await waitFor('the OpenBao socket audit device', join(env.dir, 'openbao.log'), vaultPid, async () => {
+    const devices = await admin.call('GET', 'sys/audit');
+    return devices !== undefined && 'ferry/' in devices;
+  });
 }
 
 function saveEnv(env: StackEnv): void {

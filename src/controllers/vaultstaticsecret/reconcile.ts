@@ -138,6 +138,7 @@ export function vaultStaticSecretReconciler(
       const key = await ctx.hmacKey();
       newMAC = secretMAC(key, data);
       dataChanged = !existing || !macEqual(secretMAC(key, existing.data ?? {}), newMAC);
+      ownWrites.expect(namespace, dest.name, existing?.metadata.resourceVersion);
       const result = await syncDestination(ctx.client, destinationOwner(KIND, obj), dest, data, existing);
       if (result.resourceVersion) ownWrites.record(namespace, dest.name, result.resourceVersion);
     } catch (err) {
