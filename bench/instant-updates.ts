@@ -2,9 +2,12 @@
 // listener), against the running stack (`npm run stack -- up`, which sets the audit stream up):
 //   instant: --secrets VaultStaticSecrets with refreshAfter 1h and instantUpdates; --changes of
 //            their values are written one after another; for each, the time from the Vault write
-//            returning to the destination Secret holding the new value (seen through a watch), and
+//            returning to the destination Secret holding the new value (polled every 10 ms), and
 //            the VaultStaticSecret reconciles (each is one KV read) per change.
 //   idle:    reconciles over --idle seconds with nothing changing (steady-state Vault reads).
+//   down:    Vault write latency with the operator's listener up and with the operator stopped
+//            (the socket device fails, the other device logs), and the time from the operator's
+//            restart until --down-changes values written while it was down are delivered.
 //   polling: --poll-secrets resources without instantUpdates, refreshAfter --poll-refresh; the same
 //            write→Secret latency, for comparison (what tuning refreshAfter down buys, and costs).
 //   node bench/instant-updates.ts [--secrets 1000] [--changes 100] [--poll-secrets 20]
@@ -24,7 +27,7 @@ import {
   VaultAdmin,
   vss,
 } from '../stack/lib/fixtures.ts';
-import { loadStackEnv } from '../stack/lib/stack.ts';
+import { loadStackEnv, restartOperator, stopOperatorProcess } from '../stack/lib/stack.ts';
 
 const { values } = parseArgs({
   options: {
@@ -33,6 +36,8 @@ const { values } = parseArgs({
     'poll-secrets': { type: 'string', default: '20' },
     'poll-refresh': { type: 'string', default: '30s' },
     idle: { type: 'string', default: '30' },
+    'down-changes': { type: 'string', default: '10' },
+    writes: { type: 'string', default: '100' },
   },
 });
 const N = Number(values.secrets);
@@ -46,6 +51,10 @@ const metricsUrl = `${env.operator.metrics}/metrics`;
 const kube = adminClient(env);
 const vault = new VaultAdmin(env);
 const ns = `instant-bench-${randomBytes(3).toString('hex')}`;
+
+const progress = (msg: string): void => {
+  process.stderr.write(`[bench] ${msg}\n`);
+};
 
 function pct(xs: number[], p: number): number {
   const s = [...xs].sort((a, b) => a - b);
@@ -75,33 +84,13 @@ async function settle(): Promise<void> {
   );
 }
 
-/** Resolves when destination `name` holds `value`, seen through a watch of the namespace's Secrets. */
-const waiting = new Map<string, { value: string; resolve: (t: number) => void }>();
-const watchAbort = new AbortController();
-async function watchSecrets(): Promise<void> {
-  while (!watchAbort.signal.aborted) {
-    try {
-      const list = await kube.list<Secret>(Secrets, { namespace: ns });
-      const opts = {
-        namespace: ns,
-        resourceVersion: list.metadata.resourceVersion ?? '',
-        timeoutSeconds: 300,
-      };
-      for await (const ev of kube.watch<Secret>(Secrets, opts, watchAbort.signal)) {
-        if (ev.type !== 'ADDED' && ev.type !== 'MODIFIED') continue;
-        const w = waiting.get(ev.object.metadata.name ?? '');
-        if (w && decodeData(ev.object.data).value === w.value) {
-          waiting.delete(ev.object.metadata.name ?? '');
-          w.resolve(performance.now());
-        }
-      }
-    } catch {
-      if (!watchAbort.signal.aborted) await new Promise((r) => setTimeout(r, 200));
-    }
+/** Resolves with the time destination `name` was first seen holding `value` (polled every 10 ms). */
+async function arrival(name: string, value: string): Promise<number> {
+  for (;;) {
+    const s = await kube.getIfExists<Secret>(Secrets, name, ns);
+    if (decodeData(s?.data).value === value) return performance.now();
+    await new Promise((r) => setTimeout(r, 10));
   }
-}
-function arrival(dest: string, value: string): Promise<number> {
-  return new Promise((resolve) => waiting.set(dest, { value, resolve }));
 }
 
 async function create(prefix: string, count: number, spec: Record<string, unknown>): Promise<void> {
@@ -132,25 +121,26 @@ async function create(prefix: string, count: number, spec: Record<string, unknow
 /** Writes `value` to secret `name` and returns the write→Secret latency in ms. */
 async function change(name: string): Promise<number> {
   const value = `v-${randomBytes(6).toString('hex')}`;
-  const arrived = arrival(name, value);
   await vault.kvPut('kvv2', `${ns}/${name}`, { value });
   const written = performance.now();
-  return (await arrived) - written;
+  return (await arrival(name, value)) - written;
 }
 
-const watching = watchSecrets();
 try {
   await tenant(env, kube, vault, ns);
+  progress(`creating ${N} instant resources`);
   let t = performance.now();
   await create('i', N, { refreshAfter: '1h', syncConfig: { instantUpdates: true } });
   const setupS = (performance.now() - t) / 1000;
   await settle();
 
+  progress(`idle for ${IDLE_S} s`);
   // Idle: nothing changes; instant resources poll once an hour.
   let before = await reconciles();
   await new Promise((r) => setTimeout(r, IDLE_S * 1000));
   const idleReads = (await reconciles()) - before;
 
+  progress(`${CHANGES} changes`);
   // Instant: one change at a time, spread over the resources.
   before = await reconciles();
   const instant: number[] = [];
@@ -160,6 +150,36 @@ try {
   await settle();
   const readsPerChange = ((await reconciles()) - before) / CHANGES;
 
+  progress('Vault write latency, operator up and down');
+  // Down: Vault write latency without a listener; changes made meanwhile arrive after the restart.
+  const writeLatency = async (): Promise<number> => {
+    const xs: number[] = [];
+    for (let i = 0; i < Number(values.writes); i++) {
+      const w = performance.now();
+      await vault.kvPut('kvv2', `${ns}/latency`, { value: String(i) });
+      xs.push(performance.now() - w);
+    }
+    return round(pct(xs, 50));
+  };
+  const writeUpMs = await writeLatency();
+  await stopOperatorProcess('operator');
+  const writeDownMs = await writeLatency();
+  const missed: [string, string][] = [];
+  for (let c = 0; c < Number(values['down-changes']); c++) {
+    const name = `i${c * 3 + 1}`;
+    const value = `down-${randomBytes(6).toString('hex')}`;
+    missed.push([name, value]);
+    await vault.kvPut('kvv2', `${ns}/${name}`, { value });
+  }
+  progress('restarting the operator');
+  const restartAt = performance.now();
+  await restartOperator(() => {});
+  progress('restarted; waiting for the changes made while it was down');
+  const arrivedAt = await Promise.all(missed.map(([name, value]) => arrival(name, value)));
+  const missedArrivedS = round((Math.max(...arrivedAt) - restartAt) / 1000);
+  await settle();
+
+  progress(`polling comparison (${POLL} resources)`);
   // Polling, for comparison: the same change with instantUpdates off.
   await create('p', POLL, { refreshAfter: values['poll-refresh'] });
   await settle();
@@ -178,6 +198,11 @@ try {
       changesSeconds: round(changesS),
     },
     idle: { seconds: IDLE_S, vaultReads: idleReads },
+    down: {
+      vaultWriteP50Ms: { listenerUp: writeUpMs, operatorDown: writeDownMs },
+      changesWhileDown: Number(values['down-changes']),
+      deliveredSecondsAfterRestart: missedArrivedS,
+    },
     polling: {
       secrets: POLL,
       refreshAfter: values['poll-refresh'],
@@ -190,9 +215,7 @@ try {
   mkdirSync(dir, { recursive: true });
   writeFileSync(join(dir, `instant-updates-${env.flavor}.json`), `${JSON.stringify(result, null, 2)}\n`);
 } finally {
-  watchAbort.abort();
-  await watching;
   // Deleting the namespace removes the resources; their Secrets go with their owners.
-  await kube.delete(Namespaces, ns).catch(() => {});
+  await kube.delete(Namespaces, ns).catch((err: unknown) => progress(`namespace not deleted: ${err}`));
   await kube.close();
 }
