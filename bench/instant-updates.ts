@@ -47,7 +47,8 @@ const IDLE_S = Number(values.idle);
 
 const env = loadStackEnv();
 if (!env.operator || !env.auditStreamPort) throw new Error('the stack runs no operator with an audit stream');
-const metricsUrl = `${env.operator.metrics}/metrics`;
+/** The operator's metrics; its address changes when the operator restarts. */
+let metricsUrl = `${env.operator.metrics}/metrics`;
 const kube = adminClient(env);
 const vault = new VaultAdmin(env);
 const ns = `instant-bench-${randomBytes(3).toString('hex')}`;
@@ -173,7 +174,8 @@ try {
   }
   progress('restarting the operator');
   const restartAt = performance.now();
-  await restartOperator(() => {});
+  const restarted = await restartOperator(() => {});
+  metricsUrl = `${restarted.operator?.metrics}/metrics`;
   progress('restarted; waiting for the changes made while it was down');
   const arrivedAt = await Promise.all(missed.map(([name, value]) => arrival(name, value)));
   const missedArrivedS = round((Math.max(...arrivedAt) - restartAt) / 1000);

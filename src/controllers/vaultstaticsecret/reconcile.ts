@@ -201,7 +201,7 @@ export function vaultStaticSecretReconciler(
 }
 
 /** The InstantUpdates condition of a resource that asks for instant updates; none otherwise. */
-export function instantCondition(
+function instantCondition(
   obj: VaultStaticSecret,
   streamConfigured: boolean,
 ): ConditionInput | undefined {
