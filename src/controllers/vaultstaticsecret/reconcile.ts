@@ -201,10 +201,7 @@ export function vaultStaticSecretReconciler(
 }
 
 /** The InstantUpdates condition of a resource that asks for instant updates; none otherwise. */
-function instantCondition(
-  obj: VaultStaticSecret,
-  streamConfigured: boolean,
-): ConditionInput | undefined {
+function instantCondition(obj: VaultStaticSecret, streamConfigured: boolean): ConditionInput | undefined {
   if (!obj.spec?.syncConfig?.instantUpdates) return undefined;
   return streamConfigured
     ? {
