@@ -21,6 +21,7 @@ import { homedir, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { Agent } from 'undici';
 import { ALL_KINDS } from '../../src/api/resources.ts';
+import { errorMessage } from '../../src/errors.ts';
 import { KubeClient } from '../../src/k8s/client.ts';
 import { ServiceAccounts } from '../../src/k8s/resources.ts';
 import {
@@ -436,7 +437,12 @@ export async function stackUp(opts: StackOptions): Promise<StackEnv> {
       await startOperator(env, started, log);
       record();
     }
-    if (env.auditStreamPort) await connectAuditStream(env, env.auditStreamPort, vault.pid, log);
+    // Only instantUpdates depends on it: a failure leaves the rest of the stack usable.
+    if (env.auditStreamPort)
+      await connectAuditStream(env, env.auditStreamPort, vault.pid, log).catch((err: unknown) => {
+        log(`the audit stream is not connected (instantUpdates will not work): ${errorMessage(err)}`);
+        delete env.auditStreamPort;
+      });
     log('stack is up');
     return env;
   } catch (err) {
