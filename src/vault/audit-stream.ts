@@ -126,7 +126,7 @@ export class LineSplitter {
   }
 }
 
-/** Listens until `signal` aborts; resolves once the server and its connections are closed. */
+/** Listens until `signal` aborts (resolves) or the server fails (rejects), then closes everything. */
 export async function runAuditStream(
   opts: AuditStreamOptions,
   handlers: AuditStreamHandlers,
@@ -168,9 +168,19 @@ export async function runAuditStream(
       resolve();
     });
   });
-  if (!signal.aborted) await new Promise((r) => signal.addEventListener('abort', r, { once: true }));
+  // Runs until the abort, or until the server fails (the caller retries).
+  let failed: unknown;
+  await new Promise<void>((resolve) => {
+    if (signal.aborted) return resolve();
+    signal.addEventListener('abort', () => resolve(), { once: true });
+    server.once('error', (err) => {
+      failed = err;
+      resolve();
+    });
+  });
   await new Promise<void>((resolve) => {
     server.close(() => resolve());
     for (const s of sockets) s.destroy();
   });
+  if (failed !== undefined) throw failed;
 }

@@ -3,6 +3,8 @@
 // controllers run; the resync itself is the ordinary level-triggered reconcile, so a duplicate or
 // forged notification costs one read and a lost one is caught by refreshAfter or the catch-up.
 import type { VaultStaticSecret } from '../../api/v1beta1/vaultstaticsecret.ts';
+import { sleep } from '../../clock.ts';
+import { BACKGROUND_BACKOFF, intervalFor, jittered } from '../../runtime/backoff.ts';
 import type { Controller } from '../../runtime/controller.ts';
 import { formatKey } from '../../runtime/controller.ts';
 import type { Informer } from '../../runtime/informer.ts';
@@ -43,25 +45,32 @@ export function setupInstantUpdates(
       controller.queue.addAfter(formatKey(objKey(o)), delay);
     }
   };
+  const handlers = {
+    onChange: (keys: readonly string[]) => {
+      for (const k of keys)
+        for (const o of informer.store.byIndex(INSTANT_INDEX, k)) {
+          log.debug({ namespace: o.metadata.namespace, name: o.metadata.name }, 'change in Vault');
+          controller.queue.add(formatKey(objKey(o)));
+        }
+    },
+    onConnect: (peer: string) => {
+      log.info({ peer }, 'audit stream connected; catching up');
+      catchUp();
+    },
+    onRefused: (peer: string, why: string) => log.warn({ peer, why }, 'audit stream connection refused'),
+  };
   manager.runWhileLeading('audit-stream', async (signal) => {
-    log.info({ host: opts.host, port: opts.port }, 'listening for the Vault audit stream');
-    await runAuditStream(
-      opts,
-      {
-        onChange: (keys) => {
-          for (const k of keys)
-            for (const o of informer.store.byIndex(INSTANT_INDEX, k)) {
-              log.debug({ namespace: o.metadata.namespace, name: o.metadata.name }, 'change in Vault');
-              controller.queue.add(formatKey(objKey(o)));
-            }
-        },
-        onConnect: (peer) => {
-          log.info({ peer }, 'audit stream connected; catching up');
-          catchUp();
-        },
-        onRefused: (peer, why) => log.warn({ peer, why }, 'audit stream connection refused'),
-      },
-      signal,
-    );
+    // The port can still be held for a moment by the previous leader: retry the bind with backoff.
+    for (let failures = 0; !signal.aborted; failures++) {
+      try {
+        log.info({ host: opts.host, port: opts.port }, 'listening for the Vault audit stream');
+        await runAuditStream(opts, handlers, signal);
+        return;
+      } catch (err) {
+        const delay = jittered(BACKGROUND_BACKOFF, intervalFor(BACKGROUND_BACKOFF, failures), ctx.random());
+        log.error({ err, retryInMs: delay }, 'audit stream listener failed');
+        await sleep(ctx.clock, delay, signal);
+      }
+    }
   });
 }

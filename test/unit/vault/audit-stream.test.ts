@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
-import { connect, type Socket } from 'node:net';
+import { type AddressInfo, connect, createServer, type Socket } from 'node:net';
 import { describe, it } from 'node:test';
 import fc from 'fast-check';
 import { kvChangesOf, LineSplitter, peerList, runAuditStream } from '../../../src/vault/audit-stream.ts';
@@ -160,5 +160,20 @@ describe('runAuditStream', () => {
     await closed(c);
     ac2.abort();
     await run;
+  });
+
+  it('rejects when the port is taken, so that the caller retries', async () => {
+    const taken = createServer();
+    await new Promise<void>((r) => taken.listen(0, '127.0.0.1', () => r()));
+    const port = (taken.address() as AddressInfo).port;
+    await assert.rejects(
+      runAuditStream(
+        { host: '127.0.0.1', port, allowedPeers: [] },
+        { onChange: () => {}, onConnect: () => {} },
+        new AbortController().signal,
+      ),
+      /EADDRINUSE/,
+    );
+    taken.close();
   });
 });
