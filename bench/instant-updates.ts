@@ -23,6 +23,7 @@ import {
   apply,
   decodeData,
   eventually,
+  reconcileTotal,
   tenant,
   VaultAdmin,
   vss,
@@ -63,15 +64,7 @@ function pct(xs: number[], p: number): number {
 }
 const round = (x: number): number => Math.round(x * 10) / 10;
 
-async function reconciles(): Promise<number> {
-  const body = await (await fetch(metricsUrl, { signal: AbortSignal.timeout(5_000) })).text();
-  let n = 0;
-  for (const m of body.matchAll(
-    /^controller_runtime_reconcile_total\{[^}]*controller="vaultstaticsecret"[^}]*\} (\d+)$/gm,
-  ))
-    n += Number(m[1]);
-  return n;
-}
+const reconciles = (): Promise<number> => reconcileTotal(metricsUrl, 'vaultstaticsecret');
 
 async function settle(): Promise<void> {
   await eventually(

@@ -436,6 +436,15 @@ export async function restartedAt(
 }
 
 /** The Events in `ns`, only those about the object `name` when given. */
+/** controller_runtime_reconcile_total of one controller, over all results, from a /metrics URL. */
+export async function reconcileTotal(metricsUrl: string, controller: string): Promise<number> {
+  const body = await (await fetch(metricsUrl, { signal: AbortSignal.timeout(5_000) })).text();
+  let n = 0;
+  for (const m of body.matchAll(/^controller_runtime_reconcile_total\{([^}]*)\} (\d+)$/gm))
+    if (m[1]?.includes(`controller="${controller}"`)) n += Number(m[2]);
+  return n;
+}
+
 export async function eventsOf(kube: KubeClient, ns: string, name?: string): Promise<CoreEvent[]> {
   const list = await kube.list<CoreEvent>(builtin.Events, {
     namespace: ns,

@@ -17,6 +17,7 @@ import {
   condition,
   decodeData,
   eventually,
+  reconcileTotal,
   tenant,
   VaultAdmin,
   vss,
@@ -35,17 +36,9 @@ describe('instantUpdates (audit stream)', () => {
   let ns: string;
   const canaries: string[] = [];
 
-  const vssReconciles = async (): Promise<number> => {
+  const vssReconciles = (): Promise<number> => {
     assert.ok(env.operator);
-    const body = await (
-      await fetch(`${env.operator.metrics}/metrics`, { signal: AbortSignal.timeout(5_000) })
-    ).text();
-    let n = 0;
-    for (const m of body.matchAll(
-      /^controller_runtime_reconcile_total\{[^}]*controller="vaultstaticsecret"[^}]*\} (\d+)$/gm,
-    ))
-      n += Number(m[1]);
-    return n;
+    return reconcileTotal(`${env.operator.metrics}/metrics`, 'vaultstaticsecret');
   };
   const holds = (i: number, value: string) => async () => {
     const s = await kube.getIfExists<Secret>(Secrets, `d${i}`, ns);
