@@ -47,6 +47,8 @@ export const REASONS = {
   // Vault events API
   EventWatcherStarted: 'EventWatcherStarted',
   EventWatcherError: 'EventWatcherError',
+  /** Ferry: instantUpdates is set but this operator has no change stream (docs/instant-updates.md). */
+  InstantUpdatesUnavailable: 'InstantUpdatesUnavailable',
   // Health
   Healthy: 'Healthy',
   Unhealthy: 'Unhealthy',

@@ -251,6 +251,7 @@ export function vaultDynamicSecretReconciler(
     const spec = obj.spec;
     if (!spec) return false;
     const namespace = obj.metadata.namespace ?? '';
+    ownWrites.expect(namespace, spec.destination.name, existing?.metadata.resourceVersion);
     const result = await syncDestination(
       ctx.client,
       destinationOwner(KIND, obj),

@@ -221,6 +221,7 @@ export function vaultPKISecretReconciler(
     }
 
     try {
+      ownWrites.expect(namespace, dest.name, existing?.metadata.resourceVersion);
       const result = await syncDestination(ctx.client, destinationOwner(KIND, obj), dest, data, existing);
       if (result.resourceVersion) ownWrites.record(namespace, dest.name, result.resourceVersion);
     } catch (err) {
