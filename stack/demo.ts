@@ -2,6 +2,7 @@
 // missing, starts the control plane, a kubelet node, OpenBao and PostgreSQL, installs Ferry from its
 // Helm chart, then:
 //   sync       a Deployment reads a synced Secret (env and volume); the value is rotated in OpenBao
+//              and reaches the Secret at once (instantUpdates: the audit stream)
 //              and the restarted pod prints the new one;
 //   protected  a pod reads the same secret from a CSI volume (in memory, read-only, never in etcd);
 //              the pod is deleted and the node is left holding nothing.
@@ -98,9 +99,20 @@ try {
   say(`pod web prints: ${seen}`);
 
   const second = `s3cret-${randomBytes(3).toString('hex')}`;
-  step(`Rotating the password in ${server} to ${second} (refreshAfter: 5s, rolloutRestartTargets: web)`);
+  step(
+    `Rotating the password in ${server} to ${second} (instantUpdates, refreshAfter: 1h, rolloutRestartTargets: web)`,
+  );
   const t1 = Date.now();
   await vault.kvPut('kvv2', 'demo/app', { username: 'demo', password: second });
+  await eventually(
+    'the Secret to hold the new value',
+    async () =>
+      decodeData((await kube.getIfExists<Secret>(Secrets, 'app-credentials', 'demo'))?.data).password ===
+      second,
+    60_000,
+    10,
+  );
+  say(`after ${Date.now() - t1} ms the Secret app-credentials holds it (the audit stream, not a poll)`);
   const after = await waitForOutput(
     node,
     'demo',

@@ -7,6 +7,7 @@ import { parseRateLimit } from '../k8s/ratelimit.ts';
 import { registerRuntimeConfig } from '../metrics/registry.ts';
 import { buildOperator } from '../operator.ts';
 import { durationString } from '../template/duration.ts';
+import { type AuditStreamOptions, peerList } from '../vault/audit-stream.ts';
 import { parsePersistenceModel } from '../vault/persistence.ts';
 import { buildInfo, COMMON_FLAGS, listenAddress, secretSafeLogger, setUp, sourceBackoff } from './common.ts';
 
@@ -28,6 +29,9 @@ const { values } = parseArgs({
     'backoff-max-elapsed-time': { type: 'string' },
     'backoff-multiplier': { type: 'string' },
     'backoff-randomization-factor': { type: 'string' },
+    'audit-stream-bind-address': { type: 'string' },
+    'audit-stream-allowed-peers': { type: 'string' },
+    'audit-stream-max-connections': { type: 'string' },
   },
 });
 const env = process.env;
@@ -46,6 +50,27 @@ const int = (v: string | undefined, fallback: number): number => {
   const n = Number(v);
   return v !== undefined && v !== '' && Number.isInteger(n) && n > 0 ? n : fallback;
 };
+/** `--audit-stream-bind-address=[host]:port` (unset or empty: off), its peers and connection limit. */
+function auditStream(): AuditStreamOptions | undefined {
+  const addr = values['audit-stream-bind-address'] ?? env.FERRY_AUDIT_STREAM_BIND_ADDRESS;
+  if (!addr) return undefined;
+  const i = addr.lastIndexOf(':');
+  const port = Number(addr.slice(i + 1));
+  if (i < 0 || !Number.isInteger(port) || port < 1 || port > 65535)
+    throw new RangeError(`invalid --audit-stream-bind-address ${JSON.stringify(addr)}`);
+  const allowedPeers = (values['audit-stream-allowed-peers'] ?? env.FERRY_AUDIT_STREAM_ALLOWED_PEERS ?? '')
+    .split(',')
+    .map((p) => p.trim())
+    .filter(Boolean);
+  peerList(allowedPeers); // fail at start on a malformed entry
+  return {
+    host: addr.slice(0, i).replace(/^\[(.*)\]$/, '$1') || '0.0.0.0',
+    port,
+    allowedPeers,
+    maxConnections: int(values['audit-stream-max-connections'], 8),
+  };
+}
+
 const logger = secretSafeLogger(values['log-level']);
 /** Go's time.Duration String, as VSO prints its settings. */
 const goDuration = (ms: number): string => durationString(BigInt(ms) * 1_000_000n);
@@ -71,6 +96,7 @@ try {
     100,
   );
   const clientCacheSize = int(values['client-cache-size'] ?? env.VSO_CLIENT_CACHE_SIZE, 10_000);
+  const stream = auditStream();
   const manager = buildOperator({
     client,
     logger,
@@ -92,6 +118,7 @@ try {
       (values['strict-destination-ownership'] ?? env.FERRY_STRICT_DESTINATION_OWNERSHIP) === 'true',
     sourceBackoff: backoff,
     ...(podUID ? { operatorPodUID: podUID } : {}),
+    ...(stream ? { auditStream: stream } : {}),
   });
   buildInfo(manager.metrics, env);
   registerRuntimeConfig(manager.metrics, {

@@ -357,7 +357,7 @@ function refreshFinding(o: FerryObject): RuleFinding | undefined {
     message: `refreshAfter ${String(o.spec.refreshAfter)} means ${what}; use at least ${humanDuration(floor)}${
       dynamic
         ? ', or leave it unset and let the lease drive renewal'
-        : ', or instant updates (spec.syncConfig.instantUpdates) where Vault has events'
+        : ', or instant updates (spec.syncConfig.instantUpdates, docs/instant-updates.md)'
     }`,
   };
 }

@@ -9,6 +9,8 @@ export const CONDITION_TYPES = {
   VaultClient: 'VaultClient',
   VaultPing: 'VaultPing',
   Available: 'Available',
+  /** Ferry: whether syncConfig.instantUpdates has a change stream (docs/instant-updates.md). */
+  InstantUpdates: 'InstantUpdates',
 } as const;
 
 export type ConditionType = (typeof CONDITION_TYPES)[keyof typeof CONDITION_TYPES];
@@ -24,6 +26,10 @@ export const CONDITION_REASONS = {
   VaultAuthGlobalRef: 'VaultAuthGlobalRef',
   /** Ferry addition: HCPAuth and HCPVaultSecretsApp are not served (HCP Vault Secrets is end of life). */
   KindNotSupported: 'KindNotSupported',
+  /** InstantUpdates: changes arrive through the Vault audit stream. */
+  AuditStream: 'AuditStream',
+  /** InstantUpdates: no change stream; the secret is refreshed every refreshAfter only. */
+  InstantUpdatesUnavailable: 'InstantUpdatesUnavailable',
 } as const;
 
 /** The Healthy condition's message is `<Kind>Healthy`, e.g. `VaultStaticSecretHealthy`. */

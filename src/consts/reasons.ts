@@ -51,6 +51,8 @@ export const REASONS = {
   VaultAddressNotAllowed: 'VaultAddressNotAllowed',
   // Ferry only: with --strict-destination-ownership, a Secret Ferry did not create lacks the opt-in
   DestinationNotOptedIn: 'DestinationNotOptedIn',
+  /** Ferry: instantUpdates is set but this operator has no change stream (docs/instant-updates.md). */
+  InstantUpdatesUnavailable: 'InstantUpdatesUnavailable',
   // Health
   Healthy: 'Healthy',
   Unhealthy: 'Unhealthy',

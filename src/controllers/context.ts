@@ -12,6 +12,7 @@ import type { KubeClient } from '../k8s/client.ts';
 import type { EventRecorder } from '../k8s/events.ts';
 import type { Informer } from '../runtime/informer.ts';
 import type { TaskScheduler } from '../runtime/tasks.ts';
+import type { AuditStreamOptions } from '../vault/audit-stream.ts';
 import type { VaultClientCache } from '../vault/cache.ts';
 import type { PersistenceModel } from '../vault/persistence.ts';
 
@@ -30,6 +31,9 @@ export interface OperatorOptions {
   /** `--strict-destination-ownership`: Secrets Ferry did not create are written (`create: false`) or
    * taken over (`overwrite: true`) only with the ANNOTATION_ALLOW_SYNC opt-in. Default off, as VSO. */
   strictDestinationOwnership?: boolean;
+  /** `--audit-stream-bind-address` and friends: the listener for a Vault socket audit device that
+   * makes `syncConfig.instantUpdates` work on Vault CE and OpenBao (docs/instant-updates.md). */
+  auditStream?: AuditStreamOptions;
   /** This pod's UID (env OPERATOR_POD_UID or /var/run/podinfo/uid), for status.lastRuntimePodUID. */
   operatorPodUID?: string;
   /** Retry backoff of the secret kinds after a Vault error (VSO's --backoff-*); VSO's defaults if unset. */

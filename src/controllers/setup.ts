@@ -7,7 +7,8 @@ import { MANAGED_SECRET_SELECTOR } from '../consts/labels.ts';
 import { transformationRefKeys } from '../delivery/transformation.ts';
 import { type ResourceType, Secrets } from '../k8s/resources.ts';
 import type { KubeObject } from '../k8s/types.ts';
-import type { ObjectKey, Reconciler } from '../runtime/controller.ts';
+import type { Controller, ObjectKey, Reconciler } from '../runtime/controller.ts';
+import type { Informer } from '../runtime/informer.ts';
 import type { Manager } from '../runtime/manager.ts';
 import {
   and,
@@ -70,6 +71,8 @@ export interface SecretKindSpec<T extends SecretKindObject> {
   name: string;
   resource: ResourceType;
   reconciler: (store: Store<T>) => Reconciler;
+  /** Store indexes of this kind beyond the shared ones (auth, transformation). */
+  indexes?: Record<string, (obj: T) => string[]>;
 }
 
 /**
@@ -78,10 +81,14 @@ export interface SecretKindSpec<T extends SecretKindObject> {
  * deleted or edited by someone else; its VaultAuth or VaultConnection appearing or changing; and a
  * referenced SecretTransformation changing.
  */
-export function setupSecretKind<T extends SecretKindObject>(env: SetupEnv, spec: SecretKindSpec<T>): void {
+export function setupSecretKind<T extends SecretKindObject>(
+  env: SetupEnv,
+  spec: SecretKindSpec<T>,
+): { informer: Informer<T>; controller: Controller } {
   const { manager, ctx, ownWrites } = env;
   const informer = manager.informer<T>(spec.resource, {
     indexes: {
+      ...spec.indexes,
       auth: (o) => {
         try {
           return [
@@ -106,7 +113,7 @@ export function setupSecretKind<T extends SecretKindObject>(env: SetupEnv, spec:
   const consumersOfAuth = (a: KubeObject): ObjectKey[] =>
     informer.store.byIndex('auth', refOf(a)).map(objKey);
   const ofConnection = authsOfConnection(ctx);
-  manager
+  const controller = manager
     .controller({
       name: spec.name,
       reconcile: spec.reconciler(informer.store),
@@ -120,7 +127,12 @@ export function setupSecretKind<T extends SecretKindObject>(env: SetupEnv, spec:
         (ev) => ev.type !== 'create',
         (ev) =>
           ev.type === 'delete' ||
-          !ownWrites.isOwn(ev.obj.metadata.namespace, ev.obj.metadata.name, ev.obj.metadata.resourceVersion),
+          !ownWrites.isOwn(
+            ev.obj.metadata.namespace,
+            ev.obj.metadata.name,
+            ev.obj.metadata.resourceVersion,
+            ev.type === 'update' ? ev.old.metadata.resourceVersion : undefined,
+          ),
       ),
     })
     .watches(ctx.informers.auths, consumersOfAuth, { predicate: specOrMetaChanged })
@@ -135,4 +147,5 @@ export function setupSecretKind<T extends SecretKindObject>(env: SetupEnv, spec:
     .watches(ctx.informers.transformations, (t) =>
       informer.store.byIndex('transformation', refOf(t)).map(objKey),
     );
+  return { informer, controller };
 }

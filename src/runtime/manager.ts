@@ -91,6 +91,7 @@ export class Manager {
   readonly #random: Random;
   readonly #informers = new Map<string, Informer<KubeObject>>();
   readonly #controllers: Controller[] = [];
+  readonly #leaderRunnables: { name: string; run: (signal: AbortSignal) => Promise<void> }[] = [];
   readonly #servers: Server[] = [];
   readonly #addresses: Record<'health' | 'metrics', string | undefined> = {
     health: undefined,
@@ -163,6 +164,15 @@ export class Manager {
     return c;
   }
 
+  /**
+   * Work that runs only where the controllers run (while leading, with leader election) and stops
+   * with them, like controller-runtime's leader-election runnables: e.g. a listener that feeds a
+   * controller's queue, which a follower must not accept.
+   */
+  runWhileLeading(name: string, run: (signal: AbortSignal) => Promise<void>): void {
+    this.#leaderRunnables.push({ name, run });
+  }
+
   /** Bound addresses once start() has opened the servers (useful with port 0). */
   get addresses(): Readonly<Record<'health' | 'metrics', string | undefined>> {
     return this.#addresses;
@@ -220,7 +230,12 @@ export class Manager {
   /** `abort` (lost leadership) aborts the running reconciles at once; `signal` lets them drain. */
   async #runControllers(signal: AbortSignal, abort?: AbortSignal): Promise<void> {
     this.#log.info({ controllers: this.#controllers.map((c) => c.name) }, 'starting controllers');
-    await Promise.all(this.#controllers.map((c) => c.run(signal, abort ? { abort } : {})));
+    await Promise.all([
+      ...this.#controllers.map((c) => c.run(signal, abort ? { abort } : {})),
+      ...this.#leaderRunnables.map((r) =>
+        r.run(signal).catch((err: unknown) => this.#log.error({ err, runnable: r.name }, 'runnable failed')),
+      ),
+    ]);
     // Without controllers (the CSI driver) the informers and probes still serve until the abort.
     if (this.#controllers.length === 0 && !signal.aborted)
       await new Promise((resolve) => signal.addEventListener('abort', resolve, { once: true }));

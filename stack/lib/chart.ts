@@ -41,6 +41,8 @@ interface ChartInstall {
   node: NodeEnv;
   /** Host directory mounted read-only at CHART_APPROLE_DIR in the operator pod (AppRole secretIDPath). */
   approleDir: string;
+  /** Port of the operator's audit-stream listener (on the host: the pod uses hostNetwork). */
+  auditStreamPort: number;
   log: Log;
 }
 
@@ -99,6 +101,7 @@ export async function installChart(o: ChartInstall, extraArgs: string[] = []): P
         resources: { limits: { cpu: '1', memory: '768Mi' }, requests: { cpu: '10m', memory: '64Mi' } },
       },
     },
+    auditStream: { enabled: true, port: o.auditStreamPort, allowedPeers: ['127.0.0.1'] },
     csi: {
       enabled: true,
       hostNetwork: true,

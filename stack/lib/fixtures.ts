@@ -53,6 +53,20 @@ export class VaultAdmin {
     return text ? (JSON.parse(text) as Record<string, unknown>) : undefined;
   }
 
+  /** Vault CE: an audit device that never fails, so that requests go on while the socket device
+   * cannot write (OpenBao takes it from its configuration instead: stack.ts). */
+  async enableAlwaysAudit(): Promise<void> {
+    await this.call('PUT', 'sys/audit/always', { type: 'file', options: { file_path: 'discard' } });
+  }
+
+  /** Vault CE: the socket audit device for the operator's listener, which must be listening. */
+  async enableAuditStream(port: number): Promise<void> {
+    await this.call('PUT', 'sys/audit/ferry', {
+      type: 'socket',
+      options: { address: `127.0.0.1:${port}`, socket_type: 'tcp', write_timeout: '1s' },
+    });
+  }
+
   /** Kubernetes auth pointed at the stack's API server (TokenReview as the reviewer identity), and
    * the KV mounts the tests use. */
   async setup(): Promise<void> {
@@ -430,6 +444,15 @@ export async function restartedAt(
 }
 
 /** The Events in `ns`, only those about the object `name` when given. */
+/** controller_runtime_reconcile_total of one controller, over all results, from a /metrics URL. */
+export async function reconcileTotal(metricsUrl: string, controller: string): Promise<number> {
+  const body = await (await fetch(metricsUrl, { signal: AbortSignal.timeout(5_000) })).text();
+  let n = 0;
+  for (const m of body.matchAll(/^controller_runtime_reconcile_total\{([^}]*)\} (\d+)$/gm))
+    if (m[1]?.includes(`controller="${controller}"`)) n += Number(m[2]);
+  return n;
+}
+
 export async function eventsOf(kube: KubeClient, ns: string, name?: string): Promise<CoreEvent[]> {
   const list = await kube.list<CoreEvent>(builtin.Events, {
     namespace: ns,

@@ -16,10 +16,12 @@ import {
   rmSync,
   writeFileSync,
 } from 'node:fs';
+import { connect } from 'node:net';
 import { homedir, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { Agent } from 'undici';
 import { ALL_KINDS } from '../../src/api/resources.ts';
+import { errorMessage } from '../../src/errors.ts';
 import { KubeClient } from '../../src/k8s/client.ts';
 import { ServiceAccounts } from '../../src/k8s/resources.ts';
 import {
@@ -75,6 +77,9 @@ export interface StackEnv {
   /** Where tests put AppRole secret-id files for `secretIDPath`: on this machine (`host`) and as the
    * operator sees it (`operator`: the chart's hostPath mount, or the same directory for a process). */
   approleDir?: { host: string; operator: string };
+  /** The operator's audit-stream listener, where the dev server's socket audit device connects
+   * (docs/instant-updates.md). */
+  auditStreamPort?: number;
   /** The worker node; absent with `up --no-node`. */
   node?: NodeEnv;
   /** Ferry from the chart (operator pods and the CSI DaemonSet), with `--operator chart`. */
@@ -218,8 +223,9 @@ export async function stackUp(opts: StackOptions): Promise<StackEnv> {
         }
       : undefined;
 
-    const ports = await Promise.all(Array.from({ length: 6 }, freePort));
-    const [etcdPort, etcdPeer, apiPort, kcmPort, vaultPort, pgPort] = ports as [
+    const ports = await Promise.all(Array.from({ length: 7 }, freePort));
+    const [etcdPort, etcdPeer, apiPort, kcmPort, vaultPort, pgPort, auditPort] = ports as [
+      number,
       number,
       number,
       number,
@@ -371,6 +377,10 @@ export async function stackUp(opts: StackOptions): Promise<StackEnv> {
       `-dev-listen-address=127.0.0.1:${vaultPort}`,
     ];
     if (flavor === 'vault') vaultArgs.push('-dev-no-store-token');
+    // instantUpdates out of the box: Vault's socket audit device streams to the operator's listener
+    // (added once the operator listens: creating the device sends a test line that must land).
+    if (mode !== 'none') env.auditStreamPort = auditPort;
+    if (flavor === 'openbao') vaultArgs.push(`-config=${writeAuditConfig(dir)}`);
     const vault = start(dir, flavor, bin, vaultArgs, { env: { ...process.env, HOME: dir } });
     started.push(vault);
     record();
@@ -378,6 +388,7 @@ export async function stackUp(opts: StackOptions): Promise<StackEnv> {
       httpOk(`${env.vaultAddr}/v1/sys/health`),
     );
     await new VaultAdmin(env).setup();
+    if (flavor === 'vault') await new VaultAdmin(env).enableAlwaysAudit();
 
     // PostgreSQL, run as a non-root user, for the dynamic-secrets engine.
     env.postgres.port = pgPort;
@@ -395,6 +406,7 @@ export async function stackUp(opts: StackOptions): Promise<StackEnv> {
         apiPort,
         node: env.node,
         approleDir: join(dir, 'approle'),
+        auditStreamPort: auditPort,
         log,
       });
       env.operator = { health: env.chart.health, metrics: env.chart.metrics };
@@ -427,6 +439,12 @@ export async function stackUp(opts: StackOptions): Promise<StackEnv> {
       await startOperator(env, started, log);
       record();
     }
+    // Only instantUpdates depends on it: a failure leaves the rest of the stack usable.
+    if (env.auditStreamPort)
+      await connectAuditStream(env, env.auditStreamPort, vault.pid, log).catch((err: unknown) => {
+        log(`the audit stream is not connected (instantUpdates will not work): ${errorMessage(err)}`);
+        delete env.auditStreamPort;
+      });
     log('stack is up');
     return env;
   } catch (err) {
@@ -527,6 +545,12 @@ async function spawnOperator(
     '--connection-health-period=10',
     `--vault-address-allowlist=${STACK_VAULT_ADDRESS_ALLOWLIST.join(',')}`,
     ...(env.approleDir ? [`--approle-secret-id-dir=${env.approleDir.host}`] : []),
+    ...(env.auditStreamPort
+      ? [
+          `--audit-stream-bind-address=127.0.0.1:${env.auditStreamPort}`,
+          '--audit-stream-allowed-peers=127.0.0.1',
+        ]
+      : []),
     ...extraArgs,
   ]);
   const op = {
@@ -538,6 +562,49 @@ async function spawnOperator(
   // /readyz answers for a follower too: readiness does not wait for leadership.
   await waitFor(name, op.log, p.pid, () => httpOk(`${op.health}/readyz`));
   return op;
+}
+
+/**
+ * OpenBao creates audit devices from its configuration only: a device that never fails, so that
+ * requests go on while the operator is not listening, and (with `port`) the socket device for the
+ * operator's listener.
+ */
+function writeAuditConfig(dir: string, port?: number): string {
+  const file = join(dir, 'openbao-audit.hcl');
+  const always = 'audit "file" "always" {\n  options {\n    file_path = "discard"\n  }\n}\n';
+  const socket = `audit "socket" "ferry" {\n  options {\n    address = "127.0.0.1:${port}"\n    socket_type = "tcp"\n    write_timeout = "1s"\n  }\n}\n`;
+  writeFileSync(file, port === undefined ? always : always + socket);
+  return file;
+}
+
+/**
+ * Points the dev server's socket audit device at the operator's listener, once that listens (the
+ * leader's): Vault CE through the API, OpenBao by configuration and SIGHUP.
+ */
+async function connectAuditStream(env: StackEnv, port: number, vaultPid: number, log: Log): Promise<void> {
+  log('connecting the audit stream (socket audit device → operator)');
+  const deadline = Date.now() + 120_000;
+  for (;;) {
+    const ok = await new Promise<boolean>((resolve) => {
+      const s = connect(port, '127.0.0.1', () => {
+        s.destroy();
+        resolve(true);
+      });
+      s.on('error', () => resolve(false));
+    });
+    if (ok) break;
+    if (Date.now() > deadline)
+      throw new Error(`the operator's audit-stream listener (:${port}) never opened`);
+    await new Promise((r) => setTimeout(r, 250));
+  }
+  const admin = new VaultAdmin(env);
+  if (env.flavor === 'vault') return admin.enableAuditStream(port);
+  writeAuditConfig(env.dir, port);
+  process.kill(vaultPid, 'SIGHUP');
+  await waitFor('the OpenBao socket audit device', join(env.dir, 'openbao.log'), vaultPid, async () => {
+    const devices = await admin.call('GET', 'sys/audit');
+    return devices !== undefined && 'ferry/' in devices;
+  });
 }
 
 function saveEnv(env: StackEnv): void {

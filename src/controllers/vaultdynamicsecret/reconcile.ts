@@ -257,6 +257,7 @@ export function vaultDynamicSecretReconciler(
     const spec = obj.spec;
     if (!spec) return false;
     const namespace = obj.metadata.namespace ?? '';
+    ownWrites.expect(namespace, spec.destination.name, existing?.metadata.resourceVersion);
     // Not aborted with the reconcile: a failed write revokes the lease just issued, and an aborted
     // write may still have landed, which would leave revoked credentials in the Secret.
     const result = await syncDestination(

@@ -222,6 +222,7 @@ export function vaultPKISecretReconciler(
     }
 
     try {
+      ownWrites.expect(namespace, dest.name, existing?.metadata.resourceVersion);
       const result = await syncDestination(ctx.client, destinationOwner(KIND, obj), dest, data, existing, {
         signal: rc.signal,
         strict: ctx.options.strictDestinationOwnership,

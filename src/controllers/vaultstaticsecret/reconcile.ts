@@ -6,6 +6,7 @@ import { API_VERSION, VaultStaticSecrets } from '../../api/resources.ts';
 import type { VaultStaticSecret, VaultStaticSecretStatus } from '../../api/v1beta1/vaultstaticsecret.ts';
 import { refreshPeriodMs } from '../../api/validate.ts';
 import { jitterDown } from '../../backoff.ts';
+import { CONDITION_REASONS, CONDITION_TYPES } from '../../consts/conditions.ts';
 import { FINALIZERS } from '../../consts/finalizers.ts';
 import { REASONS } from '../../consts/reasons.ts';
 import { makeSecretData } from '../../delivery/secret-data.ts';
@@ -13,7 +14,7 @@ import { shapeData } from '../../delivery/transformation.ts';
 import { CODES, errorMessage, FerryError } from '../../errors.ts';
 import { Secrets } from '../../k8s/resources.ts';
 import type { Secret } from '../../k8s/types.ts';
-import type { Condition } from '../../runtime/conditions.ts';
+import { type Condition, type ConditionInput, findCondition } from '../../runtime/conditions.ts';
 import { type Action, awaitChange, type ReconcileContext, requeueAfter } from '../../runtime/controller.ts';
 import { readKV } from '../../vault/kv.ts';
 import type { ControllerContext } from '../context.ts';
@@ -129,6 +130,7 @@ export function vaultStaticSecretReconciler(
       const key = await ctx.hmacKey();
       newMAC = secretMAC(key, data);
       dataChanged = !existing || !macEqual(secretMAC(key, existing.data ?? {}), newMAC);
+      ownWrites.expect(namespace, dest.name, existing?.metadata.resourceVersion);
       const result = await syncDestination(ctx.client, destinationOwner(KIND, obj), dest, data, existing, {
         signal,
         strict: ctx.options.strictDestinationOwnership,
@@ -139,7 +141,19 @@ export function vaultStaticSecretReconciler(
     }
     const prevMAC = memo.current(obj)?.secretMAC;
 
-    let conditions = conditionsFor(obj, true, 'Secret synced');
+    const instant = instantCondition(obj, ctx.options.auditStream !== undefined);
+    let conditions = syncConditions(
+      memo.current(obj)?.conditions,
+      KIND,
+      true,
+      'Secret synced',
+      { now: ctx.clock.now(), generation: obj.metadata.generation },
+      instant ? [instant] : [],
+    );
+    // Said once: when the condition first becomes Unavailable, not on every refresh.
+    const before = findCondition(memo.current(obj)?.conditions, CONDITION_TYPES.InstantUpdates);
+    if (instant?.status === 'False' && before?.reason !== instant.reason)
+      await ctx.events.warning(involved(obj), REASONS.InstantUpdatesUnavailable, instant.message);
     if (dataChanged) {
       if (!existed || !prevMAC) await ctx.events.normal(involved(obj), REASONS.SecretSynced, 'Secret synced');
       else if (macEqual(prevMAC, newMAC))
@@ -179,6 +193,25 @@ export function vaultStaticSecretReconciler(
     const period = refresh ?? DEFAULT_REFRESH_MS;
     return requeueAfter(jitterDown(period, ctx.random));
   };
+}
+
+/** The InstantUpdates condition of a resource that asks for instant updates; none otherwise. */
+function instantCondition(obj: VaultStaticSecret, streamConfigured: boolean): ConditionInput | undefined {
+  if (!obj.spec?.syncConfig?.instantUpdates) return undefined;
+  return streamConfigured
+    ? {
+        type: CONDITION_TYPES.InstantUpdates,
+        status: 'True',
+        reason: CONDITION_REASONS.AuditStream,
+        message: 'changes in Vault arrive through the audit stream',
+      }
+    : {
+        type: CONDITION_TYPES.InstantUpdates,
+        status: 'False',
+        reason: CONDITION_REASONS.InstantUpdatesUnavailable,
+        message:
+          'no change stream is configured on the operator (--audit-stream-bind-address); the secret is refreshed every refreshAfter',
+      };
 }
 
 function involved(obj: VaultStaticSecret): Involved {

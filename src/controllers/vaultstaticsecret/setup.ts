@@ -1,11 +1,15 @@
 import { VaultStaticSecrets } from '../../api/resources.ts';
 import type { VaultStaticSecret } from '../../api/v1beta1/vaultstaticsecret.ts';
 import { type KindSetup, setupSecretKind } from '../setup.ts';
+import { INSTANT_INDEX, instantIndex, setupInstantUpdates } from './instant.ts';
 import { vaultStaticSecretReconciler } from './reconcile.ts';
 
-export const setupVaultStaticSecret: KindSetup = (env) =>
-  setupSecretKind<VaultStaticSecret>(env, {
+export const setupVaultStaticSecret: KindSetup = (env) => {
+  const { informer, controller } = setupSecretKind<VaultStaticSecret>(env, {
     name: 'vaultstaticsecret',
     resource: VaultStaticSecrets,
     reconciler: (store) => vaultStaticSecretReconciler(env.ctx, store, env.ownWrites),
+    indexes: { [INSTANT_INDEX]: instantIndex },
   });
+  setupInstantUpdates(env, informer, controller);
+};

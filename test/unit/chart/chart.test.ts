@@ -232,6 +232,24 @@ describe('helm chart', { skip }, () => {
     });
   });
 
+  it('auditStream: flags, the container port and the Service Vault connects to', () => {
+    const objs = render({ auditStream: { enabled: true, allowedPeers: ['10.0.0.0/8', '10.1.2.3'] } });
+    const { c } = manager(objs);
+    const flags = flagsOf(c.args);
+    assert.equal(flags.get('audit-stream-bind-address'), ':8090');
+    assert.equal(flags.get('audit-stream-allowed-peers'), '10.0.0.0/8,10.1.2.3');
+    assert.equal(flags.get('audit-stream-max-connections'), '8');
+    for (const f of flags.keys()) assert.ok(OPERATOR_FLAGS.has(f), `unknown operator flag --${f}`);
+    const svc = objs.find((o) => o.kind === 'Service' && o.metadata.name?.endsWith('-audit-stream')) as
+      | { spec: { ports: { port: number; targetPort: string }[] } }
+      | undefined;
+    assert.deepEqual(
+      svc?.spec.ports.map((p) => [p.port, p.targetPort]),
+      [[8090, 'audit-stream']],
+    );
+    assert.ok(!render().some((o) => o.metadata.name?.endsWith('-audit-stream')));
+  });
+
   it('names follow the release; bindings point at the rendered ServiceAccount and roles', () => {
     const objs = render(undefined, { release: 'sec', namespace: 'ops' });
     const sa = one(objs, 'ServiceAccount');

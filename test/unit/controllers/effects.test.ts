@@ -107,6 +107,24 @@ describe('VaultStaticSecret effects', () => {
     assert.equal(synced?.status, 'False');
   });
 
+  it('instantUpdates without a change stream: a condition, and one Warning, never silence', async () => {
+    const { h } = setup();
+    h.apply(vss({ syncConfig: { instantUpdates: true } }));
+    await h.run('s');
+    await h.run('s');
+    const instant = () =>
+      h.store.get('app', 's')?.status?.conditions?.find((c) => c.type === 'InstantUpdates');
+    assert.equal(instant()?.status, 'False');
+    assert.equal(instant()?.reason, 'InstantUpdatesUnavailable');
+    assert.deepEqual(reasons(h.events), ['Warning:InstantUpdatesUnavailable', 'Normal:SecretSynced']);
+
+    h.ctx.options.auditStream = { host: '127.0.0.1', port: 1, allowedPeers: [] };
+    await h.run('s');
+    assert.equal(instant()?.status, 'True');
+    assert.equal(instant()?.reason, 'AuditStream');
+    assert.equal(h.events.length, 2);
+  });
+
   it('polls for a missing create: false destination instead of backing off', async () => {
     const { h } = setup();
     h.apply(vss({ destination: { name: 'absent', create: false, overwrite: false } }));

@@ -1,0 +1,121 @@
+// syncConfig.instantUpdates end to end on the stack's Vault or OpenBao: the dev server's socket
+// audit device streams to the operator's listener (stack.ts sets it up), and a change in Vault
+// reaches its destination Secret long before refreshAfter (1h here) would.
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { after, before, describe, it } from 'node:test';
+import { VaultStaticSecrets } from '../../src/api/resources.ts';
+import type { VaultStaticSecret } from '../../src/api/v1beta1/vaultstaticsecret.ts';
+import type { KubeClient } from '../../src/k8s/client.ts';
+import { Secrets } from '../../src/k8s/resources.ts';
+import type { Secret } from '../../src/k8s/types.ts';
+import {
+  adminClient,
+  apply,
+  assertNoLeak,
+  canary,
+  condition,
+  decodeData,
+  eventually,
+  reconcileTotal,
+  tenant,
+  VaultAdmin,
+  vss,
+} from '../../stack/lib/fixtures.ts';
+import { type StackEnv, uniqueName, useStack } from './harness.ts';
+
+const N = 60;
+const CHANGES = 10;
+/** Generous: a change arrives in well under a second; refreshAfter is an hour. */
+const ARRIVAL_MS = 30_000;
+
+describe('instantUpdates (audit stream)', () => {
+  let env: StackEnv;
+  let kube: KubeClient;
+  let vault: VaultAdmin;
+  let ns: string;
+  const canaries: string[] = [];
+
+  const vssReconciles = (): Promise<number> => {
+    assert.ok(env.operator);
+    return reconcileTotal(`${env.operator.metrics}/metrics`, 'vaultstaticsecret');
+  };
+  const holds = (i: number, value: string) => async () => {
+    const s = await kube.getIfExists<Secret>(Secrets, `d${i}`, ns);
+    return decodeData(s?.data).value === value;
+  };
+  const change = async (i: number): Promise<string> => {
+    const value = canary(`s${i}`, canaries);
+    await vault.kvPut('kvv2', `${ns}/s${i}`, { value });
+    return value;
+  };
+  /** Resets the TCP connections of the audit stream (both ends), as a network fault would. */
+  const dropStream = (): void => {
+    const port = env.auditStreamPort;
+    execFileSync('ss', ['-K', `( sport = :${port} or dport = :${port} )`], { stdio: 'ignore' });
+  };
+
+  before(async () => {
+    env = await useStack();
+    assert.ok(env.operator && env.auditStreamPort, 'the stack runs the operator with its audit stream');
+    kube = adminClient(env);
+    vault = new VaultAdmin(env);
+    ns = uniqueName('instant');
+    await tenant(env, kube, vault, ns);
+    for (let i = 0; i < N; i++) {
+      await vault.kvPut('kvv2', `${ns}/s${i}`, { value: `initial-${i}` });
+      await apply(
+        kube,
+        vss(ns, `s${i}`, {
+          mount: 'kvv2',
+          type: 'kv-v2',
+          path: `${ns}/s${i}`,
+          refreshAfter: '1h',
+          syncConfig: { instantUpdates: true },
+          destination: { name: `d${i}`, create: true },
+        }),
+      );
+    }
+    for (let i = 0; i < N; i++) await eventually(`d${i} synced`, holds(i, `initial-${i}`), 60_000);
+  });
+  after(async () => {
+    await assertNoLeak(env, kube, ns, VaultStaticSecrets, canaries);
+    await kube.close();
+  });
+
+  it('says in a condition that changes arrive through the audit stream', async () => {
+    const o = await kube.get<VaultStaticSecret>(VaultStaticSecrets, 's0', ns);
+    const c = condition(o, 'InstantUpdates');
+    assert.equal(c?.status, 'True');
+    assert.equal(c?.reason, 'AuditStream');
+  });
+
+  it(`delivers ${CHANGES} changes with one Vault read each`, async () => {
+    // Settle: the initial syncs are done and nothing else is due for an hour.
+    await eventually('reconciles settle', async () => {
+      const a = await vssReconciles();
+      await new Promise((r) => setTimeout(r, 1_000));
+      return a === (await vssReconciles());
+    });
+    const before = await vssReconciles();
+    const changed = new Map<number, string>();
+    for (let i = 0; i < CHANGES; i++) changed.set(i * 5, await change(i * 5));
+    for (const [i, value] of changed) await eventually(`d${i} updated`, holds(i, value), ARRIVAL_MS);
+    await new Promise((r) => setTimeout(r, 1_000));
+    // Each VaultStaticSecret reconcile is one KV read: one per change, none for the others.
+    assert.equal((await vssReconciles()) - before, CHANGES);
+  });
+
+  it('a change still arrives when the stream is dropped mid-change', async () => {
+    const first = await change(1);
+    dropStream();
+    // Vault finds the connection gone on this write, reconnects and resends it; the operator
+    // catches up on every instant resource after the reconnection, in case a line was lost.
+    const second = await change(2);
+    await eventually('d1 updated', holds(1, first), ARRIVAL_MS);
+    await eventually('d2 updated', holds(2, second), ARRIVAL_MS);
+    dropStream();
+    const third = await change(3);
+    await eventually('d3 updated', holds(3, third), ARRIVAL_MS);
+  });
+});
