@@ -35,6 +35,8 @@ export interface OperatorConfig extends OperatorOptions {
   metricsAddress: string | null;
   leaderElection: boolean;
   clientCacheSize: number;
+  /** Sessions one namespace may hold in the client cache; default a tenth of clientCacheSize. */
+  clientCacheNamespaceQuota?: number;
   /** The process environment, for the AWS default credential chain (aws auth without secretRef or
    * irsaServiceAccount); unset, that chain is refused. */
   env?: Record<string, string | undefined>;
@@ -89,6 +91,7 @@ export function buildOperator(cfg: OperatorConfig): Manager {
     operatorNamespace: opNs,
     allowDefaultGlobals: cfg.allowDefaultGlobals,
     clientCacheSize: cfg.clientCacheSize,
+    ...(cfg.clientCacheNamespaceQuota ? { clientCacheNamespaceQuota: cfg.clientCacheNamespaceQuota } : {}),
     ...(cfg.env ? { env: cfg.env } : {}),
     persistence: { model: cfg.clientCachePersistenceModel ?? 'none', hmacKey },
   });

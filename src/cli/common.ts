@@ -11,6 +11,7 @@ import { loadKubeConnection } from '../k8s/config.ts';
 import type { RateLimit } from '../k8s/ratelimit.ts';
 import { type MetricsRegistry, registerBuildInfo } from '../metrics/registry.ts';
 import { parseDuration } from '../template/duration.ts';
+import { setVaultAddressAllowlist } from '../vault/address-policy.ts';
 import {
   DEFAULT_CA_CERT_DIR,
   DEFAULT_SECRET_ID_DIR,
@@ -30,6 +31,7 @@ export const COMMON_FLAGS = {
   'log-level': { type: 'string', default: 'info' },
   'ca-cert-dir': { type: 'string' },
   'approle-secret-id-dir': { type: 'string' },
+  'vault-address-allowlist': { type: 'string' },
 } as const;
 
 type CommonValues = { [K in keyof typeof COMMON_FLAGS]?: string | undefined };
@@ -43,7 +45,7 @@ export function setUp(
   logger: Logger,
   rateLimit?: RateLimit,
 ) {
-  configureFileDirs(values, env);
+  configureConfinement(values, env);
   return {
     client: kubeClient(values.kubeconfig, env, userAgent, rateLimit),
     operatorNamespace: operatorNamespace(values['operator-namespace'], env),
@@ -157,15 +159,22 @@ export function sourceBackoff(values: BackoffFlags, env: Env): BackoffPolicy {
   return policy;
 }
 
-/** The directories tenant-named files must lie in: `--ca-cert-dir` (env FERRY_CA_CERT_DIR) for
- * VaultConnection.caCertPath, `--approle-secret-id-dir` (env FERRY_APPROLE_SECRET_ID_DIR) for
- * VaultAuth.appRole.secretIDPath. */
-function configureFileDirs(
-  values: { 'ca-cert-dir'?: string | undefined; 'approle-secret-id-dir'?: string | undefined },
+/** What a tenant may make the process read or reach: the directories tenant-named files must lie in,
+ * `--ca-cert-dir` (env FERRY_CA_CERT_DIR) for VaultConnection.caCertPath, `--approle-secret-id-dir`
+ * (env FERRY_APPROLE_SECRET_ID_DIR) for VaultAuth.appRole.secretIDPath, and the Vault addresses a
+ * VaultConnection may name, `--vault-address-allowlist` (env FERRY_VAULT_ADDRESS_ALLOWLIST, comma
+ * separated; empty allows all). */
+function configureConfinement(
+  values: {
+    'ca-cert-dir'?: string | undefined;
+    'approle-secret-id-dir'?: string | undefined;
+    'vault-address-allowlist'?: string | undefined;
+  },
   env: Env,
 ): void {
   setCaCertDir(values['ca-cert-dir'] ?? env.FERRY_CA_CERT_DIR ?? DEFAULT_CA_CERT_DIR);
   setSecretIdDir(values['approle-secret-id-dir'] ?? env.FERRY_APPROLE_SECRET_ID_DIR ?? DEFAULT_SECRET_ID_DIR);
+  setVaultAddressAllowlist(list(values['vault-address-allowlist'] ?? env.FERRY_VAULT_ADDRESS_ALLOWLIST));
 }
 
 export function kubeClient(

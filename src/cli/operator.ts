@@ -18,6 +18,8 @@ const { values } = parseArgs({
     'metrics-bind-address': { type: 'string', default: ':8080' },
     'max-concurrent-reconciles': { type: 'string' },
     'client-cache-size': { type: 'string' },
+    'client-cache-namespace-quota': { type: 'string' },
+    'strict-destination-ownership': { type: 'string' },
     'connection-health-period': { type: 'string', default: '60' },
     'client-cache-persistence-model': { type: 'string' },
     'kube-client-qps': { type: 'string' },
@@ -104,9 +106,16 @@ try {
     leaderElection: values['leader-elect'] !== 'false',
     maxConcurrentReconciles,
     clientCacheSize,
+    // Unset (or not a positive integer): a tenth of the cache size.
+    clientCacheNamespaceQuota: int(
+      values['client-cache-namespace-quota'] ?? env.FERRY_CLIENT_CACHE_NAMESPACE_QUOTA,
+      0,
+    ),
     ...globals,
     connectionHealthPeriodMs: int(values['connection-health-period'], 60) * 1000,
     clientCachePersistenceModel: persistenceModel,
+    strictDestinationOwnership:
+      (values['strict-destination-ownership'] ?? env.FERRY_STRICT_DESTINATION_OWNERSHIP) === 'true',
     sourceBackoff: backoff,
     ...(podUID ? { operatorPodUID: podUID } : {}),
     ...(stream ? { auditStream: stream } : {}),

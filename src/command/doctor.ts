@@ -570,7 +570,7 @@ const NEEDED: {
   { verb: 'patch', group: 'apps', resource: 'deployments' },
   ...ALL_KINDS.flatMap((d) => [
     { verb: 'watch', group: GROUP, resource: d.resource.plural },
-    { verb: 'update', group: GROUP, resource: d.resource.plural, subresource: 'status' },
+    { verb: 'patch', group: GROUP, resource: d.resource.plural, subresource: 'status' },
   ]),
   // Leader election: a Role in the operator's own namespace.
   { verb: 'update', group: 'coordination.k8s.io', resource: 'leases', inOwnNamespace: true },

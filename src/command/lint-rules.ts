@@ -378,13 +378,15 @@ export function specFindings(o: FerryObject): RuleFinding[] {
     case 'CSISecrets': {
       const spec = o.spec as unknown as CSISecretsSpec;
       out.push(...fromProblems(validateCSISecrets(spec)));
-      if ((spec.accessControl.namespacePatterns ?? []).length === 0) {
+      const ac = spec.accessControl;
+      const podRules = (ac.podNamePatterns ?? []).length > 0 || Object.keys(ac.podLabels ?? {}).length > 0;
+      if (ac.matchPolicy === 'any' && (ac.namespacePatterns ?? []).length > 0 && podRules) {
         out.push({
           severity: 'warning',
           rule: 'csi-namespaces',
-          field: 'spec.accessControl.namespacePatterns',
+          field: 'spec.accessControl.matchPolicy',
           message:
-            'not set: a pod in any namespace whose ServiceAccount matches serviceAccountPattern may mount these secrets; list the namespaces allowed',
+            'any: a pod in a namespace of namespacePatterns is admitted whatever its name and labels, and its name and labels never admit it from another namespace (VSO lets them), so podNamePatterns and podLabels have no effect; use matchPolicy all',
         });
       }
       break;

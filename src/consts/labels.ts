@@ -22,6 +22,10 @@ export function ownerLabels(ownerUid: string): Record<string, string> {
 /** The selector VSO's Secret cache uses: Secrets it created, whatever the owner. */
 export const MANAGED_SECRET_SELECTOR = `${LABEL_MANAGED_BY}=${MANAGED_BY},${LABEL_NAME}=${APP_NAME}`;
 
+/** With `--strict-destination-ownership`, the annotation (value `"true"`) by which a Secret's owner
+ * lets Ferry write a Secret it did not create: `create: false` or `overwrite: true` (Ferry only). */
+export const ANNOTATION_ALLOW_SYNC = 'ferry.secrets.hashicorp.com/allow-sync';
+
 /** Set on a workload's pod template to trigger a rollout restart (value: RFC 3339 time). */
 export const ANNOTATION_RESTARTED_AT = 'vso.secrets.hashicorp.com/restartedAt';
 

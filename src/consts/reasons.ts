@@ -47,6 +47,10 @@ export const REASONS = {
   // Vault events API
   EventWatcherStarted: 'EventWatcherStarted',
   EventWatcherError: 'EventWatcherError',
+  // Ferry only: a VaultConnection address outside the operator's --vault-address-allowlist
+  VaultAddressNotAllowed: 'VaultAddressNotAllowed',
+  // Ferry only: with --strict-destination-ownership, a Secret Ferry did not create lacks the opt-in
+  DestinationNotOptedIn: 'DestinationNotOptedIn',
   /** Ferry: instantUpdates is set but this operator has no change stream (docs/instant-updates.md). */
   InstantUpdatesUnavailable: 'InstantUpdatesUnavailable',
   // Health

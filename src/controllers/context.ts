@@ -28,6 +28,9 @@ export interface OperatorOptions {
   connectionHealthPeriodMs: number;
   /** `--client-cache-persistence-model` (vso-api §11.4); default `none`. */
   clientCachePersistenceModel?: PersistenceModel;
+  /** `--strict-destination-ownership`: Secrets Ferry did not create are written (`create: false`) or
+   * taken over (`overwrite: true`) only with the ANNOTATION_ALLOW_SYNC opt-in. Default off, as VSO. */
+  strictDestinationOwnership?: boolean;
   /** `--audit-stream-bind-address` and friends: the listener for a Vault socket audit device that
    * makes `syncConfig.instantUpdates` work on Vault CE and OpenBao (docs/instant-updates.md). */
   auditStream?: AuditStreamOptions;

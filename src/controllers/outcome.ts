@@ -81,7 +81,8 @@ const isNoAccess = (err: unknown): boolean =>
   isFerryError(err) &&
   (err.code === CODES.INVALID_REF ||
     err.code === CODES.NAMESPACE_NOT_ALLOWED ||
-    err.code === CODES.INVALID_CONFIG);
+    err.code === CODES.INVALID_CONFIG ||
+    err.code === CODES.VAULT_ADDRESS_NOT_ALLOWED);
 
 export function classify(
   err: unknown,
@@ -99,6 +100,10 @@ export function classify(
   if (isFerryError(err)) {
     if (err.code === CODES.DESTINATION_MISSING)
       return { reason: REASONS.InexistentDestination, requeueAfterMs: DESTINATION_POLL_MS };
+    if (err.code === CODES.VAULT_ADDRESS_NOT_ALLOWED)
+      return { reason: REASONS.VaultAddressNotAllowed, retry: true };
+    if (err.code === CODES.DESTINATION_NOT_OPTED_IN)
+      return { reason: REASONS.DestinationNotOptedIn, retry: true };
     // An invalid spec, found reading it or shaping the Vault request from it: only an edit helps.
     if ((phase === 'spec' || phase === 'vault') && err.code === CODES.INVALID_CONFIG)
       return { reason: REASONS.InvalidConfiguration, terminal: true };
@@ -147,7 +152,9 @@ export type Finding =
   /** Templates or patterns do not compile. */
   | 'transformation'
   /** Vault is sealed or does not answer. */
-  | 'unreachable';
+  | 'unreachable'
+  /** The VaultConnection's address is outside the operator's --vault-address-allowlist. */
+  | 'address';
 
 export type FindingOutcome = { reason: Reason } & ({ terminal: true } | { requeueAfterMs: number });
 
@@ -156,6 +163,7 @@ const FINDING_REASON: Record<Finding, Reason> = {
   reference: REASONS.InvalidResourceRef,
   transformation: REASONS.TransformationError,
   unreachable: REASONS.VaultClientError,
+  address: REASONS.VaultAddressNotAllowed,
 };
 
 function findingReason(kind: CheckedKind, finding: Finding): Reason {

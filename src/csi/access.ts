@@ -1,10 +1,14 @@
 // Who may mount a CSISecrets: the request's pod identity (from kubelet's volume context, proven by
 // the pod-bound ServiceAccount token) checked against `spec.accessControl`.
 //
-// Matching (vso-api.md §3.10): the ServiceAccount pattern is always enforced. The other rules are
-// the namespace patterns, the pod-name patterns and the pod labels; a rule counts only when it is
-// configured. With matchPolicy `all` (the default) every configured rule must match; with `any` one
-// of them is enough (and with none configured the ServiceAccount pattern alone decides).
+// Matching (vso-api.md §3.10): the ServiceAccount pattern and the namespace are always enforced.
+// The namespace must match one of `namespacePatterns`, or, without them, be the CSISecrets' own
+// namespace (VSO then admits every namespace: a pod anywhere whose ServiceAccount name matched got
+// another tenant's secrets). The other rules are the pod-name patterns and the pod labels; a rule
+// counts only when it is configured. With matchPolicy `all` (the default) every configured rule must
+// match; with `any` one of them is enough (a matching namespace pattern counts as one, as in VSO).
+// Pod names and labels are chosen by whoever creates the pod, so under `any` they never admit a pod
+// from a namespace outside the allowed ones (VSO lets them).
 // A pattern list matches when one of its patterns matches; labels match when every listed label is
 // present with exactly that value.
 //
@@ -46,13 +50,24 @@ export function fullMatch(pattern: string, value: string): boolean {
   return re(pattern).matches(value);
 }
 
-export function checkAccess(ac: AccessControl, pod: AccessSubject): AccessDecision {
+/** Whether `pod` may mount the CSISecrets with access control `ac` that lives in `home`. */
+export function checkAccess(ac: AccessControl, pod: AccessSubject, home: string): AccessDecision {
   if (!fullMatch(ac.serviceAccountPattern, pod.serviceAccount)) {
     return { allowed: false, reason: `service account ${pod.serviceAccount} does not match` };
   }
-  const rules: { name: string; ok: () => boolean }[] = [];
   const ns = ac.namespacePatterns ?? [];
-  if (ns.length > 0) rules.push({ name: 'namespace', ok: () => ns.some((p) => fullMatch(p, pod.namespace)) });
+  if (ns.length === 0 && pod.namespace !== home) {
+    return {
+      allowed: false,
+      reason: `namespace ${pod.namespace} is not the CSISecrets' own and accessControl.namespacePatterns is unset`,
+    };
+  }
+  if (ns.length > 0 && !ns.some((p) => fullMatch(p, pod.namespace))) {
+    return { allowed: false, reason: `namespace ${pod.namespace} does not match` };
+  }
+  const rules: { name: string; ok: () => boolean }[] = [];
+  // Matched above; under `any` it is the one rule that suffices, as in VSO.
+  if (ns.length > 0) rules.push({ name: 'namespace', ok: () => true });
   const names = ac.podNamePatterns ?? [];
   if (names.length > 0) rules.push({ name: 'pod name', ok: () => names.some((p) => fullMatch(p, pod.name)) });
   const labels = Object.entries(ac.podLabels ?? {});

@@ -209,7 +209,7 @@ export class Publisher {
 
     // 3. accessControl.
     const subject: AccessSubject = { ...pod, labels: podObj.metadata.labels ?? {} };
-    const decision = checkAccess(spec.accessControl, subject);
+    const decision = checkAccess(spec.accessControl, subject, ns);
     if (!decision.allowed) return deny(decision.reason);
     const cs = spec.syncConfig?.containerState;
     if (cs && matchingContainers(cs, podObj).length === 0)

@@ -26,6 +26,8 @@ export interface VaultAccessConfig {
   allowDefaultGlobals: boolean;
   /** Bound of the session cache. */
   clientCacheSize: number;
+  /** Sessions one namespace may hold in it; default a tenth of clientCacheSize. */
+  clientCacheNamespaceQuota?: number;
   /** The process environment, for the AWS default credential chain (aws auth without secretRef or
    * irsaServiceAccount); unset, that chain is refused. */
   env?: Record<string, string | undefined>;
@@ -82,6 +84,7 @@ export function createVaultAccess(
     authGlobals: authGlobals.store,
     connections: connections.store,
     cacheSize: cfg.clientCacheSize,
+    ...(cfg.clientCacheNamespaceQuota ? { cacheNamespaceQuota: cfg.clientCacheNamespaceQuota } : {}),
     clock: cfg.clock,
     tasks: manager.tasks,
     allowDefaultGlobals: cfg.allowDefaultGlobals,

@@ -16,6 +16,7 @@ import type { KubeObject, Secret } from '../k8s/types.ts';
 import { type VaultMetrics, vaultRequestObserver } from '../metrics/vault.ts';
 import type { Store } from '../runtime/store.ts';
 import type { TaskScheduler } from '../runtime/tasks.ts';
+import { vaultAddressAllowlist } from '../vault/address-policy.ts';
 import { appRoleAuth } from '../vault/auth/approle.ts';
 import {
   type AwsCredentials,
@@ -70,6 +71,8 @@ export interface VaultAccessDeps {
   connections: Store<VaultConnection>;
   /** Bound of the session cache the resolver owns. */
   cacheSize: number;
+  /** Sessions one namespace may hold in it; default a tenth of cacheSize. */
+  cacheNamespaceQuota?: number;
   clock: Clock;
   /** Runs persistence writes, retried with the background backoff until a newer token supersedes them. */
   tasks: TaskScheduler;
@@ -248,6 +251,7 @@ export async function connectionOptions(
   if (!spec) throw new FerryError(CODES.INVALID_CONFIG, 'VaultConnection has no spec');
   const problems = validateVaultConnection(spec);
   if (problems.length > 0) throw problemsError('invalid VaultConnection', problems);
+  vaultAddressAllowlist().check(spec.address);
   const opts: VaultClientOptions = { address: spec.address, skipTLSVerify: spec.skipTLSVerify ?? false };
   if (spec.tlsServerName) opts.tlsServerName = spec.tlsServerName;
   if (spec.headers) opts.headers = spec.headers;
@@ -296,6 +300,7 @@ export class VaultAccessResolver {
     const m = deps.metrics;
     this.cache = new VaultClientCache({
       maxSize: deps.cacheSize,
+      ...(deps.cacheNamespaceQuota ? { namespaceQuota: deps.cacheNamespaceQuota } : {}),
       onRemoved: (key, _input, reason) => this.onSessionRemoved(key, reason),
       ...(m ? { metrics: cacheMetrics(m) } : {}),
     });
@@ -568,7 +573,7 @@ export class VaultAccessResolver {
           throw err;
         }
       },
-      signal,
+      { signal, namespace: consumer.namespace },
     );
     const api =
       consumer.vaultNamespace && consumer.vaultNamespace !== eff.vaultNamespace
@@ -581,13 +586,13 @@ export class VaultAccessResolver {
   async #timedGet(
     input: CacheKeyInput,
     create: () => Promise<VaultSession>,
-    signal: AbortSignal | undefined,
+    opts: { signal: AbortSignal | undefined; namespace: string },
   ): Promise<VaultSession> {
     const m = this.#deps.metrics;
-    if (!m) return this.cache.get(input, create, signal);
+    if (!m) return this.cache.get(input, create, opts);
     const start = performance.now();
     try {
-      const session = await this.cache.get(input, create, signal);
+      const session = await this.cache.get(input, create, opts);
       m.factoryRequests.inc({ operation: 'get' });
       return session;
     } catch (err) {

@@ -35,6 +35,8 @@ export interface WatchOptions {
 export interface WriteOptions {
   fieldManager?: string;
   dryRun?: boolean;
+  /** Aborts the request (a reconcile's signal: its timeout, lost leadership). */
+  signal?: AbortSignal | undefined;
 }
 
 export type PatchType = 'merge' | 'json' | 'strategic' | 'apply';
@@ -143,7 +145,7 @@ export class KubeClient {
 
   async create<T extends KubeObject>(rt: ResourceType, obj: T, opts: WriteOptions = {}): Promise<T> {
     const path = resourcePath(rt, { namespace: this.#ns(rt, obj.metadata.namespace) });
-    return this.request<T>('POST', path, { body: obj, query: writeQuery(opts) });
+    return this.request<T>('POST', path, { body: obj, query: writeQuery(opts), ...signalOf(opts) });
   }
 
   async replace<T extends KubeObject>(
@@ -157,7 +159,7 @@ export class KubeClient {
       name,
       subresource: opts.subresource,
     });
-    return this.request<T>('PUT', path, { body: obj, query: writeQuery(opts) });
+    return this.request<T>('PUT', path, { body: obj, query: writeQuery(opts), ...signalOf(opts) });
   }
 
   async patch<T extends KubeObject>(
@@ -180,7 +182,12 @@ export class KubeClient {
       name,
       subresource: opts.subresource,
     });
-    return this.request<T>('PATCH', path, { body, contentType: PATCH_CONTENT_TYPES[type], query });
+    return this.request<T>('PATCH', path, {
+      body,
+      contentType: PATCH_CONTENT_TYPES[type],
+      query,
+      ...signalOf(opts),
+    });
   }
 
   /** Deletes an object; a missing object is a K8sApiError with isNotFound(). */
@@ -192,13 +199,17 @@ export class KubeClient {
       propagationPolicy?: 'Background' | 'Foreground' | 'Orphan';
       preconditions?: { uid?: string; resourceVersion?: string };
       gracePeriodSeconds?: number;
+      signal?: AbortSignal | undefined;
     } = {},
   ): Promise<void> {
     const body: Record<string, unknown> = { apiVersion: 'v1', kind: 'DeleteOptions' };
     if (opts.propagationPolicy !== undefined) body.propagationPolicy = opts.propagationPolicy;
     if (opts.gracePeriodSeconds !== undefined) body.gracePeriodSeconds = opts.gracePeriodSeconds;
     if (opts.preconditions !== undefined) body.preconditions = opts.preconditions;
-    await this.request('DELETE', resourcePath(rt, { namespace: this.#ns(rt, namespace), name }), { body });
+    await this.request('DELETE', resourcePath(rt, { namespace: this.#ns(rt, namespace), name }), {
+      body,
+      ...signalOf(opts),
+    });
   }
 
   /**
@@ -448,6 +459,10 @@ function writeQuery(opts: WriteOptions): Record<string, string> {
   if (opts.fieldManager !== undefined) q.fieldManager = opts.fieldManager;
   if (opts.dryRun === true) q.dryRun = 'All';
   return q;
+}
+
+function signalOf(opts: { signal?: AbortSignal | undefined }): { signal?: AbortSignal } {
+  return opts.signal ? { signal: opts.signal } : {};
 }
 
 function setIf(q: Record<string, string>, key: string, v: string | number | undefined): void {

@@ -39,7 +39,8 @@ export interface ObjectKey {
 
 export interface ReconcileContext {
   key: ObjectKey;
-  /** Aborts on the reconcile timeout and on forced shutdown. Pass it to every I/O call. */
+  /** Aborts on the reconcile timeout, on forced shutdown and at once on lost leadership. Pass it to
+   * every I/O call. */
   signal: AbortSignal;
   /** Child logger bound to controller, reconcileID, namespace and name. */
   log: Logger;
@@ -108,6 +109,8 @@ export class Controller {
   readonly #metrics: ControllerMetrics | undefined;
   readonly #informers: Informer<KubeObject>[] = [];
   readonly #inflight = new Set<AbortController>();
+  /** run()'s `abort`: aborts every reconcile, the running and any that starts after. */
+  #abort: AbortSignal | undefined;
   #forInformer: Informer<KubeObject> | undefined;
   #running = false;
 
@@ -179,10 +182,19 @@ export class Controller {
   /**
    * Run the workers until `signal` aborts, then stop taking work, wait up to shutdownTimeoutMs for
    * in-flight reconciles, abort the stragglers' signals and return. Never rejects.
+   * `opts.abort` stops at once: it aborts the in-flight reconciles' signals without a grace period, as
+   * controller-runtime cancels its reconcile contexts when leadership is lost (another replica may
+   * already be writing the same objects).
    */
-  async run(signal: AbortSignal): Promise<void> {
+  async run(signal: AbortSignal, opts: { abort?: AbortSignal } = {}): Promise<void> {
     if (this.#running) throw new Error(`controller ${this.name} is already running`);
     this.#running = true;
+    const { abort } = opts;
+    this.#abort = abort;
+    const abortAll = (): void => {
+      for (const ac of this.#inflight) ac.abort(abort?.reason);
+    };
+    abort?.addEventListener('abort', abortAll, { once: true });
     const concurrency = this.#opts.concurrency ?? 1;
     this.#log.info({ concurrency }, 'starting workers');
     const workers = Array.from({ length: concurrency }, () => this.#worker());
@@ -207,6 +219,7 @@ export class Controller {
       );
       for (const ac of this.#inflight) ac.abort(new Error('controller shutting down'));
     }
+    abort?.removeEventListener('abort', abortAll);
     this.#log.info('workers stopped');
   }
 
@@ -247,6 +260,7 @@ export class Controller {
     const objectKey = parseKey(key);
     const reconcileId = randomUUID();
     const ac = new AbortController();
+    if (this.#abort?.aborted) ac.abort(this.#abort.reason);
     const timeoutMs = this.#opts.reconcileTimeoutMs ?? 5 * 60_000;
     const timer =
       timeoutMs > 0

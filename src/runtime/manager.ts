@@ -227,10 +227,11 @@ export class Manager {
     }
   }
 
-  async #runControllers(signal: AbortSignal): Promise<void> {
+  /** `abort` (lost leadership) aborts the running reconciles at once; `signal` lets them drain. */
+  async #runControllers(signal: AbortSignal, abort?: AbortSignal): Promise<void> {
     this.#log.info({ controllers: this.#controllers.map((c) => c.name) }, 'starting controllers');
     await Promise.all([
-      ...this.#controllers.map((c) => c.run(signal)),
+      ...this.#controllers.map((c) => c.run(signal, abort ? { abort } : {})),
       ...this.#leaderRunnables.map((r) =>
         r.run(signal).catch((err: unknown) => this.#log.error({ err, runnable: r.name }, 'runnable failed')),
       ),
@@ -253,7 +254,9 @@ export class Manager {
       random: this.#random,
       logger: this.#log.child({ component: 'leader-election' }),
       onStartedLeading: (leading) => {
-        controllersDone = this.#runControllers(AbortSignal.any([signal, leading]));
+        // `leading` aborts before the controllers drained only when leadership is lost (a graceful
+        // shutdown releases the lease after them, onAbort below): then nothing may drain.
+        controllersDone = this.#runControllers(AbortSignal.any([signal, leading]), leading);
       },
     });
     this.#elector = elector;

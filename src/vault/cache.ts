@@ -2,6 +2,13 @@
 // consumer identity), keyed exactly as VSO keys it (vso-api §11.1) so keys are recognisable across
 // the two operators. Concurrent lookups of one key share a single login; hits are validated before
 // they are handed out (session.validate); the LRU bound caps memory and open sessions.
+//
+// The cache is shared by every tenant, so the bound alone would let one namespace (a thousand
+// ServiceAccounts, one VaultAuth per resource) evict everyone else's sessions and make them log in
+// again on every reconcile. Each session is charged to the namespace of the resource that first
+// needed it: a namespace beyond its quota evicts its own least recently used session, and when the
+// whole cache is full the namespace holding the most gives one up, so a namespace within its fair
+// share is never evicted by another.
 import { createHash } from 'node:crypto';
 import type { AuthMethodName } from './auth/index.ts';
 import type { VaultSession } from './session.ts';
@@ -38,6 +45,8 @@ export type RemovalReason = 'invalid' | 'closed' | 'evicted' | 'pruned' | 'clear
 export interface VaultClientCacheOptions {
   /** LRU bound; VSO's `--client-cache-size` default. */
   maxSize?: number;
+  /** Sessions one namespace may hold; default a tenth of maxSize. */
+  namespaceQuota?: number;
   metrics?: CacheMetrics;
   /** Called after a session left the cache (the persistence hook prunes its storage entry). */
   onRemoved?: (key: string, input: CacheKeyInput, reason: RemovalReason) => void;
@@ -45,13 +54,23 @@ export interface VaultClientCacheOptions {
 
 export const DEFAULT_CACHE_SIZE = 10_000;
 
+/** A tenth of the cache: ten namespaces at their quota fill it. */
+export function defaultNamespaceQuota(maxSize: number): number {
+  return Math.max(1, Math.ceil(maxSize / 10));
+}
+
 interface Entry {
   input: CacheKeyInput;
   session: VaultSession;
+  /** The namespace the session is charged to. */
+  namespace: string;
 }
 
 export class VaultClientCache {
   readonly #maxSize: number;
+  readonly #quota: number;
+  /** Sessions per namespace. */
+  readonly #held = new Map<string, number>();
   readonly #metrics: CacheMetrics;
   readonly #onRemoved: VaultClientCacheOptions['onRemoved'];
   // Map iteration order is insertion order; a hit re-inserts, so the first key is least recently used.
@@ -61,6 +80,8 @@ export class VaultClientCache {
   constructor(opts: VaultClientCacheOptions = {}) {
     this.#maxSize = opts.maxSize ?? DEFAULT_CACHE_SIZE;
     if (!(this.#maxSize >= 1)) throw new RangeError('cache maxSize must be at least 1');
+    this.#quota = opts.namespaceQuota ?? defaultNamespaceQuota(this.#maxSize);
+    if (!(this.#quota >= 1)) throw new RangeError('cache namespaceQuota must be at least 1');
     this.#metrics = opts.metrics ?? {};
     this.#onRemoved = opts.onRemoved;
   }
@@ -73,20 +94,28 @@ export class VaultClientCache {
     return this.#entries.has(cacheKey);
   }
 
+  /** Sessions charged to `namespace`. */
+  held(namespace: string): number {
+    return this.#held.get(namespace) ?? 0;
+  }
+
   /**
-   * Returns the session for `input`, creating it with `create` (which logs in) on a miss. Concurrent
-   * calls for the same key share one lookup and one login. A cached session is validated first; if
-   * validation fails the session is dropped and the error thrown, so the next call starts afresh.
+   * Returns the session for `input`, creating it with `create` (which logs in) on a miss and charging
+   * it to `opts.namespace` (the requesting resource's). Concurrent calls for the same key share one
+   * lookup and one login. A cached session is validated first; if validation fails the session is
+   * dropped and the error thrown, so the next call starts afresh.
    */
   get(
     input: CacheKeyInput,
     create: () => Promise<VaultSession>,
-    signal?: AbortSignal,
+    opts: { signal?: AbortSignal | undefined; namespace?: string } = {},
   ): Promise<VaultSession> {
     const key = computeCacheKey(input);
     const pending = this.#inflight.get(key);
     if (pending !== undefined) return pending;
-    const p = this.#resolve(key, input, create, signal).finally(() => this.#inflight.delete(key));
+    const p = this.#resolve(key, input, create, opts.signal, opts.namespace ?? '').finally(() =>
+      this.#inflight.delete(key),
+    );
     this.#inflight.set(key, p);
     return p;
   }
@@ -96,6 +125,7 @@ export class VaultClientCache {
     input: CacheKeyInput,
     create: () => Promise<VaultSession>,
     signal: AbortSignal | undefined,
+    namespace: string,
   ): Promise<VaultSession> {
     const entry = this.#entries.get(key);
     if (entry && !entry.session.closed) {
@@ -113,15 +143,32 @@ export class VaultClientCache {
     if (entry) this.#remove(key, 'closed');
     this.#metrics.miss?.();
     const session = await create();
-    this.#entries.set(key, { input, session });
-    while (this.#entries.size > this.#maxSize) {
-      const oldest = this.#entries.keys().next().value;
-      if (oldest === undefined) break;
-      this.#remove(oldest, 'evicted');
-      this.#metrics.eviction?.();
-    }
+    this.#entries.set(key, { input, session, namespace });
+    this.#held.set(namespace, this.held(namespace) + 1);
+    if (this.held(namespace) > this.#quota) this.#evictFrom(namespace);
+    while (this.#entries.size > this.#maxSize) this.#evictFrom(this.#largest());
     this.#metrics.size?.(this.#entries.size);
     return session;
+  }
+
+  /** Evicts the least recently used session of `namespace`. */
+  #evictFrom(namespace: string): void {
+    for (const [key, entry] of this.#entries) {
+      if (entry.namespace !== namespace) continue;
+      this.#remove(key, 'evicted');
+      this.#metrics.eviction?.();
+      return;
+    }
+  }
+
+  /** The namespace holding the most sessions. */
+  #largest(): string {
+    let most = '';
+    let count = -1;
+    for (const [ns, n] of this.#held) {
+      if (n > count) [most, count] = [ns, n];
+    }
+    return most;
   }
 
   /** Removes sessions of a VaultAuth: all of them (deletion, spec hash change), or only those of
@@ -181,6 +228,9 @@ export class VaultClientCache {
     const entry = this.#entries.get(key);
     if (!entry) return;
     this.#entries.delete(key);
+    const left = this.held(entry.namespace) - 1;
+    if (left > 0) this.#held.set(entry.namespace, left);
+    else this.#held.delete(entry.namespace);
     entry.session.close();
     try {
       this.#onRemoved?.(key, entry.input, reason);

@@ -2,10 +2,11 @@
 // `withToken`/`withNamespace` derive cheap views that share it. The client knows nothing about
 // authentication lifecycles (see session.ts) or secret engines (see kv.ts).
 import { X509Certificate } from 'node:crypto';
-import { Agent, type Dispatcher, interceptors } from 'undici';
+import { type Agent, type Dispatcher, interceptors } from 'undici';
 import pkg from '../../package.json' with { type: 'json' };
 import { CODES, FerryError } from '../errors.ts';
 import type { VaultRequestObserver } from '../metrics/vault.ts';
+import { boundedAgent, isTooLarge, readBody } from './bounded-http.ts';
 import { VaultError, vaultErrorFromBody, vaultTransportError } from './errors.ts';
 
 export interface VaultClientOptions {
@@ -297,17 +298,11 @@ export class VaultClient implements VaultApi {
     } catch (err) {
       throw this.#transportError(method, cleanPath, err);
     }
-    // undici's bodyTimeout is an idle timer: a server dripping a byte at a time would hold the
-    // request forever. The whole body gets the attempt's timeout, as Go's http.Client.Timeout.
-    const { timeoutMs } = this.#transport;
-    const timer = setTimeout(() => res.body.destroy(new BodyTimeoutError(timeoutMs)), timeoutMs);
     let text: string;
     try {
-      text = await res.body.text();
+      text = await readBody(res.body, this.#transport.timeoutMs);
     } catch (err) {
       throw this.#transportError(method, cleanPath, err);
-    } finally {
-      clearTimeout(timer);
     }
     const json = parseJsonObject(text);
     if (res.statusCode >= 400) {
@@ -329,7 +324,7 @@ export class VaultClient implements VaultApi {
   }
 
   #transportError(method: VaultMethod, path: string, err: unknown): FerryError {
-    if ((err as { code?: unknown } | null)?.code === 'UND_ERR_RES_EXCEEDED_MAX_SIZE') {
+    if (isTooLarge(err)) {
       const limit = this.#transport.maxResponseBytes;
       return new FerryError(
         CODES.VAULT_RESPONSE_TOO_LARGE,
@@ -338,13 +333,6 @@ export class VaultClient implements VaultApi {
       );
     }
     return vaultTransportError(method, path, err);
-  }
-}
-
-class BodyTimeoutError extends Error {
-  readonly code = 'FERRY_BODY_TIMEOUT';
-  constructor(ms: number) {
-    super(`response body not received within ${ms} ms`);
   }
 }
 
@@ -384,17 +372,12 @@ function createTransport(opts: VaultClientOptions): Transport {
   if (opts.caCertPem !== undefined && !opts.skipTLSVerify) validateCaPem(opts.caCertPem);
   const timeoutMs = Math.min(opts.timeoutMs ?? DEFAULT_TIMEOUT_MS, MAX_TIMEOUT_MS);
   if (!(timeoutMs > 0)) throw new FerryError(CODES.VAULT_CONFIG, 'Vault timeout must be positive');
-  const connect: Record<string, unknown> = { timeout: timeoutMs };
+  const connect: Record<string, unknown> = {};
   if (opts.caCertPem !== undefined) connect.ca = opts.caCertPem;
   if (opts.skipTLSVerify) connect.rejectUnauthorized = false;
   if (opts.tlsServerName) connect.servername = opts.tlsServerName;
   const maxResponseBytes = opts.maxResponseBytes ?? DEFAULT_MAX_RESPONSE_BYTES;
-  const agent = new Agent({
-    connect,
-    headersTimeout: timeoutMs,
-    bodyTimeout: timeoutMs,
-    maxResponseSize: maxResponseBytes,
-  });
+  const agent = boundedAgent({ timeoutMs, maxResponseBytes, connect });
   const retry = opts.retry ?? DEFAULT_RETRY;
   const dispatcher = agent.compose(
     interceptors.retry({

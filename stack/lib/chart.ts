@@ -49,6 +49,10 @@ interface ChartInstall {
 /** The operator's default `--approle-secret-id-dir`, where the stack mounts its secret-id directory. */
 export const CHART_APPROLE_DIR = DEFAULT_SECRET_ID_DIR;
 
+/** `--vault-address-allowlist` of the stack's operator and CSI driver: every server the stack runs
+ * listens on loopback, so a test's VaultConnection elsewhere is refused. */
+export const STACK_VAULT_ADDRESS_ALLOWLIST = ['127.0.0.0/8', 'localhost', '::1/128'];
+
 function helm(c: ChartEnv, args: string[]): string {
   return execFileSync(c.helm, [...args, `--kubeconfig=${c.kubeconfig}`, `--namespace=${c.namespace}`], {
     encoding: 'utf8',
@@ -87,6 +91,7 @@ export async function installChart(o: ChartInstall, extraArgs: string[] = []): P
         healthProbePort: health,
         logging: { level: 'debug' },
         connectionHealthPeriod: 10,
+        vaultAddressAllowlist: STACK_VAULT_ADDRESS_ALLOWLIST,
         extraEnv: apiEnv,
         extraArgs,
         volumes: [{ name: 'approle', hostPath: { path: o.approleDir, type: 'Directory' } }],

@@ -32,6 +32,7 @@ import {
   operatorIncarnation as operatorIncarnationOf,
   operatorPods,
   restartOperatorPods,
+  STACK_VAULT_ADDRESS_ALLOWLIST,
   scaleOperator,
   uninstallRelease,
   upgradeOperatorArgs,
@@ -542,6 +543,7 @@ async function spawnOperator(
     `--metrics-bind-address=127.0.0.1:${metrics}`,
     '--log-level=debug',
     '--connection-health-period=10',
+    `--vault-address-allowlist=${STACK_VAULT_ADDRESS_ALLOWLIST.join(',')}`,
     ...(env.approleDir ? [`--approle-secret-id-dir=${env.approleDir.host}`] : []),
     ...(env.auditStreamPort
       ? [

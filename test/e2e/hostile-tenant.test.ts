@@ -1,22 +1,36 @@
-// A hostile tenant against the real operator (issue 14): a template bomb, a zero refreshAfter and
-// a VaultConnection whose caCertPath names a device each end in a status the tenant can read,
-// while the operator stays responsive for everyone else.
+// A hostile tenant against the real operator (issue 14): a template bomb, a zero refreshAfter, a
+// VaultConnection whose caCertPath names a device or whose address is outside the operator's
+// allowlist each end in a status the tenant can read, while the operator stays responsive for
+// everyone else; a pod of another namespace cannot mount a CSISecrets, whatever its labels; and a
+// policy that quotes the Secret it rejects gets no secret value into status or Events.
 import assert from 'node:assert/strict';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { VaultConnections, VaultStaticSecrets } from '../../src/api/resources.ts';
+import { VaultConnections, VaultDynamicSecrets, VaultStaticSecrets } from '../../src/api/resources.ts';
 import type { VaultConnection } from '../../src/api/v1beta1/vaultconnection.ts';
 import type { VaultStaticSecret } from '../../src/api/v1beta1/vaultstaticsecret.ts';
+import { grpcCodeName } from '../../src/csi/client.ts';
 import type { KubeClient } from '../../src/k8s/client.ts';
+import { type ResourceType, Secrets } from '../../src/k8s/resources.ts';
+import type { KubeObject, Secret } from '../../src/k8s/types.ts';
+import { csiSecretsManifest, makePod, startTestDriver, targetOf } from '../../stack/lib/csi.ts';
 import {
   adminClient,
   apply,
+  assertNoLeak,
+  canary,
   condition,
+  ensureNamespace,
+  eventsOf,
   eventually,
   kvSecret,
   type Manifest,
   synced,
   tenant,
   VaultAdmin,
+  vds,
 } from '../../stack/lib/fixtures.ts';
 import { type StackEnv, uniqueName, useStack } from './harness.ts';
 
@@ -106,5 +120,184 @@ describe('hostile tenant', () => {
       return c.status?.valid === false ? c : undefined;
     });
     assert.match(condition(conn, 'VaultClient')?.message ?? '', /caCertPath \/dev\/zero is not under \//);
+  });
+
+  it('a VaultConnection address outside the allowlist is refused in status and an Event, never dialled', async () => {
+    // The stack allows loopback only (STACK_VAULT_ADDRESS_ALLOWLIST): an internal port scan target.
+    await apply(kube, {
+      apiVersion: 'secrets.hashicorp.com/v1beta1',
+      kind: 'VaultConnection',
+      metadata: { name: 'scan', namespace: ns },
+      spec: { address: 'http://10.255.255.1:22', skipTLSVerify: false },
+    } as Manifest);
+    const conn = await eventually('VaultConnection refused', async () => {
+      const c = await kube.get<VaultConnection>(VaultConnections, 'scan', ns);
+      return c.status?.valid === false ? c : undefined;
+    });
+    const cond = condition(conn, 'VaultClient');
+    assert.equal(cond?.reason, 'VaultAddressNotAllowed');
+    assert.match(
+      cond?.message ?? '',
+      /http:\/\/10\.255\.255\.1:22 is not in the operator's --vault-address-allowlist/,
+    );
+    await eventually('a Warning Event', async () =>
+      (await eventsOf(kube, ns, 'scan')).find(
+        (e) => e.type === 'Warning' && e.reason === 'VaultAddressNotAllowed',
+      ),
+    );
+  });
+
+  it('a CSISecrets serves only its own namespace without namespacePatterns; labels never widen it', async () => {
+    const other = uniqueName('hostile-other');
+    await ensureNamespace(kube, other, ['app']);
+    const value = canary('csi-own');
+    await vault.kvPut('kvv2', `${ns}/csi`, { password: value });
+    const secrets = { vaultStaticSecrets: [{ mount: 'kvv2', path: `${ns}/csi`, type: 'kv-v2' }] };
+    await apply(
+      kube,
+      csiSecretsManifest(ns, 'own', {
+        vaultAuthRef: { name: 'auth' },
+        accessControl: { serviceAccountPattern: 'app' },
+        secrets,
+      }),
+    );
+    await apply(
+      kube,
+      csiSecretsManifest(ns, 'labelled', {
+        vaultAuthRef: { name: 'auth' },
+        accessControl: {
+          serviceAccountPattern: 'app',
+          namespacePatterns: [ns],
+          podLabels: { team: 'a' },
+          matchPolicy: 'any',
+        },
+        secrets,
+      }),
+    );
+    const dir = await mkdtemp(join(tmpdir(), 'ferry-hostile-csi-'));
+    const csi = await startTestDriver(env, kube, dir);
+    try {
+      const intruder = await makePod(kube, {
+        namespace: other,
+        name: 'intruder',
+        serviceAccount: 'app',
+        labels: { team: 'a' },
+      });
+      const mine = await makePod(kube, { namespace: ns, name: 'mine', serviceAccount: 'app' });
+      const codeOf = (p: Promise<unknown>) =>
+        p.then(
+          () => 'OK',
+          (e: unknown) => grpcCodeName(e),
+        );
+      for (const name of ['own', 'labelled']) {
+        assert.equal(
+          await codeOf(csi.publish(intruder, { csiSecretsNamespace: ns, attrs: { csiSecretsName: name } })),
+          'PERMISSION_DENIED',
+          `a pod of ${other} mounted ${ns}/${name}`,
+        );
+      }
+      await csi.publish(mine, { attrs: { csiSecretsName: 'own' } });
+      assert.equal(await readFile(join(targetOf(dir, mine), 'static_secret_0_password'), 'utf8'), value);
+      await csi.unpublish(mine);
+    } finally {
+      await csi.stop();
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('a policy that quotes the Secret it rejects gets no value of a VaultDynamicSecret into status or Events', async () => {
+    // A ValidatingAdmissionPolicy whose message quotes the data, as a tenant (or a careless policy)
+    // could write: the operator's error carries it unless redacted.
+    const value = canary('vds-leak');
+    await vault.kvPut('kvv1', `${ns}/leak`, { password: value }, 1);
+    const VAP: ResourceType = {
+      group: 'admissionregistration.k8s.io',
+      version: 'v1',
+      kind: 'ValidatingAdmissionPolicy',
+      plural: 'validatingadmissionpolicies',
+      namespaced: false,
+    };
+    const BINDING: ResourceType = {
+      ...VAP,
+      kind: 'ValidatingAdmissionPolicyBinding',
+      plural: 'validatingadmissionpolicybindings',
+    };
+    const policy = `ferry-e2e-quote-${ns}`;
+    await kube.create<KubeObject>(VAP, {
+      apiVersion: 'admissionregistration.k8s.io/v1',
+      kind: 'ValidatingAdmissionPolicy',
+      metadata: { name: policy },
+      spec: {
+        failurePolicy: 'Fail',
+        matchConstraints: {
+          resourceRules: [
+            {
+              apiGroups: [''],
+              apiVersions: ['v1'],
+              operations: ['CREATE', 'UPDATE'],
+              resources: ['secrets'],
+            },
+          ],
+        },
+        matchConditions: [{ name: 'leaky', expression: "object.metadata.name == 'leaky'" }],
+        validations: [
+          { expression: 'false', messageExpression: "'password is ' + string(object.data.password)" },
+        ],
+      },
+    } as KubeObject);
+    await kube.create<KubeObject>(BINDING, {
+      apiVersion: 'admissionregistration.k8s.io/v1',
+      kind: 'ValidatingAdmissionPolicyBinding',
+      metadata: { name: policy },
+      spec: {
+        policyName: policy,
+        validationActions: ['Deny'],
+        matchResources: { namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': ns } } },
+      },
+    } as KubeObject);
+    try {
+      // Policies take effect once the API server has loaded them: probe with a dry-run create.
+      await eventually('the policy in effect', () =>
+        kube
+          .create<Secret>(
+            Secrets,
+            {
+              apiVersion: 'v1',
+              kind: 'Secret',
+              metadata: { name: 'leaky', namespace: ns },
+              data: { password: '' },
+            },
+            { dryRun: true },
+          )
+          .then(
+            () => false,
+            (e: unknown) => /ValidatingAdmissionPolicy/.test(String(e)),
+          ),
+      );
+      await apply(
+        kube,
+        vds(ns, 'leaky', {
+          vaultAuthRef: 'auth',
+          mount: 'kvv1',
+          path: `${ns}/leak`,
+          requestHTTPMethod: 'GET',
+          destination: { name: 'leaky', create: true },
+        }),
+      );
+      await eventually('the rejection in status', async () => {
+        const o = await kube.get<
+          KubeObject & { status?: { conditions?: { type: string; message?: string }[] } }
+        >(VaultDynamicSecrets, 'leaky', ns);
+        return /denied request|ValidatingAdmissionPolicy/.test(condition(o, 'SecretSynced')?.message ?? '')
+          ? o
+          : undefined;
+      });
+      const forms = [value, Buffer.from(value).toString('base64')];
+      await assertNoLeak(env, kube, ns, VaultDynamicSecrets, forms);
+    } finally {
+      await kube.delete(BINDING, policy).catch(() => {});
+      await kube.delete(VAP, policy).catch(() => {});
+      await kube.delete(VaultDynamicSecrets, 'leaky', ns).catch(() => {});
+    }
   });
 });

@@ -2,7 +2,7 @@
 // nothing would change — including for `create: false`, where VSO rewrites on every poll.
 import { isDeepStrictEqual } from 'node:util';
 import { API_VERSION } from '../../api/resources.ts';
-import { LABEL_OWNER_REF_UID, ownerLabels } from '../../consts/labels.ts';
+import { ANNOTATION_ALLOW_SYNC, LABEL_OWNER_REF_UID, ownerLabels } from '../../consts/labels.ts';
 import { CODES, FerryError } from '../../errors.ts';
 import type { KubeClient } from '../../k8s/client.ts';
 import { isK8sApiError } from '../../k8s/errors.ts';
@@ -85,12 +85,15 @@ export async function syncDestination(
   dest: DestinationSpec,
   data: Record<string, string>,
   existing: Secret | undefined,
+  opts: { signal?: AbortSignal; strict?: boolean | undefined } = {},
 ): Promise<SyncResult> {
   const namespace = owner.metadata.namespace;
+  const { signal } = opts;
   if (!dest.create) {
     if (!existing) throw destinationMissing(namespace, dest.name);
+    if (opts.strict) requireOptIn(existing, 'destination.create is false');
     if (sameData(existing.data, data)) return { outcome: 'unchanged' };
-    return written('updated', await client.replace<Secret>(Secrets, { ...existing, data }));
+    return written('updated', await client.replace<Secret>(Secrets, { ...existing, data }, { signal }));
   }
 
   const desired: Secret = {
@@ -107,8 +110,8 @@ export async function syncDestination(
     data,
   };
   if (!existing) {
-    const created = await client.create<Secret>(Secrets, desired);
-    await pruneRenamed(client, owner, dest.name);
+    const created = await client.create<Secret>(Secrets, desired, { signal });
+    await pruneRenamed(client, owner, dest.name, signal);
     return written('created', created);
   }
   if (!ownedBy(existing, owner)) {
@@ -119,13 +122,15 @@ export async function syncDestination(
         `destination Secret ${namespace}/${dest.name} exists and is not owned by this resource; set destination.overwrite to take it over`,
       );
     }
+    if (opts.strict) requireOptIn(existing, 'destination.overwrite would take it over');
   }
   if ((existing.type ?? 'Opaque') !== desired.type) {
     // Secret type is immutable: replace the object, guarded by its UID so a concurrent recreate is not lost.
     await client.delete(Secrets, dest.name, namespace, {
       preconditions: { uid: existing.metadata.uid ?? '' },
+      signal,
     });
-    return written('recreated', await client.create<Secret>(Secrets, desired));
+    return written('recreated', await client.create<Secret>(Secrets, desired, { signal }));
   }
   const unchanged =
     sameData(existing.data, data) &&
@@ -133,13 +138,27 @@ export async function syncDestination(
     isDeepStrictEqual(existing.metadata.annotations ?? {}, desired.metadata.annotations) &&
     isDeepStrictEqual(existing.metadata.ownerReferences ?? [], desired.metadata.ownerReferences);
   if (unchanged) return { outcome: 'unchanged' };
-  const updated = await client.replace<Secret>(Secrets, {
-    ...existing,
-    // desired.metadata carries no resourceVersion, so the existing one guards the update.
-    metadata: { ...existing.metadata, ...desired.metadata },
-    data,
-  });
+  const updated = await client.replace<Secret>(
+    Secrets,
+    {
+      ...existing,
+      // desired.metadata carries no resourceVersion, so the existing one guards the update.
+      metadata: { ...existing.metadata, ...desired.metadata },
+      data,
+    },
+    { signal },
+  );
   return written('updated', updated);
+}
+
+/** Under strict ownership, a Secret Ferry did not create is written only with its owner's opt-in. */
+function requireOptIn(existing: Secret, why: string): void {
+  if (existing.metadata.annotations?.[ANNOTATION_ALLOW_SYNC] === 'true') return;
+  const { namespace, name } = existing.metadata;
+  throw new FerryError(
+    CODES.DESTINATION_NOT_OPTED_IN,
+    `destination Secret ${namespace}/${name} was not created by this resource and ${why}, but it lacks the annotation ${ANNOTATION_ALLOW_SYNC}: "true" that this operator requires (--strict-destination-ownership); annotate the Secret to allow it`,
+  );
 }
 
 function written(outcome: SyncOutcome, secret: Secret): SyncResult {
@@ -148,11 +167,17 @@ function written(outcome: SyncOutcome, secret: Secret): SyncResult {
 }
 
 /** After a destination rename, delete the Secrets this owner created under other names. */
-async function pruneRenamed(client: KubeClient, owner: Owner, keep: string): Promise<void> {
+async function pruneRenamed(
+  client: KubeClient,
+  owner: Owner,
+  keep: string,
+  signal: AbortSignal | undefined,
+): Promise<void> {
   const list = await client.list<Secret>(Secrets, {
     namespace: owner.metadata.namespace,
     labelSelector: `${LABEL_OWNER_REF_UID}=${owner.metadata.uid}`,
     metadataOnly: true,
+    ...(signal ? { signal } : {}),
   });
   for (const s of list.items) {
     const name = s.metadata.name;
@@ -161,6 +186,7 @@ async function pruneRenamed(client: KubeClient, owner: Owner, keep: string): Pro
     try {
       await client.delete(Secrets, name, owner.metadata.namespace, {
         preconditions: { uid: s.metadata.uid ?? '' },
+        signal,
       });
     } catch (err) {
       if (!(isK8sApiError(err) && err.isNotFound())) throw err;

@@ -9,7 +9,7 @@ import { CONDITION_REASONS, CONDITION_TYPES, healthyMessage } from '../../consts
 import { FINALIZERS } from '../../consts/finalizers.ts';
 import { REASONS } from '../../consts/reasons.ts';
 import { connectionOptions } from '../../delivery/vault-access.ts';
-import { errorMessage } from '../../errors.ts';
+import { CODES, errorMessage, isFerryError } from '../../errors.ts';
 import { type Condition, setCondition } from '../../runtime/conditions.ts';
 import { type Action, awaitChange, type ReconcileContext, requeueAfter } from '../../runtime/controller.ts';
 import { VaultClient } from '../../vault/client.ts';
@@ -17,21 +17,35 @@ import type { ControllerContext } from '../context.ts';
 import { classifyFinding, findingAction } from '../outcome.ts';
 import { releaseFinalizer, writeStatus } from '../shared/status.ts';
 
-type Check = { ok: true; message: string } | { ok: false; type: string; message: string };
+type Check =
+  | { ok: true; message: string }
+  | { ok: false; type: string; message: string; finding: 'config' | 'address' | 'unreachable' };
 
 async function check(ctx: ControllerContext, conn: VaultConnection, signal: AbortSignal): Promise<Check> {
   let client: VaultClient;
   try {
     client = new VaultClient(await connectionOptions(conn, ctx.client, undefined));
   } catch (err) {
-    return { ok: false, type: CONDITION_TYPES.VaultClient, message: errorMessage(err) };
+    const refused = isFerryError(err) && err.code === CODES.VAULT_ADDRESS_NOT_ALLOWED;
+    return {
+      ok: false,
+      type: CONDITION_TYPES.VaultClient,
+      message: errorMessage(err),
+      finding: refused ? 'address' : 'config',
+    };
   }
   try {
     const s = await client.sealStatus({ signal });
-    if (s.sealed) return { ok: false, type: CONDITION_TYPES.VaultPing, message: 'Vault is sealed' };
+    if (s.sealed)
+      return {
+        ok: false,
+        type: CONDITION_TYPES.VaultPing,
+        message: 'Vault is sealed',
+        finding: 'unreachable',
+      };
     return { ok: true, message: `Vault ${s.version ?? ''} is unsealed`.replace('  ', ' ') };
   } catch (err) {
-    return { ok: false, type: CONDITION_TYPES.VaultPing, message: errorMessage(err) };
+    return { ok: false, type: CONDITION_TYPES.VaultPing, message: errorMessage(err), finding: 'unreachable' };
   } finally {
     await client.close();
   }
@@ -47,6 +61,9 @@ export function vaultConnectionReconciler(ctx: ControllerContext) {
       return awaitChange();
     }
     const result = await check(ctx, conn, signal);
+    const period = ctx.options.connectionHealthPeriodMs;
+    // Config errors (and a refused address) wait for a spec change; reachability problems are re-checked.
+    const outcome = result.ok ? undefined : classifyFinding('VaultConnection', result.finding, period);
     const now = ctx.clock.now();
     const generation = conn.metadata.generation;
     let conditions: Condition[] = conn.status?.conditions ?? [];
@@ -64,7 +81,9 @@ export function vaultConnectionReconciler(ctx: ControllerContext) {
       set(
         result.type,
         false,
-        result.type === CONDITION_TYPES.VaultClient ? REASONS.VaultClientConfigError : 'VaultPingFailed',
+        result.finding === 'unreachable'
+          ? 'VaultPingFailed'
+          : (outcome?.reason ?? REASONS.VaultClientConfigError),
         result.message,
       );
     }
@@ -78,8 +97,7 @@ export function vaultConnectionReconciler(ctx: ControllerContext) {
     const status: VaultConnectionStatus = { valid: result.ok, conditions };
     const wasValid = conn.status?.valid;
     await writeStatus(ctx.client, VaultConnections, conn, status);
-    const period = ctx.options.connectionHealthPeriodMs;
-    if (result.ok) {
+    if (!outcome) {
       if (wasValid !== true)
         await ctx.events.normal(
           conn as Required<VaultConnection>,
@@ -89,9 +107,6 @@ export function vaultConnectionReconciler(ctx: ControllerContext) {
       // Healthy servers are re-checked too, so that a seal or an outage shows in status.
       return requeueAfter(jitterDown(period, ctx.random));
     }
-    // Config errors wait for a spec change; reachability problems are re-checked.
-    const finding = result.type === CONDITION_TYPES.VaultClient ? 'config' : 'unreachable';
-    const outcome = classifyFinding('VaultConnection', finding, period);
     if (wasValid !== false)
       await ctx.events.warning(conn as Required<VaultConnection>, outcome.reason, result.message);
     return findingAction(outcome, ctx.random);

@@ -55,6 +55,7 @@ import {
 import { destinationMissing, destinationOwner, syncDestination } from '../shared/destination.ts';
 import { macEqual, secretMAC } from '../shared/hmac.ts';
 import type { OwnWrites } from '../shared/own-writes.ts';
+import { redactError } from '../shared/redact.ts';
 import { restartTargets } from '../shared/restart.ts';
 import { StatusMemo, syncConditions, writeStatus } from '../shared/status.ts';
 import {
@@ -225,21 +226,26 @@ export function vaultDynamicSecretReconciler(
         if (!Object.hasOwn(source, k)) source[k] = k === 'rotation_schedule' ? '' : 0;
     }
     const namespace = obj.metadata.namespace ?? '';
-    const shaping = shapeData(
-      {
-        transformations: ctx.informers.transformations.store,
-        globalExcludeRaw: ctx.options.globalExcludeRaw,
-      },
-      namespace,
-      spec.destination.transformation,
-      {
-        secrets: source,
-        metadata: {},
-        annotations: obj.metadata.annotations ?? {},
-        labels: obj.metadata.labels ?? {},
-      },
-    );
-    const data = makeSecretData(source, res.data, shaping);
+    let data: Record<string, string>;
+    try {
+      const shaping = shapeData(
+        {
+          transformations: ctx.informers.transformations.store,
+          globalExcludeRaw: ctx.options.globalExcludeRaw,
+        },
+        namespace,
+        spec.destination.transformation,
+        {
+          secrets: source,
+          metadata: {},
+          annotations: obj.metadata.annotations ?? {},
+          labels: obj.metadata.labels ?? {},
+        },
+      );
+      data = makeSecretData(source, res.data, shaping);
+    } catch (err) {
+      throw redactError(err, source);
+    }
     return meta ? { res, data, isStatic, meta } : { res, data, isStatic };
   };
 
@@ -252,12 +258,15 @@ export function vaultDynamicSecretReconciler(
     if (!spec) return false;
     const namespace = obj.metadata.namespace ?? '';
     ownWrites.expect(namespace, spec.destination.name, existing?.metadata.resourceVersion);
+    // Not aborted with the reconcile: a failed write revokes the lease just issued, and an aborted
+    // write may still have landed, which would leave revoked credentials in the Secret.
     const result = await syncDestination(
       ctx.client,
       destinationOwner(KIND, obj),
       spec.destination,
       data,
       existing,
+      { strict: ctx.options.strictDestinationOwnership },
     );
     if (result.resourceVersion) ownWrites.record(namespace, spec.destination.name, result.resourceVersion);
     return result.outcome !== 'unchanged';
@@ -316,7 +325,7 @@ export function vaultDynamicSecretReconciler(
     } catch (err) {
       // The credentials just issued are not in use anywhere: revoke them rather than leave them live.
       if (newLeaseId && newLeaseId !== oldLeaseId) void revokeLease(access.api, newLeaseId).catch(() => {});
-      throw await fail(obj, current, 'destination', err);
+      throw await fail(obj, current, 'destination', redactError(err, res.data));
     }
     const now = ctx.clock.now();
     if (oldLeaseId && oldLeaseId !== newLeaseId) leaseStarts.delete(oldLeaseId);

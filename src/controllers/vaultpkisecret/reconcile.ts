@@ -35,6 +35,7 @@ import {
 import { destinationMissing, destinationOwner, syncDestination } from '../shared/destination.ts';
 import { macEqual, secretMAC } from '../shared/hmac.ts';
 import type { OwnWrites } from '../shared/own-writes.ts';
+import { redactError } from '../shared/redact.ts';
 import { restartTargets } from '../shared/restart.ts';
 import { StatusMemo, syncConditions, writeStatus } from '../shared/status.ts';
 import { decideIssue } from './plan.ts';
@@ -217,17 +218,20 @@ export function vaultPKISecretReconciler(
       data = pkiSecretData(cert, shaping, dest.type);
     } catch (err) {
       await revokeQuietly(access.api, spec.mount, cert.serialNumber, rc.signal);
-      throw await fail(obj, 'shape', err);
+      throw await fail(obj, 'shape', redactError(err, cert.data));
     }
 
     try {
       ownWrites.expect(namespace, dest.name, existing?.metadata.resourceVersion);
-      const result = await syncDestination(ctx.client, destinationOwner(KIND, obj), dest, data, existing);
+      const result = await syncDestination(ctx.client, destinationOwner(KIND, obj), dest, data, existing, {
+        signal: rc.signal,
+        strict: ctx.options.strictDestinationOwnership,
+      });
       if (result.resourceVersion) ownWrites.record(namespace, dest.name, result.resourceVersion);
     } catch (err) {
       // The new certificate never reached anyone: revoke it rather than leave it valid and unknown.
       await revokeQuietly(access.api, spec.mount, cert.serialNumber, rc.signal);
-      throw await fail(obj, 'destination', err);
+      throw await fail(obj, 'destination', redactError(err, cert.data));
     }
     fingerprints.set(uid, fp);
 
@@ -326,7 +330,9 @@ export function vaultPKISecretReconciler(
       try {
         const existing = await ctx.client.getIfExists<Secret>(Secrets, spec.destination.name, namespace);
         if (existing && Object.keys(existing.data ?? {}).length > 0)
-          await syncDestination(ctx.client, destinationOwner(KIND, obj), spec.destination, {}, existing);
+          await syncDestination(ctx.client, destinationOwner(KIND, obj), spec.destination, {}, existing, {
+            strict: ctx.options.strictDestinationOwnership,
+          });
       } catch (err) {
         problems.push(`could not clear Secret ${namespace}/${spec.destination.name}: ${errorMessage(err)}`);
         outcomes.push(classify(err, 'clearDestination', cleanupLimits));

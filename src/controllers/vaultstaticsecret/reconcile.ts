@@ -11,7 +11,7 @@ import { FINALIZERS } from '../../consts/finalizers.ts';
 import { REASONS } from '../../consts/reasons.ts';
 import { makeSecretData } from '../../delivery/secret-data.ts';
 import { shapeData } from '../../delivery/transformation.ts';
-import { CODES, errorMessage, FerryError, isFerryError } from '../../errors.ts';
+import { CODES, errorMessage, FerryError } from '../../errors.ts';
 import { Secrets } from '../../k8s/resources.ts';
 import type { Secret } from '../../k8s/types.ts';
 import { type Condition, type ConditionInput, findCondition } from '../../runtime/conditions.ts';
@@ -22,7 +22,7 @@ import { classify, errorFor, type Phase } from '../outcome.ts';
 import { destinationOwner, syncDestination } from '../shared/destination.ts';
 import { macEqual, secretMAC } from '../shared/hmac.ts';
 import type { OwnWrites } from '../shared/own-writes.ts';
-import { redactSecretValues } from '../shared/redact.ts';
+import { redactError } from '../shared/redact.ts';
 import { restartTargets } from '../shared/restart.ts';
 import { releaseFinalizer, StatusMemo, syncConditions, writeStatus } from '../shared/status.ts';
 
@@ -45,17 +45,11 @@ export function vaultStaticSecretReconciler(
 
   /**
    * Reports a failure in status and as a Warning Event (the destination is left untouched) and
-   * returns the error to throw. Errors raised after the secret data was read are scrubbed of it.
+   * returns the error to throw. Errors raised after the secret data was read come through redactError.
    */
-  const fail = async (
-    obj: VaultStaticSecret,
-    phase: Phase,
-    err: unknown,
-    secretData?: unknown,
-  ): Promise<unknown> => {
+  const fail = async (obj: VaultStaticSecret, phase: Phase, err: unknown): Promise<unknown> => {
     const outcome = classify(err, phase);
-    const message =
-      secretData === undefined ? errorMessage(err) : redactSecretValues(errorMessage(err), secretData);
+    const message = errorMessage(err);
     const previous = memo.current(obj);
     const status: VaultStaticSecretStatus = {
       ...previous,
@@ -64,12 +58,7 @@ export function vaultStaticSecretReconciler(
     };
     await writeStatus(ctx.client, VaultStaticSecrets, obj, status, memo);
     await ctx.events.warning(involved(obj), outcome.reason, message);
-    // After the data was read, the error thrown carries only the redacted message.
-    const thrown =
-      secretData === undefined
-        ? err
-        : new FerryError(isFerryError(err) ? err.code : CODES.SECRET_DATA, message);
-    return errorFor(thrown, outcome);
+    return errorFor(err, outcome);
   };
 
   return async ({ key, signal }: ReconcileContext): Promise<Action> => {
@@ -128,7 +117,7 @@ export function vaultStaticSecretReconciler(
       data = makeSecretData(source.data, source.raw, shaping);
     } catch (err) {
       // Retried with backoff: a change in Vault or in a SecretTransformation can fix it too.
-      throw await fail(obj, 'shape', err, source.data);
+      throw await fail(obj, 'shape', redactError(err, source.data));
     }
 
     const hmac = spec.hmacSecretData ?? true;
@@ -142,10 +131,13 @@ export function vaultStaticSecretReconciler(
       newMAC = secretMAC(key, data);
       dataChanged = !existing || !macEqual(secretMAC(key, existing.data ?? {}), newMAC);
       ownWrites.expect(namespace, dest.name, existing?.metadata.resourceVersion);
-      const result = await syncDestination(ctx.client, destinationOwner(KIND, obj), dest, data, existing);
+      const result = await syncDestination(ctx.client, destinationOwner(KIND, obj), dest, data, existing, {
+        signal,
+        strict: ctx.options.strictDestinationOwnership,
+      });
       if (result.resourceVersion) ownWrites.record(namespace, dest.name, result.resourceVersion);
     } catch (err) {
-      throw await fail(obj, 'destination', err, source.data);
+      throw await fail(obj, 'destination', redactError(err, source.data));
     }
     const prevMAC = memo.current(obj)?.secretMAC;
 

@@ -1,8 +1,26 @@
 // The few plain HTTP calls credential providers make to cloud endpoints (AWS STS, IMDS, ECS; Google
-// STS, IAM Credentials, metadata). Bodies are returned whole (they are small); transport failures
-// become VAULT_AUTH errors naming the endpoint and the error code only, never a request or body.
-import { request } from 'undici';
+// STS, IAM Credentials, metadata). Answers are held to the Vault client's discipline (bounded-http.ts)
+// with a smaller cap, as they are small: an endpoint a tenant points Ferry at (the VaultAuth's STS or
+// metadata endpoint) cannot make it hold more or wait longer. Transport failures become VAULT_AUTH
+// errors naming the endpoint and the error code only, never a request or body.
+import { type Agent, request } from 'undici';
 import { CODES, FerryError } from '../../errors.ts';
+import { boundedAgent, isTooLarge, readBody } from '../bounded-http.ts';
+
+/** STS credentials and metadata tokens are a few KiB. */
+export const CLOUD_MAX_RESPONSE_BYTES = 1024 * 1024;
+const DEFAULT_CLOUD_TIMEOUT_MS = 30_000;
+
+// One pool per timeout (callers use a couple of constants), so the connect timeout is the call's too.
+const agents = new Map<number, Agent>();
+function agentFor(timeoutMs: number): Agent {
+  let agent = agents.get(timeoutMs);
+  if (!agent) {
+    agent = boundedAgent({ timeoutMs, maxResponseBytes: CLOUD_MAX_RESPONSE_BYTES });
+    agents.set(timeoutMs, agent);
+  }
+  return agent;
+}
 
 export interface CloudResponse {
   status: number;
@@ -19,17 +37,23 @@ export async function cloudCall(
     timeoutMs?: number;
   } = {},
 ): Promise<CloudResponse> {
-  const timeout = init.timeoutMs ?? 30_000;
+  const timeout = init.timeoutMs ?? DEFAULT_CLOUD_TIMEOUT_MS;
   try {
     const res = await request(url, {
+      dispatcher: agentFor(timeout),
       method: init.method ?? 'GET',
       ...(init.headers ? { headers: init.headers } : {}),
       ...(init.body !== undefined ? { body: init.body } : {}),
-      headersTimeout: timeout,
-      bodyTimeout: timeout,
     });
-    return { status: res.statusCode, text: await res.body.text() };
+    return { status: res.statusCode, text: await readBody(res.body, timeout) };
   } catch (err) {
+    if (isTooLarge(err)) {
+      throw new FerryError(
+        CODES.VAULT_AUTH,
+        `${what}: the answer from ${url} exceeds the limit of ${CLOUD_MAX_RESPONSE_BYTES} bytes`,
+        { cause: err },
+      );
+    }
     const code = (err as { code?: string }).code ?? (err as Error).name ?? 'error';
     throw new FerryError(CODES.VAULT_AUTH, `${what}: cannot reach ${url} (${code})`, { cause: err });
   }

@@ -168,7 +168,7 @@ describe('ferry doctor', () => {
           ],
         },
         ALL_CRDS,
-        ['update vaultstaticsecrets/status', 'create serviceaccounts/token'],
+        ['patch vaultstaticsecrets/status', 'create serviceaccounts/token'],
       ),
       { namespace: 'app' },
       NOW,
@@ -177,7 +177,7 @@ describe('ferry doctor', () => {
     assert.equal(rbac?.object, 'ferry-system/ferry');
     assert.equal(
       rbac?.message,
-      'may not: create serviceaccounts/token, update vaultstaticsecrets.secrets.hashicorp.com/status',
+      'may not: create serviceaccounts/token, patch vaultstaticsecrets.secrets.hashicorp.com/status',
     );
     const csi = checks.find((c) => c.check === 'csi');
     assert.equal(csi?.message, 'not registered on 1 of 2 node(s): n2');

@@ -17,12 +17,15 @@ import { vaultDynamicSecretReconciler } from '../../../src/controllers/vaultdyna
 import { vaultPKISecretReconciler } from '../../../src/controllers/vaultpkisecret/reconcile.ts';
 import { vaultStaticSecretReconciler } from '../../../src/controllers/vaultstaticsecret/reconcile.ts';
 import { CODES, FerryError, isFerryError } from '../../../src/errors.ts';
+import { K8sApiError } from '../../../src/k8s/errors.ts';
+import type { ResourceType } from '../../../src/k8s/resources.ts';
 import { Secrets } from '../../../src/k8s/resources.ts';
-import type { Secret } from '../../../src/k8s/types.ts';
+import type { KubeObject, Secret } from '../../../src/k8s/types.ts';
 import type { Action, ReconcileContext } from '../../../src/runtime/controller.ts';
 import { VaultError } from '../../../src/vault/errors.ts';
 import { type FakeKube, harness, type RecordedEvent, type ScriptedVault } from './harness.ts';
 
+const CERT = '-----BEGIN CERTIFICATE-----\nLEAF\n-----END CERTIFICATE-----';
 const meta = (name: string) => ({ name, namespace: 'app', uid: `uid-${name}`, generation: 1 });
 const secretOf = (h: { kube: FakeKube }, name: string) => h.kube.getIfExists<Secret>(Secrets, name, 'app');
 const decoded = (s: Secret | undefined): Record<string, string> =>
@@ -127,6 +130,70 @@ describe('VaultStaticSecret effects', () => {
     h.apply(vss({ destination: { name: 'absent', create: false, overwrite: false } }));
     await pollsForMissingDestination(h, 's', ['kv/data/app']);
   });
+
+  describe('destination ownership', () => {
+    const foreign = (h: { kube: FakeKube }, annotations: Record<string, string> = {}) =>
+      h.kube.put<Secret>(Secrets, {
+        apiVersion: 'v1',
+        kind: 'Secret',
+        metadata: { name: 'theirs', namespace: 'app', uid: 'theirs-uid', annotations },
+        type: 'Opaque',
+        data: { token: Buffer.from('keep-me').toString('base64') },
+      });
+    const strictly = () => {
+      const { h } = setup();
+      (h.ctx.options as { strictDestinationOwnership?: boolean }).strictDestinationOwnership = true;
+      return h;
+    };
+    const refusedAs = async (h: ReturnType<typeof strictly>, why: RegExp) => {
+      const err = await h.run('s').then(
+        () => assert.fail('the reconcile must fail'),
+        (e: unknown) => e,
+      );
+      assert.ok(isFerryError(err) && err.code === CODES.DESTINATION_NOT_OPTED_IN, String(err));
+      assert.deepEqual(decoded(await secretOf(h, 'theirs')), { token: 'keep-me' }, 'the Secret is untouched');
+      assert.deepEqual(reasons(h.events), ['Warning:DestinationNotOptedIn']);
+      const synced = h.store.get('app', 's')?.status?.conditions?.find((c) => c.type === 'SecretSynced');
+      assert.equal(synced?.status, 'False');
+      assert.match(synced?.message ?? '', why);
+      assert.match(synced?.message ?? '', /annotation ferry\.secrets\.hashicorp\.com\/allow-sync: "true"/);
+    };
+
+    it("by default (VSO's rules) create: false rewrites any Secret and overwrite takes one over", async () => {
+      for (const destination of [
+        { name: 'theirs', create: false, overwrite: false },
+        { name: 'theirs', create: true, overwrite: true },
+      ]) {
+        const { h } = setup();
+        foreign(h);
+        h.apply(vss({ destination }));
+        await h.run('s');
+        assert.equal(decoded(await secretOf(h, 'theirs')).password, 'one');
+      }
+    });
+
+    it('strict: create: false writes only a Secret that opted in', async () => {
+      const h = strictly();
+      foreign(h);
+      h.apply(vss({ destination: { name: 'theirs', create: false, overwrite: false } }));
+      await refusedAs(h, /destination\.create is false/);
+      foreign(h, { 'ferry.secrets.hashicorp.com/allow-sync': 'true' });
+      await h.run('s');
+      assert.equal(decoded(await secretOf(h, 'theirs')).password, 'one');
+    });
+
+    it('strict: overwrite: true never takes over a Secret that did not opt in', async () => {
+      const h = strictly();
+      foreign(h);
+      h.apply(vss({ destination: { name: 'theirs', create: true, overwrite: true } }));
+      await refusedAs(h, /destination\.overwrite would take it over/);
+      foreign(h, { 'ferry.secrets.hashicorp.com/allow-sync': 'true' });
+      await h.run('s');
+      const taken = await secretOf(h, 'theirs');
+      assert.equal(decoded(taken).password, 'one');
+      assert.equal(taken?.metadata.ownerReferences?.[0]?.uid, 'uid-s');
+    });
+  });
 });
 
 describe('VaultDynamicSecret effects', () => {
@@ -215,7 +282,6 @@ describe('VaultDynamicSecret effects', () => {
 });
 
 describe('VaultPKISecret effects', () => {
-  const CERT = '-----BEGIN CERTIFICATE-----\nLEAF\n-----END CERTIFICATE-----';
   const vps = (spec: Partial<NonNullable<VaultPKISecret['spec']>> = {}): VaultPKISecret => ({
     apiVersion: API_VERSION,
     kind: 'VaultPKISecret',
@@ -302,5 +368,115 @@ describe('VaultPKISecret effects', () => {
     const h = setup();
     h.apply(vps({ destination: { name: 'absent', create: false, overwrite: false } }));
     await pollsForMissingDestination(h, 'p');
+  });
+});
+
+describe('no secret value in status, Events or the thrown error (canary), for every secret kind', () => {
+  const CANARY = 'canary-4f9d-value';
+  // The template engine never quotes data in its errors, but whatever rejects the destination write
+  // may: an admission webhook or a ValidatingAdmissionPolicy's messageExpression can quote the data.
+  const leakyApiserver = (kube: FakeKube) => {
+    kube.create = async <T extends KubeObject>(_rt: ResourceType, obj: T): Promise<T> => {
+      const data = Object.values((obj as unknown as Secret).data ?? {}).map((v) =>
+        Buffer.from(v, 'base64').toString('utf8'),
+      );
+      throw new K8sApiError(
+        422,
+        'Invalid',
+        `admission webhook "check" denied the request: ${data.join(', ')}`,
+      );
+    };
+  };
+  const noCanary = async (
+    h: { run(name: string): Promise<Action>; events: RecordedEvent[]; kube: FakeKube },
+    name: string,
+    status: () => unknown,
+  ) => {
+    leakyApiserver(h.kube);
+    const err = await h.run(name).then(
+      () => assert.fail('the reconcile must fail'),
+      (e: unknown) => e,
+    );
+    const seen = JSON.stringify([String(err), (err as Error).cause ?? null, h.events, status()]);
+    assert.ok(seen.includes('<redacted>'), seen);
+    assert.ok(!seen.includes(CANARY), seen);
+  };
+
+  it('VaultStaticSecret', async () => {
+    const h = harness<VaultStaticSecret>(VaultStaticSecrets, (h) =>
+      vaultStaticSecretReconciler(h.ctx, h.store, new OwnWrites()),
+    );
+    h.vault.answer = () => ({ data: { data: { password: CANARY }, metadata: { version: 1 } } });
+    h.apply({
+      apiVersion: API_VERSION,
+      kind: 'VaultStaticSecret',
+      metadata: meta('s'),
+      spec: {
+        vaultAuthRef: 'default',
+        mount: 'kv',
+        path: 'app',
+        type: 'kv-v2',
+        destination: { name: 'out', create: true, overwrite: false },
+      } as NonNullable<VaultStaticSecret['spec']>,
+    });
+    await noCanary(h, 's', () => h.store.get('app', 's')?.status);
+  });
+
+  it('VaultDynamicSecret', async () => {
+    const h = harness<VaultDynamicSecret>(VaultDynamicSecrets, (h) =>
+      vaultDynamicSecretReconciler(h.ctx, h.store, new OwnWrites()),
+    );
+    h.vault.answer = (c) =>
+      c.path === 'db/creds/app'
+        ? { lease_id: 'db/creds/app/l1', lease_duration: 3600, renewable: true, data: { password: CANARY } }
+        : {};
+    h.apply({
+      apiVersion: API_VERSION,
+      kind: 'VaultDynamicSecret',
+      metadata: meta('d'),
+      spec: {
+        vaultAuthRef: 'default',
+        mount: 'db',
+        path: 'creds/app',
+        destination: { name: 'creds', create: true, overwrite: false },
+      } as NonNullable<VaultDynamicSecret['spec']>,
+    });
+    await noCanary(h, 'd', () => h.store.get('app', 'd')?.status);
+  });
+
+  it('VaultPKISecret', async () => {
+    const h = harness<VaultPKISecret>(VaultPKISecrets, (h) =>
+      vaultPKISecretReconciler(h.ctx, h.store, new OwnWrites()),
+    );
+    h.vault.answer = (c) =>
+      c.path === 'pki/issue/web'
+        ? {
+            data: {
+              serial_number: '01',
+              expiration: Math.floor(h.clock.now() / 1000) + 3600,
+              certificate: CERT,
+              private_key: CANARY,
+              issuing_ca: CERT,
+            },
+          }
+        : {};
+    h.apply({
+      apiVersion: API_VERSION,
+      kind: 'VaultPKISecret',
+      metadata: meta('p'),
+      spec: {
+        vaultAuthRef: 'default',
+        mount: 'pki',
+        role: 'web',
+        commonName: 'web.app',
+        destination: {
+          name: 'tls',
+          create: true,
+          overwrite: false,
+          type: 'Opaque',
+        },
+      } as NonNullable<VaultPKISecret['spec']>,
+    });
+    await noCanary(h, 'p', () => h.store.get('app', 'p')?.status);
   });
 });

@@ -9,3 +9,8 @@ it('replaces every string and number of the secret data, longest first', () => {
     'bad value <redacted> at key pass: <redacted> (port <redacted>)',
   );
 });
+
+it('replaces the base64 form of each value too (what a Secret holds)', () => {
+  const msg = `denied: data.password is ${Buffer.from('hunter2').toString('base64')}`;
+  assert.equal(redactSecretValues(msg, { password: 'hunter2' }), 'denied: data.password is <redacted>');
+});

@@ -67,7 +67,7 @@ describe('checkAccess', () => {
       false,
     ],
     [
-      'any: namespace fails, labels match',
+      'any: namespace fails, labels match → pod labels never widen the namespaces',
       {
         serviceAccountPattern: 'web',
         namespacePatterns: ['team-b'],
@@ -75,6 +75,52 @@ describe('checkAccess', () => {
         matchPolicy: 'any',
       },
       {},
+      false,
+    ],
+    [
+      'any: namespace fails, pod name matches → pod names never widen the namespaces',
+      {
+        serviceAccountPattern: 'web',
+        namespacePatterns: ['team-b'],
+        podNamePatterns: ['web-.*'],
+        matchPolicy: 'any',
+      },
+      {},
+      false,
+    ],
+    [
+      'any: namespace matches, labels do not → one rule is enough',
+      {
+        serviceAccountPattern: 'web',
+        namespacePatterns: ['team-a'],
+        podLabels: { app: 'api' },
+        matchPolicy: 'any',
+      },
+      {},
+      true,
+    ],
+    [
+      'any: no namespace patterns, own namespace, labels match',
+      { serviceAccountPattern: 'web', podLabels: { app: 'web' }, podNamePatterns: ['x'], matchPolicy: 'any' },
+      {},
+      true,
+    ],
+    [
+      'no namespace patterns: a pod of another namespace is refused',
+      { serviceAccountPattern: 'web' },
+      { namespace: 'team-b' },
+      false,
+    ],
+    [
+      'no namespace patterns, any: labels do not admit another namespace',
+      { serviceAccountPattern: 'web', podLabels: { app: 'web' }, matchPolicy: 'any' },
+      { namespace: 'team-b' },
+      false,
+    ],
+    [
+      'namespace patterns admit another namespace',
+      { serviceAccountPattern: 'web', namespacePatterns: ['team-.*'] },
+      { namespace: 'team-b' },
       true,
     ],
     [
@@ -109,7 +155,8 @@ describe('checkAccess', () => {
   ];
   for (const [name, ac, over, want] of cases) {
     it(name, () => {
-      const d = checkAccess(ac, { ...pod, ...over } as AccessSubject);
+      // The CSISecrets lives in team-a.
+      const d = checkAccess(ac, { ...pod, ...over } as AccessSubject, 'team-a');
       assert.equal(d.allowed, want, JSON.stringify(d));
       if (!d.allowed) assert.ok(d.reason.length > 0);
     });

@@ -7,7 +7,8 @@ import type { ResourceType } from '../../../src/k8s/resources.ts';
 import type { KubeObject } from '../../../src/k8s/types.ts';
 import { Manager, type WatchFactory } from '../../../src/runtime/manager.ts';
 import type { WatcherEvent } from '../../../src/runtime/watcher.ts';
-import { flush } from './fake-clock.ts';
+import { FakeClock, flush } from './fake-clock.ts';
+import { FakeLeases } from './fake-leases.ts';
 
 describe('Manager', () => {
   it('serves probes and metrics, starts controllers only after caches sync, and shuts down', async (t) => {
@@ -61,5 +62,53 @@ describe('Manager', () => {
     assert.equal((await get(mgr.addresses.health, '/nope')).status, 404);
     stop.abort();
     await started;
+  });
+
+  it('aborts running reconciles at once when leadership is lost, without the shutdown grace period', async () => {
+    const clock = new FakeClock();
+    const leases = new FakeLeases();
+    const watch: WatchFactory = <T extends KubeObject>(_rt: ResourceType, spec: { signal: AbortSignal }) =>
+      (async function* (): AsyncGenerator<WatcherEvent<T>> {
+        yield { type: 'init' };
+        yield { type: 'initApply', object: { metadata: { name: 'a', namespace: 'ns' } } as T };
+        yield { type: 'initDone' };
+        await new Promise((r) => spec.signal.addEventListener('abort', r));
+      })();
+    const mgr = new Manager({
+      client: leases.client() as unknown as KubeClient,
+      logger: pino({ level: 'silent' }),
+      healthProbeAddress: null,
+      metricsAddress: null,
+      leaderElection: { namespace: 'ferry', name: 'ferry-lock', identity: 'a' },
+      clock,
+      random: () => 0,
+      watch,
+    });
+    // A reconcile that waits for its signal, as one blocked on a slow Vault or API server would.
+    let reconcileSignal: AbortSignal | undefined;
+    mgr
+      .controller({
+        name: 'vss',
+        reconcile: (ctx) =>
+          new Promise((_resolve, reject) => {
+            reconcileSignal = ctx.signal;
+            ctx.signal.addEventListener('abort', () => reject(ctx.signal.reason), { once: true });
+          }),
+      })
+      .for(mgr.informer(VSS));
+    const stop = new AbortController();
+    const started = mgr.start(stop.signal).then(
+      () => 'stopped',
+      (err: unknown) => String(err),
+    );
+    await clock.advanceAsync(1);
+    assert.ok(reconcileSignal, 'the reconcile runs once leading');
+    assert.equal(reconcileSignal.aborted, false);
+    // The API server stops answering: renewals fail until renewDeadline (10 s) has passed.
+    leases.down = true;
+    await clock.advanceAsync(2_000 + 10_000 + 1);
+    assert.equal(reconcileSignal.aborted, true, 'aborted at the loss, not 30 s later');
+    assert.match(String(reconcileSignal.reason), /leadership lost/);
+    assert.match(await started, /leader election lost/);
   });
 });

@@ -67,6 +67,8 @@ describe('VaultClientCache', () => {
     },
   };
   const create = () => VaultSession.login({ client, auth });
+  const instant = () =>
+    VaultSession.login({ client, auth: { ...auth, login: async () => authBody('t').auth } });
 
   it('shares one login between concurrent gets of a key', async () => {
     const cache = new VaultClientCache();
@@ -107,7 +109,11 @@ describe('VaultClientCache', () => {
 
   it('evicts the least recently used session beyond its bound and closes it', async () => {
     const evictions: number[] = [];
-    const cache = new VaultClientCache({ maxSize: 2, metrics: { eviction: () => evictions.push(1) } });
+    const cache = new VaultClientCache({
+      maxSize: 2,
+      namespaceQuota: 2,
+      metrics: { eviction: () => evictions.push(1) },
+    });
     const s1 = await cache.get(input({ providerUID: '1' }), create);
     const s2 = await cache.get(input({ providerUID: '2' }), create);
     await cache.get(input({ providerUID: '1' }), create); // 1 is now the most recent
@@ -116,6 +122,55 @@ describe('VaultClientCache', () => {
     assert.equal(s2.closed, true);
     assert.equal(s1.closed, false);
     assert.equal(evictions.length, 1);
+  });
+
+  it("a namespace beyond its quota evicts its own sessions, never another namespace's", async () => {
+    const cache = new VaultClientCache({ maxSize: 10, namespaceQuota: 3 });
+    const victims = await Promise.all(
+      ['1', '2'].map((id) => cache.get(input({ providerUID: `b-${id}` }), create, { namespace: 'b' })),
+    );
+    for (let i = 0; i < 50; i++) {
+      await cache.get(input({ providerUID: `a-${i}` }), create, { namespace: 'a' });
+    }
+    assert.equal(cache.held('a'), 3);
+    assert.deepEqual(
+      victims.map((s) => s.closed),
+      [false, false],
+    );
+    assert.equal(cache.size, 5);
+  });
+
+  it('when full, the namespace holding the most gives one up', async () => {
+    const cache = new VaultClientCache({ maxSize: 6, namespaceQuota: 4 });
+    const b = await cache.get(input({ providerUID: 'b' }), create, { namespace: 'b' });
+    const c = await cache.get(input({ providerUID: 'c' }), create, { namespace: 'c' });
+    for (let i = 0; i < 4; i++) await cache.get(input({ providerUID: `a-${i}` }), create, { namespace: 'a' });
+    // Full (6); b's session is the least recently used overall, but a holds the most.
+    await cache.get(input({ providerUID: 'd' }), create, { namespace: 'd' });
+    assert.equal(cache.size, 6);
+    assert.equal(cache.held('a'), 3);
+    assert.deepEqual([b.closed, c.closed], [false, false]);
+  });
+
+  it('quota and size hold for any sequence of gets (property)', async () => {
+    await fc.assert(
+      fc.asyncProperty(
+        fc.array(fc.tuple(fc.constantFrom('a', 'b', 'c'), fc.nat(20)), { maxLength: 60 }),
+        async (gets) => {
+          const cache = new VaultClientCache({ maxSize: 8, namespaceQuota: 4 });
+          const live = new Map<string, VaultSession>();
+          for (const [ns, id] of gets) {
+            live.set(ns, await cache.get(input({ providerUID: `${ns}-${id}` }), instant, { namespace: ns }));
+            assert.ok(cache.size <= 8);
+            for (const n of ['a', 'b', 'c']) assert.ok(cache.held(n) <= 4);
+          }
+          // The namespace's latest session is never the one evicted on its behalf.
+          for (const s of live.values()) assert.equal(s.closed, false);
+          await cache.clear();
+        },
+      ),
+      { numRuns: 50 },
+    );
   });
 
   it('prunes by VaultAuth and VaultConnection, optionally only older generations', async () => {

@@ -1,13 +1,10 @@
 import assert from 'node:assert/strict';
-import { once } from 'node:events';
-import { createServer, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { after, before, beforeEach, describe, it } from 'node:test';
 import { CODES, isFerryError } from '../../../src/errors.ts';
 import { DEFAULT_MAX_RESPONSE_BYTES, USER_AGENT, VaultClient } from '../../../src/vault/client.ts';
 import { isVaultError } from '../../../src/vault/errors.ts';
 import { UNRELATED_CA_PEM } from './fixtures.ts';
-import { authBody, FakeVault } from './helpers.ts';
+import { authBody, dripBody, FakeVault, floodBody, hostileServer } from './helpers.ts';
 
 const FAST = { maxRetries: 2, minDelayMs: 1, maxDelayMs: 2 };
 
@@ -215,51 +212,11 @@ describe('VaultClient transport failures', () => {
   });
 });
 
-function drainedOrClosed(res: ServerResponse): Promise<void> {
-  return new Promise((resolve) => {
-    const done = (): void => {
-      res.off('drain', done).off('close', done);
-      resolve();
-    };
-    res.on('drain', done).on('close', done);
-  });
-}
-
-/** A hostile Vault: answers every request with `send`, and reports how many body bytes it wrote. */
-async function hostileVault(send: (res: ServerResponse, sent: { bytes: number }) => Promise<void>) {
-  const sent = { bytes: 0 };
-  const server = createServer((_req, res) => {
-    res.on('error', () => {});
-    send(res, sent).catch(() => {});
-  });
-  server.listen(0, '127.0.0.1');
-  await once(server, 'listening');
-  const { port } = server.address() as AddressInfo;
-  return {
-    address: `http://127.0.0.1:${port}`,
-    sent,
-    close: async () => {
-      server.closeAllConnections();
-      server.close();
-      await once(server, 'close');
-    },
-  };
-}
-
 describe('VaultClient against a hostile server', () => {
   it('cuts off a response body beyond the size limit', async () => {
     // Three times the limit, so that without one the client would read it all.
     const total = 3 * DEFAULT_MAX_RESPONSE_BYTES;
-    const vault = await hostileVault(async (res, sent) => {
-      res.writeHead(200, { 'content-type': 'application/json' });
-      const chunk = Buffer.alloc(64 * 1024, 0x20);
-      res.write('{"data":{"k":"');
-      while (sent.bytes < total && !res.destroyed) {
-        sent.bytes += chunk.length;
-        if (!res.write(chunk)) await drainedOrClosed(res);
-      }
-      res.end('"}}');
-    });
+    const vault = await hostileServer(floodBody(total));
     const c = new VaultClient({ address: vault.address, retry: { ...FAST, maxRetries: 0 } });
     try {
       await assert.rejects(c.read('secret/big'), (e: unknown) => {
@@ -284,7 +241,7 @@ describe('VaultClient against a hostile server', () => {
       warnings.push(w);
     };
     process.on('warning', onWarning);
-    const vault = await hostileVault(async (res) => {
+    const vault = await hostileServer(async (res) => {
       res.writeHead(200, { 'content-type': 'application/json' });
       res.write('{"data":');
       await new Promise((r) => setTimeout(r, 50));
@@ -308,15 +265,7 @@ describe('VaultClient against a hostile server', () => {
 
   it('times out a body that trickles in slower than the timeout allows', async () => {
     // One byte every 20 ms never trips an idle timer; the whole-body deadline stops it.
-    const vault = await hostileVault(async (res) => {
-      res.writeHead(200, { 'content-type': 'application/json' });
-      res.write('{"data":{"k":"');
-      for (let i = 0; i < 150 && !res.destroyed; i++) {
-        res.write('x');
-        await new Promise((r) => setTimeout(r, 20));
-      }
-      res.end('"}}');
-    });
+    const vault = await hostileServer(dripBody(150, 20));
     const c = new VaultClient({ address: vault.address, timeoutMs: 300, retry: { ...FAST, maxRetries: 0 } });
     try {
       await assert.rejects(c.read('secret/slow'), (e: unknown) => {

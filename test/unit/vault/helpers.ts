@@ -2,7 +2,9 @@
 // requests and answers from a handler. End-to-end behaviour is covered against real OpenBao in
 // test/e2e/vault-client.test.ts.
 import { createHash } from 'node:crypto';
-import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
+import { once } from 'node:events';
+import { createServer, type IncomingHttpHeaders, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import type { Clock, Timer } from '../../../src/clock.ts';
 
 export class ManualClock implements Clock {
@@ -147,4 +149,62 @@ export function authBody(
       renewable: opts.renewable ?? true,
     },
   };
+}
+
+/** A hostile server: answers every request with `send`, and reports how many body bytes it wrote. */
+export async function hostileServer(send: (res: ServerResponse, sent: { bytes: number }) => Promise<void>) {
+  const sent = { bytes: 0 };
+  const server = createServer((_req, res) => {
+    res.on('error', () => {});
+    send(res, sent).catch(() => {});
+  });
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  const { port } = server.address() as AddressInfo;
+  return {
+    address: `http://127.0.0.1:${port}`,
+    sent,
+    close: async () => {
+      server.closeAllConnections();
+      server.close();
+      await once(server, 'close');
+    },
+  };
+}
+
+/** A 200 JSON answer `total` bytes long, written as fast as the client reads it. */
+export function floodBody(total: number) {
+  return async (res: ServerResponse, sent: { bytes: number }): Promise<void> => {
+    res.writeHead(200, { 'content-type': 'application/json' });
+    const chunk = Buffer.alloc(64 * 1024, 0x20);
+    res.write('{"data":{"k":"');
+    while (sent.bytes < total && !res.destroyed) {
+      sent.bytes += chunk.length;
+      if (!res.write(chunk)) await drainedOrClosed(res);
+    }
+    res.end('"}}');
+  };
+}
+
+/** A 200 JSON answer that trickles in one byte every `everyMs`, `bytes` times: never idle long. */
+export function dripBody(bytes: number, everyMs: number) {
+  return async (res: ServerResponse): Promise<void> => {
+    res.writeHead(200, { 'content-type': 'application/json' });
+    res.write('{"data":{"k":"');
+    for (let i = 0; i < bytes && !res.destroyed; i++) {
+      res.write('x');
+      await new Promise((r) => setTimeout(r, everyMs));
+    }
+    res.end('"}}');
+  };
+}
+
+function drainedOrClosed(res: ServerResponse): Promise<void> {
+  return new Promise((resolve) => {
+    const done = (): void => {
+      res.off('drain', done).off('close', done);
+      resolve();
+    };
+    res.on('drain', done).on('close', done);
+  });
 }
