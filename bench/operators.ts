@@ -107,7 +107,9 @@ async function runOnce(
   let rss: RssSampler | undefined;
   try {
     const proxyAddr = await proxy.start();
-    for (const file of crds) for (const m of readManifests(file)) await apply(kube, m);
+    for (const file of crds) {
+      for (const m of readManifests(file)) if (m.kind === 'CustomResourceDefinition') await apply(kube, m);
+    }
     if (crds.length) await sleep(3000); // a replaced CRD's storage re-initialises for a moment
     await tenants(kube, vault);
     const exp: Expected = { values: await plantValues(vault, n) };
