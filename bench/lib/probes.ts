@@ -8,12 +8,19 @@ import { apiserverRequests, parseProc } from './stats.ts';
 
 export interface VaultCounts {
   requests: number;
+  /** `/v1/auth/<mount>/login` */
   logins: number;
+  /** Reads of the workload's kv-v2 secrets. */
+  kvReads: number;
+  /** Database credentials issued (`/v1/db/creds/…`). */
+  creds: number;
+  /** Lease renewals. */
+  renewals: number;
 }
 
-/** Forwards every request to `target` unchanged and counts it; logins are `…/auth/<mount>/login`. */
+/** Forwards every request to `target` unchanged and counts it by kind (see VaultCounts). */
 export class VaultProxy {
-  readonly counts: VaultCounts = { requests: 0, logins: 0 };
+  readonly counts: VaultCounts = { requests: 0, logins: 0, kvReads: 0, creds: 0, renewals: 0 };
   #server: Server | undefined;
   readonly #agent = new Agent({ connections: 512, keepAliveTimeout: 30_000 });
   readonly target: string;
@@ -23,8 +30,12 @@ export class VaultProxy {
 
   async start(): Promise<string> {
     const server = createServer((req, res) => {
+      const url = req.url ?? '';
       this.counts.requests++;
-      if (/^\/v1\/auth\/.+\/login(\/|$|\?)/.test(req.url ?? '')) this.counts.logins++;
+      if (/^\/v1\/auth\/.+\/login(\/|$|\?)/.test(url)) this.counts.logins++;
+      else if (url.startsWith('/v1/kvv2/data/')) this.counts.kvReads++;
+      else if (url.startsWith('/v1/db/creds/')) this.counts.creds++;
+      else if (url.startsWith('/v1/sys/leases/renew')) this.counts.renewals++;
       const headers = { ...req.headers };
       delete headers.host;
       delete headers.connection;

@@ -31,6 +31,16 @@ export const FIGURES: [string, string, number][] = [
   ['quiet_api_writes', 'quiet: API-server writes (all clients)', 0],
   ['rss_peak_mb', 'peak RSS (MB)', 0],
   ['rss_end_mb', 'RSS at the end (MB)', 0],
+  ['restart_first_sync_s', 'restart: first sync of N static + 200 dynamic (s)', 1],
+  ['restart_converge_s', 'restart: until every static secret was re-read (s)', 1],
+  ['restart_window_s', 'restart: window observed after the restart (s)', 0],
+  ['restart_logins', 'restart: Vault logins', 0],
+  ['restart_vault_requests', 'restart: Vault requests', 0],
+  ['restart_creds_issued', 'restart: database credentials issued', 0],
+  ['restart_creds_changed', 'restart: dynamic Secrets whose credentials changed', 0],
+  ['restart_rollouts', 'restart: rollout restarts', 0],
+  ['restart_api_writes', 'restart: API-server writes (all clients)', 0],
+  ['restart_rss_peak_mb', 'restart: peak RSS of the new process (MB)', 0],
 ];
 
 /** Ratios Ferry ÷ other column for the figures the issue sets targets on. */
@@ -205,6 +215,11 @@ export function renderReport(res: BenchResults): { markdown: string; svgs: Recor
     "  `apiserver_request_total` (all clients: the raw loop's column is the floor the stack itself makes).",
     "- **RSS**: `/proc/<pid>/status` VmRSS every 0.5 s from the operator's start to the end of the quiet",
     '  period.',
+    '- **restart** (`--restart`, Ferry and VSO): N static secrets and 200 VaultDynamicSecrets (database',
+    "  credentials on the stack's PostgreSQL, each with a Deployment as rollout-restart target) synced;",
+    '  then the operator gets SIGTERM and a new process starts. Converged: the new process has read',
+    '  every static secret from Vault once; the other restart figures count the whole window after the',
+    '  restart. ESO is left out: it has no VaultDynamicSecret (its generators are another model).',
     '- **tuned**: VSO with `--kube-client-qps=1000 --kube-client-burst=2000 --max-concurrent-reconciles=100`,',
     "  ESO with `--concurrent=100 --client-qps=1000 --client-burst=2000` (Ferry's effective settings:",
     '  100 concurrent reconciles, no client-side API rate limit).',

@@ -2,9 +2,14 @@
 // ServiceAccount, Vault role and policy, and per operator the resources a user of it would write
 // (VSO's API for Ferry and VSO, a SecretStore and ExternalSecrets for ESO, nothing for the raw loop).
 import { randomBytes } from 'node:crypto';
-import { VaultAuths, VaultConnections, VaultStaticSecrets } from '../../src/api/resources.ts';
+import {
+  VaultAuths,
+  VaultConnections,
+  VaultDynamicSecrets,
+  VaultStaticSecrets,
+} from '../../src/api/resources.ts';
 import type { KubeClient } from '../../src/k8s/client.ts';
-import { Namespaces, type ResourceType, ServiceAccounts } from '../../src/k8s/resources.ts';
+import { Deployments, Namespaces, type ResourceType, ServiceAccounts } from '../../src/k8s/resources.ts';
 import type { KubeObject } from '../../src/k8s/types.ts';
 import type { VaultAdmin } from '../../stack/lib/fixtures.ts';
 
@@ -56,17 +61,24 @@ export async function plantValues(
   return out;
 }
 
-/** The namespaces, their ServiceAccount `app`, Vault policy and kubernetes-auth role. */
-export async function tenants(kube: KubeClient, vault: VaultAdmin): Promise<void> {
+/** The database engine of the restart scenario: mount `db`, role `dyn` on the stack's PostgreSQL. */
+export const DB_MOUNT = 'db';
+
+/** The namespaces, their ServiceAccount `app`, Vault policy and kubernetes-auth role (allowed database
+ * credentials and lease renewal too with `dynamic`). */
+export async function tenants(kube: KubeClient, vault: VaultAdmin, dynamic = false): Promise<void> {
   for (let k = 0; k < NAMESPACES; k++) {
     const ns = nsOf(k);
+    const extra = dynamic
+      ? `path "${DB_MOUNT}/creds/dyn" { capabilities = ["read"] }\npath "sys/leases/*" { capabilities = ["update"] }\n`
+      : '';
     await kube.create(Namespaces, { apiVersion: 'v1', kind: 'Namespace', metadata: { name: ns } });
     await kube.create(ServiceAccounts, {
       apiVersion: 'v1',
       kind: 'ServiceAccount',
       metadata: { name: 'app', namespace: ns },
     });
-    await vault.policy(roleOf(ns), `path "kvv2/data/${ns}/*" { capabilities = ["read"] }\n`);
+    await vault.policy(roleOf(ns), `path "kvv2/data/${ns}/*" { capabilities = ["read"] }\n${extra}`);
     await vault.kubernetesRole(roleOf(ns), { serviceAccount: 'app', namespace: ns, policies: [roleOf(ns)] });
   }
 }
@@ -183,5 +195,41 @@ export async function createResources(
   await pool(n, 16, async (i) => {
     const r = perSecret(flavour, i);
     if (r) await kube.create(r[0], r[1]);
+  });
+}
+
+export const dynNameOf = (i: number): string => `d${i}`;
+
+/** Dynamic secret `i` (VSO's API): database credentials into Secret `d<i>`, restarting Deployment
+ * `d<i>` (no replicas: only its pod template's changes are counted) when they change. */
+export async function createDynamic(kube: KubeClient, count: number): Promise<void> {
+  await pool(count, 16, async (i) => {
+    const ns = nsOf(i);
+    const name = dynNameOf(i);
+    await kube.create(Deployments, {
+      apiVersion: 'apps/v1',
+      kind: 'Deployment',
+      metadata: { name, namespace: ns },
+      spec: {
+        replicas: 0,
+        selector: { matchLabels: { app: name } },
+        template: {
+          metadata: { labels: { app: name } },
+          spec: { containers: [{ name: 'c', image: 'example.invalid/app:1' }] },
+        },
+      },
+    });
+    await kube.create(VaultDynamicSecrets, {
+      apiVersion: 'secrets.hashicorp.com/v1beta1',
+      kind: 'VaultDynamicSecret',
+      metadata: { name, namespace: ns },
+      spec: {
+        vaultAuthRef: 'auth',
+        mount: DB_MOUNT,
+        path: 'creds/dyn',
+        destination: { name, create: true },
+        rolloutRestartTargets: [{ kind: 'Deployment', name }],
+      },
+    });
   });
 }
