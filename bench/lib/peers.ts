@@ -44,6 +44,15 @@ const peerVersion = (peer: string): string =>
   execFileSync('bash', [join(repoRoot, 'stack', 'peers.sh'), 'path', peer], { encoding: 'utf8' })
     .trim()
     .replace(/^.*\/[a-z]+-/, '');
+/** stack/peers.sh builds a peer once (a flock per peer); asked once per benchmark process. */
+const dirs = new Map<string, string>();
+const binDir = (peer: string, log: Log): string => {
+  const known = dirs.get(peer);
+  if (known) return known;
+  const dir = peerDir(peer, log);
+  dirs.set(peer, dir);
+  return dir;
+};
 const yamls = (dir: string): string[] =>
   readdirSync(dir)
     .filter((f) => f.endsWith('.yaml'))
@@ -80,9 +89,9 @@ export const OPERATORS: Record<OperatorName, OperatorSpec> = {
     flavour: 'vso-api',
     scenarios: ['defaults', 'tuned'],
     version: () => peerVersion('vso'),
-    crds: (log) => yamls(join(peerDir('vso', log), 'crds')),
+    crds: (log) => yamls(join(binDir('vso', log), 'crds')),
     launch: (env, scenario, _v, _n, [metrics, health], log) => ({
-      cmd: join(peerDir('vso', log), 'vso'),
+      cmd: join(binDir('vso', log), 'vso'),
       args: [
         '--leader-elect=false',
         `--metrics-bind-address=127.0.0.1:${metrics}`,
@@ -97,9 +106,9 @@ export const OPERATORS: Record<OperatorName, OperatorSpec> = {
     flavour: 'eso',
     scenarios: ['defaults', 'tuned'],
     version: () => peerVersion('eso'),
-    crds: (log) => yamls(join(peerDir('eso', log), 'crds')),
+    crds: (log) => yamls(join(binDir('eso', log), 'crds')),
     launch: (env, scenario, _v, _n, [metrics, health], log) => ({
-      cmd: join(peerDir('eso', log), 'eso'),
+      cmd: join(binDir('eso', log), 'eso'),
       args: [
         '--enable-leader-election=false',
         `--metrics-addr=127.0.0.1:${metrics}`,
