@@ -16,7 +16,7 @@ import { parseArgs } from 'node:util';
 import type { Log } from '../stack/lib/proc.ts';
 import { repoRoot } from '../stack/lib/stack.ts';
 import { OPERATORS, type OperatorName } from './lib/peers.ts';
-import { type BenchResults, renderReport } from './lib/report.ts';
+import { type BenchResults, renderReport, serializeResults } from './lib/report.ts';
 import { type RunOutput, type RunSpec, restartScenario, syncScenario } from './lib/scenarios.ts';
 
 const { values } = parseArgs({
@@ -90,7 +90,7 @@ async function measure(r: RunSpec, restart: boolean, fn: () => Promise<RunOutput
       { operator: r.op, scenario: r.scenario, n: r.n, run: r.run, figure: 'failed', value: 1 },
     ];
   }
-  writeFileSync(resultsFile, `${JSON.stringify(results, null, 1)}\n`);
+  writeFileSync(resultsFile, serializeResults(results));
 }
 
 if (!values['report-only']) {
@@ -118,6 +118,7 @@ if (!values['report-only']) {
   }
   log(`wrote ${resultsFile}`);
 }
+if (existsSync(resultsFile)) writeFileSync(resultsFile, serializeResults(results));
 const { markdown, svgs } = renderReport(results);
 mkdirSync(join(repoRoot, 'docs', 'benchmarks'), { recursive: true });
 for (const [name, svg] of Object.entries(svgs))

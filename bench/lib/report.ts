@@ -13,6 +13,17 @@ export interface BenchResults {
   notes?: string[];
 }
 
+/** The results file: one row or series per line, so that a diff between runs stays readable. */
+export function serializeResults(res: BenchResults): string {
+  const { rows, series, ...head } = res;
+  const list = (xs: readonly unknown[]): string =>
+    `[\n${xs.map((x) => `  ${JSON.stringify(x)}`).join(',\n')}\n ]`;
+  const fields = Object.entries(head).map(
+    ([k, v]) => ` ${JSON.stringify(k)}: ${JSON.stringify(v, null, 1).replace(/\n/g, '\n ')}`,
+  );
+  return `{\n${[...fields, ` "rows": ${list(rows)}`, ` "series": ${list(series)}`].join(',\n')}\n}\n`;
+}
+
 /** Figures in table order: label and decimals. */
 export const FIGURES: [string, string, number][] = [
   ['sync_s', 'initial sync (s)', 1],

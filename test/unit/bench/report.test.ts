@@ -2,7 +2,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import fc from 'fast-check';
-import { type BenchResults, renderReport, rssGrowth } from '../../../bench/lib/report.ts';
+import { type BenchResults, renderReport, rssGrowth, serializeResults } from '../../../bench/lib/report.ts';
 import {
   aggregate,
   apiserverRequests,
@@ -160,5 +160,24 @@ describe('bench report', () => {
     assert.deepEqual(rssGrowth(aggregate(results.rows)), [
       { column: 'ferry', from: 100, to: 1000, mbPer1000: 100 },
     ]);
+  });
+});
+
+describe('bench results file', () => {
+  it('round-trips through JSON with one row per line', () => {
+    const res: BenchResults = {
+      date: 'd',
+      commands: ['c'],
+      machine: { cpus: 2, cpuModel: 'm', memoryGb: 1, kernel: 'k', node: '24' },
+      versions: { ferry: 'f' },
+      rows: [row('ferry', 'defaults', 1, 1, 'sync_s', 1), row('vso', 'defaults', 1, 1, 'sync_s', 2)],
+      series: [{ operator: 'ferry', scenario: 'defaults', n: 1, run: 1, kind: 'rss_mb', points: [[0, 1]] }],
+      notes: ['n'],
+    };
+    const text = serializeResults(res);
+    assert.deepEqual(JSON.parse(text), res);
+    assert.ok(
+      text.includes('\n  {"operator":"vso","scenario":"defaults","n":1,"run":1,"figure":"sync_s","value":2}'),
+    );
   });
 });
