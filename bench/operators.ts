@@ -7,7 +7,7 @@
 //   API-server requests and writes from its own apiserver_request_total); scenario `restart`: N static
 //   and 200 dynamic secrets and an operator restart (Ferry and VSO: ESO has no VaultDynamicSecret).
 // Writes bench/results/<UTC date>.json (merged with the same day's earlier runs) and docs/benchmarks.md.
-//   npm run bench [-- --quick] [--n 1000,5000] [--runs 3] [--operators ferry,vso,eso,raw]
+//   npm run bench [-- --quick] [--n 1000,5000] [--runs 3] [--first-run 1] [--operators ferry,vso,eso,raw]
 //                 [--scenarios defaults,tuned,restart] [--quiet 60] [--report-only]
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { cpus, totalmem } from 'node:os';
@@ -24,6 +24,7 @@ const { values } = parseArgs({
     quick: { type: 'boolean', default: false },
     n: { type: 'string' },
     runs: { type: 'string' },
+    'first-run': { type: 'string', default: '1' },
     operators: { type: 'string', default: 'ferry,vso,eso,raw' },
     scenarios: { type: 'string' },
     quiet: { type: 'string' },
@@ -33,6 +34,7 @@ const { values } = parseArgs({
 const quick = values.quick;
 const ns = (values.n ?? (quick ? '100' : '1000')).split(',').map(Number);
 const runs = Number(values.runs ?? 1);
+const firstRun = Number(values['first-run']); // to add runs to the day's results file
 const operators = values.operators.split(',') as OperatorName[];
 const scenarios = (values.scenarios ?? (quick ? 'defaults' : 'defaults,tuned,restart')).split(',');
 const quietS = Number(values.quiet ?? (quick ? 30 : 60));
@@ -103,7 +105,7 @@ if (!values['report-only']) {
   for (const op of operators) results.versions[op] = OPERATORS[op].version(log);
   mkdirSync(join(repoRoot, 'bench', 'results'), { recursive: true });
   for (const n of ns) {
-    for (let run = 1; run <= runs; run++) {
+    for (let run = firstRun; run < firstRun + runs; run++) {
       for (const op of operators) {
         for (const scenario of OPERATORS[op].scenarios.filter((s) => scenarios.includes(s))) {
           const r: RunSpec = { op, scenario, n, run, log };
