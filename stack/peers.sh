@@ -217,8 +217,8 @@ build_helm() {
   GOBIN="$out" go install -trimpath -ldflags "$ld" "helm.sh/helm/v3/cmd/helm@$HELM_VERSION"
 }
 
-# VSO and ESO from their release source (../shared/peers, or FERRY_PEER_SOURCES), built as their
-# READMEs say (default cgo and module flags, so the Go build cache is shared with a manual build),
+# VSO and ESO from their release source (../shared/peers, or FERRY_PEER_SOURCES), built as the
+# README there says (default cgo and module flags, so the Go build cache is shared with a manual build),
 # with their own CRDs kept beside the binary in crds/. ESO gets only its Vault provider (tag vault).
 build_from_source() {
   local out=$1 tarball=$2 binary=$3 crds=$4

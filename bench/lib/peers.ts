@@ -20,7 +20,7 @@ export interface Launch {
 export interface OperatorSpec {
   name: OperatorName;
   flavour: Flavour;
-  /** Scenarios that differ from the defaults for this operator. */
+  /** The sync scenarios this operator is run in (`tuned`: the peers, set to Ferry's effective settings). */
   scenarios: Scenario[];
   version(log: Log): string;
   /** The operator's own CRD files (none: the stack's, which are Ferry's). */

@@ -136,7 +136,9 @@ export function renderReport(res: BenchResults): { markdown: string; svgs: Recor
     out.push(
       `## N = ${n.toLocaleString('en-US')}`,
       '',
-      runs > 1 ? `Medians of ${runs} runs, (min–max) in brackets.` : 'One run.',
+      runs > 1
+        ? `Medians of up to ${runs} runs, (min–max) in brackets where a column has more than one.`
+        : 'One run.',
       '',
       `| figure | ${cols.join(' | ')} |`,
       `|---|${cols.map(() => '---:').join('|')}|`,
