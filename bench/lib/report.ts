@@ -171,12 +171,16 @@ export function renderReport(res: BenchResults): { markdown: string; svgs: Recor
         out.push(`| ${label} | ${others.map(ratio).join(' | ')} |`);
       }
     }
-    // Plots of the first run of each column.
-    const plot = (kind: Series['kind']): Line[] =>
-      res.series
-        .filter((s) => s.n === n && s.kind === kind && s.run === 1)
+    // Plots of each column's latest run.
+    const plot = (kind: Series['kind']): Line[] => {
+      const ours = res.series.filter((s) => s.n === n && s.kind === kind);
+      const last = (c: string): number =>
+        Math.max(...ours.filter((s) => columnOf(s) === c).map((s) => s.run));
+      return ours
+        .filter((s) => s.run === last(columnOf(s)))
         .sort((a, b) => columnRank(columnOf(a)) - columnRank(columnOf(b)))
-        .map((s) => ({ label: columnOf(s), points: s.points }));
+        .map((s) => ({ label: `${columnOf(s)} (run ${s.run})`, points: s.points }));
+    };
     const sync = plot('synced');
     const rss = plot('rss_mb');
     if (sync.length) {
