@@ -15,7 +15,6 @@
 // Prints, per N: time to synced, operator CPU seconds, peak RSS (VmHWM), end RSS, the heap at the
 // peak and at the end, RSS by mapping; writes
 // bench/results/memory-<UTC time>.json. Each run uses fresh namespaces and deletes them afterwards.
-import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -36,6 +35,7 @@ import {
 } from '../stack/lib/fixtures.ts';
 import { alive, freePort, httpOk, start, waitFor } from '../stack/lib/proc.ts';
 import { loadStackEnv } from '../stack/lib/stack.ts';
+import { compileCacheEnv, IMAGE_NODE_FLAGS } from './lib/ferry-process.ts';
 
 const { values } = parseArgs({
   allowNegative: true,
@@ -44,7 +44,7 @@ const { values } = parseArgs({
     namespaces: { type: 'string', default: '10' },
     hold: { type: 'string', default: '40' },
     // The image's NODE_OPTIONS (Dockerfile); `--node-flag=` for none.
-    'node-flag': { type: 'string', multiple: true, default: ['--max-semi-space-size=4'] },
+    'node-flag': { type: 'string', multiple: true, default: IMAGE_NODE_FLAGS },
     'operator-arg': { type: 'string', multiple: true, default: [] },
     'snapshot-at': { type: 'string' },
     'sync-timeout': { type: 'string', default: '600' },
@@ -257,7 +257,7 @@ async function runOnce(n: number, dir: string): Promise<Record<string, number | 
       env: {
         ...process.env,
         FERRY_BENCH_MEMORY_FILE: usageFile,
-        ...(values['compile-cache'] ? COMPILE_CACHE_ENV : {}),
+        ...COMPILE_CACHE_ENV,
         ...(values['alloc-profile']
           ? { FERRY_BENCH_ALLOC_PROFILE: join(dir, `alloc-${n}.heapprofile`) }
           : {}),
@@ -350,17 +350,7 @@ async function runOnce(n: number, dir: string): Promise<Record<string, number | 
 
 const dir = mkdtempSync(join(tmpdir(), 'ferry-memory-bench-'));
 // As in the image: a compile cache filled before the operator starts (src/cli/compile-cache.ts).
-const COMPILE_CACHE_ENV = {
-  NODE_COMPILE_CACHE: join(dir, 'compile-cache'),
-  NODE_COMPILE_CACHE_PORTABLE: '1',
-};
-if (values['compile-cache']) {
-  // With the operator's V8 flags: some of them make V8 reject a cache made without them.
-  execFileSync(process.execPath, [...nodeFlags, join(ROOT, 'src', 'cli', 'compile-cache.ts')], {
-    env: { ...process.env, ...COMPILE_CACHE_ENV },
-    stdio: 'inherit',
-  });
-}
+const COMPILE_CACHE_ENV = values['compile-cache'] ? compileCacheEnv(dir, nodeFlags) : {};
 const results: Record<string, number | string>[] = [];
 try {
   if (env.operator?.pid !== undefined && alive(env.operator.pid)) {

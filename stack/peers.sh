@@ -3,7 +3,8 @@
 # kubelet; the pause binary; OpenBao, Vault, csi-sanity, helm) and caches them outside the
 # repository, keyed by version:
 #   $FERRY_CACHE/peers/<name>-<version>/<binary>
-# Usage: stack/peers.sh ensure <peer>...   (peers: etcd kube pause openbao vault csi-sanity helm moto)
+# Usage: stack/peers.sh ensure <peer>...   (peers: etcd kube pause openbao vault csi-sanity helm moto
+#                                           vso eso)
 #        stack/peers.sh path <peer>         (prints the cached binary directory)
 # Go builds use GOTOOLCHAIN=local, CGO_ENABLED=0 and the default GOMODCACHE/GOCACHE, which live
 # outside the repository and survive between runs.
@@ -16,10 +17,14 @@ VAULT_VERSION=${FERRY_VAULT_VERSION:-v1.21.4}
 CSI_SANITY_VERSION=${FERRY_CSI_SANITY_VERSION:-v5.4.0}
 HELM_VERSION=${FERRY_HELM_VERSION:-v3.21.4}
 MOTO_VERSION=${FERRY_MOTO_VERSION:-5.2.1}
+# The benchmark's peer operators (bench/operators.ts), built from their published source tarballs.
+VSO_VERSION=${FERRY_VSO_VERSION:-1.4.1}
+ESO_VERSION=${FERRY_ESO_VERSION:-2.9.0}
 
 CACHE=${FERRY_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/ferry}
 export GOTOOLCHAIN=local CGO_ENABLED=0 GOFLAGS=-mod=mod
 here=$(cd "$(dirname "$0")" && pwd)
+PEER_SOURCES=${FERRY_PEER_SOURCES:-$here/../../shared/peers}
 
 say() { printf '[peers] %s\n' "$*" >&2; }
 fail() {
@@ -38,7 +43,9 @@ version_of() {
     helm) echo "$HELM_VERSION" ;;
     pause) echo "$K8S_VERSION" ;;
     moto) echo "$MOTO_VERSION" ;;
-    *) fail "unknown peer '$1'" "use one of: etcd kube pause openbao vault csi-sanity helm moto" ;;
+    vso) echo "$VSO_VERSION" ;;
+    eso) echo "$ESO_VERSION" ;;
+    *) fail "unknown peer '$1'" "use one of: etcd kube pause openbao vault csi-sanity helm moto vso eso" ;;
   esac
 }
 
@@ -208,6 +215,30 @@ build_helm() {
     ld="$ld -X $p.k8sVersionMajor=1 -X $p.k8sVersionMinor=$minor"
   done
   GOBIN="$out" go install -trimpath -ldflags "$ld" "helm.sh/helm/v3/cmd/helm@$HELM_VERSION"
+}
+
+# VSO and ESO from their release source (../shared/peers, or FERRY_PEER_SOURCES), built as the
+# README there says (default cgo and module flags, so the Go build cache is shared with a manual build),
+# with their own CRDs kept beside the binary in crds/. ESO gets only its Vault provider (tag vault).
+build_from_source() {
+  local out=$1 tarball=$2 binary=$3 crds=$4
+  shift 4
+  [ -f "$PEER_SOURCES/$tarball.tar.gz" ] || {
+    echo "missing $PEER_SOURCES/$tarball.tar.gz (set FERRY_PEER_SOURCES)"
+    return 1
+  }
+  mkdir -p "$out/src" "$out/crds"
+  tar -xzf "$PEER_SOURCES/$tarball.tar.gz" -C "$out/src" &&
+    (cd "$out/src/$tarball" && env -u GOFLAGS -u CGO_ENABLED go build "$@" -o "$out/$binary" "${BUILD_MAIN:-.}") &&
+    cp "$out/src/$tarball"/$crds "$out/crds/"
+}
+
+build_vso() {
+  build_from_source "$1" "vault-secrets-operator-$VSO_VERSION" vso 'chart/crds/*.yaml'
+}
+
+build_eso() {
+  BUILD_MAIN=main.go build_from_source "$1" "external-secrets-$ESO_VERSION" eso 'config/crds/bases/*.yaml' -tags vault
 }
 
 ensure() {

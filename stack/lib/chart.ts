@@ -155,21 +155,28 @@ export interface ReplicaRelease {
 
 /**
  * A second operator replica as its own pod: another release of the chart in the same namespace
- * (operator only, its own ports: on the single hostNetwork node two pods of one Deployment would
- * share them). Both releases' operators contend for the same leader-election Lease.
+ * (operator only, its own ports, the audit stream's too: on the single hostNetwork node two pods of
+ * one Deployment would share them). Both releases' operators contend for the same leader-election Lease.
  */
 export async function installReplicaRelease(
   c: ChartEnv,
   release: string,
   extraArgs: string[],
 ): Promise<ReplicaRelease> {
-  const [health, metrics] = (await Promise.all([freePort(), freePort()])) as [number, number];
+  const [health, metrics, auditStream] = (await Promise.all([freePort(), freePort(), freePort()])) as [
+    number,
+    number,
+    number,
+  ];
   const values = JSON.parse(readFileSync(c.valuesFile, 'utf8')) as {
     controller: { manager: { metricsPort: number; healthProbePort: number; extraArgs: string[] } };
+    auditStream: { port: number };
     csi: { enabled: boolean };
   };
   values.controller.manager.metricsPort = metrics;
   values.controller.manager.healthProbePort = health;
+  // Vault's audit device names the first release's port; this one only needs to be schedulable.
+  values.auditStream.port = auditStream;
   values.controller.manager.extraArgs = extraArgs;
   values.csi.enabled = false;
   const valuesFile = join(c.dir, `chart-values-${release}.json`);

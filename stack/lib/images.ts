@@ -127,7 +127,8 @@ export async function ferryImage(
 // (docs/memory.md), portable because it is filled outside /app here, and V8's young generation
 // capped (filled under the same flags: V8 rejects code cached under others).
 const COMPILE_CACHE_DIR = '.node-compile-cache';
-const NODE_OPTIONS = '--max-semi-space-size=4';
+/** The image's V8 flags; the benchmarks run Ferry's process with them too. */
+export const NODE_OPTIONS = '--max-semi-space-size=4';
 const IMAGE_NODE_ENV = [
   `NODE_COMPILE_CACHE=/app/${COMPILE_CACHE_DIR}`,
   'NODE_COMPILE_CACHE_PORTABLE=1',

@@ -1,0 +1,151 @@
+// The operators the benchmark compares, and how each is started as a local process against a stack:
+// Ferry from this checkout, VSO and ESO from their published source (stack/peers.sh builds and caches
+// them), and the raw loop (bench/raw-loop.ts).
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, readdirSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { Log } from '../../stack/lib/proc.ts';
+import { peerDir, repoRoot, type StackEnv } from '../../stack/lib/stack.ts';
+import { compileCacheEnv, IMAGE_NODE_FLAGS } from './ferry-process.ts';
+import type { Flavour } from './workload.ts';
+
+let compileCache: NodeJS.ProcessEnv | undefined;
+/** One compile cache per benchmark process, filled on first use. */
+const ferryCompileCache = (): NodeJS.ProcessEnv =>
+  (compileCache ??= compileCacheEnv(mkdtempSync(join(tmpdir(), 'ferry-bench-cc-')), IMAGE_NODE_FLAGS));
+
+export type OperatorName = 'ferry' | 'vso' | 'eso' | 'raw';
+export type Scenario = 'defaults' | 'tuned';
+
+export interface Launch {
+  cmd: string;
+  args: string[];
+  env: NodeJS.ProcessEnv;
+}
+
+export interface OperatorSpec {
+  name: OperatorName;
+  flavour: Flavour;
+  /** The sync scenarios this operator is run in (`tuned`: the peers, set to Ferry's effective settings). */
+  scenarios: Scenario[];
+  version(log: Log): string;
+  /** The operator's own CRD files (none: the stack's, which are Ferry's). */
+  crds(log: Log): string[];
+  launch(
+    env: StackEnv,
+    scenario: Scenario,
+    vaultAddr: string,
+    n: number,
+    ports: [number, number],
+    log: Log,
+  ): Launch;
+}
+
+/** Ferry's effective settings, to which the peers are tuned: 100 concurrent reconciles and an API
+ * client without a client-side rate limit. */
+export const FERRY_CONCURRENCY = 100;
+const TUNED_QPS = ['--kube-client-qps=1000', '--kube-client-burst=2000'];
+
+const peerVersion = (peer: string): string =>
+  execFileSync('bash', [join(repoRoot, 'stack', 'peers.sh'), 'path', peer], { encoding: 'utf8' })
+    .trim()
+    .replace(/^.*\/[a-z]+-/, '');
+/** stack/peers.sh builds a peer once (a flock per peer); asked once per benchmark process. */
+const dirs = new Map<string, string>();
+const binDir = (peer: string, log: Log): string => {
+  const known = dirs.get(peer);
+  if (known) return known;
+  const dir = peerDir(peer, log);
+  dirs.set(peer, dir);
+  return dir;
+};
+const yamls = (dir: string): string[] =>
+  readdirSync(dir)
+    .filter((f) => f.endsWith('.yaml'))
+    .map((f) => join(dir, f));
+
+export const OPERATORS: Record<OperatorName, OperatorSpec> = {
+  ferry: {
+    name: 'ferry',
+    flavour: 'vso-api',
+    scenarios: ['defaults'],
+    version: () => {
+      const pkg = JSON.parse(readFileSync(join(repoRoot, 'package.json'), 'utf8')) as { version: string };
+      const rev = execFileSync('git', ['-C', repoRoot, 'rev-parse', '--short', 'HEAD'], {
+        encoding: 'utf8',
+      }).trim();
+      return `${pkg.version} (${rev}, Node ${process.versions.node})`;
+    },
+    crds: () => [],
+    // As the image runs it (bench/lib/ferry-process.ts).
+    launch: (env, _s, _v, _n, [metrics, health]) => ({
+      cmd: process.execPath,
+      args: [
+        ...IMAGE_NODE_FLAGS,
+        join(repoRoot, 'src', 'cli', 'operator.ts'),
+        `--kubeconfig=${env.operatorKubeconfig}`,
+        `--operator-namespace=${env.operatorNamespace}`,
+        '--leader-elect=false',
+        `--metrics-bind-address=127.0.0.1:${metrics}`,
+        `--health-probe-bind-address=127.0.0.1:${health}`,
+      ],
+      env: { ...process.env, ...ferryCompileCache() },
+    }),
+  },
+  vso: {
+    name: 'vso',
+    flavour: 'vso-api',
+    scenarios: ['defaults', 'tuned'],
+    version: () => peerVersion('vso'),
+    crds: (log) => yamls(join(binDir('vso', log), 'crds')),
+    launch: (env, scenario, _v, _n, [metrics, health], log) => ({
+      cmd: join(binDir('vso', log), 'vso'),
+      args: [
+        '--leader-elect=false',
+        `--metrics-bind-address=127.0.0.1:${metrics}`,
+        `--health-probe-bind-address=127.0.0.1:${health}`,
+        ...(scenario === 'tuned' ? [...TUNED_QPS, `--max-concurrent-reconciles=${FERRY_CONCURRENCY}`] : []),
+      ],
+      env: { ...process.env, KUBECONFIG: env.kubeconfig, OPERATOR_NAMESPACE: env.operatorNamespace },
+    }),
+  },
+  eso: {
+    name: 'eso',
+    flavour: 'eso',
+    scenarios: ['defaults', 'tuned'],
+    version: () => peerVersion('eso'),
+    crds: (log) => yamls(join(binDir('eso', log), 'crds')),
+    launch: (env, scenario, _v, _n, [metrics, health], log) => ({
+      cmd: join(binDir('eso', log), 'eso'),
+      args: [
+        '--enable-leader-election=false',
+        `--metrics-addr=127.0.0.1:${metrics}`,
+        `--live-addr=127.0.0.1:${health}`,
+        ...(scenario === 'tuned'
+          ? [`--concurrent=${FERRY_CONCURRENCY}`, '--client-qps=1000', '--client-burst=2000']
+          : []),
+      ],
+      env: { ...process.env, KUBECONFIG: env.kubeconfig },
+    }),
+  },
+  raw: {
+    name: 'raw',
+    flavour: 'none',
+    scenarios: ['defaults'],
+    version: () => 'bench/raw-loop.ts',
+    crds: () => [],
+    launch: (env, _s, vaultAddr, n) => ({
+      cmd: process.execPath,
+      args: [
+        join(repoRoot, 'bench', 'raw-loop.ts'),
+        `--kubeconfig=${env.kubeconfig}`,
+        `--vault=${vaultAddr}`,
+        `--n=${n}`,
+        `--concurrency=${FERRY_CONCURRENCY}`,
+        '--refresh=30',
+      ],
+      env: process.env,
+    }),
+  },
+};

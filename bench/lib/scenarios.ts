@@ -1,0 +1,288 @@
+// The benchmark's scenarios, each on a fresh private stack (`stack up --operator none --no-node`) with
+// the operator's own CRDs, the operator started as a local process after its resources exist:
+//   sync:    initial sync, change propagation, a quiet period, RSS throughout;
+//   restart: N static + dynamic secrets synced, then the operator restarted.
+import { readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { KubeClient } from '../../src/k8s/client.ts';
+import { Deployments, Secrets } from '../../src/k8s/resources.ts';
+import type { KubeObject, Secret } from '../../src/k8s/types.ts';
+import { adminClient, apply, readManifests, VaultAdmin } from '../../stack/lib/fixtures.ts';
+import { freePort, type Log, start, stopAll } from '../../stack/lib/proc.ts';
+import { type StackEnv, stackDown, stackUp } from '../../stack/lib/stack.ts';
+import { OPERATORS, type OperatorName, type Scenario } from './peers.ts';
+import { apiserverCounts, procSample, RssSampler, VaultProxy } from './probes.ts';
+import { percentile, type Row, type Series } from './stats.ts';
+import {
+  createDynamic,
+  createResources,
+  DB_MOUNT,
+  NAMESPACES,
+  nsOf,
+  plantValues,
+  tenants,
+} from './workload.ts';
+
+export interface RunSpec {
+  op: OperatorName;
+  scenario: Scenario;
+  n: number;
+  run: number;
+  log: Log;
+}
+export interface RunOutput {
+  rows: Row[];
+  series: Series[];
+}
+
+interface Running {
+  pid: number;
+  secs(): number;
+  rss: RssSampler;
+  stop(signal?: NodeJS.Signals): Promise<void>;
+}
+
+interface Bench {
+  env: StackEnv;
+  kube: KubeClient;
+  vault: VaultAdmin;
+  proxy: VaultProxy;
+  proxyAddr: string;
+  /** Starts the operator (again); it is stopped when the stack goes down. */
+  start(): Promise<Running>;
+}
+
+const stackLog: Log = (m) => process.stderr.write(`[stack] ${m}\n`);
+
+async function onFreshStack<T>(r: RunSpec, dynamic: boolean, fn: (b: Bench) => Promise<T>): Promise<T> {
+  const spec = OPERATORS[r.op];
+  const crds = spec.crds(r.log);
+  r.log(`${r.op}/${r.scenario} N=${r.n} run ${r.run}: fresh stack`);
+  const env = await stackUp({ flavor: 'openbao', operator: 'none', node: false, log: stackLog });
+  const kube = adminClient(env);
+  const vault = new VaultAdmin(env);
+  const proxy = new VaultProxy(env.vaultAddr);
+  const running: Running[] = [];
+  try {
+    const proxyAddr = await proxy.start();
+    for (const file of crds) {
+      for (const m of readManifests(file)) if (m.kind === 'CustomResourceDefinition') await apply(kube, m);
+    }
+    if (crds.length) await sleep(3000); // a replaced CRD's storage re-initialises for a moment
+    await tenants(kube, vault, dynamic);
+    const startOperator = async (): Promise<Running> => {
+      const ports = [await freePort(), await freePort()] as [number, number];
+      const l = spec.launch(env, r.scenario, proxyAddr, r.n, ports, r.log);
+      const t0 = performance.now();
+      const p = start(env.dir, `bench-${r.op}-${running.length}`, l.cmd, l.args, { env: l.env });
+      // Recorded in the stack so `npm run stack -- down` stops it should this process die first.
+      const file = process.env.FERRY_STACK_ENV as string;
+      const recorded = JSON.parse(readFileSync(file, 'utf8')) as StackEnv;
+      recorded.processes.push(p);
+      writeFileSync(file, JSON.stringify(recorded, null, 2));
+      const rss = new RssSampler(p.pid, t0);
+      const run: Running = {
+        pid: p.pid,
+        rss,
+        secs: () => (performance.now() - t0) / 1000,
+        stop: async (signal = 'SIGTERM') => {
+          rss.stop();
+          await stopAll([{ name: r.op, pid: p.pid, signal }], r.log, { timeoutMs: 15_000 });
+        },
+      };
+      running.push(run);
+      return run;
+    };
+    return await fn({ env, kube, vault, proxy, proxyAddr, start: startOperator });
+  } finally {
+    for (const p of running) await p.stop();
+    await proxy.close();
+    await vault.close();
+    await kube.close();
+    await stackDown(stackLog);
+  }
+}
+
+/** Which of the N static Secrets hold their expected value now. */
+async function observe(kube: KubeClient, expected: Map<string, string>): Promise<Set<string>> {
+  const list = await kube.list<Secret>(Secrets, {});
+  const ok = new Set<string>();
+  for (const s of list.items) {
+    const key = `${s.metadata.namespace}/${s.metadata.name}`;
+    const want = expected.get(key);
+    if (want === undefined) continue;
+    const got = s.data?.value ? Buffer.from(s.data.value, 'base64').toString('utf8') : undefined;
+    if (got === want) ok.add(key);
+  }
+  return ok;
+}
+
+const rowsOf = (r: RunSpec) => {
+  const rows: Row[] = [];
+  const row = (figure: string, value: number): void => {
+    rows.push({ operator: r.op, scenario: r.scenario, n: r.n, run: r.run, figure, value });
+    const v = Number.isFinite(value) ? Math.round(value * 100) / 100 : value;
+    r.log(`${r.op}/${r.scenario} N=${r.n} run ${r.run}: ${figure} = ${v}`);
+  };
+  return { rows, row };
+};
+
+const exited = (r: RunSpec, b: Bench): Error =>
+  new Error(`${r.op} exited (log: ${join(b.env.dir, `bench-${r.op}-*.log`)})`);
+
+/** Initial sync, change propagation and a quiet period of `quietS` seconds. */
+export function syncScenario(r: RunSpec, quietS: number): Promise<RunOutput> {
+  const { rows, row } = rowsOf(r);
+  const n = r.n;
+  return onFreshStack(r, false, async (b) => {
+    const expected = await plantValues(b.vault, n);
+    await createResources(b.kube, OPERATORS[r.op].flavour, n, b.proxyAddr);
+    r.log(`${r.op}/${r.scenario} N=${n}: ${n} secrets over ${NAMESPACES} namespaces created; starting it`);
+    const p = await b.start();
+
+    // Initial sync.
+    const curve: [number, number][] = [[0, 0]];
+    const point = (count: number): void => {
+      curve.push([Math.round(p.secs() * 10) / 10, count]);
+    };
+    let syncS = Number.NaN;
+    let syncedCount = 0;
+    while (p.secs() < 60 + n * 0.3) {
+      const ok = await observe(b.kube, expected).catch(() => new Set<string>());
+      syncedCount = ok.size;
+      point(ok.size);
+      if (ok.size === n) {
+        syncS = p.secs();
+        break;
+      }
+      if (procSample(p.pid) === undefined) throw exited(r, b);
+      await sleep(500);
+    }
+    row('sync_s', syncS);
+    row('synced_count', syncedCount);
+    const atSync = b.proxy.snapshot();
+    row('vault_requests_sync', atSync.requests);
+    row('vault_logins_sync', atSync.logins);
+    row('cpu_sync_s', procSample(p.pid)?.cpuS ?? Number.NaN);
+
+    // Change propagation: 10 % of the values change, spread over every namespace.
+    const ids = Array.from({ length: n }, (_, i) => i).filter((i) => Math.floor(i / NAMESPACES) % 10 === 0);
+    const changed = await plantValues(b.vault, n, 1, ids);
+    const tc = performance.now();
+    for (const [k, v] of changed) expected.set(k, v);
+    const seen = new Map<string, number>();
+    while (seen.size < changed.size && (performance.now() - tc) / 1000 < 120) {
+      const ok = await observe(b.kube, expected).catch(() => new Set<string>());
+      const t = (performance.now() - tc) / 1000;
+      for (const k of changed.keys()) if (ok.has(k) && !seen.has(k)) seen.set(k, t);
+      point(ok.size);
+      await sleep(500);
+    }
+    const lat = [...seen.values()];
+    row('change_p50_s', seen.size === changed.size ? percentile(lat, 50) : Number.NaN);
+    row('change_p99_s', seen.size === changed.size ? percentile(lat, 99) : Number.NaN);
+    row('change_missed', changed.size - seen.size);
+
+    // Quiet period: nothing changes and nothing is polled.
+    const ca = readFileSync(b.env.caFile, 'utf8');
+    const c0 = procSample(p.pid)?.cpuS ?? Number.NaN;
+    const v0 = b.proxy.snapshot();
+    const a0 = await apiserverCounts(b.env.apiServer, b.env.adminToken, ca);
+    await sleep(quietS * 1000);
+    const a1 = await apiserverCounts(b.env.apiServer, b.env.adminToken, ca);
+    const v1 = b.proxy.snapshot();
+    const c1 = procSample(p.pid)?.cpuS ?? Number.NaN;
+    row('quiet_s', quietS);
+    row('quiet_cpu_s', c1 - c0);
+    row('quiet_vault_requests', v1.requests - v0.requests);
+    row('quiet_vault_logins', v1.logins - v0.logins);
+    row('quiet_api_requests', a1.total - a0.total - 1); // less the benchmark's own /metrics request
+    row('quiet_api_writes', a1.writes - a0.writes);
+    p.rss.stop();
+    row('rss_peak_mb', p.rss.peak);
+    row('rss_end_mb', p.rss.points[p.rss.points.length - 1]?.[1] ?? Number.NaN);
+    const key = { operator: r.op, scenario: r.scenario, n, run: r.run };
+    return {
+      rows,
+      series: [
+        { ...key, kind: 'synced', points: curve },
+        { ...key, kind: 'rss_mb', points: p.rss.points },
+      ],
+    };
+  });
+}
+
+/** Usernames of the dynamic Secrets that exist. */
+async function dynamicCreds(kube: KubeClient): Promise<Map<string, string>> {
+  const list = await kube.list<Secret>(Secrets, {});
+  const out = new Map<string, string>();
+  for (const s of list.items) {
+    if (!s.metadata.namespace?.startsWith('bench-') || !/^d\d+$/.test(s.metadata.name ?? '')) continue;
+    const u = s.data?.username;
+    if (u) out.set(`${s.metadata.namespace}/${s.metadata.name}`, Buffer.from(u, 'base64').toString('utf8'));
+  }
+  return out;
+}
+
+/** Pod-template generations of the rollout-restart target Deployments (a restart bumps one). */
+async function deploymentGenerations(kube: KubeClient): Promise<number> {
+  let sum = 0;
+  for (let k = 0; k < NAMESPACES; k++) {
+    const list = await kube.list<KubeObject>(Deployments, { namespace: nsOf(k) });
+    for (const d of list.items) sum += d.metadata.generation ?? 0;
+  }
+  return sum;
+}
+
+/**
+ * N static and `dynamic` database-credential secrets synced, then the operator restarted (SIGTERM and
+ * a new process): how long until it has re-read every static secret, and what it did in the first
+ * `windowS` seconds (logins, Vault requests, credentials issued, rollout restarts, API writes).
+ */
+export function restartScenario(r: RunSpec, dynamic: number, windowS: number): Promise<RunOutput> {
+  const { rows, row } = rowsOf(r);
+  const n = r.n;
+  return onFreshStack(r, true, async (b) => {
+    await b.vault.postgresEngine(DB_MOUNT, { defaultTtl: '1h', maxTtl: '24h' });
+    const expected = await plantValues(b.vault, n);
+    await createResources(b.kube, OPERATORS[r.op].flavour, n, b.proxyAddr);
+    await createDynamic(b.kube, dynamic);
+    r.log(`${r.op} restart N=${n}: ${n} static and ${dynamic} dynamic secrets created; starting it`);
+    const first = await b.start();
+    let ready = false;
+    while (!ready && first.secs() < 60 + (n + dynamic) * 0.4) {
+      await sleep(1000);
+      if (procSample(first.pid) === undefined) throw exited(r, b);
+      ready = (await observe(b.kube, expected)).size === n && (await dynamicCreds(b.kube)).size === dynamic;
+    }
+    row('restart_first_sync_s', ready ? first.secs() : Number.NaN);
+    if (!ready) return { rows, series: [] };
+    await sleep(10_000); // first deliveries' rollout restarts and status writes settle
+    const creds0 = await dynamicCreds(b.kube);
+    const gens0 = await deploymentGenerations(b.kube);
+    await first.stop('SIGTERM');
+    const ca = readFileSync(b.env.caFile, 'utf8');
+    const v0 = b.proxy.snapshot();
+    const a0 = await apiserverCounts(b.env.apiServer, b.env.adminToken, ca);
+    const second = await b.start();
+    let converged = Number.NaN;
+    while (second.secs() < windowS) {
+      if (Number.isNaN(converged) && b.proxy.counts.kvReads - v0.kvReads >= n) converged = second.secs();
+      await sleep(250);
+    }
+    const v1 = b.proxy.snapshot();
+    const a1 = await apiserverCounts(b.env.apiServer, b.env.adminToken, ca);
+    const creds1 = await dynamicCreds(b.kube);
+    row('restart_window_s', windowS);
+    row('restart_converge_s', converged);
+    row('restart_logins', v1.logins - v0.logins);
+    row('restart_vault_requests', v1.requests - v0.requests);
+    row('restart_creds_issued', v1.creds - v0.creds);
+    row('restart_creds_changed', [...creds0].filter(([k, u]) => creds1.get(k) !== u).length);
+    row('restart_rollouts', (await deploymentGenerations(b.kube)) - gens0);
+    row('restart_api_writes', a1.writes - a0.writes);
+    row('restart_rss_peak_mb', second.rss.peak);
+    return { rows, series: [] };
+  });
+}

@@ -1,0 +1,100 @@
+// Pure parts of the operator benchmark: percentiles, results rows and their aggregation over runs.
+
+/** One measured figure of one run (bench/results/<date>.json). */
+export interface Row {
+  operator: string;
+  scenario: string;
+  n: number;
+  run: number;
+  figure: string;
+  value: number;
+}
+
+/** A time series of one run: [seconds since the operator started, value]. */
+export interface Series {
+  operator: string;
+  scenario: string;
+  n: number;
+  run: number;
+  kind: 'synced' | 'rss_mb';
+  points: [number, number][];
+}
+
+/** The median and spread of one figure over its runs. */
+export interface Aggregate {
+  operator: string;
+  scenario: string;
+  n: number;
+  figure: string;
+  median: number;
+  min: number;
+  max: number;
+  runs: number;
+}
+
+/** Nearest-rank percentile (p in 0..100); NaN for no values. */
+export function percentile(xs: readonly number[], p: number): number {
+  if (xs.length === 0) return Number.NaN;
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.min(s.length - 1, Math.max(0, Math.ceil((p / 100) * s.length) - 1))] as number;
+}
+
+/** The median; the mean of the middle two for an even count. */
+export function median(xs: readonly number[]): number {
+  if (xs.length === 0) return Number.NaN;
+  const s = [...xs].sort((a, b) => a - b);
+  const mid = s.length >> 1;
+  return s.length % 2 === 1 ? (s[mid] as number) : ((s[mid - 1] as number) + (s[mid] as number)) / 2;
+}
+
+/** Medians with min/max per (operator, scenario, N, figure), NaN values (figure not reached) left out. */
+export function aggregate(rows: readonly Row[]): Aggregate[] {
+  const groups = new Map<string, { key: Omit<Aggregate, 'median' | 'min' | 'max' | 'runs'>; vs: number[] }>();
+  for (const r of rows) {
+    const k = JSON.stringify([r.operator, r.scenario, r.n, r.figure]);
+    let g = groups.get(k);
+    if (!g) {
+      g = { key: { operator: r.operator, scenario: r.scenario, n: r.n, figure: r.figure }, vs: [] };
+      groups.set(k, g);
+    }
+    if (Number.isFinite(r.value)) g.vs.push(r.value);
+  }
+  return [...groups.values()].map(({ key, vs }) => ({
+    ...key,
+    median: median(vs),
+    min: vs.length ? Math.min(...vs) : Number.NaN,
+    max: vs.length ? Math.max(...vs) : Number.NaN,
+    runs: vs.length,
+  }));
+}
+
+/** Resident set size and CPU seconds of a process from /proc/<pid>/status and /proc/<pid>/stat text. */
+export function parseProc(
+  status: string,
+  stat: string,
+  ticksPerSecond = 100,
+): { rssMb: number; cpuS: number } {
+  const kb = Number(/^VmRSS:\s+(\d+)\s+kB/m.exec(status)?.[1] ?? Number.NaN);
+  // Fields after the parenthesised command name: utime and stime are fields 14 and 15 of the line.
+  const rest = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  const ticks = Number(rest[11]) + Number(rest[12]);
+  return { rssMb: kb / 1024, cpuS: ticks / ticksPerSecond };
+}
+
+/** Sums `apiserver_request_total` by verb from Prometheus text; writes are the mutating verbs. */
+export function apiserverRequests(metrics: string): {
+  total: number;
+  writes: number;
+  byVerb: Record<string, number>;
+} {
+  const byVerb: Record<string, number> = {};
+  for (const line of metrics.split('\n')) {
+    if (!line.startsWith('apiserver_request_total{')) continue;
+    const verb = /verb="([A-Z]+)"/.exec(line)?.[1];
+    const v = Number(line.slice(line.lastIndexOf(' ') + 1));
+    if (verb && Number.isFinite(v)) byVerb[verb] = (byVerb[verb] ?? 0) + v;
+  }
+  const writes = ['POST', 'PUT', 'PATCH', 'DELETE', 'APPLY'].reduce((a, v) => a + (byVerb[v] ?? 0), 0);
+  const total = Object.values(byVerb).reduce((a, v) => a + v, 0);
+  return { total, writes, byVerb };
+}

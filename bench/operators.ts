@@ -1,0 +1,129 @@
+// Ferry side by side with VSO and ESO (issue 12): each operator, and a raw loop of plain HTTP clients,
+// syncs N kv-v2 secrets (refreshAfter 30s) over 10 namespaces on a fresh private stack of its own,
+// started as a local process after its resources exist (bench/lib/scenarios.ts). Measured from outside:
+//   initial sync time and the synced-over-time curve (Secrets listed every 0.5 s), RSS every 0.5 s,
+//   change propagation (10 % of the values change in Vault: p50/p99 until the Secret has them),
+//   a quiet period (CPU seconds from /proc, Vault requests and logins through a counting proxy,
+//   API-server requests and writes from its own apiserver_request_total); scenario `restart`: N static
+//   and 200 dynamic secrets and an operator restart (Ferry and VSO: ESO has no VaultDynamicSecret).
+// Writes bench/results/<UTC date>.json (merged with the same day's earlier runs) and docs/benchmarks.md.
+//   npm run bench [-- --quick] [--n 1000,5000] [--runs 3] [--first-run 1] [--operators ferry,vso,eso,raw]
+//                 [--scenarios defaults,tuned,restart] [--quiet 60] [--report-only]
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { cpus, totalmem } from 'node:os';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import type { Log } from '../stack/lib/proc.ts';
+import { repoRoot } from '../stack/lib/stack.ts';
+import { OPERATORS, type OperatorName } from './lib/peers.ts';
+import { type BenchResults, renderReport, serializeResults } from './lib/report.ts';
+import { type RunOutput, type RunSpec, restartScenario, syncScenario } from './lib/scenarios.ts';
+
+const { values } = parseArgs({
+  options: {
+    quick: { type: 'boolean', default: false },
+    n: { type: 'string' },
+    runs: { type: 'string' },
+    'first-run': { type: 'string', default: '1' },
+    operators: { type: 'string', default: 'ferry,vso,eso,raw' },
+    scenarios: { type: 'string' },
+    quiet: { type: 'string' },
+    'report-only': { type: 'boolean', default: false },
+  },
+});
+const quick = values.quick;
+const ns = (values.n ?? (quick ? '100' : '1000')).split(',').map(Number);
+const runs = Number(values.runs ?? 1);
+const firstRun = Number(values['first-run']); // to add runs to the day's results file
+const operators = values.operators.split(',') as OperatorName[];
+const scenarios = (values.scenarios ?? (quick ? 'defaults' : 'defaults,tuned,restart')).split(',');
+const quietS = Number(values.quiet ?? (quick ? 30 : 60));
+const DYNAMIC = 200;
+const RESTART_WINDOW_S = 90;
+const log: Log = (m) => process.stderr.write(`[bench] ${m}\n`);
+
+const date = new Date().toISOString().slice(0, 10);
+const resultsFile = join(repoRoot, 'bench', 'results', `${date}.json`);
+process.env.FERRY_STACK_ENV ??= join('/tmp', 'ferry-bench-stack', 'env.json');
+
+function machine(): BenchResults['machine'] {
+  const cpu = cpus();
+  return {
+    cpus: cpu.length,
+    cpuModel: cpu[0]?.model ?? 'unknown',
+    memoryGb: Math.round(totalmem() / 2 ** 30),
+    kernel: readFileSync('/proc/sys/kernel/osrelease', 'utf8').trim(),
+    node: process.versions.node,
+  };
+}
+
+const results: BenchResults = existsSync(resultsFile)
+  ? (JSON.parse(readFileSync(resultsFile, 'utf8')) as BenchResults)
+  : { date, commands: [], machine: machine(), versions: {}, rows: [], series: [] };
+
+/** Runs one measurement and merges it into the results, replacing earlier figures of the same kind. */
+async function measure(r: RunSpec, restart: boolean, fn: () => Promise<RunOutput>): Promise<void> {
+  const same = (x: {
+    operator: string;
+    scenario: string;
+    n: number;
+    run: number;
+    figure?: string;
+  }): boolean =>
+    x.operator === r.op &&
+    x.scenario === r.scenario &&
+    x.n === r.n &&
+    x.run === r.run &&
+    (x.figure === undefined
+      ? !restart
+      : x.figure.startsWith('restart_') === restart || x.figure === 'failed');
+  const prefix = `${r.op}/${r.scenario} N=${r.n} run ${r.run}${restart ? ' restart' : ''} failed:`;
+  results.notes = (results.notes ?? []).filter((x) => !x.startsWith(prefix));
+  try {
+    const out = await fn();
+    results.rows = [...results.rows.filter((x) => !same(x)), ...out.rows];
+    results.series = [...results.series.filter((x) => !same(x)), ...out.series];
+  } catch (err) {
+    const msg = `${prefix} ${(err instanceof Error ? err.message : String(err)).split('\n')[0]}`;
+    log(msg);
+    results.notes.push(msg);
+    results.rows = [
+      ...results.rows.filter((x) => !same(x)),
+      { operator: r.op, scenario: r.scenario, n: r.n, run: r.run, figure: 'failed', value: 1 },
+    ];
+  }
+  writeFileSync(resultsFile, serializeResults(results));
+}
+
+if (!values['report-only']) {
+  for (const op of operators) {
+    if (!OPERATORS[op]) throw new Error(`unknown operator '${op}': use ferry, vso, eso or raw`);
+  }
+  const command = `npm run bench -- ${process.argv.slice(2).join(' ')}`.trim();
+  results.commands = [...new Set([...results.commands, command])];
+  results.machine = machine();
+  for (const op of operators) results.versions[op] = OPERATORS[op].version(log);
+  mkdirSync(join(repoRoot, 'bench', 'results'), { recursive: true });
+  for (const n of ns) {
+    for (let run = firstRun; run < firstRun + runs; run++) {
+      for (const op of operators) {
+        for (const scenario of OPERATORS[op].scenarios.filter((s) => scenarios.includes(s))) {
+          const r: RunSpec = { op, scenario, n, run, log };
+          await measure(r, false, () => syncScenario(r, quietS));
+        }
+        if (scenarios.includes('restart') && OPERATORS[op].flavour === 'vso-api') {
+          const r: RunSpec = { op, scenario: 'defaults', n, run, log };
+          await measure(r, true, () => restartScenario(r, DYNAMIC, RESTART_WINDOW_S));
+        }
+      }
+    }
+  }
+  log(`wrote ${resultsFile}`);
+}
+if (existsSync(resultsFile)) writeFileSync(resultsFile, serializeResults(results));
+const { markdown, svgs } = renderReport(results);
+mkdirSync(join(repoRoot, 'docs', 'benchmarks'), { recursive: true });
+for (const [name, svg] of Object.entries(svgs))
+  writeFileSync(join(repoRoot, 'docs', 'benchmarks', name), svg);
+writeFileSync(join(repoRoot, 'docs', 'benchmarks.md'), markdown);
+log(`wrote docs/benchmarks.md and ${Object.keys(svgs).length} plots`);
