@@ -20,7 +20,7 @@ import type {
   VaultStaticCredsMetaData,
 } from '../../api/v1beta1/vaultdynamicsecret.ts';
 import { refreshPeriodMs } from '../../api/validate.ts';
-import { CONDITION_TYPES } from '../../consts/conditions.ts';
+import { CONDITION_REASONS, CONDITION_TYPES } from '../../consts/conditions.ts';
 import { FINALIZERS } from '../../consts/finalizers.ts';
 import { REASONS } from '../../consts/reasons.ts';
 import { makeSecretData } from '../../delivery/secret-data.ts';
@@ -29,7 +29,7 @@ import type { VaultAccess } from '../../delivery/vault-access.ts';
 import { CODES, errorMessage, FerryError } from '../../errors.ts';
 import { Secrets } from '../../k8s/resources.ts';
 import type { Secret } from '../../k8s/types.ts';
-import type { Condition } from '../../runtime/conditions.ts';
+import { type Condition, type ConditionInput, findCondition } from '../../runtime/conditions.ts';
 import { type Action, awaitChange, type ReconcileContext, requeueAfter } from '../../runtime/controller.ts';
 import { type JsonPatchOp, reconcileWithFinalizer } from '../../runtime/finalizer.ts';
 import type { VaultApi, VaultResponse } from '../../vault/client.ts';
@@ -69,6 +69,15 @@ import {
 } from './plan.ts';
 
 const KIND = 'VaultDynamicSecret';
+
+/** syncConfig.instantUpdates is reserved on this kind (VSO 1.4.1 has no such field): never silent. */
+const INSTANT_UNAVAILABLE: ConditionInput = {
+  type: CONDITION_TYPES.InstantUpdates,
+  status: 'False',
+  reason: CONDITION_REASONS.InstantUpdatesUnavailable,
+  message:
+    'instantUpdates is not supported on VaultDynamicSecret: credentials follow their lease (renewal, refreshAfter, rotation schedule)',
+};
 
 export interface VaultDynamicSecretOptions {
   /** Delay between writing new credentials and revoking the replaced lease. 0 (the default) revokes
@@ -115,23 +124,19 @@ export function vaultDynamicSecretReconciler(
     message: string,
     lease?: { ok: boolean; reason: string; message: string },
   ): Condition[] =>
-    syncConditions(
-      base,
-      KIND,
-      ok,
-      message,
-      { now: ctx.clock.now(), generation: obj.metadata.generation },
-      lease
+    syncConditions(base, KIND, ok, message, { now: ctx.clock.now(), generation: obj.metadata.generation }, [
+      ...(lease
         ? [
             {
               type: CONDITION_TYPES.LeaseRenewal,
-              status: lease.ok ? 'True' : 'False',
+              status: lease.ok ? ('True' as const) : ('False' as const),
               reason: lease.reason,
               message: lease.message,
             },
           ]
-        : [],
-    );
+        : []),
+      ...(obj.spec?.syncConfig?.instantUpdates ? [INSTANT_UNAVAILABLE] : []),
+    ]);
 
   /** Merge-patches `.status` (absent optional fields are cleared) and remembers what was written. */
   const patchStatus = async (obj: VaultDynamicSecret, status: VaultDynamicSecretStatus): Promise<void> => {
@@ -466,6 +471,13 @@ export function vaultDynamicSecretReconciler(
     if (!spec) {
       throw await fail(obj, current, 'spec', new FerryError(CODES.INVALID_CONFIG, 'spec is missing'));
     }
+    // Said once: the condition is in every status this kind writes from then on.
+    if (
+      spec.syncConfig?.instantUpdates &&
+      findCondition(current?.conditions, CONDITION_TYPES.InstantUpdates)?.reason !==
+        INSTANT_UNAVAILABLE.reason
+    )
+      await ctx.events.warning(involved(obj), REASONS.InstantUpdatesUnavailable, INSTANT_UNAVAILABLE.message);
     const namespace = obj.metadata.namespace ?? '';
     let existing: Secret | undefined;
     let refreshAfterMs: number | undefined;

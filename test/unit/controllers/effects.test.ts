@@ -258,6 +258,20 @@ describe('VaultDynamicSecret effects', () => {
     assert.equal(await h.kube.getIfExists(VaultDynamicSecrets, 'd', 'app'), undefined, 'finalizer released');
   });
 
+  it('instantUpdates (reserved on this kind): a condition, and one Warning, never silence', async () => {
+    const h = setup();
+    h.apply(vds({ syncConfig: { instantUpdates: true } }));
+    const first = await h.run('d');
+    await h.run('d');
+    assert.ok('requeueAfterMs' in first);
+    h.clock.advance(first.requeueAfterMs);
+    await h.run('d');
+    const instant = h.store.get('app', 'd')?.status?.conditions?.find((c) => c.type === 'InstantUpdates');
+    assert.equal(instant?.status, 'False');
+    assert.equal(instant?.reason, 'InstantUpdatesUnavailable');
+    assert.deepEqual(reasons(h.events), ['Warning:InstantUpdatesUnavailable', 'Normal:SecretSynced']);
+  });
+
   it('keeps a deleted object while revocation fails, then gives up with a Warning', async () => {
     const h = setup();
     h.apply(vds());
