@@ -57,7 +57,7 @@ const KINDS: readonly KindSetup[] = [
   setupSecretTransformation,
   setupCSISecrets,
   setupHCP,
-  // Last: it reads the informers the kinds above created.
+  // Last: these read the informers the kinds above created.
   setupResourceStatus,
   setupSecretExpiry,
 ];

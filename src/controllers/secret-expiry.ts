@@ -16,13 +16,13 @@ type Lister<T> = Pick<Store<T>, 'list'>;
 
 /** The expiry (Unix seconds) of a dynamic secret's lease; undefined for lease-less or static
  * credentials (nothing expires that Ferry renews). */
-export function leaseExpiry(o: VaultDynamicSecret): number | undefined {
+function leaseExpiry(o: VaultDynamicSecret): number | undefined {
   const s = o.status;
   return s?.secretLease && isLeased(s.secretLease) ? s.lastRenewalTime + s.secretLease.duration : undefined;
 }
 
 /** The expiry (Unix seconds) of a PKI secret's certificate; undefined before the first issue. */
-export function certificateExpiry(o: VaultPKISecret): number | undefined {
+function certificateExpiry(o: VaultPKISecret): number | undefined {
   const e = o.status?.expiration;
   return o.status?.serialNumber && typeof e === 'number' && e > 0 ? e : undefined;
 }
