@@ -10,6 +10,7 @@ import type { ControllerContext, OperatorOptions } from './controllers/context.t
 import { setupCSISecrets } from './controllers/csisecrets/setup.ts';
 import { setupHCP } from './controllers/hcp/setup.ts';
 import { setupResourceStatus } from './controllers/resource-status.ts';
+import { setupSecretExpiry } from './controllers/secret-expiry.ts';
 import { setupSecretTransformation } from './controllers/secrettransformation/setup.ts';
 import type { KindSetup, SetupEnv } from './controllers/setup.ts';
 import { hmacKeyProvider } from './controllers/shared/hmac-key.ts';
@@ -56,8 +57,9 @@ const KINDS: readonly KindSetup[] = [
   setupSecretTransformation,
   setupCSISecrets,
   setupHCP,
-  // Last: it reads the informers the kinds above created.
+  // Last: these read the informers the kinds above created.
   setupResourceStatus,
+  setupSecretExpiry,
 ];
 
 export function buildOperator(cfg: OperatorConfig): Manager {

@@ -124,3 +124,14 @@ export function resourceStatusMetric(r: MetricsRegistry): Gauge<'controller' | '
     labelNames: ['controller', 'name', 'namespace'],
   });
 }
+
+/** `ferry_secret_expiry_timestamp_seconds`: the Unix time the current lease (VaultDynamicSecret) or
+ * certificate (VaultPKISecret) expires, one series per object (`namespace`/`name`, as in
+ * controller_resource_status: a scrape with honor_labels off stores it as exported_namespace). */
+export function secretExpiryMetric(r: MetricsRegistry): Gauge<'kind' | 'namespace' | 'name'> {
+  return r.gauge({
+    name: 'ferry_secret_expiry_timestamp_seconds',
+    help: 'Unix time at which the current lease or certificate of a VaultDynamicSecret or VaultPKISecret expires',
+    labelNames: ['kind', 'namespace', 'name'],
+  });
+}

@@ -6,9 +6,10 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
-import { controllerMetrics, workQueueMetrics } from '../../../src/metrics/controller.ts';
+import { controllerMetrics, secretExpiryMetric, workQueueMetrics } from '../../../src/metrics/controller.ts';
 import { csiMetrics } from '../../../src/metrics/csi.ts';
 import { MetricsRegistry, registerBuildInfo } from '../../../src/metrics/registry.ts';
+import { vaultMetrics } from '../../../src/metrics/vault.ts';
 import { CHART, NAMESPACE, type Obj, one, render, skip } from './helm.ts';
 import { dashboardExprs, metricNames, ruleExprs } from './promql.ts';
 
@@ -18,6 +19,8 @@ async function exported(): Promise<Set<string>> {
   controllerMetrics(r);
   workQueueMetrics(r);
   csiMetrics(r);
+  vaultMetrics(r);
+  secretExpiryMetric(r);
   registerBuildInfo(r, { version: '0', gitCommit: '0', nodeVersion: '0', platform: '0' });
   const names = new Set<string>();
   for (const m of (await r.metrics()).matchAll(/^# TYPE (\S+) (\S+)$/gm)) {
@@ -73,6 +76,7 @@ describe('chart dashboards and alerts', () => {
             enabled: true,
             selectors: { release: 'prometheus' },
             alertLabels: { team: 'platform' },
+            loginsPerMinuteThreshold: 12,
             extraRules: [{ alert: 'Mine', expr: 'vector(1)' }],
           },
         },
@@ -88,6 +92,11 @@ describe('chart dashboards and alerts', () => {
       const all = ruleExprs(rule);
       const rules = all.filter((r) => r.alert !== 'Mine');
       assert.ok(rules.length >= 6);
+      const byName = new Map(rules.map((r) => [r.alert, r.expr]));
+      for (const a of ['FerrySecretExpiring', 'FerryVaultErrors', 'FerryVaultUnreachable'])
+        assert.ok(byName.has(a), `${a} is rendered`);
+      assert.match(byName.get('FerrySecretExpiring') ?? '', /time\(\) < 600$/, 'the default threshold');
+      assert.match(byName.get('FerryVaultLoginStorm') ?? '', /operation="login".*> 12$/, 'the value is used');
       const names = await exported();
       for (const r of rules) {
         assert.equal(r.labels?.team, 'platform');

@@ -12,6 +12,7 @@ import type { VaultDynamicSecret } from '../../../src/api/v1beta1/vaultdynamicse
 import type { VaultPKISecret } from '../../../src/api/v1beta1/vaultpkisecret.ts';
 import type { VaultStaticSecret } from '../../../src/api/v1beta1/vaultstaticsecret.ts';
 import { DESTINATION_POLL_MS, secretKindErrorPolicy } from '../../../src/controllers/outcome.ts';
+import { collectSecretExpiry } from '../../../src/controllers/secret-expiry.ts';
 import { OwnWrites } from '../../../src/controllers/shared/own-writes.ts';
 import { vaultDynamicSecretReconciler } from '../../../src/controllers/vaultdynamicsecret/reconcile.ts';
 import { vaultPKISecretReconciler } from '../../../src/controllers/vaultpkisecret/reconcile.ts';
@@ -21,6 +22,8 @@ import { K8sApiError } from '../../../src/k8s/errors.ts';
 import type { ResourceType } from '../../../src/k8s/resources.ts';
 import { Secrets } from '../../../src/k8s/resources.ts';
 import type { KubeObject, Secret } from '../../../src/k8s/types.ts';
+import { secretExpiryMetric } from '../../../src/metrics/controller.ts';
+import { MetricsRegistry } from '../../../src/metrics/registry.ts';
 import type { Action, ReconcileContext } from '../../../src/runtime/controller.ts';
 import { VaultError } from '../../../src/vault/errors.ts';
 import { type FakeKube, harness, type RecordedEvent, type ScriptedVault } from './harness.ts';
@@ -33,6 +36,17 @@ const decoded = (s: Secret | undefined): Record<string, string> =>
     Object.entries(s?.data ?? {}).map(([k, v]) => [k, Buffer.from(v, 'base64').toString('utf8')]),
   );
 const reasons = (events: { type: string; reason: string }[]) => events.map((e) => `${e.type}:${e.reason}`);
+/** The ferry_secret_expiry_timestamp_seconds series a scrape would serve for these stores. */
+async function expirySeries(stores: {
+  dynamic?: { list(): VaultDynamicSecret[] };
+  pki?: { list(): VaultPKISecret[] };
+}): Promise<string[]> {
+  const registry = new MetricsRegistry();
+  const gauge = secretExpiryMetric(registry);
+  const none = { list: () => [] };
+  gauge.onCollect(() => collectSecretExpiry(gauge, stores.dynamic ?? none, stores.pki ?? none));
+  return (await registry.metrics()).match(/^ferry_secret_expiry_timestamp_seconds\{.*$/gm) ?? [];
+}
 /** A missing create: false destination: a Warning, the errorPolicy polls, and Vault is asked only
  * `vaultCalls` (nothing is issued that could not be written). */
 async function pollsForMissingDestination(
@@ -242,6 +256,11 @@ describe('VaultDynamicSecret effects', () => {
     assert.equal(decoded(await secretOf(h, 'creds')).username, 'u1');
     assert.equal(h.store.get('app', 'd')?.status?.secretLease.id, 'db/creds/app/l1');
     assert.deepEqual(reasons(h.events), ['Normal:SecretSynced']);
+    const expiry = () => expirySeries({ dynamic: h.store });
+    const issuedAt = Math.floor(h.clock.now() / 1000);
+    assert.deepEqual(await expiry(), [
+      `ferry_secret_expiry_timestamp_seconds{kind="VaultDynamicSecret",namespace="app",name="d"} ${issuedAt + 600}`,
+    ]);
 
     // Before the horizon nothing is asked of Vault.
     await h.run('d');
@@ -251,11 +270,19 @@ describe('VaultDynamicSecret effects', () => {
     await h.run('d');
     assert.deepEqual(h.vault.paths(), ['db/creds/app', 'sys/leases/renew']);
     assert.equal(decoded(await secretOf(h, 'creds')).username, 'u1', 'a renewal keeps the credentials');
+    assert.deepEqual(
+      await expiry(),
+      [
+        `ferry_secret_expiry_timestamp_seconds{kind="VaultDynamicSecret",namespace="app",name="d"} ${Math.floor(h.clock.now() / 1000) + 600}`,
+      ],
+      'a renewal moves the expiry',
+    );
 
     h.markDeleted('d');
     await h.run('d');
     assert.equal(h.vault.paths().at(-1), 'sys/leases/revoke');
     assert.equal(await h.kube.getIfExists(VaultDynamicSecrets, 'd', 'app'), undefined, 'finalizer released');
+    assert.deepEqual(await expiry(), [], 'the series goes with the object');
   });
 
   it('instantUpdates (reserved on this kind): a condition, and one Warning, never silence', async () => {
@@ -343,6 +370,11 @@ describe('VaultPKISecret effects', () => {
     assert.equal(tls['tls.key'], 'KEY');
     assert.equal(h.store.get('app', 'p')?.status?.serialNumber, '01');
     assert.deepEqual(reasons(h.events), ['Normal:SecretSynced']);
+    const expiry = () => expirySeries({ pki: h.store });
+    const expiryLine = () =>
+      `ferry_secret_expiry_timestamp_seconds{kind="VaultPKISecret",namespace="app",name="p"} ${h.store.get('app', 'p')?.status?.expiration}`;
+    assert.deepEqual(await expiry(), [expiryLine()]);
+    assert.equal(h.store.get('app', 'p')?.status?.expiration, Math.floor(h.clock.now() / 1000) + 3600);
 
     // Follow the returned horizons (the last ones are short, near the end of the lifetime).
     let next: Action = first;
@@ -353,6 +385,7 @@ describe('VaultPKISecret effects', () => {
     }
     assert.equal(h.store.get('app', 'p')?.status?.serialNumber, '02');
     assert.ok(h.clock.now() - Date.parse('2026-01-01T00:00:00Z') <= 3_600_000, 'before expiry');
+    assert.deepEqual(await expiry(), [expiryLine()], "the new certificate's expiry");
     assert.deepEqual(
       h.vault.calls.filter((c) => c.path === 'pki/revoke').map((c) => c.body?.serial_number),
       ['01'],
@@ -365,6 +398,7 @@ describe('VaultPKISecret effects', () => {
       ['01', '02'],
     );
     assert.equal(await h.kube.getIfExists(VaultPKISecrets, 'p', 'app'), undefined);
+    assert.deepEqual(await expiry(), [], 'the series goes with the object');
   });
 
   it('releases a deleted object at once when its VaultAuth is gone', async () => {
