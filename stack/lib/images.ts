@@ -128,7 +128,7 @@ export async function ferryImage(
 // capped (filled under the same flags: V8 rejects code cached under others).
 const COMPILE_CACHE_DIR = '.node-compile-cache';
 /** The image's V8 flags; the benchmarks run Ferry's process with them too. */
-export const NODE_OPTIONS = '--max-semi-space-size=4';
+export const NODE_OPTIONS = '--max-semi-space-size=4 --max-old-space-size-percentage=50';
 const IMAGE_NODE_ENV = [
   `NODE_COMPILE_CACHE=/app/${COMPILE_CACHE_DIR}`,
   'NODE_COMPILE_CACHE_PORTABLE=1',

@@ -174,7 +174,10 @@ describe('helm chart', { skip }, () => {
       const env = c.env.find((e) => e.name === 'OPERATOR_NAMESPACE');
       assert.deepEqual(env?.valueFrom, { fieldRef: { fieldPath: 'metadata.namespace' } });
       // The image's default V8 flags (docs/memory.md), kept when the chart sets the env.
-      assert.equal(c.env.find((e) => e.name === 'NODE_OPTIONS')?.value, '--max-semi-space-size=4');
+      assert.equal(
+        c.env.find((e) => e.name === 'NODE_OPTIONS')?.value,
+        '--max-semi-space-size=4 --max-old-space-size-percentage=50',
+      );
       const podinfo = pod.volumes.find((v) => v.name === 'podinfo');
       assert.ok(podinfo?.downwardAPI);
       assert.ok(
