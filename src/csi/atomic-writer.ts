@@ -31,8 +31,8 @@ import {
 } from 'node:fs/promises';
 import { join } from 'node:path';
 import { errorMessage } from '../errors.ts';
+import { readRegularFile } from '../safe-read.ts';
 import { isPayloadName, isValidFileName, payloadName } from './names.ts';
-import { readRegularFile } from './safe-read.ts';
 
 export const DATA_DIR_LINK = '..data';
 const DATA_DIR_TMP_LINK = '..data_tmp';

@@ -17,9 +17,9 @@ import { createHash, randomBytes } from 'node:crypto';
 import { mkdir, readdir, rename, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { errorMessage } from '../errors.ts';
+import { readRegularFile } from '../safe-read.ts';
 import { isValidFileName } from './names.ts';
 import type { Grant } from './publisher.ts';
-import { readRegularFile } from './safe-read.ts';
 import type { Held, ItemRef } from './secrets.ts';
 
 export interface VolumeRecord {

@@ -3,10 +3,10 @@
 // point them at a Vault they run, so each path is confined to one directory the installation chose
 // (`--ca-cert-dir`, `--approle-secret-id-dir`), must resolve to a regular file there, and is read up
 // to a size cap: neither /dev/zero, a FIFO nor the pod's ServiceAccount token can be named.
-import { constants } from 'node:fs';
-import { open, realpath } from 'node:fs/promises';
+import { realpath } from 'node:fs/promises';
 import { isAbsolute, relative, resolve, sep } from 'node:path';
 import { CODES, FerryError } from '../errors.ts';
+import { NOT_REGULAR, readRegularFile, TOO_LARGE } from '../safe-read.ts';
 
 /** Where a chart mounts CA bundles for caCertPath; `--ca-cert-dir` / FERRY_CA_CERT_DIR change it. */
 export const DEFAULT_CA_CERT_DIR = '/etc/ferry/ca';
@@ -89,27 +89,10 @@ async function readConfinedFile(where: string, path: string, dir: string, maxByt
     if (err instanceof FerryError) throw err;
     throw invalid(`${where} cannot be read: ${(err as NodeJS.ErrnoException).code ?? 'error'}`);
   }
-  // O_NONBLOCK: opening a FIFO must not wait for a writer; it is then refused as not regular.
-  const fh = await open(real, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK).catch(
-    (err: NodeJS.ErrnoException) => {
-      throw invalid(`${where} cannot be read: ${err.code ?? 'error'}`);
-    },
-  );
-  try {
-    const st = await fh.stat();
-    if (!st.isFile()) throw invalid(`${where} is not a regular file`);
-    if (st.size > maxBytes) throw invalid(`${where} is larger than ${maxBytes} bytes`);
-    // The size may change after fstat: read one byte past the cap to notice.
-    const buf = Buffer.alloc(maxBytes + 1);
-    let n = 0;
-    for (;;) {
-      const { bytesRead } = await fh.read(buf, n, buf.length - n, n);
-      if (bytesRead === 0) break;
-      n += bytesRead;
-      if (n > maxBytes) throw invalid(`${where} is larger than ${maxBytes} bytes`);
-    }
-    return buf.subarray(0, n).toString('utf8');
-  } finally {
-    await fh.close();
-  }
+  const buf = await readRegularFile(real, maxBytes).catch((err: NodeJS.ErrnoException) => {
+    if (err.code === NOT_REGULAR) throw invalid(`${where} is not a regular file`);
+    if (err.code === TOO_LARGE) throw invalid(`${where} is larger than ${maxBytes} bytes`);
+    throw invalid(`${where} cannot be read: ${err.code ?? 'error'}`);
+  });
+  return buf.toString('utf8');
 }
