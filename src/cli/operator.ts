@@ -6,6 +6,7 @@ import { errorMessage } from '../errors.ts';
 import { parseRateLimit } from '../k8s/ratelimit.ts';
 import { registerRuntimeConfig } from '../metrics/registry.ts';
 import { buildOperator } from '../operator.ts';
+import { parseListenAddress } from '../runtime/manager.ts';
 import { durationString } from '../template/duration.ts';
 import { type AuditStreamOptions, peerList } from '../vault/audit-stream.ts';
 import { parsePersistenceModel } from '../vault/persistence.ts';
@@ -54,17 +55,15 @@ const int = (v: string | undefined, fallback: number): number => {
 function auditStream(): AuditStreamOptions | undefined {
   const addr = values['audit-stream-bind-address'] ?? env.FERRY_AUDIT_STREAM_BIND_ADDRESS;
   if (!addr) return undefined;
-  const i = addr.lastIndexOf(':');
-  const port = Number(addr.slice(i + 1));
-  if (i < 0 || !Number.isInteger(port) || port < 1 || port > 65535)
-    throw new RangeError(`invalid --audit-stream-bind-address ${JSON.stringify(addr)}`);
+  const { host, port } = parseListenAddress(addr);
+  if (port < 1) throw new RangeError(`invalid --audit-stream-bind-address ${JSON.stringify(addr)}: port 0`);
   const allowedPeers = (values['audit-stream-allowed-peers'] ?? env.FERRY_AUDIT_STREAM_ALLOWED_PEERS ?? '')
     .split(',')
     .map((p) => p.trim())
     .filter(Boolean);
   peerList(allowedPeers); // fail at start on a malformed entry
   return {
-    host: addr.slice(0, i).replace(/^\[(.*)\]$/, '$1') || '0.0.0.0',
+    host: host ?? '0.0.0.0',
     port,
     allowedPeers,
     maxConnections: int(values['audit-stream-max-connections'], 8),

@@ -70,7 +70,8 @@ export interface HealthReport {
   leader: { enabled: boolean; known: boolean; leading: boolean; holder?: string };
 }
 
-function parseAddress(addr: string): { host: string | undefined; port: number } {
+/** `host:port`, `[v6]:port` or `:port` (host undefined: every interface). */
+export function parseListenAddress(addr: string): { host: string | undefined; port: number } {
   const i = addr.lastIndexOf(':');
   const host = i > 0 ? addr.slice(0, i).replace(/^\[(.*)\]$/, '$1') : undefined;
   const port = Number(addr.slice(i + 1));
@@ -328,7 +329,7 @@ export class Manager {
           res.end();
         });
       });
-      const { host, port } = parseAddress(addr);
+      const { host, port } = parseListenAddress(addr);
       await new Promise<void>((resolve, reject) => {
         server.once('error', reject);
         server.listen(port, host, () => {
