@@ -5,8 +5,7 @@
 import type { VaultStaticSecret } from '../../api/v1beta1/vaultstaticsecret.ts';
 import { BACKGROUND_BACKOFF, intervalFor, jittered } from '../../backoff.ts';
 import { sleep } from '../../clock.ts';
-import type { Controller } from '../../runtime/controller.ts';
-import { formatKey } from '../../runtime/controller.ts';
+import { type Controller, formatKey } from '../../runtime/controller.ts';
 import type { Informer } from '../../runtime/informer.ts';
 import { kvSecretKey, runAuditStream } from '../../vault/audit-stream.ts';
 import { objKey, type SetupEnv } from '../setup.ts';
