@@ -26,6 +26,10 @@ const { values } = parseArgs({
     'kubelet-registration-path': { type: 'string' },
     'registration-dir': { type: 'string', default: '/registration' },
     'client-cache-size': { type: 'string', default: '10000' },
+    // Opt-ins the chart grants RBAC for (docs/security.md): VSO's TokenRequest login as the
+    // VaultAuth's ServiceAccount (else the pod's own kubelet-issued token), and Secret reads.
+    'token-request-login': { type: 'boolean', default: false },
+    'read-secrets': { type: 'boolean', default: false },
   },
 });
 const env = process.env;
@@ -63,6 +67,8 @@ try {
     refreshIntervalMs: refresh * 1000,
     ...globals,
     clientCacheSize: Number(values['client-cache-size']) || 10_000,
+    tokenRequestLogin: values['token-request-login'],
+    readSecrets: values['read-secrets'],
     healthAddress: listenAddress(values['health-probe-bind-address']),
     ...(values['kubelet-registration-path']
       ? {

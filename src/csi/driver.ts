@@ -22,9 +22,15 @@ import type { TokenReviewStatus } from './access.ts';
 import type { Mounter } from './mounter.ts';
 import { DRIVER_VERSION } from './names.ts';
 import { NodeService } from './node.ts';
+import { PodTokens } from './pod-tokens.ts';
 import { type EventSink, type Pod, Publisher } from './publisher.ts';
 import { KubeletRegistration } from './registration.ts';
 import { CsiServer } from './server.ts';
+
+const TOKEN_REQUEST_FIX =
+  'the driver logs in with the pod’s own kubelet-issued token (kubernetes and jwt methods without secretRef); for VSO’s login as the VaultAuth’s ServiceAccount, and for aws IRSA and gcp, set the chart value csi.driver.tokenRequestLogin=true (docs/security.md)';
+const SECRET_READS_FIX =
+  'set the chart value csi.driver.readSecrets=true, which lets the driver read Secrets in every namespace (docs/security.md)';
 
 export interface CsiDriverConfig {
   client: KubeClient;
@@ -52,6 +58,13 @@ export interface CsiDriverConfig {
   /** The process environment, for the AWS default credential chain (aws auth without secretRef or
    * irsaServiceAccount); unset, that chain is refused. */
   env?: Record<string, string | undefined>;
+  /** VSO's login for the kubernetes and jwt methods: a TokenRequest for the VaultAuth's
+   * ServiceAccount (needs serviceaccounts/token create and serviceaccounts get), instead of the pod's
+   * own kubelet-issued token. Also what aws IRSA and gcp logins need. Default off. */
+  tokenRequestLogin?: boolean;
+  /** Reads Secrets VaultAuths and VaultConnections name (credential and CA Secrets; needs secrets
+   * get in every namespace). Default off. */
+  readSecrets?: boolean;
   /** Vault client cache bound; default 10000, as the operator's. */
   clientCacheSize?: number;
   /** host:port for /healthz, /readyz and /metrics (one server); null disables. */
@@ -95,6 +108,7 @@ export class CsiDriver {
       metricsAddress: health,
     });
     this.#manager = m;
+    const podTokens = new PodTokens({ now: () => clock.now(), maxTargets: 2 * (cfg.maxVolumes ?? 256) });
     const access = createVaultAccess(m, {
       client: cfg.client,
       log,
@@ -103,6 +117,11 @@ export class CsiDriver {
       allowDefaultGlobals: cfg.allowDefaultGlobals ?? true,
       clientCacheSize: cfg.clientCacheSize ?? 10_000,
       ...(cfg.env ? { env: cfg.env } : {}),
+      ...(cfg.tokenRequestLogin ? {} : { podTokens }),
+      withheld: {
+        ...(cfg.tokenRequestLogin ? {} : { tokenRequests: TOKEN_REQUEST_FIX }),
+        ...(cfg.readSecrets ? {} : { secretReads: SECRET_READS_FIX }),
+      },
       onSessionEvent: (ev) => {
         if (ev.type === 'login' && ev.reason !== 'initial') this.node.onVaultLogin();
       },
@@ -150,6 +169,7 @@ export class CsiDriver {
       audience,
       mounter: cfg.mounter,
       publisher,
+      podTokens,
       ...(cfg.targetRoot ? { targetRoot: cfg.targetRoot } : {}),
       ...(cfg.stateDir ? { stateDir: cfg.stateDir } : {}),
       ...(cfg.maxVolumes ? { maxVolumes: cfg.maxVolumes } : {}),

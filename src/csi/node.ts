@@ -36,8 +36,9 @@ import { type OutputFile, readBack, writeAtomic } from './atomic-writer.ts';
 import { CsiError, toCsiError } from './errors.ts';
 import { ensureRealDir, type Mounter, SCRATCH } from './mounter.ts';
 import { keptItems, planRepublish } from './plan.ts';
+import type { PodTokens } from './pod-tokens.ts';
 import type { NodePublishVolumeRequest, NodeUnpublishVolumeRequest } from './proto.ts';
-import type { Grant, PublishInput } from './publisher.ts';
+import { type Grant, type PublishInput, podServiceAccount } from './publisher.ts';
 import { heldDueAt, retryDelayMs } from './renewal.ts';
 import { Revocations } from './revocations.ts';
 import {
@@ -73,6 +74,8 @@ export interface NodeServiceOptions {
   audience: string;
   mounter: Mounter;
   publisher: PublishSource;
+  /** Where the pods' kubelet-issued tokens are kept for Vault logins (pod-tokens.ts). */
+  podTokens?: Pick<PodTokens, 'keep' | 'forget'>;
   /** When set, every target path must lie below this directory (kubelet's pods dir on a node). */
   targetRoot?: string;
   /** A republish with unchanged arguments re-fetches after this long; 0 never does. */
@@ -246,6 +249,7 @@ export class NodeService {
           'ALREADY_EXISTS',
           `target_path is already published for volume ${prev?.rec.volumeId}`,
         );
+      o.podTokens?.keep(v.targetPath, podServiceAccount(v.context.pod), v.context.tokens);
       if (plan.action === 'skip') {
         this.stats.skipped++;
         log.debug('already published');
@@ -259,6 +263,9 @@ export class NodeService {
       }
       try {
         return await this.#publishOnce(v, prev, plan.samePublish, mounted, who, log, signal);
+      } catch (err) {
+        if (!this.#volumes.has(v.targetPath)) o.podTokens?.forget(v.targetPath);
+        throw err;
       } finally {
         this.#publishing.delete(v.targetPath);
       }
@@ -340,6 +347,7 @@ export class NodeService {
       } catch (err) {
         throw toCsiError(err);
       }
+      o.podTokens?.forget(v.targetPath);
       const volume = this.#volumes.get(v.targetPath);
       if (volume) await this.#forget(volume.rec);
       o.log.info({ volumeId: v.volumeId }, 'volume unpublished');
