@@ -1,6 +1,7 @@
 // The CSI node driver end to end with the real API server and Vault/OpenBao: real Pod and
 // ServiceAccount objects (pods never run: there is no kubelet, but the objects exist), pod-bound
-// tokens from the TokenRequest API with the driver's audience, and a gRPC client issuing the calls
+// tokens from the TokenRequest API with the audiences kubelet would request (the driver's, which
+// proves the pod's identity, and the Vault login's), and a gRPC client issuing the calls
 // kubelet would issue. The driver runs in process as its own ServiceAccount bound to
 // deploy/csi/rbac.yaml, so a missing RBAC rule fails here. At the end, no canary secret value may
 // be anywhere in etcd (a control value written as a Secret proves the scan sees Secret data).
