@@ -108,7 +108,11 @@ export class CsiDriver {
       metricsAddress: health,
     });
     this.#manager = m;
-    const podTokens = new PodTokens({ now: () => clock.now(), maxTargets: 2 * (cfg.maxVolumes ?? 256) });
+    const podTokens = new PodTokens({
+      now: () => clock.now(),
+      maxTargets: 2 * (cfg.maxVolumes ?? 256),
+      driverAudience: audience,
+    });
     const access = createVaultAccess(m, {
       client: cfg.client,
       log,

@@ -249,7 +249,11 @@ export class NodeService {
           'ALREADY_EXISTS',
           `target_path is already published for volume ${prev?.rec.volumeId}`,
         );
-      o.podTokens?.keep(v.targetPath, podServiceAccount(v.context.pod), v.context.tokens);
+      o.podTokens?.keep(
+        v.targetPath,
+        { ...podServiceAccount(v.context.pod), uid: v.context.pod.uid },
+        v.context.tokens,
+      );
       if (plan.action === 'skip') {
         this.stats.skipped++;
         log.debug('already published');

@@ -91,16 +91,24 @@ export function pickPodToken(
   tokens: PodTokenSet,
   audiences: readonly string[] | undefined,
   nowMs: number,
+  opts: PickOptions = {},
 ): { audience: string; token: PodToken } {
   const wanted = audiences && audiences.length > 0 ? audiences : [''];
-  for (const audience of wanted) {
+  const allowed = opts.refuseApiAudience ? wanted.filter((a) => a !== '') : wanted;
+  for (const audience of allowed) {
     const t = tokens.get(audience);
     if (t && t.expiresAtMs > nowMs) return { audience, token: t };
   }
-  const names = wanted
+  if (allowed.length === 0) {
+    throw new FerryError(
+      CODES.CSI_PRECONDITION,
+      `${opts.refuseApiAudience}: the pod's token for the API server's own audience "" is a Kubernetes credential and is not sent there; set the VaultAuth's audiences (e.g. ["vault"], as the Vault role's audience)`,
+    );
+  }
+  const names = allowed
     .map((a) => (a === '' ? '"" (the API server’s default)' : JSON.stringify(a)))
     .join(', ');
-  const expired = wanted.some((a) => tokens.has(a));
+  const expired = allowed.some((a) => tokens.has(a));
   throw new FerryError(
     CODES.CSI_PRECONDITION,
     expired
@@ -109,9 +117,39 @@ export function pickPodToken(
   );
 }
 
+export interface PickOptions {
+  /** Why the token for the API server's audience ("") may not be used here, if it may not: it
+   * authenticates to the Kubernetes API as the pod's ServiceAccount, so it goes only to a Vault the
+   * pod's own namespace or the cluster's administrator chose. */
+  refuseApiAudience?: string | undefined;
+}
+
+/** Whether a token's claims (unverified here; Vault has the API server verify them) name this
+ * pod's ServiceAccount and, when bound to a pod, this pod: what Vault would log in as. */
+export function claimsMatch(token: string, pod: PodRef): boolean {
+  const payload = token.split('.')[1];
+  if (payload === undefined || payload.length > MAX_TOKEN_LENGTH) return false;
+  let claims: unknown;
+  try {
+    claims = JSON.parse(Buffer.from(payload, 'base64url').toString('utf8'));
+  } catch {
+    return false;
+  }
+  if (!isPlainObject(claims)) return false;
+  if (claims.sub !== `system:serviceaccount:${pod.namespace}:${pod.name}`) return false;
+  const k8s = claims['kubernetes.io'];
+  const boundPod = isPlainObject(k8s) && isPlainObject(k8s.pod) ? k8s.pod.uid : undefined;
+  return boundPod === undefined || boundPod === pod.uid;
+}
+
 export interface ServiceAccountRef {
   namespace: string;
   name: string;
+}
+
+/** The pod a publish is for: its ServiceAccount and UID. */
+export interface PodRef extends ServiceAccountRef {
+  uid: string;
 }
 
 const saKey = (sa: ServiceAccountRef): string => `${sa.namespace}/${sa.name}`;
@@ -126,22 +164,28 @@ export class PodTokens {
   readonly #now: () => number;
   /** At most this many targets; kubelet's publishes are bounded by the node's volumes. */
   readonly #max: number;
+  /** The driver's own audience: that token proves the pod's identity to the driver and never
+   * leaves it. */
+  readonly #driverAudience: string;
 
-  constructor(opts: { now: () => number; maxTargets: number }) {
+  constructor(opts: { now: () => number; maxTargets: number; driverAudience: string }) {
     this.#now = opts.now;
     this.#max = opts.maxTargets;
+    this.#driverAudience = opts.driverAudience;
   }
 
   get size(): number {
     return this.#byTarget.size;
   }
 
-  /** Keeps what a publish of `target` passed: per audience, whichever token expires later. */
-  keep(target: string, sa: ServiceAccountRef, tokens: PodTokenSet): void {
-    const key = saKey(sa);
+  /** Keeps what a publish of `target` for `pod` passed: per audience, whichever token expires
+   * later. Tokens whose claims are not the pod's (a confused or forged caller) are not kept. */
+  keep(target: string, pod: PodRef, tokens: PodTokenSet): void {
+    const key = saKey(pod);
     const prev = this.#byTarget.get(target);
     const merged = new Map(prev?.sa === key ? prev.tokens : []);
     for (const [aud, t] of tokens) {
+      if (aud === this.#driverAudience || !claimsMatch(t.token, pod)) continue;
       const old = merged.get(aud);
       if (!old || t.expiresAtMs >= old.expiresAtMs) merged.set(aud, t);
     }
@@ -156,7 +200,7 @@ export class PodTokens {
   }
 
   /** The freshest valid token of a pod running as `sa` on this node for the VaultAuth's audiences. */
-  token(sa: ServiceAccountRef, audiences: readonly string[] | undefined): string {
+  token(sa: ServiceAccountRef, audiences: readonly string[] | undefined, opts: PickOptions = {}): string {
     const key = saKey(sa);
     const now = this.#now();
     let best: PodToken | undefined;
@@ -164,7 +208,7 @@ export class PodTokens {
     for (const e of this.#byTarget.values()) {
       if (e.sa !== key) continue;
       try {
-        const { token } = pickPodToken(e.tokens, audiences, now);
+        const { token } = pickPodToken(e.tokens, audiences, now, opts);
         if (!best || token.expiresAtMs > best.expiresAtMs) best = token;
       } catch (err) {
         lastError = err;

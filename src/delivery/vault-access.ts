@@ -115,8 +115,13 @@ export type PersistenceEvent =
 /** Where the kubernetes and jwt methods take the pod's own token from (the CSI driver). */
 export interface PodTokenSource {
   /** The freshest valid token of a pod running as `sa` for one of `audiences` (none: the API
-   * server's default audience); throws a FerryError naming the fix when there is none. */
-  token(sa: { namespace: string; name: string }, audiences: readonly string[] | undefined): string;
+   * server's default audience ""); throws a FerryError naming the fix when there is none. With
+   * `refuseApiAudience` (why), the "" token, a Kubernetes API credential, is not used. */
+  token(
+    sa: { namespace: string; name: string },
+    audiences: readonly string[] | undefined,
+    opts?: { refuseApiAudience?: string | undefined },
+  ): string;
 }
 
 export interface Withheld {
@@ -301,6 +306,9 @@ export async function connectionOptions(
   }
   return opts;
 }
+
+/** The pod a CSI login is for, and whether its API-audience token may go to the VaultConnection. */
+type PodLogin = NonNullable<Consumer['podServiceAccount']> & { refuseApiAudience: string | undefined };
 
 /** The login settings every method shares (the merged VaultAuth's mount, params and headers). */
 type LoginBase = Pick<EffectiveAuth, 'mount' | 'params' | 'headers'>;
@@ -554,7 +562,16 @@ export class VaultAccessResolver {
     if (!connection) throw invalidRef(`VaultConnection ${connRef.namespace}/${connRef.name} not found`);
 
     const providerNamespace = consumer.providerNamespace ?? consumer.namespace;
-    const { providerUID, method } = await this.#provider(eff, providerNamespace, consumer.podServiceAccount);
+    const pod = consumer.podServiceAccount && {
+      ...consumer.podServiceAccount,
+      // Where the pod's token would go: a Vault its own namespace or the administrator chose.
+      refuseApiAudience: [consumer.podServiceAccount.namespace, d.operatorNamespace].includes(
+        connRef.namespace,
+      )
+        ? undefined
+        : `VaultConnection ${connRef.namespace}/${connRef.name} is in neither the pod's namespace nor the operator's`,
+    };
+    const { providerUID, method } = await this.#provider(eff, providerNamespace, pod);
     const input: CacheKeyInput = {
       method: eff.method,
       authUID: uidOf(auth, 'VaultAuth'),
@@ -638,11 +655,7 @@ export class VaultAccessResolver {
     }
   }
 
-  async #provider(
-    eff: EffectiveAuth,
-    namespace: string,
-    pod: Consumer['podServiceAccount'],
-  ): Promise<Provider> {
+  async #provider(eff: EffectiveAuth, namespace: string, pod: PodLogin | undefined): Promise<Provider> {
     const base = { mount: eff.mount, params: eff.params, headers: eff.headers };
     if (eff.method === 'appRole') {
       const a = eff.appRole ?? {};
@@ -783,14 +796,16 @@ export class VaultAccessResolver {
   async #serviceAccountToken(
     namespace: string,
     k: KubernetesLogin,
-    pod: Consumer['podServiceAccount'],
+    pod: PodLogin | undefined,
     method: (getToken: () => Promise<string>) => AuthMethod,
   ): Promise<Provider> {
     const podTokens = this.#deps.podTokens;
     if (podTokens && pod) {
+      const sa = { namespace: pod.namespace, name: pod.name };
+      const opts = { refuseApiAudience: pod.refuseApiAudience };
       return {
         providerUID: nameUid('pod-service-account', `${pod.namespace}/${pod.name}`),
-        method: method(async () => podTokens.token(pod, k.audiences)),
+        method: method(async () => podTokens.token(sa, k.audiences, opts)),
       };
     }
     const sa = k.serviceAccount ?? '';

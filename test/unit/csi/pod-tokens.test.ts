@@ -5,6 +5,7 @@ import { describe, it } from 'node:test';
 import fc from 'fast-check';
 import { CsiError, toCsiError } from '../../../src/csi/errors.ts';
 import {
+  claimsMatch,
   MAX_AUDIENCES,
   MAX_TOKENS_JSON_BYTES,
   type PodTokenSet,
@@ -148,61 +149,116 @@ describe('pickPodToken', () => {
   });
 });
 
+/** A JWT-shaped token with kubelet's claims (the signature is Vault's and the API server's business). */
+const jwt = (ns: string, sa: string, podUid: string | undefined, tag: string): string => {
+  const claims = {
+    sub: `system:serviceaccount:${ns}:${sa}`,
+    ...(podUid ? { 'kubernetes.io': { namespace: ns, pod: { name: 'p', uid: podUid } } } : {}),
+    tag,
+  };
+  return `eyJhbGciOiJSUzI1NiJ9.${Buffer.from(JSON.stringify(claims)).toString('base64url')}.sig`;
+};
+
+describe('claimsMatch', () => {
+  const pod = { namespace: 'ns', name: 'web', uid: 'u1' };
+  it('is the pod’s ServiceAccount and, when bound, the pod', () => {
+    assert.equal(claimsMatch(jwt('ns', 'web', 'u1', 'x'), pod), true);
+    assert.equal(claimsMatch(jwt('ns', 'web', undefined, 'x'), pod), true);
+    assert.equal(claimsMatch(jwt('ns', 'web', 'u2', 'x'), pod), false, 'another pod');
+    assert.equal(claimsMatch(jwt('ns', 'api', 'u1', 'x'), pod), false, 'another ServiceAccount');
+    assert.equal(claimsMatch(jwt('other', 'web', 'u1', 'x'), pod), false, 'another namespace');
+    for (const t of ['not-a-jwt', 'a.b.c', 'a..c', `a.${Buffer.from('[1]').toString('base64url')}.c`])
+      assert.equal(claimsMatch(t, pod), false, t);
+  });
+});
+
 describe('PodTokens', () => {
   const sa = { namespace: 'ns', name: 'web' };
-  const tokens = (token: string, expiresAtMs: number, audience = 'vault'): PodTokenSet =>
-    new Map([[audience, { token, expiresAtMs }]]);
+  const DRIVER = 'csi.vso.hashicorp.com';
+  const podOf = (uid: string, name = 'web') => ({ namespace: 'ns', name, uid });
+  const tokens = (
+    tag: string,
+    expiresAtMs: number,
+    audience = 'vault',
+    uid = 'u1',
+    name = 'web',
+  ): PodTokenSet => new Map([[audience, { token: jwt('ns', name, uid, tag), expiresAtMs }]]);
+  const tagOf = (token: string) =>
+    (JSON.parse(Buffer.from(token.split('.')[1] ?? '', 'base64url').toString()) as { tag: string }).tag;
+  const store = (now: () => number, maxTargets = 10) =>
+    new PodTokens({ now, maxTargets, driverAudience: DRIVER });
 
   it('keeps the newest token per target, serves the freshest of the ServiceAccount’s pods, forgets on unpublish', () => {
     let now = T0;
-    const store = new PodTokens({ now: () => now, maxTargets: 10 });
-    store.keep('/t1', sa, tokens('t1-a', T0 + 600_000));
-    store.keep('/t1', sa, tokens('t1-stale', T0 + 100_000)); // a replayed older context does not win
-    assert.equal(store.token(sa, ['vault']), 't1-a');
-    store.keep('/t2', sa, tokens('t2', T0 + 900_000));
-    assert.equal(store.token(sa, ['vault']), 't2');
-    store.keep('/t3', { namespace: 'ns', name: 'other' }, tokens('other', T0 + 999_999));
-    assert.equal(store.token(sa, ['vault']), 't2', 'another ServiceAccount’s token is never used');
-    store.forget('/t2');
-    assert.equal(store.token(sa, ['vault']), 't1-a');
+    const s = store(() => now);
+    s.keep('/t1', podOf('u1'), tokens('t1-a', T0 + 600_000));
+    s.keep('/t1', podOf('u1'), tokens('t1-stale', T0 + 100_000)); // a replayed older context does not win
+    assert.equal(tagOf(s.token(sa, ['vault'])), 't1-a');
+    s.keep('/t2', podOf('u2'), tokens('t2', T0 + 900_000, 'vault', 'u2'));
+    assert.equal(tagOf(s.token(sa, ['vault'])), 't2');
+    s.keep('/t3', podOf('u3', 'other'), tokens('other', T0 + 999_999, 'vault', 'u3', 'other'));
+    assert.equal(tagOf(s.token(sa, ['vault'])), 't2', 'another ServiceAccount’s token is never used');
+    s.forget('/t2');
+    assert.equal(tagOf(s.token(sa, ['vault'])), 't1-a');
     // A republish brings a fresh token; the old one expires.
     now = T0 + 700_000;
-    assert.throws(() => store.token(sa, ['vault']), /expired/);
-    store.keep('/t1', sa, tokens('t1-b', now + 600_000));
-    assert.equal(store.token(sa, ['vault']), 't1-b');
-    store.forget('/t1');
-    store.forget('/t3');
-    assert.equal(store.size, 0);
+    assert.throws(() => s.token(sa, ['vault']), /expired/);
+    s.keep('/t1', podOf('u1'), tokens('t1-b', now + 600_000));
+    assert.equal(tagOf(s.token(sa, ['vault'])), 't1-b');
+    s.forget('/t1');
+    s.forget('/t3');
+    assert.equal(s.size, 0);
     assert.throws(
-      () => store.token(sa, ['vault']),
+      () => s.token(sa, ['vault']),
       (e: unknown) =>
         isFerryError(e) && e.code === CODES.CSI_PRECONDITION && /next republish/.test(e.message),
     );
   });
 
+  it('never keeps the driver’s own audience, nor a token whose claims are not the pod’s', () => {
+    const s = store(() => T0);
+    s.keep('/t', podOf('u1'), tokens('driver', T0 + 600_000, DRIVER));
+    assert.throws(() => s.token(sa, [DRIVER]), /no token for audience "csi\.vso\.hashicorp\.com"/);
+    s.keep('/t', podOf('u1'), tokens('other-pod', T0 + 600_000, 'vault', 'u9'));
+    s.keep('/t', podOf('u1'), tokens('other-sa', T0 + 600_000, '', 'u1', 'api'));
+    assert.throws(() => s.token(sa, ['vault', '']), /no token/);
+  });
+
+  it('the API server’s audience "" only where it may go', () => {
+    const s = store(() => T0);
+    s.keep('/t', podOf('u1'), tokens('api-audience', T0 + 600_000, ''));
+    assert.equal(tagOf(s.token(sa, undefined)), 'api-audience');
+    assert.throws(
+      () => s.token(sa, undefined, { refuseApiAudience: 'VaultConnection x/y is elsewhere' }),
+      (e: unknown) =>
+        isFerryError(e) &&
+        e.code === CODES.CSI_PRECONDITION &&
+        /x\/y is elsewhere.*audiences/.test(e.message),
+    );
+    s.keep('/t', podOf('u1'), tokens('vault', T0 + 600_000, 'vault'));
+    assert.equal(tagOf(s.token(sa, ['', 'vault'], { refuseApiAudience: 'elsewhere' })), 'vault');
+  });
+
   it('a target whose pod changed ServiceAccount keeps only the new one’s tokens', () => {
-    const store = new PodTokens({ now: () => T0, maxTargets: 10 });
-    store.keep('/t', sa, tokens('old-sa', T0 + 600_000, ''));
-    store.keep('/t', { namespace: 'ns', name: 'next' }, tokens('new-sa', T0 + 600_000));
-    assert.throws(() => store.token(sa, undefined));
-    assert.equal(store.token({ namespace: 'ns', name: 'next' }, ['vault']), 'new-sa');
+    const s = store(() => T0);
+    s.keep('/t', podOf('u1'), tokens('old-sa', T0 + 600_000, ''));
+    s.keep('/t', podOf('u1', 'next'), tokens('new-sa', T0 + 600_000, 'vault', 'u1', 'next'));
+    assert.throws(() => s.token(sa, undefined));
+    assert.equal(tagOf(s.token({ namespace: 'ns', name: 'next' }, ['vault'])), 'new-sa');
   });
 
   it('is bounded: expired targets go first, then the oldest', () => {
     let now = T0;
-    const store = new PodTokens({ now: () => now, maxTargets: 3 });
-    store.keep('/a', sa, tokens('a', T0 + 10));
-    store.keep('/b', sa, tokens('b', T0 + 600_000));
-    store.keep('/c', sa, tokens('c', T0 + 700_000));
+    const s = store(() => now, 3);
+    s.keep('/a', podOf('u1'), tokens('a', T0 + 10));
+    s.keep('/b', podOf('u1'), tokens('b', T0 + 600_000));
+    s.keep('/c', podOf('u1'), tokens('c', T0 + 700_000));
     now = T0 + 20;
-    store.keep('/d', sa, tokens('d', T0 + 500_000));
-    assert.equal(store.size, 3);
-    store.forget('/c');
-    assert.equal(store.token(sa, ['vault']), 'b', '/a (expired) was dropped, /b kept');
-    store.keep('/e', sa, tokens('e', T0 + 1));
-    store.keep('/f', sa, tokens('f', T0 + 400_000));
-    assert.equal(store.size, 3);
-    for (let i = 0; i < 100; i++) store.keep(`/x${i}`, sa, tokens(`x${i}`, T0 + 800_000));
-    assert.equal(store.size, 3);
+    s.keep('/d', podOf('u1'), tokens('d', T0 + 500_000));
+    assert.equal(s.size, 3);
+    s.forget('/c');
+    assert.equal(tagOf(s.token(sa, ['vault'])), 'b', '/a (expired) was dropped, /b kept');
+    for (let i = 0; i < 100; i++) s.keep(`/x${i}`, podOf('u1'), tokens(`x${i}`, T0 + 800_000));
+    assert.equal(s.size, 3);
   });
 });

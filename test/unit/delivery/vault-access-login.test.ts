@@ -486,10 +486,12 @@ describe('VaultAccessResolver logins by method', () => {
 
   describe('in the CSI driver: the pod’s kubelet-issued token, and what the driver may not read', () => {
     const asked: { sa: string; audiences: readonly string[] | undefined }[] = [];
+    const refusals: (string | undefined)[] = [];
     const csiDeps: Partial<VaultAccessDeps> = {
       podTokens: {
-        token: (sa, audiences) => {
+        token: (sa, audiences, opts) => {
           asked.push({ sa: `${sa.namespace}/${sa.name}`, audiences });
+          refusals.push(opts?.refuseApiAudience);
           return `pod-token-${sa.name}`;
         },
       },
@@ -528,6 +530,18 @@ describe('VaultAccessResolver logins by method', () => {
           { sa: `${NS}/api`, audiences: ['vault'] },
         ]);
         assert.equal(kube.tokenRequests.length, 0);
+        // The API server's audience token goes only to a VaultConnection of the pod's namespace
+        // (here `conn` in NS) or the operator's: a pod of another namespace is refused it.
+        await r.get({
+          namespace: NS,
+          vaultAuthRef: 'k',
+          podServiceAccount: { namespace: 'tenant-b', name: 'web' },
+        });
+        assert.deepEqual(refusals.slice(0, 3), [undefined, undefined, undefined]);
+        assert.match(
+          refusals[3] ?? '',
+          /VaultConnection app\/conn is in neither the pod's namespace nor the operator's/,
+        );
       } finally {
         await r.cache.clear();
       }
