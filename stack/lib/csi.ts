@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import pino from 'pino';
 import { request } from 'undici';
 import { CTX } from '../../src/csi/access.ts';
-import { CsiClient } from '../../src/csi/client.ts';
+import { CsiClient, grpcCodeName } from '../../src/csi/client.ts';
 import { CsiDriver, type CsiDriverConfig } from '../../src/csi/driver.ts';
 import { canMountTmpfs, DirMounter, type Mounter, TmpfsMounter } from '../../src/csi/mounter.ts';
 import type { NodePublishVolumeRequest } from '../../src/csi/proto.ts';
@@ -107,6 +107,18 @@ export async function makePod(
   const loginTokens: PodRef['loginTokens'] = {};
   for (const aud of LOGIN_AUDIENCES) loginTokens[aud] = await podToken(kube, ref, aud);
   return { ...ref, token: tr.token, loginTokens };
+}
+
+/** How a driver call ended, as kubelet would see it: OK, or the gRPC code name and message. */
+export async function outcomeOf(
+  call: Promise<unknown>,
+): Promise<{ code: string | undefined; message: string }> {
+  try {
+    await call;
+    return { code: 'OK', message: '' };
+  } catch (err) {
+    return { code: grpcCodeName(err), message: (err as { details?: string }).details ?? String(err) };
+  }
 }
 
 /** kubelet's target path and volume id for the pod's inline volume `secrets`. */

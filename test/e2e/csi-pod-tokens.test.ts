@@ -8,12 +8,12 @@ import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { grpcCodeName } from '../../src/csi/client.ts';
 import type { KubeClient } from '../../src/k8s/client.ts';
 import {
   csiSecretsManifest,
   LOGIN_AUDIENCES,
   makePod,
+  outcomeOf,
   type PodRef,
   podToken,
   startTestDriver,
@@ -42,14 +42,7 @@ describe('CSI driver logins with the pod’s kubelet-issued token', () => {
   let value: string;
   const published = new Set<PodRef>();
 
-  const codeOf = async (pr: Promise<unknown>): Promise<{ code: string | undefined; message: string }> => {
-    try {
-      await pr;
-      return { code: 'OK', message: '' };
-    } catch (err) {
-      return { code: grpcCodeName(err), message: (err as { details?: string }).details ?? String(err) };
-    }
-  };
+  const codeOf = outcomeOf;
   /** A CSISecrets `name` reading the tenant's secret through VaultAuth `auth`. */
   const csiSecrets = (name: string, auth: string) =>
     apply(

@@ -14,7 +14,7 @@ import { after, before, describe, it } from 'node:test';
 import { CSISecretsResource } from '../../src/api/resources.ts';
 import type { CSISecrets } from '../../src/api/v1beta1/csisecrets.ts';
 import { CTX } from '../../src/csi/access.ts';
-import { type CsiClient, grpcCodeName } from '../../src/csi/client.ts';
+import type { CsiClient } from '../../src/csi/client.ts';
 import type { CsiDriver } from '../../src/csi/driver.ts';
 import { type Mounter, mountPoints } from '../../src/csi/mounter.ts';
 import type { KubeClient } from '../../src/k8s/client.ts';
@@ -22,6 +22,7 @@ import { Pods, Secrets } from '../../src/k8s/resources.ts';
 import type { KubeObject } from '../../src/k8s/types.ts';
 import {
   csiSecretsManifest,
+  outcomeOf,
   type PodRef,
   type PublishOptions,
   scanEtcd,
@@ -80,14 +81,7 @@ describe('CSI driver (real API server and Vault)', () => {
     pods.set(`${namespace}/${name}`, ref);
     return ref;
   }
-  const codeOf = async (pr: Promise<unknown>): Promise<{ code: string | undefined; message: string }> => {
-    try {
-      await pr;
-      return { code: 'OK', message: '' };
-    } catch (err) {
-      return { code: grpcCodeName(err), message: (err as { details?: string }).details ?? String(err) };
-    }
-  };
+  const codeOf = outcomeOf;
 
   before(async () => {
     env = await useStack();

@@ -30,6 +30,20 @@ const CRDS = [
 const informerOf = (kinds: string[], at: Use['at']): Use[] =>
   kinds.map((k) => ({ resource: `secrets.hashicorp.com/${k}`, verbs: ['list', 'watch'], at }));
 
+/** Logging in as a VaultAuth's ServiceAccount: its UID keys the session, TokenRequest mints the JWT. */
+const TOKEN_REQUEST_LOGIN: Use[] = [
+  {
+    resource: '/serviceaccounts',
+    verbs: ['get'],
+    at: ['src/delivery/vault-access.ts', /getRequired<KubeObject>\(this\.#deps\.client, ServiceAccounts/],
+  },
+  {
+    resource: '/serviceaccounts/token',
+    verbs: ['create'],
+    at: ['src/delivery/vault-access.ts', /client\.createToken\(/],
+  },
+];
+
 const OPERATOR: Use[] = [
   {
     resource: '/secrets',
@@ -47,16 +61,7 @@ const OPERATOR: Use[] = [
     at: ['src/controllers/shared/destination.ts', /client\.replace<Secret>\(Secrets/],
   },
   { resource: '/secrets', verbs: ['delete'], at: ['src/vault/persistence.ts', /client\.delete\(Secrets/] },
-  {
-    resource: '/serviceaccounts',
-    verbs: ['get'],
-    at: ['src/delivery/vault-access.ts', /getRequired<KubeObject>\(this\.#deps\.client, ServiceAccounts/],
-  },
-  {
-    resource: '/serviceaccounts/token',
-    verbs: ['create'],
-    at: ['src/delivery/vault-access.ts', /client\.createToken\(/],
-  },
+  ...TOKEN_REQUEST_LOGIN,
   { resource: '/events', verbs: ['create', 'patch'], at: ['src/k8s/events.ts', /client\.patch\(Events/] },
   // Rollout restarts patch the pod template; nothing reads the workload first.
   ...['apps/deployments', 'apps/statefulsets', 'apps/daemonsets', 'argoproj.io/rollouts'].map((resource) => ({
@@ -119,18 +124,7 @@ const CSI_OPT_INS: { value: string; flag: string; uses: Use[] }[] = [
   {
     value: 'tokenRequestLogin',
     flag: '--token-request-login',
-    uses: [
-      {
-        resource: '/serviceaccounts',
-        verbs: ['get'],
-        at: ['src/delivery/vault-access.ts', /getRequired<KubeObject>\(this\.#deps\.client, ServiceAccounts/],
-      },
-      {
-        resource: '/serviceaccounts/token',
-        verbs: ['create'],
-        at: ['src/delivery/vault-access.ts', /client\.createToken\(/],
-      },
-    ],
+    uses: TOKEN_REQUEST_LOGIN,
   },
   {
     value: 'readSecrets',
