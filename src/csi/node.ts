@@ -38,7 +38,7 @@ import { ensureRealDir, type Mounter, SCRATCH } from './mounter.ts';
 import { keptItems, planRepublish } from './plan.ts';
 import type { PodTokens } from './pod-tokens.ts';
 import type { NodePublishVolumeRequest, NodeUnpublishVolumeRequest } from './proto.ts';
-import { type Grant, type PublishInput, podServiceAccount } from './publisher.ts';
+import type { Grant, PublishInput } from './publisher.ts';
 import { heldDueAt, retryDelayMs } from './renewal.ts';
 import { Revocations } from './revocations.ts';
 import {
@@ -249,12 +249,8 @@ export class NodeService {
           'ALREADY_EXISTS',
           `target_path is already published for volume ${prev?.rec.volumeId}`,
         );
-      o.podTokens?.keep(
-        v.targetPath,
-        { ...podServiceAccount(v.context.pod), uid: v.context.pod.uid },
-        v.context.tokens,
-      );
       if (plan.action === 'skip') {
+        o.podTokens?.keep(v.targetPath, v.context.pod, v.context.tokens);
         this.stats.skipped++;
         log.debug('already published');
         return 'skipped';
@@ -265,6 +261,8 @@ export class NodeService {
           throw new CsiError('RESOURCE_EXHAUSTED', `this node already holds ${max} Ferry CSI volumes`);
         this.#publishing.add(v.targetPath);
       }
+      // kubelet's fresh tokens for the Vault logins (pod-tokens.ts), once the node has room.
+      o.podTokens?.keep(v.targetPath, v.context.pod, v.context.tokens);
       try {
         return await this.#publishOnce(v, prev, plan.samePublish, mounted, who, log, signal);
       } catch (err) {

@@ -136,7 +136,7 @@ export function claimsMatch(token: string, pod: PodRef): boolean {
     return false;
   }
   if (!isPlainObject(claims)) return false;
-  if (claims.sub !== `system:serviceaccount:${pod.namespace}:${pod.name}`) return false;
+  if (claims.sub !== `system:serviceaccount:${pod.namespace}:${pod.serviceAccount}`) return false;
   const k8s = claims['kubernetes.io'];
   const boundPod = isPlainObject(k8s) && isPlainObject(k8s.pod) ? k8s.pod.uid : undefined;
   return boundPod === undefined || boundPod === pod.uid;
@@ -147,8 +147,10 @@ export interface ServiceAccountRef {
   name: string;
 }
 
-/** The pod a publish is for: its ServiceAccount and UID. */
-export interface PodRef extends ServiceAccountRef {
+/** The pod a publish is for (access.ts PodIdentity): its namespace, ServiceAccount and UID. */
+export interface PodRef {
+  namespace: string;
+  serviceAccount: string;
   uid: string;
 }
 
@@ -181,7 +183,7 @@ export class PodTokens {
   /** Keeps what a publish of `target` for `pod` passed: per audience, whichever token expires
    * later. Tokens whose claims are not the pod's (a confused or forged caller) are not kept. */
   keep(target: string, pod: PodRef, tokens: PodTokenSet): void {
-    const key = saKey(pod);
+    const key = saKey({ namespace: pod.namespace, name: pod.serviceAccount });
     const prev = this.#byTarget.get(target);
     const merged = new Map(prev?.sa === key ? prev.tokens : []);
     for (const [aud, t] of tokens) {

@@ -160,7 +160,7 @@ const jwt = (ns: string, sa: string, podUid: string | undefined, tag: string): s
 };
 
 describe('claimsMatch', () => {
-  const pod = { namespace: 'ns', name: 'web', uid: 'u1' };
+  const pod = { namespace: 'ns', serviceAccount: 'web', uid: 'u1' };
   it('is the pod’s ServiceAccount and, when bound, the pod', () => {
     assert.equal(claimsMatch(jwt('ns', 'web', 'u1', 'x'), pod), true);
     assert.equal(claimsMatch(jwt('ns', 'web', undefined, 'x'), pod), true);
@@ -175,7 +175,7 @@ describe('claimsMatch', () => {
 describe('PodTokens', () => {
   const sa = { namespace: 'ns', name: 'web' };
   const DRIVER = 'csi.vso.hashicorp.com';
-  const podOf = (uid: string, name = 'web') => ({ namespace: 'ns', name, uid });
+  const podOf = (uid: string, name = 'web') => ({ namespace: 'ns', serviceAccount: name, uid });
   const tokens = (
     tag: string,
     expiresAtMs: number,
