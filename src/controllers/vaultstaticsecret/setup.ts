@@ -8,7 +8,7 @@ export const setupVaultStaticSecret: KindSetup = (env) => {
   const { informer, controller } = setupSecretKind<VaultStaticSecret>(env, {
     name: 'vaultstaticsecret',
     resource: VaultStaticSecrets,
-    reconciler: (store) => vaultStaticSecretReconciler(env.ctx, store, env.ownWrites),
+    reconciler: (store) => vaultStaticSecretReconciler(env.ctx, store, env.destinations),
     indexes: { [INSTANT_INDEX]: instantIndex },
   });
   setupInstantUpdates(env, informer, controller);
