@@ -59,7 +59,7 @@ export function removeCondition(
   list: readonly Condition[] | undefined,
   type: string,
 ): Condition[] | undefined {
-  return list?.some((c) => c.type === type) ? list.filter((c) => c.type !== type) : list?.slice();
+  return list?.filter((c) => c.type !== type);
 }
 
 export function findCondition(list: readonly Condition[] | undefined, type: string): Condition | undefined {

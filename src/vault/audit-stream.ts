@@ -11,14 +11,16 @@ const WRITES = new Set(['create', 'update', 'delete', 'patch']);
 /** kv-v2 API prefixes under the mount; the secret's own path follows. */
 const KV2_PREFIXES = ['data/', 'metadata/', 'delete/', 'undelete/', 'destroy/'];
 
+const trimSlashes = (s: string): string => s.replace(/^\/+|\/+$/g, '');
+
 /** `mount/path` with surrounding slashes trimmed: the key by which resources are indexed. */
 export function kvSecretKey(mount: string, path: string): string {
-  return `${mount.replace(/^\/+|\/+$/g, '')}/${path.replace(/^\/+|\/+$/g, '')}`;
+  return `${trimSlashes(mount)}/${trimSlashes(path)}`;
 }
 
 /** A Vault namespace path without surrounding slashes; '' is the root namespace. */
 export function vaultNamespaceKey(namespace: string | undefined): string {
-  return (namespace ?? '').replace(/^\/+|\/+$/g, '');
+  return trimSlashes(namespace ?? '');
 }
 
 /** A committed KV write: the Vault namespace it was made in and the secrets it may have changed. */
