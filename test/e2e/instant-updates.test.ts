@@ -17,13 +17,11 @@ import {
   condition,
   decodeData,
   eventually,
-  kubernetesVaultAuth,
-  type Manifest,
-  tenant,
   VaultAdmin,
   vss,
 } from '../../stack/lib/fixtures.ts';
-import { type StackEnv, uniqueName, useStack } from './harness.ts';
+import { type StackEnv, useStack } from './harness.ts';
+import { instantTenant } from './instant-tenant.ts';
 
 const N = 60;
 const CHANGES = 10;
@@ -66,30 +64,7 @@ describe('instantUpdates (audit stream)', () => {
     assert.ok(env.operator && env.auditStreamPort, 'the stack runs the operator with its audit stream');
     kube = adminClient(env);
     vault = new VaultAdmin(env);
-    ns = uniqueName('instant');
-    await tenant(env, kube, vault, ns);
-    await apply(kube, {
-      apiVersion: 'secrets.hashicorp.com/v1beta1',
-      kind: 'VaultConnection',
-      metadata: { name: 'instant', namespace: ns },
-      spec: { address: env.vaultAddr, skipTLSVerify: false },
-    } as Manifest);
-    await apply(kube, kubernetesVaultAuth(env, ns, 'auth', { role: `t-${ns}`, connection: `${ns}/instant` }));
-    for (let i = 0; i < N; i++) {
-      await vault.kvPut('kvv2', `${ns}/s${i}`, { value: `initial-${i}` });
-      await apply(
-        kube,
-        vss(ns, `s${i}`, {
-          mount: 'kvv2',
-          type: 'kv-v2',
-          path: `${ns}/s${i}`,
-          refreshAfter: '1h',
-          syncConfig: { instantUpdates: true },
-          destination: { name: `d${i}`, create: true },
-        }),
-      );
-    }
-    for (let i = 0; i < N; i++) await eventually(`d${i} synced`, holds(i, `initial-${i}`), 60_000);
+    ({ ns } = await instantTenant(env, kube, vault, { addr: env.vaultAddr, prefix: 'instant', n: N }));
   });
   after(async () => {
     await assertNoLeak(env, kube, ns, VaultStaticSecrets, canaries);

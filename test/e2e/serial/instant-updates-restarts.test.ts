@@ -19,20 +19,16 @@ import type { Secret } from '../../../src/k8s/types.ts';
 import { devVaultBinary, type PersistentVault, startPersistentVault } from '../../../stack/lib/devvault.ts';
 import {
   adminClient,
-  apply,
   assertNoLeak,
   canary,
   decodeData,
   eventually,
-  kubernetesVaultAuth,
-  type Manifest,
-  tenant,
   VaultAdmin,
-  vss,
 } from '../../../stack/lib/fixtures.ts';
 import { operatorLog } from '../../../stack/lib/operator-log.ts';
 import { restartOperator } from '../../../stack/lib/stack.ts';
-import { type StackEnv, uniqueName, useStack } from '../harness.ts';
+import { type StackEnv, useStack } from '../harness.ts';
+import { type InstantTenant, instantTenant } from '../instant-tenant.ts';
 
 const N = 20;
 /** Far below refreshAfter (1h): the changes come through the stream or its catch-up. */
@@ -40,48 +36,6 @@ const ARRIVAL_MS = 60_000;
 const log = (m: string) => process.stderr.write(`[instant restarts e2e] ${m}\n`);
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const canaries: string[] = [];
-
-/** N instant VaultStaticSecrets in a fresh tenant namespace, on a VaultConnection to `vault`. */
-async function instantTenant(
-  env: StackEnv,
-  kube: KubeClient,
-  vault: VaultAdmin,
-  addr: string,
-  prefix: string,
-) {
-  const ns = uniqueName(prefix);
-  await tenant(env, kube, vault, ns);
-  await apply(kube, {
-    apiVersion: 'secrets.hashicorp.com/v1beta1',
-    kind: 'VaultConnection',
-    metadata: { name: 'instant', namespace: ns },
-    spec: { address: addr, skipTLSVerify: false },
-  } as Manifest);
-  await apply(kube, kubernetesVaultAuth(env, ns, 'auth', { role: `t-${ns}`, connection: `${ns}/instant` }));
-  const latest = new Map<number, string>();
-  for (let i = 0; i < N; i++) {
-    latest.set(i, `initial-${i}`);
-    await vault.kvPut('kvv2', `${ns}/s${i}`, { value: `initial-${i}` });
-    await apply(
-      kube,
-      vss(ns, `s${i}`, {
-        mount: 'kvv2',
-        type: 'kv-v2',
-        path: `${ns}/s${i}`,
-        refreshAfter: '1h',
-        syncConfig: { instantUpdates: true },
-        destination: { name: `d${i}`, create: true },
-      }),
-    );
-  }
-  const stale = async (): Promise<number[]> => {
-    const items = (await kube.list<Secret>(Secrets, { namespace: ns })).items;
-    const held = new Map(items.map((s) => [s.metadata.name, decodeData(s.data).value]));
-    return [...latest].filter(([i, v]) => held.get(`d${i}`) !== v).map(([i]) => i);
-  };
-  await eventually('initial sync', async () => (await stale()).length === 0, 120_000, 500);
-  return { ns, latest, stale };
-}
 
 /**
  * Lists the destinations every 250 ms until stopped and records any that is missing or holds no
@@ -115,14 +69,14 @@ describe('instantUpdates: Ferry restarted while changes happen', { timeout: 300_
   let env: StackEnv;
   let kube: KubeClient;
   let vault: VaultAdmin;
-  let t: Awaited<ReturnType<typeof instantTenant>>;
+  let t: InstantTenant;
 
   before(async () => {
     env = await useStack();
     assert.ok(env.chart && env.auditStreamPort, 'the chart-installed operator with its audit stream');
     kube = adminClient(env);
     vault = new VaultAdmin(env);
-    t = await instantTenant(env, kube, vault, env.vaultAddr, 'instant-ferry-restart');
+    t = await instantTenant(env, kube, vault, { addr: env.vaultAddr, prefix: 'instant-ferry-restart', n: N });
   });
   after(async () => {
     await kube.delete(Namespaces, t.ns).catch(() => {});
@@ -183,7 +137,7 @@ describe('instantUpdates: Vault restarted while changes happen', { timeout: 300_
   let kube: KubeClient;
   let server: PersistentVault;
   let vault: VaultAdmin;
-  let t: Awaited<ReturnType<typeof instantTenant>>;
+  let t: InstantTenant;
 
   before(async () => {
     env = await useStack();
@@ -198,7 +152,7 @@ describe('instantUpdates: Vault restarted while changes happen', { timeout: 300_
       await vault.enableAlwaysAudit();
       await vault.enableAuditStream(env.auditStreamPort);
     }
-    t = await instantTenant(env, kube, vault, server.addr, 'instant-vault-restart');
+    t = await instantTenant(env, kube, vault, { addr: server.addr, prefix: 'instant-vault-restart', n: N });
   });
   after(async () => {
     await kube.delete(Namespaces, t?.ns ?? '').catch(() => {});
