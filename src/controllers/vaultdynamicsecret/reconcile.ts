@@ -29,7 +29,12 @@ import type { VaultAccess } from '../../delivery/vault-access.ts';
 import { CODES, errorMessage, FerryError } from '../../errors.ts';
 import { Secrets } from '../../k8s/resources.ts';
 import type { Secret } from '../../k8s/types.ts';
-import { type Condition, type ConditionInput, findCondition } from '../../runtime/conditions.ts';
+import {
+  type Condition,
+  type ConditionInput,
+  findCondition,
+  removeCondition,
+} from '../../runtime/conditions.ts';
 import { type Action, awaitChange, type ReconcileContext, requeueAfter } from '../../runtime/controller.ts';
 import { type JsonPatchOp, reconcileWithFinalizer } from '../../runtime/finalizer.ts';
 import type { VaultApi, VaultResponse } from '../../vault/client.ts';
@@ -129,19 +134,27 @@ export function vaultDynamicSecretReconciler(
     message: string,
     lease?: { ok: boolean; reason: string; message: string },
   ): Condition[] =>
-    syncConditions(base, KIND, ok, message, { now: ctx.clock.now(), generation: obj.metadata.generation }, [
-      ...(lease
-        ? [
-            {
-              type: CONDITION_TYPES.LeaseRenewal,
-              status: lease.ok ? ('True' as const) : ('False' as const),
-              reason: lease.reason,
-              message: lease.message,
-            },
-          ]
-        : []),
-      ...(obj.spec?.syncConfig?.instantUpdates ? [INSTANT_UNAVAILABLE] : []),
-    ]);
+    syncConditions(
+      // InstantUpdates goes once the user turns instantUpdates off.
+      obj.spec?.syncConfig?.instantUpdates ? base : removeCondition(base, CONDITION_TYPES.InstantUpdates),
+      KIND,
+      ok,
+      message,
+      { now: ctx.clock.now(), generation: obj.metadata.generation },
+      [
+        ...(lease
+          ? [
+              {
+                type: CONDITION_TYPES.LeaseRenewal,
+                status: lease.ok ? ('True' as const) : ('False' as const),
+                reason: lease.reason,
+                message: lease.message,
+              },
+            ]
+          : []),
+        ...(obj.spec?.syncConfig?.instantUpdates ? [INSTANT_UNAVAILABLE] : []),
+      ],
+    );
 
   /** Merge-patches `.status` (absent optional fields are cleared) and remembers what was written. */
   const patchStatus = async (obj: VaultDynamicSecret, status: VaultDynamicSecretStatus): Promise<void> => {

@@ -13,7 +13,12 @@ import { REASONS } from '../../consts/reasons.ts';
 import { makeSecretData } from '../../delivery/secret-data.ts';
 import { shapeData } from '../../delivery/transformation.ts';
 import { CODES, errorMessage, FerryError } from '../../errors.ts';
-import { type Condition, type ConditionInput, findCondition } from '../../runtime/conditions.ts';
+import {
+  type Condition,
+  type ConditionInput,
+  findCondition,
+  removeCondition,
+} from '../../runtime/conditions.ts';
 import { type Action, awaitChange, type ReconcileContext, requeueAfter } from '../../runtime/controller.ts';
 import { readKV } from '../../vault/kv.ts';
 import type { ControllerContext } from '../context.ts';
@@ -24,6 +29,7 @@ import { macEqual, secretMAC } from '../shared/hmac.ts';
 import { redactError } from '../shared/redact.ts';
 import { restartTargets } from '../shared/restart.ts';
 import { releaseFinalizer, StatusMemo, syncConditions, writeStatus } from '../shared/status.ts';
+import type { ReadNamespaces } from './instant.ts';
 
 const KIND = 'VaultStaticSecret';
 const DEFAULT_REFRESH_MS = 60_000; // VSO's poll when hmacSecretData is on and refreshAfter unset
@@ -34,10 +40,17 @@ export function vaultStaticSecretReconciler(
   ctx: ControllerContext,
   store: { get(ns: string | undefined, name: string): VaultStaticSecret | undefined },
   destinations: DestinationWriter,
+  /** Where instant updates learn each resource's Vault namespace (instant.ts). */
+  namespaces?: ReadNamespaces,
 ) {
   const memo = new StatusMemo<VaultStaticSecretStatus>(ctx.clock);
+  /** The conditions to build on: InstantUpdates goes once the user turns instantUpdates off. */
+  const baseConditions = (obj: VaultStaticSecret): Condition[] | undefined => {
+    const c = memo.current(obj)?.conditions;
+    return obj.spec?.syncConfig?.instantUpdates ? c : removeCondition(c, CONDITION_TYPES.InstantUpdates);
+  };
   const conditionsFor = (obj: VaultStaticSecret, ok: boolean, message: string): Condition[] =>
-    syncConditions(memo.current(obj)?.conditions, KIND, ok, message, {
+    syncConditions(baseConditions(obj), KIND, ok, message, {
       now: ctx.clock.now(),
       generation: obj.metadata.generation,
     });
@@ -62,7 +75,10 @@ export function vaultStaticSecretReconciler(
 
   return async ({ key, signal }: ReconcileContext): Promise<Action> => {
     const obj = store.get(key.namespace, key.name);
-    if (!obj) return awaitChange();
+    if (!obj) {
+      namespaces?.forget(key);
+      return awaitChange();
+    }
     if (obj.metadata.deletionTimestamp) {
       // Garbage collection removes the destination through its ownerReference.
       await releaseFinalizer(ctx.client, VaultStaticSecrets, obj, FINALIZERS.VaultStaticSecret);
@@ -84,6 +100,7 @@ export function vaultStaticSecretReconciler(
     } catch (err) {
       throw await fail(obj, 'access', err);
     }
+    namespaces?.record(key, access.vaultNamespace);
     try {
       source = await readKV(access.api, {
         mount: spec.mount,
@@ -142,7 +159,7 @@ export function vaultStaticSecretReconciler(
 
     const instant = instantCondition(obj, ctx.options.auditStream !== undefined);
     let conditions = syncConditions(
-      memo.current(obj)?.conditions,
+      baseConditions(obj),
       KIND,
       true,
       'Secret synced',

@@ -143,6 +143,32 @@ describe('VaultStaticSecret effects', () => {
     assert.equal(h.events.length, 2);
   });
 
+  it('instantUpdates turned off: the InstantUpdates condition goes', async () => {
+    const { h } = setup();
+    const on = h.apply(vss({ syncConfig: { instantUpdates: true } }));
+    await h.run('s');
+    const types = () => h.store.get('app', 's')?.status?.conditions?.map((c) => c.type);
+    assert.ok(types()?.includes('InstantUpdates'));
+    const spec = on.spec as NonNullable<VaultStaticSecret['spec']>;
+    h.apply({
+      ...on,
+      metadata: { ...on.metadata, generation: 2 },
+      spec: { ...spec, syncConfig: { instantUpdates: false } },
+    });
+    await h.run('s');
+    assert.deepEqual(types(), ['SecretSynced', 'Healthy', 'Ready']);
+    // Also when the sync fails: the condition describes the spec, not the outcome.
+    h.apply({ ...on, metadata: { ...on.metadata, generation: 3 } });
+    await h.run('s');
+    assert.ok(types()?.includes('InstantUpdates'));
+    h.vault.answer = () => {
+      throw new VaultError({ method: 'GET', path: 'kv/data/app', status: 500, message: 'down' });
+    };
+    h.apply({ ...on, metadata: { ...on.metadata, generation: 4 }, spec: { ...spec, syncConfig: {} } });
+    await assert.rejects(h.run('s'));
+    assert.deepEqual(types(), ['SecretSynced', 'Healthy', 'Ready']);
+  });
+
   it('polls for a missing create: false destination instead of backing off', async () => {
     const { h } = setup();
     h.apply(vss({ destination: { name: 'absent', create: false, overwrite: false } }));
@@ -394,6 +420,22 @@ describe('VaultDynamicSecret effects', () => {
     assert.equal(instant?.status, 'False');
     assert.equal(instant?.reason, 'InstantUpdatesUnavailable');
     assert.deepEqual(reasons(h.events), ['Warning:InstantUpdatesUnavailable', 'Normal:SecretSynced']);
+  });
+
+  it('instantUpdates turned off: the InstantUpdates condition goes', async () => {
+    const h = setup();
+    const on = h.apply(vds({ syncConfig: { instantUpdates: true } }));
+    await h.run('d');
+    const types = () => h.store.get('app', 'd')?.status?.conditions?.map((c) => c.type) ?? [];
+    assert.ok(types().includes('InstantUpdates'));
+    const spec = on.spec as NonNullable<VaultDynamicSecret['spec']>;
+    h.apply({
+      ...on,
+      metadata: { ...on.metadata, generation: 2 },
+      spec: { ...spec, syncConfig: { instantUpdates: false } },
+    });
+    await h.run('d');
+    assert.ok(!types().includes('InstantUpdates'), types().join());
   });
 
   it('keeps a deleted object while revocation fails, then gives up with a Warning', async () => {
