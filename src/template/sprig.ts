@@ -830,10 +830,12 @@ const FUNCS: Record<string, GoFunc> = {
     /^[+-]?\d+$/.test(s as string) ? BigInt.asIntN(64, BigInt(s as string)) : 0n,
   ),
   toDecimal: fn(['any'], ([v]) => {
+    // strconv.ParseInt(s, 8, 64); Sprig gives 0 for any error, out of range included.
     const s = sprint([v ?? null]);
-    return i64(
-      /^[+-]?[0-7]+$/.test(s) ? BigInt(`${s.startsWith('-') ? '-' : ''}0o${s.replace(/^[+-]/, '')}`) : 0n,
-    );
+    if (!/^[+-]?[0-7]+$/.test(s)) return i64(0n);
+    const magnitude = BigInt(`0o${s.replace(/^[+-]/, '')}`);
+    const n = s.startsWith('-') ? -magnitude : magnitude;
+    return i64(n >= -(2n ** 63n) && n < 2n ** 63n ? n : 0n);
   }),
   until: fn(['int'], ([c]) => ints(untilStep(0n, c as bigint, (c as bigint) < 0n ? -1n : 1n))),
   untilStep: fn(['int', 'int', 'int'], ([a, b, c]) => ints(untilStep(a as bigint, b as bigint, c as bigint))),
