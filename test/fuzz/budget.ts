@@ -5,7 +5,8 @@
 import type { Parameters } from 'fast-check';
 
 const factor = Number(process.env.FERRY_FUZZ_RUNS ?? '1');
-if (!(factor > 0)) throw new Error(`FERRY_FUZZ_RUNS must be a positive number, not ${process.env.FERRY_FUZZ_RUNS}`);
+if (!(factor > 0))
+  throw new Error(`FERRY_FUZZ_RUNS must be a positive number, not ${process.env.FERRY_FUZZ_RUNS}`);
 
 const envSeed = process.env.FERRY_FUZZ_SEED;
 export const SEED = envSeed !== undefined ? Number(envSeed) : (Date.now() ^ (Math.random() * 2 ** 31)) | 0;

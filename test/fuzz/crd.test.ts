@@ -47,12 +47,61 @@ import { budget } from './budget.ts';
 
 // Values tenants write where Ferry parses: durations, paths, references, regexps, URLs, templates.
 const NASTY = [
-  '', ' ', '0', '0s', '0.0001s', '1s', '1.5m', '24h', '7d', '99999999999999999999h', '1e400s', '-1s', 'NaN',
-  '/etc/ferry/ca/ca.pem', '/etc/ferry/ca/../../../etc/passwd', '../x', 'relative/path', '/dev/zero',
-  'a/b', 'a/b/c', '/x', 'x/', '//', 'default', 'ns/default', '*', '(', '[', 'a{1000}{1000}', '(?P<x>', '.*',
-  'http://127.0.0.1:8200', 'https://[::1]:8200/proxy', 'file:///etc/passwd', 'javascript:x', 'http://',
-  'kubernetes', 'jwt', 'appRole', 'aws', 'gcp', 'kv-v1', 'kv-v2', 'GET', 'PUT', 'POST', 'DELETE',
-  '__proto__', 'constructor', '{{ .Secrets.x }}', '{{', '{{ template "x" }}', '\u0000', '🙂', 'x'.repeat(300),
+  '',
+  ' ',
+  '0',
+  '0s',
+  '0.0001s',
+  '1s',
+  '1.5m',
+  '24h',
+  '7d',
+  '99999999999999999999h',
+  '1e400s',
+  '-1s',
+  'NaN',
+  '/etc/ferry/ca/ca.pem',
+  '/etc/ferry/ca/../../../etc/passwd',
+  '../x',
+  'relative/path',
+  '/dev/zero',
+  'a/b',
+  'a/b/c',
+  '/x',
+  'x/',
+  '//',
+  'default',
+  'ns/default',
+  '*',
+  '(',
+  '[',
+  'a{1000}{1000}',
+  '(?P<x>',
+  '.*',
+  'http://127.0.0.1:8200',
+  'https://[::1]:8200/proxy',
+  'file:///etc/passwd',
+  'javascript:x',
+  'http://',
+  'kubernetes',
+  'jwt',
+  'appRole',
+  'aws',
+  'gcp',
+  'kv-v1',
+  'kv-v2',
+  'GET',
+  'PUT',
+  'POST',
+  'DELETE',
+  '__proto__',
+  'constructor',
+  '{{ .Secrets.x }}',
+  '{{',
+  '{{ template "x" }}',
+  '\u0000',
+  '🙂',
+  'x'.repeat(300),
 ];
 
 const compiledPatterns = new Map<string, fc.Arbitrary<string>>();
@@ -88,7 +137,10 @@ function typedValue(s: JsonSchema, hostile: boolean, depth: number): fc.Arbitrar
       const pool = fc.oneof(fc.constantFrom(...NASTY), fc.string({ maxLength: 12 }));
       const str =
         typeof s.pattern === 'string'
-          ? fc.oneof({ weight: hostile ? 1 : 4, arbitrary: matching(s.pattern) }, { weight: 1, arbitrary: pool })
+          ? fc.oneof(
+              { weight: hostile ? 1 : 4, arbitrary: matching(s.pattern) },
+              { weight: 1, arbitrary: pool },
+            )
           : pool;
       const max = s.maxLength;
       return hostile || typeof max !== 'number' ? str : str.filter((x) => x.length <= max);
@@ -153,18 +205,29 @@ const name = fc.oneof(fc.constantFrom('default', 'a', 'b'), fc.stringMatching(/^
 const KINDS: Kind[] = ALL_KINDS.map((def) => {
   const schema = buildCrd(def).spec.versions[0]!.schema.openAPIV3Schema;
   const props = schema.properties as Record<string, JsonSchema>;
-  const ajv = new Ajv({ allErrors: true, strict: false, useDefaults: true, formats: { int64: true, 'date-time': true } });
+  const ajv = new Ajv({
+    allErrors: true,
+    strict: false,
+    useDefaults: true,
+    formats: { int64: true, 'date-time': true },
+  });
   const kind = def.resource.kind;
   return {
     kind,
     validate: ajv.compile(schema),
     object: fc
       .record({
-        metadata: fc.record({ name, namespace: fc.constantFrom('ferry', 'tenant-a', 'tenant-b'), generation: fc.nat(5) }),
+        metadata: fc.record({
+          name,
+          namespace: fc.constantFrom('ferry', 'tenant-a', 'tenant-b'),
+          generation: fc.nat(5),
+        }),
         spec: props.spec
           ? fc.oneof(fromSchema(props.spec, false), fromSchema(props.spec, true))
           : fc.constant(undefined),
-        status: fc.option(props.status ? fromSchema(props.status, true) : fc.constant({}), { nil: undefined }),
+        status: fc.option(props.status ? fromSchema(props.status, true) : fc.constant({}), {
+          nil: undefined,
+        }),
       })
       .map((o): Obj => ({ apiVersion: API_VERSION, kind, ...o })),
   };
@@ -189,7 +252,8 @@ function reconcilePure(kind: string, o: Obj, other: Obj): void {
   const ref = (r: unknown) => typeof r === 'string' && typed('parseRef', () => parseRef(r, ctx));
   const refresh = (r: unknown) => {
     const ms = typed('refreshPeriodMs', () => refreshPeriodMs(r as string | undefined));
-    if (ms !== undefined) assert.ok(Number.isSafeInteger(ms) && ms >= MIN_REFRESH_AFTER_MS, `refreshAfter ${r}: ${ms}`);
+    if (ms !== undefined)
+      assert.ok(Number.isSafeInteger(ms) && ms >= MIN_REFRESH_AFTER_MS, `refreshAfter ${r}: ${ms}`);
     return ms;
   };
   const s = (o.spec ?? {}) as Spec;
@@ -210,7 +274,11 @@ function reconcilePure(kind: string, o: Obj, other: Obj): void {
       ref(s.vaultAuthRef);
       refresh(s.refreshAfter);
       typed('kvReadPath', () => kvReadPath(s as never));
-      assert.ok(Array.isArray(validateTransformation('t', (s.destination as Spec | undefined)?.transformation as never)));
+      assert.ok(
+        Array.isArray(
+          validateTransformation('t', (s.destination as Spec | undefined)?.transformation as never),
+        ),
+      );
       transformationRefKeys(ns, (s.destination as Spec | undefined)?.transformation as never);
       instantIndex(o as never);
       break;
@@ -246,7 +314,10 @@ function reconcilePure(kind: string, o: Obj, other: Obj): void {
       typed('issueRequestBody', () => issueRequestBody(s as never));
       const nowMs = 1_700_000_000_000;
       for (const expiration of [0, nowMs / 1000 - 10, nowMs / 1000 + 3600, 2 ** 40]) {
-        const w = renewalWindow({ nowMs, expiration, expiryOffsetMs: offset, lastRotation: nowMs / 1000 - 60 }, () => 0.5);
+        const w = renewalWindow(
+          { nowMs, expiration, expiryOffsetMs: offset, lastRotation: nowMs / 1000 - 60 },
+          () => 0.5,
+        );
         assert.ok(Number.isFinite(w.horizonMs) && w.horizonMs >= MIN_HORIZON_MS, `horizon ${w.horizonMs}`);
       }
       break;
@@ -308,26 +379,38 @@ test('CSISecrets: references resolve through whatever the stores hold', () => {
   const kind = (n: string) => KINDS.find((x) => x.kind === n)!;
   let reached = 0;
   fc.assert(
-    fc.property(kind('CSISecrets').object, kind('VaultAuth').object, kind('VaultConnection').object, kind('VaultAuthGlobal').object, (cs, auth, conn, global) => {
-      const kinds = ['CSISecrets', 'VaultAuth', 'VaultConnection', 'VaultAuthGlobal'].map(kind);
-      if (![cs, auth, conn, global].every((o, i) => kinds[i]!.validate(o))) return;
-      reached++;
-      const fill = <T extends KubeObject>(o: Obj) => {
-        const s = createStore<T>();
-        s.writer.apply({ type: 'apply', object: o as unknown as T });
-        return s.store;
-      };
-      const verdict = checkCSISecrets(cs as unknown as CSISecrets, {
-        operatorNamespace: 'ferry',
-        allowDefaultGlobals: true,
-        auths: fill<VaultAuth>({ ...auth, metadata: { ...auth.metadata, name: 'default', namespace: 'ferry' } }),
-        authGlobals: fill<VaultAuthGlobal>(global),
-        connections: fill<VaultConnection>({ ...conn, metadata: { ...conn.metadata, name: 'default', namespace: 'ferry' } }),
-        transformations: createStore<SecretTransformation>().store,
-      });
-      assert.equal(typeof verdict.ready, 'boolean');
-      assert.equal(typeof verdict.message, 'string');
-    }),
+    fc.property(
+      kind('CSISecrets').object,
+      kind('VaultAuth').object,
+      kind('VaultConnection').object,
+      kind('VaultAuthGlobal').object,
+      (cs, auth, conn, global) => {
+        const kinds = ['CSISecrets', 'VaultAuth', 'VaultConnection', 'VaultAuthGlobal'].map(kind);
+        if (![cs, auth, conn, global].every((o, i) => kinds[i]!.validate(o))) return;
+        reached++;
+        const fill = <T extends KubeObject>(o: Obj) => {
+          const s = createStore<T>();
+          s.writer.apply({ type: 'apply', object: o as unknown as T });
+          return s.store;
+        };
+        const verdict = checkCSISecrets(cs as unknown as CSISecrets, {
+          operatorNamespace: 'ferry',
+          allowDefaultGlobals: true,
+          auths: fill<VaultAuth>({
+            ...auth,
+            metadata: { ...auth.metadata, name: 'default', namespace: 'ferry' },
+          }),
+          authGlobals: fill<VaultAuthGlobal>(global),
+          connections: fill<VaultConnection>({
+            ...conn,
+            metadata: { ...conn.metadata, name: 'default', namespace: 'ferry' },
+          }),
+          transformations: createStore<SecretTransformation>().store,
+        });
+        assert.equal(typeof verdict.ready, 'boolean');
+        assert.equal(typeof verdict.message, 'string');
+      },
+    ),
     budget(150),
   );
   assert.ok(reached > 0, 'no generated set of objects passed the schemas');

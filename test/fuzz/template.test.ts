@@ -56,7 +56,12 @@ const field = fc.oneof(
   fc.array(key, { minLength: 1, maxLength: 3 }).map((ks) => `.${ks.join('.')}`),
 );
 const gen = fc.letrec<{ arg: string; cmd: string; pipe: string; node: string; body: string }>((tie) => ({
-  arg: fc.oneof({ depthSize: 'small' }, literal, field, tie('pipe').map((p) => `(${p})`)),
+  arg: fc.oneof(
+    { depthSize: 'small' },
+    literal,
+    field,
+    tie('pipe').map((p) => `(${p})`),
+  ),
   cmd: fc.oneof(
     tie('arg'),
     fc
@@ -64,7 +69,10 @@ const gen = fc.letrec<{ arg: string; cmd: string; pipe: string; node: string; bo
       .map(([f, args]) => [f, ...args].join(' ')),
   ),
   pipe: fc
-    .tuple(fc.option(fc.constantFrom('$x := ', '$x = ', '$i, $e := ')), fc.array(tie('cmd'), { minLength: 1, maxLength: 3 }))
+    .tuple(
+      fc.option(fc.constantFrom('$x := ', '$x = ', '$i, $e := ')),
+      fc.array(tie('cmd'), { minLength: 1, maxLength: 3 }),
+    )
     .map(([decl, cmds]) => `${decl ?? ''}${cmds.join(' | ')}`),
   node: fc.oneof(
     { depthSize: 'small' },
@@ -72,10 +80,12 @@ const gen = fc.letrec<{ arg: string; cmd: string; pipe: string; node: string; bo
     tie('pipe').map((p) => `{{ ${p} }}`),
     tie('pipe').map((p) => `{{- ${p} -}}`),
     fc.constant('{{/* c */}}'),
-    fc.tuple(tie('pipe'), tie('body'), fc.option(tie('body'))).map(
-      ([p, a, b]) => `{{ if ${p} }}${a}${b === null ? '' : `{{ else }}${b}`}{{ end }}`,
-    ),
-    fc.tuple(tie('pipe'), tie('body'), tie('body')).map(([p, a, b]) => `{{ if ${p} }}${a}{{ else if ${p} }}${b}{{ end }}`),
+    fc
+      .tuple(tie('pipe'), tie('body'), fc.option(tie('body')))
+      .map(([p, a, b]) => `{{ if ${p} }}${a}${b === null ? '' : `{{ else }}${b}`}{{ end }}`),
+    fc
+      .tuple(tie('pipe'), tie('body'), tie('body'))
+      .map(([p, a, b]) => `{{ if ${p} }}${a}{{ else if ${p} }}${b}{{ end }}`),
     fc.tuple(tie('pipe'), tie('body')).map(([p, a]) => `{{ range ${p} }}${a}{{ end }}`),
     fc.tuple(tie('pipe'), tie('body')).map(([p, a]) => `{{ range $i, $e := ${p} }}${a}{{ break }}{{ end }}`),
     fc.tuple(tie('pipe'), tie('body')).map(([p, a]) => `{{ with ${p} }}${a}{{ end }}`),
@@ -87,8 +97,37 @@ const gen = fc.letrec<{ arg: string; cmd: string; pipe: string; node: string; bo
   body: fc.array(tie('node'), { maxLength: 3 }).map((ns) => ns.join('')),
 })).body;
 
-const TOKENS = ['{{', '}}', '{{-', '-}}', ' ', '(', ')', '|', '.', '$x', ':=', '"s"', '1', 'if', 'else', 'end',
-  'range', 'with', 'define', 'template', 'block', 'break', 'continue', 'nil', 'printf', 'repeat', 'indent', '/*', '*/'];
+const TOKENS = [
+  '{{',
+  '}}',
+  '{{-',
+  '-}}',
+  ' ',
+  '(',
+  ')',
+  '|',
+  '.',
+  '$x',
+  ':=',
+  '"s"',
+  '1',
+  'if',
+  'else',
+  'end',
+  'range',
+  'with',
+  'define',
+  'template',
+  'block',
+  'break',
+  'continue',
+  'nil',
+  'printf',
+  'repeat',
+  'indent',
+  '/*',
+  '*/',
+];
 const soup = fc.array(fc.constantFrom(...TOKENS), { maxLength: 40 }).map((t) => t.join(''));
 
 const fixed = { now: () => 1_700_000_000_000, random: () => 0.5 };
@@ -109,25 +148,43 @@ function attempt(text: string, d: unknown): Outcome {
     outcome = { code: e.code, message: e.message };
   }
   const elapsed = performance.now() - started;
-  assert.ok(elapsed < LIMITS.maxDurationMs + SLACK_MS, `${JSON.stringify(text)} ran ${elapsed.toFixed(0)} ms`);
+  assert.ok(
+    elapsed < LIMITS.maxDurationMs + SLACK_MS,
+    `${JSON.stringify(text)} ran ${elapsed.toFixed(0)} ms`,
+  );
   const grown = process.memoryUsage().heapUsed - heapBefore;
   assert.ok(grown < HEAP_SLACK, `${JSON.stringify(text)} grew the heap by ${grown} bytes`);
   if ('output' in outcome) {
     assert.ok(Buffer.byteLength(outcome.output) <= LIMITS.maxOutputBytes, `${text}: output over the cap`);
   } else {
-    assert.ok(!outcome.message.includes(CANARY), `${JSON.stringify(text)}: error echoes data: ${outcome.message}`);
+    assert.ok(
+      !outcome.message.includes(CANARY),
+      `${JSON.stringify(text)}: error echoes data: ${outcome.message}`,
+    );
   }
   return outcome;
 }
 
 test('any text compiles and renders, or fails with a TemplateError of a stable code', () => {
-  fc.assert(fc.property(fc.string({ maxLength: 200 }), data, (t, d) => void attempt(t, d)), budget(400));
-  fc.assert(fc.property(fc.string({ unit: 'binary', maxLength: 80 }), (t) => void attempt(t, {})), budget(200));
-  fc.assert(fc.property(soup, data, (t, d) => void attempt(t, d)), budget(800));
+  fc.assert(
+    fc.property(fc.string({ maxLength: 200 }), data, (t, d) => void attempt(t, d)),
+    budget(400),
+  );
+  fc.assert(
+    fc.property(fc.string({ unit: 'binary', maxLength: 80 }), (t) => void attempt(t, {})),
+    budget(200),
+  );
+  fc.assert(
+    fc.property(soup, data, (t, d) => void attempt(t, d)),
+    budget(800),
+  );
 });
 
 test('grammar-aware templates over hostile data stay within every bound', () => {
-  fc.assert(fc.property(gen, data, (t, d) => void attempt(t, d)), budget(1500));
+  fc.assert(
+    fc.property(gen, data, (t, d) => void attempt(t, d)),
+    budget(1500),
+  );
 });
 
 test('a render is deterministic for a fixed clock and randomness', () => {
@@ -147,7 +204,11 @@ test('a render is deterministic for a fixed clock and randomness', () => {
 
 // Amplifiers are charged before they build: within the budget they give Go's exact result, beyond it
 // they fail with TEMPLATE_LIMIT. Sizes straddle the 1 MiB budget.
-const size = fc.oneof(fc.integer({ min: 0, max: 64 }), fc.integer({ min: 0, max: 4 << 20 }), fc.constant(1_000_000_000));
+const size = fc.oneof(
+  fc.integer({ min: 0, max: 64 }),
+  fc.integer({ min: 0, max: 4 << 20 }),
+  fc.constant(1_000_000_000),
+);
 const text = fc.oneof(fc.string({ maxLength: 20 }), fc.stringMatching(/^[a \n]{0,40}$/));
 
 function sized(t: string, d: unknown): string | 'limit' {
