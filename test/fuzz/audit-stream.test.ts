@@ -37,7 +37,9 @@ const stream = fc.oneof(
   fc.array(byte, { maxLength: 400 }).map((b) => Buffer.from(b)),
   fc
     .array(fc.oneof(fc.nat(2 * MAX), fc.constant(MAX), fc.constant(MAX + 1)), { maxLength: 8 })
-    .map((lens) => Buffer.from(lens.map((n) => `${'é'.repeat(n >> 2)}${'x'.repeat(n - 2 * (n >> 2))}\n`).join(''))),
+    .map((lens) =>
+      Buffer.from(lens.map((n) => `${'é'.repeat(n >> 2)}${'x'.repeat(n - 2 * (n >> 2))}\n`).join('')),
+    ),
 );
 
 test('the line splitter yields the same lines for every chunking, within the cap', () => {
@@ -72,7 +74,10 @@ test('a giant line is skipped without being held', () => {
 
 // Audit entries: successful KV writes with the mount and path a resource names, and everything a
 // peer could send instead.
-const segment = fc.oneof(fc.constantFrom('secret', 'kv', 'app', 'data', 'metadata', 'a b', '', '..'), fc.stringMatching(/^[a-z]{1,6}$/));
+const segment = fc.oneof(
+  fc.constantFrom('secret', 'kv', 'app', 'data', 'metadata', 'a b', '', '..'),
+  fc.stringMatching(/^[a-z]{1,6}$/),
+);
 const mountName = fc.oneof(fc.constantFrom('secret', 'kv', 'secret/nested', '/'), segment);
 const relPath = fc.array(segment, { minLength: 1, maxLength: 3 }).map((s) => s.join('/'));
 const entry = fc
@@ -98,27 +103,44 @@ const entry = fc
   }));
 const line = fc.oneof(
   { weight: 4, arbitrary: entry.map((e) => JSON.stringify(e)) },
-  { weight: 1, arbitrary: entry.chain((e) => fc.nat(JSON.stringify(e).length).map((n) => JSON.stringify(e).slice(0, n))) },
+  {
+    weight: 1,
+    arbitrary: entry.chain((e) => fc.nat(JSON.stringify(e).length).map((n) => JSON.stringify(e).slice(0, n))),
+  },
   { weight: 1, arbitrary: fc.jsonValue({ maxDepth: 3 }).map((v) => JSON.stringify(v)) },
   { weight: 1, arbitrary: fc.string({ maxLength: 40 }) },
-  { weight: 1, arbitrary: fc.constantFrom('{"__proto__":{"type":"response"}}', '{"type":"response","request":{"mount_type":"kv","operation":"update","mount_point":"","path":"x"}}') },
+  {
+    weight: 1,
+    arbitrary: fc.constantFrom(
+      '{"__proto__":{"type":"response"}}',
+      '{"type":"response","request":{"mount_type":"kv","operation":"update","mount_point":"","path":"x"}}',
+    ),
+  },
 );
 
 const vss = fc
-  .record({ mount: mountName, path: relPath, instantUpdates: fc.boolean(), name: fc.stringMatching(/^[a-z]{1,5}$/) })
-  .map(({ mount, path, instantUpdates, name }): VaultStaticSecret =>
-    ({
-      apiVersion: 'secrets.hashicorp.com/v1beta1',
-      kind: 'VaultStaticSecret',
-      metadata: { namespace: 'a', name },
-      spec: { mount, path, type: 'kv-v2', destination: { name: 'd' }, syncConfig: { instantUpdates } },
-    }) as VaultStaticSecret,
+  .record({
+    mount: mountName,
+    path: relPath,
+    instantUpdates: fc.boolean(),
+    name: fc.stringMatching(/^[a-z]{1,5}$/),
+  })
+  .map(
+    ({ mount, path, instantUpdates, name }): VaultStaticSecret =>
+      ({
+        apiVersion: 'secrets.hashicorp.com/v1beta1',
+        kind: 'VaultStaticSecret',
+        metadata: { namespace: 'a', name },
+        spec: { mount, path, type: 'kv-v2', destination: { name: 'd' }, syncConfig: { instantUpdates } },
+      }) as VaultStaticSecret,
   );
 
 test('a line triggers only the resources indexed under the KV secret a successful write names', () => {
   fc.assert(
     fc.property(fc.array(vss, { maxLength: 6 }), fc.array(line, { maxLength: 6 }), (objs, lines) => {
-      const { store, writer } = createStore<VaultStaticSecret>({ indexes: { [INSTANT_INDEX]: instantIndex } });
+      const { store, writer } = createStore<VaultStaticSecret>({
+        indexes: { [INSTANT_INDEX]: instantIndex },
+      });
       for (const o of objs) writer.apply({ type: 'apply', object: o });
       for (const l of lines) {
         const keys = kvChangesOf(l);
@@ -140,8 +162,12 @@ test('a line triggers only the resources indexed under the KV secret a successfu
           const mount = String(req?.mount_point);
           assert.ok(k.startsWith(`${kvSecretKey(mount, '')}`), `${k} is not below ${mount}`);
           for (const o of store.byIndex(INSTANT_INDEX, k)) {
-            assert.equal(o.spec?.syncConfig?.instantUpdates, true, 'a resource without instantUpdates was triggered');
-            assert.equal(kvSecretKey(o.spec?.mount ?? "", o.spec?.path ?? ""), k);
+            assert.equal(
+              o.spec?.syncConfig?.instantUpdates,
+              true,
+              'a resource without instantUpdates was triggered',
+            );
+            assert.equal(kvSecretKey(o.spec?.mount ?? '', o.spec?.path ?? ''), k);
           }
         }
       }
@@ -166,17 +192,29 @@ test('over a loopback socket, hostile bytes never crash the listener, and only K
   await new Promise((r) => setTimeout(r, 50));
   try {
     await fc.assert(
-      fc.asyncProperty(fc.array(fc.oneof(line, stream.map((b) => b.toString('latin1'))), { maxLength: 8 }), async (ls) => {
-        changes.length = 0;
-        const text = `${ls.join('\n')}\n`;
-        const want = ls.join('\n').split('\n').flatMap((l) => (Buffer.byteLength(l) <= 1024 ? kvChangesOf(l) : []));
-        const sock = connect(port, '127.0.0.1');
-        await once(sock, 'connect');
-        sock.end(text);
-        await once(sock, 'close');
-        await new Promise((r) => setImmediate(r));
-        assert.deepEqual(changes.flat(), want);
-      }),
+      fc.asyncProperty(
+        fc.array(
+          fc.oneof(
+            line,
+            stream.map((b) => b.toString('latin1')),
+          ),
+          { maxLength: 8 },
+        ),
+        async (ls) => {
+          changes.length = 0;
+          const text = `${ls.join('\n')}\n`;
+          const want = ls
+            .join('\n')
+            .split('\n')
+            .flatMap((l) => (Buffer.byteLength(l) <= 1024 ? kvChangesOf(l) : []));
+          const sock = connect(port, '127.0.0.1');
+          await once(sock, 'connect');
+          sock.end(text);
+          await once(sock, 'close');
+          await new Promise((r) => setImmediate(r));
+          assert.deepEqual(changes.flat(), want);
+        },
+      ),
       budget(100),
     );
     assert.ok(connects > 0);
