@@ -16,3 +16,18 @@ test('toDecimal parses negative and out-of-range octal as strconv.ParseInt does'
   assert.equal(render('{{ toDecimal "1000000000000000000000" }}'), '0');
   assert.equal(render('{{ toDecimal "-1000000000000000000001" }}'), '0');
 });
+
+test('b32dec reports Go error offsets and accepts what base32.StdEncoding accepts', () => {
+  assert.equal(render('{{ b32dec "NBSWY3DP" }}'), 'hello');
+  assert.equal(render('{{ b32dec "NBSWY===" }}'), 'hel');
+  // Newlines are dropped, and characters after complete padding are not looked at.
+  assert.equal(render('{{ b32dec "NBSW\\nY3DP" }}'), 'hello');
+  assert.equal(render('{{ b32dec "ME=======" }}'), 'a');
+  assert.equal(render('{{ b32dec "ME========" }}'), 'a');
+  // The error names the byte, as Go's CorruptInputError does (the offset was missing).
+  assert.equal(render('{{ b32dec "me======" }}'), 'illegal base32 data at input byte 0');
+  assert.equal(render('{{ b32dec "NBSWY3D" }}'), 'illegal base32 data at input byte 0');
+  assert.equal(render('{{ b32dec "NBSWY3D=" }}'), 'hell');
+  assert.equal(render('{{ b32dec "M=======" }}'), 'illegal base32 data at input byte 1');
+  assert.equal(render('{{ b32dec "MZXW6===MZXW6===" }}'), 'illegal base32 data at input byte 5');
+});
