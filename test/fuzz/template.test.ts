@@ -51,6 +51,18 @@ const literal = fc.oneof(
   fc.constantFrom('1000000000', '-1', '0x10', '1e3', '2.5', 'true', 'false', 'nil'),
   fc.string({ maxLength: 6 }).map((s) => JSON.stringify(s)),
   fc.constantFrom('"%v"', '"%5s|%-3d"', '"%x"', '"%09999999d"', '"a b\\nc"', '"[a-z]+"', '`raw`', "'c'"),
+  // Lists, maps and numbers of other kinds, so that functions get past their argument checks.
+  fc.constantFrom(
+    '(list 1 "a" 2.5 nil)',
+    '(list "b" "a" "b")',
+    '(dict "a" 1 "b" "x")',
+    '(until 4)',
+    '(splitList "," "a,b,,c")',
+    '(int64 7)',
+    '(float64 1.5)',
+    '(toString 12)',
+    '(semver "1.2.3-rc.1+b")',
+  ),
 );
 const field = fc.oneof(
   fc.constantFrom('.', '$', '$x', '$i', '$e'),
