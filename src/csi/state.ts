@@ -36,6 +36,8 @@ export interface VolumeRecord {
 
 /** Held items still to be revoked, with the grant that can revoke them. */
 export interface OrphanRecord {
+  /** The target whose volume held them: its queue key (unset in records of older drivers). */
+  targetPath?: string;
   who: string;
   grant: Grant;
   held: Held[];
@@ -91,6 +93,7 @@ function isOrphanRecord(v: unknown): v is OrphanRecord {
   return (
     isObject(v) &&
     typeof v.who === 'string' &&
+    (v.targetPath === undefined || typeof v.targetPath === 'string') &&
     Array.isArray(v.held) &&
     v.held.every(isObject) &&
     (v.attempts === undefined || Number.isInteger(v.attempts)) &&
