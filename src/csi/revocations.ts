@@ -62,17 +62,17 @@ export class Revocations {
     return [...this.#byKey.values()].flatMap((p) => p.records);
   }
 
-  #push(o: OrphanRecord): string {
-    const key = o.targetPath ?? UNTARGETED;
+  #push(key: string, o: OrphanRecord): Pending {
     const p = this.#byKey.get(key) ?? { records: [], attempt: 0 };
     p.records.push(o);
     this.#byKey.set(key, p);
-    return key;
+    return p;
   }
 
   /** Picks up what a previous process recorded. */
   resume(orphans: OrphanRecord[]): void {
-    const keys = new Set(orphans.map((o) => this.#push(o)));
+    const keys = new Set(orphans.map((o) => o.targetPath ?? UNTARGETED));
+    for (const o of orphans) this.#push(o.targetPath ?? UNTARGETED, o);
     for (const key of keys) this.#d.wake(key);
   }
 
@@ -80,9 +80,10 @@ export class Revocations {
   async add(targetPath: string, grant: Grant, who: string, held: Held[]): Promise<void> {
     const due = held.filter((h) => h.revoke);
     if (due.length === 0) return;
-    const key = this.#push({ targetPath, grant, who, held: due });
+    // New records go at once, as the first try of the earlier ones did.
+    delete this.#push(targetPath, { targetPath, grant, who, held: due }).retryAt;
     await this.#save();
-    this.#d.wake(key);
+    this.#d.wake(targetPath);
   }
 
   /** When the records of `key` are to be revoked; undefined when there are none. */
