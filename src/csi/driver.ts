@@ -41,8 +41,6 @@ export interface CsiDriverConfig {
   stateDir?: string;
   /** Most volumes published at once on this node (NodeServiceOptions.maxVolumes). */
   maxVolumes?: number;
-  /** Volumes worked on at once (publish, unpublish, upkeep): the task queue's workers. Default 16. */
-  concurrency?: number;
   /** Most bytes read back from one volume after a restart: its tmpfs size. */
   maxVolumeBytes?: number;
   /** How long published files are served before a republish fetches them again; 0 refetches every
@@ -95,9 +93,9 @@ export class CsiDriver {
       metrics: this.metrics,
       healthProbeAddress: health,
       metricsAddress: health,
-      // The node service's work runs on the task queue, keyed by target path: volumes published,
-      // unpublished and kept fresh at once.
-      taskConcurrency: cfg.concurrency ?? 16,
+      // The node service's work runs on the task queue, keyed by target path: this many volumes
+      // published, unpublished or kept fresh at once.
+      taskConcurrency: 16,
     });
     this.#manager = m;
     const access = createVaultAccess(m, {

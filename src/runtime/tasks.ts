@@ -34,7 +34,6 @@ export interface TaskRunner extends TaskScheduler {
 /** An awaited call waiting for its key. */
 interface Call {
   run: Task;
-  signal: AbortSignal | undefined;
   reject: (reason: unknown) => void;
 }
 
@@ -85,7 +84,6 @@ export class TaskQueue implements TaskRunner {
     return new Promise<T>((resolve, reject) => {
       const call: Call = {
         run: async (s) => resolve(await fn(signal ? AbortSignal.any([signal, s]) : s)),
-        signal,
         reject,
       };
       const list = this.#calls.get(key) ?? [];
