@@ -36,6 +36,8 @@ export interface VolumeRecord {
 
 /** Held items still to be revoked, with the grant that can revoke them. */
 export interface OrphanRecord {
+  /** The target whose volume held them: its queue key (unset in records of older drivers). */
+  targetPath?: string;
   who: string;
   grant: Grant;
   held: Held[];
@@ -122,6 +124,7 @@ function isOrphanRecord(v: unknown): v is OrphanRecord {
   return (
     isObject(v) &&
     isString(v.who) &&
+    (v.targetPath === undefined || isString(v.targetPath)) &&
     Array.isArray(v.held) &&
     v.held.every(isHeld) &&
     (v.attempts === undefined || isIndex(v.attempts)) &&

@@ -13,7 +13,7 @@ import { after, before, test } from 'node:test';
 import fc from 'fast-check';
 import { CsiError } from '../../src/csi/errors.ts';
 import { isPayloadName, isValidFileName, payloadName } from '../../src/csi/names.ts';
-import { keptItems, planRepublish } from '../../src/csi/plan.ts';
+import { planFetch, planPublish } from '../../src/csi/plan.ts';
 import { keyOf, StateStore, type VolumeRecord } from '../../src/csi/state.ts';
 import { isValidTarget, validatePublish, validateUnpublish } from '../../src/csi/validate.ts';
 import { budget, CANARY } from './budget.ts';
@@ -231,7 +231,7 @@ test('NodePublishVolume: a request is accepted below the pods directory or refus
       assert.ok(v.context.pod.uid.length <= 128);
       assert.ok(typeof v.context.token === 'string' && v.context.token !== '');
       // What a republish is compared by, and what is published at a target: consistent decisions.
-      const plan = planRepublish({
+      const plan = planPublish({
         prev: undefined,
         volumeId: v.volumeId,
         fingerprint: 'f',
@@ -239,6 +239,8 @@ test('NodePublishVolume: a request is accepted below the pods directory or refus
         cached: undefined,
         nowMs: 0,
         refreshIntervalMs: 0,
+        volumes: 0,
+        maxVolumes: 1,
       });
       assert.deepEqual(plan, { action: 'publish', samePublish: false });
       // A target the validation accepts is one a state record may name.
@@ -522,7 +524,7 @@ test("state records: the driver's own are kept, forged ones dropped and removed"
           assert.deepEqual(await readdir(d), [], 'the forged record was not removed');
         }
         // What survived plans the same as before the restart.
-        for (const v of got.volumes) keptItems(v, true, v.grant);
+        for (const v of got.volumes) planFetch(v, true, v.grant, []);
       },
     ),
     budget(300),
