@@ -317,7 +317,7 @@ test('printf widths and precisions are capped as Go caps them', () => {
   );
 });
 
-test('wrap and wrapWith are bounded and keep every word', () => {
+test('wrap is bounded and keeps every word', () => {
   fc.assert(
     fc.property(fc.integer({ min: -1, max: 100 }), fc.stringMatching(/^[ab \n]{0,2000}$/), (n, s) => {
       const out = sized(`{{ wrap ${n} .s }}`, { s });
