@@ -30,6 +30,8 @@ const { values } = parseArgs({
     // VaultAuth's ServiceAccount (else the pod's own kubelet-issued token), and Secret reads.
     'token-request-login': { type: 'boolean', default: false },
     'read-secrets': { type: 'boolean', default: false },
+    // Without the pod watch (and its RBAC), syncConfig.containerState never re-syncs on a restart.
+    'no-pod-watch': { type: 'boolean', default: false },
   },
 });
 const env = process.env;
@@ -69,6 +71,7 @@ try {
     clientCacheSize: Number(values['client-cache-size']) || 10_000,
     tokenRequestLogin: values['token-request-login'],
     readSecrets: values['read-secrets'],
+    watchPods: !values['no-pod-watch'],
     healthAddress: listenAddress(values['health-probe-bind-address']),
     ...(values['kubelet-registration-path']
       ? {

@@ -65,6 +65,9 @@ export interface CsiDriverConfig {
   /** Reads Secrets VaultAuths and VaultConnections name (credential and CA Secrets; needs secrets
    * get in every namespace). Default off. */
   readSecrets?: boolean;
+  /** Watches this node's pods for container restarts (syncConfig.containerState re-sync; needs pods
+   * list and watch in every namespace, which RBAC cannot narrow to the node). Default on. */
+  watchPods?: boolean;
   /** Vault client cache bound; default 10000, as the operator's. */
   clientCacheSize?: number;
   /** host:port for /healthz, /readyz and /metrics (one server); null disables. */
@@ -138,16 +141,19 @@ export class CsiDriver {
     const csiSecrets = m.informer<CSISecrets>(CSISecretsResource);
     const transformations = m.informer<SecretTransformation>(SecretTransformations);
     // The pods of this node only: container restarts trigger a re-sync (syncConfig.containerState).
-    const pods = m.informer<Pod>(Pods, { fieldSelector: `spec.nodeName=${cfg.nodeId}` });
+    const pods =
+      cfg.watchPods === false
+        ? undefined
+        : m.informer<Pod>(Pods, { fieldSelector: `spec.nodeName=${cfg.nodeId}` });
     this.#informers = [
       csiSecrets,
       auths,
       authGlobals,
       connections,
       transformations,
-      pods,
+      ...(pods ? [pods] : []),
     ] as unknown as Informer<KubeObject>[];
-    pods.addHandler((ev) => {
+    pods?.addHandler((ev) => {
       if (ev.type === 'update') this.node.onPodChange(ev.old, ev.obj);
     });
     const events =

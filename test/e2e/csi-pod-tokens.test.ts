@@ -88,7 +88,8 @@ describe('CSI driver logins with the pod’s kubelet-issued token', () => {
     value = canary('csi-pod-token');
     await vault.kvPut('kvv2', `${ns}/pod`, { v: value });
     dir = await mkdtemp(join(tmpdir(), 'ferry-csi-tokens-'));
-    csi = await startTestDriver(env, kube, dir);
+    // Without the pod watch (csi.driver.watchPods=false): nothing here needs containerState re-syncs.
+    csi = await startTestDriver(env, kube, dir, { watchPods: false });
   });
 
   after(async () => {

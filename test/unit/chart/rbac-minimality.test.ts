@@ -201,6 +201,14 @@ describe('CSI driver RBAC opt-ins (chart csi.driver.*)', { skip }, () => {
     for (const o of CSI_OPT_INS) assert.ok(!argsOf(base).includes(o.flag), o.flag);
   });
 
+  it('watchPods=false drops pods list and watch, which only the pod informer needs, and passes --no-pod-watch', () => {
+    const objs = render({ csi: { enabled: true, driver: { watchPods: false } } });
+    const dropped = grants(role(base)).filter((g) => !grants(role(objs)).includes(g));
+    assert.deepEqual(dropped, ['/pods list', '/pods watch']);
+    assert.ok(argsOf(objs).includes('--no-pod-watch'));
+    assert.match(readFileSync(join(ROOT, 'src/csi/driver.ts'), 'utf8'), /cfg\.watchPods === false/);
+  });
+
   for (const o of CSI_OPT_INS) {
     it(`${o.value}=true adds exactly the grants its calls need, and ${o.flag}`, () => {
       const objs = render({ csi: { enabled: true, driver: { [o.value]: true } } });
