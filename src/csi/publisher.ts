@@ -22,7 +22,6 @@ import {
   checkTokenReview,
   matchingContainers,
   type PodContainers,
-  type PodIdentity,
   type PublishContext,
   type TokenReviewStatus,
 } from './access.ts';
@@ -111,12 +110,6 @@ export function ownershipFor(pod: Pod, mountGroup: number | undefined): Ownershi
   if (gid !== undefined) return { uid: 0, gid, fileMode: 0o440, dirMode: 0o750 };
   return { uid: 0, gid: 0, fileMode: 0o444, dirMode: 0o755 };
 }
-
-/** The ServiceAccount a pod runs as: kubernetes and jwt logins use its kubelet-issued token. */
-export const podServiceAccount = (pod: PodIdentity): { namespace: string; name: string } => ({
-  namespace: pod.namespace,
-  name: pod.serviceAccount,
-});
 
 export class Publisher {
   readonly #d: PublisherDeps;
@@ -222,10 +215,14 @@ export class Publisher {
     if (cs && matchingContainers(cs, podObj).length === 0)
       return deny('no container matches syncConfig.containerState');
 
-    // 4. Who logs in to Vault: the CSISecrets' VaultAuth, with the pod's own token (pod-tokens.ts).
+    // 4. Who logs in to Vault: the CSISecrets' VaultAuth, for the kubernetes and jwt methods as the
+    // pod's ServiceAccount with its kubelet-issued token (pod-tokens.ts).
     return {
       csiSecrets: ref,
-      consumer: { ...csiSecretsConsumer(ns, spec), podServiceAccount: podServiceAccount(pod) },
+      consumer: {
+        ...csiSecretsConsumer(ns, spec),
+        podServiceAccount: { namespace: pod.namespace, name: pod.serviceAccount },
+      },
       snapshot: {
         namespace: ns,
         annotations: obj.metadata.annotations ?? {},
