@@ -72,6 +72,7 @@ function hostile(o: Obj, ns: string, decoy: string, operatorNs: string): fc.Arbi
       ),
       connRef: fc.constantFrom(undefined, `${decoy}/default`, `${operatorNs}/default`, 'missing'),
       realSecret: fc.boolean(),
+      plain: fc.boolean(),
       huge: fc.oneof(
         { weight: 6, arbitrary: fc.constant(undefined) },
         { weight: 1, arbitrary: fc.constantFrom('template', 'map', 'labels') },
@@ -88,8 +89,16 @@ function hostile(o: Obj, ns: string, decoy: string, operatorNs: string): fc.Arbi
         } else if (/Secret$/.test(kind) && kind !== 'SecretTransformation') s.vaultAuthRef = m.authRef;
       }
       if (m.connRef !== undefined && kind === 'VaultAuth') s.vaultConnectionRef = m.connRef;
-      if (m.realSecret && kind === 'VaultStaticSecret')
+      if (m.realSecret && kind === 'VaultStaticSecret') {
+        // The canary's secret, read as the tenant may (the root Vault namespace, its latest version),
+        // so that the hostile destinations and templates render a real value.
         Object.assign(s, { vaultAuthRef: 'auth', mount: 'kvv2', type: 'kv-v2', path: `${ns}/app` });
+        delete s.namespace;
+        delete s.version;
+        // Half keep the generated (mostly unwritable) destination, half write a plain Secret.
+        if (m.plain) s.destination = { name: `real-${m.name}`, create: true };
+        else if (s.destination && typeof s.destination === 'object') (s.destination as Spec).create = true;
+      }
       const dest = (s.destination ?? undefined) as Spec | undefined;
       if (m.destination !== undefined && dest && typeof dest === 'object') dest.name = m.destination;
       if (m.huge === 'template') {
@@ -258,6 +267,10 @@ describe('fuzz: generated custom resources against the API server and operator',
     // Objects that read the canary's secret rendered it, or the leak checks above proved little.
     const vss = await kube.list<Fuzzed>(VaultStaticSecrets, { namespace: ns });
     const syncedReal = vss.items.filter((o) => synced(o as never)).length;
+    if (process.env.FUZZ_DEBUG)
+      for (const o of vss.items)
+        if ((o as { spec?: Spec }).spec?.path === `${ns}/app`)
+          process.stderr.write(`${o.metadata.name}: ${JSON.stringify(o.status).slice(0, 400)}\n`);
     const count = (m: Map<string, number>) => [...m.values()].reduce((a, b) => a + b, 0);
     process.stderr.write(
       `fuzz-resources: seed ${SEED}: ${objects.length} generated, ${accepted.length} accepted, ` +
