@@ -53,7 +53,6 @@ type Fuzzed = KubeObject & { status?: { conditions?: unknown[]; valid?: boolean 
 /** Rewrites a generated object into the tenant's namespace, and now and then aims it at what a hostile
  * tenant would: another namespace's objects, the operator's, a real secret, huge values. */
 function hostile(o: Obj, ns: string, decoy: string, operatorNs: string): fc.Arbitrary<Manifest> {
-  const spec = (o.spec ?? {}) as Spec;
   return fc
     .record({
       name: fc.oneof(
@@ -80,8 +79,13 @@ function hostile(o: Obj, ns: string, decoy: string, operatorNs: string): fc.Arbi
       destination: fc.constantFrom(undefined, 'a', 'default', 'auth-token'),
     })
     .map((m) => {
-      const s: Spec = structuredClone(spec);
       const kind = o.kind;
+      const metadata: Record<string, unknown> = { name: m.name, namespace: ns };
+      if (m.huge === 'labels') metadata.labels = { [`x${'y'.repeat(70)}`]: 'z' }; // over the label limit
+      // A spec that is not an object (a broken draw) goes as generated: the schema must refuse it.
+      if (typeof o.spec !== 'object' || o.spec === null || Array.isArray(o.spec))
+        return { apiVersion: o.apiVersion, kind, metadata, spec: o.spec } as Manifest;
+      const s: Spec = structuredClone(o.spec as Spec);
       if (m.authRef !== undefined) {
         if (kind === 'CSISecrets') {
           const [a, b] = m.authRef.split('/');
@@ -110,8 +114,6 @@ function hostile(o: Obj, ns: string, decoy: string, operatorNs: string): fc.Arbi
           Array.from({ length: 500 }, (_, i) => [`k${i}`, 'v'.repeat(200)]),
         );
       }
-      const metadata: Record<string, unknown> = { name: m.name, namespace: ns };
-      if (m.huge === 'labels') metadata.labels = { [`x${'y'.repeat(70)}`]: 'z' }; // over the label limit
       return { apiVersion: o.apiVersion, kind, metadata, spec: s } as Manifest;
     });
 }
