@@ -231,7 +231,7 @@ describe('fuzz: generated custom resources against the API server and operator',
     await eventually(
       'the newcomer syncs',
       async () => synced(await kube.get(VaultStaticSecrets, 'app', later)),
-      20_000,
+      30_000,
     );
 
     assert.equal(await operatorIncarnation(env), incarnation, 'the operator restarted');
