@@ -8,12 +8,18 @@ import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { VaultConnections, VaultDynamicSecrets, VaultStaticSecrets } from '../../src/api/resources.ts';
+import {
+  CSISecretsResource,
+  VaultAuths,
+  VaultConnections,
+  VaultDynamicSecrets,
+  VaultStaticSecrets,
+} from '../../src/api/resources.ts';
 import type { VaultConnection } from '../../src/api/v1beta1/vaultconnection.ts';
 import type { VaultStaticSecret } from '../../src/api/v1beta1/vaultstaticsecret.ts';
 import { grpcCodeName } from '../../src/csi/client.ts';
 import type { KubeClient } from '../../src/k8s/client.ts';
-import { type ResourceType, Secrets } from '../../src/k8s/resources.ts';
+import { Namespaces, type ResourceType, Secrets } from '../../src/k8s/resources.ts';
 import type { KubeObject, Secret } from '../../src/k8s/types.ts';
 import { csiSecretsManifest, makePod, startTestDriver, targetOf } from '../../stack/lib/csi.ts';
 import {
@@ -22,6 +28,7 @@ import {
   assertNoLeak,
   canary,
   condition,
+  decodeData,
   ensureNamespace,
   eventsOf,
   eventually,
@@ -31,6 +38,7 @@ import {
   synced,
   tenant,
   VaultAdmin,
+  vaultAuth,
   vds,
 } from '../../stack/lib/fixtures.ts';
 import { type StackEnv, uniqueName, useStack } from './harness.ts';
@@ -306,5 +314,235 @@ describe('hostile tenant', () => {
       await kube.delete(VAP, policy).catch(() => {});
       await kube.delete(VaultDynamicSecrets, 'leaky', ns).catch(() => {});
     }
+  });
+});
+
+// Tenant B against tenant A, one row per reference B may write (vso-api.md §1.3): what VSO allows is
+// allowed (allowedNamespaces, the operator namespace's default VaultAuth, another namespace's
+// VaultConnection or SecretTransformation), the rest is refused with a condition and a Warning Event
+// that name why, and nothing B writes lands in A.
+describe('hostile tenant: namespace A × B isolation matrix', () => {
+  let env: StackEnv;
+  let kube: KubeClient;
+  let vault: VaultAdmin;
+  let a: string;
+  let b: string;
+  let value: string;
+  let aSecretVersion: string | undefined;
+  const defaultAuth = (allowedNamespaces?: string[]) =>
+    kubernetesVaultAuth(env, env.operatorNamespace, 'default', {
+      role: `x-${b}`,
+      connection: `${env.operatorNamespace}/default`,
+      ...(allowedNamespaces ? { allowedNamespaces } : {}),
+    });
+
+  before(async () => {
+    env = await useStack();
+    kube = adminClient(env);
+    vault = new VaultAdmin(env);
+    a = uniqueName('tenant-a');
+    b = uniqueName('tenant-b');
+    await tenant(env, kube, vault, a);
+    await tenant(env, kube, vault, b);
+    value = canary('matrix');
+    await vault.kvPut('kvv2', `${b}/v`, { value });
+    // A role that logs B's ServiceAccount in (VSO: the consumer's), reading B's secrets only: the
+    // VaultAuths of A that let B in, and the default one, use it.
+    await vault.kubernetesRole(`x-${b}`, { serviceAccount: 'app', namespace: b, policies: [`t-${b}`] });
+    const viaB = (name: string, allowedNamespaces: string[]) =>
+      kubernetesVaultAuth(env, a, name, { role: `x-${b}`, allowedNamespaces });
+    for (const m of [
+      viaB('open', [b]),
+      viaB('star', ['*']),
+      viaB('others', ['kube-system']),
+      defaultAuth([a]),
+      {
+        apiVersion: 'secrets.hashicorp.com/v1beta1',
+        kind: 'VaultConnection',
+        metadata: { name: 'conn', namespace: a },
+        spec: { address: env.vaultAddr, skipTLSVerify: false },
+      },
+      {
+        apiVersion: 'secrets.hashicorp.com/v1beta1',
+        kind: 'SecretTransformation',
+        metadata: { name: 'tmpl', namespace: a },
+        spec: { templates: { greeting: { text: 'hello {{ .Secrets.value }}' } } },
+      },
+      {
+        apiVersion: 'secrets.hashicorp.com/v1beta1',
+        kind: 'VaultAuthGlobal',
+        metadata: { name: 'glob', namespace: a },
+        spec: {
+          defaultAuthMethod: 'kubernetes',
+          defaultMount: env.vaultKubernetesMount,
+          kubernetes: { role: `x-${b}`, serviceAccount: 'app', audiences: ['vault'] },
+        },
+      },
+      {
+        apiVersion: 'v1',
+        kind: 'Secret',
+        metadata: { name: 'shared', namespace: a },
+        stringData: { k: 'a' },
+      },
+      // B's own VaultAuths on A's VaultConnection and on A's VaultAuthGlobal.
+      kubernetesVaultAuth(env, b, 'viaconn', { role: `t-${b}`, connection: `${a}/conn` }),
+      vaultAuth(b, 'viaglobal', { vaultAuthGlobalRef: { name: 'glob', namespace: a } }),
+    ] as Manifest[])
+      await apply(kube, m);
+    aSecretVersion = (await kube.get<Secret>(Secrets, 'shared', a)).metadata.resourceVersion;
+  });
+  after(async () => {
+    await kube.delete(VaultAuths, 'default', env.operatorNamespace).catch(() => {});
+    for (const n of [a, b]) await kube.delete(Namespaces, n).catch(() => {});
+    await vault.close();
+    await kube.close();
+  });
+
+  type Expect = 'allowed' | RegExp;
+  type Obj = KubeObject & { status?: { conditions?: { type: string; status: string; message?: string }[] } };
+  /** B's VaultStaticSecret reading B's `v` into Secret `<name>` through `spec`; its expected result. */
+  const vssRows = (): [string, Record<string, unknown>, Expect][] => [
+    [
+      "A's VaultAuth without allowedNamespaces",
+      { vaultAuthRef: `${a}/auth` },
+      /VaultAuth \S+\/auth does not allow namespace/,
+    ],
+    ["A's VaultAuth with allowedNamespaces [B]", { vaultAuthRef: `${a}/open` }, 'allowed'],
+    ["A's VaultAuth with allowedNamespaces ['*']", { vaultAuthRef: `${a}/star` }, 'allowed'],
+    ["A's VaultAuth allowing another namespace", { vaultAuthRef: `${a}/others` }, /does not allow namespace/],
+    [
+      'the default VaultAuth whose allowedNamespaces leaves B out (VSO: usable from every namespace)',
+      { vaultAuthRef: `${env.operatorNamespace}/default` },
+      'allowed',
+    ],
+    ["B's VaultAuth on A's VaultConnection (VSO: no check)", { vaultAuthRef: 'viaconn' }, 'allowed'],
+    [
+      "B's VaultAuth on A's VaultAuthGlobal without allowedNamespaces",
+      { vaultAuthRef: 'viaglobal' },
+      /VaultAuthGlobal \S+\/glob does not allow namespace/,
+    ],
+    [
+      "A's SecretTransformation (VSO: any namespace)",
+      { transformation: { transformationRefs: [{ namespace: a, name: 'tmpl' }] } },
+      'allowed',
+    ],
+    [
+      "A's missing SecretTransformation",
+      { transformation: { transformationRefs: [{ namespace: a, name: 'nope' }] } },
+      /not found/,
+    ],
+  ];
+
+  const vssOf = (name: string, spec: Record<string, unknown>): Manifest => {
+    const { transformation, ...rest } = spec;
+    return kvSecret(b, name, {
+      path: `${b}/v`,
+      destination: { name, create: true, ...(transformation ? { transformation } : {}) },
+      ...rest,
+    });
+  };
+
+  /** Waits for the row's result: the Secret in B, or a refusal naming why in status and an Event. */
+  async function expectResult(rt: ResourceType, name: string, type: string, want: Expect): Promise<Obj> {
+    const o = await eventually(
+      `${rt.kind} ${b}/${name} ${want === 'allowed' ? 'allowed' : 'refused'}`,
+      async () => {
+        const x = await kube.get<Obj>(rt, name, b);
+        const c = condition(x, type);
+        if (want === 'allowed') return c?.status === 'True' ? x : undefined;
+        return c?.status === 'False' && want.test(c.message ?? '') ? x : undefined;
+      },
+      20_000,
+      300,
+    ).catch(async (e: unknown) => {
+      const x = await kube.getIfExists<Obj>(rt, name, b);
+      throw new Error(`${String(e)}: ${JSON.stringify(x?.status?.conditions)}`);
+    });
+    if (want !== 'allowed')
+      await eventually(`a Warning Event on ${name}`, async () =>
+        (await eventsOf(kube, b, name)).find((e) => e.type === 'Warning' && want.test(e.message ?? '')),
+      );
+    return o;
+  }
+
+  it('every cross-namespace reference of B is allowed or refused as VSO does', async () => {
+    const rows = vssRows().map(([what, spec, want], i) => ({ what, name: `row-${i}`, spec, want }));
+    for (const r of rows) await apply(kube, vssOf(r.name, r.spec));
+    // CSISecrets name their VaultAuth by namespace and name; trustNamespace changes whose
+    // ServiceAccount logs in, never who may use the VaultAuth.
+    const csiRows: [string, Record<string, unknown>, Expect][] = [
+      ["A's VaultAuth", { name: 'auth', namespace: a }, /does not allow namespace/],
+      [
+        "A's VaultAuth with trustNamespace",
+        { name: 'auth', namespace: a, trustNamespace: true },
+        /does not allow namespace/,
+      ],
+      [
+        "A's VaultAuth allowing B, trustNamespace",
+        { name: 'open', namespace: a, trustNamespace: true },
+        'allowed',
+      ],
+      ['the default VaultAuth', { name: 'default', namespace: env.operatorNamespace }, 'allowed'],
+    ];
+    const csi = csiRows.map(([what, ref, want], i) => ({ what, name: `csi-${i}`, ref, want }));
+    for (const r of csi)
+      await apply(
+        kube,
+        csiSecretsManifest(b, r.name, {
+          vaultAuthRef: r.ref,
+          accessControl: { serviceAccountPattern: 'app' },
+          secrets: { vaultStaticSecrets: [{ mount: 'kvv2', path: `${b}/v`, type: 'kv-v2' }] },
+        }),
+      );
+
+    // A Secret named as A's, with overwrite: B's own namespace only.
+    await apply(
+      kube,
+      kvSecret(b, 'shared', {
+        path: `${b}/v`,
+        destination: { name: 'shared', create: true, overwrite: true },
+      }),
+    );
+    await apply(
+      kube,
+      kvSecret(b, 'slash', { path: `${b}/v`, destination: { name: `${a}/shared`, create: true } }),
+    );
+
+    const failures: string[] = [];
+    const check = async (what: string, f: () => Promise<unknown>) =>
+      f().catch((e: unknown) => failures.push(`${what}: ${e instanceof Error ? e.message : String(e)}`));
+    await Promise.all([
+      ...rows.map((r) =>
+        check(r.what, async () => {
+          await expectResult(VaultStaticSecrets, r.name, 'SecretSynced', r.want);
+          const s = await kube.getIfExists<Secret>(Secrets, r.name, b);
+          if (r.want !== 'allowed') assert.equal(s, undefined, 'a refused reference wrote a Secret');
+          else if (r.spec.transformation) assert.equal(decodeData(s?.data).greeting, `hello ${value}`);
+          else assert.equal(decodeData(s?.data).value, value);
+        }),
+      ),
+      ...csi.map((r) =>
+        check(`CSISecrets: ${r.what}`, () => expectResult(CSISecretsResource, r.name, 'Ready', r.want)),
+      ),
+      check("destination named as A's Secret", async () => {
+        await expectResult(VaultStaticSecrets, 'shared', 'SecretSynced', 'allowed');
+        assert.equal(decodeData((await kube.get<Secret>(Secrets, 'shared', b)).data).value, value);
+      }),
+      check('destination naming A/shared', () =>
+        expectResult(VaultStaticSecrets, 'slash', 'SecretSynced', /shared/),
+      ),
+    ]);
+    assert.deepEqual(failures, []);
+
+    // The default VaultAuth without allowedNamespaces: allowed as well.
+    await apply(kube, defaultAuth());
+    await apply(kube, vssOf('default-open', { vaultAuthRef: `${env.operatorNamespace}/default` }));
+    await expectResult(VaultStaticSecrets, 'default-open', 'SecretSynced', 'allowed');
+
+    // Nothing B did reached A's Secret.
+    const shared = await kube.get<Secret>(Secrets, 'shared', a);
+    assert.equal(shared.metadata.resourceVersion, aSecretVersion);
+    assert.deepEqual(decodeData(shared.data), { k: 'a' });
+    await assertNoLeak(env, kube, b, VaultStaticSecrets, [value]);
   });
 });
