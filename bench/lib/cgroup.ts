@@ -19,26 +19,46 @@ export interface CgroupSample {
   oomKills: number;
 }
 
+const isV1 = (): boolean => existsSync(join(V1, 'memory.limit_in_bytes'));
+
+/** The memory controller's mount: where a cgroup path of /proc/<pid>/cgroup lives. */
+export const memoryRoot = (): string => (isV1() ? V1 : V2);
+
 export class MemoryCgroup {
   readonly dir: string;
   readonly #v1: boolean;
 
+  private constructor(dir: string) {
+    this.dir = dir;
+    this.#v1 = isV1();
+  }
+
+  /** An existing cgroup, e.g. a container's that the kubelet made. */
+  static at(dir: string): MemoryCgroup {
+    return new MemoryCgroup(dir);
+  }
+
   /** Creates (or reuses) the cgroup `ferry-bench/<name>`; `limitMb` undefined: no limit. */
-  constructor(name: string, limitMb: number | undefined) {
-    this.#v1 = existsSync(join(V1, 'memory.limit_in_bytes'));
-    const root = this.#v1 ? V1 : V2;
-    if (!this.#v1 && !existsSync(join(V2, 'cgroup.controllers')))
+  static create(name: string, limitMb: number | undefined): MemoryCgroup {
+    const v1 = isV1();
+    if (!v1 && !existsSync(join(V2, 'cgroup.controllers')))
       throw new Error('no memory cgroup controller at /sys/fs/cgroup');
-    const parent = join(root, 'ferry-bench');
+    const parent = join(memoryRoot(), 'ferry-bench');
     mkdirSync(parent, { recursive: true });
-    if (!this.#v1) writeFileSync(join(root, 'cgroup.subtree_control'), '+memory');
-    if (!this.#v1) writeFileSync(join(parent, 'cgroup.subtree_control'), '+memory');
-    this.dir = join(parent, name);
-    mkdirSync(this.dir, { recursive: true });
-    const limit = limitMb === undefined ? (this.#v1 ? '-1' : 'max') : String(limitMb * MB);
-    writeFileSync(join(this.dir, this.#v1 ? 'memory.limit_in_bytes' : 'memory.max'), limit);
+    if (!v1) writeFileSync(join(V2, 'cgroup.subtree_control'), '+memory');
+    if (!v1) writeFileSync(join(parent, 'cgroup.subtree_control'), '+memory');
+    const cg = new MemoryCgroup(join(parent, name));
+    mkdirSync(cg.dir, { recursive: true });
+    const limit = limitMb === undefined ? (v1 ? '-1' : 'max') : String(limitMb * MB);
+    writeFileSync(join(cg.dir, v1 ? 'memory.limit_in_bytes' : 'memory.max'), limit);
     // A fresh high-water mark (v1 only lets it be reset; a new v2 cgroup starts at zero).
-    if (this.#v1) writeFileSync(join(this.dir, 'memory.max_usage_in_bytes'), '0');
+    if (v1) writeFileSync(join(cg.dir, 'memory.max_usage_in_bytes'), '0');
+    return cg;
+  }
+
+  /** The processes in it now. */
+  pids(): number[] {
+    return readFileSync(join(this.dir, 'cgroup.procs'), 'utf8').split('\n').filter(Boolean).map(Number);
   }
 
   /** The command line that runs `cmd args` inside this cgroup from its first instruction. */

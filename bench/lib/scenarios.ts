@@ -80,7 +80,7 @@ async function onFreshStack<T>(r: RunSpec, dynamic: boolean, fn: (b: Bench) => P
       const ports = [await freePort(), await freePort()] as [number, number];
       const l = spec.launch(env, r.scenario, proxyAddr, r.n, ports, r.log);
       // Every process in a cgroup of its own, limited or not, so every column has the same figures.
-      const cgroup = new MemoryCgroup(
+      const cgroup = MemoryCgroup.create(
         `${r.op}-${r.scenario}-${r.n}-${r.run}-${running.length}`,
         memoryLimitMb(r.scenario),
       );
