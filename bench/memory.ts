@@ -375,11 +375,17 @@ async function operatorContainer(): Promise<
       cgroup,
       pid,
       restarts: status.restartCount ?? 0,
-      lastReason: status.lastState?.terminated?.reason ?? '',
+      lastReason: lastTerminated(status.lastState?.terminated),
     };
   }
   return undefined;
 }
+
+/** "OOMKilled" (the kernel, at the cgroup limit), or "Error (exit 134)" and the like. */
+const lastTerminated = (t: { reason?: string; exitCode?: number } | undefined): string =>
+  t
+    ? `${t.reason ?? ''}${t.exitCode !== undefined && t.reason !== 'OOMKilled' ? ` (exit ${t.exitCode})` : ''}`
+    : '';
 
 /** N secrets synced by the chart's operator pod (`--chart`). */
 async function runChart(n: number): Promise<Record<string, number | string>> {
@@ -408,6 +414,7 @@ async function runChart(n: number): Promise<Record<string, number | string>> {
   let last: Awaited<ReturnType<typeof operatorContainer>>;
   let oomKilled = 0;
   let lastRestarts = 0;
+  const restartReasons: string[] = [];
   let syncCpu = 0;
   let end = { workingSet: 0, rss: 0 };
   try {
@@ -416,6 +423,7 @@ async function runChart(n: number): Promise<Record<string, number | string>> {
       if (c) {
         if (c.restarts > lastRestarts) {
           if (c.lastReason === 'OOMKilled') oomKilled += c.restarts - lastRestarts;
+          restartReasons.push(`${c.lastReason} at ${((Date.now() - started) / 1000).toFixed(0)} s`);
           lastRestarts = c.restarts;
         }
         const s = c.cgroup.sample();
@@ -446,6 +454,7 @@ async function runChart(n: number): Promise<Record<string, number | string>> {
       cpuSecondsToSynced: syncCpu,
       cpuSecondsTotal: (last && procStatus(last.pid)?.cpuSeconds) ?? 0,
       restarts: lastRestarts,
+      restartReasons: restartReasons.join('; '),
       oomKilled,
       cgroupPeakMB: Math.round(peak.cgroup),
       workingSetPeakMB: Math.round(peak.workingSet),

@@ -222,7 +222,7 @@ type PodLike = KubeObject & {
       restartCount?: number;
       ready?: boolean;
       containerID?: string;
-      lastState?: { terminated?: { reason?: string } };
+      lastState?: { terminated?: { reason?: string; exitCode?: number } };
     }[];
   };
 };
