@@ -9,7 +9,8 @@
 //            (the socket device fails, the other device logs), and the time from the operator's
 //            restart until --down-changes values written while it was down are delivered.
 //   polling: --poll-secrets resources without instantUpdates, refreshAfter --poll-refresh; the same
-//            write→Secret latency, for comparison (what tuning refreshAfter down buys, and costs).
+//            write→Secret latency, and the Vault reads per minute it costs, for comparison (what
+//            tuning refreshAfter down buys, and costs).
 //   node bench/instant-updates.ts [--secrets 1000] [--changes 100] [--poll-secrets 20]
 //        [--poll-refresh 30s] [--idle 30]
 import { randomBytes } from 'node:crypto';
@@ -178,7 +179,11 @@ try {
   // Polling, for comparison: the same change with instantUpdates off.
   await create('p', POLL, { refreshAfter: values['poll-refresh'] });
   await settle();
+  before = await reconciles();
+  t = performance.now();
   const polling = await Promise.all(Array.from({ length: POLL }, (_, i) => change(`p${i}`)));
+  // Polling reads whether or not anything changed: its cost is resources / refreshAfter.
+  const pollingReadsPerMinute = round(((await reconciles()) - before) / ((performance.now() - t) / 60_000));
 
   const result = {
     flavor: env.flavor,
@@ -203,6 +208,7 @@ try {
       refreshAfter: values['poll-refresh'],
       p50Ms: round(pct(polling, 50)),
       p99Ms: round(pct(polling, 99)),
+      vaultReadsPerMinute: pollingReadsPerMinute,
     },
   };
   process.stdout.write(`${JSON.stringify(result, null, 2)}\n`);

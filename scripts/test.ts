@@ -1,4 +1,4 @@
-// The whole test suite, as CI runs it: static checks, then unit and end-to-end tests against a
+// The whole test suite, as CI runs it: static checks, unit and fuzz tests, then end-to-end tests against a
 // freshly started real stack (OpenBao by default; FERRY_VAULT_FLAVOR=vault for HashiCorp Vault).
 // End-to-end tests under test/e2e/serial/ kill or replace the shared operator or the CSI driver's
 // pod, so they run after the others, one at a time.
@@ -71,12 +71,14 @@ const add = (c: Counts): boolean => {
   return c.ok;
 };
 
-// Fail fast: static checks and unit tests once, before any stack starts.
+// Fail fast: static checks, unit and fuzz tests once, before any stack starts.
 let ok =
   step('type check', bin('tsc'), ['--noEmit', '-p', '.']) &&
   step('lint', bin('biome'), ['ci', '.']) &&
   step('CRDs up to date', bin('node'), ['src/cli/crdgen.ts', '--check']) &&
-  add(await nodeTest('unit tests', ['--test-concurrency=2', 'test/unit/**/*.test.ts']));
+  add(await nodeTest('unit tests', ['--test-concurrency=2', 'test/unit/**/*.test.ts'])) &&
+  // A bounded budget (FERRY_FUZZ_RUNS multiplies it); a failure prints the seed that reproduces it.
+  add(await nodeTest('fuzz tests', ['--test-concurrency=2', 'test/fuzz/**/*.test.ts']));
 
 // End-to-end on the real stack (node, Ferry from its chart), once per flavour.
 for (const flavor of flavors) {

@@ -12,10 +12,15 @@ export interface Timer {
 
 export type Random = () => number; // uniform in [0, 1)
 
+/** Node fires a timer longer than this at once (TimeoutOverflowWarning), so a TTL from a hostile
+ * Vault (`lease_duration: 1e12`) would renew in a tight loop. Longer waits wake at the cap instead,
+ * where the caller decides again. */
+export const MAX_TIMER_MS = 2 ** 31 - 1;
+
 export const systemClock: Clock = {
   now: () => Date.now(),
   setTimeout(fn, ms) {
-    const t = setTimeout(fn, Math.max(0, ms));
+    const t = setTimeout(fn, Math.min(Math.max(0, ms), MAX_TIMER_MS));
     t.unref?.();
     return { cancel: () => clearTimeout(t) };
   },

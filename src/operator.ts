@@ -13,6 +13,7 @@ import { setupResourceStatus } from './controllers/resource-status.ts';
 import { setupSecretExpiry } from './controllers/secret-expiry.ts';
 import { setupSecretTransformation } from './controllers/secrettransformation/setup.ts';
 import type { KindSetup, SetupEnv } from './controllers/setup.ts';
+import { DestinationWriter } from './controllers/shared/destination-writer.ts';
 import { hmacKeyProvider } from './controllers/shared/hmac-key.ts';
 import { OwnWrites } from './controllers/shared/own-writes.ts';
 import {
@@ -117,7 +118,13 @@ export function buildOperator(cfg: OperatorConfig): Manager {
     informers: { connections, auths, authGlobals, transformations },
   };
 
-  const env: SetupEnv = { manager, ctx, ownWrites: new OwnWrites() };
+  const ownWrites = new OwnWrites();
+  const env: SetupEnv = {
+    manager,
+    ctx,
+    ownWrites,
+    destinations: new DestinationWriter(cfg.client, ownWrites),
+  };
   for (const setup of KINDS) setup(env);
   return manager;
 }

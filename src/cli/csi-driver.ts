@@ -2,9 +2,9 @@
 // DaemonSet in deploy/csi. Flags mirror VSO's driver (--endpoint, --nodeid) where they overlap.
 import { hostname } from 'node:os';
 import { parseArgs } from 'node:util';
+import { DEFAULT_DRIVER_NAME } from '../consts/labels.ts';
 import { CsiDriver } from '../csi/driver.ts';
 import { DirMounter, TmpfsMounter, tmpfsSizeBytes } from '../csi/mounter.ts';
-import { DEFAULT_DRIVER_NAME } from '../csi/names.ts';
 import { errorMessage } from '../errors.ts';
 import { aborted, buildInfo, COMMON_FLAGS, listenAddress, secretSafeLogger, setUp } from './common.ts';
 

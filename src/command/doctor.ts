@@ -18,7 +18,7 @@ import {
 import type { Condition } from '../api/v1beta1/common.ts';
 import { parseRef } from '../api/validate.ts';
 import { CONDITION_TYPES } from '../consts/conditions.ts';
-import { LEADER_ELECTION_ID } from '../consts/labels.ts';
+import { DEFAULT_DRIVER_NAME, LEADER_ELECTION_ID } from '../consts/labels.ts';
 import { REASONS } from '../consts/reasons.ts';
 import { CODES, errorMessage, isFerryError } from '../errors.ts';
 import type { KubeClient } from '../k8s/client.ts';
@@ -635,36 +635,35 @@ async function checkRbac(kube: Pick<KubeClient, 'create'>, serviceAccount: strin
       };
 }
 
-const CSI_DRIVER = 'csi.vso.hashicorp.com';
-
 /** Protected secrets need the node driver registered where their pods run. Only asked when used. */
 async function checkCsi(
   kube: Pick<KubeClient, 'getIfExists' | 'list'>,
   namespace: string | undefined,
+  driverName: string,
 ): Promise<Check[]> {
   const used = (await kube.list<KubeObject>(CSISecretsResource, namespace === undefined ? {} : { namespace }))
     .items;
-  const driver = await kube.getIfExists<KubeObject>(CSIDrivers, CSI_DRIVER);
+  const driver = await kube.getIfExists<KubeObject>(CSIDrivers, driverName);
   if (used.length === 0 && !driver) return [];
   if (!driver) {
     return [
       {
         check: 'csi',
         ok: false,
-        message: `${used.length} CSISecrets but no CSIDriver ${CSI_DRIVER}: pods cannot mount them`,
+        message: `${used.length} CSISecrets but no CSIDriver ${driverName}: pods cannot mount them`,
         fix: 'install the node driver: the chart with `--set csi.enabled=true`',
       },
     ];
   }
   const nodes = (await kube.list<KubeObject & { spec?: { drivers?: { name: string }[] | null } }>(CSINodes))
     .items;
-  const without = nodes.filter((n) => !(n.spec?.drivers ?? []).some((d) => d.name === CSI_DRIVER));
+  const without = nodes.filter((n) => !(n.spec?.drivers ?? []).some((d) => d.name === driverName));
   return [
     without.length === 0
-      ? { check: 'csi', object: CSI_DRIVER, ok: true, message: `registered on all ${nodes.length} node(s)` }
+      ? { check: 'csi', object: driverName, ok: true, message: `registered on all ${nodes.length} node(s)` }
       : {
           check: 'csi',
-          object: CSI_DRIVER,
+          object: driverName,
           ok: false,
           message: `not registered on ${without.length} of ${nodes.length} node(s): ${without.map((n) => n.metadata.name).join(', ')}`,
           fix: "the driver's DaemonSet pod is not running there: check its tolerations and nodeSelector, and the pod's logs",
@@ -677,6 +676,8 @@ export async function runDoctor(
   opts: {
     namespace: string | undefined;
     serviceAccount?: string | undefined;
+    /** The CSIDriver to look for (the chart's `csi.driver.name`); VSO's name when unset. */
+    csiDriver?: string | undefined;
     /** One resource instead of the namespace's connections, auths and secrets. */
     resource?: { rt: ResourceType; name: string; namespace: string };
     /** Logs in through each VaultAuth; unset, no login is tried. */
@@ -700,7 +701,7 @@ export async function runDoctor(
   }
   return [
     ...base,
-    ...(await checkCsi(kube, opts.namespace)),
+    ...(await checkCsi(kube, opts.namespace, opts.csiDriver ?? DEFAULT_DRIVER_NAME)),
     ...(await checkConnections(kube, opts.namespace)),
     ...(await checkAuthsAndSecrets(kube, opts.namespace, operator.namespace ?? 'default', now, opts.login)),
   ];
@@ -730,8 +731,13 @@ ${humanDuration(RECENT_MS)}; how many secrets are not Ready. With KIND/NAME (e.g
 Warning explained, and what it depends on (VaultAuth, VaultConnection, transformations, the Secret of
 create: false, rollout targets) and a login through its VaultAuth. Every problem comes with what to do. Exit code 1 when there is a
 problem.`,
-  options: { 'service-account': { type: 'string' }, 'no-login': { type: 'boolean' } },
+  options: {
+    'service-account': { type: 'string' },
+    'no-login': { type: 'boolean' },
+    'csi-driver': { type: 'string' },
+  },
   optionHelp: {
+    'csi-driver': `the CSIDriver's name, when the chart's csi.driver.name is not ${DEFAULT_DRIVER_NAME}`,
     'no-login':
       'do not log in to Vault through the VaultAuths (the login needs to create ServiceAccount tokens)',
     'service-account':
@@ -766,6 +772,7 @@ problem.`,
         {
           namespace: ctx.namespace(),
           serviceAccount: typeof sa === 'string' ? sa : undefined,
+          csiDriver: typeof ctx.values['csi-driver'] === 'string' ? ctx.values['csi-driver'] : undefined,
           ...(resource ? { resource } : {}),
           ...(ctx.values['no-login'] === true ? {} : { login }),
         },

@@ -42,3 +42,7 @@ export const HMAC_KEY_SECRET_LABELS: Readonly<Record<string, string>> = Object.f
 
 /** The operator's leader-election Lease (in its namespace): `ferry doctor` finds the operator by it. */
 export const LEADER_ELECTION_ID = 'ferry.secrets.hashicorp.com';
+
+/** The CSI driver's default name, VSO's, so pod manifests written for VSO's protected secrets
+ * (`csi.driver: csi.vso.hashicorp.com`) mount Ferry's driver unchanged (vso-api.md §17). */
+export const DEFAULT_DRIVER_NAME = 'csi.vso.hashicorp.com';

@@ -21,6 +21,7 @@ import {
 import type { Store } from '../runtime/store.ts';
 import type { ControllerContext } from './context.ts';
 import { secretKindErrorPolicy } from './outcome.ts';
+import type { DestinationWriter } from './shared/destination-writer.ts';
 import type { OwnWrites } from './shared/own-writes.ts';
 
 export interface SetupEnv {
@@ -28,6 +29,8 @@ export interface SetupEnv {
   ctx: ControllerContext;
   /** Destination writes of the secret kinds, so that their own writes are not change events. */
   ownWrites: OwnWrites;
+  /** The destination write of the secret kinds, which records into ownWrites. */
+  destinations: DestinationWriter;
 }
 
 export type KindSetup = (env: SetupEnv) => void;
@@ -110,6 +113,7 @@ export function setupSecretKind<T extends SecretKindObject>(
     labelSelector: MANAGED_SECRET_SELECTOR,
     metadataOnly: true,
   });
+  env.destinations.observe(managedSecrets.store);
   const consumersOfAuth = (a: KubeObject): ObjectKey[] =>
     informer.store.byIndex('auth', refOf(a)).map(objKey);
   const ofConnection = authsOfConnection(ctx);

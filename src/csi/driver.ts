@@ -93,6 +93,9 @@ export class CsiDriver {
       metrics: this.metrics,
       healthProbeAddress: health,
       metricsAddress: health,
+      // The node service's work runs on the task queue, keyed by target path: this many volumes
+      // published, unpublished or kept fresh at once.
+      taskConcurrency: 16,
     });
     this.#manager = m;
     const access = createVaultAccess(m, {

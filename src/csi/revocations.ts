@@ -1,22 +1,24 @@
 // What published volumes held and no longer do (replaced leases and certificates, volumes torn
-// down): recorded first (state.ts), so a restarted driver still revokes it, then revoked in the
-// background as one task that retries with the upkeep backoff. Revocations never hold up kubelet.
+// down): recorded first (state.ts), so a restarted driver still revokes it, then revoked as work of
+// the volume's target on the node service's queue (node.ts), retried with the upkeep backoff.
+// Revocations never hold up kubelet: unpublish returns once they are recorded.
 // A record whose revocation failed `maxAttempts` times in a row is given up (logged, counted):
 // Vault expires a lease at its TTL anyway, and a CSISecrets or VaultAuth deleted for good would
-// otherwise keep the task retrying for the life of the node.
+// otherwise keep it retrying for the life of the node.
 import type { Logger } from 'pino';
-import type { Random } from '../clock.ts';
+import type { Clock, Random } from '../clock.ts';
 import { errorMessage } from '../errors.ts';
-import type { TaskScheduler } from '../runtime/tasks.ts';
 import type { Grant } from './publisher.ts';
 import { retryDelayMs } from './renewal.ts';
 import type { Held } from './secrets.ts';
 import type { OrphanRecord, StateStore } from './state.ts';
 
 export interface RevocationsDeps {
-  release(grant: Grant, who: string, held: Held[]): Promise<void>;
+  release(grant: Grant, who: string, held: Held[], signal?: AbortSignal): Promise<void>;
   state: Pick<StateStore, 'saveOrphans'>;
-  tasks: TaskScheduler;
+  /** Asks for a pass of `key` (a target path) at the time dueAt(key) says. */
+  wake: (key: string) => void;
+  clock: Clock;
   random: Random;
   log: Logger;
   /** Counts revoked items. */
@@ -28,12 +30,19 @@ export interface RevocationsDeps {
 }
 
 export const DEFAULT_MAX_REVOCATION_ATTEMPTS = 10;
+/** The queue key of records an older driver wrote without their target. */
+export const UNTARGETED = 'csi-revoke-orphans';
+
+interface Pending {
+  records: OrphanRecord[];
+  /** Failed passes in a row, for the retry delay. */
+  attempt: number;
+  retryAt?: number;
+}
 
 export class Revocations {
   readonly #d: RevocationsDeps;
-  #orphans: OrphanRecord[] = [];
-  #attempt = 0;
-  #stopped = false;
+  readonly #byKey = new Map<string, Pending>();
 
   constructor(deps: RevocationsDeps) {
     this.#d = deps;
@@ -41,60 +50,71 @@ export class Revocations {
 
   /** Items recorded and not yet revoked. */
   get pending(): number {
-    return this.#orphans.reduce((n, o) => n + o.held.length, 0);
+    return this.#all().reduce((n, o) => n + o.held.length, 0);
   }
 
   /** Records (one per volume or replacement) not yet revoked. */
   get records(): number {
-    return this.#orphans.length;
+    return this.#all().length;
+  }
+
+  #all(): OrphanRecord[] {
+    return [...this.#byKey.values()].flatMap((p) => p.records);
+  }
+
+  #push(key: string, o: OrphanRecord): Pending {
+    const p = this.#byKey.get(key) ?? { records: [], attempt: 0 };
+    p.records.push(o);
+    this.#byKey.set(key, p);
+    return p;
   }
 
   /** Picks up what a previous process recorded. */
   resume(orphans: OrphanRecord[]): void {
-    this.#orphans.push(...orphans);
-    if (this.#orphans.length > 0) this.#schedule(0);
+    const keys = new Set(orphans.map((o) => o.targetPath ?? UNTARGETED));
+    for (const o of orphans) this.#push(o.targetPath ?? UNTARGETED, o);
+    for (const key of keys) this.#d.wake(key);
   }
 
-  /** Records the held items that must be revoked (persisted first), then revokes them. */
-  async add(grant: Grant, who: string, held: Held[]): Promise<void> {
+  /** Records the held items that must be revoked (persisted first); a pass of the target follows. */
+  async add(targetPath: string, grant: Grant, who: string, held: Held[]): Promise<void> {
     const due = held.filter((h) => h.revoke);
     if (due.length === 0) return;
-    this.#orphans.push({ grant, who, held: due });
+    // New records go at once, as the first try of the earlier ones did.
+    delete this.#push(targetPath, { targetPath, grant, who, held: due }).retryAt;
     await this.#save();
-    this.#schedule(0);
+    this.#d.wake(targetPath);
   }
 
-  /** No more passes (the records stay for the next process). */
-  stop(): void {
-    this.#stopped = true;
-  }
-
-  #schedule(delayMs: number): void {
-    if (!this.#stopped) this.#d.tasks.schedule('csi-revoke-orphans', () => this.#pass(), delayMs);
+  /** When the records of `key` are to be revoked; undefined when there are none. */
+  dueAt(key: string): number | undefined {
+    const p = this.#byKey.get(key);
+    return p ? (p.retryAt ?? this.#d.clock.now()) : undefined;
   }
 
   async #save(): Promise<void> {
     await this.#d.state
-      .saveOrphans(this.#orphans)
+      .saveOrphans(this.#all())
       .catch((err: unknown) =>
         this.#d.log.warn({ err: errorMessage(err) }, 'could not record pending revocations'),
       );
   }
 
-  /** One pass (the task queue never runs two at once); an item stays recorded until Vault has
-   * revoked it. */
-  async #pass(): Promise<void> {
-    if (this.#stopped) return;
+  /** One pass over the records of `key` when due (the queue never runs a key twice at once); an
+   * item stays recorded until Vault has revoked it. */
+  async run(key: string, signal?: AbortSignal): Promise<void> {
+    const p = this.#byKey.get(key);
+    if (!p || (p.retryAt ?? 0) > this.#d.clock.now()) return;
     let failed = false;
-    for (const o of [...this.#orphans]) {
+    for (const o of [...p.records]) {
       try {
-        await this.#d.release(o.grant, o.who, o.held);
-        this.#orphans = this.#orphans.filter((x) => x !== o);
+        await this.#d.release(o.grant, o.who, o.held, signal);
+        p.records = p.records.filter((x) => x !== o);
         this.#d.onRevoked(o.held.length);
       } catch (err) {
         o.attempts = (o.attempts ?? 0) + 1;
         if (o.attempts >= (this.#d.maxAttempts ?? DEFAULT_MAX_REVOCATION_ATTEMPTS)) {
-          this.#orphans = this.#orphans.filter((x) => x !== o);
+          p.records = p.records.filter((x) => x !== o);
           this.#d.onAbandoned?.(o.held.length);
           this.#d.log.error(
             { err: errorMessage(err), pod: o.who, attempts: o.attempts, items: o.held.length },
@@ -109,8 +129,8 @@ export class Revocations {
         );
       }
     }
+    if (p.records.length === 0) this.#byKey.delete(key);
+    else if (failed) p.retryAt = this.#d.clock.now() + retryDelayMs(p.attempt++, this.#d.random);
     await this.#save();
-    if (failed) this.#schedule(retryDelayMs(this.#attempt++, this.#d.random));
-    else this.#attempt = 0;
   }
 }

@@ -26,6 +26,7 @@ import { isValidFileName } from './names.ts';
 
 const ITEM_KINDS = ['static', 'approle', 'dynamic', 'pki'] as const;
 export type ItemKind = (typeof ITEM_KINDS)[number];
+export const isItemKind = (v: unknown): v is ItemKind => ITEM_KINDS.includes(v as ItemKind);
 
 const LISTS = {
   static: 'vaultStaticSecrets',

@@ -101,8 +101,8 @@ export class CsiServer {
       NodeUnpublishVolume: unary<NodeUnpublishVolumeRequest, Record<string, never>>(
         log,
         'NodeUnpublishVolume',
-        async (req) => {
-          await opts.node.unpublish(req);
+        async (req, signal) => {
+          await opts.node.unpublish(req, signal);
           return {};
         },
       ),

@@ -20,7 +20,7 @@ import { errorMessage } from '../errors.ts';
 import { readRegularFile } from '../safe-read.ts';
 import { isValidFileName } from './names.ts';
 import type { Grant } from './publisher.ts';
-import type { Held, ItemRef } from './secrets.ts';
+import { type Held, type ItemRef, isItemKind } from './secrets.ts';
 
 export interface VolumeRecord {
   volumeId: string;
@@ -36,6 +36,8 @@ export interface VolumeRecord {
 
 /** Held items still to be revoked, with the grant that can revoke them. */
 export interface OrphanRecord {
+  /** The target whose volume held them: its queue key (unset in records of older drivers). */
+  targetPath?: string;
   who: string;
   grant: Grant;
   held: Held[];
@@ -49,7 +51,11 @@ const MAX_VOLUME_RECORD_BYTES = 256 * 1024;
 const MAX_ORPHANS_BYTES = 4 * 1024 * 1024;
 
 // Shape checks: a record that is not exactly what this module writes is dropped, not trusted.
-const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null;
+const isObject = (v: unknown): v is Record<string, unknown> =>
+  typeof v === 'object' && v !== null && !Array.isArray(v);
+const isString = (v: unknown): v is string => typeof v === 'string';
+const isTime = (v: unknown): boolean => typeof v === 'number' && Number.isFinite(v);
+const isIndex = (v: unknown): boolean => Number.isSafeInteger(v) && (v as number) >= 0;
 const isId = (v: unknown): boolean =>
   v === undefined || (Number.isInteger(v) && (v as number) >= 0 && (v as number) < 2 ** 32);
 /** Root-owned (or the writer's own uid in an unprivileged harness) and never writable by the pod. */
@@ -64,24 +70,51 @@ const isOwnership = (v: unknown): boolean =>
 const hasGrant = (v: Record<string, unknown>): boolean =>
   isObject(v.grant) &&
   isObject(v.grant.csiSecrets) &&
+  isString(v.grant.csiSecrets.namespace) &&
+  isString(v.grant.csiSecrets.name) &&
+  isString(v.grant.csiSecrets.uid) &&
+  isIndex(v.grant.csiSecrets.generation) &&
   isObject(v.grant.consumer) &&
+  isString(v.grant.consumer.namespace) &&
   isObject(v.grant.snapshot) &&
+  isString(v.grant.snapshot.namespace) &&
+  isObject(v.grant.snapshot.spec) &&
   isOwnership(v.grant.ownership);
+/** A lease or certificate as secrets.ts records it: revocation sends its id or serial to Vault. */
+const isHeld = (v: unknown): boolean =>
+  isObject(v) &&
+  typeof v.revoke === 'boolean' &&
+  ((v.kind === 'lease' &&
+    isString(v.leaseId) &&
+    isString(v.clientId) &&
+    isTime(v.durationS) &&
+    typeof v.renewable === 'boolean' &&
+    isTime(v.startedAtMs) &&
+    (v.renewalPercent === undefined || isTime(v.renewalPercent))) ||
+    (v.kind === 'cert' &&
+      isString(v.mount) &&
+      isString(v.serial) &&
+      isTime(v.expiration) &&
+      isTime(v.issuedAt) &&
+      isTime(v.expiryOffsetMs)));
 const isItem = (v: unknown): boolean =>
   isObject(v) &&
   isObject(v.ref) &&
-  typeof v.ref.kind === 'string' &&
+  isItemKind(v.ref.kind) &&
+  isIndex(v.ref.index) &&
   Array.isArray(v.names) &&
-  v.names.every((n) => typeof n === 'string' && isValidFileName(n)) &&
-  (v.held === undefined || isObject(v.held));
+  v.names.every((n) => isString(n) && isValidFileName(n)) &&
+  (v.held === undefined || isHeld(v.held));
 function isVolumeRecord(v: unknown): v is VolumeRecord {
   return (
     isObject(v) &&
-    typeof v.volumeId === 'string' &&
-    typeof v.targetPath === 'string' &&
-    typeof v.podUid === 'string' &&
-    typeof v.who === 'string' &&
-    typeof v.fingerprint === 'string' &&
+    isString(v.volumeId) &&
+    v.volumeId !== '' &&
+    isString(v.targetPath) &&
+    isString(v.podUid) &&
+    isString(v.who) &&
+    isString(v.fingerprint) &&
+    isTime(v.fetchedAt) &&
     Array.isArray(v.items) &&
     v.items.every(isItem) &&
     hasGrant(v)
@@ -90,10 +123,11 @@ function isVolumeRecord(v: unknown): v is VolumeRecord {
 function isOrphanRecord(v: unknown): v is OrphanRecord {
   return (
     isObject(v) &&
-    typeof v.who === 'string' &&
+    isString(v.who) &&
+    (v.targetPath === undefined || isString(v.targetPath)) &&
     Array.isArray(v.held) &&
-    v.held.every(isObject) &&
-    (v.attempts === undefined || Number.isInteger(v.attempts)) &&
+    v.held.every(isHeld) &&
+    (v.attempts === undefined || isIndex(v.attempts)) &&
     hasGrant(v)
   );
 }

@@ -36,6 +36,12 @@ function b64(value: string): string {
   return Buffer.from(value, 'utf8').toString('base64');
 }
 
+/** `out[key] = value`, also for a key named `__proto__` (a valid Secret key Vault data may hold),
+ * which plain assignment would take as the prototype and drop. */
+export function setKey(out: Record<string, string>, key: string, value: string): void {
+  Object.defineProperty(out, key, { value, enumerable: true, writable: true, configurable: true });
+}
+
 /** Returns the Secret data in its wire form (base64 values). */
 export function makeSecretData(
   source: Record<string, unknown>,
@@ -43,7 +49,7 @@ export function makeSecretData(
   shaping: DataShaping = {},
 ): Record<string, string> {
   const out: Record<string, string> = {};
-  for (const [k, v] of Object.entries(shaping.rendered ?? {})) out[k] = b64(v);
+  for (const [k, v] of Object.entries(shaping.rendered ?? {})) setKey(out, k, b64(v));
 
   const excludes = (shaping.excludes ?? []).map(compile);
   const includes = (shaping.includes ?? []).map(compile);
@@ -61,7 +67,7 @@ export function makeSecretData(
     if (k === RAW_KEY || Object.hasOwn(out, k)) continue;
     if (excludes.some((re) => re.test(k))) continue;
     if (includes.length > 0 && !includes.some((re) => re.test(k))) continue;
-    out[k] = b64(typeof v === 'string' ? v : goJson(v, source, k));
+    setKey(out, k, b64(typeof v === 'string' ? v : goJson(v, source, k)));
   }
   return out;
 }

@@ -20,7 +20,7 @@ import {
   type TemplateSource,
 } from '../template/index.ts';
 import { numberSource } from '../vault/client.ts';
-import type { DataShaping } from './secret-data.ts';
+import { type DataShaping, setKey } from './secret-data.ts';
 
 export interface TemplateInput {
   secrets: Record<string, unknown>;
@@ -176,7 +176,7 @@ export function shapeData(
     Labels: input.labels,
   };
   const rendered: Record<string, string> = {};
-  for (const key of g.keys) rendered[key] = set.render(key, data);
+  for (const key of g.keys) setKey(rendered, key, set.render(key, data));
   shaping.rendered = rendered;
   return shaping;
 }

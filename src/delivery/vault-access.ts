@@ -113,6 +113,8 @@ export interface VaultAccess {
   clientId: string;
   auth: VaultAuth;
   connection: VaultConnection;
+  /** The Vault namespace `api` sends requests to (the consumer's, else the VaultAuth's); none: root. */
+  vaultNamespace: string | undefined;
 }
 
 export interface Consumer {
@@ -579,7 +581,8 @@ export class VaultAccessResolver {
       consumer.vaultNamespace && consumer.vaultNamespace !== eff.vaultNamespace
         ? session.withNamespace(consumer.vaultNamespace)
         : session;
-    return { api, session, cacheKey, clientId: session.clientId, auth, connection };
+    const vaultNamespace = consumer.vaultNamespace || eff.vaultNamespace;
+    return { api, session, cacheKey, clientId: session.clientId, auth, connection, vaultNamespace };
   }
 
   /** cache.get, counted and timed as VSO's client factory `get`. */

@@ -54,6 +54,14 @@ export function setCondition(
   return out;
 }
 
+/** Returns the list without a condition of `type` (apimachinery's meta.RemoveStatusCondition). */
+export function removeCondition(
+  list: readonly Condition[] | undefined,
+  type: string,
+): Condition[] | undefined {
+  return list?.filter((c) => c.type !== type);
+}
+
 export function findCondition(list: readonly Condition[] | undefined, type: string): Condition | undefined {
   return list?.find((c) => c.type === type);
 }

@@ -58,6 +58,8 @@ export interface ManagerOptions {
   watchTimeoutSeconds?: number;
   /** Liveness fails after a watcher has been failing for stallFactor × its timeout. Default 3. */
   stallFactor?: number;
+  /** Parallel workers of the task queue (TaskQueueOptions.concurrency). Default 4. */
+  taskConcurrency?: number;
   clock?: Clock;
   random?: Random;
   watch?: WatchFactory;
@@ -113,6 +115,7 @@ export class Manager {
       clock: this.#clock,
       random: this.#random,
       metrics: this.metrics,
+      ...(opts.taskConcurrency ? { concurrency: opts.taskConcurrency } : {}),
     });
   }
 

@@ -515,11 +515,12 @@ class State implements Meter {
       argv.push(this.validateType(final, t));
     }
     if (isBuiltin && name === 'call') {
-      const callee = args.length === 0 ? sprint([final === MISSING ? null : final]) : nodeString(args[0]!);
       this.at(node);
       const fv = argv[0];
       if (fv === undefined || fv === null) this.errorf(same('error calling call: call of nil'));
-      this.errorf(same(`error calling call: non-function ${callee} of type ${typeName(fv)}`));
+      const text = (callee: string) => `error calling call: non-function ${callee} of type ${typeName(fv)}`;
+      // A piped callee is a value (Go prints it), an argument callee is template text.
+      this.errorf(args.length === 0 ? about(fv, text) : same(text(nodeString(args[0]!))));
     }
     this.at(node);
     try {

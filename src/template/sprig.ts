@@ -830,10 +830,12 @@ const FUNCS: Record<string, GoFunc> = {
     /^[+-]?\d+$/.test(s as string) ? BigInt.asIntN(64, BigInt(s as string)) : 0n,
   ),
   toDecimal: fn(['any'], ([v]) => {
+    // strconv.ParseInt(s, 8, 64); Sprig gives 0 for any error, out of range included.
     const s = sprint([v ?? null]);
-    return i64(
-      /^[+-]?[0-7]+$/.test(s) ? BigInt(`${s.startsWith('-') ? '-' : ''}0o${s.replace(/^[+-]/, '')}`) : 0n,
-    );
+    if (!/^[+-]?[0-7]+$/.test(s)) return i64(0n);
+    const magnitude = BigInt(`0o${s.replace(/^[+-]/, '')}`);
+    const n = s.startsWith('-') ? -magnitude : magnitude;
+    return i64(n >= -(2n ** 63n) && n < 2n ** 63n ? n : 0n);
   }),
   until: fn(['int'], ([c]) => ints(untilStep(0n, c as bigint, (c as bigint) < 0n ? -1n : 1n))),
   untilStep: fn(['int', 'int', 'int'], ([a, b, c]) => ints(untilStep(a as bigint, b as bigint, c as bigint))),
@@ -1167,19 +1169,43 @@ function base32(b: Buffer): string {
   return out;
 }
 
+/** base32.StdEncoding.DecodeString: newlines dropped, padding required, and Go's error offsets
+ * (Sprig returns the error text as the result). */
 function base32dec(s: string): string {
-  const alphabet = 'ABCDEFGHIJKLMNOPQRSTUVWXYZ234567';
-  if (s.length % 8 !== 0 || !/^[A-Z2-7]*=*$/.test(s)) return 'illegal base32 data at input byte';
-  let bits = 0;
-  let value = 0;
+  const src = Buffer.from(s.replace(/[\r\n]/g, ''));
+  const fail = (at: number): string => `illegal base32 data at input byte ${at}`;
   const out: number[] = [];
-  for (const c of s.replace(/=+$/, '')) {
-    value = (value << 5) | alphabet.indexOf(c);
-    bits += 5;
-    if (bits >= 8) {
-      out.push((value >>> (bits - 8)) & 255);
-      bits -= 8;
+  let i = 0;
+  let end = false;
+  while (i < src.length && !end) {
+    const q = [0, 0, 0, 0, 0, 0, 0, 0];
+    let n = 8;
+    for (let j = 0; j < 8; ) {
+      if (i === src.length) return fail(src.length - j);
+      const c = src[i++]!;
+      const rest = src.length - i;
+      if (c === 0x3d && j >= 2 && rest < 8) {
+        if (rest + j < 7) return fail(src.length);
+        for (let k = 0; k < 7 - j; k++) if (rest > k && src[i + k] !== 0x3d) return fail(i + k - 1);
+        n = j;
+        end = true;
+        // 1, 3 and 6 characters carry no whole byte (RFC 4648 §6).
+        if (n === 1 || n === 3 || n === 6) return fail(i - 1);
+        break;
+      }
+      const v = c >= 0x41 && c <= 0x5a ? c - 0x41 : c >= 0x32 && c <= 0x37 ? c - 0x32 + 26 : -1;
+      if (v < 0) return fail(i - 1);
+      q[j++] = v;
     }
+    const bytes = [
+      (q[0]! << 3) | (q[1]! >> 2),
+      (q[1]! << 6) | (q[2]! << 1) | (q[3]! >> 4),
+      (q[3]! << 4) | (q[4]! >> 1),
+      (q[4]! << 7) | (q[5]! << 2) | (q[6]! >> 3),
+      (q[6]! << 5) | q[7]!,
+    ];
+    // 2, 4, 5, 7 and 8 characters make 1 to 5 bytes.
+    out.push(...bytes.slice(0, [0, 0, 1, 0, 2, 3, 0, 4, 5][n]).map((b) => b & 255));
   }
   return Buffer.from(out).toString('utf8');
 }

@@ -11,40 +11,59 @@ const WRITES = new Set(['create', 'update', 'delete', 'patch']);
 /** kv-v2 API prefixes under the mount; the secret's own path follows. */
 const KV2_PREFIXES = ['data/', 'metadata/', 'delete/', 'undelete/', 'destroy/'];
 
+const trimSlashes = (s: string): string => s.replace(/^\/+|\/+$/g, '');
+
 /** `mount/path` with surrounding slashes trimmed: the key by which resources are indexed. */
 export function kvSecretKey(mount: string, path: string): string {
-  return `${mount.replace(/^\/+|\/+$/g, '')}/${path.replace(/^\/+|\/+$/g, '')}`;
+  return `${trimSlashes(mount)}/${trimSlashes(path)}`;
+}
+
+/** A Vault namespace path without surrounding slashes; '' is the root namespace. */
+export function vaultNamespaceKey(namespace: string | undefined): string {
+  return trimSlashes(namespace ?? '');
+}
+
+/** A committed KV write: the Vault namespace it was made in and the secrets it may have changed. */
+export interface KVChange {
+  /** vaultNamespaceKey() of the request's namespace ('' on Vault CE and in the root namespace). */
+  namespace: string;
+  /** kvSecretKey()s, relative to the namespace. */
+  keys: string[];
 }
 
 /**
- * The secrets a KV write in one audit line may have changed, as kvSecretKey()s; [] for anything
- * else (requests, reads, failures, other engines, malformed lines). A kv-v2 path and the kv-v1
- * reading of the same path are both returned: audit entries do not say the KV version, and the
- * unused candidate matches no resource (or costs one read).
+ * The KV write in one audit line; undefined for anything else (requests, reads, failures, other
+ * engines, malformed lines). A kv-v2 path and the kv-v1 reading of the same path are both returned:
+ * audit entries do not say the KV version, and the unused candidate matches no resource (or costs
+ * one read). In a namespace, `mount_point` carries the namespace's path and `path` does not (seen on
+ * OpenBao 2.7: `ns1/kvv2/` and `kvv2/data/x`).
  */
-export function kvChangesOf(line: string): string[] {
+export function kvChangeOf(line: string): KVChange | undefined {
   let entry: unknown;
   try {
     entry = JSON.parse(line);
   } catch {
-    return [];
+    return undefined;
   }
   if (
     !isObject(entry) ||
     entry.type !== 'response' ||
     (typeof entry.error === 'string' && entry.error !== '')
   )
-    return [];
+    return undefined;
   const req = entry.request;
-  if (!isObject(req) || req.mount_type !== 'kv' || !WRITES.has(String(req.operation))) return [];
-  const mount = typeof req.mount_point === 'string' ? req.mount_point : '';
+  if (!isObject(req) || req.mount_type !== 'kv' || !WRITES.has(String(req.operation))) return undefined;
+  const nsPath = isObject(req.namespace) && typeof req.namespace.path === 'string' ? req.namespace.path : '';
+  const namespace = vaultNamespaceKey(nsPath);
+  let mount = typeof req.mount_point === 'string' ? req.mount_point : '';
+  if (namespace !== '' && mount.startsWith(`${namespace}/`)) mount = mount.slice(namespace.length + 1);
   const path = typeof req.path === 'string' ? req.path : '';
-  if (mount === '' || !path.startsWith(mount) || path.length === mount.length) return [];
+  if (mount === '' || !path.startsWith(mount) || path.length === mount.length) return undefined;
   const rel = path.slice(mount.length);
   const keys = [kvSecretKey(mount, rel)];
   const prefix = KV2_PREFIXES.find((p) => rel.startsWith(p) && rel.length > p.length);
   if (prefix) keys.push(kvSecretKey(mount, rel.slice(prefix.length)));
-  return keys;
+  return { namespace, keys };
 }
 
 function isObject(v: unknown): v is Record<string, unknown> {
@@ -64,8 +83,8 @@ export interface AuditStreamOptions {
 }
 
 export interface AuditStreamHandlers {
-  /** A KV write to these secrets (kvSecretKey) was committed. */
-  onChange(keys: readonly string[]): void;
+  /** A KV write was committed. */
+  onChange(change: KVChange): void;
   /** A peer connected: changes made while no stream was connected may have been missed. */
   onConnect(peer: string): void;
   onRefused?(peer: string, why: string): void;
@@ -154,8 +173,8 @@ export async function runAuditStream(
     const lines = new LineSplitter(maxLine);
     socket.on('data', (chunk: Buffer) =>
       lines.push(chunk, (line) => {
-        const keys = kvChangesOf(line);
-        if (keys.length > 0) handlers.onChange(keys);
+        const change = kvChangeOf(line);
+        if (change) handlers.onChange(change);
       }),
     );
     handlers.onConnect(peer);

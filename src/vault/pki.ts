@@ -116,7 +116,9 @@ export function parseIssueResponse(path: string, data: unknown): PKICertificate 
   const serial = data.serial_number;
   if (typeof serial !== 'string' || serial === '') throw malformed(path, 'serial_number');
   const exp = typeof data.expiration === 'string' ? Number(data.expiration) : data.expiration;
-  if (typeof exp !== 'number' || !Number.isFinite(exp) || exp <= 0) throw malformed(path, 'expiration');
+  // Unix seconds: beyond 2^53 it is no time a certificate can have (and no integer status can hold).
+  if (typeof exp !== 'number' || !(exp >= 1 && exp <= Number.MAX_SAFE_INTEGER))
+    throw malformed(path, 'expiration');
   const certificate = data.certificate;
   if (typeof certificate !== 'string' || certificate === '') throw malformed(path, 'certificate');
   const privateKey = typeof data.private_key === 'string' ? data.private_key : '';

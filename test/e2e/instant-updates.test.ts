@@ -17,13 +17,11 @@ import {
   condition,
   decodeData,
   eventually,
-  kubernetesVaultAuth,
-  type Manifest,
-  tenant,
   VaultAdmin,
   vss,
 } from '../../stack/lib/fixtures.ts';
-import { type StackEnv, uniqueName, useStack } from './harness.ts';
+import { type StackEnv, useStack } from './harness.ts';
+import { instantTenant } from './instant-tenant.ts';
 
 const N = 60;
 const CHANGES = 10;
@@ -66,30 +64,7 @@ describe('instantUpdates (audit stream)', () => {
     assert.ok(env.operator && env.auditStreamPort, 'the stack runs the operator with its audit stream');
     kube = adminClient(env);
     vault = new VaultAdmin(env);
-    ns = uniqueName('instant');
-    await tenant(env, kube, vault, ns);
-    await apply(kube, {
-      apiVersion: 'secrets.hashicorp.com/v1beta1',
-      kind: 'VaultConnection',
-      metadata: { name: 'instant', namespace: ns },
-      spec: { address: env.vaultAddr, skipTLSVerify: false },
-    } as Manifest);
-    await apply(kube, kubernetesVaultAuth(env, ns, 'auth', { role: `t-${ns}`, connection: `${ns}/instant` }));
-    for (let i = 0; i < N; i++) {
-      await vault.kvPut('kvv2', `${ns}/s${i}`, { value: `initial-${i}` });
-      await apply(
-        kube,
-        vss(ns, `s${i}`, {
-          mount: 'kvv2',
-          type: 'kv-v2',
-          path: `${ns}/s${i}`,
-          refreshAfter: '1h',
-          syncConfig: { instantUpdates: true },
-          destination: { name: `d${i}`, create: true },
-        }),
-      );
-    }
-    for (let i = 0; i < N; i++) await eventually(`d${i} synced`, holds(i, `initial-${i}`), 60_000);
+    ({ ns } = await instantTenant(env, kube, vault, { addr: env.vaultAddr, prefix: 'instant', n: N }));
   });
   after(async () => {
     await assertNoLeak(env, kube, ns, VaultStaticSecrets, canaries);
@@ -130,5 +105,68 @@ describe('instantUpdates (audit stream)', () => {
     dropStream();
     const third = await change(3);
     await eventually('d3 updated', holds(3, third), ARRIVAL_MS);
+  });
+
+  it('removes the InstantUpdates condition when instantUpdates is turned off', async () => {
+    const name = `s${N - 1}`;
+    const spec = (await kube.get<VaultStaticSecret>(VaultStaticSecrets, name, ns)).spec ?? {};
+    await apply(kube, vss(ns, name, { ...spec, syncConfig: { instantUpdates: false } }));
+    await eventually(
+      'the condition gone',
+      async () => {
+        const o = await kube.get<VaultStaticSecret>(VaultStaticSecrets, name, ns);
+        return o.status?.lastGeneration === o.metadata.generation && !condition(o, 'InstantUpdates');
+      },
+      ARRIVAL_MS,
+    );
+  });
+
+  // OpenBao has namespaces (Vault CE has none): the same mount and path in namespace `vns` is another
+  // secret, and a write there wakes only the resource that reads that namespace.
+  it('tells Vault namespaces apart', async (t) => {
+    if (env.flavor !== 'openbao') return t.skip('Vault CE has no namespaces');
+    const vns = ns;
+    await vault.call('POST', `sys/namespaces/${vns}`);
+    await vault.call('POST', `${vns}/sys/mounts/kvv2`, { type: 'kv', options: { version: '2' } });
+    // The tenant's token comes from the root namespace; its policy grants the child's path.
+    await vault.policy(
+      `t-${ns}`,
+      `path "kvv2/data/${ns}/*" { capabilities = ["read"] }\npath "${vns}/kvv2/data/${ns}/*" { capabilities = ["read"] }\n`,
+    );
+    await vault.kvPut('kvv2', `${ns}/shared`, { value: 'root-initial' });
+    await vault.kvPut(`${vns}/kvv2`, `${ns}/shared`, { value: 'ns-initial' });
+    const base = {
+      mount: 'kvv2',
+      type: 'kv-v2',
+      path: `${ns}/shared`,
+      refreshAfter: '1h',
+      syncConfig: { instantUpdates: true },
+    };
+    await apply(kube, vss(ns, 'in-root', { ...base, destination: { name: 'd-root', create: true } }));
+    await apply(
+      kube,
+      vss(ns, 'in-ns', { ...base, namespace: vns, destination: { name: 'd-ns', create: true } }),
+    );
+    const holdsIn = (dest: string, value: string) => async () =>
+      decodeData((await kube.getIfExists<Secret>(Secrets, dest, ns))?.data).value === value;
+    await eventually('d-root synced', holdsIn('d-root', 'root-initial'), ARRIVAL_MS);
+    await eventually('d-ns synced', holdsIn('d-ns', 'ns-initial'), ARRIVAL_MS);
+    await eventually('reads settle', async () => {
+      const a = await vaultReads();
+      await new Promise((r) => setTimeout(r, 1_000));
+      return a === (await vaultReads());
+    });
+
+    const before = await vaultReads();
+    const inNs = canary('in-ns', canaries);
+    await vault.kvPut(`${vns}/kvv2`, `${ns}/shared`, { value: inNs });
+    await eventually('d-ns updated', holdsIn('d-ns', inNs), ARRIVAL_MS);
+    const inRoot = canary('in-root', canaries);
+    await vault.kvPut('kvv2', `${ns}/shared`, { value: inRoot });
+    await eventually('d-root updated', holdsIn('d-root', inRoot), ARRIVAL_MS);
+    await new Promise((r) => setTimeout(r, 1_000));
+    // One read per write: the write in `vns` did not wake the root-namespace resource, nor the reverse.
+    assert.equal((await vaultReads()) - before, 2);
+    assert.equal(decodeData((await kube.get<Secret>(Secrets, 'd-ns', ns)).data).value, inNs);
   });
 });

@@ -21,6 +21,7 @@ import {
   eventually,
   pgLogin,
   restartedAt,
+  tamper,
   tenant,
   VaultAdmin,
   vds,
@@ -195,6 +196,19 @@ describe('VaultDynamicSecret (database engine, PostgreSQL)', () => {
         `renewals happen within 2 s of their horizon (${late.join(', ')} ms)`,
       );
     }
+
+    // Someone edits the destination (renewals did not read it: the watch showed it untouched): the
+    // edit is seen, and working credentials are written again.
+    await tamper(kube, ns, 'dyn-creds', 'password');
+    const healed = await eventually(
+      'drift replaced with working credentials',
+      async () => {
+        const d = await creds('dyn-creds');
+        return d?.password && d.password !== 'tampered' ? d : undefined;
+      },
+      15_000,
+    );
+    assert.equal(await login(healed.username ?? '', healed.password ?? ''), healed.username);
   });
 
   it('static credentials: the Secret changes only when Vault rotated the password', async () => {

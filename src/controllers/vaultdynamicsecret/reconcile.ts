@@ -29,7 +29,12 @@ import type { VaultAccess } from '../../delivery/vault-access.ts';
 import { CODES, errorMessage, FerryError } from '../../errors.ts';
 import { Secrets } from '../../k8s/resources.ts';
 import type { Secret } from '../../k8s/types.ts';
-import { type Condition, type ConditionInput, findCondition } from '../../runtime/conditions.ts';
+import {
+  type Condition,
+  type ConditionInput,
+  findCondition,
+  removeCondition,
+} from '../../runtime/conditions.ts';
 import { type Action, awaitChange, type ReconcileContext, requeueAfter } from '../../runtime/controller.ts';
 import { type JsonPatchOp, reconcileWithFinalizer } from '../../runtime/finalizer.ts';
 import type { VaultApi, VaultResponse } from '../../vault/client.ts';
@@ -52,9 +57,9 @@ import {
   givesUp,
   type Phase,
 } from '../outcome.ts';
-import { destinationMissing, destinationOwner, syncDestination } from '../shared/destination.ts';
+import { destinationMissing, destinationOwner } from '../shared/destination.ts';
+import type { DestinationWriter } from '../shared/destination-writer.ts';
 import { macEqual, secretMAC } from '../shared/hmac.ts';
-import type { OwnWrites } from '../shared/own-writes.ts';
 import { redactError } from '../shared/redact.ts';
 import { restartTargets } from '../shared/restart.ts';
 import { StatusMemo, syncConditions, writeStatus } from '../shared/status.ts';
@@ -86,6 +91,8 @@ export interface VaultDynamicSecretOptions {
   revokeGraceMs?: number;
   /** How long a failing revocation holds a deleted object (outcome.ts); DEFAULT_CLEANUP_LIMITS. */
   cleanupLimits?: CleanupLimits;
+  /** Where the precise start of each lease period is kept; a new map unless given (tests look in). */
+  leaseStarts?: Map<string, number>;
 }
 
 type Involved = VaultDynamicSecret & { apiVersion: string; kind: string };
@@ -95,6 +102,9 @@ function involved(obj: VaultDynamicSecret): Involved {
 }
 
 const nowSeconds = (ms: number): number => Math.floor(ms / 1000);
+
+/** The destination as this run read it; undefined when the read was skipped (DestinationWriter). */
+type Read = { existing: Secret | undefined } | undefined;
 
 interface Fetched {
   res: VaultResponse;
@@ -106,7 +116,7 @@ interface Fetched {
 export function vaultDynamicSecretReconciler(
   ctx: ControllerContext,
   store: { get(ns: string | undefined, name: string): VaultDynamicSecret | undefined },
-  ownWrites: OwnWrites,
+  destinations: DestinationWriter,
   options: VaultDynamicSecretOptions = {},
 ) {
   const revokeGraceMs = options.revokeGraceMs ?? 0;
@@ -115,7 +125,7 @@ export function vaultDynamicSecretReconciler(
    * twice. */
   const memo = new StatusMemo<VaultDynamicSecretStatus>(ctx.clock);
   /** Precise start (ms) of each lease period this process began, keyed by lease id. */
-  const leaseStarts = new Map<string, number>();
+  const leaseStarts = options.leaseStarts ?? new Map<string, number>();
 
   const conditionsFor = (
     obj: VaultDynamicSecret,
@@ -124,19 +134,27 @@ export function vaultDynamicSecretReconciler(
     message: string,
     lease?: { ok: boolean; reason: string; message: string },
   ): Condition[] =>
-    syncConditions(base, KIND, ok, message, { now: ctx.clock.now(), generation: obj.metadata.generation }, [
-      ...(lease
-        ? [
-            {
-              type: CONDITION_TYPES.LeaseRenewal,
-              status: lease.ok ? ('True' as const) : ('False' as const),
-              reason: lease.reason,
-              message: lease.message,
-            },
-          ]
-        : []),
-      ...(obj.spec?.syncConfig?.instantUpdates ? [INSTANT_UNAVAILABLE] : []),
-    ]);
+    syncConditions(
+      // InstantUpdates goes once the user turns instantUpdates off.
+      obj.spec?.syncConfig?.instantUpdates ? base : removeCondition(base, CONDITION_TYPES.InstantUpdates),
+      KIND,
+      ok,
+      message,
+      { now: ctx.clock.now(), generation: obj.metadata.generation },
+      [
+        ...(lease
+          ? [
+              {
+                type: CONDITION_TYPES.LeaseRenewal,
+                status: lease.ok ? ('True' as const) : ('False' as const),
+                reason: lease.reason,
+                message: lease.message,
+              },
+            ]
+          : []),
+        ...(obj.spec?.syncConfig?.instantUpdates ? [INSTANT_UNAVAILABLE] : []),
+      ],
+    );
 
   /** Merge-patches `.status` (absent optional fields are cleared) and remembers what was written. */
   const patchStatus = async (obj: VaultDynamicSecret, status: VaultDynamicSecretStatus): Promise<void> => {
@@ -217,6 +235,22 @@ export function vaultDynamicSecretReconciler(
     ctx.tasks.schedule(`revoke-lease/${leaseId}`, run, revokeGraceMs);
   };
 
+  /** Best effort, not aborted with the reconcile: a lease whose credentials reached no Secret. */
+  const revokeUndelivered = async (
+    obj: VaultDynamicSecret,
+    api: VaultApi,
+    leaseId: string,
+  ): Promise<void> => {
+    try {
+      await revokeLease(api, leaseId);
+    } catch (err) {
+      ctx.log.warn(
+        { namespace: obj.metadata.namespace, name: obj.metadata.name, leaseId, err: errorMessage(err) },
+        'could not revoke the lease of undelivered credentials; it expires at its TTL',
+      );
+    }
+  };
+
   /** Requests credentials (or reads static ones) and shapes them into Secret data. */
   const fetch = async (obj: VaultDynamicSecret, api: VaultApi, signal: AbortSignal): Promise<Fetched> => {
     const spec = obj.spec;
@@ -249,32 +283,29 @@ export function vaultDynamicSecretReconciler(
       );
       data = makeSecretData(source, res.data, shaping);
     } catch (err) {
+      // The credentials just issued cannot be delivered: revoke them rather than leave them live.
+      if (res.lease_id) await revokeUndelivered(obj, api, res.lease_id);
       throw redactError(err, source);
     }
     return meta ? { res, data, isStatic, meta } : { res, data, isStatic };
   };
 
+  /** `read`: the destination as apply read it; undefined when apply skipped the read because the
+   * Secret is as this process last left it. */
   const writeDestination = async (
     obj: VaultDynamicSecret,
     data: Record<string, string>,
-    existing: Secret | undefined,
+    read: Read,
   ): Promise<boolean> => {
     const spec = obj.spec;
     if (!spec) return false;
-    const namespace = obj.metadata.namespace ?? '';
-    ownWrites.expect(namespace, spec.destination.name, existing?.metadata.resourceVersion);
     // Not aborted with the reconcile: a failed write revokes the lease just issued, and an aborted
     // write may still have landed, which would leave revoked credentials in the Secret.
-    const result = await syncDestination(
-      ctx.client,
-      destinationOwner(KIND, obj),
-      spec.destination,
-      data,
-      existing,
-      { strict: ctx.options.strictDestinationOwnership },
-    );
-    if (result.resourceVersion) ownWrites.record(namespace, spec.destination.name, result.resourceVersion);
-    return result.outcome !== 'unchanged';
+    const result = await destinations.write(destinationOwner(KIND, obj), spec.destination, data, {
+      ...(read ? { read } : {}),
+      strict: ctx.options.strictDestinationOwnership,
+    });
+    return result.outcome !== 'unchanged' && result.outcome !== 'skipped';
   };
 
   const horizonAction = (
@@ -300,7 +331,7 @@ export function vaultDynamicSecretReconciler(
     obj: VaultDynamicSecret,
     current: VaultDynamicSecretStatus | undefined,
     access: VaultAccess,
-    existing: Secret | undefined,
+    read: Read,
     reason: SyncReason | 'Refresh',
     force: boolean,
     signal: AbortSignal,
@@ -320,16 +351,19 @@ export function vaultDynamicSecretReconciler(
     const oldLeaseId = current?.secretLease?.id ?? '';
     const newLeaseId = res.lease_id ?? '';
     const credentialsReplaced = oldLeaseId !== '' && oldLeaseId !== newLeaseId;
-    const destMatches =
-      existing !== undefined && macEqual(secretMAC(key, macData(existing.data ?? {}, isStatic)), newMAC);
+    // An unread destination is as this process last wrote it, which status.secretMAC describes.
+    const destMAC = read
+      ? read.existing && secretMAC(key, macData(read.existing.data ?? {}, isStatic))
+      : current?.secretMAC;
+    const destMatches = macEqual(destMAC, newMAC);
     // Static and lease-less data is written only when it changed, unless a sync is forced (spec change).
     let wrote = false;
     try {
       if (force || !isStatic || !destMatches || reason === 'ResourceUpdated')
-        wrote = await writeDestination(obj, data, existing);
+        wrote = await writeDestination(obj, data, read);
     } catch (err) {
       // The credentials just issued are not in use anywhere: revoke them rather than leave them live.
-      if (newLeaseId && newLeaseId !== oldLeaseId) void revokeLease(access.api, newLeaseId).catch(() => {});
+      if (newLeaseId && newLeaseId !== oldLeaseId) await revokeUndelivered(obj, access.api, newLeaseId);
       throw await fail(obj, current, 'destination', redactError(err, res.data));
     }
     const now = ctx.clock.now();
@@ -405,7 +439,7 @@ export function vaultDynamicSecretReconciler(
     obj: VaultDynamicSecret,
     current: VaultDynamicSecretStatus,
     access: VaultAccess,
-    existing: Secret | undefined,
+    read: Read,
     plannedAt: number,
     signal: AbortSignal,
   ): Promise<Action> => {
@@ -420,7 +454,7 @@ export function vaultDynamicSecretReconciler(
           REASONS.SecretLeaseRenewal,
           `lease can no longer be renewed (${errorMessage(err)}); requesting new credentials`,
         );
-        return sync(obj, current, access, existing, 'LeaseRenewalRefused', true, signal);
+        return sync(obj, current, access, read, 'LeaseRenewalRefused', true, signal);
       }
       throw await fail(obj, current, 'renew', err);
     }
@@ -442,7 +476,7 @@ export function vaultDynamicSecretReconciler(
         REASONS.SecretLeaseRenewal,
         `lease renewal truncated by the max TTL (${renewed.durationS}s < ${renewed.requestedS}s); requesting new credentials`,
       );
-      return sync(obj, current, access, existing, 'LeaseTruncated', true, signal);
+      return sync(obj, current, access, read, 'LeaseTruncated', true, signal);
     }
     leaseStarts.set(lease.id, now);
     const status: VaultDynamicSecretStatus = {
@@ -479,15 +513,19 @@ export function vaultDynamicSecretReconciler(
     )
       await ctx.events.warning(involved(obj), REASONS.InstantUpdatesUnavailable, INSTANT_UNAVAILABLE.message);
     const namespace = obj.metadata.namespace ?? '';
-    let existing: Secret | undefined;
+    let read: Read;
     let refreshAfterMs: number | undefined;
     try {
       refreshAfterMs = refreshPeriodMs(spec.refreshAfter);
-      existing = await ctx.client.getIfExists<Secret>(Secrets, spec.destination.name, namespace);
+      // Nobody touched a Secret the watch shows as this process last left it: no drift, no read.
+      read = destinations.untouched(destinationOwner(KIND, obj), spec.destination.name)
+        ? undefined
+        : { existing: await ctx.client.getIfExists<Secret>(Secrets, spec.destination.name, namespace) };
     } catch (err) {
       throw await fail(obj, current, 'spec', err);
     }
-    if (!existing && !spec.destination.create) {
+    const existing = read?.existing;
+    if (read && !existing && !spec.destination.create) {
       // Do not issue credentials that could not be written anywhere.
       throw await fail(obj, current, 'destination', destinationMissing(namespace, spec.destination.name));
     }
@@ -500,7 +538,7 @@ export function vaultDynamicSecretReconciler(
     const decision = decideSync({
       generation: obj.metadata.generation ?? 0,
       status: current,
-      destinationExists: existing !== undefined,
+      destinationExists: !read || existing !== undefined,
       destinationDrifted: drifted,
       allowStaticCreds: spec.allowStaticCreds === true,
       renewalPercent: spec.renewalPercent,
@@ -518,20 +556,20 @@ export function vaultDynamicSecretReconciler(
       throw await fail(obj, current, 'access', err);
     }
     if (decision.action === 'renew' && current)
-      return renew(obj, current, access, existing, decision.plannedAt, signal);
+      return renew(obj, current, access, read, decision.plannedAt, signal);
     if (decision.action === 'poll')
       return sync(
         obj,
         current,
         access,
-        existing,
+        read,
         decision.reason === 'SecretDataDrift' ? 'SecretDataDrift' : 'Refresh',
         decision.reason === 'SecretDataDrift',
         signal,
       );
     if (decision.action === 'sync') {
       ctx.log.info({ namespace, name: obj.metadata.name, reason: decision.reason }, 'syncing dynamic secret');
-      return sync(obj, current, access, existing, decision.reason, true, signal);
+      return sync(obj, current, access, read, decision.reason, true, signal);
     }
     return awaitChange();
   };
@@ -540,11 +578,12 @@ export function vaultDynamicSecretReconciler(
     const current = memo.current(obj);
     memo.forget(obj);
     const leaseId = current?.secretLease?.id ?? '';
+    // Nothing renews this lease any more, whether or not it is revoked.
+    leaseStarts.delete(leaseId);
     if (!leaseId || obj.spec?.revoke === false) return awaitChange();
     try {
       const access = await getAccess(obj, signal);
       await revokeLease(access.api, leaseId, signal);
-      leaseStarts.delete(leaseId);
       ctx.log.info(
         { namespace: obj.metadata.namespace, name: obj.metadata.name, leaseId },
         'revoked lease on deletion',

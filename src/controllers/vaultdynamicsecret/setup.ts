@@ -7,5 +7,5 @@ export const setupVaultDynamicSecret: KindSetup = (env) =>
   setupSecretKind<VaultDynamicSecret>(env, {
     name: 'vaultdynamicsecret',
     resource: VaultDynamicSecrets,
-    reconciler: (store) => vaultDynamicSecretReconciler(env.ctx, store, env.ownWrites),
+    reconciler: (store) => vaultDynamicSecretReconciler(env.ctx, store, env.destinations),
   });

@@ -33,8 +33,8 @@ import {
   type Phase,
 } from '../outcome.ts';
 import { destinationMissing, destinationOwner, syncDestination } from '../shared/destination.ts';
+import type { DestinationWriter } from '../shared/destination-writer.ts';
 import { macEqual, secretMAC } from '../shared/hmac.ts';
-import type { OwnWrites } from '../shared/own-writes.ts';
 import { redactError } from '../shared/redact.ts';
 import { restartTargets } from '../shared/restart.ts';
 import { StatusMemo, syncConditions, writeStatus } from '../shared/status.ts';
@@ -56,7 +56,7 @@ export interface VaultPKISecretReconcilerOptions {
 export function vaultPKISecretReconciler(
   ctx: ControllerContext,
   store: { get(ns: string | undefined, name: string): VaultPKISecret | undefined },
-  ownWrites: OwnWrites,
+  destinations: DestinationWriter,
   opts: VaultPKISecretReconcilerOptions = {},
 ) {
   const cleanupLimits = opts.cleanupLimits ?? PKI_CLEANUP_LIMITS;
@@ -222,12 +222,11 @@ export function vaultPKISecretReconciler(
     }
 
     try {
-      ownWrites.expect(namespace, dest.name, existing?.metadata.resourceVersion);
-      const result = await syncDestination(ctx.client, destinationOwner(KIND, obj), dest, data, existing, {
+      await destinations.write(destinationOwner(KIND, obj), dest, data, {
+        read: { existing },
         signal: rc.signal,
         strict: ctx.options.strictDestinationOwnership,
       });
-      if (result.resourceVersion) ownWrites.record(namespace, dest.name, result.resourceVersion);
     } catch (err) {
       // The new certificate never reached anyone: revoke it rather than leave it valid and unknown.
       await revokeQuietly(access.api, spec.mount, cert.serialNumber, rc.signal);

@@ -7,5 +7,5 @@ export const setupVaultPKISecret: KindSetup = (env) =>
   setupSecretKind<VaultPKISecret>(env, {
     name: 'vaultpkisecret',
     resource: VaultPKISecrets,
-    reconciler: (store) => vaultPKISecretReconciler(env.ctx, store, env.ownWrites),
+    reconciler: (store) => vaultPKISecretReconciler(env.ctx, store, env.destinations),
   });

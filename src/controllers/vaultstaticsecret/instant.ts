@@ -5,9 +5,9 @@
 import type { VaultStaticSecret } from '../../api/v1beta1/vaultstaticsecret.ts';
 import { BACKGROUND_BACKOFF, intervalFor, jittered } from '../../backoff.ts';
 import { sleep } from '../../clock.ts';
-import { type Controller, formatKey } from '../../runtime/controller.ts';
+import { type Controller, formatKey, type ObjectKey } from '../../runtime/controller.ts';
 import type { Informer } from '../../runtime/informer.ts';
-import { kvSecretKey, runAuditStream } from '../../vault/audit-stream.ts';
+import { type KVChange, kvSecretKey, runAuditStream, vaultNamespaceKey } from '../../vault/audit-stream.ts';
 import { objKey, type SetupEnv } from '../setup.ts';
 
 /** Store index: the KV secret a VaultStaticSecret with instantUpdates syncs. */
@@ -16,6 +16,41 @@ export const INSTANT_INDEX = 'instantKV';
 export function instantIndex(o: VaultStaticSecret): string[] {
   const s = o.spec;
   return s?.syncConfig?.instantUpdates && s.mount && s.path ? [kvSecretKey(s.mount, s.path)] : [];
+}
+
+/**
+ * The Vault namespace each instant resource last read its secret from (its spec.namespace, else its
+ * VaultAuth's), recorded by the reconcile: the same mount and path in another namespace is another
+ * secret. Until a resource has been read its namespace is unknown, and any namespace matches (one
+ * read at most).
+ */
+export class ReadNamespaces {
+  readonly #byKey = new Map<string, string>();
+
+  record(key: ObjectKey, vaultNamespace: string | undefined): void {
+    this.#byKey.set(formatKey(key), vaultNamespaceKey(vaultNamespace));
+  }
+
+  forget(key: ObjectKey): void {
+    this.#byKey.delete(formatKey(key));
+  }
+
+  /** Whether a write in `namespace` (vaultNamespaceKey) may concern the resource at `key`. */
+  matches(key: ObjectKey, namespace: string): boolean {
+    const read = this.#byKey.get(formatKey(key));
+    return read === undefined || read === namespace;
+  }
+}
+
+/** The instant resources that read a secret `change` may have changed. */
+export function changedBy(
+  store: { byIndex(index: string, value: string): VaultStaticSecret[] },
+  namespaces: ReadNamespaces,
+  change: KVChange,
+): VaultStaticSecret[] {
+  return change.keys.flatMap((k) =>
+    store.byIndex(INSTANT_INDEX, k).filter((o) => namespaces.matches(objKey(o), change.namespace)),
+  );
 }
 
 /**
@@ -29,6 +64,7 @@ export function setupInstantUpdates(
   env: SetupEnv,
   informer: Informer<VaultStaticSecret>,
   controller: Controller,
+  namespaces: ReadNamespaces,
 ): void {
   const { manager, ctx } = env;
   const opts = ctx.options.auditStream;
@@ -45,12 +81,11 @@ export function setupInstantUpdates(
     }
   };
   const handlers = {
-    onChange: (keys: readonly string[]) => {
-      for (const k of keys)
-        for (const o of informer.store.byIndex(INSTANT_INDEX, k)) {
-          log.debug({ namespace: o.metadata.namespace, name: o.metadata.name }, 'change in Vault');
-          controller.queue.add(formatKey(objKey(o)));
-        }
+    onChange: (change: KVChange) => {
+      for (const o of changedBy(informer.store, namespaces, change)) {
+        log.debug({ namespace: o.metadata.namespace, name: o.metadata.name }, 'change in Vault');
+        controller.queue.add(formatKey(objKey(o)));
+      }
     },
     onConnect: (peer: string) => {
       log.info({ peer }, 'audit stream connected; catching up');

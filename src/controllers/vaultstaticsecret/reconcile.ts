@@ -1,6 +1,7 @@
 // VaultStaticSecret: read a KV secret, shape it, converge the destination Secret, restart workloads
 // when the data changed, and come back after refreshAfter. Level-triggered: every run reads Vault
-// and the destination afresh; nothing is written when both already agree.
+// afresh and converges the destination; nothing is written when both already agree, and the Secret
+// is not even read when the watch shows it as Ferry last left it (destination-writer.ts).
 
 import { API_VERSION, VaultStaticSecrets } from '../../api/resources.ts';
 import type { VaultStaticSecret, VaultStaticSecretStatus } from '../../api/v1beta1/vaultstaticsecret.ts';
@@ -12,19 +13,23 @@ import { REASONS } from '../../consts/reasons.ts';
 import { makeSecretData } from '../../delivery/secret-data.ts';
 import { shapeData } from '../../delivery/transformation.ts';
 import { CODES, errorMessage, FerryError } from '../../errors.ts';
-import { Secrets } from '../../k8s/resources.ts';
-import type { Secret } from '../../k8s/types.ts';
-import { type Condition, type ConditionInput, findCondition } from '../../runtime/conditions.ts';
+import {
+  type Condition,
+  type ConditionInput,
+  findCondition,
+  removeCondition,
+} from '../../runtime/conditions.ts';
 import { type Action, awaitChange, type ReconcileContext, requeueAfter } from '../../runtime/controller.ts';
 import { readKV } from '../../vault/kv.ts';
 import type { ControllerContext } from '../context.ts';
 import { classify, errorFor, type Phase } from '../outcome.ts';
-import { destinationOwner, syncDestination } from '../shared/destination.ts';
+import { destinationOwner } from '../shared/destination.ts';
+import type { DestinationWriter } from '../shared/destination-writer.ts';
 import { macEqual, secretMAC } from '../shared/hmac.ts';
-import type { OwnWrites } from '../shared/own-writes.ts';
 import { redactError } from '../shared/redact.ts';
 import { restartTargets } from '../shared/restart.ts';
 import { releaseFinalizer, StatusMemo, syncConditions, writeStatus } from '../shared/status.ts';
+import type { ReadNamespaces } from './instant.ts';
 
 const KIND = 'VaultStaticSecret';
 const DEFAULT_REFRESH_MS = 60_000; // VSO's poll when hmacSecretData is on and refreshAfter unset
@@ -34,11 +39,18 @@ type Involved = VaultStaticSecret & { apiVersion: string; kind: string };
 export function vaultStaticSecretReconciler(
   ctx: ControllerContext,
   store: { get(ns: string | undefined, name: string): VaultStaticSecret | undefined },
-  ownWrites: OwnWrites,
+  destinations: DestinationWriter,
+  /** Where instant updates learn each resource's Vault namespace (instant.ts). */
+  namespaces?: ReadNamespaces,
 ) {
   const memo = new StatusMemo<VaultStaticSecretStatus>(ctx.clock);
+  /** The conditions to build on: InstantUpdates goes once the user turns instantUpdates off. */
+  const baseConditions = (obj: VaultStaticSecret): Condition[] | undefined => {
+    const c = memo.current(obj)?.conditions;
+    return obj.spec?.syncConfig?.instantUpdates ? c : removeCondition(c, CONDITION_TYPES.InstantUpdates);
+  };
   const conditionsFor = (obj: VaultStaticSecret, ok: boolean, message: string): Condition[] =>
-    syncConditions(memo.current(obj)?.conditions, KIND, ok, message, {
+    syncConditions(baseConditions(obj), KIND, ok, message, {
       now: ctx.clock.now(),
       generation: obj.metadata.generation,
     });
@@ -63,7 +75,10 @@ export function vaultStaticSecretReconciler(
 
   return async ({ key, signal }: ReconcileContext): Promise<Action> => {
     const obj = store.get(key.namespace, key.name);
-    if (!obj) return awaitChange();
+    if (!obj) {
+      namespaces?.forget(key);
+      return awaitChange();
+    }
     if (obj.metadata.deletionTimestamp) {
       // Garbage collection removes the destination through its ownerReference.
       await releaseFinalizer(ctx.client, VaultStaticSecrets, obj, FINALIZERS.VaultStaticSecret);
@@ -85,6 +100,7 @@ export function vaultStaticSecretReconciler(
     } catch (err) {
       throw await fail(obj, 'access', err);
     }
+    namespaces?.record(key, access.vaultNamespace);
     try {
       source = await readKV(access.api, {
         mount: spec.mount,
@@ -125,17 +141,17 @@ export function vaultStaticSecretReconciler(
     let dataChanged: boolean;
     let existed: boolean;
     try {
-      const existing = await ctx.client.getIfExists<Secret>(Secrets, dest.name, namespace);
-      existed = existing !== undefined;
       const key = await ctx.hmacKey();
       newMAC = secretMAC(key, data);
-      dataChanged = !existing || !macEqual(secretMAC(key, existing.data ?? {}), newMAC);
-      ownWrites.expect(namespace, dest.name, existing?.metadata.resourceVersion);
-      const result = await syncDestination(ctx.client, destinationOwner(KIND, obj), dest, data, existing, {
+      const result = await destinations.write(destinationOwner(KIND, obj), dest, data, {
         signal,
         strict: ctx.options.strictDestinationOwnership,
       });
-      if (result.resourceVersion) ownWrites.record(namespace, dest.name, result.resourceVersion);
+      // Skipped: the Secret is what Ferry last wrote or verified, and that is what is desired now.
+      const { existing } = result;
+      existed = result.outcome === 'skipped' || existing !== undefined;
+      dataChanged =
+        result.outcome !== 'skipped' && (!existing || !macEqual(secretMAC(key, existing.data ?? {}), newMAC));
     } catch (err) {
       throw await fail(obj, 'destination', redactError(err, source.data));
     }
@@ -143,7 +159,7 @@ export function vaultStaticSecretReconciler(
 
     const instant = instantCondition(obj, ctx.options.auditStream !== undefined);
     let conditions = syncConditions(
-      memo.current(obj)?.conditions,
+      baseConditions(obj),
       KIND,
       true,
       'Secret synced',

@@ -171,6 +171,35 @@ describe('chart CSI driver', { skip }, () => {
       }
     });
 
+    it('with the ServiceMonitor, a PodMonitor scrapes the driver pods on their health port', () => {
+      const objs = render({
+        ...ON,
+        telemetry: { serviceMonitor: { enabled: true, selectors: { release: 'p' } } },
+      });
+      const pm = one(objs, 'PodMonitor') as Obj & {
+        spec: {
+          selector: { matchLabels: Record<string, string> };
+          podMetricsEndpoints: { port: string; path: string }[];
+        };
+      };
+      assert.equal(pm.metadata.labels?.release, 'p');
+      const ds = daemonSet(objs);
+      for (const [k, v] of Object.entries(pm.spec.selector.matchLabels))
+        assert.equal(ds.spec.template.metadata.labels[k], v, k);
+      const driver = ds.spec.template.spec.containers.find((c) => c.name === 'driver');
+      const [endpoint] = pm.spec.podMetricsEndpoints;
+      assert.deepEqual([endpoint?.port, endpoint?.path], ['health', '/metrics']);
+      assert.ok(
+        driver?.ports?.some((p) => p.name === 'health'),
+        'the driver names the port',
+      );
+      assert.equal(
+        render({ telemetry: { serviceMonitor: { enabled: true } } }).filter((o) => o.kind === 'PodMonitor')
+          .length,
+        0,
+      );
+    });
+
     it('helm lint --strict passes', () => lint(ON));
   });
 

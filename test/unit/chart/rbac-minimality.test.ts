@@ -34,7 +34,7 @@ const OPERATOR: Use[] = [
   {
     resource: '/secrets',
     verbs: ['get'],
-    at: ['src/controllers/vaultstaticsecret/reconcile.ts', /getIfExists<Secret>\(Secrets/],
+    at: ['src/controllers/shared/destination-writer.ts', /getIfExists<Secret>\(Secrets/],
   },
   {
     resource: '/secrets',

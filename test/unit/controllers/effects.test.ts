@@ -13,7 +13,6 @@ import type { VaultPKISecret } from '../../../src/api/v1beta1/vaultpkisecret.ts'
 import type { VaultStaticSecret } from '../../../src/api/v1beta1/vaultstaticsecret.ts';
 import { DESTINATION_POLL_MS, secretKindErrorPolicy } from '../../../src/controllers/outcome.ts';
 import { collectSecretExpiry } from '../../../src/controllers/secret-expiry.ts';
-import { OwnWrites } from '../../../src/controllers/shared/own-writes.ts';
 import { vaultDynamicSecretReconciler } from '../../../src/controllers/vaultdynamicsecret/reconcile.ts';
 import { vaultPKISecretReconciler } from '../../../src/controllers/vaultpkisecret/reconcile.ts';
 import { vaultStaticSecretReconciler } from '../../../src/controllers/vaultstaticsecret/reconcile.ts';
@@ -24,13 +23,18 @@ import { Secrets } from '../../../src/k8s/resources.ts';
 import type { KubeObject, Secret } from '../../../src/k8s/types.ts';
 import { secretExpiryMetric } from '../../../src/metrics/controller.ts';
 import { MetricsRegistry } from '../../../src/metrics/registry.ts';
-import type { Action, ReconcileContext } from '../../../src/runtime/controller.ts';
+import {
+  type Action,
+  awaitChange,
+  type ReconcileContext,
+  type Reconciler,
+} from '../../../src/runtime/controller.ts';
 import { VaultError } from '../../../src/vault/errors.ts';
 import { type FakeKube, harness, type RecordedEvent, type ScriptedVault } from './harness.ts';
 
 const CERT = '-----BEGIN CERTIFICATE-----\nLEAF\n-----END CERTIFICATE-----';
 const meta = (name: string) => ({ name, namespace: 'app', uid: `uid-${name}`, generation: 1 });
-const secretOf = (h: { kube: FakeKube }, name: string) => h.kube.getIfExists<Secret>(Secrets, name, 'app');
+const secretOf = async (h: { kube: FakeKube }, name: string) => h.kube.peek<Secret>(Secrets, name, 'app');
 const decoded = (s: Secret | undefined): Record<string, string> =>
   Object.fromEntries(
     Object.entries(s?.data ?? {}).map(([k, v]) => [k, Buffer.from(v, 'base64').toString('utf8')]),
@@ -81,7 +85,7 @@ describe('VaultStaticSecret effects', () => {
   });
   const setup = () => {
     const h = harness<VaultStaticSecret>(VaultStaticSecrets, (h) =>
-      vaultStaticSecretReconciler(h.ctx, h.store, new OwnWrites()),
+      vaultStaticSecretReconciler(h.ctx, h.store, h.newDestinations()),
     );
     let password = 'one';
     h.vault.answer = (c) =>
@@ -139,10 +143,129 @@ describe('VaultStaticSecret effects', () => {
     assert.equal(h.events.length, 2);
   });
 
+  it('instantUpdates turned off: the InstantUpdates condition goes', async () => {
+    const { h } = setup();
+    const on = h.apply(vss({ syncConfig: { instantUpdates: true } }));
+    await h.run('s');
+    const types = () => h.store.get('app', 's')?.status?.conditions?.map((c) => c.type);
+    assert.ok(types()?.includes('InstantUpdates'));
+    const spec = on.spec as NonNullable<VaultStaticSecret['spec']>;
+    h.apply({
+      ...on,
+      metadata: { ...on.metadata, generation: 2 },
+      spec: { ...spec, syncConfig: { instantUpdates: false } },
+    });
+    await h.run('s');
+    assert.deepEqual(types(), ['SecretSynced', 'Healthy', 'Ready']);
+    // Also when the sync fails: the condition describes the spec, not the outcome.
+    h.apply({ ...on, metadata: { ...on.metadata, generation: 3 } });
+    await h.run('s');
+    assert.ok(types()?.includes('InstantUpdates'));
+    h.vault.answer = () => {
+      throw new VaultError({ method: 'GET', path: 'kv/data/app', status: 500, message: 'down' });
+    };
+    h.apply({ ...on, metadata: { ...on.metadata, generation: 4 }, spec: { ...spec, syncConfig: {} } });
+    await assert.rejects(h.run('s'));
+    assert.deepEqual(types(), ['SecretSynced', 'Healthy', 'Ready']);
+  });
+
   it('polls for a missing create: false destination instead of backing off', async () => {
     const { h } = setup();
     h.apply(vss({ destination: { name: 'absent', create: false, overwrite: false } }));
     await pollsForMissingDestination(h, 's', ['kv/data/app']);
+  });
+
+  describe('quiet refreshes (issue 12): no API call while Vault and the destination are unchanged', () => {
+    const OUT = 'secrets/app/out';
+    /** A reconciler whose destination writer can be replaced, as an operator restart replaces it. */
+    const restartable = () => {
+      let reconcile: Reconciler = async () => awaitChange();
+      const h = harness<VaultStaticSecret>(VaultStaticSecrets, () => (rc) => reconcile(rc));
+      const restart = () => {
+        reconcile = vaultStaticSecretReconciler(h.ctx, h.store, h.newDestinations());
+      };
+      restart();
+      let password = 'one';
+      h.vault.answer = (c) =>
+        c.path === 'kv/data/app' ? { data: { data: { password }, metadata: { version: 1 } } } : undefined;
+      return { h, restart, rotate: (p: string) => (password = p) };
+    };
+    const tamper = async (h: { kube: FakeKube }, data: Record<string, string>) => {
+      const cur = await secretOf(h, 'out');
+      assert.ok(cur);
+      await h.kube.replace(Secrets, { ...cur, data });
+    };
+    const destinationWrites = (kube: FakeKube) =>
+      kube.writes.filter((w) => w.id === OUT && w.verb !== 'status').length;
+
+    it('reads nothing on an unchanged refresh, and still heals an edit or a deletion', async () => {
+      const { h, rotate } = restartable();
+      h.apply(vss());
+      await h.run('s');
+      assert.equal(h.kube.reads.filter((r) => r === OUT).length, 1, 'the first sync reads once');
+      const reads = () => h.kube.reads.filter((r) => r === OUT).length;
+
+      for (let i = 0; i < 3; i++) await h.run('s');
+      assert.equal(reads(), 1, 'unchanged refreshes read nothing');
+      assert.equal(destinationWrites(h.kube), 1, 'and write nothing');
+
+      // Someone edits the Secret: the watch shows a new resourceVersion, so the refresh reads and heals.
+      await tamper(h, { password: Buffer.from('edited').toString('base64') });
+      await h.run('s');
+      assert.equal(decoded(await secretOf(h, 'out')).password, 'one');
+      assert.equal(reads(), 2);
+      assert.equal(h.events.at(-1)?.reason, 'SecretDataDrift');
+      await h.run('s');
+      assert.equal(reads(), 2, 'quiet again after the heal');
+
+      // Someone deletes it: recreated.
+      await h.kube.delete(Secrets, 'out', 'app');
+      await h.run('s');
+      assert.equal(decoded(await secretOf(h, 'out')).password, 'one');
+
+      // A change in Vault is written.
+      rotate('two');
+      await h.run('s');
+      assert.equal(decoded(await secretOf(h, 'out')).password, 'two');
+      assert.equal(h.events.at(-1)?.reason, 'SecretRotated');
+
+      // A change of the destination's labels is written too, though the data is the same.
+      h.apply(vss({ destination: { name: 'out', create: true, overwrite: false, labels: { team: 'a' } } }));
+      await h.run('s');
+      assert.equal((await secretOf(h, 'out'))?.metadata.labels?.team, 'a');
+    });
+
+    it('after a restart, reads once and writes nothing, then reads nothing', async () => {
+      const { h, restart } = restartable();
+      h.apply(vss());
+      await h.run('s');
+      const writes = destinationWrites(h.kube);
+      const reads = () => h.kube.reads.filter((r) => r === OUT).length;
+      restart();
+      await h.run('s');
+      assert.equal(reads(), 2, 'one read after the restart');
+      await h.run('s');
+      await h.run('s');
+      assert.equal(reads(), 2, 'then none');
+      assert.equal(destinationWrites(h.kube), writes, 'no destination write across the restart');
+      assert.deepEqual(reasons(h.events), ['Normal:SecretSynced']);
+    });
+
+    it('a create: false destination (not in the watch of managed Secrets) is read on every refresh', async () => {
+      const { h } = restartable();
+      h.kube.put<Secret>(Secrets, {
+        apiVersion: 'v1',
+        kind: 'Secret',
+        metadata: { name: 'out', namespace: 'app', uid: 'theirs' },
+        type: 'Opaque',
+        data: {},
+      });
+      h.apply(vss({ destination: { name: 'out', create: false, overwrite: false } }));
+      await h.run('s');
+      await h.run('s');
+      assert.equal(h.kube.reads.filter((r) => r === OUT).length, 2);
+      assert.equal(destinationWrites(h.kube), 1);
+    });
   });
 
   describe('destination ownership', () => {
@@ -225,7 +348,7 @@ describe('VaultDynamicSecret effects', () => {
   });
   const setup = () => {
     const h = harness<VaultDynamicSecret>(VaultDynamicSecrets, (h) =>
-      vaultDynamicSecretReconciler(h.ctx, h.store, new OwnWrites()),
+      vaultDynamicSecretReconciler(h.ctx, h.store, h.newDestinations()),
     );
     let n = 0;
     h.vault.answer = (c) => {
@@ -299,6 +422,22 @@ describe('VaultDynamicSecret effects', () => {
     assert.deepEqual(reasons(h.events), ['Warning:InstantUpdatesUnavailable', 'Normal:SecretSynced']);
   });
 
+  it('instantUpdates turned off: the InstantUpdates condition goes', async () => {
+    const h = setup();
+    const on = h.apply(vds({ syncConfig: { instantUpdates: true } }));
+    await h.run('d');
+    const types = () => h.store.get('app', 'd')?.status?.conditions?.map((c) => c.type) ?? [];
+    assert.ok(types().includes('InstantUpdates'));
+    const spec = on.spec as NonNullable<VaultDynamicSecret['spec']>;
+    h.apply({
+      ...on,
+      metadata: { ...on.metadata, generation: 2 },
+      spec: { ...spec, syncConfig: { instantUpdates: false } },
+    });
+    await h.run('d');
+    assert.ok(!types().includes('InstantUpdates'), types().join());
+  });
+
   it('keeps a deleted object while revocation fails, then gives up with a Warning', async () => {
     const h = setup();
     h.apply(vds());
@@ -313,6 +452,68 @@ describe('VaultDynamicSecret effects', () => {
     await h.run('d');
     assert.equal(await h.kube.getIfExists(VaultDynamicSecrets, 'd', 'app'), undefined);
     assert.match(h.events.at(-1)?.message ?? '', /gave up revoking lease/);
+  });
+
+  it('renews without reading the destination, and still replaces drifted credentials', async () => {
+    const h = setup();
+    h.apply(vds());
+    const first = await h.run('d');
+    const reads = () => h.kube.reads.filter((r) => r === 'secrets/app/creds').length;
+    assert.equal(reads(), 1);
+    assert.ok('requeueAfterMs' in first);
+    await h.run('d');
+    h.clock.advance(first.requeueAfterMs);
+    await h.run('d');
+    assert.deepEqual(h.vault.paths(), ['db/creds/app', 'sys/leases/renew']);
+    assert.equal(reads(), 1, 'no read before the horizon nor for the renewal');
+
+    const cur = await secretOf(h, 'creds');
+    assert.ok(cur);
+    await h.kube.replace(Secrets, { ...cur, data: { username: Buffer.from('edited').toString('base64') } });
+    await h.run('d');
+    assert.equal(reads(), 2);
+    assert.equal(decoded(await secretOf(h, 'creds')).username, 'u2', 'drift brings new credentials');
+    assert.ok(h.vault.paths().includes('sys/leases/revoke'), 'and the replaced lease is revoked');
+  });
+
+  it('revokes the credentials just issued when shaping them fails, and writes nothing', async () => {
+    const h = setup();
+    h.apply(
+      vds({
+        destination: {
+          name: 'creds',
+          create: true,
+          overwrite: false,
+          transformation: { templates: { broken: { text: '{{ fail "no" }}' } } },
+        },
+      }),
+    );
+    await assert.rejects(h.run('d'));
+    assert.deepEqual(h.vault.paths(), ['db/creds/app', 'sys/leases/revoke']);
+    assert.equal(h.vault.calls.at(-1)?.body?.lease_id, 'db/creds/app/l1');
+    assert.equal(await secretOf(h, 'creds'), undefined);
+    assert.equal(h.store.get('app', 'd')?.status?.secretLease?.id ?? '', '', 'no lease recorded');
+  });
+
+  it('forgets the lease period of a deleted object, also with revoke: false (issue 14)', async () => {
+    for (const revoke of [false, true]) {
+      const leaseStarts = new Map<string, number>();
+      const h = harness<VaultDynamicSecret>(VaultDynamicSecrets, (h) =>
+        vaultDynamicSecretReconciler(h.ctx, h.store, h.newDestinations(), { leaseStarts }),
+      );
+      h.vault.answer = (c) =>
+        c.path === 'db/creds/app'
+          ? { lease_id: 'db/creds/app/l1', lease_duration: 600, renewable: true, data: { username: 'u' } }
+          : {};
+      h.apply(vds({ revoke }));
+      await h.run('d');
+      assert.equal(leaseStarts.size, 1);
+      h.markDeleted('d');
+      await h.run('d');
+      assert.equal(await h.kube.getIfExists(VaultDynamicSecrets, 'd', 'app'), undefined);
+      assert.equal(h.vault.paths().includes('sys/leases/revoke'), revoke);
+      assert.equal(leaseStarts.size, 0, `revoke: ${revoke}`);
+    }
   });
 
   it('polls for a missing create: false destination without asking Vault for credentials', async () => {
@@ -339,7 +540,7 @@ describe('VaultPKISecret effects', () => {
   });
   const setup = () => {
     const h = harness<VaultPKISecret>(VaultPKISecrets, (h) =>
-      vaultPKISecretReconciler(h.ctx, h.store, new OwnWrites()),
+      vaultPKISecretReconciler(h.ctx, h.store, h.newDestinations()),
     );
     let serial = 0;
     h.vault.answer = (c) => {
@@ -452,7 +653,7 @@ describe('no secret value in status, Events or the thrown error (canary), for ev
 
   it('VaultStaticSecret', async () => {
     const h = harness<VaultStaticSecret>(VaultStaticSecrets, (h) =>
-      vaultStaticSecretReconciler(h.ctx, h.store, new OwnWrites()),
+      vaultStaticSecretReconciler(h.ctx, h.store, h.newDestinations()),
     );
     h.vault.answer = () => ({ data: { data: { password: CANARY }, metadata: { version: 1 } } });
     h.apply({
@@ -472,7 +673,7 @@ describe('no secret value in status, Events or the thrown error (canary), for ev
 
   it('VaultDynamicSecret', async () => {
     const h = harness<VaultDynamicSecret>(VaultDynamicSecrets, (h) =>
-      vaultDynamicSecretReconciler(h.ctx, h.store, new OwnWrites()),
+      vaultDynamicSecretReconciler(h.ctx, h.store, h.newDestinations()),
     );
     h.vault.answer = (c) =>
       c.path === 'db/creds/app'
@@ -494,7 +695,7 @@ describe('no secret value in status, Events or the thrown error (canary), for ev
 
   it('VaultPKISecret', async () => {
     const h = harness<VaultPKISecret>(VaultPKISecrets, (h) =>
-      vaultPKISecretReconciler(h.ctx, h.store, new OwnWrites()),
+      vaultPKISecretReconciler(h.ctx, h.store, h.newDestinations()),
     );
     h.vault.answer = (c) =>
       c.path === 'pki/issue/web'

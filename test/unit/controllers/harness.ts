@@ -2,10 +2,14 @@
 // objects, their status and finalizers, destination Secrets, with resourceVersions), a scripted
 // Vault, recorded Events, and the reconciler's informer store kept in step with the fake apiserver.
 import { isDeepStrictEqual } from 'node:util';
+import { APP_NAME, LABEL_MANAGED_BY, LABEL_NAME, MANAGED_BY } from '../../../src/consts/labels.ts';
 import type { ControllerContext } from '../../../src/controllers/context.ts';
+import { DestinationWriter } from '../../../src/controllers/shared/destination-writer.ts';
+import { OwnWrites } from '../../../src/controllers/shared/own-writes.ts';
 import type { VaultAccess } from '../../../src/delivery/vault-access.ts';
+import type { KubeClient } from '../../../src/k8s/client.ts';
 import { K8sApiError } from '../../../src/k8s/errors.ts';
-import type { ResourceType } from '../../../src/k8s/resources.ts';
+import { type ResourceType, Secrets } from '../../../src/k8s/resources.ts';
 import type { KubeList, KubeObject } from '../../../src/k8s/types.ts';
 import type { Action, Reconciler } from '../../../src/runtime/controller.ts';
 import type { JsonPatchOp } from '../../../src/runtime/finalizer.ts';
@@ -20,6 +24,8 @@ const idOf = (rt: ResourceType, namespace: string | undefined, name: string): st
 export class FakeKube {
   readonly objects = new Map<string, KubeObject>();
   readonly writes: { verb: string; id: string }[] = [];
+  /** Every GET the code under test made, by object id. */
+  readonly reads: string[] = [];
   #rv = 1;
 
   put<T extends KubeObject>(rt: ResourceType, obj: T): T {
@@ -33,6 +39,12 @@ export class FakeKube {
     name: string,
     namespace?: string,
   ): Promise<T | undefined> {
+    this.reads.push(idOf(rt, namespace, name));
+    return this.peek<T>(rt, name, namespace);
+  }
+
+  /** The stored object, as a watch would show it; not counted as a read. */
+  peek<T extends KubeObject>(rt: ResourceType, name: string, namespace?: string): T | undefined {
     const o = this.objects.get(idOf(rt, namespace, name));
     return o ? (structuredClone(o) as T) : undefined;
   }
@@ -211,9 +223,22 @@ export function harness<T extends KubeObject>(rt: ResourceType, make: (h: Harnes
     },
     informers: { transformations: { store: emptyStore.store } },
   } as unknown as ControllerContext;
+  // The metadata-only watch of managed Secrets, always caught up with the fake apiserver.
+  const managed = {
+    get: (namespace: string | undefined, name: string) => {
+      const s = kube.peek<KubeObject>(Secrets, name, namespace);
+      const labels = s?.metadata.labels ?? {};
+      return labels[LABEL_MANAGED_BY] === MANAGED_BY && labels[LABEL_NAME] === APP_NAME ? s : undefined;
+    },
+  };
   const h: Harness<T> = {
     ctx,
     kube,
+    newDestinations: () => {
+      const writer = new DestinationWriter(kube as unknown as KubeClient, new OwnWrites());
+      writer.observe(managed);
+      return writer;
+    },
     vault,
     events,
     clock,
@@ -247,7 +272,7 @@ export function harness<T extends KubeObject>(rt: ResourceType, make: (h: Harnes
         reconcileId: 'r',
       });
     } finally {
-      const now = await kube.getIfExists<T>(rt, name, namespace);
+      const now = kube.peek<T>(rt, name, namespace);
       const before = store.get(namespace, name);
       if (now) writer.apply({ type: 'apply', object: now });
       else if (before) writer.apply({ type: 'delete', object: before });
@@ -259,6 +284,9 @@ export function harness<T extends KubeObject>(rt: ResourceType, make: (h: Harnes
 export interface Harness<T extends KubeObject> {
   ctx: ControllerContext;
   kube: FakeKube;
+  /** A destination writer over the fake apiserver and its managed-Secret watch, as a (re)started
+   * operator has: nothing remembered yet. */
+  newDestinations(): DestinationWriter;
   vault: ScriptedVault;
   events: RecordedEvent[];
   clock: FakeClock;

@@ -10,12 +10,13 @@ import { CTX } from '../../../src/csi/access.ts';
 import { CsiClient, grpcCodeName } from '../../../src/csi/client.ts';
 import { CsiError } from '../../../src/csi/errors.ts';
 import { DirMounter } from '../../../src/csi/mounter.ts';
-import { NodeService, type PublishSource } from '../../../src/csi/node.ts';
+import { NodeService } from '../../../src/csi/node.ts';
 import type { NodePublishVolumeRequest } from '../../../src/csi/proto.ts';
+import type { PublishSource } from '../../../src/csi/publish.ts';
 import type { Grant, PublishInput } from '../../../src/csi/publisher.ts';
 import type { Held, Item, ItemRef } from '../../../src/csi/secrets.ts';
 import { CsiServer } from '../../../src/csi/server.ts';
-import { testGrant } from './grant.ts';
+import { runningTasks, testGrant } from './grant.ts';
 
 const AUD = 'csi.vso.hashicorp.com';
 const log = pino({ level: 'silent' });
@@ -78,6 +79,8 @@ describe('CSI node service over gRPC', () => {
   let server: CsiServer;
   let client: CsiClient;
   let now = 1_000_000;
+  const clock = { now: () => now, setTimeout: () => ({ cancel() {} }) };
+  const queue = runningTasks(clock);
 
   before(async () => {
     dir = await mkdtemp(join(tmpdir(), 'ferry-csi-node-'));
@@ -92,8 +95,8 @@ describe('CSI node service over gRPC', () => {
       stagingDir: join(dir, 'staging'),
       refreshIntervalMs: 60_000,
       log,
-      clock: { now: () => now, setTimeout: () => ({ cancel() {} }) },
-      tasks: { schedule() {} },
+      clock,
+      tasks: queue.tasks,
     });
     server = new CsiServer({ driverName: AUD, version: '0.1.0', node, ready: () => true, log });
     const sock = await server.listen(`unix://${join(dir, 'csi.sock')}`);
@@ -102,6 +105,7 @@ describe('CSI node service over gRPC', () => {
   after(async () => {
     client.close();
     await server.close(1000);
+    await queue.stop();
     await rm(dir, { recursive: true, force: true });
   });
   beforeEach(() => {
@@ -246,10 +250,12 @@ describe('CSI node service over gRPC', () => {
 
 describe('CSI node service bounds', () => {
   let dir: string;
+  const queue = runningTasks();
   before(async () => {
     dir = await mkdtemp(join(tmpdir(), 'ferry-csi-bounds-'));
   });
   after(async () => {
+    await queue.stop();
     await rm(dir, { recursive: true, force: true });
   });
   const node = (maxVolumes: number) =>
@@ -263,7 +269,7 @@ describe('CSI node service bounds', () => {
       refreshIntervalMs: 60_000,
       maxVolumes,
       log,
-      tasks: { schedule() {} },
+      tasks: queue.tasks,
     });
   const req = (pod: string, readonly = true): NodePublishVolumeRequest => ({
     volume_id: `vol-${pod}`,

@@ -1,12 +1,13 @@
-// Orphan revocations are bounded: a record whose revocation keeps failing is given up after
-// maxAttempts passes, logged and counted, and no longer persisted or retried.
+// Orphan revocations are kept per target (the node service's queue key) and bounded: a record whose
+// revocation keeps failing is given up after maxAttempts passes, logged and counted, and no longer
+// persisted or retried; a failed pass is retried with the upkeep backoff.
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import pino from 'pino';
-import { Revocations } from '../../../src/csi/revocations.ts';
+import { Revocations, UNTARGETED } from '../../../src/csi/revocations.ts';
 import type { Held } from '../../../src/csi/secrets.ts';
 import type { OrphanRecord } from '../../../src/csi/state.ts';
-import type { Task } from '../../../src/runtime/tasks.ts';
+import { FakeClock } from '../runtime/fake-clock.ts';
 import { testGrant } from './grant.ts';
 
 const lease = (id: string): Held => ({
@@ -20,42 +21,79 @@ const lease = (id: string): Held => ({
   revoke: true,
 });
 
+function setup(failing: (who: string) => boolean, maxAttempts = 3) {
+  const clock = new FakeClock();
+  const woken: string[] = [];
+  const saved: OrphanRecord[][] = [];
+  const counts = { revoked: 0, abandoned: 0 };
+  const r = new Revocations({
+    release: async (_g, who) => {
+      if (failing(who)) throw new Error('vault refuses');
+    },
+    state: { saveOrphans: async (o) => void saved.push(structuredClone(o)) },
+    wake: (key) => void woken.push(key),
+    clock,
+    random: () => 0.5,
+    log: pino({ level: 'silent' }),
+    onRevoked: (n) => {
+      counts.revoked += n;
+    },
+    onAbandoned: (n) => {
+      counts.abandoned += n;
+    },
+    maxAttempts,
+  });
+  return { r, clock, woken, saved, counts };
+}
+
 describe('Revocations', () => {
   it('gives a failing record up after maxAttempts passes; others are revoked', async () => {
-    const pending: Task[] = [];
-    const saved: OrphanRecord[][] = [];
-    let abandoned = 0;
-    let revoked = 0;
-    const r = new Revocations({
-      release: async (_g, who) => {
-        if (who === 'pod a/bad') throw new Error('vault refuses');
-      },
-      state: { saveOrphans: async (o) => void saved.push(structuredClone(o)) },
-      tasks: { schedule: (_key, task) => void pending.push(task) },
-      random: () => 0.5,
-      log: pino({ level: 'silent' }),
-      onRevoked: (n) => {
-        revoked += n;
-      },
-      onAbandoned: (n) => {
-        abandoned += n;
-      },
-      maxAttempts: 3,
-    });
-    await r.add(testGrant(1, {}), 'pod a/bad', [lease('l1'), lease('l2')]);
-    await r.add(testGrant(1, {}), 'pod a/good', [lease('l3')]);
-    for (let pass = 0; pass < 10 && pending.length > 0; pass++) {
-      const task = pending.shift() as Task;
-      await task(new AbortController().signal);
+    const { r, clock, woken, saved, counts } = setup((who) => who === 'pod a/bad');
+    await r.add('/t/bad', testGrant(1, {}), 'pod a/bad', [lease('l1'), lease('l2')]);
+    await r.add('/t/good', testGrant(1, {}), 'pod a/good', [lease('l3')]);
+    assert.deepEqual(woken, ['/t/bad', '/t/good']);
+    await r.run('/t/good');
+    assert.equal(r.dueAt('/t/good'), undefined, 'nothing left for that target');
+    for (let pass = 0; pass < 10 && r.dueAt('/t/bad') !== undefined; pass++) {
+      clock.advance(Math.max(0, (r.dueAt('/t/bad') ?? 0) - clock.now()));
+      await r.run('/t/bad');
     }
-    assert.equal(pending.length, 0, 'no more passes scheduled');
-    assert.equal(revoked, 1);
-    assert.equal(abandoned, 2);
+    assert.equal(r.dueAt('/t/bad'), undefined);
+    assert.equal(counts.revoked, 1);
+    assert.equal(counts.abandoned, 2);
     assert.equal(r.pending, 0);
     assert.deepEqual(saved.at(-1), []);
     assert.ok(
-      saved.some((s) => s.some((o) => o.attempts === 2)),
-      'attempts are persisted',
+      saved.some((s) => s.some((o) => o.attempts === 2 && o.targetPath === '/t/bad')),
+      'attempts and the target are persisted',
     );
+  });
+
+  it('retries a failed pass after the backoff, not before', async () => {
+    let fail = true;
+    const { r, clock } = setup(() => fail, 10);
+    await r.add('/t/x', testGrant(1, {}), 'pod a/x', [lease('l1')]);
+    assert.equal(r.dueAt('/t/x'), clock.now());
+    await r.run('/t/x');
+    const retryAt = r.dueAt('/t/x') ?? 0;
+    assert.ok(retryAt > clock.now(), 'backs off');
+    fail = false;
+    await r.run('/t/x'); // woken early (a publish of the same target): not due yet
+    assert.equal(r.records, 1);
+    clock.advance(retryAt - clock.now());
+    await r.run('/t/x');
+    assert.equal(r.records, 0);
+  });
+
+  it('only revokes what must be revoked; records of an older driver have a key of their own', async () => {
+    const { r, woken } = setup(() => false);
+    await r.add('/t/y', testGrant(1, {}), 'pod a/y', [{ ...lease('l1'), revoke: false }]);
+    assert.deepEqual(woken, [], 'nothing to revoke');
+    r.resume([
+      { who: 'pod a/old', grant: testGrant(1, {}), held: [lease('l9')] },
+      { targetPath: '/t/z', who: 'pod a/z', grant: testGrant(1, {}), held: [lease('l8')] },
+    ]);
+    assert.deepEqual(woken.sort(), ['/t/z', UNTARGETED]);
+    assert.equal(r.records, 2);
   });
 });

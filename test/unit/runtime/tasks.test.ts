@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
+import fc from 'fast-check';
 import { pino } from 'pino';
 import { BACKGROUND_BACKOFF } from '../../../src/backoff.ts';
 import { TaskQueue } from '../../../src/runtime/tasks.ts';
@@ -94,5 +95,111 @@ describe('TaskQueue', () => {
     await stopped;
     assert.equal(finished, true);
     assert.equal(q.pending, 1);
+  });
+
+  it('call: runs awaited work under the key and settles with its outcome, never retried', async () => {
+    const { q, stop } = start();
+    assert.equal(await q.call('k', async () => 42), 42);
+    let attempts = 0;
+    await assert.rejects(
+      q.call('k', async () => {
+        attempts += 1;
+        throw new Error('refused');
+      }),
+      /refused/,
+    );
+    await flush();
+    assert.equal(attempts, 1);
+    assert.equal(q.pending, 0);
+    await stop();
+  });
+
+  it('call: calls of one key run one at a time in order, and never beside its scheduled task', async () => {
+    const { q, stop } = start();
+    const order: string[] = [];
+    let active = 0;
+    let maxActive = 0;
+    const gates: (() => void)[] = [];
+    const work = (name: string) => async () => {
+      active += 1;
+      maxActive = Math.max(maxActive, active);
+      order.push(name);
+      await new Promise<void>((r) => gates.push(r));
+      active -= 1;
+    };
+    q.schedule('k', work('task'));
+    await flush();
+    const calls = [q.call('k', work('a')), q.call('k', work('b')), q.call('other', work('other'))];
+    await flush();
+    assert.deepEqual(order, ['task', 'other'], 'the call waits for the running task; another key does not');
+    for (let i = 0; i < 4; i++) {
+      gates.shift()?.();
+      await flush();
+    }
+    await Promise.all(calls);
+    assert.deepEqual(order, ['task', 'other', 'a', 'b']);
+    assert.equal(maxActive, 2, 'one per key at most');
+    await stop();
+  });
+
+  it('call: a withdrawn call rejects with the reason and leaves the others alone', async () => {
+    const { q, stop } = start();
+    let release: () => void = () => {};
+    const first = q.call('k', () => new Promise<string>((r) => (release = () => r('first'))));
+    const ac = new AbortController();
+    const second = q.call('k', async () => assert.fail('withdrawn'), ac.signal);
+    const third = q.call('k', async () => 'third');
+    ac.abort(new Error('deadline'));
+    await assert.rejects(second, /deadline/);
+    release();
+    assert.deepEqual(await Promise.all([first, third]), ['first', 'third']);
+    await stop();
+  });
+
+  it('call: shutdown rejects waiting calls and lets the running one finish; later calls are refused', async () => {
+    const { q, stop } = start();
+    let release: () => void = () => {};
+    const running = q.call('k', () => new Promise<string>((r) => (release = () => r('done'))));
+    const waiting = q.call('k', async () => 'never');
+    await flush();
+    const stopped = stop();
+    await assert.rejects(waiting, /shutting down/);
+    release();
+    await stopped;
+    assert.equal(await running, 'done');
+    await assert.rejects(
+      q.call('k', async () => 'late'),
+      /shutting down/,
+    );
+  });
+
+  it('call: a scheduled task runs once, never before it is due, whatever calls come on its key', async () => {
+    await fc.assert(
+      fc.asyncProperty(
+        fc.integer({ min: 0, max: 10_000 }),
+        fc.array(fc.record({ at: fc.integer({ min: 0, max: 12_000 }), withdraw: fc.boolean() }), {
+          maxLength: 6,
+        }),
+        async (delay, calls) => {
+          const { q, clock, stop } = start();
+          const t0 = clock.now();
+          const ranAt: number[] = [];
+          q.schedule('k', async () => void ranAt.push(clock.now()), delay);
+          const settled: Promise<unknown>[] = [];
+          for (const c of [...calls].sort((a, b) => a.at - b.at)) {
+            await clock.advanceAsync(c.at - (clock.now() - t0));
+            const ac = new AbortController();
+            settled.push(q.call('k', async () => clock.now(), ac.signal).catch(() => 'withdrawn'));
+            if (c.withdraw) ac.abort(new Error('gone'));
+          }
+          await clock.advanceAsync(Math.max(0, delay + 1 - (clock.now() - t0)));
+          await Promise.all(settled);
+          assert.equal(ranAt.length, 1);
+          assert.ok((ranAt[0] ?? 0) - t0 >= delay, `ran at ${(ranAt[0] ?? 0) - t0}, due ${delay}`);
+          await stop();
+        },
+      ),
+      { numRuns: 60 },
+    );
   });
 });

@@ -69,6 +69,8 @@ test('errors never echo secret values', () => {
     '{{ eq .m .l }}',
     '{{ fail .s }}',
     '{{ mustFromJson .s }}',
+    // found by test/fuzz: a piped callee of `call` was printed
+    '{{ .s | call }}',
   ]) {
     const e = renderError(text, data);
     assert.ok(!e.message.includes(secret), `${text}: ${e.message}`);

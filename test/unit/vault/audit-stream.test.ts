@@ -3,13 +3,22 @@ import { readFileSync } from 'node:fs';
 import { type AddressInfo, connect, createServer, type Socket } from 'node:net';
 import { describe, it } from 'node:test';
 import fc from 'fast-check';
-import { kvChangesOf, LineSplitter, peerList, runAuditStream } from '../../../src/vault/audit-stream.ts';
+import { kvChangeOf, LineSplitter, peerList, runAuditStream } from '../../../src/vault/audit-stream.ts';
 
 // Response entries of `PUT secret/data/foo` captured from the stack's Vault 1.21.4 and OpenBao 2.7.2
 // socket audit devices; the value written was a canary, which the entries carry only as an HMAC.
 const captured = readFileSync(new URL('./fixtures/audit-kv-write.jsonl', import.meta.url), 'utf8')
   .split('\n')
   .filter(Boolean);
+// OpenBao 2.7.2 (file audit device): response entries of kv-v2 writes in namespace ns1 (the namespace
+// in the X-Vault-Namespace header, then in the URL: `ns1/kvv2/data/y`) and ns1/child; canary values.
+const capturedNs = readFileSync(
+  new URL('./fixtures/audit-kv-write-namespaces.jsonl', import.meta.url),
+  'utf8',
+)
+  .split('\n')
+  .filter(Boolean);
+const kvChangesOf = (line: string): string[] => kvChangeOf(line)?.keys ?? [];
 
 const entry = (over: Record<string, unknown>, req: Record<string, unknown> = {}): string =>
   JSON.stringify({
@@ -24,13 +33,25 @@ const entry = (over: Record<string, unknown>, req: Record<string, unknown> = {})
     },
   });
 
-describe('kvChangesOf', () => {
+describe('kvChangeOf', () => {
   it('finds the secret in real Vault and OpenBao entries, which hold no value', () => {
     assert.equal(captured.length, 2);
     for (const line of captured) {
-      assert.deepEqual(kvChangesOf(line), ['secret/data/foo', 'secret/foo']);
+      assert.deepEqual(kvChangeOf(line), { namespace: '', keys: ['secret/data/foo', 'secret/foo'] });
       assert.ok(!line.includes('canary'));
     }
+  });
+
+  it('says the Vault namespace of a write, and the mount relative to it', () => {
+    assert.deepEqual(
+      capturedNs.map((l) => kvChangeOf(l)),
+      [
+        { namespace: 'ns1', keys: ['kvv2/data/x', 'kvv2/x'] },
+        { namespace: 'ns1', keys: ['kvv2/data/y', 'kvv2/y'] },
+        { namespace: 'ns1/child', keys: ['kvv2/data/x', 'kvv2/x'] },
+      ],
+    );
+    for (const line of capturedNs) assert.ok(!/canary/i.test(line));
   });
 
   it('reads kv-v2 API prefixes and kv-v1 paths', () => {
@@ -120,7 +141,7 @@ describe('runAuditStream', () => {
     let run = runAuditStream(
       { host: '127.0.0.1', port, allowedPeers: ['127.0.0.1'], maxConnections: 1, maxLineBytes: 4096 },
       {
-        onChange: (k) => changes.push([...k]),
+        onChange: (c) => changes.push([...c.keys]),
         onConnect: () => events.push('connect'),
         onRefused: (_p, why) => events.push(why),
       },
