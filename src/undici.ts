@@ -16,4 +16,5 @@ Object.assign(DispatcherClass.prototype, { request: require('undici/lib/api/api-
 
 export const Agent = require('undici/lib/dispatcher/agent.js') as typeof Undici.Agent;
 export type Agent = Undici.Agent;
-export const retryInterceptor = require('undici/lib/interceptor/retry.js') as typeof Undici.interceptors.retry;
+export const retryInterceptor =
+  require('undici/lib/interceptor/retry.js') as typeof Undici.interceptors.retry;

@@ -26,7 +26,10 @@ describe('startup footprint', () => {
   for (const entry of ['operator.ts', 'csi-driver.ts']) {
     it(`${entry} loads neither the CRD schemas, the YAML parser nor undici's index`, () => {
       const files = loaded(entry);
-      assert.ok(files.some((f) => f.startsWith('undici/lib/dispatcher/agent.js')), files.join(' '));
+      assert.ok(
+        files.some((f) => f.startsWith('undici/lib/dispatcher/agent.js')),
+        files.join(' '),
+      );
       for (const pkg of ['typebox/', 'yaml/', 'ajv/', 'undici/index.js', 'undici/lib/web/'])
         assert.deepEqual(
           files.filter((f) => f.startsWith(pkg)),
