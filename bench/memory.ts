@@ -12,6 +12,10 @@
 // in Chrome DevTools' Memory tab), from start until the end of --hold.
 // --snapshot-at synced|<seconds>: also writes a heap snapshot (--heapsnapshot-signal) once synced, or
 // that many seconds after the operator started.
+// --chart [--memory-limit 128Mi]: instead of a process, the chart's operator pod on the stack's node
+// (`npm run stack -- up`, chart mode), with the chart's default resources and log level (the stack's
+// own are larger), or another memory limit; the pod is started after the workload exists. Read from
+// the container's cgroup as the kubelet reads it: peak, working set, OOM kills and restarts.
 // Prints, per N: time to synced, operator CPU seconds, peak RSS (VmHWM), end RSS, the heap at the
 // peak and at the end, RSS by mapping; writes
 // bench/results/memory-<UTC time>.json. Each run uses fresh namespaces and deletes them afterwards.
@@ -24,6 +28,7 @@ import { VaultStaticSecrets } from '../src/api/resources.ts';
 import type { KubeClient } from '../src/k8s/client.ts';
 import { Namespaces, Secrets } from '../src/k8s/resources.ts';
 import type { Secret } from '../src/k8s/types.ts';
+import { operatorPods, scaleOperator, upgradeOperatorValues } from '../stack/lib/chart.ts';
 import {
   adminClient,
   apply,
@@ -35,6 +40,7 @@ import {
 } from '../stack/lib/fixtures.ts';
 import { alive, freePort, httpOk, start, waitFor } from '../stack/lib/proc.ts';
 import { loadStackEnv } from '../stack/lib/stack.ts';
+import { MemoryCgroup, memoryRoot } from './lib/cgroup.ts';
 import { compileCacheEnv, IMAGE_NODE_FLAGS } from './lib/ferry-process.ts';
 
 const { values } = parseArgs({
@@ -50,6 +56,8 @@ const { values } = parseArgs({
     'sync-timeout': { type: 'string', default: '600' },
     'alloc-profile': { type: 'boolean', default: false },
     'compile-cache': { type: 'boolean', default: true },
+    chart: { type: 'boolean', default: false },
+    'memory-limit': { type: 'string' },
   },
 });
 const ROOT = join(import.meta.dirname, '..');
@@ -348,29 +356,148 @@ async function runOnce(n: number, dir: string): Promise<Record<string, number | 
   }
 }
 
+/** The operator pod's container: its cgroup (as the kubelet made it), restarts and the last reason. */
+async function operatorContainer(): Promise<
+  { cgroup: MemoryCgroup; pid: number; restarts: number; lastReason: string } | undefined
+> {
+  const pod = (await operatorPods(kube, env.operatorNamespace)).find((p) => !p.metadata.deletionTimestamp);
+  const status = pod?.status?.containerStatuses?.find((c) => c.name === 'manager');
+  const id = status?.containerID?.replace(/^[a-z]+:\/\//, '');
+  if (!pod || !status || !id || !env.node) return undefined;
+  const kubepods = join(memoryRoot(), env.node.cgroupRoot, 'kubepods');
+  for (const qos of ['', 'burstable', 'besteffort']) {
+    const d = join(kubepods, qos, `pod${pod.metadata.uid}`, id);
+    if (!existsSync(d)) continue;
+    const cgroup = MemoryCgroup.at(d);
+    const pid = cgroup.pids()[0];
+    if (pid === undefined) return undefined;
+    return {
+      cgroup,
+      pid,
+      restarts: status.restartCount ?? 0,
+      lastReason: lastTerminated(status.lastState?.terminated),
+    };
+  }
+  return undefined;
+}
+
+/** "OOMKilled" (the kernel, at the cgroup limit), or "Error (exit 134)" and the like. */
+const lastTerminated = (t: { reason?: string; exitCode?: number } | undefined): string =>
+  t
+    ? `${t.reason ?? ''}${t.exitCode !== undefined && t.reason !== 'OOMKilled' ? ` (exit ${t.exitCode})` : ''}`
+    : '';
+
+/** N secrets synced by the chart's operator pod (`--chart`). */
+async function runChart(n: number): Promise<Record<string, number | string>> {
+  if (!env.chart || !env.node) throw new Error('--chart needs a stack in chart mode (`npm run stack -- up`)');
+  await scaleOperator(kube, env.operatorNamespace, 0);
+  const t0 = Date.now();
+  const w = await createWorkload(n, Number(values.namespaces));
+  process.stderr.write(`[memory] N=${n}: workload created in ${((Date.now() - t0) / 1000).toFixed(1)} s\n`);
+  const limit = values['memory-limit'];
+  // The chart's defaults: its resources (or only another memory limit) and log level.
+  upgradeOperatorValues(env.chart, (m) => {
+    delete m.logging;
+    delete m.resources;
+    if (limit !== undefined)
+      m.resources = {
+        limits: { cpu: '500m', memory: limit },
+        requests: { cpu: '10m', memory: '64Mi' },
+      };
+  });
+  // helm restores the chart's replica count; its hooks have run when it returns. Timed from here.
+  const started = Date.now();
+  const deadline = started + Number(values['sync-timeout']) * 1000;
+  let syncedAt: number | undefined;
+  let holdUntil = Number.POSITIVE_INFINITY;
+  const peak = { cgroup: 0, workingSet: 0, rss: 0 };
+  let last: Awaited<ReturnType<typeof operatorContainer>>;
+  let oomKilled = 0;
+  let lastRestarts = 0;
+  const restartReasons: string[] = [];
+  let syncCpu = 0;
+  let end = { workingSet: 0, rss: 0 };
+  try {
+    while (Date.now() < holdUntil) {
+      const c = await operatorContainer().catch(() => undefined);
+      if (c) {
+        if (c.restarts > lastRestarts) {
+          if (c.lastReason === 'OOMKilled') oomKilled += c.restarts - lastRestarts;
+          restartReasons.push(`${c.lastReason} at ${((Date.now() - started) / 1000).toFixed(0)} s`);
+          lastRestarts = c.restarts;
+        }
+        const s = c.cgroup.sample();
+        const p = procStatus(c.pid);
+        peak.cgroup = Math.max(peak.cgroup, s.peakMb);
+        peak.workingSet = Math.max(peak.workingSet, s.workingSetMb);
+        peak.rss = Math.max(peak.rss, (p?.hwm ?? 0) / MB);
+        end = { workingSet: s.workingSetMb, rss: (p?.rss ?? 0) / MB };
+        last = c;
+      }
+      if (syncedAt === undefined) {
+        const count = await countSynced(w);
+        if (count === n) {
+          syncedAt = Date.now();
+          syncCpu = (last && procStatus(last.pid)?.cpuSeconds) ?? 0;
+          holdUntil = syncedAt + Number(values.hold) * 1000;
+          process.stderr.write(`[memory] N=${n}: synced in ${((syncedAt - started) / 1000).toFixed(1)} s\n`);
+        } else if (Date.now() > deadline) {
+          throw new Error(`only ${count}/${n} synced after ${values['sync-timeout']} s`);
+        }
+      }
+      await new Promise((r) => setTimeout(r, SAMPLE_MS));
+    }
+    return {
+      n,
+      mode: `chart pod, memory limit ${limit ?? 'the chart default'}`,
+      syncSeconds: Number((((syncedAt ?? 0) - started) / 1000).toFixed(1)),
+      cpuSecondsToSynced: syncCpu,
+      cpuSecondsTotal: (last && procStatus(last.pid)?.cpuSeconds) ?? 0,
+      restarts: lastRestarts,
+      restartReasons: restartReasons.join('; '),
+      oomKilled,
+      cgroupPeakMB: Math.round(peak.cgroup),
+      workingSetPeakMB: Math.round(peak.workingSet),
+      workingSetEndMB: Math.round(end.workingSet),
+      peakRssMB: Math.round(peak.rss),
+      endRssMB: Math.round(end.rss),
+    };
+  } finally {
+    await deleteWorkload(kube, w);
+  }
+}
+
 const dir = mkdtempSync(join(tmpdir(), 'ferry-memory-bench-'));
 // As in the image: a compile cache filled before the operator starts (src/cli/compile-cache.ts).
 const COMPILE_CACHE_ENV = values['compile-cache'] ? compileCacheEnv(dir, nodeFlags) : {};
 const results: Record<string, number | string>[] = [];
 try {
-  if (env.operator?.pid !== undefined && alive(env.operator.pid)) {
-    throw new Error('the stack runs an operator already: start it with `--operator none`');
-  }
-  if (
-    env.operator &&
-    !env.operator.pid &&
-    (await httpOk(`${env.operator.health}/readyz`).catch(() => false))
-  ) {
-    throw new Error('the stack runs the chart operator: start it with `--operator none`');
-  }
-  for (const n of values.n.split(',').map(Number)) {
-    const r = await runOnce(n, dir);
-    results.push({
-      ...r,
-      nodeFlags: nodeFlags.join(' '),
-      operatorArgs: (values['operator-arg'] ?? []).join(' '),
-    });
-    process.stdout.write(`${JSON.stringify(r)}\n`);
+  if (values.chart) {
+    for (const n of values.n.split(',').map(Number)) {
+      const r = await runChart(n);
+      results.push(r);
+      process.stdout.write(`${JSON.stringify(r)}\n`);
+    }
+  } else {
+    if (env.operator?.pid !== undefined && alive(env.operator.pid)) {
+      throw new Error('the stack runs an operator already: start it with `--operator none`');
+    }
+    if (
+      env.operator &&
+      !env.operator.pid &&
+      (await httpOk(`${env.operator.health}/readyz`).catch(() => false))
+    ) {
+      throw new Error('the stack runs the chart operator: start it with `--operator none` (or use --chart)');
+    }
+    for (const n of values.n.split(',').map(Number)) {
+      const r = await runOnce(n, dir);
+      results.push({
+        ...r,
+        nodeFlags: nodeFlags.join(' '),
+        operatorArgs: (values['operator-arg'] ?? []).join(' '),
+      });
+      process.stdout.write(`${JSON.stringify(r)}\n`);
+    }
   }
   const out = join(ROOT, 'bench', 'results');
   mkdirSync(out, { recursive: true });

@@ -8,14 +8,14 @@
 //   and 200 dynamic secrets and an operator restart (Ferry and VSO: ESO has no VaultDynamicSecret).
 // Writes bench/results/<UTC date>.json (merged with the same day's earlier runs) and docs/benchmarks.md.
 //   npm run bench [-- --quick] [--n 1000,5000] [--runs 3] [--first-run 1] [--operators ferry,vso,eso,raw]
-//                 [--scenarios defaults,tuned,restart] [--quiet 60] [--report-only]
+//                 [--scenarios defaults,tuned,restart,cgroup-128Mi] [--quiet 60] [--report-only]
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { cpus, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import type { Log } from '../stack/lib/proc.ts';
 import { repoRoot } from '../stack/lib/stack.ts';
-import { OPERATORS, type OperatorName } from './lib/peers.ts';
+import { OPERATORS, type OperatorName, runsIn, type Scenario } from './lib/peers.ts';
 import { type BenchResults, renderReport, serializeResults } from './lib/report.ts';
 import { type RunOutput, type RunSpec, restartScenario, syncScenario } from './lib/scenarios.ts';
 
@@ -36,7 +36,11 @@ const ns = (values.n ?? (quick ? '100' : '1000')).split(',').map(Number);
 const runs = Number(values.runs ?? 1);
 const firstRun = Number(values['first-run']); // to add runs to the day's results file
 const operators = values.operators.split(',') as OperatorName[];
-const scenarios = (values.scenarios ?? (quick ? 'defaults' : 'defaults,tuned,restart')).split(',');
+// `cgroup-128Mi`: every operator with its defaults inside a 128 MiB memory cgroup (bench/lib/cgroup.ts).
+const scenarios = (values.scenarios ?? (quick ? 'defaults' : 'defaults,tuned,restart')).split(',') as (
+  | Scenario
+  | 'restart'
+)[];
 const quietS = Number(values.quiet ?? (quick ? 30 : 60));
 const DYNAMIC = 200;
 const RESTART_WINDOW_S = 90;
@@ -107,7 +111,9 @@ if (!values['report-only']) {
   for (const n of ns) {
     for (let run = firstRun; run < firstRun + runs; run++) {
       for (const op of operators) {
-        for (const scenario of OPERATORS[op].scenarios.filter((s) => scenarios.includes(s))) {
+        for (const scenario of scenarios.filter(
+          (s): s is Scenario => s !== 'restart' && runsIn(OPERATORS[op], s),
+        )) {
           const r: RunSpec = { op, scenario, n, run, log };
           await measure(r, false, () => syncScenario(r, quietS));
         }

@@ -16,7 +16,19 @@ const ferryCompileCache = (): NodeJS.ProcessEnv =>
   (compileCache ??= compileCacheEnv(mkdtempSync(join(tmpdir(), 'ferry-bench-cc-')), IMAGE_NODE_FLAGS));
 
 export type OperatorName = 'ferry' | 'vso' | 'eso' | 'raw';
-export type Scenario = 'defaults' | 'tuned';
+/** `cgroup-<n>Mi`: defaults, in a memory cgroup limited to n MiB from the process's start (as the
+ * charts' pods: VSO's and Ferry's default limit is 128Mi; ESO's chart sets none). */
+export type Scenario = 'defaults' | 'tuned' | `cgroup-${number}Mi`;
+
+/** The memory limit of a scenario in MiB; undefined: none. */
+export function memoryLimitMb(s: Scenario): number | undefined {
+  const m = /^cgroup-(\d+)Mi$/.exec(s);
+  return m ? Number(m[1]) : undefined;
+}
+
+/** Whether `op` runs in scenario `s` (every operator runs in a cgroup scenario; the raw loop doesn't). */
+export const runsIn = (op: OperatorSpec, s: Scenario): boolean =>
+  op.scenarios.includes(s) || (memoryLimitMb(s) !== undefined && op.name !== 'raw');
 
 export interface Launch {
   cmd: string;

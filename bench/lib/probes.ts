@@ -86,15 +86,17 @@ export function procSample(pid: number): { rssMb: number; cpuS: number } | undef
   }
 }
 
-/** Samples RSS every `intervalMs` into a series of [seconds since t0, MB]. */
+/** Samples RSS every `intervalMs` into a series of [seconds since t0, MB]; `also` runs on each
+ * sample while the process lives. */
 export class RssSampler {
   readonly points: [number, number][] = [];
   peak = 0;
   #timer: NodeJS.Timeout;
-  constructor(pid: number, t0: number, intervalMs = 500) {
+  constructor(pid: number, t0: number, intervalMs = 500, also?: () => void) {
     const tick = (): void => {
       const s = procSample(pid);
       if (!s) return;
+      also?.();
       this.points.push([(performance.now() - t0) / 1000, Math.round(s.rssMb * 10) / 10]);
       this.peak = Math.max(this.peak, s.rssMb);
     };

@@ -42,6 +42,10 @@ export const FIGURES: [string, string, number][] = [
   ['quiet_api_writes', 'quiet: API-server writes (all clients)', 0],
   ['rss_peak_mb', 'peak RSS (MB)', 0],
   ['rss_end_mb', 'RSS at the end (MB)', 0],
+  ['cg_peak_mb', "cgroup peak (MB): the kernel's high-water mark of the process's cgroup", 0],
+  ['ws_peak_mb', 'working set peak (MB): cgroup usage − inactive file pages, as `kubectl top`', 0],
+  ['ws_end_mb', 'working set at the end (MB)', 0],
+  ['oom_kills', 'OOM kills in its cgroup', 0],
   ['restart_first_sync_s', 'restart: first sync of N static + 200 dynamic (s)', 1],
   ['restart_converge_s', 'restart: until every static secret was re-read (s)', 1],
   ['restart_window_s', 'restart: window observed after the restart (s)', 0],
@@ -52,18 +56,30 @@ export const FIGURES: [string, string, number][] = [
   ['restart_rollouts', 'restart: rollout restarts', 0],
   ['restart_api_writes', 'restart: API-server writes (all clients)', 0],
   ['restart_rss_peak_mb', 'restart: peak RSS of the new process (MB)', 0],
+  ['restart_cg_peak_mb', "restart: the new process's cgroup peak (MB)", 0],
+  ['restart_ws_peak_mb', "restart: the new process's working set peak (MB)", 0],
+  ['restart_oom_kills', 'restart: OOM kills of the new process', 0],
 ];
 
 /** Ratios Ferry ÷ other column for the figures the issue sets targets on. */
-const RATIO_FIGURES = ['sync_s', 'rss_peak_mb', 'quiet_cpu_s', 'vault_requests_sync'];
+const RATIO_FIGURES = [
+  'sync_s',
+  'cpu_sync_s',
+  'rss_peak_mb',
+  'cg_peak_mb',
+  'ws_peak_mb',
+  'quiet_cpu_s',
+  'vault_requests_sync',
+];
 
 const OPERATOR_ORDER = ['ferry', 'vso', 'eso', 'raw'];
 export const columnOf = (r: { operator: string; scenario: string }): string =>
-  r.operator === 'raw' ? 'raw loop' : r.scenario === 'defaults' ? r.operator : `${r.operator} tuned`;
+  r.operator === 'raw' ? 'raw loop' : r.scenario === 'defaults' ? r.operator : `${r.operator} ${r.scenario}`;
+/** Operators in order, each with defaults, then tuned, then its cgroup-limited runs. */
 const columnRank = (c: string): number => {
-  const [op = '', tuned] = c.split(' ');
+  const [op = '', scenario = 'defaults'] = c.split(' ');
   const i = OPERATOR_ORDER.indexOf(op === 'raw' ? 'raw' : op);
-  return i * 2 + (tuned === 'tuned' ? 1 : 0);
+  return i * 3 + (scenario === 'defaults' || scenario === 'loop' ? 0 : scenario === 'tuned' ? 1 : 2);
 };
 
 export function fmt(v: number, decimals: number): string {
@@ -150,19 +166,27 @@ export function renderReport(res: BenchResults): { markdown: string; svgs: Recor
       if (!rows.some((r) => r.figure === figure)) continue;
       out.push(`| ${label} | ${cols.map((c) => cell(c, figure, decimals)).join(' | ')} |`);
     }
-    const others = cols.filter((c) => c !== 'ferry');
+    const others = cols.filter((c) => c !== 'ferry' && !c.startsWith('ferry '));
+    // A peer run in a memory cgroup is compared with Ferry in the same cgroup.
+    const ferryFor = (c: string): string => {
+      const scenario = c.split(' ')[1] ?? '';
+      return scenario.startsWith('cgroup-') && cols.includes(`ferry ${scenario}`)
+        ? `ferry ${scenario}`
+        : 'ferry';
+    };
     if (cols.includes('ferry') && others.length) {
       out.push(
         '',
-        `Ferry ÷ each column (below 1: Ferry is lower):`,
+        'Ferry ÷ each column (below 1: Ferry is lower; a column run in a memory cgroup is compared with Ferry in the same cgroup):',
         '',
         `| figure | ${others.join(' | ')} |`,
         `|---|${others.map(() => '---:').join('|')}|`,
       );
       for (const figure of RATIO_FIGURES) {
-        const f = rows.find((r) => r.operator === 'ferry' && r.figure === figure)?.median;
+        if (!rows.some((r) => r.figure === figure)) continue;
         const label = FIGURES.find((x) => x[0] === figure)?.[1] ?? figure;
         const ratio = (c: string): string => {
+          const f = rows.find((r) => columnOf(r) === ferryFor(c) && r.figure === figure)?.median;
           const o = rows.find((r) => columnOf(r) === c && r.figure === figure)?.median;
           return f !== undefined && o !== undefined && Number.isFinite(f) && Number.isFinite(o) && o > 0
             ? `${fmt(f / o, 2)}×`
@@ -232,6 +256,18 @@ export function renderReport(res: BenchResults): { markdown: string; svgs: Recor
     "  `apiserver_request_total` (all clients: the raw loop's column is the floor the stack itself makes).",
     "- **RSS**: `/proc/<pid>/status` VmRSS every 0.5 s from the operator's start to the end of the quiet",
     '  period.',
+    '- **cgroup figures**: every operator process runs in a memory cgroup of its own, joined before it',
+    '  execs (bench/lib/cgroup.ts), as a container does; unlimited unless the column says',
+    "  `cgroup-<n>Mi`. Peak: the kernel's high-water mark of the cgroup's usage (cgroup v1",
+    '  `memory.max_usage_in_bytes`, v2 `memory.peak`), which counts page cache the process touched and',
+    '  not the shared pages of a binary already cached by other processes (RSS counts those). Working',
+    '  set: usage − inactive file pages, sampled every 0.5 s: what `kubectl top` shows and what the',
+    "  kubelet evicts on. OOM kills: the cgroup's `oom_kill` count; an OOM-killed operator ends its run",
+    '  (a pod would restart).',
+    "- **cgroup-128Mi**: the operator with its defaults, limited to 128 MiB: the default limit of VSO's",
+    "  chart and of Ferry's (ESO's chart sets no limit; it is held to the same 128 MiB for the",
+    "  comparison). Node sizes V8's old space from the limit (`--max-old-space-size-percentage=50` in",
+    "  Ferry's image); Go's runtime does not look at it (no GOMEMLIMIT in either peer's chart).",
     '- **restart** (`--restart`, Ferry and VSO): N static secrets and 200 VaultDynamicSecrets (database',
     "  credentials on the stack's PostgreSQL, each with a Deployment as rollout-restart target) synced;",
     '  then the operator gets SIGTERM and a new process starts. Converged: the new process has read',

@@ -11,7 +11,8 @@ import type { KubeObject, Secret } from '../../src/k8s/types.ts';
 import { adminClient, apply, readManifests, VaultAdmin } from '../../stack/lib/fixtures.ts';
 import { freePort, type Log, start, stopAll } from '../../stack/lib/proc.ts';
 import { type StackEnv, stackDown, stackUp } from '../../stack/lib/stack.ts';
-import { OPERATORS, type OperatorName, type Scenario } from './peers.ts';
+import { MemoryCgroup } from './cgroup.ts';
+import { memoryLimitMb, OPERATORS, type OperatorName, type Scenario } from './peers.ts';
 import { apiserverCounts, procSample, RssSampler, VaultProxy } from './probes.ts';
 import { percentile, type Row, type Series } from './stats.ts';
 import {
@@ -40,6 +41,10 @@ interface Running {
   pid: number;
   secs(): number;
   rss: RssSampler;
+  /** The process's own memory cgroup, limited in a `cgroup-<limit>` scenario. */
+  cgroup: MemoryCgroup;
+  /** Highest working set seen (sampled with RSS). */
+  workingSetPeakMb(): number;
   stop(signal?: NodeJS.Signals): Promise<void>;
 }
 
@@ -74,17 +79,28 @@ async function onFreshStack<T>(r: RunSpec, dynamic: boolean, fn: (b: Bench) => P
     const startOperator = async (): Promise<Running> => {
       const ports = [await freePort(), await freePort()] as [number, number];
       const l = spec.launch(env, r.scenario, proxyAddr, r.n, ports, r.log);
+      // Every process in a cgroup of its own, limited or not, so every column has the same figures.
+      const cgroup = MemoryCgroup.create(
+        `${r.op}-${r.scenario}-${r.n}-${r.run}-${running.length}`,
+        memoryLimitMb(r.scenario),
+      );
+      const w = cgroup.wrap(l.cmd, l.args);
       const t0 = performance.now();
-      const p = start(env.dir, `bench-${r.op}-${running.length}`, l.cmd, l.args, { env: l.env });
+      const p = start(env.dir, `bench-${r.op}-${running.length}`, w.cmd, w.args, { env: l.env });
       // Recorded in the stack so `npm run stack -- down` stops it should this process die first.
       const file = process.env.FERRY_STACK_ENV as string;
       const recorded = JSON.parse(readFileSync(file, 'utf8')) as StackEnv;
       recorded.processes.push(p);
       writeFileSync(file, JSON.stringify(recorded, null, 2));
-      const rss = new RssSampler(p.pid, t0);
+      let wsPeak = 0;
+      const rss = new RssSampler(p.pid, t0, 500, () => {
+        wsPeak = Math.max(wsPeak, cgroup.sample().workingSetMb);
+      });
       const run: Running = {
         pid: p.pid,
         rss,
+        cgroup,
+        workingSetPeakMb: () => wsPeak,
         secs: () => (performance.now() - t0) / 1000,
         stop: async (signal = 'SIGTERM') => {
           rss.stop();
@@ -96,7 +112,10 @@ async function onFreshStack<T>(r: RunSpec, dynamic: boolean, fn: (b: Bench) => P
     };
     return await fn({ env, kube, vault, proxy, proxyAddr, start: startOperator });
   } finally {
-    for (const p of running) await p.stop();
+    for (const p of running) {
+      await p.stop();
+      p.cgroup.remove();
+    }
     await proxy.close();
     await vault.close();
     await kube.close();
@@ -128,8 +147,23 @@ const rowsOf = (r: RunSpec) => {
   return { rows, row };
 };
 
-const exited = (r: RunSpec, b: Bench): Error =>
-  new Error(`${r.op} exited (log: ${join(b.env.dir, `bench-${r.op}-*.log`)})`);
+const exited = (r: RunSpec, b: Bench, p: Running): Error => {
+  const cg = p.cgroup.sample();
+  const oom = cg.oomKills ? `, OOM-killed in its cgroup (peak ${Math.round(cg.peakMb)} MB)` : '';
+  return new Error(`${r.op} exited${oom} (log: ${join(b.env.dir, `bench-${r.op}-*.log`)})`);
+};
+
+/** The memory figures of one process: RSS from /proc, and its cgroup's as the kubelet reads them. */
+function memoryRows(p: Running, row: (figure: string, value: number) => void, prefix = ''): void {
+  p.rss.stop();
+  const cg = p.cgroup.sample();
+  row(`${prefix}rss_peak_mb`, p.rss.peak);
+  if (!prefix) row('rss_end_mb', p.rss.points[p.rss.points.length - 1]?.[1] ?? Number.NaN);
+  row(`${prefix}cg_peak_mb`, cg.peakMb);
+  row(`${prefix}ws_peak_mb`, Math.max(p.workingSetPeakMb(), cg.workingSetMb));
+  if (!prefix) row('ws_end_mb', cg.workingSetMb);
+  row(`${prefix}oom_kills`, cg.oomKills);
+}
 
 /** Initial sync, change propagation and a quiet period of `quietS` seconds. */
 export function syncScenario(r: RunSpec, quietS: number): Promise<RunOutput> {
@@ -156,7 +190,7 @@ export function syncScenario(r: RunSpec, quietS: number): Promise<RunOutput> {
         syncS = p.secs();
         break;
       }
-      if (procSample(p.pid) === undefined) throw exited(r, b);
+      if (procSample(p.pid) === undefined) throw exited(r, b, p);
       await sleep(500);
     }
     row('sync_s', syncS);
@@ -199,9 +233,7 @@ export function syncScenario(r: RunSpec, quietS: number): Promise<RunOutput> {
     row('quiet_vault_logins', v1.logins - v0.logins);
     row('quiet_api_requests', a1.total - a0.total - 1); // less the benchmark's own /metrics request
     row('quiet_api_writes', a1.writes - a0.writes);
-    p.rss.stop();
-    row('rss_peak_mb', p.rss.peak);
-    row('rss_end_mb', p.rss.points[p.rss.points.length - 1]?.[1] ?? Number.NaN);
+    memoryRows(p, row);
     const key = { operator: r.op, scenario: r.scenario, n, run: r.run };
     return {
       rows,
@@ -253,7 +285,7 @@ export function restartScenario(r: RunSpec, dynamic: number, windowS: number): P
     let ready = false;
     while (!ready && first.secs() < 60 + (n + dynamic) * 0.4) {
       await sleep(1000);
-      if (procSample(first.pid) === undefined) throw exited(r, b);
+      if (procSample(first.pid) === undefined) throw exited(r, b, first);
       ready = (await observe(b.kube, expected)).size === n && (await dynamicCreds(b.kube)).size === dynamic;
     }
     row('restart_first_sync_s', ready ? first.secs() : Number.NaN);
@@ -282,7 +314,7 @@ export function restartScenario(r: RunSpec, dynamic: number, windowS: number): P
     row('restart_creds_changed', [...creds0].filter(([k, u]) => creds1.get(k) !== u).length);
     row('restart_rollouts', (await deploymentGenerations(b.kube)) - gens0);
     row('restart_api_writes', a1.writes - a0.writes);
-    row('restart_rss_peak_mb', second.rss.peak);
+    memoryRows(second, row, 'restart_');
     return { rows, series: [] };
   });
 }

@@ -4,7 +4,7 @@
 import type { TSchema } from 'typebox';
 import { stringify } from 'yaml';
 import { CODES, FerryError } from '../errors.ts';
-import type { KindDefinition, PrinterColumn } from './resources.ts';
+import type { KindDefinition, PrinterColumn } from './kinds.ts';
 
 export type JsonSchema = { [key: string]: unknown };
 

@@ -3,7 +3,8 @@
 import { isAbsolute } from 'node:path';
 import { RE2JS } from 're2js';
 import { CODES, FerryError } from '../errors.ts';
-import { DURATION_PATTERN, DURATION_WITH_DAYS_PATTERN, type Transformation } from './v1beta1/common.ts';
+import { DURATION_PATTERN, DURATION_WITH_DAYS_PATTERN } from './patterns.ts';
+import type { Transformation } from './v1beta1/common.ts';
 import type { CSISecretsSpec } from './v1beta1/csisecrets.ts';
 import type { VaultAuthSpec } from './v1beta1/vaultauth.ts';
 import type { VaultConnectionSpec } from './v1beta1/vaultconnection.ts';

@@ -4,7 +4,7 @@ import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { crdFileName, crdYaml } from '../api/crd.ts';
-import { ALL_KINDS } from '../api/resources.ts';
+import { ALL_KINDS } from '../api/kinds.ts';
 
 const DEFAULT_OUT = join(import.meta.dirname, '..', '..', 'deploy', 'crds');
 

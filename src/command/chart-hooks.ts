@@ -5,7 +5,7 @@
 //   custom resource would be left undeletable; the hook removes them first
 //   (VSO's --uninstall with --pre-delete-hook-timeout-seconds).
 import { buildCrd } from '../api/crd.ts';
-import { ALL_KINDS } from '../api/resources.ts';
+import { ALL_KINDS } from '../api/kinds.ts';
 import { FINALIZERS } from '../consts/finalizers.ts';
 import type { KubeClient } from '../k8s/client.ts';
 import { isK8sApiError } from '../k8s/errors.ts';

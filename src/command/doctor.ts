@@ -4,8 +4,8 @@
 // Vault, and secrets that are not Ready. Every finding names the fix.
 
 import type { CustomResourceDefinition } from '../api/crd.ts';
+import { ALL_KINDS } from '../api/kinds.ts';
 import {
-  ALL_KINDS,
   CSISecretsResource,
   GROUP,
   VaultAuths,

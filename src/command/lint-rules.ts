@@ -5,17 +5,16 @@
 import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv';
 import { type Document, isMap, isScalar } from 'yaml';
 import { buildCrd, type JsonSchema } from '../api/crd.ts';
+import { ALL_KINDS, type KindDefinition } from '../api/kinds.ts';
+import { DURATION_PATTERN, DURATION_WITH_DAYS_PATTERN } from '../api/patterns.ts';
 import {
-  ALL_KINDS,
   API_VERSION,
   GROUP,
-  type KindDefinition,
   SecretTransformations,
   VaultAuthGlobals,
   VaultAuths,
   VaultConnections,
 } from '../api/resources.ts';
-import { DURATION_PATTERN, DURATION_WITH_DAYS_PATTERN } from '../api/v1beta1/common.ts';
 import type { CSISecretsSpec } from '../api/v1beta1/csisecrets.ts';
 import type { VaultAuthSpec } from '../api/v1beta1/vaultauth.ts';
 import type { VaultConnectionSpec } from '../api/v1beta1/vaultconnection.ts';

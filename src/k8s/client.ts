@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
-import { Agent, type Dispatcher } from 'undici';
 import { type Clock, systemClock } from '../clock.ts';
 import { CODES, errorMessage, FerryError } from '../errors.ts';
+import { Agent, type Dispatcher } from '../undici.ts';
 import type { KubeConnection } from './config.ts';
 import { errorFromResponse, errorFromStatus, isK8sApiError, isStatus, type K8sApiError } from './errors.ts';
 import { type RateLimit, TokenBucket } from './ratelimit.ts';

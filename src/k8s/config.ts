@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { dirname, isAbsolute, join, resolve } from 'node:path';
-import { parse as parseYaml } from 'yaml';
 import { CODES, errorMessage, FerryError } from '../errors.ts';
 
 /** Everything KubeClient needs to reach and authenticate to one apiserver. */
@@ -137,6 +137,14 @@ interface Doc {
   clusters: Named<KubeconfigCluster>[];
   users: Named<KubeconfigUser>[];
   contexts: Named<KubeconfigContext>[];
+}
+
+// The YAML parser (72 modules, ~5 MB of RSS) is loaded on first use: a pod runs in-cluster and
+// never reads a kubeconfig (docs/memory.md).
+let yamlParse: ((text: string) => unknown) | undefined;
+function parseYaml(text: string): unknown {
+  yamlParse ??= (createRequire(import.meta.url)('yaml') as typeof import('yaml')).parse;
+  return yamlParse(text);
 }
 
 function parseDoc(text: string, source: string): Doc {

@@ -2,7 +2,7 @@
 // endpoints its auth methods call) is held to: a cap on the body size, an idle timeout on headers and
 // body, and a deadline for the whole body, so a hostile or broken server can make Ferry neither hold
 // more than the cap nor wait longer than the timeout.
-import { Agent, type Dispatcher } from 'undici';
+import { Agent, type Dispatcher } from '../undici.ts';
 
 /** Error code undici gives a body cut off at the Agent's `maxResponseSize`. */
 const TOO_LARGE_CODE = 'UND_ERR_RES_EXCEEDED_MAX_SIZE';

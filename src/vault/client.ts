@@ -2,10 +2,10 @@
 // `withToken`/`withNamespace` derive cheap views that share it. The client knows nothing about
 // authentication lifecycles (see session.ts) or secret engines (see kv.ts).
 import { X509Certificate } from 'node:crypto';
-import { type Agent, type Dispatcher, interceptors } from 'undici';
 import pkg from '../../package.json' with { type: 'json' };
 import { CODES, FerryError } from '../errors.ts';
 import type { VaultRequestObserver } from '../metrics/vault.ts';
+import { type Agent, type Dispatcher, retryInterceptor } from '../undici.ts';
 import { boundedAgent, isTooLarge, readBody } from './bounded-http.ts';
 import { VaultError, vaultErrorFromBody, vaultTransportError } from './errors.ts';
 
@@ -380,7 +380,7 @@ function createTransport(opts: VaultClientOptions): Transport {
   const agent = boundedAgent({ timeoutMs, maxResponseBytes, connect });
   const retry = opts.retry ?? DEFAULT_RETRY;
   const dispatcher = agent.compose(
-    interceptors.retry({
+    retryInterceptor({
       // Pass the final answer through so its `errors` body can become a VaultError.
       throwOnError: false,
       maxRetries: retry.maxRetries,

@@ -203,11 +203,27 @@ export function upgradeOperatorArgs(c: ChartEnv, args: string[]): boolean {
   return true;
 }
 
+/** `helm upgrade` with the operator's values (`controller.manager`) edited by `edit`. */
+export function upgradeOperatorValues(c: ChartEnv, edit: (manager: Record<string, unknown>) => void): void {
+  const values = JSON.parse(readFileSync(c.valuesFile, 'utf8')) as {
+    controller: { manager: Record<string, unknown> };
+  };
+  edit(values.controller.manager);
+  writeFileSync(c.valuesFile, JSON.stringify(values, null, 2));
+  helm(c, ['upgrade', c.release, c.chart, `--values=${c.valuesFile}`]);
+}
+
 type PodLike = KubeObject & {
   status?: {
     phase?: string;
     conditions?: { type: string; status: string }[];
-    containerStatuses?: { name: string; restartCount?: number; ready?: boolean }[];
+    containerStatuses?: {
+      name: string;
+      restartCount?: number;
+      ready?: boolean;
+      containerID?: string;
+      lastState?: { terminated?: { reason?: string; exitCode?: number } };
+    }[];
   };
 };
 

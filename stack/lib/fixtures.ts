@@ -7,7 +7,7 @@ import { readFileSync } from 'node:fs';
 import pg from 'pg';
 import { Agent, request } from 'undici';
 import { parseAllDocuments } from 'yaml';
-import { ALL_KINDS } from '../../src/api/resources.ts';
+import { ALL_KINDS } from '../../src/api/kinds.ts';
 import { KubeClient } from '../../src/k8s/client.ts';
 import { loadKubeConnection } from '../../src/k8s/config.ts';
 import type { ResourceType } from '../../src/k8s/resources.ts';

@@ -20,7 +20,7 @@ import { connect } from 'node:net';
 import { homedir, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { Agent } from 'undici';
-import { ALL_KINDS } from '../../src/api/resources.ts';
+import { ALL_KINDS } from '../../src/api/kinds.ts';
 import { errorMessage } from '../../src/errors.ts';
 import { KubeClient } from '../../src/k8s/client.ts';
 import { ServiceAccounts } from '../../src/k8s/resources.ts';

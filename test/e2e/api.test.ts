@@ -4,7 +4,8 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { buildCrd } from '../../src/api/crd.ts';
-import { ALL_KINDS, API_VERSION, VaultStaticSecrets } from '../../src/api/resources.ts';
+import { ALL_KINDS } from '../../src/api/kinds.ts';
+import { API_VERSION, VaultStaticSecrets } from '../../src/api/resources.ts';
 import { KubeClient } from '../../src/k8s/client.ts';
 import { loadKubeConnection } from '../../src/k8s/config.ts';
 import { isK8sApiError } from '../../src/k8s/errors.ts';

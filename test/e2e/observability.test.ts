@@ -3,7 +3,8 @@
 // ownership rules (a foreign Secret is refused unless `overwrite: true`) reported where users look.
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { ALL_KINDS, VaultStaticSecrets } from '../../src/api/resources.ts';
+import { ALL_KINDS } from '../../src/api/kinds.ts';
+import { VaultStaticSecrets } from '../../src/api/resources.ts';
 import type { VaultStaticSecret } from '../../src/api/v1beta1/vaultstaticsecret.ts';
 import type { KubeClient } from '../../src/k8s/client.ts';
 import { Leases, Secrets } from '../../src/k8s/resources.ts';

@@ -5,7 +5,8 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { buildCrd, type CustomResourceDefinition } from '../../src/api/crd.ts';
-import { ALL_KINDS, HCPAuths, HCPVaultSecretsApps } from '../../src/api/resources.ts';
+import { ALL_KINDS } from '../../src/api/kinds.ts';
+import { HCPAuths, HCPVaultSecretsApps } from '../../src/api/resources.ts';
 import { HOOK_FIELD_MANAGER, removeFinalizers, upgradeCrds } from '../../src/command/chart-hooks.ts';
 import { FINALIZERS } from '../../src/consts/finalizers.ts';
 import type { KubeClient } from '../../src/k8s/client.ts';

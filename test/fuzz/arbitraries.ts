@@ -4,7 +4,8 @@
 import { Ajv, type ValidateFunction } from 'ajv';
 import fc from 'fast-check';
 import { buildCrd, type JsonSchema } from '../../src/api/crd.ts';
-import { ALL_KINDS, API_VERSION } from '../../src/api/resources.ts';
+import { ALL_KINDS } from '../../src/api/kinds.ts';
+import { API_VERSION } from '../../src/api/resources.ts';
 
 // Values tenants write where Ferry parses: durations, paths, references, regexps, URLs, templates.
 export const NASTY = [

@@ -2,11 +2,7 @@
 // validation follow VSO v1.4.1 so that existing manifests apply unchanged; all text is Ferry's own.
 import Type, { type Static, type TSchema, type TSchemaOptions } from 'typebox';
 import type { ObjectMeta } from '../../k8s/types.ts';
-
-/** Go-style duration limited to one unit: `30s`, `1.5m`, `24h`. */
-export const DURATION_PATTERN = '^([0-9]+(\\.[0-9]+)?(s|m|h))$';
-/** Same as DURATION_PATTERN, plus days (`7d`); only VaultPKISecret.spec.ttl accepts it. */
-export const DURATION_WITH_DAYS_PATTERN = '^([0-9]+(\\.[0-9]+)?(s|m|h|d))$';
+import { DURATION_PATTERN } from '../patterns.ts';
 
 export const AUTH_METHODS = ['kubernetes', 'jwt', 'appRole', 'aws', 'gcp'] as const;
 export type AuthMethod = (typeof AUTH_METHODS)[number];

@@ -1,8 +1,8 @@
 import Type, { type Static } from 'typebox';
+import { DURATION_WITH_DAYS_PATTERN } from '../patterns.ts';
 import {
   Conditions,
   Destination,
-  DURATION_WITH_DAYS_PATTERN,
   Duration,
   Int64,
   RolloutRestartTargets,

@@ -3,8 +3,8 @@
 // with a smaller cap, as they are small: an endpoint a tenant points Ferry at (the VaultAuth's STS or
 // metadata endpoint) cannot make it hold more or wait longer. Transport failures become VAULT_AUTH
 // errors naming the endpoint and the error code only, never a request or body.
-import { type Agent, request } from 'undici';
 import { CODES, FerryError } from '../../errors.ts';
+import type { Agent } from '../../undici.ts';
 import { boundedAgent, isTooLarge, readBody } from '../bounded-http.ts';
 
 /** STS credentials and metadata tokens are a few KiB. */
@@ -39,8 +39,10 @@ export async function cloudCall(
 ): Promise<CloudResponse> {
   const timeout = init.timeoutMs ?? DEFAULT_CLOUD_TIMEOUT_MS;
   try {
-    const res = await request(url, {
-      dispatcher: agentFor(timeout),
+    const { origin, pathname, search } = new URL(url);
+    const res = await agentFor(timeout).request({
+      origin,
+      path: `${pathname}${search}`,
       method: init.method ?? 'GET',
       ...(init.headers ? { headers: init.headers } : {}),
       ...(init.body !== undefined ? { body: init.body } : {}),

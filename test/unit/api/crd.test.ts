@@ -5,7 +5,7 @@ import { describe, it } from 'node:test';
 import Type, { type TSchema } from 'typebox';
 import { parse } from 'yaml';
 import { buildCrd, crdFileName, crdYaml, StructuralSchemaError, toStructural } from '../../../src/api/crd.ts';
-import { ALL_KINDS } from '../../../src/api/resources.ts';
+import { ALL_KINDS } from '../../../src/api/kinds.ts';
 
 const CRD_DIR = join(import.meta.dirname, '..', '..', '..', 'deploy', 'crds');
 

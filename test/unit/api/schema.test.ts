@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { Ajv, type ErrorObject } from 'ajv';
 import { buildCrd, type JsonSchema } from '../../../src/api/crd.ts';
-import { ALL_KINDS } from '../../../src/api/resources.ts';
+import { ALL_KINDS } from '../../../src/api/kinds.ts';
 import { INVALID_CASES, invalidManifest, loadFixture } from '../../fixtures/api/fixtures.ts';
 
 // The CRD schema is what the apiserver enforces, so samples are checked against it, with defaults

@@ -156,6 +156,22 @@ describe('bench report', () => {
     assert.ok(markdown.includes('(benchmarks/sync-n100.svg)'));
   });
 
+  it('orders cgroup-limited columns after each operator and compares them with Ferry in the same cgroup', () => {
+    const { markdown } = renderReport({
+      ...results,
+      rows: [
+        row('ferry', 'defaults', 1000, 1, 'cg_peak_mb', 200),
+        row('ferry', 'cgroup-128Mi', 1000, 1, 'cg_peak_mb', 80),
+        row('vso', 'cgroup-128Mi', 1000, 1, 'cg_peak_mb', 100),
+        row('vso', 'defaults', 1000, 1, 'cg_peak_mb', 100),
+      ],
+      series: [],
+    });
+    assert.ok(markdown.includes('| figure | ferry | ferry cgroup-128Mi | vso | vso cgroup-128Mi |'));
+    assert.ok(markdown.includes('| figure | vso | vso cgroup-128Mi |'));
+    assert.match(markdown, /\| cgroup peak \(MB\)[^|]*\| 2\.00× \| 0\.80× \|/);
+  });
+
   it('reports RSS growth per 1000 secrets between the smallest and the largest N', () => {
     assert.deepEqual(rssGrowth(aggregate(results.rows)), [
       { column: 'ferry', from: 100, to: 1000, mbPer1000: 100 },

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { ALL_KINDS } from '../../../src/api/resources.ts';
+import { ALL_KINDS } from '../../../src/api/kinds.ts';
 import { adviceFor, loginAdvice, parseTarget, runDoctor } from '../../../src/command/doctor.ts';
 import { CODES, type ErrorCode, FerryError } from '../../../src/errors.ts';
 import { K8sApiError } from '../../../src/k8s/errors.ts';
