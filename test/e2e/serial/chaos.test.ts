@@ -12,8 +12,8 @@
 // - leader lease lost: the Lease is taken over by a phantom holder that never renews; the operator
 //   must notice within its renew deadline and exit (as controller-runtime), its successor container
 //   waits out the phantom's lease and takes over.
-// - API server restarted: the stack's kube-apiserver process stopped and started again on the same
-//   port and etcd (restartStackProcess).
+// - API server and etcd restarted: the stack's kube-apiserver (SIGKILL) or etcd (SIGTERM) process
+//   stopped and started again with the same port and data (restartStackProcess).
 // Invariants, checked during and after each fault: no destination Secret is ever deleted or blanked
 // (a watch records every event of the namespace's Secrets for the whole test, resumed across the API
 // server restart), the CSI volume's file never disappears or empties (read on the node every 500 ms),
@@ -25,9 +25,7 @@
 // once the VaultDynamicSecrets are deleted. Serial: it kills the operator and
 // restarts the API server.
 import assert from 'node:assert/strict';
-import { once } from 'node:events';
 import { readFileSync } from 'node:fs';
-import { createConnection, createServer, type Server, type Socket } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import { Agent } from 'undici';
 import { VaultDynamicSecrets, VaultPKISecrets, VaultStaticSecrets } from '../../../src/api/resources.ts';
@@ -35,7 +33,9 @@ import { LEADER_ELECTION_ID } from '../../../src/consts/labels.ts';
 import type { KubeClient } from '../../../src/k8s/client.ts';
 import { Events, Leases, Namespaces, Pods, Secrets } from '../../../src/k8s/resources.ts';
 import type { CoreEvent, KubeObject, Secret } from '../../../src/k8s/types.ts';
+import { seededRandom } from '../../../src/vault/leases.ts';
 import { CSI_AUDIENCE, csiSecretsManifest } from '../../../stack/lib/csi.ts';
+import { FaultProxy } from '../../../stack/lib/fault-proxy.ts';
 import {
   adminClient,
   apply,
@@ -68,94 +68,6 @@ const PKI_NAME = 'p0';
 const CSI_FILE = 'static_secret_0_password';
 const log = (m: string) => process.stderr.write(`[chaos e2e] ${m}\n`);
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-/** mulberry32: a small seeded PRNG, so a failing order can be replayed with FERRY_CHAOS_SEED. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
-type Mode = 'pass' | 'refuse' | 'reset' | 'blackhole' | 'slow';
-
-/**
- * The fault injector: a TCP proxy to `target` on a fixed loopback port. A connection accepted while
- * black-holed, or open when the black hole began, never carries another byte; a reset sends a RST on
- * every open connection and every new one.
- */
-class FaultProxy {
-  readonly #target: number;
-  readonly #pairs = new Set<{ client: Socket; upstream?: Socket; dead: boolean }>();
-  #server: Server | undefined;
-  #mode: Mode = 'pass';
-  delayMs = 1500;
-  port = 0;
-  constructor(target: number) {
-    this.#target = target;
-  }
-  get mode(): Mode {
-    return this.#mode;
-  }
-  async set(mode: Mode): Promise<void> {
-    this.#mode = mode;
-    if (mode === 'refuse') {
-      const server = this.#server;
-      this.#server = undefined;
-      for (const p of this.#pairs) {
-        p.client.destroy();
-        p.upstream?.destroy();
-      }
-      if (server) await new Promise<void>((r) => server.close(() => r()));
-      return;
-    }
-    if (mode === 'blackhole') for (const p of this.#pairs) p.dead = true;
-    if (mode === 'reset') for (const p of this.#pairs) p.client.resetAndDestroy();
-    if (!this.#server) await this.#listen();
-  }
-  async #listen(): Promise<void> {
-    const server = createServer((client) => {
-      if (this.#mode === 'reset') {
-        client.resetAndDestroy();
-        return;
-      }
-      const pair: { client: Socket; upstream?: Socket; dead: boolean } = {
-        client,
-        dead: this.#mode === 'blackhole',
-      };
-      this.#pairs.add(pair);
-      const drop = () => {
-        this.#pairs.delete(pair);
-        client.destroy();
-        pair.upstream?.destroy();
-      };
-      client.on('error', drop).on('close', drop);
-      if (pair.dead) return; // accepted, read, never answered
-      const upstream = createConnection({ host: '127.0.0.1', port: this.#target });
-      pair.upstream = upstream;
-      upstream.on('error', drop).on('close', drop);
-      const forward = (to: Socket) => (chunk: Buffer) => {
-        if (pair.dead) return;
-        if (this.#mode === 'slow') setTimeout(() => !pair.dead && to.write(chunk), this.delayMs);
-        else to.write(chunk);
-      };
-      client.on('data', forward(upstream));
-      upstream.on('data', forward(client));
-    });
-    server.listen(this.port, '127.0.0.1');
-    await once(server, 'listening');
-    const addr = server.address();
-    this.port = typeof addr === 'object' && addr ? addr.port : 0;
-    this.#server = server;
-  }
-  async close(): Promise<void> {
-    await this.set('refuse');
-  }
-}
 
 interface Fault {
   name: string;
@@ -193,7 +105,7 @@ describe(`chaos: faults under a mixed workload (seed ${SEED})`, { timeout: 480_0
   let churnPaused = false;
   /** Operator log of pods that a fault deleted (kubelet removes a pod's logs with it). */
   let earlierOperatorLogs = '';
-  let apiServerDownMs = 0;
+  let peerDownMs = 0;
   const t0 = Date.now();
 
   /** Every Secret event of the namespace, for the whole test; resumes after the stream ends. */
@@ -341,6 +253,12 @@ describe(`chaos: faults under a mixed workload (seed ${SEED})`, { timeout: 480_0
     return Date.now() - start;
   }
 
+  /** Restarts a process of the stack (restartStackProcess); its downtime goes to peerDownMs. */
+  async function restartPeer(name: string, signal: NodeJS.Signals, ready: () => Promise<boolean>) {
+    earlierOperatorLogs += operatorLog(env);
+    peerDownMs = await restartStackProcess(name, ready, log, signal);
+  }
+
   const leaseThief: Fault = {
     name: 'leader lease lost',
     restarts: true,
@@ -457,23 +375,28 @@ describe(`chaos: faults under a mixed workload (seed ${SEED})`, { timeout: 480_0
       name: 'API server killed (SIGKILL) and restarted',
       // Down longer than the leader's renew deadline (10 s), the operator gives its leadership up
       // and exits, as controller-runtime's does; within it, it must ride the outage out.
-      async inject() {
-        earlierOperatorLogs += operatorLog(env);
-        const agent = new Agent({ connect: { ca: readFileSync(env.caFile, 'utf8') } });
-        try {
-          apiServerDownMs = await restartStackProcess(
-            'kube-apiserver',
-            () => httpOk(`${env.apiServer}/readyz`, agent, { authorization: `Bearer ${env.adminToken}` }),
-            log,
-            'SIGKILL',
-          );
-        } finally {
-          await agent.close();
-        }
-      },
-      during: async () => `down ${apiServerDownMs} ms`,
+      inject: () =>
+        restartPeer('kube-apiserver', 'SIGKILL', async () => {
+          const agent = new Agent({ connect: { ca: readFileSync(env.caFile, 'utf8') } });
+          try {
+            return await httpOk(`${env.apiServer}/readyz`, agent, {
+              authorization: `Bearer ${env.adminToken}`,
+            });
+          } finally {
+            await agent.close();
+          }
+        }),
+      during: async () => `down ${peerDownMs} ms`,
       clear: async () => {},
-      mayRestart: () => apiServerDownMs > 10_000,
+      mayRestart: () => peerDownMs > 10_000,
+    },
+    {
+      name: 'etcd restarted',
+      // The API server answers errors while etcd is away; the same rule as above.
+      inject: () => restartPeer('etcd', 'SIGTERM', () => httpOk(`${env.etcd}/health`)),
+      during: async () => `down ${peerDownMs} ms`,
+      clear: async () => {},
+      mayRestart: () => peerDownMs > 10_000,
     },
   ];
 
@@ -638,7 +561,7 @@ describe(`chaos: faults under a mixed workload (seed ${SEED})`, { timeout: 480_0
   });
 
   it('every fault, in a seeded random order: destinations never deleted or blanked, the fault named while it lasts, convergence after', async () => {
-    const random = prng(SEED);
+    const random = seededRandom(String(SEED)); // replayable with FERRY_CHAOS_SEED
     const order = faults
       .map((f) => ({ f, r: random() }))
       .sort((a, b) => a.r - b.r)
