@@ -3,14 +3,13 @@
 //   npm run bench:soak -- [--minutes 10] [--n 200] [--churn 10] [--sample 5] [--namespaces 5]
 // Workload: 80 % VaultStaticSecrets (kv-v2, refreshAfter 30s), 10 % VaultDynamicSecrets (PostgreSQL,
 // 2 min leases, renewed), 10 % VaultPKISecrets (5 min certificates, renewed), over --namespaces
-// namespaces. Churn:
-// --churn percent of M operations a minute, in turn: a Vault value change, a spec update (new
-// generation), a delete or re-create of a resource, an edit of a destination Secret.
+// namespaces. Churn: --churn percent of M operations a minute, in turn: a Vault value change, a spec
+// update (new generation), a delete or re-create of a resource, an edit of a destination Secret.
 // Samples: RSS (/proc), V8 heap used right after a forced full GC, open fds and active handles (by a
 // sampler preloaded into the operator, run with --expose-gc), work-queue depth, reconcile errors and
 // Vault requests a second (the operator's /metrics), API requests a second (the API server's own
-// counters, which count the churn and the node too). Verdict: least-squares slopes over the second half of heap-after-GC
-// (MB/min) and fds (per min). Writes bench/results/soak-<UTC time>.json.
+// counters, which count the churn and the node too). Verdict: least-squares slopes over the second
+// half of heap-after-GC (MB/min) and fds (per min). Writes bench/results/soak-<UTC time>.json.
 // The stack may run the chart's operator: it is scaled to zero for the soak and back to one after.
 import { randomBytes } from 'node:crypto';
 import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
