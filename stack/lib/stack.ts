@@ -714,6 +714,33 @@ export async function restartOperator(
   return env;
 }
 
+/**
+ * Stops one of the stack's own processes (by its name in env.json, e.g. 'kube-apiserver') with
+ * `signal` (its own by default) and starts it again with the same command line, log and state;
+ * records the new pid. Waits for `ready`. Returns how long it was down (ms).
+ */
+export async function restartStackProcess(
+  name: string,
+  ready: () => Promise<boolean>,
+  log: Log,
+  signal?: NodeJS.Signals,
+): Promise<number> {
+  const env = loadStackEnv();
+  const p = env.processes.find((x) => x.name === name);
+  if (!p) throw new Error(`the stack has no process ${name}`);
+  const [cmd, ...args] = readFileSync(`/proc/${p.pid}/cmdline`, 'utf8').split('\0').filter(Boolean);
+  if (!cmd) throw new Error(`${name} (${p.pid}) has no command line`);
+  log(`restarting ${name} (pid ${p.pid}, ${signal ?? p.signal})`);
+  const downAt = Date.now();
+  await stopAll([p], log, signal ? { signal } : {});
+  const again = start(env.dir, name, cmd, args, { signal: p.signal });
+  const fresh = loadStackEnv();
+  fresh.processes = fresh.processes.map((x) => (x.name === name ? again : x));
+  saveEnv(fresh);
+  await waitFor(name, join(env.dir, `${name}.log`), again.pid, ready);
+  return Date.now() - downAt;
+}
+
 export async function stackDown(log: Log): Promise<void> {
   const file = envFile();
   if (!existsSync(file)) {

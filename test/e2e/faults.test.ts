@@ -9,9 +9,9 @@
 // - no permission: a VaultAuth whose Vault role's policy lacks the creds path (403); the test grants
 //   it later (Vault resolves policies per request, so the existing token gains the path);
 // - database down: this file's database mount reaches PostgreSQL through a TCP relay owned by the
-//   test. Closing the relay (listener and live connections) is, for Vault, a database that refuses
-//   connections; reopening it on the same port brings it back. The stack's PostgreSQL itself keeps
-//   running for everyone else;
+//   test (stack/lib/fault-proxy.ts). Refusing at the relay (listener and live connections closed) is,
+//   for Vault, a database that refuses connections; reopening it on the same port brings it back.
+//   The stack's PostgreSQL itself keeps running for everyone else;
 // - lease revoked: `sys/leases/revoke` with the root token;
 // - Vault restarted: a private dev server, stopped and started again on the same port. A dev server
 //   keeps nothing, so the test configures the new one again (Kubernetes auth, database, PKI), as an
@@ -19,7 +19,6 @@
 // The cases are independent (own objects, own mounts) and run concurrently to keep the file short.
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
-import { createConnection, createServer, type Server, type Socket } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import { VaultDynamicSecrets, VaultPKISecrets } from '../../src/api/resources.ts';
 import type { VaultDynamicSecret } from '../../src/api/v1beta1/vaultdynamicsecret.ts';
@@ -28,6 +27,7 @@ import type { KubeClient } from '../../src/k8s/client.ts';
 import { Deployments, Events, Secrets } from '../../src/k8s/resources.ts';
 import type { CoreEvent, KubeObject, Secret } from '../../src/k8s/types.ts';
 import { type DevVault, devVaultBinary, startDevVault } from '../../stack/lib/devvault.ts';
+import { FaultProxy } from '../../stack/lib/fault-proxy.ts';
 import {
   adminClient,
   apply,
@@ -51,43 +51,6 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 type Cond = { type: string; status: string; reason: string; message: string };
 const condition = (o: { status?: { conditions?: Cond[] } } | undefined, type: string): Cond | undefined =>
   o?.status?.conditions?.find((c) => c.type === type);
-
-/** A TCP relay to PostgreSQL that the test can take down and bring back on the same port. */
-class Relay {
-  readonly #target: number;
-  readonly #sockets = new Set<Socket>();
-  #server: Server | undefined;
-  port = 0;
-  constructor(target: number) {
-    this.#target = target;
-  }
-  async open(): Promise<void> {
-    const server = createServer((client) => {
-      const upstream = createConnection({ host: '127.0.0.1', port: this.#target });
-      for (const s of [client, upstream]) {
-        this.#sockets.add(s);
-        s.on('close', () => this.#sockets.delete(s));
-        s.on('error', () => {
-          client.destroy();
-          upstream.destroy();
-        });
-      }
-      client.pipe(upstream).pipe(client);
-    });
-    server.listen(this.port, '127.0.0.1');
-    await once(server, 'listening');
-    const addr = server.address();
-    this.port = typeof addr === 'object' && addr ? addr.port : 0;
-    this.#server = server;
-  }
-  /** New connections are refused and the live ones cut, as when the database goes away. */
-  async close(): Promise<void> {
-    const server = this.#server;
-    this.#server = undefined;
-    for (const s of this.#sockets) s.destroy();
-    if (server) await new Promise<void>((r) => server.close(() => r()));
-  }
-}
 
 function vds(ns: string, name: string, spec: Record<string, unknown>): Manifest {
   return {
@@ -119,7 +82,7 @@ describe('faults: each ends in a clear condition and Event, and recovers by itse
   let relayMount: string;
   /** Created only during the "unknown mount" case. */
   let lateMount: string;
-  let relay: Relay;
+  let relay: FaultProxy;
   const figures: Record<string, unknown> = {};
   const secrets = new Set<string>();
   const started = Date.now();
@@ -215,8 +178,8 @@ describe('faults: each ends in a clear condition and Event, and recovers by itse
         'path "sys/leases/revoke" { capabilities = ["update"] }',
       ].join('\n'),
     );
-    relay = new Relay(env.postgres.port);
-    await relay.open();
+    relay = new FaultProxy(env.postgres.port);
+    await relay.set('pass');
     for (const [m, port] of [
       [mount, env.postgres.port],
       [relayMount, relay.port],
@@ -375,7 +338,7 @@ describe('faults: each ends in a clear condition and Event, and recovers by itse
     assert.equal(synced0.status?.secretLease.duration, 30);
     assert.equal(await login(first.username ?? '', first.password ?? ''), first.username);
 
-    await relay.close();
+    await relay.set('refuse');
     const downAt = Date.now();
     // The renewal needs the database (ALTER ROLE … VALID UNTIL): Vault answers 400 "failed to renew
     // entry". That is a failed renewal to retry, not a lease gone, so no new credentials are asked for.
@@ -394,7 +357,7 @@ describe('faults: each ends in a clear condition and Event, and recovers by itse
     assert.equal(o.status?.secretLease.id, lease, 'the status keeps the lease');
     assert.match(await eventFor('db', 'Warning', 'SecretLeaseRenewalError'), /failed to renew entry/);
 
-    await relay.open();
+    await relay.set('pass');
     const backAt = Date.now();
     const ok = await untouchedWhile(
       'db',
