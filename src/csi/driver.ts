@@ -17,7 +17,7 @@ import { csiMetrics } from '../metrics/csi.ts';
 import { MetricsRegistry } from '../metrics/registry.ts';
 import type { Informer } from '../runtime/informer.ts';
 import { Manager } from '../runtime/manager.ts';
-import type { VaultClientCache } from '../vault/cache.ts';
+import { DEFAULT_CACHE_SIZE, type VaultClientCache } from '../vault/cache.ts';
 import type { TokenReviewStatus } from './access.ts';
 import type { Mounter } from './mounter.ts';
 import { DRIVER_VERSION } from './names.ts';
@@ -54,6 +54,8 @@ export interface CsiDriverConfig {
   env?: Record<string, string | undefined>;
   /** Vault client cache bound; default 10000, as the operator's. */
   clientCacheSize?: number;
+  /** Sessions one namespace's CSISecrets may hold in it; default a tenth of the bound, as the operator's. */
+  clientCacheNamespaceQuota?: number;
   /** host:port for /healthz, /readyz and /metrics (one server); null disables. */
   healthAddress?: string | null;
   /** Registers with kubelet itself (the node-driver-registrar's job) when set. */
@@ -104,7 +106,8 @@ export class CsiDriver {
       clock,
       operatorNamespace: cfg.operatorNamespace,
       allowDefaultGlobals: cfg.allowDefaultGlobals ?? true,
-      clientCacheSize: cfg.clientCacheSize ?? 10_000,
+      clientCacheSize: cfg.clientCacheSize ?? DEFAULT_CACHE_SIZE,
+      ...(cfg.clientCacheNamespaceQuota ? { clientCacheNamespaceQuota: cfg.clientCacheNamespaceQuota } : {}),
       ...(cfg.env ? { env: cfg.env } : {}),
       onSessionEvent: (ev) => {
         if (ev.type === 'login' && ev.reason !== 'initial') this.node.onVaultLogin();
