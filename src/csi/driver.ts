@@ -43,8 +43,8 @@ export interface CsiDriverConfig {
   maxVolumes?: number;
   /** Most bytes read back from one volume after a restart: its tmpfs size. */
   maxVolumeBytes?: number;
-  /** How long published files are served before a republish fetches them again; 0 refetches every
-   * time. Default 120 s, as the CLI's --refresh-interval. */
+  /** How long published files are served before a republish fetches them again; 0 never refetches
+   * on republish (plan.ts planPublish). Default 120 s, as the CLI's --refresh-interval. */
   refreshIntervalMs?: number;
   /** VSO's global options; defaults as VSO's (exclude-raw off, allow-default-globals on). */
   globalExcludeRaw?: boolean;
