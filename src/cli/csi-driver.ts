@@ -44,7 +44,7 @@ try {
   const mountKind = values.mount;
   if (mountKind !== 'tmpfs' && mountKind !== 'dir') throw new Error('--mount must be tmpfs or dir');
   const refresh = Number(values['refresh-interval']);
-  if (!Number.isFinite(refresh) || refresh < 0) throw new Error('--refresh-interval must be seconds ≥ 0 (0: never re-read on republish)');
+  if (!Number.isFinite(refresh) || refresh < 0) throw new Error('--refresh-interval must be seconds ≥ 0');
   const maxVolumes = Number(values['max-volumes']);
   if (!Number.isInteger(maxVolumes) || maxVolumes < 1)
     throw new Error('--max-volumes must be an integer ≥ 1');
