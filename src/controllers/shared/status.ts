@@ -81,7 +81,7 @@ export async function writeStatus<S extends object>(
     if (isK8sApiError(err) && err.isNotFound()) return;
     await events
       .warning(
-        { ...obj, apiVersion: `${rt.group}/${rt.version}`, kind: rt.kind },
+        { apiVersion: `${rt.group}/${rt.version}`, kind: rt.kind, metadata: obj.metadata },
         REASONS.StatusUpdateError,
         `Failed to update the resource's status: ${errorMessage(err)}`,
       )
