@@ -237,7 +237,7 @@ export class NodeService {
    * target is gone is released. The others are checked at once: their leases belong to the previous
    * process's Vault token, which Vault revokes them with and no one renews now, so they are replaced.
    * Certificates do not depend on a token and keep their schedule. The next republish fetches again
-   * (fetchedAt 0), so KV secrets are re-read then.
+   * (fetchedAt 0) unless the refresh interval is 0, so KV secrets are re-read then.
    */
   async resume(): Promise<{ volumes: number; orphans: number }> {
     const o = this.#o;
