@@ -26,6 +26,8 @@ export const CODES = {
   SECRET_DATA: 'FERRY_ERR_SECRET_DATA',
   TEMPLATE: 'FERRY_ERR_TEMPLATE',
   TEMPLATE_LIMIT: 'FERRY_ERR_TEMPLATE_LIMIT',
+  // the CSI driver lacks what a login needs (a pod token audience, Secret reads, TokenRequest)
+  CSI_PRECONDITION: 'FERRY_ERR_CSI_PRECONDITION',
   // the ferry command
   USAGE: 'FERRY_ERR_USAGE',
   MANIFEST: 'FERRY_ERR_MANIFEST',

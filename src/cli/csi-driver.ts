@@ -35,6 +35,12 @@ const { values } = parseArgs({
     'kubelet-registration-path': { type: 'string' },
     'registration-dir': { type: 'string', default: '/registration' },
     ...CLIENT_CACHE_FLAGS,
+    // Opt-ins the chart grants RBAC for (docs/security.md): VSO's TokenRequest login as the
+    // VaultAuth's ServiceAccount (else the pod's own kubelet-issued token), and Secret reads.
+    'token-request-login': { type: 'boolean', default: false },
+    'read-secrets': { type: 'boolean', default: false },
+    // Without the pod watch (and its RBAC), syncConfig.containerState never re-syncs on a restart.
+    'no-pod-watch': { type: 'boolean', default: false },
   },
 });
 const env = process.env;
@@ -72,6 +78,9 @@ try {
     refreshIntervalMs: refresh * 1000,
     ...globals,
     ...clientCacheOptions(values, env),
+    tokenRequestLogin: values['token-request-login'],
+    readSecrets: values['read-secrets'],
+    watchPods: !values['no-pod-watch'],
     healthAddress: listenAddress(values['health-probe-bind-address']),
     ...(values['kubelet-registration-path']
       ? {

@@ -18,6 +18,7 @@
 import { RE2JS } from 're2js';
 import type { AccessControl } from '../api/v1beta1/csisecrets.ts';
 import { invalidArgument } from './errors.ts';
+import { type PodTokenSet, parsePodTokens } from './pod-tokens.ts';
 
 export interface PodIdentity {
   name: string;
@@ -134,8 +135,10 @@ export const CTX = {
 export interface PublishContext {
   pod: PodIdentity;
   csiSecrets: { namespace: string; name: string };
-  /** The pod-bound token for the driver's audience. Never logged. */
+  /** The pod-bound token for the driver's audience, which proves who the pod is. Never logged. */
   token: string;
+  /** Every token kubelet passed, by audience: the Vault login takes the pod's from them. Never logged. */
+  tokens: PodTokenSet;
 }
 
 // DNS-1123 subdomain (object names) and label (namespaces); UIDs are free-form but bounded.
@@ -176,20 +179,12 @@ export function parsePublishContext(ctx: Record<string, string>, audience: strin
       `volume context lacks ${CTX.tokens}: the CSIDriver must request a token for audience ${audience}`,
     );
   }
-  let parsed: unknown;
-  try {
-    parsed = JSON.parse(rawTokens);
-  } catch {
-    throw invalidArgument(`volume context ${CTX.tokens} is not JSON`);
-  }
-  const entry =
-    typeof parsed === 'object' && parsed !== null ? (parsed as Record<string, unknown>)[audience] : undefined;
-  const token =
-    typeof entry === 'object' && entry !== null ? (entry as Record<string, unknown>).token : undefined;
-  if (typeof token !== 'string' || token === '') {
+  const tokens = parsePodTokens(rawTokens);
+  const token = tokens.get(audience)?.token;
+  if (token === undefined) {
     throw invalidArgument(`volume context ${CTX.tokens} has no token for audience ${audience}`);
   }
-  return { pod, csiSecrets: { namespace: ns, name }, token };
+  return { pod, csiSecrets: { namespace: ns, name }, token, tokens };
 }
 
 /** The parts of a TokenReview status Ferry checks. */

@@ -22,9 +22,15 @@ import type { TokenReviewStatus } from './access.ts';
 import type { Mounter } from './mounter.ts';
 import { DRIVER_VERSION } from './names.ts';
 import { NodeService } from './node.ts';
+import { PodTokens } from './pod-tokens.ts';
 import { type EventSink, type Pod, Publisher } from './publisher.ts';
 import { KubeletRegistration } from './registration.ts';
 import { CsiServer } from './server.ts';
+
+const TOKEN_REQUEST_FIX =
+  'the driver logs in with the pod’s own kubelet-issued token (kubernetes and jwt methods without secretRef); for VSO’s login as the VaultAuth’s ServiceAccount, and for aws IRSA and gcp, set the chart value csi.driver.tokenRequestLogin=true (docs/security.md)';
+const SECRET_READS_FIX =
+  'set the chart value csi.driver.readSecrets=true, which lets the driver read Secrets in every namespace (docs/security.md)';
 
 export interface CsiDriverConfig {
   client: KubeClient;
@@ -52,6 +58,16 @@ export interface CsiDriverConfig {
   /** The process environment, for the AWS default credential chain (aws auth without secretRef or
    * irsaServiceAccount); unset, that chain is refused. */
   env?: Record<string, string | undefined>;
+  /** VSO's login for the kubernetes and jwt methods: a TokenRequest for the VaultAuth's
+   * ServiceAccount (needs serviceaccounts/token create and serviceaccounts get), instead of the pod's
+   * own kubelet-issued token. Also what aws IRSA and gcp logins need. Default off. */
+  tokenRequestLogin?: boolean;
+  /** Reads Secrets VaultAuths and VaultConnections name (credential and CA Secrets; needs secrets
+   * get in every namespace). Default off. */
+  readSecrets?: boolean;
+  /** Watches this node's pods for container restarts (syncConfig.containerState re-sync; needs pods
+   * list and watch in every namespace, which RBAC cannot narrow to the node). Default on. */
+  watchPods?: boolean;
   /** Vault client cache bound; default 10000, as the operator's. */
   clientCacheSize?: number;
   /** Sessions one namespace's CSISecrets may hold in it; default a tenth of the bound, as the operator's. */
@@ -100,6 +116,11 @@ export class CsiDriver {
       taskConcurrency: 16,
     });
     this.#manager = m;
+    const podTokens = new PodTokens({
+      now: () => clock.now(),
+      maxTargets: 2 * (cfg.maxVolumes ?? 256),
+      driverAudience: audience,
+    });
     const access = createVaultAccess(m, {
       client: cfg.client,
       log,
@@ -109,6 +130,11 @@ export class CsiDriver {
       clientCacheSize: cfg.clientCacheSize ?? DEFAULT_CACHE_SIZE,
       ...(cfg.clientCacheNamespaceQuota ? { clientCacheNamespaceQuota: cfg.clientCacheNamespaceQuota } : {}),
       ...(cfg.env ? { env: cfg.env } : {}),
+      ...(cfg.tokenRequestLogin ? {} : { podTokens }),
+      withheld: {
+        ...(cfg.tokenRequestLogin ? {} : { tokenRequests: TOKEN_REQUEST_FIX }),
+        ...(cfg.readSecrets ? {} : { secretReads: SECRET_READS_FIX }),
+      },
       onSessionEvent: (ev) => {
         if (ev.type === 'login' && ev.reason !== 'initial') this.node.onVaultLogin();
       },
@@ -118,16 +144,19 @@ export class CsiDriver {
     const csiSecrets = m.informer<CSISecrets>(CSISecretsResource);
     const transformations = m.informer<SecretTransformation>(SecretTransformations);
     // The pods of this node only: container restarts trigger a re-sync (syncConfig.containerState).
-    const pods = m.informer<Pod>(Pods, { fieldSelector: `spec.nodeName=${cfg.nodeId}` });
+    const pods =
+      cfg.watchPods === false
+        ? undefined
+        : m.informer<Pod>(Pods, { fieldSelector: `spec.nodeName=${cfg.nodeId}` });
     this.#informers = [
       csiSecrets,
       auths,
       authGlobals,
       connections,
       transformations,
-      pods,
+      ...(pods ? [pods] : []),
     ] as unknown as Informer<KubeObject>[];
-    pods.addHandler((ev) => {
+    pods?.addHandler((ev) => {
       if (ev.type === 'update') this.node.onPodChange(ev.old, ev.obj);
     });
     const events =
@@ -156,6 +185,7 @@ export class CsiDriver {
       audience,
       mounter: cfg.mounter,
       publisher,
+      podTokens,
       ...(cfg.targetRoot ? { targetRoot: cfg.targetRoot } : {}),
       ...(cfg.stateDir ? { stateDir: cfg.stateDir } : {}),
       ...(cfg.maxVolumes ? { maxVolumes: cfg.maxVolumes } : {}),

@@ -3,7 +3,7 @@
 // INTERNAL as VSO does (its message says "not found"), mount and file errors → INTERNAL. Messages
 // name objects, fields and paths, never token or secret values.
 import { status } from '@grpc/grpc-js';
-import { errorMessage, isFerryError } from '../errors.ts';
+import { CODES, errorMessage, isFerryError } from '../errors.ts';
 import { isK8sApiError } from '../k8s/errors.ts';
 
 export type CsiCode =
@@ -40,6 +40,15 @@ export function toCsiError(err: unknown, fallback: CsiCode = 'INTERNAL'): CsiErr
     if (err.isForbidden()) return new CsiError('INTERNAL', `kubernetes API: ${err.message}`, { cause: err });
     return new CsiError(err.status >= 500 ? 'UNAVAILABLE' : 'INTERNAL', err.message, { cause: err });
   }
-  if (isFerryError(err)) return new CsiError(fallback, err.message, { cause: err });
+  if (isFerryError(err))
+    return new CsiError(needsSetup(err) ? 'FAILED_PRECONDITION' : fallback, err.message, { cause: err });
   return new CsiError(fallback, errorMessage(err), { cause: err });
+}
+
+/** The driver lacks what the login needs (a pod token audience, Secret reads, TokenRequest): the
+ * installation must change, which FAILED_PRECONDITION says; the error may be wrapped (a login). */
+function needsSetup(err: unknown): boolean {
+  for (let e = err, depth = 0; e instanceof Error && depth < 5; e = e.cause, depth++)
+    if (isFerryError(e) && e.code === CODES.CSI_PRECONDITION) return true;
+  return false;
 }

@@ -19,7 +19,7 @@ import type { PodContainers } from './access.ts';
 import { CsiError, toCsiError } from './errors.ts';
 import type { Mounter } from './mounter.ts';
 import type { NodePublishVolumeRequest, NodeUnpublishVolumeRequest } from './proto.ts';
-import { Publishing, type PublishSource } from './publish.ts';
+import { Publishing, type PublishingDeps, type PublishSource } from './publish.ts';
 import { Revocations } from './revocations.ts';
 import { heldOf } from './secrets.ts';
 import { StateStore } from './state.ts';
@@ -32,6 +32,8 @@ export interface NodeServiceOptions {
   audience: string;
   mounter: Mounter;
   publisher: PublishSource;
+  /** Where the pods' kubelet-issued tokens are kept for Vault logins (pod-tokens.ts). */
+  podTokens?: PublishingDeps['podTokens'];
   /** When set, every target path must lie below this directory (kubelet's pods dir on a node). */
   targetRoot?: string;
   /** A republish with unchanged arguments re-fetches after this long; 0 never does. */
@@ -137,6 +139,7 @@ export class NodeService {
       maxVolumes: opts.maxVolumes ?? DEFAULT_MAX_VOLUMES,
       log,
       count: (what) => this.stats[what]++,
+      podTokens: opts.podTokens,
     });
     const m = opts.metrics;
     m?.volumes.onCollect(() => m.volumes.set({}, this.#volumes.size));

@@ -16,6 +16,7 @@ import { errorMessage } from '../errors.ts';
 import type { OutputFile } from './atomic-writer.ts';
 import { CsiError, toCsiError } from './errors.ts';
 import { planFetch, planPublish } from './plan.ts';
+import type { PodTokens } from './pod-tokens.ts';
 import type { Grant, PublishInput } from './publisher.ts';
 import type { Revocations } from './revocations.ts';
 import { byListOrder, type Held, heldOf, type Item, type ItemRef, itemKey, itemRefs } from './secrets.ts';
@@ -44,6 +45,8 @@ export interface PublishingDeps {
   log: Logger;
   /** Counts publishes, fetches and skipped (idempotent) publishes. */
   count: (what: 'publishes' | 'fetches' | 'skipped') => void;
+  /** Where the pods' kubelet-issued tokens are kept for Vault logins (pod-tokens.ts). */
+  podTokens?: Pick<PodTokens, 'keep' | 'forget'> | undefined;
 }
 
 export class Publishing {
@@ -75,6 +78,9 @@ export class Publishing {
       volumes: d.volumes.size + d.volumes.publishing.size,
       maxVolumes: d.maxVolumes,
     });
+    // kubelet's fresh tokens for the Vault logins, also on a skipped republish.
+    if (plan.action !== 'conflict' && plan.action !== 'exhausted')
+      d.podTokens?.keep(v.targetPath, v.context.pod, v.context.tokens);
     switch (plan.action) {
       case 'conflict':
         throw new CsiError('ALREADY_EXISTS', `target_path is already published for volume ${plan.volumeId}`);
@@ -88,6 +94,9 @@ export class Publishing {
     if (!prev) d.volumes.publishing.add(v.targetPath);
     try {
       return await this.#publishOnce(v, prev, plan.samePublish, mounted, who, log, signal);
+    } catch (err) {
+      if (!d.volumes.get(v.targetPath)) d.podTokens?.forget(v.targetPath);
+      throw err;
     } finally {
       d.volumes.publishing.delete(v.targetPath);
     }
@@ -158,6 +167,7 @@ export class Publishing {
     } catch (err) {
       throw toCsiError(err);
     }
+    this.#d.podTokens?.forget(v.targetPath);
     const volume = this.#d.volumes.get(v.targetPath);
     if (volume) await this.forget(volume.rec);
     this.#d.log.info({ volumeId: v.volumeId }, 'volume unpublished');

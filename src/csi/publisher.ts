@@ -215,10 +215,14 @@ export class Publisher {
     if (cs && matchingContainers(cs, podObj).length === 0)
       return deny('no container matches syncConfig.containerState');
 
-    // 4. Who logs in to Vault: the CSISecrets' VaultAuth.
+    // 4. Who logs in to Vault: the CSISecrets' VaultAuth, for the kubernetes and jwt methods as the
+    // pod's ServiceAccount with its kubelet-issued token (pod-tokens.ts).
     return {
       csiSecrets: ref,
-      consumer: csiSecretsConsumer(ns, spec),
+      consumer: {
+        ...csiSecretsConsumer(ns, spec),
+        podServiceAccount: { namespace: pod.namespace, name: pod.serviceAccount },
+      },
       snapshot: {
         namespace: ns,
         annotations: obj.metadata.annotations ?? {},

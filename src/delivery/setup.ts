@@ -15,7 +15,12 @@ import type { Manager } from '../runtime/manager.ts';
 import type { VaultClientCache } from '../vault/cache.ts';
 import type { PersistenceModel } from '../vault/persistence.ts';
 import type { SessionEvent } from '../vault/session.ts';
-import { type PersistenceEvent, VaultAccessResolver } from './vault-access.ts';
+import {
+  type PersistenceEvent,
+  type PodTokenSource,
+  VaultAccessResolver,
+  type Withheld,
+} from './vault-access.ts';
 
 export interface VaultAccessConfig {
   client: KubeClient;
@@ -33,6 +38,9 @@ export interface VaultAccessConfig {
   env?: Record<string, string | undefined>;
   /** Client-cache persistence (vso-api §11.4): the operator's; the CSI driver never persists. */
   persistence?: { model: PersistenceModel; hmacKey: () => Promise<Buffer> };
+  /** The CSI driver: the pods' kubelet-issued tokens, and what it may not read (VaultAccessDeps). */
+  podTokens?: PodTokenSource;
+  withheld?: Withheld;
   /** Called after a session event is logged (the CSI driver re-checks its leases after a re-login). */
   onSessionEvent?: (event: SessionEvent) => void;
 }
@@ -90,6 +98,8 @@ export function createVaultAccess(
     allowDefaultGlobals: cfg.allowDefaultGlobals,
     metrics: vaultMetrics(manager.metrics),
     ...(cfg.env ? { env: cfg.env } : {}),
+    ...(cfg.podTokens ? { podTokens: cfg.podTokens } : {}),
+    ...(cfg.withheld ? { withheld: cfg.withheld } : {}),
     onSessionEvent: (ev) => {
       if (ev.type === 'loginFailed' || ev.type === 'renewFailed')
         log.warn({ vaultSession: ev.type, err: ev.error }, 'vault session problem');

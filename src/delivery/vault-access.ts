@@ -84,6 +84,12 @@ export interface VaultAccessDeps {
   /** Google's STS, IAM Credentials and metadata endpoints; tests point them at fakes. */
   gcpEndpoints?: GcpEndpoints;
   onSessionEvent?: (event: SessionEvent) => void;
+  /** The CSI driver's pod tokens (src/csi/pod-tokens.ts): a consumer with a `podServiceAccount`
+   * logs in with that pod's kubelet-issued token (kubernetes and jwt methods), never a TokenRequest. */
+  podTokens?: PodTokenSource;
+  /** Kubernetes reads this process must not make (the CSI driver's RBAC leaves them out unless
+   * opted in), each with the fix the error names. */
+  withheld?: Withheld;
   /** The Vault metric families (ferry_vault_*, VSO's vso_client_*); none in some unit tests. */
   metrics?: VaultMetrics;
   /** Client-cache persistence (vso-api §11.4); absent = none, without the start-up purge. */
@@ -106,6 +112,28 @@ export type PersistenceEvent =
   | { type: 'purged'; count: number }
   | { type: 'purgeFailed'; error: unknown };
 
+/** Where the kubernetes and jwt methods take the pod's own token from (the CSI driver). */
+export interface PodTokenSource {
+  /** The freshest valid token of a pod running as `sa` for one of `audiences` (none: the API
+   * server's default audience ""); throws a FerryError naming the fix when there is none. With
+   * `refuseApiAudience` (why), the "" token, a Kubernetes API credential, is not used. */
+  token(
+    sa: { namespace: string; name: string },
+    audiences: readonly string[] | undefined,
+    opts?: { refuseApiAudience?: string | undefined },
+  ): string;
+}
+
+export interface Withheld {
+  /** TokenRequest (serviceaccounts/token create) and ServiceAccount reads. */
+  tokenRequests?: string;
+  /** Secret reads (credential Secrets of VaultAuths, CA Secrets of VaultConnections). */
+  secretReads?: string;
+}
+
+const withheldError = (what: string, fix: string): FerryError =>
+  new FerryError(CODES.CSI_PRECONDITION, `${what}, which this process may not do: ${fix}`);
+
 export interface VaultAccess {
   api: VaultApi;
   session: VaultSession;
@@ -124,6 +152,9 @@ export interface Consumer {
   vaultNamespace?: string | undefined;
   /** Where credential providers (the kubernetes method's ServiceAccount) live; `namespace` if unset. */
   providerNamespace?: string | undefined;
+  /** The CSI driver: the pod's ServiceAccount, which the kubernetes and jwt methods log in as, with
+   * the pod's kubelet-issued token, instead of the VaultAuth's ServiceAccount. */
+  podServiceAccount?: { namespace: string; name: string } | undefined;
 }
 
 /**
@@ -248,6 +279,7 @@ export async function connectionOptions(
   conn: VaultConnection,
   client: KubeClient,
   vaultNamespace: string | undefined,
+  withheld: Withheld = {},
 ): Promise<VaultClientOptions> {
   const spec = conn.spec;
   if (!spec) throw new FerryError(CODES.INVALID_CONFIG, 'VaultConnection has no spec');
@@ -261,6 +293,11 @@ export async function connectionOptions(
   if (vaultNamespace) opts.namespace = vaultNamespace;
   if (spec.caCertSecretRef) {
     const ns = conn.metadata.namespace ?? '';
+    if (withheld.secretReads)
+      throw withheldError(
+        `VaultConnection ${ns}/${conn.metadata.name} needs its CA Secret ${spec.caCertSecretRef} read`,
+        withheld.secretReads,
+      );
     const secret = await getRequired<Secret>(client, Secrets, spec.caCertSecretRef, ns, 'CA Secret');
     const ca = secret.data?.['ca.crt'];
     if (!ca)
@@ -271,6 +308,9 @@ export async function connectionOptions(
   }
   return opts;
 }
+
+/** The pod a CSI login is for, and whether its API-audience token may go to the VaultConnection. */
+type PodLogin = NonNullable<Consumer['podServiceAccount']> & { refuseApiAudience: string | undefined };
 
 /** The login settings every method shares (the merged VaultAuth's mount, params and headers). */
 type LoginBase = Pick<EffectiveAuth, 'mount' | 'params' | 'headers'>;
@@ -524,7 +564,16 @@ export class VaultAccessResolver {
     if (!connection) throw invalidRef(`VaultConnection ${connRef.namespace}/${connRef.name} not found`);
 
     const providerNamespace = consumer.providerNamespace ?? consumer.namespace;
-    const { providerUID, method } = await this.#provider(eff, providerNamespace);
+    const pod = consumer.podServiceAccount && {
+      ...consumer.podServiceAccount,
+      // Where the pod's token would go: a Vault its own namespace or the administrator chose.
+      refuseApiAudience: [consumer.podServiceAccount.namespace, d.operatorNamespace].includes(
+        connRef.namespace,
+      )
+        ? undefined
+        : `VaultConnection ${connRef.namespace}/${connRef.name} is in neither the pod's namespace nor the operator's`,
+    };
+    const { providerUID, method } = await this.#provider(eff, providerNamespace, pod);
     const input: CacheKeyInput = {
       method: eff.method,
       authUID: uidOf(auth, 'VaultAuth'),
@@ -551,7 +600,7 @@ export class VaultAccessResolver {
       input,
       async () => {
         const client = new VaultClient({
-          ...(await connectionOptions(connection, d.client, eff.vaultNamespace)),
+          ...(await connectionOptions(connection, d.client, eff.vaultNamespace, d.withheld)),
           ...(d.metrics
             ? { onRequest: vaultRequestObserver(d.metrics, `${connRef.namespace}/${connRef.name}`) }
             : {}),
@@ -609,7 +658,7 @@ export class VaultAccessResolver {
     }
   }
 
-  async #provider(eff: EffectiveAuth, namespace: string): Promise<Provider> {
+  async #provider(eff: EffectiveAuth, namespace: string, pod: PodLogin | undefined): Promise<Provider> {
     const base = { mount: eff.mount, params: eff.params, headers: eff.headers };
     if (eff.method === 'appRole') {
       const a = eff.appRole ?? {};
@@ -632,12 +681,12 @@ export class VaultAccessResolver {
       const opts = { ...base, role: j.role ?? '' };
       // VSO: the ServiceAccount wins when both sources are set.
       if (j.serviceAccount)
-        return this.#tokenRequest(namespace, j, (getToken) => jwtAuth({ ...opts, getToken }));
+        return this.#serviceAccountToken(namespace, j, pod, (getToken) => jwtAuth({ ...opts, getToken }));
       const { providerUID, read } = await this.#secretSource(namespace, j.secretRef ?? '', secretKey('jwt'));
       return { providerUID, method: jwtAuth({ ...opts, getToken: read }) };
     }
     const k = eff.kubernetes ?? {};
-    return this.#tokenRequest(namespace, k, (getToken) =>
+    return this.#serviceAccountToken(namespace, k, pod, (getToken) =>
       kubernetesAuth({ ...base, role: k.role ?? '', getToken }),
     );
   }
@@ -683,7 +732,7 @@ export class VaultAccessResolver {
           // Annotations are read on every login: the role may be changed on the ServiceAccount.
           const sa = await this.#serviceAccount(namespace, name);
           const irsa = irsaConfig(sa.metadata.annotations, `${namespace}/${name}`);
-          const tr = await this.#deps.client.createToken(namespace, name, {
+          const tr = await this.#createToken(namespace, name, {
             audiences: [irsa.audience],
             expirationSeconds: irsa.expirationSeconds,
           });
@@ -728,7 +777,7 @@ export class VaultAccessResolver {
           CODES.INVALID_CONFIG,
           `ServiceAccount ${namespace}/${name} has no ${GCP_SERVICE_ACCOUNT_ANNOTATION} annotation`,
         );
-      const tr = await this.#deps.client.createToken(namespace, name, {
+      const tr = await this.#createToken(namespace, name, {
         audiences: [workloadIdentityPool(project)],
         expirationSeconds: 600,
       });
@@ -740,23 +789,45 @@ export class VaultAccessResolver {
     };
   }
 
-  /** A ServiceAccount token source: a TokenRequest with the configured audiences and lifetime on
-   * every login (VSO's default lifetime is the CRD's 600 s). */
-  async #tokenRequest(
+  /**
+   * A ServiceAccount token source. In the CSI driver (podTokens), the pod's own token that kubelet
+   * issued for the VaultAuth's audience, logging in as the pod's ServiceAccount; one session per
+   * such ServiceAccount, keyed by its name (no ServiceAccount read). Otherwise a TokenRequest for the
+   * VaultAuth's ServiceAccount with the configured audiences and lifetime on every login (VSO's
+   * default lifetime is the CRD's 600 s).
+   */
+  async #serviceAccountToken(
     namespace: string,
     k: KubernetesLogin,
+    pod: PodLogin | undefined,
     method: (getToken: () => Promise<string>) => AuthMethod,
   ): Promise<Provider> {
+    const podTokens = this.#deps.podTokens;
+    if (podTokens && pod) {
+      const sa = { namespace: pod.namespace, name: pod.name };
+      const opts = { refuseApiAudience: pod.refuseApiAudience };
+      return {
+        providerUID: nameUid('pod-service-account', `${pod.namespace}/${pod.name}`),
+        method: method(async () => podTokens.token(sa, k.audiences, opts)),
+      };
+    }
     const sa = k.serviceAccount ?? '';
     const providerUID = await this.#serviceAccountUid(namespace, sa);
     const getToken = async (): Promise<string> => {
-      const tr = await this.#deps.client.createToken(namespace, sa, {
+      const tr = await this.#createToken(namespace, sa, {
         ...(k.audiences && k.audiences.length > 0 ? { audiences: k.audiences } : {}),
         expirationSeconds: k.tokenExpirationSeconds ?? 600,
       });
       return tr.token;
     };
     return { providerUID, method: method(getToken) };
+  }
+
+  #createToken(namespace: string, name: string, spec: Parameters<KubeClient['createToken']>[2]) {
+    const fix = this.#deps.withheld?.tokenRequests;
+    if (fix)
+      throw withheldError(`logging in needs a TokenRequest for ServiceAccount ${namespace}/${name}`, fix);
+    return this.#deps.client.createToken(namespace, name, spec);
   }
 
   /** A credential held in a Secret in the provider namespace, as `pick` takes it from the Secret:
@@ -787,10 +858,14 @@ export class VaultAccessResolver {
   }
 
   #serviceAccount(namespace: string, name: string): Promise<KubeObject> {
+    const fix = this.#deps.withheld?.tokenRequests;
+    if (fix) throw withheldError(`logging in needs ServiceAccount ${namespace}/${name} read`, fix);
     return getRequired<KubeObject>(this.#deps.client, ServiceAccounts, name, namespace, 'ServiceAccount');
   }
 
   #secret(namespace: string, name: string): Promise<Secret> {
+    const fix = this.#deps.withheld?.secretReads;
+    if (fix) throw withheldError(`logging in needs Secret ${namespace}/${name} read`, fix);
     return getRequired<Secret>(this.#deps.client, Secrets, name, namespace, 'Secret');
   }
 }

@@ -1,14 +1,15 @@
 // The CSI node driver as the end-to-end tests and the benchmark run it: in process, as its own
 // ServiceAccount bound to deploy/csi/rbac.yaml (so a missing RBAC rule fails), called over its unix
 // socket with the requests kubelet builds for an inline volume. Pods are real objects with tokens
-// from the TokenRequest API bound to them; they never run (there is no kubelet).
+// from the TokenRequest API bound to them, for the audiences deploy/csi/csidriver.yaml has kubelet
+// request; they never run (there is no kubelet).
 import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import pino from 'pino';
 import { request } from 'undici';
 import { CTX } from '../../src/csi/access.ts';
-import { CsiClient } from '../../src/csi/client.ts';
+import { CsiClient, grpcCodeName } from '../../src/csi/client.ts';
 import { CsiDriver, type CsiDriverConfig } from '../../src/csi/driver.ts';
 import { canMountTmpfs, DirMounter, type Mounter, TmpfsMounter } from '../../src/csi/mounter.ts';
 import type { NodePublishVolumeRequest } from '../../src/csi/proto.ts';
@@ -19,6 +20,8 @@ import { apply, type Manifest, readManifests } from './fixtures.ts';
 import type { StackEnv } from './stack.ts';
 
 export const CSI_AUDIENCE = 'csi.vso.hashicorp.com';
+/** The audiences deploy/csi/csidriver.yaml has kubelet issue the pod's Vault login tokens for. */
+export const LOGIN_AUDIENCES = ['', 'vault'] as const;
 /** The node the test driver serves; test pods are bound to it (they never run). */
 export const CSI_TEST_NODE = 'e2e-node';
 const ROOT = join(import.meta.dirname, '..', '..');
@@ -40,7 +43,23 @@ export interface PodRef {
   serviceAccount: string;
   /** The pod-bound token kubelet would pass (audience: the driver's). */
   token: string;
+  /** The pod-bound tokens for the Vault login (LOGIN_AUDIENCES), by audience, with their expiry. */
+  loginTokens: Record<string, { token: string; expirationTimestamp: string }>;
 }
+
+/** A token kubelet would request for the pod (CSIDriver tokenRequests; "" is the API server's
+ * default audience). */
+export const podToken = (
+  kube: KubeClient,
+  p: Omit<PodRef, 'token' | 'loginTokens'>,
+  audience: string,
+  seconds = 3600,
+) =>
+  kube.createToken(p.namespace, p.serviceAccount, {
+    ...(audience ? { audiences: [audience] } : {}),
+    expirationSeconds: seconds,
+    boundObjectRef: { kind: 'Pod', apiVersion: 'v1', name: p.name, uid: p.uid },
+  });
 
 /** A Pod object and the token kubelet would request for it (CSIDriver tokenRequests). */
 export async function makePod(
@@ -78,13 +97,28 @@ export async function makePod(
       ],
     },
   } as KubeObject);
-  const uid = pod.metadata.uid ?? '';
-  const tr = await kube.createToken(p.namespace, p.serviceAccount, {
-    audiences: [CSI_AUDIENCE],
-    expirationSeconds: 3600,
-    boundObjectRef: { kind: 'Pod', apiVersion: 'v1', name: p.name, uid },
-  });
-  return { namespace: p.namespace, name: p.name, uid, serviceAccount: p.serviceAccount, token: tr.token };
+  const ref = {
+    namespace: p.namespace,
+    name: p.name,
+    uid: pod.metadata.uid ?? '',
+    serviceAccount: p.serviceAccount,
+  };
+  const tr = await podToken(kube, ref, CSI_AUDIENCE);
+  const loginTokens: PodRef['loginTokens'] = {};
+  for (const aud of LOGIN_AUDIENCES) loginTokens[aud] = await podToken(kube, ref, aud);
+  return { ...ref, token: tr.token, loginTokens };
+}
+
+/** How a driver call ended, as kubelet would see it: OK, or the gRPC code name and message. */
+export async function outcomeOf(
+  call: Promise<unknown>,
+): Promise<{ code: string | undefined; message: string }> {
+  try {
+    await call;
+    return { code: 'OK', message: '' };
+  } catch (err) {
+    return { code: grpcCodeName(err), message: (err as { details?: string }).details ?? String(err) };
+  }
 }
 
 /** kubelet's target path and volume id for the pod's inline volume `secrets`. */
@@ -98,6 +132,8 @@ export interface PublishOptions {
   csiSecretsNamespace?: string;
   attrs?: Record<string, string>;
   token?: string;
+  /** The Vault login tokens kubelet passes; the pod's when unset. */
+  loginTokens?: PodRef['loginTokens'];
   /** What the volume context claims about the pod, where it differs from the pod. */
   claim?: Partial<PodRef>;
   mountGroup?: string;
@@ -121,6 +157,7 @@ export function publishRequest(root: string, p: PodRef, o: PublishOptions = {}):
       [CTX.serviceAccount]: claim.serviceAccount,
       [CTX.ephemeral]: 'true',
       [CTX.tokens]: JSON.stringify({
+        ...(o.loginTokens ?? p.loginTokens),
         [CSI_AUDIENCE]: {
           token: o.token ?? p.token,
           expirationTimestamp: new Date(Date.now() + 600_000).toISOString(),

@@ -93,10 +93,16 @@ export class VaultAdmin {
   /** A Kubernetes auth role bound to one ServiceAccount, with a periodic token (VSO #285 advice). */
   kubernetesRole(
     name: string,
-    o: { serviceAccount: string; namespace: string; policies: string[]; audience?: string; period?: string },
+    o: {
+      serviceAccount: string | string[];
+      namespace: string;
+      policies: string[];
+      audience?: string;
+      period?: string;
+    },
   ): Promise<unknown> {
     return this.call('POST', `auth/${this.#env.vaultKubernetesMount}/role/${name}`, {
-      bound_service_account_names: [o.serviceAccount],
+      bound_service_account_names: [o.serviceAccount].flat(),
       bound_service_account_namespaces: [o.namespace],
       token_policies: o.policies,
       token_period: o.period ?? '1h',
@@ -227,7 +233,12 @@ export async function tenant(env: StackEnv, kube: KubeClient, vault: VaultAdmin,
     `t-${ns}`,
     `path "kvv2/data/${ns}/*" { capabilities = ["read"] }\npath "kvv1/${ns}/*" { capabilities = ["read"] }\n`,
   );
-  await vault.kubernetesRole(`t-${ns}`, { serviceAccount: 'app', namespace: ns, policies: [`t-${ns}`] });
+  // `web` is what the CSI tests' pods run as: the CSI driver logs in as the pod (docs/security.md).
+  await vault.kubernetesRole(`t-${ns}`, {
+    serviceAccount: ['app', 'web'],
+    namespace: ns,
+    policies: [`t-${ns}`],
+  });
   await apply(kube, {
     apiVersion: 'secrets.hashicorp.com/v1beta1',
     kind: 'VaultConnection',

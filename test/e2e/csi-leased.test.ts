@@ -195,6 +195,9 @@ describe('CSI volumes with leased secrets (database credentials, PKI certificate
     const serial = await serialOf(p);
     await csi.stop();
     csi = await startTestDriver(env, kube, dir, driverOptions());
+    // The new process holds no pod token (they live in memory only) until kubelet republishes;
+    // its upkeep retries until then.
+    await csi.publish(p);
     const after = await eventually(
       'the lease replaced by the new process',
       async () => {

@@ -1,6 +1,7 @@
 // The CSI node driver end to end with the real API server and Vault/OpenBao: real Pod and
 // ServiceAccount objects (pods never run: there is no kubelet, but the objects exist), pod-bound
-// tokens from the TokenRequest API with the driver's audience, and a gRPC client issuing the calls
+// tokens from the TokenRequest API with the audiences kubelet would request (the driver's, which
+// proves the pod's identity, and the Vault login's), and a gRPC client issuing the calls
 // kubelet would issue. The driver runs in process as its own ServiceAccount bound to
 // deploy/csi/rbac.yaml, so a missing RBAC rule fails here. At the end, no canary secret value may
 // be anywhere in etcd (a control value written as a Secret proves the scan sees Secret data).
@@ -13,7 +14,7 @@ import { after, before, describe, it } from 'node:test';
 import { CSISecretsResource } from '../../src/api/resources.ts';
 import type { CSISecrets } from '../../src/api/v1beta1/csisecrets.ts';
 import { CTX } from '../../src/csi/access.ts';
-import { type CsiClient, grpcCodeName } from '../../src/csi/client.ts';
+import type { CsiClient } from '../../src/csi/client.ts';
 import type { CsiDriver } from '../../src/csi/driver.ts';
 import { type Mounter, mountPoints } from '../../src/csi/mounter.ts';
 import type { KubeClient } from '../../src/k8s/client.ts';
@@ -21,6 +22,7 @@ import { Pods, Secrets } from '../../src/k8s/resources.ts';
 import type { KubeObject } from '../../src/k8s/types.ts';
 import {
   csiSecretsManifest,
+  outcomeOf,
   type PodRef,
   type PublishOptions,
   scanEtcd,
@@ -79,14 +81,7 @@ describe('CSI driver (real API server and Vault)', () => {
     pods.set(`${namespace}/${name}`, ref);
     return ref;
   }
-  const codeOf = async (pr: Promise<unknown>): Promise<{ code: string | undefined; message: string }> => {
-    try {
-      await pr;
-      return { code: 'OK', message: '' };
-    } catch (err) {
-      return { code: grpcCodeName(err), message: (err as { details?: string }).details ?? String(err) };
-    }
-  };
+  const codeOf = outcomeOf;
 
   before(async () => {
     env = await useStack();
@@ -368,36 +363,47 @@ describe('CSI driver (real API server and Vault)', () => {
     await client.node('NodeUnpublishVolume', { volume_id: volumeIdOf(p), target_path: t });
   });
 
-  it('vaultAuthRef.trustNamespace logs in with the ServiceAccount of the VaultAuth namespace', async () => {
-    // A VaultAuth in ns2 that lets ns use it, logging in as ns2's ServiceAccount `app` (the only one
-    // its Vault role accepts). ns has an `app` ServiceAccount too: without trustNamespace that one is
-    // used, and Vault refuses it.
+  it('logs in as the pod, with its kubelet-issued token: not as the VaultAuth’s ServiceAccount, trustNamespace or not', async () => {
+    // A VaultAuth in ns2 that lets ns use it, naming ns2's ServiceAccount `app`. Its Vault role
+    // accepts ns2's ServiceAccounts only: the driver, logging in as the pod (ns/web), is refused.
+    // A role that accepts ns/web admits it, whatever the VaultAuth's serviceAccount says.
     await tenant(env, kube, vault, ns2);
     const value = canary('csi-trusted', canaries);
     await vault.kvPut('kvv2', `${ns2}/shared`, { token: value });
+    await vault.kubernetesRole(`pods-${ns}`, {
+      serviceAccount: 'web',
+      namespace: ns,
+      policies: [`t-${ns2}`],
+    });
     await apply(kube, kubernetesVaultAuth(env, ns2, 'shared', { role: `t-${ns2}`, allowedNamespaces: [ns] }));
-    const csiSecrets = (name: string, trustNamespace: boolean) =>
+    await apply(
+      kube,
+      kubernetesVaultAuth(env, ns2, 'for-pods', { role: `pods-${ns}`, allowedNamespaces: [ns] }),
+    );
+    const csiSecrets = (name: string, auth: string) =>
       apply(
         kube,
         csiSecretsManifest(ns, name, {
-          vaultAuthRef: { name: 'shared', namespace: ns2, trustNamespace },
+          vaultAuthRef: { name: auth, namespace: ns2, trustNamespace: true },
           accessControl: { serviceAccountPattern: 'web', namespacePatterns: [ns] },
           secrets: { vaultStaticSecrets: [{ mount: 'kvv2', path: `${ns2}/shared`, type: 'kv-v2' }] },
         }),
       );
-    await csiSecrets('trusted', true);
-    await csiSecrets('untrusted', false);
-    const trusted = await makePod(ns, 'trusting', 'web', {});
-    await eventually('the trusted CSISecrets published', async () => {
-      await publish(trusted, { attrs: { csiSecretsName: 'trusted' } });
+    await csiSecrets('ns2-identity', 'shared');
+    await csiSecrets('pod-identity', 'for-pods');
+    const refused = await makePod(ns, 'as-ns2', 'web', {});
+    await eventually('the CSISecrets in the cache', async () => {
+      const r = await codeOf(publish(refused, { attrs: { csiSecretsName: 'ns2-identity' } }));
+      return r.code === 'INTERNAL' && /403|permission denied/i.test(r.message) ? r : undefined;
+    });
+    await assert.rejects(lstat(targetOf(refused)), { code: 'ENOENT' });
+    const admitted = await makePod(ns, 'as-pod', 'web', {});
+    await eventually('published as the pod', async () => {
+      await publish(admitted, { attrs: { csiSecretsName: 'pod-identity' } });
       return true;
     });
-    assert.equal(await readFile(join(targetOf(trusted), 'static_secret_0_token'), 'utf8'), value);
-    const untrusted = await makePod(ns, 'not-trusting', 'web', {});
-    const r = await codeOf(publish(untrusted, { attrs: { csiSecretsName: 'untrusted' } }));
-    assert.notEqual(r.code, 'OK', 'the CSISecrets namespace ServiceAccount is refused by Vault');
-    await assert.rejects(lstat(targetOf(untrusted)), { code: 'ENOENT' });
-    await csi.unpublish(trusted);
+    assert.equal(await readFile(join(targetOf(admitted), 'static_secret_0_token'), 'utf8'), value);
+    await csi.unpublish(admitted);
   });
 
   it('syncConfig.containerState gates access and re-syncs on a container restart; refused later, the volume is emptied', async () => {

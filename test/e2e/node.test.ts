@@ -16,6 +16,7 @@ import {
   decodeData,
   ensureNamespace,
   eventually,
+  kubernetesVaultAuth,
   kvSecret,
   leasedSecretsPolicy,
   type Manifest,
@@ -257,6 +258,45 @@ describe('on the real node', { skip: noNode }, () => {
       return keys.length === 1 ? true : undefined; // the VaultDynamicSecret's own lease remains
     });
     assert.ok(user.startsWith('v-'));
+  });
+
+  it('kubelet’s token for the API server’s own audience logs in a VaultAuth without audiences', async () => {
+    const v = canary('node-default-audience', values);
+    await vault.kvPut('kvv2', `${ns}/default-audience`, { token: v });
+    await apply(kube, kubernetesVaultAuth(env, ns, 'no-audience', { role: `t-${ns}`, audiences: null }));
+    await apply(
+      kube,
+      csiSecretsManifest(ns, 'default-audience', {
+        vaultAuthRef: { name: 'no-audience' },
+        accessControl: { serviceAccountPattern: '^web$' },
+        secrets: { vaultStaticSecrets: [{ mount: 'kvv2', path: `${ns}/default-audience`, type: 'kv-v2' }] },
+      }),
+    );
+    await apply(kube, {
+      apiVersion: 'v1',
+      kind: 'Pod',
+      metadata: { name: 'audience', namespace: ns },
+      spec: podSpec({
+        name: 'audience',
+        serviceAccount: 'web',
+        command: 'while true; do echo "token=$(cat /secrets/static_secret_0_token)"; sleep 1; done',
+        volumes: [
+          {
+            name: 'secrets',
+            csi: {
+              driver: CSI_AUDIENCE,
+              readOnly: true,
+              volumeAttributes: { csiSecretsName: 'default-audience' },
+            },
+          },
+        ],
+        mounts: [{ name: 'secrets', mountPath: '/secrets', readOnly: true }],
+      }),
+    } as Manifest);
+    await waitForLine('the file through the default-audience login', 'audience', 'audience', (l) =>
+      l.startsWith(`token=${v}`),
+    );
+    await kube.delete(Pods, 'audience', ns, { gracePeriodSeconds: 0 });
   });
 
   it('an unauthorised pod stays in ContainerCreating with an Event saying why', async () => {

@@ -16,6 +16,7 @@ import { isPayloadName, isValidFileName, payloadName } from '../../src/csi/names
 import { planFetch, planPublish } from '../../src/csi/plan.ts';
 import { keyOf, StateStore, type VolumeRecord } from '../../src/csi/state.ts';
 import { isValidTarget, validatePublish, validateUnpublish } from '../../src/csi/validate.ts';
+import { testGrant } from '../unit/csi/grant.ts';
 import { budget, CANARY } from './budget.ts';
 
 const ROOT = '/var/lib/kubelet/pods';
@@ -351,14 +352,7 @@ const goodRecord = fc
     ({ generation, gid, fileMode, dirMode, ...r }): VolumeRecord => ({
       ...r,
       grant: {
-        csiSecrets: { namespace: 'team-a', name: 'db', uid: 'u1', generation },
-        consumer: { namespace: 'team-a' },
-        snapshot: {
-          namespace: 'team-a',
-          annotations: {},
-          labels: {},
-          spec: { accessControl: { serviceAccountPattern: 'web' }, secrets: {} },
-        },
+        ...testGrant(generation, {}),
         ownership: { fileMode, dirMode, ...(gid !== undefined ? { gid } : {}) },
       },
       items: r.items as VolumeRecord['items'],

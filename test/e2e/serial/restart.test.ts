@@ -63,7 +63,15 @@ interface Snapshot {
   at: number;
   byName: Map<
     string,
-    { user: string; leaseId: string; clientId: string; renewedAt: number; duration: number }
+    {
+      user: string;
+      /** resourceVersion of the destination Secret: it changes only when something writes it. */
+      secretVersion: string;
+      leaseId: string;
+      clientId: string;
+      renewedAt: number;
+      duration: number;
+    }
   >;
   replicaSets: number;
   restartedAt: (string | undefined)[];
@@ -135,14 +143,14 @@ describe(`operator restart with a persisted client cache (N=${N})`, { timeout: 6
       >(Deployments, { namespace: ns }),
       leases(),
     ]);
-    const users = new Map(
-      secrets.items.map((s) => [s.metadata.name ?? '', decodeData(s.data).username ?? '']),
-    );
+    const secretsByName = new Map(secrets.items.map((s) => [s.metadata.name ?? '', s]));
+    const secretOf = (v: VaultDynamicSecret) => secretsByName.get(`creds-${v.metadata.name}`);
     const byName: Snapshot['byName'] = new Map();
     for (const v of vdss) {
       const st = v.status;
       byName.set(v.metadata.name ?? '', {
-        user: users.get(`creds-${v.metadata.name}`) ?? '',
+        user: decodeData(secretOf(v)?.data).username ?? '',
+        secretVersion: secretOf(v)?.metadata.resourceVersion ?? '',
         leaseId: st?.secretLease?.id ?? '',
         clientId: st?.vaultClientMeta?.id ?? '',
         renewedAt: st?.lastRenewalTime ?? 0,
@@ -206,12 +214,14 @@ describe(`operator restart with a persisted client cache (N=${N})`, { timeout: 6
     let newCredentials = 0;
     let newLeases = 0;
     let newTokens = 0;
+    let secretWrites = 0;
     for (const [name, b] of before.byName) {
       const a = afterSnap.byName.get(name);
       assert.ok(a, `${name} still there`);
       if (a.user !== b.user) newCredentials += 1;
       if (a.leaseId !== b.leaseId) newLeases += 1;
       if (a.clientId !== b.clientId) newTokens += 1;
+      if (a.secretVersion !== b.secretVersion) secretWrites += 1;
     }
     // The renewal log of the new process: planned horizon vs actual renewal.
     const lines = logSince(logText(), since);
@@ -225,6 +235,7 @@ describe(`operator restart with a persisted client cache (N=${N})`, { timeout: 6
       newCredentials,
       newLeases,
       newTokens,
+      secretWrites,
       leasesBefore: before.leases,
       leasesAfter: afterSnap.leases,
       replicaSetsBefore: before.replicaSets,
@@ -240,6 +251,7 @@ describe(`operator restart with a persisted client cache (N=${N})`, { timeout: 6
     assert.equal(newCredentials, 0, `${phase}: no new credentials`);
     assert.equal(newLeases, 0, `${phase}: no new leases`);
     assert.equal(newTokens, 0, `${phase}: the same Vault token (restored, not a new login)`);
+    assert.equal(secretWrites, 0, `${phase}: no destination Secret written`);
     assert.equal(afterSnap.leases, N, `${phase}: exactly N leases under the role (none orphaned)`);
     assert.equal(afterSnap.replicaSets, before.replicaSets, `${phase}: no rollout restart`);
     assert.deepEqual(afterSnap.restartedAt, before.restartedAt, `${phase}: no restartedAt change`);

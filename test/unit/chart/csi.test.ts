@@ -33,7 +33,9 @@ type Binding = Obj & {
   roleRef: { apiGroup: string; kind: string; name: string };
   subjects: { kind: string; name: string; namespace: string }[];
 };
-type CSIDriver = Obj & { spec: { tokenRequests: { audience: string }[] } & Record<string, unknown> };
+type CSIDriver = Obj & {
+  spec: { tokenRequests: { audience: string; expirationSeconds?: number }[] } & Record<string, unknown>;
+};
 
 const ON = { csi: { enabled: true } };
 const isCsi = (o: Obj) => o.metadata.labels?.['app.kubernetes.io/component'] === 'csi-driver';
@@ -282,7 +284,7 @@ describe('chart CSI driver', { skip }, () => {
     assert.equal(drv.metadata.name, 'csi.ferry.example.com');
     assert.deepEqual(
       drv.spec.tokenRequests.map((t) => t.audience),
-      ['csi.ferry.example.com'],
+      ['csi.ferry.example.com', '', 'vault'],
     );
     const d = container(objs, 'driver');
     const flags = flagsOf(d.args);
@@ -357,6 +359,37 @@ describe('chart CSI driver', { skip }, () => {
     for (const [k, v] of Object.entries(ds.spec.selector.matchLabels)) {
       assert.equal(ds.spec.template.metadata.labels[k], v, k);
     }
+  });
+
+  it('CSIDriver: kubelet issues the pod tokens the Vault login uses and republishes with fresh ones', () => {
+    const spec = (values: object) => one<CSIDriver>(render(values), 'CSIDriver').spec;
+    const def = spec(ON);
+    assert.equal(def.requiresRepublish, true);
+    assert.equal(def.podInfoOnMount, true);
+    assert.deepEqual(def.tokenRequests, [
+      { audience: 'csi.vso.hashicorp.com', expirationSeconds: 600 },
+      { audience: '', expirationSeconds: 600 },
+      { audience: 'vault', expirationSeconds: 600 },
+    ]);
+    // The driver's own audience is never listed twice (the API server refuses duplicates).
+    const custom = spec({
+      csi: {
+        enabled: true,
+        driver: { tokenAudiences: ['https://vault.example.com', 'csi.vso.hashicorp.com'] },
+      },
+    });
+    assert.deepEqual(
+      custom.tokenRequests.map((t) => t.audience),
+      ['csi.vso.hashicorp.com', 'https://vault.example.com'],
+    );
+    assert.deepEqual(
+      spec({ csi: { enabled: true, driver: { tokenAudiences: [] } } }).tokenRequests.map((t) => t.audience),
+      ['csi.vso.hashicorp.com'],
+    );
+    assert.match(
+      renderFails({ csi: { enabled: true, driver: { tokenAudiences: 'vault' } } }),
+      /tokenAudiences/,
+    );
   });
 
   it('accepts VSO values it has no use for (backoffOnSecretSourceError)', () => {

@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
-import { type Obj, ROOT, readDocs } from './helm.ts';
+import { type Obj, ROOT, readDocs, render, skip } from './helm.ts';
 
 interface Use {
   /** `group/resource` ('' for the core group, `resource/subresource` for a subresource). */
@@ -30,6 +30,20 @@ const CRDS = [
 const informerOf = (kinds: string[], at: Use['at']): Use[] =>
   kinds.map((k) => ({ resource: `secrets.hashicorp.com/${k}`, verbs: ['list', 'watch'], at }));
 
+/** Logging in as a VaultAuth's ServiceAccount: its UID keys the session, TokenRequest mints the JWT. */
+const TOKEN_REQUEST_LOGIN: Use[] = [
+  {
+    resource: '/serviceaccounts',
+    verbs: ['get'],
+    at: ['src/delivery/vault-access.ts', /getRequired<KubeObject>\(this\.#deps\.client, ServiceAccounts/],
+  },
+  {
+    resource: '/serviceaccounts/token',
+    verbs: ['create'],
+    at: ['src/delivery/vault-access.ts', /client\.createToken\(/],
+  },
+];
+
 const OPERATOR: Use[] = [
   {
     resource: '/secrets',
@@ -47,16 +61,7 @@ const OPERATOR: Use[] = [
     at: ['src/controllers/shared/destination.ts', /client\.replace<Secret>\(Secrets/],
   },
   { resource: '/secrets', verbs: ['delete'], at: ['src/vault/persistence.ts', /client\.delete\(Secrets/] },
-  {
-    resource: '/serviceaccounts',
-    verbs: ['get'],
-    at: ['src/delivery/vault-access.ts', /getRequired<KubeObject>\(this\.#deps\.client, ServiceAccounts/],
-  },
-  {
-    resource: '/serviceaccounts/token',
-    verbs: ['create'],
-    at: ['src/delivery/vault-access.ts', /client\.createToken\(/],
-  },
+  ...TOKEN_REQUEST_LOGIN,
   { resource: '/events', verbs: ['create', 'patch'], at: ['src/k8s/events.ts', /client\.patch\(Events/] },
   // Rollout restarts patch the pod template; nothing reads the workload first.
   ...['apps/deployments', 'apps/statefulsets', 'apps/daemonsets', 'argoproj.io/rollouts'].map((resource) => ({
@@ -110,22 +115,28 @@ const CSI_DRIVER: Use[] = [
     verbs: ['create'],
     at: ['src/csi/publisher.ts', /\/tokenreviews'/],
   },
-  {
-    resource: '/serviceaccounts',
-    verbs: ['get'],
-    at: ['src/delivery/vault-access.ts', /getRequired<KubeObject>\(this\.#deps\.client, ServiceAccounts/],
-  },
-  {
-    resource: '/serviceaccounts/token',
-    verbs: ['create'],
-    at: ['src/delivery/vault-access.ts', /client\.createToken\(/],
-  },
-  {
-    resource: '/secrets',
-    verbs: ['get'],
-    at: ['src/delivery/vault-access.ts', /getRequired<Secret>\(client, Secrets/],
-  },
   { resource: '/events', verbs: ['create', 'patch'], at: ['src/k8s/events.ts', /client\.patch\(Events/] },
+];
+
+/** What each CSI opt-in (chart value → driver flag) adds, and the call that needs it. Without the
+ * opt-in the driver refuses the call itself (VaultAccessDeps.withheld) with the fix in the error. */
+const CSI_OPT_INS: { value: string; flag: string; uses: Use[] }[] = [
+  {
+    value: 'tokenRequestLogin',
+    flag: '--token-request-login',
+    uses: TOKEN_REQUEST_LOGIN,
+  },
+  {
+    value: 'readSecrets',
+    flag: '--read-secrets',
+    uses: [
+      {
+        resource: '/secrets',
+        verbs: ['get'],
+        at: ['src/delivery/vault-access.ts', /getRequired<Secret>\(client, Secrets/],
+      },
+    ],
+  },
 ];
 
 type Rule = { apiGroups: string[]; resources: string[]; verbs: string[] };
@@ -173,3 +184,38 @@ for (const [name, file, uses] of [
     });
   });
 }
+
+describe('CSI driver RBAC opt-ins (chart csi.driver.*)', { skip }, () => {
+  const role = (objs: Obj[]) =>
+    objs.filter((o) => o.kind === 'ClusterRole' && o.metadata.name?.endsWith('-csi-driver-role'));
+  const argsOf = (objs: Obj[]): string[] => {
+    const ds = objs.find((o) => o.kind === 'DaemonSet') as unknown as {
+      spec: { template: { spec: { containers: { name: string; args?: string[] }[] } } };
+    };
+    return ds.spec.template.spec.containers.find((c) => c.name === 'driver')?.args ?? [];
+  };
+  const base = skip ? [] : render({ csi: { enabled: true } });
+
+  it('by default: exactly deploy/csi/rbac.yaml, and no opt-in flag', () => {
+    assert.deepEqual(grants(role(base)), grants(readDocs('deploy', 'csi', 'rbac.yaml')));
+    for (const o of CSI_OPT_INS) assert.ok(!argsOf(base).includes(o.flag), o.flag);
+  });
+
+  it('watchPods=false drops pods list and watch, which only the pod informer needs, and passes --no-pod-watch', () => {
+    const objs = render({ csi: { enabled: true, driver: { watchPods: false } } });
+    const dropped = grants(role(base)).filter((g) => !grants(role(objs)).includes(g));
+    assert.deepEqual(dropped, ['/pods list', '/pods watch']);
+    assert.ok(argsOf(objs).includes('--no-pod-watch'));
+    assert.match(readFileSync(join(ROOT, 'src/csi/driver.ts'), 'utf8'), /cfg\.watchPods === false/);
+  });
+
+  for (const o of CSI_OPT_INS) {
+    it(`${o.value}=true adds exactly the grants its calls need, and ${o.flag}`, () => {
+      const objs = render({ csi: { enabled: true, driver: { [o.value]: true } } });
+      const added = grants(role(objs)).filter((g) => !grants(role(base)).includes(g));
+      assert.deepEqual(added, used(o.uses));
+      assert.ok(argsOf(objs).includes(o.flag));
+      for (const u of o.uses) assert.match(readFileSync(join(ROOT, u.at[0]), 'utf8'), u.at[1]);
+    });
+  }
+});

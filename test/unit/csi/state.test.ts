@@ -79,4 +79,61 @@ describe('StateStore.load', () => {
     assert.deepEqual(await readdir(d), [`volume-${keyOf(target)}.json`]);
     assert.equal(await readFile(secret, 'utf8'), JSON.stringify(record()), 'the link target is untouched');
   });
+
+  // Found by test/fuzz/csi.test.ts: records with a field of the wrong type or an unknown kind were
+  // kept and resumed as if the driver had written them.
+  it('drops a record with a forged field, and orphans that hold no lease or certificate', async () => {
+    const leased = (): VolumeRecord =>
+      record({
+        items: [
+          {
+            ref: { kind: 'dynamic', index: 0 },
+            names: ['dynamic_secret_0_password'],
+            held: {
+              kind: 'lease',
+              leaseId: 'l',
+              clientId: 'c',
+              durationS: 60,
+              renewable: true,
+              startedAtMs: 0,
+              revoke: true,
+            },
+          },
+        ],
+      });
+    const kept = new StateStore(join(dir, 'leased'));
+    await kept.saveVolume(leased());
+    assert.deepEqual((await kept.load(() => assert.fail('dropped'), below)).volumes, [leased()]);
+    const forgeries: ((r: VolumeRecord) => void)[] = [
+      (r) => Object.assign(r, { fetchedAt: 'soon' }),
+      (r) => Object.assign(r, { volumeId: '' }),
+      (r) => Object.assign(r.items[0]!.ref, { kind: 'shell' }),
+      (r) => Object.assign(r.items[0]!.ref, { index: -1 }),
+      (r) => delete (r.items[0]!.held as { leaseId?: string }).leaseId,
+      (r) => Object.assign(r.items[0]!.held!, { kind: 'token' }),
+      (r) => Object.assign(r.grant.csiSecrets, { generation: '1' }),
+      (r) => delete (r.grant.snapshot as { spec?: unknown }).spec,
+      (r) => Object.assign(r.grant, { consumer: [] }),
+    ];
+    for (const [i, forge] of forgeries.entries()) {
+      const d = join(dir, `forged-${i}`);
+      const r = leased();
+      forge(r);
+      await new StateStore(d).saveVolume(leased());
+      await writeFile(join(d, `volume-${keyOf(target)}.json`), JSON.stringify(r));
+      const dropped: string[] = [];
+      assert.deepEqual(
+        (await new StateStore(d).load((f) => dropped.push(f), below)).volumes,
+        [],
+        `forgery ${i}`,
+      );
+      assert.equal(dropped.length, 1, `forgery ${i}`);
+      assert.deepEqual(await readdir(d), [], `forgery ${i}`);
+    }
+    const o = new StateStore(join(dir, 'orphans'));
+    await o.saveOrphans([{ who: 'pod a/b', grant: testGrant(1, {}), held: [{ kind: 'cert' } as never] }]);
+    const dropped: string[] = [];
+    assert.deepEqual((await o.load((f) => dropped.push(f), below)).orphans, []);
+    assert.deepEqual(dropped, ['orphans.json']);
+  });
 });

@@ -12,7 +12,12 @@ import { after, before, beforeEach, describe, it } from 'node:test';
 import type { VaultAuth } from '../../../src/api/v1beta1/vaultauth.ts';
 import type { VaultAuthGlobal } from '../../../src/api/v1beta1/vaultauthglobal.ts';
 import type { VaultConnection } from '../../../src/api/v1beta1/vaultconnection.ts';
-import { secretIdPathUid, VaultAccessResolver } from '../../../src/delivery/vault-access.ts';
+import {
+  connectionOptions,
+  secretIdPathUid,
+  type VaultAccessDeps,
+  VaultAccessResolver,
+} from '../../../src/delivery/vault-access.ts';
 import { CODES, isFerryError } from '../../../src/errors.ts';
 import type { KubeClient } from '../../../src/k8s/client.ts';
 import { Secrets, ServiceAccounts } from '../../../src/k8s/resources.ts';
@@ -170,6 +175,7 @@ describe('VaultAccessResolver logins by method', () => {
     auths: VaultAuth[],
     globals: VaultAuthGlobal[] = [],
     env?: Record<string, string>,
+    over: Partial<VaultAccessDeps> = {},
   ): VaultAccessResolver {
     const connection: VaultConnection = {
       apiVersion: 'secrets.hashicorp.com/v1beta1',
@@ -193,6 +199,7 @@ describe('VaultAccessResolver logins by method', () => {
         iamCredentials: `${googleUrl}/iam`,
         metadata: `${googleUrl}/metadata`,
       },
+      ...over,
     });
   }
 
@@ -475,5 +482,140 @@ describe('VaultAccessResolver logins by method', () => {
       Buffer.from(String(body.iam_request_url), 'base64').toString(),
       'https://sts.eu-central-1.amazonaws.com/',
     );
+  });
+
+  describe('in the CSI driver: the pod’s kubelet-issued token, and what the driver may not read', () => {
+    const asked: { sa: string; audiences: readonly string[] | undefined }[] = [];
+    const refusals: (string | undefined)[] = [];
+    const csiDeps: Partial<VaultAccessDeps> = {
+      podTokens: {
+        token: (sa, audiences, opts) => {
+          asked.push({ sa: `${sa.namespace}/${sa.name}`, audiences });
+          refusals.push(opts?.refuseApiAudience);
+          return `pod-token-${sa.name}`;
+        },
+      },
+      withheld: { tokenRequests: 'FIX-TOKEN-REQUESTS', secretReads: 'FIX-SECRET-READS' },
+      cacheSize: 100, // a namespace may hold a tenth: room for the sessions below
+    };
+    const pod = (name: string) => ({ namespace: NS, name });
+    const refusedFor = (fix: string) => (e: unknown) =>
+      isFerryError(e) && e.code === CODES.CSI_PRECONDITION && e.message.includes(fix);
+
+    it('kubernetes and jwt log in as the pod with its token for the VaultAuth’s audiences: no TokenRequest, no ServiceAccount read', async () => {
+      asked.length = 0;
+      const auths = [
+        vaultAuth('k', {
+          method: 'kubernetes',
+          mount: 'kubernetes',
+          kubernetes: { role: 'r', serviceAccount: 'app', audiences: ['vault'] },
+        }),
+        vaultAuth('j', { method: 'jwt', mount: 'jwt', jwt: { role: 'r', serviceAccount: 'app' } }),
+      ];
+      const r = resolver(auths, [], undefined, csiDeps);
+      await kube.delete(ServiceAccounts, 'app', NS); // never read: the session is keyed by the pod's ServiceAccount name
+      try {
+        const web = await r.get({ namespace: NS, vaultAuthRef: 'k', podServiceAccount: pod('web') });
+        assert.deepEqual(logins().at(-1)?.body, { role: 'r', jwt: 'pod-token-web' });
+        await r.get({ namespace: NS, vaultAuthRef: 'j', podServiceAccount: pod('web') });
+        assert.deepEqual(logins().at(-1)?.body, { role: 'r', jwt: 'pod-token-web' });
+        // One session per pod ServiceAccount: another pod of `web` shares it, `api` gets its own.
+        const again = await r.get({ namespace: NS, vaultAuthRef: 'k', podServiceAccount: pod('web') });
+        const api = await r.get({ namespace: NS, vaultAuthRef: 'k', podServiceAccount: pod('api') });
+        assert.equal(again.cacheKey, web.cacheKey);
+        assert.notEqual(api.cacheKey, web.cacheKey);
+        assert.deepEqual(asked, [
+          { sa: `${NS}/web`, audiences: ['vault'] },
+          { sa: `${NS}/web`, audiences: undefined },
+          { sa: `${NS}/api`, audiences: ['vault'] },
+        ]);
+        assert.equal(kube.tokenRequests.length, 0);
+        // The API server's audience token goes only to a VaultConnection of the pod's namespace
+        // (here `conn` in NS) or the operator's: a pod of another namespace is refused it.
+        await r.get({
+          namespace: NS,
+          vaultAuthRef: 'k',
+          podServiceAccount: { namespace: 'tenant-b', name: 'web' },
+        });
+        assert.deepEqual(refusals.slice(0, 3), [undefined, undefined, undefined]);
+        assert.match(
+          refusals[3] ?? '',
+          /VaultConnection app\/conn is in neither the pod's namespace nor the operator's/,
+        );
+      } finally {
+        await r.cache.clear();
+      }
+    });
+
+    it('what needs a TokenRequest or a Secret is refused before any Kubernetes call, naming the fix', async () => {
+      const cases: [NonNullable<VaultAuth['spec']>, string, boolean][] = [
+        [
+          { method: 'kubernetes', mount: 'kubernetes', kubernetes: { role: 'r', serviceAccount: 'app' } },
+          'FIX-TOKEN-REQUESTS',
+          false,
+        ],
+        [
+          { method: 'appRole', mount: 'approle', appRole: { roleId: 'id', secretRef: 'approle' } },
+          'FIX-SECRET-READS',
+          true,
+        ],
+        [{ method: 'jwt', mount: 'jwt', jwt: { role: 'r', secretRef: 'jwt-src' } }, 'FIX-SECRET-READS', true],
+        [
+          { method: 'aws', mount: 'aws', aws: { role: 'r', secretRef: 'aws-creds' } },
+          'FIX-SECRET-READS',
+          true,
+        ],
+        [
+          { method: 'aws', mount: 'aws', aws: { role: 'r', irsaServiceAccount: 'irsa' } },
+          'FIX-TOKEN-REQUESTS',
+          true,
+        ],
+        [
+          {
+            method: 'gcp',
+            mount: 'gcp',
+            gcp: {
+              role: 'r',
+              workloadIdentityServiceAccount: 'wi',
+              projectID: 'p',
+              region: 'r',
+              clusterName: 'c',
+            },
+          },
+          'FIX-TOKEN-REQUESTS',
+          true,
+        ],
+      ];
+      for (const [spec, fix, withPod] of cases) {
+        const r = resolver([vaultAuth('a', spec)], [], undefined, csiDeps);
+        try {
+          await assert.rejects(
+            r.get({
+              namespace: NS,
+              vaultAuthRef: 'a',
+              ...(withPod ? { podServiceAccount: pod('web') } : {}),
+            }),
+            refusedFor(fix),
+            `${spec.method}: ${fix}`,
+          );
+        } finally {
+          await r.cache.clear();
+        }
+      }
+      assert.equal(kube.tokenRequests.length, 0);
+      assert.equal(stsCalls.length + googleCalls.length, 0);
+      const conn: VaultConnection = {
+        apiVersion: 'secrets.hashicorp.com/v1beta1',
+        kind: 'VaultConnection',
+        metadata: meta('tls'),
+        spec: { address: 'https://vault.example:8200', skipTLSVerify: false, caCertSecretRef: 'ca' },
+      };
+      await assert.rejects(
+        connectionOptions(conn, kube as unknown as KubeClient, undefined, {
+          secretReads: 'FIX-SECRET-READS',
+        }),
+        refusedFor('FIX-SECRET-READS'),
+      );
+    });
   });
 });

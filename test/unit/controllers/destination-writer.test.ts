@@ -1,0 +1,60 @@
+// DestinationWriter: when a destination write may skip the read (the watch shows the Secret as Ferry
+// last left it and the desired Secret is the same), and when it must not.
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { DestinationWriter } from '../../../src/controllers/shared/destination-writer.ts';
+import { OwnWrites } from '../../../src/controllers/shared/own-writes.ts';
+import type { KubeClient } from '../../../src/k8s/client.ts';
+import { Secrets } from '../../../src/k8s/resources.ts';
+import type { KubeObject, Secret } from '../../../src/k8s/types.ts';
+import { FakeKube } from './harness.ts';
+
+const owner = (uid: string) => ({
+  apiVersion: 'secrets.hashicorp.com/v1beta1',
+  kind: 'VaultStaticSecret',
+  metadata: { name: 's', namespace: 'app', uid },
+});
+const dest = { name: 'out', create: true, overwrite: false };
+const data = { password: Buffer.from('one').toString('base64') };
+
+/** A writer whose watch shows `seen` (what the metadata store currently holds). */
+function setup() {
+  const kube = new FakeKube();
+  let seen: KubeObject | undefined;
+  const writer = new DestinationWriter(kube as unknown as KubeClient, new OwnWrites());
+  writer.observe({ get: () => seen });
+  const catchUp = () => {
+    seen = kube.objects.get('secrets/app/out');
+  };
+  return { kube, writer, catchUp, reads: () => kube.reads.length };
+}
+
+describe('DestinationWriter', () => {
+  it('reads while the watch has not caught up with its own write, then no more', async () => {
+    const { writer, catchUp, reads } = setup();
+    assert.equal((await writer.write(owner('u1'), dest, data)).outcome, 'created');
+    assert.equal((await writer.write(owner('u1'), dest, data)).outcome, 'unchanged', 'watch lags: read');
+    assert.equal(reads(), 2);
+    catchUp();
+    assert.equal((await writer.write(owner('u1'), dest, data)).outcome, 'skipped');
+    assert.equal(reads(), 2);
+    assert.equal(writer.untouched(owner('u1'), 'out'), true);
+  });
+
+  it('reads when the desired Secret differs, for another owner, or when the caller read it', async () => {
+    const { kube, writer, catchUp, reads } = setup();
+    await writer.write(owner('u1'), dest, data);
+    catchUp();
+    await writer.write(owner('u1'), { ...dest, labels: { team: 'a' } }, data);
+    assert.equal(reads(), 2, 'labels changed');
+    catchUp();
+    assert.equal(writer.untouched(owner('u2'), 'out'), false, 'another owner');
+    await assert.rejects(writer.write(owner('u2'), dest, data), /not owned by this resource/);
+    assert.equal(reads(), 3);
+    const existing = kube.peek<Secret>(Secrets, 'out', 'app');
+    const { outcome } = await writer.write(owner('u1'), { ...dest, labels: { team: 'a' } }, data, {
+      read: { existing },
+    });
+    assert.equal(outcome, 'unchanged', 'a caller that read decides from what it read');
+  });
+});
