@@ -12,6 +12,7 @@ import type { RateLimit } from '../k8s/ratelimit.ts';
 import { type MetricsRegistry, registerBuildInfo } from '../metrics/registry.ts';
 import { parseDuration } from '../template/duration.ts';
 import { setVaultAddressAllowlist } from '../vault/address-policy.ts';
+import { DEFAULT_CACHE_SIZE } from '../vault/cache.ts';
 import {
   DEFAULT_CA_CERT_DIR,
   DEFAULT_SECRET_ID_DIR,
@@ -35,6 +36,33 @@ export const COMMON_FLAGS = {
 } as const;
 
 type CommonValues = { [K in keyof typeof COMMON_FLAGS]?: string | undefined };
+
+/** The Vault session cache both entry points hold (vault/cache.ts): its bound, and the sessions one
+ * namespace may hold in it, so one tenant's resources or pods cannot evict everyone else's. */
+export const CLIENT_CACHE_FLAGS = {
+  'client-cache-size': { type: 'string' },
+  'client-cache-namespace-quota': { type: 'string' },
+} as const;
+
+const positiveInt = (v: string | undefined): number | undefined => {
+  const n = Number(v);
+  return v !== undefined && v !== '' && Number.isInteger(n) && n > 0 ? n : undefined;
+};
+
+/** `--client-cache-size` (env VSO_CLIENT_CACHE_SIZE; default 10000) and
+ * `--client-cache-namespace-quota` (env FERRY_CLIENT_CACHE_NAMESPACE_QUOTA; unset, or not a positive
+ * integer: a tenth of the size, the cache's own default). */
+export function clientCacheOptions(
+  values: { [K in keyof typeof CLIENT_CACHE_FLAGS]?: string | undefined },
+  env: Env,
+): { clientCacheSize: number; clientCacheNamespaceQuota?: number } {
+  const quota = positiveInt(values['client-cache-namespace-quota'] ?? env.FERRY_CLIENT_CACHE_NAMESPACE_QUOTA);
+  return {
+    clientCacheSize:
+      positiveInt(values['client-cache-size'] ?? env.VSO_CLIENT_CACHE_SIZE) ?? DEFAULT_CACHE_SIZE,
+    ...(quota ? { clientCacheNamespaceQuota: quota } : {}),
+  };
+}
 
 /** What both entry points set up from the common flags: the confined file directories, the
  * Kubernetes client, the operator namespace, VSO's global options, and `stop` (SIGTERM/SIGINT). */

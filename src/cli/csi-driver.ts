@@ -6,7 +6,16 @@ import { DEFAULT_DRIVER_NAME } from '../consts/labels.ts';
 import { CsiDriver } from '../csi/driver.ts';
 import { DirMounter, TmpfsMounter, tmpfsSizeBytes } from '../csi/mounter.ts';
 import { errorMessage } from '../errors.ts';
-import { aborted, buildInfo, COMMON_FLAGS, listenAddress, secretSafeLogger, setUp } from './common.ts';
+import {
+  aborted,
+  buildInfo,
+  CLIENT_CACHE_FLAGS,
+  COMMON_FLAGS,
+  clientCacheOptions,
+  listenAddress,
+  secretSafeLogger,
+  setUp,
+} from './common.ts';
 
 const { values } = parseArgs({
   options: {
@@ -25,7 +34,7 @@ const { values } = parseArgs({
     // socket's path on the host, and kubelet's plugins_registry as mounted here.
     'kubelet-registration-path': { type: 'string' },
     'registration-dir': { type: 'string', default: '/registration' },
-    'client-cache-size': { type: 'string', default: '10000' },
+    ...CLIENT_CACHE_FLAGS,
     // Opt-ins the chart grants RBAC for (docs/security.md): VSO's TokenRequest login as the
     // VaultAuth's ServiceAccount (else the pod's own kubelet-issued token), and Secret reads.
     'token-request-login': { type: 'boolean', default: false },
@@ -68,7 +77,7 @@ try {
     ...(values['state-dir'] ? { stateDir: values['state-dir'] } : {}),
     refreshIntervalMs: refresh * 1000,
     ...globals,
-    clientCacheSize: Number(values['client-cache-size']) || 10_000,
+    ...clientCacheOptions(values, env),
     tokenRequestLogin: values['token-request-login'],
     readSecrets: values['read-secrets'],
     watchPods: !values['no-pod-watch'],

@@ -10,7 +10,16 @@ import { parseListenAddress } from '../runtime/manager.ts';
 import { durationString } from '../template/duration.ts';
 import { type AuditStreamOptions, peerList } from '../vault/audit-stream.ts';
 import { parsePersistenceModel } from '../vault/persistence.ts';
-import { buildInfo, COMMON_FLAGS, listenAddress, secretSafeLogger, setUp, sourceBackoff } from './common.ts';
+import {
+  buildInfo,
+  CLIENT_CACHE_FLAGS,
+  COMMON_FLAGS,
+  clientCacheOptions,
+  listenAddress,
+  secretSafeLogger,
+  setUp,
+  sourceBackoff,
+} from './common.ts';
 
 const { values } = parseArgs({
   options: {
@@ -18,8 +27,7 @@ const { values } = parseArgs({
     'leader-elect': { type: 'string', default: 'true' },
     'metrics-bind-address': { type: 'string', default: ':8080' },
     'max-concurrent-reconciles': { type: 'string' },
-    'client-cache-size': { type: 'string' },
-    'client-cache-namespace-quota': { type: 'string' },
+    ...CLIENT_CACHE_FLAGS,
     'strict-destination-ownership': { type: 'string' },
     'connection-health-period': { type: 'string', default: '60' },
     'client-cache-persistence-model': { type: 'string' },
@@ -94,7 +102,7 @@ try {
     values['max-concurrent-reconciles'] ?? env.VSO_MAX_CONCURRENT_RECONCILES,
     100,
   );
-  const clientCacheSize = int(values['client-cache-size'] ?? env.VSO_CLIENT_CACHE_SIZE, 10_000);
+  const { clientCacheSize, clientCacheNamespaceQuota } = clientCacheOptions(values, env);
   const stream = auditStream();
   const manager = buildOperator({
     client,
@@ -105,11 +113,7 @@ try {
     leaderElection: values['leader-elect'] !== 'false',
     maxConcurrentReconciles,
     clientCacheSize,
-    // Unset (or not a positive integer): a tenth of the cache size.
-    clientCacheNamespaceQuota: int(
-      values['client-cache-namespace-quota'] ?? env.FERRY_CLIENT_CACHE_NAMESPACE_QUOTA,
-      0,
-    ),
+    ...(clientCacheNamespaceQuota ? { clientCacheNamespaceQuota } : {}),
     ...globals,
     connectionHealthPeriodMs: int(values['connection-health-period'], 60) * 1000,
     clientCachePersistenceModel: persistenceModel,

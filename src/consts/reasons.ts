@@ -1,31 +1,27 @@
 // Kubernetes Event reasons. The strings are VSO's (vso-api.md §15) so that existing alerting on Event
-// reasons keeps working when Ferry replaces VSO. Never rename a value.
+// reasons keeps working when Ferry replaces VSO. Never rename a value. Only reasons Ferry emits (or
+// sets on a condition) are listed: VSO's sync reasons (InitialSync, ResourceUpdated, ForceSync,
+// InRenewalWindow, VaultClientConfigChanged, VaultTokenRotated) are log fields there, not Event
+// reasons; its HCP Vault Secrets reasons have no kind here to emit them; HMACDataError is a status
+// error only; Unrecoverable (a cache key that cannot be computed) is VaultClientConfigError here, as
+// the error VSO emits with it; VaultStaticSecretError and RolloutRestartUnsupported (an owner kind
+// without restart support, a bug) have no situation in Ferry.
 export const REASONS = {
   // Config and references
   Accepted: 'Accepted',
   InvalidConfiguration: 'InvalidConfiguration',
   InvalidResourceRef: 'InvalidResourceRef',
-  Unrecoverable: 'Unrecoverable',
   VaultClientConfigError: 'VaultClientConfigError',
-  HVSClientConfigError: 'HVSClientConfigError',
   TransformationError: 'TransformationError',
   /** Ferry addition: HCPAuth and HCPVaultSecretsApp are not served (HCP Vault Secrets is end of life). */
   KindNotSupported: 'KindNotSupported',
   // Sync
-  SecretSync: 'SecretSync',
   SecretSynced: 'SecretSynced',
   SecretSyncError: 'SecretSyncError',
   SecretRotated: 'SecretRotated',
   SecretDataDrift: 'SecretDataDrift',
   SecretDataBuilderError: 'SecretDataBuilderError',
-  HMACDataError: 'HMACDataError',
   InexistentDestination: 'InexistentDestination',
-  ResourceUpdated: 'ResourceUpdated',
-  InitialSync: 'InitialSync',
-  ForceSync: 'ForceSync',
-  InRenewalWindow: 'InRenewalWindow',
-  VaultTokenRotated: 'VaultTokenRotated',
-  VaultClientConfigChanged: 'VaultClientConfigChanged',
   // Leases and certificates
   SecretLeaseRenewal: 'SecretLeaseRenewal',
   SecretLeaseRenewalError: 'SecretLeaseRenewalError',
@@ -33,8 +29,6 @@ export const REASONS = {
   CertificateRevocationError: 'CertificateRevocationError',
   // Errors
   VaultClientError: 'VaultClientError',
-  VaultStaticSecretError: 'VaultStaticSecretError',
-  HVSSecretError: 'HVSSecretError',
   K8sClientError: 'K8sClientError',
   StatusUpdateError: 'StatusUpdateError',
   // Protected secrets (CSI): a pod was refused, its identity unproven or accessControl unmatched
@@ -43,7 +37,6 @@ export const REASONS = {
   RolloutRestartTriggered: 'RolloutRestartTriggered',
   RolloutRestartFailed: 'RolloutRestartFailed',
   RolloutRestartTriggeredFailed: 'RolloutRestartTriggeredFailed',
-  RolloutRestartUnsupported: 'RolloutRestartUnsupported',
   // Vault events API
   EventWatcherStarted: 'EventWatcherStarted',
   EventWatcherError: 'EventWatcherError',

@@ -17,7 +17,7 @@ import { csiMetrics } from '../metrics/csi.ts';
 import { MetricsRegistry } from '../metrics/registry.ts';
 import type { Informer } from '../runtime/informer.ts';
 import { Manager } from '../runtime/manager.ts';
-import type { VaultClientCache } from '../vault/cache.ts';
+import { DEFAULT_CACHE_SIZE, type VaultClientCache } from '../vault/cache.ts';
 import type { TokenReviewStatus } from './access.ts';
 import type { Mounter } from './mounter.ts';
 import { DRIVER_VERSION } from './names.ts';
@@ -49,8 +49,8 @@ export interface CsiDriverConfig {
   maxVolumes?: number;
   /** Most bytes read back from one volume after a restart: its tmpfs size. */
   maxVolumeBytes?: number;
-  /** How long published files are served before a republish fetches them again; 0 refetches every
-   * time. Default 120 s, as the CLI's --refresh-interval. */
+  /** How long published files are served before a republish fetches them again; 0 never refetches
+   * on republish (plan.ts planPublish). Default 120 s, as the CLI's --refresh-interval. */
   refreshIntervalMs?: number;
   /** VSO's global options; defaults as VSO's (exclude-raw off, allow-default-globals on). */
   globalExcludeRaw?: boolean;
@@ -70,6 +70,8 @@ export interface CsiDriverConfig {
   watchPods?: boolean;
   /** Vault client cache bound; default 10000, as the operator's. */
   clientCacheSize?: number;
+  /** Sessions one namespace's CSISecrets may hold in it; default a tenth of the bound, as the operator's. */
+  clientCacheNamespaceQuota?: number;
   /** host:port for /healthz, /readyz and /metrics (one server); null disables. */
   healthAddress?: string | null;
   /** Registers with kubelet itself (the node-driver-registrar's job) when set. */
@@ -125,7 +127,8 @@ export class CsiDriver {
       clock,
       operatorNamespace: cfg.operatorNamespace,
       allowDefaultGlobals: cfg.allowDefaultGlobals ?? true,
-      clientCacheSize: cfg.clientCacheSize ?? 10_000,
+      clientCacheSize: cfg.clientCacheSize ?? DEFAULT_CACHE_SIZE,
+      ...(cfg.clientCacheNamespaceQuota ? { clientCacheNamespaceQuota: cfg.clientCacheNamespaceQuota } : {}),
       ...(cfg.env ? { env: cfg.env } : {}),
       ...(cfg.tokenRequestLogin ? {} : { podTokens }),
       withheld: {

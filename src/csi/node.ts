@@ -80,6 +80,8 @@ export class NodeService {
   readonly #upkeep: Upkeep;
   readonly #publishing: Publishing;
   #stopped = false;
+  /** resume() is loading what the previous process recorded: nothing runs before all of it is known. */
+  #resuming = false;
   readonly stats: NodeStats = {
     publishes: 0,
     fetches: 0,
@@ -184,7 +186,7 @@ export class NodeService {
 
   /** Schedules the target's upkeep and revocations at the earliest time either is due. */
   #wake(target: string): void {
-    if (this.#stopped) return;
+    if (this.#stopped || this.#resuming) return;
     const dues = [this.#revocations.dueAt(target), this.#upkeep.dueAt(target)].filter(
       (t): t is number => t !== undefined,
     );
@@ -238,26 +240,33 @@ export class NodeService {
    * target is gone is released. The others are checked at once: their leases belong to the previous
    * process's Vault token, which Vault revokes them with and no one renews now, so they are replaced.
    * Certificates do not depend on a token and keep their schedule. The next republish fetches again
-   * (fetchedAt 0), so KV secrets are re-read then.
+   * (fetchedAt 0) unless the refresh interval is 0, so KV secrets are re-read then.
    */
   async resume(): Promise<{ volumes: number; orphans: number }> {
     const o = this.#o;
-    const { volumes, orphans } = await this.#state.load(
-      (file, err) => o.log.warn({ file, err }, 'unreadable or tampered CSI state record dropped'),
-      (path) => isValidTarget(path, o.targetRoot),
-    );
-    for (const rec of volumes) {
-      const files = await this.#volumes.readBack(rec);
-      if (!files) {
-        await this.#publishing.forget(rec);
-        continue;
+    this.#resuming = true;
+    let resumed: { volumes: number; orphans: number };
+    try {
+      const { volumes, orphans } = await this.#state.load(
+        (file, err) => o.log.warn({ file, err }, 'unreadable or tampered CSI state record dropped'),
+        (path) => isValidTarget(path, o.targetRoot),
+      );
+      // The recorded revocations first: forgetting a volume below records more, and every save
+      // writes all that is known, so they must be known by then.
+      this.#revocations.resume(orphans);
+      for (const rec of volumes) {
+        const files = await this.#volumes.readBack(rec);
+        if (files) this.#volumes.set({ rec: { ...rec, fetchedAt: 0 }, files, attempt: 0, recheck: true });
+        else await this.#publishing.forget(rec);
       }
-      this.#volumes.set({ rec: { ...rec, fetchedAt: 0 }, files, attempt: 0, recheck: true });
-      this.#wake(rec.targetPath);
+      await this.#volumes.removeLeftovers();
+      resumed = { volumes: this.#volumes.size, orphans: this.#revocations.records };
+    } finally {
+      this.#resuming = false;
     }
-    await this.#volumes.removeLeftovers();
-    this.#revocations.resume(orphans);
-    return { volumes: this.#volumes.size, orphans: this.#revocations.records };
+    for (const v of this.#volumes.values()) this.#wake(v.rec.targetPath);
+    this.#revocations.start();
+    return resumed;
   }
 
   /** Stops the upkeep: pending tasks end without work (the records stay for the next process). */

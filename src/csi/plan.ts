@@ -21,7 +21,11 @@ export interface PublishPlanInput {
   /** The CSISecrets as the informer has it now. */
   cached: SourceVersion | undefined;
   nowMs: number;
-  /** A republish with unchanged arguments re-fetches after this long; 0 always does. */
+  /** A republish with unchanged arguments re-fetches once this long has passed since the last fetch.
+   * 0 (or less) turns that off, as rotation off in the Secrets Store CSI driver and as VSO's driver,
+   * which has no periodic refresh: with requiresRepublish, kubelet republishes every volume about
+   * every 2 minutes, and refetching each time would read Vault for every volume that often. A new
+   * CSISecrets generation, a new mount or other arguments still fetch. */
   refreshIntervalMs: number;
   /** Volumes this node holds or is publishing for the first time, and its bound (--max-volumes). */
   volumes: number;

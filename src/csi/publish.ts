@@ -185,9 +185,10 @@ export class Publishing {
     log.warn('pod no longer authorised: volume emptied');
   }
 
-  /** Drops a volume (its record; a pending upkeep finds nothing) and revokes what it held. */
+  /** Drops a volume (its record; a pending upkeep finds nothing) and revokes what it held. The
+   * revocation is recorded before the volume record goes, so a crash in between loses neither. */
   async forget(rec: VolumeRecord): Promise<void> {
-    await this.#d.volumes.drop(rec);
     await this.#d.revocations.add(rec.targetPath, rec.grant, rec.who, heldOf(rec.items));
+    await this.#d.volumes.drop(rec);
   }
 }

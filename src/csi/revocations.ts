@@ -2,6 +2,9 @@
 // down): recorded first (state.ts), so a restarted driver still revokes it, then revoked as work of
 // the volume's target on the node service's queue (node.ts), retried with the upkeep backoff.
 // Revocations never hold up kubelet: unpublish returns once they are recorded.
+// No record is lost by a crash: a restarted driver takes over the records of the previous one before
+// it records anything new (each save writes all of them, atomically), and an item recorded twice (a
+// crash after recording it, before the volume record that also holds it was removed) is kept once.
 // A record whose revocation failed `maxAttempts` times in a row is given up (logged, counted):
 // Vault expires a lease at its TTL anyway, and a CSISecrets or VaultAuth deleted for good would
 // otherwise keep it retrying for the life of the node.
@@ -33,6 +36,10 @@ export const DEFAULT_MAX_REVOCATION_ATTEMPTS = 10;
 /** The queue key of records an older driver wrote without their target. */
 export const UNTARGETED = 'csi-revoke-orphans';
 
+/** What Vault knows a held item by. */
+const heldId = (h: Held): string =>
+  h.kind === 'lease' ? `lease:${h.leaseId}` : `cert:${h.mount}:${h.serial}`;
+
 interface Pending {
   records: OrphanRecord[];
   /** Failed passes in a row, for the retry delay. */
@@ -62,26 +69,34 @@ export class Revocations {
     return [...this.#byKey.values()].flatMap((p) => p.records);
   }
 
-  #push(key: string, o: OrphanRecord): Pending {
+  /** Records `o` under `key` without the items already recorded; false when none is left. */
+  #push(key: string, o: OrphanRecord): boolean {
+    const recorded = new Set(this.#all().flatMap((r) => r.held.map(heldId)));
+    const held = o.held.filter((h) => !recorded.has(heldId(h)));
+    if (held.length === 0) return false;
     const p = this.#byKey.get(key) ?? { records: [], attempt: 0 };
-    p.records.push(o);
+    p.records.push(held.length === o.held.length ? o : { ...o, held });
     this.#byKey.set(key, p);
-    return p;
+    return true;
   }
 
-  /** Picks up what a previous process recorded. */
+  /** Takes over what a previous process recorded: called before anything new is recorded, so the
+   * first save keeps it. `start` schedules it. */
   resume(orphans: OrphanRecord[]): void {
-    const keys = new Set(orphans.map((o) => o.targetPath ?? UNTARGETED));
     for (const o of orphans) this.#push(o.targetPath ?? UNTARGETED, o);
-    for (const key of keys) this.#d.wake(key);
+  }
+
+  /** Schedules a pass of every target with records. */
+  start(): void {
+    for (const key of this.#byKey.keys()) this.#d.wake(key);
   }
 
   /** Records the held items that must be revoked (persisted first); a pass of the target follows. */
   async add(targetPath: string, grant: Grant, who: string, held: Held[]): Promise<void> {
     const due = held.filter((h) => h.revoke);
-    if (due.length === 0) return;
+    if (!this.#push(targetPath, { targetPath, grant, who, held: due })) return;
     // New records go at once, as the first try of the earlier ones did.
-    delete this.#push(targetPath, { targetPath, grant, who, held: due }).retryAt;
+    delete this.#byKey.get(targetPath)?.retryAt;
     await this.#save();
     this.#d.wake(targetPath);
   }

@@ -181,7 +181,7 @@ export function csiSecretsReconciler(ctx: ControllerContext, store: Store<CSISec
       generation: obj.metadata.generation,
     });
     try {
-      await writeStatus(ctx.client, CSISecretsResource, obj, status, memo);
+      await writeStatus(ctx, CSISecretsResource, obj, status, memo);
     } catch (err) {
       // Rebuild from the cache on retry, so the Event of this change is not lost.
       memo.forget(obj);

@@ -51,7 +51,7 @@ function reconciler<T extends HCPAuth | HCPVaultSecretsApp, S extends object>(
     const obj = store.get(key.namespace, key.name);
     if (!obj || obj.metadata.deletionTimestamp) return awaitChange();
     const { conditions, reported } = notSupported(obj, rt.kind, ctx.clock.now());
-    await writeStatus<S>(ctx.client, rt, obj as T & { status?: S }, status(obj, conditions));
+    await writeStatus<S>(ctx, rt, obj as T & { status?: S }, status(obj, conditions));
     if (!reported) {
       const involved = { apiVersion: API_VERSION, kind: rt.kind, metadata: obj.metadata };
       await ctx.events.warning(involved, REASONS.KindNotSupported, notSupportedMessage(rt.kind));

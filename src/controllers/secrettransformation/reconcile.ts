@@ -77,7 +77,7 @@ export function secretTransformationReconciler(ctx: ControllerContext) {
     );
     const status: SecretTransformationStatus = { valid: ok, error: problem ?? '', conditions };
     const previous = obj.status;
-    await writeStatus(ctx.client, SecretTransformations, obj, status);
+    await writeStatus(ctx, SecretTransformations, obj, status);
     if (ok) return awaitChange();
     const outcome = classifyFinding('SecretTransformation', 'transformation');
     if (previous?.valid !== false || previous.error !== problem)

@@ -2,8 +2,11 @@
 import { isDeepStrictEqual } from 'node:util';
 import type { Clock } from '../../clock.ts';
 import { CONDITION_REASONS, CONDITION_TYPES, healthyMessage } from '../../consts/conditions.ts';
+import { REASONS } from '../../consts/reasons.ts';
+import { errorMessage } from '../../errors.ts';
 import type { KubeClient } from '../../k8s/client.ts';
 import { isK8sApiError } from '../../k8s/errors.ts';
+import type { EventRecorder } from '../../k8s/events.ts';
 import type { ResourceType } from '../../k8s/resources.ts';
 import type { KubeObject } from '../../k8s/types.ts';
 import { type Condition, type ConditionInput, setCondition } from '../../runtime/conditions.ts';
@@ -54,10 +57,11 @@ export class StatusMemo<S> {
 }
 
 /** Merge-patches `.status` only when it differs, so a steady-state reconcile writes nothing. A
- * vanished object is not an error: it was deleted while we worked. The optional fields in `clear`
- * are removed when `status` leaves them out (a merge patch otherwise keeps them). */
+ * vanished object is not an error: it was deleted while we worked; a refused patch is also reported
+ * as a Warning Event, VSO's StatusUpdateError. The optional fields in `clear` are removed when
+ * `status` leaves them out (a merge patch otherwise keeps them). */
 export async function writeStatus<S extends object>(
-  client: KubeClient,
+  { client, events }: { client: KubeClient; events: Pick<EventRecorder, 'warning'> },
   rt: ResourceType,
   obj: WithStatus<S>,
   status: S,
@@ -75,6 +79,13 @@ export async function writeStatus<S extends object>(
     });
   } catch (err) {
     if (isK8sApiError(err) && err.isNotFound()) return;
+    await events
+      .warning(
+        { apiVersion: `${rt.group}/${rt.version}`, kind: rt.kind, metadata: obj.metadata },
+        REASONS.StatusUpdateError,
+        `Failed to update the resource's status: ${errorMessage(err)}`,
+      )
+      .catch(() => {});
     throw err;
   }
 }

@@ -88,7 +88,7 @@ export function vaultAuthReconciler(ctx: ControllerContext) {
     set(CONDITION_TYPES.Ready, CONDITION_REASONS.Ready, problem ?? 'ready');
     const status: VaultAuthStatus = { valid: ok, error: problem ?? '', specHash: hash, conditions };
     const was = auth.status?.valid;
-    await writeStatus(ctx.client, VaultAuths, auth, status);
+    await writeStatus(ctx, VaultAuths, auth, status);
     const involved = auth as Required<VaultAuth>;
     if (found === undefined) {
       if (was !== true) await ctx.events.normal(involved, REASONS.Accepted, 'VaultAuth accepted');
@@ -108,7 +108,7 @@ export function vaultAuthGlobalReconciler(ctx: ControllerContext) {
   return async ({ key }: ReconcileContext): Promise<Action> => {
     const g: VaultAuthGlobal | undefined = store.get(key.namespace, key.name);
     if (!g || g.metadata.deletionTimestamp) return awaitChange();
-    await writeStatus(ctx.client, VaultAuthGlobals, g, { valid: true, error: '' });
+    await writeStatus(ctx, VaultAuthGlobals, g, { valid: true, error: '' });
     return awaitChange();
   };
 }

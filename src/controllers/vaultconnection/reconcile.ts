@@ -96,7 +96,7 @@ export function vaultConnectionReconciler(ctx: ControllerContext) {
     set(CONDITION_TYPES.Ready, result.ok, CONDITION_REASONS.Ready, result.ok ? 'ready' : result.message);
     const status: VaultConnectionStatus = { valid: result.ok, conditions };
     const wasValid = conn.status?.valid;
-    await writeStatus(ctx.client, VaultConnections, conn, status);
+    await writeStatus(ctx, VaultConnections, conn, status);
     if (!outcome) {
       if (wasValid !== true)
         await ctx.events.normal(

@@ -159,10 +159,7 @@ export function vaultDynamicSecretReconciler(
   /** Merge-patches `.status` (absent optional fields are cleared) and remembers what was written. */
   const patchStatus = async (obj: VaultDynamicSecret, status: VaultDynamicSecretStatus): Promise<void> => {
     if (ctx.options.operatorPodUID) status.lastRuntimePodUID = ctx.options.operatorPodUID; // §7.4
-    await writeStatus(ctx.client, VaultDynamicSecrets, obj, status, memo, [
-      'staticCredsMetaData',
-      'secretMAC',
-    ]);
+    await writeStatus(ctx, VaultDynamicSecrets, obj, status, memo, ['staticCredsMetaData', 'secretMAC']);
   };
 
   /** Reports a failure in status and as a Warning Event, and returns what to throw. The destination

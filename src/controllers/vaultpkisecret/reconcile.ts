@@ -92,7 +92,7 @@ export function vaultPKISecretReconciler(
       error: message,
       conditions: conditionsFor(obj, false, message),
     };
-    await writeStatus(ctx.client, VaultPKISecrets, obj, status);
+    await writeStatus(ctx, VaultPKISecrets, obj, status);
     await ctx.events.warning(involved(obj), outcome.reason, message);
     return errorFor(err, outcome);
   };
@@ -171,7 +171,7 @@ export function vaultPKISecretReconciler(
         error: '',
         conditions: conditionsFor(obj, true, 'Secret synced'),
       };
-      await writeStatus(ctx.client, VaultPKISecrets, obj, next);
+      await writeStatus(ctx, VaultPKISecrets, obj, next);
       return requeueAfter(window?.horizonMs ?? 1_000);
     }
 
@@ -263,7 +263,7 @@ export function vaultPKISecretReconciler(
       error: '',
       conditions,
     };
-    await writeStatus(ctx.client, VaultPKISecrets, obj, next, memo);
+    await writeStatus(ctx, VaultPKISecrets, obj, next, memo);
 
     const w = renewalWindow(
       { nowMs, expiration: next.expiration ?? 0, expiryOffsetMs: offsetMs, lastRotation: next.lastRotation },

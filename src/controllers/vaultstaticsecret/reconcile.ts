@@ -68,7 +68,7 @@ export function vaultStaticSecretReconciler(
       lastGeneration: previous?.lastGeneration ?? 0,
       conditions: conditionsFor(obj, false, message),
     };
-    await writeStatus(ctx.client, VaultStaticSecrets, obj, status, memo);
+    await writeStatus(ctx, VaultStaticSecrets, obj, status, memo);
     await ctx.events.warning(involved(obj), outcome.reason, message);
     return errorFor(err, outcome);
   };
@@ -202,7 +202,7 @@ export function vaultStaticSecretReconciler(
       vaultClientMeta: { cacheKey: access.cacheKey, id: access.clientId },
       conditions,
     };
-    await writeStatus(ctx.client, VaultStaticSecrets, obj, status, memo);
+    await writeStatus(ctx, VaultStaticSecrets, obj, status, memo);
 
     const refresh = refreshPeriodMs(spec.refreshAfter);
     if (!hmac && refresh === undefined) return awaitChange();

@@ -50,7 +50,15 @@ const hostPath = (objs: Obj[], volume: string) =>
 
 describe('chart CSI driver', { skip }, () => {
   it('reads the driver flags table', () => {
-    for (const f of ['endpoint', 'nodeid', 'driver-name', 'tmpfs-size', 'log-level']) {
+    for (const f of [
+      'endpoint',
+      'nodeid',
+      'driver-name',
+      'tmpfs-size',
+      'log-level',
+      'client-cache-size',
+      'client-cache-namespace-quota',
+    ]) {
       assert.ok(CSI_FLAGS.has(f), f);
     }
   });
@@ -254,6 +262,7 @@ describe('chart CSI driver', { skip }, () => {
           tmpfsSize: '16m',
           maxVolumes: 40,
           refreshInterval: 0,
+          clientCache: { namespaceQuota: 5 },
           securityContext: { seLinuxOptions: { type: 'spc_t' } },
           resources: resources('300m'),
         },
@@ -298,6 +307,7 @@ describe('chart CSI driver', { skip }, () => {
       'target-root': '/var/lib/kubelet/pods',
       'state-dir': '/run/ferry-csi',
       'refresh-interval': '0',
+      'client-cache-namespace-quota': '5',
       'health-probe-bind-address': ':8081',
       'log-level': 'trace',
       'client-cache-size': '50',
@@ -461,6 +471,10 @@ describe('chart CSI driver', { skip }, () => {
     // The schema refuses it before the template does, naming the value as a JSON pointer.
     assert.match(renderFails(csi({ refreshInterval: 1.5 })), /csi\/driver\/refreshInterval/);
     assert.match(renderFails(csi({ logging: { level: 'loud' } })), /csi\.driver\.logging\.level/);
+    assert.match(
+      renderFails(csi({ clientCache: { namespaceQuota: 0 } })),
+      /csi\.driver\.clientCache\.namespaceQuota/,
+    );
     // Not validated while the driver is off.
     render({ csi: { driver: { name: 'Not_A_Name' } } });
   });

@@ -1,8 +1,9 @@
-// The entry points' shared flag parsing: VSO's --backoff-* flags and their env twins.
+// The entry points' shared flag parsing: VSO's --backoff-* flags and their env twins, and the client
+// cache's bound and namespace quota (the operator and the CSI driver read them alike).
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { VSO_SOURCE_BACKOFF } from '../../../src/backoff.ts';
-import { sourceBackoff } from '../../../src/cli/common.ts';
+import { clientCacheOptions, sourceBackoff } from '../../../src/cli/common.ts';
 
 describe('sourceBackoff (--backoff-*)', () => {
   it("keeps VSO's defaults when nothing is set", () => {
@@ -40,5 +41,27 @@ describe('sourceBackoff (--backoff-*)', () => {
         (e: Error & { code?: string }) => e.code === 'FERRY_ERR_INVALID_CONFIG' && e.message.includes(name),
       );
     }
+  });
+});
+
+describe('clientCacheOptions (--client-cache-size, --client-cache-namespace-quota)', () => {
+  it('defaults to 10000 and no quota of its own (the cache takes a tenth)', () => {
+    assert.deepEqual(clientCacheOptions({}, {}), { clientCacheSize: 10_000 });
+  });
+
+  it('reads flags, falling back to the env twins; ignores what is not a positive integer', () => {
+    assert.deepEqual(
+      clientCacheOptions({ 'client-cache-size': '50', 'client-cache-namespace-quota': '5' }, {}),
+      { clientCacheSize: 50, clientCacheNamespaceQuota: 5 },
+    );
+    assert.deepEqual(
+      clientCacheOptions({}, { VSO_CLIENT_CACHE_SIZE: '40', FERRY_CLIENT_CACHE_NAMESPACE_QUOTA: '4' }),
+      { clientCacheSize: 40, clientCacheNamespaceQuota: 4 },
+    );
+    for (const bad of ['0', '-1', '1.5', 'x', ''])
+      assert.deepEqual(
+        clientCacheOptions({ 'client-cache-size': bad, 'client-cache-namespace-quota': bad }, {}),
+        { clientCacheSize: 10_000 },
+      );
   });
 });

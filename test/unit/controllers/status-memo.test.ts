@@ -1,6 +1,9 @@
 import assert from 'node:assert/strict';
 import { it } from 'node:test';
-import { StatusMemo } from '../../../src/controllers/shared/status.ts';
+import { VaultStaticSecrets } from '../../../src/api/resources.ts';
+import { StatusMemo, writeStatus } from '../../../src/controllers/shared/status.ts';
+import type { KubeClient } from '../../../src/k8s/client.ts';
+import { K8sApiError } from '../../../src/k8s/errors.ts';
 import { FakeClock } from '../runtime/fake-clock.ts';
 
 it('prefers the status it wrote until the cache shows it, or the memo expires', () => {
@@ -16,4 +19,32 @@ it('prefers the status it wrote until the cache shows it, or the memo expires', 
   memo.record(at('12', 3), { n: 4 });
   clock.advance(1001);
   assert.deepEqual(memo.current(at('12', 3)), { n: 3 }, 'an expired memo gives way');
+});
+
+it("a refused status update is a Warning StatusUpdateError Event (VSO's), then the error; a vanished object is neither", async () => {
+  const events: { kind: string; reason: string; message: string }[] = [];
+  let fail = new K8sApiError(422, 'Invalid', 'status.valid: Invalid value');
+  const ctx = {
+    client: {
+      patch: async () => {
+        throw fail;
+      },
+    } as unknown as KubeClient,
+    events: {
+      warning: async (obj: { kind: string }, reason: string, message: string) =>
+        void events.push({ kind: obj.kind, reason, message }),
+    },
+  };
+  const obj = { metadata: { name: 'a', namespace: 'ns', uid: 'u' }, status: { valid: false } };
+  await assert.rejects(writeStatus(ctx, VaultStaticSecrets, obj, { valid: true }), fail);
+  assert.deepEqual(events, [
+    {
+      kind: 'VaultStaticSecret',
+      reason: 'StatusUpdateError',
+      message: "Failed to update the resource's status: status.valid: Invalid value",
+    },
+  ]);
+  fail = new K8sApiError(404, 'NotFound', 'gone');
+  await writeStatus(ctx, VaultStaticSecrets, obj, { valid: true });
+  assert.equal(events.length, 1);
 });

@@ -67,8 +67,42 @@ describe('planPublish', () => {
       { refreshIntervalMs: 0 },
       { action: 'skip' },
     ],
+    // The boundary (fetchedAt 1_000, interval 60 s): fresh for 59,999 ms, refetched at 60,000 ms.
     ['just inside the refresh interval', { nowMs: 60_999 }, { action: 'skip' }],
     ['the refresh interval has passed', { nowMs: 61_000 }, { action: 'publish', samePublish: true }],
+    ['interval 1 ms, fetched this very ms', { refreshIntervalMs: 1, nowMs: 1_000 }, { action: 'skip' }],
+    [
+      'interval 1 ms, one ms later',
+      { refreshIntervalMs: 1, nowMs: 1_001 },
+      { action: 'publish', samePublish: true },
+    ],
+    // 0 turns re-reads on republish off (VSO's driver has none; a republish every ~2 min per volume
+    // would otherwise read Vault each time); what changed still fetches.
+    [
+      'refresh interval 0, a day later: still not re-fetched',
+      { refreshIntervalMs: 0, nowMs: 86_400_000 },
+      { action: 'skip' },
+    ],
+    [
+      'refresh interval 0, resumed record (fetchedAt 0): not re-fetched either',
+      { refreshIntervalMs: 0, prev: { ...prev, fetchedAt: 0 }, nowMs: T0 },
+      { action: 'skip' },
+    ],
+    [
+      'refresh interval 0, the CSISecrets changed generation',
+      { refreshIntervalMs: 0, cached: { uid: 'u1', generation: 4 } },
+      { action: 'publish', samePublish: true },
+    ],
+    [
+      'refresh interval 0, the target was unmounted',
+      { refreshIntervalMs: 0, mounted: false },
+      { action: 'publish', samePublish: false },
+    ],
+    [
+      'refresh interval 0, other arguments',
+      { refreshIntervalMs: 0, fingerprint: 'other' },
+      { action: 'publish', samePublish: false },
+    ],
     ['long after the interval', { nowMs: 10_000_000 }, { action: 'publish', samePublish: true }],
     [
       'resumed record (fetchedAt 0)',

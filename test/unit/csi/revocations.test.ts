@@ -93,7 +93,24 @@ describe('Revocations', () => {
       { who: 'pod a/old', grant: testGrant(1, {}), held: [lease('l9')] },
       { targetPath: '/t/z', who: 'pod a/z', grant: testGrant(1, {}), held: [lease('l8')] },
     ]);
+    assert.deepEqual(woken, [], 'scheduled by start, once everything is loaded');
+    r.start();
     assert.deepEqual(woken.sort(), ['/t/z', UNTARGETED]);
     assert.equal(r.records, 2);
+  });
+
+  it('keeps what a previous process recorded in every save, and records an item once', async () => {
+    const { r, saved } = setup(() => false);
+    r.resume([{ targetPath: '/t/a', who: 'pod a/a', grant: testGrant(1, {}), held: [lease('l1')] }]);
+    // A crash after recording a volume's leases, before removing its record: the next process
+    // forgets the volume again.
+    await r.add('/t/a', testGrant(1, {}), 'pod a/a', [lease('l1')]);
+    assert.equal(saved.length, 0, 'nothing new, nothing written');
+    await r.add('/t/b', testGrant(1, {}), 'pod a/b', [lease('l1'), lease('l2')]);
+    assert.deepEqual(
+      saved.at(-1)?.map((o) => o.held.map((h) => (h.kind === 'lease' ? h.leaseId : h.serial))),
+      [['l1'], ['l2']],
+    );
+    assert.equal(r.pending, 2);
   });
 });
