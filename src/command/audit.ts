@@ -41,15 +41,19 @@ import {
 } from './audit-rules.ts';
 import { operatorLease } from './cluster.ts';
 import type { Command, CommandContext } from './context.ts';
+import { NO_POD_SERVICE_ACCOUNT_FIX, podLoginFix, type ServiceAccountName } from './csi-identity.ts';
 import { adviceFor, loginAdvice } from './doctor.ts';
 import { oneLine, type Paint, serialize, table } from './output.ts';
-import { VaultLogins, withDeadline } from './vault-login.ts';
+import { isVaultRefusal, VaultLogins, withDeadline } from './vault-login.ts';
 
 export interface AuditUnit {
   namespace: string;
   /** `namespace/name` of the VaultAuth logged in through. */
   auth: string;
   environment?: string;
+  /** Who logged in and why, when not the VaultAuth's own identity as a consumer in `namespace`
+   * would (a CSISecrets: the CSI driver's login, csi-identity.ts). */
+  identity?: string;
   login: 'ok' | 'failed';
   error?: string;
   fix?: string;
@@ -185,6 +189,19 @@ export interface AuditOptions {
   clock: Clock;
 }
 
+/** One login the audit makes: through `auth` as `consumer`, or as the CSI driver would (`identity`). */
+interface Unit {
+  auth: string;
+  consumer: Consumer;
+  identity?: {
+    why: string;
+    /** The CSI driver logs in as this pod ServiceAccount with a token for `audience`. */
+    pod?: { sa: ServiceAccountName; audience: string; role: string };
+    /** No login can be tried: the fix. */
+    failed?: string;
+  };
+}
+
 /** How long the questions to Vault about one token may take in all. */
 const PROBE_TIMEOUT_MS = 60_000;
 
@@ -223,8 +240,9 @@ export async function runAudit(
   };
   const words = [...world.namespaces, ...Object.values(opts.environments.environments).flat()];
 
-  // One login per VaultAuth × consumer namespace in scope; a VaultAuth nobody uses logs in as its own.
-  const units = new Map<string, { auth: string; consumer: Consumer }>();
+  // One login per VaultAuth × consumer namespace in scope (for a CSISecrets, per identity the CSI
+  // driver would log in as); a VaultAuth nobody uses logs in as its own.
+  const units = new Map<string, Unit>();
   const inScope = (ns: string | undefined): boolean => opts.namespace === undefined || ns === opts.namespace;
   for (const { kind, o } of resources) {
     if (!inScope(o.metadata.namespace)) continue;
@@ -237,7 +255,22 @@ export async function runAudit(
       continue; // an invalid reference: `ferry lint` and `ferry doctor` report it
     }
     const key = `${auth}|${consumer.namespace}|${consumer.vaultNamespace ?? ''}`;
-    if (!units.has(key)) units.set(key, { auth, consumer: { ...consumer, vaultAuthRef: auth } });
+    const base = { auth, consumer: { ...consumer, vaultAuthRef: auth } };
+    if (kind !== CSISecretsResource.kind) {
+      if (!units.has(key)) units.set(key, base);
+      continue;
+    }
+    const id = await logins.csiIdentity(auth, consumer.namespace, o.spec as CSISecretsSpec | undefined);
+    if (id.kind === 'vaultAuth') {
+      units.set(`${key}|csi`, { ...base, identity: { why: id.why } });
+    } else if (id.kind === 'none') {
+      units.set(`${key}|csi`, { ...base, identity: { why: id.why, failed: NO_POD_SERVICE_ACCOUNT_FIX } });
+    } else {
+      for (const sa of id.serviceAccounts) {
+        const pod = { sa, audience: id.audience, role: id.role };
+        units.set(`${key}|${sa.namespace}/${sa.name}`, { ...base, identity: { why: id.why, pod } });
+      }
+    }
   }
   const used = new Set([...units.values()].map((u) => u.auth));
   for (const a of logins.auths) {
@@ -247,7 +280,7 @@ export async function runAudit(
   }
 
   const out: AuditUnit[] = [];
-  for (const { auth, consumer } of [...units.values()].sort(
+  for (const { auth, consumer, identity } of [...units.values()].sort(
     (a, b) => a.consumer.namespace.localeCompare(b.consumer.namespace) || a.auth.localeCompare(b.auth),
   )) {
     const ns = consumer.namespace;
@@ -256,19 +289,39 @@ export async function runAudit(
       namespace: ns,
       auth,
       ...(environment ? { environment } : {}),
+      ...(identity
+        ? {
+            identity: identity.pod
+              ? `ServiceAccount ${identity.pod.sa.namespace}/${identity.pod.sa.name} (${identity.why})`
+              : identity.why,
+          }
+        : {}),
       login: 'ok',
       policies: [],
       mounts: [],
       paths: [],
     };
     out.push(unit);
+    if (identity?.failed) {
+      unit.login = 'failed';
+      unit.error = identity.why;
+      unit.fix = identity.failed;
+      continue;
+    }
     let api: VaultApi;
     try {
-      api = (await logins.login(consumer, opts.signal)).api;
+      const pod = identity?.pod;
+      api = (
+        pod
+          ? await logins.loginAsPod(consumer, pod.sa, pod.audience, opts.signal)
+          : await logins.login(consumer, opts.signal)
+      ).api;
     } catch (err) {
       unit.login = 'failed';
       unit.error = oneLine(errorMessage(err));
-      unit.fix = loginAdvice(err, ns);
+      const pod = identity?.pod;
+      unit.fix =
+        pod && isVaultRefusal(err) ? podLoginFix(pod.role, pod.sa, pod.audience) : loginAdvice(err, ns);
       continue;
     }
     try {
@@ -317,7 +370,8 @@ export function renderAudit(report: AuditReport, paint: Paint): string {
   const parts: string[] = [];
   for (const u of report.units) {
     const env = u.environment ? ` (${u.environment})` : '';
-    const head = `${paint('bold', u.namespace)}${env} through VaultAuth ${u.auth}`;
+    const as = u.identity ? `\n  as ${u.identity}` : '';
+    const head = `${paint('bold', u.namespace)}${env} through VaultAuth ${u.auth}${as}`;
     if (u.login === 'failed') {
       parts.push(`${head}\n  ${paint('red', 'login failed')}: ${u.error}\n  fix: ${u.fix}\n`);
       continue;

@@ -16,6 +16,7 @@ import {
   VERSION,
 } from '../api/resources.ts';
 import type { Condition } from '../api/v1beta1/common.ts';
+import type { CSISecretsSpec } from '../api/v1beta1/csisecrets.ts';
 import { parseRef } from '../api/validate.ts';
 import { CONDITION_TYPES } from '../consts/conditions.ts';
 import { DEFAULT_DRIVER_NAME, LEADER_ELECTION_ID } from '../consts/labels.ts';
@@ -47,7 +48,7 @@ import {
   rolloutTargets,
 } from './lint-rules.ts';
 import { humanDuration, oneLine, type Paint, serialize } from './output.ts';
-import { VaultLogins } from './vault-login.ts';
+import { CsiLoginError, VaultLogins } from './vault-login.ts';
 
 export interface Check {
   check:
@@ -383,9 +384,18 @@ function authOf(o: WithConditions, operatorNamespace: string): string {
   }
 }
 
-/** Logs in through VaultAuth `namespace/name` as a consumer in `namespace` would; resolves with the
- * token's policies, rejects with the login error. */
-export type LoginProbe = (auth: string, namespace: string) => Promise<readonly string[]>;
+/** Logs in through VaultAuth `namespace/name` as a consumer in `namespace` would (with `csi`, a
+ * CSISecrets' spec: as the CSI driver would, `identity` saying as whom); resolves with the token's
+ * policies, rejects with the login error (a CsiLoginError names the identity and the fix). */
+export type LoginProbe = (
+  auth: string,
+  namespace: string,
+  csi?: { spec: CSISecretsSpec | undefined },
+) => Promise<{ policies: readonly string[]; identity?: string }>;
+
+/** The CSISecrets' spec when `o` is one (its login is the CSI driver's). */
+const csiOf = (rt: ResourceType, o: WithConditions): { spec: CSISecretsSpec | undefined } | undefined =>
+  rt === CSISecretsResource ? { spec: o.spec as CSISecretsSpec | undefined } : undefined;
 
 /** The fix for a failed login: the user's own permissions when the cluster refused a credential. */
 export function loginAdvice(err: unknown, consumerNamespace: string): string {
@@ -415,8 +425,8 @@ async function checkAuthsAndSecrets(
   const auths = (await kube.list<WithConditions>(VaultAuths, scope)).items;
   const checks: Check[] = [];
   const failingByAuth = new Map<string, { object: string; message: string }[]>();
-  /** Per VaultAuth, the namespace of a consumer: a login is made as it (its ServiceAccount). */
-  const consumerOf = new Map<string, string>();
+  /** Per VaultAuth, a consumer's namespace (and spec, a CSISecrets): a login is made as it. */
+  const consumerOf = new Map<string, { ns: string; csi?: { spec: CSISecretsSpec | undefined } }>();
   let notReady = 0;
   let total = 0;
   for (const rt of SECRET_KINDS) {
@@ -431,7 +441,9 @@ async function checkAuthsAndSecrets(
     for (const o of objects.items) {
       if (condition(o, CONDITION_TYPES.Ready)?.status !== 'True') notReady++;
       const auth = authOf(o, operatorNamespace);
-      if (!consumerOf.has(auth)) consumerOf.set(auth, o.metadata.namespace ?? '');
+      const csi = csiOf(rt, o);
+      if (!consumerOf.has(auth))
+        consumerOf.set(auth, { ns: o.metadata.namespace ?? '', ...(csi ? { csi } : {}) });
       const recent = events.items
         .filter(
           (e) =>
@@ -452,13 +464,13 @@ async function checkAuthsAndSecrets(
   // each reported after its VaultAuth's check.
   const logins = new Map<string, Check>();
   if (login) {
-    const targets = new Map<string, string>(consumerOf);
+    const targets = new Map(consumerOf);
     for (const a of auths) {
       if (a.status?.valid === false) targets.delete(ref(a));
-      else if (!targets.has(ref(a))) targets.set(ref(a), a.metadata.namespace ?? '');
+      else if (!targets.has(ref(a))) targets.set(ref(a), { ns: a.metadata.namespace ?? '' });
     }
-    for (const [auth, ns] of [...targets].sort(([a], [b]) => a.localeCompare(b))) {
-      logins.set(auth, await checkLogin(login, auth, ns));
+    for (const [auth, c] of [...targets].sort(([a], [b]) => a.localeCompare(b))) {
+      logins.set(auth, await checkLogin(login, auth, c.ns, c.csi));
     }
   }
   const loginOf = (auth: string): Check[] => {
@@ -524,17 +536,24 @@ async function authOfTarget(
   kube: Pick<KubeClient, 'getIfExists'>,
   target: { rt: ResourceType; name: string; namespace: string },
   operatorNamespace: string,
-): Promise<string | undefined> {
-  if (target.rt === VaultAuths) return `${target.namespace}/${target.name}`;
+): Promise<{ auth: string; csi?: { spec: CSISecretsSpec | undefined } } | undefined> {
+  if (target.rt === VaultAuths) return { auth: `${target.namespace}/${target.name}` };
   if (!SECRET_KINDS.includes(target.rt)) return undefined;
   const o = await kube.getIfExists<WithConditions>(target.rt, target.name, target.namespace);
-  return o ? authOf(o, operatorNamespace) : undefined;
+  const csi = o && csiOf(target.rt, o);
+  return o ? { auth: authOf(o, operatorNamespace), ...(csi ? { csi } : {}) } : undefined;
 }
 
-async function checkLogin(login: LoginProbe, auth: string, namespace: string): Promise<Check> {
-  const as = auth.startsWith(`${namespace}/`) ? '' : ` as a consumer in ${namespace}`;
+async function checkLogin(
+  login: LoginProbe,
+  auth: string,
+  namespace: string,
+  csi?: { spec: CSISecretsSpec | undefined },
+): Promise<Check> {
+  const consumer = auth.startsWith(`${namespace}/`) ? '' : ` as a consumer in ${namespace}`;
   try {
-    const policies = await login(auth, namespace);
+    const { policies, identity } = await login(auth, namespace, csi);
+    const as = identity ? ` as ${identity}` : consumer;
     return {
       check: 'login',
       object: auth,
@@ -542,12 +561,13 @@ async function checkLogin(login: LoginProbe, auth: string, namespace: string): P
       message: `logged in to Vault${as}: policies ${policies.join(', ') || 'none'}`,
     };
   } catch (err) {
+    const as = err instanceof CsiLoginError ? ` as ${err.identity}` : consumer;
     return {
       check: 'login',
       object: auth,
       ok: false,
       message: `the login through it${as} failed: ${oneLine(errorMessage(err))}`,
-      fix: loginAdvice(err, namespace),
+      fix: err instanceof CsiLoginError ? err.fix : loginAdvice(err, namespace),
     };
   }
 }
@@ -692,10 +712,10 @@ export async function runDoctor(
   const base = [crds, ...operator.checks, ...(serviceAccount ? [await checkRbac(kube, serviceAccount)] : [])];
   if (opts.resource) {
     const checks = [...base, ...(await checkResource(kube, opts.resource, operator.namespace))];
-    const auth = opts.login && (await authOfTarget(kube, opts.resource, operator.namespace ?? 'default'));
+    const t = opts.login && (await authOfTarget(kube, opts.resource, operator.namespace ?? 'default'));
     // A VaultAuth already reported missing or invalid needs no login to say so again.
-    if (opts.login && auth && !checks.some((c) => c.object === auth && !c.ok)) {
-      checks.push(await checkLogin(opts.login, auth, opts.resource.namespace));
+    if (opts.login && t && !checks.some((c) => c.object === t.auth && !c.ok)) {
+      checks.push(await checkLogin(opts.login, t.auth, opts.resource.namespace, t.csi));
     }
     return checks;
   }
@@ -755,15 +775,19 @@ problem.`,
     const kube = ctx.kube();
     // Loaded on the first login only: --no-login and one-resource runs need none of it.
     let logins: Promise<VaultLogins> | undefined;
-    const login: LoginProbe = async (auth, namespace) => {
+    const login: LoginProbe = async (auth, namespace, csi) => {
       logins ??= operatorLease(kube).then((lease) =>
         VaultLogins.load(kube, {
           operatorNamespace: lease?.metadata.namespace ?? 'default',
           clock: ctx.io.clock,
         }),
       );
-      const access = await (await logins).login({ namespace, vaultAuthRef: auth }, ctx.io.signal);
-      return access.session.policies;
+      const l = await logins;
+      const consumer = { namespace, vaultAuthRef: auth };
+      if (!csi) return { policies: (await l.login(consumer, ctx.io.signal)).session.policies };
+      const advice = (err: unknown) => loginAdvice(err, namespace);
+      const { access, identity } = await l.loginAsCsi(consumer, csi.spec, ctx.io.signal, advice);
+      return { policies: access.session.policies, identity };
     };
     let checks: Check[];
     try {

@@ -4,13 +4,33 @@
 // cluster as the operator takes them (a TokenRequest for the ServiceAccount, a Secret's AppRole
 // secret ID, ...), with the user's kubeconfig; the tokens are revoked when the command ends.
 import { VaultAuthGlobals, VaultAuths, VaultConnections } from '../api/resources.ts';
+import type { CSISecretsSpec } from '../api/v1beta1/csisecrets.ts';
 import type { VaultAuth } from '../api/v1beta1/vaultauth.ts';
 import type { VaultAuthGlobal } from '../api/v1beta1/vaultauthglobal.ts';
 import type { VaultConnection } from '../api/v1beta1/vaultconnection.ts';
 import { type Clock, sleep } from '../clock.ts';
-import { type Consumer, type VaultAccess, VaultAccessResolver } from '../delivery/vault-access.ts';
+import {
+  type Consumer,
+  type PodTokenSource,
+  resolveAuthConfig,
+  type VaultAccess,
+  VaultAccessResolver,
+} from '../delivery/vault-access.ts';
+import { CODES, errorMessage, FerryError } from '../errors.ts';
 import type { KubeClient } from '../k8s/client.ts';
+import { DaemonSets, ServiceAccounts } from '../k8s/resources.ts';
 import type { KubeObject } from '../k8s/types.ts';
+import {
+  type CsiLoginIdentity,
+  csiLoginIdentity,
+  NO_POD_SERVICE_ACCOUNT_FIX,
+  podLoginFix,
+  type ServiceAccountName,
+} from './csi-identity.ts';
+
+interface DaemonSet extends KubeObject {
+  spec?: { template?: { spec?: { containers?: { args?: string[] }[] } } };
+}
 
 /** A read-only snapshot with the shape of the operator's informer store. */
 function snapshot<T extends KubeObject>(items: T[]) {
@@ -46,18 +66,73 @@ export async function withDeadline<T>(
   }
 }
 
+/** A CSISecrets' login check that failed: what was tried as whom, and the fix. */
+export class CsiLoginError extends Error {
+  readonly identity: string;
+  readonly fix: string;
+
+  constructor(message: string, identity: string, fix: string) {
+    super(message);
+    this.identity = identity;
+    this.fix = fix;
+  }
+}
+
 /** How long one login may take before it counts as failed (a Vault that does not answer). */
 const LOGIN_TIMEOUT_MS = 20_000;
+
+/** Tokens standing in for the ones kubelet would give a pod (the CSI driver's login): one per
+ * ServiceAccount, for the one audience the check chose, minted by TokenRequest just before. */
+class MintedPodTokens implements PodTokenSource {
+  readonly byServiceAccount = new Map<string, { audience: string; token: string }>();
+
+  token(
+    sa: { namespace: string; name: string },
+    _audiences: readonly string[] | undefined,
+    opts?: { refuseApiAudience?: string | undefined },
+  ): string {
+    const t = this.byServiceAccount.get(`${sa.namespace}/${sa.name}`);
+    if (!t)
+      throw new FerryError(CODES.CSI_PRECONDITION, `no token for ServiceAccount ${sa.namespace}/${sa.name}`);
+    // As the driver: the API server's own audience is a Kubernetes credential, kept from a foreign Vault.
+    if (t.audience === '' && opts?.refuseApiAudience)
+      throw new FerryError(
+        CODES.CSI_PRECONDITION,
+        `${opts.refuseApiAudience}: the pod's token for the API server's own audience "" is not sent there; set the VaultAuth's audiences (e.g. ["vault"], as the Vault role's audience)`,
+      );
+    return t.token;
+  }
+}
 
 export class VaultLogins {
   readonly auths: VaultAuth[];
   readonly #resolver: VaultAccessResolver;
   readonly #clock: Clock;
+  readonly #kube: KubeClient;
+  readonly #podTokens: MintedPodTokens;
+  readonly #globals: VaultAuthGlobal[];
+  readonly #operatorNamespace: string;
+  #tokenRequestLogin: Promise<boolean> | undefined;
+  #serviceAccounts: Promise<ServiceAccountName[]> | undefined;
 
-  private constructor(auths: VaultAuth[], resolver: VaultAccessResolver, clock: Clock) {
+  private constructor(
+    auths: VaultAuth[],
+    resolver: VaultAccessResolver,
+    clock: Clock,
+    more: {
+      kube: KubeClient;
+      podTokens: MintedPodTokens;
+      globals: VaultAuthGlobal[];
+      operatorNamespace: string;
+    },
+  ) {
     this.auths = auths;
     this.#resolver = resolver;
     this.#clock = clock;
+    this.#kube = more.kube;
+    this.#podTokens = more.podTokens;
+    this.#globals = more.globals;
+    this.#operatorNamespace = more.operatorNamespace;
   }
 
   /** Lists what a login needs, cluster-wide (a VaultAuth may use a connection or global elsewhere). */
@@ -70,7 +145,9 @@ export class VaultLogins {
       kube.list<VaultAuthGlobal>(VaultAuthGlobals),
       kube.list<VaultConnection>(VaultConnections),
     ]);
+    const podTokens = new MintedPodTokens();
     const resolver = new VaultAccessResolver({
+      podTokens,
       client: kube,
       operatorNamespace: opts.operatorNamespace,
       auths: snapshot(auths.items),
@@ -84,7 +161,122 @@ export class VaultLogins {
       // would be the user's credentials, not the operator's.
       allowDefaultGlobals: true,
     });
-    return new VaultLogins(auths.items, resolver, opts.clock);
+    return new VaultLogins(auths.items, resolver, opts.clock, {
+      kube,
+      podTokens,
+      globals: globals.items,
+      operatorNamespace: opts.operatorNamespace,
+    });
+  }
+
+  /** Whether VaultAuth `namespace/name` logs in with a ServiceAccount token (kubernetes; jwt with a
+   * serviceAccount), and its audiences; undefined when it is missing or invalid. */
+  tokenLoginOf(
+    auth: string,
+  ): { podLogin: boolean; audiences: readonly string[] | undefined; role: string } | undefined {
+    const a = this.auths.find((x) => `${x.metadata.namespace}/${x.metadata.name}` === auth);
+    if (!a) return undefined;
+    try {
+      const eff = resolveAuthConfig(a, {
+        authGlobals: snapshot(this.#globals),
+        operatorNamespace: this.#operatorNamespace,
+        allowDefaultGlobals: true,
+      });
+      if (eff.method === 'kubernetes')
+        return { podLogin: true, audiences: eff.kubernetes?.audiences, role: eff.kubernetes?.role ?? '' };
+      if (eff.method === 'jwt' && eff.jwt?.serviceAccount)
+        return { podLogin: true, audiences: eff.jwt.audiences, role: eff.jwt.role ?? '' };
+      return { podLogin: false, audiences: undefined, role: '' };
+    } catch {
+      return undefined;
+    }
+  }
+
+  /** Logs in as the CSI driver would for a pod running as `sa`: with a token for `audience` ("" the
+   * API server's), from a TokenRequest with the user's kubeconfig instead of kubelet. */
+  async loginAsPod(
+    consumer: Consumer,
+    sa: { namespace: string; name: string },
+    audience: string,
+    signal: AbortSignal,
+  ): Promise<VaultAccess> {
+    const tr = await this.#kube.createToken(sa.namespace, sa.name, {
+      ...(audience === '' ? {} : { audiences: [audience] }),
+      expirationSeconds: 600,
+    });
+    this.#podTokens.byServiceAccount.set(`${sa.namespace}/${sa.name}`, { audience, token: tr.token });
+    return this.login({ ...consumer, podServiceAccount: sa }, signal);
+  }
+
+  /** Whether the installed CSI driver logs in as the VaultAuth's ServiceAccount (the chart's
+   * csi.driver.tokenRequestLogin: its DaemonSet passes --token-request-login); without a DaemonSet
+   * to read, the default (as the pod). */
+  csiTokenRequestLogin(): Promise<boolean> {
+    this.#tokenRequestLogin ??= this.#kube
+      .list<DaemonSet>(DaemonSets, {
+        namespace: this.#operatorNamespace,
+        labelSelector: 'app.kubernetes.io/component=csi-driver',
+      })
+      .then((l) =>
+        l.items.some((d) =>
+          (d.spec?.template?.spec?.containers ?? []).some((c) => c.args?.includes('--token-request-login')),
+        ),
+      )
+      .catch(() => false);
+    return this.#tokenRequestLogin;
+  }
+
+  /** The cluster's ServiceAccounts (what a CSISecrets' pods may run as); none when not listable. */
+  serviceAccounts(): Promise<ServiceAccountName[]> {
+    this.#serviceAccounts ??= this.#kube
+      .list<KubeObject>(ServiceAccounts)
+      .then((l) =>
+        l.items.map((o) => ({ namespace: o.metadata.namespace ?? '', name: o.metadata.name ?? '' })),
+      )
+      .catch(() => []);
+    return this.#serviceAccounts;
+  }
+
+  /** Who the CSI driver would log in as for CSISecrets `spec` in `namespace` through VaultAuth `auth`. */
+  async csiIdentity(
+    auth: string,
+    namespace: string,
+    spec: CSISecretsSpec | undefined,
+  ): Promise<CsiLoginIdentity & { role: string }> {
+    const login = this.tokenLoginOf(auth);
+    const identity = csiLoginIdentity({
+      namespace,
+      spec,
+      tokenRequestLogin: await this.csiTokenRequestLogin(),
+      podLogin: login?.podLogin ?? false,
+      audiences: login?.audiences,
+      serviceAccounts: login?.podLogin ? await this.serviceAccounts() : [],
+    });
+    return { ...identity, role: login?.role ?? '' };
+  }
+
+  /** Logs in as the CSI driver would for CSISecrets `spec` of `consumer` (the first of its pods'
+   * ServiceAccounts); rejects with a CsiLoginError naming the identity tried and the fix. */
+  async loginAsCsi(
+    consumer: Consumer & { vaultAuthRef: string },
+    spec: CSISecretsSpec | undefined,
+    signal: AbortSignal,
+    advice: (err: unknown) => string,
+  ): Promise<{ access: VaultAccess; identity: string }> {
+    const id = await this.csiIdentity(consumer.vaultAuthRef, consumer.namespace, spec);
+    if (id.kind === 'none') throw new CsiLoginError(id.why, 'no ServiceAccount', NO_POD_SERVICE_ACCOUNT_FIX);
+    const sa = id.kind === 'pod' ? id.serviceAccounts[0] : undefined;
+    const identity = sa ? `ServiceAccount ${sa.namespace}/${sa.name} (${id.why})` : id.why;
+    try {
+      const access = sa
+        ? await this.loginAsPod(consumer, sa, id.kind === 'pod' ? id.audience : '', signal)
+        : await this.login(consumer, signal);
+      return { access, identity };
+    } catch (err) {
+      const fix =
+        sa && id.kind === 'pod' && isVaultRefusal(err) ? podLoginFix(id.role, sa, id.audience) : advice(err);
+      throw new CsiLoginError(errorMessage(err), identity, fix);
+    }
   }
 
   /** Logs in as `consumer` would; rejects with the login error, or after LOGIN_TIMEOUT_MS. */
@@ -96,4 +288,11 @@ export class VaultLogins {
   async close(): Promise<void> {
     await this.#resolver.cache.clear({ revoke: true });
   }
+}
+
+/** Whether Vault answered a login with a refusal (the role does not accept the identity), rather
+ * than failing to be reached or the cluster refusing a credential. */
+export function isVaultRefusal(err: unknown): boolean {
+  const m = errorMessage(err);
+  return /auth\/\S*login/.test(m) && /status (400|403)|permission denied|not authorized|invalid/.test(m);
 }

@@ -1,7 +1,14 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { ALL_KINDS } from '../../../src/api/kinds.ts';
-import { adviceFor, loginAdvice, parseTarget, runDoctor } from '../../../src/command/doctor.ts';
+import {
+  adviceFor,
+  type LoginProbe,
+  loginAdvice,
+  parseTarget,
+  runDoctor,
+} from '../../../src/command/doctor.ts';
+import { CsiLoginError } from '../../../src/command/vault-login.ts';
 import { CODES, type ErrorCode, FerryError } from '../../../src/errors.ts';
 import { K8sApiError } from '../../../src/k8s/errors.ts';
 import { event, fakeKube as fake } from './fakes.ts';
@@ -84,13 +91,13 @@ describe('ferry doctor', () => {
 
   it('logs in through each valid VaultAuth as one of its consumers, each failure with its fix', async () => {
     const asked: string[] = [];
-    const login = async (auth: string, ns: string): Promise<readonly string[]> => {
+    const login = async (auth: string, ns: string) => {
       asked.push(`${auth} as ${ns}`);
       if (auth === 'app/broken')
         throw new Error('Vault PUT auth/kubernetes/login failed with status 400: invalid role name "x"');
       if (auth === 'ferry-system/default')
         throw new K8sApiError(403, 'Forbidden', 'serviceaccounts "app" is forbidden');
-      return ['default', 'app'];
+      return { policies: ['default', 'app'] };
     };
     const auth = (name: string, valid = true) => ({
       metadata: { name, namespace: 'app' },
@@ -125,6 +132,40 @@ describe('ferry doctor', () => {
     assert.match(logins[1]?.fix ?? '', /the Vault role does not exist/);
     assert.match(logins[2]?.message ?? '', /as a consumer in app failed/);
     assert.match(logins[2]?.fix ?? '', /create serviceaccounts\/token.*--no-login/);
+  });
+
+  it("a CSISecrets' login is checked as the CSI driver makes it, naming the identity and the fix", async () => {
+    const seen: unknown[] = [];
+    const login: LoginProbe = async (_auth, _ns, csi) => {
+      seen.push(csi?.spec?.accessControl.serviceAccountPattern);
+      throw new CsiLoginError(
+        'Vault PUT auth/kubernetes/login failed with status 403: permission denied',
+        'ServiceAccount app/web (the CSI driver logs in as the pod’s ServiceAccount)',
+        'the Vault role demo must accept ServiceAccount app/web: …, or set csi.driver.tokenRequestLogin=true',
+      );
+    };
+    const checks = await runDoctor(
+      fake(
+        {
+          Lease: [lease('2026-01-01T11:59:58Z')],
+          VaultAuth: [{ metadata: { name: 'default', namespace: 'app' }, status: { valid: true } }],
+          CSISecrets: [
+            {
+              metadata: { name: 'c', namespace: 'app' },
+              spec: { vaultAuthRef: { name: 'default' }, accessControl: { serviceAccountPattern: 'web' } },
+              status: { conditions: [{ type: 'Ready', status: 'True' }] },
+            },
+          ],
+        },
+        ALL_CRDS,
+      ),
+      { namespace: 'app', login },
+      NOW,
+    );
+    assert.deepEqual(seen, ['web']);
+    const c = checks.find((x) => x.check === 'login');
+    assert.match(c?.message ?? '', /as ServiceAccount app\/web .* failed: .*permission denied/);
+    assert.match(c?.fix ?? '', /tokenRequestLogin=true/);
   });
 
   it('a login refused before Vault is asked names the object to fix', () => {
