@@ -41,7 +41,12 @@ import {
 } from './audit-rules.ts';
 import { operatorLease } from './cluster.ts';
 import type { Command, CommandContext } from './context.ts';
-import { NO_POD_SERVICE_ACCOUNT_FIX, podLoginFix, type ServiceAccountName } from './csi-identity.ts';
+import {
+  describeIdentity,
+  NO_POD_SERVICE_ACCOUNT_FIX,
+  podLoginFix,
+  type ServiceAccountName,
+} from './csi-identity.ts';
 import { adviceFor, loginAdvice } from './doctor.ts';
 import { oneLine, type Paint, serialize, table } from './output.ts';
 import { isVaultRefusal, VaultLogins, withDeadline } from './vault-login.ts';
@@ -194,11 +199,12 @@ interface Unit {
   auth: string;
   consumer: Consumer;
   identity?: {
-    why: string;
+    /** As whom, and why. */
+    as: string;
     /** The CSI driver logs in as this pod ServiceAccount with a token for `audience`. */
     pod?: { sa: ServiceAccountName; audience: string; role: string };
-    /** No login can be tried: the fix. */
-    failed?: string;
+    /** No login can be tried: why, and the fix. */
+    failed?: { error: string; fix: string };
   };
 }
 
@@ -262,13 +268,17 @@ export async function runAudit(
     }
     const id = await logins.csiIdentity(auth, consumer.namespace, o.spec as CSISecretsSpec | undefined);
     if (id.kind === 'vaultAuth') {
-      units.set(`${key}|csi`, { ...base, identity: { why: id.why } });
+      units.set(`${key}|csi`, { ...base, identity: { as: describeIdentity(id) } });
     } else if (id.kind === 'none') {
-      units.set(`${key}|csi`, { ...base, identity: { why: id.why, failed: NO_POD_SERVICE_ACCOUNT_FIX } });
+      const failed = { error: id.why, fix: NO_POD_SERVICE_ACCOUNT_FIX };
+      units.set(`${key}|csi`, { ...base, identity: { as: describeIdentity(id), failed } });
     } else {
       for (const sa of id.serviceAccounts) {
         const pod = { sa, audience: id.audience, role: id.role };
-        units.set(`${key}|${sa.namespace}/${sa.name}`, { ...base, identity: { why: id.why, pod } });
+        units.set(`${key}|${sa.namespace}/${sa.name}`, {
+          ...base,
+          identity: { as: describeIdentity(id, sa), pod },
+        });
       }
     }
   }
@@ -291,9 +301,7 @@ export async function runAudit(
       ...(environment ? { environment } : {}),
       ...(identity
         ? {
-            identity: identity.pod
-              ? `ServiceAccount ${identity.pod.sa.namespace}/${identity.pod.sa.name} (${identity.why})`
-              : identity.why,
+            identity: identity.as,
           }
         : {}),
       login: 'ok',
@@ -304,8 +312,8 @@ export async function runAudit(
     out.push(unit);
     if (identity?.failed) {
       unit.login = 'failed';
-      unit.error = identity.why;
-      unit.fix = identity.failed;
+      unit.error = identity.failed.error;
+      unit.fix = identity.failed.fix;
       continue;
     }
     let api: VaultApi;

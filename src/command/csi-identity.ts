@@ -93,3 +93,10 @@ export function podLoginFix(role: string, sa: ServiceAccountName, audience: stri
 /** The fix when no concrete ServiceAccount could be tried. */
 export const NO_POD_SERVICE_ACCOUNT_FIX =
   'create the ServiceAccount the pods will run as (matching accessControl.serviceAccountPattern) and run the check again, or set csi.driver.tokenRequestLogin=true';
+
+/** As whom a CSISecrets' check logs in, and why, for a message (`sa`: which of the pod's). */
+export function describeIdentity(id: CsiLoginIdentity, sa?: ServiceAccountName): string {
+  if (id.kind === 'pod' && sa) return `ServiceAccount ${sa.namespace}/${sa.name} (${id.why})`;
+  if (id.kind === 'vaultAuth') return `the VaultAuth's own identity (${id.why})`;
+  return "the pod's ServiceAccount, of which none exists yet";
+}

@@ -23,6 +23,7 @@ import type { KubeObject } from '../k8s/types.ts';
 import {
   type CsiLoginIdentity,
   csiLoginIdentity,
+  describeIdentity,
   NO_POD_SERVICE_ACCOUNT_FIX,
   podLoginFix,
   type ServiceAccountName,
@@ -264,9 +265,9 @@ export class VaultLogins {
     advice: (err: unknown) => string,
   ): Promise<{ access: VaultAccess; identity: string }> {
     const id = await this.csiIdentity(consumer.vaultAuthRef, consumer.namespace, spec);
-    if (id.kind === 'none') throw new CsiLoginError(id.why, 'no ServiceAccount', NO_POD_SERVICE_ACCOUNT_FIX);
     const sa = id.kind === 'pod' ? id.serviceAccounts[0] : undefined;
-    const identity = sa ? `ServiceAccount ${sa.namespace}/${sa.name} (${id.why})` : id.why;
+    const identity = describeIdentity(id, sa);
+    if (id.kind === 'none') throw new CsiLoginError(id.why, identity, NO_POD_SERVICE_ACCOUNT_FIX);
     try {
       const access = sa
         ? await this.loginAsPod(consumer, sa, id.kind === 'pod' ? id.audience : '', signal)

@@ -8,11 +8,13 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import type { AuditReport } from '../../src/command/audit.ts';
 import type { KubeClient } from '../../src/k8s/client.ts';
+import { csiSecretsManifest } from '../../stack/lib/csi.ts';
 import {
   adminClient,
   apply,
   assertNotIn,
   canary,
+  ensureNamespace,
   kubernetesVaultAuth,
   kvSecret,
   tenant,
@@ -149,5 +151,41 @@ describe('ferry audit', () => {
     const unit = (JSON.parse(r.stdout) as AuditReport).units[0];
     assert.equal(unit?.login, 'failed');
     assert.match(unit?.fix ?? '', /role/);
+  });
+  it("a CSISecrets is checked as the CSI driver logs in: as its pods' ServiceAccounts, each refusal with its fix", async () => {
+    const ns = uniqueName('team-c-dev');
+    await tenant(env, kube, vault, ns); // the role accepts ServiceAccounts app and web
+    await ensureNamespace(kube, ns, ['web', 'api']);
+    const csi = (name: string, serviceAccountPattern: string) =>
+      csiSecretsManifest(ns, name, {
+        vaultAuthRef: { name: 'auth' },
+        accessControl: { serviceAccountPattern },
+        secrets: { vaultStaticSecrets: [{ mount: 'kvv2', path: `${ns}/app`, type: 'kv-v2' }] },
+      });
+    for (const [name, pattern] of [
+      ['web', 'web'],
+      ['api', 'a.i'],
+      ['nobody', 'nobody-.*'],
+    ] as const)
+      await apply(kube, csi(name, pattern));
+    const r = await ferry('audit', '-n', ns, '-o', 'json');
+    assert.equal(r.code, 2, r.stdout + r.stderr);
+    const units = (JSON.parse(r.stdout) as AuditReport).units;
+    const as = (sa: string) => units.find((u) => u.identity?.startsWith(`ServiceAccount ${ns}/${sa} `));
+    assert.equal(as('web')?.login, 'ok', JSON.stringify(units));
+    assert.match(as('web')?.identity ?? '', /pod's ServiceAccount .* audience "vault"/);
+    assert.equal(as('api')?.login, 'failed');
+    assert.match(
+      as('api')?.fix ?? '',
+      new RegExp(`role t-${ns} must accept ServiceAccount ${ns}/api.*tokenRequestLogin=true`),
+    );
+    const none = units.find((u) => u.identity?.includes('none exists yet'));
+    assert.equal(none?.login, 'failed');
+    assert.match(none?.error ?? '', /"nobody-\.\*".*needs a concrete one/);
+    // doctor's login check for one CSISecrets is the same login.
+    const d = await ferry('doctor', 'csisecrets/api', '-n', ns);
+    assert.equal(d.code, 1, d.stdout + d.stderr);
+    assert.match(d.stdout, new RegExp(`login .* as ServiceAccount ${ns}/api .*failed: .*403`));
+    assert.match(d.stdout, /fix: the Vault role .* or set csi\.driver\.tokenRequestLogin=true/);
   });
 });
