@@ -268,7 +268,8 @@ export async function runAudit(
     }
     const id = await logins.csiIdentity(auth, consumer.namespace, o.spec as CSISecretsSpec | undefined);
     if (id.kind === 'vaultAuth') {
-      units.set(`${key}|csi`, { ...base, identity: { as: describeIdentity(id) } });
+      // The same login as the namespace's other consumers of the VaultAuth: one unit for both.
+      if (!units.has(key)) units.set(key, { ...base, identity: { as: describeIdentity(id) } });
     } else if (id.kind === 'none') {
       const failed = { error: id.why, fix: NO_POD_SERVICE_ACCOUNT_FIX };
       units.set(`${key}|csi`, { ...base, identity: { as: describeIdentity(id), failed } });
@@ -299,11 +300,7 @@ export async function runAudit(
       namespace: ns,
       auth,
       ...(environment ? { environment } : {}),
-      ...(identity
-        ? {
-            identity: identity.as,
-          }
-        : {}),
+      ...(identity ? { identity: identity.as } : {}),
       login: 'ok',
       policies: [],
       mounts: [],
