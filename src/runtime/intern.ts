@@ -1,5 +1,5 @@
 // One copy of each repeated short string in the stores. `JSON.parse` makes a new string for every
-// value, so N objects hold N copies of their apiVersion, kind, namespace, label keys and values,
+// value, so N objects hold N copies of their apiVersion, kind, namespace, label values,
 // condition types and reasons and timestamps. The table is bounded (tenants choose these values):
 // strings longer than `maxLength` are never kept, and a full table starts over, so the worst case is
 // `maxEntries × maxLength` characters and a few extra copies after each start-over.
@@ -17,10 +17,10 @@ export class Interner {
     return this.#table.size;
   }
 
-  intern<S extends string | undefined>(s: S): S {
-    if (s === undefined || s.length > this.#maxLength) return s;
+  intern(s: string): string {
+    if (s.length > this.#maxLength) return s;
     const kept = this.#table.get(s);
-    if (kept !== undefined) return kept as S;
+    if (kept !== undefined) return kept;
     if (this.#table.size >= this.#maxEntries) this.#table.clear();
     this.#table.set(s, s);
     return s;
