@@ -1,4 +1,5 @@
 import type { KubeObject } from '../k8s/types.ts';
+import { Interner } from './intern.ts';
 import type { WatcherEvent } from './watcher.ts';
 
 /** Read-only view handed to reconcilers. */
@@ -23,13 +24,41 @@ export interface StoreOptions<T> {
 }
 
 /** The `namespace/name` key of an object (just `name` when cluster-scoped): the store's, the
- * informer's and the work queue's key. */
+ * informer's and the work queue's key. `join` makes one flat string; a template literal makes two
+ * cons strings, and a third, flat one once the key is hashed, and these keys live in many maps. */
 export function objectKey(namespace: string | undefined, name: string): string {
-  return namespace === undefined || namespace === '' ? name : `${namespace}/${name}`;
+  return namespace === undefined || namespace === '' ? name : [namespace, name].join('/');
 }
 
 export function keyOf(obj: KubeObject): string {
   return objectKey(obj.metadata.namespace, obj.metadata.name ?? '');
+}
+
+/** Shared by every store, so a Secret's namespace and a custom resource's are one string. */
+const interner = new Interner();
+
+/** Interns, in place, the strings that repeat across objects: metadata (never a Secret's data) and
+ * status conditions. */
+function internStrings(obj: KubeObject): void {
+  const m = obj.metadata;
+  internFields(obj as unknown as Record<string, unknown>, ['apiVersion', 'kind']);
+  internFields(m as Record<string, unknown>, ['namespace', 'creationTimestamp']);
+  interner.internValues(m.labels);
+  interner.internValues(m.annotations);
+  for (const r of m.ownerReferences ?? [])
+    internFields(r as unknown as Record<string, unknown>, ['apiVersion', 'kind']);
+  const conditions = (obj as { status?: { conditions?: unknown } }).status?.conditions;
+  if (!Array.isArray(conditions)) return;
+  for (const c of conditions as Record<string, unknown>[])
+    internFields(c, ['type', 'status', 'reason', 'message', 'lastTransitionTime']);
+}
+
+/** Interns the named fields that hold strings; absent fields stay absent. */
+function internFields(o: Record<string, unknown>, fields: readonly string[]): void {
+  for (const f of fields) {
+    const v = o[f];
+    if (typeof v === 'string') o[f] = interner.intern(v);
+  }
 }
 
 /**
@@ -53,6 +82,7 @@ export function createStore<T extends KubeObject>(
       const { managedFields: _dropped, ...metadata } = obj.metadata;
       out = { ...obj, metadata };
     }
+    internStrings(out);
     return opts.transform ? opts.transform(out) : out;
   };
 

@@ -308,6 +308,19 @@ describe('VaultStaticSecret', () => {
     assert.equal(decodeData(secret.data).a, 'b');
   });
 
+  it('deletes the old Secret when the destination is renamed', async () => {
+    await vault.kvPut('kvv2', `${ns}/moving`, { a: 'b' });
+    await apply(kube, kvSecret(ns, 'moving', { destination: { name: 'move-a', create: true } }));
+    await eventually('first destination', () => kube.getIfExists<Secret>(Secrets, 'move-a', ns), 30_000);
+    await apply(kube, kvSecret(ns, 'moving', { destination: { name: 'move-b', create: true } }));
+    await eventually('renamed destination', () => kube.getIfExists<Secret>(Secrets, 'move-b', ns), 30_000);
+    await eventually(
+      'old destination pruned',
+      async () => (await kube.getIfExists(Secrets, 'move-a', ns)) === undefined,
+      30_000,
+    );
+  });
+
   it('garbage-collects the destination when the VaultStaticSecret is deleted', async () => {
     await kube.delete(VaultStaticSecrets, 'legacy', ns);
     await eventually(

@@ -15,6 +15,7 @@ import { createHmac, randomBytes } from 'node:crypto';
 import type { KubeClient } from '../../k8s/client.ts';
 import { Secrets } from '../../k8s/resources.ts';
 import type { KubeObject, Secret } from '../../k8s/types.ts';
+import { objectKey } from '../../runtime/store.ts';
 import { type DestinationSpec, type Owner, type SyncOutcome, syncDestination } from './destination.ts';
 import type { OwnWrites } from './own-writes.ts';
 
@@ -93,13 +94,17 @@ export class DestinationWriter {
       result.resourceVersion ??
       (result.outcome === 'unchanged' ? existing?.metadata.resourceVersion : undefined);
     if (resourceVersion)
-      this.#remember(`${namespace}/${dest.name}`, { ownerUid: owner.metadata.uid, resourceVersion, stamp });
+      this.#remember(objectKey(namespace, dest.name), {
+        ownerUid: owner.metadata.uid,
+        resourceVersion,
+        stamp,
+      });
     return existing ? { outcome: result.outcome, existing } : { outcome: result.outcome };
   }
 
   #current(owner: Owner, name: string): Written | undefined {
     const namespace = owner.metadata.namespace;
-    const written = this.#written.get(`${namespace}/${name}`);
+    const written = this.#written.get(objectKey(namespace, name));
     if (!written || written.ownerUid !== owner.metadata.uid) return undefined;
     const seen = this.#observed?.get(namespace, name)?.metadata.resourceVersion;
     return seen === written.resourceVersion ? written : undefined;

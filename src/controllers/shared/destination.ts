@@ -21,7 +21,8 @@ export interface DestinationSpec {
 export interface Owner {
   apiVersion: string;
   kind: string;
-  metadata: { name: string; namespace: string; uid: string };
+  /** `generation` absent: unknown, so a create looks for renamed destinations. */
+  metadata: { name: string; namespace: string; uid: string; generation?: number };
 }
 
 export type SyncOutcome = 'created' | 'updated' | 'recreated' | 'unchanged';
@@ -42,6 +43,7 @@ export function destinationOwner(kind: string, obj: KubeObject): Owner {
       name: obj.metadata.name ?? '',
       namespace: obj.metadata.namespace ?? '',
       uid: obj.metadata.uid ?? '',
+      ...(obj.metadata.generation !== undefined ? { generation: obj.metadata.generation } : {}),
     },
   };
 }
@@ -111,7 +113,9 @@ export async function syncDestination(
   };
   if (!existing) {
     const created = await client.create<Secret>(Secrets, desired, { signal });
-    await pruneRenamed(client, owner, dest.name, signal);
+    // Only a changed spec can have renamed the destination: at generation 1 there is nothing to prune,
+    // which spares a LIST per create in the initial sync.
+    if ((owner.metadata.generation ?? 2) > 1) await pruneRenamed(client, owner, dest.name, signal);
     return written('created', created);
   }
   if (!ownedBy(existing, owner)) {

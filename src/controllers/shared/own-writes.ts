@@ -4,6 +4,8 @@
 // the resourceVersion it replaces (the update is guarded by it), and an update event from exactly
 // that version counts as Ferry's. Were it someone else's, Ferry's guarded write fails with a
 // conflict and its reconcile is retried, reading Vault and the Secret again.
+import { objectKey } from '../../runtime/store.ts';
+
 const MAX_ENTRIES = 100_000;
 
 export class OwnWrites {
@@ -12,13 +14,13 @@ export class OwnWrites {
 
   /** Ferry is about to replace this Secret at `resourceVersion`. */
   expect(namespace: string, name: string, resourceVersion: string | undefined): void {
-    const key = `${namespace}/${name}`;
+    const key = objectKey(namespace, name);
     if (resourceVersion === undefined) this.#replacing.delete(key);
     else remember(this.#replacing, key, resourceVersion);
   }
 
   record(namespace: string, name: string, resourceVersion: string): void {
-    const key = `${namespace}/${name}`;
+    const key = objectKey(namespace, name);
     this.#replacing.delete(key);
     remember(this.#last, key, resourceVersion);
   }
@@ -29,7 +31,7 @@ export class OwnWrites {
     resourceVersion: string | undefined,
     oldResourceVersion?: string,
   ): boolean {
-    const key = `${namespace ?? ''}/${name ?? ''}`;
+    const key = objectKey(namespace, name ?? '');
     if (resourceVersion !== undefined && this.#last.get(key) === resourceVersion) return true;
     return oldResourceVersion !== undefined && this.#replacing.get(key) === oldResourceVersion;
   }

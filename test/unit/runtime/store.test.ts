@@ -168,3 +168,19 @@ describe('store', () => {
     );
   });
 });
+
+describe('store interning', () => {
+  it('leaves objects equal, adds no fields, and never touches data', () => {
+    const { store, writer } = createStore<ConfigMap & { status?: unknown }>();
+    const obj = {
+      ...cm('a', '1', {
+        labels: { team: 'x' },
+        ownerReferences: [{ apiVersion: 'v1', kind: 'K', name: 'o', uid: 'u' }],
+      }),
+      status: { conditions: [{ type: 'Ready', status: 'True', reason: 'Synced' }] },
+    };
+    const copy = structuredClone(obj);
+    writer.apply({ type: 'apply', object: obj });
+    assert.deepEqual(store.get('ns', 'a'), copy);
+  });
+});
