@@ -21,12 +21,10 @@ import { Namespaces, type ResourceType } from '../src/k8s/resources.ts';
 import { operatorPods, scaleOperator } from '../stack/lib/chart.ts';
 import {
   adminClient,
-  apply,
-  ensureNamespace,
   eventually,
-  kubernetesVaultAuth,
   type Manifest,
   tamper,
+  tenant,
   VaultAdmin,
   vds,
   vps,
@@ -167,24 +165,14 @@ async function setup(): Promise<void> {
   await vault.postgresEngine(DB, { defaultTtl: '2m', maxTtl: '1h' });
   await vault.pkiEngine(PKI, { allowed_domains: ['soak.test'], allow_subdomains: true, max_ttl: '1h' });
   for (const ns of namespaces) {
-    await ensureNamespace(kube, ns, ['app']);
-    await vault.policy(
-      `t-${ns}`,
-      [
-        `path "kvv2/data/${ns}/*" { capabilities = ["read"] }`,
+    await tenant(env, kube, vault, ns, {
+      connection: { name: 'default', address: env.vaultAddr },
+      policy: [
         `path "${DB}/creds/dyn" { capabilities = ["read"] }`,
         `path "${PKI}/issue/web" { capabilities = ["update"] }`,
         'path "sys/leases/*" { capabilities = ["update"] }',
-      ].join('\n'),
-    );
-    await vault.kubernetesRole(`t-${ns}`, { serviceAccount: 'app', namespace: ns, policies: [`t-${ns}`] });
-    await apply(kube, {
-      apiVersion: 'secrets.hashicorp.com/v1beta1',
-      kind: 'VaultConnection',
-      metadata: { name: 'default', namespace: ns },
-      spec: { address: env.vaultAddr },
-    } as Manifest);
-    await apply(kube, kubernetesVaultAuth(env, ns, 'auth', { role: `t-${ns}`, connection: 'default' }));
+      ],
+    });
   }
   await pool(N, 16, async (i) => {
     if (kindOf(i) === 'vss')

@@ -226,12 +226,25 @@ export function decodeData(data: Record<string, string> | undefined): Record<str
 /**
  * A tenant namespace as real users would set one up: a ServiceAccount `app`, a Vault policy and
  * Kubernetes-auth role for it, the operator-wide default VaultConnection, and a VaultAuth `auth`.
+ * `policy` adds lines to the tenant's Vault policy. With `connection`, `auth` uses a VaultConnection
+ * of the tenant's own (that name, to that address) instead: metrics labelled by connection (Vault
+ * reads) are then this tenant's alone.
  */
-export async function tenant(env: StackEnv, kube: KubeClient, vault: VaultAdmin, ns: string): Promise<void> {
+export async function tenant(
+  env: StackEnv,
+  kube: KubeClient,
+  vault: VaultAdmin,
+  ns: string,
+  o: { connection?: { name: string; address: string }; policy?: string[] } = {},
+): Promise<void> {
   await ensureNamespace(kube, ns, ['app']);
   await vault.policy(
     `t-${ns}`,
-    `path "kvv2/data/${ns}/*" { capabilities = ["read"] }\npath "kvv1/${ns}/*" { capabilities = ["read"] }\n`,
+    [
+      `path "kvv2/data/${ns}/*" { capabilities = ["read"] }`,
+      `path "kvv1/${ns}/*" { capabilities = ["read"] }`,
+      ...(o.policy ?? []),
+    ].join('\n'),
   );
   // `web` is what the CSI tests' pods run as: the CSI driver logs in as the pod (docs/security.md).
   await vault.kubernetesRole(`t-${ns}`, {
@@ -239,13 +252,22 @@ export async function tenant(env: StackEnv, kube: KubeClient, vault: VaultAdmin,
     namespace: ns,
     policies: [`t-${ns}`],
   });
-  await apply(kube, {
-    apiVersion: 'secrets.hashicorp.com/v1beta1',
-    kind: 'VaultConnection',
-    metadata: { name: 'default', namespace: env.operatorNamespace },
-    spec: { address: env.vaultAddr, skipTLSVerify: false },
-  } as Manifest);
-  await apply(kube, kubernetesVaultAuth(env, ns, 'auth', { role: `t-${ns}` }));
+  const connection = (name: string, namespace: string, address: string) =>
+    apply(kube, {
+      apiVersion: 'secrets.hashicorp.com/v1beta1',
+      kind: 'VaultConnection',
+      metadata: { name, namespace },
+      spec: { address, skipTLSVerify: false },
+    } as Manifest);
+  await connection('default', env.operatorNamespace, env.vaultAddr);
+  if (o.connection) await connection(o.connection.name, ns, o.connection.address);
+  await apply(
+    kube,
+    kubernetesVaultAuth(env, ns, 'auth', {
+      role: `t-${ns}`,
+      ...(o.connection ? { connection: `${ns}/${o.connection.name}` } : {}),
+    }),
+  );
 }
 
 /** A VaultAuth of the kubernetes method: by default on the stack's default VaultConnection and

@@ -70,14 +70,7 @@ describe('hostile tenant', () => {
     kube = adminClient(env);
     vault = new VaultAdmin(env);
     ns = uniqueName('hostile');
-    await tenant(env, kube, vault, ns);
-    await apply(kube, {
-      apiVersion: 'secrets.hashicorp.com/v1beta1',
-      kind: 'VaultConnection',
-      metadata: { name: 'own', namespace: ns },
-      spec: { address: env.vaultAddr, skipTLSVerify: false },
-    } as Manifest);
-    await apply(kube, kubernetesVaultAuth(env, ns, 'auth', { role: `t-${ns}`, connection: `${ns}/own` }));
+    await tenant(env, kube, vault, ns, { connection: { name: 'own', address: env.vaultAddr } });
     await vault.kvPut('kvv2', `${ns}/app`, { password: 'hunter2-value' });
   });
   after(async () => {

@@ -4,16 +4,7 @@
 import type { KubeClient } from '../../src/k8s/client.ts';
 import { Secrets } from '../../src/k8s/resources.ts';
 import type { Secret } from '../../src/k8s/types.ts';
-import {
-  apply,
-  decodeData,
-  eventually,
-  kubernetesVaultAuth,
-  type Manifest,
-  tenant,
-  type VaultAdmin,
-  vss,
-} from '../../stack/lib/fixtures.ts';
+import { apply, decodeData, eventually, tenant, type VaultAdmin, vss } from '../../stack/lib/fixtures.ts';
 import { type StackEnv, uniqueName } from './harness.ts';
 
 export interface InstantTenant {
@@ -31,14 +22,7 @@ export async function instantTenant(
   o: { addr: string; prefix: string; n: number },
 ): Promise<InstantTenant> {
   const ns = uniqueName(o.prefix);
-  await tenant(env, kube, vault, ns);
-  await apply(kube, {
-    apiVersion: 'secrets.hashicorp.com/v1beta1',
-    kind: 'VaultConnection',
-    metadata: { name: 'instant', namespace: ns },
-    spec: { address: o.addr, skipTLSVerify: false },
-  } as Manifest);
-  await apply(kube, kubernetesVaultAuth(env, ns, 'auth', { role: `t-${ns}`, connection: `${ns}/instant` }));
+  await tenant(env, kube, vault, ns, { connection: { name: 'instant', address: o.addr } });
   const latest = new Map<number, string>();
   for (let i = 0; i < o.n; i++) {
     latest.set(i, `initial-${i}`);
