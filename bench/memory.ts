@@ -29,19 +29,12 @@ import type { KubeClient } from '../src/k8s/client.ts';
 import { Namespaces, Secrets } from '../src/k8s/resources.ts';
 import type { Secret } from '../src/k8s/types.ts';
 import { operatorPods, scaleOperator, upgradeOperatorValues } from '../stack/lib/chart.ts';
-import {
-  adminClient,
-  apply,
-  ensureNamespace,
-  kubernetesVaultAuth,
-  type Manifest,
-  VaultAdmin,
-  vss,
-} from '../stack/lib/fixtures.ts';
+import { adminClient, tenant, VaultAdmin, vss } from '../stack/lib/fixtures.ts';
 import { alive, freePort, httpOk, start, waitFor } from '../stack/lib/proc.ts';
 import { loadStackEnv } from '../stack/lib/stack.ts';
 import { MemoryCgroup, memoryRoot } from './lib/cgroup.ts';
 import { compileCacheEnv, IMAGE_NODE_FLAGS } from './lib/ferry-process.ts';
+import { procSample } from './lib/probes.ts';
 
 const { values } = parseArgs({
   allowNegative: true,
@@ -108,16 +101,7 @@ async function createWorkload(n: number, nsCount: number): Promise<Workload> {
   const expected = new Map<string, Map<string, string>>();
   for (const ns of namespaces) {
     expected.set(ns, new Map());
-    await ensureNamespace(kube, ns, ['app']);
-    await vault.policy(`t-${ns}`, `path "kvv2/data/${ns}/*" { capabilities = ["read"] }\n`);
-    await vault.kubernetesRole(`t-${ns}`, { serviceAccount: 'app', namespace: ns, policies: [`t-${ns}`] });
-    await apply(kube, {
-      apiVersion: 'secrets.hashicorp.com/v1beta1',
-      kind: 'VaultConnection',
-      metadata: { name: 'default', namespace: ns },
-      spec: { address: env.vaultAddr },
-    } as Manifest);
-    await apply(kube, kubernetesVaultAuth(env, ns, 'auth', { role: `t-${ns}`, connection: 'default' }));
+    await tenant(env, kube, vault, ns, { connection: { name: 'default', address: env.vaultAddr } });
   }
   const items = Array.from({ length: n }, (_, i) => {
     const ns = namespaces[i % nsCount] as string;
@@ -190,20 +174,6 @@ if (profile) {
   poll.unref();
 }
 `;
-
-function procStatus(pid: number): { rss: number; hwm: number; cpuSeconds: number } | undefined {
-  try {
-    const s = readFileSync(`/proc/${pid}/status`, 'utf8');
-    const kb = (k: string): number => Number(new RegExp(`^${k}:\\s+(\\d+)`, 'm').exec(s)?.[1] ?? 0) * 1024;
-    // utime and stime, in clock ticks (100 per second on Linux), after the parenthesised command.
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    const cpuSeconds = (Number(fields[11]) + Number(fields[12])) / 100;
-    return { rss: kb('VmRSS'), hwm: kb('VmHWM'), cpuSeconds };
-  } catch {
-    return undefined;
-  }
-}
 
 /** RSS by mapping: the node binary, other files, and anonymous memory by region size (the V8 heap
  * lives in 256 KB pages, malloc arenas in 64 MB reservations). */
@@ -284,10 +254,10 @@ async function runOnce(n: number, dir: string): Promise<Record<string, number | 
   try {
     while (Date.now() < holdUntil) {
       if (!alive(op.pid)) throw new Error(`operator exited (see ${join(dir, `operator-${n}.log`)})`);
-      const st = procStatus(op.pid);
+      const st = procSample(op.pid);
       if (st) {
-        rssSamples.push({ t: Date.now() - started, rss: st.rss });
-        hwm = Math.max(hwm, st.hwm);
+        rssSamples.push({ t: Date.now() - started, rss: st.rssMb * MB });
+        hwm = Math.max(hwm, (st.hwmMb ?? 0) * MB);
       }
       if (!snapped && Number.isFinite(snapAt) && Date.now() - started >= snapAt * 1000) {
         snapped = true;
@@ -297,7 +267,7 @@ async function runOnce(n: number, dir: string): Promise<Record<string, number | 
         lastCount = await countSynced(w);
         if (lastCount === n) {
           syncedAt = Date.now();
-          syncCpu = procStatus(op.pid)?.cpuSeconds ?? 0;
+          syncCpu = procSample(op.pid)?.cpuS ?? 0;
           holdUntil = syncedAt + Number(values.hold) * 1000;
           process.stderr.write(`[memory] N=${n}: synced in ${((syncedAt - started) / 1000).toFixed(1)} s\n`);
           if (values['snapshot-at'] === 'synced') process.kill(op.pid, 'SIGUSR2');
@@ -308,7 +278,7 @@ async function runOnce(n: number, dir: string): Promise<Record<string, number | 
       await new Promise((r) => setTimeout(r, SAMPLE_MS));
     }
     // The operator is still ours to measure: one last reading.
-    const end = procStatus(op.pid);
+    const end = procSample(op.pid);
     const mappings = rssByMapping(op.pid);
     const usage = readFileSync(usageFile, 'utf8')
       .trim()
@@ -326,9 +296,9 @@ async function runOnce(n: number, dir: string): Promise<Record<string, number | 
       n,
       syncSeconds: Number((((syncedAt ?? 0) - started) / 1000).toFixed(1)),
       cpuSecondsToSynced: syncCpu,
-      cpuSecondsTotal: end?.cpuSeconds ?? 0,
-      peakRssMB: Math.round(Math.max(hwm, end?.hwm ?? 0) / MB),
-      endRssMB: Math.round((end?.rss ?? 0) / MB),
+      cpuSecondsTotal: end?.cpuS ?? 0,
+      peakRssMB: Math.round(Math.max(hwm / MB, end?.hwmMb ?? 0)),
+      endRssMB: Math.round(end?.rssMb ?? 0),
       atPeak: `heapUsed ${Math.round(peak.heapUsed / MB)} heapTotal ${Math.round(peak.heapTotal / MB)} external ${Math.round(peak.external / MB)} arrayBuffers ${Math.round(peak.arrayBuffers / MB)}`,
       endHeapUsedMB: Math.round(last.heapUsed / MB),
       endHeapTotalMB: Math.round(last.heapTotal / MB),
@@ -427,18 +397,18 @@ async function runChart(n: number): Promise<Record<string, number | string>> {
           lastRestarts = c.restarts;
         }
         const s = c.cgroup.sample();
-        const p = procStatus(c.pid);
+        const p = procSample(c.pid);
         peak.cgroup = Math.max(peak.cgroup, s.peakMb);
         peak.workingSet = Math.max(peak.workingSet, s.workingSetMb);
-        peak.rss = Math.max(peak.rss, (p?.hwm ?? 0) / MB);
-        end = { workingSet: s.workingSetMb, rss: (p?.rss ?? 0) / MB };
+        peak.rss = Math.max(peak.rss, p?.hwmMb ?? 0);
+        end = { workingSet: s.workingSetMb, rss: p?.rssMb ?? 0 };
         last = c;
       }
       if (syncedAt === undefined) {
         const count = await countSynced(w);
         if (count === n) {
           syncedAt = Date.now();
-          syncCpu = (last && procStatus(last.pid)?.cpuSeconds) ?? 0;
+          syncCpu = (last && procSample(last.pid)?.cpuS) ?? 0;
           holdUntil = syncedAt + Number(values.hold) * 1000;
           process.stderr.write(`[memory] N=${n}: synced in ${((syncedAt - started) / 1000).toFixed(1)} s\n`);
         } else if (Date.now() > deadline) {
@@ -452,7 +422,7 @@ async function runChart(n: number): Promise<Record<string, number | string>> {
       mode: `chart pod, memory limit ${limit ?? 'the chart default'}`,
       syncSeconds: Number((((syncedAt ?? 0) - started) / 1000).toFixed(1)),
       cpuSecondsToSynced: syncCpu,
-      cpuSecondsTotal: (last && procStatus(last.pid)?.cpuSeconds) ?? 0,
+      cpuSecondsTotal: (last && procSample(last.pid)?.cpuS) ?? 0,
       restarts: lastRestarts,
       restartReasons: restartReasons.join('; '),
       oomKilled,

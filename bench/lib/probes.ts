@@ -77,8 +77,8 @@ export class VaultProxy {
   }
 }
 
-/** RSS and CPU seconds of a process now; undefined once it has exited. */
-export function procSample(pid: number): { rssMb: number; cpuS: number } | undefined {
+/** RSS (and its peak) and CPU seconds of a process now; undefined once it has exited. */
+export function procSample(pid: number): ReturnType<typeof parseProc> | undefined {
   try {
     return parseProc(readFileSync(`/proc/${pid}/status`, 'utf8'), readFileSync(`/proc/${pid}/stat`, 'utf8'));
   } catch {

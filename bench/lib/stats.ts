@@ -68,17 +68,23 @@ export function aggregate(rows: readonly Row[]): Aggregate[] {
   }));
 }
 
-/** Resident set size and CPU seconds of a process from /proc/<pid>/status and /proc/<pid>/stat text. */
+/** Resident set size (and its peak, VmHWM, where the text has it) and CPU seconds of a process from
+ * /proc/<pid>/status and /proc/<pid>/stat text. */
 export function parseProc(
   status: string,
   stat: string,
   ticksPerSecond = 100,
-): { rssMb: number; cpuS: number } {
+): { rssMb: number; hwmMb?: number; cpuS: number } {
   const kb = Number(/^VmRSS:\s+(\d+)\s+kB/m.exec(status)?.[1] ?? Number.NaN);
+  const hwmKb = /^VmHWM:\s+(\d+)\s+kB/m.exec(status)?.[1];
   // Fields after the parenthesised command name: utime and stime are fields 14 and 15 of the line.
   const rest = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
   const ticks = Number(rest[11]) + Number(rest[12]);
-  return { rssMb: kb / 1024, cpuS: ticks / ticksPerSecond };
+  return {
+    rssMb: kb / 1024,
+    ...(hwmKb === undefined ? {} : { hwmMb: Number(hwmKb) / 1024 }),
+    cpuS: ticks / ticksPerSecond,
+  };
 }
 
 /** Sums `apiserver_request_total` by verb from Prometheus text; writes are the mutating verbs. */
