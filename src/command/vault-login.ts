@@ -10,6 +10,7 @@ import type { VaultAuthGlobal } from '../api/v1beta1/vaultauthglobal.ts';
 import type { VaultConnection } from '../api/v1beta1/vaultconnection.ts';
 import { type Clock, sleep } from '../clock.ts';
 import {
+  apiAudienceRefused,
   type Consumer,
   type PodTokenSource,
   resolveAuthConfig,
@@ -96,11 +97,7 @@ class MintedPodTokens implements PodTokenSource {
     if (!t)
       throw new FerryError(CODES.CSI_PRECONDITION, `no token for ServiceAccount ${sa.namespace}/${sa.name}`);
     // As the driver: the API server's own audience is a Kubernetes credential, kept from a foreign Vault.
-    if (t.audience === '' && opts?.refuseApiAudience)
-      throw new FerryError(
-        CODES.CSI_PRECONDITION,
-        `${opts.refuseApiAudience}: the pod's token for the API server's own audience "" is not sent there; set the VaultAuth's audiences (e.g. ["vault"], as the Vault role's audience)`,
-      );
+    if (t.audience === '' && opts?.refuseApiAudience) throw apiAudienceRefused(opts.refuseApiAudience);
     return t.token;
   }
 }

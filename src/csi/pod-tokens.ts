@@ -9,6 +9,7 @@
 //
 // The volume context is parsed strictly and within bounds: whoever reaches the driver's socket is
 // treated as hostile, and the tokens are the one thing in the context the driver passes on.
+import { apiAudienceRefused } from '../delivery/vault-access.ts';
 import { CODES, FerryError } from '../errors.ts';
 import { invalidArgument } from './errors.ts';
 
@@ -99,12 +100,7 @@ export function pickPodToken(
     const t = tokens.get(audience);
     if (t && t.expiresAtMs > nowMs) return { audience, token: t };
   }
-  if (allowed.length === 0) {
-    throw new FerryError(
-      CODES.CSI_PRECONDITION,
-      `${opts.refuseApiAudience}: the pod's token for the API server's own audience "" is a Kubernetes credential and is not sent there; set the VaultAuth's audiences (e.g. ["vault"], as the Vault role's audience)`,
-    );
-  }
+  if (allowed.length === 0) throw apiAudienceRefused(opts.refuseApiAudience ?? '');
   const names = allowed
     .map((a) => (a === '' ? '"" (the API server’s default)' : JSON.stringify(a)))
     .join(', ');

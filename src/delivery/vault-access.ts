@@ -124,6 +124,14 @@ export interface PodTokenSource {
   ): string;
 }
 
+/** What a PodTokenSource throws when `refuseApiAudience` leaves no audience to log in with. */
+export function apiAudienceRefused(why: string): FerryError {
+  return new FerryError(
+    CODES.CSI_PRECONDITION,
+    `${why}: the pod's token for the API server's own audience "" is a Kubernetes credential and is not sent there; set the VaultAuth's audiences (e.g. ["vault"], as the Vault role's audience)`,
+  );
+}
+
 export interface Withheld {
   /** TokenRequest (serviceaccounts/token create) and ServiceAccount reads. */
   tokenRequests?: string;
