@@ -89,11 +89,7 @@ export class Volumes {
   /** Writes the volume's files as `payload` (newPayload). Throws only when the write did not
    * commit, so the previous files are still there: once `..data` names the payload, the files are
    * the new ones and what is left of the write is finished now or on the next write or resume. */
-  async write(
-    rec: VolumeRecord,
-    files: Map<string, OutputFile[]>,
-    payload = this.newPayload(),
-  ): Promise<void> {
+  async write(rec: VolumeRecord, files: Map<string, OutputFile[]>, payload: string): Promise<void> {
     const staging = this.staging(rec.targetPath);
     await this.#o.mounter.setup(staging, rec.targetPath);
     try {

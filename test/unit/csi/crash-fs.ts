@@ -89,26 +89,15 @@ export class CrashFs {
       ),
     );
     // A handle's path is unknown here: its changes count, its open recorded the path.
-    for (const name of HANDLE_CHANGING) {
+    const handle = (name: string, changes: () => string[] | undefined) => {
       const original = handleProto[name] as Fn;
-      const self = this;
+      const wrap = (h: unknown) => this.#wrap((...a) => original.apply(h, a), changes);
       mock.method(handleProto, name, async function (this: unknown, ...args: unknown[]) {
-        return self.#wrap(
-          (...a) => original.apply(this, a),
-          () => [],
-        )(...args);
+        return wrap(this)(...args);
       });
-    }
-    for (const name of HANDLE_READING) {
-      const original = handleProto[name] as Fn;
-      const self = this;
-      mock.method(handleProto, name, async function (this: unknown, ...args: unknown[]) {
-        return self.#wrap(
-          (...a) => original.apply(this, a),
-          () => undefined,
-        )(...args);
-      });
-    }
+    };
+    for (const name of HANDLE_CHANGING) handle(name, () => []);
+    for (const name of HANDLE_READING) handle(name, () => undefined);
     syncBuiltinESMExports();
   }
 

@@ -12,7 +12,6 @@ import { tmpdir } from 'node:os';
 import { join, sep } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import pino from 'pino';
-import { CTX } from '../../../src/csi/access.ts';
 import { DATA_DIR_LINK } from '../../../src/csi/atomic-writer.ts';
 import { DirMounter } from '../../../src/csi/mounter.ts';
 import { isPayloadName } from '../../../src/csi/names.ts';
@@ -21,7 +20,7 @@ import type { PublishSource } from '../../../src/csi/publish.ts';
 import type { Held, Item, ItemRef } from '../../../src/csi/secrets.ts';
 import { keyOf, type VolumeRecord } from '../../../src/csi/state.ts';
 import { Crash, CrashFs } from './crash-fs.ts';
-import { runningTasks, testGrant } from './grant.ts';
+import { publishRequest, runningTasks, testGrant } from './grant.ts';
 
 const AUD = 'csi.vso.hashicorp.com';
 const log = pino({ level: 'silent' });
@@ -135,21 +134,7 @@ describe('lease replacement killed at each step', () => {
         },
       };
     };
-    const publish = (node: NodeService) =>
-      node.publish({
-        volume_id: 'vol-1',
-        target_path: target,
-        volume_capability: { mount: {}, access_mode: { mode: 'SINGLE_NODE_WRITER' } },
-        readonly: true,
-        volume_context: {
-          [CTX.podName]: 'p1',
-          [CTX.podNamespace]: 'team-a',
-          [CTX.podUid]: 'uid-1',
-          [CTX.serviceAccount]: 'web',
-          [CTX.tokens]: JSON.stringify({ [AUD]: { token: 't' } }),
-          csiSecretsName: 'db',
-        },
-      });
+    const publish = (node: NodeService) => node.publish(publishRequest(target));
 
     // The volume as a previous driver left it.
     if (scenario === 'upkeep') vault.clientId = 'old-token';
