@@ -50,8 +50,9 @@ export interface OrphanRecord {
 }
 
 const ORPHANS = 'orphans.json';
-/** Size caps: a volume record is a few KB; the orphans list grows with failed revocations. */
-const MAX_VOLUME_RECORD_BYTES = 256 * 1024;
+/** Size caps: a volume record is a few KB (twice that while a write is under way: `pending` holds
+ * the next record); the orphans list grows with failed revocations. */
+const MAX_VOLUME_RECORD_BYTES = 512 * 1024;
 const MAX_ORPHANS_BYTES = 4 * 1024 * 1024;
 
 // Shape checks: a record that is not exactly what this module writes is dropped, not trusted.
