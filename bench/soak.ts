@@ -122,14 +122,11 @@ function metricSum(text: string, name: string): number {
 }
 
 /** Memory, work-queue depth, and errors with fds over time: three charts stacked in one SVG. */
-function plot(
-  s: { n: number; churnPerMinute: number; flavor?: string | undefined },
-  samples: Sample[],
-): string {
+function plot(s: { n: number; churnPerMinute: number; flavor: string }, samples: Sample[]): string {
   const at = (f: (x: Sample) => number) => samples.map((x) => [x.minute, f(x)] as const);
   const charts = [
     lineChart(
-      `Soak: ${s.n} resources, ${s.churnPerMinute} changes/min (${s.flavor ?? 'openbao'}): memory`,
+      `Soak: ${s.n} resources, ${s.churnPerMinute} changes/min (${s.flavor}): memory`,
       'minutes',
       'MB',
       [
@@ -150,13 +147,14 @@ function plot(
   const w = size(charts[0] as string, 'width');
   const h = size(charts[0] as string, 'height');
   const body = charts.map((c, i) => c.replace('<svg ', `<svg y="${i * h}" `));
-  return `<svg xmlns="http://www.w3.org/2000/svg" width="${w}" height="${h * charts.length}">\n${body.join('')}</svg>\n`;
+  const title = `Soak: ${s.n} resources, ${s.churnPerMinute} changes/min (${s.flavor})`;
+  return `<svg xmlns="http://www.w3.org/2000/svg" width="${w}" height="${h * charts.length}">\n<title>${title}</title>\n${body.join('')}</svg>\n`;
 }
 
 /** Writes the plot of a results file next to the benchmark plots; returns its path. */
 function writePlot(resultsFile: string): string {
   const { summary, samples } = JSON.parse(readFileSync(resultsFile, 'utf8')) as {
-    summary: { n: number; churnPerMinute: number; flavor?: string };
+    summary: { n: number; churnPerMinute: number; flavor: string };
     samples: Sample[];
   };
   const dir = join(ROOT, 'docs', 'benchmarks');
