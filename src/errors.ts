@@ -8,6 +8,8 @@ export const CODES = {
   K8S_API: 'FERRY_ERR_K8S_API',
   K8S_TRANSPORT: 'FERRY_ERR_K8S_TRANSPORT',
   K8S_WATCH: 'FERRY_ERR_K8S_WATCH',
+  // a create refused because its namespace is being deleted (the NamespaceTerminating cause)
+  K8S_NAMESPACE_TERMINATING: 'FERRY_ERR_K8S_NAMESPACE_TERMINATING',
   KUBECONFIG: 'FERRY_ERR_KUBECONFIG',
   // vault
   VAULT_API: 'FERRY_ERR_VAULT_API',
