@@ -73,6 +73,8 @@ export class LeaderElector {
   readonly #retryPeriodMs: number;
   #observed: LeaseSpec | undefined;
   #observedAt = 0;
+  /** When the last successful acquire or renew began (this process's clock). */
+  #renewedAt = 0;
   /** The last lease object we wrote, kept for its resourceVersion when releasing. */
   #ours: Lease | undefined;
   #leading = false;
@@ -133,24 +135,29 @@ export class LeaderElector {
     // a renewal attempt may take, synchronously from a timer: a process that was frozen (SIGSTOP, a
     // VM pause) while a successor took over stops its reconciles in the first turn of the event loop
     // after it wakes, before they send another write, instead of finishing a renewal attempt first.
+    // It counts from when the last successful attempt began: the record could not be older.
     const expired = new AbortController();
-    let watchdog = this.#clock.setTimeout(() => expired.abort(), this.#retryPeriodMs + this.#renewDeadlineMs);
+    const arm = () =>
+      this.#clock.setTimeout(
+        () => expired.abort(),
+        this.#renewedAt + this.#retryPeriodMs + this.#renewDeadlineMs - this.#clock.now(),
+      );
+    let watchdog = arm();
     const expire = () => {
       this.#leading = false;
       leading.abort(new FerryError(CODES.LEADER_ELECTION, 'leadership lost'));
     };
     expired.signal.addEventListener('abort', expire, { once: true });
     const running = AbortSignal.any([signal, expired.signal]);
-    let lost = false;
     while (!running.aborted) {
       await sleep(this.#clock, this.#retryPeriodMs, running);
       if (running.aborted) break;
       if (!(await this.#renew(running))) break;
       watchdog.cancel();
-      watchdog = this.#clock.setTimeout(() => expired.abort(), this.#retryPeriodMs + this.#renewDeadlineMs);
+      watchdog = arm();
     }
     watchdog.cancel();
-    lost = !signal.aborted;
+    const lost = !signal.aborted;
 
     this.#leading = false;
     leading.abort(
@@ -249,6 +256,7 @@ export class LeaderElector {
   }
 
   #wrote(lease: Lease, spec: LeaseSpec, now: number): boolean {
+    this.#renewedAt = now;
     this.#ours = lease;
     this.#observed = lease.spec ?? spec;
     this.#observedAt = now;

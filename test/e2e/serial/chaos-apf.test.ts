@@ -26,6 +26,7 @@ import {
   condition,
   decodeData,
   eventually,
+  guardDestinations,
   type Manifest,
   synced,
   tenant,
@@ -35,7 +36,7 @@ import {
 import { operatorIncarnation, operatorLog, type StackEnv, uniqueName, useStack } from '../harness.ts';
 
 const N = 8;
-const HOLD_MS = 15_000;
+const HOLD_MS = 10_000;
 const log = (m: string) => process.stderr.write(`[chaos-apf e2e] ${m}\n`);
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const flowcontrol = (kind: string, plural: string): ResourceType => ({
@@ -88,27 +89,6 @@ describe('chaos: the API server rejects the operator with 429 and Retry-After (p
       await agent.close();
     }
   }
-  async function watchSecrets(): Promise<void> {
-    while (!watchStop.signal.aborted) {
-      try {
-        const rv = (await kube.list<Secret>(Secrets, { namespace: ns })).metadata?.resourceVersion;
-        for await (const ev of kube.watch<Secret>(
-          Secrets,
-          { namespace: ns, ...(rv ? { resourceVersion: rv } : {}), timeoutSeconds: 60 },
-          watchStop.signal,
-        )) {
-          if (ev.type === 'ERROR' || ev.type === 'BOOKMARK') continue;
-          const name = ev.object.metadata.name ?? '';
-          if (!name.startsWith('c-')) continue;
-          if (ev.type === 'DELETED') violations.push(`${name} DELETED`);
-          else if (Object.keys(ev.object.data ?? {}).length === 0)
-            violations.push(`${name} ${ev.type} with no data`);
-        }
-      } catch {
-        if (!watchStop.signal.aborted) await sleep(200);
-      }
-    }
-  }
   const converged = () =>
     eventually(
       'every VaultStaticSecret synced and current',
@@ -132,7 +112,7 @@ describe('chaos: the API server rejects the operator with 429 and Retry-After (p
     ns = uniqueName('chaos-apf');
     level = ns;
     await tenant(env, kube, vault, ns);
-    watching = watchSecrets();
+    watching = guardDestinations(kube, ns, watchStop.signal, violations);
     for (const n of names) {
       await change(n);
       await apply(
