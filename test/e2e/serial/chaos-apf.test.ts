@@ -35,7 +35,7 @@ import {
 } from '../../../stack/lib/fixtures.ts';
 import { operatorIncarnation, operatorLog, type StackEnv, uniqueName, useStack } from '../harness.ts';
 
-const N = 8;
+const N = 16;
 const HOLD_MS = 10_000;
 const log = (m: string) => process.stderr.write(`[chaos-apf e2e] ${m}\n`);
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -191,7 +191,7 @@ describe('chaos: the API server rejects the operator with 429 and Retry-After (p
     let named: string | undefined;
     while (Date.now() < deadline) {
       await Promise.all(names.map(change));
-      await sleep(1500);
+      await sleep(1000);
       named ??= await (async () => {
         for (const n of names) {
           const c = condition(
