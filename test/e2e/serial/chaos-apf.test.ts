@@ -1,5 +1,6 @@
-// Chaos: the API server answers Ferry 429 with Retry-After (issue 14). The stack runs kube-apiserver
-// with API Priority and Fairness on, as every real cluster; this test adds a priority level with no
+// Chaos: the API server answers Ferry 429 with Retry-After (issue 14). The test restarts the stack's
+// kube-apiserver with API Priority and Fairness on, as every real cluster runs it (the stack keeps it
+// off otherwise: see stack.ts), and back off at the end; it adds a priority level with no
 // nominal seats and no borrowing that rejects what it cannot run at once (limitResponse Reject; the
 // queueset still runs one request at a time), and a FlowSchema that sends it only the requests of
 // Ferry's operator ServiceAccount to the core group, events.k8s.io and Ferry's kinds. Leases stay out (a leader
@@ -16,9 +17,10 @@ import { readFileSync } from 'node:fs';
 import { after, before, describe, it } from 'node:test';
 import { Agent, request } from 'undici';
 import { VaultStaticSecrets } from '../../../src/api/resources.ts';
+import { LEADER_ELECTION_ID } from '../../../src/consts/labels.ts';
 import type { KubeClient } from '../../../src/k8s/client.ts';
-import { Namespaces, type ResourceType, Secrets } from '../../../src/k8s/resources.ts';
-import type { KubeObject, Secret } from '../../../src/k8s/types.ts';
+import { Leases, Namespaces, type ResourceType, Secrets } from '../../../src/k8s/resources.ts';
+import type { KubeObject, Lease, Secret } from '../../../src/k8s/types.ts';
 import {
   adminClient,
   apply,
@@ -33,6 +35,8 @@ import {
   VaultAdmin,
   vss,
 } from '../../../stack/lib/fixtures.ts';
+import { httpOk } from '../../../stack/lib/proc.ts';
+import { withPriorityAndFairness } from '../../../stack/lib/stack.ts';
 import { operatorIncarnation, operatorLog, type StackEnv, uniqueName, useStack } from '../harness.ts';
 
 const N = 16;
@@ -63,6 +67,16 @@ describe('chaos: the API server rejects the operator with 429 and Retry-After (p
   const watchStop = new AbortController();
   let watching: Promise<void> | undefined;
 
+  const figures: Record<string, unknown> = {};
+  /** The API server answers /readyz (which includes etcd) to the admin. */
+  async function apiReady(): Promise<boolean> {
+    const agent = new Agent({ connect: { ca: readFileSync(env.caFile, 'utf8') } });
+    try {
+      return await httpOk(`${env.apiServer}/readyz`, agent, { authorization: `Bearer ${env.adminToken}` });
+    } finally {
+      await agent.close();
+    }
+  }
   async function change(name: string): Promise<void> {
     const v = canary(`apf-${name}`);
     latest.set(name, v);
@@ -111,6 +125,19 @@ describe('chaos: the API server rejects the operator with 429 and Retry-After (p
     vault = new VaultAdmin(env);
     ns = uniqueName('chaos-apf');
     level = ns;
+    figures.apiRestartMs = await withPriorityAndFairness(true, apiReady, log);
+    // Whether or not the outage cost the operator its leadership, a leader renews after it: from
+    // then on an operator restart is the test's failure.
+    const upAt = Date.now();
+    await eventually(
+      'a leader renewing after the API server restart',
+      async () => {
+        const l = await kube.get<Lease>(Leases, LEADER_ELECTION_ID, env.operatorNamespace);
+        return Date.parse(l.spec?.renewTime ?? '') > upAt;
+      },
+      60_000,
+      250,
+    );
     await tenant(env, kube, vault, ns);
     watching = guardDestinations(kube, ns, watchStop.signal, violations);
     for (const n of names) {
@@ -135,6 +162,11 @@ describe('chaos: the API server rejects the operator with 429 and Retry-After (p
     await kube.delete(FlowSchemas, level).catch(() => {});
     await kube.delete(PriorityLevels, level).catch(() => {});
     await kube.delete(Namespaces, ns).catch(() => {});
+    figures.apiRestoreMs = await withPriorityAndFairness(false, apiReady, log).catch((err: unknown) => {
+      log(`restoring the API server: ${String(err)}`);
+      return -1;
+    });
+    log(`figures ${JSON.stringify(figures)}`);
     await vault.close();
     await kube.close();
   });
@@ -249,7 +281,7 @@ describe('chaos: the API server rejects the operator with 429 and Retry-After (p
           `${l.name}: ${next.time - l.time} ms after a Retry-After of ${l.err.retryAfterSeconds} s`,
         );
     }
-    const figures = { rejections, reconcileErrorsWithRetryAfter: withRetryAfter, convergeMs, named };
+    Object.assign(figures, { rejections, reconcileErrorsWithRetryAfter: withRetryAfter, convergeMs, named });
     log(`figures ${JSON.stringify(figures)}`);
     assert.ok(rejections > 0, 'the API server rejected some of the operator’s requests');
     assert.ok(withRetryAfter > 0, 'failed reconciles carried the Retry-After');
