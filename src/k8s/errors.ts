@@ -134,6 +134,15 @@ export function errorFromStatus(
   });
 }
 
+/** How long the API server asked the client to stay away (a 429's or 503's Retry-After), from `err`
+ * or an error it wraps (a reconciler may rethrow it as the cause of its own); undefined without one. */
+export function retryAfterMs(err: unknown): number | undefined {
+  for (let e = err, depth = 0; e instanceof Error && depth < 5; e = e.cause, depth++) {
+    if (isK8sApiError(e) && e.retryAfterSeconds !== undefined) return e.retryAfterSeconds * 1000;
+  }
+  return undefined;
+}
+
 /** Retry-After is either delta-seconds or an HTTP-date (RFC 9110 §10.2.3). */
 export function parseRetryAfter(
   header: string | undefined,

@@ -11,6 +11,7 @@ import type { BackoffPolicy } from '../backoff.ts';
 import type { Clock, Random } from '../clock.ts';
 import { systemClock } from '../clock.ts';
 import { CODES, TerminalError } from '../errors.ts';
+import { retryAfterMs } from '../k8s/errors.ts';
 import type { KubeObject } from '../k8s/types.ts';
 import type { ControllerMetrics } from '../metrics/controller.ts';
 import { controllerMetrics, workQueueMetrics } from '../metrics/controller.ts';
@@ -361,7 +362,10 @@ export class Controller {
         ctx.log.error({ err: policyErr }, 'errorPolicy threw; using the default backoff');
       }
     }
-    if (action === undefined) this.queue.addRateLimited(key);
-    else if ('requeueAfterMs' in action) this.queue.addAfter(key, action.requeueAfterMs);
+    // An API server that answered 429 (priority and fairness) or 503 with Retry-After is not asked
+    // again sooner, whatever the backoff or the errorPolicy says (client-go waits it out the same).
+    const floor = retryAfterMs(err) ?? 0;
+    if (action === undefined) this.queue.addRateLimited(key, floor);
+    else if ('requeueAfterMs' in action) this.queue.addAfter(key, Math.max(action.requeueAfterMs, floor));
   }
 }

@@ -73,6 +73,8 @@ export class LeaderElector {
   readonly #retryPeriodMs: number;
   #observed: LeaseSpec | undefined;
   #observedAt = 0;
+  /** When the last successful acquire or renew began (this process's clock). */
+  #renewedAt = 0;
   /** The last lease object we wrote, kept for its resourceVersion when releasing. */
   #ours: Lease | undefined;
   #leading = false;
@@ -129,15 +131,33 @@ export class LeaderElector {
       this.#o.logger?.error({ err }, 'onStartedLeading threw');
     }
 
-    let lost = false;
-    while (!signal.aborted) {
-      await sleep(this.#clock, this.#retryPeriodMs, signal);
-      if (signal.aborted) break;
-      if (!(await this.#renew(signal))) {
-        lost = !signal.aborted;
-        break;
-      }
+    // The watchdog ends leadership on this process's own clock once the last renewal is older than
+    // a renewal attempt may take, synchronously from a timer: a process that was frozen (SIGSTOP, a
+    // VM pause) while a successor took over stops its reconciles in the first turn of the event loop
+    // after it wakes, before they send another write, instead of finishing a renewal attempt first.
+    // It counts from when the last successful attempt began: the record could not be older.
+    const expired = new AbortController();
+    const arm = () =>
+      this.#clock.setTimeout(
+        () => expired.abort(),
+        this.#renewedAt + this.#retryPeriodMs + this.#renewDeadlineMs - this.#clock.now(),
+      );
+    let watchdog = arm();
+    const expire = () => {
+      this.#leading = false;
+      leading.abort(new FerryError(CODES.LEADER_ELECTION, 'leadership lost'));
+    };
+    expired.signal.addEventListener('abort', expire, { once: true });
+    const running = AbortSignal.any([signal, expired.signal]);
+    while (!running.aborted) {
+      await sleep(this.#clock, this.#retryPeriodMs, running);
+      if (running.aborted) break;
+      if (!(await this.#renew(running))) break;
+      watchdog.cancel();
+      watchdog = arm();
     }
+    watchdog.cancel();
+    const lost = !signal.aborted;
 
     this.#leading = false;
     leading.abort(
@@ -162,6 +182,9 @@ export class LeaderElector {
       if (left <= 0 || signal.aborted) return false;
       const ok = await this.#withTimeout(this.#tryAcquireOrRenew(), left);
       if (ok) return true;
+      // Someone else holds the lease now: retrying until the deadline would only let this process
+      // go on reconciling beside the new leader.
+      if (this.#heldByOther()) return false;
       const wait = Math.min(this.#retryPeriodMs, deadline - this.#clock.now());
       if (wait <= 0) return false;
       await sleep(this.#clock, wait, signal);
@@ -221,7 +244,19 @@ export class LeaderElector {
     }
   }
 
+  /** The last record read names another holder whose lease has not expired. */
+  #heldByOther(): boolean {
+    const o = this.#observed;
+    const holder = o?.holderIdentity ?? '';
+    return (
+      holder !== '' &&
+      holder !== this.identity &&
+      this.#observedAt + (o?.leaseDurationSeconds ?? 0) * 1000 > this.#clock.now()
+    );
+  }
+
   #wrote(lease: Lease, spec: LeaseSpec, now: number): boolean {
+    this.#renewedAt = now;
     this.#ours = lease;
     this.#observed = lease.spec ?? spec;
     this.#observedAt = now;

@@ -103,13 +103,13 @@ export class WorkQueue<K extends string> {
     this.#arm();
   }
 
-  /** Requeue after the key's next backoff delay. */
-  addRateLimited(key: K): void {
+  /** Requeue after the key's next backoff delay, and not before `atLeastMs` (a server's Retry-After). */
+  addRateLimited(key: K, atLeastMs = 0): void {
     if (this.#shutdown) return;
     this.#metrics?.retries.inc({ name: this.name });
     // The queue's policy has maxElapsedMs 0 by default; a policy that gives up stops requeueing.
     const delay = this.#backoff.next(key);
-    if (delay !== undefined) this.addAfter(key, delay);
+    if (delay !== undefined) this.addAfter(key, Math.max(delay, atLeastMs));
   }
 
   /** Reset the key's backoff (after a successful reconcile). */

@@ -3,7 +3,7 @@ import { type Clock, type Random, sleep, systemClock, systemRandom } from '../cl
 import { CODES, FerryError } from '../errors.ts';
 import type { KubeClient } from '../k8s/client.ts';
 import { watchErrorToException } from '../k8s/client.ts';
-import { isK8sApiError } from '../k8s/errors.ts';
+import { isK8sApiError, retryAfterMs } from '../k8s/errors.ts';
 import { apiVersionOf, type ResourceType } from '../k8s/resources.ts';
 import type { KubeList, KubeObject, WatchEvent } from '../k8s/types.ts';
 
@@ -187,9 +187,7 @@ class ResetBackoff {
     this.#lastAt = now;
     let delay = delayAfter(this.#policy, this.#attempt++, this.#random);
     // A 429 says exactly how long to stay away (pepr#3178 was a watcher ignoring it).
-    if (isK8sApiError(err) && err.retryAfterSeconds !== undefined) {
-      delay = Math.max(delay, err.retryAfterSeconds * 1000);
-    }
+    delay = Math.max(delay, retryAfterMs(err) ?? 0);
     return Math.round(delay);
   }
 }

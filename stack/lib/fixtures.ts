@@ -605,3 +605,37 @@ export async function pgLogin(env: StackEnv, user: string, password: string): Pr
     await c.end().catch(() => {});
   }
 }
+
+/**
+ * Watches the Secrets of `ns` until `signal` aborts (re-listing after each stream ends) and records
+ * in `violations` every destination (a Secret named `c-…`) deleted, unless `mayGo(name)` says its
+ * owner is being deleted, or written with no data: the invariant of the chaos cases.
+ */
+export async function guardDestinations(
+  kube: KubeClient,
+  ns: string,
+  signal: AbortSignal,
+  violations: string[],
+  mayGo: (name: string) => boolean = () => false,
+): Promise<void> {
+  while (!signal.aborted) {
+    try {
+      const rv = (await kube.list<Secret>(builtin.Secrets, { namespace: ns })).metadata?.resourceVersion;
+      for await (const ev of kube.watch<Secret>(
+        builtin.Secrets,
+        { namespace: ns, ...(rv ? { resourceVersion: rv } : {}), timeoutSeconds: 60 },
+        signal,
+      )) {
+        if (ev.type === 'ERROR' || ev.type === 'BOOKMARK') continue;
+        const name = ev.object.metadata.name ?? '';
+        if (!name.startsWith('c-')) continue;
+        if (ev.type === 'DELETED') {
+          if (!mayGo(name)) violations.push(`${name} DELETED`);
+        } else if (Object.keys(ev.object.data ?? {}).length === 0)
+          violations.push(`${name} ${ev.type} with no data`);
+      }
+    } catch {
+      if (!signal.aborted) await new Promise((r) => setTimeout(r, 200));
+    }
+  }
+}

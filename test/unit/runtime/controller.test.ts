@@ -4,6 +4,7 @@ import pino from 'pino';
 import { VaultStaticSecrets as VSS } from '../../../src/api/resources.ts';
 import type { Clock } from '../../../src/clock.ts';
 import { CODES, TerminalError } from '../../../src/errors.ts';
+import { K8sApiError } from '../../../src/k8s/errors.ts';
 import { type ResourceType, Secrets } from '../../../src/k8s/resources.ts';
 import type { KubeObject } from '../../../src/k8s/types.ts';
 import { MetricsRegistry } from '../../../src/metrics/registry.ts';
@@ -284,6 +285,35 @@ describe('Controller result handling', () => {
       await flush();
       assert.equal(c.queue.readyAt('ns/a'), clock.now() + 7000);
       assert.equal(c.queue.numRequeues('ns/a'), 0);
+    });
+  });
+
+  it("an API server's Retry-After is a floor under the backoff and under the errorPolicy", async () => {
+    const clock = new FakeClock();
+    const tooMany = (seconds: number) =>
+      new K8sApiError(429, 'TooManyRequests', 'PUT /api/v1/secrets: 429', { retryAfterSeconds: seconds });
+    const { ch, informer, c } = setup(
+      {
+        reconcile: async ({ key: { name } }) => {
+          // Wrapped as a reconciler's own error may wrap it: the floor still applies.
+          if (name === 'b') throw new Error('write failed', { cause: tooMany(4) });
+          throw tooMany(3);
+        },
+        errorPolicy: (_err, { key: { name } }) => (name === 'b' ? { requeueAfterMs: 1000 } : undefined),
+      },
+      clock,
+    );
+    ch.push(
+      { type: 'init' },
+      { type: 'initApply', object: obj('a') },
+      { type: 'initApply', object: obj('b') },
+    );
+    ch.push({ type: 'initDone' });
+    await runFor(c, informer, async () => {
+      await flush();
+      assert.equal(c.queue.readyAt('ns/a'), clock.now() + 3000, 'not the 5 ms first backoff');
+      assert.equal(c.queue.numRequeues('ns/a'), 1, 'the backoff still advances');
+      assert.equal(c.queue.readyAt('ns/b'), clock.now() + 4000, "not the errorPolicy's 1 s");
     });
   });
 

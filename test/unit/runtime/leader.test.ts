@@ -94,6 +94,48 @@ describe('LeaderElector', () => {
     assert.deepEqual(a.events, ['start', 'stop']);
   });
 
+  it('stops at its first renewal that finds another holder, not at renewDeadline', async () => {
+    const api = new FakeLeases();
+    const clock = new FakeClock();
+    const a = candidate(api, clock, 'a', new Set());
+    await clock.advanceAsync(1);
+    assert.ok(a.el.isLeader());
+    // A successor took the lease (a was paused past its lease, say).
+    const lease = api.lease;
+    assert.ok(lease?.spec);
+    api.lease = { ...lease, spec: { ...lease.spec, holderIdentity: 'b' } };
+    await clock.advanceAsync(2_000 + 1);
+    assert.ok(!a.el.isLeader(), 'lost at the first renewal attempt');
+    assert.equal(await a.done, true);
+  });
+
+  it('a process frozen past its lease aborts its leading signal in the first timer turn after it wakes', async () => {
+    const api = new FakeLeases();
+    const clock = new FakeClock();
+    let leading: AbortSignal | undefined;
+    const stop = new AbortController();
+    const el = new LeaderElector({
+      client: api.client(),
+      namespace: 'ferry',
+      name: 'ferry-lock',
+      identity: 'a',
+      clock,
+      random: () => 0,
+      onStartedLeading: (signal) => {
+        leading = signal;
+      },
+    });
+    const done = el.run(stop.signal);
+    await clock.advanceAsync(1);
+    assert.ok(leading && !leading.aborted);
+    // Frozen for 20 s: the timers fire on waking with no promise continuation in between, so no
+    // renewal attempt can run before the reconciles must stop.
+    clock.advance(20_000);
+    assert.ok(leading.aborted, 'leadership ended synchronously');
+    assert.ok(!el.isLeader());
+    assert.equal(await done, true);
+  });
+
   it('validates timing parameters', () => {
     const api = new FakeLeases();
     const base = {
