@@ -36,7 +36,7 @@ import {
 } from '../vault/auth/gcp.ts';
 import type { AuthMethod } from '../vault/auth/index.ts';
 import { gcpAuth, jwtAuth, kubernetesAuth } from '../vault/auth/kubernetes.ts';
-import { type CacheKeyInput, type CacheMetrics, computeCacheKey, VaultClientCache } from '../vault/cache.ts';
+import { type CacheKeyInput, type CacheMetrics, VaultClientCache } from '../vault/cache.ts';
 import type { VaultApi, VaultClientOptions } from '../vault/client.ts';
 import { VaultClient } from '../vault/client.ts';
 import { readCaCertFile, readSecretIdFile } from '../vault/confined-file.ts';
@@ -590,7 +590,7 @@ export class VaultAccessResolver {
       connectionGeneration: connection.metadata.generation ?? 0,
       providerUID,
     };
-    const cacheKey = computeCacheKey(input);
+    const cacheKey = this.cache.keyOf(input);
     // The encryption client is never persisted (§11.4): restoring it would need itself.
     const persisted = persist && this.#storage !== undefined && !this.#isEncryptionAuth(auth);
     const owner: StorageOwner = {

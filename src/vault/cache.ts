@@ -25,9 +25,12 @@ export interface CacheKeyInput {
 
 /** `<method>-` + hex(sha256(input)[0:7] ‖ sha256(input)[28:32]): 22 hex digits, ≤ 63 chars. */
 export function computeCacheKey(k: CacheKeyInput): string {
-  const input = `${k.authUID}-${k.authGeneration}.${k.connectionUID}-${k.connectionGeneration}.${k.providerUID}`;
-  const sum = createHash('sha256').update(input).digest();
+  const sum = createHash('sha256').update(hashInput(k)).digest();
   return `${k.method}-${Buffer.concat([sum.subarray(0, 7), sum.subarray(sum.length - 4)]).toString('hex')}`;
+}
+
+function hashInput(k: CacheKeyInput): string {
+  return `${k.authUID}-${k.authGeneration}.${k.connectionUID}-${k.connectionGeneration}.${k.providerUID}`;
 }
 
 /** Optional metric hooks, so the cache does not depend on a metrics registry. */
@@ -54,6 +57,9 @@ export interface VaultClientCacheOptions {
 
 export const DEFAULT_CACHE_SIZE = 10_000;
 
+/** Keys remembered by `VaultClientCache.keyOf`; a few per VaultAuth in use. */
+const KEY_MEMO_SIZE = 1024;
+
 /** A tenth of the cache: ten namespaces at their quota fill it. */
 export function defaultNamespaceQuota(maxSize: number): number {
   return Math.max(1, Math.ceil(maxSize / 10));
@@ -76,6 +82,8 @@ export class VaultClientCache {
   // Map iteration order is insertion order; a hit re-inserts, so the first key is least recently used.
   readonly #entries = new Map<string, Entry>();
   readonly #inflight = new Map<string, Promise<VaultSession>>();
+  /** computeCacheKey's input → key: every reconcile asks for one of a few keys again. */
+  readonly #keys = new Map<string, string>();
 
   constructor(opts: VaultClientCacheOptions = {}) {
     this.#maxSize = opts.maxSize ?? DEFAULT_CACHE_SIZE;
@@ -88,6 +96,20 @@ export class VaultClientCache {
 
   get size(): number {
     return this.#entries.size;
+  }
+
+  /** `computeCacheKey(input)`, remembered: one hash and one string per VaultAuth and connection
+   * generation and provider, not per reconcile. Bounded; starts over when full. */
+  keyOf(input: CacheKeyInput): string {
+    // Method names have no '.': equal memo strings mean equal keys.
+    const memo = `${input.method}.${hashInput(input)}`;
+    let key = this.#keys.get(memo);
+    if (key === undefined) {
+      if (this.#keys.size >= KEY_MEMO_SIZE) this.#keys.clear();
+      key = computeCacheKey(input);
+      this.#keys.set(memo, key);
+    }
+    return key;
   }
 
   has(cacheKey: string): boolean {
@@ -110,7 +132,7 @@ export class VaultClientCache {
     create: () => Promise<VaultSession>,
     opts: { signal?: AbortSignal | undefined; namespace?: string } = {},
   ): Promise<VaultSession> {
-    const key = computeCacheKey(input);
+    const key = this.keyOf(input);
     const pending = this.#inflight.get(key);
     if (pending !== undefined) return pending;
     const p = this.#resolve(key, input, create, opts.signal, opts.namespace ?? '').finally(() =>

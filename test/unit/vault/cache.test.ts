@@ -51,6 +51,20 @@ describe('computeCacheKey', () => {
   });
 });
 
+describe('VaultClientCache.keyOf', () => {
+  it('is computeCacheKey, one string per input, and bounded', () => {
+    const cache = new VaultClientCache();
+    const k = cache.keyOf(input());
+    assert.equal(k, computeCacheKey(input()));
+    assert.equal(cache.keyOf(input()), k);
+    assert.equal(cache.keyOf(input({ authGeneration: 4 })), computeCacheKey(input({ authGeneration: 4 })));
+    assert.equal(cache.keyOf(input({ method: 'jwt' })), computeCacheKey(input({ method: 'jwt' })));
+    // Past its bound the memo starts over and still answers right.
+    for (let i = 0; i < 3000; i++) assert.equal(cache.keyOf(input({ providerUID: `sa-${i}` })).length, 33);
+    assert.equal(cache.keyOf(input()), k);
+  });
+});
+
 describe('VaultClientCache', () => {
   // No request leaves the process: the fake auth method answers logins, and sessions with TTL 0
   // schedule nothing and validate without a lookup unless tainted.
