@@ -150,7 +150,6 @@ if (!values['report-only']) {
   }
   log(`wrote ${resultsFile}`);
 }
-if (existsSync(resultsFile)) writeFileSync(resultsFile, serializeResults(results));
 const { markdown, svgs } = renderReport(results);
 mkdirSync(join(repoRoot, 'docs', 'benchmarks'), { recursive: true });
 for (const [name, svg] of Object.entries(svgs))
