@@ -32,7 +32,8 @@ ENV NODE_COMPILE_CACHE=/app/.node-compile-cache NODE_COMPILE_CACHE_PORTABLE=1
 # V8 sizes its old space from the machine's memory, not the container's limit, so a pod with VSO's
 # 128Mi limit was OOM-killed at 1,000 secrets: half the limit makes V8 collect first
 # (docs/memory.md, docs/decisions.md). Set before the cache is filled: V8 rejects code cached
-# under other flags. The chart sets the same (controller.manager.nodeOptions).
+# under other flags. The chart sets the same (controller.manager.nodeOptions). The old generation's
+# growth (--heap-growing-percent, refused in NODE_OPTIONS) the operator sets itself (src/cli/operator.ts).
 ENV NODE_OPTIONS="--max-semi-space-size=4 --max-old-space-size-percentage=50"
 RUN node src/cli/compile-cache.ts && chmod -R a+rX /app/.node-compile-cache && chown 65532:65532 /app/.node-compile-cache
 # 65532 is the conventional "nonroot" uid/gid (distroless); the chart runs the pod with it too.

@@ -12,6 +12,8 @@
 // in Chrome DevTools' Memory tab), from start until the end of --hold.
 // --snapshot-at synced|<seconds>: also writes a heap snapshot (--heapsnapshot-signal) once synced, or
 // that many seconds after the operator started.
+// Process mode runs the operator in a memory cgroup of its own (bench/lib/cgroup.ts) and also reports
+// its working set and cgroup peak; --memory-limit 128Mi limits that cgroup.
 // --chart [--memory-limit 128Mi]: instead of a process, the chart's operator pod on the stack's node
 // (`npm run stack -- up`, chart mode), with the chart's default resources and log level (the stack's
 // own are larger), or another memory limit; the pod is started after the workload exists. Read from
@@ -205,59 +207,61 @@ interface Usage {
   arrayBuffers: number;
 }
 
-async function runOnce(n: number, dir: string): Promise<Record<string, number | string>> {
+async function runOnce(n: number, run: number, dir: string): Promise<Record<string, number | string>> {
+  // Files of this run: `--n 1000,1000` runs the same N twice.
+  const tag = `${n}-${run}`;
   const t0 = Date.now();
   const w = await createWorkload(n, Number(values.namespaces));
   process.stderr.write(`[memory] N=${n}: workload created in ${((Date.now() - t0) / 1000).toFixed(1)} s\n`);
-  const usageFile = join(dir, `usage-${n}.jsonl`);
+  const usageFile = join(dir, `usage-${tag}.jsonl`);
   const [health, metrics] = (await Promise.all([freePort(), freePort()])) as [number, number];
   const flags = [
     ...nodeFlags,
     `--import=data:text/javascript,${encodeURIComponent(SAMPLER)}`,
     ...(values['snapshot-at'] ? ['--heapsnapshot-signal=SIGUSR2', `--diagnostic-dir=${dir}`] : []),
   ];
+  // In a memory cgroup of its own from its first instruction, as a container: the working set
+  // (usage − inactive file pages) is the figure the kubelet reads and the one comparable with Go peers.
+  const cgroup = MemoryCgroup.create(`memory-${tag}-${process.pid}`, processLimitMb);
+  const cmd = cgroup.wrap(process.execPath, [
+    ...flags,
+    join(ROOT, 'src', 'cli', 'operator.ts'),
+    `--kubeconfig=${env.operatorKubeconfig}`,
+    `--operator-namespace=${env.operatorNamespace}`,
+    `--health-probe-bind-address=127.0.0.1:${health}`,
+    `--metrics-bind-address=127.0.0.1:${metrics}`,
+    '--log-level=info',
+    ...(values['operator-arg'] ?? []),
+  ]);
   const started = Date.now();
-  const op = start(
-    dir,
-    `operator-${n}`,
-    process.execPath,
-    [
-      ...flags,
-      join(ROOT, 'src', 'cli', 'operator.ts'),
-      `--kubeconfig=${env.operatorKubeconfig}`,
-      `--operator-namespace=${env.operatorNamespace}`,
-      `--health-probe-bind-address=127.0.0.1:${health}`,
-      `--metrics-bind-address=127.0.0.1:${metrics}`,
-      '--log-level=info',
-      ...(values['operator-arg'] ?? []),
-    ],
-    {
-      env: {
-        ...process.env,
-        FERRY_BENCH_MEMORY_FILE: usageFile,
-        ...COMPILE_CACHE_ENV,
-        ...(values['alloc-profile']
-          ? { FERRY_BENCH_ALLOC_PROFILE: join(dir, `alloc-${n}.heapprofile`) }
-          : {}),
-      },
+  const op = start(dir, `operator-${tag}`, cmd.cmd, cmd.args, {
+    env: {
+      ...process.env,
+      FERRY_BENCH_MEMORY_FILE: usageFile,
+      ...COMPILE_CACHE_ENV,
+      ...(values['alloc-profile']
+        ? { FERRY_BENCH_ALLOC_PROFILE: join(dir, `alloc-${tag}.heapprofile`) }
+        : {}),
     },
-  );
+  });
   const rssSamples: { t: number; rss: number }[] = [];
   let syncedAt: number | undefined;
   let holdUntil = Number.POSITIVE_INFINITY;
   const deadline = started + Number(values['sync-timeout']) * 1000;
   let lastCount = 0;
   let hwm = 0;
+  let workingSetPeak = 0;
   let syncCpu = 0;
   const snapAt = Number(values['snapshot-at']);
   let snapped = false;
   try {
     while (Date.now() < holdUntil) {
-      if (!alive(op.pid)) throw new Error(`operator exited (see ${join(dir, `operator-${n}.log`)})`);
+      if (!alive(op.pid)) throw new Error(`operator exited (see ${join(dir, `operator-${tag}.log`)})`);
       const st = procSample(op.pid);
       if (st) {
         rssSamples.push({ t: Date.now() - started, rss: st.rssMb * MB });
         hwm = Math.max(hwm, (st.hwmMb ?? 0) * MB);
+        workingSetPeak = Math.max(workingSetPeak, cgroup.sample().workingSetMb);
       }
       if (!snapped && Number.isFinite(snapAt) && Date.now() - started >= snapAt * 1000) {
         snapped = true;
@@ -279,6 +283,7 @@ async function runOnce(n: number, dir: string): Promise<Record<string, number | 
     }
     // The operator is still ours to measure: one last reading.
     const end = procSample(op.pid);
+    const cg = cgroup.sample();
     const mappings = rssByMapping(op.pid);
     const usage = readFileSync(usageFile, 'utf8')
       .trim()
@@ -286,9 +291,9 @@ async function runOnce(n: number, dir: string): Promise<Record<string, number | 
       .map((l) => JSON.parse(l) as Usage);
     const peak = usage.reduce((a, b) => (b.rss > a.rss ? b : a));
     const last = usage.at(-1) as Usage;
-    writeFileSync(join(dir, `rss-${n}.json`), JSON.stringify(rssSamples));
+    writeFileSync(join(dir, `rss-${tag}.json`), JSON.stringify(rssSamples));
     if (values['alloc-profile']) {
-      const profile = join(dir, `alloc-${n}.heapprofile`);
+      const profile = join(dir, `alloc-${tag}.heapprofile`);
       writeFileSync(`${profile}.stop`, '');
       for (let i = 0; i < 100 && !existsSync(profile); i++) await new Promise((r) => setTimeout(r, 200));
     }
@@ -299,6 +304,11 @@ async function runOnce(n: number, dir: string): Promise<Record<string, number | 
       cpuSecondsTotal: end?.cpuS ?? 0,
       peakRssMB: Math.round(Math.max(hwm / MB, end?.hwmMb ?? 0)),
       endRssMB: Math.round(end?.rssMb ?? 0),
+      memoryLimit: values['memory-limit'] ?? 'none',
+      workingSetPeakMB: Math.round(Math.max(workingSetPeak, cg.workingSetMb)),
+      workingSetEndMB: Math.round(cg.workingSetMb),
+      cgroupPeakMB: Math.round(cg.peakMb),
+      oomKills: cg.oomKills,
       atPeak: `heapUsed ${Math.round(peak.heapUsed / MB)} heapTotal ${Math.round(peak.heapTotal / MB)} external ${Math.round(peak.external / MB)} arrayBuffers ${Math.round(peak.arrayBuffers / MB)}`,
       endHeapUsedMB: Math.round(last.heapUsed / MB),
       endHeapTotalMB: Math.round(last.heapTotal / MB),
@@ -310,7 +320,7 @@ async function runOnce(n: number, dir: string): Promise<Record<string, number | 
     await deleteWorkload(kube, w);
     await waitFor(
       'namespace deletion',
-      join(dir, `operator-${n}.log`),
+      join(dir, `operator-${tag}.log`),
       op.pid,
       async () => {
         const left = (await kube.list(Namespaces)).items.filter((x) =>
@@ -323,6 +333,7 @@ async function runOnce(n: number, dir: string): Promise<Record<string, number | 
     process.kill(op.pid, 'SIGTERM');
     for (let i = 0; i < 50 && alive(op.pid); i++) await new Promise((r) => setTimeout(r, 200));
     if (alive(op.pid)) process.kill(op.pid, 'SIGKILL');
+    cgroup.remove();
   }
 }
 
@@ -437,6 +448,14 @@ async function runChart(n: number): Promise<Record<string, number | string>> {
   }
 }
 
+/** `--memory-limit` in process mode: the operator's cgroup limit (128Mi, 1Gi); none without it. */
+const processLimitMb = ((): number | undefined => {
+  const m = /^(\d+)(Mi|Gi)$/.exec(values['memory-limit'] ?? '');
+  if (!values['memory-limit']) return undefined;
+  if (!m) throw new Error(`--memory-limit: ${values['memory-limit']} (want e.g. 128Mi or 1Gi)`);
+  return Number(m[1]) * (m[2] === 'Gi' ? 1024 : 1);
+})();
+
 const dir = mkdtempSync(join(tmpdir(), 'ferry-memory-bench-'));
 // As in the image: a compile cache filled before the operator starts (src/cli/compile-cache.ts).
 const COMPILE_CACHE_ENV = values['compile-cache'] ? compileCacheEnv(dir, nodeFlags) : {};
@@ -460,7 +479,7 @@ try {
       throw new Error('the stack runs the chart operator: start it with `--operator none` (or use --chart)');
     }
     for (const n of values.n.split(',').map(Number)) {
-      const r = await runOnce(n, dir);
+      const r = await runOnce(n, results.length, dir);
       results.push({
         ...r,
         nodeFlags: nodeFlags.join(' '),

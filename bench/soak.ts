@@ -1,6 +1,7 @@
 // Soak (issue 14): the operator as a local process (as bench/memory.ts runs it) against M resources
 // with continuous churn for N minutes, sampled every few seconds, with a leak verdict.
 //   npm run bench:soak -- [--minutes 10] [--n 200] [--churn 10] [--sample 5] [--namespaces 5]
+//   npm run bench:soak -- --plot bench/results/soak-<time>.json
 // Workload: 80 % VaultStaticSecrets (kv-v2, refreshAfter 30s), 10 % VaultDynamicSecrets (PostgreSQL,
 // 2 min leases, renewed), 10 % VaultPKISecrets (5 min certificates, renewed), over --namespaces
 // namespaces. Churn: --churn percent of M operations a minute, in turn: a Vault value change, a spec
@@ -9,12 +10,14 @@
 // sampler preloaded into the operator, run with --expose-gc), work-queue depth, reconcile errors and
 // Vault requests a second (the operator's /metrics), API requests a second (the API server's own
 // counters, which count the churn and the node too). Verdict: least-squares slopes over the second
-// half of heap-after-GC (MB/min) and fds (per min). Writes bench/results/soak-<UTC time>.json.
+// half of heap-after-GC (MB/min) and fds (per min). Writes bench/results/soak-<UTC time>.json and
+// its plot, docs/benchmarks/soak-<UTC time>.svg (memory, queue depth, errors and fds over time);
+// `--plot <results.json>` draws the plot of an earlier run and exits.
 // The stack may run the chart's operator: it is scaled to zero for the soak and back to one after.
 import { randomBytes } from 'node:crypto';
 import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import { VaultDynamicSecrets, VaultPKISecrets, VaultStaticSecrets } from '../src/api/resources.ts';
 import { Namespaces, type ResourceType } from '../src/k8s/resources.ts';
 import { operatorPods, scaleOperator } from '../stack/lib/chart.ts';
@@ -34,9 +37,10 @@ import { loadStackEnv } from '../stack/lib/stack.ts';
 import { benchArgs } from './lib/args.ts';
 import { IMAGE_NODE_FLAGS } from './lib/ferry-process.ts';
 import { apiserverCounts } from './lib/probes.ts';
+import { lineChart } from './lib/svg.ts';
 import { pool } from './lib/workload.ts';
 
-const values = benchArgs({ minutes: 10, n: 200, churn: 10, sample: 5, namespaces: 5 });
+const values = benchArgs({ minutes: 10, n: 200, churn: 10, sample: 5, namespaces: 5, plot: '' });
 const MINUTES = values.minutes;
 const N = values.n;
 const CHURN_PER_MIN = (N * values.churn) / 100;
@@ -108,6 +112,49 @@ function metricSum(text: string, name: string): number {
   return sum;
 }
 
+/** Memory, work-queue depth, and errors with fds over time: three charts stacked in one SVG. */
+function plot(s: { n: number; churnPerMinute: number; flavor: string }, samples: Sample[]): string {
+  const at = (f: (x: Sample) => number) => samples.map((x) => [x.minute, f(x)] as const);
+  const charts = [
+    lineChart(
+      `Soak: ${s.n} resources, ${s.churnPerMinute} changes/min (${s.flavor}): memory`,
+      'minutes',
+      'MB',
+      [
+        { label: 'RSS', points: at((x) => x.rssMB) },
+        { label: 'heap after GC', points: at((x) => x.heapAfterGcMB) },
+      ],
+    ),
+    lineChart('Work-queue depth (all controllers)', 'minutes', 'items', [
+      { label: 'queue depth', points: at((x) => x.queueDepth) },
+    ]),
+    lineChart('Errors and descriptors', 'minutes', 'count', [
+      { label: 'reconcile errors (total)', points: at((x) => x.reconcileErrors) },
+      { label: 'open fds', points: at((x) => x.fds) },
+      { label: 'active handles', points: at((x) => x.activeHandles) },
+    ]),
+  ];
+  const size = (svg: string, a: string) => Number(svg.match(new RegExp(`${a}="(\\d+)"`))?.[1]);
+  const w = size(charts[0] as string, 'width');
+  const h = size(charts[0] as string, 'height');
+  const body = charts.map((c, i) => c.replace('<svg ', `<svg y="${i * h}" `));
+  const title = `Soak: ${s.n} resources, ${s.churnPerMinute} changes/min (${s.flavor})`;
+  return `<svg xmlns="http://www.w3.org/2000/svg" width="${w}" height="${h * charts.length}">\n<title>${title}</title>\n${body.join('')}</svg>\n`;
+}
+
+/** Writes the plot of a results file next to the benchmark plots; returns its path. */
+function writePlot(resultsFile: string): string {
+  const { summary, samples } = JSON.parse(readFileSync(resultsFile, 'utf8')) as {
+    summary: { n: number; churnPerMinute: number; flavor: string };
+    samples: Sample[];
+  };
+  const dir = join(ROOT, 'docs', 'benchmarks');
+  mkdirSync(dir, { recursive: true });
+  const file = join(dir, basename(resultsFile).replace(/\.json$/, '.svg'));
+  writeFileSync(file, plot(summary, samples));
+  return file;
+}
+
 type Kind = 'vss' | 'vds' | 'vps';
 const kindOf = (i: number): Kind => (i % 10 === 8 ? 'vds' : i % 10 === 9 ? 'vps' : 'vss');
 const RT: Record<Kind, ResourceType> = {
@@ -115,6 +162,11 @@ const RT: Record<Kind, ResourceType> = {
   vds: VaultDynamicSecrets,
   vps: VaultPKISecrets,
 };
+
+if (values.plot) {
+  log(`wrote ${writePlot(values.plot)}`);
+  process.exit(0);
+}
 
 const env = loadStackEnv();
 const kube = adminClient(env);
@@ -366,7 +418,7 @@ async function main(): Promise<void> {
     const file = join(out, `soak-${new Date().toISOString().replace(/[:.]/g, '-')}.json`);
     writeFileSync(file, `${JSON.stringify({ summary, samples }, null, 2)}\n`);
     process.stdout.write(`${JSON.stringify(summary, null, 2)}\n`);
-    log(`verdict: ${summary.verdict}; wrote ${file}; operator log in ${dir}`);
+    log(`verdict: ${summary.verdict}; wrote ${file} and ${writePlot(file)}; operator log in ${dir}`);
   } finally {
     // Deleted while the soak's operator still runs, so leases are revoked and finalizers go.
     for (const ns of namespaces) await kube.delete(Namespaces, ns).catch(() => undefined);

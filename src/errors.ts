@@ -8,6 +8,8 @@ export const CODES = {
   K8S_API: 'FERRY_ERR_K8S_API',
   K8S_TRANSPORT: 'FERRY_ERR_K8S_TRANSPORT',
   K8S_WATCH: 'FERRY_ERR_K8S_WATCH',
+  // a create refused because its namespace is being deleted (the NamespaceTerminating cause)
+  K8S_NAMESPACE_TERMINATING: 'FERRY_ERR_K8S_NAMESPACE_TERMINATING',
   KUBECONFIG: 'FERRY_ERR_KUBECONFIG',
   // vault
   VAULT_API: 'FERRY_ERR_VAULT_API',
@@ -66,4 +68,24 @@ export class TerminalError extends FerryError {
 
 export function errorMessage(err: unknown): string {
   return err instanceof Error ? err.message : String(err);
+}
+
+const isErrorLike = (v: unknown): v is { message: string; cause?: unknown } =>
+  typeof v === 'object' && v !== null && typeof (v as { message?: unknown }).message === 'string';
+
+/**
+ * `err`'s message followed by those of its causes ("a: b: c", as pino's err serializer joins them),
+ * except that a cause whose message the text already holds adds nothing: Ferry's wrappers keep the
+ * cause's message in their own (errorFor's TerminalError, `${what}: ${errorMessage(err)}`), so
+ * joining them again logged "duration X is too large: duration X is too large".
+ */
+export function messageWithCauses(err: unknown): string {
+  let text = isErrorLike(err) ? err.message : String(err);
+  const seen = new Set<unknown>([err]);
+  for (let cur = err; isErrorLike(cur) && isErrorLike(cur.cause) && !seen.has(cur.cause); cur = cur.cause) {
+    seen.add(cur.cause);
+    const m = cur.cause.message;
+    if (m !== '' && !text.includes(m)) text += `: ${m}`;
+  }
+  return text;
 }

@@ -15,7 +15,6 @@ import { setupSecretTransformation } from './controllers/secrettransformation/se
 import type { KindSetup, SetupEnv } from './controllers/setup.ts';
 import { DestinationWriter } from './controllers/shared/destination-writer.ts';
 import { hmacKeyProvider } from './controllers/shared/hmac-key.ts';
-import { OwnWrites } from './controllers/shared/own-writes.ts';
 import {
   setupClientCacheRestore,
   setupVaultAuth,
@@ -118,13 +117,7 @@ export function buildOperator(cfg: OperatorConfig): Manager {
     informers: { connections, auths, authGlobals, transformations },
   };
 
-  const ownWrites = new OwnWrites();
-  const env: SetupEnv = {
-    manager,
-    ctx,
-    ownWrites,
-    destinations: new DestinationWriter(cfg.client, ownWrites),
-  };
+  const env: SetupEnv = { manager, ctx, destinations: new DestinationWriter(cfg.client) };
   for (const setup of KINDS) setup(env);
   return manager;
 }

@@ -2,10 +2,10 @@
 // operator namespace comes from, VSO's global option lists, the Kubernetes client, build info, and
 // shutdown on SIGTERM/SIGINT.
 import { readFileSync } from 'node:fs';
-import pino, { type Logger } from 'pino';
+import pino, { type DestinationStream, type Logger } from 'pino';
 import pkg from '../../package.json' with { type: 'json' };
 import { type BackoffPolicy, VSO_SOURCE_BACKOFF, validateBackoffPolicy } from '../backoff.ts';
-import { CODES, errorMessage, FerryError } from '../errors.ts';
+import { CODES, errorMessage, FerryError, messageWithCauses } from '../errors.ts';
 import { KubeClient } from '../k8s/client.ts';
 import { loadKubeConnection } from '../k8s/config.ts';
 import type { RateLimit } from '../k8s/ratelimit.ts';
@@ -84,14 +84,25 @@ export function setUp(
 
 /** Secret material never reaches the log: Vault tokens, JWTs and Secret data are redacted wherever a
  * caller might pass them in a log object. */
-export function secretSafeLogger(level: string | undefined): Logger {
-  return pino({
-    level: level ?? 'info',
-    redact: {
-      paths: ['*.token', '*.client_token', '*.jwt', '*.data', '*.secret_id', 'headers.authorization'],
-      censor: '[redacted]',
+export function secretSafeLogger(level: string | undefined, destination?: DestinationStream): Logger {
+  return pino(
+    {
+      level: level ?? 'info',
+      redact: {
+        paths: ['*.token', '*.client_token', '*.jwt', '*.data', '*.secret_id', 'headers.authorization'],
+        censor: '[redacted]',
+      },
+      serializers: { err: serializeError },
     },
-  });
+    destination,
+  );
+}
+
+/** pino's err serializer, with each cause's message said once (messageWithCauses). */
+function serializeError(err: Error): ReturnType<typeof pino.stdSerializers.err> {
+  const out = pino.stdSerializers.err(err);
+  if ((out as unknown) !== err) out.message = messageWithCauses(err);
+  return out;
 }
 
 /** The flag, else the pod's own namespace (ServiceAccount mount), else OPERATOR_NAMESPACE, else default. */

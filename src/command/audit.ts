@@ -41,15 +41,9 @@ import {
 } from './audit-rules.ts';
 import { operatorLease } from './cluster.ts';
 import type { Command, CommandContext } from './context.ts';
-import {
-  describeIdentity,
-  NO_POD_SERVICE_ACCOUNT_FIX,
-  podLoginFix,
-  type ServiceAccountName,
-} from './csi-identity.ts';
 import { adviceFor, loginAdvice } from './doctor.ts';
 import { oneLine, type Paint, serialize, table } from './output.ts';
-import { isVaultRefusal, VaultLogins, withDeadline } from './vault-login.ts';
+import { type CsiLogin, CsiLoginError, VaultLogins, withDeadline } from './vault-login.ts';
 
 export interface AuditUnit {
   namespace: string;
@@ -198,14 +192,8 @@ export interface AuditOptions {
 interface Unit {
   auth: string;
   consumer: Consumer;
-  identity?: {
-    /** As whom, and why. */
-    as: string;
-    /** The CSI driver logs in as this pod ServiceAccount with a token for `audience`. */
-    pod?: { sa: ServiceAccountName; audience: string; role: string };
-    /** No login can be tried: why, and the fix. */
-    failed?: { error: string; fix: string };
-  };
+  /** For a CSISecrets: the login the CSI driver would make. */
+  identity?: CsiLogin;
 }
 
 /** How long the questions to Vault about one token may take in all. */
@@ -266,21 +254,15 @@ export async function runAudit(
       if (!units.has(key)) units.set(key, base);
       continue;
     }
-    const id = await logins.csiIdentity(auth, consumer.namespace, o.spec as CSISecretsSpec | undefined);
-    if (id.kind === 'vaultAuth') {
-      // The same login as the namespace's other consumers of the VaultAuth: one unit for both.
-      if (!units.has(key)) units.set(key, { ...base, identity: { as: describeIdentity(id) } });
-    } else if (id.kind === 'none') {
-      const failed = { error: id.why, fix: NO_POD_SERVICE_ACCOUNT_FIX };
-      units.set(`${key}|csi`, { ...base, identity: { as: describeIdentity(id), failed } });
-    } else {
-      for (const sa of id.serviceAccounts) {
-        const pod = { sa, audience: id.audience, role: id.role };
-        units.set(`${key}|${sa.namespace}/${sa.name}`, {
+    for (const l of await logins.csiLogins(base.consumer, o.spec as CSISecretsSpec | undefined)) {
+      // The VaultAuth's own login is the namespace's other consumers' too: one unit for both.
+      if (l.own) {
+        if (!units.has(key)) units.set(key, { ...base, identity: l });
+      } else
+        units.set(`${key}|${l.pod ? `${l.pod.sa.namespace}/${l.pod.sa.name}` : 'csi'}`, {
           ...base,
-          identity: { as: describeIdentity(id, sa), pod },
+          identity: l,
         });
-      }
     }
   }
   const used = new Set([...units.values()].map((u) => u.auth));
@@ -307,26 +289,18 @@ export async function runAudit(
       paths: [],
     };
     out.push(unit);
-    if (identity?.failed) {
-      unit.login = 'failed';
-      unit.error = identity.failed.error;
-      unit.fix = identity.failed.fix;
-      continue;
-    }
     let api: VaultApi;
     try {
-      const pod = identity?.pod;
+      const advice = (err: unknown) => loginAdvice(err, ns);
       api = (
-        pod
-          ? await logins.loginAsPod(consumer, pod.sa, pod.audience, opts.signal)
+        identity
+          ? await logins.loginCsi(consumer, identity, opts.signal, advice)
           : await logins.login(consumer, opts.signal)
       ).api;
     } catch (err) {
       unit.login = 'failed';
       unit.error = oneLine(errorMessage(err));
-      const pod = identity?.pod;
-      unit.fix =
-        pod && isVaultRefusal(err) ? podLoginFix(pod.role, pod.sa, pod.audience) : loginAdvice(err, ns);
+      unit.fix = err instanceof CsiLoginError ? err.fix : loginAdvice(err, ns);
       continue;
     }
     try {

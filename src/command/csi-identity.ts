@@ -21,8 +21,8 @@ export type CsiLoginIdentity =
   | { kind: 'vaultAuth'; why: string }
   /** As each of these ServiceAccounts, with a token for `audience` ("" is the API server's). */
   | { kind: 'pod'; serviceAccounts: ServiceAccountName[]; audience: string; why: string }
-  /** No concrete ServiceAccount to log in as. */
-  | { kind: 'none'; why: string };
+  /** No login can be tried (no concrete ServiceAccount, no pod token for the audience): why, and the fix. */
+  | { kind: 'none'; why: string; fix: string };
 
 /** Whole-value RE2 match, as the driver matches accessControl (an invalid pattern matches nothing). */
 function fullMatch(pattern: string, value: string): boolean {
@@ -36,10 +36,18 @@ function fullMatch(pattern: string, value: string): boolean {
 export const describeAudience = (a: string): string =>
   a === '' ? 'the API server’s default audience' : `audience ${JSON.stringify(a)}`;
 
+/** The installed CSIDriver and the audiences of its tokenRequests: the pod tokens kubelet passes. */
+export interface CsiDriverTokens {
+  name: string;
+  audiences: readonly string[];
+}
+
 /**
  * The identity the driver would log in as for CSISecrets `spec` in `namespace`. `serviceAccounts`
  * are those in the cluster; `audiences` the VaultAuth's (kubernetes or jwt); `podLogin` whether its
- * method logs in with a ServiceAccount token (kubernetes, jwt with a serviceAccount) at all.
+ * method logs in with a ServiceAccount token (kubernetes, jwt with a serviceAccount) at all;
+ * `driver` the CSIDriver's tokenRequests when known. As the driver (pickPodToken), the audience is
+ * the first of the VaultAuth's that kubelet passes a token for.
  */
 export function csiLoginIdentity(input: {
   namespace: string;
@@ -48,6 +56,7 @@ export function csiLoginIdentity(input: {
   podLogin: boolean;
   audiences: readonly string[] | undefined;
   serviceAccounts: readonly ServiceAccountName[];
+  driver?: CsiDriverTokens | undefined;
 }): CsiLoginIdentity {
   if (input.tokenRequestLogin)
     return {
@@ -59,6 +68,18 @@ export function csiLoginIdentity(input: {
       kind: 'vaultAuth',
       why: "the VaultAuth's method does not log in with a ServiceAccount token: the driver uses the VaultAuth's own credentials",
     };
+  const wanted = input.audiences && input.audiences.length > 0 ? input.audiences : [''];
+  const audience = input.driver ? wanted.find((a) => input.driver?.audiences.includes(a)) : wanted[0];
+  if (audience === undefined) {
+    const names = wanted
+      .map((a) => (a === '' ? '"" (the API server’s default)' : JSON.stringify(a)))
+      .join(', ');
+    return {
+      kind: 'none',
+      why: `the CSI driver logs in as the pod's ServiceAccount, but the CSIDriver ${input.driver?.name} requests no pod token for audience ${names}: kubelet passes none, so every mount fails`,
+      fix: `add ${JSON.stringify(wanted[0])} to the chart value csi.driver.tokenAudiences (the CSIDriver's tokenRequests), or set the VaultAuth's audiences to one the CSIDriver requests`,
+    };
+  }
   const ac = input.spec?.accessControl;
   const pattern = ac?.serviceAccountPattern ?? '';
   const nsPatterns = ac?.namespacePatterns ?? [];
@@ -72,8 +93,8 @@ export function csiLoginIdentity(input: {
     return {
       kind: 'none',
       why: `the CSI driver logs in as the pod's ServiceAccount, and no ServiceAccount in ${where} matches accessControl.serviceAccountPattern ${JSON.stringify(pattern)}: the check needs a concrete one (create it, or run the check once one exists)`,
+      fix: NO_POD_SERVICE_ACCOUNT_FIX,
     };
-  const audience = input.audiences?.[0] ?? '';
   const shown = matching.slice(0, MAX_POD_SERVICE_ACCOUNTS);
   const more = matching.length - shown.length;
   return {
@@ -91,12 +112,12 @@ export function podLoginFix(role: string, sa: ServiceAccountName, audience: stri
 }
 
 /** The fix when no concrete ServiceAccount could be tried. */
-export const NO_POD_SERVICE_ACCOUNT_FIX =
+const NO_POD_SERVICE_ACCOUNT_FIX =
   'create the ServiceAccount the pods will run as (matching accessControl.serviceAccountPattern) and run the check again, or set csi.driver.tokenRequestLogin=true';
 
 /** As whom a CSISecrets' check logs in, and why, for a message (`sa`: which of the pod's). */
 export function describeIdentity(id: CsiLoginIdentity, sa?: ServiceAccountName): string {
   if (id.kind === 'pod' && sa) return `ServiceAccount ${sa.namespace}/${sa.name} (${id.why})`;
   if (id.kind === 'vaultAuth') return `the VaultAuth's own identity (${id.why})`;
-  return "the pod's ServiceAccount, of which none exists yet";
+  return "the pod's ServiceAccount";
 }

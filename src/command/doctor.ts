@@ -773,6 +773,7 @@ problem.`,
       throw new UsageError(`--service-account must be NAMESPACE/NAME, not "${sa}"`);
     }
     const kube = ctx.kube();
+    const csiDriver = typeof ctx.values['csi-driver'] === 'string' ? ctx.values['csi-driver'] : undefined;
     // Loaded on the first login only: --no-login and one-resource runs need none of it.
     let logins: Promise<VaultLogins> | undefined;
     const login: LoginProbe = async (auth, namespace, csi) => {
@@ -780,6 +781,7 @@ problem.`,
         VaultLogins.load(kube, {
           operatorNamespace: lease?.metadata.namespace ?? 'default',
           clock: ctx.io.clock,
+          csiDriver,
         }),
       );
       const l = await logins;
@@ -796,7 +798,7 @@ problem.`,
         {
           namespace: ctx.namespace(),
           serviceAccount: typeof sa === 'string' ? sa : undefined,
-          csiDriver: typeof ctx.values['csi-driver'] === 'string' ? ctx.values['csi-driver'] : undefined,
+          csiDriver,
           ...(resource ? { resource } : {}),
           ...(ctx.values['no-login'] === true ? {} : { login }),
         },

@@ -9,6 +9,7 @@ import type { VaultAuth } from '../api/v1beta1/vaultauth.ts';
 import type { VaultAuthGlobal } from '../api/v1beta1/vaultauthglobal.ts';
 import type { VaultConnection } from '../api/v1beta1/vaultconnection.ts';
 import { type Clock, sleep } from '../clock.ts';
+import { DEFAULT_DRIVER_NAME } from '../consts/labels.ts';
 import {
   apiAudienceRefused,
   type Consumer,
@@ -19,19 +20,35 @@ import {
 } from '../delivery/vault-access.ts';
 import { CODES, errorMessage, FerryError } from '../errors.ts';
 import type { KubeClient } from '../k8s/client.ts';
-import { DaemonSets, ServiceAccounts } from '../k8s/resources.ts';
+import { CSIDrivers, DaemonSets, ServiceAccounts } from '../k8s/resources.ts';
 import type { KubeObject } from '../k8s/types.ts';
 import {
+  type CsiDriverTokens,
   type CsiLoginIdentity,
   csiLoginIdentity,
   describeIdentity,
-  NO_POD_SERVICE_ACCOUNT_FIX,
   podLoginFix,
   type ServiceAccountName,
 } from './csi-identity.ts';
 
 interface DaemonSet extends KubeObject {
   spec?: { template?: { spec?: { containers?: { args?: string[] }[] } } };
+}
+
+interface CSIDriver extends KubeObject {
+  spec?: { tokenRequests?: { audience?: string }[] };
+}
+
+/** One login the CSI driver would make for a CSISecrets, as `ferry audit` and `ferry doctor` try it. */
+export interface CsiLogin {
+  /** As whom, and why. */
+  as: string;
+  /** The VaultAuth's own login, the same as its other consumers' in the namespace. */
+  own: boolean;
+  /** The CSI driver logs in as this pod ServiceAccount with a token for `audience`. */
+  pod?: { sa: ServiceAccountName; audience: string; role: string };
+  /** No login can be tried: why, and the fix. */
+  failed?: { error: string; fix: string };
 }
 
 /** A read-only snapshot with the shape of the operator's informer store. */
@@ -110,7 +127,9 @@ export class VaultLogins {
   readonly #podTokens: MintedPodTokens;
   readonly #globals: VaultAuthGlobal[];
   readonly #operatorNamespace: string;
-  #tokenRequestLogin: Promise<boolean> | undefined;
+  #csiDriver: string | undefined;
+  #driverArgs: Promise<string[] | undefined> | undefined;
+  #driverTokens: Promise<CsiDriverTokens | undefined> | undefined;
   #serviceAccounts: Promise<ServiceAccountName[]> | undefined;
 
   private constructor(
@@ -122,6 +141,7 @@ export class VaultLogins {
       podTokens: MintedPodTokens;
       globals: VaultAuthGlobal[];
       operatorNamespace: string;
+      csiDriver: string | undefined;
     },
   ) {
     this.auths = auths;
@@ -131,12 +151,14 @@ export class VaultLogins {
     this.#podTokens = more.podTokens;
     this.#globals = more.globals;
     this.#operatorNamespace = more.operatorNamespace;
+    this.#csiDriver = more.csiDriver;
   }
 
-  /** Lists what a login needs, cluster-wide (a VaultAuth may use a connection or global elsewhere). */
+  /** Lists what a login needs, cluster-wide (a VaultAuth may use a connection or global elsewhere).
+   * `csiDriver`: the CSIDriver's name, else the CSI DaemonSet's --driver-name, else VSO's. */
   static async load(
     kube: KubeClient,
-    opts: { operatorNamespace: string; clock: Clock },
+    opts: { operatorNamespace: string; clock: Clock; csiDriver?: string | undefined },
   ): Promise<VaultLogins> {
     const [auths, globals, connections] = await Promise.all([
       kube.list<VaultAuth>(VaultAuths),
@@ -164,6 +186,7 @@ export class VaultLogins {
       podTokens,
       globals: globals.items,
       operatorNamespace: opts.operatorNamespace,
+      csiDriver: opts.csiDriver,
     });
   }
 
@@ -206,22 +229,40 @@ export class VaultLogins {
     return this.login({ ...consumer, podServiceAccount: sa }, signal);
   }
 
-  /** Whether the installed CSI driver logs in as the VaultAuth's ServiceAccount (the chart's
-   * csi.driver.tokenRequestLogin: its DaemonSet passes --token-request-login); without a DaemonSet
-   * to read, the default (as the pod). */
-  csiTokenRequestLogin(): Promise<boolean> {
-    this.#tokenRequestLogin ??= this.#kube
+  /** The arguments of the installed CSI driver's containers (the chart's DaemonSet); undefined
+   * without one to read. */
+  #csiDriverArgs(): Promise<string[] | undefined> {
+    this.#driverArgs ??= this.#kube
       .list<DaemonSet>(DaemonSets, {
         namespace: this.#operatorNamespace,
         labelSelector: 'app.kubernetes.io/component=csi-driver',
       })
       .then((l) =>
-        l.items.some((d) =>
-          (d.spec?.template?.spec?.containers ?? []).some((c) => c.args?.includes('--token-request-login')),
-        ),
+        l.items.length === 0
+          ? undefined
+          : l.items.flatMap((d) => (d.spec?.template?.spec?.containers ?? []).flatMap((c) => c.args ?? [])),
       )
-      .catch(() => false);
-    return this.#tokenRequestLogin;
+      .catch(() => undefined);
+    return this.#driverArgs;
+  }
+
+  /** Whether the installed CSI driver logs in as the VaultAuth's ServiceAccount (the chart's
+   * csi.driver.tokenRequestLogin: its DaemonSet passes --token-request-login); without a DaemonSet
+   * to read, the default (as the pod). */
+  async csiTokenRequestLogin(): Promise<boolean> {
+    return (await this.#csiDriverArgs())?.includes('--token-request-login') ?? false;
+  }
+
+  /** The audiences the CSIDriver has kubelet issue pod tokens for; undefined when there is no
+   * CSIDriver to read (`ferry doctor -A` reports a missing one). */
+  csiDriverTokens(): Promise<CsiDriverTokens | undefined> {
+    this.#driverTokens ??= (async () => {
+      const arg = (await this.#csiDriverArgs())?.find((a) => a.startsWith('--driver-name='));
+      const name = this.#csiDriver ?? arg?.slice('--driver-name='.length) ?? DEFAULT_DRIVER_NAME;
+      const d = await this.#kube.getIfExists<CSIDriver>(CSIDrivers, name).catch(() => undefined);
+      return d && { name, audiences: (d.spec?.tokenRequests ?? []).map((t) => t.audience ?? '') };
+    })();
+    return this.#driverTokens;
   }
 
   /** The cluster's ServiceAccounts (what a CSISecrets' pods may run as); none when not listable. */
@@ -242,15 +283,55 @@ export class VaultLogins {
     spec: CSISecretsSpec | undefined,
   ): Promise<CsiLoginIdentity & { role: string }> {
     const login = this.tokenLoginOf(auth);
+    const podLogin = login?.podLogin ?? false;
     const identity = csiLoginIdentity({
       namespace,
       spec,
       tokenRequestLogin: await this.csiTokenRequestLogin(),
-      podLogin: login?.podLogin ?? false,
+      podLogin,
       audiences: login?.audiences,
-      serviceAccounts: login?.podLogin ? await this.serviceAccounts() : [],
+      serviceAccounts: podLogin ? await this.serviceAccounts() : [],
+      driver: podLogin ? await this.csiDriverTokens() : undefined,
     });
     return { ...identity, role: login?.role ?? '' };
+  }
+
+  /** The logins the CSI driver would make for CSISecrets `spec` of `consumer` through its VaultAuth:
+   * one per pod ServiceAccount tried, else the VaultAuth's own, else one that cannot be tried. */
+  async csiLogins(consumer: Consumer & { vaultAuthRef: string }, spec: CSISecretsSpec | undefined) {
+    const id = await this.csiIdentity(consumer.vaultAuthRef, consumer.namespace, spec);
+    if (id.kind === 'vaultAuth') return [{ as: describeIdentity(id), own: true }] satisfies CsiLogin[];
+    if (id.kind === 'none')
+      return [
+        { as: describeIdentity(id), own: false, failed: { error: id.why, fix: id.fix } },
+      ] satisfies CsiLogin[];
+    return id.serviceAccounts.map(
+      (sa): CsiLogin => ({
+        as: describeIdentity(id, sa),
+        own: false,
+        pod: { sa, audience: id.audience, role: id.role },
+      }),
+    );
+  }
+
+  /** Tries `l` for `consumer`; rejects with a CsiLoginError naming the identity and the fix
+   * (`advice` for failures that are not Vault refusing the pod's ServiceAccount). */
+  async loginCsi(
+    consumer: Consumer,
+    l: CsiLogin,
+    signal: AbortSignal,
+    advice: (err: unknown) => string,
+  ): Promise<VaultAccess> {
+    if (l.failed) throw new CsiLoginError(l.failed.error, l.as, l.failed.fix);
+    try {
+      return l.pod
+        ? await this.loginAsPod(consumer, l.pod.sa, l.pod.audience, signal)
+        : await this.login(consumer, signal);
+    } catch (err) {
+      const p = l.pod;
+      const fix = p && isVaultRefusal(err) ? podLoginFix(p.role, p.sa, p.audience) : advice(err);
+      throw new CsiLoginError(errorMessage(err), l.as, fix);
+    }
   }
 
   /** Logs in as the CSI driver would for CSISecrets `spec` of `consumer` (the first of its pods'
@@ -261,20 +342,9 @@ export class VaultLogins {
     signal: AbortSignal,
     advice: (err: unknown) => string,
   ): Promise<{ access: VaultAccess; identity: string }> {
-    const id = await this.csiIdentity(consumer.vaultAuthRef, consumer.namespace, spec);
-    const sa = id.kind === 'pod' ? id.serviceAccounts[0] : undefined;
-    const identity = describeIdentity(id, sa);
-    if (id.kind === 'none') throw new CsiLoginError(id.why, identity, NO_POD_SERVICE_ACCOUNT_FIX);
-    try {
-      const access = sa
-        ? await this.loginAsPod(consumer, sa, id.kind === 'pod' ? id.audience : '', signal)
-        : await this.login(consumer, signal);
-      return { access, identity };
-    } catch (err) {
-      const fix =
-        sa && id.kind === 'pod' && isVaultRefusal(err) ? podLoginFix(id.role, sa, id.audience) : advice(err);
-      throw new CsiLoginError(errorMessage(err), identity, fix);
-    }
+    // Never empty: a pod identity has at least one ServiceAccount.
+    const first = (await this.csiLogins(consumer, spec))[0]!;
+    return { access: await this.loginCsi(consumer, first, signal, advice), identity: first.as };
   }
 
   /** Logs in as `consumer` would; rejects with the login error, or after LOGIN_TIMEOUT_MS. */

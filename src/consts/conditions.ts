@@ -32,7 +32,15 @@ export const CONDITION_REASONS = {
   InstantUpdatesUnavailable: 'InstantUpdatesUnavailable',
 } as const;
 
-/** The Healthy condition's message is `<Kind>Healthy`, e.g. `VaultStaticSecretHealthy`. */
+const healthyMessages = new Map<string, string>();
+
+/** The Healthy condition's message is `<Kind>Healthy`, e.g. `VaultStaticSecretHealthy`: one string
+ * per kind, not one per status write. */
 export function healthyMessage(kind: string): string {
-  return `${kind}Healthy`;
+  let m = healthyMessages.get(kind);
+  if (m === undefined) {
+    m = `${kind}Healthy`;
+    healthyMessages.set(kind, m);
+  }
+  return m;
 }

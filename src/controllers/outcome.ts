@@ -84,6 +84,10 @@ const isNoAccess = (err: unknown): boolean =>
     err.code === CODES.INVALID_CONFIG ||
     err.code === CODES.VAULT_ADDRESS_NOT_ALLOWED);
 
+/** A create refused because the namespace is being deleted (by its code: redactError keeps only that). */
+const isTerminating = (err: unknown): boolean =>
+  isFerryError(err) && err.code === CODES.K8S_NAMESPACE_TERMINATING;
+
 export function classify(
   err: unknown,
   phase: Phase,
@@ -91,12 +95,14 @@ export function classify(
 ): Outcome {
   if (CLEANUP_PHASES.has(phase)) {
     const reason = PHASE_REASON[phase];
-    // A destination that is already gone needs no clearing.
-    if (phase === 'clearDestination' && isK8sApiError(err) && err.isNotFound())
+    // A destination that is already gone, or going with its namespace, needs no clearing.
+    if (phase === 'clearDestination' && ((isK8sApiError(err) && err.isNotFound()) || isTerminating(err)))
       return { reason, giveUpAfterMs: 0 };
     return { reason, giveUpAfterMs: isNoAccess(err) ? limits.giveUpNoAuthMs : limits.giveUpMs };
   }
   if (err instanceof TerminalError) return { reason: REASONS.InvalidConfiguration, terminal: true };
+  // Nothing can be created in a namespace being deleted, and the object goes with it: stop here.
+  if (isTerminating(err)) return { reason: PHASE_REASON[phase], terminal: true };
   if (isFerryError(err)) {
     if (err.code === CODES.DESTINATION_MISSING)
       return { reason: REASONS.InexistentDestination, requeueAfterMs: DESTINATION_POLL_MS };
@@ -114,10 +120,14 @@ export function classify(
 }
 
 /** The error a reconciler throws for `outcome`: terminal outcomes become a TerminalError, so the
- * controller loop stops retrying. */
+ * controller loop stops retrying. It keeps the code of a FerryError (the loop does not report a
+ * K8S_NAMESPACE_TERMINATING one as an error). */
 export function errorFor(err: unknown, outcome: Outcome): unknown {
   if ('terminal' in outcome && !(err instanceof TerminalError))
-    return new TerminalError(err instanceof Error ? err.message : String(err), { cause: err });
+    return new TerminalError(err instanceof Error ? err.message : String(err), {
+      cause: err,
+      ...(isFerryError(err) && { code: err.code }),
+    });
   return err;
 }
 

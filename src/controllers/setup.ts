@@ -22,14 +22,11 @@ import type { Store } from '../runtime/store.ts';
 import type { ControllerContext } from './context.ts';
 import { secretKindErrorPolicy } from './outcome.ts';
 import type { DestinationWriter } from './shared/destination-writer.ts';
-import type { OwnWrites } from './shared/own-writes.ts';
 
 export interface SetupEnv {
   manager: Manager;
   ctx: ControllerContext;
-  /** Destination writes of the secret kinds, so that their own writes are not change events. */
-  ownWrites: OwnWrites;
-  /** The destination write of the secret kinds, which records into ownWrites. */
+  /** The destination write of the secret kinds, which also tells their own writes from change events. */
   destinations: DestinationWriter;
 }
 
@@ -88,7 +85,7 @@ export function setupSecretKind<T extends SecretKindObject>(
   env: SetupEnv,
   spec: SecretKindSpec<T>,
 ): { informer: Informer<T>; controller: Controller } {
-  const { manager, ctx, ownWrites } = env;
+  const { manager, ctx, destinations } = env;
   const informer = manager.informer<T>(spec.resource, {
     indexes: {
       ...spec.indexes,
@@ -113,7 +110,7 @@ export function setupSecretKind<T extends SecretKindObject>(
     labelSelector: MANAGED_SECRET_SELECTOR,
     metadataOnly: true,
   });
-  env.destinations.observe(managedSecrets.store);
+  destinations.observe(managedSecrets.store);
   const consumersOfAuth = (a: KubeObject): ObjectKey[] =>
     informer.store.byIndex('auth', refOf(a)).map(objKey);
   const ofConnection = authsOfConnection(ctx);
@@ -131,7 +128,7 @@ export function setupSecretKind<T extends SecretKindObject>(
         (ev) => ev.type !== 'create',
         (ev) =>
           ev.type === 'delete' ||
-          !ownWrites.isOwn(
+          !destinations.isOwn(
             ev.obj.metadata.namespace,
             ev.obj.metadata.name,
             ev.obj.metadata.resourceVersion,

@@ -16,6 +16,11 @@
 // (O_NOFOLLOW, O_NONBLOCK, fstat), ownership is set through descriptors, only names this module
 // generates (names.ts) are kept, everything else in the volume root is removed on the next write,
 // and reading back is capped in size.
+//
+// The rename of `..data` is the commit point: a crash before it leaves the previous files, after it
+// the new ones. The caller may name the payload (newPayloadName) and record that name before the
+// write, so that a restarted driver knows which side of the commit point a crash fell on
+// (committedPayload); recover() then finishes what the crash interrupted.
 import { randomBytes } from 'node:crypto';
 import { constants } from 'node:fs';
 import {
@@ -69,8 +74,11 @@ async function ownDir(path: string, mode: number, o: Ownership): Promise<void> {
   }
 }
 
+/** A fresh payload directory name. */
+export const newPayloadName = (now: Date): string => payloadName(now, randomBytes(5).toString('hex'));
+
 /** The payload `..data` points at, if it is a link to a payload name this module generates. */
-async function currentPayload(dir: string): Promise<string | undefined> {
+export async function committedPayload(dir: string): Promise<string | undefined> {
   const st = await lstat(join(dir, DATA_DIR_LINK)).catch(() => undefined);
   if (!st?.isSymbolicLink()) return undefined;
   const to = await readlink(join(dir, DATA_DIR_LINK));
@@ -82,8 +90,9 @@ export async function writeAtomic(
   dir: string,
   files: OutputFile[],
   o: Ownership,
-  now = new Date(),
+  payload = newPayloadName(new Date()),
 ): Promise<void> {
+  if (!isPayloadName(payload)) throw new Error(`invalid payload name ${JSON.stringify(payload)}`);
   const names = new Set<string>();
   for (const f of files) {
     if (!isValidFileName(f.name)) throw new Error(`invalid file name ${JSON.stringify(f.name)}`);
@@ -92,7 +101,6 @@ export async function writeAtomic(
   }
   await ownDir(dir, o.dirMode, o);
 
-  const payload = payloadName(now, randomBytes(5).toString('hex'));
   const payloadPath = join(dir, payload);
   await mkdir(payloadPath, { mode: 0o700 });
   try {
@@ -116,6 +124,11 @@ export async function writeAtomic(
     throw err;
   }
 
+  await finish(dir, payload, names);
+}
+
+/** After the commit: links for the payload's names, and nothing else left in the volume root. */
+async function finish(dir: string, payload: string, names: ReadonlySet<string>): Promise<void> {
   // User-visible links: add new names; links for names present before already point through ..data.
   for (const name of names) {
     const path = join(dir, name);
@@ -134,12 +147,28 @@ export async function writeAtomic(
 }
 
 /**
+ * Finishes a write a crash interrupted, whichever step it stopped at: the committed payload keeps
+ * its files and gets a link for each, and everything else goes (a payload half-written or not yet
+ * removed, `..data_tmp`, links of names that are gone). Refuses (throws) a volume without a committed
+ * payload, or whose payload holds a name the driver would not write.
+ */
+export async function recover(dir: string): Promise<void> {
+  const payload = await committedPayload(dir);
+  if (!payload) throw new Error(`${DATA_DIR_LINK} is not a link to a payload directory`);
+  if (!(await lstat(join(dir, payload))).isDirectory()) throw new Error('the payload is not a directory');
+  const names = new Set(await readdir(join(dir, payload)));
+  for (const name of names)
+    if (!isValidFileName(name)) throw new Error(`unexpected name ${JSON.stringify(name)} in the payload`);
+  await finish(dir, payload, names);
+}
+
+/**
  * Reads the named files of the current payload back, for a restarted driver. Refuses (throws) a
  * `..data` that is not a link to a generated payload name, a payload that is not a directory, a name
  * the driver would not write, a link or non-regular file, and more than `maxBytes` in total.
  */
 export async function readBack(dir: string, names: string[], maxBytes: number): Promise<Map<string, Buffer>> {
-  const payload = await currentPayload(dir);
+  const payload = await committedPayload(dir);
   if (!payload) throw new Error(`${DATA_DIR_LINK} is not a link to a payload directory`);
   const pst = await lstat(join(dir, payload));
   if (!pst.isDirectory()) throw new Error('the payload is not a directory');

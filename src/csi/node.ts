@@ -107,6 +107,7 @@ export class NodeService {
       stagingDir:
         opts.stagingDir ?? join(opts.stateDir ?? join(tmpdir(), `ferry-csi-${process.pid}`), 'volumes'),
       maxVolumeBytes: opts.maxVolumeBytes ?? DEFAULT_MAX_VOLUME_BYTES,
+      clock,
       log,
     });
     this.#revocations = new Revocations({
@@ -236,8 +237,9 @@ export class NodeService {
   }
 
   /**
-   * Picks up the volumes and pending revocations a previous driver process recorded. A volume whose
-   * target is gone is released. The others are checked at once: their leases belong to the previous
+   * Picks up the volumes and pending revocations a previous driver process recorded. A write a crash
+   * interrupted is settled (publish.ts) and finished (atomic-writer.ts). A volume whose target is
+   * gone is released. The others are checked at once: their leases belong to the previous
    * process's Vault token, which Vault revokes them with and no one renews now, so they are replaced.
    * Certificates do not depend on a token and keep their schedule. The next republish fetches again
    * (fetchedAt 0) unless the refresh interval is 0, so KV secrets are re-read then.
@@ -254,7 +256,8 @@ export class NodeService {
       // The recorded revocations first: forgetting a volume below records more, and every save
       // writes all that is known, so they must be known by then.
       this.#revocations.resume(orphans);
-      for (const rec of volumes) {
+      for (const recorded of volumes) {
+        const rec = await this.#publishing.settle(recorded);
         const files = await this.#volumes.readBack(rec);
         if (files) this.#volumes.set({ rec: { ...rec, fetchedAt: 0 }, files, attempt: 0, recheck: true });
         else await this.#publishing.forget(rec);

@@ -19,7 +19,16 @@ import { planFetch, planPublish } from './plan.ts';
 import type { PodTokens } from './pod-tokens.ts';
 import type { Grant, PublishInput } from './publisher.ts';
 import type { Revocations } from './revocations.ts';
-import { byListOrder, type Held, heldOf, type Item, type ItemRef, itemKey, itemRefs } from './secrets.ts';
+import {
+  byListOrder,
+  type Held,
+  heldId,
+  heldOf,
+  type Item,
+  type ItemRef,
+  itemKey,
+  itemRefs,
+} from './secrets.ts';
 import type { VolumeRecord } from './state.ts';
 import { fingerprint, type ValidPublish } from './validate.ts';
 import { recordOf, type Volume, type Volumes } from './volumes.ts';
@@ -141,19 +150,24 @@ export class Publishing {
       items: [...plan.keep, ...fetched.map(recordOf)].sort(byListOrder),
     };
     const existed = mounted || (await d.volumes.isSetUp(v.targetPath));
+    // Crash-safe order: the record says which write is under way before the files change; what the
+    // previous publish held is recorded for revocation before the record that no longer holds it.
+    const payload = d.volumes.newPayload();
+    await d.volumes.intend(prev?.rec ?? { ...rec, items: [] }, rec, payload, log);
     try {
-      await d.volumes.write(rec, files);
+      await d.volumes.write(rec, files, payload);
     } catch (err) {
       log.error({ err: errorMessage(err) }, 'writing the volume failed');
       if (!existed) await d.volumes.teardown(v.targetPath).catch(() => {});
       await d.revocations.add(v.targetPath, grant, who, heldOf(fetched));
+      if (prev) await d.volumes.persist(prev.rec, log);
+      else await d.volumes.drop(rec);
       throw new CsiError('INTERNAL', `writing the volume failed: ${errorMessage(err)}`, { cause: err });
     }
-    const volume: Volume = { rec, files, attempt: 0 };
-    d.volumes.set(volume);
-    await d.volumes.persist(volume, log);
+    d.volumes.set({ rec, files, attempt: 0 });
     // What the previous publish held and this one no longer does.
     if (prev) await d.revocations.add(v.targetPath, prev.rec.grant, who, heldOf(plan.release));
+    await d.volumes.persist(rec, log);
     d.published(v.targetPath);
     log.info({ items: rec.items.length, refreshed: prev !== undefined }, 'volume published');
     return 'published';
@@ -183,6 +197,22 @@ export class Publishing {
     }
     await this.forget(volume.rec);
     log.warn('pod no longer authorised: volume emptied');
+  }
+
+  /** For a resumed record saved with a write under way (VolumeRecord.pending): the record of the
+   * files the volume shows — the new one when the write's payload was committed, else the previous
+   * one — saved after what the other record held (and this one does not) is recorded for revocation,
+   * so a crash in between settles the same way again. */
+  async settle(recorded: VolumeRecord): Promise<VolumeRecord> {
+    const { pending, ...before } = recorded;
+    if (!pending) return recorded;
+    const committed = (await this.#d.volumes.committed(recorded.targetPath)) === pending.payload;
+    const [rec, other] = committed ? [pending.next, before] : [before, pending.next];
+    const kept = new Set(heldOf(rec.items).map(heldId));
+    const gone = heldOf(other.items).filter((h) => !kept.has(heldId(h)));
+    await this.#d.revocations.add(rec.targetPath, other.grant, other.who, gone);
+    await this.#d.volumes.persist(rec, this.#d.log.child({ volumeId: rec.volumeId, pod: rec.who }));
+    return rec;
   }
 
   /** Drops a volume (its record; a pending upkeep finds nothing) and revokes what it held. The

@@ -13,7 +13,7 @@ import type { Clock, Random } from '../clock.ts';
 import { errorMessage } from '../errors.ts';
 import type { Grant } from './publisher.ts';
 import { retryDelayMs } from './renewal.ts';
-import type { Held } from './secrets.ts';
+import { type Held, heldId } from './secrets.ts';
 import type { OrphanRecord, StateStore } from './state.ts';
 
 export interface RevocationsDeps {
@@ -35,10 +35,6 @@ export interface RevocationsDeps {
 export const DEFAULT_MAX_REVOCATION_ATTEMPTS = 10;
 /** The queue key of records an older driver wrote without their target. */
 export const UNTARGETED = 'csi-revoke-orphans';
-
-/** What Vault knows a held item by. */
-const heldId = (h: Held): string =>
-  h.kind === 'lease' ? `lease:${h.leaseId}` : `cert:${h.mount}:${h.serial}`;
 
 interface Pending {
   records: OrphanRecord[];

@@ -78,6 +78,10 @@ export interface Item {
 export const heldOf = (items: readonly { held?: Held | undefined }[]): Held[] =>
   items.flatMap((i) => (i.held ? [i.held] : []));
 
+/** What Vault knows a held item by. */
+export const heldId = (h: Held): string =>
+  h.kind === 'lease' ? `lease:${h.leaseId}` : `cert:${h.mount}:${h.serial}`;
+
 /** What an item is fetched from, as it was when the pod was authorised: renewals run without the
  * pod's token, and keep serving what was authorised even if the CSISecrets changes meanwhile. */
 export interface SecretSource {

@@ -18,7 +18,7 @@ import { mkdir, readdir, rename, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { errorMessage } from '../errors.ts';
 import { readRegularFile } from '../safe-read.ts';
-import { isValidFileName } from './names.ts';
+import { isPayloadName, isValidFileName } from './names.ts';
 import type { Grant } from './publisher.ts';
 import { type Held, type ItemRef, isItemKind } from './secrets.ts';
 
@@ -32,6 +32,10 @@ export interface VolumeRecord {
   grant: Grant;
   fetchedAt: number;
   items: { ref: ItemRef; names: string[]; held?: Held }[];
+  /** Saved before a write of the volume's files (upkeep, republish): the record that holds once
+   * `payload` is committed (atomic-writer.ts). A driver resuming a record with this set finds out
+   * which side of the commit a crash fell on, keeps that record and revokes what the other held. */
+  pending?: { payload: string; next: VolumeRecord };
 }
 
 /** Held items still to be revoked, with the grant that can revoke them. */
@@ -46,8 +50,9 @@ export interface OrphanRecord {
 }
 
 const ORPHANS = 'orphans.json';
-/** Size caps: a volume record is a few KB; the orphans list grows with failed revocations. */
-const MAX_VOLUME_RECORD_BYTES = 256 * 1024;
+/** Size caps: a volume record is a few KB (twice that while a write is under way: `pending` holds
+ * the next record); the orphans list grows with failed revocations. */
+const MAX_VOLUME_RECORD_BYTES = 512 * 1024;
 const MAX_ORPHANS_BYTES = 4 * 1024 * 1024;
 
 // Shape checks: a record that is not exactly what this module writes is dropped, not trusted.
@@ -107,6 +112,18 @@ const isItem = (v: unknown): boolean =>
   (v.held === undefined || isHeld(v.held));
 function isVolumeRecord(v: unknown): v is VolumeRecord {
   return (
+    isRecordBody(v) &&
+    (v.pending === undefined ||
+      (isObject(v.pending) &&
+        isString(v.pending.payload) &&
+        isPayloadName(v.pending.payload) &&
+        isRecordBody(v.pending.next) &&
+        v.pending.next.pending === undefined &&
+        v.pending.next.targetPath === v.targetPath))
+  );
+}
+function isRecordBody(v: unknown): v is VolumeRecord {
+  return (
     isObject(v) &&
     isString(v.volumeId) &&
     v.volumeId !== '' &&
@@ -136,6 +153,8 @@ function isOrphanRecord(v: unknown): v is OrphanRecord {
 export const keyOf = (target: string): string =>
   createHash('sha256').update(target).digest('hex').slice(0, 32);
 const fileOf = (target: string): string => `volume-${keyOf(target)}.json`;
+/** A save's temporary file (#write), left when a crash came before its rename. */
+const TMP_FILE = /^\.(volume-[0-9a-f]{32}\.json|orphans\.json)\.[0-9a-f]{8}$/;
 
 export class StateStore {
   readonly #dir: string | undefined;
@@ -181,6 +200,10 @@ export class StateStore {
       return out;
     }
     for (const name of names) {
+      if (TMP_FILE.test(name)) {
+        await rm(join(dir, name), { force: true }).catch(() => {});
+        continue;
+      }
       const isOrphans = name === ORPHANS;
       if (!isOrphans && !/^volume-[0-9a-f]{32}\.json$/.test(name)) continue;
       const path = join(dir, name);

@@ -81,7 +81,6 @@ export class Upkeep {
       try {
         await this.#replace(volume, resync, log, signal);
         this.#d.count('resyncs');
-        await this.#d.volumes.persist(volume, log);
       } catch (err) {
         log.warn({ err: errorMessage(err) }, 're-sync after a container restart failed');
       }
@@ -102,7 +101,7 @@ export class Upkeep {
       if (plan.replace.length > 0) await this.#replace(volume, plan.replace, log, signal);
       volume.attempt = 0;
       delete volume.recheck;
-      await this.#d.volumes.persist(volume, log);
+      await this.#d.volumes.persist(volume.rec, log);
     } catch (err) {
       volume.attempt++;
       volume.retryAt = now + retryDelayMs(volume.attempt - 1, this.#d.random);
@@ -125,10 +124,15 @@ export class Upkeep {
       return recordOf(f);
     });
     const next: VolumeRecord = { ...rec, items };
+    // Crash-safe order (as publish.ts): the write under way is recorded before the files change,
+    // and the replaced items are recorded for revocation before the record that no longer holds them.
+    const payload = this.#d.volumes.newPayload();
+    await this.#d.volumes.intend(rec, next, payload, log);
     try {
-      await this.#d.volumes.write(next, files);
+      await this.#d.volumes.write(next, files, payload);
     } catch (err) {
       await this.#d.revocations.add(rec.targetPath, rec.grant, rec.who, heldOf(fetched));
+      await this.#d.volumes.persist(rec, log);
       throw err;
     }
     volume.rec = next;
@@ -136,5 +140,6 @@ export class Upkeep {
     this.#d.count('replacements', fetched.length);
     log.info({ items: refs.map(itemKey) }, 'items fetched again');
     await this.#d.revocations.add(rec.targetPath, rec.grant, rec.who, old);
+    await this.#d.volumes.persist(next, log);
   }
 }

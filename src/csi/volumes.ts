@@ -8,8 +8,16 @@
 import { readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
+import type { Clock } from '../clock.ts';
 import { errorMessage } from '../errors.ts';
-import { type OutputFile, readBack, writeAtomic } from './atomic-writer.ts';
+import {
+  committedPayload,
+  newPayloadName,
+  type OutputFile,
+  readBack,
+  recover,
+  writeAtomic,
+} from './atomic-writer.ts';
 import { ensureRealDir, type Mounter, SCRATCH } from './mounter.ts';
 import { type Item, type ItemRef, itemKey } from './secrets.ts';
 import { keyOf, type StateStore, type VolumeRecord } from './state.ts';
@@ -34,6 +42,7 @@ export interface VolumesOptions {
   stagingDir: string;
   /** Most bytes read back from one volume after a restart (its tmpfs size). */
   maxVolumeBytes: number;
+  clock: Clock;
   log: Logger;
 }
 
@@ -77,14 +86,35 @@ export class Volumes {
     await this.#o.mounter.teardown(this.staging(target), target);
   }
 
-  async write(rec: VolumeRecord, files: Map<string, OutputFile[]>): Promise<void> {
+  /** Writes the volume's files as `payload` (newPayload). Throws only when the write did not
+   * commit, so the previous files are still there: once `..data` names the payload, the files are
+   * the new ones and what is left of the write is finished now or on the next write or resume. */
+  async write(rec: VolumeRecord, files: Map<string, OutputFile[]>, payload: string): Promise<void> {
     const staging = this.staging(rec.targetPath);
     await this.#o.mounter.setup(staging, rec.targetPath);
-    await writeAtomic(
-      staging,
-      rec.items.flatMap((i) => files.get(itemKey(i.ref)) ?? []),
-      rec.grant.ownership,
-    );
+    try {
+      await writeAtomic(
+        staging,
+        rec.items.flatMap((i) => files.get(itemKey(i.ref)) ?? []),
+        rec.grant.ownership,
+        payload,
+      );
+    } catch (err) {
+      if ((await this.committed(rec.targetPath)) !== payload) throw err;
+      await recover(staging).catch((e: unknown) =>
+        this.#o.log.warn({ volumeId: rec.volumeId, err: errorMessage(e) }, 'finishing a volume write failed'),
+      );
+    }
+  }
+
+  /** A name for the next write's payload, to record (pending) before writing it. */
+  newPayload(): string {
+    return newPayloadName(new Date(this.#o.clock.now()));
+  }
+
+  /** The payload a target's volume shows; undefined when none. */
+  committed(target: string): Promise<string | undefined> {
+    return committedPayload(this.staging(target)).catch(() => undefined);
   }
 
   /** Empties a volume in place (its pod keeps the mount). */
@@ -92,9 +122,9 @@ export class Volumes {
     await writeAtomic(this.staging(rec.targetPath), [], rec.grant.ownership);
   }
 
-  async persist(volume: Volume, log: Logger): Promise<void> {
+  async persist(rec: VolumeRecord, log: Logger): Promise<void> {
     try {
-      await this.#o.state.saveVolume(volume.rec);
+      await this.#o.state.saveVolume(rec);
     } catch (err) {
       log.warn({ err: errorMessage(err) }, 'could not record the volume; a driver restart would lose it');
     }
@@ -106,11 +136,18 @@ export class Volumes {
     await this.#o.state.removeVolume(rec.targetPath).catch(() => {});
   }
 
+  /** Records `before` with the write of `next` as `payload` under way (VolumeRecord.pending). */
+  intend(before: VolumeRecord, next: VolumeRecord, payload: string, log: Logger): Promise<void> {
+    return this.persist({ ...before, pending: { payload, next } }, log);
+  }
+
   /** The files of a recorded volume, read back from its staging volume (never from the target,
-   * never through a link, size-capped); undefined when it is not there or not as the driver left it. */
+   * never through a link, size-capped) once a write a crash interrupted is finished (recover);
+   * undefined when it is not there or not as the driver left it. */
   async readBack(rec: VolumeRecord): Promise<Map<string, OutputFile[]> | undefined> {
     if (!(await this.isSetUp(rec.targetPath))) return undefined;
     try {
+      await recover(this.staging(rec.targetPath));
       const data = await readBack(
         this.staging(rec.targetPath),
         rec.items.flatMap((i) => i.names),

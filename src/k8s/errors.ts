@@ -1,6 +1,9 @@
 import { CODES, FerryError } from '../errors.ts';
 import type { Status, StatusCause } from './types.ts';
 
+// The StatusCause the NamespaceLifecycle admission plugin adds to a create in a terminating namespace.
+const NAMESPACE_TERMINATING_CAUSE = 'NamespaceTerminating';
+
 // Long server messages are cut so a pathological response cannot flood logs and conditions.
 const MAX_MESSAGE = 1024;
 
@@ -21,7 +24,13 @@ export class K8sApiError extends FerryError {
     message: string,
     opts: { causes?: StatusCause[]; retryAfterSeconds?: number | undefined; cause?: unknown } = {},
   ) {
-    super(CODES.K8S_API, message, opts.cause === undefined ? undefined : { cause: opts.cause });
+    super(
+      status === 403 && opts.causes?.some((c) => c.reason === NAMESPACE_TERMINATING_CAUSE)
+        ? CODES.K8S_NAMESPACE_TERMINATING
+        : CODES.K8S_API,
+      message,
+      opts.cause === undefined ? undefined : { cause: opts.cause },
+    );
     this.status = status;
     this.reason = reason;
     this.causes = opts.causes ?? [];
@@ -48,6 +57,10 @@ export class K8sApiError extends FerryError {
   }
   isTooManyRequests(): boolean {
     return this.status === 429;
+  }
+  /** A create refused because the namespace is being deleted: it can never succeed there. */
+  isNamespaceTerminating(): boolean {
+    return this.code === CODES.K8S_NAMESPACE_TERMINATING;
   }
 }
 

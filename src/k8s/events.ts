@@ -16,7 +16,7 @@ export interface EventRecorderOptions {
   /** Upper bound on remembered events, oldest evicted first. */
   maxCached?: number;
   clock?: Clock;
-  /** Failures are reported here; recording never throws. */
+  /** Failures are reported here (except a namespace being deleted); recording never throws. */
   onError?: (err: unknown) => void;
 }
 
@@ -32,6 +32,11 @@ interface Seen {
 // core/v1 Event messages are capped by the events.k8s.io conversion at 1 KiB.
 const MAX_MESSAGE = 1024;
 
+/** How long Events into a namespace that refused one as being terminated are dropped without a try.
+ * Deletion rarely takes longer; a namespace created again under the same name within it loses its
+ * first minute of Events. */
+export const TERMINATING_HOLD_MS = 60_000;
+
 /**
  * Records core/v1 Events about objects. Repeats of the same (object, type, reason, message) within
  * the window patch count/lastTimestamp of the existing Event instead of creating a new one, as
@@ -46,6 +51,8 @@ export class EventRecorder {
   readonly #clock: Clock;
   readonly #onError: ((err: unknown) => void) | undefined;
   readonly #seen = new Map<string, Seen>();
+  /** Namespaces that answered NamespaceTerminating → until when their Events are dropped. */
+  readonly #terminating = new Map<string, number>();
   // Distinguishes Events about one object created within the same millisecond.
   #seq = 0;
 
@@ -68,13 +75,14 @@ export class EventRecorder {
   }
 
   async #record(obj: Involved, type: 'Normal' | 'Warning', reason: Reason, message: string): Promise<void> {
+    const m = obj.metadata;
+    // Events about cluster-scoped objects live in "default", as client-go puts them.
+    const namespace = m.namespace ?? 'default';
     try {
-      const msg = message.length > MAX_MESSAGE ? `${message.slice(0, MAX_MESSAGE - 1)}…` : message;
-      const m = obj.metadata;
-      // Events about cluster-scoped objects live in "default", as client-go puts them.
-      const namespace = m.namespace ?? 'default';
-      const key = JSON.stringify([obj.apiVersion, obj.kind, m.namespace, m.name, m.uid, type, reason, msg]);
       const now = this.#clock.now();
+      if ((this.#terminating.get(namespace) ?? 0) > now) return;
+      const msg = message.length > MAX_MESSAGE ? `${message.slice(0, MAX_MESSAGE - 1)}…` : message;
+      const key = JSON.stringify([obj.apiVersion, obj.kind, m.namespace, m.name, m.uid, type, reason, msg]);
       const ts = formatTime(now);
       const prev = this.#seen.get(key);
       if (prev !== undefined && now - prev.lastAt < this.#windowMs) {
@@ -113,12 +121,20 @@ export class EventRecorder {
       const created = await this.#client.create(Events, event);
       this.#remember(key, { name: created.metadata.name ?? '', namespace, count: 1, lastAt: now });
     } catch (err) {
+      // No Event can be written there any more, and the objects it is about go with the namespace.
+      if (isK8sApiError(err) && err.isNamespaceTerminating()) return this.#hold(namespace);
       try {
         this.#onError?.(err);
       } catch {
         // A faulty error callback must not turn event recording into a failure either.
       }
     }
+  }
+
+  #hold(namespace: string): void {
+    const now = this.#clock.now();
+    for (const [ns, until] of this.#terminating) if (until <= now) this.#terminating.delete(ns);
+    this.#terminating.set(namespace, now + TERMINATING_HOLD_MS);
   }
 
   #eventSuffix(now: number): string {

@@ -10,7 +10,7 @@ import type { Logger } from 'pino';
 import type { BackoffPolicy } from '../backoff.ts';
 import type { Clock, Random } from '../clock.ts';
 import { systemClock } from '../clock.ts';
-import { TerminalError } from '../errors.ts';
+import { CODES, TerminalError } from '../errors.ts';
 import type { KubeObject } from '../k8s/types.ts';
 import type { ControllerMetrics } from '../metrics/controller.ts';
 import { controllerMetrics, workQueueMetrics } from '../metrics/controller.ts';
@@ -346,7 +346,10 @@ export class Controller {
     m?.reconcileTotal.inc({ ...labels, result: 'error' });
     if (err instanceof TerminalError) {
       m?.terminalReconcileErrors.inc(labels);
-      ctx.log.error({ err }, 'terminal reconciler error; not retrying until the object changes');
+      // The object's namespace is being deleted, and the object with it: expected, not an error.
+      if (err.code === CODES.K8S_NAMESPACE_TERMINATING)
+        ctx.log.info({ err }, 'namespace is being deleted; not retrying');
+      else ctx.log.error({ err }, 'terminal reconciler error; not retrying until the object changes');
       return;
     }
     ctx.log.error({ err }, 'reconciler error');

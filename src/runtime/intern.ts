@@ -3,6 +3,8 @@
 // condition types and reasons and timestamps. The table is bounded (tenants choose these values):
 // strings longer than `maxLength` are never kept, and a full table starts over, so the worst case is
 // `maxEntries × maxLength` characters and a few extra copies after each start-over.
+const UID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
+
 export class Interner {
   readonly #table = new Map<string, string>();
   readonly #maxEntries: number;
@@ -27,9 +29,13 @@ export class Interner {
   }
 
   /** Interns the values of a string map in place (labels, annotations); V8 already keeps one copy of
-   * each property name. */
+   * each property name. UIDs (a managed Secret's owner label) are unique per object: kept, they
+   * filled the table at 4,096 secrets and made it start over again and again. */
   internValues(m: Record<string, string> | undefined): void {
     if (m === undefined) return;
-    for (const k of Object.keys(m)) m[k] = this.intern(m[k] as string);
+    for (const k of Object.keys(m)) {
+      const v = m[k] as string;
+      if (!UID.test(v)) m[k] = this.intern(v);
+    }
   }
 }

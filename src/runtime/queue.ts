@@ -3,7 +3,8 @@
 // - a key handed out by get() is "processing" until done(); re-adds meanwhile are remembered and the
 //   key becomes ready again only after done(), so no key is ever processed by two workers at once;
 // - addRateLimited() delays by the key's exponential backoff, forget() resets it.
-// All timers run on the injected Clock.
+// Delayed keys wait in a min-heap of due times under one timer on the injected Clock (client-go's
+// delaying queue does the same): a timer per key cost ~600 bytes each, one per resource with a refresh.
 
 import type { BackoffPolicy } from '../backoff.ts';
 import { CONTROLLER_RUNTIME_BACKOFF, KeyedBackoff } from '../backoff.ts';
@@ -32,8 +33,14 @@ export class WorkQueue<K extends string> {
   readonly #dirty = new Map<K, number>();
   /** Keys handed to a worker, with the time processing started. */
   readonly #processing = new Map<K, number>();
-  /** Keys waiting for a timer; one timer per key, at the earliest requested time. */
-  readonly #waiting = new Map<K, { readyAt: number; timer: Timer }>();
+  /** Keys waiting to become ready, at the earliest requested time. */
+  readonly #waiting = new Map<K, number>();
+  /** Due times of #waiting as a binary min-heap; an entry whose time is not its key's #waiting time
+   * any more is stale and skipped when it comes out. */
+  #heap: Delayed<K>[] = [];
+  /** The one timer, armed for #timerAt (the heap's earliest entry when it was set). */
+  #timer: Timer | undefined;
+  #timerAt = Number.POSITIVE_INFINITY;
   readonly #getters: ((key: K | undefined) => void)[] = [];
   readonly #unsubscribe: (() => void)[] = [];
   #shutdown = false;
@@ -70,11 +77,7 @@ export class WorkQueue<K extends string> {
 
   add(key: K): void {
     if (this.#shutdown) return;
-    const w = this.#waiting.get(key);
-    if (w) {
-      w.timer.cancel();
-      this.#waiting.delete(key);
-    }
+    if (this.#waiting.delete(key) && this.#waiting.size === 0) this.#clearDelayed();
     if (this.#dirty.has(key)) return;
     this.#dirty.set(key, this.#clock.now());
     this.#metrics?.adds.inc({ name: this.name });
@@ -92,16 +95,12 @@ export class WorkQueue<K extends string> {
     if (this.#dirty.has(key)) return; // already due now
     const readyAt = this.#clock.now() + ms;
     const w = this.#waiting.get(key);
-    if (w) {
-      if (w.readyAt <= readyAt) return;
-      w.timer.cancel();
-    }
-    const timer = this.#clock.setTimeout(() => {
-      if (this.#waiting.get(key)?.timer !== timer) return;
-      this.#waiting.delete(key);
-      this.add(key);
-    }, ms);
-    this.#waiting.set(key, { readyAt, timer });
+    if (w !== undefined && w <= readyAt) return;
+    this.#waiting.set(key, readyAt);
+    // Superseded entries stay in the heap until they come out; rebuild before they outnumber the live.
+    if (this.#heap.length >= 2 * this.#waiting.size + 64) this.#rebuildHeap();
+    else heapPush(this.#heap, { key, at: readyAt });
+    this.#arm();
   }
 
   /** Requeue after the key's next backoff delay. */
@@ -125,7 +124,7 @@ export class WorkQueue<K extends string> {
 
   /** The earliest time `key` is scheduled for, if it waits on a timer (for tests and debugging). */
   readyAt(key: K): number | undefined {
-    return this.#waiting.get(key)?.readyAt;
+    return this.#waiting.get(key);
   }
 
   /** The next ready key, marked as processing; undefined once the queue is shut down. */
@@ -150,10 +149,46 @@ export class WorkQueue<K extends string> {
   shutdown(): void {
     if (this.#shutdown) return;
     this.#shutdown = true;
-    for (const w of this.#waiting.values()) w.timer.cancel();
     this.#waiting.clear();
+    this.#clearDelayed();
     for (const resolve of this.#getters.splice(0)) resolve(undefined);
     for (const unsubscribe of this.#unsubscribe.splice(0)) unsubscribe();
+  }
+
+  /** Moves every key whose time has come to ready, then sets the timer for the next. */
+  #fire(): void {
+    this.#timer = undefined;
+    this.#timerAt = Number.POSITIVE_INFINITY;
+    const now = this.#clock.now();
+    for (let top = this.#heap[0]; top && top.at <= now; top = this.#heap[0]) {
+      heapPop(this.#heap);
+      if (this.#waiting.get(top.key) !== top.at) continue; // superseded or already added
+      this.#waiting.delete(top.key);
+      this.add(top.key);
+    }
+    if (this.#waiting.size === 0) this.#heap = [];
+    this.#arm();
+  }
+
+  /** (Re)sets the timer when the heap's earliest entry is earlier than the timer. */
+  #arm(): void {
+    const top = this.#heap[0];
+    if (!top || top.at >= this.#timerAt) return;
+    this.#timer?.cancel();
+    this.#timerAt = top.at;
+    this.#timer = this.#clock.setTimeout(() => this.#fire(), top.at - this.#clock.now());
+  }
+
+  #rebuildHeap(): void {
+    this.#heap = [];
+    for (const [key, at] of this.#waiting) heapPush(this.#heap, { key, at });
+  }
+
+  #clearDelayed(): void {
+    this.#timer?.cancel();
+    this.#timer = undefined;
+    this.#timerAt = Number.POSITIVE_INFINITY;
+    this.#heap = [];
   }
 
   #pushReady(key: K): void {
@@ -191,4 +226,38 @@ export class WorkQueue<K extends string> {
     for (const started of this.#processing.values()) longest = Math.max(longest, now - started);
     return longest / 1000;
   }
+}
+
+interface Delayed<K> {
+  key: K;
+  at: number;
+}
+
+function heapPush<K>(h: Delayed<K>[], e: Delayed<K>): void {
+  let i = h.push(e) - 1;
+  while (i > 0) {
+    const parent = (i - 1) >> 1;
+    const p = h[parent] as Delayed<K>;
+    if (p.at <= e.at) break;
+    h[i] = p;
+    i = parent;
+  }
+  h[i] = e;
+}
+
+function heapPop<K>(h: Delayed<K>[]): void {
+  const last = h.pop();
+  if (last === undefined || h.length === 0) return;
+  let i = 0;
+  for (;;) {
+    const l = 2 * i + 1;
+    if (l >= h.length) break;
+    const r = l + 1;
+    const c = r < h.length && (h[r] as Delayed<K>).at < (h[l] as Delayed<K>).at ? r : l;
+    const child = h[c] as Delayed<K>;
+    if (child.at >= last.at) break;
+    h[i] = child;
+    i = c;
+  }
+  h[i] = last;
 }

@@ -37,8 +37,8 @@ export function keyOf(obj: KubeObject): string {
 /** Shared by every store, so a Secret's namespace and a custom resource's are one string. */
 const interner = new Interner();
 
-/** Interns, in place, the strings that repeat across objects: metadata (never a Secret's data) and
- * status conditions. */
+/** Interns, in place, the strings that repeat across objects: metadata (never a Secret's data),
+ * status conditions and the Vault client's cache key and id. */
 function internStrings(obj: KubeObject): void {
   const m = obj.metadata;
   internFields(obj as unknown as Record<string, unknown>, ['apiVersion', 'kind']);
@@ -47,7 +47,12 @@ function internStrings(obj: KubeObject): void {
   interner.internValues(m.annotations);
   for (const r of m.ownerReferences ?? [])
     internFields(r as unknown as Record<string, unknown>, ['apiVersion', 'kind']);
-  const conditions = (obj as { status?: { conditions?: unknown } }).status?.conditions;
+  const status = (obj as { status?: { conditions?: unknown; vaultClientMeta?: unknown } }).status;
+  // The Vault client a secret kind used: one cache key and client id per VaultAuth, shared by all
+  // its secrets.
+  if (typeof status?.vaultClientMeta === 'object' && status.vaultClientMeta !== null)
+    internFields(status.vaultClientMeta as Record<string, unknown>, ['cacheKey', 'id']);
+  const conditions = status?.conditions;
   if (!Array.isArray(conditions)) return;
   for (const c of conditions as Record<string, unknown>[])
     internFields(c, ['type', 'status', 'reason', 'message', 'lastTransitionTime']);

@@ -4,7 +4,8 @@
 // from the TokenRequest API bound to them, for the audiences deploy/csi/csidriver.yaml has kubelet
 // request; they never run (there is no kubelet).
 import { createHash } from 'node:crypto';
-import { readFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pino from 'pino';
 import { request } from 'undici';
@@ -16,7 +17,15 @@ import type { NodePublishVolumeRequest } from '../../src/csi/proto.ts';
 import { KubeClient } from '../../src/k8s/client.ts';
 import { Pods } from '../../src/k8s/resources.ts';
 import type { KubeObject } from '../../src/k8s/types.ts';
-import { apply, type Manifest, readManifests } from './fixtures.ts';
+import {
+  adminClient,
+  apply,
+  ensureNamespace,
+  type Manifest,
+  readManifests,
+  tenant,
+  VaultAdmin,
+} from './fixtures.ts';
 import type { StackEnv } from './stack.ts';
 
 export const CSI_AUDIENCE = 'csi.vso.hashicorp.com';
@@ -181,6 +190,47 @@ export interface TestDriver {
   publish(p: PodRef, o?: PublishOptions): Promise<unknown>;
   unpublish(p: PodRef): Promise<unknown>;
   stop(): Promise<void>;
+}
+
+/** What a CSI end-to-end file works with: the stack's clients, a tenant namespace (fixtures'
+ * `tenant`) with `serviceAccounts`, a temporary kubelet root `dir` and the driver in process on it. */
+export interface CsiTenant {
+  kube: KubeClient;
+  vault: VaultAdmin;
+  ns: string;
+  dir: string;
+  /** The running driver; a test that restarts it assigns the new one here, for `close`. */
+  csi: TestDriver;
+  /** Stops the driver, closes the clients and removes `dir`. */
+  close(): Promise<void>;
+}
+
+/** Sets up a CsiTenant in namespace `ns`; `over(dir)` configures the driver. */
+export async function csiTenant(
+  env: StackEnv,
+  ns: string,
+  serviceAccounts: string[],
+  over: (dir: string) => Partial<CsiDriverConfig> = () => ({}),
+): Promise<CsiTenant> {
+  const kube = adminClient(env);
+  const vault = new VaultAdmin(env);
+  await tenant(env, kube, vault, ns);
+  await ensureNamespace(kube, ns, serviceAccounts);
+  const dir = await mkdtemp(join(tmpdir(), 'ferry-csi-'));
+  const t: CsiTenant = {
+    kube,
+    vault,
+    ns,
+    dir,
+    csi: await startTestDriver(env, kube, dir, over(dir)),
+    async close() {
+      await t.csi.stop();
+      await vault.close();
+      await rm(dir, { recursive: true, force: true });
+      await kube.close();
+    },
+  };
+  return t;
 }
 
 /** Applies the driver's RBAC and starts it in `root` as the ferry-csi-driver ServiceAccount. */

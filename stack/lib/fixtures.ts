@@ -523,6 +523,52 @@ export async function assertNoLeak(
   assertNotIn(values, visible, 'an Event or status', what);
 }
 
+const VAP: ResourceType = {
+  group: 'admissionregistration.k8s.io',
+  version: 'v1',
+  kind: 'ValidatingAdmissionPolicy',
+  plural: 'validatingadmissionpolicies',
+  namespaced: false,
+};
+const VAP_BINDING: ResourceType = {
+  ...VAP,
+  kind: 'ValidatingAdmissionPolicyBinding',
+  plural: 'validatingadmissionpolicybindings',
+};
+
+/**
+ * A ValidatingAdmissionPolicy with `spec`, bound (Deny) to namespace `ns` only; resolves to what
+ * removes both. The API server applies it a moment later: callers probe for it.
+ */
+export async function admissionPolicy(
+  kube: KubeClient,
+  name: string,
+  ns: string,
+  spec: Record<string, unknown>,
+): Promise<() => Promise<void>> {
+  const apiVersion = 'admissionregistration.k8s.io/v1';
+  await kube.create<KubeObject>(VAP, {
+    apiVersion,
+    kind: VAP.kind,
+    metadata: { name },
+    spec: { failurePolicy: 'Fail', ...spec },
+  } as KubeObject);
+  await kube.create<KubeObject>(VAP_BINDING, {
+    apiVersion,
+    kind: VAP_BINDING.kind,
+    metadata: { name },
+    spec: {
+      policyName: name,
+      validationActions: ['Deny'],
+      matchResources: { namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': ns } } },
+    },
+  } as KubeObject);
+  return async () => {
+    await kube.delete(VAP_BINDING, name).catch(() => {});
+    await kube.delete(VAP, name).catch(() => {});
+  };
+}
+
 /** Someone edits the Secret: `key` of its data becomes `value`. */
 export async function tamper(
   kube: KubeClient,

@@ -7,7 +7,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import type { AuditReport } from '../../src/command/audit.ts';
+import { DEFAULT_DRIVER_NAME } from '../../src/consts/labels.ts';
 import type { KubeClient } from '../../src/k8s/client.ts';
+import { CSIDrivers } from '../../src/k8s/resources.ts';
 import { csiSecretsManifest } from '../../stack/lib/csi.ts';
 import {
   adminClient,
@@ -179,7 +181,7 @@ describe('ferry audit', () => {
       as('api')?.fix ?? '',
       new RegExp(`role t-${ns} must accept ServiceAccount ${ns}/api.*tokenRequestLogin=true`),
     );
-    const none = units.find((u) => u.identity?.includes('none exists yet'));
+    const none = units.find((u) => /needs a concrete one/.test(u.error ?? ''));
     assert.equal(none?.login, 'failed');
     assert.match(none?.error ?? '', /"nobody-\.\*".*needs a concrete one/);
     // doctor's login check for one CSISecrets is the same login.
@@ -187,5 +189,27 @@ describe('ferry audit', () => {
     assert.equal(d.code, 1, d.stdout + d.stderr);
     assert.match(d.stdout, new RegExp(`login .* as ServiceAccount ${ns}/api .*failed: .*403`));
     assert.match(d.stdout, /fix: the Vault role .* or set csi\.driver\.tokenRequestLogin=true/);
+  });
+
+  it('a CSISecrets whose VaultAuth wants an audience the CSIDriver does not request is flagged with the chart value', async (t) => {
+    const driver = await kube.getIfExists(CSIDrivers, DEFAULT_DRIVER_NAME);
+    if (!driver) return t.skip('no CSIDriver installed (the stack runs without the chart)');
+    const ns = uniqueName('team-d-dev');
+    await tenant(env, kube, vault, ns);
+    await apply(kube, kubernetesVaultAuth(env, ns, 'sts', { role: `t-${ns}`, audiences: ['sts'] }));
+    await apply(
+      kube,
+      csiSecretsManifest(ns, 'sts', {
+        vaultAuthRef: { name: 'sts' },
+        accessControl: { serviceAccountPattern: 'app' },
+        secrets: { vaultStaticSecrets: [{ mount: 'kvv2', path: `${ns}/app`, type: 'kv-v2' }] },
+      }),
+    );
+    const r = await ferry('audit', '-n', ns, '-o', 'json');
+    assert.equal(r.code, 2, r.stdout + r.stderr);
+    const unit = (JSON.parse(r.stdout) as AuditReport).units.find((u) => u.auth === `${ns}/sts`);
+    assert.equal(unit?.login, 'failed', JSON.stringify(unit));
+    assert.match(unit?.error ?? '', /requests no pod token for audience "sts"/);
+    assert.match(unit?.fix ?? '', /add "sts" to the chart value csi\.driver\.tokenAudiences/);
   });
 });

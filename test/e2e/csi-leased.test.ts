@@ -6,8 +6,7 @@
 // state directory. No password or private key may reach Events, the CSISecrets or etcd.
 import assert from 'node:assert/strict';
 import { createPrivateKey, X509Certificate } from 'node:crypto';
-import { lstat, mkdtemp, readFile, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { lstat, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { request } from 'undici';
@@ -15,7 +14,9 @@ import { CSISecretsResource } from '../../src/api/resources.ts';
 import type { CSISecrets } from '../../src/api/v1beta1/csisecrets.ts';
 import type { KubeClient } from '../../src/k8s/client.ts';
 import {
+  type CsiTenant,
   csiSecretsManifest,
+  csiTenant,
   makePod,
   type PodRef,
   scanEtcd,
@@ -24,16 +25,13 @@ import {
   targetOf,
 } from '../../stack/lib/csi.ts';
 import {
-  adminClient,
   apply,
   assertNotIn,
-  ensureNamespace,
   eventsOf,
   eventually,
   leasedSecretsPolicy,
   pgLogin,
-  tenant,
-  VaultAdmin,
+  type VaultAdmin,
 } from '../../stack/lib/fixtures.ts';
 import { freePort } from '../../stack/lib/proc.ts';
 import { type StackEnv, uniqueName, useStack } from './harness.ts';
@@ -42,6 +40,7 @@ const DOMAIN = 'ferry.test';
 
 describe('CSI volumes with leased secrets (database credentials, PKI certificates)', () => {
   let env: StackEnv;
+  let t: CsiTenant;
   let kube: KubeClient;
   let vault: VaultAdmin;
   let csi: TestDriver;
@@ -80,13 +79,14 @@ describe('CSI volumes with leased secrets (database credentials, PKI certificate
 
   before(async () => {
     env = await useStack();
-    kube = adminClient(env);
-    vault = new VaultAdmin(env);
-    ns = uniqueName('csi-lease');
+    metricsPort = await freePort();
+    t = await csiTenant(env, uniqueName('csi-lease'), ['web'], (d: string) => {
+      dir = d;
+      return driverOptions();
+    });
+    ({ kube, vault, csi, dir, ns } = t);
     db = `db-${ns}`;
     pki = `pki-${ns}`;
-    await tenant(env, kube, vault, ns);
-    await ensureNamespace(kube, ns, ['web']);
     await vault.policy(`t-${ns}`, leasedSecretsPolicy(db, pki).join('\n'));
     await vault.postgresEngine(db, { defaultTtl: '10s', maxTtl: '30s' });
     await vault.pkiEngine(pki, {
@@ -106,19 +106,13 @@ describe('CSI volumes with leased secrets (database credentials, PKI certificate
         },
       }),
     );
-    dir = await mkdtemp(join(tmpdir(), 'ferry-csi-lease-'));
-    metricsPort = await freePort();
-    csi = await startTestDriver(env, kube, dir, driverOptions());
   });
 
   after(async () => {
     process.stderr.write(`[csi leased e2e] ${JSON.stringify(figures)}\n`);
-    await csi?.stop();
-    await vault.call('DELETE', `sys/mounts/${db}`).catch(() => {});
-    await vault.call('DELETE', `sys/mounts/${pki}`).catch(() => {});
-    await vault?.close();
-    if (dir) await rm(dir, { recursive: true, force: true });
-    await kube?.close();
+    await vault?.call('DELETE', `sys/mounts/${db}`).catch(() => {});
+    await vault?.call('DELETE', `sys/mounts/${pki}`).catch(() => {});
+    await t?.close();
   });
 
   it('delivers credentials and a certificate, renews, replaces and revokes them for the pod', async () => {
@@ -194,7 +188,7 @@ describe('CSI volumes with leased secrets (database credentials, PKI certificate
     const before = await creds(p);
     const serial = await serialOf(p);
     await csi.stop();
-    csi = await startTestDriver(env, kube, dir, driverOptions());
+    csi = t.csi = await startTestDriver(env, kube, dir, driverOptions());
     // The new process holds no pod token (they live in memory only) until kubelet republishes;
     // its upkeep retries until then.
     await csi.publish(p);

@@ -4,36 +4,28 @@
 // fresh token that a later re-login uses; what the driver cannot do fails naming the chart value
 // that changes it.
 import assert from 'node:assert/strict';
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import type { KubeClient } from '../../src/k8s/client.ts';
 import {
+  type CsiTenant,
   csiSecretsManifest,
+  csiTenant,
   LOGIN_AUDIENCES,
   makePod,
   outcomeOf,
   type PodRef,
   podToken,
-  startTestDriver,
   type TestDriver,
   targetOf,
 } from '../../stack/lib/csi.ts';
-import {
-  adminClient,
-  apply,
-  canary,
-  ensureNamespace,
-  eventually,
-  kubernetesVaultAuth,
-  tenant,
-  VaultAdmin,
-} from '../../stack/lib/fixtures.ts';
+import { apply, canary, eventually, kubernetesVaultAuth, type VaultAdmin } from '../../stack/lib/fixtures.ts';
 import { type StackEnv, uniqueName, useStack } from './harness.ts';
 
 describe('CSI driver logins with the pod’s kubelet-issued token', () => {
   let env: StackEnv;
+  let t: CsiTenant;
   let kube: KubeClient;
   let vault: VaultAdmin;
   let csi: TestDriver;
@@ -80,24 +72,16 @@ describe('CSI driver logins with the pod’s kubelet-issued token', () => {
 
   before(async () => {
     env = await useStack();
-    kube = adminClient(env);
-    vault = new VaultAdmin(env);
-    ns = uniqueName('csi-tok');
-    await tenant(env, kube, vault, ns);
-    await ensureNamespace(kube, ns, ['web', 'worker']);
+    // Without the pod watch (csi.driver.watchPods=false): nothing here needs containerState re-syncs.
+    t = await csiTenant(env, uniqueName('csi-tok'), ['web', 'worker'], () => ({ watchPods: false }));
+    ({ kube, vault, csi, dir, ns } = t);
     value = canary('csi-pod-token');
     await vault.kvPut('kvv2', `${ns}/pod`, { v: value });
-    dir = await mkdtemp(join(tmpdir(), 'ferry-csi-tokens-'));
-    // Without the pod watch (csi.driver.watchPods=false): nothing here needs containerState re-syncs.
-    csi = await startTestDriver(env, kube, dir, { watchPods: false });
   });
 
   after(async () => {
     for (const p of published) await csi?.unpublish(p).catch(() => {});
-    await csi?.stop();
-    await vault?.close();
-    if (dir) await rm(dir, { recursive: true, force: true });
-    await kube?.close();
+    await t?.close();
   });
 
   it('may neither mint tokens nor read Secrets, and logs in as the pod (not the VaultAuth’s ServiceAccount)', async () => {

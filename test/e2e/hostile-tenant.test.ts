@@ -24,6 +24,7 @@ import type { KubeObject, Secret } from '../../src/k8s/types.ts';
 import { csiSecretsManifest, makePod, startTestDriver, targetOf } from '../../stack/lib/csi.ts';
 import {
   adminClient,
+  admissionPolicy,
   apply,
   assertNoLeak,
   canary,
@@ -218,51 +219,17 @@ describe('hostile tenant', () => {
     // could write: the operator's error carries it unless redacted.
     const value = canary('vds-leak');
     await vault.kvPut('kvv1', `${ns}/leak`, { password: value }, 1);
-    const VAP: ResourceType = {
-      group: 'admissionregistration.k8s.io',
-      version: 'v1',
-      kind: 'ValidatingAdmissionPolicy',
-      plural: 'validatingadmissionpolicies',
-      namespaced: false,
-    };
-    const BINDING: ResourceType = {
-      ...VAP,
-      kind: 'ValidatingAdmissionPolicyBinding',
-      plural: 'validatingadmissionpolicybindings',
-    };
-    const policy = `ferry-e2e-quote-${ns}`;
-    await kube.create<KubeObject>(VAP, {
-      apiVersion: 'admissionregistration.k8s.io/v1',
-      kind: 'ValidatingAdmissionPolicy',
-      metadata: { name: policy },
-      spec: {
-        failurePolicy: 'Fail',
-        matchConstraints: {
-          resourceRules: [
-            {
-              apiGroups: [''],
-              apiVersions: ['v1'],
-              operations: ['CREATE', 'UPDATE'],
-              resources: ['secrets'],
-            },
-          ],
-        },
-        matchConditions: [{ name: 'leaky', expression: "object.metadata.name == 'leaky'" }],
-        validations: [
-          { expression: 'false', messageExpression: "'password is ' + string(object.data.password)" },
+    const removePolicy = await admissionPolicy(kube, `ferry-e2e-quote-${ns}`, ns, {
+      matchConstraints: {
+        resourceRules: [
+          { apiGroups: [''], apiVersions: ['v1'], operations: ['CREATE', 'UPDATE'], resources: ['secrets'] },
         ],
       },
-    } as KubeObject);
-    await kube.create<KubeObject>(BINDING, {
-      apiVersion: 'admissionregistration.k8s.io/v1',
-      kind: 'ValidatingAdmissionPolicyBinding',
-      metadata: { name: policy },
-      spec: {
-        policyName: policy,
-        validationActions: ['Deny'],
-        matchResources: { namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': ns } } },
-      },
-    } as KubeObject);
+      matchConditions: [{ name: 'leaky', expression: "object.metadata.name == 'leaky'" }],
+      validations: [
+        { expression: 'false', messageExpression: "'password is ' + string(object.data.password)" },
+      ],
+    });
     try {
       // Policies take effect once the API server has loaded them: probe with a dry-run create.
       await eventually('the policy in effect', () =>
@@ -303,8 +270,7 @@ describe('hostile tenant', () => {
       const forms = [value, Buffer.from(value).toString('base64')];
       await assertNoLeak(env, kube, ns, VaultDynamicSecrets, forms);
     } finally {
-      await kube.delete(BINDING, policy).catch(() => {});
-      await kube.delete(VAP, policy).catch(() => {});
+      await removePolicy();
       await kube.delete(VaultDynamicSecrets, 'leaky', ns).catch(() => {});
     }
   });

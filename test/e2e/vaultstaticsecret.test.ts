@@ -5,10 +5,11 @@ import { after, before, describe, it } from 'node:test';
 import { VaultStaticSecrets } from '../../src/api/resources.ts';
 import type { VaultStaticSecret } from '../../src/api/v1beta1/vaultstaticsecret.ts';
 import type { KubeClient } from '../../src/k8s/client.ts';
-import { Deployments, ReplicaSets, Secrets } from '../../src/k8s/resources.ts';
+import { Deployments, Namespaces, ReplicaSets, Secrets } from '../../src/k8s/resources.ts';
 import type { KubeObject, Secret } from '../../src/k8s/types.ts';
 import {
   adminClient,
+  admissionPolicy,
   apply,
   assertNoLeak,
   canary,
@@ -26,7 +27,7 @@ import {
   VaultAdmin,
   vss,
 } from '../../stack/lib/fixtures.ts';
-import { type StackEnv, uniqueName, useStack } from './harness.ts';
+import { operatorLog, type StackEnv, uniqueName, useStack } from './harness.ts';
 
 describe('VaultStaticSecret', () => {
   let env: StackEnv;
@@ -318,6 +319,73 @@ describe('VaultStaticSecret', () => {
       'old destination pruned',
       async () => (await kube.getIfExists(Secrets, 'move-a', ns)) === undefined,
       30_000,
+    );
+  });
+
+  it('in a namespace being deleted: no retry, no error logged, no Event tried again, and the namespace goes', async () => {
+    const doomed = uniqueName('vss-doomed');
+    await tenant(env, kube, vault, doomed);
+    await vault.kvPut('kvv2', `${doomed}/db`, { a: 'b' });
+    await apply(kube, kvSecret(doomed, 'held', { path: `${doomed}/db` }));
+    await eventually('synced', () => kube.getIfExists<Secret>(Secrets, 'held', doomed), 30_000);
+    // The namespace controller may not delete the VaultStaticSecret, nor what it logs in with, yet:
+    // it stays, not deleted, while its destination goes, and the operator writes that again into the
+    // terminating namespace.
+    const removePolicy = await admissionPolicy(kube, `ferry-e2e-hold-${doomed}`, doomed, {
+      matchConstraints: {
+        resourceRules: [
+          {
+            apiGroups: ['secrets.hashicorp.com'],
+            apiVersions: ['*'],
+            operations: ['CREATE', 'DELETE'],
+            resources: ['vaultstaticsecrets', 'vaultauths'],
+          },
+          { apiGroups: [''], apiVersions: ['v1'], operations: ['DELETE'], resources: ['serviceaccounts'] },
+        ],
+      },
+      matchConditions: [
+        { name: 'held', expression: "request.operation == 'DELETE' || object.metadata.name == 'probe'" },
+      ],
+      validations: [{ expression: 'false', message: 'held by the test' }],
+    });
+    try {
+      await eventually('the policy in effect', () =>
+        kube.create(VaultStaticSecrets, kvSecret(doomed, 'probe'), { dryRun: true }).then(
+          () => false,
+          (e: unknown) => /held by the test/.test(String(e)),
+        ),
+      );
+      const since = operatorLog(env).length;
+      await kube.delete(Namespaces, doomed);
+      const o = await eventually('the refusal in status', async () => {
+        const x = await kube.get<VaultStaticSecret>(VaultStaticSecrets, 'held', doomed);
+        return /being terminated/.test(condition(x, 'SecretSynced')?.message ?? '') ? x : undefined;
+      });
+      assert.equal(o.metadata.deletionTimestamp, undefined, 'the VaultStaticSecret itself is not deleted');
+      await new Promise((r) => setTimeout(r, 2_000)); // time for retries, if there were any
+      if (env.operator) {
+        const lines = operatorLog(env)
+          .slice(since)
+          .split('\n')
+          .filter((l) => l.startsWith('{') && l.includes(doomed))
+          .map((l) => JSON.parse(l) as { level: number; msg: string });
+        assert.deepEqual(
+          lines.filter((l) => l.level >= 40),
+          [],
+          'nothing about the terminating namespace is logged as a warning or an error',
+        );
+        const stops = lines.filter((l) => l.msg === 'namespace is being deleted; not retrying');
+        assert.equal(stops.length, 1, 'the refused write is not retried');
+      }
+    } finally {
+      await removePolicy();
+    }
+    // Ferry's finalizer never holds the namespace up once it may delete the VaultStaticSecret.
+    await eventually(
+      'the namespace gone',
+      async () => !(await kube.getIfExists(Namespaces, doomed)),
+      60_000,
+      500,
     );
   });
 

@@ -113,9 +113,17 @@ export const Transformation = Type.Object(
 );
 export type Transformation = Static<typeof Transformation>;
 
+/** A DNS-1123 subdomain (Kubernetes object names, at most 253 characters), unanchored. */
+const DNS1123_SUBDOMAIN = '[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*';
+
 export const Destination = Type.Object(
   {
-    name: Type.String({ description: "Name of the Kubernetes Secret, always in the resource's namespace." }),
+    name: Type.String({
+      // What Kubernetes accepts as a Secret name: refused here rather than at every write.
+      pattern: `^${DNS1123_SUBDOMAIN}$`,
+      maxLength: 253,
+      description: "Name of the Kubernetes Secret, always in the resource's namespace.",
+    }),
     create: Type.Optional(
       Type.Boolean({
         default: false,
@@ -192,8 +200,7 @@ export const Condition = Type.Object(
   {
     type: Type.String({
       maxLength: 316,
-      pattern:
-        '^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])$',
+      pattern: `^(${DNS1123_SUBDOMAIN}/)?(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])$`,
       description: 'Condition type, CamelCase.',
     }),
     status: StringEnum(['True', 'False', 'Unknown'] as const, { description: 'True, False or Unknown.' }),

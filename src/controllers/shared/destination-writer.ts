@@ -1,7 +1,13 @@
 // The one destination write of the secret kinds (VaultStaticSecret, VaultDynamicSecret,
 // VaultPKISecret): read the Secret, converge it (destination.ts), and remember what was written so
-// that (1) the watch event of Ferry's own write is not taken for drift (own-writes.ts) and (2) a
+// that (1) the watch event of Ferry's own write is not taken for drift (isOwn) and (2) a
 // refresh whose desired Secret is what Ferry last wrote or verified costs no API call at all.
+// Both live in one entry per destination.
+//
+// (1): the watch event can arrive before the write's own response, so a write in flight is
+// remembered by the resourceVersion it replaces (the update is guarded by it), and an update event
+// from exactly that version counts as Ferry's. Were it someone else's, Ferry's guarded write fails
+// with a conflict and its reconcile is retried, reading Vault and the Secret again.
 //
 // (2) works from the metadata-only watch of managed Secrets: per destination, Ferry remembers the
 // resourceVersion it wrote (or read and found in sync) and a keyed hash of what it wanted there. When
@@ -17,15 +23,18 @@ import { Secrets } from '../../k8s/resources.ts';
 import type { KubeObject, Secret } from '../../k8s/types.ts';
 import { objectKey } from '../../runtime/store.ts';
 import { type DestinationSpec, type Owner, type SyncOutcome, syncDestination } from './destination.ts';
-import type { OwnWrites } from './own-writes.ts';
 
 /** Bound on remembered destinations; beyond it the oldest is forgotten and costs one read. */
 const MAX_ENTRIES = 100_000;
 
-interface Written {
-  ownerUid: string;
-  resourceVersion: string;
-  stamp: string;
+/** What Ferry knows of one destination Secret. */
+interface Destination {
+  /** The resourceVersion of Ferry's last write, for isOwn. */
+  wrote?: string | undefined;
+  /** The resourceVersion a write in flight replaces, for isOwn. */
+  replacing?: string | undefined;
+  /** The Secret as Ferry last wrote or verified it, for `owner`, converged from `stamp`. */
+  verified?: { ownerUid: string; resourceVersion: string; stamp: string };
 }
 
 /** What the metadata watch of managed Secrets currently holds. */
@@ -49,20 +58,32 @@ export interface WriteOptions {
 
 export class DestinationWriter {
   readonly #client: KubeClient;
-  readonly #ownWrites: OwnWrites;
   readonly #key: Buffer;
-  readonly #written = new Map<string, Written>();
+  readonly #destinations = new Map<string, Destination>();
   #observed: ObservedSecrets | undefined;
 
-  constructor(client: KubeClient, ownWrites: OwnWrites, key: Buffer = randomBytes(32)) {
+  constructor(client: KubeClient, key: Buffer = randomBytes(32)) {
     this.#client = client;
-    this.#ownWrites = ownWrites;
     this.#key = key;
   }
 
   /** The metadata-only store of managed Secrets (setup.ts); without it every write reads first. */
   observe(store: ObservedSecrets): void {
     this.#observed = store;
+  }
+
+  /** Whether a watch event of a destination Secret is Ferry's own write: the version Ferry wrote, or an
+   * update from the version a write in flight replaces. */
+  isOwn(
+    namespace: string | undefined,
+    name: string | undefined,
+    resourceVersion: string | undefined,
+    oldResourceVersion?: string,
+  ): boolean {
+    const d = this.#destinations.get(objectKey(namespace, name ?? ''));
+    if (!d) return false;
+    if (resourceVersion !== undefined && d.wrote === resourceVersion) return true;
+    return oldResourceVersion !== undefined && d.replacing === oldResourceVersion;
   }
 
   /** Whether `name` is, as the watch shows, exactly as Ferry last wrote or verified it for `owner`. */
@@ -84,27 +105,37 @@ export class DestinationWriter {
     const existing = opts.read
       ? opts.read.existing
       : await this.#client.getIfExists<Secret>(Secrets, dest.name, namespace);
-    this.#ownWrites.expect(namespace, dest.name, existing?.metadata.resourceVersion);
+    const key = objectKey(namespace, dest.name);
+    const d = this.#entry(key);
+    d.replacing = existing?.metadata.resourceVersion;
     const result = await syncDestination(this.#client, owner, dest, data, existing, {
       ...(opts.signal ? { signal: opts.signal } : {}),
       strict: opts.strict,
     });
-    if (result.resourceVersion) this.#ownWrites.record(namespace, dest.name, result.resourceVersion);
+    if (result.resourceVersion) {
+      d.replacing = undefined;
+      d.wrote = result.resourceVersion;
+    }
     const resourceVersion =
       result.resourceVersion ??
       (result.outcome === 'unchanged' ? existing?.metadata.resourceVersion : undefined);
-    if (resourceVersion)
-      this.#remember(objectKey(namespace, dest.name), {
-        ownerUid: owner.metadata.uid,
-        resourceVersion,
-        stamp,
-      });
+    if (resourceVersion) d.verified = { ownerUid: owner.metadata.uid, resourceVersion, stamp };
     return existing ? { outcome: result.outcome, existing } : { outcome: result.outcome };
   }
 
-  #current(owner: Owner, name: string): Written | undefined {
+  /** The destination's entry, made the newest; beyond the bound the oldest is forgotten. */
+  #entry(key: string): Destination {
+    const d = this.#destinations.get(key) ?? {};
+    this.#destinations.delete(key);
+    if (this.#destinations.size >= MAX_ENTRIES)
+      this.#destinations.delete(this.#destinations.keys().next().value as string);
+    this.#destinations.set(key, d);
+    return d;
+  }
+
+  #current(owner: Owner, name: string): Destination['verified'] {
     const namespace = owner.metadata.namespace;
-    const written = this.#written.get(objectKey(namespace, name));
+    const written = this.#destinations.get(objectKey(namespace, name))?.verified;
     if (!written || written.ownerUid !== owner.metadata.uid) return undefined;
     const seen = this.#observed?.get(namespace, name)?.metadata.resourceVersion;
     return seen === written.resourceVersion ? written : undefined;
@@ -124,12 +155,6 @@ export class DestinationWriter {
       sorted(data),
     ];
     return createHmac('sha256', this.#key).update(JSON.stringify(input)).digest('base64');
-  }
-
-  #remember(key: string, value: Written): void {
-    this.#written.delete(key);
-    if (this.#written.size >= MAX_ENTRIES) this.#written.delete(this.#written.keys().next().value as string);
-    this.#written.set(key, value);
   }
 }
 

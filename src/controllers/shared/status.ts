@@ -43,10 +43,13 @@ export class StatusMemo<S> {
     return e.status;
   }
 
-  /** May be called before the write, so that a failed status patch cannot make a retry act twice. */
-  record(obj: KubeObject, status: S): void {
+  /** May be called before the write, so that a failed status patch cannot make a retry act twice.
+   * A status the cache already shows needs no memo: keeping it anyway held a copy of every object's
+   * status (conditions and all) for as long as it lived. */
+  record(obj: WithStatus<S>, status: S): void {
     const uid = obj.metadata.uid ?? '';
     this.#last.delete(uid);
+    if (isDeepStrictEqual(obj.status, status)) return;
     if (this.#last.size >= 100_000) this.#last.delete(this.#last.keys().next().value as string);
     this.#last.set(uid, { status, at: this.#clock.now() });
   }

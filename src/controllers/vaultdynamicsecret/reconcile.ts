@@ -24,7 +24,6 @@ import { CONDITION_REASONS, CONDITION_TYPES } from '../../consts/conditions.ts';
 import { FINALIZERS } from '../../consts/finalizers.ts';
 import { REASONS } from '../../consts/reasons.ts';
 import { makeSecretData } from '../../delivery/secret-data.ts';
-import { shapeData } from '../../delivery/transformation.ts';
 import type { VaultAccess } from '../../delivery/vault-access.ts';
 import { CODES, errorMessage, FerryError } from '../../errors.ts';
 import { Secrets } from '../../k8s/resources.ts';
@@ -62,6 +61,7 @@ import type { DestinationWriter } from '../shared/destination-writer.ts';
 import { macEqual, secretMAC } from '../shared/hmac.ts';
 import { redactError } from '../shared/redact.ts';
 import { restartTargets } from '../shared/restart.ts';
+import { shapeFor } from '../shared/shaping.ts';
 import { StatusMemo, syncConditions, writeStatus } from '../shared/status.ts';
 import {
   decideSync,
@@ -261,23 +261,9 @@ export function vaultDynamicSecretReconciler(
       for (const k of ['last_vault_rotation', 'rotation_period', 'rotation_schedule', 'ttl'])
         if (!Object.hasOwn(source, k)) source[k] = k === 'rotation_schedule' ? '' : 0;
     }
-    const namespace = obj.metadata.namespace ?? '';
     let data: Record<string, string>;
     try {
-      const shaping = shapeData(
-        {
-          transformations: ctx.informers.transformations.store,
-          globalExcludeRaw: ctx.options.globalExcludeRaw,
-        },
-        namespace,
-        spec.destination.transformation,
-        {
-          secrets: source,
-          metadata: {},
-          annotations: obj.metadata.annotations ?? {},
-          labels: obj.metadata.labels ?? {},
-        },
-      );
+      const shaping = shapeFor(ctx, obj, spec.destination.transformation, source);
       data = makeSecretData(source, res.data, shaping);
     } catch (err) {
       // The credentials just issued cannot be delivered: revoke them rather than leave them live.

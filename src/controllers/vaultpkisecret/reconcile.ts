@@ -13,7 +13,7 @@ import { FINALIZERS } from '../../consts/finalizers.ts';
 import { REASONS } from '../../consts/reasons.ts';
 import { goJson } from '../../delivery/gojson.ts';
 import { expiryOffsetMs, pkiSecretData } from '../../delivery/pki-data.ts';
-import { shapeData, transformationRefKeys } from '../../delivery/transformation.ts';
+import { transformationRefKeys } from '../../delivery/transformation.ts';
 import { CODES, errorMessage, FerryError, isFerryError } from '../../errors.ts';
 import { isK8sApiError } from '../../k8s/errors.ts';
 import { Secrets } from '../../k8s/resources.ts';
@@ -37,6 +37,7 @@ import type { DestinationWriter } from '../shared/destination-writer.ts';
 import { macEqual, secretMAC } from '../shared/hmac.ts';
 import { redactError } from '../shared/redact.ts';
 import { restartTargets } from '../shared/restart.ts';
+import { shapeFor } from '../shared/shaping.ts';
 import { StatusMemo, syncConditions, writeStatus } from '../shared/status.ts';
 import { decideIssue } from './plan.ts';
 
@@ -186,18 +187,8 @@ export function vaultPKISecretReconciler(
       throw await fail(obj, 'access', err);
     }
     // Shape before issuing, so a broken transformation does not cost a certificate.
-    const templateInput = (secrets: Record<string, unknown>) => ({
-      secrets,
-      metadata: {},
-      annotations: obj.metadata.annotations ?? {},
-      labels: obj.metadata.labels ?? {},
-    });
-    const shapingOpts = {
-      transformations: ctx.informers.transformations.store,
-      globalExcludeRaw: ctx.options.globalExcludeRaw,
-    };
     try {
-      shapeData(shapingOpts, namespace, dest.transformation, templateInput({}));
+      shapeFor(ctx, obj, dest.transformation, {});
     } catch (err) {
       if (isFerryError(err) && (err.code === CODES.INVALID_REF || err.code === CODES.SECRET_DATA)) {
         throw await fail(obj, 'transformation', err);
@@ -214,7 +205,7 @@ export function vaultPKISecretReconciler(
     const prevSerial = status?.serialNumber;
     let data: Record<string, string>;
     try {
-      const shaping = shapeData(shapingOpts, namespace, dest.transformation, templateInput(cert.data));
+      const shaping = shapeFor(ctx, obj, dest.transformation, cert.data);
       data = pkiSecretData(cert, shaping, dest.type);
     } catch (err) {
       await revokeQuietly(access.api, spec.mount, cert.serialNumber, rc.signal);

@@ -11,7 +11,6 @@ import { CONDITION_REASONS, CONDITION_TYPES } from '../../consts/conditions.ts';
 import { FINALIZERS } from '../../consts/finalizers.ts';
 import { REASONS } from '../../consts/reasons.ts';
 import { makeSecretData } from '../../delivery/secret-data.ts';
-import { shapeData } from '../../delivery/transformation.ts';
 import { CODES, errorMessage, FerryError } from '../../errors.ts';
 import {
   type Condition,
@@ -28,6 +27,7 @@ import type { DestinationWriter } from '../shared/destination-writer.ts';
 import { macEqual, secretMAC } from '../shared/hmac.ts';
 import { redactError } from '../shared/redact.ts';
 import { restartTargets } from '../shared/restart.ts';
+import { shapeFor } from '../shared/shaping.ts';
 import { releaseFinalizer, StatusMemo, syncConditions, writeStatus } from '../shared/status.ts';
 import type { ReadNamespaces } from './instant.ts';
 
@@ -116,20 +116,7 @@ export function vaultStaticSecretReconciler(
     const dest = spec.destination;
     let data: Record<string, string>;
     try {
-      const shaping = shapeData(
-        {
-          transformations: ctx.informers.transformations.store,
-          globalExcludeRaw: ctx.options.globalExcludeRaw,
-        },
-        namespace,
-        dest.transformation,
-        {
-          secrets: source.data,
-          metadata: source.metadata ?? {},
-          annotations: obj.metadata.annotations ?? {},
-          labels: obj.metadata.labels ?? {},
-        },
-      );
+      const shaping = shapeFor(ctx, obj, dest.transformation, source.data, source.metadata ?? {});
       data = makeSecretData(source.data, source.raw, shaping);
     } catch (err) {
       // Retried with backoff: a change in Vault or in a SecretTransformation can fix it too.

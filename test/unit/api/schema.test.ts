@@ -179,6 +179,45 @@ describe('duration patterns', () => {
   });
 });
 
+describe('destination.name', () => {
+  const vss = (name: string) => ({
+    apiVersion: 'secrets.hashicorp.com/v1beta1',
+    kind: 'VaultStaticSecret',
+    metadata: { name: 'x' },
+    spec: { mount: 'kv', path: 'p', type: 'kv-v2', destination: { name } },
+  });
+  // Every Secret name Kubernetes accepts stays accepted: only names no write could ever use are refused.
+  for (const ok of [
+    'a',
+    '0',
+    'app-creds',
+    'db.creds.v2',
+    'a-b.c-d',
+    `${'a'.repeat(63)}.${'b'.repeat(189)}`,
+  ]) {
+    it(`accepts ${ok.length > 20 ? `a name of ${ok.length} characters` : ok}`, () =>
+      assert.deepEqual(validate('VaultStaticSecret', vss(ok)), []));
+  }
+  for (const bad of [
+    '',
+    'App',
+    'a_b',
+    '-a',
+    'a-',
+    'a..b',
+    '.a',
+    'a.',
+    'a/b',
+    'a b',
+    '..',
+    'ä',
+    'a'.repeat(254),
+  ]) {
+    it(`refuses ${bad.length > 20 ? `a name of ${bad.length} characters` : JSON.stringify(bad)}`, () =>
+      assert.deepEqual(validate('VaultStaticSecret', vss(bad)), ['spec.destination.name']));
+  }
+});
+
 describe('invalid manifests are refused', () => {
   for (const c of INVALID_CASES) {
     it(c.name, () => {

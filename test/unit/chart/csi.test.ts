@@ -257,12 +257,12 @@ describe('chart CSI driver', { skip }, () => {
         driver: {
           name: 'csi.ferry.example.com',
           extraEnv: [{ name: 'NODE_OPTIONS', value: '--max-old-space-size=128' }],
-          extraArgs: ['--client-cache-size=50'],
+          extraArgs: ['--registration-dir=/extra'],
           logging: { level: 'debug-extended' },
           tmpfsSize: '16m',
           maxVolumes: 40,
           refreshInterval: 0,
-          clientCache: { namespaceQuota: 5 },
+          clientCache: { size: 50, namespaceQuota: 5 },
           securityContext: { seLinuxOptions: { type: 'spc_t' } },
           resources: resources('300m'),
         },
@@ -307,10 +307,11 @@ describe('chart CSI driver', { skip }, () => {
       'target-root': '/var/lib/kubelet/pods',
       'state-dir': '/run/ferry-csi',
       'refresh-interval': '0',
+      'client-cache-size': '50',
       'client-cache-namespace-quota': '5',
       'health-probe-bind-address': ':8081',
       'log-level': 'trace',
-      'client-cache-size': '50',
+      'registration-dir': '/extra',
     });
     for (const f of flags.keys()) assert.ok(CSI_FLAGS.has(f), `unknown driver flag --${f}`);
     assert.deepEqual(
@@ -475,6 +476,8 @@ describe('chart CSI driver', { skip }, () => {
       renderFails(csi({ clientCache: { namespaceQuota: 0 } })),
       /csi\.driver\.clientCache\.namespaceQuota/,
     );
+    assert.match(renderFails(csi({ clientCache: { size: 0 } })), /csi\.driver\.clientCache\.size/);
+    assert.match(renderFails(csi({ clientCache: { size: 'many' } })), /csi\/driver\/clientCache\/size/);
     // Not validated while the driver is off.
     render({ csi: { driver: { name: 'Not_A_Name' } } });
   });

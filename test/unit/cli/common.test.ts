@@ -1,9 +1,12 @@
 // The entry points' shared flag parsing: VSO's --backoff-* flags and their env twins, and the client
-// cache's bound and namespace quota (the operator and the CSI driver read them alike).
+// cache's bound and namespace quota (the operator and the CSI driver read them alike), and the logger.
 import assert from 'node:assert/strict';
+import { Writable } from 'node:stream';
 import { describe, it } from 'node:test';
 import { VSO_SOURCE_BACKOFF } from '../../../src/backoff.ts';
-import { clientCacheOptions, sourceBackoff } from '../../../src/cli/common.ts';
+import { clientCacheOptions, secretSafeLogger, sourceBackoff } from '../../../src/cli/common.ts';
+import { classify, errorFor } from '../../../src/controllers/outcome.ts';
+import { CODES, FerryError } from '../../../src/errors.ts';
 
 describe('sourceBackoff (--backoff-*)', () => {
   it("keeps VSO's defaults when nothing is set", () => {
@@ -63,5 +66,44 @@ describe('clientCacheOptions (--client-cache-size, --client-cache-namespace-quot
         clientCacheOptions({ 'client-cache-size': bad, 'client-cache-namespace-quota': bad }, {}),
         { clientCacheSize: 10_000 },
       );
+  });
+});
+
+describe('secretSafeLogger', () => {
+  /** The `err.message` the logger writes for `err`. */
+  const logged = (err: unknown): string => {
+    const lines: string[] = [];
+    const sink = new Writable({
+      write(chunk, _enc, done) {
+        lines.push(String(chunk));
+        done();
+      },
+    });
+    secretSafeLogger('info', sink).error({ err }, 'reconciler error');
+    return JSON.parse(lines[0]!).err.message;
+  };
+
+  it('says a wrapped error once: a terminal outcome keeps its cause with the same message', () => {
+    const cause = new FerryError(CODES.INVALID_CONFIG, 'duration "9999999h" is too large');
+    const err = errorFor(cause, classify(cause, 'spec'));
+    assert.notEqual(err, cause);
+    assert.equal(logged(err), 'duration "9999999h" is too large');
+  });
+
+  it('skips a cause whose message the wrapper already holds, and keeps what a cause adds', () => {
+    const inner = new Error('connect ECONNREFUSED 127.0.0.1:1');
+    const k8s = new FerryError(CODES.K8S_TRANSPORT, `GET /api/v1/secrets: ${inner.message}`, {
+      cause: inner,
+    });
+    assert.equal(logged(k8s), 'GET /api/v1/secrets: connect ECONNREFUSED 127.0.0.1:1');
+    const outer = new FerryError(CODES.VAULT_AUTH, 'login failed', { cause: k8s });
+    assert.equal(logged(outer), 'login failed: GET /api/v1/secrets: connect ECONNREFUSED 127.0.0.1:1');
+  });
+
+  it('stops at a circular cause', () => {
+    const a = new Error('a');
+    const b = new Error('b', { cause: a });
+    (a as { cause?: unknown }).cause = b;
+    assert.equal(logged(a), 'a: b');
   });
 });

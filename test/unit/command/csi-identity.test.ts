@@ -69,6 +69,30 @@ describe('csiLoginIdentity: who the CSI driver logs in to Vault as', () => {
     assert.match(id.why, /no ServiceAccount in namespace demo matches .*"api-\.\*".*needs a concrete one/);
   });
 
+  it("the first of the VaultAuth's audiences the CSIDriver requests a pod token for, as the driver picks it", () => {
+    const driver = { name: 'csi.vso.hashicorp.com', audiences: ['csi.vso.hashicorp.com', '', 'vault'] };
+    const id = csiLoginIdentity({ ...base, audiences: ['sts', 'vault'], driver });
+    assert.ok(id.kind === 'pod');
+    assert.equal(id.audience, 'vault');
+    assert.ok(
+      csiLoginIdentity({ ...base, driver }).kind === 'pod',
+      'no audiences: the API server’s, requested',
+    );
+  });
+
+  it('an audience the CSIDriver does not request: no login can work, and the fix names the chart value', () => {
+    const driver = { name: 'csi.ferry.example', audiences: ['csi.ferry.example', 'vault'] };
+    for (const audiences of [['sts'], undefined]) {
+      const id = csiLoginIdentity({ ...base, audiences, driver });
+      assert.ok(id.kind === 'none');
+      assert.match(id.why, /CSIDriver csi\.ferry\.example requests no pod token for audience/);
+      assert.match(id.fix, /add "(sts)?" to the chart value csi\.driver\.tokenAudiences/);
+    }
+    // Without a CSIDriver to read, the VaultAuth's first audience, as before.
+    const unknown = csiLoginIdentity({ ...base, audiences: ['sts'] });
+    assert.ok(unknown.kind === 'pod' && unknown.audience === 'sts');
+  });
+
   it("--token-request-login, or a method without a ServiceAccount token: the VaultAuth's identity", () => {
     const tr = csiLoginIdentity({ ...base, tokenRequestLogin: true });
     assert.equal(tr.kind, 'vaultAuth');

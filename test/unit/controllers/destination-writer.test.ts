@@ -3,7 +3,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { DestinationWriter } from '../../../src/controllers/shared/destination-writer.ts';
-import { OwnWrites } from '../../../src/controllers/shared/own-writes.ts';
 import type { KubeClient } from '../../../src/k8s/client.ts';
 import { Secrets } from '../../../src/k8s/resources.ts';
 import type { KubeObject, Secret } from '../../../src/k8s/types.ts';
@@ -21,7 +20,7 @@ const data = { password: Buffer.from('one').toString('base64') };
 function setup() {
   const kube = new FakeKube();
   let seen: KubeObject | undefined;
-  const writer = new DestinationWriter(kube as unknown as KubeClient, new OwnWrites());
+  const writer = new DestinationWriter(kube as unknown as KubeClient);
   writer.observe({ get: () => seen });
   const catchUp = () => {
     seen = kube.objects.get('secrets/app/out');
@@ -30,6 +29,29 @@ function setup() {
 }
 
 describe('DestinationWriter', () => {
+  it("knows Ferry's write by the version it wrote, and by the version it replaces while in flight", async () => {
+    const { kube, writer } = setup();
+    const rv = () => kube.objects.get('secrets/app/out')?.metadata.resourceVersion as string;
+    assert.equal(writer.isOwn('app', 'out', 'rv-9', 'rv-8'), false);
+    await writer.write(owner('u1'), dest, data);
+    const created = rv();
+    assert.equal(writer.isOwn('app', 'out', created), true);
+    const replace = kube.replace.bind(kube);
+    let inFlight: boolean | undefined;
+    kube.replace = async (rt, obj) => {
+      // The watch event arrived before the write's response.
+      inFlight = writer.isOwn('app', 'out', 'rv-next', created);
+      return replace(rt, obj);
+    };
+    await writer.write(owner('u1'), dest, { password: Buffer.from('two').toString('base64') });
+    assert.equal(inFlight, true);
+    const updated = rv();
+    assert.equal(writer.isOwn('app', 'out', updated, created), true);
+    // Someone else's edit after Ferry's write; another Secret.
+    assert.equal(writer.isOwn('app', 'out', 'rv-99', updated), false);
+    assert.equal(writer.isOwn('app', 'other', updated, created), false);
+  });
+
   it('reads while the watch has not caught up with its own write, then no more', async () => {
     const { writer, catchUp, reads } = setup();
     assert.equal((await writer.write(owner('u1'), dest, data)).outcome, 'created');

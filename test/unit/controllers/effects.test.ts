@@ -30,7 +30,7 @@ import {
   type Reconciler,
 } from '../../../src/runtime/controller.ts';
 import { VaultError } from '../../../src/vault/errors.ts';
-import { type FakeKube, harness, type RecordedEvent, type ScriptedVault } from './harness.ts';
+import { type FakeKube, type Harness, harness, type RecordedEvent, type ScriptedVault } from './harness.ts';
 
 const CERT = '-----BEGIN CERTIFICATE-----\nLEAF\n-----END CERTIFICATE-----';
 const meta = (name: string) => ({ name, namespace: 'app', uid: `uid-${name}`, generation: 1 });
@@ -651,53 +651,49 @@ describe('no secret value in status, Events or the thrown error (canary), for ev
     assert.ok(!seen.includes(CANARY), seen);
   };
 
-  it('VaultStaticSecret', async () => {
-    const h = harness<VaultStaticSecret>(VaultStaticSecrets, (h) =>
-      vaultStaticSecretReconciler(h.ctx, h.store, h.newDestinations()),
-    );
-    h.vault.answer = () => ({ data: { data: { password: CANARY }, metadata: { version: 1 } } });
-    h.apply({
-      apiVersion: API_VERSION,
-      kind: 'VaultStaticSecret',
-      metadata: meta('s'),
-      spec: {
-        vaultAuthRef: 'default',
-        mount: 'kv',
-        path: 'app',
-        type: 'kv-v2',
-        destination: { name: 'out', create: true, overwrite: false },
-      } as NonNullable<VaultStaticSecret['spec']>,
+  /** The case of one kind: its reconciler, the Vault answer that carries the canary, and its spec. */
+  const canaryCase = <T extends KubeObject & { status?: unknown }>(
+    kind: string,
+    rt: ResourceType,
+    reconciler: (h: Harness<T>) => Reconciler,
+    answer: (h: Harness<T>) => ScriptedVault['answer'],
+    spec: Record<string, unknown>,
+  ) =>
+    it(kind, async () => {
+      const h = harness<T>(rt, reconciler);
+      h.vault.answer = answer(h);
+      const destination = { create: true, overwrite: false, ...(spec.destination as object) };
+      h.apply({
+        apiVersion: API_VERSION,
+        kind,
+        metadata: meta('x'),
+        spec: { vaultAuthRef: 'default', ...spec, destination },
+      } as unknown as T);
+      await noCanary(h, 'x', () => h.store.get('app', 'x')?.status);
     });
-    await noCanary(h, 's', () => h.store.get('app', 's')?.status);
-  });
 
-  it('VaultDynamicSecret', async () => {
-    const h = harness<VaultDynamicSecret>(VaultDynamicSecrets, (h) =>
-      vaultDynamicSecretReconciler(h.ctx, h.store, h.newDestinations()),
-    );
-    h.vault.answer = (c) =>
+  canaryCase<VaultStaticSecret>(
+    'VaultStaticSecret',
+    VaultStaticSecrets,
+    (h) => vaultStaticSecretReconciler(h.ctx, h.store, h.newDestinations()),
+    () => () => ({ data: { data: { password: CANARY }, metadata: { version: 1 } } }),
+    { mount: 'kv', path: 'app', type: 'kv-v2', destination: { name: 'out' } },
+  );
+  canaryCase<VaultDynamicSecret>(
+    'VaultDynamicSecret',
+    VaultDynamicSecrets,
+    (h) => vaultDynamicSecretReconciler(h.ctx, h.store, h.newDestinations()),
+    () => (c) =>
       c.path === 'db/creds/app'
         ? { lease_id: 'db/creds/app/l1', lease_duration: 3600, renewable: true, data: { password: CANARY } }
-        : {};
-    h.apply({
-      apiVersion: API_VERSION,
-      kind: 'VaultDynamicSecret',
-      metadata: meta('d'),
-      spec: {
-        vaultAuthRef: 'default',
-        mount: 'db',
-        path: 'creds/app',
-        destination: { name: 'creds', create: true, overwrite: false },
-      } as NonNullable<VaultDynamicSecret['spec']>,
-    });
-    await noCanary(h, 'd', () => h.store.get('app', 'd')?.status);
-  });
-
-  it('VaultPKISecret', async () => {
-    const h = harness<VaultPKISecret>(VaultPKISecrets, (h) =>
-      vaultPKISecretReconciler(h.ctx, h.store, h.newDestinations()),
-    );
-    h.vault.answer = (c) =>
+        : {},
+    { mount: 'db', path: 'creds/app', destination: { name: 'creds' } },
+  );
+  canaryCase<VaultPKISecret>(
+    'VaultPKISecret',
+    VaultPKISecrets,
+    (h) => vaultPKISecretReconciler(h.ctx, h.store, h.newDestinations()),
+    (h) => (c) =>
       c.path === 'pki/issue/web'
         ? {
             data: {
@@ -708,24 +704,7 @@ describe('no secret value in status, Events or the thrown error (canary), for ev
               issuing_ca: CERT,
             },
           }
-        : {};
-    h.apply({
-      apiVersion: API_VERSION,
-      kind: 'VaultPKISecret',
-      metadata: meta('p'),
-      spec: {
-        vaultAuthRef: 'default',
-        mount: 'pki',
-        role: 'web',
-        commonName: 'web.app',
-        destination: {
-          name: 'tls',
-          create: true,
-          overwrite: false,
-          type: 'Opaque',
-        },
-      } as NonNullable<VaultPKISecret['spec']>,
-    });
-    await noCanary(h, 'p', () => h.store.get('app', 'p')?.status);
-  });
+        : {},
+    { mount: 'pki', role: 'web', commonName: 'web.app', destination: { name: 'tls', type: 'Opaque' } },
+  );
 });

@@ -5,7 +5,6 @@ import { isDeepStrictEqual } from 'node:util';
 import { APP_NAME, LABEL_MANAGED_BY, LABEL_NAME, MANAGED_BY } from '../../../src/consts/labels.ts';
 import type { ControllerContext } from '../../../src/controllers/context.ts';
 import { DestinationWriter } from '../../../src/controllers/shared/destination-writer.ts';
-import { OwnWrites } from '../../../src/controllers/shared/own-writes.ts';
 import type { VaultAccess } from '../../../src/delivery/vault-access.ts';
 import type { KubeClient } from '../../../src/k8s/client.ts';
 import { K8sApiError } from '../../../src/k8s/errors.ts';
@@ -235,7 +234,7 @@ export function harness<T extends KubeObject>(rt: ResourceType, make: (h: Harnes
     ctx,
     kube,
     newDestinations: () => {
-      const writer = new DestinationWriter(kube as unknown as KubeClient, new OwnWrites());
+      const writer = new DestinationWriter(kube as unknown as KubeClient);
       writer.observe(managed);
       return writer;
     },

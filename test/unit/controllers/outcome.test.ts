@@ -66,6 +66,31 @@ describe('classify', () => {
   });
 });
 
+describe('a namespace being deleted', () => {
+  const refused = new K8sApiError(403, 'Forbidden', 'being terminated', {
+    causes: [{ reason: 'NamespaceTerminating' }],
+  });
+  // What a destination write throws after redactError: the code alone.
+  const redacted = new FerryError(CODES.K8S_NAMESPACE_TERMINATING, 'being terminated');
+
+  it('stops a sync (the object goes with its namespace) and keeps the code for the controller loop', () => {
+    for (const err of [refused, redacted]) {
+      const outcome = classify(err, 'destination');
+      assert.deepEqual(outcome, { reason: 'SecretSyncError', terminal: true });
+      const thrown = errorFor(err, outcome);
+      assert.ok(thrown instanceof TerminalError);
+      assert.equal(thrown.code, CODES.K8S_NAMESPACE_TERMINATING);
+    }
+  });
+
+  it('releases a clearing cleanup at once, so the namespace is never held up', () => {
+    assert.deepEqual(classify(redacted, 'clearDestination'), {
+      reason: 'CertificateRevocationError',
+      giveUpAfterMs: 0,
+    });
+  });
+});
+
 describe('givesUp', () => {
   const deleted = '2026-01-01T00:00:00Z';
   const at = Date.parse(deleted);

@@ -19,6 +19,9 @@ it('prefers the status it wrote until the cache shows it, or the memo expires', 
   memo.record(at('12', 3), { n: 4 });
   clock.advance(1001);
   assert.deepEqual(memo.current(at('12', 3)), { n: 3 }, 'an expired memo gives way');
+  memo.record(at('12', 3), { n: 5 });
+  memo.record(at('13', 5), { n: 5 });
+  assert.deepEqual(memo.current(at('12', 3)), { n: 3 }, 'a status the cache showed is not kept');
 });
 
 it("a refused status update is a Warning StatusUpdateError Event (VSO's), then the error; a vanished object is neither", async () => {

@@ -3,6 +3,7 @@
 import pino from 'pino';
 import type { SecretCollection } from '../../../src/api/v1beta1/csisecrets.ts';
 import { type Clock, systemClock } from '../../../src/clock.ts';
+import { CTX } from '../../../src/csi/access.ts';
 import type { Grant } from '../../../src/csi/publisher.ts';
 import { TaskQueue } from '../../../src/runtime/tasks.ts';
 
@@ -39,6 +40,24 @@ export function runningTasks(
     stop: () => {
       ac.abort();
       return run;
+    },
+  };
+}
+
+/** A NodePublishVolume request for pod team-a/p1 (ServiceAccount web) and the CSISecrets `db`. */
+export function publishRequest(targetPath: string, audience = 'csi.vso.hashicorp.com') {
+  return {
+    volume_id: 'vol-1',
+    target_path: targetPath,
+    volume_capability: { mount: {}, access_mode: { mode: 'SINGLE_NODE_WRITER' as const } },
+    readonly: true,
+    volume_context: {
+      [CTX.podName]: 'p1',
+      [CTX.podNamespace]: 'team-a',
+      [CTX.podUid]: 'uid-1',
+      [CTX.serviceAccount]: 'web',
+      [CTX.tokens]: JSON.stringify({ [audience]: { token: 't' } }),
+      csiSecretsName: 'db',
     },
   };
 }

@@ -43,6 +43,14 @@ describe('StateStore.load', () => {
     const got = await s.load(() => assert.fail('nothing to drop'), below);
     assert.deepEqual(got.volumes, [record()]);
     assert.equal(got.orphans[0]?.attempts, 2);
+    const t = `${ROOT}/uid-7/mount`;
+    const pending = {
+      payload: '..2026_01_01_00_00_00.0123456789',
+      next: record({ targetPath: t, fetchedAt: 1 }),
+    };
+    await s.saveVolume(record({ targetPath: t, pending }));
+    const again = await s.load(() => assert.fail('nothing to drop'), below);
+    assert.deepEqual(again.volumes.find((v) => v.targetPath === t)?.pending, pending, 'a write under way');
   });
 
   it('drops links, FIFOs, oversized, malformed and forged records, and removes them', async () => {
@@ -70,12 +78,29 @@ describe('StateStore.load', () => {
       targetPath: `${ROOT}/uid-3/mount`,
       grant: { ...testGrant(1, {}), ownership: { uid: 65532, fileMode: 0o666, dirMode: 0o777 } },
     });
+    // A write under way whose payload the driver would not name, or whose record is for another
+    // target or nests another write.
+    const payload = '..2026_01_01_00_00_00.0123456789';
+    await forged({
+      targetPath: `${ROOT}/uid-4/mount`,
+      pending: { payload: '..', next: record({ targetPath: `${ROOT}/uid-4/mount` }) },
+    });
+    await forged({ targetPath: `${ROOT}/uid-5/mount`, pending: { payload, next: record() } });
+    await forged({
+      targetPath: `${ROOT}/uid-6/mount`,
+      pending: {
+        payload,
+        next: { ...record({ targetPath: `${ROOT}/uid-6/mount` }), pending: { payload, next: record() } },
+      },
+    });
     await symlink(secret, join(d, 'orphans.json'));
+    // A temporary file a crash left before its rename goes without a report.
+    await writeFile(join(d, `.volume-${keyOf(target)}.json.0a1b2c3d`), '{');
     const dropped: string[] = [];
     const got = await s.load((file) => dropped.push(file), below);
     assert.deepEqual(got.volumes, [record()]);
     assert.deepEqual(got.orphans, []);
-    assert.equal(dropped.length, 9);
+    assert.equal(dropped.length, 12);
     assert.deepEqual(await readdir(d), [`volume-${keyOf(target)}.json`]);
     assert.equal(await readFile(secret, 'utf8'), JSON.stringify(record()), 'the link target is untouched');
   });

@@ -10,7 +10,6 @@ import { join } from 'node:path';
 import { after, before, beforeEach, describe, it } from 'node:test';
 import fc from 'fast-check';
 import pino from 'pino';
-import { CTX } from '../../../src/csi/access.ts';
 import { DirMounter } from '../../../src/csi/mounter.ts';
 import { NodeService } from '../../../src/csi/node.ts';
 import type { PublishSource } from '../../../src/csi/publish.ts';
@@ -21,7 +20,7 @@ import { csiMetrics } from '../../../src/metrics/csi.ts';
 import { MetricsRegistry } from '../../../src/metrics/registry.ts';
 import { TaskQueue } from '../../../src/runtime/tasks.ts';
 import { FakeClock, flush } from '../runtime/fake-clock.ts';
-import { testGrant } from './grant.ts';
+import { publishRequest, testGrant } from './grant.ts';
 
 const AUD = 'csi.vso.hashicorp.com';
 const log = pino({ level: 'silent' });
@@ -144,21 +143,7 @@ describe('CSI upkeep of held secrets', () => {
       metrics: csiMetrics(registry),
     });
   };
-  const request = {
-    volume_id: 'vol-1',
-    target_path: '',
-    volume_capability: { mount: {}, access_mode: { mode: 'SINGLE_NODE_WRITER' as const } },
-    readonly: true,
-    volume_context: {
-      [CTX.podName]: 'p1',
-      [CTX.podNamespace]: 'team-a',
-      [CTX.podUid]: 'uid-1',
-      [CTX.serviceAccount]: 'web',
-      [CTX.tokens]: JSON.stringify({ [AUD]: { token: 't' } }),
-      csiSecretsName: 'db',
-    },
-  };
-  const publish = () => node.publish({ ...request, target_path: target() });
+  const publish = () => node.publish(publishRequest(target(), AUD));
   const unpublish = () => node.unpublish({ volume_id: 'vol-1', target_path: target() });
 
   before(async () => {

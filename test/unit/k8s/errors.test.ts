@@ -37,6 +37,36 @@ describe('K8sApiError', () => {
     assert.equal(of(404).reason, 'NotFound', 'reason falls back to the HTTP status name');
   });
 
+  it('gives a create refused in a terminating namespace its own code', () => {
+    // What the NamespaceLifecycle admission plugin answers.
+    const body = JSON.stringify({
+      kind: 'Status',
+      apiVersion: 'v1',
+      status: 'Failure',
+      message:
+        'secrets "s" is forbidden: unable to create new content in namespace app because it is being terminated',
+      reason: 'Forbidden',
+      details: {
+        name: 's',
+        kind: 'secrets',
+        causes: [
+          {
+            reason: 'NamespaceTerminating',
+            message: 'namespace app is being terminated',
+            field: 'metadata.namespace',
+          },
+        ],
+      },
+      code: 403,
+    });
+    const e = errorFromResponse('POST /api/v1/namespaces/app/secrets', 403, body);
+    assert.equal(e.code, CODES.K8S_NAMESPACE_TERMINATING);
+    assert.ok(e.isNamespaceTerminating() && e.isForbidden());
+    const rbac = errorFromStatus('X', { kind: 'Status', code: 403, reason: 'Forbidden' });
+    assert.equal(rbac.code, CODES.K8S_API);
+    assert.ok(!rbac.isNamespaceTerminating());
+  });
+
   it('uses the HTTP status when the body is not a Status, and never copies that body', () => {
     const e = errorFromResponse('GET /x', 503, '<html>token=abc</html>');
     assert.equal(e.status, 503);

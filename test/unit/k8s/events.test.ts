@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, describe, it } from 'node:test';
 import { KubeClient } from '../../../src/k8s/client.ts';
-import { EventRecorder } from '../../../src/k8s/events.ts';
+import { EventRecorder, TERMINATING_HOLD_MS } from '../../../src/k8s/events.ts';
 import type { CoreEvent } from '../../../src/k8s/types.ts';
 import { json, loopback } from './loopback.ts';
 
@@ -103,6 +103,32 @@ describe('EventRecorder', () => {
     );
     await recorder.warning(obj, 'Accepted', 'm');
     assert.equal(errors.length, 1);
+  });
+
+  it('drops Events into a namespace being deleted, quietly, and tries again after the hold', async () => {
+    const terminating = {
+      kind: 'Status',
+      code: 403,
+      reason: 'Forbidden',
+      message: 'unable to create new content in namespace app because it is being terminated',
+      details: { causes: [{ reason: 'NamespaceTerminating', message: 'namespace app is being terminated' }] },
+    };
+    const { srv, recorder, errors, advance } = await setup((r, res) =>
+      r.url.pathname.startsWith('/api/v1/namespaces/app/')
+        ? json(res, 403, terminating)
+        : json(res, 201, JSON.parse(r.body)),
+    );
+    await recorder.warning(obj, 'SecretSyncError', 'm');
+    await recorder.warning(obj, 'SecretSyncError', 'another');
+    const other = { ...obj, metadata: { ...obj.metadata, namespace: 'web' } };
+    await recorder.warning(other, 'SecretSyncError', 'm');
+    advance(TERMINATING_HOLD_MS);
+    await recorder.warning(obj, 'SecretSyncError', 'm');
+    assert.deepEqual(
+      srv.received.map((r) => r.url.pathname),
+      ['/api/v1/namespaces/app/events', '/api/v1/namespaces/web/events', '/api/v1/namespaces/app/events'],
+    );
+    assert.deepEqual(errors, []);
   });
 
   it('puts Events about cluster-scoped objects in default', async () => {

@@ -3,7 +3,7 @@ import { describe, it } from 'node:test';
 import pino from 'pino';
 import { VaultStaticSecrets as VSS } from '../../../src/api/resources.ts';
 import type { Clock } from '../../../src/clock.ts';
-import { TerminalError } from '../../../src/errors.ts';
+import { CODES, TerminalError } from '../../../src/errors.ts';
 import { type ResourceType, Secrets } from '../../../src/k8s/resources.ts';
 import type { KubeObject } from '../../../src/k8s/types.ts';
 import { MetricsRegistry } from '../../../src/metrics/registry.ts';
@@ -240,6 +240,32 @@ describe('Controller result handling', () => {
       await metrics.metrics(),
       /controller_runtime_terminal_reconcile_errors_total\{controller="vss"\} 2/,
     );
+  });
+
+  it('a TerminalError of a namespace being deleted is not retried nor logged as an error', async () => {
+    const lines: { level: number; msg: string }[] = [];
+    const logger = pino({ level: 'info' }, { write: (l: string) => lines.push(JSON.parse(l)) });
+    const { ch, informer, c, calls } = setup({
+      logger,
+      reconcile: async (ctx) => {
+        calls.push(formatKey(ctx.key));
+        const code = ctx.key.name === 'a' ? CODES.K8S_NAMESPACE_TERMINATING : CODES.INVALID_CONFIG;
+        throw new TerminalError('refused', { code });
+      },
+    });
+    ch.push(
+      { type: 'init' },
+      { type: 'initApply', object: obj('a') },
+      { type: 'initApply', object: obj('b') },
+      { type: 'initDone' },
+    );
+    await runFor(c, informer, async () => {
+      await flush();
+    });
+    assert.deepEqual(calls.sort(), ['ns/a', 'ns/b']);
+    const levels = Object.fromEntries(lines.map((l) => [l.msg, l.level]));
+    assert.equal(levels['namespace is being deleted; not retrying'], 30);
+    assert.equal(levels['terminal reconciler error; not retrying until the object changes'], 50);
   });
 
   it('errorPolicy decides the timing of non-terminal errors', async () => {

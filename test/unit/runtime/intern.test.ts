@@ -33,6 +33,17 @@ describe('Interner', () => {
     assert.equal(t.size, 1);
   });
 
+  it('keeps no UID label value (unique per object), so they cannot crowd out shared values', () => {
+    const t = new Interner();
+    const labels = {
+      'app.kubernetes.io/component': 'secret-sync',
+      owner: 'a7c0f4a6-a679-4c92-ba61-ae9eece0b1ef',
+    };
+    t.internValues(labels);
+    assert.equal(t.size, 1);
+    assert.equal(labels.owner, 'a7c0f4a6-a679-4c92-ba61-ae9eece0b1ef');
+  });
+
   it('interns map values in place, leaving keys and absent maps alone', () => {
     const t = new Interner();
     const labels = { 'app.kubernetes.io/name': 'web' };

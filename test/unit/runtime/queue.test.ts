@@ -264,4 +264,57 @@ describe('WorkQueue (property)', () => {
       { numRuns: 50 },
     );
   });
+
+  it('delayed keys become ready exactly at their earliest requested time, under one timer', () => {
+    const keys = fc.constantFrom('a', 'b', 'c', 'd', 'e', 'f', 'g', 'h');
+    const op = fc.oneof(
+      fc.record({ op: fc.constant('addAfter' as const), key: keys, ms: fc.integer({ min: 1, max: 5000 }) }),
+      fc.record({ op: fc.constant('add' as const), key: keys }),
+      fc.record({ op: fc.constant('advance' as const), ms: fc.integer({ min: 0, max: 2000 }) }),
+    );
+    fc.assert(
+      fc.property(fc.array(op, { maxLength: 300 }), (ops) => {
+        const clock = new FakeClock();
+        const q = new WorkQueue<string>({ clock });
+        // The model: each waiting key's due time, and the keys ready (never handed out here).
+        const due = new Map<string, number>();
+        const ready = new Set<string>();
+        for (const o of ops) {
+          if (o.op === 'addAfter') {
+            q.addAfter(o.key, o.ms);
+            const at = clock.now() + o.ms;
+            if (!ready.has(o.key)) due.set(o.key, Math.min(at, due.get(o.key) ?? at));
+          } else if (o.op === 'add') {
+            q.add(o.key);
+            due.delete(o.key);
+            ready.add(o.key);
+          } else {
+            // Step to each due time in turn: a key is ready at its time, never a millisecond before.
+            const end = clock.now() + o.ms;
+            for (;;) {
+              const next = Math.min(...due.values());
+              if (!(next <= end)) break;
+              clock.advance(next - 1 - clock.now());
+              for (const [k, at] of due) assert.equal(q.readyAt(k), at, `${k} still waits`);
+              clock.advance(1);
+              for (const [k, at] of due)
+                if (at === next) {
+                  due.delete(k);
+                  ready.add(k);
+                  assert.equal(q.readyAt(k), undefined, `${k} ready at ${at}`);
+                }
+            }
+            clock.advance(end - clock.now());
+          }
+          assert.ok(clock.pendingTimers <= 1, 'one timer for all delayed keys');
+          assert.equal(clock.pendingTimers === 1, due.size > 0, 'a timer exactly while keys wait');
+          assert.equal(q.length, ready.size);
+          for (const [k, at] of due) assert.equal(q.readyAt(k), at);
+        }
+        q.shutdown();
+        assert.equal(clock.pendingTimers, 0);
+      }),
+      { numRuns: 300 },
+    );
+  });
 });

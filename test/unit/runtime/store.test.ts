@@ -177,7 +177,10 @@ describe('store interning', () => {
         labels: { team: 'x' },
         ownerReferences: [{ apiVersion: 'v1', kind: 'K', name: 'o', uid: 'u' }],
       }),
-      status: { conditions: [{ type: 'Ready', status: 'True', reason: 'Synced' }] },
+      status: {
+        conditions: [{ type: 'Ready', status: 'True', reason: 'Synced' }],
+        vaultClientMeta: { cacheKey: 'kubernetes-0123', id: 'c1' },
+      },
     };
     const copy = structuredClone(obj);
     writer.apply({ type: 'apply', object: obj });
