@@ -90,6 +90,7 @@ const RATIO_FIGURES = [
   'ws_peak_mb',
   'quiet_cpu_s_per_min',
   'vault_requests_sync',
+  'restart_converge_s',
 ];
 
 const OPERATOR_ORDER = ['ferry', 'vso', 'eso', 'raw'];
