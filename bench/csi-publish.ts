@@ -15,7 +15,6 @@ import { randomBytes } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { parseArgs } from 'node:util';
 import { Namespaces } from '../src/k8s/resources.ts';
 import {
   csiSecretsManifest,
@@ -35,14 +34,9 @@ import {
   VaultAdmin,
 } from '../stack/lib/fixtures.ts';
 import { loadStackEnv } from '../stack/lib/stack.ts';
+import { benchArgs } from './lib/args.ts';
 
-const { values } = parseArgs({
-  options: {
-    cold: { type: 'string', default: '30' },
-    warm: { type: 'string', default: '100' },
-    leased: { type: 'string', default: '30' },
-  },
-});
+const values = benchArgs({ cold: 30, warm: 100, leased: 30 });
 const _ROOT = join(import.meta.dirname, '..');
 
 const env = loadStackEnv();
@@ -127,9 +121,9 @@ try {
   };
   for (let i = 0; i < 5; i++) await once(false); // JIT and connection warm-up
   const cold: number[] = [];
-  for (let i = 0; i < Number(values.cold); i++) cold.push(await once(true));
+  for (let i = 0; i < values.cold; i++) cold.push(await once(true));
   const warm: number[] = [];
-  for (let i = 0; i < Number(values.warm); i++) warm.push(await once(false));
+  for (let i = 0; i < values.warm; i++) warm.push(await once(false));
   const t0 = performance.now();
   await c.node('NodePublishVolume', req);
   const idem = performance.now() - t0;
@@ -137,7 +131,7 @@ try {
   const leasedReq = publishRequest(dir, leasedPod, { attrs: { csiSecretsName: 'leased' } });
   const leasedUnpublish = { volume_id: volumeIdOf(leasedPod), target_path: targetOf(dir, leasedPod) };
   const leased: number[] = [];
-  for (let i = 0; i < Number(values.leased); i++) {
+  for (let i = 0; i < values.leased; i++) {
     const t = performance.now();
     await c.node('NodePublishVolume', leasedReq);
     leased.push(performance.now() - t);

@@ -16,7 +16,6 @@
 import { randomBytes } from 'node:crypto';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { parseArgs } from 'node:util';
 import { Namespaces, Secrets } from '../src/k8s/resources.ts';
 import type { Secret } from '../src/k8s/types.ts';
 import {
@@ -30,22 +29,21 @@ import {
   vss,
 } from '../stack/lib/fixtures.ts';
 import { loadStackEnv, restartOperator, stopOperatorProcess } from '../stack/lib/stack.ts';
+import { benchArgs } from './lib/args.ts';
 
-const { values } = parseArgs({
-  options: {
-    secrets: { type: 'string', default: '1000' },
-    changes: { type: 'string', default: '100' },
-    'poll-secrets': { type: 'string', default: '20' },
-    'poll-refresh': { type: 'string', default: '30s' },
-    idle: { type: 'string', default: '30' },
-    'down-changes': { type: 'string', default: '10' },
-    writes: { type: 'string', default: '100' },
-  },
+const values = benchArgs({
+  secrets: 1000,
+  changes: 100,
+  'poll-secrets': 20,
+  'poll-refresh': '30s',
+  idle: 30,
+  'down-changes': 10,
+  writes: 100,
 });
-const N = Number(values.secrets);
-const CHANGES = Math.min(Number(values.changes), N);
-const POLL = Number(values['poll-secrets']);
-const IDLE_S = Number(values.idle);
+const N = values.secrets;
+const CHANGES = Math.min(values.changes, N);
+const POLL = values['poll-secrets'];
+const IDLE_S = values.idle;
 
 const env = loadStackEnv();
 if (!env.operator || !env.auditStreamPort) throw new Error('the stack runs no operator with an audit stream');
@@ -149,7 +147,7 @@ try {
   // Down: Vault write latency without a listener; changes made meanwhile arrive after the restart.
   const writeLatency = async (): Promise<number> => {
     const xs: number[] = [];
-    for (let i = 0; i < Number(values.writes); i++) {
+    for (let i = 0; i < values.writes; i++) {
       const w = performance.now();
       await vault.kvPut('kvv2', `${ns}/latency`, { value: String(i) });
       xs.push(performance.now() - w);
@@ -160,7 +158,7 @@ try {
   await stopOperatorProcess('operator');
   const writeDownMs = await writeLatency();
   const missed: [string, string][] = [];
-  for (let c = 0; c < Number(values['down-changes']); c++) {
+  for (let c = 0; c < values['down-changes']; c++) {
     const name = `i${c * 3 + 1}`;
     const value = `down-${randomBytes(6).toString('hex')}`;
     missed.push([name, value]);
@@ -200,7 +198,7 @@ try {
     idle: { seconds: IDLE_S, vaultReads: idleReads },
     down: {
       vaultWriteP50Ms: { listenerUp: writeUpMs, operatorDown: writeDownMs },
-      changesWhileDown: Number(values['down-changes']),
+      changesWhileDown: values['down-changes'],
       deliveredSecondsAfterRestart: missedArrivedS,
     },
     polling: {

@@ -4,26 +4,18 @@
 // Secret (server-side apply), `--concurrency` at a time. Run by bench/operators.ts as a process.
 //   node bench/raw-loop.ts --kubeconfig F --vault URL --n N [--concurrency 100] [--refresh 30]
 import { setTimeout as sleep } from 'node:timers/promises';
-import { parseArgs } from 'node:util';
 import { Agent, request } from 'undici';
 import { KubeClient } from '../src/k8s/client.ts';
 import { loadKubeConnection } from '../src/k8s/config.ts';
 import { Secrets } from '../src/k8s/resources.ts';
+import { benchArgs } from './lib/args.ts';
 import { NAMESPACES, nameOf, nsOf, pool, roleOf } from './lib/workload.ts';
 
-const { values } = parseArgs({
-  options: {
-    kubeconfig: { type: 'string' },
-    vault: { type: 'string' },
-    n: { type: 'string' },
-    concurrency: { type: 'string', default: '100' },
-    refresh: { type: 'string', default: '30' },
-  },
-});
-const n = Number(values.n);
-const vault = values.vault ?? '';
-const kube = new KubeClient(loadKubeConnection({ kubeconfig: values.kubeconfig ?? '', env: {} }));
-const agent = new Agent({ connections: Number(values.concurrency), keepAliveTimeout: 30_000 });
+const values = benchArgs({ kubeconfig: '', vault: '', n: 0, concurrency: 100, refresh: 30 });
+const n = values.n;
+const vault = values.vault;
+const kube = new KubeClient(loadKubeConnection({ kubeconfig: values.kubeconfig, env: {} }));
+const agent = new Agent({ connections: values.concurrency, keepAliveTimeout: 30_000 });
 
 async function vaultCall(
   method: 'GET' | 'POST',
@@ -54,10 +46,10 @@ for (let k = 0; k < NAMESPACES; k++) {
 }
 
 const written = new Map<number, string>();
-const refreshMs = Number(values.refresh) * 1000;
+const refreshMs = values.refresh * 1000;
 for (;;) {
   const t0 = Date.now();
-  await pool(n, Number(values.concurrency), async (i) => {
+  await pool(n, values.concurrency, async (i) => {
     const ns = nsOf(i);
     try {
       const r = await vaultCall('GET', `kvv2/data/${ns}/${nameOf(i)}`, tokens.get(ns));

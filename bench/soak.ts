@@ -18,7 +18,6 @@ import { randomBytes } from 'node:crypto';
 import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
-import { parseArgs } from 'node:util';
 import { VaultDynamicSecrets, VaultPKISecrets, VaultStaticSecrets } from '../src/api/resources.ts';
 import { Namespaces, type ResourceType } from '../src/k8s/resources.ts';
 import { operatorPods, scaleOperator } from '../stack/lib/chart.ts';
@@ -35,26 +34,18 @@ import {
 } from '../stack/lib/fixtures.ts';
 import { alive, freePort, httpOk, start, waitFor } from '../stack/lib/proc.ts';
 import { loadStackEnv } from '../stack/lib/stack.ts';
+import { benchArgs } from './lib/args.ts';
 import { IMAGE_NODE_FLAGS } from './lib/ferry-process.ts';
 import { apiserverCounts } from './lib/probes.ts';
 import { lineChart } from './lib/svg.ts';
 import { pool } from './lib/workload.ts';
 
-const { values } = parseArgs({
-  options: {
-    minutes: { type: 'string', default: '10' },
-    n: { type: 'string', default: '200' },
-    churn: { type: 'string', default: '10' },
-    sample: { type: 'string', default: '5' },
-    namespaces: { type: 'string', default: '5' },
-    plot: { type: 'string' },
-  },
-});
-const MINUTES = Number(values.minutes);
-const N = Number(values.n);
-const CHURN_PER_MIN = (N * Number(values.churn)) / 100;
-const SAMPLE_MS = Number(values.sample) * 1000;
-const NS_COUNT = Number(values.namespaces);
+const values = benchArgs({ minutes: 10, n: 200, churn: 10, sample: 5, namespaces: 5, plot: '' });
+const MINUTES = values.minutes;
+const N = values.n;
+const CHURN_PER_MIN = (N * values.churn) / 100;
+const SAMPLE_MS = values.sample * 1000;
+const NS_COUNT = values.namespaces;
 const MB = 1024 * 1024;
 const ROOT = join(import.meta.dirname, '..');
 const log = (m: string): void => {
@@ -172,7 +163,7 @@ const RT: Record<Kind, ResourceType> = {
   vps: VaultPKISecrets,
 };
 
-if (values.plot !== undefined) {
+if (values.plot) {
   log(`wrote ${writePlot(values.plot)}`);
   process.exit(0);
 }

@@ -3,10 +3,14 @@
 // so the limit and the accounting cover it from its first page. Reads what the kubelet reads:
 // usage, peak, the working set (usage − inactive file pages, the figure `kubectl top` shows and the
 // kubelet evicts on) and OOM kills. cgroup v1 (memory controller at /sys/fs/cgroup/memory) or v2.
+// With a CPU limit, also the CPU controller's quota (v1 cpu.cfs_quota_us, v2 cpu.max, a 100 ms
+// period as the kubelet sets it) and the time the process was throttled.
 import { existsSync, mkdirSync, readFileSync, rmdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 
 const V1 = '/sys/fs/cgroup/memory';
+const V1_CPU = '/sys/fs/cgroup/cpu';
+const CPU_PERIOD_US = 100_000;
 const V2 = '/sys/fs/cgroup';
 const MB = 1024 * 1024;
 
@@ -17,6 +21,8 @@ export interface CgroupSample {
   /** The kernel's high-water mark of usage (v1 max_usage_in_bytes, v2 memory.peak). */
   peakMb: number;
   oomKills: number;
+  /** Seconds the CPU quota held the process back (0 without a CPU limit). */
+  cpuThrottledS: number;
 }
 
 const isV1 = (): boolean => existsSync(join(V1, 'memory.limit_in_bytes'));
@@ -27,10 +33,13 @@ export const memoryRoot = (): string => (isV1() ? V1 : V2);
 export class MemoryCgroup {
   readonly dir: string;
   readonly #v1: boolean;
+  /** The CPU controller's cgroup when a CPU limit is set (v2: the same directory). */
+  readonly #cpuDir: string | undefined;
 
-  private constructor(dir: string) {
+  private constructor(dir: string, cpuDir?: string) {
     this.dir = dir;
     this.#v1 = isV1();
+    this.#cpuDir = cpuDir;
   }
 
   /** An existing cgroup, e.g. a container's that the kubelet made. */
@@ -38,8 +47,9 @@ export class MemoryCgroup {
     return new MemoryCgroup(dir);
   }
 
-  /** Creates (or reuses) the cgroup `ferry-bench/<name>`; `limitMb` undefined: no limit. */
-  static create(name: string, limitMb: number | undefined): MemoryCgroup {
+  /** Creates (or reuses) the cgroup `ferry-bench/<name>`; `limitMb` undefined: no limit;
+   * `cpuMillis`: a CPU limit in millicores as a pod's `resources.limits.cpu`. */
+  static create(name: string, limitMb: number | undefined, cpuMillis?: number): MemoryCgroup {
     const v1 = isV1();
     if (!v1 && !existsSync(join(V2, 'cgroup.controllers')))
       throw new Error('no memory cgroup controller at /sys/fs/cgroup');
@@ -47,7 +57,23 @@ export class MemoryCgroup {
     mkdirSync(parent, { recursive: true });
     if (!v1) writeFileSync(join(V2, 'cgroup.subtree_control'), '+memory');
     if (!v1) writeFileSync(join(parent, 'cgroup.subtree_control'), '+memory');
-    const cg = new MemoryCgroup(join(parent, name));
+    let cpuDir: string | undefined;
+    if (cpuMillis !== undefined) {
+      const quota = String(Math.round((cpuMillis / 1000) * CPU_PERIOD_US));
+      if (v1) {
+        cpuDir = join(V1_CPU, 'ferry-bench', name);
+        mkdirSync(cpuDir, { recursive: true });
+        writeFileSync(join(cpuDir, 'cpu.cfs_period_us'), String(CPU_PERIOD_US));
+        writeFileSync(join(cpuDir, 'cpu.cfs_quota_us'), quota);
+      } else {
+        writeFileSync(join(V2, 'cgroup.subtree_control'), '+cpu');
+        writeFileSync(join(parent, 'cgroup.subtree_control'), '+cpu');
+        cpuDir = join(parent, name);
+        mkdirSync(cpuDir, { recursive: true });
+        writeFileSync(join(cpuDir, 'cpu.max'), `${quota} ${CPU_PERIOD_US}`);
+      }
+    }
+    const cg = new MemoryCgroup(join(parent, name), cpuDir);
     mkdirSync(cg.dir, { recursive: true });
     const limit = limitMb === undefined ? (v1 ? '-1' : 'max') : String(limitMb * MB);
     writeFileSync(join(cg.dir, v1 ? 'memory.limit_in_bytes' : 'memory.max'), limit);
@@ -63,6 +89,13 @@ export class MemoryCgroup {
 
   /** The command line that runs `cmd args` inside this cgroup from its first instruction. */
   wrap(cmd: string, args: string[]): { cmd: string; args: string[] } {
+    if (this.#cpuDir && this.#cpuDir !== this.dir) {
+      const files = [join(this.dir, 'cgroup.procs'), join(this.#cpuDir, 'cgroup.procs')];
+      return {
+        cmd: '/bin/sh',
+        args: ['-c', 'echo $$ > "$0" && echo $$ > "$1" && shift && exec "$@"', ...files, cmd, ...args],
+      };
+    }
     return {
       cmd: '/bin/sh',
       args: ['-c', 'echo $$ > "$0" && exec "$@"', join(this.dir, 'cgroup.procs'), cmd, ...args],
@@ -79,17 +112,21 @@ export class MemoryCgroup {
     const oom = Number(
       /^oom_kill (\d+)$/m.exec(read(this.#v1 ? 'memory.oom_control' : 'memory.events'))?.[1] ?? 0,
     );
+    const cpuStat = this.#cpuDir ? readFileSync(join(this.#cpuDir, 'cpu.stat'), 'utf8') : '';
+    const throttled = Number(/^throttled_(?:time|usec) (\d+)$/m.exec(cpuStat)?.[1] ?? 0);
     return {
       usageMb: usage / MB,
       workingSetMb: Math.max(0, usage - inactiveFile) / MB,
       peakMb: peak / MB,
       oomKills: oom,
+      cpuThrottledS: throttled / (this.#v1 ? 1e9 : 1e6),
     };
   }
 
   /** Removes the cgroup once its processes are gone (the kernel refuses while any is left). */
   remove(): void {
     try {
+      if (this.#cpuDir && this.#cpuDir !== this.dir) rmdirSync(this.#cpuDir);
       rmdirSync(this.dir);
     } catch {
       // still in use or already gone: left for the next run's reuse

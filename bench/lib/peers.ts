@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import type { Log } from '../../stack/lib/proc.ts';
 import { peerDir, repoRoot, type StackEnv } from '../../stack/lib/stack.ts';
 import { compileCacheEnv, IMAGE_NODE_FLAGS } from './ferry-process.ts';
-import type { Flavour } from './workload.ts';
+import { type Flavour, refreshSeconds } from './workload.ts';
 
 let compileCache: NodeJS.ProcessEnv | undefined;
 /** One compile cache per benchmark process, filled on first use. */
@@ -16,19 +16,33 @@ const ferryCompileCache = (): NodeJS.ProcessEnv =>
   (compileCache ??= compileCacheEnv(mkdtempSync(join(tmpdir(), 'ferry-bench-cc-')), IMAGE_NODE_FLAGS));
 
 export type OperatorName = 'ferry' | 'vso' | 'eso' | 'raw';
-/** `cgroup-<n>Mi`: defaults, in a memory cgroup limited to n MiB from the process's start (as the
- * charts' pods: VSO's and Ferry's default limit is 128Mi; ESO's chart sets none). */
-export type Scenario = 'defaults' | 'tuned' | `cgroup-${number}Mi`;
+/** `cgroup-<n>Mi`: defaults, in a memory cgroup limited to n MiB from the process's start.
+ * `chart-limits`: defaults under the limits of VSO's and Ferry's charts (128Mi and 500m CPU; ESO's
+ * chart sets none). `refresh-<n>s`: defaults with `refreshAfter` n seconds instead of 30 (to find
+ * where the refresh stops keeping up). */
+export type Scenario = 'defaults' | 'tuned' | 'chart-limits' | `cgroup-${number}Mi` | `refresh-${number}s`;
 
 /** The memory limit of a scenario in MiB; undefined: none. */
 export function memoryLimitMb(s: Scenario): number | undefined {
+  if (s === 'chart-limits') return CHART_MEMORY_MB;
   const m = /^cgroup-(\d+)Mi$/.exec(s);
   return m ? Number(m[1]) : undefined;
 }
 
-/** Whether `op` runs in scenario `s` (every operator runs in a cgroup scenario; the raw loop doesn't). */
+/** The CPU limit of a scenario in millicores; undefined: none. */
+export const cpuLimitMillis = (s: Scenario): number | undefined =>
+  s === 'chart-limits' ? CHART_CPU_MILLIS : undefined;
+
+/** The default limits of VSO's chart and Ferry's (deploy/chart/values.yaml). */
+const CHART_MEMORY_MB = 128;
+const CHART_CPU_MILLIS = 500;
+
+/** Whether `op` runs in scenario `s`: a `cgroup-<n>Mi` scenario every operator but the raw loop,
+ * a `refresh-<n>s` one Ferry, VSO and the raw loop, the others as each operator lists. */
 export const runsIn = (op: OperatorSpec, s: Scenario): boolean =>
-  op.scenarios.includes(s) || (memoryLimitMb(s) !== undefined && op.name !== 'raw');
+  op.scenarios.includes(s) ||
+  (s.startsWith('cgroup-') && op.name !== 'raw') ||
+  (s.startsWith('refresh-') && op.name !== 'eso');
 
 export interface Launch {
   cmd: string;
@@ -81,13 +95,15 @@ export const OPERATORS: Record<OperatorName, OperatorSpec> = {
   ferry: {
     name: 'ferry',
     flavour: 'vso-api',
-    scenarios: ['defaults'],
+    scenarios: ['defaults', 'chart-limits'],
     version: () => {
       const pkg = JSON.parse(readFileSync(join(repoRoot, 'package.json'), 'utf8')) as { version: string };
-      const rev = execFileSync('git', ['-C', repoRoot, 'rev-parse', '--short', 'HEAD'], {
-        encoding: 'utf8',
-      }).trim();
-      return `${pkg.version} (${rev}, Node ${process.versions.node})`;
+      // The last commit that changed what runs (src/), and whether the checkout differs from it.
+      const git = (...args: string[]): string =>
+        execFileSync('git', ['-C', repoRoot, ...args], { encoding: 'utf8' }).trim();
+      const rev = git('log', '-1', '--format=%h', '--', 'src');
+      const dirty = git('status', '--porcelain', '--', 'src') ? ', src modified' : '';
+      return `${pkg.version} (src at ${rev}${dirty}, Node ${process.versions.node})`;
     },
     crds: () => [],
     // As the image runs it (bench/lib/ferry-process.ts).
@@ -108,7 +124,7 @@ export const OPERATORS: Record<OperatorName, OperatorSpec> = {
   vso: {
     name: 'vso',
     flavour: 'vso-api',
-    scenarios: ['defaults', 'tuned'],
+    scenarios: ['defaults', 'tuned', 'chart-limits'],
     version: () => peerVersion('vso'),
     crds: (log) => yamls(join(binDir('vso', log), 'crds')),
     launch: (env, scenario, _v, _n, [metrics, health], log) => ({
@@ -147,7 +163,7 @@ export const OPERATORS: Record<OperatorName, OperatorSpec> = {
     scenarios: ['defaults'],
     version: () => 'bench/raw-loop.ts',
     crds: () => [],
-    launch: (env, _s, vaultAddr, n) => ({
+    launch: (env, scenario, vaultAddr, n) => ({
       cmd: process.execPath,
       args: [
         join(repoRoot, 'bench', 'raw-loop.ts'),
@@ -155,7 +171,7 @@ export const OPERATORS: Record<OperatorName, OperatorSpec> = {
         `--vault=${vaultAddr}`,
         `--n=${n}`,
         `--concurrency=${FERRY_CONCURRENCY}`,
-        '--refresh=30',
+        `--refresh=${refreshSeconds(scenario)}`,
       ],
       env: process.env,
     }),

@@ -22,6 +22,8 @@ export interface VaultCounts {
 export class VaultProxy {
   readonly counts: VaultCounts = { requests: 0, logins: 0, kvReads: 0, creds: 0, renewals: 0 };
   #server: Server | undefined;
+  /** Per kv path, the times (s, performance.now) it was read while recording. */
+  #reads: Map<string, number[]> | undefined;
   readonly #agent = new Agent({ connections: 512, keepAliveTimeout: 30_000 });
   readonly target: string;
   constructor(target: string) {
@@ -33,8 +35,12 @@ export class VaultProxy {
       const url = req.url ?? '';
       this.counts.requests++;
       if (/^\/v1\/auth\/.+\/login(\/|$|\?)/.test(url)) this.counts.logins++;
-      else if (url.startsWith('/v1/kvv2/data/')) this.counts.kvReads++;
-      else if (url.startsWith('/v1/db/creds/')) this.counts.creds++;
+      else if (url.startsWith('/v1/kvv2/data/')) {
+        this.counts.kvReads++;
+        const path = url.split('?')[0] as string;
+        const times = this.#reads?.get(path) ?? [];
+        if (times.push(performance.now() / 1000) === 1) this.#reads?.set(path, times);
+      } else if (url.startsWith('/v1/db/creds/')) this.counts.creds++;
       else if (url.startsWith('/v1/sys/leases/renew')) this.counts.renewals++;
       const headers = { ...req.headers };
       delete headers.host;
@@ -64,6 +70,18 @@ export class VaultProxy {
     this.#server = server;
     const addr = server.address();
     return `http://127.0.0.1:${typeof addr === 'object' && addr ? addr.port : 0}`;
+  }
+
+  /** Starts recording when each kv path is read (refreshIntervals in stats.ts reads the result). */
+  recordReads(): void {
+    this.#reads = new Map();
+  }
+
+  /** The reads recorded since recordReads(), and stops recording. */
+  takeReads(): Map<string, number[]> {
+    const out = this.#reads ?? new Map<string, number[]>();
+    this.#reads = undefined;
+    return out;
   }
 
   snapshot(): VaultCounts {

@@ -1,6 +1,19 @@
 // docs/benchmarks.md and its plots from a results file of bench/operators.ts (pure: no I/O).
-import { type Aggregate, aggregate, type Row, type Series } from './stats.ts';
+import { type Aggregate, aggregate, deriveQuietRates, type Row, runRatios, type Series } from './stats.ts';
 import { type Line, lineChart } from './svg.ts';
+import { refreshSeconds } from './workload.ts';
+
+/** One operator run: which build it measured, when (UTC) and the 1-minute load average at its start
+ * and end (the machine is shared). */
+export interface RunRecord {
+  operator: string;
+  scenario: string;
+  n: number;
+  run: number;
+  version: string;
+  utc: string;
+  load: [number, number];
+}
 
 export interface BenchResults {
   date: string;
@@ -9,6 +22,7 @@ export interface BenchResults {
   versions: Record<string, string>;
   rows: Row[];
   series: Series[];
+  runs?: RunRecord[];
   /** Observations written by whoever ran it, shown under the tables. */
   notes?: string[];
 }
@@ -28,6 +42,7 @@ export function serializeResults(res: BenchResults): string {
 export const FIGURES: [string, string, number][] = [
   ['sync_s', 'initial sync (s)', 1],
   ['synced_count', 'Secrets synced at the end of the initial phase', 0],
+  ['sync_wait_s', 'initial phase ended after (s): all synced, the cap, or no progress for the stall time', 0],
   ['vault_requests_sync', 'Vault requests until synced', 0],
   ['vault_logins_sync', 'Vault logins until synced', 0],
   ['cpu_sync_s', 'CPU seconds until synced', 1],
@@ -35,17 +50,22 @@ export const FIGURES: [string, string, number][] = [
   ['change_p99_s', 'change propagation p99 (s)', 1],
   ['change_missed', 'changed values not delivered within 120 s', 0],
   ['quiet_s', 'quiet period (s)', 0],
-  ['quiet_cpu_s', 'quiet: CPU seconds', 2],
-  ['quiet_vault_requests', 'quiet: Vault requests', 0],
-  ['quiet_vault_logins', 'quiet: Vault logins', 0],
-  ['quiet_api_requests', 'quiet: API-server requests (all clients)', 0],
-  ['quiet_api_writes', 'quiet: API-server writes (all clients)', 0],
+  ['quiet_cpu_s_per_min', 'quiet: CPU seconds per minute', 2],
+  ['quiet_vault_requests_per_min', 'quiet: Vault requests per minute', 0],
+  ['quiet_vault_logins_per_min', 'quiet: Vault logins per minute', 1],
+  ['quiet_api_requests_per_min', 'quiet: API-server requests per minute (all clients)', 0],
+  ['quiet_api_writes_per_min', 'quiet: API-server writes per minute (all clients)', 1],
+  ['quiet_reads_per_refresh', 'quiet: Vault reads per secret per refresh period (1: keeping up)', 2],
+  ['quiet_read_interval_p50_s', 'quiet: time between two reads of a secret, p50 (s)', 1],
+  ['quiet_read_interval_p99_s', 'quiet: time between two reads of a secret, p99 (s)', 1],
+  ['quiet_read_unread', 'quiet: secrets not read at all in the quiet period', 0],
   ['rss_peak_mb', 'peak RSS (MB)', 0],
   ['rss_end_mb', 'RSS at the end (MB)', 0],
   ['cg_peak_mb', "cgroup peak (MB): the kernel's high-water mark of the process's cgroup", 0],
   ['ws_peak_mb', 'working set peak (MB): cgroup usage − inactive file pages, as `kubectl top`', 0],
   ['ws_end_mb', 'working set at the end (MB)', 0],
   ['oom_kills', 'OOM kills in its cgroup', 0],
+  ['cpu_throttled_s', 'seconds held back by the CPU limit', 1],
   ['restart_first_sync_s', 'restart: first sync of N static + 200 dynamic (s)', 1],
   ['restart_converge_s', 'restart: until every static secret was re-read (s)', 1],
   ['restart_window_s', 'restart: window observed after the restart (s)', 0],
@@ -68,8 +88,9 @@ const RATIO_FIGURES = [
   'rss_peak_mb',
   'cg_peak_mb',
   'ws_peak_mb',
-  'quiet_cpu_s',
+  'quiet_cpu_s_per_min',
   'vault_requests_sync',
+  'restart_converge_s',
 ];
 
 const OPERATOR_ORDER = ['ferry', 'vso', 'eso', 'raw'];
@@ -102,8 +123,44 @@ export function rssGrowth(
   });
 }
 
+/** Per column and N with a quiet period: the Vault reads per second needed (N ÷ refresh) and done. */
+export function keepingUp(agg: readonly Aggregate[]): {
+  column: string;
+  n: number;
+  refreshS: number;
+  needed: number;
+  done: number;
+  p50: number;
+  p99: number;
+  max: number;
+  unread: number;
+}[] {
+  const done = agg.filter((a) => a.figure === 'quiet_reads_per_s' && a.runs > 0);
+  const get = (a: Aggregate, figure: string): number =>
+    agg.find(
+      (x) => x.figure === figure && x.operator === a.operator && x.scenario === a.scenario && x.n === a.n,
+    )?.median ?? Number.NaN;
+  return done
+    .map((a) => {
+      const refreshS = refreshSeconds(a.scenario);
+      return {
+        column: columnOf(a),
+        n: a.n,
+        refreshS,
+        needed: a.n / refreshS,
+        done: a.median,
+        p50: get(a, 'quiet_read_interval_p50_s'),
+        p99: get(a, 'quiet_read_interval_p99_s'),
+        max: get(a, 'quiet_read_interval_max_s'),
+        unread: get(a, 'quiet_read_unread'),
+      };
+    })
+    .sort((x, y) => columnRank(x.column) - columnRank(y.column) || x.n - y.n);
+}
+
 export function renderReport(res: BenchResults): { markdown: string; svgs: Record<string, string> } {
-  const agg = aggregate(res.rows);
+  const allRows = [...res.rows, ...deriveQuietRates(res.rows, (r) => refreshSeconds(r.scenario))];
+  const agg = aggregate(allRows);
   const svgs: Record<string, string> = {};
   const out: string[] = [
     '# Benchmarks: Ferry side by side with VSO and ESO',
@@ -167,30 +224,36 @@ export function renderReport(res: BenchResults): { markdown: string; svgs: Recor
       out.push(`| ${label} | ${cols.map((c) => cell(c, figure, decimals)).join(' | ')} |`);
     }
     const others = cols.filter((c) => c !== 'ferry' && !c.startsWith('ferry '));
-    // A peer run in a memory cgroup is compared with Ferry in the same cgroup.
+    // A peer run under limits (a cgroup scenario, chart-limits) is compared with Ferry under the same.
     const ferryFor = (c: string): string => {
       const scenario = c.split(' ')[1] ?? '';
-      return scenario.startsWith('cgroup-') && cols.includes(`ferry ${scenario}`)
-        ? `ferry ${scenario}`
-        : 'ferry';
+      return scenario !== 'tuned' && cols.includes(`ferry ${scenario}`) ? `ferry ${scenario}` : 'ferry';
     };
     if (cols.includes('ferry') && others.length) {
       out.push(
         '',
-        'Ferry ÷ each column (below 1: Ferry is lower; a column run in a memory cgroup is compared with Ferry in the same cgroup):',
+        'Ferry ÷ each column, taken within each run (Ferry and the column measured in the same round) and',
+        'then the median of those ratios, (min–max) where there is more than one; below 1: Ferry is lower.',
+        'A column run under limits is compared with Ferry under the same limits:',
         '',
         `| figure | ${others.join(' | ')} |`,
         `|---|${others.map(() => '---:').join('|')}|`,
       );
+      const nRows = allRows.filter((r) => r.n === n);
       for (const figure of RATIO_FIGURES) {
         if (!rows.some((r) => r.figure === figure)) continue;
         const label = FIGURES.find((x) => x[0] === figure)?.[1] ?? figure;
         const ratio = (c: string): string => {
-          const f = rows.find((r) => columnOf(r) === ferryFor(c) && r.figure === figure)?.median;
-          const o = rows.find((r) => columnOf(r) === c && r.figure === figure)?.median;
-          return f !== undefined && o !== undefined && Number.isFinite(f) && Number.isFinite(o) && o > 0
-            ? `${fmt(f / o, 2)}×`
-            : '–';
+          const f = ferryFor(c);
+          const q = runRatios(
+            nRows,
+            figure,
+            (r) => columnOf(r) === f,
+            (r) => columnOf(r) === c,
+          );
+          if (q.runs === 0) return '–';
+          const m = `${fmt(q.median, 2)}×`;
+          return q.runs > 1 ? `${m} (${fmt(q.min, 2)}–${fmt(q.max, 2)})` : m;
         };
         out.push(`| ${label} | ${others.map(ratio).join(' | ')} |`);
       }
@@ -240,6 +303,42 @@ export function renderReport(res: BenchResults): { markdown: string; svgs: Recor
       '',
     );
   }
+  const keeping = keepingUp(agg);
+  if (keeping.length) {
+    out.push(
+      '## Keeping up with the refresh',
+      '',
+      'During the quiet period every secret is due for a Vault read once per refresh period: N ÷ refresh',
+      'reads per second are needed. Done: the kv reads the counting proxy saw per second (medians over',
+      'runs). The time between two reads of the same secret is the refresh period when the operator keeps',
+      'up (less with jitter), longer when it falls behind; unread: secrets not read at all in the period.',
+      '',
+      '| column | N | refresh (s) | reads/s needed | reads/s done | done ÷ needed | between reads p50 / p99 / max (s) | unread |',
+      '|---|---:|---:|---:|---:|---:|---:|---:|',
+      ...keeping.map(
+        (k) =>
+          `| ${k.column} | ${k.n.toLocaleString('en-US')} | ${k.refreshS} | ${fmt(k.needed, 1)} | ${fmt(k.done, 1)} | ${fmt(k.done / k.needed, 2)} | ${[k.p50, k.p99, k.max].map((x) => (Number.isFinite(x) ? fmt(x, 1) : '–')).join(' / ')} | ${Number.isFinite(k.unread) ? fmt(k.unread, 0) : '–'} |`,
+      ),
+      '',
+    );
+  }
+  if (res.runs?.length) {
+    const runs = [...res.runs].sort((a, b) => a.utc.localeCompare(b.utc));
+    out.push(
+      '## Runs',
+      '',
+      'Each operator run in the order taken: the build it measured (Ferry: the last commit that changed',
+      'src/), its time (UTC) and the 1-minute load average at its start and end.',
+      '',
+      '| UTC | column | N | run | build | load average |',
+      '|---|---|---:|---:|---|---|',
+      ...runs.map(
+        (r) =>
+          `| ${r.utc} | ${r.scenario === 'restart' ? `${r.operator} restart` : columnOf(r)} | ${r.n} | ${r.run} | ${r.version} | ${r.load.join(' → ')} |`,
+      ),
+      '',
+    );
+  }
   if (res.notes?.length) out.push('## Observations', '', ...res.notes.map((n) => `- ${n}`), '');
   out.push(
     '## What the figures mean',
@@ -251,9 +350,16 @@ export function renderReport(res: BenchResults): { markdown: string; svgs: Recor
     '- **change propagation**: 10 % of the values (spread over every namespace) are rewritten in Vault;',
     '  the time until each Secret holds its new value. With a 30 s refresh, about 15 s p50 and 30 s p99',
     '  are what a timer-driven refresh can do.',
-    '- **quiet**: after the change phase, nothing changes and nothing is polled for the stated time; CPU',
-    "  seconds from `/proc/<pid>/stat`, API-server requests and writes from the API server's own",
-    "  `apiserver_request_total` (all clients: the raw loop's column is the floor the stack itself makes).",
+    '- **initial phase**: waited for until all N are synced, for at most `--sync-cap` seconds (default',
+    '  60 + 0.3 × N, at most 600) or until the count has not grown for `--sync-stall` seconds (120): VSO',
+    '  does not converge at N = 5,000, and the count it reached is the figure.',
+    '- **quiet**: after the change phase, nothing changes and nothing is polled for the stated time',
+    "  (600 s by default, the issue's 10 minutes; `--quiet` for shorter runs); figures per minute so that",
+    '  runs of different lengths aggregate. CPU seconds from `/proc/<pid>/stat`, API-server requests and',
+    "  writes from the API server's own `apiserver_request_total` (all clients: the raw loop's column is",
+    '  the floor the stack itself makes); Vault reads per secret per refresh period: kv reads ÷ (N ×',
+    '  quiet seconds ÷ refresh seconds), 1 when every secret is read once per period (runs taken before',
+    '  kv reads were counted on their own use requests less logins).',
     "- **RSS**: `/proc/<pid>/status` VmRSS every 0.5 s from the operator's start to the end of the quiet",
     '  period.',
     '- **cgroup figures**: every operator process runs in a memory cgroup of its own, joined before it',
@@ -268,6 +374,11 @@ export function renderReport(res: BenchResults): { markdown: string; svgs: Recor
     "  chart and of Ferry's (ESO's chart sets no limit; it is held to the same 128 MiB for the",
     "  comparison). Node sizes V8's old space from the limit (`--max-old-space-size-percentage=50` in",
     "  Ferry's image); Go's runtime does not look at it (no GOMEMLIMIT in either peer's chart).",
+    "- **chart-limits**: Ferry and VSO under their charts' default limits, 128 MiB and 500m CPU: the",
+    '  CPU quota of a cgroup (v1 `cpu.cfs_quota_us` 50 ms per 100 ms period, v2 `cpu.max`, as the',
+    "  kubelet sets a pod's CPU limit); seconds held back: the cgroup's throttled time.",
+    '- **refresh-<n>s**: the defaults with `refreshAfter` n seconds instead of 30: where the refresh stops',
+    '  keeping up.',
     '- **restart** (`--restart`, Ferry and VSO): N static secrets and 200 VaultDynamicSecrets (database',
     "  credentials on the stack's PostgreSQL, each with a Deployment as rollout-restart target) synced;",
     '  then the operator gets SIGTERM and a new process starts. Converged: the new process has read',

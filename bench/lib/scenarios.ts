@@ -12,9 +12,9 @@ import { adminClient, apply, readManifests, VaultAdmin } from '../../stack/lib/f
 import { freePort, type Log, start, stopAll } from '../../stack/lib/proc.ts';
 import { type StackEnv, stackDown, stackUp } from '../../stack/lib/stack.ts';
 import { MemoryCgroup } from './cgroup.ts';
-import { memoryLimitMb, OPERATORS, type OperatorName, type Scenario } from './peers.ts';
+import { cpuLimitMillis, memoryLimitMb, OPERATORS, type OperatorName, type Scenario } from './peers.ts';
 import { apiserverCounts, procSample, RssSampler, VaultProxy } from './probes.ts';
-import { percentile, type Row, type Series } from './stats.ts';
+import { percentile, type Row, refreshIntervals, type Series } from './stats.ts';
 import {
   createDynamic,
   createResources,
@@ -22,6 +22,7 @@ import {
   NAMESPACES,
   nsOf,
   plantValues,
+  refreshSeconds,
   tenants,
 } from './workload.ts';
 
@@ -43,6 +44,7 @@ interface Running {
   rss: RssSampler;
   /** The process's own memory cgroup, limited in a `cgroup-<limit>` scenario. */
   cgroup: MemoryCgroup;
+  scenario: Scenario;
   /** Highest working set seen (sampled with RSS). */
   workingSetPeakMb(): number;
   stop(signal?: NodeJS.Signals): Promise<void>;
@@ -83,6 +85,7 @@ async function onFreshStack<T>(r: RunSpec, dynamic: boolean, fn: (b: Bench) => P
       const cgroup = MemoryCgroup.create(
         `${r.op}-${r.scenario}-${r.n}-${r.run}-${running.length}`,
         memoryLimitMb(r.scenario),
+        cpuLimitMillis(r.scenario),
       );
       const w = cgroup.wrap(l.cmd, l.args);
       const t0 = performance.now();
@@ -100,6 +103,7 @@ async function onFreshStack<T>(r: RunSpec, dynamic: boolean, fn: (b: Bench) => P
         pid: p.pid,
         rss,
         cgroup,
+        scenario: r.scenario,
         workingSetPeakMb: () => wsPeak,
         secs: () => (performance.now() - t0) / 1000,
         stop: async (signal = 'SIGTERM') => {
@@ -163,15 +167,23 @@ function memoryRows(p: Running, row: (figure: string, value: number) => void, pr
   row(`${prefix}ws_peak_mb`, Math.max(p.workingSetPeakMb(), cg.workingSetMb));
   if (!prefix) row('ws_end_mb', cg.workingSetMb);
   row(`${prefix}oom_kills`, cg.oomKills);
+  if (cpuLimitMillis(p.scenario) !== undefined) row(`${prefix}cpu_throttled_s`, cg.cpuThrottledS);
+}
+
+/** How long the initial sync is waited for: until all N are synced, `capS` has passed, or the
+ * count has not grown for `stallS` (VSO at N = 5,000 stops progressing; issue 12). */
+export interface SyncWait {
+  capS: number;
+  stallS: number;
 }
 
 /** Initial sync, change propagation and a quiet period of `quietS` seconds. */
-export function syncScenario(r: RunSpec, quietS: number): Promise<RunOutput> {
+export function syncScenario(r: RunSpec, quietS: number, wait: SyncWait): Promise<RunOutput> {
   const { rows, row } = rowsOf(r);
   const n = r.n;
   return onFreshStack(r, false, async (b) => {
     const expected = await plantValues(b.vault, n);
-    await createResources(b.kube, OPERATORS[r.op].flavour, n, b.proxyAddr);
+    await createResources(b.kube, OPERATORS[r.op].flavour, n, b.proxyAddr, refreshSeconds(r.scenario));
     r.log(`${r.op}/${r.scenario} N=${n}: ${n} secrets over ${NAMESPACES} namespaces created; starting it`);
     const p = await b.start();
 
@@ -182,8 +194,10 @@ export function syncScenario(r: RunSpec, quietS: number): Promise<RunOutput> {
     };
     let syncS = Number.NaN;
     let syncedCount = 0;
-    while (p.secs() < 60 + n * 0.3) {
+    let grewAt = 0;
+    while (p.secs() < wait.capS && p.secs() - grewAt < wait.stallS) {
       const ok = await observe(b.kube, expected).catch(() => new Set<string>());
+      if (ok.size > syncedCount) grewAt = p.secs();
       syncedCount = ok.size;
       point(ok.size);
       if (ok.size === n) {
@@ -195,6 +209,7 @@ export function syncScenario(r: RunSpec, quietS: number): Promise<RunOutput> {
     }
     row('sync_s', syncS);
     row('synced_count', syncedCount);
+    row('sync_wait_s', p.secs());
     const atSync = b.proxy.snapshot();
     row('vault_requests_sync', atSync.requests);
     row('vault_logins_sync', atSync.logins);
@@ -223,13 +238,22 @@ export function syncScenario(r: RunSpec, quietS: number): Promise<RunOutput> {
     const c0 = procSample(p.pid)?.cpuS ?? Number.NaN;
     const v0 = b.proxy.snapshot();
     const a0 = await apiserverCounts(b.env.apiServer, b.env.adminToken, ca);
+    b.proxy.recordReads();
     await sleep(quietS * 1000);
+    const reads = b.proxy.takeReads();
     const a1 = await apiserverCounts(b.env.apiServer, b.env.adminToken, ca);
     const v1 = b.proxy.snapshot();
     const c1 = procSample(p.pid)?.cpuS ?? Number.NaN;
     row('quiet_s', quietS);
     row('quiet_cpu_s', c1 - c0);
     row('quiet_vault_requests', v1.requests - v0.requests);
+    row('quiet_vault_reads', v1.kvReads - v0.kvReads);
+    // Whether the refresh keeps up: the time between two reads of the same secret, and secrets unread.
+    const gaps = refreshIntervals(reads, n);
+    row('quiet_read_interval_p50_s', gaps.p50);
+    row('quiet_read_interval_p99_s', gaps.p99);
+    row('quiet_read_interval_max_s', gaps.max);
+    row('quiet_read_unread', gaps.unread);
     row('quiet_vault_logins', v1.logins - v0.logins);
     row('quiet_api_requests', a1.total - a0.total - 1); // less the benchmark's own /metrics request
     row('quiet_api_writes', a1.writes - a0.writes);

@@ -104,3 +104,69 @@ export function apiserverRequests(metrics: string): {
   const total = Object.values(byVerb).reduce((a, v) => a + v, 0);
   return { total, writes, byVerb };
 }
+
+/** Figures derived from each run's quiet-period rows, so that runs with quiet periods of different
+ * lengths aggregate together: counts per minute, and Vault reads per secret per refresh period (the
+ * issue's "≤ 1 Vault read per secret per refresh"; below 1, the refresh does not keep up). Reads
+ * are the kv reads where counted, else requests less logins (runs before that was counted). */
+export function deriveQuietRates(rows: readonly Row[], refreshS: (r: Row) => number): Row[] {
+  const out: Row[] = [];
+  for (const q of rows.filter((r) => r.figure === 'quiet_s' && r.value > 0)) {
+    const mine = rows.filter(
+      (r) => r.operator === q.operator && r.scenario === q.scenario && r.n === q.n && r.run === q.run,
+    );
+    const v = (figure: string): number | undefined => mine.find((r) => r.figure === figure)?.value;
+    const minutes = q.value / 60;
+    for (const r of mine) {
+      if (/^quiet_(cpu_s|vault_requests|vault_logins|api_requests|api_writes)$/.test(r.figure))
+        out.push({ ...r, figure: `${r.figure}_per_min`, value: r.value / minutes });
+    }
+    const reads = v('quiet_vault_reads') ?? (v('quiet_vault_requests') ?? 0) - (v('quiet_vault_logins') ?? 0);
+    out.push({ ...q, figure: 'quiet_reads_per_s', value: reads / q.value });
+    out.push({ ...q, figure: 'quiet_reads_per_refresh', value: reads / ((q.n * q.value) / refreshS(q)) });
+  }
+  return out;
+}
+
+/** Ferry ÷ another column per run (both measured in the same run), then the median and spread of
+ * those ratios: the issue's "ratios within a run". `ours`/`theirs` select the two columns' rows. */
+export function runRatios(
+  rows: readonly Row[],
+  figure: string,
+  ours: (r: Row) => boolean,
+  theirs: (r: Row) => boolean,
+): { median: number; min: number; max: number; runs: number } {
+  const ratios: number[] = [];
+  for (const o of rows.filter((r) => r.figure === figure && ours(r))) {
+    const t = rows.find((r) => r.figure === figure && theirs(r) && r.n === o.n && r.run === o.run);
+    if (t && Number.isFinite(o.value) && Number.isFinite(t.value) && t.value > 0)
+      ratios.push(o.value / t.value);
+  }
+  return {
+    median: median(ratios),
+    min: ratios.length ? Math.min(...ratios) : Number.NaN,
+    max: ratios.length ? Math.max(...ratios) : Number.NaN,
+    runs: ratios.length,
+  };
+}
+
+/**
+ * Whether the refresh keeps up, from the times each secret was read in a window: the intervals
+ * between consecutive reads of the same secret (a refresh that keeps up reads every secret about
+ * once per refresh period; one that falls behind stretches them), and how many secrets of `n` were
+ * not read at all (starved).
+ */
+export function refreshIntervals(
+  readsByKey: ReadonlyMap<string, readonly number[]>,
+  n: number,
+): { p50: number; p99: number; max: number; unread: number } {
+  const intervals: number[] = [];
+  for (const ts of readsByKey.values())
+    for (let i = 1; i < ts.length; i++) intervals.push((ts[i] as number) - (ts[i - 1] as number));
+  return {
+    p50: percentile(intervals, 50),
+    p99: percentile(intervals, 99),
+    max: intervals.length ? Math.max(...intervals) : Number.NaN,
+    unread: Math.max(0, n - readsByKey.size),
+  };
+}

@@ -14,7 +14,14 @@ import type { KubeObject } from '../../src/k8s/types.ts';
 import type { VaultAdmin } from '../../stack/lib/fixtures.ts';
 
 export const NAMESPACES = 10;
-export const REFRESH = '30s';
+/** The workload's refresh period (`refreshAfter`, `refreshInterval`) unless a scenario sets another. */
+export const REFRESH_S = 30;
+
+/** A scenario's refresh period in seconds: n for `refresh-<n>s`, else REFRESH_S. */
+export function refreshSeconds(scenario: string): number {
+  const m = /^refresh-(\d+)s$/.exec(scenario);
+  return m ? Number(m[1]) : REFRESH_S;
+}
 const es = (kind: string, plural: string): ResourceType => ({
   group: 'external-secrets.io',
   version: 'v1',
@@ -144,7 +151,11 @@ export function perNamespace(flavour: Flavour, ns: string, vaultAddr: string): [
 }
 
 /** The resource that syncs secret `i` into Secret `s<i>`. */
-export function perSecret(flavour: Flavour, i: number): [ResourceType, Obj] | undefined {
+export function perSecret(
+  flavour: Flavour,
+  i: number,
+  refreshS = REFRESH_S,
+): [ResourceType, Obj] | undefined {
   const ns = nsOf(i);
   const name = nameOf(i);
   if (flavour === 'eso') {
@@ -155,7 +166,7 @@ export function perSecret(flavour: Flavour, i: number): [ResourceType, Obj] | un
         kind: 'ExternalSecret',
         metadata: { name, namespace: ns },
         spec: {
-          refreshInterval: REFRESH,
+          refreshInterval: `${refreshS}s`,
           secretStoreRef: { name: 'vault', kind: 'SecretStore' },
           target: { name },
           dataFrom: [{ extract: { key: `${ns}/${name}` } }],
@@ -175,7 +186,7 @@ export function perSecret(flavour: Flavour, i: number): [ResourceType, Obj] | un
         mount: 'kvv2',
         type: 'kv-v2',
         path: `${ns}/${name}`,
-        refreshAfter: REFRESH,
+        refreshAfter: `${refreshS}s`,
         destination: { name, create: true },
       },
     },
@@ -188,12 +199,13 @@ export async function createResources(
   flavour: Flavour,
   n: number,
   vaultAddr: string,
+  refreshS = REFRESH_S,
 ): Promise<void> {
   for (let k = 0; k < NAMESPACES; k++) {
     for (const [rt, obj] of perNamespace(flavour, nsOf(k), vaultAddr)) await kube.create(rt, obj);
   }
   await pool(n, 16, async (i) => {
-    const r = perSecret(flavour, i);
+    const r = perSecret(flavour, i, refreshS);
     if (r) await kube.create(r[0], r[1]);
   });
 }

@@ -2,14 +2,23 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import fc from 'fast-check';
-import { type BenchResults, renderReport, rssGrowth, serializeResults } from '../../../bench/lib/report.ts';
+import {
+  type BenchResults,
+  keepingUp,
+  renderReport,
+  rssGrowth,
+  serializeResults,
+} from '../../../bench/lib/report.ts';
 import {
   aggregate,
   apiserverRequests,
+  deriveQuietRates,
   median,
   parseProc,
   percentile,
   type Row,
+  refreshIntervals,
+  runRatios,
 } from '../../../bench/lib/stats.ts';
 import { lineChart, ticks } from '../../../bench/lib/svg.ts';
 
@@ -88,6 +97,80 @@ describe('bench stats', () => {
       writes: 6,
       byVerb: { LIST: 7, POST: 3, APPLY: 2, PUT: 1 },
     });
+  });
+});
+
+describe('bench quiet-period and ratio figures', () => {
+  it('deriveQuietRates turns quiet counts into per-minute rates and reads per secret per refresh', () => {
+    const rows = [
+      row('ferry', 'defaults', 1000, 1, 'quiet_s', 600),
+      row('ferry', 'defaults', 1000, 1, 'quiet_cpu_s', 30),
+      row('ferry', 'defaults', 1000, 1, 'quiet_vault_reads', 20_000),
+      row('ferry', 'defaults', 1000, 1, 'quiet_vault_requests', 20_010),
+      row('eso', 'defaults', 1000, 1, 'quiet_s', 60),
+      row('eso', 'defaults', 1000, 1, 'quiet_vault_requests', 2_570),
+      row('eso', 'defaults', 1000, 1, 'quiet_vault_logins', 570),
+    ];
+    const d = deriveQuietRates(rows, () => 30);
+    const get = (op: string, figure: string): number | undefined =>
+      d.find((r) => r.operator === op && r.figure === figure)?.value;
+    assert.equal(get('ferry', 'quiet_cpu_s_per_min'), 3);
+    assert.equal(get('ferry', 'quiet_reads_per_refresh'), 1); // 20,000 reads ÷ (1,000 × 600 s ÷ 30 s)
+    assert.equal(get('ferry', 'quiet_reads_per_s'), 20_000 / 600);
+    assert.equal(get('eso', 'quiet_reads_per_refresh'), 1); // requests less logins where reads are not counted
+    assert.equal(get('eso', 'quiet_vault_logins_per_min'), 570);
+  });
+
+  it('runRatios divides within each run, then takes the median and spread of the ratios', () => {
+    const rows = [
+      row('ferry', 'defaults', 1000, 1, 'sync_s', 10),
+      row('vso', 'defaults', 1000, 1, 'sync_s', 20),
+      row('ferry', 'defaults', 1000, 2, 'sync_s', 30),
+      row('vso', 'defaults', 1000, 2, 'sync_s', 40),
+      row('ferry', 'defaults', 1000, 3, 'sync_s', 5),
+      row('vso', 'defaults', 1000, 3, 'sync_s', Number.NaN),
+      row('vso', 'defaults', 1000, 4, 'sync_s', 10),
+    ];
+    const q = runRatios(
+      rows,
+      'sync_s',
+      (r) => r.operator === 'ferry',
+      (r) => r.operator === 'vso',
+    );
+    // Only runs 1 and 2 have both; the ratio of the medians (17.5 ÷ 20) would differ.
+    assert.deepEqual(q, { median: 0.625, min: 0.5, max: 0.75, runs: 2 });
+  });
+
+  it('refreshIntervals measures the time between reads of each secret and counts the unread ones', () => {
+    const reads = new Map([
+      ['a', [0, 30, 60]],
+      ['b', [5, 40]],
+      ['c', [7]],
+    ]);
+    assert.deepEqual(refreshIntervals(reads, 5), { p50: 30, p99: 35, max: 35, unread: 2 });
+    const none = refreshIntervals(new Map(), 3);
+    assert.equal(none.unread, 3);
+    assert.ok(Number.isNaN(none.p99));
+  });
+
+  it('keepingUp sets the reads done against N ÷ refresh for each column', () => {
+    const rows = [
+      row('ferry', 'defaults', 5000, 1, 'quiet_s', 60),
+      row('ferry', 'defaults', 5000, 1, 'quiet_vault_reads', 6000),
+      row('ferry', 'refresh-10s', 5000, 1, 'quiet_s', 60),
+      row('ferry', 'refresh-10s', 5000, 1, 'quiet_vault_reads', 15_000),
+      row('ferry', 'refresh-10s', 5000, 1, 'quiet_read_interval_p99_s', 25),
+    ];
+    const k = keepingUp(
+      aggregate([...rows, ...deriveQuietRates(rows, (r) => (r.scenario === 'refresh-10s' ? 10 : 30))]),
+    );
+    assert.deepEqual(
+      k.map((x) => [x.column, x.refreshS, Math.round(x.needed), x.done, x.p99]),
+      [
+        ['ferry', 30, 167, 100, Number.NaN],
+        ['ferry refresh-10s', 10, 500, 250, 25],
+      ],
+    );
   });
 });
 
