@@ -35,7 +35,7 @@ import { adminClient, tenant, VaultAdmin, vss } from '../stack/lib/fixtures.ts';
 import { alive, freePort, httpOk, start, waitFor } from '../stack/lib/proc.ts';
 import { loadStackEnv } from '../stack/lib/stack.ts';
 import { MemoryCgroup, memoryRoot } from './lib/cgroup.ts';
-import { compileCacheEnv, IMAGE_NODE_FLAGS } from './lib/ferry-process.ts';
+import { compileCacheEnv, IMAGE_NODE_FLAGS, operatorArgs } from './lib/ferry-process.ts';
 import { procSample } from './lib/probes.ts';
 
 const { values } = parseArgs({
@@ -225,11 +225,7 @@ async function runOnce(n: number, run: number, dir: string): Promise<Record<stri
   const cgroup = MemoryCgroup.create(`memory-${tag}-${process.pid}`, processLimitMb);
   const cmd = cgroup.wrap(process.execPath, [
     ...flags,
-    join(ROOT, 'src', 'cli', 'operator.ts'),
-    `--kubeconfig=${env.operatorKubeconfig}`,
-    `--operator-namespace=${env.operatorNamespace}`,
-    `--health-probe-bind-address=127.0.0.1:${health}`,
-    `--metrics-bind-address=127.0.0.1:${metrics}`,
+    ...operatorArgs(env, { metrics, health }),
     '--log-level=info',
     ...(values['operator-arg'] ?? []),
   ]);

@@ -35,7 +35,7 @@ import {
 import { alive, freePort, httpOk, start, waitFor } from '../stack/lib/proc.ts';
 import { loadStackEnv } from '../stack/lib/stack.ts';
 import { benchArgs } from './lib/args.ts';
-import { IMAGE_NODE_FLAGS } from './lib/ferry-process.ts';
+import { IMAGE_NODE_FLAGS, operatorArgs } from './lib/ferry-process.ts';
 import { apiserverCounts } from './lib/probes.ts';
 import { lineChart } from './lib/svg.ts';
 import { pool } from './lib/workload.ts';
@@ -298,11 +298,7 @@ async function main(): Promise<void> {
         ...IMAGE_NODE_FLAGS,
         '--expose-gc',
         `--import=data:text/javascript,${encodeURIComponent(SAMPLER)}`,
-        join(ROOT, 'src', 'cli', 'operator.ts'),
-        `--kubeconfig=${env.operatorKubeconfig}`,
-        `--operator-namespace=${env.operatorNamespace}`,
-        `--health-probe-bind-address=127.0.0.1:${health}`,
-        `--metrics-bind-address=127.0.0.1:${metrics}`,
+        ...operatorArgs(env, { metrics, health }),
         '--log-level=info',
       ],
       { env: { ...process.env, FERRY_SOAK_FILE: innerFile } },

@@ -18,3 +18,18 @@ export function compileCacheEnv(dir: string, nodeFlags: string[]): NodeJS.Proces
   });
   return env;
 }
+
+/** Ferry's operator entry point and the flags every bench starts it with: the stack's kubeconfig and
+ * operator namespace, metrics and probes on loopback ports. */
+export function operatorArgs(
+  env: { operatorKubeconfig: string; operatorNamespace: string },
+  ports: { metrics: number; health: number },
+): string[] {
+  return [
+    join(repoRoot, 'src', 'cli', 'operator.ts'),
+    `--kubeconfig=${env.operatorKubeconfig}`,
+    `--operator-namespace=${env.operatorNamespace}`,
+    `--metrics-bind-address=127.0.0.1:${ports.metrics}`,
+    `--health-probe-bind-address=127.0.0.1:${ports.health}`,
+  ];
+}

@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Log } from '../../stack/lib/proc.ts';
 import { peerDir, repoRoot, type StackEnv } from '../../stack/lib/stack.ts';
-import { compileCacheEnv, IMAGE_NODE_FLAGS } from './ferry-process.ts';
+import { compileCacheEnv, IMAGE_NODE_FLAGS, operatorArgs } from './ferry-process.ts';
 import { type Flavour, refreshSeconds } from './workload.ts';
 
 let compileCache: NodeJS.ProcessEnv | undefined;
@@ -109,15 +109,7 @@ export const OPERATORS: Record<OperatorName, OperatorSpec> = {
     // As the image runs it (bench/lib/ferry-process.ts).
     launch: (env, _s, _v, _n, [metrics, health]) => ({
       cmd: process.execPath,
-      args: [
-        ...IMAGE_NODE_FLAGS,
-        join(repoRoot, 'src', 'cli', 'operator.ts'),
-        `--kubeconfig=${env.operatorKubeconfig}`,
-        `--operator-namespace=${env.operatorNamespace}`,
-        '--leader-elect=false',
-        `--metrics-bind-address=127.0.0.1:${metrics}`,
-        `--health-probe-bind-address=127.0.0.1:${health}`,
-      ],
+      args: [...IMAGE_NODE_FLAGS, ...operatorArgs(env, { metrics, health }), '--leader-elect=false'],
       env: { ...process.env, ...ferryCompileCache() },
     }),
   },
