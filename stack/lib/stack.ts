@@ -756,6 +756,22 @@ export async function restartOperator(
   return env;
 }
 
+/** Back to the stack's own operator (default arguments) after a test changed it; an after() hook's
+ * cleanup, so it logs a failure instead of throwing. */
+export async function restoreOperator(log: Log): Promise<void> {
+  await restartOperator(log, 'SIGTERM').catch((e: unknown) => log(`restore operator: ${String(e)}`));
+}
+
+/** The API server answers /readyz (which includes etcd) to the admin: `ready` for restartStackProcess. */
+export async function apiServerReady(env: StackEnv): Promise<boolean> {
+  const agent = new Agent({ connect: { ca: readFileSync(env.caFile, 'utf8') } });
+  try {
+    return await httpOk(`${env.apiServer}/readyz`, agent, { authorization: `Bearer ${env.adminToken}` });
+  } finally {
+    await agent.close();
+  }
+}
+
 /**
  * Stops one of the stack's own processes (by its name in env.json, e.g. 'kube-apiserver') with
  * `signal` (its own by default) and starts it again with the same command line, log and state;
