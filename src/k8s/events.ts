@@ -20,7 +20,7 @@ export interface EventRecorderOptions {
   onError?: (err: unknown) => void;
 }
 
-type Involved = KubeObject & { apiVersion: string; kind: string };
+export type Involved = KubeObject & { apiVersion: string; kind: string };
 
 interface Seen {
   name: string;
@@ -74,13 +74,18 @@ export class EventRecorder {
     return this.#record(obj, 'Warning', reason, message);
   }
 
+  /** Whether Events about `obj` are dropped because its namespace refused one as being terminated. */
+  refusedAsTerminating(obj: Involved): boolean {
+    return (this.#terminating.get(obj.metadata.namespace ?? 'default') ?? 0) > this.#clock.now();
+  }
+
   async #record(obj: Involved, type: 'Normal' | 'Warning', reason: Reason, message: string): Promise<void> {
     const m = obj.metadata;
     // Events about cluster-scoped objects live in "default", as client-go puts them.
     const namespace = m.namespace ?? 'default';
     try {
+      if (this.refusedAsTerminating(obj)) return;
       const now = this.#clock.now();
-      if ((this.#terminating.get(namespace) ?? 0) > now) return;
       const msg = message.length > MAX_MESSAGE ? `${message.slice(0, MAX_MESSAGE - 1)}…` : message;
       const key = JSON.stringify([obj.apiVersion, obj.kind, m.namespace, m.name, m.uid, type, reason, msg]);
       const ts = formatTime(now);

@@ -374,7 +374,9 @@ describe('VaultStaticSecret', () => {
           [],
           'nothing about the terminating namespace is logged as a warning or an error',
         );
-        const stops = lines.filter((l) => l.msg === 'namespace is being deleted; not retrying');
+        const stops = lines.filter(
+          (l) => l.msg === 'the object or its namespace is being deleted; not retrying',
+        );
         assert.equal(stops.length, 1, 'the refused write is not retried');
       }
     } finally {

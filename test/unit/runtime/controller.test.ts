@@ -238,15 +238,14 @@ describe('Controller result handling', () => {
     );
   });
 
-  it('a TerminalError of a namespace being deleted is not retried nor logged as an error', async () => {
+  it('an expected TerminalError (the object or its namespace going away) is neither retried nor an error', async () => {
     const lines: { level: number; msg: string }[] = [];
-    const logger = pino({ level: 'info' }, { write: (l: string) => lines.push(JSON.parse(l)) });
-    const { informer, c, calls, seed } = setup({
+    const logger = pino({ level: 'debug' }, { write: (l: string) => lines.push(JSON.parse(l)) });
+    const { informer, c, calls, seed, metrics } = setup({
       logger,
       reconcile: async (ctx) => {
         calls.push(formatKey(ctx.key));
-        const code = ctx.key.name === 'a' ? CODES.K8S_NAMESPACE_TERMINATING : CODES.INVALID_CONFIG;
-        throw new TerminalError('refused', { code });
+        throw new TerminalError('refused', { code: CODES.INVALID_REF, expected: ctx.key.name === 'a' });
       },
     });
     seed('a', 'b');
@@ -255,8 +254,11 @@ describe('Controller result handling', () => {
     });
     assert.deepEqual(calls.sort(), ['ns/a', 'ns/b']);
     const levels = Object.fromEntries(lines.map((l) => [l.msg, l.level]));
-    assert.equal(levels['namespace is being deleted; not retrying'], 30);
+    assert.equal(levels['the object or its namespace is being deleted; not retrying'], 20);
     assert.equal(levels['terminal reconciler error; not retrying until the object changes'], 50);
+    const text = await metrics.metrics();
+    assert.match(text, /controller_runtime_reconcile_errors_total\{controller="vss"\} 1\n/);
+    assert.match(text, /controller_runtime_reconcile_total\{controller="vss",result="success"\} 1\n/);
   });
 
   it('errorPolicy decides the timing of non-terminal errors', async () => {
