@@ -33,8 +33,9 @@ interface Seen {
 const MAX_MESSAGE = 1024;
 
 /** How long Events into a namespace that refused one as being terminated are dropped without a try.
- * Deletion rarely takes longer; a namespace created again under the same name within it loses its
- * first minute of Events. */
+ * Deletion rarely takes longer. Only Events about objects created before the refusal are dropped:
+ * a namespace being deleted takes no new objects, so a newer one is in the namespace created again
+ * under the same name. */
 export const TERMINATING_HOLD_MS = 60_000;
 
 /**
@@ -51,8 +52,8 @@ export class EventRecorder {
   readonly #clock: Clock;
   readonly #onError: ((err: unknown) => void) | undefined;
   readonly #seen = new Map<string, Seen>();
-  /** Namespaces that answered NamespaceTerminating → until when their Events are dropped. */
-  readonly #terminating = new Map<string, number>();
+  /** Namespaces that answered NamespaceTerminating → when, and until when their Events are dropped. */
+  readonly #terminating = new Map<string, { since: number; until: number }>();
   // Distinguishes Events about one object created within the same millisecond.
   #seq = 0;
 
@@ -76,7 +77,12 @@ export class EventRecorder {
 
   /** Whether Events about `obj` are dropped because its namespace refused one as being terminated. */
   refusedAsTerminating(obj: Involved): boolean {
-    return (this.#terminating.get(obj.metadata.namespace ?? 'default') ?? 0) > this.#clock.now();
+    const hold = this.#terminating.get(obj.metadata.namespace ?? 'default');
+    if (hold === undefined || hold.until <= this.#clock.now()) return false;
+    // The API server's clock against this one's: a skew either way costs one refused create, or
+    // drops Events as a fixed hold would. No creation time: an object of the namespace being deleted.
+    const created = Date.parse(obj.metadata.creationTimestamp ?? '');
+    return !(created > hold.since);
   }
 
   async #record(obj: Involved, type: 'Normal' | 'Warning', reason: Reason, message: string): Promise<void> {
@@ -138,8 +144,8 @@ export class EventRecorder {
 
   #hold(namespace: string): void {
     const now = this.#clock.now();
-    for (const [ns, until] of this.#terminating) if (until <= now) this.#terminating.delete(ns);
-    this.#terminating.set(namespace, now + TERMINATING_HOLD_MS);
+    for (const [ns, { until }] of this.#terminating) if (until <= now) this.#terminating.delete(ns);
+    this.#terminating.set(namespace, { since: now, until: now + TERMINATING_HOLD_MS });
   }
 
   #eventSuffix(now: number): string {
