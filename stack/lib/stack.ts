@@ -36,6 +36,7 @@ import {
   scaleOperator,
   uninstallRelease,
   upgradeOperatorArgs,
+  waitOperatorPods,
 } from './chart.ts';
 import { adminClient, apply, type Manifest, readManifests, VaultAdmin } from './fixtures.ts';
 import { ferryImage, pauseImage, testImage } from './images.ts';
@@ -740,8 +741,16 @@ export async function restartOperator(
       if ((await operatorPods(kube, env.operatorNamespace)).length === 0) {
         await scaleOperator(kube, env.operatorNamespace, 1);
       }
+      const before = await operatorPods(kube, env.operatorNamespace);
+      // New arguments roll the Deployment's pods over: wait for the new ones (deleting pods while the
+      // rollout runs deleted its new pod too, and waited for one pod more than it keeps).
       if (upgradeOperatorArgs(env.chart, extraArgs))
-        await restartOperatorPods(kube, env.operatorNamespace, 'SIGTERM');
+        await waitOperatorPods(
+          kube,
+          env.operatorNamespace,
+          before.length,
+          before.map((p) => p.metadata.uid ?? ''),
+        );
       else await restartOperatorPods(kube, env.operatorNamespace, signal);
     } finally {
       await kube.close();
