@@ -112,8 +112,8 @@ export function classify(
     if (phase === 'clearDestination' && ((isK8sApiError(err) && err.isNotFound()) || isTerminating(err)))
       return { reason, giveUpAfterMs: 0 };
     // The VaultAuth deleted before the object (namespace deletion, `kubectl delete -f`): its token
-    // was revoked with it, and the leases that token created with it.
-    if (isMissingRef(err)) return { reason, giveUpAfterMs: 0, quiet: true };
+    // was revoked with it, and the leases that token created with it. A certificate outlives it.
+    if (phase === 'revokeLease' && isMissingRef(err)) return { reason, giveUpAfterMs: 0, quiet: true };
     return { reason, giveUpAfterMs: isNoAccess(err) ? limits.giveUpNoAuthMs : limits.giveUpMs };
   }
   // Nothing can be created in a namespace being deleted, and the object goes with it: stop here.

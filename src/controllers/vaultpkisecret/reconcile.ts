@@ -331,7 +331,6 @@ export function vaultPKISecretReconciler(
     if (problems.length === 0) return awaitChange();
     const now = ctx.clock.now();
     if (outcomes.every((o) => givesUp(o, obj.metadata.deletionTimestamp, now))) {
-      if (outcomes.every((o) => o.quiet)) return awaitChange();
       await ctx.events.warning(
         involved(obj),
         REASONS.CertificateRevocationError,

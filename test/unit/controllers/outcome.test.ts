@@ -97,6 +97,8 @@ describe('a namespace being deleted', () => {
       giveUpAfterMs: 0,
       quiet: true,
     });
+    // A certificate is not revoked with the token: giving up on it is said.
+    assert.equal(classify(noAuth, 'revokeCertificate').quiet, undefined);
     // Only a missing reference: Vault being down while the namespace goes is still reported.
     assert.deepEqual(classify(vaultDown, 'vault', DEFAULT_CLEANUP_LIMITS, { namespaceTerminating: true }), {
       reason: 'VaultClientError',
