@@ -26,7 +26,7 @@ import { refreshPeriodMs } from '../../api/validate.ts';
 import { CONDITION_REASONS, CONDITION_TYPES } from '../../consts/conditions.ts';
 import { FINALIZERS } from '../../consts/finalizers.ts';
 import { ANNOTATION_LEASES } from '../../consts/labels.ts';
-import { REASONS } from '../../consts/reasons.ts';
+import { REASONS, type Reason } from '../../consts/reasons.ts';
 import { makeSecretData } from '../../delivery/secret-data.ts';
 import type { VaultAccess } from '../../delivery/vault-access.ts';
 import { CODES, errorMessage, FerryError } from '../../errors.ts';
@@ -320,38 +320,55 @@ export function vaultDynamicSecretReconciler(
       ctx.log.debug({ ...ref, leaseId, err: errorMessage(err) }, 'could not look up the recorded lease');
     }
     const replaced = (current?.secretLease?.id ?? '') !== '';
-    let conditions = conditionsFor(obj, current?.conditions, true, 'Secret synced', {
-      ok: true,
-      reason: REASONS.SecretLeaseRenewal,
-      message: 'lease taken over from the destination, written before the operator stopped',
-    });
     const status: VaultDynamicSecretStatus = {
       ...adopted,
       vaultClientMeta: { cacheKey: access.cacheKey, id: access.clientId },
-      conditions,
+      conditions: conditionsFor(obj, current?.conditions, true, 'Secret synced', {
+        ok: true,
+        reason: REASONS.SecretLeaseRenewal,
+        message: 'lease taken over from the destination, written before the operator stopped',
+      }),
     };
     memo.record(obj, status);
     ctx.log.info({ ...ref, leaseId }, 'adopted the lease the destination names');
-    await ctx.events.normal(
-      involved(obj),
-      replaced ? REASONS.SecretRotated : REASONS.SecretSynced,
+    await delivered(
+      obj,
+      status,
       replaced
-        ? 'credentials replaced before the operator stopped; their lease is taken over from the destination'
-        : 'Secret synced before the operator stopped; its lease is taken over from the destination',
+        ? {
+            reason: REASONS.SecretRotated,
+            message:
+              'credentials replaced before the operator stopped; their lease is taken over from the destination',
+          }
+        : {
+            reason: REASONS.SecretSynced,
+            message:
+              'Secret synced before the operator stopped; its lease is taken over from the destination',
+          },
+      replaced,
     );
+    return status;
+  };
+
+  /** Credentials reached the destination: the Event, the rollout restart owed to workloads when
+   * they replaced earlier ones (`restart`), then `status` is written. */
+  const delivered = async (
+    obj: VaultDynamicSecret,
+    status: VaultDynamicSecretStatus,
+    event: { reason: Reason; message: string } | undefined,
+    restart: boolean,
+  ): Promise<void> => {
+    if (event) await ctx.events.normal(involved(obj), event.reason, event.message);
     const targets = obj.spec?.rolloutRestartTargets ?? [];
-    if (replaced && targets.length > 0) {
-      conditions = await restartTargets(
+    if (restart && targets.length > 0)
+      status.conditions = await restartTargets(
         ctx,
         involved(obj),
         obj.metadata.namespace ?? '',
         targets,
-        conditions,
+        status.conditions ?? [],
       );
-      status.conditions = conditions;
-    }
     await patchStatus(obj, status);
-    return status;
   };
 
   /** Best effort, not aborted with the reconcile: a lease whose credentials reached no Secret. */
@@ -514,11 +531,6 @@ export function vaultDynamicSecretReconciler(
     // "Credentials changed" for workloads: a different lease, or (static/lease-less) different data.
     const rotated = isStatic || !newLeaseId ? prevMAC !== undefined && dataChanged : credentialsReplaced;
 
-    let conditions = conditionsFor(obj, current?.conditions, true, 'Secret synced', {
-      ok: true,
-      reason: REASONS.SecretLeaseRenewal,
-      message: newLeaseId ? `new credentials issued (${reason})` : `credentials read (${reason})`,
-    });
     const status: VaultDynamicSecretStatus = {
       lastRenewalTime: nowSeconds(now),
       lastGeneration: obj.metadata.generation ?? 0,
@@ -530,7 +542,11 @@ export function vaultDynamicSecretReconciler(
       },
       secretMAC: newMAC,
       vaultClientMeta: { cacheKey: access.cacheKey, id: access.clientId },
-      conditions,
+      conditions: conditionsFor(obj, current?.conditions, true, 'Secret synced', {
+        ok: true,
+        reason: REASONS.SecretLeaseRenewal,
+        message: newLeaseId ? `new credentials issued (${reason})` : `credentials read (${reason})`,
+      }),
     };
     if (current?.lastRuntimePodUID) status.lastRuntimePodUID = current.lastRuntimePodUID;
     if (meta) {
@@ -545,27 +561,20 @@ export function vaultDynamicSecretReconciler(
     // Remember the new lease before anything else can fail, so a retry does not issue again.
     memo.record(obj, status);
 
-    if (wrote || credentialsReplaced) {
-      const message =
-        reason === 'InitialSync' ? 'Secret synced' : `credentials replaced (${reason}); destination updated`;
-      await ctx.events.normal(
-        involved(obj),
-        reason === 'InitialSync' ? REASONS.SecretSynced : REASONS.SecretRotated,
-        message,
-      );
-    }
-    const targets = spec.rolloutRestartTargets ?? [];
-    if (rotated && reason !== 'InitialSync' && targets.length > 0) {
-      conditions = await restartTargets(
-        ctx,
-        involved(obj),
-        obj.metadata.namespace ?? '',
-        targets,
-        conditions,
-      );
-      status.conditions = conditions;
-    }
-    await patchStatus(obj, status);
+    const first = reason === 'InitialSync';
+    await delivered(
+      obj,
+      status,
+      wrote || credentialsReplaced
+        ? first
+          ? { reason: REASONS.SecretSynced, message: 'Secret synced' }
+          : {
+              reason: REASONS.SecretRotated,
+              message: `credentials replaced (${reason}); destination updated`,
+            }
+        : undefined,
+      rotated && !first,
+    );
     if (!newLeaseId && !isStatic && !spec.refreshAfter && (res.lease_duration ?? 0) === 0)
       ctx.log.debug(
         { namespace: obj.metadata.namespace, name: obj.metadata.name },
