@@ -42,6 +42,7 @@ import { type Action, awaitChange, type ReconcileContext, requeueAfter } from '.
 import { type JsonPatchOp, reconcileWithFinalizer } from '../../runtime/finalizer.ts';
 import type { VaultApi, VaultResponse } from '../../vault/client.ts';
 import { requestCredentials } from '../../vault/dynamic.ts';
+import { isVaultError } from '../../vault/errors.ts';
 import {
   isTruncated,
   lookupLease,
@@ -254,11 +255,13 @@ export function vaultDynamicSecretReconciler(
         await revokeLease(access.api, p.id, signal);
         ctx.log.info({ ...ref, leaseId: p.id }, 'revoked replaced lease');
       } catch (err) {
-        left.push(p);
+        // A token that may not revoke never will: the lease is left to its TTL, as nobody renews it.
+        const refused = isVaultError(err) && err.isForbidden();
+        if (!refused) left.push(p);
         await ctx.events.warning(
           involved(obj),
           REASONS.SecretLeaseRevoke,
-          `could not revoke the replaced lease ${p.id} (retried until it expires): ${errorMessage(err)}`,
+          `could not revoke the replaced lease ${p.id} (${refused ? 'left to expire at its TTL' : 'retried until it expires'}): ${errorMessage(err)}`,
         );
       }
     }

@@ -337,6 +337,25 @@ describe('VaultDynamicSecret after an operator stop: no lease orphaned, none iss
     assert.equal(t.secretWrites(), writes, 'settled: nothing more to write');
   });
 
+  it('a token that may not revoke (403): a Warning, and the lease is left to its TTL, not retried', async () => {
+    const t = setup();
+    t.h.apply(vds(1));
+    await t.h.run('d');
+    const answer = t.h.vault.answer;
+    t.h.vault.answer = (c) => {
+      if (c.path === 'sys/leases/revoke')
+        throw new VaultError({ method: 'PUT', path: c.path, status: 403, errors: ['permission denied'] });
+      return answer(c);
+    };
+    t.update(2);
+    const action = await t.h.run('d');
+    assert.ok('requeueAfterMs' in action && action.requeueAfterMs > 30_000, 'no quick retry');
+    assert.match(t.h.events.at(-1)?.message ?? '', /left to expire at its TTL/);
+    assert.deepEqual(t.recordNow()?.revoke, []);
+    await t.h.run('d');
+    assert.equal(t.revokes().length, 1, 'asked once');
+  });
+
   it('an already revoked lease in the record is settled without error (Vault: invalid lease)', async () => {
     const t = setup();
     t.h.apply(vds(1));
