@@ -231,7 +231,7 @@ export function vaultDynamicSecretReconciler(
    * Revokes the replaced leases still pending (never `inUse`; an expired one is dropped: Vault let it
    * go) and, when the destination's record lists some that are now settled, rewrites it without
    * them: one Secret write per rotation. `dest`: the Secret as this run read or wrote it, and its
-   * data; else it is read when a rewrite is due. Returns whether nothing is left pending; a refused
+   * data; else it is read when a rewrite is due. Returns whether nothing is left pending; a failed
    * revocation is tried again at the next reconcile until its lease expires.
    */
   const settle = async (
@@ -267,23 +267,26 @@ export function vaultDynamicSecretReconciler(
     }
     if (left.length > 0) pendingRevokes.set(uid, left);
     else pendingRevokes.delete(uid);
+    if (left.length === pending.length) return false; // nothing settled, nothing to clear
     const kept = (p: PendingRevoke) => left.some((l) => l.id === p.id);
     const name = obj.spec?.destination.name ?? '';
+    let existing = dest;
     try {
-      const existing = dest ?? (await ctx.client.getIfExists<Secret>(Secrets, name, obj.metadata.namespace));
+      existing ??= await ctx.client.getIfExists<Secret>(Secrets, name, obj.metadata.namespace);
       const key = await ctx.hmacKey();
-      const record = existing && decodeRecord(key, uid, existing.metadata.annotations?.[ANNOTATION_LEASES]);
-      if (record && !record.revoke.every(kept))
+      const secret = existing;
+      const record = secret && decodeRecord(key, uid, secret.metadata.annotations?.[ANNOTATION_LEASES]);
+      if (secret && record && !record.revoke.every(kept))
         await writeDestination(
           obj,
-          data ?? existing.data ?? {},
-          { existing },
+          data ?? secret.data ?? {},
+          { existing: secret },
           encodeRecord(key, uid, { ...record, revoke: record.revoke.filter(kept) }),
         );
     } catch (err) {
       // The record still lists them: a restarted operator revokes them again (Vault accepts that).
       ctx.log.warn(
-        { ...ref, err: redactError(err, data ?? dest?.data).message },
+        { ...ref, err: redactError(err, data ?? existing?.data).message },
         'could not clear revoked leases from the destination record',
       );
     }
