@@ -26,6 +26,10 @@ export const MANAGED_SECRET_SELECTOR = `${LABEL_MANAGED_BY}=${MANAGED_BY},${LABE
  * lets Ferry write a Secret it did not create: `create: false` or `overwrite: true` (Ferry only). */
 export const ANNOTATION_ALLOW_SYNC = 'ferry.secrets.hashicorp.com/allow-sync';
 
+/** On a VaultDynamicSecret's destination (Ferry only): the lease its credentials hold and the replaced
+ * leases still to revoke, written with the credentials (src/controllers/vaultdynamicsecret/record.ts). */
+export const ANNOTATION_LEASES = 'ferry.secrets.hashicorp.com/leases';
+
 /** Set on a workload's pod template to trigger a rollout restart (value: RFC 3339 time). */
 export const ANNOTATION_RESTARTED_AT = 'vso.secrets.hashicorp.com/restartedAt';
 

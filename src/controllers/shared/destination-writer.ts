@@ -22,7 +22,13 @@ import type { KubeClient } from '../../k8s/client.ts';
 import { Secrets } from '../../k8s/resources.ts';
 import type { KubeObject, Secret } from '../../k8s/types.ts';
 import { objectKey } from '../../runtime/store.ts';
-import { type DestinationSpec, type Owner, type SyncOutcome, syncDestination } from './destination.ts';
+import {
+  type DestinationSpec,
+  type OwnAnnotations,
+  type Owner,
+  type SyncOutcome,
+  syncDestination,
+} from './destination.ts';
 
 /** Bound on remembered destinations; beyond it the oldest is forgotten and costs one read. */
 const MAX_ENTRIES = 100_000;
@@ -47,6 +53,8 @@ export interface WriteResult {
   outcome: SyncOutcome | 'skipped';
   /** The Secret as read before the write (absent when it did not exist or was not read). */
   existing?: Secret;
+  /** The Secret as written (absent when nothing was written). */
+  written?: Secret;
 }
 
 export interface WriteOptions {
@@ -54,6 +62,8 @@ export interface WriteOptions {
   read?: { existing: Secret | undefined };
   signal?: AbortSignal;
   strict?: boolean | undefined;
+  /** Annotations Ferry owns on the Secret (destination.ts), part of what is desired. */
+  annotations?: OwnAnnotations;
 }
 
 export class DestinationWriter {
@@ -100,7 +110,7 @@ export class DestinationWriter {
     opts: WriteOptions = {},
   ): Promise<WriteResult> {
     const namespace = owner.metadata.namespace;
-    const stamp = this.#stamp(owner, dest, data);
+    const stamp = this.#stamp(owner, dest, data, opts.annotations);
     if (!opts.read && this.#current(owner, dest.name)?.stamp === stamp) return { outcome: 'skipped' };
     const existing = opts.read
       ? opts.read.existing
@@ -111,6 +121,7 @@ export class DestinationWriter {
     const result = await syncDestination(this.#client, owner, dest, data, existing, {
       ...(opts.signal ? { signal: opts.signal } : {}),
       strict: opts.strict,
+      annotations: opts.annotations,
     });
     if (result.resourceVersion) {
       d.replacing = undefined;
@@ -120,7 +131,11 @@ export class DestinationWriter {
       result.resourceVersion ??
       (result.outcome === 'unchanged' ? existing?.metadata.resourceVersion : undefined);
     if (resourceVersion) d.verified = { ownerUid: owner.metadata.uid, resourceVersion, stamp };
-    return existing ? { outcome: result.outcome, existing } : { outcome: result.outcome };
+    return {
+      outcome: result.outcome,
+      ...(existing ? { existing } : {}),
+      ...(result.secret ? { written: result.secret } : {}),
+    };
   }
 
   /** The destination's entry, made the newest; beyond the bound the oldest is forgotten. */
@@ -141,8 +156,14 @@ export class DestinationWriter {
     return seen === written.resourceVersion ? written : undefined;
   }
 
-  /** Everything the destination is converged from: the owner, the destination spec and the data. */
-  #stamp(owner: Owner, dest: DestinationSpec, data: Record<string, string>): string {
+  /** Everything the destination is converged from: the owner, the destination spec, the data and
+   * Ferry's own annotations. */
+  #stamp(
+    owner: Owner,
+    dest: DestinationSpec,
+    data: Record<string, string>,
+    own: OwnAnnotations | undefined,
+  ): string {
     const input = [
       owner.kind,
       owner.metadata.uid,
@@ -153,10 +174,11 @@ export class DestinationWriter {
       sorted(dest.labels),
       sorted(dest.annotations),
       sorted(data),
+      sorted(own),
     ];
     return createHmac('sha256', this.#key).update(JSON.stringify(input)).digest('base64');
   }
 }
 
-const sorted = (m: Record<string, string> | undefined): [string, string][] =>
+const sorted = <V>(m: Record<string, V> | undefined): [string, V][] =>
   Object.entries(m ?? {}).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));

@@ -32,6 +32,24 @@ export interface SyncResult {
   /** resourceVersion of the Secret Ferry wrote, so the watch event it causes can be told apart from
    * someone else's edit. */
   resourceVersion?: string;
+  /** The Secret as Ferry wrote it (absent when unchanged), to write it again without reading it. */
+  secret?: Secret;
+}
+
+/** Annotations Ferry itself owns on a destination, whatever `create` says: a string sets one,
+ * undefined removes it. */
+export type OwnAnnotations = Record<string, string | undefined>;
+
+function withOwn(
+  annotations: Record<string, string>,
+  own: OwnAnnotations | undefined,
+): Record<string, string> {
+  const out = { ...annotations };
+  for (const [k, v] of Object.entries(own ?? {})) {
+    if (v === undefined) delete out[k];
+    else out[k] = v;
+  }
+  return out;
 }
 
 /** The destination's owner: the Ferry resource of `kind` that syncs it. */
@@ -87,15 +105,21 @@ export async function syncDestination(
   dest: DestinationSpec,
   data: Record<string, string>,
   existing: Secret | undefined,
-  opts: { signal?: AbortSignal; strict?: boolean | undefined } = {},
+  opts: { signal?: AbortSignal; strict?: boolean | undefined; annotations?: OwnAnnotations | undefined } = {},
 ): Promise<SyncResult> {
   const namespace = owner.metadata.namespace;
   const { signal } = opts;
   if (!dest.create) {
     if (!existing) throw destinationMissing(namespace, dest.name);
     if (opts.strict) requireOptIn(existing, 'destination.create is false');
-    if (sameData(existing.data, data)) return { outcome: 'unchanged' };
-    return written('updated', await client.replace<Secret>(Secrets, { ...existing, data }, { signal }));
+    const annotations = withOwn(existing.metadata.annotations ?? {}, opts.annotations);
+    if (sameData(existing.data, data) && isDeepStrictEqual(existing.metadata.annotations ?? {}, annotations))
+      return { outcome: 'unchanged' };
+    const metadata = { ...existing.metadata, annotations };
+    return written(
+      'updated',
+      await client.replace<Secret>(Secrets, { ...existing, metadata, data }, { signal }),
+    );
   }
 
   const desired: Secret = {
@@ -105,7 +129,7 @@ export async function syncDestination(
       name: dest.name,
       namespace,
       labels: { ...(dest.labels ?? {}), ...ownerLabels(owner.metadata.uid) },
-      annotations: { ...(dest.annotations ?? {}) },
+      annotations: withOwn(dest.annotations ?? {}, opts.annotations),
       ownerReferences: [ownerReference(owner)],
     },
     type: dest.type || 'Opaque',
@@ -167,7 +191,7 @@ function requireOptIn(existing: Secret, why: string): void {
 
 function written(outcome: SyncOutcome, secret: Secret): SyncResult {
   const rv = secret.metadata.resourceVersion;
-  return rv ? { outcome, resourceVersion: rv } : { outcome };
+  return rv ? { outcome, resourceVersion: rv, secret } : { outcome, secret };
 }
 
 /** After a destination rename, delete the Secrets this owner created under other names. */

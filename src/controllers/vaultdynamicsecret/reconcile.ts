@@ -9,6 +9,9 @@
 //   gone) leads to new credentials (§21.9);
 // - the lease of replaced credentials is revoked once the new Secret is written (§21.2), and on
 //   deletion only when there is a lease and `spec.revoke` is not explicitly false (§21.1);
+// - the destination carries a signed record of its lease (record.ts), written with the credentials:
+//   an operator stopped before the status write adopts that lease when it starts again instead of
+//   issuing new credentials, and revokes the replaced leases the record still lists;
 // - the renewal horizon never reaches the lease's expiry (§21.14);
 // - workloads restart only when credentials changed after a previous sync, never on the first sync
 //   (§21.13), debounced per workload (§21.8).
@@ -22,7 +25,8 @@ import type {
 import { refreshPeriodMs } from '../../api/validate.ts';
 import { CONDITION_REASONS, CONDITION_TYPES } from '../../consts/conditions.ts';
 import { FINALIZERS } from '../../consts/finalizers.ts';
-import { REASONS } from '../../consts/reasons.ts';
+import { ANNOTATION_LEASES } from '../../consts/labels.ts';
+import { REASONS, type Reason } from '../../consts/reasons.ts';
 import { makeSecretData } from '../../delivery/secret-data.ts';
 import type { VaultAccess } from '../../delivery/vault-access.ts';
 import { CODES, errorMessage, FerryError } from '../../errors.ts';
@@ -38,8 +42,10 @@ import { type Action, awaitChange, type ReconcileContext, requeueAfter } from '.
 import { type JsonPatchOp, reconcileWithFinalizer } from '../../runtime/finalizer.ts';
 import type { VaultApi, VaultResponse } from '../../vault/client.ts';
 import { requestCredentials } from '../../vault/dynamic.ts';
+import { isVaultError } from '../../vault/errors.ts';
 import {
   isTruncated,
+  lookupLease,
   type RenewedLease,
   renewalNeedsNewCredentials,
   renewLease,
@@ -58,7 +64,7 @@ import {
   reportFailure,
 } from '../outcome.ts';
 import { destinationMissing, destinationOwner } from '../shared/destination.ts';
-import type { DestinationWriter } from '../shared/destination-writer.ts';
+import type { DestinationWriter, WriteResult } from '../shared/destination-writer.ts';
 import { macEqual, secretMAC } from '../shared/hmac.ts';
 import { redactError } from '../shared/redact.ts';
 import { restartTargets } from '../shared/restart.ts';
@@ -73,6 +79,15 @@ import {
   type SyncReason,
   staticPollDueAt,
 } from './plan.ts';
+import {
+  adoptable,
+  decodeRecord,
+  encodeRecord,
+  type LeaseRecord,
+  leaseExpiry,
+  mergePending,
+  type PendingRevoke,
+} from './record.ts';
 
 const KIND = 'VaultDynamicSecret';
 
@@ -85,11 +100,10 @@ const INSTANT_UNAVAILABLE: ConditionInput = {
     'instantUpdates is not supported on VaultDynamicSecret: credentials follow their lease (renewal, refreshAfter, rotation schedule)',
 };
 
+/** How soon a replaced lease that Vault refused to revoke is tried again (until it expires). */
+const PENDING_REVOKE_RETRY_MS = 30_000;
+
 export interface VaultDynamicSecretOptions {
-  /** Delay between writing new credentials and revoking the replaced lease. 0 (the default) revokes
-   * right after the new Secret is written. A revocation still pending when the operator stops is not
-   * lost for long: nobody renews that lease any more, so Vault expires it at its TTL. */
-  revokeGraceMs?: number;
   /** How long a failing revocation holds a deleted object (outcome.ts); DEFAULT_CLEANUP_LIMITS. */
   cleanupLimits?: CleanupLimits;
   /** Where the precise start of each lease period is kept; a new map unless given (tests look in). */
@@ -120,13 +134,15 @@ export function vaultDynamicSecretReconciler(
   destinations: DestinationWriter,
   options: VaultDynamicSecretOptions = {},
 ) {
-  const revokeGraceMs = options.revokeGraceMs ?? 0;
   const cleanupLimits = options.cleanupLimits ?? DEFAULT_CLEANUP_LIMITS;
   /** The informer may lag our own status write, and acting on the stale copy would issue credentials
    * twice. */
   const memo = new StatusMemo<VaultDynamicSecretStatus>(ctx.clock);
   /** Precise start (ms) of each lease period this process began, keyed by lease id. */
   const leaseStarts = options.leaseStarts ?? new Map<string, number>();
+  /** Replaced leases not yet revoked, by owner UID: what this process last wrote to, or read from,
+   * the destination's record (so an untouched destination need not be read for them). */
+  const pendingRevokes = new Map<string, PendingRevoke[]>();
 
   const conditionsFor = (
     obj: VaultDynamicSecret,
@@ -211,25 +227,154 @@ export function vaultDynamicSecretReconciler(
     );
   };
 
-  const revokeLater = (obj: VaultDynamicSecret, api: VaultApi, leaseId: string): void => {
-    const run = async (): Promise<void> => {
+  /**
+   * Revokes the replaced leases still pending (never `inUse`; an expired one is dropped: Vault let it
+   * go) and, when the destination's record lists some that are now settled, rewrites it without
+   * them: one Secret write per rotation. `dest`: the Secret as this run read or wrote it, and its
+   * data; else it is read when a rewrite is due. Returns whether nothing is left pending; a failed
+   * revocation is tried again at the next reconcile until its lease expires.
+   */
+  const settle = async (
+    obj: VaultDynamicSecret,
+    access: VaultAccess,
+    inUse: string,
+    dest: Secret | undefined,
+    data: Record<string, string> | undefined,
+    signal: AbortSignal,
+  ): Promise<boolean> => {
+    const uid = obj.metadata.uid ?? '';
+    const pending = mergePending([pendingRevokes.get(uid) ?? []], inUse, nowSeconds(ctx.clock.now()));
+    if (pending.length === 0) {
+      pendingRevokes.delete(uid);
+      return true;
+    }
+    const ref = { namespace: obj.metadata.namespace, name: obj.metadata.name };
+    const left: PendingRevoke[] = [];
+    for (const p of pending) {
       try {
-        await revokeLease(api, leaseId);
-        leaseStarts.delete(leaseId);
-        ctx.log.info(
-          { namespace: obj.metadata.namespace, name: obj.metadata.name, leaseId },
-          'revoked replaced lease',
-        );
+        await revokeLease(access.api, p.id, signal);
+        ctx.log.info({ ...ref, leaseId: p.id }, 'revoked replaced lease');
       } catch (err) {
-        // Not renewed any more, the lease runs out at its TTL.
+        // A token that may not revoke never will: the lease is left to its TTL, as nobody renews it.
+        const refused = isVaultError(err) && err.isForbidden();
+        if (!refused) left.push(p);
         await ctx.events.warning(
           involved(obj),
           REASONS.SecretLeaseRevoke,
-          `could not revoke the replaced lease ${leaseId}: ${errorMessage(err)}`,
+          `could not revoke the replaced lease ${p.id} (${refused ? 'left to expire at its TTL' : 'retried until it expires'}): ${errorMessage(err)}`,
         );
       }
+    }
+    if (left.length > 0) pendingRevokes.set(uid, left);
+    else pendingRevokes.delete(uid);
+    if (left.length === pending.length) return false; // nothing settled, nothing to clear
+    const kept = (p: PendingRevoke) => left.some((l) => l.id === p.id);
+    const name = obj.spec?.destination.name ?? '';
+    let existing = dest;
+    try {
+      existing ??= await ctx.client.getIfExists<Secret>(Secrets, name, obj.metadata.namespace);
+      const key = await ctx.hmacKey();
+      const secret = existing;
+      const record = secret && decodeRecord(key, uid, secret.metadata.annotations?.[ANNOTATION_LEASES]);
+      if (secret && record && !record.revoke.every(kept))
+        await writeDestination(
+          obj,
+          data ?? secret.data ?? {},
+          { existing: secret },
+          encodeRecord(key, uid, { ...record, revoke: record.revoke.filter(kept) }),
+        );
+    } catch (err) {
+      // The record still lists them: a restarted operator revokes them again (Vault accepts that).
+      ctx.log.warn(
+        { ...ref, err: redactError(err, data ?? existing?.data).message },
+        'could not clear revoked leases from the destination record',
+      );
+    }
+    return left.length === 0;
+  };
+
+  /** A reconcile that left a replaced lease unrevoked comes back for it soon. */
+  const retrySettling = (action: Action, settled: boolean): Action => {
+    if (settled) return action;
+    return 'requeueAfterMs' in action && action.requeueAfterMs < PENDING_REVOKE_RETRY_MS
+      ? action
+      : requeueAfter(PENDING_REVOKE_RETRY_MS);
+  };
+
+  /**
+   * Finishes a sync that an operator stop interrupted between the destination write and the status
+   * write: the destination's record names the lease its credentials hold, the status still the one
+   * they replaced. Takes that lease over (status, Event, rollout restart of a rotation) instead of
+   * issuing new credentials, unless Vault says it is gone. Returns the status now current.
+   */
+  const adopt = async (
+    obj: VaultDynamicSecret,
+    current: VaultDynamicSecretStatus | undefined,
+    adopted: VaultDynamicSecretStatus,
+    access: VaultAccess,
+    signal: AbortSignal,
+  ): Promise<VaultDynamicSecretStatus | undefined> => {
+    const ref = { namespace: obj.metadata.namespace, name: obj.metadata.name };
+    const leaseId = adopted.secretLease.id;
+    try {
+      if (!(await lookupLease(access.api, leaseId, signal))) {
+        ctx.log.info({ ...ref, leaseId }, 'the lease the destination names is gone: new credentials');
+        return current;
+      }
+    } catch (err) {
+      // A token without sys/leases/lookup cannot tell; its renewal will.
+      ctx.log.debug({ ...ref, leaseId, err: errorMessage(err) }, 'could not look up the recorded lease');
+    }
+    const replaced = (current?.secretLease?.id ?? '') !== '';
+    const status: VaultDynamicSecretStatus = {
+      ...adopted,
+      vaultClientMeta: { cacheKey: access.cacheKey, id: access.clientId },
+      conditions: conditionsFor(obj, current?.conditions, true, 'Secret synced', {
+        ok: true,
+        reason: REASONS.SecretLeaseRenewal,
+        message: 'lease taken over from the destination, written before the operator stopped',
+      }),
     };
-    ctx.tasks.schedule(`revoke-lease/${leaseId}`, run, revokeGraceMs);
+    memo.record(obj, status);
+    ctx.log.info({ ...ref, leaseId }, 'adopted the lease the destination names');
+    await delivered(
+      obj,
+      status,
+      replaced
+        ? {
+            reason: REASONS.SecretRotated,
+            message:
+              'credentials replaced before the operator stopped; their lease is taken over from the destination',
+          }
+        : {
+            reason: REASONS.SecretSynced,
+            message:
+              'Secret synced before the operator stopped; its lease is taken over from the destination',
+          },
+      replaced,
+    );
+    return status;
+  };
+
+  /** Credentials reached the destination: the Event, the rollout restart owed to workloads when
+   * they replaced earlier ones (`restart`), then `status` is written. */
+  const delivered = async (
+    obj: VaultDynamicSecret,
+    status: VaultDynamicSecretStatus,
+    event: { reason: Reason; message: string } | undefined,
+    restart: boolean,
+  ): Promise<void> => {
+    if (event) await ctx.events.normal(involved(obj), event.reason, event.message);
+    const targets = obj.spec?.rolloutRestartTargets ?? [];
+    if (restart && targets.length > 0)
+      status.conditions = await restartTargets(
+        ctx,
+        involved(obj),
+        obj.metadata.namespace ?? '',
+        targets,
+        status.conditions ?? [],
+      );
+    await patchStatus(obj, status);
   };
 
   /** Best effort, not aborted with the reconcile: a lease whose credentials reached no Secret. */
@@ -274,21 +419,22 @@ export function vaultDynamicSecretReconciler(
   };
 
   /** `read`: the destination as apply read it; undefined when apply skipped the read because the
-   * Secret is as this process last left it. */
+   * Secret is as this process last left it. `record`: the lease record (undefined: none). */
   const writeDestination = async (
     obj: VaultDynamicSecret,
     data: Record<string, string>,
     read: Read,
-  ): Promise<boolean> => {
+    record: string | undefined,
+  ): Promise<WriteResult> => {
     const spec = obj.spec;
-    if (!spec) return false;
+    if (!spec) return { outcome: 'skipped' };
     // Not aborted with the reconcile: a failed write revokes the lease just issued, and an aborted
     // write may still have landed, which would leave revoked credentials in the Secret.
-    const result = await destinations.write(destinationOwner(KIND, obj), spec.destination, data, {
+    return destinations.write(destinationOwner(KIND, obj), spec.destination, data, {
       ...(read ? { read } : {}),
       strict: ctx.options.strictDestinationOwnership,
+      annotations: { [ANNOTATION_LEASES]: record },
     });
-    return result.outcome !== 'unchanged' && result.outcome !== 'skipped';
   };
 
   const horizonAction = (
@@ -321,6 +467,23 @@ export function vaultDynamicSecretReconciler(
   ): Promise<Action> => {
     const spec = obj.spec;
     if (!spec) throw new FerryError(CODES.INVALID_CONFIG, 'spec is missing');
+    const uid = obj.metadata.uid ?? '';
+    const key = await ctx.hmacKey();
+    // A forced sync writes: read the destination before Vault is asked, so that only the write lies
+    // between the credentials' answer and the Secret that records their lease (docs/security.md).
+    if (force && !read) {
+      try {
+        read = {
+          existing: await ctx.client.getIfExists<Secret>(
+            Secrets,
+            spec.destination.name,
+            obj.metadata.namespace,
+          ),
+        };
+      } catch (err) {
+        throw await fail(obj, current, 'destination', err);
+      }
+    }
     let fetched: Fetched;
     try {
       fetched = await fetch(obj, access.api, signal);
@@ -328,7 +491,6 @@ export function vaultDynamicSecretReconciler(
       throw await fail(obj, current, 'vault', err);
     }
     const { res, data, isStatic, meta } = fetched;
-    const key = await ctx.hmacKey();
     const newMAC = secretMAC(key, macData(data, isStatic));
     const prevMAC = current?.secretMAC;
     const oldLeaseId = current?.secretLease?.id ?? '';
@@ -339,16 +501,35 @@ export function vaultDynamicSecretReconciler(
       ? read.existing && secretMAC(key, macData(read.existing.data ?? {}, isStatic))
       : current?.secretMAC;
     const destMatches = macEqual(destMAC, newMAC);
+    const issued = nowSeconds(ctx.clock.now());
+    const replaced: PendingRevoke[] =
+      credentialsReplaced && current && spec.revoke !== false
+        ? [{ id: oldLeaseId, expires: leaseExpiry(current) }]
+        : [];
+    const revoke = mergePending([pendingRevokes.get(uid) ?? [], replaced], newLeaseId, issued);
+    const record: LeaseRecord = { replaces: oldLeaseId, revoke };
+    if (newLeaseId)
+      record.lease = {
+        id: newLeaseId,
+        duration: res.lease_duration ?? 0,
+        renewable: res.renewable ?? false,
+        issued,
+        generation: obj.metadata.generation ?? 0,
+        mac: newMAC,
+      };
     // Static and lease-less data is written only when it changed, unless a sync is forced (spec change).
-    let wrote = false;
+    let written: WriteResult | undefined;
     try {
       if (force || !isStatic || !destMatches || reason === 'ResourceUpdated')
-        wrote = await writeDestination(obj, data, read);
+        written = await writeDestination(obj, data, read, encodeRecord(key, uid, record));
     } catch (err) {
       // The credentials just issued are not in use anywhere: revoke them rather than leave them live.
       if (newLeaseId && newLeaseId !== oldLeaseId) await revokeUndelivered(obj, access.api, newLeaseId);
       throw await fail(obj, current, 'destination', redactError(err, res.data));
     }
+    if (revoke.length > 0) pendingRevokes.set(uid, revoke);
+    else pendingRevokes.delete(uid);
+    const wrote = written !== undefined && written.outcome !== 'unchanged' && written.outcome !== 'skipped';
     const now = ctx.clock.now();
     if (oldLeaseId && oldLeaseId !== newLeaseId) leaseStarts.delete(oldLeaseId);
     if (newLeaseId) leaseStarts.set(newLeaseId, now);
@@ -356,11 +537,6 @@ export function vaultDynamicSecretReconciler(
     // "Credentials changed" for workloads: a different lease, or (static/lease-less) different data.
     const rotated = isStatic || !newLeaseId ? prevMAC !== undefined && dataChanged : credentialsReplaced;
 
-    let conditions = conditionsFor(obj, current?.conditions, true, 'Secret synced', {
-      ok: true,
-      reason: REASONS.SecretLeaseRenewal,
-      message: newLeaseId ? `new credentials issued (${reason})` : `credentials read (${reason})`,
-    });
     const status: VaultDynamicSecretStatus = {
       lastRenewalTime: nowSeconds(now),
       lastGeneration: obj.metadata.generation ?? 0,
@@ -372,7 +548,11 @@ export function vaultDynamicSecretReconciler(
       },
       secretMAC: newMAC,
       vaultClientMeta: { cacheKey: access.cacheKey, id: access.clientId },
-      conditions,
+      conditions: conditionsFor(obj, current?.conditions, true, 'Secret synced', {
+        ok: true,
+        reason: REASONS.SecretLeaseRenewal,
+        message: newLeaseId ? `new credentials issued (${reason})` : `credentials read (${reason})`,
+      }),
     };
     if (current?.lastRuntimePodUID) status.lastRuntimePodUID = current.lastRuntimePodUID;
     if (meta) {
@@ -387,35 +567,28 @@ export function vaultDynamicSecretReconciler(
     // Remember the new lease before anything else can fail, so a retry does not issue again.
     memo.record(obj, status);
 
-    if (credentialsReplaced && spec.revoke !== false) revokeLater(obj, access.api, oldLeaseId);
-
-    if (wrote || credentialsReplaced) {
-      const message =
-        reason === 'InitialSync' ? 'Secret synced' : `credentials replaced (${reason}); destination updated`;
-      await ctx.events.normal(
-        involved(obj),
-        reason === 'InitialSync' ? REASONS.SecretSynced : REASONS.SecretRotated,
-        message,
-      );
-    }
-    const targets = spec.rolloutRestartTargets ?? [];
-    if (rotated && reason !== 'InitialSync' && targets.length > 0) {
-      conditions = await restartTargets(
-        ctx,
-        involved(obj),
-        obj.metadata.namespace ?? '',
-        targets,
-        conditions,
-      );
-      status.conditions = conditions;
-    }
-    await patchStatus(obj, status);
+    const first = reason === 'InitialSync';
+    await delivered(
+      obj,
+      status,
+      wrote || credentialsReplaced
+        ? first
+          ? { reason: REASONS.SecretSynced, message: 'Secret synced' }
+          : {
+              reason: REASONS.SecretRotated,
+              message: `credentials replaced (${reason}); destination updated`,
+            }
+        : undefined,
+      rotated && !first,
+    );
     if (!newLeaseId && !isStatic && !spec.refreshAfter && (res.lease_duration ?? 0) === 0)
       ctx.log.debug(
         { namespace: obj.metadata.namespace, name: obj.metadata.name },
         'no lease and no refreshAfter: no periodic renewal',
       );
-    return horizonAction(obj, status, isStatic);
+    const dest = written?.written ?? written?.existing ?? read?.existing;
+    const settled = await settle(obj, access, newLeaseId, dest, written ? data : undefined, signal);
+    return retrySettling(horizonAction(obj, status, isStatic), settled);
   };
 
   const renew = async (
@@ -479,12 +652,26 @@ export function vaultDynamicSecretReconciler(
       }),
     };
     await patchStatus(obj, status);
-    return horizonAction(obj, status, false);
+    const settled = await settle(obj, access, lease.id, read?.existing, undefined, signal);
+    return retrySettling(horizonAction(obj, status, false), settled);
+  };
+
+  /** The destination's lease record, when it is signed for this owner; the replaced leases it lists
+   * join those this process knows of. */
+  const recordOf = async (obj: VaultDynamicSecret, existing: Secret): Promise<LeaseRecord | undefined> => {
+    const uid = obj.metadata.uid ?? '';
+    const record = decodeRecord(await ctx.hmacKey(), uid, existing.metadata.annotations?.[ANNOTATION_LEASES]);
+    if (record) {
+      const nowS = nowSeconds(ctx.clock.now());
+      const pending = mergePending([pendingRevokes.get(uid) ?? [], record.revoke], '', nowS);
+      if (pending.length > 0) pendingRevokes.set(uid, pending);
+    }
+    return record;
   };
 
   const apply = async (obj: VaultDynamicSecret, signal: AbortSignal): Promise<Action> => {
     const spec = obj.spec;
-    const current = memo.current(obj);
+    let current = memo.current(obj);
     if (!spec) {
       throw await fail(obj, current, 'spec', new FerryError(CODES.INVALID_CONFIG, 'spec is missing'));
     }
@@ -512,6 +699,18 @@ export function vaultDynamicSecretReconciler(
       // Do not issue credentials that could not be written anywhere.
       throw await fail(obj, current, 'destination', destinationMissing(namespace, spec.destination.name));
     }
+    let access: VaultAccess | undefined;
+    const vault = async (): Promise<VaultAccess> => {
+      try {
+        access ??= await getAccess(obj, signal);
+        return access;
+      } catch (err) {
+        throw await fail(obj, current, 'access', err);
+      }
+    };
+    const record = existing && (await recordOf(obj, existing));
+    const adopted = record && adoptable(current, record);
+    if (adopted) current = await adopt(obj, current, adopted, await vault(), signal);
     const isStatic = spec.allowStaticCreds === true && current?.staticCredsMetaData !== undefined;
     let drifted = false;
     if (existing && current?.secretMAC) {
@@ -529,22 +728,23 @@ export function vaultDynamicSecretReconciler(
       nowMs: ctx.clock.now(),
       leaseStartMs: current?.secretLease?.id ? leaseStarts.get(current.secretLease.id) : undefined,
     });
-    if (decision.action === 'wait') return requeueAfter(Math.max(0, decision.dueAt - ctx.clock.now()));
-    if (decision.action === 'idle') return awaitChange();
-
-    let access: VaultAccess;
-    try {
-      access = await getAccess(obj, signal);
-    } catch (err) {
-      throw await fail(obj, current, 'access', err);
+    if (decision.action === 'wait' || decision.action === 'idle') {
+      const action =
+        decision.action === 'wait'
+          ? requeueAfter(Math.max(0, decision.dueAt - ctx.clock.now()))
+          : awaitChange();
+      if (!pendingRevokes.has(obj.metadata.uid ?? '')) return action;
+      const inUse = current?.secretLease?.id ?? '';
+      return retrySettling(action, await settle(obj, await vault(), inUse, existing, undefined, signal));
     }
+    const api = await vault();
     if (decision.action === 'renew' && current)
-      return renew(obj, current, access, read, decision.plannedAt, signal);
+      return renew(obj, current, api, read, decision.plannedAt, signal);
     if (decision.action === 'poll')
       return sync(
         obj,
         current,
-        access,
+        api,
         read,
         decision.reason === 'SecretDataDrift' ? 'SecretDataDrift' : 'Refresh',
         decision.reason === 'SecretDataDrift',
@@ -552,30 +752,71 @@ export function vaultDynamicSecretReconciler(
       );
     if (decision.action === 'sync') {
       ctx.log.info({ namespace, name: obj.metadata.name, reason: decision.reason }, 'syncing dynamic secret');
-      return sync(obj, current, access, read, decision.reason, true, signal);
+      return sync(obj, current, api, read, decision.reason, true, signal);
     }
     return awaitChange();
   };
 
+  /** The leases a deletion revokes: the status's, the one the destination's record names when the
+   * status is a step behind it, and the replaced ones not yet revoked. */
+  const leasesToRevoke = async (
+    obj: VaultDynamicSecret,
+    current: VaultDynamicSecretStatus | undefined,
+  ): Promise<string[]> => {
+    const spec = obj.spec;
+    const ids = [current?.secretLease?.id ?? ''];
+    if (spec && !destinations.untouched(destinationOwner(KIND, obj), spec.destination.name)) {
+      try {
+        const existing = await ctx.client.getIfExists<Secret>(
+          Secrets,
+          spec.destination.name,
+          obj.metadata.namespace,
+        );
+        const record = existing && (await recordOf(obj, existing));
+        const adopted = record && adoptable(current, record);
+        if (adopted) ids.push(adopted.secretLease.id);
+      } catch (err) {
+        // What the status names is still revoked.
+        ctx.log.debug(
+          { namespace: obj.metadata.namespace, name: obj.metadata.name, err: errorMessage(err) },
+          'could not read the destination for its lease record',
+        );
+      }
+    }
+    const pending = mergePending(
+      [pendingRevokes.get(obj.metadata.uid ?? '') ?? []],
+      '',
+      nowSeconds(ctx.clock.now()),
+    );
+    return [...new Set([...ids, ...pending.map((p) => p.id)])].filter((id) => id !== '');
+  };
+
   const cleanup = async (obj: VaultDynamicSecret, signal: AbortSignal): Promise<Action> => {
+    const uid = obj.metadata.uid ?? '';
     const current = memo.current(obj);
     memo.forget(obj);
-    const leaseId = current?.secretLease?.id ?? '';
     // Nothing renews this lease any more, whether or not it is revoked.
-    leaseStarts.delete(leaseId);
-    if (!leaseId || obj.spec?.revoke === false) return awaitChange();
+    leaseStarts.delete(current?.secretLease?.id ?? '');
+    const leases = obj.spec?.revoke === false ? [] : await leasesToRevoke(obj, current);
+    let leaseId = leases[0] ?? '';
     try {
-      const access = await getAccess(obj, signal);
-      await revokeLease(access.api, leaseId, signal);
-      ctx.log.info(
-        { namespace: obj.metadata.namespace, name: obj.metadata.name, leaseId },
-        'revoked lease on deletion',
-      );
+      if (leases.length > 0) {
+        const access = await getAccess(obj, signal);
+        for (leaseId of leases) {
+          await revokeLease(access.api, leaseId, signal);
+          ctx.log.info(
+            { namespace: obj.metadata.namespace, name: obj.metadata.name, leaseId },
+            'revoked lease on deletion',
+          );
+        }
+      }
+      pendingRevokes.delete(uid);
       return awaitChange();
     } catch (err) {
       const outcome = classify(err, 'revokeLease', cleanupLimits);
       if (outcome.quiet) return awaitChange(); // nothing left to revoke with
       if (givesUp(outcome, obj.metadata.deletionTimestamp, ctx.clock.now())) {
+        pendingRevokes.delete(uid);
         const since = ctx.clock.now() - Date.parse(obj.metadata.deletionTimestamp ?? '');
         await ctx.events.warning(
           involved(obj),

@@ -25,6 +25,8 @@ export class FakeKube {
   readonly writes: { verb: string; id: string }[] = [];
   /** Every GET the code under test made, by object id. */
   readonly reads: string[] = [];
+  /** Set to make status writes fail, as an operator stopped just before its status write would. */
+  stopAtStatus = false;
   #rv = 1;
 
   put<T extends KubeObject>(rt: ResourceType, obj: T): T {
@@ -100,6 +102,7 @@ export class FakeKube {
     if (!cur) throw new K8sApiError(404, 'NotFound', `${id} not found`);
     const next = structuredClone(cur);
     if (type === 'merge') {
+      if (this.stopAtStatus) throw new Error('the operator stopped before its status write');
       const status = (body as { status: Record<string, unknown> }).status;
       next.status = { ...next.status };
       for (const [k, v] of Object.entries(status)) {
@@ -267,8 +270,12 @@ export function harness<T extends KubeObject>(rt: ResourceType, make: (h: Harnes
     run: async () => {
       throw new Error('not ready');
     },
+    restart: () => {},
   };
-  const reconcile = make(h);
+  let reconcile = make(h);
+  h.restart = () => {
+    reconcile = make(h);
+  };
   /** Reconciles and then lets the informer catch up with what the fake apiserver now holds. */
   h.run = async (name: string, namespace = 'app'): Promise<Action> => {
     try {
@@ -306,4 +313,6 @@ export interface Harness<T extends KubeObject> {
   /** Deletes the object as the apiserver does while finalizers hold it: sets deletionTimestamp. */
   markDeleted(name: string, namespace?: string): void;
   run(name: string, namespace?: string): Promise<Action>;
+  /** A new reconciler over the same fakes, as a restarted operator has: nothing in memory. */
+  restart(): void;
 }
