@@ -43,7 +43,8 @@ export interface OperatorOptions {
 export interface ControllerContext {
   client: KubeClient;
   log: Logger;
-  events: EventRecorder;
+  /** Queued, not awaited on the API (k8s/event-queue.ts); the harness records them directly. */
+  events: Pick<EventRecorder, 'normal' | 'warning'>;
   clock: Clock;
   random: Random;
   options: OperatorOptions;
