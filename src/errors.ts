@@ -61,8 +61,12 @@ export function isFerryError(err: unknown): err is FerryError {
 /** A failure retrying cannot fix (bad spec, missing reference that needs user action). The controller
  * loop logs it, reports it in status and does not requeue with backoff. */
 export class TerminalError extends FerryError {
-  constructor(message: string, options?: { cause?: unknown; code?: ErrorCode }) {
+  /** What the object's own deletion, or its namespace's, brings about (outcome.ts decides): the
+   * controller stops at a debug line, with no error logged or counted. */
+  readonly expected: boolean;
+  constructor(message: string, options?: { cause?: unknown; code?: ErrorCode; expected?: boolean }) {
     super(options?.code ?? CODES.TERMINAL, message, options);
+    this.expected = options?.expected ?? false;
   }
 }
 

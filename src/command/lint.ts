@@ -24,7 +24,7 @@ import {
   unknownFieldFindings,
   vaultPollsPerHour,
 } from './lint-rules.ts';
-import { lineOf, type ManifestDoc, type ManifestFile, readManifests } from './manifests.ts';
+import { lineOf, listItems, type ManifestDoc, type ManifestFile, readManifests } from './manifests.ts';
 import { type Paint, type Style, serialize } from './output.ts';
 
 export interface Finding {
@@ -58,10 +58,15 @@ export interface LintResult {
 
 const manifestKey = (kind: string, namespace: string, name: string): string => `${kind}/${namespace}/${name}`;
 
+/** The objects of a document: itself, or each item of a List, named `List[i]`. */
+function objectsOf(d: ManifestDoc): { doc: ManifestDoc; list?: string }[] {
+  return listItems(d)?.map((doc, i) => ({ doc, list: `List[${i}]` })) ?? [{ doc: d }];
+}
+
 /** Objects defined by the linted manifests themselves count as existing. */
 function inventory(files: ManifestFile[], defaultNamespace: string): Set<string> {
   const out = new Set<string>();
-  for (const d of files.flatMap((f) => f.docs)) {
+  for (const { doc: d } of files.flatMap((f) => f.docs).flatMap(objectsOf)) {
     if (!isObj(d.value) || typeof d.value.kind !== 'string' || !isObj(d.value.metadata)) continue;
     const { name, namespace } = d.value.metadata;
     if (typeof name !== 'string') continue;
@@ -169,9 +174,9 @@ export async function lintManifests(files: ManifestFile[], cluster?: ClusterLook
   const load = { perHour: 0 };
   for (const f of files) {
     let fixes = 0;
-    for (const d of f.docs) {
+    for (const { doc: d, list } of f.docs.flatMap(objectsOf)) {
       const found = await lintDoc(d, cluster, local, load);
-      const object = objectName(d.value);
+      const object = [list, objectName(d.value)].filter(Boolean).join(' ') || undefined;
       const placed = found.map((r) => ({ r, line: lineOf(d, r.field) })).sort((a, b) => a.line - b.line);
       for (const { r, line } of placed) {
         findings.push({

@@ -2,12 +2,13 @@
 // each document keeps its YAML tree so that findings can name a line and fixes keep comments.
 import { readdir, readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
-import { type Document, isNode, LineCounter, parseAllDocuments } from 'yaml';
+import { Document, isNode, isSeq, LineCounter, parseAllDocuments } from 'yaml';
 import { CODES, errorMessage, FerryError } from '../errors.ts';
 
 export interface ManifestDoc {
   file: string;
-  doc: Document.Parsed;
+  /** The document's tree; for an item of a List (listItems), the item's nodes inside the list's. */
+  doc: Document;
   lines: LineCounter;
   /** The document as plain data; undefined when it did not parse. */
   value: unknown;
@@ -60,6 +61,23 @@ export function parseManifests(file: string, text: string): ManifestFile {
         return { file, doc, lines, value: doc.toJS() as unknown };
       }),
   };
+}
+
+/** A List document's items (kubectl's `kind: List`, or any `…List` with `items`): each as a document of
+ * its own, whose tree is the item's nodes inside the List's, so lines and fixes land in the List. */
+export function listItems(d: ManifestDoc): ManifestDoc[] | undefined {
+  const v = d.value;
+  if (typeof v !== 'object' || v === null || Array.isArray(v)) return undefined;
+  const { kind, items } = v as { kind?: unknown; items?: unknown };
+  if (typeof kind !== 'string' || !kind.endsWith('List') || !Array.isArray(items)) return undefined;
+  const seq = d.doc.get('items', true);
+  if (!isSeq(seq)) return undefined;
+  return items.map((value, i) => {
+    const doc = new Document(undefined, d.doc.options);
+    const node = seq.items[i];
+    doc.contents = isNode(node) ? node : null;
+    return { file: d.file, doc, lines: d.lines, value };
+  });
 }
 
 /** `-` reads stdin. A directory is searched recursively for .yaml, .yml and .json files. */

@@ -7,8 +7,9 @@
 import { jitterDown } from '../backoff.ts';
 import type { Random } from '../clock.ts';
 import { REASONS, type Reason } from '../consts/reasons.ts';
-import { CODES, isFerryError, TerminalError } from '../errors.ts';
+import { CODES, errorMessage, isFerryError, TerminalError } from '../errors.ts';
 import { isK8sApiError } from '../k8s/errors.ts';
+import type { EventRecorder, Involved } from '../k8s/events.ts';
 import { type Action, awaitChange, type ErrorPolicy, requeueAfter } from '../runtime/controller.ts';
 
 /** Where in a reconcile the error happened. */
@@ -42,7 +43,15 @@ export type Timing =
   /** A cleanup that keeps failing is retried until the object has been deleted this long. */
   | { giveUpAfterMs: number };
 
-export type Outcome = { reason: Reason } & Timing;
+/** quiet: what the deletion of the object or of its namespace brings about (a reference deleted
+ * first, a create refused): no Warning Event, and the controller logs it at debug, not as an error. */
+export type Outcome = { reason: Reason; quiet?: true } & Timing;
+
+/** What is known of the failed object going away. */
+export interface Going {
+  /** Its namespace refused a create as being terminated (EventRecorder.refusedAsTerminating). */
+  namespaceTerminating?: boolean;
+}
 
 /** VSO requeues after about 5 s on a missing `create: false` destination. */
 export const DESTINATION_POLL_MS = 5_000;
@@ -88,21 +97,29 @@ const isNoAccess = (err: unknown): boolean =>
 const isTerminating = (err: unknown): boolean =>
   isFerryError(err) && err.code === CODES.K8S_NAMESPACE_TERMINATING;
 
+/** A referenced object (VaultAuth, VaultConnection, SecretTransformation…) that does not exist. */
+const isMissingRef = (err: unknown): boolean => isFerryError(err) && err.code === CODES.INVALID_REF;
+
 export function classify(
   err: unknown,
   phase: Phase,
   limits: CleanupLimits = DEFAULT_CLEANUP_LIMITS,
+  going: Going = {},
 ): Outcome {
   if (CLEANUP_PHASES.has(phase)) {
     const reason = PHASE_REASON[phase];
     // A destination that is already gone, or going with its namespace, needs no clearing.
     if (phase === 'clearDestination' && ((isK8sApiError(err) && err.isNotFound()) || isTerminating(err)))
       return { reason, giveUpAfterMs: 0 };
+    // The VaultAuth deleted before the object (namespace deletion, `kubectl delete -f`): its token
+    // was revoked with it, and the leases that token created with it. A certificate outlives it.
+    if (phase === 'revokeLease' && isMissingRef(err)) return { reason, giveUpAfterMs: 0, quiet: true };
     return { reason, giveUpAfterMs: isNoAccess(err) ? limits.giveUpNoAuthMs : limits.giveUpMs };
   }
-  if (err instanceof TerminalError) return { reason: REASONS.InvalidConfiguration, terminal: true };
   // Nothing can be created in a namespace being deleted, and the object goes with it: stop here.
-  if (isTerminating(err)) return { reason: PHASE_REASON[phase], terminal: true };
+  if (isTerminating(err) || (going.namespaceTerminating && isMissingRef(err)))
+    return { reason: PHASE_REASON[phase], terminal: true, quiet: true };
+  if (err instanceof TerminalError) return { reason: REASONS.InvalidConfiguration, terminal: true };
   if (isFerryError(err)) {
     if (err.code === CODES.DESTINATION_MISSING)
       return { reason: REASONS.InexistentDestination, requeueAfterMs: DESTINATION_POLL_MS };
@@ -120,15 +137,35 @@ export function classify(
 }
 
 /** The error a reconciler throws for `outcome`: terminal outcomes become a TerminalError, so the
- * controller loop stops retrying. It keeps the code of a FerryError (the loop does not report a
- * K8S_NAMESPACE_TERMINATING one as an error). */
+ * controller loop stops retrying, an expected one for a quiet outcome (not reported as an error).
+ * It keeps the code of a FerryError. */
 export function errorFor(err: unknown, outcome: Outcome): unknown {
-  if ('terminal' in outcome && !(err instanceof TerminalError))
+  if ('terminal' in outcome && (!(err instanceof TerminalError) || outcome.quiet))
     return new TerminalError(err instanceof Error ? err.message : String(err), {
       cause: err,
       ...(isFerryError(err) && { code: err.code }),
+      ...(outcome.quiet && { expected: true }),
     });
   return err;
+}
+
+/**
+ * Classifies a reconcile's failure and records its Warning Event, unless the outcome is quiet. The
+ * Event is also how Ferry learns that the namespace is being deleted (it refuses the create): the
+ * failure is then classified again, knowing it.
+ */
+export async function reportFailure(
+  events: Pick<EventRecorder, 'warning' | 'refusedAsTerminating'>,
+  obj: Involved,
+  phase: Phase,
+  err: unknown,
+): Promise<Outcome> {
+  const going = (): Going => ({ namespaceTerminating: events.refusedAsTerminating(obj) });
+  let outcome = classify(err, phase, DEFAULT_CLEANUP_LIMITS, going());
+  if (outcome.quiet) return outcome;
+  await events.warning(obj, outcome.reason, errorMessage(err));
+  if (isMissingRef(err)) outcome = classify(err, phase, DEFAULT_CLEANUP_LIMITS, going());
+  return outcome;
 }
 
 /** Whether a failed cleanup is released now: the object has been deleted for longer than the

@@ -20,7 +20,7 @@ export interface EventRecorderOptions {
   onError?: (err: unknown) => void;
 }
 
-type Involved = KubeObject & { apiVersion: string; kind: string };
+export type Involved = KubeObject & { apiVersion: string; kind: string };
 
 interface Seen {
   name: string;
@@ -33,8 +33,9 @@ interface Seen {
 const MAX_MESSAGE = 1024;
 
 /** How long Events into a namespace that refused one as being terminated are dropped without a try.
- * Deletion rarely takes longer; a namespace created again under the same name within it loses its
- * first minute of Events. */
+ * Deletion rarely takes longer. Only Events about objects created before the refusal are dropped:
+ * a namespace being deleted takes no new objects, so a newer one is in the namespace created again
+ * under the same name. */
 export const TERMINATING_HOLD_MS = 60_000;
 
 /**
@@ -51,8 +52,8 @@ export class EventRecorder {
   readonly #clock: Clock;
   readonly #onError: ((err: unknown) => void) | undefined;
   readonly #seen = new Map<string, Seen>();
-  /** Namespaces that answered NamespaceTerminating → until when their Events are dropped. */
-  readonly #terminating = new Map<string, number>();
+  /** Namespaces that answered NamespaceTerminating → when, and until when their Events are dropped. */
+  readonly #terminating = new Map<string, { since: number; until: number }>();
   // Distinguishes Events about one object created within the same millisecond.
   #seq = 0;
 
@@ -74,13 +75,23 @@ export class EventRecorder {
     return this.#record(obj, 'Warning', reason, message);
   }
 
+  /** Whether Events about `obj` are dropped because its namespace refused one as being terminated. */
+  refusedAsTerminating(obj: Involved): boolean {
+    const hold = this.#terminating.get(obj.metadata.namespace ?? 'default');
+    if (hold === undefined || hold.until <= this.#clock.now()) return false;
+    // The API server's clock against this one's: a skew either way costs one refused create, or
+    // drops Events as a fixed hold would. No creation time: an object of the namespace being deleted.
+    const created = Date.parse(obj.metadata.creationTimestamp ?? '');
+    return !(created > hold.since);
+  }
+
   async #record(obj: Involved, type: 'Normal' | 'Warning', reason: Reason, message: string): Promise<void> {
     const m = obj.metadata;
     // Events about cluster-scoped objects live in "default", as client-go puts them.
     const namespace = m.namespace ?? 'default';
     try {
+      if (this.refusedAsTerminating(obj)) return;
       const now = this.#clock.now();
-      if ((this.#terminating.get(namespace) ?? 0) > now) return;
       const msg = message.length > MAX_MESSAGE ? `${message.slice(0, MAX_MESSAGE - 1)}…` : message;
       const key = JSON.stringify([obj.apiVersion, obj.kind, m.namespace, m.name, m.uid, type, reason, msg]);
       const ts = formatTime(now);
@@ -133,8 +144,8 @@ export class EventRecorder {
 
   #hold(namespace: string): void {
     const now = this.#clock.now();
-    for (const [ns, until] of this.#terminating) if (until <= now) this.#terminating.delete(ns);
-    this.#terminating.set(namespace, now + TERMINATING_HOLD_MS);
+    for (const [ns, { until }] of this.#terminating) if (until <= now) this.#terminating.delete(ns);
+    this.#terminating.set(namespace, { since: now, until: now + TERMINATING_HOLD_MS });
   }
 
   #eventSuffix(now: number): string {

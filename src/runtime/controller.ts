@@ -10,7 +10,7 @@ import type { Logger } from 'pino';
 import type { BackoffPolicy } from '../backoff.ts';
 import type { Clock, Random } from '../clock.ts';
 import { systemClock } from '../clock.ts';
-import { CODES, TerminalError } from '../errors.ts';
+import { TerminalError } from '../errors.ts';
 import { retryAfterMs } from '../k8s/errors.ts';
 import type { KubeObject } from '../k8s/types.ts';
 import type { ControllerMetrics } from '../metrics/controller.ts';
@@ -343,14 +343,17 @@ export class Controller {
     }
 
     const err = outcome.err;
+    // Handled, as controller-runtime's reconcilers ignore a NotFound: counted as a success.
+    if (err instanceof TerminalError && err.expected) {
+      m?.reconcileTotal.inc({ ...labels, result: 'success' });
+      ctx.log.debug({ err }, 'the object or its namespace is being deleted; not retrying');
+      return;
+    }
     m?.reconcileErrors.inc(labels);
     m?.reconcileTotal.inc({ ...labels, result: 'error' });
     if (err instanceof TerminalError) {
       m?.terminalReconcileErrors.inc(labels);
-      // The object's namespace is being deleted, and the object with it: expected, not an error.
-      if (err.code === CODES.K8S_NAMESPACE_TERMINATING)
-        ctx.log.info({ err }, 'namespace is being deleted; not retrying');
-      else ctx.log.error({ err }, 'terminal reconciler error; not retrying until the object changes');
+      ctx.log.error({ err }, 'terminal reconciler error; not retrying until the object changes');
       return;
     }
     ctx.log.error({ err }, 'reconciler error');

@@ -150,7 +150,14 @@ export class LeaderElector {
     expired.signal.addEventListener('abort', expire, { once: true });
     const running = AbortSignal.any([signal, expired.signal]);
     while (!running.aborted) {
-      await sleep(this.#clock, this.#retryPeriodMs, running);
+      // Renew every retryPeriod counted from when the last successful renewal began, as the
+      // watchdog counts: after a renewal that hung for seconds (the API server waiting on etcd) the
+      // next one starts at once, so a short outage right after it does not end leadership.
+      await sleep(
+        this.#clock,
+        Math.max(0, this.#renewedAt + this.#retryPeriodMs - this.#clock.now()),
+        running,
+      );
       if (running.aborted) break;
       if (!(await this.#renew(running))) break;
       watchdog.cancel();
@@ -222,7 +229,10 @@ export class LeaderElector {
     const current = lease.spec ?? {};
     if (!this.#observed || !sameRecord(this.#observed, current)) {
       this.#observed = current;
-      this.#observedAt = now;
+      // When the answer came, not when the request left: a read held up for seconds (an API
+      // server waiting on etcd) must not make a record look older than it is, or this candidate
+      // would take over while the holder still renews within its own deadline.
+      this.#observedAt = this.#clock.now();
     }
     const holder = current.holderIdentity ?? '';
     this.#noteLeader(holder);

@@ -36,6 +36,7 @@ import {
   scaleOperator,
   uninstallRelease,
   upgradeOperatorArgs,
+  waitOperatorPods,
 } from './chart.ts';
 import { adminClient, apply, type Manifest, readManifests, VaultAdmin } from './fixtures.ts';
 import { ferryImage, pauseImage, testImage } from './images.ts';
@@ -740,8 +741,16 @@ export async function restartOperator(
       if ((await operatorPods(kube, env.operatorNamespace)).length === 0) {
         await scaleOperator(kube, env.operatorNamespace, 1);
       }
+      const before = await operatorPods(kube, env.operatorNamespace);
+      // New arguments roll the Deployment's pods over: wait for the new ones (deleting pods while the
+      // rollout runs deleted its new pod too, and waited for one pod more than it keeps).
       if (upgradeOperatorArgs(env.chart, extraArgs))
-        await restartOperatorPods(kube, env.operatorNamespace, 'SIGTERM');
+        await waitOperatorPods(
+          kube,
+          env.operatorNamespace,
+          before.length,
+          before.map((p) => p.metadata.uid ?? ''),
+        );
       else await restartOperatorPods(kube, env.operatorNamespace, signal);
     } finally {
       await kube.close();
@@ -754,6 +763,22 @@ export async function restartOperator(
   env.processes = rest;
   saveEnv(env);
   return env;
+}
+
+/** Back to the stack's own operator (default arguments) after a test changed it; an after() hook's
+ * cleanup, so it logs a failure instead of throwing. */
+export async function restoreOperator(log: Log): Promise<void> {
+  await restartOperator(log, 'SIGTERM').catch((e: unknown) => log(`restore operator: ${String(e)}`));
+}
+
+/** The API server answers /readyz (which includes etcd) to the admin: `ready` for restartStackProcess. */
+export async function apiServerReady(env: StackEnv): Promise<boolean> {
+  const agent = new Agent({ connect: { ca: readFileSync(env.caFile, 'utf8') } });
+  try {
+    return await httpOk(`${env.apiServer}/readyz`, agent, { authorization: `Bearer ${env.adminToken}` });
+  } finally {
+    await agent.close();
+  }
 }
 
 /**

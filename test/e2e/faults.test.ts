@@ -42,7 +42,14 @@ import {
   tenant,
   VaultAdmin,
 } from '../../stack/lib/fixtures.ts';
-import { operatorIncarnation, operatorLog, type StackEnv, uniqueName, useStack } from './harness.ts';
+import {
+  logLines,
+  operatorIncarnation,
+  operatorLog,
+  type StackEnv,
+  uniqueName,
+  useStack,
+} from './harness.ts';
 
 const API = 'secrets.hashicorp.com/v1beta1';
 const DOMAIN = 'example.test';
@@ -129,16 +136,15 @@ describe('faults: each ends in a clear condition and Event, and recovers by itse
   /** Reconcile errors the operator logged for the object (one per failed attempt). */
   const failedAttempts = (controller: string, name: string): number[] => {
     if (!env.operator) return [];
-    return operatorLog(env)
-      .split('\n')
+    return logLines(operatorLog(env))
       .filter(
         (l) =>
-          l.includes('"msg":"reconciler error"') &&
-          l.includes(`"controller":"${controller}"`) &&
-          l.includes(`"namespace":"${ns}"`) &&
-          l.includes(`"name":"${name}"`),
+          l.msg === 'reconciler error' &&
+          l.controller === controller &&
+          l.namespace === ns &&
+          l.name === name,
       )
-      .map((l) => (JSON.parse(l) as { time: number }).time);
+      .map((l) => l.time);
   };
   /** Samples the destination until `until` resolves: it must keep its resourceVersion and data. */
   const untouchedWhile = async <T>(name: string, until: Promise<T>): Promise<T> => {

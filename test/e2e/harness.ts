@@ -1,19 +1,33 @@
 // End-to-end tests share one real stack, started by `npm test` (or `npm run stack -- up`).
 // This module only reads its description; it never fakes a component.
+import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { operatorLog } from '../../stack/lib/operator-log.ts';
+import type { ChartEnv } from '../../stack/lib/chart.ts';
+import type { NodeEnv } from '../../stack/lib/node.ts';
+import { logLines, operatorLog } from '../../stack/lib/operator-log.ts';
 import { loadStackEnv, operatorIncarnation, type StackEnv } from '../../stack/lib/stack.ts';
 
 export type { StackEnv };
-export { operatorIncarnation, operatorLog };
+export { logLines, operatorIncarnation, operatorLog };
 
 let cached: StackEnv | undefined;
 
 export async function useStack(): Promise<StackEnv> {
   cached ??= loadStackEnv();
   return cached;
+}
+
+export type ChartStackEnv = StackEnv & { node: NodeEnv; chart: ChartEnv };
+
+/** The stack in chart mode (`npm run stack -- up`'s default): a node and the operator as pods, for
+ * tests that kill pods or read kubelet's logs; fails at once otherwise, naming `needs`. */
+export async function useChartStack(needs: string): Promise<ChartStackEnv> {
+  const env = await useStack();
+  const { node, chart } = env;
+  assert.ok(node && chart, `${needs} needs the stack in chart mode (node, operator pods)`);
+  return { ...env, node, chart };
 }
 
 /** A namespace name unique to one test, so test files can run in parallel on one stack. */

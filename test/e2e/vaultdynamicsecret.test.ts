@@ -26,7 +26,7 @@ import {
   VaultAdmin,
   vds,
 } from '../../stack/lib/fixtures.ts';
-import { operatorLog, type StackEnv, uniqueName, useStack } from './harness.ts';
+import { logLines, operatorLog, type StackEnv, uniqueName, useStack } from './harness.ts';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -185,10 +185,9 @@ describe('VaultDynamicSecret (database engine, PostgreSQL)', () => {
 
     // Renewal timing as the operator logged it (planned horizon vs actual renewal).
     if (env.operator) {
-      const late = operatorLog(env)
-        .split('\n')
-        .filter((l) => l.includes('"lease renewed"') && l.includes(`"namespace":"${ns}"`))
-        .map((l) => (JSON.parse(l) as { lateMs: number }).lateMs);
+      const late = logLines(operatorLog(env))
+        .filter((l) => l.msg === 'lease renewed' && l.namespace === ns)
+        .map((l) => Number(l.lateMs));
       assert.ok(late.length > 0, 'renewals logged');
       figures.renewalLateMs = { count: late.length, max: Math.max(...late), min: Math.min(...late) };
       assert.ok(

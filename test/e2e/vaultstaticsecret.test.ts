@@ -16,6 +16,7 @@ import {
   condition,
   decodeData,
   deployment,
+  ensureNamespace,
   eventsOf,
   eventually,
   kvSecret,
@@ -27,7 +28,7 @@ import {
   VaultAdmin,
   vss,
 } from '../../stack/lib/fixtures.ts';
-import { operatorLog, type StackEnv, uniqueName, useStack } from './harness.ts';
+import { logLines, operatorLog, type StackEnv, uniqueName, useStack } from './harness.ts';
 
 describe('VaultStaticSecret', () => {
   let env: StackEnv;
@@ -322,25 +323,35 @@ describe('VaultStaticSecret', () => {
     );
   });
 
-  it('in a namespace being deleted: no retry, no error logged, no Event tried again, and the namespace goes', async () => {
-    const doomed = uniqueName('vss-doomed');
+  /** A tenant namespace whose VaultStaticSecret `held` is synced, for a test that deletes it. */
+  async function heldTenant(prefix: string): Promise<string> {
+    const doomed = uniqueName(prefix);
     await tenant(env, kube, vault, doomed);
     await vault.kvPut('kvv2', `${doomed}/db`, { a: 'b' });
     await apply(kube, kvSecret(doomed, 'held', { path: `${doomed}/db` }));
     await eventually('synced', () => kube.getIfExists<Secret>(Secrets, 'held', doomed), 30_000);
-    // The namespace controller may not delete the VaultStaticSecret, nor what it logs in with, yet:
-    // it stays, not deleted, while its destination goes, and the operator writes that again into the
-    // terminating namespace.
-    const removePolicy = await admissionPolicy(kube, `ferry-e2e-hold-${doomed}`, doomed, {
+    return doomed;
+  }
+  const namespaceGone = (doomed: string) =>
+    eventually('the namespace gone', async () => !(await kube.getIfExists(Namespaces, doomed)), 60_000, 500);
+
+  /** Refuses the deletion of Ferry's `resources` (and what `more` matches) in namespace `doomed`, so
+   * the namespace controller leaves them while the namespace terminates; returns its removal. */
+  async function holdDeletion(
+    doomed: string,
+    resources: string[],
+    more: Record<string, unknown>[] = [],
+  ): Promise<() => Promise<void>> {
+    const remove = await admissionPolicy(kube, `ferry-e2e-hold-${doomed}`, doomed, {
       matchConstraints: {
         resourceRules: [
           {
             apiGroups: ['secrets.hashicorp.com'],
             apiVersions: ['*'],
             operations: ['CREATE', 'DELETE'],
-            resources: ['vaultstaticsecrets', 'vaultauths'],
+            resources,
           },
-          { apiGroups: [''], apiVersions: ['v1'], operations: ['DELETE'], resources: ['serviceaccounts'] },
+          ...more,
         ],
       },
       matchConditions: [
@@ -348,13 +359,29 @@ describe('VaultStaticSecret', () => {
       ],
       validations: [{ expression: 'false', message: 'held by the test' }],
     });
+    await eventually('the policy in effect', () =>
+      kube.create(VaultStaticSecrets, kvSecret(doomed, 'probe'), { dryRun: true }).then(
+        () => false,
+        (e: unknown) => /held by the test/.test(String(e)),
+      ),
+    ).catch(async (err: unknown) => {
+      await remove();
+      throw err;
+    });
+    return remove;
+  }
+
+  it('in a namespace being deleted: no retry, no error logged, no Event tried again, and the namespace goes', async () => {
+    const doomed = await heldTenant('vss-doomed');
+    // The namespace controller may not delete the VaultStaticSecret, nor what it logs in with, yet:
+    // it stays, not deleted, while its destination goes, and the operator writes that again into the
+    // terminating namespace.
+    const removePolicy = await holdDeletion(
+      doomed,
+      ['vaultstaticsecrets', 'vaultauths'],
+      [{ apiGroups: [''], apiVersions: ['v1'], operations: ['DELETE'], resources: ['serviceaccounts'] }],
+    );
     try {
-      await eventually('the policy in effect', () =>
-        kube.create(VaultStaticSecrets, kvSecret(doomed, 'probe'), { dryRun: true }).then(
-          () => false,
-          (e: unknown) => /held by the test/.test(String(e)),
-        ),
-      );
       const since = operatorLog(env).length;
       await kube.delete(Namespaces, doomed);
       const o = await eventually('the refusal in status', async () => {
@@ -374,19 +401,49 @@ describe('VaultStaticSecret', () => {
           [],
           'nothing about the terminating namespace is logged as a warning or an error',
         );
-        const stops = lines.filter((l) => l.msg === 'namespace is being deleted; not retrying');
+        const stops = lines.filter(
+          (l) => l.msg === 'the object or its namespace is being deleted; not retrying',
+        );
         assert.equal(stops.length, 1, 'the refused write is not retried');
       }
     } finally {
       await removePolicy();
     }
     // Ferry's finalizer never holds the namespace up once it may delete the VaultStaticSecret.
+    await namespaceGone(doomed);
+  });
+
+  it('its VaultAuth deleted first in a namespace being deleted: quiet; the namespace created again gets its Events at once', async () => {
+    const doomed = await heldTenant('vss-noauth');
+    // The namespace controller may not delete the VaultStaticSecret yet: its VaultAuth goes first.
+    const since = Date.now();
+    const removePolicy = await holdDeletion(doomed, ['vaultstaticsecrets']);
+    try {
+      await kube.delete(Namespaces, doomed);
+      await eventually('the VaultAuth named missing in status', async () => {
+        const x = await kube.get<VaultStaticSecret>(VaultStaticSecrets, 'held', doomed);
+        return /not found/.test(condition(x, 'SecretSynced')?.message ?? '');
+      });
+      await new Promise((r) => setTimeout(r, 2_000)); // time for retries, if there were any
+      const lines = logLines(operatorLog(env), since).filter((l) => l.namespace === doomed);
+      assert.deepEqual(
+        lines.filter((l) => Number(l.level) >= 40).map((l) => l.msg),
+        [],
+        'nothing about the missing VaultAuth is logged as a warning or an error',
+      );
+    } finally {
+      await removePolicy();
+    }
+    await namespaceGone(doomed);
+    // Created again under the same name, within the minute Events into the old one are held.
+    await ensureNamespace(kube, doomed);
+    await apply(kube, kvSecret(doomed, 'again', { vaultAuthRef: 'missing', path: `${doomed}/db` }));
     await eventually(
-      'the namespace gone',
-      async () => !(await kube.getIfExists(Namespaces, doomed)),
-      60_000,
-      500,
+      'the Warning Event in the namespace created again',
+      async () => (await eventsOf(kube, doomed, 'again')).some((e) => e.type === 'Warning'),
+      15_000,
     );
+    await kube.delete(Namespaces, doomed);
   });
 
   it('garbage-collects the destination when the VaultStaticSecret is deleted', async () => {

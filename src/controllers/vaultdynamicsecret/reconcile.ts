@@ -55,6 +55,7 @@ import {
   errorFor,
   givesUp,
   type Phase,
+  reportFailure,
 } from '../outcome.ts';
 import { destinationMissing, destinationOwner } from '../shared/destination.ts';
 import type { DestinationWriter } from '../shared/destination-writer.ts';
@@ -170,7 +171,7 @@ export function vaultDynamicSecretReconciler(
     phase: Phase,
     err: unknown,
   ): Promise<unknown> => {
-    const outcome = classify(err, phase);
+    const outcome = await reportFailure(ctx.events, involved(obj), phase, err);
     const message = errorMessage(err);
     const lease = phase === 'renew' ? { reason: outcome.reason } : undefined;
     const status: VaultDynamicSecretStatus = {
@@ -195,7 +196,6 @@ export function vaultDynamicSecretReconciler(
         'status write failed',
       );
     }
-    await ctx.events.warning(involved(obj), outcome.reason, message);
     return errorFor(err, outcome);
   };
 
@@ -574,6 +574,7 @@ export function vaultDynamicSecretReconciler(
       return awaitChange();
     } catch (err) {
       const outcome = classify(err, 'revokeLease', cleanupLimits);
+      if (outcome.quiet) return awaitChange(); // nothing left to revoke with
       if (givesUp(outcome, obj.metadata.deletionTimestamp, ctx.clock.now())) {
         const since = ctx.clock.now() - Date.parse(obj.metadata.deletionTimestamp ?? '');
         await ctx.events.warning(

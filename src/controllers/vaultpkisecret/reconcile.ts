@@ -31,6 +31,7 @@ import {
   givesUp,
   type Outcome,
   type Phase,
+  reportFailure,
 } from '../outcome.ts';
 import { destinationMissing, destinationOwner, syncDestination } from '../shared/destination.ts';
 import type { DestinationWriter } from '../shared/destination-writer.ts';
@@ -85,7 +86,7 @@ export function vaultPKISecretReconciler(
   /** Reports a failure in status and as a Warning Event. lastGeneration, serial and MAC stay as they
    * were, so the next run still sees why it must sync; the destination is left untouched. */
   const fail = async (obj: VaultPKISecret, phase: Phase, err: unknown): Promise<unknown> => {
-    const outcome = classify(err, phase);
+    const outcome = await reportFailure(ctx.events, involved(obj), phase, err);
     const message = errorMessage(err);
     const status: VaultPKISecretStatus = {
       ...baseStatus(obj),
@@ -94,7 +95,6 @@ export function vaultPKISecretReconciler(
       conditions: conditionsFor(obj, false, message),
     };
     await writeStatus(ctx, VaultPKISecrets, obj, status);
-    await ctx.events.warning(involved(obj), outcome.reason, message);
     return errorFor(err, outcome);
   };
 

@@ -21,7 +21,7 @@ import {
 import { type Action, awaitChange, type ReconcileContext, requeueAfter } from '../../runtime/controller.ts';
 import { readKV } from '../../vault/kv.ts';
 import type { ControllerContext } from '../context.ts';
-import { classify, errorFor, type Phase } from '../outcome.ts';
+import { errorFor, type Phase, reportFailure } from '../outcome.ts';
 import { destinationOwner } from '../shared/destination.ts';
 import type { DestinationWriter } from '../shared/destination-writer.ts';
 import { macEqual, secretMAC } from '../shared/hmac.ts';
@@ -60,7 +60,7 @@ export function vaultStaticSecretReconciler(
    * returns the error to throw. Errors raised after the secret data was read come through redactError.
    */
   const fail = async (obj: VaultStaticSecret, phase: Phase, err: unknown): Promise<unknown> => {
-    const outcome = classify(err, phase);
+    const outcome = await reportFailure(ctx.events, involved(obj), phase, err);
     const message = errorMessage(err);
     const previous = memo.current(obj);
     const status: VaultStaticSecretStatus = {
@@ -69,7 +69,6 @@ export function vaultStaticSecretReconciler(
       conditions: conditionsFor(obj, false, message),
     };
     await writeStatus(ctx, VaultStaticSecrets, obj, status, memo);
-    await ctx.events.warning(involved(obj), outcome.reason, message);
     return errorFor(err, outcome);
   };
 

@@ -35,8 +35,8 @@ import {
   VaultAdmin,
   vss,
 } from '../../../stack/lib/fixtures.ts';
-import { httpOk } from '../../../stack/lib/proc.ts';
-import { withPriorityAndFairness } from '../../../stack/lib/stack.ts';
+import { logLines } from '../../../stack/lib/operator-log.ts';
+import { apiServerReady, withPriorityAndFairness } from '../../../stack/lib/stack.ts';
 import { operatorIncarnation, operatorLog, type StackEnv, uniqueName, useStack } from '../harness.ts';
 
 const N = 16;
@@ -68,15 +68,7 @@ describe('chaos: the API server rejects the operator with 429 and Retry-After (p
   let watching: Promise<void> | undefined;
 
   const figures: Record<string, unknown> = {};
-  /** The API server answers /readyz (which includes etcd) to the admin. */
-  async function apiReady(): Promise<boolean> {
-    const agent = new Agent({ connect: { ca: readFileSync(env.caFile, 'utf8') } });
-    try {
-      return await httpOk(`${env.apiServer}/readyz`, agent, { authorization: `Bearer ${env.adminToken}` });
-    } finally {
-      await agent.close();
-    }
-  }
+  const apiReady = () => apiServerReady(env);
   async function change(name: string): Promise<void> {
     const v = canary(`apf-${name}`);
     latest.set(name, v);
@@ -247,35 +239,15 @@ describe('chaos: the API server rejects the operator with 429 and Retry-After (p
 
     // Each failed reconcile that names a Retry-After: the same object is not reconciled again
     // (successfully or not) sooner than that.
-    const lines = operatorLog(env)
-      .split('\n')
-      .map((l) => {
-        try {
-          return JSON.parse(l) as {
-            time: number;
-            msg?: string;
-            namespace?: string;
-            name?: string;
-            err?: { retryAfterSeconds?: number; message?: string };
-          };
-        } catch {
-          return undefined;
-        }
-      })
-      .filter((l) => l !== undefined && l.time >= since && l.namespace === ns);
+    const lines = logLines(operatorLog(env), since).filter((l) => l.namespace === ns);
     const tooSoon: string[] = [];
     let withRetryAfter = 0;
     for (const [i, l] of lines.entries()) {
-      if (l?.msg !== 'reconciler error' || l.err?.retryAfterSeconds === undefined) continue;
+      if (l.msg !== 'reconciler error' || l.err?.retryAfterSeconds === undefined) continue;
       withRetryAfter += 1;
       const next = lines
         .slice(i + 1)
-        .find(
-          (m) =>
-            m !== undefined &&
-            m.name === l.name &&
-            (m.msg === 'reconciler error' || m.msg === 'reconcile succeeded'),
-        );
+        .find((m) => m.name === l.name && (m.msg === 'reconciler error' || m.msg === 'reconcile succeeded'));
       if (next && next.time - l.time < l.err.retryAfterSeconds * 1000 - 50)
         tooSoon.push(
           `${l.name}: ${next.time - l.time} ms after a Retry-After of ${l.err.retryAfterSeconds} s`,

@@ -27,7 +27,6 @@
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { after, before, describe, it } from 'node:test';
-import { Agent } from 'undici';
 import { VaultDynamicSecrets, VaultPKISecrets, VaultStaticSecrets } from '../../../src/api/resources.ts';
 import { LEADER_ELECTION_ID } from '../../../src/consts/labels.ts';
 import type { KubeClient } from '../../../src/k8s/client.ts';
@@ -57,9 +56,10 @@ import {
   vss,
 } from '../../../stack/lib/fixtures.ts';
 import { csiTargetPath, type NodeEnv, podLogs } from '../../../stack/lib/node.ts';
+import { logLines, OperatorLogs } from '../../../stack/lib/operator-log.ts';
 import { httpOk } from '../../../stack/lib/proc.ts';
-import { restartOperator, restartStackProcess } from '../../../stack/lib/stack.ts';
-import { operatorIncarnation, operatorLog, type StackEnv, uniqueName, useStack } from '../harness.ts';
+import { apiServerReady, restartOperator, restartStackProcess } from '../../../stack/lib/stack.ts';
+import { type ChartStackEnv, operatorIncarnation, uniqueName, useChartStack } from '../harness.ts';
 
 const SEED = Number(process.env.FERRY_CHAOS_SEED ?? Date.now() % 2 ** 31);
 const STATIC = ['s0', 's1', 's2', 's3'];
@@ -82,7 +82,7 @@ interface Fault {
 }
 
 describe(`chaos: faults under a mixed workload (seed ${SEED})`, { timeout: 480_000 }, () => {
-  let env: StackEnv;
+  let env: ChartStackEnv;
   let node: NodeEnv;
   let kube: KubeClient;
   let vault: VaultAdmin;
@@ -103,8 +103,8 @@ describe(`chaos: faults under a mixed workload (seed ${SEED})`, { timeout: 480_0
   let csiSampler: ReturnType<typeof setInterval> | undefined;
   let churnTimer: ReturnType<typeof setInterval> | undefined;
   let churnPaused = false;
-  /** Operator log of pods that a fault deleted (kubelet removes a pod's logs with it). */
-  let earlierOperatorLogs = '';
+  /** The operator's log, pods that a fault deleted included. */
+  let operatorLogs: OperatorLogs;
   let peerDownMs = 0;
   let apiDownMs = 0;
   const t0 = Date.now();
@@ -254,19 +254,11 @@ describe(`chaos: faults under a mixed workload (seed ${SEED})`, { timeout: 480_0
     return Date.now() - start;
   }
 
-  /** The API server answers /readyz (which includes etcd) to the admin. */
-  async function apiReady(): Promise<boolean> {
-    const agent = new Agent({ connect: { ca: readFileSync(env.caFile, 'utf8') } });
-    try {
-      return await httpOk(`${env.apiServer}/readyz`, agent, { authorization: `Bearer ${env.adminToken}` });
-    } finally {
-      await agent.close();
-    }
-  }
+  const apiReady = () => apiServerReady(env);
 
   /** Restarts a process of the stack (restartStackProcess); apiDownMs: until the API is ready again. */
   async function restartPeer(name: string, signal: NodeJS.Signals, ready: () => Promise<boolean>) {
-    earlierOperatorLogs += operatorLog(env);
+    operatorLogs.keep();
     const stoppedAt = Date.now();
     peerDownMs = await restartStackProcess(name, ready, log, signal);
     await eventually('the API server ready', () => apiReady().catch(() => false), 60_000, 100);
@@ -294,19 +286,11 @@ describe(`chaos: faults under a mixed workload (seed ${SEED})`, { timeout: 480_0
     },
     async during(since) {
       // Only this fault's: an earlier container of the same pod may have logged it before.
-      const lostSince = (line: string) => {
-        try {
-          const l = JSON.parse(line) as { time?: number; msg?: string };
-          return (l.time ?? 0) >= since && /leadership lost/.test(l.msg ?? '');
-        } catch {
-          return false;
-        }
-      };
       return eventually(
         'the operator noticed the lost lease',
         async () => {
-          const line = (earlierOperatorLogs + operatorLog(env)).split('\n').find(lostSince);
-          return line ? `log: ${JSON.parse(line).msg} after ${Date.now() - since} ms` : undefined;
+          const line = logLines(operatorLogs.text(), since).find((l) => /leadership lost/.test(l.msg ?? ''));
+          return line ? `log: ${line.msg} after ${Date.now() - since} ms` : undefined;
         },
         30_000,
         500,
@@ -382,7 +366,7 @@ describe(`chaos: faults under a mixed workload (seed ${SEED})`, { timeout: 480_0
         // A burst of work in flight when the pod dies.
         await Promise.all(STATIC.map(changeValue));
         await sleep(300);
-        earlierOperatorLogs += operatorLog(env);
+        operatorLogs.keep();
         await restartOperator(log, 'SIGKILL');
       },
       during: async () => 'operator pod deleted with no grace period and replaced',
@@ -408,9 +392,9 @@ describe(`chaos: faults under a mixed workload (seed ${SEED})`, { timeout: 480_0
   ];
 
   before(async () => {
-    env = await useStack();
-    assert.ok(env.node && env.chart, 'the chaos suite needs the stack in chart mode (node, operator pods)');
+    env = await useChartStack('the chaos suite');
     node = env.node;
+    operatorLogs = new OperatorLogs(env);
     kube = adminClient(env);
     vault = new VaultAdmin(env);
     ns = uniqueName('chaos');
@@ -598,7 +582,7 @@ describe(`chaos: faults under a mixed workload (seed ${SEED})`, { timeout: 480_0
     figures.faults = results;
 
     // No canary value in the operator's log (every pod's, killed ones included), Events or status.
-    const logs = earlierOperatorLogs + operatorLog(env);
+    const logs = operatorLogs.text();
     assert.ok(logs.length > 0, 'the operator log was read');
     assertNotIn(canaries, logs, 'the operator log');
     assertNotIn(

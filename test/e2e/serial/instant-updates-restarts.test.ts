@@ -27,7 +27,7 @@ import {
 } from '../../../stack/lib/fixtures.ts';
 import { operatorLog } from '../../../stack/lib/operator-log.ts';
 import { restartOperator } from '../../../stack/lib/stack.ts';
-import { type StackEnv, useStack } from '../harness.ts';
+import { type StackEnv, useChartStack, useStack } from '../harness.ts';
 import { type InstantTenant, instantTenant } from '../instant-tenant.ts';
 
 const N = 20;
@@ -72,8 +72,8 @@ describe('instantUpdates: Ferry restarted while changes happen', { timeout: 300_
   let t: InstantTenant;
 
   before(async () => {
-    env = await useStack();
-    assert.ok(env.chart && env.auditStreamPort, 'the chart-installed operator with its audit stream');
+    env = await useChartStack('killing the operator pod');
+    assert.ok(env.auditStreamPort, 'the chart-installed operator with its audit stream');
     kube = adminClient(env);
     vault = new VaultAdmin(env);
     t = await instantTenant(env, kube, vault, { addr: env.vaultAddr, prefix: 'instant-ferry-restart', n: N });

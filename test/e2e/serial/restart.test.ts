@@ -39,10 +39,11 @@ import {
   tenant,
   VaultAdmin,
 } from '../../../stack/lib/fixtures.ts';
-import { operatorLog } from '../../../stack/lib/operator-log.ts';
+import { logLines, operatorLog } from '../../../stack/lib/operator-log.ts';
 import {
   loadStackEnv,
   restartOperator,
+  restoreOperator,
   startOperatorReplica,
   stopOperatorProcess,
 } from '../../../stack/lib/stack.ts';
@@ -88,18 +89,6 @@ async function pool<T>(items: T[], width: number, fn: (t: T) => Promise<unknown>
       }
     }),
   );
-}
-
-/** The JSON log lines of `text` written at or after `since` (epoch ms; pino's "time"). */
-function logSince(text: string, since: number): string[] {
-  return text.split('\n').filter((l) => {
-    try {
-      const t = (JSON.parse(l) as { time?: number }).time;
-      return t !== undefined && t >= since;
-    } catch {
-      return false;
-    }
-  });
 }
 
 describe(`operator restart with a persisted client cache (N=${N})`, { timeout: 600_000 }, () => {
@@ -224,11 +213,11 @@ describe(`operator restart with a persisted client cache (N=${N})`, { timeout: 6
       if (a.secretVersion !== b.secretVersion) secretWrites += 1;
     }
     // The renewal log of the new process: planned horizon vs actual renewal.
-    const lines = logSince(logText(), since);
+    const lines = logLines(logText(), since);
     const late = lines
-      .filter((l) => l.includes('"lease renewed"') && l.includes(`"namespace":"${ns}"`))
-      .map((l) => (JSON.parse(l) as { lateMs: number }).lateMs);
-    const count = (needle: string) => lines.filter((l) => l.includes(needle)).length;
+      .filter((l) => l.msg === 'lease renewed' && l.namespace === ns)
+      .map((l) => Number(l.lateMs));
+    const count = (field: string, value: string) => lines.filter((l) => l[field] === value).length;
     const fig = {
       convergeMs: converged,
       tokenRenewedAfterS: tokenRenewedAt - Math.floor(since / 1000),
@@ -240,9 +229,9 @@ describe(`operator restart with a persisted client cache (N=${N})`, { timeout: 6
       leasesAfter: afterSnap.leases,
       replicaSetsBefore: before.replicaSets,
       replicaSetsAfter: afterSnap.replicaSets,
-      restored: count('"clientCachePersistence":"restored"'),
-      storedAfterRestart: count('"clientCachePersistence":"stored"'),
-      vaultLogins: count('"vaultSession":"login"'),
+      restored: count('clientCachePersistence', 'restored'),
+      storedAfterRestart: count('clientCachePersistence', 'stored'),
+      vaultLogins: count('vaultSession', 'login'),
       renewalsLogged: late.length,
       renewalLateMs: late.length ? { min: Math.min(...late), max: Math.max(...late) } : undefined,
       renewedBeforeExpiryMarginS: { worst: Math.max(...lateVsExpiry) },
@@ -373,7 +362,7 @@ describe(`operator restart with a persisted client cache (N=${N})`, { timeout: 6
     log(`figures ${JSON.stringify(figures)}`);
     // Back to the stack's default operator (persistence none purges the stored entries).
     await stopOperatorProcess('ferry-b', 'SIGTERM').catch(() => {});
-    await restartOperator(log, 'SIGTERM').catch((e: unknown) => log(`restore operator: ${String(e)}`));
+    await restoreOperator(log);
     await kube.delete(Namespaces, ns).catch(() => {});
     await kube.delete(VaultAuths, encAuth, env.operatorNamespace).catch(() => {});
     await kube.delete(ServiceAccounts, 'cache-encryption', env.operatorNamespace).catch(() => {});

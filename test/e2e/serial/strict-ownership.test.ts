@@ -21,7 +21,7 @@ import {
   VaultAdmin,
   vss,
 } from '../../../stack/lib/fixtures.ts';
-import { restartOperator } from '../../../stack/lib/stack.ts';
+import { restartOperator, restoreOperator } from '../../../stack/lib/stack.ts';
 import { type StackEnv, uniqueName, useStack } from '../harness.ts';
 
 const log = (m: string) => process.stderr.write(`[strict-ownership e2e] ${m}\n`);
@@ -54,7 +54,7 @@ describe('strict destination ownership', () => {
     await restartOperator(log, 'SIGTERM', ['--strict-destination-ownership=true']);
   });
   after(async () => {
-    await restartOperator(log, 'SIGTERM').catch((e: unknown) => log(`restore operator: ${String(e)}`));
+    await restoreOperator(log);
     await kube.delete(Namespaces, ns).catch(() => {});
     await vault.close();
     await kube.close();

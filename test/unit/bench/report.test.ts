@@ -22,21 +22,16 @@ import {
 } from '../../../bench/lib/stats.ts';
 import { lineChart, ticks } from '../../../bench/lib/svg.ts';
 
-const row = (
-  operator: string,
-  scenario: string,
-  n: number,
-  run: number,
-  figure: string,
-  value: number,
-): Row => ({
-  operator,
-  scenario,
-  n,
-  run,
-  figure,
-  value,
-});
+/** Rows of one N: [operator, scenario, figure, value, run (1 unless given)]. */
+const rowsAt = (n: number, ...cells: [string, string, string, number, number?][]): Row[] =>
+  cells.map(([operator, scenario, figure, value, run = 1]) => ({
+    operator,
+    scenario,
+    n,
+    run,
+    figure,
+    value,
+  }));
 
 describe('bench stats', () => {
   it('percentile is nearest-rank and stays within the values', () => {
@@ -62,12 +57,15 @@ describe('bench stats', () => {
   });
 
   it('aggregate takes medians and spread per operator, scenario, N and figure, leaving out unreached values', () => {
-    const agg = aggregate([
-      row('vso', 'defaults', 1000, 1, 'sync_s', 20),
-      row('vso', 'defaults', 1000, 2, 'sync_s', 30),
-      row('vso', 'defaults', 1000, 3, 'sync_s', 22),
-      row('vso', 'tuned', 1000, 1, 'sync_s', Number.NaN),
-    ]);
+    const agg = aggregate(
+      rowsAt(
+        1000,
+        ['vso', 'defaults', 'sync_s', 20],
+        ['vso', 'defaults', 'sync_s', 30, 2],
+        ['vso', 'defaults', 'sync_s', 22, 3],
+        ['vso', 'tuned', 'sync_s', Number.NaN],
+      ),
+    );
     const d = agg.find((a) => a.scenario === 'defaults');
     assert.deepEqual(d && { median: d.median, min: d.min, max: d.max, runs: d.runs }, {
       median: 22,
@@ -102,15 +100,16 @@ describe('bench stats', () => {
 
 describe('bench quiet-period and ratio figures', () => {
   it('deriveQuietRates turns quiet counts into per-minute rates and reads per secret per refresh', () => {
-    const rows = [
-      row('ferry', 'defaults', 1000, 1, 'quiet_s', 600),
-      row('ferry', 'defaults', 1000, 1, 'quiet_cpu_s', 30),
-      row('ferry', 'defaults', 1000, 1, 'quiet_vault_reads', 20_000),
-      row('ferry', 'defaults', 1000, 1, 'quiet_vault_requests', 20_010),
-      row('eso', 'defaults', 1000, 1, 'quiet_s', 60),
-      row('eso', 'defaults', 1000, 1, 'quiet_vault_requests', 2_570),
-      row('eso', 'defaults', 1000, 1, 'quiet_vault_logins', 570),
-    ];
+    const rows = rowsAt(
+      1000,
+      ['ferry', 'defaults', 'quiet_s', 600],
+      ['ferry', 'defaults', 'quiet_cpu_s', 30],
+      ['ferry', 'defaults', 'quiet_vault_reads', 20_000],
+      ['ferry', 'defaults', 'quiet_vault_requests', 20_010],
+      ['eso', 'defaults', 'quiet_s', 60],
+      ['eso', 'defaults', 'quiet_vault_requests', 2_570],
+      ['eso', 'defaults', 'quiet_vault_logins', 570],
+    );
     const d = deriveQuietRates(rows, () => 30);
     const get = (op: string, figure: string): number | undefined =>
       d.find((r) => r.operator === op && r.figure === figure)?.value;
@@ -122,15 +121,16 @@ describe('bench quiet-period and ratio figures', () => {
   });
 
   it('runRatios divides within each run, then takes the median and spread of the ratios', () => {
-    const rows = [
-      row('ferry', 'defaults', 1000, 1, 'sync_s', 10),
-      row('vso', 'defaults', 1000, 1, 'sync_s', 20),
-      row('ferry', 'defaults', 1000, 2, 'sync_s', 30),
-      row('vso', 'defaults', 1000, 2, 'sync_s', 40),
-      row('ferry', 'defaults', 1000, 3, 'sync_s', 5),
-      row('vso', 'defaults', 1000, 3, 'sync_s', Number.NaN),
-      row('vso', 'defaults', 1000, 4, 'sync_s', 10),
-    ];
+    const rows = rowsAt(
+      1000,
+      ['ferry', 'defaults', 'sync_s', 10],
+      ['vso', 'defaults', 'sync_s', 20],
+      ['ferry', 'defaults', 'sync_s', 30, 2],
+      ['vso', 'defaults', 'sync_s', 40, 2],
+      ['ferry', 'defaults', 'sync_s', 5, 3],
+      ['vso', 'defaults', 'sync_s', Number.NaN, 3],
+      ['vso', 'defaults', 'sync_s', 10, 4],
+    );
     const q = runRatios(
       rows,
       'sync_s',
@@ -154,13 +154,14 @@ describe('bench quiet-period and ratio figures', () => {
   });
 
   it('keepingUp sets the reads done against N ÷ refresh for each column', () => {
-    const rows = [
-      row('ferry', 'defaults', 5000, 1, 'quiet_s', 60),
-      row('ferry', 'defaults', 5000, 1, 'quiet_vault_reads', 6000),
-      row('ferry', 'refresh-10s', 5000, 1, 'quiet_s', 60),
-      row('ferry', 'refresh-10s', 5000, 1, 'quiet_vault_reads', 15_000),
-      row('ferry', 'refresh-10s', 5000, 1, 'quiet_read_interval_p99_s', 25),
-    ];
+    const rows = rowsAt(
+      5000,
+      ['ferry', 'defaults', 'quiet_s', 60],
+      ['ferry', 'defaults', 'quiet_vault_reads', 6000],
+      ['ferry', 'refresh-10s', 'quiet_s', 60],
+      ['ferry', 'refresh-10s', 'quiet_vault_reads', 15_000],
+      ['ferry', 'refresh-10s', 'quiet_read_interval_p99_s', 25],
+    );
     const k = keepingUp(
       aggregate([...rows, ...deriveQuietRates(rows, (r) => (r.scenario === 'refresh-10s' ? 10 : 30))]),
     );
@@ -205,12 +206,14 @@ describe('bench report', () => {
     machine: { cpus: 2, cpuModel: 'cpu', memoryGb: 8, kernel: '6', node: '24' },
     versions: { ferry: '0.1.0', vso: '1.4.1' },
     rows: [
-      row('ferry', 'defaults', 100, 1, 'sync_s', 2),
-      row('vso', 'defaults', 100, 1, 'sync_s', 4),
-      row('vso', 'tuned', 100, 1, 'sync_s', Number.NaN),
-      row('ferry', 'defaults', 100, 1, 'rss_peak_mb', 100),
-      row('ferry', 'defaults', 1000, 1, 'rss_peak_mb', 190),
-      row('eso', 'defaults', 1000, 1, 'failed', 1),
+      ...rowsAt(
+        100,
+        ['ferry', 'defaults', 'sync_s', 2],
+        ['vso', 'defaults', 'sync_s', 4],
+        ['vso', 'tuned', 'sync_s', Number.NaN],
+        ['ferry', 'defaults', 'rss_peak_mb', 100],
+      ),
+      ...rowsAt(1000, ['ferry', 'defaults', 'rss_peak_mb', 190], ['eso', 'defaults', 'failed', 1]),
     ],
     series: [
       {
@@ -244,12 +247,13 @@ describe('bench report', () => {
   it('orders cgroup-limited columns after each operator and compares them with Ferry in the same cgroup', () => {
     const { markdown } = renderReport({
       ...results,
-      rows: [
-        row('ferry', 'defaults', 1000, 1, 'cg_peak_mb', 200),
-        row('ferry', 'cgroup-128Mi', 1000, 1, 'cg_peak_mb', 80),
-        row('vso', 'cgroup-128Mi', 1000, 1, 'cg_peak_mb', 100),
-        row('vso', 'defaults', 1000, 1, 'cg_peak_mb', 100),
-      ],
+      rows: rowsAt(
+        1000,
+        ['ferry', 'defaults', 'cg_peak_mb', 200],
+        ['ferry', 'cgroup-128Mi', 'cg_peak_mb', 80],
+        ['vso', 'cgroup-128Mi', 'cg_peak_mb', 100],
+        ['vso', 'defaults', 'cg_peak_mb', 100],
+      ),
       series: [],
     });
     assert.ok(markdown.includes('| figure | ferry | ferry cgroup-128Mi | vso | vso cgroup-128Mi |'));
@@ -271,7 +275,7 @@ describe('bench results file', () => {
       commands: ['c'],
       machine: { cpus: 2, cpuModel: 'm', memoryGb: 1, kernel: 'k', node: '24' },
       versions: { ferry: 'f' },
-      rows: [row('ferry', 'defaults', 1, 1, 'sync_s', 1), row('vso', 'defaults', 1, 1, 'sync_s', 2)],
+      rows: rowsAt(1, ['ferry', 'defaults', 'sync_s', 1], ['vso', 'defaults', 'sync_s', 2]),
       series: [{ operator: 'ferry', scenario: 'defaults', n: 1, run: 1, kind: 'rss_mb', points: [[0, 1]] }],
       notes: ['n'],
     };

@@ -105,6 +105,60 @@ describe('ferry lint: input', () => {
   });
 });
 
+describe('ferry lint: List documents', () => {
+  // What `kubectl get -o yaml` writes: a v1 List whose items are the objects.
+  const list = `apiVersion: v1
+kind: List
+items:
+  - apiVersion: secrets.hashicorp.com/v1beta1
+    kind: VaultStaticSecret
+    metadata: {name: good}
+    spec: {mount: kv, type: kv-v2, path: app, destination: {name: app, create: true}}
+  - apiVersion: v1
+    kind: ConfigMap
+    metadata: {name: other}
+  - apiVersion: secrets.hashicorp.com/v1beta1
+    kind: VaultStaticSecret
+    metadata: {name: bad}
+    spec:
+      mount: kv
+      type: kv-v2
+      path: app
+      refreshInterval: 60s
+      destination: {name: existing, create: false}
+`;
+
+  it('lints each item, named List[i] Kind/name, at its own line', async () => {
+    const { findings } = await lintManifests([parseManifests('l.yaml', list)]);
+    assert.deepEqual(
+      findings.map((f) => `${f.line} ${f.object} ${f.rule} ${f.field}`),
+      [
+        '18 List[2] VaultStaticSecret/bad dialect spec.refreshInterval',
+        '19 List[2] VaultStaticSecret/bad create-false spec.destination.create',
+      ],
+    );
+  });
+
+  it("fixes land in the List, and its items count as the manifests' own objects", async () => {
+    const { corrected } = await lintManifests([parseManifests('l.yaml', list)]);
+    assert.match(corrected[0]?.text ?? '', /^kind: List\n/m);
+    assert.match(corrected[0]?.text ?? '', /path: app\n {6}refreshAfter: 60s\n/);
+    const secret = `---
+apiVersion: v1
+kind: SecretList
+items: [{apiVersion: v1, kind: Secret, metadata: {name: existing, namespace: team}}]
+`;
+    const { findings } = await lintManifests([parseManifests('l.yaml', list + secret)], {
+      defaultNamespace: 'team',
+      exists: async () => false,
+    });
+    assert.deepEqual(
+      findings.filter((f) => f.rule === 'create-false'),
+      [],
+    );
+  });
+});
+
 describe('ferry lint: corrections', () => {
   it('the corrected YAML lints clean of dialect, keeps comments and field order', async () => {
     const text = readFileSync(join(LINT, 'bad', 'dialect.yaml'), 'utf8');

@@ -16,7 +16,7 @@ import { collectSecretExpiry } from '../../../src/controllers/secret-expiry.ts';
 import { vaultDynamicSecretReconciler } from '../../../src/controllers/vaultdynamicsecret/reconcile.ts';
 import { vaultPKISecretReconciler } from '../../../src/controllers/vaultpkisecret/reconcile.ts';
 import { vaultStaticSecretReconciler } from '../../../src/controllers/vaultstaticsecret/reconcile.ts';
-import { CODES, FerryError, isFerryError } from '../../../src/errors.ts';
+import { CODES, FerryError, isFerryError, TerminalError } from '../../../src/errors.ts';
 import { K8sApiError } from '../../../src/k8s/errors.ts';
 import type { ResourceType } from '../../../src/k8s/resources.ts';
 import { Secrets } from '../../../src/k8s/resources.ts';
@@ -124,6 +124,28 @@ describe('VaultStaticSecret effects', () => {
     assert.equal(await secretOf(h, 'out'), undefined);
     const synced = h.store.get('app', 's')?.status?.conditions?.find((c) => c.type === 'SecretSynced');
     assert.equal(synced?.status, 'False');
+  });
+
+  it('a VaultAuth deleted first: quiet while the namespace is being deleted, an error with a Warning otherwise', async () => {
+    const { h } = setup();
+    h.apply(vss());
+    await h.run('s');
+    h.failAccess(new FerryError(CODES.INVALID_REF, 'VaultAuth app/default not found'));
+    const thrown = async () =>
+      h.run('s').then(
+        () => assert.fail('no error'),
+        (e: unknown) => e,
+      );
+    const live = await thrown();
+    assert.ok(!(live instanceof TerminalError), 'retried');
+    assert.deepEqual(reasons(h.events), ['Normal:SecretSynced', 'Warning:VaultClientConfigError']);
+    h.terminateNamespace();
+    for (let i = 0; i < 2; i++) {
+      // The first learns it from the refused Event, the next one knows.
+      const quiet = await thrown();
+      assert.ok(quiet instanceof TerminalError && quiet.expected, 'not retried, not an error');
+    }
+    assert.equal(h.events.length, 2, 'no Warning Event');
   });
 
   it('instantUpdates without a change stream: a condition, and one Warning, never silence', async () => {
@@ -453,6 +475,18 @@ describe('VaultDynamicSecret effects', () => {
     await h.run('d');
     assert.equal(await h.kube.getIfExists(VaultDynamicSecrets, 'd', 'app'), undefined);
     assert.match(h.events.at(-1)?.message ?? '', /gave up revoking lease/);
+  });
+
+  it('releases a deleted object at once, quietly, when its VaultAuth is gone (its token took the lease along)', async () => {
+    const h = setup();
+    h.apply(vds());
+    await h.run('d');
+    const before = h.events.length;
+    h.failAccess(new FerryError(CODES.INVALID_REF, 'VaultAuth app/default not found'));
+    h.markDeleted('d');
+    await h.run('d');
+    assert.equal(await h.kube.getIfExists(VaultDynamicSecrets, 'd', 'app'), undefined);
+    assert.equal(h.events.length, before, 'no Warning Event');
   });
 
   it('renews without reading the destination, and still replaces drifted credentials', async () => {

@@ -188,6 +188,9 @@ export function harness<T extends KubeObject>(rt: ResourceType, make: (h: Harnes
   const events: RecordedEvent[] = [];
   /** Set to make the Vault session itself fail (e.g. the VaultAuth is gone). */
   let accessError: unknown;
+  /** The namespace is being deleted: it refuses Events, and the recorder learns it from the first. */
+  let terminating = false;
+  let refused = false;
   const { store, writer } = createStore<T>();
   writer.apply({ type: 'init' });
   writer.apply({ type: 'initDone' });
@@ -202,8 +205,10 @@ export function harness<T extends KubeObject>(rt: ResourceType, make: (h: Harnes
         events.push({ type: 'Normal', reason, message });
       },
       warning: async (_o: unknown, reason: string, message: string) => {
-        events.push({ type: 'Warning', reason, message });
+        if (terminating) refused = true;
+        else events.push({ type: 'Warning', reason, message });
       },
+      refusedAsTerminating: () => refused,
     },
     clock,
     random: () => 0.5,
@@ -244,6 +249,9 @@ export function harness<T extends KubeObject>(rt: ResourceType, make: (h: Harnes
     store,
     failAccess: (err) => {
       accessError = err;
+    },
+    terminateNamespace: () => {
+      terminating = true;
     },
     apply: (obj) => {
       const stored = kube.put(rt, obj);
@@ -291,6 +299,8 @@ export interface Harness<T extends KubeObject> {
   clock: FakeClock;
   store: Store<T>;
   failAccess(err: unknown): void;
+  /** The namespace is being deleted from now on: Events into it are refused. */
+  terminateNamespace(): void;
   /** Stores the object in the fake apiserver and the informer. */
   apply(obj: T): T;
   /** Deletes the object as the apiserver does while finalizers hold it: sets deletionTimestamp. */

@@ -9,6 +9,7 @@ import {
   errorFor,
   findingAction,
   givesUp,
+  reportFailure,
   secretKindErrorPolicy,
 } from '../../../src/controllers/outcome.ts';
 import { destinationMissing } from '../../../src/controllers/shared/destination.ts';
@@ -54,7 +55,8 @@ describe('classify', () => {
       reason: 'SecretLeaseRevoke',
       giveUpAfterMs: DEFAULT_CLEANUP_LIMITS.giveUpMs,
     });
-    assert.deepEqual(classify(noAuth, 'revokeCertificate'), {
+    const notAllowed = new FerryError(CODES.NAMESPACE_NOT_ALLOWED, 'VaultAuth a/b does not allow c');
+    assert.deepEqual(classify(notAllowed, 'revokeCertificate'), {
       reason: 'CertificateRevocationError',
       giveUpAfterMs: DEFAULT_CLEANUP_LIMITS.giveUpNoAuthMs,
     });
@@ -76,10 +78,58 @@ describe('a namespace being deleted', () => {
   it('stops a sync (the object goes with its namespace) and keeps the code for the controller loop', () => {
     for (const err of [refused, redacted]) {
       const outcome = classify(err, 'destination');
-      assert.deepEqual(outcome, { reason: 'SecretSyncError', terminal: true });
+      assert.deepEqual(outcome, { reason: 'SecretSyncError', terminal: true, quiet: true });
       const thrown = errorFor(err, outcome);
       assert.ok(thrown instanceof TerminalError);
       assert.equal(thrown.code, CODES.K8S_NAMESPACE_TERMINATING);
+      assert.equal(thrown.expected, true, 'not an error for the controller loop');
+    }
+  });
+
+  it('a VaultAuth deleted before the object: quiet in a terminating namespace or a cleanup, an error otherwise', () => {
+    assert.deepEqual(classify(noAuth, 'access'), { reason: 'VaultClientConfigError', retry: true });
+    const quiet = classify(noAuth, 'access', DEFAULT_CLEANUP_LIMITS, { namespaceTerminating: true });
+    assert.deepEqual(quiet, { reason: 'VaultClientConfigError', terminal: true, quiet: true });
+    assert.equal((errorFor(noAuth, quiet) as TerminalError).expected, true);
+    // Its token was revoked with it, and the leases with the token: nothing is left to revoke.
+    assert.deepEqual(classify(noAuth, 'revokeLease'), {
+      reason: 'SecretLeaseRevoke',
+      giveUpAfterMs: 0,
+      quiet: true,
+    });
+    // A certificate is not revoked with the token: giving up on it is said.
+    assert.equal(classify(noAuth, 'revokeCertificate').quiet, undefined);
+    // Only a missing reference: Vault being down while the namespace goes is still reported.
+    assert.deepEqual(classify(vaultDown, 'vault', DEFAULT_CLEANUP_LIMITS, { namespaceTerminating: true }), {
+      reason: 'VaultClientError',
+      retry: true,
+    });
+  });
+
+  it('reportFailure: the Warning Event, unless the namespace refuses it as terminating', async () => {
+    const obj = { apiVersion: 'v1', kind: 'K', metadata: { name: 'x', namespace: 'ns' } };
+    const recorder = (refuses: boolean, known = false) => {
+      let terminating = known;
+      const sent: string[] = [];
+      return {
+        sent,
+        refusedAsTerminating: () => terminating,
+        warning: async (_o: unknown, reason: string) => {
+          if (refuses) terminating = true;
+          else sent.push(reason);
+        },
+      };
+    };
+    const live = recorder(false);
+    assert.deepEqual(await reportFailure(live, obj, 'access', noAuth), {
+      reason: 'VaultClientConfigError',
+      retry: true,
+    });
+    assert.deepEqual(live.sent, ['VaultClientConfigError']);
+    // The first failure learns it from the refused Event, later ones do not try.
+    for (const r of [recorder(true), recorder(true, true)]) {
+      assert.equal((await reportFailure(r, obj, 'access', noAuth)).quiet, true);
+      assert.deepEqual(r.sent, []);
     }
   });
 

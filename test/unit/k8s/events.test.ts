@@ -131,6 +131,37 @@ describe('EventRecorder', () => {
     assert.deepEqual(errors, []);
   });
 
+  it('a namespace deleted and created again under the same name: Events about its new objects are not held', async () => {
+    let deleted = true;
+    const { srv, recorder, advance } = await setup((r, res) =>
+      deleted
+        ? json(res, 403, {
+            kind: 'Status',
+            code: 403,
+            reason: 'Forbidden',
+            details: { causes: [{ reason: 'NamespaceTerminating' }] },
+          })
+        : json(res, 201, JSON.parse(r.body)),
+    );
+    const old = { ...obj, metadata: { ...obj.metadata, creationTimestamp: '2025-03-01T09:00:00Z' } };
+    await recorder.warning(old, 'SecretSyncError', 'm');
+    assert.equal(recorder.refusedAsTerminating(old), true);
+    advance(5_000);
+    deleted = false; // gone, and app created again with a VaultStaticSecret of the same name
+    const again = {
+      ...obj,
+      metadata: { ...obj.metadata, uid: 'u-2', creationTimestamp: '2025-03-01T10:00:04Z' },
+    };
+    assert.equal(recorder.refusedAsTerminating(again), false);
+    await recorder.warning(again, 'SecretSyncError', 'm');
+    await recorder.warning(old, 'SecretSyncError', 'm');
+    assert.deepEqual(
+      srv.received.map((r) => `${r.method} ${JSON.parse(r.body).involvedObject?.uid}`),
+      ['POST u-1', 'POST u-2'],
+      'the new object has its Event; the old one is still held',
+    );
+  });
+
   it('puts Events about cluster-scoped objects in default', async () => {
     const { srv, recorder } = await setup((r, res) => json(res, 201, JSON.parse(r.body)));
     await recorder.normal(

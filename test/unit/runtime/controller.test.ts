@@ -82,7 +82,14 @@ function setup(opts: Partial<ControllerOptions> = {}, clock = new FakeClock()) {
     ...opts,
   });
   c.for(informer);
-  return { ch, informer, c, metrics, calls, clock };
+  /** The initial list: `objects` (or objects of these names), then initDone. */
+  const seed = (...objects: (string | KubeObject)[]) =>
+    ch.push(
+      { type: 'init' },
+      ...objects.map((o) => ({ type: 'initApply' as const, object: typeof o === 'string' ? obj(o) : o })),
+      { type: 'initDone' },
+    );
+  return { ch, informer, c, metrics, calls, clock, seed };
 }
 
 async function runFor(c: Controller, informer: Informer<KubeObject>, body: () => Promise<void>) {
@@ -103,21 +110,14 @@ describe('keys', () => {
 describe('Controller result handling', () => {
   it('reconciles every listed object once caches sync, with context', async () => {
     const seen: { id: string; aborted: boolean }[] = [];
-    const { ch, informer, c, calls } = setup({
+    const { informer, c, calls, seed } = setup({
       reconcile: async (ctx) => {
         calls.push(formatKey(ctx.key));
         seen.push({ id: ctx.reconcileId, aborted: ctx.signal.aborted });
         return { awaitChange: true };
       },
     });
-    ch.push(
-      { type: 'init' },
-      { type: 'initApply', object: obj('a') },
-      { type: 'initApply', object: obj('b') },
-      {
-        type: 'initDone',
-      },
-    );
+    seed('a', 'b');
     await runFor(c, informer, async () => {
       await flush();
       assert.deepEqual(calls.sort(), ['ns/a', 'ns/b']);
@@ -139,19 +139,14 @@ describe('Controller result handling', () => {
       },
       { write: (l: string) => lines.push(JSON.parse(l)) },
     );
-    const { ch, informer, c } = setup({
+    const { informer, c, seed } = setup({
       logger,
       reconcile: async (ctx) => {
         if (ctx.key.name === 'b') ctx.log.info('hello');
         return { awaitChange: true };
       },
     });
-    ch.push(
-      { type: 'init' },
-      { type: 'initApply', object: obj('a') },
-      { type: 'initApply', object: obj('b') },
-    );
-    ch.push({ type: 'initDone' });
+    seed('a', 'b');
     await runFor(c, informer, async () => {
       await flush();
     });
@@ -164,7 +159,7 @@ describe('Controller result handling', () => {
 
   it('success forgets backoff and requeueAfter schedules a timed requeue', async () => {
     const clock = new FakeClock();
-    const { ch, informer, c, calls, metrics } = setup(
+    const { informer, c, calls, metrics, seed } = setup(
       {
         reconcile: async (ctx) => {
           calls.push(formatKey(ctx.key));
@@ -173,7 +168,7 @@ describe('Controller result handling', () => {
       },
       clock,
     );
-    ch.push({ type: 'init' }, { type: 'initApply', object: obj('a') }, { type: 'initDone' });
+    seed('a');
     await runFor(c, informer, async () => {
       await flush();
       assert.equal(calls.length, 1);
@@ -189,7 +184,7 @@ describe('Controller result handling', () => {
   it('errors requeue with per-key backoff; success resets it', async () => {
     const clock = new FakeClock();
     let failures = 2;
-    const { ch, informer, c, metrics } = setup(
+    const { informer, c, metrics, seed } = setup(
       {
         reconcile: async () => {
           if (failures-- > 0) throw new Error('vault unavailable');
@@ -198,7 +193,7 @@ describe('Controller result handling', () => {
       },
       clock,
     );
-    ch.push({ type: 'init' }, { type: 'initApply', object: obj('a') }, { type: 'initDone' });
+    seed('a');
     await runFor(c, informer, async () => {
       await flush();
       assert.equal(c.queue.numRequeues('ns/a'), 1);
@@ -218,7 +213,7 @@ describe('Controller result handling', () => {
 
   it('TerminalError is counted and never retried', async () => {
     const clock = new FakeClock();
-    const { ch, informer, c, calls, metrics } = setup(
+    const { ch, informer, c, calls, metrics, seed } = setup(
       {
         reconcile: async (ctx) => {
           calls.push(formatKey(ctx.key));
@@ -227,7 +222,7 @@ describe('Controller result handling', () => {
       },
       clock,
     );
-    ch.push({ type: 'init' }, { type: 'initApply', object: obj('a') }, { type: 'initDone' });
+    seed('a');
     await runFor(c, informer, async () => {
       await flush();
       await clock.advanceAsync(2_000_000);
@@ -243,35 +238,32 @@ describe('Controller result handling', () => {
     );
   });
 
-  it('a TerminalError of a namespace being deleted is not retried nor logged as an error', async () => {
+  it('an expected TerminalError (the object or its namespace going away) is neither retried nor an error', async () => {
     const lines: { level: number; msg: string }[] = [];
-    const logger = pino({ level: 'info' }, { write: (l: string) => lines.push(JSON.parse(l)) });
-    const { ch, informer, c, calls } = setup({
+    const logger = pino({ level: 'debug' }, { write: (l: string) => lines.push(JSON.parse(l)) });
+    const { informer, c, calls, seed, metrics } = setup({
       logger,
       reconcile: async (ctx) => {
         calls.push(formatKey(ctx.key));
-        const code = ctx.key.name === 'a' ? CODES.K8S_NAMESPACE_TERMINATING : CODES.INVALID_CONFIG;
-        throw new TerminalError('refused', { code });
+        throw new TerminalError('refused', { code: CODES.INVALID_REF, expected: ctx.key.name === 'a' });
       },
     });
-    ch.push(
-      { type: 'init' },
-      { type: 'initApply', object: obj('a') },
-      { type: 'initApply', object: obj('b') },
-      { type: 'initDone' },
-    );
+    seed('a', 'b');
     await runFor(c, informer, async () => {
       await flush();
     });
     assert.deepEqual(calls.sort(), ['ns/a', 'ns/b']);
     const levels = Object.fromEntries(lines.map((l) => [l.msg, l.level]));
-    assert.equal(levels['namespace is being deleted; not retrying'], 30);
+    assert.equal(levels['the object or its namespace is being deleted; not retrying'], 20);
     assert.equal(levels['terminal reconciler error; not retrying until the object changes'], 50);
+    const text = await metrics.metrics();
+    assert.match(text, /controller_runtime_reconcile_errors_total\{controller="vss"\} 1\n/);
+    assert.match(text, /controller_runtime_reconcile_total\{controller="vss",result="success"\} 1\n/);
   });
 
   it('errorPolicy decides the timing of non-terminal errors', async () => {
     const clock = new FakeClock();
-    const { ch, informer, c } = setup(
+    const { informer, c, seed } = setup(
       {
         reconcile: async () => {
           throw new Error('boom');
@@ -280,7 +272,7 @@ describe('Controller result handling', () => {
       },
       clock,
     );
-    ch.push({ type: 'init' }, { type: 'initApply', object: obj('a') }, { type: 'initDone' });
+    seed('a');
     await runFor(c, informer, async () => {
       await flush();
       assert.equal(c.queue.readyAt('ns/a'), clock.now() + 7000);
@@ -292,7 +284,7 @@ describe('Controller result handling', () => {
     const clock = new FakeClock();
     const tooMany = (seconds: number) =>
       new K8sApiError(429, 'TooManyRequests', 'PUT /api/v1/secrets: 429', { retryAfterSeconds: seconds });
-    const { ch, informer, c } = setup(
+    const { informer, c, seed } = setup(
       {
         reconcile: async ({ key: { name } }) => {
           // Wrapped as a reconciler's own error may wrap it: the floor still applies.
@@ -303,12 +295,7 @@ describe('Controller result handling', () => {
       },
       clock,
     );
-    ch.push(
-      { type: 'init' },
-      { type: 'initApply', object: obj('a') },
-      { type: 'initApply', object: obj('b') },
-    );
-    ch.push({ type: 'initDone' });
+    seed('a', 'b');
     await runFor(c, informer, async () => {
       await flush();
       assert.equal(c.queue.readyAt('ns/a'), clock.now() + 3000, 'not the 5 ms first backoff');
@@ -319,7 +306,7 @@ describe('Controller result handling', () => {
 
   it('a synchronous throw, a non-Action result or a throwing errorPolicy never kill the workers', async () => {
     let n = 0;
-    const { ch, informer, c, calls } = setup({
+    const { informer, c, calls, seed } = setup({
       reconcile: ((ctx: { key: { name: string } }) => {
         calls.push(ctx.key.name);
         n++;
@@ -331,13 +318,7 @@ describe('Controller result handling', () => {
         throw new Error('policy bug');
       },
     });
-    ch.push(
-      { type: 'init' },
-      ...['a', 'b', 'c'].map((x) => ({ type: 'initApply' as const, object: obj(x) })),
-      {
-        type: 'initDone',
-      },
-    );
+    seed('a', 'b', 'c');
     await runFor(c, informer, async () => {
       await flush();
       assert.deepEqual(calls.sort(), ['a', 'b', 'c']);
@@ -347,7 +328,7 @@ describe('Controller result handling', () => {
 
   it('aborts ctx.signal at the reconcile timeout and counts it', async () => {
     const clock = new FakeClock();
-    const { ch, informer, c, metrics } = setup(
+    const { informer, c, metrics, seed } = setup(
       {
         reconcileTimeoutMs: 1000,
         reconcile: (ctx) =>
@@ -355,7 +336,7 @@ describe('Controller result handling', () => {
       },
       clock,
     );
-    ch.push({ type: 'init' }, { type: 'initApply', object: obj('a') }, { type: 'initDone' });
+    seed('a');
     await runFor(c, informer, async () => {
       await flush();
       await clock.advanceAsync(1000);
@@ -371,7 +352,7 @@ describe('Controller result handling', () => {
     const clock = new FakeClock();
     let finished = false;
     let abortedBy: unknown;
-    const { ch, informer, c } = setup(
+    const { informer, c, seed } = setup(
       {
         shutdownTimeoutMs: 5000,
         reconcileTimeoutMs: 0,
@@ -386,7 +367,7 @@ describe('Controller result handling', () => {
       },
       clock,
     );
-    ch.push({ type: 'init' }, { type: 'initApply', object: obj('a') }, { type: 'initDone' });
+    seed('a');
     const stop = new AbortController();
     const runs = [informer.run(stop.signal), c.run(stop.signal)];
     await flush();
@@ -402,7 +383,7 @@ describe('Controller result handling', () => {
   it('the same key is never reconciled concurrently even with many workers', async () => {
     let active = 0;
     let maxActive = 0;
-    const { ch, informer, c } = setup({
+    const { ch, informer, c, seed } = setup({
       concurrency: 8,
       reconcile: async () => {
         active++;
@@ -412,7 +393,7 @@ describe('Controller result handling', () => {
         return { awaitChange: true };
       },
     });
-    ch.push({ type: 'init' }, { type: 'initApply', object: obj('a') }, { type: 'initDone' });
+    seed('a');
     await runFor(c, informer, async () => {
       for (let i = 2; i < 20; i++) {
         ch.push({ type: 'apply', object: obj('a', { resourceVersion: String(i) }) });

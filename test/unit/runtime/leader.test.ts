@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
+import fc from 'fast-check';
 import { LeaderElector } from '../../../src/runtime/leader.ts';
 import { FakeClock, flush } from './fake-clock.ts';
 import { FakeLeases } from './fake-leases.ts';
@@ -94,6 +95,32 @@ describe('LeaderElector', () => {
     assert.deepEqual(a.events, ['start', 'stop']);
   });
 
+  it('rides out a short outage that follows a renewal which hung for most of renewDeadline', async () => {
+    const api = new FakeLeases();
+    const clock = new FakeClock();
+    const a = candidate(api, clock, 'a', new Set());
+    await clock.advanceAsync(1);
+    assert.ok(a.el.isLeader());
+    // etcd away: the API server holds the next renewal for 9 s, then lets it through.
+    let resume = () => {};
+    api.stalled = new Promise((r) => {
+      resume = r;
+    });
+    await clock.advanceAsync(2_000 + 9_000);
+    api.stalled = undefined;
+    resume();
+    await flush();
+    await clock.advanceAsync(1_500);
+    // Then the API server is killed and back 4 s later: well inside renewDeadline.
+    api.down = true;
+    await clock.advanceAsync(4_000);
+    api.down = false;
+    await clock.advanceAsync(10_000);
+    assert.ok(a.el.isLeader(), 'still leading');
+    a.stop.abort();
+    assert.equal(await a.done, false);
+  });
+
   it('stops at its first renewal that finds another holder, not at renewDeadline', async () => {
     const api = new FakeLeases();
     const clock = new FakeClock();
@@ -134,6 +161,82 @@ describe('LeaderElector', () => {
     assert.ok(leading.aborted, 'leadership ended synchronously');
     assert.ok(!el.isLeader());
     assert.equal(await done, true);
+  });
+
+  it('property: under any sequence of partitions and stalls, two candidates never lead at once, and one leads once the API is healthy', async () => {
+    const step = fc.record({
+      ms: fc.integer({ min: 1, max: 6_000 }),
+      aDown: fc.boolean(),
+      bDown: fc.boolean(),
+      aStalled: fc.boolean(),
+      bStalled: fc.boolean(),
+    });
+    await fc.assert(
+      fc.asyncProperty(fc.array(step, { minLength: 3, maxLength: 10 }), async (steps) => {
+        const api = new FakeLeases();
+        const clock = new FakeClock();
+        const stop = new AbortController();
+        const leading = new Map<string, AbortSignal>();
+        const overlaps: string[] = [];
+        type Link = { down?: boolean; stalled?: Promise<void> | undefined };
+        const links: Record<'a' | 'b', Link> = { a: {}, b: {} };
+        // A candidate that loses leadership exits and comes back, as the operator's process does.
+        const campaign = async (id: 'a' | 'b') => {
+          for (let gen = 0; !stop.signal.aborted; gen++) {
+            const identity = `${id}${gen}`;
+            await new LeaderElector({
+              client: api.client(links[id]),
+              namespace: 'ferry',
+              name: 'ferry-lock',
+              identity,
+              clock,
+              random: () => 0,
+              releaseOnCancel: false,
+              onStartedLeading: (signal) => {
+                // Recorded, not asserted: the elector catches what this callback throws.
+                for (const [other, s] of leading)
+                  if (!s.aborted) overlaps.push(`${identity} started at ${clock.now()} while ${other} leads`);
+                leading.set(identity, signal);
+              },
+            }).run(stop.signal);
+          }
+        };
+        const runs = [campaign('a'), campaign('b')];
+        // A stall lasts until a step without it: requests hang across several steps, as they do
+        // behind an API server waiting on etcd.
+        const resume = { a: () => {}, b: () => {} };
+        const set = (id: 'a' | 'b', down: boolean, stalled: boolean) => {
+          links[id].down = down;
+          if (stalled && !links[id].stalled)
+            links[id].stalled = new Promise<void>((r) => {
+              resume[id] = r;
+            });
+          else if (!stalled && links[id].stalled) {
+            links[id].stalled = undefined;
+            resume[id]();
+          }
+        };
+        for (const st of steps) {
+          set('a', st.aDown, st.aStalled);
+          set('b', st.bDown, st.bStalled);
+          await flush();
+          await clock.advanceAsync(st.ms);
+        }
+        set('a', false, false);
+        set('b', false, false);
+        await flush();
+        await clock.advanceAsync(30_000);
+        assert.deepEqual(overlaps, []);
+        assert.ok(
+          [...leading.values()].some((s) => !s.aborted),
+          'someone leads on a healthy API',
+        );
+        stop.abort();
+        await clock.advanceAsync(20_000);
+        await Promise.all(runs);
+      }),
+      { numRuns: 150 },
+    );
   });
 
   it('validates timing parameters', () => {
