@@ -1,13 +1,15 @@
-// Events off the reconcile path, as client-go's broadcaster keeps them: a reconcile hands its Event to
-// a bounded queue and goes on, and a few writers record the queued Events in order through the
-// EventRecorder (which folds repeats). Without it every first sync waited for an Event create: at
-// N = 5,000 one API round trip of four per resource, at the API server's slowest (issue 12). Beyond
-// the bound an Event is dropped, counted and logged once per burst rather than held or waited for
-// (client-go: a queue of 1,000 that drops when full); Events are for people, the status is the record.
+// Normal Events off the reconcile path, as client-go's broadcaster keeps them: a reconcile hands its
+// Normal Event to a bounded queue and goes on, and a few writers record the queued Events in order
+// through the EventRecorder (which folds repeats). Without it every first sync waited for its
+// SecretSynced create: at N = 5,000 one API round trip of four per resource, at the API server's
+// slowest (issue 12). Beyond the bound an Event is dropped, counted and logged once per burst rather
+// than held or waited for (client-go: a queue of 1,000 that drops when full); Events are for people,
+// the status is the record. Warnings are written at once and awaited: they are rare (a failure), and
+// their refusal is how a reconcile learns that its namespace is being deleted (outcome.ts).
 import type { Reason } from '../consts/reasons.ts';
 import type { EventRecorder } from './events.ts';
 
-type Recorder = Pick<EventRecorder, 'normal' | 'warning'>;
+type Recorder = Pick<EventRecorder, 'normal' | 'warning' | 'refusedAsTerminating'>;
 type Involved = Parameters<Recorder['normal']>[0];
 
 export interface EventQueueOptions {
@@ -42,8 +44,11 @@ export class EventQueue implements Recorder {
   }
 
   warning(obj: Involved, reason: Reason, message: string): Promise<void> {
-    this.#push(() => this.#recorder.warning(obj, reason, message));
-    return Promise.resolve();
+    return this.#recorder.warning(obj, reason, message);
+  }
+
+  refusedAsTerminating(obj: Involved): boolean {
+    return this.#recorder.refusedAsTerminating(obj);
   }
 
   /** Resolves once every Event queued so far has been written (or failed: the recorder never throws). */

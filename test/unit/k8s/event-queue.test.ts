@@ -1,5 +1,6 @@
-// EventQueue: a reconcile's Event is queued, never waited for; a bounded number are written at once,
-// in order; beyond the bound they are dropped and counted once the burst is over; close drops the rest.
+// EventQueue: a reconcile's Normal Event is queued, never waited for; a bounded number are written at
+// once, in order; beyond the bound they are dropped and counted once the burst is over; close drops
+// the rest. A Warning is written at once and awaited.
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { REASONS } from '../../../src/consts/reasons.ts';
@@ -26,7 +27,8 @@ function slowRecorder() {
   return {
     recorder: {
       normal: (_o: unknown, _r: unknown, m: string) => write(m),
-      warning: (_o: unknown, _r: unknown, m: string) => write(m),
+      warning: (_o: unknown, _r: unknown, m: string) => write(`warning ${m}`),
+      refusedAsTerminating: () => false,
     },
     written,
     release: async () => {
@@ -56,7 +58,7 @@ describe('EventQueue', () => {
     const dropped: number[] = [];
     const q = new EventQueue(r.recorder, { writers: 1, capacity: 3, onDropped: (n) => dropped.push(n) });
     // One is taken by the writer at once, three wait, the rest are dropped.
-    for (let i = 0; i < 10; i++) await q.warning(obj, REASONS.SecretSyncError, `m${i}`);
+    for (let i = 0; i < 10; i++) await q.normal(obj, REASONS.SecretSynced, `m${i}`);
     await r.release();
     await q.flush();
     assert.deepEqual(r.written, ['m0', 'm1', 'm2', 'm3']);
@@ -84,10 +86,26 @@ describe('EventQueue', () => {
         written.push(m);
       },
       warning: async () => {},
+      refusedAsTerminating: () => false,
     });
     await q.normal(obj, REASONS.SecretSynced, 'bad');
     await q.normal(obj, REASONS.SecretSynced, 'good');
     await q.flush();
     assert.deepEqual(written, ['good']);
+  });
+
+  it('writes a Warning at once and waits for it; asks the recorder whether the namespace refused Events', async () => {
+    const r = slowRecorder();
+    const q = new EventQueue({ ...r.recorder, refusedAsTerminating: () => true });
+    let done = false;
+    const w = q.warning(obj, REASONS.SecretSyncError, 'bad').then(() => {
+      done = true;
+    });
+    await new Promise((res) => setImmediate(res));
+    assert.equal(done, false, 'the caller waits for the Warning');
+    await r.release();
+    await w;
+    assert.deepEqual(r.written, ['warning bad']);
+    assert.equal(q.refusedAsTerminating(obj), true);
   });
 });
