@@ -26,6 +26,7 @@ import { setupVaultPKISecret } from './controllers/vaultpkisecret/setup.ts';
 import { setupVaultStaticSecret } from './controllers/vaultstaticsecret/setup.ts';
 import { createVaultAccess } from './delivery/setup.ts';
 import type { KubeClient } from './k8s/client.ts';
+import { EventQueue } from './k8s/event-queue.ts';
 import { EventRecorder } from './k8s/events.ts';
 import { Manager } from './runtime/manager.ts';
 
@@ -99,9 +100,17 @@ export function buildOperator(cfg: OperatorConfig): Manager {
   });
   const { auths, authGlobals, connections, resolver: vault, cache: vaultClients } = access;
   const transformations = manager.informer<SecretTransformation>(SecretTransformations);
-  const events = new EventRecorder(cfg.client, {
-    component: 'ferry',
-    onError: (err) => log.warn({ err }, 'could not record event'),
+  const events = new EventQueue(
+    new EventRecorder(cfg.client, {
+      component: 'ferry',
+      onError: (err) => log.warn({ err }, 'could not record event'),
+    }),
+    { onDropped: (count) => log.warn({ count }, 'events dropped: more were queued than could be written') },
+  );
+  manager.runWhileLeading('events', async (signal) => {
+    if (!signal.aborted)
+      await new Promise((resolve) => signal.addEventListener('abort', resolve, { once: true }));
+    await events.close();
   });
   const ctx: ControllerContext = {
     client: cfg.client,

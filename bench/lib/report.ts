@@ -25,6 +25,9 @@ export interface BenchResults {
   runs?: RunRecord[];
   /** Observations written by whoever ran it, shown under the tables. */
   notes?: string[];
+  /** Findings that need more than a bullet (a breakdown, a table): a `## title` section each, after
+   * the observations, its lines as written. */
+  sections?: { title: string; lines: string[] }[];
 }
 
 /** The results file: one row or series per line, so that a diff between runs stays readable. */
@@ -340,6 +343,7 @@ export function renderReport(res: BenchResults): { markdown: string; svgs: Recor
     );
   }
   if (res.notes?.length) out.push('## Observations', '', ...res.notes.map((n) => `- ${n}`), '');
+  for (const s of res.sections ?? []) out.push(`## ${s.title}`, '', ...s.lines, '');
   out.push(
     '## What the figures mean',
     '',

@@ -43,7 +43,9 @@ export interface OperatorOptions {
 export interface ControllerContext {
   client: KubeClient;
   log: Logger;
-  events: EventRecorder;
+  /** Normal Events queued, not awaited on the API (k8s/event-queue.ts); the harness records them
+   * directly. */
+  events: Pick<EventRecorder, 'normal' | 'warning' | 'refusedAsTerminating'>;
   clock: Clock;
   random: Random;
   options: OperatorOptions;

@@ -333,7 +333,9 @@ export class VaultAccessResolver {
   /** One session per auth × connection × identity (vso-api.md §11.1). */
   readonly cache: VaultClientCache;
   readonly #deps: VaultAccessDeps;
-  readonly #saUids = new Map<string, { uid: string; at: number }>();
+  /** Pending too: the first reconciles of a namespace (up to max-concurrent-reconciles at once) share
+   * one read instead of each making its own. */
+  readonly #saUids = new Map<string, { uid: Promise<string>; at: number }>();
   readonly #storage: ClientCacheStorage | undefined;
   #purge: Promise<void> | undefined;
   /** The storage entries found at start, listed once for restoreStored. */
@@ -859,10 +861,15 @@ export class VaultAccessResolver {
     const hit = this.#saUids.get(key);
     const now = this.#deps.clock.now();
     if (hit && now - hit.at < SA_UID_TTL_MS) return hit.uid;
-    const sa = await this.#serviceAccount(namespace, name);
-    const uid = uidOf(sa, `ServiceAccount ${key}`);
-    this.#saUids.set(key, { uid, at: now });
-    return uid;
+    const entry = {
+      uid: this.#serviceAccount(namespace, name).then((sa) => uidOf(sa, `ServiceAccount ${key}`)),
+      at: now,
+    };
+    this.#saUids.set(key, entry);
+    entry.uid.catch(() => {
+      if (this.#saUids.get(key) === entry) this.#saUids.delete(key);
+    });
+    return entry.uid;
   }
 
   #serviceAccount(namespace: string, name: string): Promise<KubeObject> {

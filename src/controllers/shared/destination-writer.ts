@@ -17,8 +17,9 @@
 // Secrets Ferry did not label (`create: false`) are not in that watch and are always read.
 // The hash is an HMAC under a key that lives only in this process: never a secret value, and no
 // oracle for guessing one.
-import { createHmac, randomBytes } from 'node:crypto';
+import { createHmac, createSecretKey, type KeyObject, randomBytes } from 'node:crypto';
 import type { KubeClient } from '../../k8s/client.ts';
+import { isK8sApiError } from '../../k8s/errors.ts';
 import { Secrets } from '../../k8s/resources.ts';
 import type { KubeObject, Secret } from '../../k8s/types.ts';
 import { objectKey } from '../../runtime/store.ts';
@@ -27,6 +28,7 @@ import {
   type OwnAnnotations,
   type Owner,
   type SyncOutcome,
+  type SyncResult,
   syncDestination,
 } from './destination.ts';
 
@@ -68,16 +70,17 @@ export interface WriteOptions {
 
 export class DestinationWriter {
   readonly #client: KubeClient;
-  readonly #key: Buffer;
+  readonly #key: KeyObject;
   readonly #destinations = new Map<string, Destination>();
   #observed: ObservedSecrets | undefined;
 
   constructor(client: KubeClient, key: Buffer = randomBytes(32)) {
     this.#client = client;
-    this.#key = key;
+    this.#key = createSecretKey(key);
   }
 
-  /** The metadata-only store of managed Secrets (setup.ts); without it every write reads first. */
+  /** The metadata-only store of managed Secrets (setup.ts), synced before any reconcile runs; without
+   * it every write reads first. */
   observe(store: ObservedSecrets): void {
     this.#observed = store;
   }
@@ -112,17 +115,35 @@ export class DestinationWriter {
     const namespace = owner.metadata.namespace;
     const stamp = this.#stamp(owner, dest, data, opts.annotations);
     if (!opts.read && this.#current(owner, dest.name)?.stamp === stamp) return { outcome: 'skipped' };
-    const existing = opts.read
+    // A Secret to create that the watch has never shown is created without reading it first (the
+    // initial sync of N resources: one API request less each); should it exist after all (not
+    // Ferry's, or not yet in the watch), the create fails and the Secret is read as before.
+    const observed = this.#observed;
+    const unseen =
+      !opts.read && dest.create === true && observed !== undefined && !observed.get(namespace, dest.name);
+    let existing = opts.read
       ? opts.read.existing
-      : await this.#client.getIfExists<Secret>(Secrets, dest.name, namespace);
+      : unseen
+        ? undefined
+        : await this.#client.getIfExists<Secret>(Secrets, dest.name, namespace);
     const key = objectKey(namespace, dest.name);
     const d = this.#entry(key);
-    d.replacing = existing?.metadata.resourceVersion;
-    const result = await syncDestination(this.#client, owner, dest, data, existing, {
-      ...(opts.signal ? { signal: opts.signal } : {}),
-      strict: opts.strict,
-      annotations: opts.annotations,
-    });
+    const sync = (): Promise<SyncResult> => {
+      d.replacing = existing?.metadata.resourceVersion;
+      return syncDestination(this.#client, owner, dest, data, existing, {
+        ...(opts.signal ? { signal: opts.signal } : {}),
+        strict: opts.strict,
+        annotations: opts.annotations,
+      });
+    };
+    let result: SyncResult;
+    try {
+      result = await sync();
+    } catch (err) {
+      if (!(unseen && isK8sApiError(err) && err.isAlreadyExists())) throw err;
+      existing = await this.#client.getIfExists<Secret>(Secrets, dest.name, namespace);
+      result = await sync();
+    }
     if (result.resourceVersion) {
       d.replacing = undefined;
       d.wrote = result.resourceVersion;

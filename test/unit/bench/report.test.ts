@@ -229,6 +229,7 @@ describe('bench report', () => {
       },
     ],
     notes: ['taken under load'],
+    sections: [{ title: 'Where the time goes', lines: ['| phase | s |', '|---|---:|'] }],
   };
 
   it('renders a table per N with ratios, plots, failures and notes', () => {
@@ -238,6 +239,7 @@ describe('bench report', () => {
     assert.ok(markdown.includes('| initial sync (s) | 0.50× | – |'));
     assert.ok(markdown.includes('| run failed |  | yes |'));
     assert.ok(markdown.includes('- taken under load'));
+    assert.ok(markdown.includes('## Where the time goes\n\n| phase | s |\n|---|---:|\n'));
     assert.deepEqual(Object.keys(svgs), ['sync-n100.svg']);
     assert.ok(markdown.includes('(benchmarks/sync-n100.svg)'));
   });
