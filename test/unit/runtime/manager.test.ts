@@ -10,6 +10,15 @@ import type { WatcherEvent } from '../../../src/runtime/watcher.ts';
 import { FakeClock, flush } from './fake-clock.ts';
 import { FakeLeases } from './fake-leases.ts';
 
+/** One object 'ns/a', synced at once, then the watch waits for its end. */
+const syncedWatch: WatchFactory = <T extends KubeObject>(_rt: ResourceType, spec: { signal: AbortSignal }) =>
+  (async function* (): AsyncGenerator<WatcherEvent<T>> {
+    yield { type: 'init' };
+    yield { type: 'initApply', object: { metadata: { name: 'a', namespace: 'ns' } } as T };
+    yield { type: 'initDone' };
+    await new Promise((r) => spec.signal.addEventListener('abort', r));
+  })();
+
 describe('Manager', () => {
   it('serves probes and metrics, starts controllers only after caches sync, and shuts down', async (t) => {
     let releaseInitDone: () => void = () => {};
@@ -65,20 +74,13 @@ describe('Manager', () => {
   });
 
   it('runs the warm-ups before the controllers, which wait for them up to their timeout', async (t) => {
-    const watch: WatchFactory = <T extends KubeObject>(_rt: ResourceType, spec: { signal: AbortSignal }) =>
-      (async function* (): AsyncGenerator<WatcherEvent<T>> {
-        yield { type: 'init' };
-        yield { type: 'initApply', object: { metadata: { name: 'a', namespace: 'ns' } } as T };
-        yield { type: 'initDone' };
-        await new Promise((r) => spec.signal.addEventListener('abort', r));
-      })();
     const clock = new FakeClock();
     const mgr = new Manager({
       client: {} as unknown as KubeClient,
       logger: pino({ level: 'silent' }),
       healthProbeAddress: null,
       metricsAddress: null,
-      watch,
+      watch: syncedWatch,
       clock,
     });
     const order: string[] = [];
@@ -131,13 +133,6 @@ describe('Manager', () => {
   it('aborts running reconciles at once when leadership is lost, without the shutdown grace period', async () => {
     const clock = new FakeClock();
     const leases = new FakeLeases();
-    const watch: WatchFactory = <T extends KubeObject>(_rt: ResourceType, spec: { signal: AbortSignal }) =>
-      (async function* (): AsyncGenerator<WatcherEvent<T>> {
-        yield { type: 'init' };
-        yield { type: 'initApply', object: { metadata: { name: 'a', namespace: 'ns' } } as T };
-        yield { type: 'initDone' };
-        await new Promise((r) => spec.signal.addEventListener('abort', r));
-      })();
     const mgr = new Manager({
       client: leases.client() as unknown as KubeClient,
       logger: pino({ level: 'silent' }),
@@ -146,7 +141,7 @@ describe('Manager', () => {
       leaderElection: { namespace: 'ferry', name: 'ferry-lock', identity: 'a' },
       clock,
       random: () => 0,
-      watch,
+      watch: syncedWatch,
     });
     // A reconcile that waits for its signal, as one blocked on a slow Vault or API server would.
     let reconcileSignal: AbortSignal | undefined;
