@@ -326,6 +326,8 @@ type LoginBase = Pick<EffectiveAuth, 'mount' | 'params' | 'headers'>;
 type Provider = { providerUID: string; method: AuthMethod };
 
 const SA_UID_TTL_MS = 5 * 60_000;
+/** VaultAuths restored at once by restoreAll: each restore is a few requests to Kubernetes and Vault. */
+const RESTORE_PARALLELISM = 4;
 
 /** Resolves consumers to sessions. Holds a short-lived cache of ServiceAccount UIDs so a steady-state
  * refresh costs no Kubernetes read beyond the destination itself. */
@@ -401,13 +403,7 @@ export class VaultAccessResolver {
     const storage = this.#storage;
     const uid = auth.metadata.uid;
     if (!storage || !uid || this.#isEncryptionAuth(auth)) return 0;
-    this.#stored ??= listClientCacheStorage(this.#deps.client, this.#deps.operatorNamespace, signal).catch(
-      (err: unknown) => {
-        this.#stored = undefined;
-        throw err;
-      },
-    );
-    const entries = (await this.#stored).filter((e) => e.labels['auth/UID'] === uid);
+    const entries = (await this.#listStored(signal)).filter((e) => e.labels['auth/UID'] === uid);
     let restored = 0;
     for (const e of entries) {
       const cacheKey = e.labels.cacheKey ?? '';
@@ -429,6 +425,39 @@ export class VaultAccessResolver {
       }
     }
     return restored;
+  }
+
+  /**
+   * Restores the stored sessions of every VaultAuth, RESTORE_PARALLELISM VaultAuths at a time: the
+   * leader's warm-up before its controllers start, so that a takeover's burst of reconciles neither
+   * delays the restore nor races it into a login. Returns the restored count.
+   */
+  async restoreAll(signal?: AbortSignal): Promise<number> {
+    if (!this.#storage) return 0;
+    // Listed once up front: a failure here ends the warm-up (the per-VaultAuth restore tries again).
+    const owners = new Set((await this.#listStored(signal)).map((e) => e.labels['auth/UID']));
+    const auths = this.#deps.auths
+      .list()
+      .filter((a) => !a.metadata.deletionTimestamp && owners.has(a.metadata.uid));
+    let next = 0;
+    let restored = 0;
+    const worker = async (): Promise<void> => {
+      for (let a = auths[next++]; a !== undefined && !signal?.aborted; a = auths[next++])
+        restored += await this.restoreStored(a, signal);
+    };
+    await Promise.all(Array.from({ length: RESTORE_PARALLELISM }, worker));
+    return restored;
+  }
+
+  /** The storage entries found at start, listed once (a failed listing is tried again next time). */
+  #listStored(signal?: AbortSignal): Promise<{ name: string; labels: Record<string, string> }[]> {
+    this.#stored ??= listClientCacheStorage(this.#deps.client, this.#deps.operatorNamespace, signal).catch(
+      (err: unknown) => {
+        this.#stored = undefined;
+        throw err;
+      },
+    );
+    return this.#stored;
   }
 
   /** The cache removed a session: its stored token is of no further use, except on shutdown. */

@@ -6,7 +6,7 @@ import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Logger } from 'pino';
 import type { Clock, Random } from '../clock.ts';
-import { systemClock, systemRandom } from '../clock.ts';
+import { sleep, systemClock, systemRandom } from '../clock.ts';
 import { CODES, FerryError } from '../errors.ts';
 import type { KubeClient } from '../k8s/client.ts';
 import type { ResourceType } from '../k8s/resources.ts';
@@ -95,6 +95,7 @@ export class Manager {
   readonly #informers = new Map<string, Informer<KubeObject>>();
   readonly #controllers: Controller[] = [];
   readonly #leaderRunnables: { name: string; run: (signal: AbortSignal) => Promise<void> }[] = [];
+  readonly #warmUps: { name: string; run: (signal: AbortSignal) => Promise<void>; timeoutMs: number }[] = [];
   readonly #servers: Server[] = [];
   readonly #addresses: Record<'health' | 'metrics', string | undefined> = {
     health: undefined,
@@ -177,6 +178,37 @@ export class Manager {
     this.#leaderRunnables.push({ name, run });
   }
 
+  /**
+   * Work that runs each time the controllers are about to start (on taking leadership), before them:
+   * they wait for it up to `timeoutMs`, after which it goes on beside them. For work the first
+   * reconciles need and that must not queue behind their burst of API requests, e.g. restoring
+   * persisted Vault sessions whose leases are due.
+   */
+  beforeControllers(name: string, run: (signal: AbortSignal) => Promise<void>, timeoutMs: number): void {
+    this.#warmUps.push({ name, run, timeoutMs });
+  }
+
+  async #warmUp(signal: AbortSignal): Promise<void> {
+    await Promise.all(
+      this.#warmUps.map(async (w) => {
+        const started = this.#clock.now();
+        let done = false;
+        const run = w.run(signal).then(
+          () => {
+            done = true;
+          },
+          (err: unknown) => this.#log.warn({ err, warmUp: w.name }, 'warm-up failed'),
+        );
+        const waited = new AbortController();
+        await Promise.race([run, sleep(this.#clock, w.timeoutMs, AbortSignal.any([signal, waited.signal]))]);
+        waited.abort();
+        const ms = this.#clock.now() - started;
+        if (done) this.#log.info({ warmUp: w.name, ms }, 'warm-up done');
+        else this.#log.warn({ warmUp: w.name, ms }, 'warm-up still running; starting the controllers');
+      }),
+    );
+  }
+
   /** Bound addresses once start() has opened the servers (useful with port 0). */
   get addresses(): Readonly<Record<'health' | 'metrics', string | undefined>> {
     return this.#addresses;
@@ -233,6 +265,7 @@ export class Manager {
 
   /** `abort` (lost leadership) aborts the running reconciles at once; `signal` lets them drain. */
   async #runControllers(signal: AbortSignal, abort?: AbortSignal): Promise<void> {
+    await this.#warmUp(signal);
     this.#log.info({ controllers: this.#controllers.map((c) => c.name) }, 'starting controllers');
     await Promise.all([
       ...this.#controllers.map((c) => c.run(signal, abort ? { abort } : {})),

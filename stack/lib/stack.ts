@@ -59,6 +59,8 @@ export type Flavor = 'openbao' | 'vault';
 export interface StackEnv {
   dir: string;
   flavor: Flavor;
+  /** kube-apiserver runs with API Priority and Fairness (FERRY_STACK_APF=off turns it off). */
+  priorityAndFairness: boolean;
   apiServer: string;
   caFile: string;
   adminToken: string;
@@ -182,6 +184,7 @@ export async function stackUp(opts: StackOptions): Promise<StackEnv> {
   const env: StackEnv = {
     dir,
     flavor,
+    priorityAndFairness: process.env.FERRY_STACK_APF !== 'off',
     apiServer: '',
     caFile: join(dir, 'pki', 'ca.crt'),
     adminToken: randomBytes(24).toString('hex'),
@@ -284,11 +287,9 @@ export async function stackUp(opts: StackOptions): Promise<StackEnv> {
       `--service-account-signing-key-file=${join(pki, 'sa.key')}`,
       `--service-account-key-file=${join(pki, 'sa.pub')}`,
       `--api-audiences=${env.apiServer},vault`,
-      // API Priority and Fairness off: with it on, restart.test.ts's failover (200 objects taken over
-      // by a second replica) restores the Vault token 12 times instead of once, logs in again and
-      // renews up to 7 s late (2 runs of 2 on Vault; docs/security.md). The chaos suite's 429 case
-      // turns it on for its own run (withPriorityAndFairness).
-      APF_OFF,
+      // API Priority and Fairness on, as every real cluster runs it (FERRY_STACK_APF=off for a run
+      // without); the chaos suite's 429 case adds its own low limits for the operator.
+      env.priorityAndFairness ? APF_ON : APF_OFF,
       '--profiling=false',
       '--endpoint-reconciler-type=none',
       '--v=0',
@@ -814,15 +815,16 @@ const APF_ON = '--enable-priority-and-fairness=true';
 
 /**
  * Restarts the stack's kube-apiserver (SIGKILL; same port and data) with API Priority and Fairness
- * on or off, waiting until `ready`; returns how long it was down (ms).
+ * on, or (`false`) as the stack started it, waiting until `ready`; returns how long it was down (ms).
  */
 export function withPriorityAndFairness(
   on: boolean,
   ready: () => Promise<boolean>,
   log: Log,
 ): Promise<number> {
+  const apf = on || loadStackEnv().priorityAndFairness !== false;
   return restartStackProcess('kube-apiserver', ready, log, 'SIGKILL', (args) =>
-    args.map((a) => (a === APF_OFF || a === APF_ON ? (on ? APF_ON : APF_OFF) : a)),
+    args.map((a) => (a === APF_OFF || a === APF_ON ? (apf ? APF_ON : APF_OFF) : a)),
   );
 }
 

@@ -10,6 +10,15 @@ import type { WatcherEvent } from '../../../src/runtime/watcher.ts';
 import { FakeClock, flush } from './fake-clock.ts';
 import { FakeLeases } from './fake-leases.ts';
 
+/** One object 'ns/a', synced at once, then the watch waits for its end. */
+const syncedWatch: WatchFactory = <T extends KubeObject>(_rt: ResourceType, spec: { signal: AbortSignal }) =>
+  (async function* (): AsyncGenerator<WatcherEvent<T>> {
+    yield { type: 'init' };
+    yield { type: 'initApply', object: { metadata: { name: 'a', namespace: 'ns' } } as T };
+    yield { type: 'initDone' };
+    await new Promise((r) => spec.signal.addEventListener('abort', r));
+  })();
+
 describe('Manager', () => {
   it('serves probes and metrics, starts controllers only after caches sync, and shuts down', async (t) => {
     let releaseInitDone: () => void = () => {};
@@ -64,16 +73,66 @@ describe('Manager', () => {
     await started;
   });
 
+  it('runs the warm-ups before the controllers, which wait for them up to their timeout', async (t) => {
+    const clock = new FakeClock();
+    const mgr = new Manager({
+      client: {} as unknown as KubeClient,
+      logger: pino({ level: 'silent' }),
+      healthProbeAddress: null,
+      metricsAddress: null,
+      watch: syncedWatch,
+      clock,
+    });
+    const order: string[] = [];
+    let finishQuick: () => void = () => {};
+    mgr.beforeControllers(
+      'quick',
+      () =>
+        new Promise<void>((r) => {
+          finishQuick = () => {
+            order.push('quick done');
+            r();
+          };
+        }),
+      60_000,
+    );
+    let stuckSignal: AbortSignal | undefined;
+    mgr.beforeControllers(
+      'stuck',
+      (signal) => {
+        stuckSignal = signal;
+        return new Promise<void>(() => {});
+      },
+      5_000,
+    );
+    mgr
+      .controller({
+        name: 'vss',
+        reconcile: async (ctx) => {
+          order.push(`reconcile ${ctx.key.name}`);
+          return { awaitChange: true };
+        },
+      })
+      .for(mgr.informer(VSS));
+    const stop = new AbortController();
+    t.after(() => stop.abort());
+    const started = mgr.start(stop.signal);
+    await flush();
+    finishQuick();
+    await flush();
+    assert.deepEqual(order, ['quick done'], 'the controllers wait for the warm-up still running');
+    clock.advance(5_000);
+    await flush();
+    assert.deepEqual(order, ['quick done', 'reconcile a'], 'then start at its timeout');
+    assert.equal(stuckSignal?.aborted, false, 'the late warm-up goes on beside them');
+    stop.abort();
+    await started;
+    assert.equal(stuckSignal?.aborted, true, 'until the shutdown');
+  });
+
   it('aborts running reconciles at once when leadership is lost, without the shutdown grace period', async () => {
     const clock = new FakeClock();
     const leases = new FakeLeases();
-    const watch: WatchFactory = <T extends KubeObject>(_rt: ResourceType, spec: { signal: AbortSignal }) =>
-      (async function* (): AsyncGenerator<WatcherEvent<T>> {
-        yield { type: 'init' };
-        yield { type: 'initApply', object: { metadata: { name: 'a', namespace: 'ns' } } as T };
-        yield { type: 'initDone' };
-        await new Promise((r) => spec.signal.addEventListener('abort', r));
-      })();
     const mgr = new Manager({
       client: leases.client() as unknown as KubeClient,
       logger: pino({ level: 'silent' }),
@@ -82,7 +141,7 @@ describe('Manager', () => {
       leaderElection: { namespace: 'ferry', name: 'ferry-lock', identity: 'a' },
       clock,
       random: () => 0,
-      watch,
+      watch: syncedWatch,
     });
     // A reconcile that waits for its signal, as one blocked on a slow Vault or API server would.
     let reconcileSignal: AbortSignal | undefined;
