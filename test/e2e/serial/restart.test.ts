@@ -405,7 +405,28 @@ describe(`operator restart with a persisted client cache (N=${N})`, { timeout: 6
     assert.ok(s.data?.messageMAC, 'messageMAC');
   });
 
+  /** Waits, up to one and a half lease periods, for a moment every lease has at least `minLeftS` to
+   * live, as right after a renewal round. A SIGKILLed leader keeps the Lease for 15 s, so a lease
+   * whose renewal fell due at the kill (a third of its TTL left) could expire before any successor
+   * may act: where in the renewal cycle the kill falls must not decide the outcome. */
+  async function untilLeasesFresh(minLeftS: number): Promise<void> {
+    const deadline = Date.now() + LEASE_TTL_S * 1500;
+    let left = 0;
+    while (Date.now() < deadline) {
+      const now = Date.now() / 1000;
+      left = Math.min(
+        ...(await listVds()).map(
+          (v) => (v.status?.lastRenewalTime ?? 0) + (v.status?.secretLease?.duration ?? 0) - now,
+        ),
+      );
+      if (left >= minLeftS) return;
+      await sleep(500);
+    }
+    log(`no moment with every lease ${minLeftS} s from expiry (last: ${left.toFixed(1)} s); killing anyway`);
+  }
+
   it('SIGKILL and restart: no new credentials, no restarts, every lease renewed, none orphaned', async () => {
+    await untilLeasesFresh(LEASE_TTL_S - 10);
     const before = await snapshot();
     assert.equal(before.leases, N);
     const tKill = Date.now();
