@@ -16,7 +16,12 @@ function keyObject(key: Buffer): KeyObject {
 /** VSO's secretMAC: base64 HMAC-SHA256 over Go's JSON of the Secret's map[string][]byte data, where
  * each value is its base64 string — which is exactly the Kubernetes wire form of `.data`. */
 export function secretMAC(key: Buffer, data: Record<string, string>): string {
-  return createHmac('sha256', keyObject(key)).update(goJson(data)).digest('base64');
+  return hmacBase64(key, goJson(data));
+}
+
+/** Base64 HMAC-SHA256 of `text` under the operator's HMAC key. */
+export function hmacBase64(key: Buffer, text: string): string {
+  return createHmac('sha256', keyObject(key)).update(text).digest('base64');
 }
 
 export function macEqual(a: string | undefined, b: string | undefined): boolean {

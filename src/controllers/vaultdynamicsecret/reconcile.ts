@@ -814,7 +814,10 @@ export function vaultDynamicSecretReconciler(
       return awaitChange();
     } catch (err) {
       const outcome = classify(err, 'revokeLease', cleanupLimits);
-      if (outcome.quiet) return awaitChange(); // nothing left to revoke with
+      if (outcome.quiet) {
+        pendingRevokes.delete(uid); // nothing left to revoke with
+        return awaitChange();
+      }
       if (givesUp(outcome, obj.metadata.deletionTimestamp, ctx.clock.now())) {
         pendingRevokes.delete(uid);
         const since = ctx.clock.now() - Date.parse(obj.metadata.deletionTimestamp ?? '');

@@ -8,9 +8,8 @@
 // signed with the operator's HMAC key and bound to its owner's UID: a forged record, or one copied
 // from another owner, is ignored; a replayed older one of the same owner replaces nothing (its
 // `replaces` is not the status's lease) and only lists leases already replaced.
-import { createHmac } from 'node:crypto';
 import type { VaultDynamicSecretStatus } from '../../api/v1beta1/vaultdynamicsecret.ts';
-import { macEqual } from '../shared/hmac.ts';
+import { hmacBase64, macEqual } from '../shared/hmac.ts';
 
 /** The lease of the credentials written with a record. */
 export interface RecordedLease {
@@ -65,9 +64,7 @@ function canonical(r: LeaseRecord): Record<string, unknown> {
 }
 
 function sign(key: Buffer, uid: string, record: Record<string, unknown>): string {
-  return createHmac('sha256', key)
-    .update(`${DOMAIN}\n${uid}\n${JSON.stringify(record)}`)
-    .digest('base64');
+  return hmacBase64(key, `${DOMAIN}\n${uid}\n${JSON.stringify(record)}`);
 }
 
 /** The annotation value for `record`; undefined when there is nothing to record (no lease, nothing
